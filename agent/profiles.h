@@ -1,0 +1,36 @@
+// Reading lockprof's profiles programmatically, as Go's
+// pprof.Lookup(name).WriteTo(w, debug).
+//
+// Profiles: "mutex" (time others waited, at the stack that released the
+// lock), "block" (time spent waiting, at the waiter's stack), "hold"
+// (sampled critical sections) and "cas" (lockprof::Atomic retry loops).
+// All values are cumulative since the process started and already scaled by
+// their sampling rates.
+#ifndef LOCKPROF_AGENT_PROFILES_H_
+#define LOCKPROF_AGENT_PROFILES_H_
+
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace lockprof {
+
+// Writes profile `name`: debug == 0 writes gzipped profile.proto, debug > 0
+// the legacy text form. Returns NotFoundError for an unknown name and
+// InvalidArgumentError for a negative debug. Safe to call from any thread,
+// concurrently with recording; application threads never wait for it.
+absl::Status WriteProfile(std::string_view name, int debug, std::ostream& out);
+
+// Names of the profiles WriteProfile knows, in index order.
+std::vector<std::string> ProfileNames();
+
+// Number of distinct samples (stack + labels) currently in profile `name`,
+// or -1 if there is no such profile. Cheap: no symbolization.
+int64_t ProfileSampleCount(std::string_view name);
+
+}  // namespace lockprof
+
+#endif  // LOCKPROF_AGENT_PROFILES_H_

@@ -1,0 +1,63 @@
+#include "lockprof/agent/record.h"
+
+#include "lockprof/agent/profile_tables.h"
+#include "lockprof/agent/thread_state.h"
+
+namespace lockprof::agent {
+
+namespace {
+
+// One in `rate` events, by a per-thread random draw.
+inline bool OneIn(int64_t rate) { return rate <= 1 || NextRandom() % uint64_t(rate) == 0; }
+
+void AddSample(ProfileId id, const StackTrace& stack, const EventTags& tags, int64_t v0,
+               int64_t v1) {
+  Table(id).Add(stack, tags, tls_state.labels, v0, v1);
+}
+
+}  // namespace
+
+void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry_frame) {
+  if (delay_ns <= 0 || InRecorder()) return;
+  const int64_t rate = g_rates.mutex_fraction.load(std::memory_order_relaxed);
+  if (rate <= 0 || !OneIn(rate)) return;
+  RecorderScope scope;
+  StackTrace stack;
+  CaptureStack(entry_frame, &stack);
+  // Scaled at record time, as Go >= 1.20 does: readers never rescale.
+  AddSample(ProfileId::kMutex, stack, tags, rate, delay_ns * rate);
+}
+
+void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack) {
+  if (wait_ns <= 0 || InRecorder()) return;
+  const int64_t rate = g_rates.block_rate_ns.load(std::memory_order_relaxed);
+  if (rate <= 0) return;
+  RecorderScope scope;
+  if (wait_ns >= rate) {
+    AddSample(ProfileId::kBlock, stack, tags, 1, wait_ns);
+  } else if (int64_t(NextRandom() % uint64_t(rate)) < wait_ns) {
+    // Kept with probability wait/rate: weight each kept event by rate/wait.
+    AddSample(ProfileId::kBlock, stack, tags, rate / wait_ns, rate);
+  }
+}
+
+void RecordHold(int64_t hold_ns, const EventTags& tags, const void* entry_frame) {
+  if (InRecorder()) return;
+  const int64_t rate = g_rates.hold_rate.load(std::memory_order_relaxed);
+  if (rate <= 0) return;
+  RecorderScope scope;
+  StackTrace stack;
+  CaptureStack(entry_frame, &stack);
+  AddSample(ProfileId::kHold, stack, tags, rate, (hold_ns < 0 ? 0 : hold_ns) * rate);
+}
+
+void RecordCasRetries(int64_t retries, int64_t delay_ns, const EventTags& tags,
+                      const void* entry_frame) {
+  if (retries <= 0 || InRecorder()) return;
+  RecorderScope scope;
+  StackTrace stack;
+  CaptureStack(entry_frame, &stack);
+  AddSample(ProfileId::kCas, stack, tags, retries, delay_ns);
+}
+
+}  // namespace lockprof::agent

@@ -1,0 +1,79 @@
+// Sampling rates and the per-event sampling decisions.
+//
+// Three independent samplers, each with Go's semantics where Go has one:
+//
+//  * Mutex profile: SetMutexProfileFraction(rate) keeps about 1 in `rate`
+//    contention events, and scales each kept event by `rate` (count and
+//    delay), as Go >= 1.20 does, so profile totals are unbiased estimates.
+//  * Block profile: SetBlockProfileRate(ns) keeps every wait of at least `ns`
+//    nanoseconds and a shorter wait of d ns with probability d/ns, recorded as
+//    count += ns/d, delay += ns (Go's debiasing, since Go 1.17).
+//  * Hold profile (lockprof only): SetHoldProfileRate(rate) samples about 1
+//    in `rate` acquisitions, contended or not, scaled by `rate`.
+//
+// Defaults (see README "Sampling defaults" for the reasoning):
+//   mutex fraction 10, block rate 10000 ns, hold rate 10000.
+// LOCKPROF_MUTEX_FRACTION, LOCKPROF_BLOCK_RATE and LOCKPROF_HOLD_RATE override
+// them at start-up; a malformed value is reported once on stderr and ignored.
+#ifndef LOCKPROF_AGENT_SAMPLING_H_
+#define LOCKPROF_AGENT_SAMPLING_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "lockprof/agent/thread_state.h"
+
+namespace lockprof {
+
+// Sets the mutex profile's sampling fraction: 0 turns it off, a negative
+// value only reads the current one. Returns the previous fraction.
+int SetMutexProfileFraction(int rate);
+
+// Sets the block profile's rate in nanoseconds; <= 0 turns it off.
+void SetBlockProfileRate(int64_t rate_ns);
+// The current block profile rate (0 when off).
+int64_t BlockProfileRate();
+
+// Sets the hold profile's sampling rate: about 1 in `rate` acquisitions is
+// timed. 0 turns it off; a negative value only reads. Returns the previous
+// rate. A running thread picks up a new rate when its current sampling
+// stride ends (at most ~65536 acquisitions after hold sampling was off).
+int SetHoldProfileRate(int rate);
+
+namespace agent {
+
+struct Rates {
+  std::atomic<int> mutex_fraction;
+  std::atomic<int64_t> block_rate_ns;
+  std::atomic<int> hold_rate;
+};
+
+// Constant-initialised with the defaults; the environment is applied by
+// ApplyEnvironment() before main (see sampling.cc).
+extern Rates g_rates;
+
+// Uniform 64-bit random number from this thread's generator.
+uint64_t NextRandom();
+
+// True when any sampler that needs wait timings is on: contended paths read
+// the clock only then.
+inline bool ContentionTimingEnabled() {
+  return g_rates.mutex_fraction.load(std::memory_order_relaxed) > 0 ||
+         g_rates.block_rate_ns.load(std::memory_order_relaxed) > 0;
+}
+
+// Called when tls_state.hold_countdown went negative: draws the next stride
+// and returns true if this acquisition is to be timed.
+bool HoldSampleDue();
+
+// The hold-sampling check every lockprof lock runs after acquiring: one TLS
+// decrement and a branch.
+inline bool ShouldSampleHold() {
+  if (__builtin_expect(--tls_state.hold_countdown >= 0, 1)) return false;
+  return HoldSampleDue();
+}
+
+}  // namespace agent
+}  // namespace lockprof
+
+#endif  // LOCKPROF_AGENT_SAMPLING_H_

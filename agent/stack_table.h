@@ -1,0 +1,90 @@
+// StackTable: the fixed-capacity, lock-free aggregation table behind each
+// profile.
+//
+// Recording threads add (count, value) pairs to the entry for their sample
+// key (stack + tags + user labels) with atomic adds; a new key claims an empty
+// slot with one CAS. Readers (profile builders, delta scrapers, the uploader)
+// walk the slots without taking any lock, so a scrape can never make an
+// application thread wait, and recording never allocates: the slots are
+// allocated once, on first use.
+//
+// Memory is bounded by the capacity (LOCKPROF_MAX_STACKS, default 4096 keys
+// per profile, ~330 bytes each, touched lazily). Once the table is full, new
+// keys are folded into one overflow entry, reported in profiles as
+// "lockprof.LostSamplesStackTableFull" and counted as dropped; keys already
+// present keep accumulating, so nothing recorded is lost.
+//
+// Entries are never removed or moved, so a slot index identifies a key for
+// the life of the process: delta profiles keep their previous values in
+// arrays indexed by slot.
+#ifndef LOCKPROF_AGENT_STACK_TABLE_H_
+#define LOCKPROF_AGENT_STACK_TABLE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "lockprof/agent/event_tags.h"
+#include "lockprof/agent/stack_trace.h"
+
+namespace lockprof::agent {
+
+struct SampleKey {
+  uintptr_t pcs[kMaxStackDepth];
+  int32_t depth;
+  LockMode mode;
+  int32_t shard;
+  const char* lock;
+  const LabelSet* labels;
+};
+
+// One slot's values as read by a reader.
+struct SlotValues {
+  size_t slot;
+  const SampleKey* key;  // Stable for the life of the process.
+  bool overflow;         // The overflow entry (key is empty).
+  int64_t values[2];
+};
+
+class StackTable {
+ public:
+  static constexpr size_t kDefaultCapacity = 4096;
+
+  // capacity 0 means LOCKPROF_MAX_STACKS or kDefaultCapacity.
+  explicit constexpr StackTable(size_t capacity = 0) : requested_capacity_(capacity) {}
+  StackTable(const StackTable&) = delete;
+  StackTable& operator=(const StackTable&) = delete;
+
+  // Adds v0 and v1 to the entry for (stack, tags, labels). Lock-free; never
+  // allocates after the first call.
+  void Add(const StackTrace& stack, const EventTags& tags, const LabelSet* labels, int64_t v0,
+           int64_t v1);
+
+  // Appends every non-empty slot's current values to *out.
+  void Snapshot(std::vector<SlotValues>* out) const;
+
+  // Slots (including the overflow slot): indices in SlotValues are < this.
+  size_t slot_count() const;
+  // Keys that found the table full and were folded into the overflow entry.
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  // Keys stored (not counting the overflow entry).
+  size_t size() const { return used_.load(std::memory_order_relaxed); }
+  // Bytes allocated for slots (0 until first use).
+  size_t memory_bytes() const;
+
+ private:
+  struct Entry;
+  Entry* Slots();
+  Entry* LoadSlots() const { return slots_.load(std::memory_order_acquire); }
+
+  size_t requested_capacity_;
+  std::atomic<Entry*> slots_{nullptr};
+  std::atomic<size_t> capacity_{0};
+  std::atomic<size_t> used_{0};
+  std::atomic<uint64_t> dropped_{0};
+};
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_STACK_TABLE_H_

@@ -1,0 +1,508 @@
+#include "lockprof/agent/symbolizer.h"
+
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+namespace lockprof::agent {
+namespace {
+
+constexpr std::string_view kDeletedSuffix = " (deleted)";
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// ---------------------------------------------------------------------------
+// Names.
+
+bool IsIdentChar(char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// True if `word` stands alone at s[i] (not part of a longer identifier).
+bool WordAt(std::string_view s, size_t i, std::string_view word) {
+  return s.substr(i, word.size()) == word && (i == 0 || !IsIdentChar(s[i - 1])) &&
+         (i + word.size() == s.size() || !IsIdentChar(s[i + word.size()]));
+}
+
+// True if `tail` (what follows a parameter list) holds only qualifiers.
+bool OnlyQualifiers(std::string_view tail) {
+  while (!tail.empty()) {
+    if (tail.front() == ' ') {
+      tail.remove_prefix(1);
+      continue;
+    }
+    const size_t end = std::min(tail.find(' '), tail.size());
+    const std::string_view word = tail.substr(0, end);
+    if (word != "const" && word != "volatile" && word != "&" && word != "&&" &&
+        word != "noexcept" && word != "transaction_safe") {
+      return false;
+    }
+    tail.remove_prefix(end);
+  }
+  return true;
+}
+
+// "void ns::F<int>(int) const [clone .cold]" -> "ns::F<int>".
+std::string StripSignature(std::string_view s) {
+  while (EndsWith(s, "]")) {  // GCC clones: " [clone .isra.0] [clone .cold]"
+    const size_t clone = s.rfind(" [clone ");
+    if (clone == std::string_view::npos) break;
+    s = s.substr(0, clone);
+  }
+  std::string prefix;  // Thunks keep saying what they are.
+  for (std::string_view thunk :
+       {"non-virtual thunk to ", "virtual thunk to ", "covariant return thunk to "}) {
+    if (s.substr(0, thunk.size()) == thunk) {
+      prefix = std::string(thunk);
+      s.remove_prefix(thunk.size());
+      break;
+    }
+  }
+  // The parameter list: the parenthesis matching the last ')', when only
+  // qualifiers follow it. Scanning backwards keeps "operator()" and
+  // "{lambda()#1}" intact.
+  const size_t close = s.rfind(')');
+  if (close != std::string_view::npos && OnlyQualifiers(s.substr(close + 1))) {
+    int depth = 0;
+    for (size_t i = close + 1; i-- > 0;) {
+      if (s[i] == ')') {
+        ++depth;
+      } else if (s[i] == '(' && --depth == 0) {
+        if (i > 0) s = s.substr(0, i);
+        break;
+      }
+    }
+  }
+  // The return type, which template instances spell out: everything up to
+  // the last space outside brackets. Stops at "operator", whose name may
+  // contain spaces ("operator new", "operator unsigned long") and brackets.
+  size_t name_start = 0;
+  int depth = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (depth == 0 && WordAt(s, i, "operator")) break;
+    const char c = s[i];
+    if (c == '(' || c == '<' || c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ')' || c == '>' || c == ']' || c == '}') {
+      --depth;
+    } else if (c == ' ' && depth == 0) {
+      name_start = i + 1;
+    }
+  }
+  return prefix + std::string(s.substr(name_start));
+}
+
+// "foo.constprop.0.isra.0" -> "foo": GCC's clone suffixes on C symbols.
+std::string StripCloneSuffix(std::string_view s) {
+  const size_t dot = s.find('.', 1);
+  if (dot == std::string_view::npos) return std::string(s);
+  for (std::string_view kind : {"cold", "part", "isra", "constprop", "lto_priv", "localalias"}) {
+    if (WordAt(s, dot + 1, kind)) return std::string(s.substr(0, dot));
+  }
+  return std::string(s);
+}
+
+}  // namespace
+
+std::string PrettyFunctionName(std::string_view symbol) {
+  if (symbol.substr(0, 2) != "_Z") return StripCloneSuffix(symbol);
+  const std::string mangled(symbol);
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);
+  std::string out = status == 0 && demangled != nullptr ? StripSignature(demangled) : mangled;
+  free(demangled);
+  return out;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// dwfl callbacks.
+
+// find_elf: like dwfl_linux_proc_find_elf, but robust to files that changed
+// on disk since they were loaded.
+int FindElf(Dwfl_Module* mod, void** userdata, const char* module_name, Dwarf_Addr base,
+            char** file_name, Elf** elfp) {
+  Dwarf_Addr low = 0, high = 0;
+  dwfl_module_info(mod, nullptr, &low, &high, nullptr, nullptr, nullptr, nullptr);
+  std::string_view name(module_name);
+  if (EndsWith(name, kDeletedSuffix)) name.remove_suffix(kDeletedSuffix.size());
+
+  // The main executable: its path may now name another file, or nothing, but
+  // /proc/self/exe always opens the image that was executed. The module whose
+  // range holds the program headers the kernel loaded is the executable.
+  const uintptr_t phdr = getauxval(AT_PHDR);
+  if (phdr >= low && phdr < high) {
+    const int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      // The path (not /proc/self/exe) lets .gnu_debuglink be searched next
+      // to where the binary lives.
+      *file_name = strndup(name.data(), name.size());
+      return fd;
+    }
+  }
+
+  return dwfl_linux_proc_find_elf(mod, userdata, module_name, base, file_name, elfp);
+}
+
+// True if the ELF file open on `fd` carries the same build-id as `mod`, or
+// `mod` has none to compare with.
+bool SameBuildId(Dwfl_Module* mod, int fd) {
+  const unsigned char* want = nullptr;
+  GElf_Addr vaddr;
+  const int want_len = dwfl_module_build_id(mod, &want, &vaddr);
+  if (want_len <= 0) return true;
+  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  if (elf == nullptr) return false;
+  const void* got = nullptr;
+  const ssize_t got_len = dwelf_elf_gnu_build_id(elf, &got);
+  const bool same = got_len == want_len && memcmp(got, want, want_len) == 0;
+  elf_end(elf);
+  return same;
+}
+
+// find_debuginfo: dwfl_standard_find_debuginfo minus its last resort, the
+// debuginfod client. A profiler inside a service must not download
+// gigabytes from the network because a login shell set DEBUGINFOD_URLS.
+int FindDebuginfo(Dwfl_Module* mod, void** userdata, const char* modname, GElf_Addr base,
+                  const char* file_name, const char* debuglink_file, GElf_Word debuglink_crc,
+                  char** debuginfo_file_name) {
+  // By build-id under /usr/lib/debug/.build-id/ (how Debian's -dbgsym
+  // packages install). Validates the build-id itself.
+  int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                        debuglink_crc, debuginfo_file_name);
+  if (fd >= 0 || debuglink_file == nullptr) return fd;
+
+  // By .gnu_debuglink (or, with crc 0, .gnu_debugaltlink): next to the file,
+  // in .debug/ there, or mirrored under /usr/lib/debug.
+  std::vector<std::string> candidates;
+  if (debuglink_file[0] == '/') {
+    candidates.emplace_back(debuglink_file);
+  } else if (file_name != nullptr) {
+    std::string_view dir(file_name);
+    const size_t slash = dir.rfind('/');
+    dir = slash == std::string_view::npos ? std::string_view(".") : dir.substr(0, slash);
+    const std::string d(dir);
+    candidates.push_back(d + "/" + debuglink_file);
+    candidates.push_back(d + "/.debug/" + debuglink_file);
+    candidates.push_back("/usr/lib/debug" + d + "/" + debuglink_file);
+  }
+  for (const std::string& path : candidates) {
+    // Never hand back the file itself: its debuglink names its own basename
+    // when it was not actually stripped.
+    if (file_name != nullptr && path == file_name) continue;
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    // The alt file (crc 0) has its own build-id; a debuglink target must
+    // match the module's.
+    if (debuglink_crc == 0 || SameBuildId(mod, fd)) {
+      *debuginfo_file_name = strdup(path.c_str());
+      return fd;
+    }
+    close(fd);
+  }
+  return -1;
+}
+
+const Dwfl_Callbacks kCallbacks = {
+    /*find_elf=*/FindElf,
+    /*find_debuginfo=*/FindDebuginfo,
+    /*section_address=*/dwfl_offline_section_address,
+    /*debuginfo_path=*/nullptr,  // The default: ":.debug:/usr/lib/debug".
+};
+
+// ---------------------------------------------------------------------------
+// DWARF.
+
+const char* AttrString(Dwarf_Die* die, unsigned int name) {
+  Dwarf_Attribute attr;
+  // _integrate follows DW_AT_abstract_origin and DW_AT_specification, where
+  // inlined and out-of-line instances keep their names.
+  return dwarf_formstring(dwarf_attr_integrate(die, name, &attr));
+}
+
+bool IsCxx(Dwarf_Die* cu) {
+  switch (dwarf_srclang(cu)) {
+    case DW_LANG_C_plus_plus:
+    case DW_LANG_C_plus_plus_03:
+    case DW_LANG_C_plus_plus_11:
+    case DW_LANG_C_plus_plus_14:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Name of a function DIE without a linkage name (extern "C", main, C code,
+// internal-linkage C++ functions, lambdas), qualified by the enclosing
+// namespaces, classes and functions.
+std::string QualifiedName(Dwarf_Die* die, const char* name) {
+  Dwarf_Die cu;
+  if (dwarf_diecu(die, &cu, nullptr, nullptr) == nullptr || !IsCxx(&cu)) return name;
+  // The nesting is at the declaration: follow the out-of-line or inlined
+  // instance to its abstract origin and on to the in-class declaration.
+  Dwarf_Die decl = *die;
+  for (int hops = 0; hops < 8; ++hops) {
+    Dwarf_Attribute attr;
+    Dwarf_Die next;
+    if ((dwarf_attr(&decl, DW_AT_abstract_origin, &attr) == nullptr &&
+         dwarf_attr(&decl, DW_AT_specification, &attr) == nullptr) ||
+        dwarf_formref_die(&attr, &next) == nullptr) {
+      break;
+    }
+    decl = next;
+  }
+  Dwarf_Die* scopes = nullptr;
+  const int n = dwarf_getscopes_die(&decl, &scopes);  // [decl, parent, ..., CU]
+  std::string qualified;
+  for (int i = n - 1; i >= 1; --i) {
+    Dwarf_Die* scope = &scopes[i];
+    const char* part = dwarf_diename(scope);
+    switch (dwarf_tag(scope)) {
+      case DW_TAG_namespace:
+        qualified += part != nullptr ? part : "(anonymous namespace)";
+        break;
+      case DW_TAG_class_type:
+      case DW_TAG_structure_type:
+      case DW_TAG_union_type:
+        qualified += part != nullptr ? part : "{unnamed type}";  // e.g. a lambda's closure
+        break;
+      case DW_TAG_subprogram:  // A local class: restart from the function's full name.
+        if (const char* linkage = AttrString(scope, DW_AT_linkage_name)) {
+          qualified = PrettyFunctionName(linkage);
+        } else if (part != nullptr) {
+          qualified += part;
+        }
+        break;
+      default:
+        continue;
+    }
+    qualified += "::";
+  }
+  free(scopes);
+  return qualified + name;
+}
+
+// Fills function/system_name/start_line from a subprogram or inlined
+// subroutine DIE. `symbol` is the ELF symbol at the pc, for the real
+// function's DIE only: it names functions that have no DW_AT_linkage_name
+// (GCC omits it for internal linkage and lambdas) more cheaply and exactly
+// than the DIE tree does. False if nothing names the DIE.
+bool NameFromDie(Dwarf_Die* die, const char* symbol, SourceFrame* frame) {
+  const char* linkage = AttrString(die, DW_AT_linkage_name);
+  if (linkage == nullptr) linkage = AttrString(die, DW_AT_MIPS_linkage_name);
+  const char* name = AttrString(die, DW_AT_name);
+  if (linkage == nullptr && symbol != nullptr && name != nullptr) {
+    // Unless identical code folding gave this code another function's name.
+    const std::string pretty = PrettyFunctionName(symbol);
+    if (pretty == name || EndsWith(pretty, "::" + std::string(name))) linkage = symbol;
+  }
+  if (linkage != nullptr) {
+    frame->system_name = StripCloneSuffix(linkage);
+    frame->function = PrettyFunctionName(linkage);
+  } else if (name != nullptr) {
+    frame->function = QualifiedName(die, name);
+    frame->system_name = frame->function;
+  } else {
+    return false;
+  }
+  int decl_line = 0;
+  if (dwarf_decl_line(die, &decl_line) == 0) frame->start_line = decl_line;
+  return true;
+}
+
+// Makes a relative DWARF path absolute against the CU's DW_AT_comp_dir.
+std::string AbsolutePath(Dwarf_Die* cu, const char* path) {
+  if (path == nullptr) return "";
+  if (path[0] == '/' || path[0] == '\0') return path;
+  Dwarf_Attribute attr;
+  const char* comp_dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr));
+  if (comp_dir == nullptr || comp_dir[0] == '\0') return path;
+  std::string out(comp_dir);
+  if (out.back() != '/') out += '/';
+  return out + path;
+}
+
+// DW_AT_call_file/DW_AT_call_line of an inlined_subroutine DIE: where, in
+// its caller, the inlined call was.
+void CallSite(Dwarf_Die* die, std::string* file, int* line) {
+  file->clear();
+  *line = 0;
+  Dwarf_Attribute attr;
+  Dwarf_Word value;
+  if (dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &attr), &value) == 0) {
+    *line = static_cast<int>(value);
+  }
+  Dwarf_Die cu;
+  Dwarf_Files* files;
+  size_t nfiles;
+  if (dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &value) == 0 &&
+      dwarf_diecu(die, &cu, nullptr, nullptr) != nullptr &&
+      dwarf_getsrcfiles(&cu, &files, &nfiles) == 0 && value < nfiles) {
+    *file = AbsolutePath(&cu, dwarf_filesrc(files, value, nullptr, nullptr));
+  }
+}
+
+// The inline chain at pc from DWARF, innermost first; empty without DWARF
+// for pc. Frames whose DIE has no name are left for the caller to name.
+std::vector<SourceFrame> FramesFromDwarf(Dwfl_Module* mod, uintptr_t pc, const char* symbol) {
+  std::vector<SourceFrame> frames;
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* cudie = dwfl_module_addrdie(mod, pc, &bias);
+  if (cudie == nullptr) return frames;
+  const Dwarf_Addr addr = pc - bias;
+
+  // dwarf_getscopes finds the innermost scope, but above an inlined
+  // subroutine it continues with the scopes of the inlined function's
+  // abstract definition (what a debugger needs to look up variables).
+  // dwarf_getscopes_die from that innermost DIE gives the physical nesting
+  // instead: inlined callee, its caller, ... up to the real function.
+  Dwarf_Die* scopes = nullptr;
+  int n = dwarf_getscopes(cudie, addr, &scopes);
+  if (n <= 0) {
+    free(scopes);
+    return frames;
+  }
+  Dwarf_Die innermost = scopes[0];
+  free(scopes);
+  scopes = nullptr;
+  n = dwarf_getscopes_die(&innermost, &scopes);
+
+  std::string file;
+  int line = 0;
+  if (Dwarf_Line* l = dwarf_getsrc_die(cudie, addr)) {
+    file = AbsolutePath(cudie, dwarf_linesrc(l, nullptr, nullptr));
+    dwarf_lineno(l, &line);
+  }
+  for (int i = 0; i < n; ++i) {
+    Dwarf_Die* die = &scopes[i];
+    const int tag = dwarf_tag(die);
+    if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram && tag != DW_TAG_entry_point) {
+      continue;  // Lexical blocks and the like.
+    }
+    SourceFrame frame;
+    NameFromDie(die, tag == DW_TAG_inlined_subroutine ? nullptr : symbol, &frame);
+    frame.file = file;
+    frame.line = line;
+    frames.push_back(std::move(frame));
+    if (tag != DW_TAG_inlined_subroutine) break;  // Reached the real function.
+    CallSite(die, &file, &line);
+  }
+  free(scopes);
+  return frames;
+}
+
+// ---------------------------------------------------------------------------
+
+std::pair<unsigned long long, unsigned long long> DlCounters() {
+  std::pair<unsigned long long, unsigned long long> counters{0, 0};
+  dl_iterate_phdr(
+      [](struct dl_phdr_info* info, size_t size, void* data) {
+        if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs)) {
+          auto* c = static_cast<std::pair<unsigned long long, unsigned long long>*>(data);
+          *c = {info->dlpi_adds, info->dlpi_subs};
+        }
+        return 1;  // The counters are global: the first object has them.
+      },
+      &counters);
+  return counters;
+}
+
+}  // namespace
+
+Symbolizer::Symbolizer() = default;
+
+Symbolizer::~Symbolizer() {
+  if (dwfl_ != nullptr) dwfl_end(dwfl_);
+}
+
+Symbolizer& Symbolizer::Global() {
+  static Symbolizer* const instance = new Symbolizer;
+  return *instance;
+}
+
+bool Symbolizer::Report() {
+  if (dwfl_ == nullptr) {
+    dwfl_ = dwfl_begin(&kCallbacks);
+    if (dwfl_ == nullptr) return false;
+  }
+  // Counters first: a dlopen racing with the read below then only costs one
+  // more report later, never a missed library.
+  std::tie(dl_adds_, dl_subs_) = DlCounters();
+  // dwfl_report_begin keeps modules that are reported again (with their
+  // opened files and DWARF) and drops the ones that went away.
+  dwfl_report_begin(dwfl_);
+  const int rc = dwfl_linux_proc_report(dwfl_, getpid());
+  dwfl_report_end(dwfl_, nullptr, nullptr);
+  return rc == 0;
+}
+
+std::vector<SourceFrame> Symbolizer::Symbolize(uintptr_t pc) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = cache_.find(pc); it != cache_.end()) return it->second;
+  std::vector<SourceFrame> frames = SymbolizeUncached(pc);
+  // Unknown pcs are not cached: a later dlopen may map code there.
+  if (!frames.empty()) cache_.emplace(pc, frames);
+  return frames;
+}
+
+std::vector<SourceFrame> Symbolizer::SymbolizeUncached(uintptr_t pc) {
+  if (dwfl_ == nullptr) Report();
+  Dwfl_Module* mod = dwfl_ != nullptr ? dwfl_addrmodule(dwfl_, pc) : nullptr;
+  if (mod == nullptr && dwfl_ != nullptr && DlCounters() != std::make_pair(dl_adds_, dl_subs_)) {
+    Report();
+    mod = dwfl_addrmodule(dwfl_, pc);
+  }
+
+  std::vector<SourceFrame> frames;
+  const char* symbol = nullptr;
+  if (mod != nullptr) {
+    GElf_Sym sym;
+    GElf_Off offset;
+    symbol = dwfl_module_addrinfo(mod, pc, &offset, &sym, nullptr, nullptr, nullptr);
+    if (symbol != nullptr && symbol[0] == '\0') symbol = nullptr;
+    frames = FramesFromDwarf(mod, pc, symbol);
+  }
+  Dl_info info;
+  if (symbol == nullptr && dladdr(reinterpret_cast<void*>(pc), &info) != 0) {
+    symbol = info.dli_sname;  // Exported symbols of objects dwfl cannot open.
+  }
+  if (symbol != nullptr && symbol[0] == '\0') symbol = nullptr;
+  const std::string system_name = symbol != nullptr ? StripCloneSuffix(symbol) : "";
+
+  if (frames.empty()) {
+    if (symbol == nullptr) return frames;
+    SourceFrame frame;
+    frame.function = PrettyFunctionName(symbol);
+    frame.system_name = system_name;
+    frames.push_back(std::move(frame));
+  }
+  // A DIE without any name (rare: artificial functions) borrows the symbol.
+  for (SourceFrame& frame : frames) {
+    if (frame.function.empty() && symbol != nullptr) {
+      frame.function = PrettyFunctionName(symbol);
+      frame.system_name = system_name;
+    }
+  }
+  return frames;
+}
+
+}  // namespace lockprof::agent

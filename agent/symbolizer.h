@@ -1,0 +1,118 @@
+// Symbolizer: program counters of this process -> function, file and line,
+// with inlined frames expanded, for the Function/Line tables of a pprof
+// profile.
+//
+// Built on elfutils' libdwfl over the process's own mappings. Per pc it
+// returns the chain of source frames that the instruction belongs to:
+// innermost inlined callee first, the real (out-of-line) function last, each
+// with its own file:line - the order pprof's Location.line wants.
+//
+// Sources of information, best first:
+//   1. DWARF (-g): qualified names, files, lines, inline chains. Separate
+//      debug files are found by build-id (/usr/lib/debug/.build-id) and
+//      .gnu_debuglink, on the local disk only: debuginfod is never queried,
+//      so symbolizing never touches the network even if DEBUGINFOD_URLS is
+//      set.
+//   2. The ELF symbol table (.symtab, else .dynsym): function name only.
+//   3. dladdr(): exported symbols of objects whose file cannot be opened
+//      (e.g. a shared library deleted after it was loaded).
+//
+// The main executable is always read through /proc/self/exe, so
+// symbolization keeps working after the binary was moved, replaced or deleted
+// while the process runs.
+//
+// Not for the recording path: it allocates, takes a mutex, reads files and
+// may take milliseconds on a cold lookup. Application threads must never call
+// it from a lock's fast path; profile builders do.
+#ifndef LOCKPROF_AGENT_SYMBOLIZER_H_
+#define LOCKPROF_AGENT_SYMBOLIZER_H_
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+struct Dwfl;  // elfutils/libdwfl.h; kept out of this header.
+
+namespace lockprof::agent {
+
+struct SourceFrame {
+  // Demangled, qualified, without parameter list, return type or clone
+  // suffix: "(anonymous namespace)::Cache::Set",
+  // "std::vector<int, std::allocator<int> >::push_back",
+  // "main::{lambda()#1}::operator()", "main".
+  std::string function;
+  // Mangled linkage name ("_ZN5Cache3SetEi"), or the same as `function` for
+  // C symbols and functions without a linkage name.
+  std::string system_name;
+  // Source file (absolute path as in DWARF, made absolute against the
+  // compilation directory if it was relative), "" if unknown.
+  std::string file;
+  int line = 0;        // 0 if unknown
+  int start_line = 0;  // line where the function is declared (DW_AT_decl_line), 0 if unknown
+};
+
+// Demangles `symbol` (Itanium C++ ABI) and reduces it to the qualified name
+// pprof shows: no parameter list, no cv/ref qualifiers, no return type (which
+// template instances carry), no GCC clone suffix.
+//   "_ZNK2ns5Class6MethodEi"        -> "ns::Class::Method"
+//   "_ZZ4mainENKUlvE_clEv"          -> "main::{lambda()#1}::operator()"
+//   "_Z3fooIiEvT_.cold"             -> "foo<int>"
+//   "memcpy", "helper.constprop.0"  -> "memcpy", "helper"
+// Symbols that do not demangle are returned as they are (minus a clone
+// suffix). Pure; thread-safe.
+std::string PrettyFunctionName(std::string_view symbol);
+
+class Symbolizer {
+ public:
+  // Cheap: nothing is read until the first Symbolize call.
+  Symbolizer();
+  ~Symbolizer();
+  Symbolizer(const Symbolizer&) = delete;
+  Symbolizer& operator=(const Symbolizer&) = delete;
+
+  // Symbolizes `pc`, which must be an address inside the instruction (callers
+  // pass return address - 1). Returns frames innermost first: the inlined
+  // callee(s) first, the outermost (real) function last, each with its own
+  // file:line (the line in the inlined callee for the first, the call site
+  // line in each caller for the next). Without DWARF for pc, a single frame
+  // with the symbol name only (file "", line 0).
+  //
+  // Empty vector if nothing is known about pc (no loaded object, or no
+  // symbol covers it).
+  //
+  // Results are cached per pc for the life of the Symbolizer (the cache grows
+  // with the number of distinct pcs asked about). A pc outside every known
+  // object makes the Symbolizer re-read the process's mappings, but only if
+  // the dynamic loader loaded or unloaded something since the last read
+  // (dlopen), so unknown pcs stay cheap.
+  //
+  // Cost: cold, the first pc in an object opens and indexes its ELF and DWARF
+  // (milliseconds to, for huge binaries, a second); each new pc then costs a
+  // walk of its compilation unit's DIEs (microseconds to a millisecond).
+  // Warm: a hash lookup and a copy of the result.
+  //
+  // Thread-safe: serialized on an internal mutex.
+  std::vector<SourceFrame> Symbolize(uintptr_t pc);
+
+  // Shared instance, created on first use and never destroyed (so that no
+  // static destructor can race with a late profile build). Thread-safe.
+  static Symbolizer& Global();
+
+ private:
+  std::vector<SourceFrame> SymbolizeUncached(uintptr_t pc);
+  // (Re)reports the process's modules to dwfl_. Returns false on failure.
+  bool Report();
+
+  std::mutex mu_;
+  Dwfl* dwfl_ = nullptr;  // Guarded by mu_. Created on first use.
+  // dl_iterate_phdr's load/unload counters at the last Report().
+  unsigned long long dl_adds_ = 0, dl_subs_ = 0;                   // Guarded by mu_.
+  std::unordered_map<uintptr_t, std::vector<SourceFrame>> cache_;  // Guarded by mu_.
+};
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_SYMBOLIZER_H_

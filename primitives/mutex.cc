@@ -1,0 +1,78 @@
+#include "lockprof/primitives/mutex.h"
+
+#include "lockprof/agent/clock.h"
+#include "lockprof/agent/record.h"
+#include "lockprof/primitives/internal/fatal.h"
+
+namespace lockprof {
+
+namespace {
+// Spins before sleeping: a critical section of a few hundred nanoseconds
+// ends sooner than a futex round trip would.
+constexpr int kSpinLimit = 100;
+}  // namespace
+
+ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
+  for (int i = 0; i < kSpinLimit; ++i) {
+    uint32_t s = state_.load(std::memory_order_relaxed);
+    if (s == kUnlocked && state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire,
+                                                       std::memory_order_relaxed)) {
+      return;
+    }
+    internal::SpinPause();
+  }
+  // Going to sleep. Every sleeper registers in the ledger (the clock read is
+  // noise next to the futex round trip), so the ledger always knows whether
+  // anybody sleeps, and its wait sums stay consistent even if profiling is
+  // switched on while threads wait.
+  const int64_t start = agent::MonotonicNanos();
+  agent::StackTrace stack;
+  const bool want_stack = agent::BlockProfilingEnabled() && !agent::InRecorder();
+  if (want_stack) agent::CaptureStack(__builtin_frame_address(0), &stack);
+  ledger_.Enter(0, start);
+  while (state_.exchange(kContended, std::memory_order_acquire) != kUnlocked) {
+    internal::FutexWait(&state_, kContended);
+  }
+  // We own the lock. If nobody else sleeps, go back to kLocked so that our
+  // unlock takes the fast path instead of a futex wake for nobody.
+  ledger_.Leave(0, start, [this] { state_.store(kLocked, std::memory_order_relaxed); });
+  if (want_stack) {
+    agent::RecordBlock(agent::MonotonicNanos() - start, agent::EventTags{name_}, stack);
+  }
+}
+
+ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
+  int64_t now = 0;
+  int64_t hold_ns = -1;
+  if (hold_start_ != 0) {
+    now = agent::MonotonicNanos();
+    hold_ns = now - hold_start_;
+    hold_start_ = 0;
+  }
+  const uint32_t seen = state_.load(std::memory_order_relaxed);
+  if (seen == kUnlocked) internal::Fatal("unlock of unlocked Mutex");
+  int64_t charged[1] = {0};
+  if (seen == kContended) {
+    if (now == 0) now = agent::MonotonicNanos();
+    ledger_.Settle(now, charged);
+  }
+  if (state_.exchange(kUnlocked, std::memory_order_release) == kContended) {
+    internal::FutexWake(&state_, 1);
+  }
+  // Released: from here on nothing we do lengthens the critical section.
+  const agent::EventTags tags{name_};
+  if (charged[0] > 0) agent::RecordContention(charged[0], tags, __builtin_frame_address(0));
+  if (hold_ns >= 0) agent::RecordHold(hold_ns, tags, __builtin_frame_address(0));
+}
+
+void Mutex::StartHoldSample() {
+  if (!agent::InRecorder()) hold_start_ = agent::MonotonicNanos();
+}
+
+void Mutex::AssertHeld() const {
+  if (state_.load(std::memory_order_relaxed) == kUnlocked) {
+    internal::Fatal("Mutex::AssertHeld: mutex is not locked");
+  }
+}
+
+}  // namespace lockprof

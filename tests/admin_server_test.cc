@@ -1,0 +1,115 @@
+// The admin endpoint, exercised with real clients: curl for the HTTP
+// contract (status codes, headers, Go's error texts) and go tool pprof for
+// the profiles it serves.
+#include "lockprof/server/admin_server.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+#include "lockprof/lockprof.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::testing::GoPprof;
+using lockprof::testing::HttpGet;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::WriteTempFile;
+
+ABSL_ATTRIBUTE_NOINLINE void AdminTestSlowSection(lockprof::Mutex& mu) {
+  std::lock_guard<lockprof::Mutex> g(mu);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+}
+
+class AdminServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    lockprof::SetMutexProfileFraction(1);
+    lockprof::SetBlockProfileRate(1);
+    ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
+    port_ = lockprof::AdminServerPort();
+    // Some contention to profile.
+    static lockprof::Mutex mu{"admin.test"};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t) {
+      threads.emplace_back([] {
+        for (int i = 0; i < 30; ++i) AdminTestSlowSection(mu);
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  static void TearDownTestSuite() { lockprof::StopAdminServer(); }
+  static int port_;
+};
+int AdminServerTest::port_ = 0;
+
+TEST_F(AdminServerTest, BindsLoopbackAndRefusesSecondStart) {
+  EXPECT_GT(port_, 0);
+  EXPECT_FALSE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
+  std::string out = lockprof::testing::RunCommand("ss -ltn 2>/dev/null || netstat -ltn");
+  EXPECT_NE(out.find("127.0.0.1:" + std::to_string(port_)), std::string::npos) << out;
+}
+
+TEST_F(AdminServerTest, ProfileHeadersAreGos) {
+  int status;
+  std::string headers;
+  std::string body = HttpGet(port_, "/debug/pprof/mutex", &status, &headers);
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(headers.find("content-type: application/octet-stream"), std::string::npos);
+  EXPECT_NE(headers.find("content-disposition: attachment; filename=\"mutex\""), std::string::npos);
+  EXPECT_NE(headers.find("x-content-type-options: nosniff"), std::string::npos);
+  auto p = ParseProfile(body);
+  EXPECT_GT(p.sample_size(), 0);
+
+  body = HttpGet(port_, "/debug/pprof/block?debug=1", &status, &headers);
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(headers.find("content-type: text/plain; charset=utf-8"), std::string::npos);
+  EXPECT_EQ(headers.find("content-disposition"), std::string::npos);
+  EXPECT_EQ(body.rfind("--- contention:\ncycles/second=1000000000\n", 0), 0u) << body;
+}
+
+TEST_F(AdminServerTest, ErrorsAreGos) {
+  int status;
+  std::string headers;
+  std::string body = HttpGet(port_, "/debug/pprof/nosuch", &status, &headers);
+  EXPECT_EQ(status, 404);
+  EXPECT_EQ(body, "Unknown profile\n");
+  EXPECT_NE(headers.find("x-go-pprof: 1"), std::string::npos);
+  EXPECT_NE(headers.find("content-type: text/plain"), std::string::npos);
+  for (const char* bad : {"debug=x", "debug=-1", "debug=99999999999999999999", "debug="}) {
+    body = HttpGet(port_, std::string("/debug/pprof/mutex?") + bad, &status, &headers);
+    EXPECT_EQ(status, 400) << bad;
+    EXPECT_NE(body.find("invalid value for \"debug\""), std::string::npos) << bad;
+    EXPECT_NE(headers.find("x-go-pprof: 1"), std::string::npos) << bad;
+  }
+}
+
+TEST_F(AdminServerTest, IndexListsProfilesWithCounts) {
+  int status;
+  std::string body = HttpGet(port_, "/debug/pprof/", &status);
+  EXPECT_EQ(status, 200);
+  for (const char* name : {"mutex", "block"}) {
+    EXPECT_NE(body.find(std::string("href='") + name + "?debug=1'"), std::string::npos) << body;
+  }
+}
+
+TEST_F(AdminServerTest, GoToolPprofReadsRawAndLegacyText) {
+  int status;
+  std::string raw =
+      GoPprof("-raw http://127.0.0.1:" + std::to_string(port_) + "/debug/pprof/mutex", &status);
+  ASSERT_EQ(status, 0) << raw;
+  EXPECT_NE(raw.find("PeriodType: contentions count"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("Period: 1"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("contentions/count delay/nanoseconds"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("AdminTestSlowSection"), std::string::npos) << raw;
+
+  std::string text = HttpGet(port_, "/debug/pprof/mutex?debug=1", &status);
+  std::string path = WriteTempFile(text, ".txt");
+  std::string top = GoPprof("-top -symbolize=none " + path, &status);
+  ASSERT_EQ(status, 0) << top;
+  EXPECT_NE(top.find("Showing nodes"), std::string::npos) << top;
+}
+
+}  // namespace

@@ -1,0 +1,93 @@
+#include "lockprof/primitives/mutex.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+
+#include <mutex>
+#include <thread>
+#include <vector>
+#include "absl/base/attributes.h"
+
+namespace {
+
+// A global needs no dynamic initialisation.
+ABSL_CONST_INIT lockprof::Mutex g_global_mu;
+
+TEST(MutexTest, WorksWithStandardWrappers) {
+  lockprof::Mutex mu;
+  { std::lock_guard<lockprof::Mutex> g(mu); }
+  {
+    std::unique_lock<lockprof::Mutex> u(mu);
+    EXPECT_TRUE(u.owns_lock());
+  }
+  lockprof::Mutex other;
+  { std::scoped_lock both(mu, other); }
+  EXPECT_TRUE(mu.try_lock());
+  EXPECT_FALSE(mu.try_lock());
+  mu.unlock();
+  std::lock_guard<lockprof::Mutex> g(g_global_mu);
+}
+
+TEST(MutexTest, WorksWithConditionVariableAny) {
+  lockprof::Mutex mu;
+  std::condition_variable_any cv;
+  bool ready = false;
+  std::thread t([&] {
+    std::lock_guard<lockprof::Mutex> g(mu);
+    ready = true;
+    cv.notify_one();
+  });
+  std::unique_lock<lockprof::Mutex> lock(mu);
+  cv.wait(lock, [&] { return ready; });
+  lock.unlock();
+  t.join();
+}
+
+TEST(MutexTest, StressLosesNoIncrements) {
+  lockprof::Mutex mu{"stress"};
+  int64_t counter = 0;
+  constexpr int kThreads = 8;
+  constexpr int kIters = 50000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kIters; ++i) {
+        std::lock_guard<lockprof::Mutex> g(mu);
+        ++counter;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(counter, int64_t{kThreads} * kIters);
+}
+
+TEST(MutexTest, StressWithEveryRateAtOne) {
+  int old_fraction = lockprof::SetMutexProfileFraction(1);
+  int old_hold = lockprof::SetHoldProfileRate(1);
+  int64_t old_block = lockprof::BlockProfileRate();
+  lockprof::SetBlockProfileRate(1);
+  lockprof::Mutex mu{"stress.all"};
+  int64_t counter = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20000; ++i) {
+        std::lock_guard<lockprof::Mutex> g(mu);
+        ++counter;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(counter, 80000);
+  lockprof::SetMutexProfileFraction(old_fraction);
+  lockprof::SetHoldProfileRate(old_hold);
+  lockprof::SetBlockProfileRate(old_block);
+}
+
+TEST(MutexDeathTest, UnlockOfUnlockedMutexAborts) {
+  lockprof::Mutex mu;
+  EXPECT_DEATH(mu.unlock(), "lockprof: unlock of unlocked Mutex");
+}
+
+}  // namespace

@@ -1,0 +1,253 @@
+#include "lockprof/agent/symbolizer.h"
+
+#include <gtest/gtest.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace lockprof::agent {
+
+namespace {
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+constexpr int kSomeFuncLine = __LINE__ + 1;
+__attribute__((noinline)) int SomeFunc(int x) {
+  asm volatile("" : "+r"(x));  // Keeps the body from being folded away.
+  return x * 2 + 1;
+}
+
+// The address inside the call instruction in the caller.
+__attribute__((noinline)) uintptr_t ReturnPc() {
+  uintptr_t pc = reinterpret_cast<uintptr_t>(__builtin_return_address(0)) - 1;
+  asm volatile("" : "+r"(pc));
+  return pc;
+}
+
+constexpr int kCallerLine = __LINE__ + 3;
+__attribute__((noinline)) uintptr_t CallerOfReturnPc() {
+  // The asm after the call keeps it from becoming a tail call.
+  uintptr_t pc = ReturnPc();
+  asm volatile("# CallerOfReturnPc" : "+r"(pc));
+  return pc;
+}
+
+}  // namespace
+
+// Out of the anonymous namespace so that the name has no "(anonymous
+// namespace)" part.
+namespace sym_test_ns {
+class Widget {
+ public:
+  // The pc of a call inside the method.
+  __attribute__((noinline)) uintptr_t Method(int x) const;
+  int base = 3;
+};
+uintptr_t Widget::Method(int x) const {
+  uintptr_t pc = ReturnPc() + x * base;
+  asm volatile("# Method" : "+r"(pc));
+  return pc;
+}
+}  // namespace sym_test_ns
+
+namespace {
+
+constexpr int kInlinedDeclLine = __LINE__ + 1;
+inline __attribute__((always_inline)) uintptr_t InlinedCallee() {
+  return ReturnPc();  // kInlinedDeclLine + 1
+}
+// (Distinct asm comments keep identical-code folding from merging the
+// functions under test.)
+
+constexpr int kOuterCallLine = __LINE__ + 2;
+__attribute__((noinline)) uintptr_t OuterOfInlined() {
+  uintptr_t pc = InlinedCallee();
+  asm volatile("# OuterOfInlined" : "+r"(pc));
+  return pc;
+}
+
+TEST(SymbolizerTest, FunctionEntry) {
+  const auto frames = Symbolizer::Global().Symbolize(reinterpret_cast<uintptr_t>(&SomeFunc) + 1);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].function, "lockprof::agent::(anonymous namespace)::SomeFunc");
+  EXPECT_EQ(frames[0].system_name, "_ZN8lockprof5agent12_GLOBAL__N_18SomeFuncEi");
+  EXPECT_TRUE(EndsWith(frames[0].file, "symbolizer_test.cc")) << frames[0].file;
+  EXPECT_EQ(frames[0].file[0], '/') << frames[0].file;
+  EXPECT_GE(frames[0].line, kSomeFuncLine);
+  EXPECT_LE(frames[0].line, kSomeFuncLine + 3);
+  EXPECT_EQ(frames[0].start_line, kSomeFuncLine);
+}
+
+TEST(SymbolizerTest, ReturnAddressGivesCallLine) {
+  const auto frames = Symbolizer::Global().Symbolize(CallerOfReturnPc());
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].function, "lockprof::agent::(anonymous namespace)::CallerOfReturnPc");
+  EXPECT_TRUE(EndsWith(frames[0].file, "symbolizer_test.cc")) << frames[0].file;
+  EXPECT_EQ(frames[0].line, kCallerLine);
+  EXPECT_EQ(frames[0].start_line, kCallerLine - 2);
+}
+
+TEST(SymbolizerTest, InlinedFramesInnermostFirst) {
+  const auto frames = Symbolizer::Global().Symbolize(OuterOfInlined());
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].function, "lockprof::agent::(anonymous namespace)::InlinedCallee");
+  EXPECT_EQ(frames[0].line, kInlinedDeclLine + 1);
+  EXPECT_EQ(frames[0].start_line, kInlinedDeclLine);
+  EXPECT_TRUE(EndsWith(frames[0].file, "symbolizer_test.cc")) << frames[0].file;
+  EXPECT_EQ(frames[1].function, "lockprof::agent::(anonymous namespace)::OuterOfInlined");
+  EXPECT_EQ(frames[1].line, kOuterCallLine);
+  EXPECT_EQ(frames[1].start_line, kOuterCallLine - 1);
+  EXPECT_TRUE(EndsWith(frames[1].file, "symbolizer_test.cc")) << frames[1].file;
+}
+
+TEST(SymbolizerTest, MethodInNamespace) {
+  const sym_test_ns::Widget widget;
+  const auto frames = Symbolizer::Global().Symbolize(widget.Method(0));
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].function, "lockprof::agent::sym_test_ns::Widget::Method");
+  EXPECT_EQ(frames[0].system_name, "_ZNK8lockprof5agent11sym_test_ns6Widget6MethodEi");
+}
+
+TEST(SymbolizerTest, Lambda) {
+  auto lambda = []() __attribute__((noinline)) {
+    uintptr_t pc = ReturnPc();
+    asm volatile("# lambda" : "+r"(pc));
+    return pc;
+  };
+  const auto frames = Symbolizer::Global().Symbolize(lambda());
+  ASSERT_FALSE(frames.empty());
+  EXPECT_TRUE(EndsWith(frames.back().function, "::{lambda()#1}::operator()"))
+      << frames.back().function;
+  EXPECT_EQ(frames.back().function.find("const"), std::string::npos);
+}
+
+TEST(SymbolizerTest, LibcFunctionHasName) {
+  // getpid lives in libc, which Debian ships without .symtab: found through
+  // .dynsym (or separate debug info if installed).
+  const auto frames = Symbolizer::Global().Symbolize(reinterpret_cast<uintptr_t>(&getpid) + 1);
+  ASSERT_FALSE(frames.empty());
+  EXPECT_NE(frames.back().function.find("getpid"), std::string::npos) << frames.back().function;
+}
+
+TEST(SymbolizerTest, UnknownPcIsEmpty) {
+  EXPECT_TRUE(Symbolizer::Global().Symbolize(16).empty());
+  EXPECT_TRUE(Symbolizer::Global().Symbolize(0).empty());
+  EXPECT_TRUE(Symbolizer::Global().Symbolize(~uintptr_t{0} - 4096).empty());
+}
+
+TEST(SymbolizerTest, CachedResultIsStable) {
+  Symbolizer symbolizer;  // A private instance, freed at the end (LSan).
+  const uintptr_t pc = CallerOfReturnPc();
+  const auto first = symbolizer.Symbolize(pc);
+  const auto second = symbolizer.Symbolize(pc);
+  ASSERT_EQ(first.size(), second.size());
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(first[0].function, second[0].function);
+  EXPECT_EQ(first[0].line, second[0].line);
+}
+
+TEST(PrettyFunctionNameTest, StripsSignatures) {
+  EXPECT_EQ(PrettyFunctionName("_ZNK2ns5Class6MethodEi"), "ns::Class::Method");
+  EXPECT_EQ(PrettyFunctionName("_ZZ4mainENKUlvE_clEv"), "main::{lambda()#1}::operator()");
+  EXPECT_EQ(PrettyFunctionName("_Z3fooIiEvT_.cold"), "foo<int>");
+  EXPECT_EQ(PrettyFunctionName("_ZN12_GLOBAL__N_18SomeFuncEi.constprop.0"),
+            "(anonymous namespace)::SomeFunc");
+  EXPECT_EQ(PrettyFunctionName("_ZNSt6vectorIiSaIiEE9push_backERKi"),
+            "std::vector<int, std::allocator<int> >::push_back");
+  EXPECT_EQ(PrettyFunctionName("_ZN1AclEv"), "A::operator()");
+  EXPECT_EQ(PrettyFunctionName("_ZN1AcvmEv"), "A::operator unsigned long");
+  EXPECT_EQ(PrettyFunctionName("_ZN1AltEi"), "A::operator<");
+  EXPECT_EQ(PrettyFunctionName("_ZlsRSoRK1A"), "operator<<");
+  EXPECT_EQ(PrettyFunctionName("_Znwm"), "operator new");
+  EXPECT_EQ(PrettyFunctionName("_ZNKR1A1fEv"), "A::f");
+  EXPECT_EQ(PrettyFunctionName("_ZThn8_N1B1fEv"), "non-virtual thunk to B::f");
+  EXPECT_EQ(PrettyFunctionName("_ZN1AC2Ev"), "A::A");
+  EXPECT_EQ(PrettyFunctionName("_ZN1AD0Ev"), "A::~A");
+  EXPECT_EQ(PrettyFunctionName("main"), "main");
+  EXPECT_EQ(PrettyFunctionName("helper.constprop.0.isra.0"), "helper");
+  EXPECT_EQ(PrettyFunctionName("helper.cold"), "helper");
+  EXPECT_EQ(PrettyFunctionName("_GLOBAL__sub_I_foo.cc"), "_GLOBAL__sub_I_foo.cc");
+  EXPECT_EQ(PrettyFunctionName("_Zbogus"), "_Zbogus");
+}
+
+// The main executable moved or deleted while the process runs: the test
+// re-executes a copy of this binary, which moves or deletes itself and then
+// symbolizes its own code.
+constexpr char kChildEnv[] = "LOCKPROF_SYMBOLIZER_TEST_CHILD";
+
+void ChildSymbolizesAfter(const std::string& action) {
+  char self[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  ASSERT_GT(n, 0);
+  self[n] = '\0';
+  // One instance that already read the mappings, one that starts afterwards.
+  Symbolizer before;
+  ASSERT_TRUE(before.Symbolize(16).empty());  // Reports modules, opens nothing.
+  if (action == "delete") {
+    ASSERT_EQ(unlink(self), 0);
+  } else {
+    ASSERT_EQ(rename(self, (std::string(self) + ".moved").c_str()), 0);
+  }
+  Symbolizer after;
+  for (Symbolizer* s : {&before, &after}) {
+    const auto frames = s->Symbolize(OuterOfInlined());
+    ASSERT_EQ(frames.size(), 2u);
+    EXPECT_EQ(frames[0].function, "lockprof::agent::(anonymous namespace)::InlinedCallee");
+    EXPECT_EQ(frames[1].function, "lockprof::agent::(anonymous namespace)::OuterOfInlined");
+    EXPECT_EQ(frames[1].line, kOuterCallLine);
+  }
+  if (action != "delete") unlink((std::string(self) + ".moved").c_str());
+}
+
+void RunCopyOfSelf(const std::string& action) {
+  char dir[] = "/tmp/lockprof_symtest_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string copy = std::string(dir) + "/copy_of_test";
+  {
+    std::ifstream in("/proc/self/exe", std::ios::binary);
+    std::ofstream out(copy, std::ios::binary);
+    out << in.rdbuf();
+    ASSERT_TRUE(out.good());
+  }
+  ASSERT_EQ(chmod(copy.c_str(), 0700), 0);
+  const std::string filter =
+      "--gtest_filter=" +
+      std::string(testing::UnitTest::GetInstance()->current_test_info()->test_suite_name()) + "." +
+      testing::UnitTest::GetInstance()->current_test_info()->name();
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    setenv(kChildEnv, action.c_str(), 1);
+    execl(copy.c_str(), copy.c_str(), filter.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  unlink(copy.c_str());
+  rmdir(dir);
+}
+
+TEST(SymbolizerExeTest, WorksAfterExecutableDeleted) {
+  if (const char* action = getenv(kChildEnv)) return ChildSymbolizesAfter(action);
+  RunCopyOfSelf("delete");
+}
+
+TEST(SymbolizerExeTest, WorksAfterExecutableMoved) {
+  if (const char* action = getenv(kChildEnv)) return ChildSymbolizesAfter(action);
+  RunCopyOfSelf("move");
+}
+
+}  // namespace
+}  // namespace lockprof::agent

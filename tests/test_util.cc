@@ -1,0 +1,199 @@
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+namespace lockprof::testing {
+
+std::string RunCommand(const std::string& command, int* status) {
+  std::string out;
+  FILE* f = popen(command.c_str(), "r");
+  if (f == nullptr) {
+    if (status) *status = -1;
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  int rc = pclose(f);
+  if (status) *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return out;
+}
+
+static std::string Gunzip(const std::string& data) {
+  if (data.size() < 2 || uint8_t(data[0]) != 0x1f || uint8_t(data[1]) != 0x8b) return data;
+  z_stream zs{};
+  inflateInit2(&zs, 15 + 16);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = uInt(data.size());
+  std::string out;
+  char buf[65536];
+  int r;
+  do {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    r = inflate(&zs, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - zs.avail_out);
+  } while (r == Z_OK);
+  inflateEnd(&zs);
+  EXPECT_EQ(r, Z_STREAM_END) << "bad gzip stream";
+  return out;
+}
+
+perftools::profiles::Profile ParseProfile(const std::string& data) {
+  perftools::profiles::Profile p;
+  EXPECT_TRUE(p.ParseFromString(Gunzip(data))) << "not a profile.proto";
+  return p;
+}
+
+std::string WriteTempFile(const std::string& data, const std::string& suffix) {
+  std::string path = ::testing::TempDir() + "lockprof_XXXXXX" + suffix;
+  std::vector<char> tmpl(path.begin(), path.end());
+  tmpl.push_back('\0');
+  int fd = mkstemps(tmpl.data(), int(suffix.size()));
+  EXPECT_GE(fd, 0);
+  close(fd);
+  std::ofstream(tmpl.data(), std::ios::binary) << data;
+  return tmpl.data();
+}
+
+std::vector<std::string> StackFunctions(const perftools::profiles::Profile& p,
+                                        const perftools::profiles::Sample& s) {
+  std::unordered_map<uint64_t, const perftools::profiles::Location*> locs;
+  std::unordered_map<uint64_t, const perftools::profiles::Function*> fns;
+  for (const auto& l : p.location()) locs[l.id()] = &l;
+  for (const auto& f : p.function()) fns[f.id()] = &f;
+  std::vector<std::string> names;
+  for (uint64_t id : s.location_id()) {
+    const auto* loc = locs[id];
+    if (loc == nullptr) continue;
+    for (const auto& line : loc->line()) {
+      const auto* fn = fns[line.function_id()];
+      if (fn) names.push_back(p.string_table(int(fn->name())));
+    }
+  }
+  return names;
+}
+
+int64_t SumValues(const perftools::profiles::Profile& p, int index, const std::string& function) {
+  int64_t sum = 0;
+  for (const auto& s : p.sample()) {
+    if (!function.empty()) {
+      auto names = StackFunctions(p, s);
+      if (std::none_of(names.begin(), names.end(), [&](const std::string& n) {
+            return n.find(function) != std::string::npos;
+          })) {
+        continue;
+      }
+    }
+    sum += s.value(index);
+  }
+  return sum;
+}
+
+std::string GoEnv() {
+  // go needs a cache directory; keep it per user and off the network.
+  return "GOCACHE=/tmp/lockprof-gocache HOME=${HOME:-/tmp} GOFLAGS=-mod=mod GOPROXY=off "
+         "PPROF_TMPDIR=/tmp ";
+}
+
+std::string GoPprof(const std::string& args, int* status) {
+  return RunCommand(GoEnv() + "go tool pprof " + args + " 2>&1", status);
+}
+
+std::string HttpGet(int port, const std::string& path_and_query, int* status,
+                    std::string* headers) {
+  std::string body_file = WriteTempFile("");
+  std::string header_file = WriteTempFile("");
+  std::string code = RunCommand("curl -s -g -o " + body_file + " -D " + header_file +
+                                " -w '%{http_code}' 'http://127.0.0.1:" + std::to_string(port) +
+                                path_and_query + "'");
+  if (status) *status = std::atoi(code.c_str());
+  std::ifstream bf(body_file, std::ios::binary), hf(header_file, std::ios::binary);
+  std::stringstream body, hdr;
+  body << bf.rdbuf();
+  hdr << hf.rdbuf();
+  if (headers) {
+    *headers = hdr.str();
+    std::transform(headers->begin(), headers->end(), headers->begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+  }
+  std::remove(body_file.c_str());
+  std::remove(header_file.c_str());
+  return body.str();
+}
+
+Child::Child(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  int fds[2];
+  if (pipe(fds) != 0) return;
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    close(fds[1]);
+    for (const std::string& kv : env) putenv(const_cast<char*>(kv.c_str()));
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  out_fd_ = fds[0];
+}
+
+Child::~Child() {
+  if (pid_ > 0) Stop();
+  if (out_fd_ >= 0) close(out_fd_);
+}
+
+std::string Child::WaitForLine(const std::string& needle, int timeout_s) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  for (;;) {
+    size_t nl;
+    while ((nl = buffered_.find('\n')) != std::string::npos) {
+      std::string line = buffered_.substr(0, nl);
+      buffered_.erase(0, nl + 1);
+      if (line.find(needle) != std::string::npos) return line;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return "";
+    pollfd p{out_fd_, POLLIN, 0};
+    if (poll(&p, 1, int(left.count())) <= 0) return "";
+    char buf[4096];
+    ssize_t n = read(out_fd_, buf, sizeof buf);
+    if (n <= 0) return "";
+    buffered_.append(buf, size_t(n));
+  }
+}
+
+int Child::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int PortFromLine(const std::string& line) {
+  size_t at = line.find("http://127.0.0.1:");
+  if (at == std::string::npos) return 0;
+  return std::atoi(line.c_str() + at + std::strlen("http://127.0.0.1:"));
+}
+
+}  // namespace lockprof::testing
