@@ -1,5 +1,8 @@
 #include "lockprof/agent/symbolizer.h"
 
+#include "lockprof/agent/mappings.h"
+
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -146,6 +149,20 @@ TEST(SymbolizerTest, UnknownPcIsEmpty) {
   EXPECT_TRUE(Symbolizer::Global().Symbolize(~uintptr_t{0} - 4096).empty());
 }
 
+TEST(SymbolizerTest, LibraryLoadedLater) {
+  Symbolizer symbolizer;
+  ASSERT_FALSE(symbolizer.Symbolize(CallerOfReturnPc()).empty());  // Modules read.
+  // Not linked into the test, so mapped only now.
+  void* lib = dlopen("libcrypt.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) GTEST_SKIP() << "libcrypt.so.1 not installed";
+  void* fn = dlsym(lib, "crypt");
+  ASSERT_NE(fn, nullptr);
+  const auto frames = symbolizer.Symbolize(reinterpret_cast<uintptr_t>(fn) + 1);
+  ASSERT_FALSE(frames.empty());
+  EXPECT_NE(frames.back().function.find("crypt"), std::string::npos) << frames.back().function;
+  // Left loaded: unloading is the loader's business, not this test's.
+}
+
 TEST(SymbolizerTest, CachedResultIsStable) {
   Symbolizer symbolizer;  // A private instance, freed at the end (LSan).
   const uintptr_t pc = CallerOfReturnPc();
@@ -199,6 +216,12 @@ void ChildSymbolizesAfter(const std::string& action) {
   } else {
     ASSERT_EQ(rename(self, (std::string(self) + ".moved").c_str()), 0);
   }
+  const std::string now = action == "delete" ? self : std::string(self) + ".moved";
+  const std::vector<Mapping> maps = ReadExecutableMappings();
+  const int i = FindMapping(maps, reinterpret_cast<uintptr_t>(&SomeFunc));
+  ASSERT_GE(i, 0);
+  EXPECT_EQ(maps[i].path, now);  // Without " (deleted)".
+  EXPECT_FALSE(maps[i].build_id.empty());
   Symbolizer after;
   for (Symbolizer* s : {&before, &after}) {
     const auto frames = s->Symbolize(OuterOfInlined());
@@ -207,7 +230,7 @@ void ChildSymbolizesAfter(const std::string& action) {
     EXPECT_EQ(frames[1].function, "lockprof::agent::(anonymous namespace)::OuterOfInlined");
     EXPECT_EQ(frames[1].line, kOuterCallLine);
   }
-  if (action != "delete") unlink((std::string(self) + ".moved").c_str());
+  if (action != "delete") unlink(now.c_str());
 }
 
 void RunCopyOfSelf(const std::string& action) {
