@@ -22,6 +22,8 @@
 #include <tuple>
 #include <utility>
 
+#include "lockprof/agent/mappings.h"
+
 namespace lockprof::agent {
 namespace {
 
@@ -67,15 +69,6 @@ std::string StripSignature(std::string_view s) {
     if (clone == std::string_view::npos) break;
     s = s.substr(0, clone);
   }
-  std::string prefix;  // Thunks keep saying what they are.
-  for (std::string_view thunk :
-       {"non-virtual thunk to ", "virtual thunk to ", "covariant return thunk to "}) {
-    if (s.substr(0, thunk.size()) == thunk) {
-      prefix = std::string(thunk);
-      s.remove_prefix(thunk.size());
-      break;
-    }
-  }
   // The parameter list: the parenthesis matching the last ')', when only
   // qualifiers follow it. Scanning backwards keeps "operator()" and
   // "{lambda()#1}" intact.
@@ -91,9 +84,9 @@ std::string StripSignature(std::string_view s) {
       }
     }
   }
-  // The return type, which template instances spell out: everything up to
-  // the last space outside brackets. Stops at "operator", whose name may
-  // contain spaces ("operator new", "operator unsigned long") and brackets.
+  // The return type, which template instances spell out (and the "virtual
+  // thunk to" of thunks): everything up to the last space outside brackets. Stops at "operator",
+  // whose name may contain spaces ("operator new", "operator unsigned long") and brackets.
   size_t name_start = 0;
   int depth = 0;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -107,7 +100,7 @@ std::string StripSignature(std::string_view s) {
       name_start = i + 1;
     }
   }
-  return prefix + std::string(s.substr(name_start));
+  return std::string(s.substr(name_start));
 }
 
 // "foo.constprop.0.isra.0" -> "foo": GCC's clone suffixes on C symbols.
@@ -137,6 +130,27 @@ namespace {
 // ---------------------------------------------------------------------------
 // dwfl callbacks.
 
+std::string Hex(const void* bytes, ssize_t n) {
+  std::string hex;
+  for (ssize_t i = 0; i < n; ++i) {
+    char byte[3];
+    snprintf(byte, sizeof(byte), "%02x", static_cast<const unsigned char*>(bytes)[i]);
+    hex += byte;
+  }
+  return hex;
+}
+
+// GNU build-id (hex) of the ELF file open on `fd`, "" if none.
+std::string FileBuildId(int fd) {
+  std::string hex;
+  if (Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr)) {
+    const void* bits = nullptr;
+    hex = Hex(bits, dwelf_elf_gnu_build_id(elf, &bits));
+    elf_end(elf);
+  }
+  return hex;
+}
+
 // find_elf: like dwfl_linux_proc_find_elf, but robust to files that changed
 // on disk since they were loaded.
 int FindElf(Dwfl_Module* mod, void** userdata, const char* module_name, Dwarf_Addr base,
@@ -145,38 +159,45 @@ int FindElf(Dwfl_Module* mod, void** userdata, const char* module_name, Dwarf_Ad
   dwfl_module_info(mod, nullptr, &low, &high, nullptr, nullptr, nullptr, nullptr);
   std::string_view name(module_name);
   if (EndsWith(name, kDeletedSuffix)) name.remove_suffix(kDeletedSuffix.size());
+  // What is mapped there, from the build-id note in memory. A file that does
+  // not match it is rejected: wrong names are worse than none.
+  const std::string mapped_id = BuildIdForAddress(low);
+  auto matches = [&mapped_id](int fd) { return mapped_id.empty() || FileBuildId(fd) == mapped_id; };
 
-  // The main executable: its path may now name another file, or nothing, but
-  // /proc/self/exe always opens the image that was executed. The module whose
-  // range holds the program headers the kernel loaded is the executable.
+  // The main executable (its range holds the program headers the kernel
+  // loaded): its path may now name another file, or nothing, but
+  // /proc/self/exe opens the image that was executed - unless the program
+  // was started as "ld.so ./program", which the build-id check catches.
   const uintptr_t phdr = getauxval(AT_PHDR);
   if (phdr >= low && phdr < high) {
     const int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
+    if (fd >= 0 && matches(fd)) {
       // The path (not /proc/self/exe) lets .gnu_debuglink be searched next
       // to where the binary lives.
       *file_name = strndup(name.data(), name.size());
       return fd;
     }
+    if (fd >= 0) close(fd);
   }
-
-  return dwfl_linux_proc_find_elf(mod, userdata, module_name, base, file_name, elfp);
+  // Others by path. A shared library deleted since it was loaded is not
+  // found (Symbolize falls back to dladdr for it).
+  const int fd = dwfl_linux_proc_find_elf(mod, userdata, module_name, base, file_name, elfp);
+  if (fd >= 0 && !matches(fd)) {
+    close(fd);
+    free(*file_name);
+    *file_name = nullptr;
+    return -1;
+  }
+  return fd;
 }
 
 // True if the ELF file open on `fd` carries the same build-id as `mod`, or
 // `mod` has none to compare with.
 bool SameBuildId(Dwfl_Module* mod, int fd) {
-  const unsigned char* want = nullptr;
+  const unsigned char* bits = nullptr;
   GElf_Addr vaddr;
-  const int want_len = dwfl_module_build_id(mod, &want, &vaddr);
-  if (want_len <= 0) return true;
-  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
-  if (elf == nullptr) return false;
-  const void* got = nullptr;
-  const ssize_t got_len = dwelf_elf_gnu_build_id(elf, &got);
-  const bool same = got_len == want_len && memcmp(got, want, want_len) == 0;
-  elf_end(elf);
-  return same;
+  const int n = dwfl_module_build_id(mod, &bits, &vaddr);
+  return n <= 0 || FileBuildId(fd) == Hex(bits, n);
 }
 
 // find_debuginfo: dwfl_standard_find_debuginfo minus its last resort, the
@@ -239,24 +260,17 @@ const char* AttrString(Dwarf_Die* die, unsigned int name) {
   return dwarf_formstring(dwarf_attr_integrate(die, name, &attr));
 }
 
-bool IsCxx(Dwarf_Die* cu) {
-  switch (dwarf_srclang(cu)) {
-    case DW_LANG_C_plus_plus:
-    case DW_LANG_C_plus_plus_03:
-    case DW_LANG_C_plus_plus_11:
-    case DW_LANG_C_plus_plus_14:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Name of a function DIE without a linkage name (extern "C", main, C code,
 // internal-linkage C++ functions, lambdas), qualified by the enclosing
 // namespaces, classes and functions.
 std::string QualifiedName(Dwarf_Die* die, const char* name) {
   Dwarf_Die cu;
-  if (dwarf_diecu(die, &cu, nullptr, nullptr) == nullptr || !IsCxx(&cu)) return name;
+  if (dwarf_diecu(die, &cu, nullptr, nullptr) == nullptr) return name;
+  const int lang = dwarf_srclang(&cu);
+  if (lang != DW_LANG_C_plus_plus && lang != DW_LANG_C_plus_plus_03 &&
+      lang != DW_LANG_C_plus_plus_11 && lang != DW_LANG_C_plus_plus_14) {
+    return name;  // C has no nesting to walk for.
+  }
   // The nesting is at the declaration: follow the out-of-line or inlined
   // instance to its abstract origin and on to the in-class declaration.
   Dwarf_Die decl = *die;

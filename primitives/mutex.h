@@ -127,6 +127,20 @@ class ABSL_LOCKABLE Mutex {
   const char* name_ = nullptr;
 };
 
+// Scoped lock over a Mutex, annotated for -Wthread-safety (std::lock_guard is
+// not), as absl::MutexLock:
+//   lockprof::MutexLock lock(&mu_);
+class ABSL_SCOPED_LOCKABLE MutexLock {
+ public:
+  explicit MutexLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_->lock(); }
+  ~MutexLock() ABSL_UNLOCK_FUNCTION() { mu_->unlock(); }
+  MutexLock(const MutexLock&) = delete;
+  MutexLock& operator=(const MutexLock&) = delete;
+
+ private:
+  Mutex* const mu_;
+};
+
 }  // namespace lockprof
 
 #endif  // LOCKPROF_PRIMITIVES_MUTEX_H_

@@ -14,7 +14,9 @@ namespace {
 // A global needs no dynamic initialisation.
 ABSL_CONST_INIT lockprof::Mutex g_global_mu;
 
-TEST(MutexTest, WorksWithStandardWrappers) {
+// std::lock_guard & co. carry no thread-safety annotations: this test is
+// about them, so the analysis is off here.
+TEST(MutexTest, WorksWithStandardWrappers) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::Mutex mu;
   { std::lock_guard<lockprof::Mutex> g(mu); }
   {
@@ -42,6 +44,16 @@ TEST(MutexTest, WorksWithConditionVariableAny) {
   cv.wait(lock, [&] { return ready; });
   lock.unlock();
   t.join();
+}
+
+TEST(MutexTest, MutexLockIsAnnotatedScopedLock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  lockprof::Mutex mu;
+  {
+    lockprof::MutexLock lock(&mu);
+    mu.AssertHeld();
+  }
+  EXPECT_TRUE(mu.try_lock());
+  mu.unlock();
 }
 
 TEST(MutexTest, StressLosesNoIncrements) {
@@ -85,7 +97,7 @@ TEST(MutexTest, StressWithEveryRateAtOne) {
   lockprof::SetBlockProfileRate(old_block);
 }
 
-TEST(MutexDeathTest, UnlockOfUnlockedMutexAborts) {
+TEST(MutexDeathTest, UnlockOfUnlockedMutexAborts) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::Mutex mu;
   EXPECT_DEATH(mu.unlock(), "lockprof: unlock of unlocked Mutex");
 }

@@ -1,6 +1,5 @@
 #include "lockprof/tools/demo/cache.h"
 
-#include <mutex>
 #include <thread>
 
 namespace demo {
@@ -8,7 +7,7 @@ namespace demo {
 // Not inlined, so that profiles of the demo read like profiles of a real
 // service: one frame per method.
 ABSL_ATTRIBUTE_NOINLINE std::string Cache::Get(const std::string& key) {
-  std::lock_guard<lockprof::Mutex> lock(mu_);
+  lockprof::MutexLock lock(&mu_);
   auto it = data_.find(key);
   return it == data_.end() ? std::string() : it->second;
 }
@@ -16,11 +15,11 @@ ABSL_ATTRIBUTE_NOINLINE std::string Cache::Get(const std::string& key) {
 ABSL_ATTRIBUTE_NOINLINE void Cache::Set(const std::string& key, const std::string& value) {
   if (fixed_) {
     std::string processed = SlowProcess(value);  // Outside the lock.
-    std::lock_guard<lockprof::Mutex> lock(mu_);
+    lockprof::MutexLock lock(&mu_);
     data_[key] = std::move(processed);
     return;
   }
-  std::lock_guard<lockprof::Mutex> lock(mu_);
+  lockprof::MutexLock lock(&mu_);
   data_[key] = SlowProcess(value);  // The bug: slow work inside the lock.
 }
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lockprof needs, idempotently and quietly when
+# they are already there. Usage: tools/deps.sh build|test|bench
+set -euo pipefail
+build=(cmake ninja-build g++ pkg-config libabsl-dev libprotobuf-dev protobuf-compiler
+  libcpp-httplib-dev zlib1g-dev libdw-dev libgtest-dev libbenchmark-dev)
+case "${1:-build}" in
+  build) want=("${build[@]}") ;;
+  test) want=("${build[@]}" clang libclang-rt-14-dev golang-go prometheus curl iproute2 ccache) ;;
+  bench) want=("${build[@]}" golang-go curl) ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "lockprof: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
