@@ -93,13 +93,11 @@ class Resolver {
 
 bool IsInternalFrame(const std::string& function) {
   static constexpr std::string_view kPrefixes[] = {
-      "lockprof::Mutex::",           "lockprof::SharedMutex::",
-      "lockprof::CondVar::",         "lockprof::Atomic<",
-      "lockprof::agent::",           "lockprof::internal::",
-      "lockprof::ShardedMap<",       "lockprof::CowPtr<",
-      "lockprof::ShardedCounter::",  "std::lock_guard<lockprof::",
-      "std::unique_lock<lockprof::", "std::shared_lock<lockprof::",
-      "std::scoped_lock<lockprof::", "std::condition_variable_any::",
+      "lockprof::Mutex::",           "lockprof::MutexLock::",       "lockprof::SharedMutex::",
+      "lockprof::CondVar::",         "lockprof::Atomic<",           "lockprof::agent::",
+      "lockprof::internal::",        "lockprof::ShardedMap<",       "lockprof::CowPtr<",
+      "lockprof::ShardedCounter::",  "std::lock_guard<lockprof::",  "std::unique_lock<lockprof::",
+      "std::shared_lock<lockprof::", "std::scoped_lock<lockprof::", "std::condition_variable_any::",
   };
   for (std::string_view p : kPrefixes) {
     if (std::string_view(function).substr(0, p.size()) == p) return true;

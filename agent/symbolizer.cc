@@ -145,7 +145,8 @@ std::string FileBuildId(int fd) {
   std::string hex;
   if (Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr)) {
     const void* bits = nullptr;
-    hex = Hex(bits, dwelf_elf_gnu_build_id(elf, &bits));
+    const ssize_t n = dwelf_elf_gnu_build_id(elf, &bits);
+    hex = Hex(bits, n);
     elf_end(elf);
   }
   return hex;
@@ -375,6 +376,41 @@ void CallSite(Dwarf_Die* die, std::string* file, int* line) {
   }
 }
 
+// Appends to *path the DIEs under `parent` whose code contains addr,
+// outermost first: the function, then lexical blocks and inlined calls.
+// (dwarf_getscopes is no substitute: it does not look inside namespaces,
+// where clang and GCC's LTO put function definitions, and above an inlined
+// call it continues with the inlined function's definition, not its caller.)
+bool FindScopes(Dwarf_Die* parent, Dwarf_Addr addr, std::vector<Dwarf_Die>* path) {
+  Dwarf_Die child;
+  if (dwarf_child(parent, &child) != 0) return false;
+  do {
+    switch (dwarf_tag(&child)) {
+      case DW_TAG_namespace:  // No addresses of their own: look inside.
+      case DW_TAG_class_type:
+      case DW_TAG_structure_type:
+      case DW_TAG_union_type:
+        if (FindScopes(&child, addr, path)) return true;
+        break;
+      case DW_TAG_subprogram:
+      case DW_TAG_entry_point:
+      case DW_TAG_inlined_subroutine:
+      case DW_TAG_lexical_block:
+      case DW_TAG_try_block:
+      case DW_TAG_catch_block:
+        if (dwarf_haspc(&child, addr) == 1) {
+          path->push_back(child);
+          FindScopes(&child, addr, path);
+          return true;
+        }
+        break;
+      default:
+        break;
+    }
+  } while (dwarf_siblingof(&child, &child) == 0);
+  return false;
+}
+
 // The inline chain at pc from DWARF, innermost first; empty without DWARF
 // for pc. Frames whose DIE has no name are left for the caller to name.
 std::vector<SourceFrame> FramesFromDwarf(Dwfl_Module* mod, uintptr_t pc, const char* symbol) {
@@ -383,22 +419,8 @@ std::vector<SourceFrame> FramesFromDwarf(Dwfl_Module* mod, uintptr_t pc, const c
   Dwarf_Die* cudie = dwfl_module_addrdie(mod, pc, &bias);
   if (cudie == nullptr) return frames;
   const Dwarf_Addr addr = pc - bias;
-
-  // dwarf_getscopes finds the innermost scope, but above an inlined
-  // subroutine it continues with the scopes of the inlined function's
-  // abstract definition (what a debugger needs to look up variables).
-  // dwarf_getscopes_die from that innermost DIE gives the physical nesting
-  // instead: inlined callee, its caller, ... up to the real function.
-  Dwarf_Die* scopes = nullptr;
-  int n = dwarf_getscopes(cudie, addr, &scopes);
-  if (n <= 0) {
-    free(scopes);
-    return frames;
-  }
-  Dwarf_Die innermost = scopes[0];
-  free(scopes);
-  scopes = nullptr;
-  n = dwarf_getscopes_die(&innermost, &scopes);
+  std::vector<Dwarf_Die> scopes;
+  FindScopes(cudie, addr, &scopes);
 
   std::string file;
   int line = 0;
@@ -406,21 +428,19 @@ std::vector<SourceFrame> FramesFromDwarf(Dwfl_Module* mod, uintptr_t pc, const c
     file = AbsolutePath(cudie, dwarf_linesrc(l, nullptr, nullptr));
     dwarf_lineno(l, &line);
   }
-  for (int i = 0; i < n; ++i) {
-    Dwarf_Die* die = &scopes[i];
-    const int tag = dwarf_tag(die);
+  for (auto die = scopes.rbegin(); die != scopes.rend(); ++die) {
+    const int tag = dwarf_tag(&*die);
     if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram && tag != DW_TAG_entry_point) {
       continue;  // Lexical blocks and the like.
     }
     SourceFrame frame;
-    NameFromDie(die, tag == DW_TAG_inlined_subroutine ? nullptr : symbol, &frame);
+    NameFromDie(&*die, tag == DW_TAG_inlined_subroutine ? nullptr : symbol, &frame);
     frame.file = file;
     frame.line = line;
     frames.push_back(std::move(frame));
     if (tag != DW_TAG_inlined_subroutine) break;  // Reached the real function.
-    CallSite(die, &file, &line);
+    CallSite(&*die, &file, &line);
   }
-  free(scopes);
   return frames;
 }
 

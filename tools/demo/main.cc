@@ -52,7 +52,9 @@ Flags ParseFlags(int argc, char** argv) {
   Flags f;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
-    if (std::strncmp(a, "--addr=", 7) == 0) {
+    if (std::strcmp(a, "--help") == 0 || std::strcmp(a, "-h") == 0) {
+      Usage("a cache under contention, profiled by lockprof");
+    } else if (std::strncmp(a, "--addr=", 7) == 0) {
       f.addr = a + 7;
     } else if (std::strcmp(a, "--fixed") == 0) {
       f.fixed = true;

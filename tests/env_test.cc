@@ -1,0 +1,56 @@
+#include "lockprof/agent/env.h"
+
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+namespace lockprof::agent {
+namespace {
+
+TEST(EnvTest, ParseIntAcceptsOnlyWholeIntegersInRange) {
+  EXPECT_EQ(ParseInt("10", 0, 100), 10);
+  EXPECT_EQ(ParseInt("-5", -10, 10), -5);
+  EXPECT_EQ(ParseInt("+7", 0, 10), 7);
+  EXPECT_EQ(ParseInt("9223372036854775807", 0, INT64_MAX), INT64_MAX);
+  EXPECT_EQ(ParseInt("-9223372036854775808", INT64_MIN, 0), INT64_MIN);
+  for (const char* bad : {"", "-", "+", "1x", " 1", "1 ", "0x10", "1e3", "101",
+                          "9223372036854775808", "99999999999999999999999"}) {
+    EXPECT_FALSE(ParseInt(bad, 0, 100).has_value()) << bad;
+  }
+}
+
+TEST(EnvTest, ParseHostPort) {
+  std::string host, error;
+  int port = 0;
+  ASSERT_TRUE(ParseHostPort("127.0.0.1:6060", &host, &port, &error));
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 6060);
+  ASSERT_TRUE(ParseHostPort(":7070", &host, &port, &error));
+  EXPECT_EQ(host, "127.0.0.1");  // Loopback unless told otherwise.
+  ASSERT_TRUE(ParseHostPort("[::1]:0", &host, &port, &error));
+  EXPECT_EQ(host, "::1");
+  for (const char* bad : {"", "6060", "host:", "host:65536", "host:-1", "a b:1", "h:1x"}) {
+    EXPECT_FALSE(ParseHostPort(bad, &host, &port, &error)) << bad;
+    EXPECT_FALSE(error.empty());
+  }
+}
+
+// A malformed LOCKPROF_* value is reported once on stderr and ignored.
+TEST(EnvTest, MalformedEnvironmentIsReportedOnceAndIgnored) {
+  int status;
+  std::string out = lockprof::testing::RunCommand(
+      std::string("LOCKPROF_MUTEX_FRACTION=lots LOCKPROF_BLOCK_RATE=-3 ") + LOCKPROF_DEMO_PATH +
+          " --addr=127.0.0.1:0 --duration=1 --readers=1 --writers=1 2>&1",
+      &status);
+  EXPECT_EQ(status, 0) << out;
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = out.find(needle); at != std::string::npos; at = out.find(needle, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("lockprof: ignoring LOCKPROF_MUTEX_FRACTION=\"lots\""), 1u) << out;
+  EXPECT_EQ(count("lockprof: ignoring LOCKPROF_BLOCK_RATE=\"-3\""), 1u) << out;
+}
+
+}  // namespace
+}  // namespace lockprof::agent

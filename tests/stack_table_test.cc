@@ -1,0 +1,89 @@
+#include "lockprof/agent/stack_table.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+namespace lockprof::agent {
+namespace {
+
+StackTrace Stack(uintptr_t a, uintptr_t b) {
+  StackTrace s;
+  s.depth = 2;
+  s.pcs[0] = a;
+  s.pcs[1] = b;
+  return s;
+}
+
+int64_t Total(const StackTable& t, int index) {
+  std::vector<SlotValues> v;
+  t.Snapshot(&v);
+  int64_t sum = 0;
+  for (const auto& s : v) sum += s.values[index];
+  return sum;
+}
+
+TEST(StackTableTest, SameKeyAccumulatesDistinctKeysSeparate) {
+  StackTable t(64);
+  EXPECT_EQ(t.memory_bytes(), 0u);  // Nothing allocated before first use.
+  t.Add(Stack(1, 2), EventTags{"a"}, nullptr, 1, 10);
+  t.Add(Stack(1, 2), EventTags{"a"}, nullptr, 2, 20);
+  t.Add(Stack(1, 2), EventTags{"b"}, nullptr, 1, 5);
+  t.Add(Stack(1, 3), EventTags{"a"}, nullptr, 1, 7);
+  std::vector<SlotValues> v;
+  t.Snapshot(&v);
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(t.size(), 3u);
+  EXPECT_EQ(Total(t, 0), 5);
+  EXPECT_EQ(Total(t, 1), 42);
+  EXPECT_GT(t.memory_bytes(), 0u);
+}
+
+TEST(StackTableTest, FullTableFoldsNewKeysIntoOverflowAndKeepsOldOnes) {
+  StackTable t(16);
+  for (uintptr_t i = 0; i < 100; ++i) t.Add(Stack(i + 1, 99), EventTags{}, nullptr, 1, 1);
+  EXPECT_LE(t.size(), 16u);
+  EXPECT_EQ(t.dropped(), 100 - t.size());
+  const size_t bytes = t.memory_bytes();
+  // Existing keys keep accumulating once full.
+  t.Add(Stack(1, 99), EventTags{}, nullptr, 1000, 1000);
+  std::vector<SlotValues> v;
+  t.Snapshot(&v);
+  bool found_old = false, found_overflow = false;
+  for (const auto& s : v) {
+    if (s.overflow) {
+      found_overflow = true;
+      EXPECT_EQ(s.values[0], int64_t(t.dropped()));
+    } else if (s.key->pcs[0] == 1) {
+      found_old = true;
+      EXPECT_EQ(s.values[0], 1001);
+    }
+  }
+  EXPECT_TRUE(found_old);
+  EXPECT_TRUE(found_overflow);
+  EXPECT_EQ(Total(t, 0), 100 + 1000);  // Nothing recorded is lost.
+  EXPECT_EQ(t.memory_bytes(), bytes);  // Memory stays bounded.
+}
+
+TEST(StackTableTest, ConcurrentAddsLoseNothing) {
+  StackTable t(256);
+  constexpr int kThreads = 4, kIters = 20000;
+  std::vector<std::thread> threads;
+  for (int th = 0; th < kThreads; ++th) {
+    threads.emplace_back([&t, th] {
+      for (int i = 0; i < kIters; ++i) {
+        t.Add(Stack(uintptr_t(i % 50) + 1, uintptr_t(th % 2) + 1), EventTags{}, nullptr, 1, 3);
+      }
+    });
+  }
+  std::vector<SlotValues> v;
+  while (Total(t, 0) < kThreads * kIters / 2) t.Snapshot(&v);  // Read while writing.
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(Total(t, 0), int64_t{kThreads} * kIters);
+  EXPECT_EQ(Total(t, 1), int64_t{kThreads} * kIters * 3);
+  EXPECT_EQ(t.dropped(), 0u);
+}
+
+}  // namespace
+}  // namespace lockprof::agent
