@@ -55,6 +55,7 @@ StackTable& Table(ProfileId id) { return g_tables[int(id)]; }
 int64_t CurrentPeriod(ProfileId id) {
   switch (id) {
     case ProfileId::kMutex:
+    case ProfileId::kCas:
       return g_rates.mutex_fraction.load(std::memory_order_relaxed);
     case ProfileId::kHold:
       return g_rates.hold_rate.load(std::memory_order_relaxed);

@@ -8,6 +8,10 @@
 //  * Block profile: SetBlockProfileRate(ns) keeps every wait of at least `ns`
 //    nanoseconds and a shorter wait of d ns with probability d/ns, recorded as
 //    count += ns/d, delay += ns (Go's debiasing, since Go 1.17).
+//  * CAS profile (lockprof only, lockprof::Atomic and the types built on
+//    it): shares the mutex profile's fraction, since a compare-and-swap loop
+//    that retried is contention without a lock. About 1 in `rate` loops that
+//    retried is kept, and its retries and retry time are scaled by `rate`.
 //  * Hold profile (lockprof only): SetHoldProfileRate(rate) samples about 1
 //    in `rate` acquisitions, contended or not, scaled by `rate`.
 //

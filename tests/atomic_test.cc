@@ -1,0 +1,239 @@
+// lockprof::Atomic<T>: std::atomic's operations, and Update's CAS loop,
+// exact under contention and profiled in /debug/pprof/cas. Ground truth for
+// retries comes from counting calls of the update function: every call but
+// the last of an Update is a failed attempt.
+#include "lockprof/primitives/atomic.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "lockprof/lockprof.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::testing::GoPprof;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::StackFunctions;
+using lockprof::testing::SumValues;
+
+perftools::profiles::Profile FetchCas() {
+  std::ostringstream out;
+  EXPECT_TRUE(lockprof::WriteProfile("cas", 0, out).ok());
+  return ParseProfile(out.str());
+}
+
+// Sets the mutex fraction (which the CAS profile shares) for a scope.
+class Fraction {
+ public:
+  explicit Fraction(int f) : old_(lockprof::SetMutexProfileFraction(f)) {}
+  ~Fraction() { lockprof::SetMutexProfileFraction(old_); }
+
+ private:
+  int old_;
+};
+
+// The CAS loop the profile must charge: `iterations` increments, counting
+// every call of the update function in *calls.
+ABSL_ATTRIBUTE_NOINLINE void CasLoopHotSpot(lockprof::Atomic<int64_t>& value, int iterations,
+                                            int64_t* calls) {
+  for (int i = 0; i < iterations; ++i) {
+    value.Update([calls](int64_t old) {
+      ++*calls;
+      // A little work between load and CAS widens the window for conflicts.
+      for (int k = 0; k < 20; ++k) asm volatile("");
+      return old + 1;
+    });
+  }
+}
+
+// Every Update here conflicts exactly once, by construction: the update
+// function's first call changes the value behind the CAS's back.
+ABSL_ATTRIBUTE_NOINLINE void CasLoopForcedRetry(lockprof::Atomic<int64_t>& value, int iterations) {
+  for (int i = 0; i < iterations; ++i) {
+    bool interfered = false;
+    value.Update([&](int64_t old) {
+      if (!interfered) {
+        interfered = true;
+        value.fetch_add(1);
+      }
+      return old + 1;
+    });
+  }
+}
+
+// Runs kThreads threads through CasLoopHotSpot; returns the true number of
+// failed attempts.
+int64_t RunContended(lockprof::Atomic<int64_t>& value, int threads, int iterations) {
+  std::vector<int64_t> calls(size_t(threads), 0);
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] { CasLoopHotSpot(value, iterations, &calls[size_t(t)]); });
+  }
+  for (auto& w : workers) w.join();
+  int64_t failed = 0;
+  for (int64_t c : calls) failed += c - iterations;
+  return failed;
+}
+
+TEST(AtomicTest, StdAtomicOperations) {
+  lockprof::Atomic<int> i{"test.int"};
+  EXPECT_EQ(i.load(), 0);
+  EXPECT_STREQ(i.name(), "test.int");
+  i = 5;
+  EXPECT_EQ(i.fetch_add(2), 5);
+  EXPECT_EQ(i.fetch_sub(1), 7);
+  EXPECT_EQ(++i, 7);
+  EXPECT_EQ(i--, 7);
+  EXPECT_EQ(i += 10, 16);
+  EXPECT_EQ(i.fetch_or(1), 16);
+  EXPECT_EQ(i.fetch_and(3), 17);
+  EXPECT_EQ(i ^= 3, 2);
+  EXPECT_EQ(i.exchange(9), 2);
+  int expected = 8;
+  EXPECT_FALSE(i.compare_exchange_strong(expected, 1));
+  EXPECT_EQ(expected, 9);
+  EXPECT_TRUE(
+      i.compare_exchange_strong(expected, 1, std::memory_order_acq_rel, std::memory_order_acquire));
+  EXPECT_EQ(int(i), 1);
+  EXPECT_TRUE(i.is_lock_free());
+
+  int array[4] = {0, 1, 2, 3};
+  lockprof::Atomic<int*> p(array);
+  EXPECT_EQ(p.fetch_add(2), array);
+  EXPECT_EQ(*p.load(), 2);
+  EXPECT_EQ(--p, array + 1);
+
+  lockprof::Atomic<bool> b{"test.bool"};
+  EXPECT_FALSE(b.load());
+  EXPECT_FALSE(b.exchange(true));
+
+  struct Pair {
+    int32_t lo, hi;
+  };
+  lockprof::Atomic<Pair> pair("test.pair", Pair{1, 2});
+  Pair old = pair.Update([](const Pair& v) { return Pair{v.hi, v.lo + v.hi}; });
+  EXPECT_EQ(old.lo, 1);
+  EXPECT_EQ(pair.load().hi, 3);
+  EXPECT_TRUE(lockprof::Atomic<Pair>::is_always_lock_free);
+
+  lockprof::Atomic<const char*> s("test.str", "x");
+  EXPECT_STREQ(s.load(), "x");
+}
+
+TEST(AtomicTest, UpdateReturnsTheReplacedValue) {
+  lockprof::Atomic<int64_t> v(10);
+  EXPECT_EQ(v.Update([](int64_t x) { return x * 3; }), 10);
+  EXPECT_EQ(v.load(), 30);
+}
+
+TEST(AtomicTest, UpdateIsExactUnderContention) {
+  Fraction fraction(1);
+  lockprof::Atomic<int64_t> value{"test.exact"};
+  constexpr int kThreads = 4, kIters = 100000;
+  RunContended(value, kThreads, kIters);
+  EXPECT_EQ(value.load(), int64_t{kThreads} * kIters);
+}
+
+TEST(AtomicTest, ForcedRetriesAreCountedExactlyAtFractionOne) {
+  Fraction fraction(1);
+  const int64_t before = SumValues(FetchCas(), 0, "CasLoopForcedRetry");
+  lockprof::Atomic<int64_t> value{"test.forced"};
+  constexpr int kIters = 1000;
+  CasLoopForcedRetry(value, kIters);
+  EXPECT_EQ(value.load(), 2 * kIters);
+  auto profile = FetchCas();
+  EXPECT_EQ(SumValues(profile, 0, "CasLoopForcedRetry") - before, kIters);
+  EXPECT_GT(SumValues(profile, 1, "CasLoopForcedRetry"), 0);
+}
+
+TEST(AtomicTest, ContendedRetriesMatchTheTruthAtFractionOne) {
+  Fraction fraction(1);
+  const int64_t before = SumValues(FetchCas(), 0, "CasLoopHotSpot");
+  lockprof::Atomic<int64_t> value{"test.contended"};
+  const int64_t truth = RunContended(value, 4, 200000);
+  ASSERT_GT(truth, 0) << "four threads on a shared counter never conflicted";
+  EXPECT_EQ(SumValues(FetchCas(), 0, "CasLoopHotSpot") - before, truth);
+}
+
+// Fraction 10: about 1 in 10 retrying loops is kept, scaled by 10. 20000
+// loops with one retry each: a missing scaling (-90%) or a double one
+// (+900%) is far outside the bound; sampling noise is ~2%.
+TEST(AtomicTest, SampledRetriesAreUnbiased) {
+  Fraction fraction(10);
+  const int64_t before = SumValues(FetchCas(), 0, "CasLoopForcedRetry");
+  lockprof::Atomic<int64_t> value{"test.sampled"};
+  constexpr int kIters = 20000;
+  CasLoopForcedRetry(value, kIters);
+  const int64_t got = SumValues(FetchCas(), 0, "CasLoopForcedRetry") - before;
+  EXPECT_NEAR(double(got), double(kIters), 0.15 * kIters);
+  EXPECT_EQ(got % 10, 0) << "each kept sample is scaled by the fraction";
+}
+
+TEST(AtomicTest, FirstTimeSuccessRecordsNothing) {
+  Fraction fraction(1);
+  lockprof::Atomic<int64_t> value{"test.uncontended"};
+  const auto before = lockprof::ProfileSampleCount("cas");
+  for (int i = 0; i < 10000; ++i) value.Update([](int64_t v) { return v + 1; });
+  EXPECT_EQ(lockprof::ProfileSampleCount("cas"), before);
+  EXPECT_EQ(value.load(), 10000);
+}
+
+TEST(AtomicTest, FractionZeroRecordsNothing) {
+  Fraction fraction(0);
+  const int64_t before = SumValues(FetchCas(), 0, "CasLoopForcedRetry");
+  lockprof::Atomic<int64_t> value;
+  CasLoopForcedRetry(value, 100);
+  EXPECT_EQ(SumValues(FetchCas(), 0, "CasLoopForcedRetry"), before);
+  EXPECT_EQ(value.load(), 200);
+}
+
+// End to end: /debug/pprof/cas through go tool pprof, the leaf being the
+// function that runs the loop, with its lock label.
+TEST(AtomicTest, GoToolPprofShowsTheCasLoop) {
+  Fraction fraction(1);
+  ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
+  const std::string url =
+      "http://127.0.0.1:" + std::to_string(lockprof::AdminServerPort()) + "/debug/pprof/cas";
+  static lockprof::Atomic<int64_t> value{"e2e.cas"};
+  CasLoopForcedRetry(value, 500);
+
+  int status;
+  std::string top = GoPprof("-top -sample_index=retries -tagfocus=lock=e2e.cas " + url, &status);
+  ASSERT_EQ(status, 0) << top;
+  EXPECT_NE(top.find("CasLoopForcedRetry"), std::string::npos) << top;
+  EXPECT_EQ(top.find("lockprof::"), std::string::npos) << "internal frames not trimmed:\n" << top;
+
+  std::string raw = GoPprof("-raw " + url, &status);
+  ASSERT_EQ(status, 0) << raw;
+  EXPECT_NE(raw.find("retries/count delay/nanoseconds"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("lock:[e2e.cas]"), std::string::npos) << raw;
+
+  // The leaf of the labelled sample is the loop's own function.
+  int status_curl;
+  auto profile = ParseProfile(
+      lockprof::testing::HttpGet(lockprof::AdminServerPort(), "/debug/pprof/cas", &status_curl));
+  ASSERT_EQ(status_curl, 200);
+  bool found = false;
+  for (const auto& s : profile.sample()) {
+    for (const auto& l : s.label()) {
+      if (profile.string_table(int(l.key())) != "lock" ||
+          profile.string_table(int(l.str())) != "e2e.cas") {
+        continue;
+      }
+      auto names = StackFunctions(profile, s);
+      ASSERT_FALSE(names.empty());
+      EXPECT_NE(names[0].find("CasLoopForcedRetry"), std::string::npos) << names[0];
+      EXPECT_EQ(s.value(0), 500);
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found);
+  lockprof::StopAdminServer();
+}
+
+}  // namespace
