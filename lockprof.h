@@ -22,6 +22,7 @@
 #include "lockprof/agent/sampling.h"
 #include "lockprof/primitives/atomic.h"
 #include "lockprof/primitives/mutex.h"
+#include "lockprof/primitives/sharded_counter.h"
 #include "lockprof/server/admin_server.h"
 
 #endif  // LOCKPROF_LOCKPROF_H_
