@@ -21,6 +21,7 @@
 #include "lockprof/agent/profiles.h"
 #include "lockprof/agent/sampling.h"
 #include "lockprof/primitives/atomic.h"
+#include "lockprof/primitives/cow_ptr.h"
 #include "lockprof/primitives/mutex.h"
 #include "lockprof/primitives/sharded_counter.h"
 #include "lockprof/server/admin_server.h"
