@@ -21,6 +21,7 @@
 #include "lockprof/agent/profiles.h"
 #include "lockprof/agent/sampling.h"
 #include "lockprof/primitives/mutex.h"
+#include "lockprof/primitives/shared_mutex.h"
 #include "lockprof/server/admin_server.h"
 
 #endif  // LOCKPROF_LOCKPROF_H_
