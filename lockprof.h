@@ -24,6 +24,7 @@
 #include "lockprof/primitives/cow_ptr.h"
 #include "lockprof/primitives/mutex.h"
 #include "lockprof/primitives/sharded_counter.h"
+#include "lockprof/primitives/sharded_map.h"
 #include "lockprof/primitives/shared_mutex.h"
 #include "lockprof/server/admin_server.h"
 

@@ -52,10 +52,10 @@
 #define LOCKPROF_PRIMITIVES_COW_PTR_H_
 
 #include <memory>
-#include <mutex>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "lockprof/primitives/internal/scoped_lock.h"
 #include "lockprof/primitives/internal/snapshot_slot.h"
 #include "lockprof/primitives/mutex.h"
 
@@ -83,7 +83,7 @@ class CowPtr {
   template <typename F>
   void Update(F fn) ABSL_LOCKS_EXCLUDED(writer_mu_) {
     std::shared_ptr<const T> retired;  // Destroyed after the unlock.
-    std::lock_guard<Mutex> lock(writer_mu_);
+    internal::ExclusiveLock<Mutex> lock(writer_mu_);
     Publish(std::make_shared<const T>(fn(static_cast<const T&>(*current_))), &retired);
   }
 
@@ -91,7 +91,7 @@ class CowPtr {
   void Store(T value) ABSL_LOCKS_EXCLUDED(writer_mu_) {
     std::shared_ptr<const T> retired;
     auto fresh = std::make_shared<const T>(std::move(value));
-    std::lock_guard<Mutex> lock(writer_mu_);
+    internal::ExclusiveLock<Mutex> lock(writer_mu_);
     Publish(std::move(fresh), &retired);
   }
 
