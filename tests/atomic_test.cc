@@ -10,6 +10,7 @@
 #include <chrono>
 #include <sstream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "lockprof/lockprof.h"
@@ -19,6 +20,7 @@ namespace {
 
 using lockprof::testing::GoPprof;
 using lockprof::testing::ParseProfile;
+using lockprof::testing::SamplesForLock;
 using lockprof::testing::StackFunctions;
 using lockprof::testing::SumValues;
 
@@ -65,6 +67,20 @@ ABSL_ATTRIBUTE_NOINLINE void CasLoopForcedRetry(lockprof::Atomic<int64_t>& value
       return old + 1;
     });
   }
+}
+
+// Runs CasLoopForcedRetry `iterations` times on a fresh Atomic at mutex
+// fraction `fraction`; returns the retries and delay the cas profile gained
+// for it. The truth is `iterations` retries.
+std::pair<int64_t, int64_t> RecordForcedRetries(int fraction, int iterations) {
+  Fraction scoped(fraction);
+  auto before = FetchCas();
+  lockprof::Atomic<int64_t> value{"test.forced"};
+  CasLoopForcedRetry(value, iterations);
+  EXPECT_EQ(value.load(), 2 * iterations);
+  auto after = FetchCas();
+  return {SumValues(after, 0, "CasLoopForcedRetry") - SumValues(before, 0, "CasLoopForcedRetry"),
+          SumValues(after, 1, "CasLoopForcedRetry") - SumValues(before, 1, "CasLoopForcedRetry")};
 }
 
 // Runs `threads` threads through CasLoopHotSpot, released together; returns
@@ -147,15 +163,9 @@ TEST(AtomicTest, UpdateIsExactUnderContention) {
 }
 
 TEST(AtomicTest, ForcedRetriesAreCountedExactlyAtFractionOne) {
-  Fraction fraction(1);
-  const int64_t before = SumValues(FetchCas(), 0, "CasLoopForcedRetry");
-  lockprof::Atomic<int64_t> value{"test.forced"};
-  constexpr int kIters = 1000;
-  CasLoopForcedRetry(value, kIters);
-  EXPECT_EQ(value.load(), 2 * kIters);
-  auto profile = FetchCas();
-  EXPECT_EQ(SumValues(profile, 0, "CasLoopForcedRetry") - before, kIters);
-  EXPECT_GT(SumValues(profile, 1, "CasLoopForcedRetry"), 0);
+  auto [retries, delay] = RecordForcedRetries(1, 1000);
+  EXPECT_EQ(retries, 1000);
+  EXPECT_GT(delay, 0);
 }
 
 // Conflicts need two threads on two CPUs between a load and a CAS, which a
@@ -180,12 +190,8 @@ TEST(AtomicTest, ContendedRetriesMatchTheTruthAtFractionOne) {
 // loops with one retry each: a missing scaling (-90%) or a double one
 // (+900%) is far outside the bound; sampling noise is ~2%.
 TEST(AtomicTest, SampledRetriesAreUnbiased) {
-  Fraction fraction(10);
-  const int64_t before = SumValues(FetchCas(), 0, "CasLoopForcedRetry");
-  lockprof::Atomic<int64_t> value{"test.sampled"};
   constexpr int kIters = 20000;
-  CasLoopForcedRetry(value, kIters);
-  const int64_t got = SumValues(FetchCas(), 0, "CasLoopForcedRetry") - before;
+  const int64_t got = RecordForcedRetries(10, kIters).first;
   EXPECT_NEAR(double(got), double(kIters), 0.15 * kIters);
   EXPECT_EQ(got % 10, 0) << "each kept sample is scaled by the fraction";
 }
@@ -200,12 +206,7 @@ TEST(AtomicTest, FirstTimeSuccessRecordsNothing) {
 }
 
 TEST(AtomicTest, FractionZeroRecordsNothing) {
-  Fraction fraction(0);
-  const int64_t before = SumValues(FetchCas(), 0, "CasLoopForcedRetry");
-  lockprof::Atomic<int64_t> value;
-  CasLoopForcedRetry(value, 100);
-  EXPECT_EQ(SumValues(FetchCas(), 0, "CasLoopForcedRetry"), before);
-  EXPECT_EQ(value.load(), 200);
+  EXPECT_EQ(RecordForcedRetries(0, 100), std::make_pair(int64_t{0}, int64_t{0}));
 }
 
 // End to end: /debug/pprof/cas through go tool pprof, the leaf being the
@@ -234,21 +235,12 @@ TEST(AtomicTest, GoToolPprofShowsTheCasLoop) {
   auto profile = ParseProfile(
       lockprof::testing::HttpGet(lockprof::AdminServerPort(), "/debug/pprof/cas", &status_curl));
   ASSERT_EQ(status_curl, 200);
-  bool found = false;
-  for (const auto& s : profile.sample()) {
-    for (const auto& l : s.label()) {
-      if (profile.string_table(int(l.key())) != "lock" ||
-          profile.string_table(int(l.str())) != "e2e.cas") {
-        continue;
-      }
-      auto names = StackFunctions(profile, s);
-      ASSERT_FALSE(names.empty());
-      EXPECT_NE(names[0].find("CasLoopForcedRetry"), std::string::npos) << names[0];
-      EXPECT_EQ(s.value(0), 500);
-      found = true;
-    }
-  }
-  EXPECT_TRUE(found);
+  auto samples = SamplesForLock(profile, "e2e.cas");
+  ASSERT_EQ(samples.size(), 1u);
+  auto names = StackFunctions(profile, *samples[0]);
+  ASSERT_FALSE(names.empty());
+  EXPECT_NE(names[0].find("CasLoopForcedRetry"), std::string::npos) << names[0];
+  EXPECT_EQ(samples[0]->value(0), 500);
   lockprof::StopAdminServer();
 }
 

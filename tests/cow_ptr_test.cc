@@ -17,6 +17,7 @@
 namespace {
 
 using lockprof::testing::ParseProfile;
+using lockprof::testing::SamplesForLock;
 using lockprof::testing::StackFunctions;
 
 // Every field equals `version`; a reader that sees otherwise saw a torn value.
@@ -170,17 +171,11 @@ TEST(CowPtrTest, WriterContentionIsInTheMutexProfile) {
   ASSERT_TRUE(lockprof::WriteProfile("mutex", 0, out).ok());
   auto profile = ParseProfile(out.str());
   int64_t delay = 0;
-  for (const auto& s : profile.sample()) {
-    for (const auto& l : s.label()) {
-      if (profile.string_table(int(l.key())) != "lock" ||
-          profile.string_table(int(l.str())) != "test.cow_writers") {
-        continue;
-      }
-      auto names = StackFunctions(profile, s);
-      ASSERT_FALSE(names.empty());
-      EXPECT_NE(names[0].find("CowWriterHotSpot"), std::string::npos) << names[0];
-      delay += s.value(1);
-    }
+  for (const auto* s : SamplesForLock(profile, "test.cow_writers")) {
+    auto names = StackFunctions(profile, *s);
+    ASSERT_FALSE(names.empty());
+    EXPECT_NE(names[0].find("CowWriterHotSpot"), std::string::npos) << names[0];
+    delay += s->value(1);
   }
   // 100 updates of >= 1 ms by two writers that overlap: whichever way the
   // lock alternates, the one not holding it waits most of the ~100 ms.

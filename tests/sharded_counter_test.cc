@@ -18,27 +18,20 @@
 namespace {
 
 using lockprof::testing::ParseProfile;
+using lockprof::testing::SamplesForLock;
 using lockprof::testing::StackFunctions;
 
-// Retries recorded for samples labelled lock=`name`, and whether each such
-// sample's leaf is `leaf`.
+// Retries recorded for samples labelled lock=`name`, checking that each
+// such sample's leaf is `leaf`.
 int64_t CasRetriesFor(const std::string& name, const std::string& leaf) {
   std::ostringstream out;
   EXPECT_TRUE(lockprof::WriteProfile("cas", 0, out).ok());
   auto profile = ParseProfile(out.str());
   int64_t sum = 0;
-  for (const auto& s : profile.sample()) {
-    for (const auto& l : s.label()) {
-      if (profile.string_table(int(l.key())) == "lock" &&
-          profile.string_table(int(l.str())) == name) {
-        auto names = StackFunctions(profile, s);
-        EXPECT_FALSE(names.empty());
-        if (!names.empty()) {
-          EXPECT_NE(names[0].find(leaf), std::string::npos) << names[0];
-        }
-        sum += s.value(0);
-      }
-    }
+  for (const auto* s : SamplesForLock(profile, name)) {
+    auto names = StackFunctions(profile, *s);
+    EXPECT_TRUE(!names.empty() && names[0].find(leaf) != std::string::npos) << names.size();
+    sum += s->value(0);
   }
   return sum;
 }

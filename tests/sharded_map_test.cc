@@ -21,7 +21,9 @@
 namespace {
 
 using lockprof::testing::GoPprof;
+using lockprof::testing::NumLabel;
 using lockprof::testing::ParseProfile;
+using lockprof::testing::SamplesForLock;
 using lockprof::testing::StackFunctions;
 using lockprof::testing::WriteTempFile;
 
@@ -147,16 +149,11 @@ int64_t ShardDelay(const char* profile_name, const std::string& leaf) {
   EXPECT_TRUE(lockprof::WriteProfile(profile_name, 0, out).ok());
   auto p = ParseProfile(out.str());
   int64_t sum = 0;
-  for (const auto& s : p.sample()) {
-    bool named = false, sharded = false;
-    for (const auto& l : s.label()) {
-      const std::string& key = p.string_table(int(l.key()));
-      if (key == "lock") named = p.string_table(int(l.str())) == "test.shards";
-      if (key == "shard") sharded = l.num() == kShard;
-    }
-    auto names = StackFunctions(p, s);
-    if (named && sharded && !names.empty() && names[0].find(leaf) != std::string::npos) {
-      sum += s.value(1);
+  for (const auto* s : SamplesForLock(p, "test.shards")) {
+    auto names = StackFunctions(p, *s);
+    if (NumLabel(p, *s, "shard") == kShard && !names.empty() &&
+        names[0].find(leaf) != std::string::npos) {
+      sum += s->value(1);
     }
   }
   return sum;
