@@ -20,13 +20,13 @@
 // When to use it: data read far more often than it changes, small enough to
 // copy on every change (configuration, routing tables, feature flags, a
 // read-mostly cache of up to thousands of entries). It replaces a
-// SharedMutex that readers would otherwise take and cures the guide's
-// "reader-writer inversion": with a SharedMutex a slow writer stalls every
+// SharedMutex that readers would otherwise take, and cures the
+// reader-writer inversion: with a SharedMutex a slow writer stalls every
 // reader that arrives after it; here readers keep reading the old snapshot
-// while the writer builds. It is the wrong tool when writes are frequent or
-// the value is large (each write copies it: use a lockprof::ShardedMap), or
-// when readers must see a write the moment the writer returns and the writer
-// cannot hand the snapshot over itself.
+// while the writer builds. A Load that starts after Update returns sees the
+// new value. It is the wrong tool when writes are frequent or the value is
+// large (each write copies it: use a lockprof::ShardedMap), or when several
+// CowPtrs must change together (each is published on its own).
 //
 // Writers. Update(fn) and Store() serialise on a lockprof::Mutex named after
 // the CowPtr, and fn runs under that lock: writers never lose each other's

@@ -3,9 +3,9 @@
 //
 // Every increment of a std::atomic<int64_t> takes the cache line holding it
 // away from every other core: with several threads incrementing, each
-// increment waits for the line, and adding threads adds no throughput (the
-// guide's "counters under a mutex are almost always wrong" has a sequel:
-// counters in one atomic stop scaling too). ShardedCounter keeps one
+// increment waits for the line, and adding threads adds no throughput.
+// Moving a hot counter from under a mutex into one atomic removes the lock,
+// not the contention. ShardedCounter keeps one
 // cache-line-sized shard per thread slot; Add touches only the calling
 // thread's shard, so increments from different threads proceed in parallel.
 // Load pays instead: it sums every shard.

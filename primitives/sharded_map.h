@@ -10,9 +10,10 @@
 //   sessions.Set(id, session);
 //   if (std::optional<Session> s = sessions.Get(id)) Use(*s);
 //
-// When to use it: a map that many threads both read and write (the guide's
-// case study 3: roughly equal reads and writes over many distinct keys,
-// where a single reader/writer lock, or sync.Map's equivalent, collapses).
+// When to use it: a map that many threads both read and write, say roughly
+// equal reads and writes over many distinct keys, where one reader/writer
+// lock around the whole map serialises every writer and stalls readers
+// behind them.
 // For a read-mostly map that changes rarely, a lockprof::CowPtr over an
 // immutable map gives lock-free reads instead; for a map touched by one
 // thread at a time, a plain lockprof::Mutex is simpler. Shard count: 2-4 x

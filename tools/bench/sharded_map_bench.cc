@@ -1,4 +1,4 @@
-// The guide's case study 3: a concurrent map under a balanced load (50%
+// A concurrent map under a balanced read/write load (50%
 // Get, 50% Set, uniformly random keys out of 65536, all present), at 1 and 2
 // threads. lockprof::ShardedMap (16 shards) against one lockprof::SharedMutex
 // around a std::unordered_map, and around an absl::flat_hash_map (the
