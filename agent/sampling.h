@@ -11,7 +11,8 @@
 //  * CAS profile (lockprof only, lockprof::Atomic and the types built on
 //    it): shares the mutex profile's fraction, since a compare-and-swap loop
 //    that retried is contention without a lock. About 1 in `rate` loops that
-//    retried is kept, and its retries and retry time are scaled by `rate`.
+//    retried is kept, and its retries and retry time are scaled by `rate`
+//    (so SetMutexProfileFraction and LOCKPROF_MUTEX_FRACTION set both).
 //  * Hold profile (lockprof only): SetHoldProfileRate(rate) samples about 1
 //    in `rate` acquisitions, contended or not, scaled by `rate`.
 //
