@@ -1,6 +1,7 @@
 // Sampling rates and the per-event sampling decisions.
 //
-// Three independent samplers, each with Go's semantics where Go has one:
+// Three independent samplers (the CAS profile shares the mutex one), each
+// with Go's semantics where Go has one:
 //
 //  * Mutex profile: SetMutexProfileFraction(rate) keeps about 1 in `rate`
 //    contention events, and scales each kept event by `rate` (count and
