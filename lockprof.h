@@ -20,7 +20,12 @@
 #include "lockprof/agent/labels.h"
 #include "lockprof/agent/profiles.h"
 #include "lockprof/agent/sampling.h"
+#include "lockprof/primitives/atomic.h"
+#include "lockprof/primitives/cow_ptr.h"
 #include "lockprof/primitives/mutex.h"
+#include "lockprof/primitives/sharded_counter.h"
+#include "lockprof/primitives/sharded_map.h"
+#include "lockprof/primitives/shared_mutex.h"
 #include "lockprof/server/admin_server.h"
 
 #endif  // LOCKPROF_LOCKPROF_H_

@@ -54,10 +54,14 @@ void RecordHold(int64_t hold_ns, const EventTags& tags, const void* entry_frame)
 void RecordCasRetries(int64_t retries, int64_t delay_ns, const EventTags& tags,
                       const void* entry_frame) {
   if (retries <= 0 || InRecorder()) return;
+  // Sampled like the mutex profile (a CAS loop that retried is contention
+  // too): 1 in `rate` loops, each kept one scaled by `rate`.
+  const int64_t rate = g_rates.mutex_fraction.load(std::memory_order_relaxed);
+  if (rate <= 0 || !OneIn(rate)) return;
   RecorderScope scope;
   StackTrace stack;
   CaptureStack(entry_frame, &stack);
-  AddSample(ProfileId::kCas, stack, tags, retries, delay_ns);
+  AddSample(ProfileId::kCas, stack, tags, retries * rate, (delay_ns < 0 ? 0 : delay_ns) * rate);
 }
 
 }  // namespace lockprof::agent

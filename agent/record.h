@@ -38,9 +38,17 @@ inline bool BlockProfilingEnabled() {
 void RecordHold(int64_t hold_ns, const EventTags& tags, const void* entry_frame);
 
 // CAS profile (lockprof::Atomic): an update needed `retries` failed
-// compare-exchanges and spent `delay_ns` retrying.
+// compare-exchanges and spent `delay_ns` retrying. The stack is the caller of
+// the function whose frame is `entry_frame`, as for RecordContention.
+// Sampled and scaled by the mutex profile fraction (see sampling.h).
 void RecordCasRetries(int64_t retries, int64_t delay_ns, const EventTags& tags,
                       const void* entry_frame);
+
+// True when the CAS profile is on: only then does a retrying CAS loop read
+// the clock.
+inline bool CasProfilingEnabled() {
+  return g_rates.mutex_fraction.load(std::memory_order_relaxed) > 0;
+}
 
 // Marks this thread as inside the recorder for its lifetime, so that
 // lockprof locks taken by code the recorder calls are not recorded.

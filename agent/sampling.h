@@ -1,6 +1,7 @@
 // Sampling rates and the per-event sampling decisions.
 //
-// Three independent samplers, each with Go's semantics where Go has one:
+// Three independent samplers (the CAS profile shares the mutex one), each
+// with Go's semantics where Go has one:
 //
 //  * Mutex profile: SetMutexProfileFraction(rate) keeps about 1 in `rate`
 //    contention events, and scales each kept event by `rate` (count and
@@ -8,6 +9,11 @@
 //  * Block profile: SetBlockProfileRate(ns) keeps every wait of at least `ns`
 //    nanoseconds and a shorter wait of d ns with probability d/ns, recorded as
 //    count += ns/d, delay += ns (Go's debiasing, since Go 1.17).
+//  * CAS profile (lockprof only, lockprof::Atomic and the types built on
+//    it): shares the mutex profile's fraction, since a compare-and-swap loop
+//    that retried is contention without a lock. About 1 in `rate` loops that
+//    retried is kept, and its retries and retry time are scaled by `rate`
+//    (so SetMutexProfileFraction and LOCKPROF_MUTEX_FRACTION set both).
 //  * Hold profile (lockprof only): SetHoldProfileRate(rate) samples about 1
 //    in `rate` acquisitions, contended or not, scaled by `rate`.
 //

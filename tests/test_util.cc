@@ -88,6 +88,27 @@ std::vector<std::string> StackFunctions(const perftools::profiles::Profile& p,
   return names;
 }
 
+std::vector<const perftools::profiles::Sample*> SamplesForLock(
+    const perftools::profiles::Profile& p, const std::string& lock) {
+  std::vector<const perftools::profiles::Sample*> out;
+  for (const auto& s : p.sample()) {
+    for (const auto& l : s.label()) {
+      if (p.string_table(int(l.key())) == "lock" && p.string_table(int(l.str())) == lock) {
+        out.push_back(&s);
+      }
+    }
+  }
+  return out;
+}
+
+int64_t NumLabel(const perftools::profiles::Profile& p, const perftools::profiles::Sample& s,
+                 const std::string& key) {
+  for (const auto& l : s.label()) {
+    if (p.string_table(int(l.key())) == key && l.str() == 0) return l.num();
+  }
+  return -1;
+}
+
 int64_t SumValues(const perftools::profiles::Profile& p, int index, const std::string& function) {
   int64_t sum = 0;
   for (const auto& s : p.sample()) {

@@ -29,6 +29,14 @@ int64_t SumValues(const perftools::profiles::Profile& p, int index,
 std::vector<std::string> StackFunctions(const perftools::profiles::Profile& p,
                                         const perftools::profiles::Sample& s);
 
+// The samples labelled lock=`lock`.
+std::vector<const perftools::profiles::Sample*> SamplesForLock(
+    const perftools::profiles::Profile& p, const std::string& lock);
+
+// The value of the numeric label `key` on `s`, or -1 if it has none.
+int64_t NumLabel(const perftools::profiles::Profile& p, const perftools::profiles::Sample& s,
+                 const std::string& key);
+
 // Environment prefix for running go (GOCACHE, HOME, no network).
 std::string GoEnv();
 

@@ -14,16 +14,18 @@
 //
 // Only contended paths touch a ledger, under its spin lock, for a few
 // instructions at a time.
+//
+// A waiter reads its start time before it enters (it captures its stack in
+// between), so a settle may fall between the two: Enter() then counts the
+// waiter from the settle, exactly as Leave() will, and the ledger stays
+// balanced.
 #ifndef LOCKPROF_PRIMITIVES_INTERNAL_WAIT_LEDGER_H_
 #define LOCKPROF_PRIMITIVES_INTERNAL_WAIT_LEDGER_H_
 
-#include <sched.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 
-#include "lockprof/primitives/internal/futex.h"
+#include "lockprof/primitives/internal/spin_lock.h"
 
 namespace lockprof::internal {
 
@@ -34,56 +36,42 @@ class WaitLedger {
 
   // A thread of class `c` starts waiting at time `start`.
   void Enter(int c, int64_t start) {
-    Lock();
+    lock_.Lock();
     ++waiters_[c];
-    charged_from_sum_[c] += uint64_t(start);
-    Unlock();
+    charged_from_sum_[c] += uint64_t(std::max(start, last_settle_));
+    lock_.Unlock();
   }
 
   // A thread of class `c` that entered at `start` stops waiting. If no
-  // waiter of any class is left, runs `if_last()` while still holding the
-  // ledger's lock: a concurrent Enter() then happens entirely before it (and
-  // was counted) or entirely after it.
+  // other waiter of class `c` is left, runs `if_last()` while still holding
+  // the ledger's lock: a concurrent Enter() of that class then happens
+  // entirely before it (and was counted) or entirely after it.
   template <typename F>
   void Leave(int c, int64_t start, F if_last) {
-    Lock();
+    lock_.Lock();
     --waiters_[c];
     charged_from_sum_[c] -= uint64_t(std::max(start, last_settle_));
-    int left = 0;
-    for (int i = 0; i < kClasses; ++i) left += waiters_[i];
-    if (left == 0) if_last();
-    Unlock();
+    if (waiters_[c] == 0) if_last();
+    lock_.Unlock();
   }
 
   // Charges all waiting up to `now`: per class, the total nanoseconds waited
   // since each waiter's charged-from time, into charged[c].
   void Settle(int64_t now, int64_t charged[kClasses]) {
-    Lock();
+    lock_.Lock();
     for (int c = 0; c < kClasses; ++c) {
       uint64_t all_now = uint64_t(waiters_[c]) * uint64_t(now);
       charged[c] = int64_t(all_now - charged_from_sum_[c]);
       charged_from_sum_[c] = all_now;
     }
     last_settle_ = std::max(last_settle_, now);
-    Unlock();
+    lock_.Unlock();
   }
 
   int waiters(int c) const { return waiters_[c]; }
 
  private:
-  void Lock() {
-    for (int spins = 0; lock_.exchange(1, std::memory_order_acquire) != 0; ++spins) {
-      // The holder runs a handful of instructions; yield if it was preempted.
-      if (spins < 64) {
-        SpinPause();
-      } else {
-        sched_yield();
-      }
-    }
-  }
-  void Unlock() { lock_.store(0, std::memory_order_release); }
-
-  std::atomic<uint32_t> lock_{0};
+  SpinLock lock_;
   int32_t waiters_[kClasses] = {};
   // Sums of timestamps, in modular arithmetic: n * now - sum is exact even
   // when n * now itself would overflow.
