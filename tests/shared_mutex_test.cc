@@ -13,31 +13,14 @@
 #include <vector>
 
 #include "absl/base/attributes.h"
+#include "test_util.h"
 
 namespace {
 
 // A global needs no dynamic initialisation.
 ABSL_CONST_INIT lockprof::SharedMutex g_global_mu{"global.shared"};
 
-// Sets every rate to 1 (or turns everything off) for the life of the object.
-class AllRates {
- public:
-  explicit AllRates(int rate)
-      : fraction_(lockprof::SetMutexProfileFraction(rate)),
-        hold_(lockprof::SetHoldProfileRate(rate)),
-        block_(lockprof::BlockProfileRate()) {
-    lockprof::SetBlockProfileRate(rate);
-  }
-  ~AllRates() {
-    lockprof::SetMutexProfileFraction(fraction_);
-    lockprof::SetHoldProfileRate(hold_);
-    lockprof::SetBlockProfileRate(block_);
-  }
-
- private:
-  int fraction_, hold_;
-  int64_t block_;
-};
+using lockprof::testing::ScopedRates;
 
 TEST(SharedMutexTest, WorksWithStandardWrappers) {
   lockprof::SharedMutex mu;
@@ -142,14 +125,14 @@ void StressExclusion(int readers, int writers, int iters) {
 TEST(SharedMutexTest, StressReadersAndWritersExclude) { StressExclusion(6, 2, 20000); }
 
 TEST(SharedMutexTest, StressWithProfilingOff) {
-  AllRates off(0);
+  ScopedRates off(0, 0, 0);
   StressExclusion(3, 3, 10000);
 }
 
 // Every wait recorded, every hold sampled (shared ones through the
 // thread-local slots): the recording paths run concurrently with locking.
 TEST(SharedMutexTest, StressWithEveryRateAtOne) {
-  AllRates all(1);
+  ScopedRates all(1, 1, 1);
   StressExclusion(4, 2, 10000);
 }
 
