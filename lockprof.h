@@ -20,6 +20,7 @@
 #include "lockprof/agent/labels.h"
 #include "lockprof/agent/profiles.h"
 #include "lockprof/agent/sampling.h"
+#include "lockprof/primitives/condvar.h"
 #include "lockprof/primitives/mutex.h"
 #include "lockprof/primitives/shared_mutex.h"
 #include "lockprof/server/admin_server.h"
