@@ -18,11 +18,10 @@
 
 namespace {
 
-using lockprof::testing::FetchProfile;
 using lockprof::testing::FetchProfileToFile;
 using lockprof::testing::GoPprof;
+using lockprof::testing::ProfileDelta;
 using lockprof::testing::ScopedRates;
-using lockprof::testing::SumValuesWithLabels;
 using lockprof::testing::TopFunction;
 using Lock = std::unique_lock<lockprof::Mutex>;
 using std::chrono::milliseconds;
@@ -293,6 +292,8 @@ TEST(CondVarProfileTest, BlockProfileChargesTheWaiterExactly) {
   ScopedRates rates(1, 1, 0);
   lockprof::Mutex mu{"cv.truth.mutex"};
   lockprof::CondVar cv{"cv.truth"};
+  ProfileDelta got("block", 1, "CondVarGroundTruthWaiter", {{"lock", "cv.truth"}});
+  ProfileDelta in_mutex_profile("mutex", 1, "", {{"lock", "cv.truth"}});
   int64_t truth = 0;
   for (int round = 0; round < 6; ++round) {
     bool ready = false;
@@ -308,10 +309,8 @@ TEST(CondVarProfileTest, BlockProfileChargesTheWaiterExactly) {
     truth += waited;
   }
   EXPECT_GT(truth, 6 * 18'000'000);
-  const int64_t got = SumValuesWithLabels(FetchProfile("block"), 1, "CondVarGroundTruthWaiter",
-                                          {{"lock", "cv.truth"}});
-  EXPECT_NEAR(double(got), double(truth), 0.05 * double(truth));
-  EXPECT_EQ(SumValuesWithLabels(FetchProfile("mutex"), 1, "", {{"lock", "cv.truth"}}), 0);
+  EXPECT_NEAR(double(got.Get()), double(truth), 0.05 * double(truth));
+  EXPECT_EQ(in_mutex_profile.Get(), 0);
 
   // End to end: go tool pprof isolates the CondVar by its lock label.
   int status = 0;
@@ -326,6 +325,7 @@ TEST(CondVarProfileTest, UnnamedCondVarWaitsCarryTheMutexName) {
   ScopedRates rates(1, 1, 0);
   lockprof::Mutex mu{"cv.mutex.name"};
   lockprof::CondVar cv;
+  ProfileDelta waits("block", 1, "CondVarGroundTruthWaiter", {{"lock", "cv.mutex.name"}});
   bool ready = false;
   std::thread waiter([&] { CondVarGroundTruthWaiter(mu, cv, ready); });
   std::this_thread::sleep_for(milliseconds(10));
@@ -335,9 +335,7 @@ TEST(CondVarProfileTest, UnnamedCondVarWaitsCarryTheMutexName) {
     cv.notify_one();
   }
   waiter.join();
-  EXPECT_GT(SumValuesWithLabels(FetchProfile("block"), 1, "CondVarGroundTruthWaiter",
-                                {{"lock", "cv.mutex.name"}}),
-            5'000'000);
+  EXPECT_GT(waits.Get(), 5'000'000);
 }
 
 }  // namespace

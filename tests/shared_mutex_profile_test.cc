@@ -21,9 +21,9 @@ using lockprof::testing::FetchProfile;
 using lockprof::testing::FetchProfileToFile;
 using lockprof::testing::GoPprof;
 using lockprof::testing::LabelValue;
+using lockprof::testing::ProfileDelta;
 using lockprof::testing::ScopedRates;
 using lockprof::testing::StackFunctions;
-using lockprof::testing::SumValuesWithLabels;
 using lockprof::testing::TopFunction;
 
 int64_t Now() {
@@ -104,57 +104,49 @@ Truth RunRounds(lockprof::SharedMutex& mu, Holder holder_section, Waiter waiter,
   return truth;
 }
 
-// A writer holds while readers wait: the writer's unlock owes the readers'
-// wait, labelled mode=read; each reader's wait is in the block profile,
-// mode=read.
-TEST(SharedMutexProfileTest, WriterUnlockIsChargedTheReadersWaitExactly) {
+// Runs the rounds on `mu` and checks both profiles against the truth: the
+// holder's section is charged the waiting, the waiters' function has it, all
+// of it labelled with the lock's name and `mode` (and none with the other).
+template <typename Holder, typename Waiter>
+void ExpectExact(lockprof::SharedMutex& mu, const std::string& mode, Holder holder,
+                 const std::string& holder_fn, Waiter waiter, const std::string& waiter_fn,
+                 int waiters) {
   ScopedRates rates(1, 1, 0);
+  const std::string other = mode == "read" ? "write" : "read";
+  ProfileDelta charged("mutex", 1, holder_fn, {{"lock", mu.name()}, {"mode", mode}});
+  ProfileDelta waited("block", 1, waiter_fn, {{"lock", mu.name()}, {"mode", mode}});
+  ProfileDelta mislabelled("mutex", 1, "", {{"lock", mu.name()}, {"mode", other}});
+  const Truth truth = RunRounds(mu, holder, waiter, waiters);
+  EXPECT_NEAR(double(charged.Get()), double(truth.charged), 0.05 * double(truth.charged));
+  EXPECT_NEAR(double(waited.Get()), double(truth.waited), 0.05 * double(truth.waited));
+  EXPECT_EQ(mislabelled.Get(), 0);
+}
+
+// A writer holds while readers wait: the writer's unlock owes the readers'
+// wait (mode=read); each reader's wait is in the block profile.
+TEST(SharedMutexProfileTest, WriterUnlockIsChargedTheReadersWaitExactly) {
   lockprof::SharedMutex mu{"exact.readers.wait"};
-  const Truth truth = RunRounds(mu, ExactWriterSection, ExactReaderWaits, 3);
-  const std::vector<std::pair<std::string, std::string>> labels = {{"lock", "exact.readers.wait"},
-                                                                   {"mode", "read"}};
-  const int64_t charged =
-      SumValuesWithLabels(FetchProfile("mutex"), 1, "ExactWriterSection", labels);
-  const int64_t waited = SumValuesWithLabels(FetchProfile("block"), 1, "ExactReaderWaits", labels);
-  EXPECT_NEAR(double(charged), double(truth.charged), 0.05 * double(truth.charged));
-  EXPECT_NEAR(double(waited), double(truth.waited), 0.05 * double(truth.waited));
-  // Nothing of it is labelled as a writer's wait.
-  EXPECT_EQ(SumValuesWithLabels(FetchProfile("mutex"), 1, "",
-                                {{"lock", "exact.readers.wait"}, {"mode", "write"}}),
-            0);
+  ExpectExact(mu, "read", ExactWriterSection, "ExactWriterSection", ExactReaderWaits,
+              "ExactReaderWaits", 3);
 }
 
 // A reader holds while a writer waits: the reader's unlock_shared — the
-// last reader out, which lets the writer in — owes the writer's wait,
-// labelled mode=write.
+// last reader out, which lets the writer in — owes the writer's wait
+// (mode=write).
 TEST(SharedMutexProfileTest, LastReaderIsChargedTheWritersWaitExactly) {
-  ScopedRates rates(1, 1, 0);
   lockprof::SharedMutex mu{"exact.writer.wait"};
-  const Truth truth = RunRounds(mu, ExactReaderSection, ExactWriterWaits, 1);
-  const std::vector<std::pair<std::string, std::string>> labels = {{"lock", "exact.writer.wait"},
-                                                                   {"mode", "write"}};
-  const int64_t charged =
-      SumValuesWithLabels(FetchProfile("mutex"), 1, "ExactReaderSection", labels);
-  const int64_t waited = SumValuesWithLabels(FetchProfile("block"), 1, "ExactWriterWaits", labels);
-  EXPECT_NEAR(double(charged), double(truth.charged), 0.05 * double(truth.charged));
-  EXPECT_NEAR(double(waited), double(truth.waited), 0.05 * double(truth.waited));
+  ExpectExact(mu, "write", ExactReaderSection, "ExactReaderSection", ExactWriterWaits,
+              "ExactWriterWaits", 1);
 }
 
-// Writers waiting for a writer: its unlock owes their wait, mode=write.
+// Writers waiting for a writer: its unlock owes their wait (mode=write).
+// (The second writer in also waits, briefly, for the first: that is
+// charged to ExactWriterWaits, and is in the truth's waits but not in its
+// charges, which count the holder's section only.)
 TEST(SharedMutexProfileTest, WriterUnlockIsChargedTheWritersWaitExactly) {
-  ScopedRates rates(1, 1, 0);
   lockprof::SharedMutex mu{"exact.writers.wait"};
-  const Truth truth = RunRounds(mu, ExactWriterSection, ExactWriterWaits, 2);
-  const std::vector<std::pair<std::string, std::string>> labels = {{"lock", "exact.writers.wait"},
-                                                                   {"mode", "write"}};
-  // The second writer in also waits for the first: charged to the first's
-  // section (ExactWriterWaits), so count the holder's section only and
-  // compare with the holder's share of the truth.
-  const int64_t charged =
-      SumValuesWithLabels(FetchProfile("mutex"), 1, "ExactWriterSection", labels);
-  EXPECT_NEAR(double(charged), double(truth.charged), 0.05 * double(truth.charged));
-  const int64_t waited = SumValuesWithLabels(FetchProfile("block"), 1, "ExactWriterWaits", labels);
-  EXPECT_NEAR(double(waited), double(truth.waited), 0.05 * double(truth.waited));
+  ExpectExact(mu, "write", ExactWriterSection, "ExactWriterSection", ExactWriterWaits,
+              "ExactWriterWaits", 2);
 }
 
 // One lock, both kinds of waiting: `go tool pprof -tagfocus=mode=...`
@@ -198,13 +190,18 @@ TEST(SharedMutexProfileTest, GoPprofTagfocusSplitsReadAndWriteWaits) {
 lockprof::SharedMutex g_config_mu{"case.study.2"};
 int64_t g_config_version = 0;
 
-// The writer's critical section: the mutex profile must name it.
-ABSL_ATTRIBUTE_NOINLINE void CaseStudySlowWrite(int64_t work_ns, int64_t* held_ns) {
+struct Interval {
+  int64_t from, to;
+};
+
+// The writer's critical section: the mutex profile must name it. Appends
+// the span during which it held the lock.
+ABSL_ATTRIBUTE_NOINLINE void CaseStudySlowWrite(int64_t work_ns, std::vector<Interval>* held) {
   std::unique_lock<lockprof::SharedMutex> lock(g_config_mu);
   const int64_t start = Now();
   SleepNs(work_ns);  // The slow part, done under the lock (the bug).
   ++g_config_version;
-  *held_ns += Now() - start;
+  held->push_back({start, Now()});
 }
 
 // A reader: the block profile must name it.
@@ -217,38 +214,52 @@ TEST(SharedMutexProfileTest, CaseStudy2SlowWriterMakesEveryReaderSpike) {
   ScopedRates rates(1, 1, 1);
   constexpr int kReaders = 3, kWrites = 15;
   constexpr int64_t kWorkNs = 5'000'000;
+  const std::vector<std::pair<std::string, std::string>> read = {{"lock", "case.study.2"},
+                                                                 {"mode", "read"}};
+  ProfileDelta charged("mutex", 1, "CaseStudySlowWrite", read);
+  ProfileDelta read_waits("block", 1, "CaseStudyRead", read);
+  ProfileDelta read_holds("hold", 0, "CaseStudyRead", read);
+  ProfileDelta write_holds("hold", 1, "CaseStudySlowWrite",
+                           {{"lock", "case.study.2"}, {"mode", "write"}});
   std::atomic<bool> done{false};
-  // Per reader: time spent in reads that spiked, in all reads, the worst.
-  std::vector<int64_t> spikes(kReaders), total(kReaders), worst(kReaders);
+  std::vector<std::vector<Interval>> reads(kReaders);  // Each CaseStudyRead call.
   std::vector<std::thread> readers;
   for (int r = 0; r < kReaders; ++r) {
     readers.emplace_back([&, r] {
       while (!done.load(std::memory_order_relaxed)) {
         const int64_t start = Now();
         CaseStudyRead();
-        const int64_t took = Now() - start;
-        total[size_t(r)] += took;
-        if (took > kWorkNs / 5) spikes[size_t(r)] += took;
-        worst[size_t(r)] = std::max(worst[size_t(r)], took);
-        // Read-mostly, not read-only-spinning: leaves the CPUs free, so that
-        // a spike is lock waiting and not a reader preempted.
-        SleepNs(50'000);
+        reads[size_t(r)].push_back({start, Now()});
+        SleepNs(50'000);  // Read-mostly: the CPUs stay free for the writer.
       }
     });
   }
-  int64_t held_ns = 0;
+  std::vector<Interval> writes;
   for (int i = 0; i < kWrites; ++i) {
     SleepNs(kWorkNs);
-    CaseStudySlowWrite(kWorkNs, &held_ns);
+    CaseStudySlowWrite(kWorkNs, &writes);
   }
   done.store(true);
   for (auto& t : readers) t.join();
-  int64_t spike_total = 0, read_total = 0;
+
+  // Ground truth. The writer's unlock owes each reader's wait during its
+  // hold: the overlap of the reader's call with the hold. A reader waits at
+  // least that long, and at most as long as its calls took.
+  int64_t overlap = 0, read_total = 0, held_total = 0;
+  for (const Interval& w : writes) held_total += w.to - w.from;
   for (int r = 0; r < kReaders; ++r) {
-    spike_total += spikes[size_t(r)];
-    read_total += total[size_t(r)];
-    EXPECT_GT(worst[size_t(r)], kWorkNs / 2) << "reader " << r << " never spiked";
+    int64_t worst = 0;
+    for (const Interval& c : reads[size_t(r)]) {
+      read_total += c.to - c.from;
+      worst = std::max(worst, c.to - c.from);
+      for (const Interval& w : writes) {
+        overlap += std::max<int64_t>(0, std::min(c.to, w.to) - std::max(c.from, w.from));
+      }
+    }
+    EXPECT_GT(worst, kWorkNs / 2) << "reader " << r << " never spiked";
   }
+  // Readers spike: they wait out most of every write.
+  EXPECT_GT(overlap, kReaders * held_total / 2);
 
   // Mutex profile: the heaviest sample of this lock is the writer's
   // critical section, charged for readers' waiting.
@@ -262,26 +273,14 @@ TEST(SharedMutexProfileTest, CaseStudy2SlowWriterMakesEveryReaderSpike) {
   ASSERT_FALSE(StackFunctions(mutex, *top).empty());
   EXPECT_NE(StackFunctions(mutex, *top)[0].find("CaseStudySlowWrite"), std::string::npos);
   EXPECT_EQ(LabelValue(mutex, *top, "mode"), "read");
-  // Each reader waits out (nearly) every write: the section is charged
-  // about kReaders times its hold time.
-  const int64_t charged = SumValuesWithLabels(mutex, 1, "CaseStudySlowWrite",
-                                              {{"lock", "case.study.2"}, {"mode", "read"}});
-  EXPECT_NEAR(double(charged), double(kReaders * held_ns), 0.1 * double(kReaders * held_ns));
-  // Block profile: the readers' waits, mode=read, account for the spikes
-  // (and are no more than the time readers spent reading at all).
-  const int64_t read_waits = SumValuesWithLabels(FetchProfile("block"), 1, "CaseStudyRead",
-                                                 {{"lock", "case.study.2"}, {"mode", "read"}});
-  EXPECT_NEAR(double(read_waits), double(spike_total), 0.05 * double(spike_total));
-  EXPECT_LE(double(read_waits), 1.02 * double(read_total));
+  EXPECT_NEAR(double(charged.Get()), double(overlap), 0.05 * double(overlap));
+  // Block profile: the readers' waits, mode=read.
+  EXPECT_GE(double(read_waits.Get()), 0.95 * double(overlap));
+  EXPECT_LE(read_waits.Get(), read_total);
   // Hold profile: the write holds, exactly (every hold sampled at rate 1);
   // read holds are there too, labelled mode=read.
-  auto hold = FetchProfile("hold");
-  const int64_t write_holds = SumValuesWithLabels(hold, 1, "CaseStudySlowWrite",
-                                                  {{"lock", "case.study.2"}, {"mode", "write"}});
-  EXPECT_NEAR(double(write_holds), double(held_ns), 0.05 * double(held_ns));
-  EXPECT_GT(
-      SumValuesWithLabels(hold, 0, "CaseStudyRead", {{"lock", "case.study.2"}, {"mode", "read"}}),
-      kWrites);
+  EXPECT_NEAR(double(write_holds.Get()), double(held_total), 0.05 * double(held_total));
+  EXPECT_GT(read_holds.Get(), kWrites);
 
   // The same through go tool pprof: -tagfocus isolates the lock, and splits
   // read waits from write waits.

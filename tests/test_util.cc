@@ -137,6 +137,18 @@ std::string FetchProfileToFile(const std::string& name) {
   return WriteTempFile(out.str(), ".pb.gz");
 }
 
+ProfileDelta::ProfileDelta(std::string profile, int index, std::string function,
+                           std::vector<std::pair<std::string, std::string>> labels)
+    : profile_(std::move(profile)),
+      index_(index),
+      function_(std::move(function)),
+      labels_(std::move(labels)),
+      before_(Current()) {}
+
+int64_t ProfileDelta::Current() const {
+  return SumValuesWithLabels(FetchProfile(profile_), index_, function_, labels_);
+}
+
 ScopedRates::ScopedRates(int mutex_fraction, int64_t block_rate_ns, int hold_rate)
     : fraction_(SetMutexProfileFraction(mutex_fraction)),
       block_(BlockProfileRate()),

@@ -42,6 +42,24 @@ perftools::profiles::Profile FetchProfile(const std::string& name);
 // The same, written to a new temporary file for go tool pprof; returns its path.
 std::string FetchProfileToFile(const std::string& name);
 
+// The growth of one total of a lockprof profile (value[index] over the
+// samples SumValuesWithLabels selects) since construction: profiles are
+// cumulative for the life of the process, and a test may run repeatedly.
+class ProfileDelta {
+ public:
+  ProfileDelta(std::string profile, int index, std::string function,
+               std::vector<std::pair<std::string, std::string>> labels);
+  int64_t Get() const { return Current() - before_; }
+
+ private:
+  int64_t Current() const;
+  std::string profile_;
+  int index_;
+  std::string function_;
+  std::vector<std::pair<std::string, std::string>> labels_;
+  int64_t before_;
+};
+
 // Sets the mutex fraction, block rate and hold rate for the life of the
 // object, restoring the previous ones.
 class ScopedRates {
