@@ -200,8 +200,6 @@ class ABSL_LOCKABLE SharedMutex {
   void SleepUntilPosted();
   void StartHoldSample();
   void StartSharedHoldSample();
-  // The hold time of this thread's sampled read hold of *this, or -1.
-  int64_t TakeSharedHoldSample();
   std::atomic<uint32_t>* EpochWord();
 
   std::atomic<uint64_t> state_{0};

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <initializer_list>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -34,24 +35,26 @@ int64_t Now() {
       .count();
 }
 
-// Fails the test if `progress` stops moving for `stall` before `done`: a
-// lost wake-up leaves every thread asleep. Then calls `unstick` so the test
-// ends instead of hanging.
-template <typename Done, typename Unstick>
-void Watchdog(const std::atomic<int64_t>& progress, Done done, Unstick unstick,
-              milliseconds stall = milliseconds(10000)) {
+// Waits until `progress` reaches `target`. Fails the test if it stops
+// moving for 10 s first — a lost wake-up leaves every thread asleep — and
+// then sets `abandoned` (under `mu`) and wakes every waiter of `cvs`, so
+// that the test ends instead of hanging.
+void Watchdog(const std::atomic<int64_t>& progress, int64_t target, lockprof::Mutex& mu,
+              bool& abandoned, std::initializer_list<lockprof::CondVar*> cvs) {
+  const auto stall = std::chrono::seconds(10);
   int64_t seen = -1;
   auto since = std::chrono::steady_clock::now();
-  while (!done()) {
+  while (progress.load() < target) {
     std::this_thread::sleep_for(milliseconds(5));
     const int64_t now = progress.load();
     if (now != seen) {
       seen = now;
       since = std::chrono::steady_clock::now();
     } else if (std::chrono::steady_clock::now() - since > stall) {
-      ADD_FAILURE() << "no progress for " << stall.count() << " ms at " << now
-                    << ": a wake-up was lost";
-      unstick();
+      ADD_FAILURE() << "no progress for 10 s at " << now << ": a wake-up was lost";
+      Lock l(mu);
+      abandoned = true;
+      for (lockprof::CondVar* cv : cvs) cv->notify_all();
       return;
     }
   }
@@ -158,13 +161,7 @@ TEST(CondVarTest, PingPongLosesNoWakeUp) {
     }
   };
   std::thread a(player, 0), b(player, 1);
-  Watchdog(
-      passes, [&] { return passes.load() >= kRounds; },
-      [&] {
-        Lock l(mu);
-        abandoned = true;
-        cv.notify_all();
-      });
+  Watchdog(passes, kRounds, mu, abandoned, {&cv});
   a.join();
   b.join();
 }
@@ -198,13 +195,7 @@ TEST(CondVarTest, RingWithNotifyAllLosesNoWakeUp) {
       }
     });
   }
-  Watchdog(
-      passes, [&] { return passes.load() >= kPasses; },
-      [&] {
-        Lock l(mu);
-        abandoned = true;
-        cv.notify_all();
-      });
+  Watchdog(passes, kPasses, mu, abandoned, {&cv});
   {
     Lock l(mu);
     cv.notify_all();
@@ -256,14 +247,7 @@ TEST(CondVarTest, BoundedBufferLosesNoWakeUp) {
       }
     });
   }
-  Watchdog(
-      consumed, [&] { return consumed.load() >= kItems; },
-      [&] {
-        Lock l(mu);
-        abandoned = true;
-        not_empty.notify_all();
-        not_full.notify_all();
-      });
+  Watchdog(consumed, kItems, mu, abandoned, {&not_empty, &not_full});
   for (auto& t : threads) t.join();
   EXPECT_EQ(consumed.load(), kItems);
   EXPECT_EQ(sum.load(), kItems * (kItems - 1) / 2);
