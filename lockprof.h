@@ -22,6 +22,7 @@
 #include "lockprof/agent/sampling.h"
 #include "lockprof/primitives/atomic.h"
 #include "lockprof/primitives/cow_ptr.h"
+#include "lockprof/primitives/condvar.h"
 #include "lockprof/primitives/mutex.h"
 #include "lockprof/primitives/sharded_counter.h"
 #include "lockprof/primitives/sharded_map.h"

@@ -7,6 +7,7 @@
 #include "lockprof/primitives/internal/blocked_wait.h"
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/internal/futex.h"
+#include "lockprof/primitives/internal/hold_sample.h"
 
 namespace lockprof {
 
@@ -143,12 +144,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow(bool have_writer, uint32_t re
 
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
   int64_t now = 0;
-  int64_t hold_ns = -1;
-  if (hold_start_ != 0) {
-    now = agent::MonotonicNanos();
-    hold_ns = now - hold_start_;
-    hold_start_ = 0;
-  }
+  const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
   const uint64_t s = state_.load(std::memory_order_relaxed);
   const uint32_t w = writer_.load(std::memory_order_relaxed);
   if ((s & kWriter) == 0 || w == kWriterFree) internal::Fatal("unlock of unlocked SharedMutex");
@@ -202,7 +198,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
   int64_t hold_ns = -1;
   if (old == kNotReleased) {
-    hold_ns = TakeSharedHoldSample();
+    hold_ns = internal::EndSharedHoldSample(this);
     old = state_.fetch_sub(1, std::memory_order_release);
   }
   int64_t charged[2] = {0, 0};
@@ -227,27 +223,9 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
   if (hold_ns >= 0) agent::RecordHold(hold_ns, read, frame);
 }
 
-void SharedMutex::StartHoldSample() {
-  if (!agent::InRecorder()) hold_start_ = agent::MonotonicNanos();
-}
+void SharedMutex::StartHoldSample() { internal::StartHoldSample(&hold_start_); }
 
-void SharedMutex::StartSharedHoldSample() {
-  agent::ThreadState& ts = agent::tls_state;
-  if (agent::InRecorder() || ts.shared_hold_samples >= agent::kMaxSharedHoldSamples) return;
-  ts.shared_holds[ts.shared_hold_samples++] = {this, agent::MonotonicNanos()};
-}
-
-int64_t SharedMutex::TakeSharedHoldSample() {
-  agent::ThreadState& ts = agent::tls_state;
-  for (int i = ts.shared_hold_samples - 1; i >= 0; --i) {
-    if (ts.shared_holds[i].lock == this) {
-      const int64_t hold_ns = agent::MonotonicNanos() - ts.shared_holds[i].start;
-      ts.shared_holds[i] = ts.shared_holds[--ts.shared_hold_samples];
-      return hold_ns;
-    }
-  }
-  return -1;
-}
+void SharedMutex::StartSharedHoldSample() { internal::StartSharedHoldSample(this); }
 
 void SharedMutex::AssertHeld() const {
   if ((state_.load(std::memory_order_relaxed) & kWriter) == 0) {

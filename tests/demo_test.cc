@@ -14,21 +14,7 @@ using lockprof::testing::Child;
 using lockprof::testing::GoPprof;
 using lockprof::testing::PortFromLine;
 using lockprof::testing::RunCommand;
-
-// First function row of `go tool pprof -top` output.
-std::string TopFunction(const std::string& top) {
-  std::istringstream in(top);
-  std::string line;
-  bool table = false;
-  while (std::getline(in, line)) {
-    if (line.find("flat%") != std::string::npos) {
-      table = true;
-      continue;
-    }
-    if (table && !line.empty()) return line;
-  }
-  return "";
-}
+using lockprof::testing::TopFunction;
 
 class DemoTest : public ::testing::Test {
  protected:

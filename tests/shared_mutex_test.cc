@@ -13,31 +13,14 @@
 #include <vector>
 
 #include "absl/base/attributes.h"
+#include "test_util.h"
 
 namespace {
 
 // A global needs no dynamic initialisation.
 ABSL_CONST_INIT lockprof::SharedMutex g_global_mu{"global.shared"};
 
-// Sets every rate to 1 (or turns everything off) for the life of the object.
-class AllRates {
- public:
-  explicit AllRates(int rate)
-      : fraction_(lockprof::SetMutexProfileFraction(rate)),
-        hold_(lockprof::SetHoldProfileRate(rate)),
-        block_(lockprof::BlockProfileRate()) {
-    lockprof::SetBlockProfileRate(rate);
-  }
-  ~AllRates() {
-    lockprof::SetMutexProfileFraction(fraction_);
-    lockprof::SetHoldProfileRate(hold_);
-    lockprof::SetBlockProfileRate(block_);
-  }
-
- private:
-  int fraction_, hold_;
-  int64_t block_;
-};
+using lockprof::testing::ScopedRates;
 
 TEST(SharedMutexTest, WorksWithStandardWrappers) {
   lockprof::SharedMutex mu;
@@ -142,93 +125,92 @@ void StressExclusion(int readers, int writers, int iters) {
 TEST(SharedMutexTest, StressReadersAndWritersExclude) { StressExclusion(6, 2, 20000); }
 
 TEST(SharedMutexTest, StressWithProfilingOff) {
-  AllRates off(0);
+  ScopedRates off(0, 0, 0);
   StressExclusion(3, 3, 10000);
 }
 
 // Every wait recorded, every hold sampled (shared ones through the
 // thread-local slots): the recording paths run concurrently with locking.
 TEST(SharedMutexTest, StressWithEveryRateAtOne) {
-  AllRates all(1);
+  ScopedRates all(1, 1, 1);
   StressExclusion(4, 2, 10000);
 }
 
-// A stream of overlapping readers keeps the lock read-held without a gap;
-// a writer asks for it. Fair: the readers inside leave, new ones queue, the
-// writer is in after a handful of reader operations. A reader-preferring
-// lock would let the stream go on; the stream stops by itself after
-// kGiveUp operations so that such a lock fails the bound instead of hanging.
-TEST(SharedMutexTest, WriterIsNotStarvedByAStreamOfReaders) {
-  lockprof::SharedMutex mu;
-  constexpr int kReaders = 3;
-  constexpr int64_t kBound = 100;
-  constexpr int64_t kGiveUp = 200000;
-  std::atomic<int> holders{0};
+// Runs a stream of `threads` threads, each repeating stream_op(ops) — one
+// locked operation that counts itself in `ops` — until the asker got in;
+// then the asker's acquisition, ask(). Returns how many stream operations
+// completed between asking and getting in. The stream stops by itself
+// `give_up` operations after the ask, so that an unfair lock fails the
+// caller's bound instead of hanging.
+template <typename StreamOp, typename Ask>
+int64_t OpsBeforeAskerGetsIn(int threads, int64_t give_up, StreamOp stream_op, Ask ask) {
   std::atomic<int64_t> ops{0}, asked_at{-1};
-  std::atomic<bool> writer_done{false};
-  std::vector<std::thread> readers;
-  for (int t = 0; t < kReaders; ++t) {
-    readers.emplace_back([&] {
-      while (!writer_done.load()) {
+  std::atomic<bool> done{false};
+  std::vector<std::thread> stream;
+  for (int t = 0; t < threads; ++t) {
+    stream.emplace_back([&] {
+      while (!done.load()) {
         const int64_t asked = asked_at.load();
-        if (asked >= 0 && ops.load() - asked > kGiveUp) break;
-        mu.lock_shared();
-        holders.fetch_add(1);
-        ops.fetch_add(1);
-        // Overlap: leave only once another reader is in (bounded, since a
-        // fair lock stops letting readers in).
-        for (int i = 0; i < 1000 && holders.load() < 2; ++i) std::this_thread::yield();
-        holders.fetch_sub(1);
-        mu.unlock_shared();
+        if (asked >= 0 && ops.load() - asked > give_up) break;
+        stream_op(ops);
       }
     });
   }
   while (ops.load() < 1000) std::this_thread::yield();
   const int64_t asked = ops.load();
   asked_at.store(asked);
-  mu.lock();
-  const int64_t got_in = ops.load();
-  mu.unlock();
-  writer_done.store(true);
-  for (auto& t : readers) t.join();
-  EXPECT_LE(got_in - asked, kBound);
+  const int64_t got_in = ask(ops);
+  done.store(true);
+  for (auto& t : stream) t.join();
+  return got_in - asked;
+}
+
+// A stream of overlapping readers keeps the lock read-held without a gap
+// (each leaves only once another is in, or after a bounded wait, since a
+// fair lock stops letting readers in); a writer asks. Fair: the readers
+// inside leave, new ones queue, the writer is in after a handful of reader
+// operations. (glibc's reader-preferring std::shared_mutex fails this.)
+TEST(SharedMutexTest, WriterIsNotStarvedByAStreamOfReaders) {
+  lockprof::SharedMutex mu;
+  std::atomic<int> holders{0};
+  const int64_t ops_before = OpsBeforeAskerGetsIn(
+      3, 200000,
+      [&](std::atomic<int64_t>& ops) {
+        mu.lock_shared();
+        holders.fetch_add(1);
+        ops.fetch_add(1);
+        for (int i = 0; i < 1000 && holders.load() < 2; ++i) std::this_thread::yield();
+        holders.fetch_sub(1);
+        mu.unlock_shared();
+      },
+      [&](std::atomic<int64_t>& ops) {
+        std::lock_guard<lockprof::SharedMutex> w(mu);
+        return ops.load();
+      });
+  EXPECT_LE(ops_before, 100);
 }
 
 // The mirror image: writers hand the lock to each other back to back (each
 // holds until another writer waits), a reader asks. Fair: it gets in when
-// the current writer unlocks, before the next writer.
+// the current writer unlocks, before the next writer. (A writer-preferring
+// rwlock fails this.)
 TEST(SharedMutexTest, ReaderIsNotStarvedByAStreamOfWriters) {
   lockprof::SharedMutex mu;
-  constexpr int kWriters = 3;
-  constexpr int64_t kBound = 20;
-  constexpr int64_t kGiveUp = 20000;
   std::atomic<int> wanting{0};
-  std::atomic<int64_t> ops{0}, asked_at{-1};
-  std::atomic<bool> reader_done{false};
-  std::vector<std::thread> writers;
-  for (int t = 0; t < kWriters; ++t) {
-    writers.emplace_back([&] {
-      while (!reader_done.load()) {
-        const int64_t asked = asked_at.load();
-        if (asked >= 0 && ops.load() - asked > kGiveUp) break;
+  const int64_t ops_before = OpsBeforeAskerGetsIn(
+      3, 20000,
+      [&](std::atomic<int64_t>& ops) {
         wanting.fetch_add(1);
-        mu.lock();
+        std::lock_guard<lockprof::SharedMutex> w(mu);
         wanting.fetch_sub(1);
         ops.fetch_add(1);
         for (int i = 0; i < 1000 && wanting.load() < 1; ++i) std::this_thread::yield();
-        mu.unlock();
-      }
-    });
-  }
-  while (ops.load() < 1000) std::this_thread::yield();
-  const int64_t asked = ops.load();
-  asked_at.store(asked);
-  mu.lock_shared();
-  const int64_t got_in = ops.load();
-  mu.unlock_shared();
-  reader_done.store(true);
-  for (auto& t : writers) t.join();
-  EXPECT_LE(got_in - asked, kBound);
+      },
+      [&](std::atomic<int64_t>& ops) {
+        std::shared_lock<lockprof::SharedMutex> r(mu);
+        return ops.load();
+      });
+  EXPECT_LE(ops_before, 20);
 }
 
 // Readers queued behind a writer all get in at its unlock, together: none

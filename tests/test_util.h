@@ -3,7 +3,9 @@
 #ifndef LOCKPROF_TESTS_TEST_UTIL_H_
 #define LOCKPROF_TESTS_TEST_UTIL_H_
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "profile.pb.h"
@@ -24,6 +26,54 @@ std::string WriteTempFile(const std::string& data, const std::string& suffix = "
 // whose name contains `function` (all samples if empty).
 int64_t SumValues(const perftools::profiles::Profile& p, int index,
                   const std::string& function = "");
+
+// As SumValues, over the samples that also carry every string label in
+// `labels` ({key, value} pairs, e.g. {{"lock", "cache.main"}, {"mode", "read"}}).
+int64_t SumValuesWithLabels(const perftools::profiles::Profile& p, int index,
+                            const std::string& function,
+                            const std::vector<std::pair<std::string, std::string>>& labels);
+
+// The value of a sample's string label `key`, or "" if it has none.
+std::string LabelValue(const perftools::profiles::Profile& p, const perftools::profiles::Sample& s,
+                       const std::string& key);
+
+// lockprof's profile `name` now (WriteProfile, debug=0), decoded.
+perftools::profiles::Profile FetchProfile(const std::string& name);
+// The same, written to a new temporary file for go tool pprof; returns its path.
+std::string FetchProfileToFile(const std::string& name);
+
+// The growth of one total of a lockprof profile (value[index] over the
+// samples SumValuesWithLabels selects) since construction: profiles are
+// cumulative for the life of the process, and a test may run repeatedly.
+class ProfileDelta {
+ public:
+  ProfileDelta(std::string profile, int index, std::string function,
+               std::vector<std::pair<std::string, std::string>> labels);
+  int64_t Get() const { return Current() - before_; }
+
+ private:
+  int64_t Current() const;
+  std::string profile_;
+  int index_;
+  std::string function_;
+  std::vector<std::pair<std::string, std::string>> labels_;
+  int64_t before_;
+};
+
+// Sets the mutex fraction, block rate and hold rate for the life of the
+// object, restoring the previous ones.
+class ScopedRates {
+ public:
+  ScopedRates(int mutex_fraction, int64_t block_rate_ns, int hold_rate);
+  ~ScopedRates();
+  ScopedRates(const ScopedRates&) = delete;
+  ScopedRates& operator=(const ScopedRates&) = delete;
+
+ private:
+  int fraction_;
+  int64_t block_;
+  int hold_;
+};
 
 // Names of the functions in a sample's stack, leaf first.
 std::vector<std::string> StackFunctions(const perftools::profiles::Profile& p,
@@ -48,6 +98,9 @@ std::string HttpGet(int port, const std::string& path_and_query, int* status = n
 // `go tool pprof <args>` with the test environment; returns its output
 // (stdout and stderr) and sets *status.
 std::string GoPprof(const std::string& args, int* status = nullptr);
+
+// The first row of the table in `go tool pprof -top` output, or "".
+std::string TopFunction(const std::string& top);
 
 // A child process whose stdout is read line by line.
 class Child {
