@@ -104,6 +104,21 @@ int64_t SumValues(const perftools::profiles::Profile& p, int index, const std::s
   return sum;
 }
 
+int64_t SumValuesWithLabel(const perftools::profiles::Profile& p, int index, const std::string& key,
+                           const std::string& value) {
+  int64_t sum = 0;
+  for (const auto& s : p.sample()) {
+    for (const auto& l : s.label()) {
+      if (p.string_table(int(l.key())) == key && l.str() != 0 &&
+          p.string_table(int(l.str())) == value) {
+        sum += s.value(index);
+        break;
+      }
+    }
+  }
+  return sum;
+}
+
 std::string GoEnv() {
   // go needs a cache directory; keep it per user and off the network.
   return "GOCACHE=/tmp/lockprof-gocache HOME=${HOME:-/tmp} GOFLAGS=-mod=mod GOPROXY=off "

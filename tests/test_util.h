@@ -25,6 +25,11 @@ std::string WriteTempFile(const std::string& data, const std::string& suffix = "
 int64_t SumValues(const perftools::profiles::Profile& p, int index,
                   const std::string& function = "");
 
+// The sum of value[index] over the samples carrying the string label
+// key=value.
+int64_t SumValuesWithLabel(const perftools::profiles::Profile& p, int index, const std::string& key,
+                           const std::string& value);
+
 // Names of the functions in a sample's stack, leaf first.
 std::vector<std::string> StackFunctions(const perftools::profiles::Profile& p,
                                         const perftools::profiles::Sample& s);
