@@ -27,13 +27,13 @@ const LabelSet* LabelSet::Intern(
     std::initializer_list<std::pair<std::string_view, std::string_view>> extra) {
   std::vector<Label> merged;
   if (base != nullptr) merged = base->labels_;
-  for (const auto& [k, v] : extra) {
-    auto it =
-        std::find_if(merged.begin(), merged.end(), [&](const Label& l) { return l.first == k; });
+  for (const auto& kv : extra) {
+    auto it = std::find_if(merged.begin(), merged.end(),
+                           [&](const Label& l) { return l.first == kv.first; });
     if (it != merged.end()) {
-      it->second = std::string(v);
+      it->second = std::string(kv.second);
     } else {
-      merged.emplace_back(std::string(k), std::string(v));
+      merged.emplace_back(std::string(kv.first), std::string(kv.second));
     }
   }
   std::sort(merged.begin(), merged.end());
