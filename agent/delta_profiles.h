@@ -24,7 +24,6 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "lockprof/agent/delta.h"
 
@@ -58,7 +57,7 @@ class DeltaProfiler {
  private:
   const agent::ProfileInfo* info_;
   std::mutex mu_;
-  std::unique_ptr<agent::DeltaTracker> tracker_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<agent::DeltaTracker> tracker_;  // Guarded by mu_.
 };
 
 namespace agent {

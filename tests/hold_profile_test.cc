@@ -58,8 +58,10 @@ class HoldRate {
 // Their bodies differ so that the compiler cannot fold them into one
 // function (GCC's -fipa-icf does, at -O2).
 std::atomic<int64_t> g_disturbed_releases{0};
-ABSL_ATTRIBUTE_NOINLINE void ReleaseUndisturbed(lockprof::Mutex& mu) { mu.unlock(); }
-ABSL_ATTRIBUTE_NOINLINE void ReleaseDisturbed(lockprof::Mutex& mu) {
+ABSL_ATTRIBUTE_NOINLINE void ReleaseUndisturbed(lockprof::Mutex& mu) ABSL_UNLOCK_FUNCTION(mu) {
+  mu.unlock();
+}
+ABSL_ATTRIBUTE_NOINLINE void ReleaseDisturbed(lockprof::Mutex& mu) ABSL_UNLOCK_FUNCTION(mu) {
   mu.unlock();
   g_disturbed_releases.fetch_add(1, std::memory_order_relaxed);
 }
