@@ -7,9 +7,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <map>
 #include <thread>
 #include <vector>
@@ -24,17 +22,12 @@ namespace {
 using lockprof::server::ActiveDeltaWaits;
 using lockprof::testing::GoPprof;
 using lockprof::testing::HttpGet;
+using lockprof::testing::NowNanos;
 using lockprof::testing::ParseProfile;
 using lockprof::testing::RunCommand;
 using lockprof::testing::SumValues;
 using lockprof::testing::SumValuesWithLabel;
 using Profile = perftools::profiles::Profile;
-
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // Holds `mu` for hold_ns once all `waiters` are about to wait for it.
 ABSL_ATTRIBUTE_NOINLINE void DeltaTestHolder(lockprof::Mutex& mu, std::atomic<bool>& held,
@@ -63,9 +56,9 @@ int64_t ContendRounds(lockprof::Mutex& mu, int rounds, int waiters, int64_t hold
       threads.emplace_back([&, w] {
         while (!held.load()) std::this_thread::yield();
         waiting.fetch_add(1);
-        const int64_t start = Now();
+        const int64_t start = NowNanos();
         mu.lock();
-        waited[size_t(w)] = Now() - start;
+        waited[size_t(w)] = NowNanos() - start;
         mu.unlock();
       });
     }
@@ -122,8 +115,7 @@ TEST_F(DeltaProfilesTest, GoPprofSecondsReturnsOnlyTheWindow) {
   const int64_t truth = ContendRounds(inside, 6, 3, 30'000'000);
   pprof.join();
   ASSERT_EQ(pprof_status, 0) << pprof_output;
-  std::ifstream f(out, std::ios::binary);
-  const Profile p = ParseProfile(std::string(std::istreambuf_iterator<char>(f), {}));
+  const Profile p = ParseProfile(lockprof::testing::ReadFile(out));
 
   EXPECT_NEAR(double(p.duration_nanos()), 5e9, 0.5e9);
   EXPECT_GT(p.time_nanos(), 0);
@@ -218,23 +210,23 @@ TEST_F(DeltaProfilesTest, ConcurrentWindowsDoNotStarveOtherRequests) {
 }
 
 TEST_F(DeltaProfilesTest, ClientThatDisconnectsFreesItsRequest) {
-  const int64_t start = Now();
+  const int64_t start = NowNanos();
   int curl_status = 0;
   RunCommand("curl -s -o /dev/null --max-time 1 '" + Url("/debug/pprof/mutex?seconds=60") + "'",
              &curl_status);
   EXPECT_EQ(curl_status, 28);  // curl's "operation timed out".
   // The handler notices within its 100 ms polling step, not after 60 s.
   EXPECT_TRUE(WaitFor([] { return ActiveDeltaWaits() == 0; }, 5000));
-  EXPECT_LT(Now() - start, 20'000'000'000);
+  EXPECT_LT(NowNanos() - start, 20'000'000'000);
 }
 
 TEST_F(DeltaProfilesTest, StoppingTheServerEndsOpenWindows) {
   int status = 0;
   std::thread client([&] { HttpGet(port_, "/debug/pprof/mutex?seconds=60", &status); });
   ASSERT_TRUE(WaitFor([] { return ActiveDeltaWaits() == 1; }));
-  const int64_t start = Now();
+  const int64_t start = NowNanos();
   lockprof::StopAdminServer();
-  EXPECT_LT(Now() - start, 20'000'000'000);
+  EXPECT_LT(NowNanos() - start, 20'000'000'000);
   client.join();
   EXPECT_EQ(ActiveDeltaWaits(), 0);
   EXPECT_NE(status, 200);
@@ -299,9 +291,9 @@ TEST(DeltaHandlerTest, CancelledRequestReturnsAtOnce) {
   req.path = "/debug/pprof/block";
   req.params.emplace("seconds", "60");
   req.cancelled = [] { return true; };
-  const int64_t start = Now();
+  const int64_t start = NowNanos();
   const lockprof::server::Response r = lockprof::server::HandlePprof(req);
-  EXPECT_LT(Now() - start, 5'000'000'000);
+  EXPECT_LT(NowNanos() - start, 5'000'000'000);
   EXPECT_EQ(r.status, 500);
   EXPECT_EQ(r.body, "context canceled\n");
 }

@@ -3,8 +3,6 @@
 // only use the names inside the profile.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -140,8 +138,7 @@ TEST_F(DemoTest, SecondsReturnsTheWindowOnly) {
       GoPprof("-proto -output " + out + " -seconds 2 " + Url("/debug/pprof/block"), &status);
   ASSERT_EQ(status, 0) << log;
   const int64_t after = SumValues(ParseProfile(HttpGet(port_, "/debug/pprof/block")), 1);
-  std::ifstream in(out, std::ios::binary);
-  const auto window = ParseProfile(std::string(std::istreambuf_iterator<char>(in), {}));
+  const auto window = ParseProfile(lockprof::testing::ReadFile(out));
   EXPECT_NEAR(double(window.duration_nanos()), 2e9, 0.2e9);
   const int64_t got = SumValues(window, 1);
   EXPECT_GT(before, 0);

@@ -17,19 +17,14 @@
 namespace {
 
 using lockprof::testing::GoPprof;
+using lockprof::testing::NowNanos;
 using lockprof::testing::ParseProfile;
 using lockprof::testing::SumValues;
 using Profile = perftools::profiles::Profile;
 
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 void SpinFor(int64_t ns) {
-  const int64_t end = Now() + ns;
-  while (Now() < end) {
+  const int64_t end = NowNanos() + ns;
+  while (NowNanos() < end) {
   }
 }
 
@@ -95,9 +90,9 @@ struct Sections {
 // `out`.
 ABSL_ATTRIBUTE_NOINLINE void HoldTestSection(lockprof::Mutex& mu, int64_t ns, Sections* out) {
   mu.lock();
-  const int64_t start = Now();
+  const int64_t start = NowNanos();
   SpinFor(ns);
-  const int64_t length = Now() - start;
+  const int64_t length = NowNanos() - start;
   if (length > kDisturbedNs) {
     ReleaseDisturbed(mu);
     out->disturbed.Add(length);

@@ -3,8 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -16,15 +14,11 @@ namespace {
 
 using lockprof::testing::GoPprof;
 using lockprof::testing::ParseProfile;
+using lockprof::testing::ReadFile;
 using lockprof::testing::SumValues;
 using lockprof::testing::SumValuesWithLabel;
 using lockprof::testing::WriteTempFile;
 using Profile = perftools::profiles::Profile;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 std::string HoldProfileFile() {
   std::ostringstream out;

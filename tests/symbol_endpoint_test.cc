@@ -4,8 +4,6 @@
 
 #include <cinttypes>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <thread>
 #include <vector>
 
@@ -86,8 +84,7 @@ TEST_F(SymbolEndpointTest, GoPprofNamesATextProfileThroughIt) {
 }
 
 TEST_F(SymbolEndpointTest, CmdlineIsTheArgumentsNulSeparated) {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  std::string expected(std::istreambuf_iterator<char>(in), {});
+  std::string expected = lockprof::testing::ReadFile("/proc/self/cmdline");
   expected.pop_back();  // Go joins with NUL; the kernel ends each with one.
   int status = 0;
   std::string headers;

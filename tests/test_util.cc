@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <unordered_map>
 
@@ -57,6 +58,17 @@ perftools::profiles::Profile ParseProfile(const std::string& data) {
   perftools::profiles::Profile p;
   EXPECT_TRUE(p.ParseFromString(Gunzip(data))) << "not a profile.proto";
   return p;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string WriteTempFile(const std::string& data, const std::string& suffix) {

@@ -17,6 +17,12 @@ std::string RunCommand(const std::string& command, int* status = nullptr);
 // Decodes a gzipped (or raw) profile.proto. Fails the test on error.
 perftools::profiles::Profile ParseProfile(const std::string& data);
 
+// The contents of the file at `path` ("" if it cannot be read).
+std::string ReadFile(const std::string& path);
+
+// std::chrono::steady_clock (CLOCK_MONOTONIC, lockprof's clock) in ns.
+int64_t NowNanos();
+
 // Writes `data` to a new temporary file and returns its path.
 std::string WriteTempFile(const std::string& data, const std::string& suffix = "");
 
