@@ -17,7 +17,13 @@
 //    probability exactly 1/rate, independently of the others and of how
 //    long it holds, so scaled totals are unbiased. The decision is a
 //    per-thread countdown with a geometric random stride (see
-//    ShouldSampleHold), not a random draw per lock.
+//    ShouldSampleHold), not a random draw per lock. The sampler's own work
+//    (stride draw, stack capture, recording) runs before the first clock
+//    read or after the release, outside the measured hold; what cannot be
+//    left out is the latency of the two clock reads themselves: an empty
+//    critical section measures 20-80 ns (CLOCK_MONOTONIC on a VM), so
+//    critical sections of a few hundred nanoseconds or less are overstated
+//    by about that much.
 //
 // Defaults: mutex fraction 10, block rate 10000 ns (README "Sampling
 // defaults" says why), hold rate 1000 (below).
