@@ -17,6 +17,7 @@
 #ifndef LOCKPROF_LOCKPROF_H_
 #define LOCKPROF_LOCKPROF_H_
 
+#include "lockprof/agent/delta_profiles.h"
 #include "lockprof/agent/labels.h"
 #include "lockprof/agent/profiles.h"
 #include "lockprof/agent/sampling.h"

@@ -25,7 +25,8 @@ struct ThreadState {
   // lock of every lockprof primitive; the hold sampler runs when it goes
   // negative (see sampling.h).
   int64_t hold_countdown;
-  // False until this thread's first hold-sampling stride was drawn.
+  // False until this thread first drew a hold-sampling stride, and again
+  // while hold sampling is off (see HoldSampleDue).
   bool hold_started;
   // xorshift64* state for sampling decisions; 0 until seeded.
   uint64_t rng;

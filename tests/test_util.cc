@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <unordered_map>
 
@@ -60,6 +61,17 @@ perftools::profiles::Profile ParseProfile(const std::string& data) {
   perftools::profiles::Profile p;
   EXPECT_TRUE(p.ParseFromString(Gunzip(data))) << "not a profile.proto";
   return p;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string WriteTempFile(const std::string& data, const std::string& suffix) {
@@ -181,6 +193,21 @@ ScopedRates::~ScopedRates() {
   SetMutexProfileFraction(fraction_);
   SetBlockProfileRate(block_);
   SetHoldProfileRate(hold_);
+}
+
+int64_t SumValuesWithLabel(const perftools::profiles::Profile& p, int index, const std::string& key,
+                           const std::string& value) {
+  int64_t sum = 0;
+  for (const auto& s : p.sample()) {
+    for (const auto& l : s.label()) {
+      if (p.string_table(int(l.key())) == key && l.str() != 0 &&
+          p.string_table(int(l.str())) == value) {
+        sum += s.value(index);
+        break;
+      }
+    }
+  }
+  return sum;
 }
 
 std::string GoEnv() {

@@ -19,6 +19,12 @@ std::string RunCommand(const std::string& command, int* status = nullptr);
 // Decodes a gzipped (or raw) profile.proto. Fails the test on error.
 perftools::profiles::Profile ParseProfile(const std::string& data);
 
+// The contents of the file at `path` ("" if it cannot be read).
+std::string ReadFile(const std::string& path);
+
+// std::chrono::steady_clock (CLOCK_MONOTONIC, lockprof's clock) in ns.
+int64_t NowNanos();
+
 // Writes `data` to a new temporary file and returns its path.
 std::string WriteTempFile(const std::string& data, const std::string& suffix = "");
 
@@ -74,6 +80,10 @@ class ScopedRates {
   int64_t block_;
   int hold_;
 };
+// The sum of value[index] over the samples carrying the string label
+// key=value.
+int64_t SumValuesWithLabel(const perftools::profiles::Profile& p, int index, const std::string& key,
+                           const std::string& value);
 
 // Names of the functions in a sample's stack, leaf first.
 std::vector<std::string> StackFunctions(const perftools::profiles::Profile& p,
