@@ -22,7 +22,7 @@ ABSL_CONST_INIT lockprof::SharedMutex g_global_mu{"global.shared"};
 
 using lockprof::testing::ScopedRates;
 
-TEST(SharedMutexTest, WorksWithStandardWrappers) {
+TEST(SharedMutexTest, WorksWithStandardWrappers) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::SharedMutex mu;
   {
     std::shared_lock<lockprof::SharedMutex> r1(mu);
@@ -242,24 +242,25 @@ TEST(SharedMutexTest, QueuedReadersAreAdmittedTogether) {
   EXPECT_EQ(max_inside.load(), kReaders);
 }
 
-TEST(SharedMutexDeathTest, UnlockOfUnlockedSharedMutexAborts) {
+TEST(SharedMutexDeathTest, UnlockOfUnlockedSharedMutexAborts) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::SharedMutex mu;
   EXPECT_DEATH(mu.unlock(), "lockprof: unlock of unlocked SharedMutex");
 }
 
-TEST(SharedMutexDeathTest, UnlockOfReadLockedSharedMutexAborts) {
+TEST(SharedMutexDeathTest, UnlockOfReadLockedSharedMutexAborts) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::SharedMutex mu;
   mu.lock_shared();
   EXPECT_DEATH(mu.unlock(), "lockprof: unlock of unlocked SharedMutex");
   mu.unlock_shared();
 }
 
-TEST(SharedMutexDeathTest, UnlockSharedOfUnlockedSharedMutexAborts) {
+TEST(SharedMutexDeathTest, UnlockSharedOfUnlockedSharedMutexAborts) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::SharedMutex mu;
   EXPECT_DEATH(mu.unlock_shared(), "lockprof: unlock_shared of unlocked SharedMutex");
 }
 
-TEST(SharedMutexDeathTest, UnlockSharedOfWriteLockedSharedMutexAborts) {
+TEST(SharedMutexDeathTest, UnlockSharedOfWriteLockedSharedMutexAborts)
+ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::SharedMutex mu;
   mu.lock();
   EXPECT_DEATH(mu.unlock_shared(), "lockprof: unlock_shared of unlocked SharedMutex");
