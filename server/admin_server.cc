@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "lockprof/agent/env.h"
+#include "lockprof/agent/health.h"
+#include "lockprof/server/metrics_handler.h"
 #include "lockprof/server/pprof_handlers.h"
 
 namespace lockprof {
@@ -49,6 +51,12 @@ void Route(Running* s) {
   s->http.Get("/debug/pprof", [](const httplib::Request&, httplib::Response& res) {
     res.set_redirect("/debug/pprof/", 301);
   });
+  s->http.Get("/metrics", [](const httplib::Request& req, httplib::Response& res) {
+    Reply(server::HandleMetrics(ToRequest(req)), res);
+  });
+  // Called once per answered request, whatever its path or status.
+  s->http.set_logger(
+      [](const httplib::Request&, const httplib::Response&) { agent::CountAdminRequest(); });
 }
 
 }  // namespace
