@@ -45,9 +45,14 @@ uint64_t NextRandom() {
 // fixed stride would have with periodic workloads.
 static int64_t NextHoldStride(int rate) {
   if (rate <= 1) return 0;
-  // Uniform in (0, 1]; -ln(u) * rate is exponential with mean `rate`.
+  // Uniform in (0, 1]. The countdown is the number of acquisitions skipped
+  // before the next sampled one: geometric with success probability 1/rate,
+  // floor(ln(u) / ln(1 - 1/rate)), whose mean is rate - 1, so that samples
+  // are exactly `rate` acquisitions apart on average and scaling each by
+  // `rate` is unbiased. (Flooring an exponential of mean `rate` instead
+  // would space them rate + 1/2 apart: a bias of 1/(2 rate).)
   double u = (double(NextRandom() >> 11) + 1.0) / 9007199254740992.0;
-  double stride = -std::log(u) * rate;
+  double stride = std::log(u) / std::log1p(-1.0 / rate);
   if (stride > 1e15) stride = 1e15;
   return int64_t(stride);
 }
