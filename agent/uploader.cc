@@ -175,6 +175,7 @@ class Uploader {
       RegisterAtExitOnce();
       std::unique_lock<std::mutex> l(mu_);
       inflight_deadline_ = Clock::time_point::max();
+      if (!r.ok() && abort_) return CountUpload(job.id, UploadResult::kDropped);
       if (r.ok()) {
         if (!logged_.empty()) LogLocked("uploads succeed again");
         logged_.clear();

@@ -11,6 +11,7 @@
 //   go tool pprof -top -base before.pb.gz after.pb.gz
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>

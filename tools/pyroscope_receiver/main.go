@@ -162,6 +162,9 @@ func (s *receiver) ingest(w http.ResponseWriter, r *http.Request) *httpError {
 	case "401":
 		return fail(401, "invalid credentials: injected")
 	case "hang":
+		// Consume the request first: only then does net/http watch the
+		// connection and cancel the context when the client gives up.
+		io.Copy(io.Discard, r.Body)
 		select {
 		case <-r.Context().Done():
 		case <-time.After(10 * time.Minute):
