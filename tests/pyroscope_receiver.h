@@ -116,7 +116,7 @@ class Receiver {
       int status;
       std::string out =
           RunCommand(GoEnv() + "go build -o " + bin +
-                         " " LOCKPROF_SOURCE_DIR "/tools/pyroscope_receiver/main.go 2>&1",
+                         " " LOCKPROF_SOURCE_DIR "/tools/pyroscope_receiver/*.go 2>&1",
                      &status);
       EXPECT_EQ(status, 0) << out;
       std::atexit([] {
