@@ -72,28 +72,32 @@ void WriteHistogram(PromText& text, const std::string& name, const PromLabels& l
   text.Sample(name + "_count", labels, cumulative);
 }
 
+void WriteHistograms(PromText& text, const std::map<LockKey, LockTotals>& locks,
+                     const std::string& name, const char* help,
+                     HistogramSnapshot LockTotals::*histogram) {
+  text.Family(name, "histogram", help);
+  for (const auto& [key, t] : locks) WriteHistogram(text, name, LockLabels(key), t.*histogram);
+}
+
 void WriteLockMetrics(PromText& text) {
   const std::map<LockKey, LockTotals> locks = MergedLocks();
-  text.Family("lockprof_lock_wait_seconds", "histogram",
-              "Time threads waited to acquire each lockprof lock: every contended acquisition, "
-              "unsampled (needs the block profile on). lock=\"(unnamed)\": locks without a name; "
-              "lock=\"(other)\": locks past the per-lock table's capacity.");
-  for (const auto& [key, t] : locks) {
-    WriteHistogram(text, "lockprof_lock_wait_seconds", LockLabels(key), t.wait);
-  }
+  WriteHistograms(
+      text, locks, "lockprof_lock_wait_seconds",
+      "Time threads waited to acquire each lockprof lock: every contended acquisition, "
+      "unsampled (needs the block profile on). lock=\"(unnamed)\": locks without a name; "
+      "lock=\"(other)\": locks past the per-lock table's capacity.",
+      &LockTotals::wait);
   text.Family("lockprof_lock_contentions_total", "counter",
               "Acquisitions of each lockprof lock that had to wait, counted exactly (equal to "
               "lockprof_lock_wait_seconds_count).");
   for (const auto& [key, t] : locks) {
     text.Sample("lockprof_lock_contentions_total", LockLabels(key), t.contentions);
   }
-  text.Family("lockprof_lock_hold_seconds", "histogram",
-              "Time each lockprof lock was held, from the hold sampler: each sampled critical "
-              "section counts as SetHoldProfileRate() sections, so counts and rates are unbiased "
-              "estimates.");
-  for (const auto& [key, t] : locks) {
-    WriteHistogram(text, "lockprof_lock_hold_seconds", LockLabels(key), t.hold);
-  }
+  WriteHistograms(text, locks, "lockprof_lock_hold_seconds",
+                  "Time each lockprof lock was held, from the hold sampler: each sampled critical "
+                  "section counts as SetHoldProfileRate() sections, so counts and rates are "
+                  "unbiased estimates.",
+                  &LockTotals::hold);
 }
 
 int64_t ProcessThreads() {

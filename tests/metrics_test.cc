@@ -48,6 +48,25 @@ void Block(const EventTags& tags, int64_t wait_ns) {
   lockprof::agent::RecordBlock(wait_ns, tags, stack);
 }
 
+// Makes a thread wait `hold` for `mu`, held by this thread: the waiter says
+// it is about to lock, then this thread holds on for `hold`. (The waiter
+// could, in theory, stay off the CPU that long: callers retry.)
+void ContendOnce(lockprof::Mutex& mu, std::chrono::milliseconds hold,
+                 std::thread::id* waiter_id = nullptr) {
+  std::atomic<bool> about_to_lock{false};
+  mu.lock();
+  std::thread waiter([&] {
+    about_to_lock = true;
+    mu.lock();
+    mu.unlock();
+  });
+  if (waiter_id != nullptr) *waiter_id = waiter.get_id();
+  while (!about_to_lock) std::this_thread::yield();
+  std::this_thread::sleep_for(hold);
+  mu.unlock();
+  waiter.join();
+}
+
 // Restores the sampling rates a test changes.
 class MetricsTest : public ::testing::Test {
  protected:
@@ -112,17 +131,7 @@ TEST_F(MetricsTest, RealContendedMutexAppearsUnderItsName) {
   // The waiter must go to sleep while the lock is held; retry in the
   // unlikely case the scheduler kept it off the CPU for the whole hold.
   for (int attempt = 0; attempt < 10 && !(Value(Scrape(), count) >= 1); ++attempt) {
-    std::atomic<bool> about_to_lock{false};
-    mu.lock();
-    std::thread waiter([&] {
-      about_to_lock = true;
-      mu.lock();
-      mu.unlock();
-    });
-    while (!about_to_lock) std::this_thread::yield();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    mu.unlock();
-    waiter.join();
+    ContendOnce(mu, std::chrono::milliseconds(50));
   }
   const std::string m = Scrape();
   EXPECT_GE(Value(m, count), 1) << m;
@@ -233,18 +242,7 @@ TEST_F(MetricsTest, SlowAcquireHookRunsOnTheWaitingThread) {
   });
   std::thread::id waiter_id;
   for (int attempt = 0; attempt < 10 && calls == 0; ++attempt) {
-    std::atomic<bool> about_to_lock{false};
-    lock.lock();
-    std::thread waiter([&] {
-      about_to_lock = true;
-      lock.lock();
-      lock.unlock();
-    });
-    waiter_id = waiter.get_id();
-    while (!about_to_lock) std::this_thread::yield();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    lock.unlock();
-    waiter.join();
+    ContendOnce(lock, std::chrono::milliseconds(100), &waiter_id);
   }
   ASSERT_EQ(calls, 1);
   EXPECT_EQ(caller.load(), waiter_id);

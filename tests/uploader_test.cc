@@ -27,6 +27,7 @@ using lockprof::testing::GoPprof;
 using lockprof::testing::ParseProfile;
 using lockprof::testing::Receiver;
 using lockprof::testing::StackFunctions;
+using lockprof::testing::TopFunction;
 using lockprof::testing::Upload;
 
 // Runs contending threads until destroyed.
@@ -185,21 +186,6 @@ TEST(UploaderTest, SendsCredentialsTenantAndHeaders) {
   lockprof::StopUploader();
   ASSERT_EQ(bearer.Uploads("mutex").size(), 1u);
   EXPECT_EQ(bearer.Uploads("mutex")[0].meta.at("authorization"), "Bearer tok123");
-}
-
-// First data row of `go tool pprof -top`.
-std::string TopFunction(const std::string& top) {
-  std::istringstream in(top);
-  std::string line;
-  bool table = false;
-  while (std::getline(in, line)) {
-    if (line.find("flat%") != std::string::npos) {
-      table = true;
-    } else if (table && !line.empty()) {
-      return line;
-    }
-  }
-  return "";
 }
 
 TEST(UploaderTest, DemoUploadsShowCacheSetOnTopOfTheMutexDeltas) {
