@@ -78,7 +78,9 @@ StackValues Cumulative(const std::string& profile) {
 void ExpectContiguous(const std::vector<Upload>& uploads) {
   for (size_t i = 0; i < uploads.size(); ++i) {
     EXPECT_LT(uploads[i].from(), uploads[i].until());
-    if (i > 0) EXPECT_EQ(uploads[i].from(), uploads[i - 1].until()) << "gap or overlap at " << i;
+    if (i > 0) {
+      EXPECT_EQ(uploads[i].from(), uploads[i - 1].until()) << "gap or overlap at " << i;
+    }
   }
 }
 
