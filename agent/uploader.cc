@@ -80,7 +80,7 @@ class Uploader {
       if (now >= shutdown_deadline_) abort_ = true;
       // Abort repeatedly: a request may be between "about to send" and
       // "connected" when the first abort lands.
-      if (abort_ || now >= inflight_deadline_) client_.Abort();
+      if (abort_ || now >= inflight_deadline_) AbortUnlocked(l);
       cv_.notify_all();
       cv_.wait_until(l, std::min({shutdown_deadline_, inflight_deadline_,
                                   now + std::chrono::milliseconds(abort_ ? 10 : 1000)}));
@@ -98,7 +98,7 @@ class Uploader {
       const auto now = Clock::now();
       if (now >= inflight_deadline_) {
         inflight_deadline_ = Clock::time_point::max();
-        client_.Abort();
+        AbortUnlocked(l);
       }
       if (stopping_ || now < next) continue;
       l.unlock();
@@ -112,6 +112,14 @@ class Uploader {
     l.lock();
     collector_done_ = true;
     cv_.notify_all();
+  }
+
+  // Aborts the request in flight without holding mu_: cpp-httplib's abort
+  // waits for a connect in progress, and the sender needs mu_ meanwhile.
+  void AbortUnlocked(std::unique_lock<std::mutex>& l) {
+    l.unlock();
+    client_.Abort();
+    l.lock();
   }
 
   void Collect() {

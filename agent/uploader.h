@@ -86,7 +86,8 @@ struct UploaderOptions {
   std::chrono::milliseconds shutdown_timeout{5000};
 
   // Where the uploader's messages go (one line each, no newline); default:
-  // stderr, prefixed "lockprof: uploader: ".
+  // stderr, prefixed "lockprof: uploader: ". Called on the uploader's
+  // threads; it must not call StartUploader or StopUploader.
   void (*log)(const std::string& message) = nullptr;
 };
 
