@@ -12,7 +12,8 @@
 //       acquisition's wait, buckets 1 us * 2^k up to 8.39 s. Every wait is
 //       counted (no sampling), on the block profiler's path: it needs the
 //       block profile on, which it is by default. Acquisitions that got the
-//       lock while spinning (sub-microsecond) are not contended here.
+//       lock while spinning (sub-microsecond) are not contended here, and
+//       CondVar waits (for a condition, not for the lock) are not counted.
 //   lockprof_lock_contentions_total   contended acquisitions (the same
 //       count as the histogram's _count, as a plain counter for alerts).
 //   lockprof_lock_hold_seconds        histogram of critical-section lengths,

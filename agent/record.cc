@@ -35,10 +35,12 @@ void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry
 void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack) {
   if (wait_ns <= 0 || InRecorder()) return;
   RecorderScope scope;
-  // Metrics count every wait, before the profile's sampling: exact counts
-  // for the price of a few atomic adds on a path that just slept.
-  ObserveLockWait(tags, wait_ns);
-  MaybeReportSlowAcquire(wait_ns, tags, stack);
+  // Metrics count every lock wait, before the profile's sampling: exact
+  // counts for the price of a few atomic adds on a path that just slept.
+  if (tags.wait == WaitKind::kAcquire) {
+    ObserveLockWait(tags, wait_ns);
+    MaybeReportSlowAcquire(wait_ns, tags, stack);
+  }
   const int64_t rate = g_rates.block_rate_ns.load(std::memory_order_relaxed);
   if (rate <= 0) return;
   if (wait_ns >= rate) {

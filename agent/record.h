@@ -26,8 +26,9 @@ void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry
 
 // Block profile: a thread waited `wait_ns` for a lock or a condition. `stack`
 // is the waiter's, captured before it blocked (see CaptureWaiterStack).
-// Every call also feeds the per-lock wait metrics (unsampled) and the slow
-// acquire hook (see metrics.h, slow_acquire.h).
+// Every lock acquisition (tags.wait == kAcquire) also feeds the per-lock
+// wait metrics (unsampled) and the slow acquire hook (see metrics.h,
+// slow_acquire.h); condition waits do not.
 void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack);
 
 // True when the block profile is on: only then do waiters capture stacks.

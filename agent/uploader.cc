@@ -44,7 +44,7 @@ bool SamplerOn(ProfileId id) {
     case ProfileId::kHold:
       return g_rates.hold_rate.load(std::memory_order_relaxed) > 0;
     case ProfileId::kCas:
-      return false;  // Always on, but mostly unused: sent when not empty.
+      return false;  // Few programs use lockprof::Atomic: sent when not empty.
   }
   return false;
 }

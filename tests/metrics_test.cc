@@ -48,17 +48,18 @@ void Block(const EventTags& tags, int64_t wait_ns) {
   lockprof::agent::RecordBlock(wait_ns, tags, stack);
 }
 
-// Makes a thread wait `hold` for `mu`, held by this thread: the waiter says
-// it is about to lock, then this thread holds on for `hold`. (The waiter
-// could, in theory, stay off the CPU that long: callers retry.)
-void ContendOnce(lockprof::Mutex& mu, std::chrono::milliseconds hold,
+// Makes a thread wait `hold` for `mu` (held exclusively by this thread):
+// the waiter says it is about to lock, runs `wait` (lock and unlock), and
+// this thread holds on for `hold`. (The waiter could, in theory, stay off the
+// CPU that long: callers retry.)
+template <typename Lock, typename Wait>
+void ContendOnce(Lock& mu, std::chrono::milliseconds hold, Wait wait,
                  std::thread::id* waiter_id = nullptr) {
   std::atomic<bool> about_to_lock{false};
   mu.lock();
   std::thread waiter([&] {
     about_to_lock = true;
-    mu.lock();
-    mu.unlock();
+    wait();
   });
   if (waiter_id != nullptr) *waiter_id = waiter.get_id();
   while (!about_to_lock) std::this_thread::yield();
@@ -131,12 +132,45 @@ TEST_F(MetricsTest, RealContendedMutexAppearsUnderItsName) {
   // The waiter must go to sleep while the lock is held; retry in the
   // unlikely case the scheduler kept it off the CPU for the whole hold.
   for (int attempt = 0; attempt < 10 && !(Value(Scrape(), count) >= 1); ++attempt) {
-    ContendOnce(mu, std::chrono::milliseconds(50));
+    ContendOnce(mu, std::chrono::milliseconds(50), [&] {
+      mu.lock();
+      mu.unlock();
+    });
   }
   const std::string m = Scrape();
   EXPECT_GE(Value(m, count), 1) << m;
   EXPECT_EQ(Value(m, count), Value(m, "lockprof_lock_contentions_total{lock=\"metrics.real\"}"));
   EXPECT_GT(Value(m, "lockprof_lock_wait_seconds_sum{lock=\"metrics.real\"}"), 0);
+}
+
+TEST_F(MetricsTest, ConditionWaitsAreNotLockWaits) {
+  Block(EventTags{"metrics.cv", LockMode::kNone, -1, lockprof::agent::WaitKind::kCondition},
+        5000000);
+  EXPECT_TRUE(std::isnan(Value(Scrape(), "lockprof_lock_wait_seconds_count{lock=\"metrics.cv\"}")));
+  // A real CondVar wait of ~50 ms, notified with the mutex released, so
+  // that re-locking does not contend either.
+  static lockprof::Mutex mu{"metrics.cv.real"};
+  static lockprof::CondVar cv;
+  bool ready = false;
+  std::atomic<bool> waiting{false};
+  std::thread waiter([&] {
+    std::unique_lock<lockprof::Mutex> lock(mu);
+    waiting = true;
+    cv.wait(lock, [&] { return ready; });
+  });
+  while (!waiting) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  {
+    std::lock_guard<lockprof::Mutex> lock(mu);
+    ready = true;
+  }
+  cv.notify_one();
+  waiter.join();
+  const double n = Value(Scrape(), "lockprof_lock_wait_seconds_count{lock=\"metrics.cv.real\"}");
+  // The waiter may, rarely, contend for the mutex itself; never 50 ms.
+  if (!std::isnan(n)) {
+    EXPECT_LT(Value(Scrape(), "lockprof_lock_wait_seconds_sum{lock=\"metrics.cv.real\"}"), 0.04);
+  }
 }
 
 TEST_F(MetricsTest, HoldHistogramIsScaledByTheHoldRate) {
@@ -173,6 +207,22 @@ TEST_F(MetricsTest, ReaderWriterSplitAndUnnamedLocks) {
   EXPECT_EQ(Value(m, "lockprof_lock_hold_seconds_count{lock=\"metrics.rw\",mode=\"write\"}"), 1);
   EXPECT_EQ(Value(m, "lockprof_lock_hold_seconds_count{lock=\"metrics.rw\",mode=\"read\"}"), 0);
   EXPECT_GE(Value(m, "lockprof_lock_wait_seconds_count{lock=\"(unnamed)\"}"), 1);
+}
+
+TEST_F(MetricsTest, RealSharedMutexReadersWaitUnderModeRead) {
+  static lockprof::SharedMutex mu{"metrics.shared"};
+  const std::string read =
+      "lockprof_lock_wait_seconds_count{lock=\"metrics.shared\",mode=\"read\"}";
+  for (int attempt = 0; attempt < 10 && !(Value(Scrape(), read) >= 1); ++attempt) {
+    ContendOnce(mu, std::chrono::milliseconds(50), [&] {
+      mu.lock_shared();
+      mu.unlock_shared();
+    });
+  }
+  const std::string m = Scrape();
+  EXPECT_GE(Value(m, read), 1) << m;
+  EXPECT_GT(Value(m, "lockprof_lock_wait_seconds_sum{lock=\"metrics.shared\",mode=\"read\"}"),
+            0.001);
 }
 
 TEST_F(MetricsTest, EqualNamesAtDifferentAddressesAreOneSeries) {
@@ -242,7 +292,13 @@ TEST_F(MetricsTest, SlowAcquireHookRunsOnTheWaitingThread) {
   });
   std::thread::id waiter_id;
   for (int attempt = 0; attempt < 10 && calls == 0; ++attempt) {
-    ContendOnce(lock, std::chrono::milliseconds(100), &waiter_id);
+    ContendOnce(
+        lock, std::chrono::milliseconds(100),
+        [&] {
+          lock.lock();
+          lock.unlock();
+        },
+        &waiter_id);
   }
   ASSERT_EQ(calls, 1);
   EXPECT_EQ(caller.load(), waiter_id);
