@@ -78,9 +78,11 @@ class Uploader {
     while (!sender_done_) {
       const auto now = Clock::now();
       if (now >= shutdown_deadline_) abort_ = true;
-      // Abort repeatedly: a request may be between "about to send" and
-      // "connected" when the first abort lands.
-      if (abort_ || now >= inflight_deadline_) AbortUnlocked(l);
+      const bool overdue = now >= inflight_deadline_;
+      if (overdue) inflight_deadline_ = Clock::time_point::max();
+      // Past the shutdown deadline, abort repeatedly: a request may be
+      // between "about to send" and "connected" when the first abort lands.
+      if (abort_ || overdue) AbortUnlocked(l);
       cv_.notify_all();
       cv_.wait_until(l, std::min({shutdown_deadline_, inflight_deadline_,
                                   now + std::chrono::milliseconds(abort_ ? 10 : 1000)}));
