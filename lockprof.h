@@ -19,8 +19,11 @@
 
 #include "lockprof/agent/delta_profiles.h"
 #include "lockprof/agent/labels.h"
+#include "lockprof/agent/metrics.h"
 #include "lockprof/agent/profiles.h"
 #include "lockprof/agent/sampling.h"
+#include "lockprof/agent/slow_acquire.h"
+#include "lockprof/agent/uploader.h"
 #include "lockprof/primitives/atomic.h"
 #include "lockprof/primitives/cow_ptr.h"
 #include "lockprof/primitives/condvar.h"

@@ -75,7 +75,7 @@ ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, in
     }
   }
   // Recorded before re-locking: not inside the next critical section.
-  blocked.Record({name, agent::LockMode::kNone, -1});
+  blocked.Record({name, agent::LockMode::kNone, -1, agent::WaitKind::kCondition});
   lock.lock();
   return notified;
 }

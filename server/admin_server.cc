@@ -11,6 +11,8 @@
 
 #include "lockprof/agent/env.h"
 #include "lockprof/server/peer_watch.h"
+#include "lockprof/agent/health.h"
+#include "lockprof/server/metrics_handler.h"
 #include "lockprof/server/pprof_handlers.h"
 #include "lockprof/server/task_pool.h"
 
@@ -60,6 +62,12 @@ void Route(Running* s) {
   s->http.Get("/debug/pprof", [](const httplib::Request&, httplib::Response& res) {
     res.set_redirect("/debug/pprof/", 301);
   });
+  s->http.Get("/metrics", [s](const httplib::Request& req, httplib::Response& res) {
+    Reply(server::HandleMetrics(ToRequest(req, s)), res);
+  });
+  // Called once per answered request, whatever its path or status.
+  s->http.set_logger(
+      [](const httplib::Request&, const httplib::Response&) { agent::CountAdminRequest(); });
 }
 
 }  // namespace
