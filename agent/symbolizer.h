@@ -99,10 +99,14 @@ class Symbolizer {
 
   // Shared instance, created on first use and never destroyed (so that no
   // static destructor can race with a late profile build). Thread-safe.
+  // fork() waits for a symbolization in progress in it to finish.
   static Symbolizer& Global();
 
  private:
   std::vector<SourceFrame> SymbolizeUncached(uintptr_t pc);
+  // pthread_atfork handlers of the Global() instance.
+  static void LockGlobalBeforeFork();
+  static void UnlockGlobalAfterFork();
   // (Re)reports the process's modules to dwfl_. Returns false on failure.
   bool Report();
 

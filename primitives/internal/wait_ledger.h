@@ -14,6 +14,11 @@
 //
 // Only contended paths touch a ledger, under its spin lock, for a few
 // instructions at a time.
+//
+// fork(): the child's copy may count waiters (and even hold the spin lock
+// for) threads of the parent, which do not exist in the child. The ledger
+// remembers the fork generation its data belongs to; the first use in the
+// child sees another generation, takes the lock over and starts empty.
 #ifndef LOCKPROF_PRIMITIVES_INTERNAL_WAIT_LEDGER_H_
 #define LOCKPROF_PRIMITIVES_INTERNAL_WAIT_LEDGER_H_
 
@@ -23,6 +28,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "lockprof/agent/fork.h"
 #include "lockprof/primitives/internal/futex.h"
 
 namespace lockprof::internal {
@@ -72,7 +78,16 @@ class WaitLedger {
 
  private:
   void Lock() {
-    for (int spins = 0; lock_.exchange(1, std::memory_order_acquire) != 0; ++spins) {
+    // The lock word holds its holder's fork generation (odd, so never 0): a
+    // word from another generation was left by a thread of the parent.
+    const uint32_t generation = agent::ForkGeneration();
+    const uint32_t mine = generation << 1 | 1;
+    for (int spins = 0;; ++spins) {
+      uint32_t seen = lock_.load(std::memory_order_relaxed);
+      if (seen != mine && lock_.compare_exchange_weak(seen, mine, std::memory_order_acquire,
+                                                      std::memory_order_relaxed)) {
+        break;
+      }
       // The holder runs a handful of instructions; yield if it was preempted.
       if (spins < 64) {
         SpinPause();
@@ -80,10 +95,17 @@ class WaitLedger {
         sched_yield();
       }
     }
+    if (__builtin_expect(generation_ != generation, 0)) {
+      // First use since a fork: every waiter counted was the parent's.
+      for (int c = 0; c < kClasses; ++c) waiters_[c] = 0, charged_from_sum_[c] = 0;
+      last_settle_ = 0;
+      generation_ = generation;
+    }
   }
   void Unlock() { lock_.store(0, std::memory_order_release); }
 
   std::atomic<uint32_t> lock_{0};
+  uint32_t generation_ = 0;  // The fork generation of the data below.
   int32_t waiters_[kClasses] = {};
   // Sums of timestamps, in modular arithmetic: n * now - sum is exact even
   // when n * now itself would overflow.
