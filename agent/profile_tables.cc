@@ -36,8 +36,15 @@ constexpr ProfileInfo kProfiles[kProfileCount] = {
      false},
 };
 
-// Constant-initialised: usable from static initialisers of other files.
-StackTable g_tables[kProfileCount];
+// Constant-initialised, so usable from static initialisers of other files,
+// and never destroyed, so usable from static destructors and from threads
+// still running while the process exits.
+union NeverDestroyed {
+  constexpr NeverDestroyed() : tables() {}
+  ~NeverDestroyed() {}
+  StackTable tables[kProfileCount];
+};
+NeverDestroyed g_storage;
 
 }  // namespace
 
@@ -50,7 +57,7 @@ const ProfileInfo* FindProfile(std::string_view name) {
   return nullptr;
 }
 
-StackTable& Table(ProfileId id) { return g_tables[int(id)]; }
+StackTable& Table(ProfileId id) { return g_storage.tables[int(id)]; }
 
 int64_t CurrentPeriod(ProfileId id) {
   switch (id) {

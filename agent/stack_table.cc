@@ -71,6 +71,8 @@ StackTable::Entry* StackTable::Slots() {
   return slots;
 }
 
+StackTable::~StackTable() { std::free(slots_.load(std::memory_order_acquire)); }
+
 void StackTable::Add(const StackTrace& stack, const EventTags& tags, const LabelSet* labels,
                      int64_t v0, int64_t v1) {
   Entry* slots = Slots();

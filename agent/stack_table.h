@@ -61,10 +61,15 @@ class StackTable {
  public:
   static constexpr size_t kDefaultCapacity = 4096;
 
-  // capacity 0 means LOCKPROF_MAX_STACKS or kDefaultCapacity.
-  explicit constexpr StackTable(size_t capacity = 0) : requested_capacity_(capacity) {}
+  // Capacity LOCKPROF_MAX_STACKS, or kDefaultCapacity.
+  constexpr StackTable() = default;
+  explicit constexpr StackTable(size_t capacity) : requested_capacity_(capacity) {}
   StackTable(const StackTable&) = delete;
   StackTable& operator=(const StackTable&) = delete;
+  // Frees the slots. The agent's own tables are never destroyed (threads may
+  // record during static destruction); this is for tables owned by tests
+  // and tools.
+  ~StackTable();
 
   // Adds v0 and v1 to the entry for (stack, tags, labels). Lock-free; never
   // allocates after the first call.
@@ -88,7 +93,7 @@ class StackTable {
   Entry* Slots();
   Entry* LoadSlots() const { return slots_.load(std::memory_order_acquire); }
 
-  size_t requested_capacity_;
+  size_t requested_capacity_ = 0;  // 0: LOCKPROF_MAX_STACKS or the default.
   std::atomic<Entry*> slots_{nullptr};
   std::atomic<size_t> capacity_{0};
   std::atomic<size_t> used_{0};

@@ -10,19 +10,20 @@
 #include <link.h>
 #include <pthread.h>
 #include <sys/auxv.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cinttypes>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string_view>
 #include <tuple>
 #include <utility>
 
+#include "lockprof/agent/demangle.h"
 #include "lockprof/agent/mappings.h"
 
 namespace lockprof::agent {
@@ -33,100 +34,6 @@ constexpr std::string_view kDeletedSuffix = " (deleted)";
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
-
-// ---------------------------------------------------------------------------
-// Names.
-
-bool IsIdentChar(char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_'; }
-
-// True if `word` stands alone at s[i] (not part of a longer identifier).
-bool WordAt(std::string_view s, size_t i, std::string_view word) {
-  return s.substr(i, word.size()) == word && (i == 0 || !IsIdentChar(s[i - 1])) &&
-         (i + word.size() == s.size() || !IsIdentChar(s[i + word.size()]));
-}
-
-// True if `tail` (what follows a parameter list) holds only qualifiers.
-bool OnlyQualifiers(std::string_view tail) {
-  while (!tail.empty()) {
-    if (tail.front() == ' ') {
-      tail.remove_prefix(1);
-      continue;
-    }
-    const size_t end = std::min(tail.find(' '), tail.size());
-    const std::string_view word = tail.substr(0, end);
-    if (word != "const" && word != "volatile" && word != "&" && word != "&&" &&
-        word != "noexcept" && word != "transaction_safe") {
-      return false;
-    }
-    tail.remove_prefix(end);
-  }
-  return true;
-}
-
-// "void ns::F<int>(int) const [clone .cold]" -> "ns::F<int>".
-std::string StripSignature(std::string_view s) {
-  while (EndsWith(s, "]")) {  // GCC clones: " [clone .isra.0] [clone .cold]"
-    const size_t clone = s.rfind(" [clone ");
-    if (clone == std::string_view::npos) break;
-    s = s.substr(0, clone);
-  }
-  // The parameter list: the parenthesis matching the last ')', when only
-  // qualifiers follow it. Scanning backwards keeps "operator()" and
-  // "{lambda()#1}" intact.
-  const size_t close = s.rfind(')');
-  if (close != std::string_view::npos && OnlyQualifiers(s.substr(close + 1))) {
-    int depth = 0;
-    for (size_t i = close + 1; i-- > 0;) {
-      if (s[i] == ')') {
-        ++depth;
-      } else if (s[i] == '(' && --depth == 0) {
-        if (i > 0) s = s.substr(0, i);
-        break;
-      }
-    }
-  }
-  // The return type, which template instances spell out (and the "virtual
-  // thunk to" of thunks): everything up to the last space outside brackets. Stops at "operator",
-  // whose name may contain spaces ("operator new", "operator unsigned long") and brackets.
-  size_t name_start = 0;
-  int depth = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (depth == 0 && WordAt(s, i, "operator")) break;
-    const char c = s[i];
-    if (c == '(' || c == '<' || c == '[' || c == '{') {
-      ++depth;
-    } else if (c == ')' || c == '>' || c == ']' || c == '}') {
-      --depth;
-    } else if (c == ' ' && depth == 0) {
-      name_start = i + 1;
-    }
-  }
-  return std::string(s.substr(name_start));
-}
-
-// "foo.constprop.0.isra.0" -> "foo": GCC's clone suffixes on C symbols.
-std::string StripCloneSuffix(std::string_view s) {
-  const size_t dot = s.find('.', 1);
-  if (dot == std::string_view::npos) return std::string(s);
-  for (std::string_view kind : {"cold", "part", "isra", "constprop", "lto_priv", "localalias"}) {
-    if (WordAt(s, dot + 1, kind)) return std::string(s.substr(0, dot));
-  }
-  return std::string(s);
-}
-
-}  // namespace
-
-std::string PrettyFunctionName(std::string_view symbol) {
-  if (symbol.substr(0, 2) != "_Z") return StripCloneSuffix(symbol);
-  const std::string mangled(symbol);
-  int status = 0;
-  char* demangled = abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);
-  std::string out = status == 0 && demangled != nullptr ? StripSignature(demangled) : mangled;
-  free(demangled);
-  return out;
-}
-
-namespace {
 
 // ---------------------------------------------------------------------------
 // dwfl callbacks.
@@ -286,11 +193,29 @@ std::string QualifiedName(Dwarf_Die* die, const char* name) {
     }
     decl = next;
   }
-  Dwarf_Die* scopes = nullptr;
-  const int n = dwarf_getscopes_die(&decl, &scopes);  // [decl, parent, ..., CU]
+  // The DIEs enclosing decl. DIEs are stored in preorder, so a DIE's
+  // subtree spans the offsets up to its next sibling: descend into the one
+  // sibling per level whose span holds decl, skipping the others whole
+  // (dwarf_getscopes_die would walk the entire unit).
+  std::vector<Dwarf_Die> parents;
+  const Dwarf_Off target = dwarf_dieoffset(&decl);
+  Dwarf_Die parent, child;
+  bool found =
+      dwarf_diecu(&decl, &parent, nullptr, nullptr) != nullptr && dwarf_child(&parent, &child) == 0;
+  while (found && dwarf_dieoffset(&child) != target) {
+    Dwarf_Die next;
+    const bool last = dwarf_siblingof(&child, &next) != 0;
+    if (target > dwarf_dieoffset(&child) && (last || target < dwarf_dieoffset(&next))) {
+      parents.push_back(child);
+      found = dwarf_child(&child, &child) == 0;
+    } else {
+      found = !last;
+      child = next;
+    }
+  }
   std::string qualified;
-  for (int i = n - 1; i >= 1; --i) {
-    Dwarf_Die* scope = &scopes[i];
+  for (Dwarf_Die& parent_die : parents) {
+    Dwarf_Die* scope = &parent_die;
     const char* part = dwarf_diename(scope);
     switch (dwarf_tag(scope)) {
       case DW_TAG_namespace:
@@ -313,7 +238,6 @@ std::string QualifiedName(Dwarf_Die* die, const char* name) {
     }
     qualified += "::";
   }
-  free(scopes);
   return qualified + name;
 }
 
@@ -377,51 +301,147 @@ void CallSite(Dwarf_Die* die, std::string* file, int* line) {
   }
 }
 
-// Appends to *path the DIEs under `parent` whose code contains addr,
-// outermost first: the function, then lexical blocks and inlined calls.
-// (dwarf_getscopes is no substitute: it does not look inside namespaces,
-// where clang and GCC's LTO put function definitions, and above an inlined
-// call it continues with the inlined function's definition, not its caller.)
-bool FindScopes(Dwarf_Die* parent, Dwarf_Addr addr, std::vector<Dwarf_Die>* path) {
+// One address range of a function's code.
+struct FunctionRange {
+  Dwarf_Addr low, high;
+  Dwarf_Die die;
+};
+
+// Appends the code ranges of the functions under `parent` to *out. Looks
+// inside namespaces and classes: clang and GCC's LTO put definitions there.
+void CollectFunctions(Dwarf_Die* parent, std::vector<FunctionRange>* out) {
   Dwarf_Die child;
-  if (dwarf_child(parent, &child) != 0) return false;
+  if (dwarf_child(parent, &child) != 0) return;
   do {
     switch (dwarf_tag(&child)) {
-      case DW_TAG_namespace:  // No addresses of their own: look inside.
+      case DW_TAG_namespace:
       case DW_TAG_class_type:
       case DW_TAG_structure_type:
       case DW_TAG_union_type:
-        if (FindScopes(&child, addr, path)) return true;
+        CollectFunctions(&child, out);
         break;
       case DW_TAG_subprogram:
-      case DW_TAG_entry_point:
-      case DW_TAG_inlined_subroutine:
-      case DW_TAG_lexical_block:
-      case DW_TAG_try_block:
-      case DW_TAG_catch_block:
-        if (dwarf_haspc(&child, addr) == 1) {
-          path->push_back(child);
-          FindScopes(&child, addr, path);
-          return true;
+      case DW_TAG_entry_point: {
+        Dwarf_Addr base, low, high;
+        for (ptrdiff_t it = 0; (it = dwarf_ranges(&child, it, &base, &low, &high)) > 0;) {
+          out->push_back({low, high, child});
         }
         break;
+      }
       default:
         break;
     }
   } while (dwarf_siblingof(&child, &child) == 0);
-  return false;
 }
 
-// The inline chain at pc from DWARF, innermost first; empty without DWARF
-// for pc. Frames whose DIE has no name are left for the caller to name.
-std::vector<SourceFrame> FramesFromDwarf(Dwfl_Module* mod, uintptr_t pc, const char* symbol) {
+// Appends to *path the scopes under `parent` whose code contains addr,
+// outermost first: lexical blocks and inlined calls. (dwarf_getscopes does
+// not do: above an inlined call it continues with the inlined function's
+// definition, not its caller, and it does not look inside namespaces.)
+void FindScopes(Dwarf_Die* parent, Dwarf_Addr addr, std::vector<Dwarf_Die>* path) {
+  Dwarf_Die child;
+  if (dwarf_child(parent, &child) != 0) return;
+  do {
+    const int tag = dwarf_tag(&child);
+    if ((tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block ||
+         tag == DW_TAG_try_block || tag == DW_TAG_catch_block) &&
+        dwarf_haspc(&child, addr) == 1) {
+      path->push_back(child);
+      return FindScopes(&path->back(), addr, path);
+    }
+  } while (dwarf_siblingof(&child, &child) == 0);
+}
+
+}  // namespace
+
+// The functions of one compilation unit sorted by address: finding the one
+// that holds a pc is a binary search, not a walk over the unit's DIEs
+// (thousands at the top level of a C++ unit, more inside namespaces).
+struct Symbolizer::FunctionIndex {
+  std::vector<FunctionRange> ranges;
+};
+
+// The function symbols of one module sorted by address (then best first):
+// dwfl_module_addrinfo scans the whole symbol table on every call, which is
+// milliseconds per pc in a binary with a few hundred thousand symbols.
+struct Symbolizer::SymbolIndex {
+  struct Symbol {
+    GElf_Addr addr, size;
+    GElf_Word shndx;
+    const char* name;  // Owned by the module.
+    int rank;          // Among aliases, lower is better.
+  };
+  std::vector<Symbol> symbols;
+};
+
+const char* Symbolizer::SymbolAt(Dwfl_Module* mod, uintptr_t pc) {
+  using Symbol = SymbolIndex::Symbol;
+  std::unique_ptr<SymbolIndex>& index = symbol_index_[mod];
+  if (index == nullptr) {
+    index = std::make_unique<SymbolIndex>();
+    const int n = dwfl_module_getsymtab(mod);  // .symtab, else .dynsym.
+    for (int i = 0; i < n; ++i) {
+      GElf_Sym sym;
+      GElf_Addr addr;
+      GElf_Word shndx;
+      const char* name = dwfl_module_getsym_info(mod, i, &sym, &addr, &shndx, nullptr, nullptr);
+      const int type = GELF_ST_TYPE(sym.st_info);
+      if (name == nullptr || name[0] == '\0' || shndx == SHN_UNDEF ||
+          (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_NOTYPE)) {
+        continue;
+      }
+      // Like addrinfo: sized before sizeless, global before weak before local.
+      const int bind = GELF_ST_BIND(sym.st_info);
+      const int rank = (sym.st_size == 0 ? 4 : 0) + (bind == STB_GLOBAL ? 0
+                                                     : bind == STB_WEAK ? 1
+                                                                        : 2);
+      index->symbols.push_back({addr, sym.st_size, shndx, name, rank});
+    }
+    std::sort(index->symbols.begin(), index->symbols.end(), [](const Symbol& a, const Symbol& b) {
+      return a.addr != b.addr ? a.addr < b.addr : a.rank < b.rank;
+    });
+  }
+  const std::vector<Symbol>& symbols = index->symbols;
+  auto it = std::upper_bound(symbols.begin(), symbols.end(), pc,
+                             [](uintptr_t a, const Symbol& s) { return a < s.addr; });
+  if (it == symbols.begin()) return nullptr;
+  --it;
+  while (it != symbols.begin() && std::prev(it)->addr == it->addr) --it;  // The best alias.
+  if (it->size != 0) return pc < it->addr + it->size ? it->name : nullptr;
+  // A sizeless symbol (assembly) reaches up to the next one, but not out of
+  // its section (past "_end" or "__bss_start", say).
+  Dwarf_Addr section_offset = pc, bias;
+  Elf_Scn* section = dwfl_module_address_section(mod, &section_offset, &bias);
+  return section != nullptr && elf_ndxscn(section) == it->shndx ? it->name : nullptr;
+}
+
+std::vector<SourceFrame> Symbolizer::FramesFromDwarf(Dwfl_Module* mod, uintptr_t pc,
+                                                     const char* symbol) {
   std::vector<SourceFrame> frames;
   Dwarf_Addr bias = 0;
   Dwarf_Die* cudie = dwfl_module_addrdie(mod, pc, &bias);
-  if (cudie == nullptr) return frames;
+  if (cudie == nullptr) {
+    // That looks in .debug_aranges, which clang does not emit by default
+    // (and elfutils < 0.191 has no fallback): try each unit's own ranges.
+    while ((cudie = dwfl_module_nextcu(mod, cudie, &bias)) != nullptr &&
+           dwarf_haspc(cudie, pc - bias) != 1) {
+    }
+    if (cudie == nullptr) return frames;
+  }
   const Dwarf_Addr addr = pc - bias;
-  std::vector<Dwarf_Die> scopes;
-  FindScopes(cudie, addr, &scopes);
+
+  std::unique_ptr<FunctionIndex>& index = function_index_[cudie->addr];
+  if (index == nullptr) {
+    index = std::make_unique<FunctionIndex>();
+    CollectFunctions(cudie, &index->ranges);
+    std::sort(index->ranges.begin(), index->ranges.end(),
+              [](const FunctionRange& a, const FunctionRange& b) { return a.low < b.low; });
+  }
+  auto fn = std::upper_bound(index->ranges.begin(), index->ranges.end(), addr,
+                             [](Dwarf_Addr a, const FunctionRange& r) { return a < r.low; });
+  if (fn == index->ranges.begin() || addr >= (--fn)->high) return frames;
+  std::vector<Dwarf_Die> scopes{fn->die};
+  FindScopes(&scopes[0], addr, &scopes);
 
   std::string file;
   int line = 0;
@@ -429,6 +449,7 @@ std::vector<SourceFrame> FramesFromDwarf(Dwfl_Module* mod, uintptr_t pc, const c
     file = AbsolutePath(cudie, dwarf_linesrc(l, nullptr, nullptr));
     dwarf_lineno(l, &line);
   }
+  // Innermost first; each inlined call's site is the line of the next frame.
   for (auto die = scopes.rbegin(); die != scopes.rend(); ++die) {
     const int tag = dwarf_tag(&*die);
     if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram && tag != DW_TAG_entry_point) {
@@ -439,14 +460,14 @@ std::vector<SourceFrame> FramesFromDwarf(Dwfl_Module* mod, uintptr_t pc, const c
     frame.file = file;
     frame.line = line;
     frames.push_back(std::move(frame));
-    if (tag != DW_TAG_inlined_subroutine) break;  // Reached the real function.
-    CallSite(&*die, &file, &line);
+    if (tag == DW_TAG_inlined_subroutine) CallSite(&*die, &file, &line);
   }
   return frames;
 }
 
-// ---------------------------------------------------------------------------
+namespace {
 
+// dl_iterate_phdr's counts of objects loaded and unloaded so far.
 std::pair<unsigned long long, unsigned long long> DlCounters() {
   std::pair<unsigned long long, unsigned long long> counters{0, 0};
   dl_iterate_phdr(
@@ -496,6 +517,9 @@ bool Symbolizer::Report() {
   // Counters first: a dlopen racing with the read below then only costs one
   // more report later, never a missed library.
   std::tie(dl_adds_, dl_subs_) = DlCounters();
+  // The indexes point into modules that may go away now.
+  function_index_.clear();
+  symbol_index_.clear();
   // dwfl_report_begin keeps modules that are reported again (with their
   // opened files and DWARF) and drops the ones that went away.
   dwfl_report_begin(dwfl_);
@@ -515,19 +539,25 @@ std::vector<SourceFrame> Symbolizer::Symbolize(uintptr_t pc) {
 
 std::vector<SourceFrame> Symbolizer::SymbolizeUncached(uintptr_t pc) {
   if (dwfl_ == nullptr) Report();
-  Dwfl_Module* mod = dwfl_ != nullptr ? dwfl_addrmodule(dwfl_, pc) : nullptr;
+  // dwfl_addrmodule may answer with the last module for an address above
+  // all of them: check the range.
+  auto module_at = [this](uintptr_t pc) -> Dwfl_Module* {
+    Dwfl_Module* mod = dwfl_ != nullptr ? dwfl_addrmodule(dwfl_, pc) : nullptr;
+    Dwarf_Addr low = 0, high = 0;
+    if (mod != nullptr)
+      dwfl_module_info(mod, nullptr, &low, &high, nullptr, nullptr, nullptr, nullptr);
+    return pc >= low && pc < high ? mod : nullptr;
+  };
+  Dwfl_Module* mod = module_at(pc);
   if (mod == nullptr && dwfl_ != nullptr && DlCounters() != std::make_pair(dl_adds_, dl_subs_)) {
     Report();
-    mod = dwfl_addrmodule(dwfl_, pc);
+    mod = module_at(pc);
   }
 
   std::vector<SourceFrame> frames;
   const char* symbol = nullptr;
   if (mod != nullptr) {
-    GElf_Sym sym;
-    GElf_Off offset;
-    symbol = dwfl_module_addrinfo(mod, pc, &offset, &sym, nullptr, nullptr, nullptr);
-    if (symbol != nullptr && symbol[0] == '\0') symbol = nullptr;
+    symbol = SymbolAt(mod, pc);
     frames = FramesFromDwarf(mod, pc, symbol);
   }
   Dl_info info;

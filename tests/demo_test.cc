@@ -55,7 +55,9 @@ class DemoTest : public ::testing::Test {
 };
 
 TEST_F(DemoTest, MutexProfileNamesCacheSetWithBinaryDeleted) {
-  Start({"--readers=6", "--writers=2", "--slow-ms=5"});
+  // Few readers and a long update: on 2 busy cores, readers preempted inside
+  // Get must not rival the writers' deliberate 20 ms holds.
+  Start({"--readers=4", "--writers=2", "--slow-ms=20"});
   std::this_thread::sleep_for(std::chrono::seconds(3));
   int status;
   std::string top = GoPprof("-top -sample_index=delay " + Url("/debug/pprof/mutex"), &status);
@@ -74,7 +76,7 @@ TEST_F(DemoTest, MutexProfileNamesCacheSetWithBinaryDeleted) {
 }
 
 TEST_F(DemoTest, FixedMovesTheDelayOutOfCacheSet) {
-  Start({"--readers=6", "--writers=2", "--slow-ms=5", "--fixed"});
+  Start({"--readers=4", "--writers=2", "--slow-ms=20", "--fixed"});
   std::this_thread::sleep_for(std::chrono::seconds(3));
   int status;
   std::string top = GoPprof("-top -sample_index=delay " + Url("/debug/pprof/mutex"), &status);
