@@ -1,12 +1,11 @@
 #include "lockprof/agent/labels.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
 
+#include "lockprof/agent/fork.h"
 #include "lockprof/agent/thread_state.h"
 
 namespace lockprof {
@@ -18,18 +17,13 @@ struct Interned {
   // Keyed by content; values are never freed (samples point at them).
   std::map<std::vector<LabelSet::Label>, std::unique_ptr<LabelSet>> sets;
 };
-Interned* g_registry = nullptr;  // Set once, by Registry().
-
-// fork(): the child must not inherit the mutex held by a thread that does
-// not exist there, so fork() waits until no thread is interning.
-void LockBeforeFork() { g_registry->mu.lock(); }
-void UnlockAfterFork() { g_registry->mu.unlock(); }
-
 Interned& Registry() {
   static Interned* const r = [] {
-    g_registry = new Interned;  // Never destroyed: samples may outlive main.
-    pthread_atfork(&LockBeforeFork, &UnlockAfterFork, &UnlockAfterFork);
-    return g_registry;
+    auto* registry = new Interned;  // Never destroyed: samples may outlive main.
+    // A child must not inherit the mutex held by a thread that does not
+    // exist there: fork() waits until no thread is interning.
+    HoldAcrossFork(&registry->mu, ForkRank::kLabels);
+    return registry;
   }();
   return *r;
 }

@@ -8,7 +8,6 @@
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <link.h>
-#include <pthread.h>
 #include <sys/auxv.h>
 #include <unistd.h>
 
@@ -24,6 +23,7 @@
 #include <utility>
 
 #include "lockprof/agent/demangle.h"
+#include "lockprof/agent/fork.h"
 #include "lockprof/agent/mappings.h"
 
 namespace lockprof::agent {
@@ -490,21 +490,14 @@ Symbolizer::~Symbolizer() {
   if (dwfl_ != nullptr) dwfl_end(dwfl_);
 }
 
-namespace {
-Symbolizer* g_global = nullptr;  // Set once, by Global().
-}  // namespace
-
-// fork(): a child must not inherit mu_ held by a thread that does not exist
-// there (its first profile would deadlock), nor libdw state half-updated, so
-// fork() waits until no thread is symbolizing.
-void Symbolizer::LockGlobalBeforeFork() { g_global->mu_.lock(); }
-void Symbolizer::UnlockGlobalAfterFork() { g_global->mu_.unlock(); }
-
 Symbolizer& Symbolizer::Global() {
   static Symbolizer* const instance = [] {
-    g_global = new Symbolizer;
-    pthread_atfork(&LockGlobalBeforeFork, &UnlockGlobalAfterFork, &UnlockGlobalAfterFork);
-    return g_global;
+    auto* s = new Symbolizer;
+    // A child must not inherit mu_ held by a thread that does not exist
+    // there (its first profile would deadlock), nor libdw state half-updated:
+    // fork() waits until no thread is symbolizing.
+    HoldAcrossFork(&s->mu_, ForkRank::kSymbolizer);
+    return s;
   }();
   return *instance;
 }

@@ -105,9 +105,6 @@ class Symbolizer {
   struct SymbolIndex;
 
   std::vector<SourceFrame> SymbolizeUncached(uintptr_t pc);
-  // pthread_atfork handlers of the Global() instance.
-  static void LockGlobalBeforeFork();
-  static void UnlockGlobalAfterFork();
   // Name of the ELF symbol (function) that holds pc in `mod`, or null.
   const char* SymbolAt(Dwfl_Module* mod, uintptr_t pc);
   // The inline chain at pc from DWARF, innermost first; empty without DWARF
