@@ -19,6 +19,8 @@
 namespace {
 
 using lockprof::testing::AllRatesAtOne;
+using lockprof::testing::BackgroundLoops;
+using lockprof::testing::Child;
 using lockprof::testing::CurrentProfile;
 using lockprof::testing::HttpGet;
 using lockprof::testing::LabelAt;
@@ -47,32 +49,22 @@ TEST(LifecycleTest, StaticMutexWorksBeforeMainAndDuringStaticDestruction) {
 // main returns while the admin server runs and clients scrape it: exit is
 // clean (status 0: no crash, no sanitizer report, no hang).
 TEST(LifecycleTest, ExitWhileServingAndScrapedIsClean) {
-  FILE* child =
-      popen((std::string(LOCKPROF_LIFECYCLE_CHILD_PATH) + " serve 1500 2>&1").c_str(), "r");
-  ASSERT_NE(child, nullptr);
-  char line[256] = {};
-  ASSERT_NE(fgets(line, sizeof line, child), nullptr);
-  const int port = PortFromLine(line);
-  ASSERT_GT(port, 0) << line;
-  std::atomic<bool> stop{false};
+  Child child({LOCKPROF_LIFECYCLE_CHILD_PATH, "serve", "1500"});
+  const int port = PortFromLine(child.WaitForLine("serving"));
+  ASSERT_GT(port, 0);
   std::atomic<int> ok{0};
-  std::vector<std::thread> scrapers;
-  for (const char* path : {"/debug/pprof/mutex", "/debug/pprof/hold?debug=1", "/debug/pprof/"}) {
-    scrapers.emplace_back([&, path] {
-      while (!stop.load()) {
+  {
+    BackgroundLoops scrapers;
+    for (const char* path : {"/debug/pprof/mutex", "/debug/pprof/hold?debug=1", "/debug/pprof/"}) {
+      scrapers.Loop([&, path] {
         int code = 0;
         HttpGet(port, path, &code);
         if (code == 200) ok.fetch_add(1);
-      }
-    });
+      });
+    }
+    EXPECT_NE(child.WaitForLine("exiting"), "");
+    EXPECT_EQ(child.Wait(60), 0) << "crash, sanitizer report or hang at exit";
   }
-  std::string rest;
-  while (fgets(line, sizeof line, child) != nullptr) rest += line;
-  int status = pclose(child);
-  stop = true;
-  for (auto& t : scrapers) t.join();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << rest;
-  EXPECT_NE(rest.find("exiting"), std::string::npos) << rest;
   EXPECT_GT(ok.load(), 0);
 }
 

@@ -190,6 +190,22 @@ int Child::Stop() {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int Child::Wait(int timeout_s) {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  for (int waited_ms = 0; waitpid(pid_, &status, WNOHANG) == 0; waited_ms += 10) {
+    if (waited_ms >= timeout_s * 1000) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      pid_ = -1;
+      return -1;
+    }
+    usleep(10000);
+  }
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 int PortFromLine(const std::string& line) {
   size_t at = line.find("http://127.0.0.1:");
   if (at == std::string::npos) return 0;
