@@ -69,6 +69,23 @@ inline std::string LabelAt(const perftools::profiles::Profile& p, const std::str
   return "";
 }
 
+// Whether a child forked from a multithreaded process can allocate. glibc's
+// malloc is fork-safe; the AddressSanitizer allocator of clang 14 is not (a
+// child forked while another thread refills an allocator cache deadlocks in
+// its first allocation), whatever lockprof does.
+#if defined(__SANITIZE_ADDRESS__)
+#define LOCKPROF_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LOCKPROF_TEST_ASAN 1
+#endif
+#endif
+#ifdef LOCKPROF_TEST_ASAN
+inline constexpr bool kAllocatorIsForkSafe = false;
+#else
+inline constexpr bool kAllocatorIsForkSafe = true;
+#endif
+
 // Threads that each run a body over and over until the object is
 // destroyed (also when an ASSERT returns early).
 class BackgroundLoops {
@@ -82,12 +99,28 @@ class BackgroundLoops {
   }
   void Loop(std::function<void()> body) {
     threads_.emplace_back([this, body = std::move(body)] {
-      while (!stop_.load()) body();
+      while (!stop_.load()) {
+        if (paused_.load()) {
+          std::this_thread::yield();
+          continue;
+        }
+        running_.fetch_add(1);
+        if (!paused_.load()) body();
+        running_.fetch_sub(1);
+      }
     });
   }
+  // Returns once no body runs, and none starts until Resume().
+  void Pause() {
+    paused_ = true;
+    while (running_.load() > 0) std::this_thread::yield();
+  }
+  void Resume() { paused_ = false; }
 
  private:
   std::atomic<bool> stop_{false};
+  std::atomic<bool> paused_{false};
+  std::atomic<int> running_{0};
   std::vector<std::thread> threads_;
 };
 
