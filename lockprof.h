@@ -17,10 +17,20 @@
 #ifndef LOCKPROF_LOCKPROF_H_
 #define LOCKPROF_LOCKPROF_H_
 
+#include "lockprof/agent/delta_profiles.h"
 #include "lockprof/agent/labels.h"
+#include "lockprof/agent/metrics.h"
 #include "lockprof/agent/profiles.h"
 #include "lockprof/agent/sampling.h"
+#include "lockprof/agent/slow_acquire.h"
+#include "lockprof/agent/uploader.h"
+#include "lockprof/primitives/atomic.h"
+#include "lockprof/primitives/cow_ptr.h"
+#include "lockprof/primitives/condvar.h"
 #include "lockprof/primitives/mutex.h"
+#include "lockprof/primitives/sharded_counter.h"
+#include "lockprof/primitives/sharded_map.h"
+#include "lockprof/primitives/shared_mutex.h"
 #include "lockprof/server/admin_server.h"
 
 #endif  // LOCKPROF_LOCKPROF_H_

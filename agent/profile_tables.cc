@@ -62,6 +62,7 @@ StackTable& Table(ProfileId id) { return g_storage.tables[int(id)]; }
 int64_t CurrentPeriod(ProfileId id) {
   switch (id) {
     case ProfileId::kMutex:
+    case ProfileId::kCas:
       return g_rates.mutex_fraction.load(std::memory_order_relaxed);
     case ProfileId::kHold:
       return g_rates.hold_rate.load(std::memory_order_relaxed);

@@ -26,6 +26,9 @@ void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry
 
 // Block profile: a thread waited `wait_ns` for a lock or a condition. `stack`
 // is the waiter's, captured before it blocked (see CaptureWaiterStack).
+// Every lock acquisition (tags.wait == kAcquire) also feeds the per-lock
+// wait metrics (unsampled) and the slow acquire hook (see metrics.h,
+// slow_acquire.h); condition waits do not.
 void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack);
 
 // True when the block profile is on: only then do waiters capture stacks.
@@ -34,13 +37,22 @@ inline bool BlockProfilingEnabled() {
 }
 
 // Hold profile: a sampled critical section lasted `hold_ns`. The stack is
-// the releaser's, as for RecordContention.
+// the releaser's, as for RecordContention. Also feeds the per-lock hold
+// metrics, weighted by the sampling rate.
 void RecordHold(int64_t hold_ns, const EventTags& tags, const void* entry_frame);
 
 // CAS profile (lockprof::Atomic): an update needed `retries` failed
-// compare-exchanges and spent `delay_ns` retrying.
+// compare-exchanges and spent `delay_ns` retrying. The stack is the caller of
+// the function whose frame is `entry_frame`, as for RecordContention.
+// Sampled and scaled by the mutex profile fraction (see sampling.h).
 void RecordCasRetries(int64_t retries, int64_t delay_ns, const EventTags& tags,
                       const void* entry_frame);
+
+// True when the CAS profile is on: only then does a retrying CAS loop read
+// the clock.
+inline bool CasProfilingEnabled() {
+  return g_rates.mutex_fraction.load(std::memory_order_relaxed) > 0;
+}
 
 // Marks this thread as inside the recorder for its lifetime, so that
 // lockprof locks taken by code the recorder calls are not recorded.

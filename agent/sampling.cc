@@ -16,7 +16,7 @@ thread_local ThreadState tls_state __attribute__((tls_model("initial-exec")));
 
 constexpr int kDefaultMutexFraction = 10;
 constexpr int64_t kDefaultBlockRateNs = 10000;
-constexpr int kDefaultHoldRate = 10000;
+constexpr int kDefaultHoldRate = 1000;  // Why: see sampling.h.
 // How many acquisitions a thread lets pass before it looks at the hold rate
 // again while hold sampling is off.
 constexpr int64_t kHoldRecheckStride = 65536;
@@ -40,31 +40,40 @@ uint64_t NextRandom() {
   return x * 0x2545F4914F6CDD1Dull;
 }
 
-// A geometric stride with mean `rate`: sampling "1 in rate" acquisitions
-// without a random draw per acquisition, and without the periodic aliasing a
-// fixed stride would have with periodic workloads.
+// The number of acquisitions to let pass before the next timed one: a
+// geometric draw with success probability 1/rate (mean rate - 1). It makes
+// every acquisition timed with probability exactly 1/rate, independently of
+// the others, as a random number per acquisition would, but with one draw per
+// sample; and it has none of the aliasing a fixed stride has with periodic
+// workloads (a loop that takes two locks would always sample the same one).
 static int64_t NextHoldStride(int rate) {
   if (rate <= 1) return 0;
-  // Uniform in (0, 1]; -ln(u) * rate is exponential with mean `rate`.
-  double u = (double(NextRandom() >> 11) + 1.0) / 9007199254740992.0;
-  double stride = -std::log(u) * rate;
-  if (stride > 1e15) stride = 1e15;
-  return int64_t(stride);
+  // Uniform in (0, 1]; floor(ln(u) / ln(1 - p)) is geometric with parameter p.
+  const double u = (double(NextRandom() >> 11) + 1.0) / 9007199254740992.0;
+  const double stride = std::floor(std::log(u) / std::log1p(-1.0 / rate));
+  return stride > 1e15 ? int64_t{1000000000000000} : int64_t(stride);
 }
 
 bool HoldSampleDue() {
-  int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
+  const int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
   if (rate <= 0) {
     tls_state.hold_countdown = kHoldRecheckStride;
+    tls_state.hold_started = false;
     return false;
   }
-  // A thread arriving here for the first time (countdown was 0) starts a
-  // random stride instead of sampling, so that short-lived threads are not
-  // all sampled on their first acquisition.
-  bool first = !tls_state.hold_started;
-  tls_state.hold_started = true;
+  if (!tls_state.hold_started) {
+    // This thread's first acquisition since sampling (re)started: it is
+    // timed with probability 1/rate like any other, so that short-lived
+    // threads are neither all sampled nor never sampled.
+    tls_state.hold_started = true;
+    const int64_t skip = NextHoldStride(rate);
+    if (skip > 0) {
+      tls_state.hold_countdown = skip - 1;  // This acquisition is one of them.
+      return false;
+    }
+  }
   tls_state.hold_countdown = NextHoldStride(rate);
-  return !first || rate == 1;
+  return true;
 }
 
 static void ApplyEnvironment() {

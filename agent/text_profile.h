@@ -8,8 +8,10 @@
 //   #	0x<pc>	<function>	<file>:<line>
 //
 // lockprof measures in nanoseconds, so "cycles" are nanoseconds and
-// cycles/second is 1e9. As in Go >= 1.20, the values are already scaled by
-// the sampling period.
+// cycles/second is 1e9. Values are written unscaled (divided by the sampling
+// period), because pprof's parser multiplies them by it: read back, they give
+// exactly the protobuf profile's totals. Where the period changed while
+// samples were recorded, the division uses the current period.
 #ifndef LOCKPROF_AGENT_TEXT_PROFILE_H_
 #define LOCKPROF_AGENT_TEXT_PROFILE_H_
 

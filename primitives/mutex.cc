@@ -3,6 +3,7 @@
 #include "lockprof/agent/clock.h"
 #include "lockprof/agent/record.h"
 #include "lockprof/primitives/internal/fatal.h"
+#include "lockprof/primitives/internal/hold_sample.h"
 
 namespace lockprof {
 
@@ -43,12 +44,7 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
 
 ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
   int64_t now = 0;
-  int64_t hold_ns = -1;
-  if (hold_start_ != 0) {
-    now = agent::MonotonicNanos();
-    hold_ns = now - hold_start_;
-    hold_start_ = 0;
-  }
+  const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
   const uint32_t seen = state_.load(std::memory_order_relaxed);
   if (seen == kUnlocked) internal::Fatal("unlock of unlocked Mutex");
   int64_t charged[1] = {0};
@@ -65,9 +61,7 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
   if (hold_ns >= 0) agent::RecordHold(hold_ns, tags, __builtin_frame_address(0));
 }
 
-void Mutex::StartHoldSample() {
-  if (!agent::InRecorder()) hold_start_ = agent::MonotonicNanos();
-}
+void Mutex::StartHoldSample() { internal::StartHoldSample(&hold_start_); }
 
 void Mutex::AssertHeld() const {
   if (state_.load(std::memory_order_relaxed) == kUnlocked) {

@@ -8,7 +8,9 @@
 // Setting LOCKPROF_ADMIN_ADDR=host:port starts it when the program starts
 // (and StartAdminServer() with default options uses that address too).
 // Requests are served by the server's own threads; building a profile
-// never makes an application thread wait.
+// never makes an application thread wait. Any number of ?seconds=N windows
+// may be open at once; a client that disconnects ends its window within
+// 100 ms.
 #ifndef LOCKPROF_SERVER_ADMIN_SERVER_H_
 #define LOCKPROF_SERVER_ADMIN_SERVER_H_
 
@@ -23,6 +25,14 @@ struct AdminServerOptions {
   std::string address = "127.0.0.1";
   // Port; 0 picks a free one (see AdminServerPort()).
   int port = 6060;
+  // Longest ?seconds=N profile window served (Go bounds it by the server's
+  // WriteTimeout, and answers a longer one with 400 "profile duration
+  // exceeds server's WriteTimeout"; so does lockprof). 0: no limit.
+  int max_profile_seconds = 300;
+  // Most requests served at once (each waiting ?seconds=N request and each
+  // open keep-alive connection holds one thread); more wait their turn.
+  // Threads are started as requests arrive and exit after 30 s idle.
+  int max_threads = 64;
 };
 
 // Starts the admin server in background threads. With default options,

@@ -3,6 +3,7 @@
 #ifndef LOCKPROF_SERVER_HTTP_TYPES_H_
 #define LOCKPROF_SERVER_HTTP_TYPES_H_
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -15,7 +16,14 @@ struct Request {
   std::string path;  // Decoded path, without the query.
   // Decoded query parameters; a repeated key keeps every value in order.
   std::multimap<std::string, std::string> params;
+  // The query as sent, undecoded, without the '?' (Go's URL.RawQuery).
+  std::string query;
   std::string body;
+  // Set by the transport: true once the client has gone away or the server
+  // is stopping, so that a handler that waits (?seconds=N) can give up
+  // early. Cheap enough to call every few tens of milliseconds. Unset: the
+  // request is never cancelled.
+  std::function<bool()> cancelled;
 
   // First value of `key`, or nullptr.
   const std::string* Param(const std::string& key) const {

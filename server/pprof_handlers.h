@@ -3,13 +3,25 @@
 #ifndef LOCKPROF_SERVER_PPROF_HANDLERS_H_
 #define LOCKPROF_SERVER_PPROF_HANDLERS_H_
 
+#include <cstdint>
+
 #include "lockprof/server/http_types.h"
 
 namespace lockprof::server {
 
-// Serves any path under /debug/pprof/: the index, each profile, and Go's
-// error replies for everything else.
-Response HandlePprof(const Request& request);
+struct PprofOptions {
+  // Longest ?seconds=N window served; a longer one gets Go's reply to a
+  // window that would outlast the server's WriteTimeout (400 "profile
+  // duration exceeds server's WriteTimeout"). 0: no limit.
+  int64_t max_profile_seconds = 300;
+};
+
+// Serves any path under /debug/pprof/: the index, each profile (cumulative,
+// ?debug=1 text, or ?seconds=N delta), the godeltaprof-style delta_<profile>
+// endpoints, symbol and cmdline, and Go's error replies for everything else.
+// A ?seconds=N request blocks the calling thread for N seconds, or until
+// request.cancelled() says to give up.
+Response HandlePprof(const Request& request, const PprofOptions& options = {});
 
 }  // namespace lockprof::server
 

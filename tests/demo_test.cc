@@ -14,21 +14,7 @@ using lockprof::testing::Child;
 using lockprof::testing::GoPprof;
 using lockprof::testing::PortFromLine;
 using lockprof::testing::RunCommand;
-
-// First function row of `go tool pprof -top` output.
-std::string TopFunction(const std::string& top) {
-  std::istringstream in(top);
-  std::string line;
-  bool table = false;
-  while (std::getline(in, line)) {
-    if (line.find("flat%") != std::string::npos) {
-      table = true;
-      continue;
-    }
-    if (table && !line.empty()) return line;
-  }
-  return "";
-}
+using lockprof::testing::TopFunction;
 
 class DemoTest : public ::testing::Test {
  protected:
@@ -40,7 +26,7 @@ class DemoTest : public ::testing::Test {
     RunCommand(std::string("cp ") + LOCKPROF_DEMO_PATH + " " + copy);
     std::vector<std::string> argv = {copy, "--addr=127.0.0.1:0", "--duration=120"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    demo_ = std::make_unique<Child>(argv);
+    demo_ = std::make_unique<Child>(argv, demo_env_);
     std::string line = demo_->WaitForLine("admin endpoint:");
     port_ = PortFromLine(line);
     ASSERT_GT(port_, 0) << line;
@@ -50,6 +36,7 @@ class DemoTest : public ::testing::Test {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
   std::string dir_;
+  std::vector<std::string> demo_env_;  // Extra environment for the demo.
   std::unique_ptr<Child> demo_;
   int port_ = 0;
 };
@@ -84,6 +71,94 @@ TEST_F(DemoTest, FixedMovesTheDelayOutOfCacheSet) {
   // With the slow work outside the lock, no critical section is slow: the
   // profile is small, and SlowProcess never appears under a lock.
   EXPECT_EQ(top.find("SlowProcess"), std::string::npos) << top;
+}
+
+// Source lines: the profile carries file:line for every frame, so -list
+// annotates the demo's sources (in the repository) with no binary at all.
+TEST_F(DemoTest, ListAnnotatesTheSourceLinesOfCacheSetAndGet) {
+  Start({"--readers=4", "--writers=2", "--slow-ms=5"});
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  int status;
+  // The mutex profile charges Set's unlock: the end of its lock's scope.
+  std::string list = GoPprof("-list 'Cache::Set' " + Url("/debug/pprof/mutex"), &status);
+  ASSERT_EQ(status, 0) << list;
+  EXPECT_NE(list.find("ROUTINE ======================== demo::Cache::Set in "), std::string::npos)
+      << list;
+  EXPECT_NE(list.find("data_[key] = SlowProcess(value);  // The bug"), std::string::npos) << list;
+  // The block profile charges the waiting: the line that takes the lock.
+  list = GoPprof("-list 'Cache::Get' " + Url("/debug/pprof/block"), &status);
+  ASSERT_EQ(status, 0) << list;
+  std::istringstream lines(list);
+  std::string line, lock_line;
+  while (std::getline(lines, line)) {
+    // Get's own lock line comes first (Set's may follow as context).
+    if (lock_line.empty() && line.find("MutexLock lock(&mu_);") != std::string::npos) {
+      lock_line = line;
+    }
+  }
+  ASSERT_FALSE(lock_line.empty()) << list;
+  EXPECT_NE(lock_line.find_first_not_of(" "), lock_line.find('.')) << lock_line;
+}
+
+// Inlined frames are Lines of one Location, as Go writes them.
+TEST_F(DemoTest, InlinedFramesShareALocation) {
+  Start({"--readers=4", "--writers=2", "--slow-ms=5"});
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const auto p =
+      lockprof::testing::ParseProfile(lockprof::testing::HttpGet(port_, "/debug/pprof/mutex"));
+  bool inlined = false;
+  for (const auto& loc : p.location()) inlined |= loc.line_size() > 1;
+  EXPECT_TRUE(inlined);
+  ASSERT_GT(p.mapping_size(), 0);
+  EXPECT_TRUE(p.mapping(0).has_inline_frames());
+  EXPECT_TRUE(p.mapping(0).has_line_numbers());
+}
+
+// ?seconds=N on a running service: what the window gained, not the total.
+TEST_F(DemoTest, SecondsReturnsTheWindowOnly) {
+  Start({"--readers=4", "--writers=2", "--slow-ms=5"});
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  using lockprof::testing::HttpGet;
+  using lockprof::testing::ParseProfile;
+  using lockprof::testing::SumValues;
+  const int64_t before = SumValues(ParseProfile(HttpGet(port_, "/debug/pprof/block")), 1);
+  const std::string out = lockprof::testing::WriteTempFile("", ".pb.gz");
+  int status;
+  const std::string log =
+      GoPprof("-proto -output " + out + " -seconds 2 " + Url("/debug/pprof/block"), &status);
+  ASSERT_EQ(status, 0) << log;
+  const int64_t after = SumValues(ParseProfile(HttpGet(port_, "/debug/pprof/block")), 1);
+  const auto window = ParseProfile(lockprof::testing::ReadFile(out));
+  EXPECT_NEAR(double(window.duration_nanos()), 2e9, 0.2e9);
+  const int64_t got = SumValues(window, 1);
+  EXPECT_GT(before, 0);
+  EXPECT_GT(got, 0);
+  EXPECT_LE(got, after - before);
+}
+
+// The hold profile: Set's critical sections (sampled 1 in 10 here) each
+// hold the lock at least --slow-ms, Get's far less. (Which one holds it
+// longer in total depends on how often the scheduler preempts a reader
+// holding it, so the test compares hold per acquisition.)
+TEST_F(DemoTest, HoldProfileShowsCacheSetHoldingTheLock) {
+  demo_env_ = {"LOCKPROF_HOLD_RATE=10"};
+  Start({"--readers=4", "--writers=2", "--slow-ms=5"});
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  using lockprof::testing::SumValues;
+  const auto p =
+      lockprof::testing::ParseProfile(lockprof::testing::HttpGet(port_, "/debug/pprof/hold"));
+  const int64_t set_holds = SumValues(p, 0, "demo::Cache::Set");
+  ASSERT_GT(set_holds, 0);
+  EXPECT_EQ(set_holds % 10, 0);
+  EXPECT_GE(SumValues(p, 1, "demo::Cache::Set") / set_holds, 5'000'000);
+  const int64_t get_holds = SumValues(p, 0, "demo::Cache::Get");
+  ASSERT_GT(get_holds, 0);
+  EXPECT_LT(SumValues(p, 1, "demo::Cache::Get") / get_holds, 1'000'000);
+  int status;
+  std::string top = GoPprof("-top -sample_index=hold " + Url("/debug/pprof/hold"), &status);
+  ASSERT_EQ(status, 0) << top;
+  EXPECT_NE(top.find("Type: hold"), std::string::npos) << top;
+  EXPECT_NE(top.find("demo::Cache::Set"), std::string::npos) << top;
 }
 
 }  // namespace

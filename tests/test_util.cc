@@ -13,8 +13,12 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <unordered_map>
+
+#include "lockprof/agent/profiles.h"
+#include "lockprof/agent/sampling.h"
 
 namespace lockprof::testing {
 
@@ -59,6 +63,17 @@ perftools::profiles::Profile ParseProfile(const std::string& data) {
   return p;
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string WriteTempFile(const std::string& data, const std::string& suffix) {
   std::string path = ::testing::TempDir() + "lockprof_XXXXXX" + suffix;
   std::vector<char> tmpl(path.begin(), path.end());
@@ -88,7 +103,34 @@ std::vector<std::string> StackFunctions(const perftools::profiles::Profile& p,
   return names;
 }
 
+std::vector<const perftools::profiles::Sample*> SamplesForLock(
+    const perftools::profiles::Profile& p, const std::string& lock) {
+  std::vector<const perftools::profiles::Sample*> out;
+  for (const auto& s : p.sample()) {
+    for (const auto& l : s.label()) {
+      if (p.string_table(int(l.key())) == "lock" && p.string_table(int(l.str())) == lock) {
+        out.push_back(&s);
+      }
+    }
+  }
+  return out;
+}
+
+int64_t NumLabel(const perftools::profiles::Profile& p, const perftools::profiles::Sample& s,
+                 const std::string& key) {
+  for (const auto& l : s.label()) {
+    if (p.string_table(int(l.key())) == key && l.str() == 0) return l.num();
+  }
+  return -1;
+}
+
 int64_t SumValues(const perftools::profiles::Profile& p, int index, const std::string& function) {
+  return SumValuesWithLabels(p, index, function, {});
+}
+
+int64_t SumValuesWithLabels(const perftools::profiles::Profile& p, int index,
+                            const std::string& function,
+                            const std::vector<std::pair<std::string, std::string>>& labels) {
   int64_t sum = 0;
   for (const auto& s : p.sample()) {
     if (!function.empty()) {
@@ -99,7 +141,71 @@ int64_t SumValues(const perftools::profiles::Profile& p, int index, const std::s
         continue;
       }
     }
+    if (std::any_of(labels.begin(), labels.end(),
+                    [&](const auto& kv) { return LabelValue(p, s, kv.first) != kv.second; })) {
+      continue;
+    }
     sum += s.value(index);
+  }
+  return sum;
+}
+
+std::string LabelValue(const perftools::profiles::Profile& p, const perftools::profiles::Sample& s,
+                       const std::string& key) {
+  for (const auto& l : s.label()) {
+    if (l.str() != 0 && p.string_table(int(l.key())) == key) return p.string_table(int(l.str()));
+  }
+  return "";
+}
+
+perftools::profiles::Profile FetchProfile(const std::string& name) {
+  std::ostringstream out;
+  EXPECT_TRUE(lockprof::WriteProfile(name, 0, out).ok()) << name;
+  return ParseProfile(out.str());
+}
+
+std::string FetchProfileToFile(const std::string& name) {
+  std::ostringstream out;
+  EXPECT_TRUE(lockprof::WriteProfile(name, 0, out).ok()) << name;
+  return WriteTempFile(out.str(), ".pb.gz");
+}
+
+ProfileDelta::ProfileDelta(std::string profile, int index, std::string function,
+                           std::vector<std::pair<std::string, std::string>> labels)
+    : profile_(std::move(profile)),
+      index_(index),
+      function_(std::move(function)),
+      labels_(std::move(labels)),
+      before_(Current()) {}
+
+int64_t ProfileDelta::Current() const {
+  return SumValuesWithLabels(FetchProfile(profile_), index_, function_, labels_);
+}
+
+ScopedRates::ScopedRates(int mutex_fraction, int64_t block_rate_ns, int hold_rate)
+    : fraction_(SetMutexProfileFraction(mutex_fraction)),
+      block_(BlockProfileRate()),
+      hold_(SetHoldProfileRate(hold_rate)) {
+  SetBlockProfileRate(block_rate_ns);
+}
+
+ScopedRates::~ScopedRates() {
+  SetMutexProfileFraction(fraction_);
+  SetBlockProfileRate(block_);
+  SetHoldProfileRate(hold_);
+}
+
+int64_t SumValuesWithLabel(const perftools::profiles::Profile& p, int index, const std::string& key,
+                           const std::string& value) {
+  int64_t sum = 0;
+  for (const auto& s : p.sample()) {
+    for (const auto& l : s.label()) {
+      if (p.string_table(int(l.key())) == key && l.str() != 0 &&
+          p.string_table(int(l.str())) == value) {
+        sum += s.value(index);
+        break;
+      }
+    }
   }
   return sum;
 }
@@ -112,6 +218,20 @@ std::string GoEnv() {
 
 std::string GoPprof(const std::string& args, int* status) {
   return RunCommand(GoEnv() + "go tool pprof " + args + " 2>&1", status);
+}
+
+std::string TopFunction(const std::string& top) {
+  std::istringstream in(top);
+  std::string line;
+  bool table = false;
+  while (std::getline(in, line)) {
+    if (line.find("flat%") != std::string::npos) {
+      table = true;
+      continue;
+    }
+    if (table && !line.empty()) return line;
+  }
+  return "";
 }
 
 std::string HttpGet(int port, const std::string& path_and_query, int* status,

@@ -3,7 +3,9 @@
 #ifndef LOCKPROF_TESTS_TEST_UTIL_H_
 #define LOCKPROF_TESTS_TEST_UTIL_H_
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "profile.pb.h"
@@ -17,6 +19,12 @@ std::string RunCommand(const std::string& command, int* status = nullptr);
 // Decodes a gzipped (or raw) profile.proto. Fails the test on error.
 perftools::profiles::Profile ParseProfile(const std::string& data);
 
+// The contents of the file at `path` ("" if it cannot be read).
+std::string ReadFile(const std::string& path);
+
+// std::chrono::steady_clock (CLOCK_MONOTONIC, lockprof's clock) in ns.
+int64_t NowNanos();
+
 // Writes `data` to a new temporary file and returns its path.
 std::string WriteTempFile(const std::string& data, const std::string& suffix = "");
 
@@ -25,9 +33,69 @@ std::string WriteTempFile(const std::string& data, const std::string& suffix = "
 int64_t SumValues(const perftools::profiles::Profile& p, int index,
                   const std::string& function = "");
 
+// As SumValues, over the samples that also carry every string label in
+// `labels` ({key, value} pairs, e.g. {{"lock", "cache.main"}, {"mode", "read"}}).
+int64_t SumValuesWithLabels(const perftools::profiles::Profile& p, int index,
+                            const std::string& function,
+                            const std::vector<std::pair<std::string, std::string>>& labels);
+
+// The value of a sample's string label `key`, or "" if it has none.
+std::string LabelValue(const perftools::profiles::Profile& p, const perftools::profiles::Sample& s,
+                       const std::string& key);
+
+// lockprof's profile `name` now (WriteProfile, debug=0), decoded.
+perftools::profiles::Profile FetchProfile(const std::string& name);
+// The same, written to a new temporary file for go tool pprof; returns its path.
+std::string FetchProfileToFile(const std::string& name);
+
+// The growth of one total of a lockprof profile (value[index] over the
+// samples SumValuesWithLabels selects) since construction: profiles are
+// cumulative for the life of the process, and a test may run repeatedly.
+class ProfileDelta {
+ public:
+  ProfileDelta(std::string profile, int index, std::string function,
+               std::vector<std::pair<std::string, std::string>> labels);
+  int64_t Get() const { return Current() - before_; }
+
+ private:
+  int64_t Current() const;
+  std::string profile_;
+  int index_;
+  std::string function_;
+  std::vector<std::pair<std::string, std::string>> labels_;
+  int64_t before_;
+};
+
+// Sets the mutex fraction, block rate and hold rate for the life of the
+// object, restoring the previous ones.
+class ScopedRates {
+ public:
+  ScopedRates(int mutex_fraction, int64_t block_rate_ns, int hold_rate);
+  ~ScopedRates();
+  ScopedRates(const ScopedRates&) = delete;
+  ScopedRates& operator=(const ScopedRates&) = delete;
+
+ private:
+  int fraction_;
+  int64_t block_;
+  int hold_;
+};
+// The sum of value[index] over the samples carrying the string label
+// key=value.
+int64_t SumValuesWithLabel(const perftools::profiles::Profile& p, int index, const std::string& key,
+                           const std::string& value);
+
 // Names of the functions in a sample's stack, leaf first.
 std::vector<std::string> StackFunctions(const perftools::profiles::Profile& p,
                                         const perftools::profiles::Sample& s);
+
+// The samples labelled lock=`lock`.
+std::vector<const perftools::profiles::Sample*> SamplesForLock(
+    const perftools::profiles::Profile& p, const std::string& lock);
+
+// The value of the numeric label `key` on `s`, or -1 if it has none.
+int64_t NumLabel(const perftools::profiles::Profile& p, const perftools::profiles::Sample& s,
+                 const std::string& key);
 
 // Environment prefix for running go (GOCACHE, HOME, no network).
 std::string GoEnv();
@@ -40,6 +108,9 @@ std::string HttpGet(int port, const std::string& path_and_query, int* status = n
 // `go tool pprof <args>` with the test environment; returns its output
 // (stdout and stderr) and sets *status.
 std::string GoPprof(const std::string& args, int* status = nullptr);
+
+// The first row of the table in `go tool pprof -top` output, or "".
+std::string TopFunction(const std::string& top);
 
 // A child process whose stdout is read line by line.
 class Child {

@@ -15,21 +15,21 @@
 // Only contended paths touch a ledger, under its spin lock, for a few
 // instructions at a time.
 //
-// fork(): the child's copy may count waiters (and even hold the spin lock
-// for) threads of the parent, which do not exist in the child. The ledger
-// remembers the fork generation its data belongs to; the first use in the
-// child sees another generation, takes the lock over and starts empty.
+// A waiter reads its start time before it enters (it captures its stack in
+// between), so a settle may fall between the two: Enter() then counts the
+// waiter from the settle, exactly as Leave() will, and the ledger stays
+// balanced.
+//
+// fork(): the child's copy may count waiters that are threads of the
+// parent, which do not exist in the child. The first use in the child (see
+// SpinLock::Lock) forgets them and starts empty.
 #ifndef LOCKPROF_PRIMITIVES_INTERNAL_WAIT_LEDGER_H_
 #define LOCKPROF_PRIMITIVES_INTERNAL_WAIT_LEDGER_H_
 
-#include <sched.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 
-#include "lockprof/agent/fork.h"
-#include "lockprof/primitives/internal/futex.h"
+#include "lockprof/primitives/internal/spin_lock.h"
 
 namespace lockprof::internal {
 
@@ -42,23 +42,21 @@ class WaitLedger {
   void Enter(int c, int64_t start) {
     Lock();
     ++waiters_[c];
-    charged_from_sum_[c] += uint64_t(start);
-    Unlock();
+    charged_from_sum_[c] += uint64_t(std::max(start, last_settle_));
+    lock_.Unlock();
   }
 
   // A thread of class `c` that entered at `start` stops waiting. If no
-  // waiter of any class is left, runs `if_last()` while still holding the
-  // ledger's lock: a concurrent Enter() then happens entirely before it (and
-  // was counted) or entirely after it.
+  // other waiter of class `c` is left, runs `if_last()` while still holding
+  // the ledger's lock: a concurrent Enter() of that class then happens
+  // entirely before it (and was counted) or entirely after it.
   template <typename F>
   void Leave(int c, int64_t start, F if_last) {
     Lock();
     --waiters_[c];
     charged_from_sum_[c] -= uint64_t(std::max(start, last_settle_));
-    int left = 0;
-    for (int i = 0; i < kClasses; ++i) left += waiters_[i];
-    if (left == 0) if_last();
-    Unlock();
+    if (waiters_[c] == 0) if_last();
+    lock_.Unlock();
   }
 
   // Charges all waiting up to `now`: per class, the total nanoseconds waited
@@ -71,41 +69,22 @@ class WaitLedger {
       charged_from_sum_[c] = all_now;
     }
     last_settle_ = std::max(last_settle_, now);
-    Unlock();
+    lock_.Unlock();
   }
 
   int waiters(int c) const { return waiters_[c]; }
 
  private:
+  // Takes the ledger's lock; in a fork()ed child, first forgets the
+  // parent's waiters.
   void Lock() {
-    // The lock word holds its holder's fork generation (odd, so never 0): a
-    // word from another generation was left by a thread of the parent.
-    const uint32_t generation = agent::ForkGeneration();
-    const uint32_t mine = generation << 1 | 1;
-    for (int spins = 0;; ++spins) {
-      uint32_t seen = lock_.load(std::memory_order_relaxed);
-      if (seen != mine && lock_.compare_exchange_weak(seen, mine, std::memory_order_acquire,
-                                                      std::memory_order_relaxed)) {
-        break;
-      }
-      // The holder runs a handful of instructions; yield if it was preempted.
-      if (spins < 64) {
-        SpinPause();
-      } else {
-        sched_yield();
-      }
-    }
-    if (__builtin_expect(generation_ != generation, 0)) {
-      // First use since a fork: every waiter counted was the parent's.
+    if (__builtin_expect(lock_.Lock(), 0)) {
       for (int c = 0; c < kClasses; ++c) waiters_[c] = 0, charged_from_sum_[c] = 0;
       last_settle_ = 0;
-      generation_ = generation;
     }
   }
-  void Unlock() { lock_.store(0, std::memory_order_release); }
 
-  std::atomic<uint32_t> lock_{0};
-  uint32_t generation_ = 0;  // The fork generation of the data below.
+  SpinLock lock_;
   int32_t waiters_[kClasses] = {};
   // Sums of timestamps, in modular arithmetic: n * now - sum is exact even
   // when n * now itself would overflow.

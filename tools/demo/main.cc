@@ -3,11 +3,15 @@
 //   lockprof-demo [--addr=127.0.0.1:6060] [--duration=SECONDS] [--fixed]
 //                 [--readers=N] [--writers=N] [--slow-ms=MS]
 //
+// With LOCKPROF_PYROSCOPE_URL (and LOCKPROF_PYROSCOPE_APP, ...: see
+// lockprof/agent/uploader.h) set, it also uploads its profiles to Pyroscope.
+//
 // Runs until interrupted (or for --duration seconds), serving the admin
 // endpoint. Compare the profile with and without --fixed:
 //   go tool pprof -top -base before.pb.gz after.pb.gz
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -96,6 +100,9 @@ int main(int argc, char** argv) {
       (long long)flags.readers, (long long)flags.writers, (long long)flags.slow_ms,
       flags.fixed ? "outside" : "inside", flags.duration_s ? "" : " (Ctrl-C stops)", base.c_str(),
       base.c_str(), base.c_str(), base.c_str(), base.c_str());
+  if (lockprof::UploaderRunning()) {
+    std::printf("uploading profiles to %s\n", std::getenv("LOCKPROF_PYROSCOPE_URL"));
+  }
   std::fflush(stdout);
 
   demo::Cache cache(std::chrono::milliseconds(flags.slow_ms), flags.fixed);
@@ -119,6 +126,7 @@ int main(int argc, char** argv) {
   }
   stop = true;
   for (auto& t : threads) t.join();
+  lockprof::StopUploader();  // Sends the last interval.
   lockprof::StopAdminServer();
   return 0;
 }

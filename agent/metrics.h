@@ -1,0 +1,44 @@
+// lockprof's Prometheus metrics: what profiles show per stack, summed per
+// lock, all the time; plus the agent's own health.
+//
+// The admin endpoint serves them at /metrics (see admin_server.h). A program
+// with its own HTTP server (or its own Prometheus client library) can append
+// WriteMetrics()'s text to what it serves.
+//
+// Per lock (label lock="<name>"; lock="(unnamed)" for locks without a name,
+// lock="(other)" for locks beyond the per-lock table's 256 entries; label
+// mode="read"/"write" on reader/writer locks only):
+//   lockprof_lock_wait_seconds        histogram of each contended
+//       acquisition's wait, buckets 1 us * 2^k up to 8.39 s. Every wait is
+//       counted (no sampling), on the block profiler's path: it needs the
+//       block profile on, which it is by default. Acquisitions that got the
+//       lock while spinning (sub-microsecond) are not contended here, and
+//       CondVar waits (for a condition, not for the lock) are not counted.
+//   lockprof_lock_contentions_total   contended acquisitions (the same
+//       count as the histogram's _count, as a plain counter for alerts).
+//   lockprof_lock_hold_seconds        histogram of critical-section lengths,
+//       from the hold sampler: each sampled section counts as
+//       SetHoldProfileRate() sections (and its length that many times in
+//       _sum), so counts and rate()s are unbiased estimates.
+// Health: sampling rates, samples recorded and stacks dropped per profile,
+// profile memory, threads in the process, admin requests served, uploads
+// (success, failure, dropped, retries, queue length).
+//
+// Cost: recording a metric is a hash, a short probe and a few relaxed atomic
+// adds on paths that already handle a contended or sampled event: no lock, no
+// allocation. Writing the metrics (the scrape) runs on the caller's thread
+// and never makes an application thread wait.
+#ifndef LOCKPROF_AGENT_METRICS_H_
+#define LOCKPROF_AGENT_METRICS_H_
+
+#include <string>
+
+namespace lockprof {
+
+// Appends every lockprof metric to *out, in the Prometheus text exposition
+// format 0.0.4 (Content-Type: text/plain; version=0.0.4; charset=utf-8).
+void WriteMetrics(std::string* out);
+
+}  // namespace lockprof
+
+#endif  // LOCKPROF_AGENT_METRICS_H_

@@ -1,0 +1,75 @@
+// A hook for logging slow lock acquisitions, as the "slow mutex acquire"
+// pattern does by hand:
+//
+//   void LogSlowAcquire(const lockprof::SlowAcquire& s) {
+//     my_logger.Warn("slow mutex acquire", "lock", s.lock ? s.lock : "?",
+//                    "waited_ms", s.waited.count() / 1e6);
+//   }
+//   lockprof::SetSlowAcquireHook(std::chrono::milliseconds(100), LogSlowAcquire,
+//                                /*one_in=*/10);
+//
+// lockprof calls the hook; what it does (log, count, trace) is yours, so
+// lockprof does not pick a logging library for you.
+//
+// Where it runs: on the thread that waited, right after it acquired the
+// lock, so inside its new critical section, exactly where the hand-written
+// pattern puts its log statement. That gives the hook the thread's own
+// context (request ids in thread-locals, say), at a price: the lock stays
+// held while the hook runs. Keep it short (hand the record to your logger's
+// queue), and never take the same lock in it (that would self-deadlock).
+// Other lockprof locks it takes are not recorded (the recorder is marked
+// busy on this thread), so a hook cannot recurse into itself.
+//
+// What reaches it: every contended acquisition of a lockprof lock that
+// waited at least `threshold`, while the block profile is on (the default;
+// the waits are measured by the block profiler's path), sampled: about 1
+// in `one_in` of those slow acquisitions, by a random draw.
+#ifndef LOCKPROF_AGENT_SLOW_ACQUIRE_H_
+#define LOCKPROF_AGENT_SLOW_ACQUIRE_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "lockprof/agent/event_tags.h"
+#include "lockprof/agent/stack_trace.h"
+
+namespace lockprof {
+
+struct SlowAcquire {
+  const char* lock;  // The lock's name, or nullptr for an unnamed lock.
+  const char* mode;  // "read" or "write" for a reader/writer lock, else nullptr.
+  std::chrono::nanoseconds waited;
+  // The waiter's stack: return addresses, the caller of lock() first. Valid
+  // only during the call.
+  const uintptr_t* stack;
+  int stack_depth;
+};
+
+using SlowAcquireHook = void (*)(const SlowAcquire& acquire);
+
+// Installs `hook` (replacing any previous one), called for about 1 in
+// `one_in` (>= 1) acquisitions that waited at least `threshold`. A nullptr
+// hook removes it. Thread-safe; a hook being removed may still be running
+// (or be called once more) on other threads as this returns.
+void SetSlowAcquireHook(std::chrono::nanoseconds threshold, SlowAcquireHook hook, int one_in = 1);
+
+namespace agent {
+
+extern std::atomic<int64_t> g_slow_acquire_threshold_ns;  // INT64_MAX: no hook.
+
+void CallSlowAcquireHook(int64_t wait_ns, const EventTags& tags, const StackTrace& stack);
+
+// Called by the recorder for every wait: one relaxed load and a compare
+// unless a hook is installed and the wait is slow.
+inline void MaybeReportSlowAcquire(int64_t wait_ns, const EventTags& tags,
+                                   const StackTrace& stack) {
+  if (__builtin_expect(wait_ns >= g_slow_acquire_threshold_ns.load(std::memory_order_relaxed), 0)) {
+    CallSlowAcquireHook(wait_ns, tags, stack);
+  }
+}
+
+}  // namespace agent
+}  // namespace lockprof
+
+#endif  // LOCKPROF_AGENT_SLOW_ACQUIRE_H_

@@ -1,0 +1,117 @@
+// Continuous profiling: uploads lockprof's profiles to Pyroscope.
+//
+//   lockprof::UploaderOptions o;
+//   o.url = "http://pyroscope:4040";
+//   o.app_name = "checkout";
+//   o.labels = {{"env", "prod"}, {"region", "eu-west-1"}};
+//   if (absl::Status s = lockprof::StartUploader(o); !s.ok()) { ...report s... }
+//   ...
+//   lockprof::StopUploader();  // At shutdown: sends the last interval.
+//
+// Or with no code change, from the environment at program start:
+//   LOCKPROF_PYROSCOPE_URL=http://pyroscope:4040   (starts the uploader)
+//   LOCKPROF_PYROSCOPE_APP=checkout                (default: the program's name)
+//   LOCKPROF_PYROSCOPE_LABELS=env=prod,region=eu-west-1
+//   LOCKPROF_PYROSCOPE_BASIC_AUTH_USER / _PASSWORD, LOCKPROF_PYROSCOPE_BEARER_TOKEN,
+//   LOCKPROF_PYROSCOPE_TENANT_ID (X-Scope-OrgID),
+//   LOCKPROF_PYROSCOPE_HEADERS=Name=value,Name2=value2,
+//   LOCKPROF_PYROSCOPE_INTERVAL=15 (seconds), LOCKPROF_PYROSCOPE_PROFILES=mutex,block
+// A bad value is reported once on stderr and the uploader does not start.
+//
+// What is sent: every `interval` (default 15 s, as pyroscope-go), the delta
+// of each profile for that interval (what accumulated since the previous
+// upload; the first one covers everything since the process started), one
+// POST {url}/ingest per profile, exactly as Pyroscope's Go client sends it
+// (see pyroscope_protocol.h). A profile is sent while its sampler is on, or
+// whenever its delta is not empty. Consecutive uploads of a profile add up
+// to its cumulative profile, with no gap and no overlap.
+//
+// What it never does: make an application thread wait, or grow without
+// bound. Profiles are built and sent by two background threads; a bounded
+// queue (queue_capacity profiles) sits between them and drops its oldest
+// profile when full, counting it in /metrics (lockprof_uploads_total
+// {result="dropped"}). Each request has a deadline (request_timeout).
+// Timeouts, connection errors and 5xx, 408 and 429 answers are retried
+// (max_attempts in all) after exponential backoff with jitter; other 4xx
+// answers are not retried, and are logged once with the server's message.
+// A server that is down or hangs for an hour costs one queue of profiles.
+//
+// Not async-signal-safe; Start and Stop are thread-safe.
+#ifndef LOCKPROF_AGENT_UPLOADER_H_
+#define LOCKPROF_AGENT_UPLOADER_H_
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace lockprof {
+
+struct UploaderOptions {
+  // Pyroscope's address: http[s]://host[:port][/path prefix].
+  std::string url;
+  // The service's name (Pyroscope's service_name): letters, digits, "_.-/".
+  std::string app_name;
+  // Static labels on every profile (Prometheus-style names).
+  std::vector<std::pair<std::string, std::string>> labels;
+
+  // Authentication: Basic (user and password), or a bearer token, not both.
+  std::string basic_auth_user;
+  std::string basic_auth_password;
+  std::string bearer_token;
+  // Sent as X-Scope-OrgID (multi-tenant Pyroscope, Grafana Cloud).
+  std::string tenant_id;
+  // Extra HTTP headers (e.g. for a proxy in front of Pyroscope).
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  // Profiles to upload: any of "mutex", "block", "hold", "cas"; empty: all.
+  std::vector<std::string> profiles;
+
+  std::chrono::milliseconds interval{15000};
+  // Deadline of one HTTP request (connect, send, answer).
+  std::chrono::milliseconds request_timeout{10000};
+  // Attempts per profile, the first one included.
+  int max_attempts = 3;
+  // Backoff before retry n (1-based): a random time between half and all
+  // of min(backoff_max, backoff_base * 2^(n-1)).
+  std::chrono::milliseconds backoff_base{1000};
+  std::chrono::milliseconds backoff_max{30000};
+  // Profiles waiting to be sent, at most (the oldest is dropped).
+  size_t queue_capacity = 32;
+  // StopUploader() sends the last interval and what is queued until this
+  // deadline, then drops the rest.
+  std::chrono::milliseconds shutdown_timeout{5000};
+
+  // Where the uploader's messages go (one line each, no newline); default:
+  // stderr, prefixed "lockprof: uploader: ". Called on the uploader's
+  // threads; it must not call StartUploader or StopUploader.
+  void (*log)(const std::string& message) = nullptr;
+};
+
+// Validates `options` and starts uploading. Errors: InvalidArgument with
+// what to fix (malformed URL, empty or bad app name, a label Pyroscope
+// would reject, ...); AlreadyExists if an uploader is running.
+absl::Status StartUploader(const UploaderOptions& options);
+
+// Options from the LOCKPROF_PYROSCOPE_* variables (see above). Returns
+// NotFound if LOCKPROF_PYROSCOPE_URL is unset, InvalidArgument if a value
+// is malformed.
+absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options);
+
+// Collects the last interval, sends it and anything queued within the
+// shutdown deadline, and stops the threads. No-op if none runs. Call it
+// before returning from main. If an uploader still runs at exit (std::exit
+// or return from main), lockprof stops it the same way, provided it has
+// made one request by then (the at-exit flush is registered after it, so
+// that it runs before the destructors of the statics that request used).
+void StopUploader();
+
+// True while an uploader runs.
+bool UploaderRunning();
+
+}  // namespace lockprof
+
+#endif  // LOCKPROF_AGENT_UPLOADER_H_

@@ -1,0 +1,152 @@
+// lockprof::CondVar: std::condition_variable for lockprof::Mutex, with the
+// time spent waiting for a notification in the block profile.
+//
+// API: std::condition_variable's, on std::unique_lock<lockprof::Mutex>:
+// wait, wait_for, wait_until (any clock; with and without a predicate),
+// notify_one, notify_all. Not copyable, not movable; the constructors are
+// constexpr, so a global CondVar needs no dynamic initialisation.
+//
+// Semantics. Waiters queue in arrival order; notify_one wakes the one that
+// has waited longest, notify_all every thread waiting when it is called.
+// A notification is never lost and never goes to a thread that started
+// waiting after it: a waiter joins the queue before it releases the mutex,
+// so a notifier that changed the state under the mutex (as the standard
+// requires) finds it there. wait() returns only when notified, wait_for /
+// wait_until also at the deadline (a waiter that times out at the moment it
+// is notified takes the notification and reports no_timeout, so
+// notify_one's wake-up is not lost either). The predicate overloads loop,
+// as the standard ones do.
+//
+// Cost. notify_one/notify_all with nobody waiting are one load: no system
+// call, no lock. A wait is a spin-locked queue update, the mutex's unlock, a
+// futex sleep, and the mutex's lock. notify_all wakes every waiter at once
+// (they then contend for the mutex, as with std::condition_variable).
+//
+// Profiles (Go's sync.Cond.Wait). The time from releasing the mutex to
+// being woken goes to the block profile at the waiter's stack, captured
+// after the release and recorded before re-locking, so neither lengthens a
+// critical section. Its label lock= is the CondVar's name if it has one,
+// else the mutex's. Re-acquiring the mutex after waking is contention like
+// any other lock(): the mutex and block profiles record it as such.
+#ifndef LOCKPROF_PRIMITIVES_CONDVAR_H_
+#define LOCKPROF_PRIMITIVES_CONDVAR_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+
+#include "lockprof/agent/clock.h"
+#include "lockprof/primitives/internal/spin_lock.h"
+#include "lockprof/primitives/mutex.h"
+
+namespace lockprof {
+
+class CondVar {
+ public:
+  constexpr CondVar() = default;
+  // `name` (static storage, e.g. a literal) labels this CondVar's waits
+  // lock="<name>" instead of the mutex's name. Not copied.
+  explicit constexpr CondVar(const char* name) : name_(name) {}
+  CondVar(const CondVar&) = delete;
+  CondVar& operator=(const CondVar&) = delete;
+  ~CondVar() = default;
+
+  // Releases `lock`, sleeps until notified, re-acquires `lock`. `lock` must
+  // own its mutex (checked: aborts otherwise).
+  void wait(std::unique_lock<Mutex>& lock) { WaitImpl(lock, kForever); }
+
+  template <typename Predicate>
+  void wait(std::unique_lock<Mutex>& lock, Predicate stop_waiting) {
+    while (!stop_waiting()) wait(lock);
+  }
+
+  template <typename Rep, typename Period>
+  std::cv_status wait_for(std::unique_lock<Mutex>& lock,
+                          const std::chrono::duration<Rep, Period>& timeout) {
+    return WaitImpl(lock, TimeoutNanos(timeout)) ? std::cv_status::no_timeout
+                                                 : std::cv_status::timeout;
+  }
+
+  // Returns stop_waiting(): false only if it still is at the deadline.
+  template <typename Rep, typename Period, typename Predicate>
+  bool wait_for(std::unique_lock<Mutex>& lock, const std::chrono::duration<Rep, Period>& timeout,
+                Predicate stop_waiting) {
+    const int64_t deadline = agent::MonotonicNanos() + TimeoutNanos(timeout);
+    while (!stop_waiting()) {
+      const int64_t left = deadline - agent::MonotonicNanos();
+      if (left <= 0) return stop_waiting();
+      WaitImpl(lock, left);
+    }
+    return true;
+  }
+
+  // Any clock: the deadline becomes a timeout measured on the monotonic
+  // clock; if `Clock` was adjusted meanwhile, the result says whether its
+  // deadline has passed (as libstdc++ does).
+  template <typename Clock, typename Duration>
+  std::cv_status wait_until(std::unique_lock<Mutex>& lock,
+                            const std::chrono::time_point<Clock, Duration>& deadline) {
+    WaitImpl(lock, TimeoutNanos(deadline - Clock::now()));
+    return Clock::now() < deadline ? std::cv_status::no_timeout : std::cv_status::timeout;
+  }
+
+  template <typename Clock, typename Duration, typename Predicate>
+  bool wait_until(std::unique_lock<Mutex>& lock,
+                  const std::chrono::time_point<Clock, Duration>& deadline,
+                  Predicate stop_waiting) {
+    while (!stop_waiting()) {
+      if (wait_until(lock, deadline) == std::cv_status::timeout) return stop_waiting();
+    }
+    return true;
+  }
+
+  // Wakes the longest waiter / every waiter. Callable with or without the
+  // mutex held.
+  void notify_one() noexcept {
+    if (waiters_.load(std::memory_order_seq_cst) != 0) Notify(false);
+  }
+  void notify_all() noexcept {
+    if (waiters_.load(std::memory_order_seq_cst) != 0) Notify(true);
+  }
+
+  const char* name() const { return name_; }
+
+ private:
+  struct Waiter;
+  static constexpr int64_t kForever = -1;
+
+  // A timeout as nanoseconds: 0 if not positive, rounded up, and capped at
+  // about 100 years (which also keeps the conversion from overflowing).
+  template <typename Rep, typename Period>
+  static int64_t TimeoutNanos(const std::chrono::duration<Rep, Period>& d) {
+    constexpr std::chrono::hours kCap(24 * 365 * 100);
+    if (d <= d.zero()) return 0;
+    if (d >= kCap) return std::chrono::nanoseconds(kCap).count();
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d);
+    if (ns < d) ++ns;
+    return ns.count();
+  }
+
+  // Waits with `lock` released for at most `timeout_ns` (kForever: no
+  // limit). Returns true if notified, false on timeout.
+  bool WaitImpl(std::unique_lock<Mutex>& lock, int64_t timeout_ns);
+  void Notify(bool all);
+  // Takes list_lock_ (forgetting a parent's waiters after fork()).
+  void LockList();
+  // Under list_lock_.
+  void Enqueue(Waiter* w);
+  void Remove(Waiter* w);
+
+  internal::SpinLock list_lock_;
+  Waiter* head_ = nullptr;  // Longest waiting first.
+  Waiter* tail_ = nullptr;
+  // Threads in the queue; notify does nothing more when it reads 0.
+  std::atomic<uint32_t> waiters_{0};
+  const char* name_ = nullptr;
+};
+
+}  // namespace lockprof
+
+#endif  // LOCKPROF_PRIMITIVES_CONDVAR_H_

@@ -1,0 +1,224 @@
+// lockprof::SharedMutex: a drop-in std::shared_mutex that profiles both
+// kinds of waiting — readers waiting for a writer, writers waiting for
+// readers (or for another writer).
+//
+// API: std::shared_mutex's (lock, try_lock, unlock, lock_shared,
+// try_lock_shared, unlock_shared), so it works with std::unique_lock,
+// std::shared_lock, std::scoped_lock and std::condition_variable_any. Not
+// recursive, not copyable, not movable; the constructors are constexpr, so a
+// global SharedMutex needs no dynamic initialisation.
+//
+// Fairness (Go's sync.RWMutex). A writer that is waiting blocks new
+// readers, so a stream of readers cannot starve it; when a writer unlocks,
+// every reader that queued during its hold gets in before the next writer
+// does, so a stream of writers cannot starve readers either. The price, as
+// in Go: a thread that takes the read lock recursively (lock_shared while it
+// already holds it shared) deadlocks if a writer started waiting in between
+// — the writer waits for the first read hold, the second read waits for the
+// writer. Do not lock shared recursively.
+//
+// Cost. Uncontended lock_shared is one atomic add plus the hold sampler's
+// thread-local countdown; uncontended unlock_shared is one thread-local test
+// (a sampled read hold of this thread?) and one atomic subtract — no more
+// than std::shared_mutex (a glibc rwlock), and readers write no shared word
+// but the one they must (tools/bench/shared_mutex_bench.cc). Uncontended
+// lock is a compare-and-swap and an atomic add (the writers' own lock, then
+// the reader word), unlock a compare-and-swap and an exchange.
+//
+// What is recorded when threads wait (see sampling.h for the rates); every
+// sample carries the label mode="read" (a reader waited) or mode="write" (a
+// writer waited), so `go tool pprof -tagfocus=mode=read` splits them, and
+// lock="<name>" when the lock was named:
+//  * Mutex profile: the release that let the waiters in is charged, exactly,
+//    the time they waited during the critical section it ends — a writer's
+//    unlock for the readers that queued behind it and the writers waiting
+//    for it; the last reader's unlock_shared that lets a waiting writer in
+//    for that writer's wait and for the readers queued behind the writer.
+//    A slow writer under a read-mostly lock therefore shows up as its own
+//    critical section, charged every reader's wait.
+//  * Block profile: each wait, at the waiter's stack, with its mode.
+//  * Hold profile: sampled critical sections, exclusive (mode="write") and
+//    shared (mode="read"), at the releasing stack.
+// Stacks are captured and events recorded after the lock word is released,
+// never inside the critical section measured.
+//
+// Misuse: unlock of a SharedMutex that is not locked, and unlock_shared of
+// one not locked shared, abort with "lockprof: unlock of unlocked
+// SharedMutex" / "lockprof: unlock_shared of unlocked SharedMutex" in every
+// build. Other misuse (unlocking from a thread that does not hold it) is
+// undefined behaviour, as with std::shared_mutex.
+#ifndef LOCKPROF_PRIMITIVES_SHARED_MUTEX_H_
+#define LOCKPROF_PRIMITIVES_SHARED_MUTEX_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/base/thread_annotations.h"
+#include "lockprof/agent/sampling.h"
+#include "lockprof/primitives/internal/wait_ledger.h"
+
+namespace lockprof {
+
+class ABSL_LOCKABLE SharedMutex {
+ public:
+  constexpr SharedMutex() = default;
+  // `name` (a string with static storage duration, e.g. a literal) labels
+  // this lock's samples lock="<name>"; `shard` (>= 0) adds the numeric label
+  // shard=<shard> (lockprof::ShardedMap numbers its shards' locks so).
+  // Neither is copied.
+  explicit constexpr SharedMutex(const char* name, int32_t shard = -1)
+      : name_(name), shard_(shard) {}
+  SharedMutex(const SharedMutex&) = delete;
+  SharedMutex& operator=(const SharedMutex&) = delete;
+  ~SharedMutex() = default;
+
+  // Exclusive (writer) side.
+  void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+    uint32_t expected = kWriterFree;
+    if (__builtin_expect(
+            !writer_.compare_exchange_strong(expected, kWriterLocked, std::memory_order_acquire,
+                                             std::memory_order_relaxed),
+            0)) {
+      LockSlow(/*have_writer=*/false, 0);
+    } else {
+      // Announce the writer: new readers now queue. Readers still inside
+      // must leave before this writer may go on.
+      const uint64_t old = state_.fetch_add(kWriter, std::memory_order_acquire);
+      if (__builtin_expect((old & kCountMask) != 0, 0)) {
+        LockSlow(/*have_writer=*/true, uint32_t(old & kCountMask));
+      }
+    }
+    if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartHoldSample();
+  }
+
+  bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true);
+
+  void unlock() ABSL_UNLOCK_FUNCTION() {
+    // hold_start_ is written only by the holder, so this plain read is
+    // ordered by the lock itself.
+    if (__builtin_expect(hold_start_ == 0, 1) &&
+        writer_.load(std::memory_order_relaxed) == kWriterLocked) {
+      uint64_t s = state_.load(std::memory_order_relaxed);
+      // Nobody queued: re-open to readers and start a new epoch in one CAS.
+      if (uint32_t(s) == kWriter &&
+          state_.compare_exchange_strong(s, s + kEpochOne - kWriter, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+        if (__builtin_expect(
+                writer_.exchange(kWriterFree, std::memory_order_release) == kWriterLocked, 1)) {
+          return;
+        }
+        WakeWriter();
+        asm volatile("");
+        return;
+      }
+    }
+    UnlockSlow();
+    // Keeps the call above from becoming a tail call (a jump) when unlock()
+    // ends the caller's function: the caller's frame must stay on the stack,
+    // or the profile would charge its caller instead.
+    asm volatile("");
+  }
+
+  // Shared (reader) side.
+  void lock_shared() ABSL_SHARED_LOCK_FUNCTION() {
+    const uint64_t old = state_.fetch_add(1, std::memory_order_acquire);
+    if (__builtin_expect((old & kWriter) != 0, 0)) LockSharedSlow(old);
+    if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartSharedHoldSample();
+  }
+
+  bool try_lock_shared() ABSL_SHARED_TRYLOCK_FUNCTION(true);
+
+  void unlock_shared() ABSL_UNLOCK_FUNCTION() {
+    if (__builtin_expect(agent::tls_state.shared_hold_samples == 0, 1)) {
+      const uint64_t old = state_.fetch_sub(1, std::memory_order_release);
+      // Fast iff no writer waits and the count was >= 1: with the writer bit
+      // clear and a count of 1..kCountMask, old - 1 (low half) < kCountMask.
+      if (__builtin_expect(uint32_t(old) - 1 < kCountMask, 1)) return;
+      UnlockSharedSlow(old);
+    } else {
+      UnlockSharedSlow(kNotReleased);
+    }
+    asm volatile("");  // No tail call: see unlock().
+  }
+
+  // Abseil-style spellings, for code moving from absl::Mutex.
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { lock(); }
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) { return try_lock(); }
+  void Unlock() ABSL_UNLOCK_FUNCTION() { unlock(); }
+  void ReaderLock() ABSL_SHARED_LOCK_FUNCTION() { lock_shared(); }
+  bool ReaderTryLock() ABSL_SHARED_TRYLOCK_FUNCTION(true) { return try_lock_shared(); }
+  void ReaderUnlock() ABSL_UNLOCK_FUNCTION() { unlock_shared(); }
+  // Document (to -Wthread-safety) that the caller holds the lock; they check
+  // only that some writer (AssertHeld) or some thread (AssertReaderHeld)
+  // does.
+  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK();
+  void AssertReaderHeld() const ABSL_ASSERT_SHARED_LOCK();
+
+  const char* name() const { return name_; }
+  int32_t shard() const { return shard_; }
+
+ private:
+  // state_: the word readers touch. Low 32 bits: bit 30 (kWriter) is set
+  // while a writer waits for readers to leave or holds the lock; bits 0-29
+  // count readers — inside, or (while kWriter is set) queued behind the
+  // writer. High 32 bits: the epoch, bumped by every writer unlock. A queued
+  // reader sleeps on the epoch (a futex on the high half) and is in as soon
+  // as it changes: the writer's unlock admits every queued reader in the
+  // same atomic update that clears kWriter (they are already counted), so
+  // the next writer has to wait for them — that is the fairness.
+  static constexpr uint64_t kWriter = uint64_t{1} << 30;
+  static constexpr uint32_t kCountMask = uint32_t(kWriter) - 1;
+  static constexpr uint64_t kEpochOne = uint64_t{1} << 32;
+  // Never a value of state_ (bit 31 is always clear): "not yet released".
+  static constexpr uint64_t kNotReleased = ~uint64_t{0};
+
+  // writer_: the writers' own lock (they take it before setting kWriter):
+  // free, locked, or locked with writers possibly sleeping on it.
+  static constexpr uint32_t kWriterFree = 0;
+  static constexpr uint32_t kWriterLocked = 1;
+  static constexpr uint32_t kWriterContended = 2;
+
+  // Wait ledger classes.
+  static constexpr int kReaders = 0;
+  static constexpr int kWriters = 1;
+
+  // writer_sem_: how the last reader to leave lets a waiting writer in.
+  static constexpr uint32_t kNotPosted = 0;
+  static constexpr uint32_t kPosted = 1;
+  static constexpr uint32_t kWriterAsleep = 2;
+
+  void LockSlow(bool have_writer, uint32_t readers_inside);
+  void UnlockSlow();
+  void LockSharedSlow(uint64_t old);
+  void UnlockSharedSlow(uint64_t old);
+  void WakeWriter();
+  bool SpinForWriterLock();
+  // Sets kWriter; returns the readers inside, which the writer must await.
+  uint32_t AnnounceWriter();
+  // Whether those readers have all left already (then nobody posts).
+  bool ReadersGone(uint32_t readers_inside);
+  bool PostedAfterSpinning();
+  void SleepUntilPosted();
+  void StartHoldSample();
+  void StartSharedHoldSample();
+  std::atomic<uint32_t>* EpochWord();
+
+  std::atomic<uint64_t> state_{0};
+  std::atomic<uint32_t> writer_{kWriterFree};
+  // Readers the waiting writer still waits for (Go's readerWait): the writer
+  // adds the count it saw, each leaving reader subtracts one; it may go
+  // negative first. The reader that brings it to zero posts writer_sem_.
+  std::atomic<int32_t> departing_{0};
+  std::atomic<uint32_t> writer_sem_{kNotPosted};
+  // Readers sleeping on the epoch: a writer unlock wakes them only if > 0.
+  std::atomic<uint32_t> sleeping_readers_{0};
+  internal::WaitLedger<2> ledger_;
+  // Monotonic time the current exclusive hold started, if sampled; else 0.
+  int64_t hold_start_ = 0;
+  const char* name_ = nullptr;
+  int32_t shard_ = -1;
+};
+
+}  // namespace lockprof
+
+#endif  // LOCKPROF_PRIMITIVES_SHARED_MUTEX_H_

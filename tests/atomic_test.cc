@@ -1,0 +1,247 @@
+// lockprof::Atomic<T>: std::atomic's operations, and Update's CAS loop,
+// exact under contention and profiled in /debug/pprof/cas. Ground truth for
+// retries comes from counting calls of the update function: every call but
+// the last of an Update is a failed attempt.
+#include "lockprof/primitives/atomic.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <sstream>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "lockprof/lockprof.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::testing::GoPprof;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::SamplesForLock;
+using lockprof::testing::StackFunctions;
+using lockprof::testing::SumValues;
+
+perftools::profiles::Profile FetchCas() {
+  std::ostringstream out;
+  EXPECT_TRUE(lockprof::WriteProfile("cas", 0, out).ok());
+  return ParseProfile(out.str());
+}
+
+// Sets the mutex fraction (which the CAS profile shares) for a scope.
+class Fraction {
+ public:
+  explicit Fraction(int f) : old_(lockprof::SetMutexProfileFraction(f)) {}
+  ~Fraction() { lockprof::SetMutexProfileFraction(old_); }
+
+ private:
+  int old_;
+};
+
+// The CAS loop the profile must charge: `iterations` increments, counting
+// every call of the update function in *calls.
+ABSL_ATTRIBUTE_NOINLINE void CasLoopHotSpot(lockprof::Atomic<int64_t>& value, int iterations,
+                                            int64_t* calls) {
+  for (int i = 0; i < iterations; ++i) {
+    value.Update([calls](int64_t old) {
+      ++*calls;
+      // A little work between load and CAS widens the window for conflicts.
+      for (int k = 0; k < 20; ++k) asm volatile("");
+      return old + 1;
+    });
+  }
+}
+
+// Every Update here conflicts exactly once, by construction: the update
+// function's first call changes the value behind the CAS's back.
+ABSL_ATTRIBUTE_NOINLINE void CasLoopForcedRetry(lockprof::Atomic<int64_t>& value, int iterations) {
+  for (int i = 0; i < iterations; ++i) {
+    bool interfered = false;
+    value.Update([&](int64_t old) {
+      if (!interfered) {
+        interfered = true;
+        value.fetch_add(1);
+      }
+      return old + 1;
+    });
+  }
+}
+
+// Runs CasLoopForcedRetry `iterations` times on a fresh Atomic at mutex
+// fraction `fraction`; returns the retries and delay the cas profile gained
+// for it. The truth is `iterations` retries.
+std::pair<int64_t, int64_t> RecordForcedRetries(int fraction, int iterations) {
+  Fraction scoped(fraction);
+  auto before = FetchCas();
+  lockprof::Atomic<int64_t> value{"test.forced"};
+  CasLoopForcedRetry(value, iterations);
+  EXPECT_EQ(value.load(), 2 * iterations);
+  auto after = FetchCas();
+  return {SumValues(after, 0, "CasLoopForcedRetry") - SumValues(before, 0, "CasLoopForcedRetry"),
+          SumValues(after, 1, "CasLoopForcedRetry") - SumValues(before, 1, "CasLoopForcedRetry")};
+}
+
+// Runs `threads` threads through CasLoopHotSpot, released together; returns
+// the true number of failed attempts.
+int64_t RunContended(lockprof::Atomic<int64_t>& value, int threads, int iterations) {
+  std::vector<int64_t> calls(size_t(threads), 0);
+  std::atomic<int> waiting{threads};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      waiting.fetch_sub(1);
+      while (waiting.load() > 0) {
+      }
+      CasLoopHotSpot(value, iterations, &calls[size_t(t)]);
+    });
+  }
+  for (auto& w : workers) w.join();
+  int64_t failed = 0;
+  for (int64_t c : calls) failed += c - iterations;
+  return failed;
+}
+
+TEST(AtomicTest, StdAtomicOperations) {
+  lockprof::Atomic<int> i{"test.int"};
+  EXPECT_EQ(i.load(), 0);
+  EXPECT_STREQ(i.name(), "test.int");
+  i = 5;
+  EXPECT_EQ(i.fetch_add(2), 5);
+  EXPECT_EQ(i.fetch_sub(1), 7);
+  EXPECT_EQ(++i, 7);
+  EXPECT_EQ(i--, 7);
+  EXPECT_EQ(i += 10, 16);
+  EXPECT_EQ(i.fetch_or(1), 16);
+  EXPECT_EQ(i.fetch_and(3), 17);
+  EXPECT_EQ(i ^= 3, 2);
+  EXPECT_EQ(i.exchange(9), 2);
+  int expected = 8;
+  EXPECT_FALSE(i.compare_exchange_strong(expected, 1));
+  EXPECT_EQ(expected, 9);
+  EXPECT_TRUE(
+      i.compare_exchange_strong(expected, 1, std::memory_order_acq_rel, std::memory_order_acquire));
+  EXPECT_EQ(int(i), 1);
+  EXPECT_TRUE(i.is_lock_free());
+
+  int array[4] = {0, 1, 2, 3};
+  lockprof::Atomic<int*> p(array);
+  EXPECT_EQ(p.fetch_add(2), array);
+  EXPECT_EQ(*p.load(), 2);
+  EXPECT_EQ(--p, array + 1);
+
+  lockprof::Atomic<bool> b{"test.bool"};
+  EXPECT_FALSE(b.load());
+  EXPECT_FALSE(b.exchange(true));
+
+  struct Pair {
+    int32_t lo, hi;
+  };
+  lockprof::Atomic<Pair> pair("test.pair", Pair{1, 2});
+  Pair old = pair.Update([](const Pair& v) { return Pair{v.hi, v.lo + v.hi}; });
+  EXPECT_EQ(old.lo, 1);
+  EXPECT_EQ(pair.load().hi, 3);
+  EXPECT_TRUE(lockprof::Atomic<Pair>::is_always_lock_free);
+
+  lockprof::Atomic<const char*> s("test.str", "x");
+  EXPECT_STREQ(s.load(), "x");
+}
+
+TEST(AtomicTest, UpdateReturnsTheReplacedValue) {
+  lockprof::Atomic<int64_t> v(10);
+  EXPECT_EQ(v.Update([](int64_t x) { return x * 3; }), 10);
+  EXPECT_EQ(v.load(), 30);
+}
+
+TEST(AtomicTest, UpdateIsExactUnderContention) {
+  Fraction fraction(1);
+  lockprof::Atomic<int64_t> value{"test.exact"};
+  constexpr int kThreads = 4, kIters = 100000;
+  RunContended(value, kThreads, kIters);
+  EXPECT_EQ(value.load(), int64_t{kThreads} * kIters);
+}
+
+TEST(AtomicTest, ForcedRetriesAreCountedExactlyAtFractionOne) {
+  auto [retries, delay] = RecordForcedRetries(1, 1000);
+  EXPECT_EQ(retries, 1000);
+  EXPECT_GT(delay, 0);
+}
+
+// Conflicts need two threads on two CPUs between a load and a CAS, which a
+// loaded machine may not give on the first round: repeat (bounded) until
+// some happened. Whatever happened, the profile must match it exactly.
+TEST(AtomicTest, ContendedRetriesMatchTheTruthAtFractionOne) {
+  Fraction fraction(1);
+  const int64_t before = SumValues(FetchCas(), 0, "CasLoopHotSpot");
+  lockprof::Atomic<int64_t> value{"test.contended"};
+  int64_t truth = 0, rounds = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (truth == 0 && std::chrono::steady_clock::now() < deadline) {
+    truth += RunContended(value, 4, 200000);
+    ++rounds;
+  }
+  ASSERT_GT(truth, 0) << "four threads on a shared counter never conflicted";
+  EXPECT_EQ(value.load(), rounds * 4 * 200000);
+  EXPECT_EQ(SumValues(FetchCas(), 0, "CasLoopHotSpot") - before, truth);
+}
+
+// Fraction 10: about 1 in 10 retrying loops is kept, scaled by 10. 20000
+// loops with one retry each: a missing scaling (-90%) or a double one
+// (+900%) is far outside the bound; sampling noise is ~2%.
+TEST(AtomicTest, SampledRetriesAreUnbiased) {
+  constexpr int kIters = 20000;
+  const int64_t got = RecordForcedRetries(10, kIters).first;
+  EXPECT_NEAR(double(got), double(kIters), 0.15 * kIters);
+  EXPECT_EQ(got % 10, 0) << "each kept sample is scaled by the fraction";
+}
+
+TEST(AtomicTest, FirstTimeSuccessRecordsNothing) {
+  Fraction fraction(1);
+  lockprof::Atomic<int64_t> value{"test.uncontended"};
+  const auto before = lockprof::ProfileSampleCount("cas");
+  for (int i = 0; i < 10000; ++i) value.Update([](int64_t v) { return v + 1; });
+  EXPECT_EQ(lockprof::ProfileSampleCount("cas"), before);
+  EXPECT_EQ(value.load(), 10000);
+}
+
+TEST(AtomicTest, FractionZeroRecordsNothing) {
+  EXPECT_EQ(RecordForcedRetries(0, 100), std::make_pair(int64_t{0}, int64_t{0}));
+}
+
+// End to end: /debug/pprof/cas through go tool pprof, the leaf being the
+// function that runs the loop, with its lock label.
+TEST(AtomicTest, GoToolPprofShowsTheCasLoop) {
+  Fraction fraction(1);
+  ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
+  const std::string url =
+      "http://127.0.0.1:" + std::to_string(lockprof::AdminServerPort()) + "/debug/pprof/cas";
+  static lockprof::Atomic<int64_t> value{"e2e.cas"};
+  CasLoopForcedRetry(value, 500);
+
+  int status;
+  std::string top = GoPprof("-top -sample_index=retries -tagfocus=lock=e2e.cas " + url, &status);
+  ASSERT_EQ(status, 0) << top;
+  EXPECT_NE(top.find("CasLoopForcedRetry"), std::string::npos) << top;
+  EXPECT_EQ(top.find("lockprof::"), std::string::npos) << "internal frames not trimmed:\n" << top;
+
+  std::string raw = GoPprof("-raw " + url, &status);
+  ASSERT_EQ(status, 0) << raw;
+  EXPECT_NE(raw.find("retries/count delay/nanoseconds"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("lock:[e2e.cas]"), std::string::npos) << raw;
+
+  // The leaf of the labelled sample is the loop's own function.
+  int status_curl;
+  auto profile = ParseProfile(
+      lockprof::testing::HttpGet(lockprof::AdminServerPort(), "/debug/pprof/cas", &status_curl));
+  ASSERT_EQ(status_curl, 200);
+  auto samples = SamplesForLock(profile, "e2e.cas");
+  ASSERT_EQ(samples.size(), 1u);
+  auto names = StackFunctions(profile, *samples[0]);
+  ASSERT_FALSE(names.empty());
+  EXPECT_NE(names[0].find("CasLoopForcedRetry"), std::string::npos) << names[0];
+  EXPECT_EQ(samples[0]->value(0), 500);
+  lockprof::StopAdminServer();
+}
+
+}  // namespace

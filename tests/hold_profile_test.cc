@@ -1,0 +1,242 @@
+// Ground truth for the hold profile: critical sections whose lengths the
+// test measures itself, compared with /debug/pprof/hold's scaled totals.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "lockprof/lockprof.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::testing::GoPprof;
+using lockprof::testing::NowNanos;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::SumValues;
+using Profile = perftools::profiles::Profile;
+
+void SpinFor(int64_t ns) {
+  const int64_t end = NowNanos() + ns;
+  while (NowNanos() < end) {
+  }
+}
+
+Profile HoldProfile() {
+  std::ostringstream out;
+  EXPECT_TRUE(lockprof::WriteProfile("hold", 0, out).ok());
+  return ParseProfile(out.str());
+}
+
+// Sets the hold rate for the life of the object. Threads pick a new rate up
+// when their current stride ends, so tests measure on fresh threads.
+class HoldRate {
+ public:
+  explicit HoldRate(int rate) : previous_(lockprof::SetHoldProfileRate(rate)) {}
+  ~HoldRate() { lockprof::SetHoldProfileRate(previous_); }
+
+ private:
+  int previous_;
+};
+
+// Where a section releases its lock: the two stacks let the test tell
+// undisturbed sections from those the scheduler stretched (preempted while
+// holding; common on a loaded machine), which it decides after the section
+// ran. Sampling is decided at acquisition, so either group's samples are an
+// unbiased sample of that group.
+// Their bodies differ so that the compiler cannot fold them into one
+// function (GCC's -fipa-icf does, at -O2).
+std::atomic<int64_t> g_disturbed_releases{0};
+ABSL_ATTRIBUTE_NOINLINE void ReleaseUndisturbed(lockprof::Mutex& mu) ABSL_UNLOCK_FUNCTION(mu) {
+  mu.unlock();
+}
+ABSL_ATTRIBUTE_NOINLINE void ReleaseDisturbed(lockprof::Mutex& mu) ABSL_UNLOCK_FUNCTION(mu) {
+  mu.unlock();
+  g_disturbed_releases.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Longer than this, a section is counted as disturbed.
+constexpr int64_t kDisturbedNs = 20'000;
+
+// Sums over sections: count, total and sum of squares (for the sampling
+// variance) of their lengths as the test saw them.
+struct Truth {
+  int64_t holds = 0;
+  int64_t hold_ns = 0;
+  double hold_ns_squared = 0;
+  void Add(int64_t ns) {
+    ++holds;
+    hold_ns += ns;
+    hold_ns_squared += double(ns) * double(ns);
+  }
+  void Add(const Truth& t) {
+    holds += t.holds;
+    hold_ns += t.hold_ns;
+    hold_ns_squared += t.hold_ns_squared;
+  }
+};
+
+struct Sections {
+  Truth undisturbed, disturbed, all;
+};
+
+// A critical section of about `ns`; adds its length, as the test saw it, to
+// `out`.
+ABSL_ATTRIBUTE_NOINLINE void HoldTestSection(lockprof::Mutex& mu, int64_t ns, Sections* out) {
+  mu.lock();
+  const int64_t start = NowNanos();
+  SpinFor(ns);
+  const int64_t length = NowNanos() - start;
+  if (length > kDisturbedNs) {
+    ReleaseDisturbed(mu);
+    out->disturbed.Add(length);
+  } else {
+    ReleaseUndisturbed(mu);
+    out->undisturbed.Add(length);
+  }
+  out->all.Add(length);
+}
+
+// `threads` fresh threads each run `per_thread` sections of 1..4 x unit_ns.
+Sections RunSections(lockprof::Mutex& mu, int threads, int per_thread, int64_t unit_ns) {
+  std::vector<Sections> per(static_cast<size_t>(threads));
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        HoldTestSection(mu, unit_ns * (1 + (i + t) % 4), &per[size_t(t)]);
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  Sections total;
+  for (const Sections& s : per) {
+    total.undisturbed.Add(s.undisturbed);
+    total.disturbed.Add(s.disturbed);
+    total.all.Add(s.all);
+  }
+  return total;
+}
+
+// What the hold profile gained at stacks through `function`: {holds, ns}.
+std::array<int64_t, 2> Gained(const Profile& before, const Profile& after,
+                              const std::string& function) {
+  return {SumValues(after, 0, function) - SumValues(before, 0, function),
+          SumValues(after, 1, function) - SumValues(before, 1, function)};
+}
+
+TEST(HoldProfileTest, DefaultRateIs1000) { EXPECT_EQ(lockprof::SetHoldProfileRate(-1), 1000); }
+
+// Rate 1: every acquisition timed; totals within 5% of the truth, and
+// readable by go tool pprof under the documented sample types.
+TEST(HoldProfileTest, ExactAtRateOne) {
+  HoldRate rate(1);
+  const Profile before = HoldProfile();
+  lockprof::Mutex mu{"hold.exact"};
+  const Truth truth = RunSections(mu, 2, 150, 20'000).all;
+  const auto [holds, hold_ns] = Gained(before, HoldProfile(), "HoldTestSection");
+  EXPECT_EQ(holds, truth.holds);
+  EXPECT_NEAR(double(hold_ns), double(truth.hold_ns), 0.05 * double(truth.hold_ns));
+
+  std::ostringstream gz;
+  ASSERT_TRUE(lockprof::WriteProfile("hold", 0, gz).ok());
+  const std::string path = lockprof::testing::WriteTempFile(gz.str(), ".pb.gz");
+  int status = 0;
+  const std::string raw = GoPprof("-raw " + path, &status);
+  ASSERT_EQ(status, 0) << raw;
+  EXPECT_NE(raw.find("holds/count hold/nanoseconds"), std::string::npos) << raw;
+  const std::string top = GoPprof("-top -sample_index=hold " + path, &status);
+  ASSERT_EQ(status, 0) << top;
+  EXPECT_NE(top.find("Type: hold"), std::string::npos) << top;
+  EXPECT_NE(top.find("HoldTestSection"), std::string::npos) << top;
+}
+
+// Rate 100 over 60000 acquisitions: about 600 are timed. Each acquisition
+// is timed independently with probability 1/r and weighted r, so the
+// estimate of a sum of x_i has variance (r - 1) * sum(x_i^2); the test
+// allows five standard deviations, computed from the sections it ran. On
+// undisturbed sections that is about a quarter of the total: a missing
+// scaling (-99%) or a double one (x100) breaks it. Disturbed sections (a
+// few, milliseconds each) would dominate the variance, so they are only
+// checked for scaling.
+TEST(HoldProfileTest, SampledTotalsAreUnbiasedAtRate100) {
+  constexpr int kRate = 100;
+  HoldRate rate(kRate);
+  const Profile before = HoldProfile();
+  lockprof::Mutex mu{"hold.sampled"};
+  const Sections truth = RunSections(mu, 2, 30000, 1'000);
+  const Profile after = HoldProfile();
+  const Truth& u = truth.undisturbed;
+  ASSERT_GT(u.holds, truth.all.holds * 9 / 10) << "machine too busy to measure";
+
+  const auto [holds, hold_ns] = Gained(before, after, "ReleaseUndisturbed");
+  const double count_bound = 5 * std::sqrt(double(kRate - 1) * double(u.holds));
+  const double ns_bound = 5 * std::sqrt(double(kRate - 1) * u.hold_ns_squared);
+  ASSERT_LT(ns_bound, 0.3 * double(u.hold_ns));
+  std::printf("rate %d: holds %lld (truth %lld, 5 sd %.0f), hold %lld ns (truth %lld, 5 sd %.0f)\n",
+              kRate, (long long)holds, (long long)u.holds, count_bound, (long long)hold_ns,
+              (long long)u.hold_ns, ns_bound);
+  EXPECT_NEAR(double(holds), double(u.holds), count_bound);
+  EXPECT_NEAR(double(hold_ns), double(u.hold_ns), ns_bound);
+  // Every timed hold counts for kRate, whichever group it fell in.
+  EXPECT_EQ(holds % kRate, 0);
+  EXPECT_EQ(Gained(before, after, "ReleaseDisturbed")[0] % kRate, 0);
+}
+
+// The hold runs from acquisition to release: a thread that waited 20 ms for
+// the lock and then held it for 1 ms is charged 1 ms.
+ABSL_ATTRIBUTE_NOINLINE void HoldAfterWaitSection(lockprof::Mutex& mu, Sections* out) {
+  HoldTestSection(mu, 1'000'000, out);
+  asm volatile("");  // Not a tail call: this frame must stay on the stack.
+}
+
+TEST(HoldProfileTest, HoldStartsAtAcquisitionNotAtTheWait) {
+  HoldRate rate(1);
+  lockprof::SetBlockProfileRate(1);
+  lockprof::Mutex mu{"hold.waited"};
+  const Profile before = HoldProfile();
+  Sections truth;
+  for (int round = 0; round < 5; ++round) {
+    std::atomic<bool> held{false};
+    std::thread holder([&] {
+      mu.lock();
+      held = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      mu.unlock();
+    });
+    std::thread waiter([&] {
+      while (!held) std::this_thread::yield();
+      HoldAfterWaitSection(mu, &truth);
+    });
+    holder.join();
+    waiter.join();
+  }
+  const int64_t got = Gained(before, HoldProfile(), "HoldAfterWaitSection")[1];
+  EXPECT_NEAR(double(got), double(truth.all.hold_ns), 0.05 * double(truth.all.hold_ns));
+}
+
+// The stride makes each acquisition timed with probability exactly 1/rate,
+// even at small rates (a rounded-down exponential stride would sample
+// 1 in rate + 1/2).
+TEST(HoldProfileTest, CountdownSamplesExactlyOneInRate) {
+  for (int r : {2, 10, 1000}) {
+    HoldRate rate(r);
+    int64_t sampled = 0;
+    constexpr int64_t kTrials = 2'000'000;
+    std::thread t([&] {
+      for (int64_t i = 0; i < kTrials; ++i) sampled += lockprof::agent::ShouldSampleHold();
+    });
+    t.join();
+    const double p = 1.0 / r;
+    const double sd = std::sqrt(kTrials * p * (1 - p));
+    EXPECT_NEAR(double(sampled), kTrials * p, 5 * sd) << "rate " << r;
+  }
+}
+
+}  // namespace

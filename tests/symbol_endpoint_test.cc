@@ -1,0 +1,105 @@
+// /debug/pprof/symbol and /debug/pprof/cmdline, with curl and with go tool
+// pprof symbolizing a profile that carries no names (the ?debug=1 text).
+#include <gtest/gtest.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "lockprof/lockprof.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::testing::GoPprof;
+using lockprof::testing::HttpGet;
+using lockprof::testing::RunCommand;
+
+ABSL_ATTRIBUTE_NOINLINE void SymbolTestSlowSection(lockprof::Mutex& mu) {
+  std::lock_guard<lockprof::Mutex> lock(mu);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+}
+
+std::string Hex(uintptr_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%#" PRIxPTR, v);
+  return buf;
+}
+
+class SymbolEndpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    lockprof::SetMutexProfileFraction(1);
+    ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
+    port_ = lockprof::AdminServerPort();
+  }
+  void TearDown() override { lockprof::StopAdminServer(); }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  int port_ = 0;
+};
+
+TEST_F(SymbolEndpointTest, AnswersGosProtocol) {
+  int status = 0;
+  std::string headers;
+  EXPECT_EQ(HttpGet(port_, "/debug/pprof/symbol", &status, &headers), "num_symbols: 1\n");
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(headers.find("content-type: text/plain; charset=utf-8"), std::string::npos);
+  EXPECT_NE(headers.find("x-content-type-options: nosniff"), std::string::npos);
+
+  // A function's first instruction, an address outside everything, and the
+  // first again in decimal.
+  const uintptr_t pc = reinterpret_cast<uintptr_t>(&SymbolTestSlowSection);
+  const std::string query = Hex(pc) + "+0x10+" + std::to_string(pc);
+  const std::string line = Hex(pc) + " (anonymous namespace)::SymbolTestSlowSection\n";
+  const std::string expected = "num_symbols: 1\n" + line + line;
+  EXPECT_EQ(HttpGet(port_, "/debug/pprof/symbol?" + query, &status), expected);
+  // pprof POSTs the list.
+  const std::string posted = RunCommand("curl -s -X POST --data-binary '" + query + "' '" +
+                                        Url("/debug/pprof/symbol") + "'");
+  EXPECT_EQ(posted, expected);
+}
+
+// go tool pprof reads the legacy text profile, which has addresses only, and
+// names them through /debug/pprof/symbol.
+TEST_F(SymbolEndpointTest, GoPprofNamesATextProfileThroughIt) {
+  lockprof::Mutex mu{"symbol.test"};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20; ++i) SymbolTestSlowSection(mu);
+    });
+  }
+  for (auto& t : threads) t.join();
+  int status = 0;
+  const std::string url = Url("/debug/pprof/mutex?debug=1");
+  const std::string unnamed = GoPprof("-top -symbolize=none '" + url + "'", &status);
+  ASSERT_EQ(status, 0) << unnamed;
+  EXPECT_EQ(unnamed.find("SymbolTestSlowSection"), std::string::npos) << unnamed;
+  const std::string named = GoPprof("-top -symbolize=remote '" + url + "'", &status);
+  ASSERT_EQ(status, 0) << named;
+  EXPECT_NE(named.find("SymbolTestSlowSection"), std::string::npos) << named;
+}
+
+TEST_F(SymbolEndpointTest, CmdlineIsTheArgumentsNulSeparated) {
+  std::string expected = lockprof::testing::ReadFile("/proc/self/cmdline");
+  expected.pop_back();  // Go joins with NUL; the kernel ends each with one.
+  int status = 0;
+  std::string headers;
+  EXPECT_EQ(HttpGet(port_, "/debug/pprof/cmdline", &status, &headers), expected);
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(headers.find("content-type: text/plain; charset=utf-8"), std::string::npos);
+}
+
+TEST_F(SymbolEndpointTest, IndexLinksCmdlineAndSymbol) {
+  int status = 0;
+  const std::string index = HttpGet(port_, "/debug/pprof/", &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(index.find("href='cmdline?debug=1'"), std::string::npos) << index;
+  EXPECT_NE(index.find("href='symbol?debug=1'"), std::string::npos) << index;
+  EXPECT_NE(index.find("href='hold?debug=1'"), std::string::npos) << index;
+}
+
+}  // namespace

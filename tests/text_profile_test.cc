@@ -1,0 +1,62 @@
+// The debug=1 text form, read back by go tool pprof, gives the same totals as
+// the protobuf form, also when sampling (pprof multiplies text values by the
+// "sampling period" line).
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "lockprof/lockprof.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::testing::GoPprof;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::ReadFile;
+using lockprof::testing::SumValues;
+using lockprof::testing::WriteTempFile;
+
+ABSL_ATTRIBUTE_NOINLINE void TextProfileSection(lockprof::Mutex& mu) {
+  lockprof::MutexLock lock(&mu);
+  std::this_thread::sleep_for(std::chrono::microseconds(300));
+}
+
+std::string Write(const char* name, int debug) {
+  std::ostringstream out;
+  EXPECT_TRUE(lockprof::WriteProfile(name, debug, out).ok());
+  return out.str();
+}
+
+TEST(TextProfileTest, GoToolPprofReadsTheSameTotalsAsTheProto) {
+  lockprof::testing::ScopedRates rates(/*mutex_fraction=*/5, /*block_rate_ns=*/1, /*hold=*/0);
+  lockprof::Mutex mu{"text.profile"};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 300; ++i) TextProfileSection(mu);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const char* name : {"mutex", "block"}) {
+    const std::string text = Write(name, 1);
+    const auto proto = ParseProfile(Write(name, 0));
+    ASSERT_GT(proto.sample_size(), 0) << name;
+    EXPECT_NE(text.find(std::string(name) == "mutex" ? "sampling period=5\n" : "--- contention:"),
+              std::string::npos);
+    // go tool pprof converts the legacy text into a protobuf profile.
+    const std::string converted = WriteTempFile("", ".pb.gz");
+    int status;
+    std::string out = GoPprof(
+        "-proto -symbolize=none -output " + converted + " " + WriteTempFile(text, ".txt"), &status);
+    ASSERT_EQ(status, 0) << out;
+    const auto back = ParseProfile(ReadFile(converted));
+    for (int index : {0, 1}) {
+      const double want = double(SumValues(proto, index));
+      EXPECT_NEAR(double(SumValues(back, index)), want, 0.001 * want + 5 * 1) << name << index;
+    }
+  }
+}
+
+}  // namespace

@@ -1,0 +1,220 @@
+// Continuous upload to a strict Pyroscope stand-in: what arrives is what
+// pyroscope-go would send, `go tool pprof` reads it, and the per-interval
+// deltas add up to the cumulative profile.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "lockprof/agent/clock.h"
+#include "lockprof/lockprof.h"
+#include "pyroscope_receiver.h"
+#include "test_util.h"
+
+// Outside namespace lockprof: these frames must stay in the profiles.
+ABSL_ATTRIBUTE_NOINLINE void UploadTestCriticalSection(lockprof::Mutex& mu) {
+  std::lock_guard<lockprof::Mutex> lock(mu);
+  std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
+
+namespace {
+
+using lockprof::testing::GoPprof;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::Receiver;
+using lockprof::testing::StackFunctions;
+using lockprof::testing::TopFunction;
+using lockprof::testing::Upload;
+
+// Runs contending threads until destroyed.
+class Workload {
+ public:
+  explicit Workload(int threads) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] {
+        while (!stop_) UploadTestCriticalSection(mu_);
+      });
+    }
+  }
+  ~Workload() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  lockprof::Mutex mu_{"upload.cache"};
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+// Values per (stack, labels), summed: merges samples that resolve alike.
+using StackValues = std::map<std::string, std::pair<int64_t, int64_t>>;
+
+void AddProfile(const perftools::profiles::Profile& p, StackValues* into) {
+  for (const auto& s : p.sample()) {
+    std::string key;
+    for (const std::string& f : StackFunctions(p, s)) key += f + ";";
+    for (const auto& l : s.label()) {
+      key += "|" + p.string_table(int(l.key())) + "=" + p.string_table(int(l.str())) +
+             std::to_string(l.num());
+    }
+    (*into)[key].first += s.value(0);
+    (*into)[key].second += s.value(1);
+  }
+}
+
+StackValues Cumulative(const std::string& profile) {
+  std::ostringstream out;
+  EXPECT_TRUE(lockprof::WriteProfile(profile, 0, out).ok());
+  StackValues v;
+  AddProfile(ParseProfile(out.str()), &v);
+  return v;
+}
+
+void ExpectContiguous(const std::vector<Upload>& uploads) {
+  for (size_t i = 0; i < uploads.size(); ++i) {
+    EXPECT_LT(uploads[i].from(), uploads[i].until());
+    if (i > 0) {
+      EXPECT_EQ(uploads[i].from(), uploads[i - 1].until()) << "gap or overlap at " << i;
+    }
+  }
+}
+
+TEST(UploaderTest, DeltasOfConsecutiveUploadsAddUpToTheCumulativeProfile) {
+  Receiver receiver;
+  lockprof::UploaderOptions o;
+  o.url = receiver.url();
+  o.app_name = "uploader-test";
+  o.labels = {{"env", "test"}, {"region", "eu"}};
+  o.interval = std::chrono::milliseconds(300);
+  o.profiles = {"mutex", "block", "hold"};
+  lockprof::SetHoldProfileRate(100);
+  ASSERT_TRUE(lockprof::StartUploader(o).ok());
+  {
+    Workload work(4);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  }
+  lockprof::StopUploader();  // Sends the last interval: nothing is recorded after it.
+
+  const std::pair<std::string, std::string> kinds[] = {
+      {"mutex", "mutex"}, {"block", "block"}, {"hold", "hold_duration"}};
+  for (const auto& [profile, metric] : kinds) {
+    SCOPED_TRACE(profile);
+    std::vector<Upload> uploads = receiver.Uploads(metric);
+    ASSERT_GE(uploads.size(), 4u);
+    ExpectContiguous(uploads);
+    StackValues sum;
+    for (const Upload& u : uploads) {
+      const auto p = ParseProfile(Receiver::ReadFile(u.profile_path));
+      EXPECT_EQ(p.time_nanos(), u.from());
+      EXPECT_EQ(p.duration_nanos(), u.until() - u.from());
+      AddProfile(p, &sum);
+      EXPECT_EQ(u.meta.at("service_name"), "uploader-test");
+      EXPECT_EQ(u.meta.at("labels"), "env=test,region=eu");
+      EXPECT_EQ(u.meta.at("spy"), "lockprof");
+    }
+    const StackValues cumulative = Cumulative(profile);
+    EXPECT_EQ(sum, cumulative);
+    bool found = false;
+    for (const auto& [stack, v] : cumulative)
+      found |= stack.find("UploadTestCritical") != std::string::npos;
+    EXPECT_TRUE(found);
+  }
+  const Upload mutex = receiver.Uploads("mutex").front();
+  EXPECT_EQ(mutex.meta.at("display_names"), "contentions:mutex_count,delay:mutex_duration");
+  EXPECT_EQ(mutex.meta.at("units"), "contentions:lock_samples,delay:lock_nanoseconds");
+  EXPECT_EQ(mutex.meta.at("name"), "uploader-test{env=test,region=eu}");
+  EXPECT_EQ(receiver.Uploads("block").front().meta.at("display_names"),
+            "contentions:block_count,delay:block_duration");
+  EXPECT_EQ(receiver.Uploads("hold_duration").front().meta.at("display_names"),
+            "holds:hold_count,hold:hold_duration");
+  for (const auto& r : receiver.Requests()) EXPECT_EQ(r.status, 200) << r.message;
+}
+
+TEST(UploaderTest, ShutdownFlushesTheLastInterval) {
+  Receiver receiver;
+  lockprof::UploaderOptions o;
+  o.url = receiver.url();
+  o.app_name = "flush-test";
+  o.interval = std::chrono::hours(1);  // Only the shutdown flush uploads.
+  o.profiles = {"mutex"};
+  const int64_t before = lockprof::agent::WallNanos();
+  ASSERT_TRUE(lockprof::StartUploader(o).ok());
+  {
+    Workload work(3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  lockprof::StopUploader();
+  const int64_t after = lockprof::agent::WallNanos();
+  std::vector<Upload> uploads = receiver.Uploads("mutex");
+  ASSERT_EQ(uploads.size(), 1u);
+  EXPECT_GE(uploads[0].from(), before);
+  EXPECT_LE(uploads[0].until(), after);
+  int status;
+  std::string top = GoPprof("-top -sample_index=delay " + uploads[0].profile_path, &status);
+  ASSERT_EQ(status, 0) << top;
+  EXPECT_NE(top.find("UploadTestCriticalSection"), std::string::npos) << top;
+}
+
+TEST(UploaderTest, SendsCredentialsTenantAndHeaders) {
+  Receiver receiver({"-basic-auth=alice:s3cret", "-tenant=acme", "-require-headers=X-Team=locks"});
+  lockprof::UploaderOptions o;
+  o.url = receiver.url();
+  o.app_name = "auth-test";
+  o.basic_auth_user = "alice";
+  o.basic_auth_password = "s3cret";
+  o.tenant_id = "acme";
+  o.headers = {{"X-Team", "locks"}};
+  o.interval = std::chrono::hours(1);
+  o.profiles = {"mutex"};
+  ASSERT_TRUE(lockprof::StartUploader(o).ok());
+  lockprof::StopUploader();
+  std::vector<Upload> uploads = receiver.Uploads("mutex");
+  ASSERT_EQ(uploads.size(), 1u);
+  EXPECT_EQ(uploads[0].meta.at("authorization"), "Basic YWxpY2U6czNjcmV0");
+  EXPECT_EQ(uploads[0].meta.at("tenant"), "acme");
+  EXPECT_EQ(uploads[0].meta.at("header.X-Team"), "locks");
+
+  // A bearer token instead.
+  Receiver bearer({"-bearer=tok123"});
+  o.url = bearer.url();
+  o.basic_auth_user = o.basic_auth_password = "";
+  o.bearer_token = "tok123";
+  ASSERT_TRUE(lockprof::StartUploader(o).ok());
+  lockprof::StopUploader();
+  ASSERT_EQ(bearer.Uploads("mutex").size(), 1u);
+  EXPECT_EQ(bearer.Uploads("mutex")[0].meta.at("authorization"), "Bearer tok123");
+}
+
+TEST(UploaderTest, DemoUploadsShowCacheSetOnTopOfTheMutexDeltas) {
+  Receiver receiver;
+  lockprof::testing::Child demo(
+      {LOCKPROF_DEMO_PATH, "--addr=127.0.0.1:0", "--duration=60", "--readers=3", "--writers=2",
+       "--slow-ms=20"},
+      {"LOCKPROF_PYROSCOPE_URL=" + receiver.url(), "LOCKPROF_PYROSCOPE_APP=lockprof-demo",
+       "LOCKPROF_PYROSCOPE_LABELS=env=demo", "LOCKPROF_PYROSCOPE_INTERVAL=1",
+       "LOCKPROF_MUTEX_FRACTION=1"});
+  ASSERT_NE(demo.WaitForLine("uploading profiles to"), "");
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  EXPECT_EQ(demo.Stop(), 0);  // SIGTERM: the demo stops its uploader, which flushes.
+
+  std::vector<Upload> uploads = receiver.Uploads("mutex");
+  ASSERT_GE(uploads.size(), 3u);
+  ExpectContiguous(uploads);
+  std::string files;
+  for (const Upload& u : uploads) {
+    EXPECT_EQ(u.meta.at("name"), "lockprof-demo{env=demo}");
+    files += " " + u.profile_path;
+  }
+  int status;
+  // pprof merges the deltas: their sum is the demo's mutex profile.
+  std::string top = GoPprof("-top -sample_index=delay" + files, &status);
+  ASSERT_EQ(status, 0) << top;
+  EXPECT_NE(TopFunction(top).find("demo::Cache::Set"), std::string::npos) << top;
+}
+
+}  // namespace
