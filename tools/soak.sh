@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Soak test: the demo under contention for minutes while clients scrape every
-# endpoint it serves, checking that the process stays healthy:
+# endpoint it serves and its uploader sends every profile, every 5 s, to the
+# strict Pyroscope stand-in (tools/pyroscope_receiver), checking that the
+# process stays healthy:
 #   * every request answers 200 within its limit (no errors, no hang),
-#   * every fetched mutex profile parses with `go tool pprof` (when go is here),
+#   * every 20 s a mutex profile parses with `go tool pprof` and /metrics
+#     passes `promtool check metrics`,
+#   * the receiver accepts every upload, at least one per interval,
 #   * RSS, threads and open files stay flat after the warm-up,
 #   * the demo exits cleanly (status 0) when stopped.
-# Endpoints that the build does not serve (/metrics, delta_*, ?seconds=) are
-# probed once and left out if they answer 404, so the same script covers
-# every stage of the project.
+# Endpoints are probed once; one that does not answer 200 is listed as
+# skipped.
 #
 #   tools/soak.sh [--duration=SECONDS] [--warmup=SECONDS] [--clients=N]
 #                 [--limit=SECONDS] [--build=DIR]
@@ -32,24 +35,39 @@ done
 rss_slack_kb=${LOCKPROF_SOAK_RSS_SLACK_KB:-4096}
 rss_slack_pct=${LOCKPROF_SOAK_RSS_SLACK_PCT:-5}
 
+tools/deps.sh bench  # go, curl
 if [ ! -x "$build/tools/demo/lockprof-demo" ]; then
-  tools/deps.sh build
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   ninja -C "$build" lockprof-demo >/dev/null
 fi
 dir=${LOCKPROF_SOAK_DIR:-$(mktemp -d /tmp/lockprof-soak.XXXXXX)}
 mkdir -p "$dir"
 export GOCACHE=${GOCACHE:-/tmp/lockprof-gocache} HOME=${HOME:-/tmp} GOFLAGS=-mod=mod GOPROXY=off
+export PPROF_TMPDIR=/tmp
+interval=5
 
-"$build/tools/demo/lockprof-demo" --addr=127.0.0.1:0 --duration=$((warmup + duration + 60)) \
-  --readers=16 --writers=4 --slow-ms=2 >"$dir/demo.out" 2>"$dir/demo.err" &
-demo=$!
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  kill "$demo" 2>/dev/null || true
+  kill "${demo:-}" "${receiver:-}" 2>/dev/null || true
 }
 trap cleanup EXIT
+go build -o "$dir/pyroscope-receiver" tools/pyroscope_receiver/*.go
+mkdir -p "$dir/uploads"
+"$dir/pyroscope-receiver" -dir="$dir/uploads" >"$dir/receiver.out" 2>&1 &
+receiver=$!
+for _ in $(seq 100); do
+  receiver_port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/receiver.out")
+  [ -n "$receiver_port" ] && break
+  sleep 0.1
+done
+[ -n "${receiver_port:-}" ] || { echo "soak: the receiver did not start" >&2; exit 1; }
+
+LOCKPROF_PYROSCOPE_URL=http://127.0.0.1:$receiver_port LOCKPROF_PYROSCOPE_APP=lockprof-soak \
+  LOCKPROF_PYROSCOPE_INTERVAL=$interval \
+  "$build/tools/demo/lockprof-demo" --addr=127.0.0.1:0 --duration=$((warmup + duration + 60)) \
+  --readers=16 --writers=4 --slow-ms=2 >"$dir/demo.out" 2>"$dir/demo.err" &
+demo=$!
 for _ in $(seq 100); do
   port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/debug/pprof/.*|\1|p' "$dir/demo.out" | head -1)
   [ -n "$port" ] && break
@@ -93,16 +111,19 @@ $(ls /proc/$demo/task | wc -l) $(ls /proc/$demo/fd | wc -l)" >>"$dir/health.log"
 }
 monitor &
 pids+=($!)
-# Every 20 s a mutex profile must parse with go tool pprof.
+# Every 20 s a mutex profile must parse, and /metrics pass promtool's checks.
 parse_failures=0 parses=0
 start=$(date +%s)
 end=$((start + warmup + duration))
 while [ "$(date +%s)" -lt "$end" ]; do
   sleep 20
-  if command -v go >/dev/null; then
+  parses=$((parses + 1))
+  curl -s -o "$dir/mutex.pb.gz" "$base/debug/pprof/mutex" &&
+    go tool pprof -raw "$dir/mutex.pb.gz" >"$dir/pprof.out" 2>&1 || parse_failures=$((parse_failures + 1))
+  if command -v promtool >/dev/null && [[ " ${endpoints[*]} " == *" /metrics "* ]]; then
     parses=$((parses + 1))
-    curl -s -o "$dir/mutex.pb.gz" "$base/debug/pprof/mutex" &&
-      go tool pprof -raw "$dir/mutex.pb.gz" >"$dir/pprof.out" 2>&1 || parse_failures=$((parse_failures + 1))
+    curl -s "$base/metrics" | promtool check metrics >"$dir/promtool.out" 2>&1 ||
+      parse_failures=$((parse_failures + 1))
   fi
 done
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -111,6 +132,8 @@ pids=()
 kill -TERM "$demo"
 demo_status=0
 wait "$demo" || demo_status=$?
+kill "$receiver"
+wait "$receiver" 2>/dev/null || true
 trap - EXIT
 
 warm_end=$((start + warmup))
@@ -139,11 +162,19 @@ cat "$dir"/client*.log >"$dir/requests.log"
       printf "threads at_warmup %d final %d fds at_warmup %d final %d\n", warm_threads, threads, warm_fds, fds
       printf "rss_flat %s\n", (growth <= allowed && threads == warm_threads && fds <= warm_fds + 2) ? "yes" : "no"
     }' "$dir/health.log"
-  echo "go tool pprof parses $parses failures $parse_failures"
+  echo "go tool pprof / promtool checks $parses failures $parse_failures"
+  # requests.log: <unix ms> <status> <message>, one line per ingest request.
+  awk -v need=$(((warmup + duration) / interval)) '
+    { n++; if ($2 == 200) ok++; else { bad++; if (!first) first = $0 } }
+    END { printf "uploads %d accepted %d rejected %d (at least %d wanted)\n", n, ok, bad, need
+          if (bad) print "first rejection: " first
+          printf "uploads_ok %s\n", (bad == 0 && ok >= need) ? "yes" : "no" }' \
+    "$dir/uploads/requests.log" 2>/dev/null || echo "uploads_ok no (no requests.log)"
   echo "demo exit status $demo_status"
 } | tee "$dir/summary.txt"
 echo "soak: logs in $dir"
 
 grep -q '^requests .* errors 0 slow 0$' "$dir/summary.txt" &&
   grep -q '^rss_flat yes$' "$dir/summary.txt" &&
+  grep -q '^uploads_ok yes$' "$dir/summary.txt" &&
   [ "$parse_failures" -eq 0 ] && [ "$demo_status" -eq 0 ]

@@ -1,4 +1,5 @@
-// Fuzzes the /debug/pprof/ handlers with whole requests: method, path, query
+// Fuzzes the /debug/pprof/ handlers (profiles, ?seconds= windows, delta_*,
+// symbol, cmdline) and /metrics with whole requests: method, path, query
 // string and body, decoded by cpp-httplib's own functions exactly as the
 // admin server decodes them. Input:
 //   METHOD SP TARGET LF BODY      (TARGET = path ["?" query], URL-encoded)
@@ -13,6 +14,7 @@
 #include "lockprof/agent/labels.h"
 #include "lockprof/agent/record.h"
 #include "lockprof/agent/sampling.h"
+#include "lockprof/server/metrics_handler.h"
 #include "lockprof/server/pprof_handlers.h"
 
 namespace {
@@ -43,6 +45,7 @@ lockprof::server::Request ParseRequest(std::string_view input) {
   size_t q = target.find('?');
   req.path = httplib::detail::decode_url(std::string(target.substr(0, q)), false);
   if (q != std::string_view::npos) {
+    req.query = std::string(target.substr(q + 1));
     httplib::Params params;
     httplib::detail::parse_query_text(std::string(target.substr(q + 1)), params);
     for (auto& [k, v] : params) req.params.emplace(k, v);
@@ -70,6 +73,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 4096) return 0;  // Requests are small; big ones only slow the search.
   lockprof::server::Request req =
       ParseRequest(std::string_view(reinterpret_cast<const char*>(data), size));
-  Check(lockprof::server::HandlePprof(req));
+  // A ?seconds=N window would wait N seconds: the client has always just
+  // gone away, so the handler gives up at once (and that path is fuzzed).
+  req.cancelled = [] { return true; };
+  if (req.path == "/metrics") {
+    Check(lockprof::server::HandleMetrics(req));
+  } else {
+    Check(lockprof::server::HandlePprof(req));
+  }
   return 0;
 }
