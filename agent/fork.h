@@ -9,10 +9,11 @@
 //    registered with HoldAcrossFork(): a pthread_atfork prepare handler takes
 //    them all, so fork() waits until no thread is inside them, and both
 //    processes release them after.
-//  * Per-lock bookkeeping that cannot be enumerated (the wait ledgers of
-//    lockprof's primitives) compares a generation recorded with its data to
-//    ForkGeneration(): the child's generation differs, so it knows that
-//    every thread it had counted belonged to the parent, and starts afresh.
+//  * Per-lock bookkeeping that cannot be enumerated (the wait ledgers and
+//    CondVar queues of lockprof's primitives, under their SpinLock) compares
+//    a generation recorded with its data to ForkGeneration(): the child's
+//    generation differs, so it knows that every thread it had counted
+//    belonged to the parent, and starts afresh.
 // The handlers are registered during static initialisation, before main; a
 // fork() from an earlier static initialiser is not covered.
 #ifndef LOCKPROF_AGENT_FORK_H_
