@@ -93,24 +93,27 @@ TEST(ForkPrimitivesTest, CondVarNotifyReachesTheChildsOwnWaiter) {
   for (auto& t : parents) t.join();
 }
 
+// In a child: releases the write lock the forking thread held, then uses
+// the lock both ways with a thread of the child contending.
+int UseSharedMutexInChild(lockprof::SharedMutex* mu) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  mu->unlock();
+  std::thread other([mu] {
+    for (int i = 0; i < 1000; ++i) std::shared_lock<lockprof::SharedMutex> lock(*mu);
+  });
+  for (int i = 0; i < 1000; ++i) std::lock_guard<lockprof::SharedMutex> lock(*mu);
+  other.join();
+  return mu->try_lock() ? 0 : 2;
+}
+
 // The forking thread holds a SharedMutex exclusively while a parent writer
-// waits for it. The child releases it and then uses it both ways, with a
-// thread of its own contending.
+// waits for it. The child releases it and then uses it both ways.
 TEST(ForkPrimitivesTest, SharedMutexWithAWaitingWriterWorksInTheChild)
 ABSL_NO_THREAD_SAFETY_ANALYSIS {
   AllRatesAtOne rates;
   lockprof::SharedMutex mu{"fork.rw"};
   mu.lock();
   auto parents = StartBlocked(1, [&] { std::lock_guard<lockprof::SharedMutex> lock(mu); });
-  auto child = RunInForkedChild([&](int) {
-    mu.unlock();
-    std::thread other([&] {
-      for (int i = 0; i < 1000; ++i) std::shared_lock<lockprof::SharedMutex> lock(mu);
-    });
-    for (int i = 0; i < 1000; ++i) std::lock_guard<lockprof::SharedMutex> lock(mu);
-    other.join();
-    return mu.try_lock() ? 0 : 2;
-  });
+  auto child = RunInForkedChild([&](int) { return UseSharedMutexInChild(&mu); });
   EXPECT_FALSE(child.timed_out);
   EXPECT_EQ(child.exit_code, 0);
   mu.unlock();
