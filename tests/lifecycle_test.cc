@@ -15,6 +15,7 @@
 
 #include "absl/base/attributes.h"
 #include "lifecycle_util.h"
+#include "pyroscope_receiver.h"
 
 namespace {
 
@@ -46,10 +47,11 @@ TEST(LifecycleTest, StaticMutexWorksBeforeMainAndDuringStaticDestruction) {
   EXPECT_EQ(LabelAt(p, "StaticExitReleases", "lock"), "lifecycle.static");
 }
 
-// main returns while the admin server runs and clients scrape it: exit is
-// clean (status 0: no crash, no sanitizer report, no hang).
-TEST(LifecycleTest, ExitWhileServingAndScrapedIsClean) {
-  Child child({LOCKPROF_LIFECYCLE_CHILD_PATH, "serve", "1500"});
+// Runs `lockprof-lifecycle-child serve`, which returns from main while its
+// admin server runs, while clients scrape it: exit must be clean (status 0:
+// no crash, no sanitizer report, no hang).
+void ExpectCleanExitWhileScraped(const std::vector<std::string>& env) {
+  Child child({LOCKPROF_LIFECYCLE_CHILD_PATH, "serve", "1500"}, env);
   const int port = PortFromLine(child.WaitForLine("serving"));
   ASSERT_GT(port, 0);
   std::atomic<int> ok{0};
@@ -66,6 +68,21 @@ TEST(LifecycleTest, ExitWhileServingAndScrapedIsClean) {
     EXPECT_EQ(child.Wait(60), 0) << "crash, sanitizer report or hang at exit";
   }
   EXPECT_GT(ok.load(), 0);
+}
+
+TEST(LifecycleTest, ExitWhileServingAndScrapedIsClean) { ExpectCleanExitWhileScraped({}); }
+
+// The same with the uploader running (started from the environment) and
+// its request in flight to a server that never answers.
+TEST(LifecycleTest, ExitWhileUploadingToAHungServerIsClean) {
+  lockprof::testing::Receiver receiver({"-mode=hang"});
+  ExpectCleanExitWhileScraped(
+      {"LOCKPROF_PYROSCOPE_URL=" + receiver.url(), "LOCKPROF_PYROSCOPE_INTERVAL=1"});
+  // The hung request is logged when its client goes away: at the exit.
+  for (int i = 0; i < 100 && receiver.Requests().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_FALSE(receiver.Requests().empty()) << "the uploader never reached the receiver";
 }
 
 // Distinct bodies, or -fipa-icf folds them into one function.
