@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 
+#include "lockprof/agent/fork.h"
 #include "lockprof/agent/thread_state.h"
 
 namespace lockprof {
@@ -17,7 +18,13 @@ struct Interned {
   std::map<std::vector<LabelSet::Label>, std::unique_ptr<LabelSet>> sets;
 };
 Interned& Registry() {
-  static auto* r = new Interned;  // Never destroyed: samples may outlive main.
+  static Interned* const r = [] {
+    auto* registry = new Interned;  // Never destroyed: samples may outlive main.
+    // A child must not inherit the mutex held by a thread that does not
+    // exist there: fork() waits until no thread is interning.
+    HoldAcrossFork(&registry->mu, ForkRank::kLabels);
+    return registry;
+  }();
   return *r;
 }
 }  // namespace

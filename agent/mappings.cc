@@ -8,8 +8,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string_view>
 #include <utility>
+
+#include "lockprof/agent/fork.h"
 
 namespace lockprof::agent {
 namespace {
@@ -85,8 +88,22 @@ int CollectObject(struct dl_phdr_info* info, size_t, void* data) {
   return 0;
 }
 
+// dl_iterate_phdr runs under the dynamic loader's lock, which fork() does not
+// take: a child forked while a profile reader iterates would inherit it held
+// and deadlock on its next dl_iterate_phdr (its first profile, or its first
+// C++ exception). lockprof's calls hold this mutex, which fork() takes first.
+std::mutex& LoaderMutex() {
+  static std::mutex* const mu = [] {
+    auto* m = new std::mutex;  // Never destroyed: fork() may take it at exit.
+    HoldAcrossFork(m, ForkRank::kLoader);
+    return m;
+  }();
+  return *mu;
+}
+
 std::vector<LoadedObject> LoadedObjects() {
   std::vector<LoadedObject> objects;
+  std::lock_guard<std::mutex> lock(LoaderMutex());
   dl_iterate_phdr(CollectObject, &objects);
   return objects;
 }

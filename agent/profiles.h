@@ -5,7 +5,8 @@
 // lock), "block" (time spent waiting, at the waiter's stack), "hold"
 // (sampled critical sections) and "cas" (lockprof::Atomic retry loops).
 // All values are cumulative since the process started and already scaled by
-// their sampling rates.
+// their sampling rates. A fork()ed child inherits them: its profiles start
+// with everything the parent had recorded, then record only the child.
 #ifndef LOCKPROF_AGENT_PROFILES_H_
 #define LOCKPROF_AGENT_PROFILES_H_
 

@@ -36,8 +36,8 @@ struct KeyLess {
     if (a->depth != b->depth) return a->depth < b->depth;
     int c = std::memcmp(a->pcs, b->pcs, sizeof(uintptr_t) * size_t(a->depth));
     if (c != 0) return c < 0;
-    return std::tie(a->lock, a->mode, a->shard, a->labels) <
-           std::tie(b->lock, b->mode, b->shard, b->labels);
+    return std::tie(a->lock_id, a->mode, a->shard, a->labels) <
+           std::tie(b->lock_id, b->mode, b->shard, b->labels);
   }
 };
 

@@ -35,7 +35,7 @@ uint64_t HashKey(const StackTrace& stack, const EventTags& tags, const LabelSet*
 
 bool SameKey(const SampleKey& k, const StackTrace& stack, const EventTags& tags,
              const LabelSet* labels) {
-  return k.depth == stack.depth && k.lock == tags.lock && k.mode == tags.mode &&
+  return k.depth == stack.depth && k.lock_id == tags.lock && k.mode == tags.mode &&
          k.shard == tags.shard && k.labels == labels &&
          std::memcmp(k.pcs, stack.pcs, sizeof(uintptr_t) * size_t(stack.depth)) == 0;
 }
@@ -103,7 +103,14 @@ void StackTable::Add(const StackTrace& stack, const EventTags& tags, const Label
     e.key.depth = stack.depth;
     e.key.mode = tags.mode;
     e.key.shard = tags.shard;
-    e.key.lock = tags.lock;
+    e.key.lock_id = tags.lock;
+    e.key.lock = nullptr;
+    if (tags.lock != nullptr) {
+      // Copied now, while the recording thread's code (and so its name) is
+      // surely mapped: readers must never dereference the caller's pointer.
+      std::strncpy(e.key.lock_name, tags.lock, kMaxLockName - 1);
+      e.key.lock = e.key.lock_name;
+    }
     e.key.labels = labels;
     used_.fetch_add(1, std::memory_order_relaxed);
     e.tag.store(hash, std::memory_order_release);

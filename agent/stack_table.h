@@ -9,7 +9,7 @@
 // allocated once, on first use.
 //
 // Memory is bounded by the capacity (LOCKPROF_MAX_STACKS, default 4096 keys
-// per profile, ~330 bytes each, touched lazily). Once the table is full, new
+// per profile, ~380 bytes each, touched lazily). Once the table is full, new
 // keys are folded into one overflow entry, reported in profiles as
 // "lockprof.LostSamplesStackTableFull" and counted as dropped; keys already
 // present keep accumulating, so nothing recorded is lost.
@@ -30,13 +30,23 @@
 
 namespace lockprof::agent {
 
+// Lock names longer than this are truncated in profiles.
+inline constexpr size_t kMaxLockName = 48;
+
 struct SampleKey {
   uintptr_t pcs[kMaxStackDepth];
   int32_t depth;
   LockMode mode;
   int32_t shard;
+  // The lock's name, readable for the life of the process: it points at
+  // lock_name, the table's own copy, so that a name in a dlclose()d library
+  // or a freed string never dangles. nullptr when the lock has none.
   const char* lock;
+  // The pointer the recorder passed: part of the key's identity, compared,
+  // never dereferenced.
+  const void* lock_id;
   const LabelSet* labels;
+  char lock_name[kMaxLockName];
 };
 
 // One slot's values as read by a reader.

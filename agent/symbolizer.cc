@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "lockprof/agent/demangle.h"
+#include "lockprof/agent/fork.h"
 #include "lockprof/agent/mappings.h"
 
 namespace lockprof::agent {
@@ -490,7 +491,14 @@ Symbolizer::~Symbolizer() {
 }
 
 Symbolizer& Symbolizer::Global() {
-  static Symbolizer* const instance = new Symbolizer;
+  static Symbolizer* const instance = [] {
+    auto* s = new Symbolizer;
+    // A child must not inherit mu_ held by a thread that does not exist
+    // there (its first profile would deadlock), nor libdw state half-updated:
+    // fork() waits until no thread is symbolizing.
+    HoldAcrossFork(&s->mu_, ForkRank::kSymbolizer);
+    return s;
+  }();
   return *instance;
 }
 

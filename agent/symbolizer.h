@@ -97,6 +97,7 @@ class Symbolizer {
 
   // Shared instance, created on first use and never destroyed (so that no
   // static destructor can race with a late profile build). Thread-safe.
+  // fork() waits for a symbolization in progress in it to finish.
   static Symbolizer& Global();
 
  private:

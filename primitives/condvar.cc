@@ -17,6 +17,15 @@ struct CondVar::Waiter {
   std::atomic<uint32_t> notified{0};
 };
 
+void CondVar::LockList() {
+  if (__builtin_expect(list_lock_.Lock(), 0)) {
+    // First use in a fork()ed child: the queued waiters were the parent's
+    // threads. Notifying them would wake nobody and lose the notification.
+    head_ = tail_ = nullptr;
+    waiters_.store(0, std::memory_order_relaxed);
+  }
+}
+
 void CondVar::Enqueue(Waiter* w) {
   w->prev = tail_;
   w->next = nullptr;
@@ -38,7 +47,7 @@ ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, in
   Waiter self;
   // Queued while the mutex is still held: a notifier that changes the
   // state under the mutex afterwards finds this thread in the queue.
-  list_lock_.Lock();
+  LockList();
   Enqueue(&self);
   list_lock_.Unlock();
   const char* name = name_ != nullptr ? name_ : lock.mutex()->name();
@@ -62,7 +71,7 @@ ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, in
     internal::FutexWait(&self.notified, 0, timeout);
   }
   if (!notified) {
-    list_lock_.Lock();
+    LockList();
     const bool still_queued = self.queued;
     if (still_queued) Remove(&self);
     list_lock_.Unlock();
@@ -81,7 +90,7 @@ ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, in
 }
 
 void CondVar::Notify(bool all) {
-  list_lock_.Lock();
+  LockList();
   Waiter* first = head_;
   Waiter* last = all ? tail_ : head_;
   for (Waiter* w = first; w != nullptr;) {

@@ -133,6 +133,8 @@ class CondVar {
   // limit). Returns true if notified, false on timeout.
   bool WaitImpl(std::unique_lock<Mutex>& lock, int64_t timeout_ns);
   void Notify(bool all);
+  // Takes list_lock_ (forgetting a parent's waiters after fork()).
+  void LockList();
   // Under list_lock_.
   void Enqueue(Waiter* w);
   void Remove(Waiter* w);

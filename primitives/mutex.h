@@ -29,10 +29,23 @@
 // lock to a waiter; a running thread may take it first (which keeps
 // throughput high). A waiter that loses retries.
 //
-// Misuse: unlocking a Mutex that is not locked aborts with
-// "lockprof: unlock of unlocked Mutex" in every build. Unlocking a Mutex
-// locked by another thread is not detected (as with std::mutex, it is
-// undefined behaviour).
+// Misuse, checked the same way in every build (release, debug and the
+// sanitizer builds alike; the checks live on slow paths and cost the fast
+// path nothing):
+//  * unlock() of a Mutex that is not locked aborts with
+//    "lockprof: unlock of unlocked Mutex";
+//  * AssertHeld() on a Mutex that is not locked aborts with
+//    "lockprof: Mutex::AssertHeld: mutex is not locked".
+// Not detected, in any build: unlocking a Mutex that another thread locked
+// (undefined behaviour, as with std::mutex), and locking it twice on one
+// thread (that thread waits forever, as with std::mutex).
+//
+// Lifetime: the constexpr constructor and trivial destructor make a global
+// Mutex usable from any static initialiser and any static destructor.
+// fork(): in the child, a Mutex that was unlocked, or held by the thread
+// that forked, works normally (the child may unlock it); one held by another
+// thread stays locked, as any mutex would. Waits of the parent's threads are
+// never charged in the child (see internal/wait_ledger.h).
 #ifndef LOCKPROF_PRIMITIVES_MUTEX_H_
 #define LOCKPROF_PRIMITIVES_MUTEX_H_
 

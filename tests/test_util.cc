@@ -257,6 +257,16 @@ std::string HttpGet(int port, const std::string& path_and_query, int* status,
 }
 
 Child::Child(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  // Everything the child needs is built before fork(): a child of a
+  // multithreaded process must not allocate (another thread may have held
+  // the allocator's lock at the fork) before it execs.
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const std::string& kv : env) envp.push_back(const_cast<char*>(kv.c_str()));
+  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  envp.push_back(nullptr);
   int fds[2];
   if (pipe(fds) != 0) return;
   pid_ = fork();
@@ -264,11 +274,7 @@ Child::Child(const std::vector<std::string>& argv, const std::vector<std::string
     dup2(fds[1], 1);
     close(fds[0]);
     close(fds[1]);
-    for (const std::string& kv : env) putenv(const_cast<char*>(kv.c_str()));
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   close(fds[1]);
@@ -306,6 +312,22 @@ int Child::Stop() {
   kill(pid_, SIGTERM);
   int status = 0;
   waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int Child::Wait(int timeout_s) {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  for (int waited_ms = 0; waitpid(pid_, &status, WNOHANG) == 0; waited_ms += 10) {
+    if (waited_ms >= timeout_s * 1000) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      pid_ = -1;
+      return -1;
+    }
+    usleep(10000);
+  }
   pid_ = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -126,6 +126,9 @@ class Child {
   std::string WaitForLine(const std::string& needle, int timeout_s = 30);
   // Sends SIGTERM and returns the exit status.
   int Stop();
+  // Waits for the child to exit by itself, killing it (SIGKILL) after
+  // `timeout_s`; returns its exit status, or -1 if it did not exit normally.
+  int Wait(int timeout_s = 60);
   int pid() const { return pid_; }
 
  private:

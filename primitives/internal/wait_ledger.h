@@ -19,6 +19,10 @@
 // between), so a settle may fall between the two: Enter() then counts the
 // waiter from the settle, exactly as Leave() will, and the ledger stays
 // balanced.
+//
+// fork(): the child's copy may count waiters that are threads of the
+// parent, which do not exist in the child. The first use in the child (see
+// SpinLock::Lock) forgets them and starts empty.
 #ifndef LOCKPROF_PRIMITIVES_INTERNAL_WAIT_LEDGER_H_
 #define LOCKPROF_PRIMITIVES_INTERNAL_WAIT_LEDGER_H_
 
@@ -36,7 +40,7 @@ class WaitLedger {
 
   // A thread of class `c` starts waiting at time `start`.
   void Enter(int c, int64_t start) {
-    lock_.Lock();
+    Lock();
     ++waiters_[c];
     charged_from_sum_[c] += uint64_t(std::max(start, last_settle_));
     lock_.Unlock();
@@ -48,7 +52,7 @@ class WaitLedger {
   // entirely before it (and was counted) or entirely after it.
   template <typename F>
   void Leave(int c, int64_t start, F if_last) {
-    lock_.Lock();
+    Lock();
     --waiters_[c];
     charged_from_sum_[c] -= uint64_t(std::max(start, last_settle_));
     if (waiters_[c] == 0) if_last();
@@ -58,7 +62,7 @@ class WaitLedger {
   // Charges all waiting up to `now`: per class, the total nanoseconds waited
   // since each waiter's charged-from time, into charged[c].
   void Settle(int64_t now, int64_t charged[kClasses]) {
-    lock_.Lock();
+    Lock();
     for (int c = 0; c < kClasses; ++c) {
       uint64_t all_now = uint64_t(waiters_[c]) * uint64_t(now);
       charged[c] = int64_t(all_now - charged_from_sum_[c]);
@@ -71,6 +75,15 @@ class WaitLedger {
   int waiters(int c) const { return waiters_[c]; }
 
  private:
+  // Takes the ledger's lock; in a fork()ed child, first forgets the
+  // parent's waiters.
+  void Lock() {
+    if (__builtin_expect(lock_.Lock(), 0)) {
+      for (int c = 0; c < kClasses; ++c) waiters_[c] = 0, charged_from_sum_[c] = 0;
+      last_settle_ = 0;
+    }
+  }
+
   SpinLock lock_;
   int32_t waiters_[kClasses] = {};
   // Sums of timestamps, in modular arithmetic: n * now - sum is exact even

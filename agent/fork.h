@@ -1,0 +1,51 @@
+// Keeping the agent consistent across fork().
+//
+// After fork() only the forking thread exists in the child; everything the
+// other threads were doing is frozen mid-way in the child's copy of memory.
+// lockprof state that such a thread could have been in the middle of
+// changing is made safe in one of two ways:
+//  * Agent mutexes that profile readers take (the symbolizer's, the label
+//    registry's, the one around the dynamic loader's dl_iterate_phdr) are
+//    registered with HoldAcrossFork(): a pthread_atfork prepare handler takes
+//    them all, so fork() waits until no thread is inside them, and both
+//    processes release them after.
+//  * Per-lock bookkeeping that cannot be enumerated (the wait ledgers and
+//    CondVar queues of lockprof's primitives, under their SpinLock) compares
+//    a generation recorded with its data to ForkGeneration(): the child's
+//    generation differs, so it knows that every thread it had counted
+//    belonged to the parent, and starts afresh.
+// The handlers are registered during static initialisation, before main; a
+// fork() from an earlier static initialiser is not covered.
+#ifndef LOCKPROF_AGENT_FORK_H_
+#define LOCKPROF_AGENT_FORK_H_
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+namespace lockprof::agent {
+
+// Incremented in the child by the pthread_atfork child handler.
+// Constant-initialised to 0.
+extern std::atomic<uint32_t> g_fork_generation;
+
+// How many fork()s separate this process from the one that started the
+// program: 0 in the original process. One relaxed load.
+inline uint32_t ForkGeneration() { return g_fork_generation.load(std::memory_order_relaxed); }
+
+// The agent mutexes held across fork(), in the order fork() takes them:
+// a mutex held while another is taken must come first.
+enum class ForkRank {
+  kSymbolizer = 0,  // Symbolizer::mu_; takes kLoader (build-ids).
+  kLabels = 1,      // The label registry.
+  kLoader = 2,      // Around dl_iterate_phdr (mappings.cc).
+  kCount = 3,
+};
+
+// Makes fork() take *mu (which must never be destroyed) before forking and
+// release it in the parent and in the child. One mutex per rank.
+void HoldAcrossFork(std::mutex* mu, ForkRank rank);
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_FORK_H_

@@ -1,0 +1,90 @@
+// Locks used from a dlopen()ed library: their events are profiled, and the
+// profiles stay valid after the library is unloaded (names of locks and of
+// functions are never read from the unmapped library).
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "lifecycle_util.h"
+
+namespace {
+
+using lockprof::testing::AllRatesAtOne;
+using lockprof::testing::CurrentProfile;
+using lockprof::testing::LabelAt;
+using lockprof::testing::ProfileBytes;
+using lockprof::testing::SumValues;
+
+using RunFn = int64_t (*)(int threads, int iterations);
+constexpr int kThreads = 4;
+constexpr int kIterations = 2000;
+
+// The program's own lock: the program uses lockprof too (that is what links
+// lockprof's primitives into it, for the plugin to use).
+lockprof::Mutex g_host_mu{"host.lock"};
+
+// Loads the plugin, runs it, unloads it, and checks that it is gone.
+void RunPluginOnce(bool profile_while_loaded) {
+  lockprof::MutexLock lock(&g_host_mu);
+  void* plugin = dlopen(LOCKPROF_TEST_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(plugin, nullptr) << dlerror();
+  auto run = reinterpret_cast<RunFn>(dlsym(plugin, "lockprof_test_plugin_run"));
+  ASSERT_NE(run, nullptr) << dlerror();
+  EXPECT_EQ(run(kThreads, kIterations), kThreads * kIterations);
+  if (profile_while_loaded) {
+    auto hold = CurrentProfile("hold");
+    EXPECT_EQ(SumValues(hold, 0, "PluginCriticalSection"), kThreads * kIterations);
+    EXPECT_EQ(LabelAt(hold, "PluginCriticalSection", "lock"), "plugin.lock");
+  }
+  ASSERT_EQ(dlclose(plugin), 0);
+  ASSERT_EQ(dlopen(LOCKPROF_TEST_PLUGIN_PATH, RTLD_NOW | RTLD_NOLOAD), nullptr)
+      << "the plugin is still loaded: this test would prove nothing";
+}
+
+// Sum of value[index] over samples labelled lock=`lock`.
+int64_t SumForLock(const perftools::profiles::Profile& p, int index, const std::string& lock) {
+  int64_t sum = 0;
+  for (const auto& s : p.sample()) {
+    for (const auto& l : s.label()) {
+      if (p.string_table(int(l.key())) == "lock" && p.string_table(int(l.str())) == lock) {
+        sum += s.value(index);
+      }
+    }
+  }
+  return sum;
+}
+
+// Every profile, in both forms, builds after the plugin is gone.
+void ExpectEveryProfileBuilds() {
+  for (const std::string& name : lockprof::ProfileNames()) {
+    EXPECT_FALSE(ProfileBytes(name, 0).empty()) << name;
+    EXPECT_FALSE(ProfileBytes(name, 1).empty()) << name;
+  }
+}
+
+// Profiled while loaded: after unloading, the samples keep their lock name
+// (the profile tables' own copy) and their function names (symbolized, and
+// cached, while the code was mapped).
+TEST(DlopenTest, PluginLocksAreProfiledAndOutliveTheUnload) {
+  AllRatesAtOne rates;
+  RunPluginOnce(/*profile_while_loaded=*/true);
+  ExpectEveryProfileBuilds();
+  auto hold = CurrentProfile("hold");
+  EXPECT_EQ(SumForLock(hold, 0, "plugin.lock"), kThreads * kIterations);
+  EXPECT_EQ(SumValues(hold, 0, "PluginCriticalSection"), kThreads * kIterations);
+}
+
+// Never profiled while loaded: the samples are still there, with their lock
+// name; their frames in the unloaded code have addresses only (documented).
+// Loading the plugin again (maybe elsewhere) adds to the same lock.
+TEST(DlopenTest, PluginUnloadedBeforeAnyProfileStillEncodes) {
+  AllRatesAtOne rates;
+  RunPluginOnce(/*profile_while_loaded=*/false);
+  ExpectEveryProfileBuilds();
+  EXPECT_EQ(SumForLock(CurrentProfile("hold"), 0, "plugin.lock"), kThreads * kIterations);
+  RunPluginOnce(/*profile_while_loaded=*/false);
+  EXPECT_EQ(SumForLock(CurrentProfile("hold"), 0, "plugin.lock"), 2 * kThreads * kIterations);
+}
+
+}  // namespace

@@ -1,0 +1,166 @@
+// fork() and each primitive: what the parent's threads were waiting for at
+// the fork must not leak into the child. The forking thread holds a lock (or
+// owns a condition) that parent threads wait on; in the child those threads
+// do not exist, and the child's own threads must get what they wait for.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/attributes.h"
+#include "lifecycle_util.h"
+
+// The children below start threads: ThreadSanitizer supports that after a
+// multithreaded fork only when told to (its default is to abort the child).
+#if defined(__SANITIZE_THREAD__)
+#define LOCKPROF_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LOCKPROF_TEST_TSAN 1
+#endif
+#endif
+#ifdef LOCKPROF_TEST_TSAN
+extern "C" const char* __tsan_default_options() { return "die_after_fork=0"; }
+#endif
+
+namespace {
+
+using lockprof::testing::AllRatesAtOne;
+using lockprof::testing::RunInForkedChild;
+
+// Starts `n` threads running `body`, and returns once they have had the time
+// to block in it (they announce themselves first; 300 ms is plenty to go
+// from there to sleeping on a futex).
+std::vector<std::thread> StartBlocked(int n, const std::function<void()>& body) {
+  std::atomic<int> started{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&started, body] {
+      started.fetch_add(1);
+      body();
+    });
+  }
+  while (started.load() < n) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  return threads;
+}
+
+// Parent threads wait on a CondVar. In the child, a child thread waits on it
+// too, and one notify_one must wake that thread: without the queue's fork
+// generation the notification goes to a parent thread's node (nobody) and
+// the child's waiter sleeps forever.
+TEST(ForkPrimitivesTest, CondVarNotifyReachesTheChildsOwnWaiter) {
+  AllRatesAtOne rates;
+  lockprof::Mutex mu{"fork.cv.mu"};
+  lockprof::CondVar cv;
+  bool parent_done = false;
+  auto parents = StartBlocked(2, [&] {
+    std::unique_lock<lockprof::Mutex> lock(mu);
+    cv.wait(lock, [&] { return parent_done; });
+  });
+  auto child = RunInForkedChild([&](int) {
+    bool queued = false, ready = false;
+    std::thread waiter([&] {
+      std::unique_lock<lockprof::Mutex> lock(mu);
+      queued = true;
+      while (!ready) cv.wait(lock);
+    });
+    // Once the waiter said so under the mutex, it is in the queue.
+    for (;;) {
+      std::unique_lock<lockprof::Mutex> lock(mu);
+      if (queued) {
+        ready = true;
+        break;
+      }
+    }
+    cv.notify_one();
+    waiter.join();
+    return 0;
+  });
+  EXPECT_FALSE(child.timed_out) << "the child's waiter missed its notification";
+  EXPECT_EQ(child.exit_code, 0);
+  {
+    std::lock_guard<lockprof::Mutex> lock(mu);
+    parent_done = true;
+  }
+  cv.notify_all();
+  for (auto& t : parents) t.join();
+}
+
+// In a child: releases the write lock the forking thread held, then uses
+// the lock both ways with a thread of the child contending.
+int UseSharedMutexInChild(lockprof::SharedMutex* mu) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  mu->unlock();
+  std::thread other([mu] {
+    for (int i = 0; i < 1000; ++i) std::shared_lock<lockprof::SharedMutex> lock(*mu);
+  });
+  for (int i = 0; i < 1000; ++i) std::lock_guard<lockprof::SharedMutex> lock(*mu);
+  other.join();
+  return mu->try_lock() ? 0 : 2;
+}
+
+// The forking thread holds a SharedMutex exclusively while a parent writer
+// waits for it. The child releases it and then uses it both ways.
+TEST(ForkPrimitivesTest, SharedMutexWithAWaitingWriterWorksInTheChild)
+ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  AllRatesAtOne rates;
+  lockprof::SharedMutex mu{"fork.rw"};
+  mu.lock();
+  auto parents = StartBlocked(1, [&] { std::lock_guard<lockprof::SharedMutex> lock(mu); });
+  auto child = RunInForkedChild([&](int) { return UseSharedMutexInChild(&mu); });
+  EXPECT_FALSE(child.timed_out);
+  EXPECT_EQ(child.exit_code, 0);
+  mu.unlock();
+  for (auto& t : parents) t.join();
+}
+
+// Every primitive, after the parent used it from several threads, works in
+// the child, contended by a thread of the child's own.
+TEST(ForkPrimitivesTest, EveryPrimitiveWorksInTheChild) {
+  AllRatesAtOne rates;
+  lockprof::Mutex mu{"fork.all.mutex"};
+  lockprof::SharedMutex rw{"fork.all.rw"};
+  lockprof::Atomic<int64_t> atomic{"fork.all.atomic", 0};
+  lockprof::ShardedCounter counter{"fork.all.counter"};
+  lockprof::ShardedMap<int, int> map{"fork.all.map"};
+  lockprof::CowPtr<std::vector<int>> cow{"fork.all.cow"};
+  auto use_all = [&](int rounds) {
+    for (int i = 0; i < rounds; ++i) {
+      { lockprof::MutexLock lock(&mu); }
+      { std::shared_lock<lockprof::SharedMutex> lock(rw); }
+      { std::lock_guard<lockprof::SharedMutex> lock(rw); }
+      atomic.Update([](int64_t v) { return v + 1; });
+      counter.Add(1);
+      map.Set(i % 64, i);
+      map.Get(i % 64);
+      cow.Update([i](const std::vector<int>& v) {
+        std::vector<int> next = v;
+        next.push_back(i % 8);
+        next.resize(std::min<size_t>(next.size(), 8));
+        return next;
+      });
+      cow.Load();
+    }
+  };
+  {
+    std::vector<std::thread> parents;
+    for (int t = 0; t < 3; ++t) parents.emplace_back(use_all, 200);
+    for (auto& t : parents) t.join();
+  }
+  auto child = RunInForkedChild([&](int) {
+    std::thread other(use_all, 200);
+    use_all(200);
+    other.join();
+    return atomic.load() == 1000 && counter.Load() == 1000 ? 0 : 2;
+  });
+  EXPECT_FALSE(child.timed_out);
+  EXPECT_EQ(child.exit_code, 0);
+}
+
+}  // namespace

@@ -1,0 +1,64 @@
+// lockprof-lifecycle-child: a lockprof program for the lifecycle tests to
+// run as a separate process.
+//
+//   lockprof-lifecycle-child static     uses a static Mutex before main and
+//                                       after it (child_static.cc); with
+//                                       LOCKPROF_LIFECYCLE_OUT=FILE, writes
+//                                       the mutex profile there at exit
+//   lockprof-lifecycle-child idle       uses a Mutex, prints "ready" and
+//                                       waits for a signal
+//   lockprof-lifecycle-child serve MS   serves the admin endpoint (port on
+//                                       stdout) under contention, then
+//                                       returns from main after MS ms
+//                                       without stopping the server
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "lockprof/lockprof.h"
+
+namespace {
+
+int Serve(int ms) {
+  lockprof::SetMutexProfileFraction(1);
+  lockprof::SetHoldProfileRate(1);
+  if (!lockprof::StartAdminServer({"127.0.0.1", 0}).ok()) return 3;
+  std::printf("serving http://127.0.0.1:%d/\n", lockprof::AdminServerPort());
+  std::fflush(stdout);
+  lockprof::Mutex mu{"lifecycle.serve"};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      while (!stop.load()) lockprof::MutexLock lock(&mu);
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  stop = true;
+  for (auto& t : threads) t.join();
+  std::printf("exiting\n");
+  std::fflush(stdout);
+  return 0;  // The admin server is still running: exit must still be clean.
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "static") == 0) return 0;
+  if (argc >= 2 && std::strcmp(argv[1], "idle") == 0) {
+    lockprof::Mutex mu;
+    { lockprof::MutexLock lock(&mu); }
+    std::printf("ready\n");
+    std::fflush(stdout);
+    pause();
+    return 0;
+  }
+  if (argc >= 3 && std::strcmp(argv[1], "serve") == 0) return Serve(std::atoi(argv[2]));
+  std::fprintf(stderr, "usage: %s static|idle|serve MS\n", argv[0]);
+  return 2;
+}

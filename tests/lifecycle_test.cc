@@ -1,0 +1,170 @@
+// Lifecycle edge cases: locks with static storage used before main and
+// during static destruction, a process that exits while its admin server is
+// being scraped, threads that exit with lockprof state (labels, TLS
+// destructors that lock), and thousands of threads at once.
+#include <gtest/gtest.h>
+#include <pthread.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/attributes.h"
+#include "lifecycle_util.h"
+#include "pyroscope_receiver.h"
+
+namespace {
+
+using lockprof::testing::AllRatesAtOne;
+using lockprof::testing::BackgroundLoops;
+using lockprof::testing::Child;
+using lockprof::testing::CurrentProfile;
+using lockprof::testing::HttpGet;
+using lockprof::testing::LabelAt;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::PortFromLine;
+using lockprof::testing::RunCommand;
+using lockprof::testing::SumValues;
+
+// child_static.cc contends on a static Mutex from a static initialiser and
+// from a static destructor, then writes its profile from that destructor.
+TEST(LifecycleTest, StaticMutexWorksBeforeMainAndDuringStaticDestruction) {
+  std::string out = lockprof::testing::WriteTempFile("");
+  int status = -1;
+  std::string log = RunCommand(
+      "LOCKPROF_LIFECYCLE_OUT=" + out + " " + LOCKPROF_LIFECYCLE_CHILD_PATH + " static 2>&1",
+      &status);
+  ASSERT_EQ(status, 0) << log;
+  std::string data = RunCommand("cat " + out);
+  std::remove(out.c_str());
+  auto p = ParseProfile(data);
+  EXPECT_GT(SumValues(p, 1, "StaticInitReleases"), 0);
+  EXPECT_GT(SumValues(p, 1, "StaticExitReleases"), 0);
+  EXPECT_EQ(LabelAt(p, "StaticExitReleases", "lock"), "lifecycle.static");
+}
+
+// Runs `lockprof-lifecycle-child serve`, which returns from main while its
+// admin server runs, while clients scrape it: exit must be clean (status 0:
+// no crash, no sanitizer report, no hang).
+void ExpectCleanExitWhileScraped(const std::vector<std::string>& env) {
+  Child child({LOCKPROF_LIFECYCLE_CHILD_PATH, "serve", "1500"}, env);
+  const int port = PortFromLine(child.WaitForLine("serving"));
+  ASSERT_GT(port, 0);
+  std::atomic<int> ok{0};
+  {
+    BackgroundLoops scrapers;
+    for (const char* path : {"/debug/pprof/mutex", "/debug/pprof/hold?debug=1", "/debug/pprof/"}) {
+      scrapers.Loop([&, path] {
+        int code = 0;
+        HttpGet(port, path, &code);
+        if (code == 200) ok.fetch_add(1);
+      });
+    }
+    EXPECT_NE(child.WaitForLine("exiting"), "");
+    EXPECT_EQ(child.Wait(60), 0) << "crash, sanitizer report or hang at exit";
+  }
+  EXPECT_GT(ok.load(), 0);
+}
+
+TEST(LifecycleTest, ExitWhileServingAndScrapedIsClean) { ExpectCleanExitWhileScraped({}); }
+
+// The same with the uploader running (started from the environment) and
+// its request in flight to a server that never answers.
+TEST(LifecycleTest, ExitWhileUploadingToAHungServerIsClean) {
+  lockprof::testing::Receiver receiver({"-mode=hang"});
+  ExpectCleanExitWhileScraped(
+      {"LOCKPROF_PYROSCOPE_URL=" + receiver.url(), "LOCKPROF_PYROSCOPE_INTERVAL=1"});
+  // The hung request is logged when its client goes away: at the exit.
+  for (int i = 0; i < 100 && receiver.Requests().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_FALSE(receiver.Requests().empty()) << "the uploader never reached the receiver";
+}
+
+// Distinct bodies, or -fipa-icf folds them into one function.
+int g_exiting_work = 0;
+int g_tls_work = 0;
+
+ABSL_ATTRIBUTE_NOINLINE void ExitingThreadWork(lockprof::Mutex* mu) {
+  lockprof::MutexLock lock(mu);
+  ++g_exiting_work;
+}
+
+ABSL_ATTRIBUTE_NOINLINE void TlsDestructorLocks(lockprof::Mutex* mu) {
+  lockprof::MutexLock lock(mu);
+  g_tls_work += 2;
+}
+
+lockprof::Mutex g_exit_mu{"lifecycle.exit"};
+
+// A thread_local whose destructor locks: it runs while the thread is being
+// torn down, after the thread's stack frames are gone.
+struct LocksAtThreadExit {
+  ~LocksAtThreadExit() { TlsDestructorLocks(&g_exit_mu); }
+};
+thread_local LocksAtThreadExit t_locks_at_exit;
+
+void* ExitingThread(void*) {
+  (void)&t_locks_at_exit;  // Constructs it, so its destructor runs at exit.
+  lockprof::ScopedLabels labels({{"thread", "exiting"}});
+  ExitingThreadWork(&g_exit_mu);
+  // Leaves from inside the labelled scope: the unwinder destroys `labels`.
+  pthread_exit(nullptr);
+}
+
+// Threads that leave with pthread_exit() from inside a ScopedLabels, and
+// whose TLS destructors lock: every event is recorded, with its labels, and
+// nothing recorded refers to the dead threads' memory.
+TEST(LifecycleTest, ThreadsExitingWithLabelsAndTlsDestructorsThatLock) {
+  AllRatesAtOne rates;
+  constexpr int kThreads = 64;
+  std::vector<pthread_t> threads(kThreads);
+  for (auto& t : threads) ASSERT_EQ(pthread_create(&t, nullptr, &ExitingThread, nullptr), 0);
+  for (auto& t : threads) pthread_join(t, nullptr);
+  auto hold = CurrentProfile("hold");
+  EXPECT_EQ(SumValues(hold, 0, "ExitingThreadWork"), kThreads);
+  EXPECT_EQ(SumValues(hold, 0, "TlsDestructorLocks"), kThreads);
+  EXPECT_EQ(LabelAt(hold, "ExitingThreadWork", "thread"), "exiting");
+  EXPECT_EQ(LabelAt(hold, "TlsDestructorLocks", "thread"), "");
+}
+
+ABSL_ATTRIBUTE_NOINLINE void OneOfThousands(lockprof::Mutex* mu, int64_t* counter) {
+  lockprof::MutexLock lock(mu);
+  ++*counter;
+}
+
+// 2000 threads alive at once, all contending on one lock with every sampler
+// at rate 1: all finish, and the hold profile counts every acquisition.
+TEST(LifecycleTest, TwoThousandThreadsAtOnce) {
+  AllRatesAtOne rates;
+  constexpr int kThreads = 2000;
+  constexpr int kRounds = 5;
+  lockprof::Mutex mu{"lifecycle.thousands"};
+  int64_t counter = 0;
+  std::mutex gate_mu;
+  std::condition_variable gate;
+  int arrived = 0;
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      {
+        std::unique_lock<std::mutex> lock(gate_mu);
+        if (++arrived == kThreads) gate.notify_all();
+        gate.wait(lock, [&] { return arrived == kThreads; });
+      }
+      for (int r = 0; r < kRounds; ++r) OneOfThousands(&mu, &counter);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(counter, int64_t{kThreads} * kRounds);
+  auto hold = CurrentProfile("hold");
+  EXPECT_EQ(SumValues(hold, 0, "OneOfThousands"), int64_t{kThreads} * kRounds);
+  EXPECT_EQ(LabelAt(hold, "OneOfThousands", "lock"), "lifecycle.thousands");
+}
+
+}  // namespace

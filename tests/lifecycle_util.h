@@ -1,0 +1,181 @@
+// Helpers of the lifecycle tests (fork, dlopen, static storage, thread
+// exit): exact sampling, in-process profiles, and forked children.
+#ifndef LOCKPROF_TESTS_LIFECYCLE_UTIL_H_
+#define LOCKPROF_TESTS_LIFECYCLE_UTIL_H_
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lockprof/lockprof.h"
+#include "profile.pb.h"
+#include "test_util.h"
+
+namespace lockprof::testing {
+
+// Every sampler at rate 1 while the object lives: every event is recorded,
+// so counts are exact. Restores the previous rates.
+class AllRatesAtOne {
+ public:
+  AllRatesAtOne()
+      : fraction_(SetMutexProfileFraction(1)),
+        hold_(SetHoldProfileRate(1)),
+        block_(BlockProfileRate()) {
+    SetBlockProfileRate(1);
+  }
+  ~AllRatesAtOne() {
+    SetMutexProfileFraction(fraction_);
+    SetHoldProfileRate(hold_);
+    SetBlockProfileRate(block_);
+  }
+
+ private:
+  int fraction_, hold_;
+  int64_t block_;
+};
+
+// This process's profile `name`, as WriteProfile writes it.
+inline std::string ProfileBytes(const std::string& name, int debug = 0) {
+  std::ostringstream out;
+  EXPECT_TRUE(WriteProfile(name, debug, out).ok()) << name;
+  return out.str();
+}
+
+inline perftools::profiles::Profile CurrentProfile(const std::string& name) {
+  return ParseProfile(ProfileBytes(name));
+}
+
+// The first value of label `key` on any sample whose stack has `function`.
+inline std::string LabelAt(const perftools::profiles::Profile& p, const std::string& function,
+                           const std::string& key) {
+  for (const auto& s : p.sample()) {
+    bool found = false;
+    for (const std::string& f : StackFunctions(p, s)) found |= f.find(function) != f.npos;
+    if (!found) continue;
+    for (const auto& l : s.label()) {
+      if (p.string_table(int(l.key())) == key) return p.string_table(int(l.str()));
+    }
+  }
+  return "";
+}
+
+// Whether a child forked from a multithreaded process can allocate. glibc's
+// malloc is fork-safe; the AddressSanitizer allocator of clang 14 is not (a
+// child forked while another thread refills an allocator cache deadlocks in
+// its first allocation), whatever lockprof does.
+#if defined(__SANITIZE_ADDRESS__)
+#define LOCKPROF_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LOCKPROF_TEST_ASAN 1
+#endif
+#endif
+#ifdef LOCKPROF_TEST_ASAN
+inline constexpr bool kAllocatorIsForkSafe = false;
+#else
+inline constexpr bool kAllocatorIsForkSafe = true;
+#endif
+
+// Threads that each run a body over and over until the object is
+// destroyed (also when an ASSERT returns early).
+class BackgroundLoops {
+ public:
+  BackgroundLoops() = default;
+  BackgroundLoops(const BackgroundLoops&) = delete;
+  BackgroundLoops& operator=(const BackgroundLoops&) = delete;
+  ~BackgroundLoops() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+  }
+  void Loop(std::function<void()> body) {
+    threads_.emplace_back([this, body = std::move(body)] {
+      while (!stop_.load()) {
+        if (paused_.load()) {
+          std::this_thread::yield();
+          continue;
+        }
+        running_.fetch_add(1);
+        if (!paused_.load()) body();
+        running_.fetch_sub(1);
+      }
+    });
+  }
+  // Returns once no body runs, and none starts until Resume().
+  void Pause() {
+    paused_ = true;
+    while (running_.load() > 0) std::this_thread::yield();
+  }
+  void Resume() { paused_ = false; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> paused_{false};
+  std::atomic<int> running_{0};
+  std::vector<std::thread> threads_;
+};
+
+struct ForkResult {
+  int exit_code = -1;  // -1 unless the child exited normally.
+  bool timed_out = false;
+  std::string output;  // What the child wrote to its out_fd.
+};
+
+// Forks; the child runs body(out_fd) and _exit()s with its result (no
+// static destructors, no leak check of the parent's copy). The parent reads
+// the child's output and waits, killing it after `timeout_s` (a deadlocked
+// child).
+inline ForkResult RunInForkedChild(const std::function<int(int out_fd)>& body, int timeout_s = 60) {
+  ForkResult r;
+  int fds[2];
+  if (pipe(fds) != 0) return r;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    _exit(body(fds[1]));
+  }
+  close(fds[1]);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{fds[0], POLLIN, 0};
+    if (left.count() <= 0 || poll(&p, 1, int(left.count())) == 0) {
+      r.timed_out = true;
+      kill(pid, SIGKILL);
+      break;
+    }
+    char buf[65536];
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    r.output.append(buf, size_t(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!r.timed_out && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  return r;
+}
+
+// Writes all of `data` to fd; false on error.
+inline bool WriteAll(int fd, const std::string& data) {
+  for (size_t done = 0; done < data.size();) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n <= 0) return false;
+    done += size_t(n);
+  }
+  return true;
+}
+
+}  // namespace lockprof::testing
+
+#endif  // LOCKPROF_TESTS_LIFECYCLE_UTIL_H_
