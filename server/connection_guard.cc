@@ -76,6 +76,7 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       conn = FindNewConnection();
       if (conn != nullptr && live_.size() >= limits_.max_connections) {
         // Over the cap: end the connection before httplib reads from it.
+        g_refused.fetch_add(1, std::memory_order_relaxed);
         shutdown_socket(conn->fd);
         Forget(conn);
         refused = true;
@@ -85,7 +86,6 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
     }
     if (refused) {
       // httplib's task finds the socket shut and closes it at once, here.
-      g_refused.fetch_add(1, std::memory_order_relaxed);
       fn();
       return;
     }
@@ -117,7 +117,14 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
   }
 
  private:
-  static void shutdown_socket(int fd) { ::shutdown(fd, SHUT_RDWR); }
+  // Ends a connection now: wakes httplib's poll on it, and (linger 0) makes
+  // the final close reset it, dropping what is still queued for the client
+  // instead of trickling it out to a client that reads slowly.
+  static void shutdown_socket(int fd) {
+    const linger abort{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    ::shutdown(fd, SHUT_RDWR);
+  }
 
   // Closes our descriptor and stops tracking the socket. Requires mu_.
   void Forget(const std::shared_ptr<Conn>& conn) {
@@ -169,9 +176,10 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       for (const auto& conn : live_) {
         const int64_t d = conn->deadline.load(std::memory_order_relaxed);
         if (d != 0 && now > d) {
-          shutdown_socket(conn->fd);
-          conn->deadline.store(0, std::memory_order_relaxed);
+          // Counted first: the client may see the reset at once.
           g_timed_out.fetch_add(1, std::memory_order_relaxed);
+          conn->deadline.store(0, std::memory_order_relaxed);
+          shutdown_socket(conn->fd);
         }
       }
     }

@@ -292,8 +292,16 @@ TEST(AdminSecurityTest, RefusesOversizedRequests) {
   std::string addresses;
   while (addresses.size() < (200u << 10)) addresses += "0x401000+";
   const std::string body_file = WriteTempFile(addresses);
-  EXPECT_EQ(Curl("--data-binary @" + body_file + " " + s.url("/debug/pprof/symbol")), 413);
+  EXPECT_EQ(Curl("-H 'Content-Type: application/octet-stream' --data-binary @" + body_file + " " +
+                 s.url("/debug/pprof/symbol")),
+            413);
   std::remove(body_file.c_str());
+  // Under the limit, the same request is served.
+  const std::string small_file = WriteTempFile(addresses.substr(0, 32 << 10) + "0x401000");
+  EXPECT_EQ(Curl("-H 'Content-Type: application/octet-stream' --data-binary @" + small_file + " " +
+                 s.url("/debug/pprof/symbol")),
+            200);
+  std::remove(small_file.c_str());
   // A header line and a request target over httplib's 8 KiB.
   const int big_header = Curl("-H 'X-Big: " + std::string(10000, 'a') + "' " + s.url("/metrics"));
   EXPECT_TRUE(big_header == 0 || big_header == 400 || big_header == 431) << big_header;
@@ -355,6 +363,65 @@ TEST(AdminSecurityTest, BoundsConnectionFlood) {
   }
   EXPECT_EQ(status, 200);
   for (int fd : flood) close(fd);
+}
+
+// A client that takes its response too slowly (reading a little, often
+// enough that no single write times out) is cut off by the response
+// deadline; without it, this 2 MB answer would take the client ~30 s.
+TEST(AdminSecurityTest, DropsSlowReader) {
+  Server s(Options([](auto& o) {
+    o.write_timeout_ms = 2000;
+    o.max_request_bytes = 4 << 20;
+  }));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  char addr[32];
+  std::snprintf(addr, sizeof addr, "0x%jx+",
+                uintmax_t(reinterpret_cast<uintptr_t>(&SecurityTestSection)));
+  std::string addresses;
+  while (addresses.size() < (1u << 20)) addresses += addr;
+  const std::string body_file = WriteTempFile(addresses);
+  std::string full;
+  ASSERT_EQ(Curl("-H 'Content-Type: application/octet-stream' --data-binary @" + body_file + " " +
+                     s.url("/debug/pprof/symbol"),
+                 &full),
+            200);
+  std::remove(body_file.c_str());
+  ASSERT_GT(full.size(), 2u << 20);
+
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int rcvbuf = 4096;  // A small window, so the server's writes wait on us.
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(uint16_t(s.port()));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  const std::string request =
+      "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+      "Content-Type: application/octet-stream\r\n"
+      "Content-Length: " +
+      std::to_string(addresses.size()) + "\r\n\r\n" + addresses;
+  for (size_t sent = 0; sent < request.size();) {
+    const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    ASSERT_GT(n, 0);
+    sent += size_t(n);
+  }
+  size_t received = 0;
+  const int64_t start = NowNanos();
+  char buf[4096];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 1000) == 0 && SecondsSince(start) < 60) continue;
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0 || SecondsSince(start) > 60) break;
+    received += size_t(n);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double elapsed = SecondsSince(start);
+  close(fd);
+  EXPECT_LT(received, full.size());
+  EXPECT_LT(elapsed, 20.0);
+  std::printf("slow reader: %zu of %zu bytes in %.1f s\n", received, full.size(), elapsed);
 }
 
 // 64 concurrent scrapers during heavy contention all get complete, valid
