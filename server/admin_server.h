@@ -57,8 +57,10 @@ struct AdminServerOptions {
   // single write.
   int write_timeout_ms = 10000;
   // Largest request body accepted (POST /debug/pprof/symbol); larger
-  // answers 413. The request line and each header line are limited to
-  // 8 KiB by httplib (compiled in; longer answers 414 or closes).
+  // answers 413. httplib adds limits compiled into it: 8 KiB for the request
+  // line (longer answers 414), for each header line (longer: 400 or the
+  // connection is closed) and for an application/x-www-form-urlencoded body
+  // (413; go tool pprof posts application/octet-stream).
   size_t max_request_bytes = 1 << 20;
   // Most connections open at once, queued and served together (raised to
   // max_threads if lower); more are closed as soon as accepted, without

@@ -89,7 +89,7 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       fn();
       return;
     }
-    if (conn == nullptr) {  // Not found (cannot happen on Linux): serve it unguarded.
+    if (conn == nullptr) {  // No /proc, or no descriptor left to dup: serve it unguarded.
       inner_->enqueue(std::move(fn));
       return;
     }

@@ -1,149 +1,34 @@
-// The admin endpoint's defences, each exercised by a real client that the
-// defence must stop: curl without (or with a wrong) token, curl over TLS
-// with --cacert, raw sockets that trickle, flood or oversize requests, and
-// 64 concurrent scrapers during heavy contention.
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+// Who the admin endpoint answers: the bearer token (every path, compared
+// in constant time) and TLS, checked with curl as a client would.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "admin_test_client.h"
 #include "lockprof/lockprof.h"
 #include "lockprof/server/admin_security.h"
-#include "lockprof/server/admin_server.h"
 #include "lockprof/server/connection_guard.h"
 #include "test_util.h"
 
 namespace {
 
 using lockprof::AdminServerOptions;
+using lockprof::admin_test::ClosedByServer;
+using lockprof::admin_test::Connect;
+using lockprof::admin_test::Curl;
+using lockprof::admin_test::Options;
+using lockprof::admin_test::SecondsSince;
+using lockprof::admin_test::Server;
+using lockprof::admin_test::ServerSideConnections;
+using lockprof::admin_test::ThreadCount;
 using lockprof::testing::NowNanos;
 using lockprof::testing::ParseProfile;
-using lockprof::testing::ReadFile;
 using lockprof::testing::RunCommand;
 using lockprof::testing::WriteTempFile;
-
-ABSL_ATTRIBUTE_NOINLINE void SecurityTestSection(lockprof::Mutex& mu) {
-  std::lock_guard<lockprof::Mutex> g(mu);
-  std::this_thread::sleep_for(std::chrono::microseconds(200));
-}
-
-// Starts the admin server on a free loopback port; stops it at scope exit.
-class Server {
- public:
-  explicit Server(AdminServerOptions opts) {
-    opts.address = "127.0.0.1";
-    opts.port = 0;
-    status_ = lockprof::StartAdminServer(opts);
-    port_ = lockprof::AdminServerPort();
-  }
-  ~Server() { lockprof::StopAdminServer(); }
-  const absl::Status& status() const { return status_; }
-  int port() const { return port_; }
-  std::string url(const std::string& path, const char* scheme = "http") const {
-    return std::string(scheme) + "://127.0.0.1:" + std::to_string(port_) + path;
-  }
-
- private:
-  absl::Status status_;
-  int port_ = 0;
-};
-
-// Default options changed by `set`.
-template <typename F>
-AdminServerOptions Options(F set) {
-  AdminServerOptions o;
-  set(o);
-  return o;
-}
-
-// Runs curl with `args`; returns the HTTP status (0 if none) and sets *body
-// and *exit_status (curl's exit code).
-int Curl(const std::string& args, std::string* body = nullptr, int* exit_status = nullptr,
-         std::string* headers = nullptr) {
-  const std::string body_file = WriteTempFile(""), header_file = WriteTempFile("");
-  int rc = 0;
-  const std::string code = RunCommand("curl -s -g -m 30 -o " + body_file + " -D " + header_file +
-                                          " -w '%{http_code}' " + args + " 2>/dev/null",
-                                      &rc);
-  if (body) *body = ReadFile(body_file);
-  if (headers) *headers = ReadFile(header_file);
-  if (exit_status) *exit_status = rc;
-  std::remove(body_file.c_str());
-  std::remove(header_file.c_str());
-  return std::atoi(code.c_str());
-}
-
-int Connect(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(uint16_t(port));
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Whether the server closed `fd` (EOF or reset), waiting up to timeout_ms.
-// Anything the server sent before closing is read and dropped.
-bool ClosedByServer(int fd, int timeout_ms) {
-  pollfd p{fd, POLLIN | POLLRDHUP, 0};
-  if (poll(&p, 1, timeout_ms) <= 0) return false;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n == 0) return true;
-    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
-  }
-}
-
-double SecondsSince(int64_t start_ns) { return double(NowNanos() - start_ns) / 1e9; }
-
-// Distinct open sockets of this process whose local port is `port` and that
-// are connections, not the listening socket: the server's side of them.
-int ServerSideConnections(int port) {
-  std::set<ino_t> inodes;
-  DIR* dir = opendir("/proc/self/fd");
-  while (dirent* e = readdir(dir)) {
-    const int fd = std::atoi(e->d_name);
-    struct stat st;
-    if (fd <= 2 || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    sockaddr_in sa{};
-    socklen_t salen = sizeof sa;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && !listening &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &salen) == 0 &&
-        sa.sin_family == AF_INET && ntohs(sa.sin_port) == port) {
-      inodes.insert(st.st_ino);
-    }
-  }
-  closedir(dir);
-  return int(inodes.size());
-}
-
-int ThreadCount() {
-  int n = 0;
-  DIR* dir = opendir("/proc/self/task");
-  while (dirent* e = readdir(dir)) n += e->d_name[0] != '.';
-  closedir(dir);
-  return n;
-}
 
 TEST(ConstantTimeEqualsTest, ComparesWholeStrings) {
   using lockprof::server::ConstantTimeEquals;
@@ -244,224 +129,4 @@ TEST(AdminSecurityTest, ServesTlsVerifiedByCurl) {
                    .ok());
   RunCommand("rm -rf " + dir);
 }
-
-// A client that trickles its request faster than the per-read timeout but
-// never finishes it is cut off by the whole-request deadline.
-TEST(AdminSecurityTest, DropsSlowlorisClient) {
-  Server s(Options([](auto& o) { o.read_timeout_ms = 1500; }));
-  ASSERT_TRUE(s.status().ok()) << s.status();
-  const uint64_t timed_out = lockprof::server::ConnectionsTimedOut();
-  const int fd = Connect(s.port());
-  ASSERT_GE(fd, 0);
-  const std::string request = "GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\nX-Slow: ";
-  const int64_t start = NowNanos();
-  bool closed = false;
-  for (size_t i = 0; !closed && SecondsSince(start) < 15; ++i) {
-    const char c = i < request.size() ? request[i] : 'a';
-    if (send(fd, &c, 1, MSG_NOSIGNAL) != 1) {  // Already reset.
-      closed = true;
-      break;
-    }
-    closed = ClosedByServer(fd, 300);
-  }
-  const double elapsed = SecondsSince(start);
-  close(fd);
-  EXPECT_TRUE(closed) << "still connected after " << elapsed << " s";
-  EXPECT_LT(elapsed, 10.0);  // Deadline 1.5 s; generous margin for a loaded machine.
-  EXPECT_GT(lockprof::server::ConnectionsTimedOut(), timed_out);
-  EXPECT_EQ(Curl(s.url("/debug/pprof/")), 200);
-}
-
-// A client that connects and never sends anything is dropped too (this one
-// the per-read timeout alone would also catch).
-TEST(AdminSecurityTest, DropsSilentClient) {
-  Server s(Options([](auto& o) { o.read_timeout_ms = 1000; }));
-  ASSERT_TRUE(s.status().ok()) << s.status();
-  const int fd = Connect(s.port());
-  ASSERT_GE(fd, 0);
-  const int64_t start = NowNanos();
-  EXPECT_TRUE(ClosedByServer(fd, 10000));
-  EXPECT_LT(SecondsSince(start), 10.0);
-  close(fd);
-}
-
-TEST(AdminSecurityTest, RefusesOversizedRequests) {
-  Server s(Options([](auto& o) { o.max_request_bytes = 64 << 10; }));
-  ASSERT_TRUE(s.status().ok()) << s.status();
-  // A body over the limit (addresses for /symbol, as go tool pprof posts).
-  std::string addresses;
-  while (addresses.size() < (200u << 10)) addresses += "0x401000+";
-  const std::string body_file = WriteTempFile(addresses);
-  EXPECT_EQ(Curl("-H 'Content-Type: application/octet-stream' --data-binary @" + body_file + " " +
-                 s.url("/debug/pprof/symbol")),
-            413);
-  std::remove(body_file.c_str());
-  // Under the limit, the same request is served.
-  const std::string small_file = WriteTempFile(addresses.substr(0, 32 << 10) + "0x401000");
-  EXPECT_EQ(Curl("-H 'Content-Type: application/octet-stream' --data-binary @" + small_file + " " +
-                 s.url("/debug/pprof/symbol")),
-            200);
-  std::remove(small_file.c_str());
-  // A header line and a request target over httplib's 8 KiB.
-  const int big_header = Curl("-H 'X-Big: " + std::string(10000, 'a') + "' " + s.url("/metrics"));
-  EXPECT_TRUE(big_header == 0 || big_header == 400 || big_header == 431) << big_header;
-  EXPECT_EQ(Curl("'" + s.url("/debug/pprof/mutex?x=" + std::string(9000, 'a')) + "'"), 414);
-  // The server still serves others.
-  std::string body;
-  EXPECT_EQ(Curl(s.url("/debug/pprof/mutex"), &body), 200);
-  ParseProfile(body);
-}
-
-// Far more connections than the cap, all silent: the server's side holds at
-// most max_connections sockets and max_threads threads, refuses the rest at
-// once or drops them at the deadline, and keeps answering a real client.
-// (The flood takes a few seconds to connect: the listen backlog is 5 and a
-// dropped SYN is retried after 1 s.)
-TEST(AdminSecurityTest, BoundsConnectionFlood) {
-  constexpr int kThreads = 4, kConnections = 8, kFlood = 40;
-  AdminServerOptions opts;
-  opts.max_threads = kThreads;
-  opts.read_timeout_ms = 1000;
-  opts.max_connections = kConnections;
-  Server s(opts);
-  ASSERT_TRUE(s.status().ok()) << s.status();
-  EXPECT_EQ(Curl(s.url("/debug/pprof/")), 200);  // Starts the accept thread and watchdog.
-  const int threads_before = ThreadCount();
-  const uint64_t refused = lockprof::server::ConnectionsRefused();
-  const uint64_t timed_out = lockprof::server::ConnectionsTimedOut();
-  auto ended = [&] {
-    return lockprof::server::ConnectionsRefused() - refused +
-           lockprof::server::ConnectionsTimedOut() - timed_out;
-  };
-  std::vector<int> flood;
-  int most_server_side = 0, most_threads = 0;
-  for (int i = 0; i < kFlood; ++i) {
-    flood.push_back(Connect(s.port()));
-    ASSERT_GE(flood.back(), 0);
-    most_server_side = std::max(most_server_side, ServerSideConnections(s.port()));
-    most_threads = std::max(most_threads, ThreadCount());
-  }
-  // Every flood connection is refused or dropped at its deadline, but for
-  // at most kConnections still queued or served.
-  const int64_t start = NowNanos();
-  while (ended() < uint64_t(kFlood - kConnections) && SecondsSince(start) < 20) {
-    most_server_side = std::max(most_server_side, ServerSideConnections(s.port()));
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_GE(ended(), uint64_t(kFlood - kConnections));
-  EXPECT_GT(lockprof::server::ConnectionsRefused(), refused);
-  // (+1: a connection just accepted, before it is refused.)
-  EXPECT_LE(most_server_side, kConnections + 1);
-  // The threads that were idle before may serve the flood too.
-  EXPECT_LE(most_threads, threads_before + kThreads);
-  // A real client is answered within a bound: the flood's admitted
-  // connections are dropped 1 s after they are taken up.
-  int status = 0;
-  const int64_t retry_start = NowNanos();
-  while ((status = Curl(s.url("/debug/pprof/"))) != 200 && SecondsSince(retry_start) < 20) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(status, 200);
-  for (int fd : flood) close(fd);
-}
-
-// A client that takes its response too slowly (reading a little, often
-// enough that no single write times out) is cut off by the response
-// deadline; without it, this 2 MB answer would take the client ~30 s.
-TEST(AdminSecurityTest, DropsSlowReader) {
-  Server s(Options([](auto& o) {
-    o.write_timeout_ms = 2000;
-    o.max_request_bytes = 4 << 20;
-  }));
-  ASSERT_TRUE(s.status().ok()) << s.status();
-  char addr[32];
-  std::snprintf(addr, sizeof addr, "0x%jx+",
-                uintmax_t(reinterpret_cast<uintptr_t>(&SecurityTestSection)));
-  std::string addresses;
-  while (addresses.size() < (1u << 20)) addresses += addr;
-  const std::string body_file = WriteTempFile(addresses);
-  std::string full;
-  ASSERT_EQ(Curl("-H 'Content-Type: application/octet-stream' --data-binary @" + body_file + " " +
-                     s.url("/debug/pprof/symbol"),
-                 &full),
-            200);
-  std::remove(body_file.c_str());
-  ASSERT_GT(full.size(), 2u << 20);
-
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const int rcvbuf = 4096;  // A small window, so the server's writes wait on us.
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(uint16_t(s.port()));
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  const std::string request =
-      "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-      "Content-Type: application/octet-stream\r\n"
-      "Content-Length: " +
-      std::to_string(addresses.size()) + "\r\n\r\n" + addresses;
-  for (size_t sent = 0; sent < request.size();) {
-    const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    ASSERT_GT(n, 0);
-    sent += size_t(n);
-  }
-  size_t received = 0;
-  const int64_t start = NowNanos();
-  char buf[4096];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 1000) == 0 && SecondsSince(start) < 60) continue;
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0 || SecondsSince(start) > 60) break;
-    received += size_t(n);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  const double elapsed = SecondsSince(start);
-  close(fd);
-  EXPECT_LT(received, full.size());
-  EXPECT_LT(elapsed, 20.0);
-  std::printf("slow reader: %zu of %zu bytes in %.1f s\n", received, full.size(), elapsed);
-}
-
-// 64 concurrent scrapers during heavy contention all get complete, valid
-// answers.
-TEST(AdminSecurityTest, SixtyFourConcurrentScrapers) {
-  lockprof::SetMutexProfileFraction(1);
-  Server s({});
-  ASSERT_TRUE(s.status().ok()) << s.status();
-  static lockprof::Mutex mu{"security.test"};
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> contenders;
-  for (int t = 0; t < 4; ++t) {
-    contenders.emplace_back([&] {
-      while (!stop.load(std::memory_order_relaxed)) SecurityTestSection(mu);
-    });
-  }
-  constexpr int kClients = 64;
-  std::atomic<int> good_profiles{0}, good_metrics{0};
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&] {
-      std::string body;
-      if (Curl(s.url("/debug/pprof/mutex"), &body) == 200) {
-        if (ParseProfile(body).sample_type_size() == 2) good_profiles.fetch_add(1);
-      }
-      if (Curl(s.url("/metrics"), &body) == 200 &&
-          body.find("lockprof_lock_contentions_total") != std::string::npos) {
-        good_metrics.fetch_add(1);
-      }
-    });
-  }
-  for (auto& t : clients) t.join();
-  stop = true;
-  for (auto& t : contenders) t.join();
-  EXPECT_EQ(good_profiles.load(), kClients);
-  EXPECT_EQ(good_metrics.load(), kClients);
-  // The contention of this test was recorded and is served.
-  std::string body;
-  ASSERT_EQ(Curl(s.url("/debug/pprof/mutex"), &body), 200);
-  EXPECT_GT(lockprof::testing::SumValues(ParseProfile(body), 0, "SecurityTestSection"), 0);
-}
-
 }  // namespace
