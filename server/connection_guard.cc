@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <list>
@@ -46,13 +47,23 @@ struct Conn {
 // The connection the current thread is serving.
 thread_local Conn* t_conn = nullptr;
 
-// The local port of socket `fd` if it is a connected (not listening) TCP
-// socket, else -1.
+// The inode of the socket open as `fd` ("socket:[N]" in /proc), or 0.
+ino_t SocketInode(int fd) {
+  char path[64], link[64];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  const ssize_t n = readlink(path, link, sizeof link - 1);
+  if (n <= 0) return 0;
+  link[n] = '\0';
+  unsigned long long inode = 0;
+  return std::sscanf(link, "socket:[%llu]", &inode) == 1 ? ino_t(inode) : 0;
+}
+
+// The local port of socket `fd` if it is a connected TCP socket (not
+// listening: that has no peer), else -1.
 int ConnectedPort(int fd) {
-  int listening = 0;
-  socklen_t len = sizeof listening;
-  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening) return -1;
   sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
   len = sizeof ss;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
   if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
@@ -133,6 +144,9 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
   }
 
   // The connection httplib has just accepted: see the header. Requires mu_.
+  // Descriptors of other threads are only looked at through /proc and
+  // getsockname/getpeername, never fstat'ed or dup'ed: only the new socket,
+  // which this thread accepted, is touched.
   std::shared_ptr<Conn> FindNewConnection() {
     DIR* dir = opendir("/proc/self/fd");
     if (dir == nullptr) return nullptr;
@@ -141,26 +155,27 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       char* end;
       const long fd = std::strtol(e->d_name, &end, 10);
       if (*end != '\0' || end == e->d_name || fd == dirfd(dir)) continue;
-      struct stat st;
-      if (fstat(int(fd), &st) != 0 || !S_ISSOCK(st.st_mode) || inodes_.count(st.st_ino) != 0 ||
-          ConnectedPort(int(fd)) != limits_.port) {
+      const ino_t inode = SocketInode(int(fd));
+      if (inode == 0 || inodes_.count(inode) != 0 || ConnectedPort(int(fd)) != limits_.port) {
         continue;
       }
-      // Hold the socket, then check the descriptor still named it.
-      const int dup = fcntl(int(fd), F_DUPFD_CLOEXEC, 0);
-      struct stat again;
-      if (dup < 0) continue;
-      if (fstat(dup, &again) != 0 || again.st_ino != st.st_ino) {
-        close(dup);
+      // Hold the socket, then check the descriptor still named it. (dup, not
+      // F_DUPFD_CLOEXEC: sanitizers follow dup; the flag follows at once.)
+      const int held = dup(int(fd));
+      if (held < 0) continue;
+      fcntl(held, F_SETFD, FD_CLOEXEC);
+      struct stat st;
+      if (fstat(held, &st) != 0 || st.st_ino != inode) {
+        close(held);
         continue;
       }
       found = std::make_shared<Conn>();
-      found->fd = dup;
-      found->inode = st.st_ino;
+      found->fd = held;
+      found->inode = inode;
       found->request_ns = Nanos(limits_.request_timeout);
       found->response_ns = Nanos(limits_.response_timeout);
       found->idle_ns = Nanos(limits_.keep_alive_timeout) + found->request_ns;
-      inodes_.insert(st.st_ino);
+      inodes_.insert(inode);
       break;
     }
     closedir(dir);

@@ -10,7 +10,8 @@
 // socket itself: httplib calls enqueue() on its accept thread right after
 // accept(), and the new connection is the one socket of this process, bound
 // to the server's port and not listening, that is not already being
-// tracked (compared by inode, which stays unique while the socket is open).
+// tracked (compared by inode, which stays unique while the socket is open;
+// other threads' descriptors are only read through /proc and getsockname).
 // The queue keeps a duplicate of that descriptor, so the socket cannot be
 // closed and its number reused while the queue may still act on it, and a
 // watchdog thread shuts down (shutdown(2), which wakes httplib's poll) every

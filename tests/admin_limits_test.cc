@@ -134,21 +134,29 @@ TEST(AdminLimitsTest, BoundsConnectionFlood) {
            lockprof::server::ConnectionsTimedOut() - timed_out;
   };
   std::vector<int> flood;
-  int most_server_side = 0, most_threads = 0;
+  int most_server_side = 0, most_threads = 0, failed = 0;
   for (int i = 0; i < kFlood; ++i) {
-    flood.push_back(Connect(s.port()));
-    ASSERT_GE(flood.back(), 0);
+    // A connect may fail (EPIPE, ECONNRESET) when the server's reset of a
+    // refused connection overtakes it: refused all the same.
+    const int fd = Connect(s.port());
+    if (fd < 0) {
+      ++failed;
+      continue;
+    }
+    flood.push_back(fd);
     most_server_side = std::max(most_server_side, ServerSideConnections(s.port()));
     most_threads = std::max(most_threads, ThreadCount());
   }
   // Every flood connection is refused or dropped at its deadline, but for
   // at most kConnections still queued or served.
   const int64_t start = NowNanos();
-  while (ended() < uint64_t(kFlood - kConnections) && SecondsSince(start) < 20) {
+  const uint64_t must_end = uint64_t(kFlood - kConnections - failed);
+  while (ended() < must_end && SecondsSince(start) < 20) {
     most_server_side = std::max(most_server_side, ServerSideConnections(s.port()));
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_GE(ended(), uint64_t(kFlood - kConnections));
+  EXPECT_GE(ended(), must_end);
+  EXPECT_LT(failed, kFlood - kConnections);
   EXPECT_GT(lockprof::server::ConnectionsRefused(), refused);
   // (+1: a connection just accepted, before it is refused.)
   EXPECT_LE(most_server_side, kConnections + 1);

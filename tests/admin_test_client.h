@@ -105,24 +105,27 @@ inline double SecondsSince(int64_t start_ns) { return double(NowNanos() - start_
 // Distinct open sockets of this process whose local port is `port` and that
 // are connections, not the listening socket: the server's side of them.
 inline int ServerSideConnections(int port) {
-  std::set<ino_t> inodes;
+  // Through /proc and get*name only: the descriptors belong to other threads.
+  std::set<std::string> sockets;
   DIR* dir = opendir("/proc/self/fd");
   while (dirent* e = readdir(dir)) {
     const int fd = std::atoi(e->d_name);
-    struct stat st;
-    if (fd <= 2 || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    sockaddr_in sa{};
-    socklen_t salen = sizeof sa;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && !listening &&
+    char link[64] = {};
+    const std::string path = "/proc/self/fd/" + std::string(e->d_name);
+    if (fd <= 2 || readlink(path.c_str(), link, sizeof link - 1) <= 0 ||
+        std::string(link).rfind("socket:", 0) != 0) {
+      continue;
+    }
+    sockaddr_in sa{}, peer{};
+    socklen_t salen = sizeof sa, peerlen = sizeof peer;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peerlen) == 0 &&
         getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &salen) == 0 &&
         sa.sin_family == AF_INET && ntohs(sa.sin_port) == port) {
-      inodes.insert(st.st_ino);
+      sockets.insert(link);
     }
   }
   closedir(dir);
-  return int(inodes.size());
+  return int(sockets.size());
 }
 
 inline int ThreadCount() {
