@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
@@ -119,6 +121,23 @@ TEST(AdminSecurityTest, ServesTlsVerifiedByCurl) {
     EXPECT_EQ(exit_status, 60);
     EXPECT_EQ(Curl(auth + s.url("/metrics"), nullptr, &exit_status), 0);
     EXPECT_NE(exit_status, 0);
+    // A TLS client that gives up on a large response (~2 MB) once it sees
+    // its size leaves the process alive and serving: writing to the dead
+    // connection must not raise SIGPIPE.
+    char addr[32];
+    std::snprintf(addr, sizeof addr, "0x%jx+", uintmax_t(reinterpret_cast<uintptr_t>(&Curl)));
+    std::string addresses;
+    while (addresses.size() < (900u << 10)) addresses += addr;
+    const std::string body_file = WriteTempFile(addresses);
+    EXPECT_EQ(Curl(auth + "--cacert " + cert + " --max-filesize 1000 " +
+                       "-H 'Content-Type: application/octet-stream' --data-binary @" + body_file +
+                       " " + s.url("/debug/pprof/symbol", "https"),
+                   nullptr, &exit_status),
+              200);
+    EXPECT_EQ(exit_status, 63);  // Gave up, as asked.
+    std::remove(body_file.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_EQ(Curl(auth + "--cacert " + cert + " " + s.url("/metrics", "https")), 200);
   }
   EXPECT_FALSE(Server(Options([&](auto& o) { o.tls_cert_file = cert; })).status().ok());
   EXPECT_FALSE(Server(Options([&](auto& o) {
