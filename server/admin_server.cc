@@ -2,7 +2,9 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -10,18 +12,20 @@
 #include <thread>
 
 #include "lockprof/agent/env.h"
-#include "lockprof/server/peer_watch.h"
 #include "lockprof/agent/health.h"
+#include "lockprof/server/admin_security.h"
+#include "lockprof/server/connection_guard.h"
 #include "lockprof/server/metrics_handler.h"
+#include "lockprof/server/peer_watch.h"
 #include "lockprof/server/pprof_handlers.h"
-#include "lockprof/server/task_pool.h"
 
 namespace lockprof {
 
 namespace {
 
 struct Running {
-  httplib::Server http;
+  std::unique_ptr<httplib::Server> http;  // An httplib::SSLServer with TLS.
+  std::string token;                      // Empty: none required.
   std::thread thread;
   int port = 0;
   server::PprofOptions pprof;
@@ -51,23 +55,81 @@ void Reply(const server::Response& in, httplib::Response& out) {
   out.status = in.status;
   for (const auto& [k, v] : in.headers) out.set_header(k, v);
   out.set_content(in.body, in.content_type.c_str());
+  server::ResponseReady();
+}
+
+// Runs before routing, for every request that was read completely.
+httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Request& req,
+                                          httplib::Response& res) {
+  server::RequestReceived();
+  if (s->token.empty() ||
+      server::BearerTokenMatches(req.get_header_value("Authorization"), s->token)) {
+    return httplib::Server::HandlerResponse::Unhandled;
+  }
+  res.status = 401;
+  res.set_header("WWW-Authenticate", "Bearer");
+  res.set_content("Unauthorized\n", "text/plain; charset=utf-8");
+  server::ResponseReady();
+  return httplib::Server::HandlerResponse::Handled;
 }
 
 void Route(Running* s) {
   auto pprof = [s](const httplib::Request& req, httplib::Response& res) {
     Reply(server::HandlePprof(ToRequest(req, s), s->pprof), res);
   };
-  s->http.Get(R"(/debug/pprof/.*)", pprof);
-  s->http.Post(R"(/debug/pprof/.*)", pprof);
-  s->http.Get("/debug/pprof", [](const httplib::Request&, httplib::Response& res) {
+  httplib::Server& http = *s->http;
+  http.set_pre_routing_handler(
+      [s](const httplib::Request& req, httplib::Response& res) { return PreRoute(s, req, res); });
+  http.Get(R"(/debug/pprof/.*)", pprof);
+  http.Post(R"(/debug/pprof/.*)", pprof);
+  http.Get("/debug/pprof", [](const httplib::Request&, httplib::Response& res) {
     res.set_redirect("/debug/pprof/", 301);
+    server::ResponseReady();
   });
-  s->http.Get("/metrics", [s](const httplib::Request& req, httplib::Response& res) {
+  http.Get("/metrics", [s](const httplib::Request& req, httplib::Response& res) {
     Reply(server::HandleMetrics(ToRequest(req, s)), res);
   });
-  // Called once per answered request, whatever its path or status.
-  s->http.set_logger(
-      [](const httplib::Request&, const httplib::Response&) { agent::CountAdminRequest(); });
+  // Called once per answered request, whatever its path or status, after
+  // the response was written.
+  http.set_logger([](const httplib::Request&, const httplib::Response&) {
+    agent::CountAdminRequest();
+    server::ResponseSent();
+  });
+}
+
+// The httplib server (TLS or not) with the token and limits of `opts`.
+absl::Status MakeServer(const AdminServerOptions& opts, Running* s) {
+  s->token = server::OptionOrEnv(opts.token, "LOCKPROF_ADMIN_TOKEN");
+  const std::string cert = server::OptionOrEnv(opts.tls_cert_file, "LOCKPROF_ADMIN_TLS_CERT");
+  const std::string key = server::OptionOrEnv(opts.tls_key_file, "LOCKPROF_ADMIN_TLS_KEY");
+  if (cert.empty() != key.empty()) {
+    return absl::InvalidArgumentError("admin server TLS needs both a certificate and a key");
+  }
+  if (cert.empty()) {
+    s->http = std::make_unique<httplib::Server>();
+  } else {
+    s->http = std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str());
+    if (!s->http->is_valid()) {
+      return absl::InvalidArgumentError("admin server TLS: cannot load certificate \"" + cert +
+                                        "\" and key \"" + key + "\"");
+    }
+  }
+  server::ConnectionLimits limits;
+  limits.max_threads = size_t(opts.max_threads < 1 ? 1 : opts.max_threads);
+  limits.max_connections = std::max(limits.max_threads, size_t(std::max(opts.max_connections, 0)));
+  limits.request_timeout = std::chrono::milliseconds(std::max(opts.read_timeout_ms, 1));
+  limits.response_timeout = std::chrono::milliseconds(std::max(opts.write_timeout_ms, 1));
+  httplib::Server& http = *s->http;
+  http.set_keep_alive_timeout(limits.keep_alive_timeout.count());
+  http.set_read_timeout(limits.request_timeout);
+  http.set_write_timeout(limits.response_timeout);
+  http.set_payload_max_length(opts.max_request_bytes);
+  // Called by listen_after_bind(), once the port is known.
+  http.new_task_queue = [s, limits]() mutable {
+    limits.port = s->port;
+    return server::NewGuardedTaskQueue(limits);
+  };
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -86,21 +148,20 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_server != nullptr) return absl::AlreadyExistsError("admin server already running");
   auto s = std::make_unique<Running>();
+  if (absl::Status st = MakeServer(opts, s.get()); !st.ok()) return st;
   s->pprof.max_profile_seconds = opts.max_profile_seconds;
-  const size_t max_threads = size_t(opts.max_threads < 1 ? 1 : opts.max_threads);
-  s->http.new_task_queue = [max_threads] { return server::NewElasticTaskQueue(max_threads); };
   Route(s.get());
   if (opts.port == 0) {
-    s->port = s->http.bind_to_any_port(opts.address.c_str());
+    s->port = s->http->bind_to_any_port(opts.address.c_str());
   } else {
-    s->port = s->http.bind_to_port(opts.address.c_str(), opts.port) ? opts.port : -1;
+    s->port = s->http->bind_to_port(opts.address.c_str(), opts.port) ? opts.port : -1;
   }
   if (s->port <= 0) {
     return absl::UnavailableError("cannot listen on " + opts.address + ":" +
                                   std::to_string(opts.port));
   }
   Running* raw = s.get();
-  s->thread = std::thread([raw] { raw->http.listen_after_bind(); });
+  s->thread = std::thread([raw] { raw->http->listen_after_bind(); });
   g_server = s.release();
   return absl::OkStatus();
 }
@@ -114,7 +175,7 @@ void StopAdminServer() {
   }
   if (!s) return;
   s->stopping.store(true, std::memory_order_relaxed);
-  s->http.stop();
+  s->http->stop();
   if (s->thread.joinable()) s->thread.join();
 }
 

@@ -10,7 +10,8 @@
 // Requests are served by the server's own threads; building a profile
 // never makes an application thread wait. Any number of ?seconds=N windows
 // may be open at once; a client that disconnects ends its window within
-// 100 ms.
+// 100 ms. No client can hold the server's resources beyond the limits
+// below, and a token and TLS can restrict who is answered.
 #ifndef LOCKPROF_SERVER_ADMIN_SERVER_H_
 #define LOCKPROF_SERVER_ADMIN_SERVER_H_
 
@@ -33,6 +34,38 @@ struct AdminServerOptions {
   // open keep-alive connection holds one thread); more wait their turn.
   // Threads are started as requests arrive and exit after 30 s idle.
   int max_threads = 64;
+
+  // --- Securing the endpoint (see also README "Securing the endpoint").
+
+  // Secret every request must carry as "Authorization: Bearer <token>";
+  // without it every path answers 401 and nothing else. Compared in
+  // constant time. Empty: LOCKPROF_ADMIN_TOKEN if set, else no token.
+  std::string token{};
+  // PEM certificate (chain) and private key: serve HTTPS instead of HTTP.
+  // Empty: LOCKPROF_ADMIN_TLS_CERT / LOCKPROF_ADMIN_TLS_KEY if set, else
+  // plain HTTP. Give both or neither.
+  std::string tls_cert_file{};
+  std::string tls_key_file{};
+  // A client must deliver a whole request (TLS handshake included; on a
+  // kept-alive connection, counted from 5 s after the previous response)
+  // within this time, or it is disconnected: a client sending one byte a
+  // second cannot hold a thread. Also the bound on each single read.
+  int read_timeout_ms = 5000;
+  // A client must take a whole response within this time once it is ready
+  // (a ?seconds=N window waits before its response is ready, so it is not
+  // limited by this; max_profile_seconds limits it). Also the bound on each
+  // single write.
+  int write_timeout_ms = 10000;
+  // Largest request body accepted (POST /debug/pprof/symbol); larger
+  // answers 413. httplib adds limits compiled into it: 8 KiB for the request
+  // line (longer answers 414), for each header line (longer: 400 or the
+  // connection is closed) and for an application/x-www-form-urlencoded body
+  // (413; go tool pprof posts application/octet-stream).
+  size_t max_request_bytes = 1 << 20;
+  // Most connections open at once, queued and served together (raised to
+  // max_threads if lower); more are closed as soon as accepted, without
+  // reading, so a flood of connections holds bounded memory and threads.
+  int max_connections = 128;
 };
 
 // Starts the admin server in background threads. With default options,

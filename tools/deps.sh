@@ -6,7 +6,7 @@ build=(cmake ninja-build g++ pkg-config libabsl-dev libprotobuf-dev protobuf-com
   libcpp-httplib-dev zlib1g-dev libdw-dev libgtest-dev libbenchmark-dev)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
-  test) want=("${build[@]}" clang libclang-rt-14-dev golang-go prometheus curl iproute2 ccache) ;;
+  test) want=("${build[@]}" clang libclang-rt-14-dev golang-go prometheus curl iproute2 ccache openssl) ;;
   bench) want=("${build[@]}" golang-go curl) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

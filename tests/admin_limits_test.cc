@@ -1,0 +1,275 @@
+// The admin endpoint's limits, each exercised by a raw-socket or curl
+// client that the limit must stop: trickling, silent, oversized, flooding
+// and slow-reading clients, and 64 concurrent scrapers during heavy
+// contention that must all be answered.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "admin_test_client.h"
+#include "lockprof/lockprof.h"
+#include "lockprof/server/connection_guard.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::AdminServerOptions;
+using lockprof::admin_test::ClosedByServer;
+using lockprof::admin_test::Connect;
+using lockprof::admin_test::Curl;
+using lockprof::admin_test::Options;
+using lockprof::admin_test::SecondsSince;
+using lockprof::admin_test::Server;
+using lockprof::admin_test::ServerSideConnections;
+using lockprof::admin_test::ThreadCount;
+using lockprof::testing::NowNanos;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::RunCommand;
+using lockprof::testing::WriteTempFile;
+
+ABSL_ATTRIBUTE_NOINLINE void SecurityTestSection(lockprof::Mutex& mu) {
+  std::lock_guard<lockprof::Mutex> g(mu);
+  std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
+
+// A client that trickles its request faster than the per-read timeout but
+// never finishes it is cut off by the whole-request deadline.
+TEST(AdminLimitsTest, DropsSlowlorisClient) {
+  Server s(Options([](auto& o) { o.read_timeout_ms = 1500; }));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  const uint64_t timed_out = lockprof::server::ConnectionsTimedOut();
+  const int fd = Connect(s.port());
+  ASSERT_GE(fd, 0);
+  const std::string request = "GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+  const int64_t start = NowNanos();
+  bool closed = false;
+  for (size_t i = 0; !closed && SecondsSince(start) < 15; ++i) {
+    const char c = i < request.size() ? request[i] : 'a';
+    if (send(fd, &c, 1, MSG_NOSIGNAL) != 1) {  // Already reset.
+      closed = true;
+      break;
+    }
+    closed = ClosedByServer(fd, 300);
+  }
+  const double elapsed = SecondsSince(start);
+  close(fd);
+  EXPECT_TRUE(closed) << "still connected after " << elapsed << " s";
+  EXPECT_LT(elapsed, 10.0);  // Deadline 1.5 s; generous margin for a loaded machine.
+  EXPECT_GT(lockprof::server::ConnectionsTimedOut(), timed_out);
+  EXPECT_EQ(Curl(s.url("/debug/pprof/")), 200);
+}
+
+// A client that connects and never sends anything is dropped too (this one
+// the per-read timeout alone would also catch).
+TEST(AdminLimitsTest, DropsSilentClient) {
+  Server s(Options([](auto& o) { o.read_timeout_ms = 1000; }));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  const int fd = Connect(s.port());
+  ASSERT_GE(fd, 0);
+  const int64_t start = NowNanos();
+  EXPECT_TRUE(ClosedByServer(fd, 10000));
+  EXPECT_LT(SecondsSince(start), 10.0);
+  close(fd);
+}
+
+TEST(AdminLimitsTest, RefusesOversizedRequests) {
+  Server s(Options([](auto& o) { o.max_request_bytes = 64 << 10; }));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  // A body over the limit (addresses for /symbol, as go tool pprof posts).
+  std::string addresses;
+  while (addresses.size() < (200u << 10)) addresses += "0x401000+";
+  const std::string body_file = WriteTempFile(addresses);
+  EXPECT_EQ(Curl("-H 'Content-Type: application/octet-stream' --data-binary @" + body_file + " " +
+                 s.url("/debug/pprof/symbol")),
+            413);
+  std::remove(body_file.c_str());
+  // Under the limit, the same request is served.
+  const std::string small_file = WriteTempFile(addresses.substr(0, 32 << 10) + "0x401000");
+  EXPECT_EQ(Curl("-H 'Content-Type: application/octet-stream' --data-binary @" + small_file + " " +
+                 s.url("/debug/pprof/symbol")),
+            200);
+  std::remove(small_file.c_str());
+  // A header line and a request target over httplib's 8 KiB.
+  const int big_header = Curl("-H 'X-Big: " + std::string(10000, 'a') + "' " + s.url("/metrics"));
+  EXPECT_TRUE(big_header == 0 || big_header == 400 || big_header == 431) << big_header;
+  EXPECT_EQ(Curl("'" + s.url("/debug/pprof/mutex?x=" + std::string(9000, 'a')) + "'"), 414);
+  // The server still serves others.
+  std::string body;
+  EXPECT_EQ(Curl(s.url("/debug/pprof/mutex"), &body), 200);
+  ParseProfile(body);
+}
+
+// Far more connections than the cap, all silent: the server's side holds at
+// most max_connections sockets and max_threads threads, refuses the rest at
+// once or drops them at the deadline, and keeps answering a real client.
+// (The flood takes a few seconds to connect: the listen backlog is 5 and a
+// dropped SYN is retried after 1 s.)
+TEST(AdminLimitsTest, BoundsConnectionFlood) {
+  constexpr int kThreads = 4, kConnections = 8, kFlood = 40;
+  AdminServerOptions opts;
+  opts.max_threads = kThreads;
+  opts.read_timeout_ms = 1000;
+  opts.max_connections = kConnections;
+  Server s(opts);
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  EXPECT_EQ(Curl(s.url("/debug/pprof/")), 200);  // Starts the accept thread and watchdog.
+  const int threads_before = ThreadCount();
+  const uint64_t refused = lockprof::server::ConnectionsRefused();
+  const uint64_t timed_out = lockprof::server::ConnectionsTimedOut();
+  auto ended = [&] {
+    return lockprof::server::ConnectionsRefused() - refused +
+           lockprof::server::ConnectionsTimedOut() - timed_out;
+  };
+  std::vector<int> flood;
+  int most_server_side = 0, most_threads = 0, failed = 0;
+  for (int i = 0; i < kFlood; ++i) {
+    // A connect may fail (EPIPE, ECONNRESET) when the server's reset of a
+    // refused connection overtakes it: refused all the same.
+    const int fd = Connect(s.port());
+    if (fd < 0) {
+      ++failed;
+      continue;
+    }
+    flood.push_back(fd);
+    most_server_side = std::max(most_server_side, ServerSideConnections(s.port()));
+    most_threads = std::max(most_threads, ThreadCount());
+  }
+  // Every flood connection is refused or dropped at its deadline, but for
+  // at most kConnections still queued or served.
+  const int64_t start = NowNanos();
+  const uint64_t must_end = uint64_t(kFlood - kConnections - failed);
+  while (ended() < must_end && SecondsSince(start) < 20) {
+    most_server_side = std::max(most_server_side, ServerSideConnections(s.port()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(ended(), must_end);
+  EXPECT_LT(failed, kFlood - kConnections);
+  EXPECT_GT(lockprof::server::ConnectionsRefused(), refused);
+  // (+1: a connection just accepted, before it is refused.)
+  EXPECT_LE(most_server_side, kConnections + 1);
+  // The threads that were idle before may serve the flood too.
+  EXPECT_LE(most_threads, threads_before + kThreads);
+  // A real client is answered within a bound: the flood's admitted
+  // connections are dropped 1 s after they are taken up.
+  int status = 0;
+  const int64_t retry_start = NowNanos();
+  while ((status = Curl(s.url("/debug/pprof/"))) != 200 && SecondsSince(retry_start) < 20) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(status, 200);
+  for (int fd : flood) close(fd);
+}
+
+// A client that takes its response too slowly (reading a little, often
+// enough that no single write times out) is cut off by the response
+// deadline; without it, this 2 MB answer would take the client ~30 s.
+TEST(AdminLimitsTest, DropsSlowReader) {
+  Server s(Options([](auto& o) {
+    o.write_timeout_ms = 2000;
+    o.max_request_bytes = 4 << 20;
+  }));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  char addr[32];
+  std::snprintf(addr, sizeof addr, "0x%jx+",
+                uintmax_t(reinterpret_cast<uintptr_t>(&SecurityTestSection)));
+  std::string addresses;
+  while (addresses.size() < (1u << 20)) addresses += addr;
+  const std::string body_file = WriteTempFile(addresses);
+  std::string full;
+  ASSERT_EQ(Curl("-H 'Content-Type: application/octet-stream' --data-binary @" + body_file + " " +
+                     s.url("/debug/pprof/symbol"),
+                 &full),
+            200);
+  std::remove(body_file.c_str());
+  ASSERT_GT(full.size(), 2u << 20);
+
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int rcvbuf = 4096;  // A small window, so the server's writes wait on us.
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(uint16_t(s.port()));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  const std::string request =
+      "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+      "Content-Type: application/octet-stream\r\n"
+      "Content-Length: " +
+      std::to_string(addresses.size()) + "\r\n\r\n" + addresses;
+  for (size_t sent = 0; sent < request.size();) {
+    const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    ASSERT_GT(n, 0);
+    sent += size_t(n);
+  }
+  size_t received = 0;
+  const int64_t start = NowNanos();
+  char buf[4096];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 1000) == 0 && SecondsSince(start) < 60) continue;
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0 || SecondsSince(start) > 60) break;
+    received += size_t(n);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double elapsed = SecondsSince(start);
+  close(fd);
+  EXPECT_LT(received, full.size());
+  EXPECT_LT(elapsed, 20.0);
+  std::printf("slow reader: %zu of %zu bytes in %.1f s\n", received, full.size(), elapsed);
+}
+
+// 64 concurrent scrapers during heavy contention all get complete, valid
+// answers.
+TEST(AdminLimitsTest, SixtyFourConcurrentScrapers) {
+  lockprof::SetMutexProfileFraction(1);
+  Server s({});
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  static lockprof::Mutex mu{"security.test"};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> contenders;
+  for (int t = 0; t < 4; ++t) {
+    contenders.emplace_back([&] {
+      while (!stop.load(std::memory_order_relaxed)) SecurityTestSection(mu);
+    });
+  }
+  constexpr int kClients = 64;
+  std::atomic<int> good_profiles{0}, good_metrics{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&] {
+      std::string body;
+      if (Curl(s.url("/debug/pprof/mutex"), &body) == 200) {
+        if (ParseProfile(body).sample_type_size() == 2) good_profiles.fetch_add(1);
+      }
+      if (Curl(s.url("/metrics"), &body) == 200 &&
+          body.find("lockprof_lock_contentions_total") != std::string::npos) {
+        good_metrics.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  stop = true;
+  for (auto& t : contenders) t.join();
+  EXPECT_EQ(good_profiles.load(), kClients);
+  EXPECT_EQ(good_metrics.load(), kClients);
+  // The contention of this test was recorded and is served.
+  std::string body;
+  ASSERT_EQ(Curl(s.url("/debug/pprof/mutex"), &body), 200);
+  EXPECT_GT(lockprof::testing::SumValues(ParseProfile(body), 0, "SecurityTestSection"), 0);
+}
+
+}  // namespace

@@ -1,0 +1,151 @@
+// Who the admin endpoint answers: the bearer token (every path, compared
+// in constant time) and TLS, checked with curl as a client would.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "admin_test_client.h"
+#include "lockprof/lockprof.h"
+#include "lockprof/server/admin_security.h"
+#include "lockprof/server/connection_guard.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::AdminServerOptions;
+using lockprof::admin_test::ClosedByServer;
+using lockprof::admin_test::Connect;
+using lockprof::admin_test::Curl;
+using lockprof::admin_test::Options;
+using lockprof::admin_test::SecondsSince;
+using lockprof::admin_test::Server;
+using lockprof::admin_test::ServerSideConnections;
+using lockprof::admin_test::ThreadCount;
+using lockprof::testing::NowNanos;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::RunCommand;
+using lockprof::testing::WriteTempFile;
+
+TEST(ConstantTimeEqualsTest, ComparesWholeStrings) {
+  using lockprof::server::ConstantTimeEquals;
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+  EXPECT_TRUE(ConstantTimeEquals("s3cret", "s3cret"));
+  EXPECT_FALSE(ConstantTimeEquals("s3cret", "x3cret"));
+  EXPECT_FALSE(ConstantTimeEquals("s3cret", "s3creX"));
+  EXPECT_FALSE(ConstantTimeEquals("s3cret", "s3cre"));
+  EXPECT_FALSE(ConstantTimeEquals("s3cre", "s3cret"));
+  EXPECT_FALSE(ConstantTimeEquals("", "s"));
+  EXPECT_FALSE(ConstantTimeEquals(std::string("a\0", 2), "a"));
+  using lockprof::server::BearerTokenMatches;
+  EXPECT_TRUE(BearerTokenMatches("Bearer s3cret", "s3cret"));
+  EXPECT_TRUE(BearerTokenMatches("bearer  s3cret ", "s3cret"));
+  EXPECT_FALSE(BearerTokenMatches("Basic s3cret", "s3cret"));
+  EXPECT_FALSE(BearerTokenMatches("Bearer ", ""));
+  EXPECT_FALSE(BearerTokenMatches("s3cret", "s3cret"));
+}
+
+constexpr char kToken[] = "tok-5b8f1c2e9d";
+
+TEST(AdminSecurityTest, TokenGuardsEveryPath) {
+  Server s(Options([](auto& o) { o.token = kToken; }));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  for (const char* path : {"/debug/pprof/", "/debug/pprof/mutex", "/metrics", "/nonexistent",
+                           "/debug/pprof/symbol", "/debug/pprof"}) {
+    SCOPED_TRACE(path);
+    std::string body, headers;
+    EXPECT_EQ(Curl("'" + s.url(path) + "'", &body, nullptr, &headers), 401);
+    EXPECT_EQ(body, "Unauthorized\n");
+    EXPECT_NE(headers.find("WWW-Authenticate: Bearer"), std::string::npos) << headers;
+    EXPECT_EQ(Curl("-H 'Authorization: Bearer wrong-token' '" + s.url(path) + "'"), 401);
+    EXPECT_EQ(Curl("-H 'Authorization: Bearer tok-5b8f1c2e9' '" + s.url(path) + "'"), 401);
+    EXPECT_EQ(Curl("-H 'Authorization: Basic " + std::string(kToken) + "' '" + s.url(path) + "'"),
+              401);
+  }
+  std::string body;
+  const std::string auth = "-H 'Authorization: Bearer " + std::string(kToken) + "' ";
+  EXPECT_EQ(Curl(auth + s.url("/debug/pprof/mutex"), &body), 200);
+  ParseProfile(body);
+  EXPECT_EQ(Curl(auth + s.url("/metrics"), &body), 200);
+  EXPECT_NE(body.find("lockprof_"), std::string::npos);
+  EXPECT_EQ(Curl(auth + s.url("/nonexistent")), 404);
+}
+
+TEST(AdminSecurityTest, TokenFromEnvironment) {
+  setenv("LOCKPROF_ADMIN_TOKEN", kToken, 1);
+  {
+    Server s({});
+    unsetenv("LOCKPROF_ADMIN_TOKEN");
+    ASSERT_TRUE(s.status().ok()) << s.status();
+    EXPECT_EQ(Curl(s.url("/debug/pprof/")), 401);
+    EXPECT_EQ(
+        Curl("-H 'Authorization: Bearer " + std::string(kToken) + "' " + s.url("/debug/pprof/")),
+        200);
+  }
+  Server open({});  // Without the variable, no token.
+  EXPECT_EQ(Curl(open.url("/debug/pprof/")), 200);
+}
+
+TEST(AdminSecurityTest, ServesTlsVerifiedByCurl) {
+  const std::string dir = RunCommand("mktemp -d | tr -d '\\n'");
+  const std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+  int rc = 0;
+  RunCommand(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+          key + " -out " + cert + " 2>/dev/null",
+      &rc);
+  ASSERT_EQ(rc, 0);
+  {
+    Server s(Options([&](auto& o) {
+      o.token = kToken;
+      o.tls_cert_file = cert;
+      o.tls_key_file = key;
+    }));
+    ASSERT_TRUE(s.status().ok()) << s.status();
+    const std::string auth = "-H 'Authorization: Bearer " + std::string(kToken) + "' ";
+    std::string body;
+    EXPECT_EQ(Curl(auth + "--cacert " + cert + " " + s.url("/debug/pprof/mutex", "https"), &body),
+              200);
+    ParseProfile(body);
+    EXPECT_EQ(Curl("--cacert " + cert + " " + s.url("/metrics", "https")), 401);
+    // Without the CA the certificate is not trusted (curl exit 60), and
+    // plain HTTP gets no HTTP answer.
+    int exit_status = 0;
+    EXPECT_EQ(Curl(auth + s.url("/metrics", "https"), nullptr, &exit_status), 0);
+    EXPECT_EQ(exit_status, 60);
+    EXPECT_EQ(Curl(auth + s.url("/metrics"), nullptr, &exit_status), 0);
+    EXPECT_NE(exit_status, 0);
+    // A TLS client that gives up on a large response (~2 MB) once it sees
+    // its size leaves the process alive and serving: writing to the dead
+    // connection must not raise SIGPIPE.
+    char addr[32];
+    std::snprintf(addr, sizeof addr, "0x%jx+", uintmax_t(reinterpret_cast<uintptr_t>(&Curl)));
+    std::string addresses;
+    while (addresses.size() < (900u << 10)) addresses += addr;
+    const std::string body_file = WriteTempFile(addresses);
+    EXPECT_EQ(Curl(auth + "--cacert " + cert + " --max-filesize 1000 " +
+                       "-H 'Content-Type: application/octet-stream' --data-binary @" + body_file +
+                       " " + s.url("/debug/pprof/symbol", "https"),
+                   nullptr, &exit_status),
+              200);
+    EXPECT_EQ(exit_status, 63);  // Gave up, as asked.
+    std::remove(body_file.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_EQ(Curl(auth + "--cacert " + cert + " " + s.url("/metrics", "https")), 200);
+  }
+  EXPECT_FALSE(Server(Options([&](auto& o) { o.tls_cert_file = cert; })).status().ok());
+  EXPECT_FALSE(Server(Options([&](auto& o) {
+                 o.tls_cert_file = key;
+                 o.tls_key_file = cert + ".missing";
+               }))
+                   .status()
+                   .ok());
+  RunCommand("rm -rf " + dir);
+}
+}  // namespace

@@ -1,0 +1,141 @@
+// Helpers for the admin endpoint's defence tests: a scoped server, curl,
+// and raw sockets that misbehave on purpose.
+#ifndef LOCKPROF_TESTS_ADMIN_TEST_CLIENT_H_
+#define LOCKPROF_TESTS_ADMIN_TEST_CLIENT_H_
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+#include <string>
+
+#include "lockprof/server/admin_server.h"
+#include "test_util.h"
+
+namespace lockprof::admin_test {
+
+using lockprof::AdminServerOptions;
+using lockprof::testing::NowNanos;
+using lockprof::testing::ReadFile;
+using lockprof::testing::RunCommand;
+using lockprof::testing::WriteTempFile;
+
+// Starts the admin server on a free loopback port; stops it at scope exit.
+class Server {
+ public:
+  explicit Server(AdminServerOptions opts) {
+    opts.address = "127.0.0.1";
+    opts.port = 0;
+    status_ = lockprof::StartAdminServer(opts);
+    port_ = lockprof::AdminServerPort();
+  }
+  ~Server() { lockprof::StopAdminServer(); }
+  const absl::Status& status() const { return status_; }
+  int port() const { return port_; }
+  std::string url(const std::string& path, const char* scheme = "http") const {
+    return std::string(scheme) + "://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+ private:
+  absl::Status status_;
+  int port_ = 0;
+};
+
+// Default options changed by `set`.
+template <typename F>
+AdminServerOptions Options(F set) {
+  AdminServerOptions o;
+  set(o);
+  return o;
+}
+
+// Runs curl with `args`; returns the HTTP status (0 if none) and sets *body
+// and *exit_status (curl's exit code).
+inline int Curl(const std::string& args, std::string* body = nullptr, int* exit_status = nullptr,
+                std::string* headers = nullptr) {
+  const std::string body_file = WriteTempFile(""), header_file = WriteTempFile("");
+  int rc = 0;
+  const std::string code = RunCommand("curl -s -g -m 30 -o " + body_file + " -D " + header_file +
+                                          " -w '%{http_code}' " + args + " 2>/dev/null",
+                                      &rc);
+  if (body) *body = ReadFile(body_file);
+  if (headers) *headers = ReadFile(header_file);
+  if (exit_status) *exit_status = rc;
+  std::remove(body_file.c_str());
+  std::remove(header_file.c_str());
+  return std::atoi(code.c_str());
+}
+
+inline int Connect(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(uint16_t(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Whether the server closed `fd` (EOF or reset), waiting up to timeout_ms.
+// Anything the server sent before closing is read and dropped.
+inline bool ClosedByServer(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  if (poll(&p, 1, timeout_ms) <= 0) return false;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0) return true;
+    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+  }
+}
+
+inline double SecondsSince(int64_t start_ns) { return double(NowNanos() - start_ns) / 1e9; }
+
+// Distinct open sockets of this process whose local port is `port` and that
+// are connections, not the listening socket: the server's side of them.
+inline int ServerSideConnections(int port) {
+  // Through /proc and get*name only: the descriptors belong to other threads.
+  std::set<std::string> sockets;
+  DIR* dir = opendir("/proc/self/fd");
+  while (dirent* e = readdir(dir)) {
+    const int fd = std::atoi(e->d_name);
+    char link[64] = {};
+    const std::string path = "/proc/self/fd/" + std::string(e->d_name);
+    if (fd <= 2 || readlink(path.c_str(), link, sizeof link - 1) <= 0 ||
+        std::string(link).rfind("socket:", 0) != 0) {
+      continue;
+    }
+    sockaddr_in sa{}, peer{};
+    socklen_t salen = sizeof sa, peerlen = sizeof peer;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peerlen) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &salen) == 0 &&
+        sa.sin_family == AF_INET && ntohs(sa.sin_port) == port) {
+      sockets.insert(link);
+    }
+  }
+  closedir(dir);
+  return int(sockets.size());
+}
+
+inline int ThreadCount() {
+  int n = 0;
+  DIR* dir = opendir("/proc/self/task");
+  while (dirent* e = readdir(dir)) n += e->d_name[0] != '.';
+  closedir(dir);
+  return n;
+}
+
+}  // namespace lockprof::admin_test
+
+#endif  // LOCKPROF_TESTS_ADMIN_TEST_CLIENT_H_
