@@ -13,10 +13,21 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "lockprof/lockprof.h"
+
+// lockprof::SharedMutex is benchmarked wherever the tree has it (it arrives
+// on its own branch; this keeps the suite building on either side).
+#if __has_include("lockprof/primitives/shared_mutex.h")
+#include "lockprof/primitives/shared_mutex.h"
+#define LOCKPROF_BENCH_HAVE_SHARED_MUTEX 1
+#else
+#define LOCKPROF_BENCH_HAVE_SHARED_MUTEX 0
+#endif
 
 namespace bench {
 
@@ -51,30 +62,46 @@ template <>
 inline void Unlock(absl::Mutex& m) {
   m.Unlock();
 }
-// Shared locking where the type has it, exclusive otherwise: readers of the
-// cache workload use these.
+// Shared locking where the type has it (lock_shared, or absl::Mutex's
+// ReaderLock), exclusive otherwise: readers of the cache workload use these.
 template <typename M>
-inline void LockShared(M& m) {
+inline auto LockSharedImpl(M& m, int) -> decltype(m.lock_shared()) {
+  m.lock_shared();
+}
+template <typename M>
+inline void LockSharedImpl(M& m, long) {
   Lock(m);
 }
 template <typename M>
-inline void UnlockShared(M& m) {
-  Unlock(m);
-}
-template <>
-inline void LockShared(std::shared_mutex& m) {
-  m.lock_shared();
-}
-template <>
-inline void UnlockShared(std::shared_mutex& m) {
+inline auto UnlockSharedImpl(M& m, int) -> decltype(m.unlock_shared()) {
   m.unlock_shared();
 }
-
+template <typename M>
+inline void UnlockSharedImpl(M& m, long) {
+  Unlock(m);
+}
+template <typename M>
+inline void LockShared(M& m) {
+  LockSharedImpl(m, 0);
+}
+template <typename M>
+inline void UnlockShared(M& m) {
+  UnlockSharedImpl(m, 0);
+}
+template <>
+inline void LockShared(absl::Mutex& m) {
+  m.ReaderLock();
+}
+template <>
+inline void UnlockShared(absl::Mutex& m) {
+  m.ReaderUnlock();
+}
 // Calls visit(Type<M>{}, name, profiling) for every compared lock: the
 // std and Abseil locks (profiling kOff, which they ignore), then
 // lockprof::Mutex at each of `lockprof_settings`. Names: "std::mutex",
 // "std::shared_mutex" (only if with_shared_mutex), "absl::Mutex",
-// "lockprof:<ProfilingName>".
+// "lockprof:<ProfilingName>", and, where lockprof::SharedMutex exists and
+// with_shared_mutex, "lockprof_shared:<ProfilingName>".
 template <typename M>
 struct Type {
   using type = M;
@@ -88,6 +115,13 @@ void ForEachLock(bool with_shared_mutex, std::initializer_list<Profiling> lockpr
   for (Profiling p : lockprof_settings) {
     visit(Type<lockprof::Mutex>{}, std::string("lockprof:") + ProfilingName(p), p);
   }
+#if LOCKPROF_BENCH_HAVE_SHARED_MUTEX
+  if (with_shared_mutex) {
+    for (Profiling p : lockprof_settings) {
+      visit(Type<lockprof::SharedMutex>{}, std::string("lockprof_shared:") + ProfilingName(p), p);
+    }
+  }
+#endif
 }
 
 // Thread counts for contended benchmarks: 2, then 4, 8, 16, ... up to the

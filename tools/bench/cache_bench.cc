@@ -1,7 +1,8 @@
 // The reference guide's cache workload: readers (Get) and writers (Set) on
 // one map behind one lock, at 2 threads and every thread count up to the
-// machine's, for std::mutex, std::shared_mutex (readers share), absl::Mutex
-// and lockprof::Mutex with profiling off, at its defaults, with every rate at
+// machine's, for std::mutex, std::shared_mutex and absl::Mutex (readers
+// share both), and lockprof::Mutex (and lockprof::SharedMutex, readers
+// sharing, where the tree has it) with profiling off, at its defaults, with every rate at
 // 1, and at Go's "everything on" (mutex fraction 1, block rate 1). The same
 // workload in Go is tools/bench/go/cache_bench.go.
 //

@@ -1,10 +1,12 @@
 // lockprof::Mutex against std::mutex, std::shared_mutex and absl::Mutex:
-// uncontended lock+unlock (and std::shared_mutex's lock_shared), and an empty
+// uncontended lock+unlock (and lock_shared+unlock_shared where the type has
+// it: std::shared_mutex, absl::Mutex's ReaderLock, lockprof::SharedMutex where
+// the tree has it), and an empty
 // critical section contended by 2 threads and every thread count up to the
 // machine's (see bench_util.h), with lockprof's profiling off, at its default
 // rates and with every rate at 1.
 //
-// Names: "uncontended/<lock>", "uncontended_shared/std::shared_mutex",
+// Names: "uncontended/<lock>", "uncontended_shared/<lock>",
 // "empty/<lock>[/lat]/real_time/threads:<n>". The "/lat" rows also time
 // every acquisition (p50/p99/p99.9 counters) and so run a little slower;
 // throughput ratios come from the rows without it.
@@ -27,12 +29,14 @@ void BM_Uncontended(benchmark::State& state, Profiling p) {
   }
 }
 
-void BM_UncontendedShared(benchmark::State& state) {
-  static std::shared_mutex mu;
+template <typename M>
+void BM_UncontendedShared(benchmark::State& state, Profiling p) {
+  bench::ApplyProfiling(p);
+  static M mu;
   for (auto _ : state) {
-    mu.lock_shared();
+    bench::LockShared(mu);
     benchmark::ClobberMemory();
-    mu.unlock_shared();
+    bench::UnlockShared(mu);
   }
 }
 
@@ -55,7 +59,14 @@ const bool registered = [] {
         using M = typename decltype(type)::type;
         benchmark::RegisterBenchmark(("uncontended/" + name).c_str(), BM_Uncontended<M>, p);
       });
-  benchmark::RegisterBenchmark("uncontended_shared/std::shared_mutex", BM_UncontendedShared);
+  // Shared locking: the types that have it.
+  bench::ForEachLock(true, {kOff, kDefault, kAll},
+                     [](auto type, const std::string& name, Profiling p) {
+                       using M = typename decltype(type)::type;
+                       if (name == "std::mutex" || name.rfind("lockprof:", 0) == 0) return;
+                       benchmark::RegisterBenchmark(("uncontended_shared/" + name).c_str(),
+                                                    BM_UncontendedShared<M>, p);
+                     });
   for (bool timed : {false, true}) {
     bench::ForEachLock(true, {kOff, kDefault, kAll},
                        [&](auto type, const std::string& name, Profiling p) {

@@ -12,15 +12,22 @@ import sys
 
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 # Row order in the tables.
-LOCK_ORDER = ["std::mutex", "std::shared_mutex", "absl::Mutex", "lockprof:off",
-              "lockprof:default", "lockprof:all_1", "lockprof:go_all_1"]
+SETTINGS = ["off", "default", "all_1", "go_all_1"]
+LOCK_ORDER = (["std::mutex", "std::shared_mutex", "absl::Mutex"] +
+              ["lockprof:" + s for s in SETTINGS] + ["lockprof_shared:" + s for s in SETTINGS])
 
 
 def lock_rank(name):
-    for i, lock in enumerate(LOCK_ORDER):
-        if name.endswith(lock):
-            return (i, name)
-    return (len(LOCK_ORDER), name)
+    """Sort key: workload, then LOCK_ORDER (name is 'workload/lock/...' or a lock)."""
+    parts = name.split("/")
+    lock = parts[1] if len(parts) > 1 else parts[0]
+    rank = LOCK_ORDER.index(lock) if lock in LOCK_ORDER else len(LOCK_ORDER)
+    return (parts[0] if len(parts) > 1 else "", rank, name)
+
+
+def own_off(lock):
+    """The same lockprof type with profiling off, or None for other locks."""
+    return lock.split(":")[0] + ":off" if lock.startswith("lockprof") else None
 
 
 # A contended row whose lock changed hands less often than this per
@@ -82,29 +89,28 @@ def fmt_ns(ns):
 
 def uncontended(rows):
     print("## Uncontended lock+unlock (CPU time per pair, median)\n")
-    print("| lock | ns | ratio to std baseline | target |")
-    print("|---|---|---|---|")
-    base = rows.get("uncontended/std::mutex")
-    for name, r in rows.items():
-        if not name.startswith("uncontended/"):
-            continue
-        ratio = r["cpu_ns"] / base["cpu_ns"] if base else float("nan")
-        target = ""
-        if name.endswith("lockprof:default"):
-            target = "≤ 1.10× std::mutex: " + verdict(ratio <= 1.10)
-        print("| %s | %.2f | %.2f× | %s |" % (name[len("uncontended/"):], r["cpu_ns"], ratio, target))
-    base = rows.get("uncontended_shared/std::shared_mutex")
-    for name, r in rows.items():
-        if not name.startswith("uncontended_shared/"):
-            continue
-        ratio = r["cpu_ns"] / base["cpu_ns"] if base else float("nan")
-        target = ""
-        if "lockprof" in name and "default" in name:
-            target = "≤ 1.10× std::shared_mutex: " + verdict(ratio <= 1.10)
-        print("| %s (shared) | %.2f | %.2f× | %s |" % (name.split("/", 1)[1], r["cpu_ns"], ratio,
-                                                        target))
-    if not any("lockprof" in n for n in rows if n.startswith("uncontended_shared/")):
-        print("| lockprof shared lock | – | – | no lockprof reader/writer lock in this build |")
+    print("| workload | lock | ns | × std::mutex | × std::shared_mutex | target |")
+    print("|---|---|---|---|---|---|")
+    for workload in ("uncontended", "uncontended_shared"):
+        base_m = rows.get("uncontended/std::mutex")
+        base_s = rows.get("%s/std::shared_mutex" % workload)
+        for name, r in rows.items():
+            if not name.startswith(workload + "/"):
+                continue
+            lock = name.split("/", 1)[1]
+            rm = r["cpu_ns"] / base_m["cpu_ns"] if base_m else float("nan")
+            rs = r["cpu_ns"] / base_s["cpu_ns"] if base_s else float("nan")
+            target = ""
+            if lock == "lockprof:default":
+                target = "≤ 1.10× std::mutex: " + verdict(rm <= 1.10)
+            elif lock == "lockprof_shared:default":
+                target = "≤ 1.10× std::shared_mutex: " + verdict(rs <= 1.10)
+            print("| %s | %s | %.2f | %.2f× | %.2f× | %s |" % (
+                "lock_shared" if workload.endswith("shared") else "lock", lock, r["cpu_ns"], rm,
+                rs, target))
+    if not any(n.startswith("uncontended_shared/lockprof") for n in rows):
+        print("| lock_shared | lockprof_shared:* | – | – | – | "
+              "no lockprof::SharedMutex in this tree |")
     print()
 
 
@@ -119,33 +125,37 @@ def contended(rows, workload):
              "empty": "Empty critical section"}[workload]
     for threads in sorted(by_threads):
         print("## %s, %d threads\n" % (title, threads))
-        print("| lock | Mops/s | × lockprof:off | × std::mutex | handoffs/op "
+        print("| lock | Mops/s | × own profiling off | × std::mutex | handoffs/op "
               "| p50 | p99 | p99.9 acquire |")
         print("|---|---|---|---|---|---|---|---|")
         entries = dict(by_threads[threads])
-        off = entries.get("lockprof:off")
         std = entries.get("std::mutex")
         warn = []
         for lock, r in sorted(by_threads[threads], key=lambda e: lock_rank(e[0])):
             lat = rows.get("%s/%s/lat/real_time/threads:%d" % (workload, lock, threads), {})
             mops = 1e3 / r["real_ns"]
-            vs_off = off["real_ns"] / r["real_ns"] if off else float("nan")
+            off = entries.get(own_off(lock))
+            vs_off = off["real_ns"] / r["real_ns"] if off else None
             vs_std = std["real_ns"] / r["real_ns"] if std else float("nan")
             h = r.get("handoffs", 0)
             if h < MIN_HANDOFFS:
                 warn.append(lock)
-            print("| %s | %.1f | %.3f | %.3f | %.3g | %s | %s | %s |" % (
-                lock, mops, vs_off, vs_std, h,
+            print("| %s | %.1f | %s | %.3f | %.3g | %s | %s | %s |" % (
+                lock, mops, "%.3f" % vs_off if off else "–", vs_std, h,
                 fmt_ns(lat["p50_ns"]) if "p50_ns" in lat else "–",
                 fmt_ns(lat["p99_ns"]) if "p99_ns" in lat else "–",
                 fmt_ns(lat["p999_ns"]) if "p999_ns" in lat else "–"))
         print()
-        if workload == "cache" and off and std:
+        if workload == "cache":
             t = lambda lock: entries[lock]["real_ns"] if lock in entries else None
             checks = [("lockprof:default", "lockprof:off", 0.98),
                       ("lockprof:default", "std::mutex", 0.95),
                       ("lockprof:all_1", "lockprof:off", 0.90),
-                      ("lockprof:all_1", "std::mutex", 0.90)]
+                      ("lockprof:all_1", "std::mutex", 0.90),
+                      ("lockprof:go_all_1", "lockprof:off", 0.90),
+                      ("lockprof_shared:default", "lockprof_shared:off", 0.98),
+                      ("lockprof_shared:default", "std::shared_mutex", 0.95),
+                      ("lockprof_shared:all_1", "lockprof_shared:off", 0.90)]
             for a, b, want in checks:
                 if t(a) and t(b):
                     ratio = t(b) / t(a)
