@@ -11,7 +11,7 @@
 # Environment: REPS (repetitions, default 5), MIN_TIME (seconds per
 # benchmark repetition, default 0.5), BUILD_DIR (default build-bench),
 # OUT_DIR (default $BUILD_DIR/results). Installs its Debian packages if
-# missing.
+# missing (tools/deps.sh bench).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -26,19 +26,7 @@ if [[ "${1:-}" == "--quick" ]]; then
 fi
 
 # --- Dependencies (quiet when already installed) ---------------------------
-PACKAGES=(cmake ninja-build g++ pkg-config libabsl-dev libbenchmark-dev libprotobuf-dev
-  protobuf-compiler libcpp-httplib-dev libssl-dev libbrotli-dev zlib1g-dev libdw-dev
-  golang-go python3)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "Installing: ${missing[*]}"
-  SUDO=$([[ $(id -u) -eq 0 ]] || echo sudo)
-  $SUDO apt-get -qq update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -qq install -y --no-install-recommends "${missing[@]}"
-fi
+"$ROOT/tools/deps.sh" bench
 
 # --- Build: optimised, with debug info so that profile builds symbolize
 # --- through DWARF as a user's RelWithDebInfo build would ------------------
