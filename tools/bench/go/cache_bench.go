@@ -150,6 +150,7 @@ func main() {
 		}
 		nsPerOp := make([][]float64, len(settings))
 		handoffs := make([][]float64, len(settings))
+		run(keyNames, threads, *duration/2) // Warm-up (heap, scheduler), not reported.
 		for r := 0; r < *reps; r++ {
 			for i, s := range settings {
 				runtime.SetMutexProfileFraction(s.fraction)
