@@ -58,7 +58,7 @@ thread_list=$(IFS=,; echo "${threads[*]}")
 # --- C++ benchmarks --------------------------------------------------------
 echo "Running lockprof_bench (repetitions=$REPS, min_time=$MIN_TIME)..."
 "$BENCH/lockprof_bench" --benchmark_repetitions="$REPS" --benchmark_min_time="$MIN_TIME" \
-  --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
+  --benchmark_enable_random_interleaving=true \
   --benchmark_out="$OUT_DIR/bench.json" --benchmark_out_format=json >"$OUT_DIR/bench.txt" 2>&1
 
 # --- Go: the cache workload with sync.Mutex --------------------------------
