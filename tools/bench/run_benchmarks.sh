@@ -5,7 +5,7 @@
 # scrapes; memory under a million distinct stacks) and prints the ratio
 # table that BENCHMARKS.md reports.
 #
-#   tools/bench/run_benchmarks.sh            # full run (~5 minutes on 2 cores)
+#   tools/bench/run_benchmarks.sh            # full run (~4 minutes on 2 cores)
 #   tools/bench/run_benchmarks.sh --quick    # short runs, for trying it out
 #
 # Environment: REPS (repetitions, default 5), MIN_TIME (seconds per
@@ -56,10 +56,17 @@ threads+=("$(( $(nproc) < 2 ? 2 : $(nproc) ))")
 thread_list=$(IFS=,; echo "${threads[*]}")
 
 # --- C++ benchmarks --------------------------------------------------------
+# The rows of the ratio tables, repeated (interleaved, so that drift in the
+# machine's load hits every lock alike); then every other benchmark in the
+# binary once, for the record.
+RATIO_ROWS='^(uncontended|uncontended_shared|empty|cache|event|profile)/'
 echo "Running lockprof_bench (repetitions=$REPS, min_time=$MIN_TIME)..."
-"$BENCH/lockprof_bench" --benchmark_repetitions="$REPS" --benchmark_min_time="$MIN_TIME" \
-  --benchmark_enable_random_interleaving=true \
+"$BENCH/lockprof_bench" --benchmark_filter="$RATIO_ROWS" --benchmark_repetitions="$REPS" \
+  --benchmark_min_time="$MIN_TIME" --benchmark_enable_random_interleaving=true \
   --benchmark_out="$OUT_DIR/bench.json" --benchmark_out_format=json >"$OUT_DIR/bench.txt" 2>&1
+"$BENCH/lockprof_bench" --benchmark_filter="-$RATIO_ROWS" --benchmark_min_time="$MIN_TIME" \
+  --benchmark_out="$OUT_DIR/bench_other.json" --benchmark_out_format=json \
+  >"$OUT_DIR/bench_other.txt" 2>&1
 
 # --- Go: the cache workload with sync.Mutex --------------------------------
 echo "Running the Go cache workload (threads $thread_list)..."
