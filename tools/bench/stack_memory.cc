@@ -105,7 +105,10 @@ int64_t MarkerHolds() {
   lockprof::agent::Table(lockprof::agent::ProfileId::kHold).Snapshot(&slots);
   int64_t n = 0;
   for (const auto& s : slots) {
-    if (!s.overflow && s.key->lock == kMarkerLock) n += s.values[0];
+    // The table keeps its own copy of the name: compare the text.
+    if (!s.overflow && s.key->lock != nullptr && std::strcmp(s.key->lock, kMarkerLock) == 0) {
+      n += s.values[0];
+    }
   }
   return n;
 }
