@@ -100,20 +100,21 @@ TEST(ForkTest, ChildUnlockChargesNoWaitOfParentThreads) ABSL_NO_THREAD_SAFETY_AN
 // loader's lock and the wait ledgers busy while the main thread forks again
 // and again. Every child must intern labels, lock, and build every profile.
 // Without the atfork handlers a child inherits a mutex held by a thread that
-// does not exist there, and deadlocks (the parent kills it after a timeout). Tested with the
-// threads running at the fork in the g++ and ThreadSanitizer builds; in the AddressSanitizer build
-// they are paused (see kAllocatorIsForkSafe).
+// does not exist there, and deadlocks (the parent kills it after a timeout).
+// Tested with the threads running at the fork in the g++ and ThreadSanitizer
+// builds; in the AddressSanitizer build they are paused (see
+// kAllocatorIsForkSafe).
 TEST(ForkTest, ChildrenOfABusyProcessNeverDeadlock) {
   AllRatesAtOne rates;
   lockprof::Mutex busy{"fork.busy"};
-  BackgroundLoops background;
-  for (int i = 0; i < 2; ++i) background.Loop([&] { lockprof::MutexLock lock(&busy); });
   std::atomic<uintptr_t> offset{0};
+  std::atomic<int> label{0};
+  BackgroundLoops background;  // Declared last: its threads stop first.
+  for (int i = 0; i < 2; ++i) background.Loop([&] { lockprof::MutexLock lock(&busy); });
   background.Loop([&] {  // Symbolizes pcs never seen: long holds of its mutex.
     const auto base = reinterpret_cast<uintptr_t>(&ParentHolds);
     lockprof::agent::Symbolizer::Global().Symbolize(base + offset.fetch_add(7) % 65536);
   });
-  std::atomic<int> label{0};
   background.Loop([&] {  // Interns new label sets: holds the registry's mutex.
     lockprof::ScopedLabels labels({{"fork.iteration", std::to_string(label++ % 5000)}});
   });

@@ -32,7 +32,7 @@ run_suite() {  # name, build dir, cmake args...
 for b in $builds; do
   case $b in
     release) run_suite release build -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
-    tsan) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tools/tsan.supp" \
+    tsan) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
       run_suite tsan build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKPROF_SANITIZE=thread \
       -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLOCKPROF_BUILD_BENCHMARKS=OFF ;;
     asan) ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \

@@ -9,8 +9,9 @@
 //                                       waits for a signal
 //   lockprof-lifecycle-child serve MS   serves the admin endpoint (port on
 //                                       stdout) under contention, then
-//                                       returns from main after MS ms
-//                                       without stopping the server
+//                                       returns from main after MS ms; an
+//                                       atexit handler stops the admin
+//                                       server and the uploader
 #include <unistd.h>
 
 #include <atomic>
@@ -41,9 +42,17 @@ int Serve(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   stop = true;
   for (auto& t : threads) t.join();
+  // Registered now, after the first requests: atexit handlers run in the
+  // reverse order of registration, so this one runs before the destructors
+  // of the function-local statics cpp-httplib created while serving them,
+  // which its threads would otherwise still read.
+  std::atexit([] {
+    lockprof::StopAdminServer();
+    lockprof::StopUploader();
+  });
   std::printf("exiting\n");
   std::fflush(stdout);
-  return 0;  // The admin server is still running: exit must still be clean.
+  return 0;  // Clients are still scraping: exit must still be clean.
 }
 
 }  // namespace
