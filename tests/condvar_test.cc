@@ -262,8 +262,9 @@ TEST(CondVarDeathTest, WaitWithoutTheLockAborts) {
 
 // The waiter's function: the block profile must charge it.
 ABSL_ATTRIBUTE_NOINLINE int64_t CondVarGroundTruthWaiter(lockprof::Mutex& mu, lockprof::CondVar& cv,
-                                                         const bool& ready) {
+                                                         const bool& ready, bool& waiting) {
   Lock l(mu);
+  waiting = true;  // Seen by a thread that then gets mu: we are in wait().
   const int64_t start = Now();
   cv.wait(l, [&] { return ready; });
   return Now() - start;
@@ -280,9 +281,15 @@ TEST(CondVarProfileTest, BlockProfileChargesTheWaiterExactly) {
   ProfileDelta in_mutex_profile("mutex", 1, "", {{"lock", "cv.truth"}});
   int64_t truth = 0;
   for (int round = 0; round < 6; ++round) {
-    bool ready = false;
+    bool ready = false, waiting = false;
     int64_t waited = 0;
-    std::thread waiter([&] { waited = CondVarGroundTruthWaiter(mu, cv, ready); });
+    std::thread waiter([&] { waited = CondVarGroundTruthWaiter(mu, cv, ready, waiting); });
+    // Start the 20 ms only once the waiter waits (a loaded machine may start
+    // the thread late).
+    for (bool w = false; !w; std::this_thread::yield()) {
+      Lock l(mu);
+      w = waiting;
+    }
     std::this_thread::sleep_for(milliseconds(20));
     {
       Lock l(mu);
@@ -310,8 +317,12 @@ TEST(CondVarProfileTest, UnnamedCondVarWaitsCarryTheMutexName) {
   lockprof::Mutex mu{"cv.mutex.name"};
   lockprof::CondVar cv;
   ProfileDelta waits("block", 1, "CondVarGroundTruthWaiter", {{"lock", "cv.mutex.name"}});
-  bool ready = false;
-  std::thread waiter([&] { CondVarGroundTruthWaiter(mu, cv, ready); });
+  bool ready = false, waiting = false;
+  std::thread waiter([&] { CondVarGroundTruthWaiter(mu, cv, ready, waiting); });
+  for (bool w = false; !w; std::this_thread::yield()) {
+    Lock l(mu);
+    w = waiting;
+  }
   std::this_thread::sleep_for(milliseconds(10));
   {
     Lock l(mu);

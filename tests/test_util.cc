@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -271,6 +272,10 @@ Child::Child(const std::vector<std::string>& argv, const std::vector<std::string
   if (pipe(fds) != 0) return;
   pid_ = fork();
   if (pid_ == 0) {
+    // If the test dies (a sanitizer's halt_on_error, a crash) the child
+    // must not outlive it: it would hold ctest's output pipe open, and ctest
+    // would wait for it until its timeout.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(fds[1], 1);
     close(fds[0]);
     close(fds[1]);

@@ -1,96 +1,82 @@
-// lockprof::Mutex against std::mutex and absl::Mutex, uncontended and
-// contended (2 threads, empty critical section), with lockprof's profiling
-// off, at its default rates, and with every rate at 1.
+// lockprof::Mutex against std::mutex, std::shared_mutex and absl::Mutex:
+// uncontended lock+unlock (and lock_shared+unlock_shared where the type has
+// it: std::shared_mutex, absl::Mutex's ReaderLock, lockprof::SharedMutex where
+// the tree has it), and an empty
+// critical section contended by 2 threads and every thread count up to the
+// machine's (see bench_util.h), with lockprof's profiling off, at its default
+// rates and with every rate at 1.
+//
+// Names: "uncontended/<lock>", "uncontended_shared/<lock>",
+// "empty/<lock>[/lat]/real_time/threads:<n>". The "/lat" rows also time
+// every acquisition (p50/p99/p99.9 counters) and so run a little slower;
+// throughput ratios come from the rows without it.
 #include <benchmark/benchmark.h>
 
-#include <mutex>
-
-#include "absl/synchronization/mutex.h"
-#include "lockprof/lockprof.h"
+#include "bench_util.h"
 
 namespace {
 
-// Profiling configurations for lockprof's rows.
-enum Profiling { kOff, kDefault, kAll };
-
-void ApplyProfiling(Profiling p) {
-  static const int default_fraction = lockprof::SetMutexProfileFraction(-1);
-  static const int64_t default_block = lockprof::BlockProfileRate();
-  static const int default_hold = lockprof::SetHoldProfileRate(-1);
-  switch (p) {
-    case kOff:
-      lockprof::SetMutexProfileFraction(0);
-      lockprof::SetBlockProfileRate(0);
-      lockprof::SetHoldProfileRate(0);
-      break;
-    case kDefault:
-      lockprof::SetMutexProfileFraction(default_fraction);
-      lockprof::SetBlockProfileRate(default_block);
-      lockprof::SetHoldProfileRate(default_hold);
-      break;
-    case kAll:
-      lockprof::SetMutexProfileFraction(1);
-      lockprof::SetBlockProfileRate(1);
-      lockprof::SetHoldProfileRate(1);
-      break;
-  }
-}
+using bench::Profiling;
 
 template <typename M>
-void Lock(M& m) {
-  m.lock();
-}
-template <>
-void Lock(absl::Mutex& m) {
-  m.Lock();
-}
-template <typename M>
-void Unlock(M& m) {
-  m.unlock();
-}
-template <>
-void Unlock(absl::Mutex& m) {
-  m.Unlock();
-}
-
-template <typename M>
-void BM_Uncontended(benchmark::State& state) {
+void BM_Uncontended(benchmark::State& state, Profiling p) {
+  bench::ApplyProfiling(p);
   static M mu;
   for (auto _ : state) {
-    Lock(mu);
+    bench::Lock(mu);
     benchmark::ClobberMemory();
-    Unlock(mu);
+    bench::Unlock(mu);
   }
 }
 
 template <typename M>
-void BM_Contended(benchmark::State& state) {
+void BM_UncontendedShared(benchmark::State& state, Profiling p) {
+  bench::ApplyProfiling(p);
   static M mu;
-  static int64_t counter = 0;
   for (auto _ : state) {
-    Lock(mu);
-    ++counter;
-    Unlock(mu);
+    bench::LockShared(mu);
+    benchmark::ClobberMemory();
+    bench::UnlockShared(mu);
   }
-  benchmark::DoNotOptimize(counter);
 }
 
-void BM_LockprofUncontended(benchmark::State& state) {
-  if (state.thread_index() == 0) ApplyProfiling(Profiling(state.range(0)));
-  BM_Uncontended<lockprof::Mutex>(state);
+// Every thread takes the one lock exclusively and leaves at once.
+template <typename M, bool kTimed>
+void BM_Empty(benchmark::State& state, Profiling p) {
+  static M mu;
+  static std::atomic<const void*> last_owner{nullptr};
+  if (state.thread_index() == 0) bench::ApplyProfiling(p);
+  bench::ContendedLoop<kTimed>(
+      state, mu, last_owner, [](uint64_t) { return true; }, [](bool) {});
 }
 
-void BM_LockprofContended(benchmark::State& state) {
-  if (state.thread_index() == 0) ApplyProfiling(Profiling(state.range(0)));
-  BM_Contended<lockprof::Mutex>(state);
-}
-
-BENCHMARK_TEMPLATE(BM_Uncontended, std::mutex);
-BENCHMARK_TEMPLATE(BM_Uncontended, absl::Mutex);
-// Arg: 0 = profiling off, 1 = default rates, 2 = every rate at 1.
-BENCHMARK(BM_LockprofUncontended)->Arg(kOff)->Arg(kDefault)->Arg(kAll);
-BENCHMARK_TEMPLATE(BM_Contended, std::mutex)->Threads(2)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_Contended, absl::Mutex)->Threads(2)->UseRealTime();
-BENCHMARK(BM_LockprofContended)->Arg(kOff)->Arg(kDefault)->Arg(kAll)->Threads(2)->UseRealTime();
+const bool registered = [] {
+  using bench::kAll;
+  using bench::kDefault;
+  using bench::kOff;
+  bench::ForEachLock(
+      true, {kOff, kDefault, kAll}, [](auto type, const std::string& name, Profiling p) {
+        using M = typename decltype(type)::type;
+        benchmark::RegisterBenchmark(("uncontended/" + name).c_str(), BM_Uncontended<M>, p);
+      });
+  // Shared locking: the types that have it.
+  bench::ForEachLock(true, {kOff, kDefault, kAll},
+                     [](auto type, const std::string& name, Profiling p) {
+                       using M = typename decltype(type)::type;
+                       if (name == "std::mutex" || name.rfind("lockprof:", 0) == 0) return;
+                       benchmark::RegisterBenchmark(("uncontended_shared/" + name).c_str(),
+                                                    BM_UncontendedShared<M>, p);
+                     });
+  for (bool timed : {false, true}) {
+    bench::ForEachLock(true, {kOff, kDefault, kAll},
+                       [&](auto type, const std::string& name, Profiling p) {
+                         using M = typename decltype(type)::type;
+                         auto* fn = timed ? BM_Empty<M, true> : BM_Empty<M, false>;
+                         bench::AtContendedThreadCounts(benchmark::RegisterBenchmark(
+                             ("empty/" + name + (timed ? "/lat" : "")).c_str(), fn, p));
+                       });
+  }
+  return true;
+}();
 
 }  // namespace

@@ -1,0 +1,121 @@
+#include "bench_util.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "lockprof/agent/thread_state.h"
+
+namespace bench {
+
+namespace {
+// Remembered before any benchmark changes them, so kDefault restores the
+// defaults (or whatever LOCKPROF_* the environment set).
+struct Defaults {
+  int fraction = lockprof::SetMutexProfileFraction(-1);
+  int64_t block = lockprof::BlockProfileRate();
+  int hold = lockprof::SetHoldProfileRate(-1);
+};
+const Defaults& GetDefaults() {
+  static const Defaults d;
+  return d;
+}
+const bool g_defaults_taken = (GetDefaults(), true);
+}  // namespace
+
+const char* ProfilingName(Profiling p) {
+  switch (p) {
+    case kOff:
+      return "off";
+    case kDefault:
+      return "default";
+    case kAll:
+      return "all_1";
+    case kGoAll:
+      return "go_all_1";
+  }
+  return "?";
+}
+
+void ApplyProfiling(Profiling p) {
+  const Defaults& d = GetDefaults();
+  int fraction = 0, hold = 0;
+  int64_t block = 0;
+  switch (p) {
+    case kOff:
+      break;
+    case kDefault:
+      fraction = d.fraction, block = d.block, hold = d.hold;
+      break;
+    case kAll:
+      fraction = 1, block = 1, hold = 1;
+      break;
+    case kGoAll:
+      fraction = 1, block = 1, hold = d.hold;
+      break;
+  }
+  lockprof::SetMutexProfileFraction(fraction);
+  lockprof::SetBlockProfileRate(block);
+  lockprof::SetHoldProfileRate(hold);
+  // Benchmark threads other than the first are fresh threads per run; the
+  // first is reused, and would otherwise finish a stride drawn for the
+  // previous setting (up to 65536 acquisitions with hold sampling off).
+  lockprof::agent::tls_state.hold_countdown = 0;
+}
+
+std::vector<int> ContendedThreadCounts() {
+  const int hw = std::max(2, int(std::thread::hardware_concurrency()));
+  std::vector<int> counts;
+  for (int n = 2; n < hw; n *= 2) counts.push_back(n);
+  counts.push_back(hw);
+  return counts;
+}
+
+void AtContendedThreadCounts(benchmark::internal::Benchmark* b) {
+  for (int n : ContendedThreadCounts()) b->Threads(n);
+  b->UseRealTime();
+}
+
+double NanosPerTick() {
+  static const double ns_per_tick = [] {
+    auto t0 = std::chrono::steady_clock::now();
+    uint64_t c0 = Ticks();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto t1 = std::chrono::steady_clock::now();
+    uint64_t c1 = Ticks();
+    return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(c1 - c0);
+  }();
+  return ns_per_tick;
+}
+
+LatencyRecorder::LatencyRecorder(int64_t iterations) {
+  const uint64_t iters = uint64_t(std::max<int64_t>(iterations, 0));
+  stride_ = iters / kMaxSamples + 1;
+  if (iters == 0) return;
+  ticks_.resize(std::min<uint64_t>(iters / stride_ + 1, kMaxSamples));
+  NanosPerTick();  // Calibrated outside the timed loop.
+}
+
+void LatencyRecorder::Report(benchmark::State& state) {
+  if (n_ == 0) return;
+  auto begin = ticks_.begin(), end = ticks_.begin() + ptrdiff_t(n_);
+  auto at = [&](double q) {
+    auto nth = begin + ptrdiff_t(std::min<double>(double(n_) - 1, q * double(n_)));
+    std::nth_element(begin, nth, end);
+    return double(*nth) * NanosPerTick();
+  };
+  using C = benchmark::Counter;
+  state.counters["p50_ns"] = C(at(0.50), C::kAvgThreads);
+  state.counters["p99_ns"] = C(at(0.99), C::kAvgThreads);
+  state.counters["p999_ns"] = C(at(0.999), C::kAvgThreads);
+  state.counters["max_ns"] =
+      C(double(*std::max_element(begin, end)) * NanosPerTick(), C::kAvgThreads);
+}
+
+void HandoffCounter::Report(benchmark::State& state) const {
+  // Summed over threads, divided by all threads' iterations.
+  state.counters["handoffs"] =
+      benchmark::Counter(double(handoffs_), benchmark::Counter::kAvgIterations);
+}
+
+}  // namespace bench

@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Prints the ratio tables of BENCHMARKS.md from run_benchmarks.sh's results.
+
+Usage: report.py RESULTS_DIR   (bench.json, go.txt, scrape.txt, memory.txt,
+machine.txt, as run_benchmarks.sh writes them). Figures are medians over the
+repetitions (for contended rows, over the repetitions that did contend: see
+load_bench). Targets are issue 6's; each row says whether it is met.
+"""
+import json
+import os
+import re
+import sys
+
+UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+# Row order in the tables.
+SETTINGS = ["off", "default", "all_1", "go_all_1"]
+LOCK_ORDER = (["std::mutex", "std::shared_mutex", "absl::Mutex"] +
+              ["lockprof:" + s for s in SETTINGS] + ["lockprof_shared:" + s for s in SETTINGS])
+
+
+def lock_rank(name):
+    """Sort key: workload, then LOCK_ORDER (name is 'workload/lock/...' or a lock)."""
+    parts = name.split("/")
+    lock = parts[1] if len(parts) > 1 else parts[0]
+    rank = LOCK_ORDER.index(lock) if lock in LOCK_ORDER else len(LOCK_ORDER)
+    return (parts[0] if len(parts) > 1 else "", rank, name)
+
+
+def own_off(lock):
+    """The same lockprof type with profiling off, or None for other locks."""
+    return lock.split(":")[0] + ":off" if lock.startswith("lockprof") else None
+
+
+# A contended row whose lock changed hands less often than this per
+# operation did not really contend: its threads took turns on one core.
+MIN_HANDOFFS = 1e-3
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def load_bench(path):
+    """run_name -> one row of medians over its repetitions (times in ns).
+
+    On a machine shared with other work, a multi-threaded repetition may run
+    while another process holds one of the cores: its threads then take turns
+    on the other core and measure no contention. Such repetitions show almost
+    no hand-offs; where a row has repetitions with hand-offs, only those count
+    (row["reps_used"] says how many of row["reps"]).
+    """
+    with open(path) as f:
+        data = json.load(f)
+    reps = {}
+    for b in data["benchmarks"]:
+        if b.get("run_type") == "aggregate":
+            continue
+        scale = UNIT_NS[b["time_unit"]]
+        row = dict(b)
+        row["real_ns"] = b["real_time"] * scale
+        row["cpu_ns"] = b["cpu_time"] * scale
+        reps.setdefault(b.get("run_name", b["name"]), []).append(row)
+    rows = {}
+    for name, rs in reps.items():
+        used = rs
+        if rs[0].get("threads", 1) > 1:
+            contended = [r for r in rs if r.get("handoffs", 0) >= MIN_HANDOFFS]
+            used = contended or rs
+        row = dict(used[0])
+        for k, v in used[0].items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                row[k] = median([r[k] for r in used])
+        row["reps"] = len(rs)
+        row["reps_used"] = len(used)
+        rows[name] = row
+    return dict(sorted(rows.items(), key=lambda kv: lock_rank(kv[0])))
+
+
+def load_kv_lines(path, prefix):
+    """Lines 'prefix k=v k=v ...' as dicts (numbers converted)."""
+    out = []
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if not parts or not parts[0].startswith(prefix):
+                continue
+            d = {"name": parts[0]}
+            for p in parts[1:]:
+                if "=" in p:
+                    k, v = p.split("=", 1)
+                    try:
+                        d[k] = float(v)
+                    except ValueError:
+                        d[k] = v
+                else:
+                    d["flag"] = p
+            out.append(d)
+    return out
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def fmt_ns(ns):
+    if ns >= 1e6:
+        return "%.2f ms" % (ns / 1e6)
+    if ns >= 1e3:
+        return "%.2f µs" % (ns / 1e3)
+    return "%.1f ns" % ns
+
+
+def uncontended(rows):
+    print("## Uncontended lock+unlock (CPU time per pair, median)\n")
+    print("| workload | lock | ns | × std::mutex | × std::shared_mutex | target |")
+    print("|---|---|---|---|---|---|")
+    for workload in ("uncontended", "uncontended_shared"):
+        base_m = rows.get("uncontended/std::mutex")
+        base_s = rows.get("%s/std::shared_mutex" % workload)
+        for name, r in rows.items():
+            if not name.startswith(workload + "/"):
+                continue
+            lock = name.split("/", 1)[1]
+            rm = r["cpu_ns"] / base_m["cpu_ns"] if base_m else float("nan")
+            rs = r["cpu_ns"] / base_s["cpu_ns"] if base_s else float("nan")
+            target = ""
+            if lock == "lockprof:default":
+                target = "≤ 1.10× std::mutex: " + verdict(rm <= 1.10)
+            elif lock == "lockprof_shared:default":
+                target = "≤ 1.10× std::shared_mutex: " + verdict(rs <= 1.10)
+            print("| %s | %s | %.2f | %.2f× | %.2f× | %s |" % (
+                "lock_shared" if workload.endswith("shared") else "lock", lock, r["cpu_ns"], rm,
+                rs, target))
+    if not any(n.startswith("uncontended_shared/lockprof") for n in rows):
+        print("| lock_shared | lockprof_shared:* | – | – | – | "
+              "no lockprof::SharedMutex in this tree |")
+    print()
+
+
+def contended(rows, workload):
+    pat = re.compile(r"^%s/([^/]+)/real_time/threads:(\d+)$" % workload)
+    by_threads = {}
+    for name, r in rows.items():
+        m = pat.match(name)
+        if m:
+            by_threads.setdefault(int(m.group(2)), []).append((m.group(1), r))
+    title = {"cache": "Cache workload (9 Get : 1 Set on one map)",
+             "empty": "Empty critical section"}[workload]
+    for threads in sorted(by_threads):
+        print("## %s, %d threads\n" % (title, threads))
+        print("| lock | Mops/s | × own profiling off | × std::mutex | handoffs/op | contended reps "
+              "| p50 | p99 | p99.9 acquire |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        entries = dict(by_threads[threads])
+        std = entries.get("std::mutex")
+        warn = []
+        for lock, r in sorted(by_threads[threads], key=lambda e: lock_rank(e[0])):
+            lat = rows.get("%s/%s/lat/real_time/threads:%d" % (workload, lock, threads), {})
+            mops = 1e3 / r["real_ns"]
+            off = entries.get(own_off(lock))
+            vs_off = off["real_ns"] / r["real_ns"] if off else None
+            vs_std = std["real_ns"] / r["real_ns"] if std else float("nan")
+            h = r.get("handoffs", 0)
+            if h < MIN_HANDOFFS:
+                warn.append(lock)
+            print("| %s | %.1f | %s | %.3f | %.3g | %d/%d | %s | %s | %s |" % (
+                lock, mops, "%.3f" % vs_off if off else "–", vs_std, h,
+                r["reps_used"] if h >= MIN_HANDOFFS else 0, r["reps"],
+                fmt_ns(lat["p50_ns"]) if "p50_ns" in lat else "–",
+                fmt_ns(lat["p99_ns"]) if "p99_ns" in lat else "–",
+                fmt_ns(lat["p999_ns"]) if "p999_ns" in lat else "–"))
+        print()
+        if workload == "cache":
+            t = lambda lock: entries[lock]["real_ns"] if lock in entries else None
+            checks = [("lockprof:default", "lockprof:off", 0.98),
+                      ("lockprof:default", "std::mutex", 0.95),
+                      ("lockprof:all_1", "lockprof:off", 0.90),
+                      ("lockprof:all_1", "std::mutex", 0.90),
+                      ("lockprof:go_all_1", "lockprof:off", 0.90),
+                      ("lockprof_shared:default", "lockprof_shared:off", 0.98),
+                      ("lockprof_shared:default", "std::shared_mutex", 0.95),
+                      ("lockprof_shared:all_1", "lockprof_shared:off", 0.90)]
+            for a, b, want in checks:
+                if t(a) and t(b):
+                    ratio = t(b) / t(a)
+                    print("- %s ≥ %.2f× %s: %.3f× — %s" % (a, want, b, ratio, verdict(ratio >= want)))
+            print()
+        if warn:
+            print("Warning: handoffs/op < %g in every repetition of %s: those threads did not run "
+                  "at the same time (a busy machine), so the row measured little contention.\n" %
+                  (MIN_HANDOFFS, ", ".join(warn)))
+
+
+def go_comparison(rows, go_lines):
+    if not go_lines:
+        return
+    print("## Profiling overhead: lockprof against Go's runtime, cache workload\n")
+    print("Throughput relative to profiling off, each in its own language, same run. "
+          "Go-equivalent settings: Go `default` = lockprof's defaults applied to Go (mutex "
+          "fraction 10, block rate 10 µs; Go's own default is off); Go `all_1` = fraction 1 "
+          "and block rate 1, against lockprof `go_all_1` (mutex 1, block 1, hold at its "
+          "default — Go has no hold profile) and `all_1` (hold rate 1 too).\n")
+    print("| threads | setting | Go Mops/s | Go × off | lockprof Mops/s | lockprof × off | "
+          "target: lockprof overhead ≤ Go's |")
+    print("|---|---|---|---|---|---|---|")
+    go = {}
+    for g in go_lines:
+        m = re.match(r"go/cache/(\w+)/threads:(\d+)", g["name"])
+        go[(m.group(1), int(m.group(2)))] = g
+    for (setting, threads), g in sorted(go.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if setting == "off":
+            continue
+        goff = go.get(("off", threads))
+        lp_off = rows.get("cache/lockprof:off/real_time/threads:%d" % threads)
+        for lp_setting in (["default"] if setting == "default" else ["go_all_1", "all_1"]):
+            lp = rows.get("cache/lockprof:%s/real_time/threads:%d" % (lp_setting, threads))
+            if not (goff and lp and lp_off):
+                continue
+            go_ratio = goff["ns_per_op"] / g["ns_per_op"]
+            lp_ratio = lp_off["real_ns"] / lp["real_ns"]
+            print("| %d | Go %s / lockprof %s | %.1f | %.3f | %.1f | %.3f | %s |" % (
+                threads, setting, lp_setting, g["ops_per_s"] / 1e6, go_ratio, 1e3 / lp["real_ns"], lp_ratio,
+                verdict(lp_ratio >= go_ratio)))
+    print()
+    offs = [g for (s, _), g in go.items() if s == "off"]
+    for g in offs:
+        if g.get("handoffs", 1) < MIN_HANDOFFS:
+            print("Warning: Go %s handoffs/op %.3g: goroutines did not contend.\n" %
+                  (g["name"], g["handoffs"]))
+
+
+def costs(rows):
+    print("## Recording and profile-building costs (median)\n")
+    print("| measurement | time | target |")
+    print("|---|---|---|")
+    for name, r in rows.items():
+        if name.startswith("event/"):
+            target = ""
+            if name == "event/record_contention":
+                target = "sampled event ≤ 2 µs: " + verdict(r["cpu_ns"] <= 2000)
+            extra = " (depth %d)" % r["depth"] if "depth" in r else ""
+            print("| %s%s | %s | %s |" % (name, extra, fmt_ns(r["cpu_ns"]), target))
+    stages = {"4": "all stages", "0": "snapshot", "1": "resolve (merge, symbolize, trim)",
+              "2": "encode profile.proto", "3": "gzip"}
+    for name, r in rows.items():
+        m = re.match(r"profile/10k_stacks/stage:(\d)", name)
+        if m:
+            target = ""
+            if m.group(1) == "4":
+                target = "build < 100 ms: " + verdict(r["real_ns"] < 100e6)
+            print("| build 10 000-stack mutex profile: %s | %s wall (%s CPU) | %s |" % (
+                stages[m.group(1)], fmt_ns(r["real_ns"]), fmt_ns(r["cpu_ns"]), target))
+    print()
+
+
+def scrape(lines):
+    if not lines:
+        return
+    print("## Application pauses while /debug/pprof/mutex is scraped in a loop\n")
+    print("| phase | app threads | lock ops | longest op | longest op, no context switch "
+          "| ops > 100 µs (no switch) | scrapes | first / median / max scrape |")
+    print("|---|---|---|---|---|---|---|---|")
+    for d in lines:
+        if "phase" not in d:
+            continue
+        s = "–"
+        if "scrapes" in d:
+            s = "%.1f / %.1f / %.1f ms" % (d["first_scrape_ms"], d["median_scrape_ms"],
+                                           d["max_scrape_ms"])
+        print("| %s | %d | %.3g | %.1f µs | %.1f µs | %d (%d) | %s | %s |" % (
+            d["phase"], d["threads"], d["ops"], d["max_us"], d["max_us_unswitched"],
+            d["over_100us"], d["over_100us_unswitched"], int(d.get("scrapes", 0)) or "–", s))
+    sc = [d for d in lines if d.get("phase") == "scraping"]
+    if sc:
+        d = sc[0]
+        print("\n- 10 000-stack profile serves (HTTP, median) in %.1f ms — target < 100 ms: %s"
+              % (d["median_scrape_ms"], verdict(d["median_scrape_ms"] < 100)))
+        print("- no application thread pauses > 100 µs because of a scrape (ops > 100 µs without "
+              "a context switch while scraping: %d, at baseline: %d) — %s" % (
+                  d["over_100us_unswitched"],
+                  [b for b in lines if b.get("phase") == "baseline"][0]["over_100us_unswitched"],
+                  "see BENCHMARKS.md for the reading"))
+    print()
+
+
+def memory(lines):
+    if not lines:
+        return
+    print("## Memory: 1 048 576 distinct call stacks contending\n")
+    print("| cap (keys/profile) | RSS before → after flood | mutex keys / dropped | "
+          "block keys / dropped | hold keys / dropped | overflow named | earlier samples kept |")
+    print("|---|---|---|---|---|---|---|")
+    run = None
+    for d in lines:
+        if "paths" in d:
+            run = {"head": d}
+            continue
+        run[d["profile"]] = d
+        if len(run) == 4:
+            h = run["head"]
+            cap = int(run["hold"]["slots"]) - 1
+            named = all(run[p]["overflow_frame_in_profile"] for p in ("mutex", "block", "hold")
+                        if run[p]["dropped_events"] > 0)
+            print("| %d | %.1f → %.1f MiB | %d / %d | %d / %d | %d / %d | %s | %s |" % (
+                cap, h["rss_before_mib"], h["rss_after_mib"],
+                run["mutex"]["keys"], run["mutex"]["dropped_events"],
+                run["block"]["keys"], run["block"]["dropped_events"],
+                run["hold"]["keys"], run["hold"]["dropped_events"],
+                "yes" if named else "**no**",
+                "yes (%d/%d)" % (h["marker_holds"], h["expected"]) if h["flag"] == "OK"
+                else "**LOST** (%d/%d)" % (h["marker_holds"], h["expected"])))
+    print()
+
+
+def main():
+    d = sys.argv[1]
+    rows = load_bench(os.path.join(d, "bench.json"))
+    if os.path.exists(os.path.join(d, "machine.txt")):
+        print("Machine: " + "; ".join(l.strip() for l in open(os.path.join(d, "machine.txt"))))
+        print()
+    uncontended(rows)
+    for w in ("cache", "empty"):
+        contended(rows, w)
+    go_comparison(rows, load_kv_lines(os.path.join(d, "go.txt"), "go/"))
+    costs(rows)
+    scrape(load_kv_lines(os.path.join(d, "scrape.txt"), "scrape_pause"))
+    memory(load_kv_lines(os.path.join(d, "memory.txt"), "stack_memory"))
+
+
+if __name__ == "__main__":
+    main()

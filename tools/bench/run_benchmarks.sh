@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# lockprof's benchmark suite, in one command: builds optimised binaries in
+# build-bench/, runs every benchmark (C++ against std::mutex,
+# std::shared_mutex and absl::Mutex; the same cache workload in Go; profile
+# scrapes; memory under a million distinct stacks) and prints the ratio
+# table that BENCHMARKS.md reports.
+#
+#   tools/bench/run_benchmarks.sh            # full run (~6 minutes on 2 busy cores)
+#   tools/bench/run_benchmarks.sh --quick    # short runs, for trying it out
+#
+# Environment: REPS (repetitions, default 5), MIN_TIME (seconds per
+# benchmark repetition, default 0.5), BUILD_DIR (default build-bench),
+# OUT_DIR (default $BUILD_DIR/results). Installs its Debian packages if
+# missing (tools/deps.sh bench).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
+OUT_DIR=${OUT_DIR:-$BUILD_DIR/results}
+REPS=${REPS:-5}
+MIN_TIME=${MIN_TIME:-0.5}
+GO_DURATION=1s
+SCRAPE_SECONDS=5
+if [[ "${1:-}" == "--quick" ]]; then
+  REPS=1 MIN_TIME=0.05 GO_DURATION=200ms SCRAPE_SECONDS=1
+fi
+
+# --- Dependencies (quiet when already installed) ---------------------------
+"$ROOT/tools/deps.sh" bench
+
+# --- Build: optimised, with debug info so that profile builds symbolize
+# --- through DWARF as a user's RelWithDebInfo build would ------------------
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-g \
+  -DLOCKPROF_BUILD_TESTS=OFF "${launcher[@]}" >/dev/null
+ninja -C "$BUILD_DIR" -j"$(nproc)" lockprof_bench scrape_pause stack_memory >/dev/null
+BENCH="$BUILD_DIR/tools/bench"
+mkdir -p "$OUT_DIR"
+
+# --- Machine ---------------------------------------------------------------
+{
+  echo "date=$(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "nproc=$(nproc)"
+  echo "model=$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+  echo "load_before=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "go=$(go version | cut -d' ' -f3)"
+  echo "reps=$REPS min_time=$MIN_TIME"
+} >"$OUT_DIR/machine.txt"
+cat "$OUT_DIR/machine.txt"
+
+# Thread counts: 2, 4, 8, ... up to nproc, and nproc (as the C++ suite).
+threads=()
+for ((n = 2; n < $(nproc); n *= 2)); do threads+=("$n"); done
+threads+=("$(( $(nproc) < 2 ? 2 : $(nproc) ))")
+thread_list=$(IFS=,; echo "${threads[*]}")
+
+# --- C++ benchmarks --------------------------------------------------------
+# The rows of the ratio tables, repeated (interleaved, so that drift in the
+# machine's load hits every lock alike); then every other benchmark in the
+# binary once, for the record.
+RATIO_ROWS='^(uncontended|uncontended_shared|empty|cache|event|profile)/'
+echo "Running lockprof_bench (repetitions=$REPS, min_time=$MIN_TIME)..."
+"$BENCH/lockprof_bench" --benchmark_filter="$RATIO_ROWS" --benchmark_repetitions="$REPS" \
+  --benchmark_min_time="$MIN_TIME" --benchmark_enable_random_interleaving=true \
+  --benchmark_out="$OUT_DIR/bench.json" --benchmark_out_format=json >"$OUT_DIR/bench.txt" 2>&1
+"$BENCH/lockprof_bench" --benchmark_filter="-$RATIO_ROWS" --benchmark_min_time="$MIN_TIME" \
+  --benchmark_out="$OUT_DIR/bench_other.json" --benchmark_out_format=json \
+  >"$OUT_DIR/bench_other.txt" 2>&1
+
+# --- Go: the cache workload with sync.Mutex --------------------------------
+echo "Running the Go cache workload (threads $thread_list)..."
+(cd "$ROOT/tools/bench/go" &&
+  GOCACHE=${GOCACHE:-/tmp/lockprof-gocache} HOME=${HOME:-/tmp} GOFLAGS=-mod=mod GOPROXY=off \
+    go run cache_bench.go -threads "$thread_list" -duration "$GO_DURATION" -reps "$REPS") \
+  >"$OUT_DIR/go.txt"
+
+# --- Scrapes and memory ----------------------------------------------------
+echo "Running scrape_pause and stack_memory..."
+"$BENCH/scrape_pause" --seconds "$SCRAPE_SECONDS" >"$OUT_DIR/scrape.txt"
+# At the default cap; at a small one (every profile overflows); at a large
+# one (memory follows the cap, not the number of stacks). report.py flags a
+# run that lost earlier samples.
+: >"$OUT_DIR/memory.txt"
+for cap in default 256 65536; do
+  if [[ $cap == default ]]; then
+    env -u LOCKPROF_MAX_STACKS "$BENCH/stack_memory" >>"$OUT_DIR/memory.txt" || true
+  else
+    LOCKPROF_MAX_STACKS=$cap "$BENCH/stack_memory" >>"$OUT_DIR/memory.txt" || true
+  fi
+done
+echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT_DIR/machine.txt"
+
+python3 "$ROOT/tools/bench/report.py" "$OUT_DIR" | tee "$OUT_DIR/report.md"
