@@ -27,6 +27,7 @@ struct Running {
   std::unique_ptr<httplib::Server> http;  // An httplib::SSLServer with TLS.
   std::string token;                      // Empty: none required.
   std::thread thread;
+  std::string address;
   int port = 0;
   server::PprofOptions pprof;
   // Set when stopping: waiting requests give up instead of delaying stop.
@@ -134,20 +135,20 @@ absl::Status MakeServer(const AdminServerOptions& opts, Running* s) {
 
 }  // namespace
 
-// cpp-httplib (Debian's, built without TSan) initialises function-local
-// statics while it parses its first request, behind guard checks TSan cannot
-// see: two concurrent first requests then look like a race inside httplib.
-// Under TSan only, the server answers one request of its own before anyone
-// else knows its port. (A suppression for the library would also hide its
-// mutexes from TSan, which then reports false races everywhere.)
-static void WarmUpUnderThreadSanitizer(const Running& s, const AdminServerOptions& opts) {
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+// cpp-httplib initialises function-local statics (its set of methods) while
+// it parses its first request, and destroys them at exit. So the server
+// answers one request of its own before anyone else knows its port, and then
+// registers an exit handler that stops it: exit handlers run in reverse
+// order of registration, so the server's threads are joined before those
+// statics are destroyed (a thread still parsing a request at exit would read
+// a destroyed object). The first request also keeps TSan, which cannot see
+// the guard checks of the uninstrumented library, from reporting two
+// concurrent first requests as a race.
+static void WarmUpAndStopAtExit(const Running& s) {
   for (int i = 0; i < 2000 && !s.http->is_running(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  const std::string host =
-      opts.address == "0.0.0.0" || opts.address == "::" ? "127.0.0.1" : opts.address;
+  const std::string host = s.address == "0.0.0.0" || s.address == "::" ? "127.0.0.1" : s.address;
   if (dynamic_cast<httplib::SSLServer*>(s.http.get()) == nullptr) {
     httplib::Client(host, s.port).Get("/debug/pprof/cmdline");
   } else {
@@ -155,8 +156,8 @@ static void WarmUpUnderThreadSanitizer(const Running& s, const AdminServerOption
     client.enable_server_certificate_verification(false);
     client.Get("/debug/pprof/cmdline");
   }
-#endif
-#endif
+  static std::once_flag registered;
+  std::call_once(registered, [] { std::atexit(StopAdminServer); });
 }
 
 absl::Status StartAdminServer(const AdminServerOptions& options) {
@@ -175,6 +176,7 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
   auto s = std::make_unique<Running>();
   if (absl::Status st = MakeServer(opts, s.get()); !st.ok()) return st;
   s->pprof.max_profile_seconds = opts.max_profile_seconds;
+  s->address = opts.address;
   Route(s.get());
   if (opts.port == 0) {
     s->port = s->http->bind_to_any_port(opts.address.c_str());
@@ -187,7 +189,7 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
   }
   Running* raw = s.get();
   s->thread = std::thread([raw] { raw->http->listen_after_bind(); });
-  WarmUpUnderThreadSanitizer(*s, opts);
+  WarmUpAndStopAtExit(*s);
   g_server = s.release();
   return absl::OkStatus();
 }
