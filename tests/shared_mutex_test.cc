@@ -187,7 +187,10 @@ TEST(SharedMutexTest, WriterIsNotStarvedByAStreamOfReaders) {
         std::lock_guard<lockprof::SharedMutex> w(mu);
         return ops.load();
       });
-  EXPECT_LE(ops_before, 100);
+  // The count starts when the asker reads it, not when it is queued: a
+  // preempted asker (loaded or sanitized builds) lets some operations through
+  // first. An unfair lock lets the whole stream (200000) through.
+  EXPECT_LE(ops_before, 2000);
 }
 
 // The mirror image: writers hand the lock to each other back to back (each
@@ -210,7 +213,8 @@ TEST(SharedMutexTest, ReaderIsNotStarvedByAStreamOfWriters) {
         std::shared_lock<lockprof::SharedMutex> r(mu);
         return ops.load();
       });
-  EXPECT_LE(ops_before, 20);
+  // As above: slack for a preempted asker; an unfair lock lets all 20000 by.
+  EXPECT_LE(ops_before, 2000);
 }
 
 // Readers queued behind a writer all get in at its unlock, together: none
