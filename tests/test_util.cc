@@ -198,17 +198,7 @@ ScopedRates::~ScopedRates() {
 
 int64_t SumValuesWithLabel(const perftools::profiles::Profile& p, int index, const std::string& key,
                            const std::string& value) {
-  int64_t sum = 0;
-  for (const auto& s : p.sample()) {
-    for (const auto& l : s.label()) {
-      if (p.string_table(int(l.key())) == key && l.str() != 0 &&
-          p.string_table(int(l.str())) == value) {
-        sum += s.value(index);
-        break;
-      }
-    }
-  }
-  return sum;
+  return SumValuesWithLabels(p, index, "", {{key, value}});
 }
 
 std::string GoEnv() {
