@@ -212,7 +212,10 @@ class ABSL_LOCKABLE SharedMutex {
   std::atomic<uint32_t> writer_sem_{kNotPosted};
   // Readers sleeping on the epoch: a writer unlock wakes them only if > 0.
   std::atomic<uint32_t> sleeping_readers_{0};
-  internal::WaitLedger<2> ledger_;
+  // Readers (class 0) sleeping in the ledger are counted in state_ too: a
+  // fork()ed child's ledger takes the parent's out of it (see WaitLedger).
+  static_assert(kReaders == 0, "the ledger corrects state_ for its class-0 waiters");
+  internal::WaitLedger<2> ledger_{&state_};
   // Monotonic time the current exclusive hold started, if sampled; else 0.
   int64_t hold_start_ = 0;
   const char* name_ = nullptr;

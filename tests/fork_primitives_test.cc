@@ -120,6 +120,25 @@ ABSL_NO_THREAD_SAFETY_ANALYSIS {
   for (auto& t : parents) t.join();
 }
 
+// The forking thread holds a SharedMutex exclusively while parent readers
+// are queued behind it. They are counted in the lock's reader count (the
+// writer's unlock admits them all at once); in the child they do not exist,
+// so the child's ledger takes them out of the count. Without that, the
+// child's unlock would admit three phantom readers and the child's first
+// writer would wait for them forever.
+TEST(ForkPrimitivesTest, SharedMutexWithQueuedReadersWorksInTheChild)
+ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  AllRatesAtOne rates;
+  lockprof::SharedMutex mu{"fork.rw.readers"};
+  mu.lock();
+  auto parents = StartBlocked(3, [&] { std::shared_lock<lockprof::SharedMutex> lock(mu); });
+  auto child = RunInForkedChild([&](int) { return UseSharedMutexInChild(&mu); });
+  EXPECT_FALSE(child.timed_out) << "a writer in the child waited for the parent's readers";
+  EXPECT_EQ(child.exit_code, 0);
+  mu.unlock();
+  for (auto& t : parents) t.join();
+}
+
 // Every primitive, after the parent used it from several threads, works in
 // the child, contended by a thread of the child's own.
 TEST(ForkPrimitivesTest, EveryPrimitiveWorksInTheChild) {

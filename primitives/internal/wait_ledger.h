@@ -22,11 +22,16 @@
 //
 // fork(): the child's copy may count waiters that are threads of the
 // parent, which do not exist in the child. The first use in the child (see
-// SpinLock::Lock) forgets them and starts empty.
+// SpinLock::Lock) forgets them and starts empty. A lock that also counts its
+// class-0 waiters in its own state word (SharedMutex counts queued readers
+// in its reader count) names that word at construction, and the ledger takes
+// the forgotten waiters out of it too: otherwise they would hold the lock in
+// the child forever.
 #ifndef LOCKPROF_PRIMITIVES_INTERNAL_WAIT_LEDGER_H_
 #define LOCKPROF_PRIMITIVES_INTERNAL_WAIT_LEDGER_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "lockprof/primitives/internal/spin_lock.h"
@@ -37,6 +42,10 @@ template <int kClasses>
 class WaitLedger {
  public:
   constexpr WaitLedger() = default;
+  // `also_counted`: a word that counts each class-0 waiter as one unit in
+  // its low bits (see above); it must outlive the ledger.
+  constexpr explicit WaitLedger(std::atomic<uint64_t>* also_counted)
+      : also_counted_(also_counted) {}
 
   // A thread of class `c` starts waiting at time `start`.
   void Enter(int c, int64_t start) {
@@ -79,12 +88,16 @@ class WaitLedger {
   // parent's waiters.
   void Lock() {
     if (__builtin_expect(lock_.Lock(), 0)) {
+      if (also_counted_ != nullptr && waiters_[0] > 0) {
+        also_counted_->fetch_sub(uint64_t(waiters_[0]), std::memory_order_relaxed);
+      }
       for (int c = 0; c < kClasses; ++c) waiters_[c] = 0, charged_from_sum_[c] = 0;
       last_settle_ = 0;
     }
   }
 
   SpinLock lock_;
+  std::atomic<uint64_t>* also_counted_ = nullptr;
   int32_t waiters_[kClasses] = {};
   // Sums of timestamps, in modular arithmetic: n * now - sum is exact even
   // when n * now itself would overflow.
