@@ -4,10 +4,13 @@
 // Application threads lock and unlock their own lockprof::Mutex in a loop
 // with every profiling rate at 1, so each operation also records a hold
 // sample (stack capture and table update), and time every operation. The
-// mutex profile is pre-filled with 10 000 distinct stacks. Two phases of
-// equal length: "baseline" (nobody scrapes) and "scraping" (a client fetches
-// /debug/pprof/mutex and /debug/pprof/hold over HTTP from the admin server,
-// back to back). Compare the longest operation of each phase.
+// mutex profile is pre-filled with 10 000 distinct stacks. Three phases of
+// equal length: "baseline" (nobody scrapes), "busy" (a control: a thread
+// that has nothing to do with lockprof allocates, fills and frees 8 MiB
+// buffers, loading the machine as a profile build does) and "scraping" (a
+// client fetches /debug/pprof/mutex and /debug/pprof/hold over HTTP from the
+// admin server, back to back). A pause caused by the scrape shows as
+// "scraping" above "busy"; one that "busy" has as often is the machine's.
 //
 // On a machine with few cores the scraper and the application compete for
 // CPU, and the kernel's preemption alone can stall a thread for a time slice
@@ -108,6 +111,19 @@ int64_t HttpGet(int port, const std::string& path) {
   return body == std::string::npos ? -1 : int64_t(response.size() - body - 4);
 }
 
+// The control phase's load: a second busy core, multi-MiB allocations that
+// malloc maps and returns to the kernel (as a profile build's do), memory
+// traffic — everything a scrape does to the machine, without lockprof.
+void Burner(const std::atomic<bool>* stop) {
+  uint64_t sink = 0;
+  while (!stop->load(std::memory_order_relaxed)) {
+    std::vector<uint64_t> buffer(size_t{1} << 20);
+    for (size_t i = 0; i < buffer.size(); ++i) buffer[i] = i * 0x9E3779B97F4A7C15ull;
+    for (uint64_t x : buffer) sink += x;
+  }
+  asm volatile("" : : "r"(sink));
+}
+
 struct ScrapeResult {
   std::vector<double> mutex_ms;  // Each /debug/pprof/mutex fetch.
   int64_t failures = 0;
@@ -124,7 +140,8 @@ void Scraper(int port, const std::atomic<bool>* stop, ScrapeResult* out) {
   }
 }
 
-void RunPhase(const char* name, int threads, double seconds, int port) {
+// port != 0: scrape that admin server; burn: run Burner instead.
+void RunPhase(const char* name, int threads, double seconds, int port, bool burn = false) {
   std::atomic<bool> stop{false};
   std::vector<ThreadResult> results(static_cast<size_t>(threads));
   std::vector<std::thread> pool;
@@ -132,6 +149,7 @@ void RunPhase(const char* name, int threads, double seconds, int port) {
   ScrapeResult scrapes;
   std::thread scraper;
   if (port != 0) scraper = std::thread(Scraper, port, &stop, &scrapes);
+  if (burn) scraper = std::thread(Burner, &stop);
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;
   for (auto& t : pool) t.join();
@@ -185,6 +203,7 @@ int main(int argc, char** argv) {
   }
   std::printf("scrape_pause stacks=%lld\n", (long long)lockprof::ProfileSampleCount("mutex"));
   RunPhase("baseline", threads, seconds, 0);
+  RunPhase("busy", threads, seconds, 0, /*burn=*/true);
   RunPhase("scraping", threads, seconds, lockprof::AdminServerPort());
   lockprof::StopAdminServer();
   return 0;
