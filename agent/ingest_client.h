@@ -25,6 +25,16 @@ struct PostOutcome {
   bool retryable() const { return status == 0 || status >= 500 || status == 408 || status == 429; }
 };
 
+// Makes cpp-httplib's client create, now, the function-local statics it
+// otherwise creates during its first exchange (its response parsers), and
+// initialises OpenSSL: one POST over loopback to a one-shot responder of our
+// own. At exit, statics are destroyed in the reverse order of their
+// creation, interleaved with atexit handlers; an exit flush registered after
+// this call runs while all of them still exist. Once per process; later
+// calls return at once. Takes a few milliseconds; opens a listening socket
+// on 127.0.0.1 (an ephemeral port) for that long.
+void WarmUpHttpClient();
+
 class IngestClient {
  public:
   // `headers` go on every request. `timeout` bounds connecting, each send

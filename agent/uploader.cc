@@ -182,7 +182,6 @@ class Uploader {
       }
       cv_.notify_all();  // The collector now watches this deadline.
       const PostOutcome r = client_.Post(path, body);
-      RegisterAtExitOnce();
       std::unique_lock<std::mutex> l(mu_);
       inflight_deadline_ = Clock::time_point::max();
       if (!r.ok() && abort_) return CountUpload(job.id, UploadResult::kDropped);
@@ -272,9 +271,10 @@ Uploader* g_uploader = nullptr;
 void StopAtExit() { StopUploader(); }
 
 // At exit, handlers run in the reverse order of their registration, static
-// destructors included. Registered after a first profile was built and
-// sent, the flush runs before the destructors of the statics those paths
-// create on first use (cpp-httplib's parsers, for one), not after.
+// destructors included. Registered after WarmUpHttpClient(), the flush runs
+// before the destructors of the statics that cpp-httplib and OpenSSL create
+// on first use, not after. (The agent's own first-use statics, on the
+// profile-building path, are never destroyed.)
 void RegisterAtExitOnce() {
   static std::once_flag once;
   std::call_once(once, [] { std::atexit(StopAtExit); });
@@ -286,6 +286,8 @@ void RegisterAtExitOnce() {
 absl::Status StartUploader(const UploaderOptions& options) {
   agent::UploaderConfig config;
   if (absl::Status s = agent::MakeUploaderConfig(options, &config); !s.ok()) return s;
+  agent::WarmUpHttpClient();
+  agent::RegisterAtExitOnce();
   std::lock_guard<std::mutex> l(agent::g_mu);
   if (agent::g_uploader != nullptr) return absl::AlreadyExistsError("an uploader is running");
   agent::g_uploader = new agent::Uploader(std::move(config));

@@ -102,11 +102,12 @@ absl::Status StartUploader(const UploaderOptions& options);
 absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options);
 
 // Collects the last interval, sends it and anything queued within the
-// shutdown deadline, and stops the threads. No-op if none runs. Call it
-// before returning from main. If an uploader still runs at exit (std::exit
-// or return from main), lockprof stops it the same way, provided it has
-// made one request by then (the at-exit flush is registered after it, so
-// that it runs before the destructors of the statics that request used).
+// shutdown deadline, and stops the threads. No-op if none runs. If an
+// uploader still runs at exit (std::exit or return from main), lockprof
+// stops it the same way: StartUploader registers that exit flush after
+// warming up the HTTP client (see WarmUpHttpClient in ingest_client.h), so
+// it runs before the destructors of the statics a request uses. Calling it
+// yourself before leaving main is still the clearest.
 void StopUploader();
 
 // True while an uploader runs.

@@ -86,6 +86,28 @@ TEST(LifecycleTest, ExitWhileUploadingToAHungServerIsClean) {
   EXPECT_FALSE(receiver.Requests().empty()) << "the uploader never reached the receiver";
 }
 
+// A program whose uploader (started from the environment, interval one
+// hour) has made no request yet returns from main without stopping it: the
+// exit flush, registered when the uploader started, still sends the one
+// interval, with the program's contention in it.
+TEST(LifecycleTest, UploaderFlushesAtExitBeforeItsFirstUpload) {
+  lockprof::testing::Receiver receiver;
+  int status = -1;
+  const std::string log =
+      RunCommand("LOCKPROF_PYROSCOPE_URL=" + receiver.url() +
+                     " LOCKPROF_PYROSCOPE_INTERVAL=3600 LOCKPROF_PYROSCOPE_PROFILES=mutex " +
+                     LOCKPROF_LIFECYCLE_CHILD_PATH + " contend 500 2>&1",
+                 &status);
+  ASSERT_EQ(status, 0) << log;
+  std::vector<lockprof::testing::Upload> uploads = receiver.Uploads("mutex");
+  ASSERT_EQ(uploads.size(), 1u) << "no exit flush. Child said: " << log;
+  int go_status = -1;
+  const std::string top =
+      lockprof::testing::GoPprof("-top -sample_index=delay " + uploads[0].profile_path, &go_status);
+  ASSERT_EQ(go_status, 0) << top;
+  EXPECT_NE(top.find("LifecycleContendedSection"), std::string::npos) << top;
+}
+
 // Distinct bodies, or -fipa-icf folds them into one function.
 int g_exiting_work = 0;
 int g_tls_work = 0;

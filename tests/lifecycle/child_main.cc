@@ -12,6 +12,11 @@
 //                                       returns from main after MS ms; an
 //                                       atexit handler stops the admin
 //                                       server and the uploader
+//   lockprof-lifecycle-child contend MS  contends for MS ms in
+//                                       LifecycleContendedSection, then
+//                                       returns from main, stopping
+//                                       nothing itself (an uploader started
+//                                       from the environment must flush)
 #include <unistd.h>
 
 #include <atomic>
@@ -23,7 +28,29 @@
 
 #include "lockprof/lockprof.h"
 
+// Outside namespace lockprof, not inlined: the profile names it.
+__attribute__((noinline)) void LifecycleContendedSection(lockprof::Mutex* mu) {
+  lockprof::MutexLock lock(mu);
+  std::this_thread::sleep_for(std::chrono::microseconds(100));
+}
+
 namespace {
+
+int Contend(int ms) {
+  lockprof::SetMutexProfileFraction(1);
+  lockprof::Mutex mu{"lifecycle.contend"};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&] {
+      while (!stop.load()) LifecycleContendedSection(&mu);
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  stop = true;
+  for (auto& t : threads) t.join();
+  return 0;
+}
 
 int Serve(int ms) {
   lockprof::SetMutexProfileFraction(1);
@@ -68,6 +95,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc >= 3 && std::strcmp(argv[1], "serve") == 0) return Serve(std::atoi(argv[2]));
-  std::fprintf(stderr, "usage: %s static|idle|serve MS\n", argv[0]);
+  if (argc >= 3 && std::strcmp(argv[1], "contend") == 0) return Contend(std::atoi(argv[2]));
+  std::fprintf(stderr, "usage: %s static|idle|serve MS|contend MS\n", argv[0]);
   return 2;
 }
