@@ -27,9 +27,10 @@
 //    (stride draw, stack capture, recording) runs before the first clock
 //    read or after the release, outside the measured hold; what cannot be
 //    left out is the latency of the two clock reads themselves: an empty
-//    critical section measures 20-80 ns (CLOCK_MONOTONIC on a VM), so
-//    critical sections of a few hundred nanoseconds or less are overstated
-//    by about that much.
+//    critical section measures 10-30 ns (agent/clock.h: the TSC, or
+//    CLOCK_MONOTONIC where the kernel does not use it), so critical
+//    sections of a few hundred nanoseconds or less are overstated by about
+//    that much.
 //
 // Defaults: mutex fraction 10, block rate 10000 ns (README "Sampling
 // defaults" says why), hold rate 1000 (below).
@@ -39,11 +40,11 @@
 // Why a hold rate of 1000. Every lock pays the countdown (one thread-local
 // decrement and a predicted branch) whatever the rate; the rate sets how
 // often a lock also pays for a sample: two clock reads, a stride draw, a
-// stack walk and a table update, about 80 ns (tools/bench/hold_bench.cc at
-// rate 1). Amortised, that is 80/rate ns per lock: 0.8 ns at 100 (a sixth
-// of an uncontended std::mutex lock+unlock, ~5.5 ns, and clearly visible in
-// the benchmark), 0.08 ns at 1000 (below the benchmark's noise) and 0.008 ns
-// at 10000. 1000 is the lowest rate whose cost cannot be told from the
+// stack walk and a table update, about 50 ns (tools/bench/hold_bench.cc at
+// rate 1; 80 ns before the clock read the TSC). Amortised, that is 50/rate
+// ns per lock: 0.5 ns at 100 (a tenth of an uncontended std::mutex
+// lock+unlock, ~6 ns, and visible in the benchmark), 0.05 ns at 1000 (below
+// the benchmark's noise) and 0.005 ns at 10000. 1000 is the lowest rate whose cost cannot be told from the
 // countdown alone, and it gives ten times the resolution of 10000: a lock
 // taken 1000 times a second gets about one sample a second, 15 per 15 s
 // scrape. Rare, long holds are what a count-based sampler sees least (a lock
