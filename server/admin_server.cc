@@ -14,6 +14,7 @@
 #include "lockprof/agent/env.h"
 #include "lockprof/agent/health.h"
 #include "lockprof/server/admin_security.h"
+#include "lockprof/server/bounded_server.h"
 #include "lockprof/server/connection_guard.h"
 #include "lockprof/server/metrics_handler.h"
 #include "lockprof/server/peer_watch.h"
@@ -74,6 +75,24 @@ httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Reque
   return httplib::Server::HandlerResponse::Handled;
 }
 
+// Called for every response with a status of 400 or more. httplib answers a
+// request cut by a size limit with 400: say which limit it was, as Go's
+// server does (431 for the head), and that the connection will be closed.
+httplib::Server::HandlerResponse ExplainCutRequest(const httplib::Request&,
+                                                   httplib::Response& res) {
+  const server::RequestCut cut = server::CurrentRequestCut();
+  if (cut == server::RequestCut::kNone || res.status != 400) {
+    return httplib::Server::HandlerResponse::Unhandled;
+  }
+  const bool head = cut == server::RequestCut::kHead;
+  res.status = head ? 431 : 413;
+  res.set_header("Connection", "close");
+  res.set_content(head ? "Request Header Fields Too Large\n" : "Payload Too Large\n",
+                  "text/plain; charset=utf-8");
+  server::ResponseReady();
+  return httplib::Server::HandlerResponse::Handled;
+}
+
 void Route(Running* s) {
   auto pprof = [s](const httplib::Request& req, httplib::Response& res) {
     Reply(server::HandlePprof(ToRequest(req, s), s->pprof), res);
@@ -90,6 +109,7 @@ void Route(Running* s) {
   http.Get("/metrics", [s](const httplib::Request& req, httplib::Response& res) {
     Reply(server::HandleMetrics(ToRequest(req, s)), res);
   });
+  http.set_error_handler(httplib::Server::HandlerWithResponse(ExplainCutRequest));
   // Called once per answered request, whatever its path or status, after
   // the response was written.
   http.set_logger([](const httplib::Request&, const httplib::Response&) {
@@ -106,10 +126,12 @@ absl::Status MakeServer(const AdminServerOptions& opts, Running* s) {
   if (cert.empty() != key.empty()) {
     return absl::InvalidArgumentError("admin server TLS needs both a certificate and a key");
   }
+  // The bounded servers read every request through a RequestLimitStream.
+  const size_t head_limit = std::max<size_t>(opts.max_request_head_bytes, 1);
   if (cert.empty()) {
-    s->http = std::make_unique<httplib::Server>();
+    s->http = std::make_unique<server::BoundedServer>(head_limit);
   } else {
-    s->http = std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str());
+    s->http = std::make_unique<server::BoundedSslServer>(cert.c_str(), key.c_str(), head_limit);
     if (!s->http->is_valid()) {
       return absl::InvalidArgumentError("admin server TLS: cannot load certificate \"" + cert +
                                         "\" and key \"" + key + "\"");

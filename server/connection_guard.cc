@@ -169,6 +169,8 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
         close(held);
         continue;
       }
+      // httplib accepts without SOCK_CLOEXEC; this thread accepted it.
+      fcntl(int(fd), F_SETFD, FD_CLOEXEC);
       found = std::make_shared<Conn>();
       found->fd = held;
       found->inode = inode;

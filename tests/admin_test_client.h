@@ -100,6 +100,21 @@ inline bool ClosedByServer(int fd, int timeout_ms) {
   }
 }
 
+// A self-signed certificate for 127.0.0.1 and its key, in a new temporary
+// directory (returned; the caller removes it). Empty on failure.
+inline std::string MakeSelfSignedCert(std::string* cert, std::string* key) {
+  const std::string dir = RunCommand("mktemp -d | tr -d '\\n'");
+  *cert = dir + "/cert.pem";
+  *key = dir + "/key.pem";
+  int rc = 0;
+  RunCommand(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+          *key + " -out " + *cert + " 2>/dev/null",
+      &rc);
+  return rc == 0 ? dir : "";
+}
+
 inline double SecondsSince(int64_t start_ns) { return double(NowNanos() - start_ns) / 1e9; }
 
 // Distinct open sockets of this process whose local port is `port` and that
