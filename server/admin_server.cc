@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "lockprof/agent/env.h"
+#include "lockprof/agent/fork.h"
 #include "lockprof/agent/health.h"
 #include "lockprof/server/admin_security.h"
 #include "lockprof/server/bounded_server.h"
@@ -35,9 +36,34 @@ struct Running {
   std::atomic<bool> stopping{false};
 };
 
-// Guards start and stop only; request handling never takes it.
-std::mutex g_mu;
-Running* g_server = nullptr;
+Running* g_server = nullptr;  // Guarded by StartStopMutex().
+
+// In a forked child (agent::OnForkChild: no other thread exists): forgets
+// the parent's server, so that the child may start its own and its exit
+// handler does not stop the parent's. The server's threads are not in the
+// child, so its objects are leaked on purpose: destroying them would join
+// threads that do not exist here (std::thread's destructor would
+// terminate), and httplib's stop() would shut down the listening socket,
+// which the parent still listens on. The child's descriptors of the
+// server's sockets are closed (close, not shutdown: the parent's stay).
+void ForgetServerInChild() {
+  Running* s = g_server;  // StartStopMutex() was held across fork(): consistent.
+  g_server = nullptr;
+  if (s != nullptr) server::CloseSocketsOnPort(s->port);
+}
+
+// Guards start and stop only; request handling never takes it. Never
+// destroyed; held across fork(), so that a child never sees a server half
+// started or half forgotten.
+std::mutex& StartStopMutex() {
+  static std::mutex* const mu = [] {
+    auto* m = new std::mutex;
+    agent::HoldAcrossFork(m, agent::ForkRank::kAdminServer);
+    agent::OnForkChild(&ForgetServerInChild);
+    return m;
+  }();
+  return *mu;
+}
 
 server::Request ToRequest(const httplib::Request& in, const Running* s) {
   server::Request out;
@@ -193,7 +219,7 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
                                         "\": " + error);
     }
   }
-  std::lock_guard<std::mutex> lock(g_mu);
+  std::lock_guard<std::mutex> lock(StartStopMutex());
   if (g_server != nullptr) return absl::AlreadyExistsError("admin server already running");
   auto s = std::make_unique<Running>();
   if (absl::Status st = MakeServer(opts, s.get()); !st.ok()) return st;
@@ -219,7 +245,7 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
 void StopAdminServer() {
   std::unique_ptr<Running> s;
   {
-    std::lock_guard<std::mutex> lock(g_mu);
+    std::lock_guard<std::mutex> lock(StartStopMutex());
     s.reset(g_server);
     g_server = nullptr;
   }
@@ -230,7 +256,7 @@ void StopAdminServer() {
 }
 
 int AdminServerPort() {
-  std::lock_guard<std::mutex> lock(g_mu);
+  std::lock_guard<std::mutex> lock(StartStopMutex());
   return g_server ? g_server->port : 0;
 }
 
