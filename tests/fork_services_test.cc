@@ -19,6 +19,9 @@
 #include "lockprof/agent/uploader.h"
 #include "pyroscope_receiver.h"
 
+// The children start the services' threads.
+LOCKPROF_ALLOW_THREADS_AFTER_FORK()
+
 namespace {
 
 using lockprof::admin_test::SocketsOnPort;
