@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <cstdlib>
+
 namespace lockprof::agent {
 
 std::atomic<uint32_t> g_fork_generation{0};
@@ -14,6 +16,7 @@ std::atomic<std::mutex*> g_held[kRanks];
 // not unlocked by it. Only the forking thread touches this (glibc runs the
 // handlers of one fork under its atfork lock).
 std::mutex* g_taken[kRanks];
+std::atomic<void (*)()> g_child_handlers[kMaxForkChildHandlers];
 
 void Prepare() {
   for (int r = 0; r < kRanks; ++r) {
@@ -32,6 +35,9 @@ void Release() {
 void ReleaseInChild() {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   Release();
+  for (auto& handler : g_child_handlers) {
+    if (void (*fn)() = handler.load(std::memory_order_acquire)) fn();
+  }
 }
 
 // This object is linked whenever a primitive reads g_fork_generation or an
@@ -43,6 +49,17 @@ void ReleaseInChild() {
 
 void HoldAcrossFork(std::mutex* mu, ForkRank rank) {
   g_held[int(rank)].store(mu, std::memory_order_release);
+}
+
+void OnForkChild(void (*fn)()) {
+  for (auto& handler : g_child_handlers) {
+    void (*expected)() = nullptr;
+    if (handler.compare_exchange_strong(expected, fn, std::memory_order_acq_rel) ||
+        expected == fn) {
+      return;
+    }
+  }
+  std::abort();  // More handlers than slots: a lockprof bug, caught by its tests.
 }
 
 }  // namespace lockprof::agent

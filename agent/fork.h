@@ -14,6 +14,9 @@
 //    a generation recorded with its data to ForkGeneration(): the child's
 //    generation differs, so it knows that every thread it had counted
 //    belonged to the parent, and starts afresh.
+//  * Services whose threads do not exist in the child (the admin server,
+//    the uploader) register an OnForkChild() handler that makes the child
+//    forget them, so that it can start its own.
 // The handlers are registered during static initialisation, before main; a
 // fork() from an earlier static initialiser is not covered.
 #ifndef LOCKPROF_AGENT_FORK_H_
@@ -36,15 +39,27 @@ inline uint32_t ForkGeneration() { return g_fork_generation.load(std::memory_ord
 // The agent mutexes held across fork(), in the order fork() takes them:
 // a mutex held while another is taken must come first.
 enum class ForkRank {
-  kSymbolizer = 0,  // Symbolizer::mu_; takes kLoader (build-ids).
-  kLabels = 1,      // The label registry.
-  kLoader = 2,      // Around dl_iterate_phdr (mappings.cc).
-  kCount = 3,
+  kAdminServer = 0,  // Starts and stops the admin server (server/admin_server.cc).
+  kUploader = 1,     // Starts and stops the uploader.
+  kSymbolizer = 2,   // Symbolizer::mu_; takes kLoader (build-ids).
+  kLabels = 3,       // The label registry.
+  kLoader = 4,       // Around dl_iterate_phdr (mappings.cc).
+  kCount = 5,
 };
 
 // Makes fork() take *mu (which must never be destroyed) before forking and
 // release it in the parent and in the child. One mutex per rank.
 void HoldAcrossFork(std::mutex* mu, ForkRank rank);
+
+// Makes every later fork() call fn() in the child, after the mutexes above
+// were released there, in registration order. For state that belongs to
+// threads the child does not have: fn makes the child forget it. fn runs
+// inside fork(), with no other thread in the process: it must not wait for
+// anything, and should stick to async-signal-safe calls (close, not
+// malloc). At most kMaxForkChildHandlers; registering a handler twice runs it
+// once. Thread-safe.
+inline constexpr int kMaxForkChildHandlers = 8;
+void OnForkChild(void (*fn)());
 
 }  // namespace lockprof::agent
 

@@ -144,9 +144,10 @@ void WriteProfileMetrics(PromText& text) {
   PerProfile(text, "lockprof_profile_stacks", "gauge",
              "Distinct stacks (with their labels) stored in each profile.",
              [](agent::ProfileId id) { return agent::Table(id).size(); });
-  PerProfile(text, "lockprof_profile_stacks_dropped_total", "counter",
-             "New stacks that found the profile's table full: their samples are kept under "
-             "lockprof.LostSamplesStackTableFull (raise LOCKPROF_MAX_STACKS).",
+  PerProfile(text, "lockprof_profile_samples_dropped_total", "counter",
+             "Sampled events whose stack was not in the profile's full table: their values are "
+             "kept under lockprof.LostSamplesStackTableFull, their stacks are lost (counted per "
+             "event, like lockprof_profile_samples_recorded_total; raise LOCKPROF_MAX_STACKS).",
              [](agent::ProfileId id) { return agent::Table(id).dropped(); });
   PerProfile(text, "lockprof_profile_memory_bytes", "gauge",
              "Memory allocated for each profile's table.",

@@ -20,7 +20,8 @@
 //       from the hold sampler: each sampled section counts as
 //       SetHoldProfileRate() sections (and its length that many times in
 //       _sum), so counts and rate()s are unbiased estimates.
-// Health: sampling rates, samples recorded and stacks dropped per profile,
+// Health: sampling rates, samples recorded and samples whose stack was
+// dropped (table full) per profile,
 // profile memory, threads in the process, admin requests served, uploads
 // (success, failure, dropped, retries, queue length).
 //

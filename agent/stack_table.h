@@ -11,8 +11,9 @@
 // Memory is bounded by the capacity (LOCKPROF_MAX_STACKS, default 4096 keys
 // per profile, ~380 bytes each, touched lazily). Once the table is full, new
 // keys are folded into one overflow entry, reported in profiles as
-// "lockprof.LostSamplesStackTableFull" and counted as dropped; keys already
-// present keep accumulating, so nothing recorded is lost.
+// "lockprof.LostSamplesStackTableFull", and each event folded there is
+// counted as dropped; keys already present keep accumulating, so no value
+// recorded is lost, only the stacks of the folded events.
 //
 // Entries are never removed or moved, so a slot index identifies a key for
 // the life of the process: delta profiles keep their previous values in
@@ -81,7 +82,9 @@ class StackTable {
 
   // Slots (including the overflow slot): indices in SlotValues are < this.
   size_t slot_count() const;
-  // Keys that found the table full and were folded into the overflow entry.
+  // Events (Add calls) whose key was not in the table when it was full, and
+  // went to the overflow entry: a key seen again counts again, so this is a
+  // count of samples whose stack was lost, not of distinct keys.
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   // Keys stored (not counting the overflow entry).
   size_t size() const { return used_.load(std::memory_order_relaxed); }

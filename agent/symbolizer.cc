@@ -521,12 +521,23 @@ bool Symbolizer::Report() {
   return rc == 0;
 }
 
-std::vector<SourceFrame> Symbolizer::Symbolize(uintptr_t pc) {
+std::vector<SourceFrame> Symbolizer::Symbolize(uintptr_t pc) { return Lookup(pc, true); }
+
+std::vector<SourceFrame> Symbolizer::SymbolizeWithoutCaching(uintptr_t pc) {
+  return Lookup(pc, false);
+}
+
+size_t Symbolizer::cache_size() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cache_.size();
+}
+
+std::vector<SourceFrame> Symbolizer::Lookup(uintptr_t pc, bool cache) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = cache_.find(pc); it != cache_.end()) return it->second;
   std::vector<SourceFrame> frames = SymbolizeUncached(pc);
   // Unknown pcs are not cached: a later dlopen may map code there.
-  if (!frames.empty()) cache_.emplace(pc, frames);
+  if (cache && !frames.empty()) cache_.emplace(pc, frames);
   return frames;
 }
 

@@ -79,8 +79,9 @@ class Symbolizer {
   // Empty vector if nothing is known about pc (no loaded object, or no
   // symbol covers it).
   //
-  // Results are cached per pc for the life of the Symbolizer (the cache grows
-  // with the number of distinct pcs asked about). A pc outside every known
+  // Results are cached per pc for the life of the Symbolizer: the cache grows
+  // with the number of distinct pcs asked about, which for profiles is
+  // bounded by their tables (capacity x stack depth). A pc outside every known
   // object makes the Symbolizer re-read the process's mappings, but only if
   // the dynamic loader loaded or unloaded something since the last read
   // (dlopen), so unknown pcs stay cheap.
@@ -95,6 +96,16 @@ class Symbolizer {
   // Thread-safe: serialized on an internal mutex.
   std::vector<SourceFrame> Symbolize(uintptr_t pc);
 
+  // As Symbolize, but a pc that is not cached yet is symbolized without
+  // being added to the cache. For pcs a client chooses
+  // (/debug/pprof/symbol): however many it asks about, the cache stays as it
+  // was. (The pcs of this process's profiles, which is what pprof asks
+  // about, are cached when a profile is built.)
+  std::vector<SourceFrame> SymbolizeWithoutCaching(uintptr_t pc);
+
+  // Entries in the per-pc cache. Thread-safe.
+  size_t cache_size();
+
   // Shared instance, created on first use and never destroyed (so that no
   // static destructor can race with a late profile build). Thread-safe.
   // fork() waits for a symbolization in progress in it to finish.
@@ -104,6 +115,8 @@ class Symbolizer {
   struct FunctionIndex;
   struct SymbolIndex;
 
+  // Symbolize, adding a pc not cached yet to the cache if `cache`.
+  std::vector<SourceFrame> Lookup(uintptr_t pc, bool cache);
   std::vector<SourceFrame> SymbolizeUncached(uintptr_t pc);
   // Name of the ELF symbol (function) that holds pc in `mod`, or null.
   const char* SymbolAt(Dwfl_Module* mod, uintptr_t pc);

@@ -11,6 +11,7 @@
 
 #include "lockprof/agent/clock.h"
 #include "lockprof/agent/delta.h"
+#include "lockprof/agent/fork.h"
 #include "lockprof/agent/health.h"
 #include "lockprof/agent/ingest_client.h"
 #include "lockprof/agent/pprof_encoder.h"
@@ -264,9 +265,29 @@ class Uploader {
   std::thread sender_;
 };
 
-// Start/Stop only; never taken by the uploader's threads.
-std::mutex g_mu;
-Uploader* g_uploader = nullptr;
+Uploader* g_uploader = nullptr;  // Guarded by StartStopMutex().
+
+// In a forked child (OnForkChild: no other thread exists): forgets the
+// parent's uploader, so that the child may start its own and its exit
+// handler does not flush the parent's. The uploader's threads are not in the
+// child, so it is leaked on purpose: Stop() and its destructor would join
+// threads that do not exist here.
+void ForgetUploaderInChild() {
+  g_uploader = nullptr;  // StartStopMutex() was held across fork(): consistent.
+  SetUploadQueueLength(0);
+}
+
+// Start/Stop only; never taken by the uploader's threads. Never destroyed;
+// held across fork(), so that a child never sees an uploader half started.
+std::mutex& StartStopMutex() {
+  static std::mutex* const mu = [] {
+    auto* m = new std::mutex;
+    HoldAcrossFork(m, ForkRank::kUploader);
+    OnForkChild(&ForgetUploaderInChild);
+    return m;
+  }();
+  return *mu;
+}
 
 void StopAtExit() { StopUploader(); }
 
@@ -288,7 +309,7 @@ absl::Status StartUploader(const UploaderOptions& options) {
   if (absl::Status s = agent::MakeUploaderConfig(options, &config); !s.ok()) return s;
   agent::WarmUpHttpClient();
   agent::RegisterAtExitOnce();
-  std::lock_guard<std::mutex> l(agent::g_mu);
+  std::lock_guard<std::mutex> l(agent::StartStopMutex());
   if (agent::g_uploader != nullptr) return absl::AlreadyExistsError("an uploader is running");
   agent::g_uploader = new agent::Uploader(std::move(config));
   return absl::OkStatus();
@@ -297,7 +318,7 @@ absl::Status StartUploader(const UploaderOptions& options) {
 void StopUploader() {
   agent::Uploader* u;
   {
-    std::lock_guard<std::mutex> l(agent::g_mu);
+    std::lock_guard<std::mutex> l(agent::StartStopMutex());
     u = agent::g_uploader;
     agent::g_uploader = nullptr;
   }
@@ -307,7 +328,7 @@ void StopUploader() {
 }
 
 bool UploaderRunning() {
-  std::lock_guard<std::mutex> l(agent::g_mu);
+  std::lock_guard<std::mutex> l(agent::StartStopMutex());
   return agent::g_uploader != nullptr;
 }
 

@@ -12,8 +12,10 @@
 #include <thread>
 
 #include "lockprof/agent/env.h"
+#include "lockprof/agent/fork.h"
 #include "lockprof/agent/health.h"
 #include "lockprof/server/admin_security.h"
+#include "lockprof/server/bounded_server.h"
 #include "lockprof/server/connection_guard.h"
 #include "lockprof/server/metrics_handler.h"
 #include "lockprof/server/peer_watch.h"
@@ -34,9 +36,34 @@ struct Running {
   std::atomic<bool> stopping{false};
 };
 
-// Guards start and stop only; request handling never takes it.
-std::mutex g_mu;
-Running* g_server = nullptr;
+Running* g_server = nullptr;  // Guarded by StartStopMutex().
+
+// In a forked child (agent::OnForkChild: no other thread exists): forgets
+// the parent's server, so that the child may start its own and its exit
+// handler does not stop the parent's. The server's threads are not in the
+// child, so its objects are leaked on purpose: destroying them would join
+// threads that do not exist here (std::thread's destructor would
+// terminate), and httplib's stop() would shut down the listening socket,
+// which the parent still listens on. The child's descriptors of the
+// server's sockets are closed (close, not shutdown: the parent's stay).
+void ForgetServerInChild() {
+  Running* s = g_server;  // StartStopMutex() was held across fork(): consistent.
+  g_server = nullptr;
+  if (s != nullptr) server::CloseSocketsOnPort(s->port);
+}
+
+// Guards start and stop only; request handling never takes it. Never
+// destroyed; held across fork(), so that a child never sees a server half
+// started or half forgotten.
+std::mutex& StartStopMutex() {
+  static std::mutex* const mu = [] {
+    auto* m = new std::mutex;
+    agent::HoldAcrossFork(m, agent::ForkRank::kAdminServer);
+    agent::OnForkChild(&ForgetServerInChild);
+    return m;
+  }();
+  return *mu;
+}
 
 server::Request ToRequest(const httplib::Request& in, const Running* s) {
   server::Request out;
@@ -74,6 +101,24 @@ httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Reque
   return httplib::Server::HandlerResponse::Handled;
 }
 
+// Called for every response with a status of 400 or more. httplib answers a
+// request cut by a size limit with 400: say which limit it was, as Go's
+// server does (431 for the head), and that the connection will be closed.
+httplib::Server::HandlerResponse ExplainCutRequest(const httplib::Request&,
+                                                   httplib::Response& res) {
+  const server::RequestCut cut = server::CurrentRequestCut();
+  if (cut == server::RequestCut::kNone || res.status != 400) {
+    return httplib::Server::HandlerResponse::Unhandled;
+  }
+  const bool head = cut == server::RequestCut::kHead;
+  res.status = head ? 431 : 413;
+  res.set_header("Connection", "close");
+  res.set_content(head ? "Request Header Fields Too Large\n" : "Payload Too Large\n",
+                  "text/plain; charset=utf-8");
+  server::ResponseReady();
+  return httplib::Server::HandlerResponse::Handled;
+}
+
 void Route(Running* s) {
   auto pprof = [s](const httplib::Request& req, httplib::Response& res) {
     Reply(server::HandlePprof(ToRequest(req, s), s->pprof), res);
@@ -90,6 +135,7 @@ void Route(Running* s) {
   http.Get("/metrics", [s](const httplib::Request& req, httplib::Response& res) {
     Reply(server::HandleMetrics(ToRequest(req, s)), res);
   });
+  http.set_error_handler(httplib::Server::HandlerWithResponse(ExplainCutRequest));
   // Called once per answered request, whatever its path or status, after
   // the response was written.
   http.set_logger([](const httplib::Request&, const httplib::Response&) {
@@ -106,10 +152,12 @@ absl::Status MakeServer(const AdminServerOptions& opts, Running* s) {
   if (cert.empty() != key.empty()) {
     return absl::InvalidArgumentError("admin server TLS needs both a certificate and a key");
   }
+  // The bounded servers read every request through a RequestLimitStream.
+  const size_t head_limit = std::max<size_t>(opts.max_request_head_bytes, 1);
   if (cert.empty()) {
-    s->http = std::make_unique<httplib::Server>();
+    s->http = std::make_unique<server::BoundedServer>(head_limit);
   } else {
-    s->http = std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str());
+    s->http = std::make_unique<server::BoundedSslServer>(cert.c_str(), key.c_str(), head_limit);
     if (!s->http->is_valid()) {
       return absl::InvalidArgumentError("admin server TLS: cannot load certificate \"" + cert +
                                         "\" and key \"" + key + "\"");
@@ -171,7 +219,7 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
                                         "\": " + error);
     }
   }
-  std::lock_guard<std::mutex> lock(g_mu);
+  std::lock_guard<std::mutex> lock(StartStopMutex());
   if (g_server != nullptr) return absl::AlreadyExistsError("admin server already running");
   auto s = std::make_unique<Running>();
   if (absl::Status st = MakeServer(opts, s.get()); !st.ok()) return st;
@@ -197,7 +245,7 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
 void StopAdminServer() {
   std::unique_ptr<Running> s;
   {
-    std::lock_guard<std::mutex> lock(g_mu);
+    std::lock_guard<std::mutex> lock(StartStopMutex());
     s.reset(g_server);
     g_server = nullptr;
   }
@@ -208,7 +256,7 @@ void StopAdminServer() {
 }
 
 int AdminServerPort() {
-  std::lock_guard<std::mutex> lock(g_mu);
+  std::lock_guard<std::mutex> lock(StartStopMutex());
   return g_server ? g_server->port : 0;
 }
 

@@ -62,6 +62,13 @@ struct AdminServerOptions {
   // connection is closed) and for an application/x-www-form-urlencoded body
   // (413; go tool pprof posts application/octet-stream).
   size_t max_request_bytes = 1 << 20;
+  // Largest request head (request line, headers and the blank line after
+  // them) read; a longer one answers 431 Request Header Fields Too Large
+  // (414 if the request line alone is over 8 KiB) and the connection is
+  // closed. This bounds the memory a request's headers take, whatever their
+  // number. It also bounds the lines that frame a chunked body (chunk sizes,
+  // trailers), on top of max_request_bytes: more answers 413.
+  size_t max_request_head_bytes = 64 << 10;
   // Most connections open at once, queued and served together (raised to
   // max_threads if lower); more are closed as soon as accepted, without
   // reading, so a flood of connections holds bounded memory and threads.

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -58,17 +59,23 @@ ino_t SocketInode(int fd) {
   return std::sscanf(link, "socket:[%llu]", &inode) == 1 ? ino_t(inode) : 0;
 }
 
+// The local port of socket `fd` if it is an IPv4 or IPv6 socket, else -1.
+int LocalPort(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return -1;
+}
+
 // The local port of socket `fd` if it is a connected TCP socket (not
 // listening: that has no peer), else -1.
 int ConnectedPort(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
-  len = sizeof ss;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
-  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  return -1;
+  return LocalPort(fd);
 }
 
 class GuardedTaskQueue final : public httplib::TaskQueue {
@@ -169,6 +176,8 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
         close(held);
         continue;
       }
+      // httplib accepts without SOCK_CLOEXEC; this thread accepted it.
+      fcntl(int(fd), F_SETFD, FD_CLOEXEC);
       found = std::make_shared<Conn>();
       found->fd = held;
       found->inode = inode;
@@ -226,6 +235,30 @@ void ResponseReady() {
 
 void ResponseSent() {
   if (t_conn != nullptr) t_conn->ArmIn(t_conn->idle_ns);
+}
+
+// getdents64 on /proc/self/fd with a buffer on the stack, rather than
+// opendir, which allocates.
+void CloseSocketsOnPort(int port) {
+  const int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return;
+  alignas(8) char buf[4096];
+  for (;;) {
+    const long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long at = 0; at < n;) {
+      const auto* e = reinterpret_cast<const dirent64*>(buf + at);
+      at += e->d_reclen;
+      char* end;
+      const long fd = std::strtol(e->d_name, &end, 10);
+      if (*end != '\0' || end == e->d_name || fd == dir) continue;
+      struct stat st;
+      if (fstat(int(fd), &st) == 0 && S_ISSOCK(st.st_mode) && LocalPort(int(fd)) == port) {
+        close(int(fd));
+      }
+    }
+  }
+  close(dir);
 }
 
 uint64_t ConnectionsTimedOut() { return g_timed_out.load(std::memory_order_relaxed); }

@@ -68,6 +68,13 @@ void ResponseReady();
 // request (keep-alive) and then must deliver it in request_timeout.
 void ResponseSent();
 
+// In a forked child: closes this process's descriptors of every socket whose
+// local port is `port` (a server's listening socket and its connections,
+// inherited from the parent). close(), never shutdown(): the parent's
+// descriptors of the same sockets keep working. Allocates nothing (for
+// agent::OnForkChild handlers).
+void CloseSocketsOnPort(int port);
+
 // Connections closed for exceeding a deadline, and connections refused for
 // exceeding max_connections, by every guarded queue since the process
 // started.

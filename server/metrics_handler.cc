@@ -2,8 +2,34 @@
 
 #include "lockprof/agent/metrics.h"
 #include "lockprof/agent/prometheus_text.h"
+#include "lockprof/server/connection_guard.h"
+#include "lockprof/server/request_limit_stream.h"
 
 namespace lockprof::server {
+
+namespace {
+
+// The endpoint's own defences: counted in server/, which the agent's writer
+// does not see (the agent does not include the server).
+void WriteAdminMetrics(std::string* out) {
+  agent::PromText text(out);
+  text.Family("lockprof_admin_connections_timed_out_total", "counter",
+              "Admin endpoint connections closed because the client missed a deadline: the "
+              "whole request within read_timeout_ms, or the response within write_timeout_ms.");
+  text.Sample("lockprof_admin_connections_timed_out_total", {}, ConnectionsTimedOut());
+  text.Family("lockprof_admin_connections_refused_total", "counter",
+              "Admin endpoint connections closed as soon as accepted: max_connections were "
+              "open.");
+  text.Sample("lockprof_admin_connections_refused_total", {}, ConnectionsRefused());
+  text.Family("lockprof_admin_requests_cut_total", "counter",
+              "Admin endpoint requests cut by a size limit: limit=\"head\" (request line and "
+              "headers over max_request_head_bytes: 431), limit=\"body\" (a chunked body's "
+              "framing over max_request_bytes + max_request_head_bytes: 413).");
+  text.Sample("lockprof_admin_requests_cut_total", {{"limit", "head"}}, RequestHeadsCut());
+  text.Sample("lockprof_admin_requests_cut_total", {{"limit", "body"}}, RequestBodiesCut());
+}
+
+}  // namespace
 
 Response HandleMetrics(const Request& request) {
   Response r;
@@ -15,6 +41,7 @@ Response HandleMetrics(const Request& request) {
   }
   r.content_type = agent::kPrometheusContentType;
   WriteMetrics(&r.body);
+  WriteAdminMetrics(&r.body);
   return r;
 }
 

@@ -1,4 +1,8 @@
-// GET /metrics: lockprof's Prometheus metrics (see agent/metrics.h).
+// GET /metrics: lockprof's Prometheus metrics (see agent/metrics.h), and
+// the admin endpoint's own: connections timed out and refused, requests cut
+// by a size limit (lockprof_admin_connections_timed_out_total,
+// lockprof_admin_connections_refused_total,
+// lockprof_admin_requests_cut_total{limit="head"|"body"}).
 #ifndef LOCKPROF_SERVER_METRICS_HANDLER_H_
 #define LOCKPROF_SERVER_METRICS_HANDLER_H_
 

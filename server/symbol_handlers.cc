@@ -46,10 +46,11 @@ uint64_t ParseAddress(std::string_view s) {
   return v;
 }
 
-// The name pprof should show for `pc`, or "" if nothing covers it.
+// The name pprof should show for `pc`, or "" if nothing covers it. The
+// client chose pc: it must not grow the symbolizer's cache.
 std::string FunctionAt(uint64_t pc) {
   const std::vector<agent::SourceFrame> frames =
-      agent::Symbolizer::Global().Symbolize(uintptr_t(pc));
+      agent::Symbolizer::Global().SymbolizeWithoutCaching(uintptr_t(pc));
   if (frames.empty()) return "";
   for (const agent::SourceFrame& f : frames) {
     if (!agent::IsInternalFrame(f.function)) return f.function;

@@ -92,15 +92,9 @@ TEST(AdminSecurityTest, TokenFromEnvironment) {
 }
 
 TEST(AdminSecurityTest, ServesTlsVerifiedByCurl) {
-  const std::string dir = RunCommand("mktemp -d | tr -d '\\n'");
-  const std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
-  int rc = 0;
-  RunCommand(
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-          key + " -out " + cert + " 2>/dev/null",
-      &rc);
-  ASSERT_EQ(rc, 0);
+  std::string cert, key;
+  const std::string dir = lockprof::admin_test::MakeSelfSignedCert(&cert, &key);
+  ASSERT_NE(dir, "");
   {
     Server s(Options([&](auto& o) {
       o.token = kToken;

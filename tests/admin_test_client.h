@@ -100,13 +100,29 @@ inline bool ClosedByServer(int fd, int timeout_ms) {
   }
 }
 
+// A self-signed certificate for 127.0.0.1 and its key, in a new temporary
+// directory (returned; the caller removes it). Empty on failure.
+inline std::string MakeSelfSignedCert(std::string* cert, std::string* key) {
+  const std::string dir = RunCommand("mktemp -d | tr -d '\\n'");
+  *cert = dir + "/cert.pem";
+  *key = dir + "/key.pem";
+  int rc = 0;
+  RunCommand(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+          *key + " -out " + *cert + " 2>/dev/null",
+      &rc);
+  return rc == 0 ? dir : "";
+}
+
 inline double SecondsSince(int64_t start_ns) { return double(NowNanos() - start_ns) / 1e9; }
 
-// Distinct open sockets of this process whose local port is `port` and that
-// are connections, not the listening socket: the server's side of them.
-inline int ServerSideConnections(int port) {
-  // Through /proc and get*name only: the descriptors belong to other threads.
-  std::set<std::string> sockets;
+// Calls fn(fd, link, connected) for every descriptor of this process that
+// is an IPv4 socket whose local port is `port` ("link": its /proc name,
+// "socket:[inode]"; "connected": it has a peer, so it is not listening).
+// Through /proc and get*name only: the descriptors belong to other threads.
+template <typename F>
+void ForEachSocketOnPort(int port, F fn) {
   DIR* dir = opendir("/proc/self/fd");
   while (dirent* e = readdir(dir)) {
     const int fd = std::atoi(e->d_name);
@@ -118,14 +134,39 @@ inline int ServerSideConnections(int port) {
     }
     sockaddr_in sa{}, peer{};
     socklen_t salen = sizeof sa, peerlen = sizeof peer;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peerlen) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &salen) == 0 &&
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &salen) == 0 &&
         sa.sin_family == AF_INET && ntohs(sa.sin_port) == port) {
-      sockets.insert(link);
+      fn(fd, std::string(link), getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peerlen) == 0);
     }
   }
   closedir(dir);
+}
+
+// Distinct open sockets of this process whose local port is `port` and that
+// are connections, not the listening socket: the server's side of them.
+inline int ServerSideConnections(int port) {
+  std::set<std::string> sockets;
+  ForEachSocketOnPort(port, [&](int, const std::string& link, bool connected) {
+    if (connected) sockets.insert(link);
+  });
   return int(sockets.size());
+}
+
+// Descriptors of this process for sockets whose local port is `port`, the
+// listening one included.
+inline int SocketsOnPort(int port) {
+  int n = 0;
+  ForEachSocketOnPort(port, [&](int, const std::string&, bool) { ++n; });
+  return n;
+}
+
+// A descriptor of the socket listening on `port`, or -1.
+inline int ListeningSocket(int port) {
+  int found = -1;
+  ForEachSocketOnPort(port, [&](int fd, const std::string&, bool connected) {
+    if (!connected) found = fd;
+  });
+  return found;
 }
 
 inline int ThreadCount() {

@@ -16,18 +16,8 @@
 #include "absl/base/attributes.h"
 #include "lifecycle_util.h"
 
-// The children below start threads: ThreadSanitizer supports that after a
-// multithreaded fork only when told to (its default is to abort the child).
-#if defined(__SANITIZE_THREAD__)
-#define LOCKPROF_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define LOCKPROF_TEST_TSAN 1
-#endif
-#endif
-#ifdef LOCKPROF_TEST_TSAN
-extern "C" const char* __tsan_default_options() { return "die_after_fork=0"; }
-#endif
+// The children below start threads.
+LOCKPROF_ALLOW_THREADS_AFTER_FORK()
 
 namespace {
 

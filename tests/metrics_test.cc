@@ -31,15 +31,7 @@ std::string Scrape() {
 
 // The value of the sample named exactly `series` (name{labels}), or NaN.
 double Value(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, series.size(), series) == 0 && line.size() > series.size() &&
-        line[series.size()] == ' ') {
-      return std::strtod(line.c_str() + series.size() + 1, nullptr);
-    }
-  }
-  return NAN;
+  return lockprof::testing::MetricValue(text, series);
 }
 
 void Block(const EventTags& tags, int64_t wait_ns) {

@@ -2,11 +2,16 @@
 // pprof symbolizing a profile that carries no names (the ?debug=1 text).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <sstream>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "lockprof/agent/symbolizer.h"
 #include "lockprof/lockprof.h"
 #include "test_util.h"
 
@@ -81,6 +86,60 @@ TEST_F(SymbolEndpointTest, GoPprofNamesATextProfileThroughIt) {
   const std::string named = GoPprof("-top -symbolize=remote '" + url + "'", &status);
   ASSERT_EQ(status, 0) << named;
   EXPECT_NE(named.find("SymbolTestSlowSection"), std::string::npos) << named;
+}
+
+// `n` distinct addresses spread evenly over this process's code mappings
+// (the program's and its libraries').
+std::vector<uintptr_t> CodeAddresses(size_t n) {
+  std::vector<std::pair<uintptr_t, uintptr_t>> code;
+  size_t total = 0;
+  std::istringstream maps(lockprof::testing::ReadFile("/proc/self/maps"));
+  std::string line;
+  while (std::getline(maps, line)) {
+    unsigned long long start = 0, end = 0;
+    char perms[8] = {};
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s", &start, &end, perms) == 3 &&
+        std::string(perms) == "r-xp" && line.find('/') != std::string::npos) {
+      code.emplace_back(uintptr_t(start), uintptr_t(end));
+      total += size_t(end - start);
+    }
+  }
+  std::vector<uintptr_t> out;
+  if (total < n) return out;
+  const size_t step = total / n;
+  size_t offset = 0;  // Into the concatenated mappings.
+  for (const auto& [start, end] : code) {
+    for (; offset < end - start && out.size() < n; offset += step) out.push_back(start + offset);
+    offset -= end - start;
+  }
+  return out;
+}
+
+// A client asking for a million distinct code addresses (most of them named)
+// leaves the symbolizer's cache as it was: without that, each named one
+// would stay cached for the life of the process.
+TEST_F(SymbolEndpointTest, ClientAddressesLeaveTheSymbolCacheAsItWas) {
+  constexpr size_t kAddresses = 1000000, kChunk = 62500;  // 16 POSTs under 1 MiB.
+  const std::vector<uintptr_t> addresses = CodeAddresses(kAddresses);
+  ASSERT_EQ(addresses.size(), kAddresses);
+  auto& symbolizer = lockprof::agent::Symbolizer::Global();
+  const size_t cached = symbolizer.cache_size();
+  size_t named = 0;
+  for (size_t first = 0; first < kAddresses; first += kChunk) {
+    std::string body;
+    for (size_t i = first; i < first + kChunk; ++i) body += Hex(addresses[i]) + "+";
+    const std::string file = lockprof::testing::WriteTempFile(body);
+    const std::string answer =
+        RunCommand("curl -s -H 'Content-Type: application/octet-stream' --data-binary @" + file +
+                   " '" + Url("/debug/pprof/symbol") + "'");
+    std::remove(file.c_str());
+    ASSERT_EQ(answer.rfind("num_symbols: 1\n", 0), 0u) << answer.substr(0, 200);
+    named += size_t(std::count(answer.begin(), answer.end(), '\n')) - 1;
+  }
+  std::printf("%zu addresses asked, %zu named; cache: %zu entries before, %zu after\n", kAddresses,
+              named, cached, symbolizer.cache_size());
+  EXPECT_GT(named, kAddresses / 10);
+  EXPECT_EQ(symbolizer.cache_size(), cached);
 }
 
 TEST_F(SymbolEndpointTest, CmdlineIsTheArgumentsNulSeparated) {

@@ -140,6 +140,10 @@ class Child {
 // The port in a line containing "http://127.0.0.1:PORT", or 0.
 int PortFromLine(const std::string& line);
 
+// In Prometheus exposition `text`, the value of the sample named exactly
+// `series` (name{labels}), or NaN if there is none.
+double MetricValue(const std::string& text, const std::string& series);
+
 }  // namespace lockprof::testing
 
 #endif  // LOCKPROF_TESTS_TEST_UTIL_H_

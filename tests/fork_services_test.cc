@@ -1,0 +1,143 @@
+// fork() with lockprof's services running: a forked child does not have the
+// parent's admin server or uploader threads, so it must forget them, close
+// its copies of the server's sockets (leaving the parent's alone), start
+// its own, and exit without waiting for the parent's.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "absl/base/attributes.h"
+#include "admin_test_client.h"
+#include "lifecycle_util.h"
+#include "lockprof/agent/uploader.h"
+#include "pyroscope_receiver.h"
+
+// The children start the services' threads.
+LOCKPROF_ALLOW_THREADS_AFTER_FORK()
+
+namespace {
+
+using lockprof::admin_test::SocketsOnPort;
+using lockprof::testing::AllRatesAtOne;
+using lockprof::testing::HttpGet;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::Receiver;
+using lockprof::testing::RunInForkedChild;
+using lockprof::testing::SumValues;
+using lockprof::testing::WriteAll;
+
+ABSL_ATTRIBUTE_NOINLINE void ForkChildHolds(lockprof::Mutex* mu, std::atomic<bool>* held) {
+  lockprof::MutexLock lock(mu);
+  held->store(true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
+
+// Contention in the calling process: another thread holds `mu` for 50 ms
+// while this one waits for it, charged to ForkChildHolds.
+void Contend(lockprof::Mutex* mu) {
+  std::atomic<bool> held{false};
+  std::thread holder([&] { ForkChildHolds(mu, &held); });
+  while (!held.load()) std::this_thread::yield();
+  { lockprof::MutexLock lock(mu); }
+  holder.join();
+}
+
+// Exit codes of the children, for the parent's messages.
+enum ChildFailure {
+  kInheritedSocketOpen = 10,
+  kStartFailed = 11,
+  kSamePort = 12,
+  kRequestFailed = 13,
+  kWriteFailed = 14,
+};
+
+// The child of a process serving on port P closes its copies of P's sockets,
+// starts its own server, serves its own contention on it, and exits through
+// exit(), whose handler stops its server. The parent still serves on P.
+// Without the child fork handler, StartAdminServer in the child says
+// "admin server already running", and the child keeps P's listening socket.
+TEST(ForkServicesTest, ChildStartsItsOwnAdminServer) {
+  AllRatesAtOne rates;
+  ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
+  const int parent_port = lockprof::AdminServerPort();
+  // A program that forks and execs must not pass the listening socket on.
+  const int listening = lockprof::admin_test::ListeningSocket(parent_port);
+  ASSERT_GE(listening, 0);
+  EXPECT_NE(fcntl(listening, F_GETFD) & FD_CLOEXEC, 0);
+  lockprof::Mutex mu{"fork.services"};
+  auto child = RunInForkedChild([&](int fd) -> int {
+    if (SocketsOnPort(parent_port) != 0) std::exit(kInheritedSocketOpen);
+    const absl::Status started = lockprof::StartAdminServer({"127.0.0.1", 0});
+    if (!started.ok()) {
+      WriteAll(fd, started.ToString());
+      std::exit(kStartFailed);
+    }
+    const int port = lockprof::AdminServerPort();
+    if (port == parent_port) std::exit(kSamePort);
+    Contend(&mu);
+    int status = 0;
+    const std::string profile = HttpGet(port, "/debug/pprof/mutex", &status);
+    if (status != 200) std::exit(kRequestFailed);
+    // exit(), not _exit(): the exit handler stops this child's server.
+    std::exit(WriteAll(fd, profile) ? 0 : kWriteFailed);
+  });
+  ASSERT_FALSE(child.timed_out) << "the forked child hung";
+  ASSERT_EQ(child.exit_code, 0) << child.output;
+  EXPECT_GT(SumValues(ParseProfile(child.output), 1, "ForkChildHolds"), 0);
+  int status = 0;
+  HttpGet(parent_port, "/debug/pprof/cmdline", &status);
+  EXPECT_EQ(status, 200);
+  lockprof::StopAdminServer();
+}
+
+// The child of a process whose uploader runs starts its own uploader, which
+// sends the child's profiles; the child exits through exit() without
+// waiting for the parent's uploader. Without the child fork handler,
+// StartUploader in the child says "an uploader is running".
+TEST(ForkServicesTest, ChildStartsItsOwnUploader) {
+  AllRatesAtOne rates;
+  Receiver receiver;
+  lockprof::UploaderOptions o;
+  o.url = receiver.url();
+  o.app_name = "fork-parent";
+  o.interval = std::chrono::hours(1);  // Only StopUploader's flush uploads.
+  o.profiles = {"mutex"};
+  ASSERT_TRUE(lockprof::StartUploader(o).ok());
+  lockprof::Mutex mu{"fork.uploader"};
+  auto child = RunInForkedChild([&](int fd) -> int {
+    lockprof::UploaderOptions mine = o;
+    mine.app_name = "fork-child";
+    const absl::Status started = lockprof::StartUploader(mine);
+    if (!started.ok()) {
+      WriteAll(fd, started.ToString());
+      std::exit(kStartFailed);
+    }
+    Contend(&mu);
+    lockprof::StopUploader();  // Sends the child's interval.
+    std::exit(0);
+  });
+  ASSERT_FALSE(child.timed_out) << "the forked child hung";
+  ASSERT_EQ(child.exit_code, 0) << child.output;
+  lockprof::StopUploader();
+  int from_child = 0, from_parent = 0;
+  for (const auto& upload : receiver.Uploads("mutex")) {
+    const std::string& name = upload.meta.at("name");
+    if (name.rfind("fork-child", 0) == 0) {
+      ++from_child;
+      EXPECT_GT(
+          SumValues(ParseProfile(Receiver::ReadFile(upload.profile_path)), 1, "ForkChildHolds"), 0);
+    }
+    from_parent += name.rfind("fork-parent", 0) == 0;
+  }
+  EXPECT_EQ(from_child, 1);
+  EXPECT_EQ(from_parent, 1);
+}
+
+}  // namespace
