@@ -19,8 +19,9 @@
 // timeline. Elsewhere (another clocksource, another architecture) it stays
 // clock_gettime(CLOCK_MONOTONIC).
 //
-// Readings on different CPUs may differ by the TSC's residual skew (a few
-// ns): a duration computed across CPUs can come out a few ns negative,
+// Readings on different CPUs may differ by the TSC's residual skew
+// (nanoseconds on bare metal; up to 1.5 us seen on a loaded KVM guest): a
+// duration computed across CPUs can come out that much short, or negative,
 // which callers treat as zero.
 #ifndef LOCKPROF_AGENT_CLOCK_H_
 #define LOCKPROF_AGENT_CLOCK_H_

@@ -71,12 +71,15 @@ TEST(ClockTest, NeverGoesBackwardsOnOneThread) {
     worst_step_back = std::max(worst_step_back, last - now);
     last = now;
   }
-  // The thread may migrate between CPUs: their TSCs agree to a few ns.
-  EXPECT_LE(worst_step_back, 1000);
+  // The thread may migrate between CPUs, whose TSCs agree to nanoseconds on
+  // bare metal; a loaded KVM guest has shown 1.5 us. A broken conversion
+  // (a per-thread base, a wrong scale) is off by milliseconds.
+  EXPECT_LE(worst_step_back, 20'000);
 }
 
 // A reading published by one thread and seen by another is not later than
-// the second thread's own next reading (up to the CPUs' residual skew): a
+// the second thread's own next reading (up to the CPUs' residual skew,
+// bounded as in NeverGoesBackwardsOnOneThread): a
 // wait that starts on one CPU and ends on another is never charged a
 // negative or inflated time.
 TEST(ClockTest, ReadingsAreOrderedAcrossThreads) {
@@ -96,7 +99,8 @@ TEST(ClockTest, ReadingsAreOrderedAcrossThreads) {
   }
   stop = true;
   writer.join();
-  EXPECT_LE(worst, 1000) << "a reading from another thread was ahead of ours by " << worst << " ns";
+  EXPECT_LE(worst, 20'000) << "a reading from another thread was ahead of ours by " << worst
+                           << " ns";
 }
 
 }  // namespace
