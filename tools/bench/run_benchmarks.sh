@@ -5,7 +5,7 @@
 # scrapes; memory under a million distinct stacks) and prints the ratio
 # table that BENCHMARKS.md reports.
 #
-#   tools/bench/run_benchmarks.sh            # full run (~6 minutes on 2 busy cores)
+#   tools/bench/run_benchmarks.sh            # full run (~6 minutes on 2 cores)
 #   tools/bench/run_benchmarks.sh --quick    # short runs, for trying it out
 #
 # Environment: REPS (repetitions, default 5), MIN_TIME (seconds per
