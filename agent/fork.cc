@@ -51,6 +51,13 @@ void HoldAcrossFork(std::mutex* mu, ForkRank rank) {
   g_held[int(rank)].store(mu, std::memory_order_release);
 }
 
+std::mutex* NewMutexHeldAcrossFork(ForkRank rank, void (*in_child)()) {
+  auto* mu = new std::mutex;
+  HoldAcrossFork(mu, rank);
+  if (in_child != nullptr) OnForkChild(in_child);
+  return mu;
+}
+
 void OnForkChild(void (*fn)()) {
   for (auto& handler : g_child_handlers) {
     void (*expected)() = nullptr;

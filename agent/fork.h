@@ -61,6 +61,11 @@ void HoldAcrossFork(std::mutex* mu, ForkRank rank);
 inline constexpr int kMaxForkChildHandlers = 8;
 void OnForkChild(void (*fn)());
 
+// A new mutex, never destroyed (fork() may take it at exit), held across
+// fork() at `rank`; with `in_child`, that handler is registered with
+// OnForkChild too, to run after the mutex is released in the child.
+std::mutex* NewMutexHeldAcrossFork(ForkRank rank, void (*in_child)() = nullptr);
+
 }  // namespace lockprof::agent
 
 #endif  // LOCKPROF_AGENT_FORK_H_

@@ -93,11 +93,7 @@ int CollectObject(struct dl_phdr_info* info, size_t, void* data) {
 // and deadlock on its next dl_iterate_phdr (its first profile, or its first
 // C++ exception). lockprof's calls hold this mutex, which fork() takes first.
 std::mutex& LoaderMutex() {
-  static std::mutex* const mu = [] {
-    auto* m = new std::mutex;  // Never destroyed: fork() may take it at exit.
-    HoldAcrossFork(m, ForkRank::kLoader);
-    return m;
-  }();
+  static std::mutex* const mu = NewMutexHeldAcrossFork(ForkRank::kLoader);
   return *mu;
 }
 

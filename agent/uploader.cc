@@ -280,12 +280,7 @@ void ForgetUploaderInChild() {
 // Start/Stop only; never taken by the uploader's threads. Never destroyed;
 // held across fork(), so that a child never sees an uploader half started.
 std::mutex& StartStopMutex() {
-  static std::mutex* const mu = [] {
-    auto* m = new std::mutex;
-    HoldAcrossFork(m, ForkRank::kUploader);
-    OnForkChild(&ForgetUploaderInChild);
-    return m;
-  }();
+  static std::mutex* const mu = NewMutexHeldAcrossFork(ForkRank::kUploader, &ForgetUploaderInChild);
   return *mu;
 }
 

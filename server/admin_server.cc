@@ -56,12 +56,8 @@ void ForgetServerInChild() {
 // destroyed; held across fork(), so that a child never sees a server half
 // started or half forgotten.
 std::mutex& StartStopMutex() {
-  static std::mutex* const mu = [] {
-    auto* m = new std::mutex;
-    agent::HoldAcrossFork(m, agent::ForkRank::kAdminServer);
-    agent::OnForkChild(&ForgetServerInChild);
-    return m;
-  }();
+  static std::mutex* const mu =
+      agent::NewMutexHeldAcrossFork(agent::ForkRank::kAdminServer, &ForgetServerInChild);
   return *mu;
 }
 
