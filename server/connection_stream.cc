@@ -25,22 +25,22 @@ void NumericHostAndPort(const sockaddr_storage& ss, socklen_t len, std::string& 
   port = std::atoi(service);
 }
 
+// The peer's (getpeername) or our own (getsockname) end of socket `fd`.
+void AddressOf(int (*get_name)(int, sockaddr*, socklen_t*), int fd, std::string& ip, int& port) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (get_name(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+    NumericHostAndPort(ss, len, ip, port);
+}
+
 }  // namespace
 
 void ConnectionStream::get_remote_ip_and_port(std::string& ip, int& port) const {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    NumericHostAndPort(ss, len, ip, port);
-  }
+  AddressOf(getpeername, fd_, ip, port);
 }
 
 void ConnectionStream::get_local_ip_and_port(std::string& ip, int& port) const {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    NumericHostAndPort(ss, len, ip, port);
-  }
+  AddressOf(getsockname, fd_, ip, port);
 }
 
 bool ConnectionStream::Poll(short events, std::chrono::microseconds timeout) const {
