@@ -3,6 +3,7 @@
 #ifndef LOCKPROF_TESTS_LIFECYCLE_UTIL_H_
 #define LOCKPROF_TESTS_LIFECYCLE_UTIL_H_
 
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -11,7 +12,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -86,6 +89,40 @@ inline constexpr bool kAllocatorIsForkSafe = false;
 inline constexpr bool kAllocatorIsForkSafe = true;
 #endif
 
+// Where the allocator is not fork-safe, waits (at most `limit`) until every
+// other thread of the process sleeps in a system call, twice in a row 1 ms
+// apart: a thread asleep there holds no allocator lock, whereas one that is
+// running or preempted may (the services' threads allocate as they start,
+// and an idle admin-server worker frees its buffers after answering). Other
+// threads blocked on purpose (a lock's waiters) sleep too; threads that must
+// stay busy make the wait end at `limit`. Elsewhere returns at once.
+inline void WaitForOtherThreadsAsleepIfAllocatorIsNotForkSafe(
+    std::chrono::milliseconds limit = std::chrono::milliseconds(2000)) {
+  if (kAllocatorIsForkSafe) return;
+  auto all_asleep = [] {
+    const std::string self = std::to_string(gettid());
+    DIR* dir = opendir("/proc/self/task");
+    if (dir == nullptr) return true;
+    bool asleep = true;
+    while (dirent* e = readdir(dir)) {
+      if (e->d_name[0] == '.' || self == e->d_name) continue;
+      std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/stat");
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const size_t paren = stat.rfind(')');  // The name may hold spaces and ')'.
+      if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'S') {
+        asleep = false;
+      }
+    }
+    closedir(dir);
+    return asleep;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (int in_a_row = 0; in_a_row < 2 && std::chrono::steady_clock::now() < deadline;) {
+    in_a_row = all_asleep() ? in_a_row + 1 : 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 // ThreadSanitizer aborts a forked child of a multithreaded process that
 // starts a thread, unless told otherwise. A test binary whose children start
 // threads says so by writing LOCKPROF_ALLOW_THREADS_AFTER_FORK() once, at
@@ -119,7 +156,9 @@ class BackgroundLoops {
     threads_.emplace_back([this, body = std::move(body)] {
       while (!stop_.load()) {
         if (paused_.load()) {
-          std::this_thread::yield();
+          // Asleep rather than yielding, so that RunInForkedChild's wait
+          // for sleeping threads (under ASan) ends at once.
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
           continue;
         }
         running_.fetch_add(1);
@@ -156,6 +195,7 @@ inline ForkResult RunInForkedChild(const std::function<int(int out_fd)>& body, i
   ForkResult r;
   int fds[2];
   if (pipe(fds) != 0) return r;
+  WaitForOtherThreadsAsleepIfAllocatorIsNotForkSafe();
   pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
