@@ -194,7 +194,6 @@ TEST(SymbolizerTest, ConcurrentCallers) {
   for (std::thread& thread : threads) thread.join();
 }
 
-
 // The main executable moved or deleted while the process runs: the test
 // re-executes a copy of this binary, which moves or deletes itself and then
 // symbolizes its own code.
@@ -245,11 +244,18 @@ void RunCopyOfSelf(const std::string& action) {
       "--gtest_filter=" +
       std::string(testing::UnitTest::GetInstance()->current_test_info()->test_suite_name()) + "." +
       testing::UnitTest::GetInstance()->current_test_info()->name();
+  // The child's environment is built before fork(): the child only execs
+  // (setenv there would allocate, unsafe in a child of threads).
+  std::vector<std::string> env_strings = {std::string(kChildEnv) + "=" + action};
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  char* argv[] = {const_cast<char*>(copy.c_str()), const_cast<char*>(filter.c_str()), nullptr};
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    setenv(kChildEnv, action.c_str(), 1);
-    execl(copy.c_str(), copy.c_str(), filter.c_str(), static_cast<char*>(nullptr));
+    execve(copy.c_str(), argv, envp.data());
     _exit(127);
   }
   int status = 0;
