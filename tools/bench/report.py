@@ -2,7 +2,9 @@
 """Prints the ratio tables of BENCHMARKS.md from run_benchmarks.sh's results.
 
 Usage: report.py RESULTS_DIR   (bench.json, go.txt, scrape.txt, memory.txt,
-machine.txt, as run_benchmarks.sh writes them). Figures are medians over the
+machine.txt, as run_benchmarks.sh writes them; a directory with only some of
+them, such as tools/bench/device/run_scaling.sh's contended rows, gets "not
+measured in this run" for the other sections). Figures are medians over the
 repetitions (for contended rows, over the repetitions that did contend: see
 load_bench). Targets are issue 6's; each row says whether it is met.
 """
@@ -114,8 +116,16 @@ def fmt_ns(ns):
     return "%.1f ns" % ns
 
 
+def not_measured(title):
+    """A section whose benchmark the results directory does not hold."""
+    print("## %s\n\nNot measured in this run.\n" % title)
+
+
 def uncontended(rows):
-    print("## Uncontended lock+unlock (CPU time per pair, median)\n")
+    title = "Uncontended lock+unlock (CPU time per pair, median)"
+    if not any(n.startswith("uncontended") for n in rows):
+        return not_measured(title)
+    print("## %s\n" % title)
     print("| workload | lock | ns | × std::mutex | × std::shared_mutex | target |")
     print("|---|---|---|---|---|---|")
     for workload in ("uncontended", "uncontended_shared"):
@@ -235,7 +245,10 @@ def go_comparison(rows, go_lines):
 
 
 def costs(rows):
-    print("## Recording and profile-building costs (median)\n")
+    title = "Recording and profile-building costs (median)"
+    if not any(n.startswith(("event/", "profile/")) for n in rows):
+        return not_measured(title)
+    print("## %s\n" % title)
     print("| measurement | time | target |")
     print("|---|---|---|")
     for name, r in rows.items():
@@ -259,9 +272,10 @@ def costs(rows):
 
 
 def scrape(lines):
+    title = "Application pauses while /debug/pprof/mutex is scraped in a loop"
     if not lines:
-        return
-    print("## Application pauses while /debug/pprof/mutex is scraped in a loop\n")
+        return not_measured(title)
+    print("## %s\n" % title)
     print("| phase | app threads | lock ops | longest op | longest op, no context switch "
           "| ops > 100 µs (no switch) | scrapes | first / median / max scrape |")
     print("|---|---|---|---|---|---|---|---|")
@@ -293,9 +307,10 @@ def scrape(lines):
 
 
 def memory(lines):
+    title = "Memory: 1 048 576 distinct call stacks contending"
     if not lines:
-        return
-    print("## Memory: 1 048 576 distinct call stacks contending\n")
+        return not_measured(title)
+    print("## %s\n" % title)
     print("| cap (keys/profile) | RSS before → after flood | mutex keys / dropped | "
           "block keys / dropped | hold keys / dropped | overflow named | earlier samples kept |")
     print("|---|---|---|---|---|---|---|")
