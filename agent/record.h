@@ -1,10 +1,11 @@
 // The recording API: how lockprof's primitives hand events to the agent.
 //
 // Contracts every caller keeps, and every function here honours:
-//  * Called outside the critical section being measured (after the release
-//    for contention and hold events), except RecordBlock, which a waiter
-//    calls right after acquiring: its stack was captured before it blocked,
-//    so what runs inside the new critical section is one table update.
+//  * Called outside every critical section: contention and hold events
+//    after the release of the lock measured; block events of a wait that
+//    ended holding a lock after that lock's release (the waiter parks them
+//    meanwhile: primitives/internal/deferred_block.h), condition waits
+//    before re-locking.
 //  * Never blocks, never takes a lock that a profile reader holds, never
 //    allocates (beyond each table's one-time allocation on first use).
 //  * Sampling decisions are made here; callers only pass raw measurements.

@@ -11,14 +11,14 @@
 // lockprof calls the hook; what it does (log, count, trace) is yours, so
 // lockprof does not pick a logging library for you.
 //
-// Where it runs: on the thread that waited, right after it acquired the
-// lock, so inside its new critical section, exactly where the hand-written
-// pattern puts its log statement. That gives the hook the thread's own
-// context (request ids in thread-locals, say), at a price: the lock stays
-// held while the hook runs. Keep it short (hand the record to your logger's
-// queue), and never take the same lock in it (that would self-deadlock).
-// Other lockprof locks it takes are not recorded (the recorder is marked
-// busy on this thread), so a hook cannot recurse into itself.
+// Where it runs: on the thread that waited, when it releases the lock it
+// waited for (for a reader/writer lock, that read or write hold), after the
+// release. So the hook has the thread's own context (request ids in
+// thread-locals, say), as the hand-written pattern's log statement right
+// after Lock() has, without that pattern's price: nobody waits for the lock
+// while the hook runs. It may take any lock, the one it reports included;
+// lockprof locks it takes are not recorded (the recorder is marked busy on
+// this thread), so a hook cannot recurse into itself.
 //
 // What reaches it: every contended acquisition of a lockprof lock that
 // waited at least `threshold`, while the block profile is on (the default;

@@ -2,6 +2,8 @@
 
 #include "lockprof/agent/clock.h"
 #include "lockprof/agent/record.h"
+#include "lockprof/primitives/internal/blocked_wait.h"
+#include "lockprof/primitives/internal/deferred_block.h"
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/internal/hold_sample.h"
 
@@ -26,20 +28,18 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
   // noise next to the futex round trip), so the ledger always knows whether
   // anybody sleeps, and its wait sums stay consistent even if profiling is
   // switched on while threads wait.
-  const int64_t start = agent::MonotonicNanos();
-  agent::StackTrace stack;
-  const bool want_stack = agent::BlockProfilingEnabled() && !agent::InRecorder();
-  if (want_stack) agent::CaptureStack(__builtin_frame_address(0), &stack);
-  ledger_.Enter(0, start);
+  internal::BlockedWait blocked(__builtin_frame_address(0));
+  ledger_.Enter(0, blocked.start());
   while (state_.exchange(kContended, std::memory_order_acquire) != kUnlocked) {
     internal::FutexWait(&state_, kContended);
   }
   // We own the lock. If nobody else sleeps, go back to kLocked so that our
   // unlock takes the fast path instead of a futex wake for nobody.
-  ledger_.Leave(0, start, [this] { state_.store(kLocked, std::memory_order_relaxed); });
-  if (want_stack) {
-    agent::RecordBlock(agent::MonotonicNanos() - start, agent::EventTags{name_}, stack);
-  }
+  ledger_.Leave(0, blocked.start(), [this] { state_.store(kLocked, std::memory_order_relaxed); });
+  blocked.RecordAtRelease(agent::EventTags{name_}, this, [this] {
+    hold_start_ = internal::kSlowUnlockOnly;
+    return true;
+  });
 }
 
 ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
@@ -59,6 +59,7 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
   const agent::EventTags tags{name_};
   if (charged[0] > 0) agent::RecordContention(charged[0], tags, __builtin_frame_address(0));
   if (hold_ns >= 0) agent::RecordHold(hold_ns, tags, __builtin_frame_address(0));
+  internal::RecordDeferredBlocks(this);
 }
 
 void Mutex::StartHoldSample() { internal::StartHoldSample(&hold_start_); }

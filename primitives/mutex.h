@@ -135,7 +135,8 @@ class ABSL_LOCKABLE Mutex {
   std::atomic<uint32_t> state_{kUnlocked};
   internal::WaitLedger<1> ledger_;
   // Monotonic time the current hold started, if the hold sampler picked it;
-  // else 0.
+  // internal::kSlowUnlockOnly if not but the holder waited (its block event
+  // is recorded at the release); else 0. Nonzero sends unlock() slow.
   int64_t hold_start_ = 0;
   const char* name_ = nullptr;
 };

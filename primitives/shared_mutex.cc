@@ -5,6 +5,7 @@
 #include "lockprof/agent/clock.h"
 #include "lockprof/agent/record.h"
 #include "lockprof/primitives/internal/blocked_wait.h"
+#include "lockprof/primitives/internal/deferred_block.h"
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/internal/futex.h"
 #include "lockprof/primitives/internal/hold_sample.h"
@@ -139,7 +140,10 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow(bool have_writer, uint32_t re
   // the fast path instead of waking nobody.
   ledger_.Leave(kWriters, wait.start(),
                 [this] { writer_.store(kWriterLocked, std::memory_order_relaxed); });
-  wait.Record({name_, LockMode::kWrite, shard_});
+  wait.RecordAtRelease({name_, LockMode::kWrite, shard_}, this, [this] {
+    hold_start_ = internal::kSlowUnlockOnly;
+    return true;
+  });
 }
 
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
@@ -172,6 +176,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
   const agent::EventTags write{name_, LockMode::kWrite, shard_};
   if (charged[kWriters] > 0) agent::RecordContention(charged[kWriters], write, frame);
   if (hold_ns >= 0) agent::RecordHold(hold_ns, write, frame);
+  internal::RecordDeferredBlocks(this);
 }
 
 // A reader that found kWriter set: it is counted, and is in as soon as the
@@ -190,7 +195,8 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
   }
   sleeping_readers_.fetch_sub(1, std::memory_order_relaxed);
   ledger_.Leave(kReaders, wait.start(), [] {});
-  wait.Record({name_, LockMode::kRead, shard_});
+  wait.RecordAtRelease({name_, LockMode::kRead, shard_}, this,
+                       [this] { return internal::MarkSharedSlowUnlock(this); });
 }
 
 // `old`: state_ before this reader's decrement, or kNotReleased when this
@@ -221,6 +227,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
     agent::RecordContention(charged[kWriters], {name_, LockMode::kWrite, shard_}, frame);
   }
   if (hold_ns >= 0) agent::RecordHold(hold_ns, read, frame);
+  internal::RecordDeferredBlocks(this);
 }
 
 void SharedMutex::StartHoldSample() { internal::StartHoldSample(&hold_start_); }

@@ -216,7 +216,9 @@ class ABSL_LOCKABLE SharedMutex {
   // fork()ed child's ledger takes the parent's out of it (see WaitLedger).
   static_assert(kReaders == 0, "the ledger corrects state_ for its class-0 waiters");
   internal::WaitLedger<2> ledger_{&state_};
-  // Monotonic time the current exclusive hold started, if sampled; else 0.
+  // Monotonic time the current exclusive hold started, if sampled;
+  // internal::kSlowUnlockOnly if not but the writer waited (its block event
+  // is recorded at the release); else 0. Nonzero sends unlock() slow.
   int64_t hold_start_ = 0;
   const char* name_ = nullptr;
   int32_t shard_ = -1;

@@ -5,7 +5,8 @@
 // when the block profile is on, captures the waiter's stack — before the
 // sleep, so that nothing is captured inside the critical section the waiter
 // then enters. Record() charges the wait, from construction to now, at that
-// stack: one table update.
+// stack; RecordAtRelease() does so once the lock the wait ended with is
+// released (deferred_block.h).
 #ifndef LOCKPROF_PRIMITIVES_INTERNAL_BLOCKED_WAIT_H_
 #define LOCKPROF_PRIMITIVES_INTERNAL_BLOCKED_WAIT_H_
 
@@ -15,6 +16,7 @@
 #include "lockprof/agent/event_tags.h"
 #include "lockprof/agent/record.h"
 #include "lockprof/agent/stack_trace.h"
+#include "lockprof/primitives/internal/deferred_block.h"
 
 namespace lockprof::internal {
 
@@ -31,9 +33,26 @@ class BlockedWait {
   // When the wait started (monotonic nanoseconds), for a WaitLedger.
   int64_t start() const { return start_; }
 
-  // Records the wait, which ends now, in the block profile.
+  // Records the wait, which ends now, in the block profile. For a wait that
+  // did not end holding a lock (a condition wait, before it re-locks).
   void Record(const agent::EventTags& tags) {
     if (want_stack_) agent::RecordBlock(agent::MonotonicNanos() - start_, tags, stack_);
+  }
+
+  // The wait ends now with this thread holding `lock`: its event is parked
+  // until the release, outside the critical section just entered.
+  // `slow_unlock()` makes this thread's unlock of `lock` take the slow path,
+  // which calls RecordDeferredBlocks; if it returns false (no room) the
+  // event is recorded now.
+  template <typename SlowUnlock>
+  void RecordAtRelease(const agent::EventTags& tags, const void* lock, SlowUnlock slow_unlock) {
+    if (!want_stack_) return;
+    const int64_t wait_ns = agent::MonotonicNanos() - start_;
+    if (slow_unlock()) {
+      DeferBlock(lock, wait_ns, tags, stack_);
+    } else {
+      agent::RecordBlock(wait_ns, tags, stack_);
+    }
   }
 
  private:

@@ -19,37 +19,62 @@
 
 namespace lockprof::internal {
 
+// The hold_start of an exclusive hold that is not sampled but whose unlock
+// must take the slow path all the same (a parked block event waits there:
+// deferred_block.h). Also the start of a read hold entry that only marks
+// this thread's unlock_shared of that lock slow.
+inline constexpr int64_t kSlowUnlockOnly = -1;
+
 // Called when the hold sampler picked this acquisition.
 inline void StartHoldSample(int64_t* hold_start) {
   if (!agent::InRecorder()) *hold_start = agent::MonotonicNanos();
 }
 
 // At release: the hold's length if it was sampled (setting *now to the
-// time read, and *hold_start back to 0), else -1.
+// time read), else -1; *hold_start goes back to 0.
 inline int64_t EndHoldSample(int64_t* hold_start, int64_t* now) {
-  if (*hold_start == 0) return -1;
+  if (*hold_start <= 0) {
+    *hold_start = 0;
+    return -1;
+  }
   *now = agent::MonotonicNanos();
   const int64_t hold_ns = *now - *hold_start;
   *hold_start = 0;
   return hold_ns;
 }
 
-// A sampled read hold of `lock` by this thread starts.
+// A sampled read hold of `lock` by this thread starts. The read lock may
+// have just marked its unlock slow (MarkSharedSlowUnlock): one entry serves both.
 inline void StartSharedHoldSample(const void* lock) {
   agent::ThreadState& ts = agent::tls_state;
-  if (agent::InRecorder() || ts.shared_hold_samples >= agent::kMaxSharedHoldSamples) return;
-  ts.shared_holds[ts.shared_hold_samples++] = {lock, agent::MonotonicNanos()};
+  if (agent::InRecorder()) return;
+  const int n = ts.shared_hold_samples;
+  if (n > 0 && ts.shared_holds[n - 1].lock == lock &&
+      ts.shared_holds[n - 1].start == kSlowUnlockOnly) {
+    ts.shared_holds[n - 1].start = agent::MonotonicNanos();
+  } else if (n < agent::kMaxSharedHoldSamples) {
+    ts.shared_holds[ts.shared_hold_samples++] = {lock, agent::MonotonicNanos()};
+  }
+}
+
+// Makes this thread's next unlock_shared of `lock` take the slow path
+// without sampling the hold; false if this thread has no room left.
+inline bool MarkSharedSlowUnlock(const void* lock) {
+  agent::ThreadState& ts = agent::tls_state;
+  if (ts.shared_hold_samples >= agent::kMaxSharedHoldSamples) return false;
+  ts.shared_holds[ts.shared_hold_samples++] = {lock, kSlowUnlockOnly};
+  return true;
 }
 
 // At unlock_shared: the length of this thread's latest sampled read hold of
-// `lock`, which ends, or -1 if it has none.
+// `lock`, which ends, or -1 if it has none (or only a slow-unlock mark).
 inline int64_t EndSharedHoldSample(const void* lock) {
   agent::ThreadState& ts = agent::tls_state;
   for (int i = ts.shared_hold_samples - 1; i >= 0; --i) {
     if (ts.shared_holds[i].lock == lock) {
-      const int64_t hold_ns = agent::MonotonicNanos() - ts.shared_holds[i].start;
+      const int64_t start = ts.shared_holds[i].start;
       ts.shared_holds[i] = ts.shared_holds[--ts.shared_hold_samples];
-      return hold_ns;
+      return start == kSlowUnlockOnly ? -1 : agent::MonotonicNanos() - start;
     }
   }
   return -1;

@@ -1,0 +1,59 @@
+#include "lockprof/primitives/internal/deferred_block.h"
+
+#include <algorithm>
+
+#include "lockprof/agent/record.h"
+
+namespace lockprof::internal {
+namespace {
+
+struct DeferredBlock {
+  const void* lock;
+  int64_t wait_ns;
+  agent::EventTags tags;
+  agent::StackTrace stack;
+};
+
+// Touched only on slow paths (after a sleep, at a slow unlock), so a plain
+// thread_local: no room taken from the initial-exec TLS of agent::tls_state.
+struct DeferredBlocks {
+  int count = 0;
+  DeferredBlock events[kMaxDeferredBlocks];
+};
+thread_local DeferredBlocks t_deferred;
+
+}  // namespace
+
+bool DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
+                const agent::StackTrace& stack) {
+  DeferredBlocks& d = t_deferred;
+  if (d.count == kMaxDeferredBlocks) {
+    agent::RecordBlock(wait_ns, tags, stack);
+    return false;
+  }
+  DeferredBlock& e = d.events[d.count++];
+  e.lock = lock;
+  e.wait_ns = wait_ns;
+  e.tags = tags;
+  // Only the frames captured: usually a few dozen bytes, not the whole array.
+  e.stack.depth = stack.depth;
+  std::copy_n(stack.pcs, stack.depth, e.stack.pcs);
+  return true;
+}
+
+void RecordDeferredBlocks(const void* lock) {
+  DeferredBlocks& d = t_deferred;
+  for (int i = 0; i < d.count;) {
+    if (d.events[i].lock != lock) {
+      ++i;
+      continue;
+    }
+    // Moved out first: RecordBlock may call the slow-acquire hook, which may
+    // lock and unlock lockprof locks on this thread (and so get here).
+    const DeferredBlock e = d.events[i];
+    d.events[i] = d.events[--d.count];
+    agent::RecordBlock(e.wait_ns, e.tags, e.stack);
+  }
+}
+
+}  // namespace lockprof::internal

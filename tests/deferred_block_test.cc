@@ -1,0 +1,217 @@
+// Block events of lock waits are recorded when the waiter releases the lock
+// it waited for, never inside the critical section it entered
+// (primitives/internal/deferred_block.h): while the waiter holds the lock,
+// its wait is in no profile and no hook has run; once it releases, the
+// wait is there, exactly once, as long as the waiter measured it.
+#include "lockprof/primitives/internal/deferred_block.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/base/attributes.h"
+#include "lifecycle_util.h"
+#include "lockprof/lockprof.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::testing::AllRatesAtOne;
+using lockprof::testing::NowNanos;
+using lockprof::testing::ProfileDelta;
+using lockprof::testing::WaitUntilAsleep;
+
+// A thread that runs the functions it is handed, one at a time, so that a
+// test can make it lock, hold and unlock at chosen moments.
+class Worker {
+ public:
+  Worker() : thread_([this] { Loop(); }) {}
+  ~Worker() {
+    Run(nullptr);
+    thread_.join();
+  }
+  // Hands `fn` to the thread and returns at once (nullptr: exit).
+  void Run(std::function<void()> fn) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return !pending_; });
+    job_ = std::move(fn);
+    pending_ = true;
+    exit_ = job_ == nullptr;
+    cv_.notify_all();
+  }
+  // Waits until the last function handed over has returned.
+  void Finish() {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return !pending_; });
+  }
+  pid_t tid() const { return tid_.load(); }
+
+ private:
+  void Loop() {
+    tid_ = gettid();
+    for (;;) {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return pending_; });
+      if (exit_) return;
+      std::function<void()> job = std::move(job_);
+      l.unlock();
+      job();
+      l.lock();
+      pending_ = false;
+      cv_.notify_all();
+    }
+  }
+  std::mutex mu_;  // The harness's own bookkeeping: not a lockprof lock.
+  std::condition_variable cv_;
+  std::function<void()> job_;
+  bool pending_ = false, exit_ = false;
+  std::atomic<pid_t> tid_{0};
+  std::thread thread_;
+};
+
+// The waiters' stacks, for the profile: noinline frames around each lock.
+ABSL_ATTRIBUTE_NOINLINE void DeferredWaiterLocks(lockprof::Mutex* mu) {
+  mu->lock();
+  asm volatile("");
+}
+ABSL_ATTRIBUTE_NOINLINE void DeferredWaiterLocksWrite(lockprof::SharedMutex* mu) {
+  mu->lock();
+  asm volatile("");
+}
+ABSL_ATTRIBUTE_NOINLINE void DeferredWaiterLocksRead(lockprof::SharedMutex* mu) {
+  mu->lock_shared();
+  asm volatile("");
+}
+
+// One acquisition that waits: this thread holds a lock (hold/release), the
+// worker calls acquire(), which sleeps; 20 ms after it fell asleep this
+// thread releases, and the worker, now holding the lock, returns. Returns
+// how long acquire() took, as the worker measured it around the call.
+int64_t WaitedAcquisition(Worker* w, const std::function<void()>& hold,
+                          const std::function<void()>& release,
+                          const std::function<void()>& acquire) {
+  hold();
+  std::atomic<bool> calling{false};
+  int64_t took = 0;
+  w->Run([&] {
+    calling = true;
+    const int64_t t0 = NowNanos();
+    acquire();
+    took = NowNanos() - t0;
+  });
+  while (!calling.load()) std::this_thread::yield();
+  WaitUntilAsleep(w->tid());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  release();
+  w->Finish();
+  return took;
+}
+
+// The contention and delay the block profile holds at `waiter` for `lock`,
+// since construction.
+struct BlockDelta {
+  BlockDelta(const char* waiter, const char* lock)
+      : count("block", 0, waiter, {{"lock", lock}}), delay("block", 1, waiter, {{"lock", lock}}) {}
+  ProfileDelta count, delay;
+};
+
+// The worker's wait for `lock` is in no profile while it holds the lock,
+// and is there, once, after it releases: at least the 20 ms it slept, at
+// most what it measured.
+void ExpectRecordedAtRelease(Worker* w, BlockDelta* d, int64_t took,
+                             const std::function<void()>& unlock) {
+  EXPECT_EQ(d->count.Get(), 0) << "the wait was recorded inside the critical section";
+  w->Run(unlock);
+  w->Finish();
+  EXPECT_EQ(d->count.Get(), 1);
+  EXPECT_GE(d->delay.Get(), 20000000);
+  EXPECT_LE(d->delay.Get(), took);
+}
+
+TEST(DeferredBlockTest, MutexWaitIsRecordedAtTheRelease) {
+  AllRatesAtOne rates;
+  lockprof::Mutex mu{"deferred.mutex"};
+  Worker w;
+  BlockDelta d("DeferredWaiterLocks", "deferred.mutex");
+  const int64_t took = WaitedAcquisition(
+      &w, [&] { mu.lock(); }, [&] { mu.unlock(); }, [&] { DeferredWaiterLocks(&mu); });
+  ExpectRecordedAtRelease(&w, &d, took, [&] { mu.unlock(); });
+}
+
+TEST(DeferredBlockTest, WriterWaitIsRecordedAtTheRelease) {
+  AllRatesAtOne rates;
+  lockprof::SharedMutex mu{"deferred.writer"};
+  Worker w;
+  BlockDelta d("DeferredWaiterLocksWrite", "deferred.writer");
+  const int64_t took = WaitedAcquisition(
+      &w, [&] { mu.lock_shared(); }, [&] { mu.unlock_shared(); },
+      [&] { DeferredWaiterLocksWrite(&mu); });
+  ExpectRecordedAtRelease(&w, &d, took, [&] { mu.unlock(); });
+}
+
+TEST(DeferredBlockTest, ReaderWaitIsRecordedAtTheRelease) {
+  AllRatesAtOne rates;
+  lockprof::SharedMutex mu{"deferred.reader"};
+  Worker w;
+  BlockDelta d("DeferredWaiterLocksRead", "deferred.reader");
+  const int64_t took = WaitedAcquisition(
+      &w, [&] { mu.lock(); }, [&] { mu.unlock(); }, [&] { DeferredWaiterLocksRead(&mu); });
+  ExpectRecordedAtRelease(&w, &d, took, [&] { mu.unlock_shared(); });
+}
+
+// A thread that holds more locks it waited for than it can park events for
+// records the extra one at once; every wait is recorded exactly once.
+TEST(DeferredBlockTest, NestedWaitsBeyondTheParkingSlotsAreRecordedOnce) {
+  AllRatesAtOne rates;
+  constexpr int kLocks = lockprof::internal::kMaxDeferredBlocks + 1;
+  std::vector<lockprof::Mutex> mus(kLocks);
+  Worker w;
+  ProfileDelta count("block", 0, "DeferredWaiterLocks", {});
+  for (lockprof::Mutex& mu : mus) {
+    WaitedAcquisition(
+        &w, [&] { mu.lock(); }, [&] { mu.unlock(); }, [&] { DeferredWaiterLocks(&mu); });
+  }
+  EXPECT_EQ(count.Get(), 1) << "only the wait beyond the slots is recorded while all are held";
+  w.Run([&] {
+    for (int i = kLocks - 1; i >= 0; --i) mus[size_t(i)].unlock();
+  });
+  w.Finish();
+  EXPECT_EQ(count.Get(), kLocks);
+}
+
+// The slow-acquire hook runs after the release too: the lock it reports is
+// free by then (it ran inside the waiter's critical section before).
+std::atomic<int> g_hook_calls{0};
+std::atomic<bool> g_hook_found_lock_free{false};
+lockprof::Mutex g_hooked{"deferred.hooked"};
+
+TEST(DeferredBlockTest, SlowAcquireHookRunsAfterTheRelease) {
+  AllRatesAtOne rates;
+  lockprof::SetSlowAcquireHook(std::chrono::milliseconds(10), [](const lockprof::SlowAcquire& s) {
+    if (s.lock == nullptr || std::string(s.lock) != "deferred.hooked") return;
+    ++g_hook_calls;
+    if (g_hooked.try_lock()) {
+      g_hook_found_lock_free = true;
+      g_hooked.unlock();
+    }
+  });
+  Worker w;
+  WaitedAcquisition(
+      &w, [&] { g_hooked.lock(); }, [&] { g_hooked.unlock(); },
+      [&] { DeferredWaiterLocks(&g_hooked); });
+  EXPECT_EQ(g_hook_calls.load(), 0);
+  w.Run([&] { g_hooked.unlock(); });
+  w.Finish();
+  lockprof::SetSlowAcquireHook(std::chrono::nanoseconds(0), nullptr);
+  EXPECT_EQ(g_hook_calls.load(), 1);
+  EXPECT_TRUE(g_hook_found_lock_free.load());
+}
+
+}  // namespace
