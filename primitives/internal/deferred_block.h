@@ -4,8 +4,8 @@
 // then (the wait metrics, the slow-acquire hook, a profile-table update that
 // every other waiter's record contends for) would run inside the critical
 // section it has just entered, and every thread queued behind it would wait
-// for that too: on 16 cores this cost a contended Mutex ~18% of its
-// throughput at the default rates. So the waiter parks the event, with the
+// for that too (the more threads queue, the more often: a thread that slept
+// for a lock is the next holder). So the waiter parks the event, with the
 // stack it captured before it slept, in a per-thread slot keyed by the lock
 // (a copy of a few return addresses), makes its own unlock take the slow
 // path, and the unlock records the event once the lock word is released.
