@@ -40,7 +40,7 @@ class Worker {
   // Hands `fn` to the thread and returns at once (nullptr: exit).
   void Run(std::function<void()> fn) {
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return !pending_; });
+    cv_.wait(l, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return !pending_; });
     job_ = std::move(fn);
     pending_ = true;
     exit_ = job_ == nullptr;
@@ -49,7 +49,7 @@ class Worker {
   // Waits until the last function handed over has returned.
   void Finish() {
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return !pending_; });
+    cv_.wait(l, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return !pending_; });
   }
   pid_t tid() const { return tid_.load(); }
 
@@ -58,7 +58,7 @@ class Worker {
     tid_ = gettid();
     for (;;) {
       std::unique_lock<std::mutex> l(mu_);
-      cv_.wait(l, [&] { return pending_; });
+      cv_.wait(l, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return pending_; });
       if (exit_) return;
       std::function<void()> job = std::move(job_);
       l.unlock();
@@ -77,15 +77,20 @@ class Worker {
 };
 
 // The waiters' stacks, for the profile: noinline frames around each lock.
-ABSL_ATTRIBUTE_NOINLINE void DeferredWaiterLocks(lockprof::Mutex* mu) {
+// The tests lock and unlock in different functions and threads, handed
+// over as lambdas: out of reach of -Wthread-safety, which is off for them.
+ABSL_ATTRIBUTE_NOINLINE void DeferredWaiterLocks(lockprof::Mutex* mu)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   mu->lock();
   asm volatile("");
 }
-ABSL_ATTRIBUTE_NOINLINE void DeferredWaiterLocksWrite(lockprof::SharedMutex* mu) {
+ABSL_ATTRIBUTE_NOINLINE void DeferredWaiterLocksWrite(lockprof::SharedMutex* mu)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   mu->lock();
   asm volatile("");
 }
-ABSL_ATTRIBUTE_NOINLINE void DeferredWaiterLocksRead(lockprof::SharedMutex* mu) {
+ABSL_ATTRIBUTE_NOINLINE void DeferredWaiterLocksRead(lockprof::SharedMutex* mu)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   mu->lock_shared();
   asm volatile("");
 }
@@ -100,7 +105,7 @@ int64_t WaitedAcquisition(Worker* w, const std::function<void()>& hold,
   hold();
   std::atomic<bool> calling{false};
   int64_t took = 0;
-  w->Run([&] {
+  w->Run([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     calling = true;
     const int64_t t0 = NowNanos();
     acquire();
@@ -141,8 +146,10 @@ TEST(DeferredBlockTest, MutexWaitIsRecordedAtTheRelease) {
   Worker w;
   BlockDelta d("DeferredWaiterLocks", "deferred.mutex");
   const int64_t took = WaitedAcquisition(
-      &w, [&] { mu.lock(); }, [&] { mu.unlock(); }, [&] { DeferredWaiterLocks(&mu); });
-  ExpectRecordedAtRelease(&w, &d, took, [&] { mu.unlock(); });
+      &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); },
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocks(&mu); });
+  ExpectRecordedAtRelease(&w, &d, took, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); });
 }
 
 TEST(DeferredBlockTest, WriterWaitIsRecordedAtTheRelease) {
@@ -151,9 +158,10 @@ TEST(DeferredBlockTest, WriterWaitIsRecordedAtTheRelease) {
   Worker w;
   BlockDelta d("DeferredWaiterLocksWrite", "deferred.writer");
   const int64_t took = WaitedAcquisition(
-      &w, [&] { mu.lock_shared(); }, [&] { mu.unlock_shared(); },
-      [&] { DeferredWaiterLocksWrite(&mu); });
-  ExpectRecordedAtRelease(&w, &d, took, [&] { mu.unlock(); });
+      &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock_shared(); },
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock_shared(); },
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocksWrite(&mu); });
+  ExpectRecordedAtRelease(&w, &d, took, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); });
 }
 
 TEST(DeferredBlockTest, ReaderWaitIsRecordedAtTheRelease) {
@@ -162,8 +170,11 @@ TEST(DeferredBlockTest, ReaderWaitIsRecordedAtTheRelease) {
   Worker w;
   BlockDelta d("DeferredWaiterLocksRead", "deferred.reader");
   const int64_t took = WaitedAcquisition(
-      &w, [&] { mu.lock(); }, [&] { mu.unlock(); }, [&] { DeferredWaiterLocksRead(&mu); });
-  ExpectRecordedAtRelease(&w, &d, took, [&] { mu.unlock_shared(); });
+      &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); },
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocksRead(&mu); });
+  ExpectRecordedAtRelease(&w, &d, took,
+                          [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock_shared(); });
 }
 
 // A thread that holds more locks it waited for than it can park events for
@@ -176,10 +187,12 @@ TEST(DeferredBlockTest, NestedWaitsBeyondTheParkingSlotsAreRecordedOnce) {
   ProfileDelta count("block", 0, "DeferredWaiterLocks", {});
   for (lockprof::Mutex& mu : mus) {
     WaitedAcquisition(
-        &w, [&] { mu.lock(); }, [&] { mu.unlock(); }, [&] { DeferredWaiterLocks(&mu); });
+        &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
+        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); },
+        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocks(&mu); });
   }
   EXPECT_EQ(count.Get(), 1) << "only the wait beyond the slots is recorded while all are held";
-  w.Run([&] {
+  w.Run([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     for (int i = kLocks - 1; i >= 0; --i) mus[size_t(i)].unlock();
   });
   w.Finish();
@@ -204,10 +217,11 @@ TEST(DeferredBlockTest, SlowAcquireHookRunsAfterTheRelease) {
   });
   Worker w;
   WaitedAcquisition(
-      &w, [&] { g_hooked.lock(); }, [&] { g_hooked.unlock(); },
-      [&] { DeferredWaiterLocks(&g_hooked); });
+      &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_hooked.lock(); },
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_hooked.unlock(); },
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocks(&g_hooked); });
   EXPECT_EQ(g_hook_calls.load(), 0);
-  w.Run([&] { g_hooked.unlock(); });
+  w.Run([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_hooked.unlock(); });
   w.Finish();
   lockprof::SetSlowAcquireHook(std::chrono::nanoseconds(0), nullptr);
   EXPECT_EQ(g_hook_calls.load(), 1);
