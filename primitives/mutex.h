@@ -21,9 +21,10 @@
 //  * Hold profile (/debug/pprof/hold): sampled critical sections, contended
 //    or not, at the releasing stack.
 // Stack capture and aggregation run after the lock is released, so they
-// never lengthen the critical section being measured (a waiter records its
-// block event right after acquiring, one table update; its stack was taken
-// before it slept).
+// never lengthen a critical section: a waiter takes its stack before it
+// sleeps and records its block event when it releases the lock it waited
+// for (internal/deferred_block.h); until then the event is parked with the
+// thread, and that unlock takes the slow path.
 //
 // Fairness: like std::mutex on Linux, an unlocking thread does not hand the
 // lock to a waiter; a running thread may take it first (which keeps
