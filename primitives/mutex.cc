@@ -36,10 +36,8 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
   // We own the lock. If nobody else sleeps, go back to kLocked so that our
   // unlock takes the fast path instead of a futex wake for nobody.
   ledger_.Leave(0, blocked.start(), [this] { state_.store(kLocked, std::memory_order_relaxed); });
-  blocked.RecordAtRelease(agent::EventTags{name_}, this, [this] {
-    hold_start_ = internal::kSlowUnlockOnly;
-    return true;
-  });
+  blocked.RecordAtRelease(agent::EventTags{name_}, this,
+                          [this] { return internal::MarkSlowUnlock(&hold_start_); });
 }
 
 ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {

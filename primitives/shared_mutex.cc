@@ -140,10 +140,8 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow(bool have_writer, uint32_t re
   // the fast path instead of waking nobody.
   ledger_.Leave(kWriters, wait.start(),
                 [this] { writer_.store(kWriterLocked, std::memory_order_relaxed); });
-  wait.RecordAtRelease({name_, LockMode::kWrite, shard_}, this, [this] {
-    hold_start_ = internal::kSlowUnlockOnly;
-    return true;
-  });
+  wait.RecordAtRelease({name_, LockMode::kWrite, shard_}, this,
+                       [this] { return internal::MarkSlowUnlock(&hold_start_); });
 }
 
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {

@@ -25,6 +25,13 @@ namespace lockprof::internal {
 // this thread's unlock_shared of that lock slow.
 inline constexpr int64_t kSlowUnlockOnly = -1;
 
+// Makes the unlock of an exclusive hold that is not sampled take the slow
+// path (sampled ones take it anyway). Returns true: it always can.
+inline bool MarkSlowUnlock(int64_t* hold_start) {
+  *hold_start = kSlowUnlockOnly;
+  return true;
+}
+
 // Called when the hold sampler picked this acquisition.
 inline void StartHoldSample(int64_t* hold_start) {
   if (!agent::InRecorder()) *hold_start = agent::MonotonicNanos();
