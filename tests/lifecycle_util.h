@@ -13,9 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -90,20 +88,10 @@ inline constexpr bool kAllocatorIsForkSafe = false;
 inline constexpr bool kAllocatorIsForkSafe = true;
 #endif
 
-// The scheduler state of thread `tid` of this process, as /proc shows it:
-// 'R' running or runnable, 'S' asleep in a system call (a futex wait, say),
-// 'D' uninterruptible...; '?' if it cannot be read.
-inline char TaskState(pid_t tid) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t paren = stat.rfind(')');  // The name may hold spaces and ')'.
-  return paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : '?';
-}
-
 // Waits until thread `tid` sleeps in a system call: a thread that has just
 // said it is about to lock sleeps only once the lock made it wait.
 inline void WaitUntilAsleep(pid_t tid) {
-  while (TaskState(tid) != 'S') std::this_thread::sleep_for(std::chrono::microseconds(200));
+  while (!IsAsleep(tid)) std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
 
 // Where the allocator is not fork-safe, waits (at most `limit`) until every
@@ -123,7 +111,7 @@ inline void WaitForOtherThreadsAsleepIfAllocatorIsNotForkSafe(
     while (dirent* e = readdir(dir)) {
       if (e->d_name[0] == '.') continue;
       const pid_t tid = pid_t(std::atoi(e->d_name));
-      if (tid != gettid() && TaskState(tid) != 'S') asleep = false;
+      if (tid != gettid() && !IsAsleep(tid)) asleep = false;
     }
     closedir(dir);
     return asleep;

@@ -9,7 +9,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -120,17 +119,6 @@ TEST(ProfileAccuracyTest, ExactAtFractionOneAndRateOne) {
   EXPECT_NEAR(double(block_got), double(block_truth), 0.05 * double(block_truth));
 }
 
-// True once thread `tid` sleeps in the kernel (state 'S' in
-// /proc/self/task/<tid>/stat): the waiter below busy-waits until it calls
-// lock(), so 'S' means it is parked on the mutex's futex.
-bool Sleeping(pid_t tid) {
-  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  size_t paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S';
-}
-
 // Many short contention events at fraction 10 (block rate 1 ms for waits of
 // a few hundred microseconds). Each round's true charge lies between two
 // measured bounds: from when the waiter called lock() (an upper bound: it
@@ -168,7 +156,9 @@ TEST(ProfileAccuracyTest, SampledTotalsAreUnbiased) {
   for (int r = 0; r < kRounds; ++r) {
     mu.lock();
     ready.store(r + 1);
-    while (!Sleeping(waiter_tid.load())) {
+    // The waiter busy-waits until it calls lock(), so asleep means parked
+    // on the mutex's futex.
+    while (!lockprof::testing::IsAsleep(waiter_tid.load())) {
     }
     asleep[size_t(r)] = Now();
     SpinFor(kHoldNs);

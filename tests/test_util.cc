@@ -76,6 +76,14 @@ int64_t NowNanos() {
       .count();
 }
 
+bool IsAsleep(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  const size_t paren = line.rfind(')');  // The thread's name may hold spaces and ')'.
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S';
+}
+
 std::string WriteTempFile(const std::string& data, const std::string& suffix) {
   std::string path = ::testing::TempDir() + "lockprof_XXXXXX" + suffix;
   std::vector<char> tmpl(path.begin(), path.end());

@@ -3,6 +3,8 @@
 #ifndef LOCKPROF_TESTS_TEST_UTIL_H_
 #define LOCKPROF_TESTS_TEST_UTIL_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -24,6 +26,11 @@ std::string ReadFile(const std::string& path);
 
 // std::chrono::steady_clock (CLOCK_MONOTONIC, lockprof's clock) in ns.
 int64_t NowNanos();
+
+// True while thread `tid` of this process sleeps in the kernel (state 'S' in
+// /proc/self/task/<tid>/stat: a futex wait, say); false if it runs, is
+// runnable, or cannot be read.
+bool IsAsleep(pid_t tid);
 
 // Writes `data` to a new temporary file and returns its path.
 std::string WriteTempFile(const std::string& data, const std::string& suffix = "");
