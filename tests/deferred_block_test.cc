@@ -40,7 +40,7 @@ class Worker {
   // Hands `fn` to the thread and returns at once (nullptr: exit).
   void Run(std::function<void()> fn) {
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return !pending_; });
+    cv_.wait(l, [&] { return !pending_; });
     job_ = std::move(fn);
     pending_ = true;
     exit_ = job_ == nullptr;
@@ -49,7 +49,7 @@ class Worker {
   // Waits until the last function handed over has returned.
   void Finish() {
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return !pending_; });
+    cv_.wait(l, [&] { return !pending_; });
   }
   pid_t tid() const { return tid_.load(); }
 
@@ -58,7 +58,7 @@ class Worker {
     tid_ = gettid();
     for (;;) {
       std::unique_lock<std::mutex> l(mu_);
-      cv_.wait(l, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return pending_; });
+      cv_.wait(l, [&] { return pending_; });
       if (exit_) return;
       std::function<void()> job = std::move(job_);
       l.unlock();
@@ -105,7 +105,7 @@ int64_t WaitedAcquisition(Worker* w, const std::function<void()>& hold,
   hold();
   std::atomic<bool> calling{false};
   int64_t took = 0;
-  w->Run([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  w->Run([&] {
     calling = true;
     const int64_t t0 = NowNanos();
     acquire();
@@ -119,62 +119,55 @@ int64_t WaitedAcquisition(Worker* w, const std::function<void()>& hold,
   return took;
 }
 
-// The contention and delay the block profile holds at `waiter` for `lock`,
-// since construction.
-struct BlockDelta {
-  BlockDelta(const char* waiter, const char* lock)
-      : count("block", 0, waiter, {{"lock", lock}}), delay("block", 1, waiter, {{"lock", lock}}) {}
-  ProfileDelta count, delay;
-};
-
-// The worker's wait for `lock` is in no profile while it holds the lock,
-// and is there, once, after it releases: at least the 20 ms it slept, at
-// most what it measured.
-void ExpectRecordedAtRelease(Worker* w, BlockDelta* d, int64_t took,
-                             const std::function<void()>& unlock) {
-  EXPECT_EQ(d->count.Get(), 0) << "the wait was recorded inside the critical section";
-  w->Run(unlock);
-  w->Finish();
-  EXPECT_EQ(d->count.Get(), 1);
-  EXPECT_GE(d->delay.Get(), 20000000);
-  EXPECT_LE(d->delay.Get(), took);
+// One waited acquisition (WaitedAcquisition) by a worker whose stack holds
+// `waiter`, of the lock named `lock`: its wait is in no profile while the
+// worker holds the lock, and is there, once, after unlock(): at least the
+// 20 ms it slept, at most what the worker measured.
+void ExpectWaitRecordedAtRelease(const char* waiter, const char* lock,
+                                 const std::function<void()>& hold,
+                                 const std::function<void()>& release,
+                                 const std::function<void()>& acquire,
+                                 const std::function<void()>& unlock) {
+  AllRatesAtOne rates;
+  Worker w;
+  ProfileDelta count("block", 0, waiter, {{"lock", lock}});
+  ProfileDelta delay("block", 1, waiter, {{"lock", lock}});
+  const int64_t took = WaitedAcquisition(&w, hold, release, acquire);
+  EXPECT_EQ(count.Get(), 0) << "the wait was recorded inside the critical section";
+  w.Run(unlock);
+  w.Finish();
+  EXPECT_EQ(count.Get(), 1);
+  EXPECT_GE(delay.Get(), 20000000);
+  EXPECT_LE(delay.Get(), took);
 }
 
 TEST(DeferredBlockTest, MutexWaitIsRecordedAtTheRelease) {
-  AllRatesAtOne rates;
   lockprof::Mutex mu{"deferred.mutex"};
-  Worker w;
-  BlockDelta d("DeferredWaiterLocks", "deferred.mutex");
-  const int64_t took = WaitedAcquisition(
-      &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
+  ExpectWaitRecordedAtRelease(
+      "DeferredWaiterLocks", "deferred.mutex", [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
       [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); },
-      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocks(&mu); });
-  ExpectRecordedAtRelease(&w, &d, took, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); });
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocks(&mu); },
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); });
 }
 
 TEST(DeferredBlockTest, WriterWaitIsRecordedAtTheRelease) {
-  AllRatesAtOne rates;
   lockprof::SharedMutex mu{"deferred.writer"};
-  Worker w;
-  BlockDelta d("DeferredWaiterLocksWrite", "deferred.writer");
-  const int64_t took = WaitedAcquisition(
-      &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock_shared(); },
+  ExpectWaitRecordedAtRelease(
+      "DeferredWaiterLocksWrite", "deferred.writer",
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock_shared(); },
       [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock_shared(); },
-      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocksWrite(&mu); });
-  ExpectRecordedAtRelease(&w, &d, took, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); });
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocksWrite(&mu); },
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); });
 }
 
 TEST(DeferredBlockTest, ReaderWaitIsRecordedAtTheRelease) {
-  AllRatesAtOne rates;
   lockprof::SharedMutex mu{"deferred.reader"};
-  Worker w;
-  BlockDelta d("DeferredWaiterLocksRead", "deferred.reader");
-  const int64_t took = WaitedAcquisition(
-      &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
+  ExpectWaitRecordedAtRelease(
+      "DeferredWaiterLocksRead", "deferred.reader",
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
       [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); },
-      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocksRead(&mu); });
-  ExpectRecordedAtRelease(&w, &d, took,
-                          [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock_shared(); });
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocksRead(&mu); },
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock_shared(); });
 }
 
 // A thread that holds more locks it waited for than it can park events for
