@@ -28,13 +28,9 @@ fi
 # --- Dependencies (quiet when already installed) ---------------------------
 "$ROOT/tools/deps.sh" bench
 
-# --- Build: optimised, with debug info so that profile builds symbolize
-# --- through DWARF as a user's RelWithDebInfo build would ------------------
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-g \
-  -DLOCKPROF_BUILD_TESTS=OFF "${launcher[@]}" >/dev/null
-ninja -C "$BUILD_DIR" -j"$(nproc)" lockprof_bench scrape_pause stack_memory >/dev/null
+# --- Build (tools/bench/build_bench.sh) --------------------------------------
+source "$ROOT/tools/bench/build_bench.sh"
+build_bench "$BUILD_DIR" "$(nproc)" lockprof_bench scrape_pause stack_memory
 BENCH="$BUILD_DIR/tools/bench"
 mkdir -p "$OUT_DIR"
 
@@ -71,8 +67,8 @@ echo "Running lockprof_bench (repetitions=$REPS, min_time=$MIN_TIME)..."
 # --- Go: the cache workload with sync.Mutex --------------------------------
 echo "Running the Go cache workload (threads $thread_list)..."
 (cd "$ROOT/tools/bench/go" &&
-  GOCACHE=${GOCACHE:-/tmp/lockprof-gocache} HOME=${HOME:-/tmp} GOFLAGS=-mod=mod GOPROXY=off \
-    go run cache_bench.go -threads "$thread_list" -duration "$GO_DURATION" -reps "$REPS") \
+  env "${go_offline_env[@]}" go run cache_bench.go -threads "$thread_list" \
+    -duration "$GO_DURATION" -reps "$REPS") \
   >"$OUT_DIR/go.txt"
 
 # --- Scrapes and memory ----------------------------------------------------

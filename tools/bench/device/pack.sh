@@ -28,14 +28,10 @@ BUNDLE=$ROOT/.device-bundle
 
 "$ROOT/tools/deps.sh" bench
 
-# --- Build: the same configuration as run_benchmarks.sh, so that both
-# --- scripts share one build directory ----------------------------------
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-g \
-  -DLOCKPROF_BUILD_TESTS=OFF "${launcher[@]}" >/dev/null
-# At most two jobs: the build machine is shared.
-ninja -C "$BUILD_DIR" -j2 lockprof_bench >/dev/null
+# --- Build: run_benchmarks.sh's, in its directory (build_bench.sh); at
+# --- most two jobs, the build machine being shared -----------------------
+source "$ROOT/tools/bench/build_bench.sh"
+build_bench "$BUILD_DIR" 2 lockprof_bench
 BIN=$BUILD_DIR/tools/bench/lockprof_bench
 
 rm -rf "$BUNDLE"
@@ -63,8 +59,7 @@ chmod 0755 "$BUNDLE"/*
 
 # --- The Go workload: static, so it needs nothing on the device ----------
 (cd "$ROOT/tools/bench/go" &&
-  CGO_ENABLED=0 GOCACHE=/tmp/lockprof-gocache HOME=/tmp GOFLAGS=-mod=mod GOPROXY=off \
-    go build -trimpath -o "$BUNDLE/cache_bench_go" cache_bench.go)
+  env CGO_ENABLED=0 "${go_offline_env[@]}" go build -trimpath -o "$BUNDLE/cache_bench_go" cache_bench.go)
 if ldd "$BUNDLE/cache_bench_go" >/dev/null 2>&1; then
   echo "pack.sh: cache_bench_go is dynamically linked" >&2
   exit 1
