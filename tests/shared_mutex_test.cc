@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -142,27 +144,37 @@ TEST(SharedMutexTest, StressWithEveryRateAtOne) {
 // completed between asking and getting in. The stream stops by itself
 // `give_up` operations after the ask, so that an unfair lock fails the
 // caller's bound instead of hanging.
+//
+// The count starts when the asker reads it, before it has queued: an asker
+// preempted in between (2 loaded cores, a sanitized build) lets a few
+// thousand operations by once in a while (CI saw 2468 under TSan). So the
+// fewest over three rounds is returned: a fair lock's is a handful, an
+// unfair lock's is the whole stream in every round.
 template <typename StreamOp, typename Ask>
 int64_t OpsBeforeAskerGetsIn(int threads, int64_t give_up, StreamOp stream_op, Ask ask) {
-  std::atomic<int64_t> ops{0}, asked_at{-1};
-  std::atomic<bool> done{false};
-  std::vector<std::thread> stream;
-  for (int t = 0; t < threads; ++t) {
-    stream.emplace_back([&] {
-      while (!done.load()) {
-        const int64_t asked = asked_at.load();
-        if (asked >= 0 && ops.load() - asked > give_up) break;
-        stream_op(ops);
-      }
-    });
+  int64_t fewest = INT64_MAX;
+  for (int round = 0; round < 3; ++round) {
+    std::atomic<int64_t> ops{0}, asked_at{-1};
+    std::atomic<bool> done{false};
+    std::vector<std::thread> stream;
+    for (int t = 0; t < threads; ++t) {
+      stream.emplace_back([&] {
+        while (!done.load()) {
+          const int64_t asked = asked_at.load();
+          if (asked >= 0 && ops.load() - asked > give_up) break;
+          stream_op(ops);
+        }
+      });
+    }
+    while (ops.load() < 1000) std::this_thread::yield();
+    const int64_t asked = ops.load();
+    asked_at.store(asked);
+    const int64_t got_in = ask(ops);
+    done.store(true);
+    for (auto& t : stream) t.join();
+    fewest = std::min(fewest, got_in - asked);
   }
-  while (ops.load() < 1000) std::this_thread::yield();
-  const int64_t asked = ops.load();
-  asked_at.store(asked);
-  const int64_t got_in = ask(ops);
-  done.store(true);
-  for (auto& t : stream) t.join();
-  return got_in - asked;
+  return fewest;
 }
 
 // A stream of overlapping readers keeps the lock read-held without a gap
@@ -187,9 +199,7 @@ TEST(SharedMutexTest, WriterIsNotStarvedByAStreamOfReaders) {
         std::lock_guard<lockprof::SharedMutex> w(mu);
         return ops.load();
       });
-  // The count starts when the asker reads it, not when it is queued: a
-  // preempted asker (loaded or sanitized builds) lets some operations through
-  // first. An unfair lock lets the whole stream (200000) through.
+  // An unfair lock lets the whole stream (200000) through.
   EXPECT_LE(ops_before, 2000);
 }
 
@@ -213,7 +223,7 @@ TEST(SharedMutexTest, ReaderIsNotStarvedByAStreamOfWriters) {
         std::shared_lock<lockprof::SharedMutex> r(mu);
         return ops.load();
       });
-  // As above: slack for a preempted asker; an unfair lock lets all 20000 by.
+  // An unfair lock lets all 20000 by.
   EXPECT_LE(ops_before, 2000);
 }
 
