@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "lockprof/agent/delta.h"
+#include "lockprof/agent/tables/delta.h"
 
 namespace lockprof {
 

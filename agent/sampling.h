@@ -27,7 +27,7 @@
 //    (stride draw, stack capture, recording) runs before the first clock
 //    read or after the release, outside the measured hold; what cannot be
 //    left out is the latency of the two clock reads themselves: an empty
-//    critical section measures 10-30 ns (agent/clock.h: the TSC, or
+//    critical section measures 10-30 ns (agent/record/clock.h: the TSC, or
 //    CLOCK_MONOTONIC where the kernel does not use it), so critical
 //    sections of a few hundred nanoseconds or less are overstated by about
 //    that much.
@@ -44,19 +44,18 @@
 // rate 1; 80 ns before the clock read the TSC). Amortised, that is 50/rate
 // ns per lock: 0.5 ns at 100 (a tenth of an uncontended std::mutex
 // lock+unlock, ~6 ns, and visible in the benchmark), 0.05 ns at 1000 (below
-// the benchmark's noise) and 0.005 ns at 10000. 1000 is the lowest rate whose cost cannot be told from the
-// countdown alone, and it gives ten times the resolution of 10000: a lock
-// taken 1000 times a second gets about one sample a second, 15 per 15 s
-// scrape. Rare, long holds are what a count-based sampler sees least (a lock
-// held 2 ms 100 times a second is timed once every ten seconds): lower the
-// rate for a closer look while you investigate.
+// the benchmark's noise) and 0.005 ns at 10000. 1000 is the lowest rate whose cost cannot be told
+// from the countdown alone, and it gives ten times the resolution of 10000: a lock taken 1000 times
+// a second gets about one sample a second, 15 per 15 s scrape. Rare, long holds are what a
+// count-based sampler sees least (a lock held 2 ms 100 times a second is timed once every ten
+// seconds): lower the rate for a closer look while you investigate.
 #ifndef LOCKPROF_AGENT_SAMPLING_H_
 #define LOCKPROF_AGENT_SAMPLING_H_
 
 #include <atomic>
 #include <cstdint>
 
-#include "lockprof/agent/thread_state.h"
+#include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof {
 

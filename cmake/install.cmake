@@ -6,7 +6,7 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 install(FILES ${CMAKE_SOURCE_DIR}/lockprof.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lockprof)
-foreach(dir agent primitives primitives/internal server)
+foreach(dir agent agent/record agent/tables agent/pprof agent/symbolize agent/metrics agent/pyroscope agent/base primitives primitives/internal server server/handlers server/httplib)
   file(GLOB headers ${CMAKE_SOURCE_DIR}/${dir}/*.h)
   install(FILES ${headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lockprof/${dir})
 endforeach()

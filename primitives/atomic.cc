@@ -1,7 +1,7 @@
 #include "lockprof/primitives/atomic.h"
 
-#include "lockprof/agent/clock.h"
-#include "lockprof/agent/record.h"
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/record.h"
 
 namespace lockprof::internal {
 

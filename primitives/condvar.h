@@ -37,7 +37,7 @@
 #include <cstdint>
 #include <mutex>
 
-#include "lockprof/agent/clock.h"
+#include "lockprof/agent/record/clock.h"
 #include "lockprof/primitives/internal/spin_lock.h"
 #include "lockprof/primitives/mutex.h"
 

@@ -1,7 +1,7 @@
 #include "lockprof/primitives/mutex.h"
 
-#include "lockprof/agent/clock.h"
-#include "lockprof/agent/record.h"
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/record.h"
 #include "lockprof/primitives/internal/blocked_wait.h"
 #include "lockprof/primitives/internal/deferred_block.h"
 #include "lockprof/primitives/internal/fatal.h"

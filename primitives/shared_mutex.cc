@@ -2,8 +2,8 @@
 
 #include <climits>
 
-#include "lockprof/agent/clock.h"
-#include "lockprof/agent/record.h"
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/record.h"
 #include "lockprof/primitives/internal/blocked_wait.h"
 #include "lockprof/primitives/internal/deferred_block.h"
 #include "lockprof/primitives/internal/fatal.h"

@@ -11,15 +11,15 @@
 #include <mutex>
 #include <thread>
 
-#include "lockprof/agent/env.h"
-#include "lockprof/agent/fork.h"
-#include "lockprof/agent/health.h"
-#include "lockprof/server/admin_security.h"
-#include "lockprof/server/bounded_server.h"
-#include "lockprof/server/connection_guard.h"
-#include "lockprof/server/metrics_handler.h"
-#include "lockprof/server/peer_watch.h"
-#include "lockprof/server/pprof_handlers.h"
+#include "lockprof/agent/base/env.h"
+#include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/metrics/health.h"
+#include "lockprof/server/handlers/admin_security.h"
+#include "lockprof/server/handlers/metrics_handlers.h"
+#include "lockprof/server/handlers/pprof_handlers.h"
+#include "lockprof/server/httplib/bounded_server.h"
+#include "lockprof/server/httplib/connection_guard.h"
+#include "lockprof/server/httplib/peer_watch.h"
 
 namespace lockprof {
 

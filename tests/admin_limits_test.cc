@@ -21,7 +21,7 @@
 
 #include "admin_test_client.h"
 #include "lockprof/lockprof.h"
-#include "lockprof/server/connection_guard.h"
+#include "lockprof/server/httplib/connection_guard.h"
 #include "test_util.h"
 
 namespace {

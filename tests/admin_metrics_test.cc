@@ -11,11 +11,11 @@
 
 #include "admin_test_client.h"
 #include "lifecycle_util.h"
-#include "lockprof/agent/profile_tables.h"
-#include "lockprof/agent/record.h"
-#include "lockprof/agent/stack_trace.h"
-#include "lockprof/server/connection_guard.h"
-#include "lockprof/server/request_limit_stream.h"
+#include "lockprof/agent/record/record.h"
+#include "lockprof/agent/record/stack_trace.h"
+#include "lockprof/agent/tables/profile_tables.h"
+#include "lockprof/server/httplib/connection_guard.h"
+#include "lockprof/server/httplib/request_limit_stream.h"
 
 namespace {
 

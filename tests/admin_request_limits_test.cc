@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "admin_test_client.h"
-#include "lockprof/server/request_limit_stream.h"
+#include "lockprof/server/httplib/request_limit_stream.h"
 #include "test_util.h"
 
 namespace {

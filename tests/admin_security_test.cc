@@ -12,8 +12,8 @@
 
 #include "admin_test_client.h"
 #include "lockprof/lockprof.h"
-#include "lockprof/server/admin_security.h"
-#include "lockprof/server/connection_guard.h"
+#include "lockprof/server/handlers/admin_security.h"
+#include "lockprof/server/httplib/connection_guard.h"
 #include "test_util.h"
 
 namespace {

@@ -1,7 +1,7 @@
-// agent/clock.h: MonotonicNanos() switches to the TSC where the kernel keeps
+// agent/record/clock.h: MonotonicNanos() switches to the TSC where the kernel keeps
 // time with it, and then must still agree with CLOCK_MONOTONIC and never
 // run backwards.
-#include "lockprof/agent/clock.h"
+#include "lockprof/agent/record/clock.h"
 
 #include <gtest/gtest.h>
 

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "lockprof/lockprof.h"
-#include "lockprof/server/delta_handlers.h"
-#include "lockprof/server/pprof_handlers.h"
+#include "lockprof/server/handlers/delta_handlers.h"
+#include "lockprof/server/handlers/pprof_handlers.h"
 #include "test_util.h"
 
 namespace {

@@ -1,8 +1,8 @@
-#include "lockprof/agent/delta.h"
+#include "lockprof/agent/tables/delta.h"
 
 #include <gtest/gtest.h>
 
-#include "lockprof/agent/stack_table.h"
+#include "lockprof/agent/tables/stack_table.h"
 
 namespace lockprof::agent {
 namespace {

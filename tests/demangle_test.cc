@@ -1,4 +1,4 @@
-#include "lockprof/agent/demangle.h"
+#include "lockprof/agent/symbolize/demangle.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "lockprof/agent/env.h"
+#include "lockprof/agent/base/env.h"
 
 #include <gtest/gtest.h>
 

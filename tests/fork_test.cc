@@ -16,8 +16,8 @@
 
 #include "absl/base/attributes.h"
 #include "lifecycle_util.h"
-#include "lockprof/agent/mappings.h"
-#include "lockprof/agent/symbolizer.h"
+#include "lockprof/agent/symbolize/mappings.h"
+#include "lockprof/agent/symbolize/symbolizer.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <thread>
 
-#include "lockprof/agent/record.h"
+#include "lockprof/agent/record/record.h"
 #include "lockprof/lockprof.h"
 #include "test_util.h"
 

@@ -1,4 +1,4 @@
-#include "lockprof/agent/mappings.h"
+#include "lockprof/agent/symbolize/mappings.h"
 
 #include <gnu/libc-version.h>
 #include <gtest/gtest.h>

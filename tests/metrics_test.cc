@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "lockprof/agent/lock_metrics.h"
-#include "lockprof/agent/record.h"
+#include "lockprof/agent/metrics/lock_metrics.h"
+#include "lockprof/agent/record/record.h"
 #include "lockprof/lockprof.h"
 #include "test_util.h"
 

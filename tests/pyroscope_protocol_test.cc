@@ -1,7 +1,7 @@
 // The ingest request, piece by piece: checked against Go's own encoders
 // (what pyroscope-go calls), against the strict receiver's refusals, and
 // the configuration checks that reject what Pyroscope would.
-#include "lockprof/agent/pyroscope_protocol.h"
+#include "lockprof/agent/pyroscope/pyroscope_protocol.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -9,8 +9,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "lockprof/agent/clock.h"
-#include "lockprof/agent/uploader_config.h"
+#include "lockprof/agent/pyroscope/uploader_config.h"
+#include "lockprof/agent/record/clock.h"
 #include "lockprof/lockprof.h"
 #include "pyroscope_receiver.h"
 #include "test_util.h"

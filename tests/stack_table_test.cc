@@ -1,4 +1,4 @@
-#include "lockprof/agent/stack_table.h"
+#include "lockprof/agent/tables/stack_table.h"
 
 #include <gtest/gtest.h>
 

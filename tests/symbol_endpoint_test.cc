@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "lockprof/agent/symbolizer.h"
+#include "lockprof/agent/symbolize/symbolizer.h"
 #include "lockprof/lockprof.h"
 #include "test_util.h"
 

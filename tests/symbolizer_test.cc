@@ -1,4 +1,4 @@
-#include "lockprof/agent/symbolizer.h"
+#include "lockprof/agent/symbolize/symbolizer.h"
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "lockprof/agent/mappings.h"
+#include "lockprof/agent/symbolize/mappings.h"
 
 namespace lockprof::agent {
 namespace {

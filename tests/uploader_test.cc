@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "lockprof/agent/clock.h"
+#include "lockprof/agent/record/clock.h"
 #include "lockprof/lockprof.h"
 #include "pyroscope_receiver.h"
 #include "test_util.h"

@@ -12,10 +12,10 @@
 
 #include <cstdint>
 
-#include "lockprof/agent/clock.h"
-#include "lockprof/agent/event_tags.h"
-#include "lockprof/agent/record.h"
-#include "lockprof/agent/stack_trace.h"
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/record.h"
+#include "lockprof/agent/record/stack_trace.h"
 #include "lockprof/primitives/internal/deferred_block.h"
 
 namespace lockprof::internal {

@@ -14,8 +14,8 @@
 #include <cstdint>
 
 #include "absl/base/attributes.h"
-#include "lockprof/agent/clock.h"
-#include "lockprof/agent/record.h"
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/record.h"
 
 namespace lockprof::internal {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "lockprof/agent/record.h"
+#include "lockprof/agent/record/record.h"
 
 namespace lockprof::internal {
 namespace {

@@ -20,8 +20,8 @@
 
 #include <cstdint>
 
-#include "lockprof/agent/event_tags.h"
-#include "lockprof/agent/stack_trace.h"
+#include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/stack_trace.h"
 
 namespace lockprof::internal {
 

@@ -13,9 +13,9 @@
 
 #include <cstdint>
 
-#include "lockprof/agent/clock.h"
-#include "lockprof/agent/record.h"
-#include "lockprof/agent/thread_state.h"
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/record.h"
+#include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof::internal {
 

@@ -12,7 +12,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "lockprof/agent/fork.h"
+#include "lockprof/agent/base/fork.h"
 #include "lockprof/primitives/internal/futex.h"
 
 namespace lockprof::internal {

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "lockprof/agent/env.h"
+#include "lockprof/agent/base/env.h"
 
 namespace {
 

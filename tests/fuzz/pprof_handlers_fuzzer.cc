@@ -12,10 +12,10 @@
 #include <string_view>
 
 #include "lockprof/agent/labels.h"
-#include "lockprof/agent/record.h"
+#include "lockprof/agent/record/record.h"
 #include "lockprof/agent/sampling.h"
-#include "lockprof/server/metrics_handler.h"
-#include "lockprof/server/pprof_handlers.h"
+#include "lockprof/server/handlers/metrics_handlers.h"
+#include "lockprof/server/handlers/pprof_handlers.h"
 
 namespace {
 

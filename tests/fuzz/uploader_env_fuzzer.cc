@@ -12,9 +12,9 @@
 #include <string>
 #include <string_view>
 
-#include "lockprof/agent/pyroscope_protocol.h"
+#include "lockprof/agent/pyroscope/pyroscope_protocol.h"
+#include "lockprof/agent/pyroscope/uploader_config.h"
 #include "lockprof/agent/uploader.h"
-#include "lockprof/agent/uploader_config.h"
 
 namespace {
 

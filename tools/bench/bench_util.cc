@@ -4,7 +4,7 @@
 #include <chrono>
 #include <thread>
 
-#include "lockprof/agent/thread_state.h"
+#include "lockprof/agent/record/thread_state.h"
 
 namespace bench {
 

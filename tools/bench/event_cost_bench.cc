@@ -18,11 +18,11 @@
 
 #include "absl/base/attributes.h"
 #include "bench_util.h"
-#include "lockprof/agent/clock.h"
-#include "lockprof/agent/pprof_encoder.h"
-#include "lockprof/agent/profile_tables.h"
-#include "lockprof/agent/record.h"
-#include "lockprof/agent/resolved_profile.h"
+#include "lockprof/agent/pprof/pprof_encoder.h"
+#include "lockprof/agent/pprof/resolved_profile.h"
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/record.h"
+#include "lockprof/agent/tables/profile_tables.h"
 #include "synthetic_stacks.h"
 
 namespace {

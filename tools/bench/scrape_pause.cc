@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "bench_util.h"
-#include "lockprof/agent/profile_tables.h"
+#include "lockprof/agent/tables/profile_tables.h"
 #include "lockprof/lockprof.h"
 #include "synthetic_stacks.h"
 

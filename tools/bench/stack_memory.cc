@@ -32,7 +32,7 @@
 
 #include "absl/base/attributes.h"
 #include "bench_util.h"
-#include "lockprof/agent/profile_tables.h"
+#include "lockprof/agent/tables/profile_tables.h"
 #include "lockprof/lockprof.h"
 
 namespace {

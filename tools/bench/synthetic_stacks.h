@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "lockprof/agent/stack_table.h"
+#include "lockprof/agent/tables/stack_table.h"
 
 namespace bench {
 

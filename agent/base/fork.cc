@@ -1,0 +1,72 @@
+#include "lockprof/agent/base/fork.h"
+
+#include <pthread.h>
+
+#include <cstdlib>
+
+namespace lockprof::agent {
+
+std::atomic<uint32_t> g_fork_generation{0};
+
+namespace {
+
+constexpr int kRanks = int(ForkRank::kCount);
+std::atomic<std::mutex*> g_held[kRanks];
+// Which mutexes the prepare handler took: one registered during a fork is
+// not unlocked by it. Only the forking thread touches this (glibc runs the
+// handlers of one fork under its atfork lock).
+std::mutex* g_taken[kRanks];
+std::atomic<void (*)()> g_child_handlers[kMaxForkChildHandlers];
+
+void Prepare() {
+  for (int r = 0; r < kRanks; ++r) {
+    g_taken[r] = g_held[r].load(std::memory_order_acquire);
+    if (g_taken[r] != nullptr) g_taken[r]->lock();
+  }
+}
+
+void Release() {
+  for (int r = kRanks; r-- > 0;) {
+    if (g_taken[r] != nullptr) g_taken[r]->unlock();
+    g_taken[r] = nullptr;
+  }
+}
+
+void ReleaseInChild() {
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+  Release();
+  for (auto& handler : g_child_handlers) {
+    if (void (*fn)() = handler.load(std::memory_order_acquire)) fn();
+  }
+}
+
+// This object is linked whenever a primitive reads g_fork_generation or an
+// agent mutex is registered, so the handlers exist in every program that
+// could need them.
+[[maybe_unused]] const int g_registered = pthread_atfork(&Prepare, &Release, &ReleaseInChild);
+
+}  // namespace
+
+void HoldAcrossFork(std::mutex* mu, ForkRank rank) {
+  g_held[int(rank)].store(mu, std::memory_order_release);
+}
+
+std::mutex* NewMutexHeldAcrossFork(ForkRank rank, void (*in_child)()) {
+  auto* mu = new std::mutex;
+  HoldAcrossFork(mu, rank);
+  if (in_child != nullptr) OnForkChild(in_child);
+  return mu;
+}
+
+void OnForkChild(void (*fn)()) {
+  for (auto& handler : g_child_handlers) {
+    void (*expected)() = nullptr;
+    if (handler.compare_exchange_strong(expected, fn, std::memory_order_acq_rel) ||
+        expected == fn) {
+      return;
+    }
+  }
+  std::abort();  // More handlers than slots: a lockprof bug, caught by its tests.
+}
+
+}  // namespace lockprof::agent

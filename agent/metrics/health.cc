@@ -1,0 +1,58 @@
+#include "lockprof/agent/metrics/health.h"
+
+#include <atomic>
+
+namespace lockprof::agent {
+
+namespace {
+
+// Recording threads bump the sample counters: each gets its own cache line
+// so that profiles do not slow each other down.
+struct alignas(64) PaddedCounter {
+  std::atomic<uint64_t> n;
+};
+
+PaddedCounter g_samples[kProfileCount];
+std::atomic<uint64_t> g_admin_requests{0};
+std::atomic<uint64_t> g_uploads[kProfileCount][kUploadResults];
+std::atomic<uint64_t> g_upload_retries{0};
+std::atomic<int64_t> g_upload_queue{0};
+
+}  // namespace
+
+void CountSampleRecorded(ProfileId id) {
+  g_samples[int(id)].n.fetch_add(1, std::memory_order_relaxed);
+}
+uint64_t SamplesRecorded(ProfileId id) {
+  return g_samples[int(id)].n.load(std::memory_order_relaxed);
+}
+
+void CountAdminRequest() { g_admin_requests.fetch_add(1, std::memory_order_relaxed); }
+uint64_t AdminRequests() { return g_admin_requests.load(std::memory_order_relaxed); }
+
+const char* UploadResultName(UploadResult r) {
+  switch (r) {
+    case UploadResult::kSuccess:
+      return "success";
+    case UploadResult::kFailure:
+      return "failure";
+    case UploadResult::kDropped:
+      return "dropped";
+  }
+  return "unknown";
+}
+
+void CountUpload(ProfileId id, UploadResult result) {
+  g_uploads[int(id)][int(result)].fetch_add(1, std::memory_order_relaxed);
+}
+uint64_t Uploads(ProfileId id, UploadResult result) {
+  return g_uploads[int(id)][int(result)].load(std::memory_order_relaxed);
+}
+
+void CountUploadRetry() { g_upload_retries.fetch_add(1, std::memory_order_relaxed); }
+uint64_t UploadRetries() { return g_upload_retries.load(std::memory_order_relaxed); }
+
+void SetUploadQueueLength(int64_t n) { g_upload_queue.store(n, std::memory_order_relaxed); }
+int64_t UploadQueueLength() { return g_upload_queue.load(std::memory_order_relaxed); }
+
+}  // namespace lockprof::agent

@@ -1,0 +1,90 @@
+// Per-lock metrics: wait and hold histograms and a contention counter for
+// every named lock, kept in a fixed-size, lock-free table and read by the
+// /metrics exposition (see metrics.h).
+//
+// Recording (from record.cc, on paths that already handle a contended or a
+// sampled event) finds the lock's entry by the address of its name and the
+// mode, with one hash and a short linear probe; a new lock claims an empty
+// entry with one compare-and-swap. Then it adds to a few atomic counters.
+// No lock, no allocation, no system call: the table is a static array, whose
+// pages the kernel supplies zeroed when first touched.
+//
+// Names are compared by address here (a name has static storage, see
+// EventTags); entries whose names are equal strings at different addresses
+// are merged when the metrics are read. Unnamed locks share the entries of
+// the nullptr name. When the table is full (kCapacity entries, or a probe
+// sequence longer than kMaxProbes) a lock's events go to one overflow entry
+// per mode, exposed as lock="(other)": nothing recorded is lost.
+#ifndef LOCKPROF_AGENT_METRICS_LOCK_METRICS_H_
+#define LOCKPROF_AGENT_METRICS_LOCK_METRICS_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "lockprof/agent/record/event_tags.h"
+
+namespace lockprof::agent {
+
+// Exponential buckets: bucket k counts values <= 1 us * 2^k, for
+// k < kFiniteBuckets (1 us ... 8.388608 s); the last bucket is +Inf.
+inline constexpr int kFiniteBuckets = 24;
+inline constexpr int kBuckets = kFiniteBuckets + 1;
+
+// Upper bound of finite bucket k in nanoseconds.
+inline constexpr int64_t BucketBoundNanos(int k) { return int64_t{1000} << k; }
+
+// The bucket of a value in nanoseconds: the smallest k with
+// value <= BucketBoundNanos(k), or kFiniteBuckets (+Inf).
+int BucketIndex(int64_t nanos);
+
+// A histogram of durations. Buckets are stored non-cumulative (an
+// observation touches one bucket); the exposition accumulates them.
+struct AtomicHistogram {
+  std::atomic<uint64_t> buckets[kBuckets];
+  std::atomic<uint64_t> sum_nanos;
+
+  // Adds `weight` observations of `nanos` each.
+  void Observe(int64_t nanos, uint64_t weight);
+};
+
+// A plain copy of a histogram, for readers.
+struct HistogramSnapshot {
+  uint64_t buckets[kBuckets] = {};
+  uint64_t sum_nanos = 0;
+
+  uint64_t count() const;
+  void Add(const AtomicHistogram& h);
+};
+
+// What a reader sees for one lock (name, mode).
+struct LockStatsSnapshot {
+  const char* name;  // nullptr: unnamed locks.
+  bool overflow;     // The "(other)" entry.
+  LockMode mode;
+  HistogramSnapshot wait;
+  HistogramSnapshot hold;
+  uint64_t contentions = 0;
+};
+
+// A thread waited `wait_ns` to acquire a lock (every wait, unsampled).
+void ObserveLockWait(const EventTags& tags, int64_t wait_ns);
+
+// A sampled critical section lasted `hold_ns`; it stands for `weight`
+// critical sections (the hold sampler's rate).
+void ObserveLockHold(const EventTags& tags, int64_t hold_ns, uint64_t weight);
+
+// Calls `fn` with a snapshot of every entry in use, in table order
+// (unmerged: see the file comment). Safe concurrently with recording.
+void ForEachLockStats(const std::function<void(const LockStatsSnapshot&)>& fn);
+
+// Entries in use, including overflow entries.
+size_t LockStatsEntries();
+
+// Bytes of the table (static: the kernel commits pages as they are used).
+size_t LockStatsTableBytes();
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_METRICS_LOCK_METRICS_H_

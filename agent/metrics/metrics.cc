@@ -1,0 +1,199 @@
+#include "lockprof/agent/metrics.h"
+
+#include <dirent.h>
+
+#include <map>
+#include <tuple>
+
+#include "lockprof/agent/metrics/health.h"
+#include "lockprof/agent/metrics/lock_metrics.h"
+#include "lockprof/agent/metrics/prometheus_text.h"
+#include "lockprof/agent/sampling.h"
+#include "lockprof/agent/tables/profile_tables.h"
+
+namespace lockprof {
+
+namespace {
+
+using agent::HistogramSnapshot;
+using agent::PromLabels;
+using agent::PromText;
+
+struct LockKey {
+  std::string lock;
+  agent::LockMode mode;
+  bool operator<(const LockKey& o) const { return std::tie(lock, mode) < std::tie(o.lock, o.mode); }
+};
+
+struct LockTotals {
+  HistogramSnapshot wait;
+  HistogramSnapshot hold;
+  uint64_t contentions = 0;
+};
+
+void Add(HistogramSnapshot* into, const HistogramSnapshot& h) {
+  for (int k = 0; k < agent::kBuckets; ++k) into->buckets[k] += h.buckets[k];
+  into->sum_nanos += h.sum_nanos;
+}
+
+// The table's entries, merged by name string (one name may live at several
+// addresses) and sorted, so that every scrape lists series in one order.
+std::map<LockKey, LockTotals> MergedLocks() {
+  std::map<LockKey, LockTotals> locks;
+  agent::ForEachLockStats([&](const agent::LockStatsSnapshot& s) {
+    LockKey key{s.overflow ? "(other)" : s.name != nullptr ? s.name : "(unnamed)", s.mode};
+    LockTotals& t = locks[key];
+    Add(&t.wait, s.wait);
+    Add(&t.hold, s.hold);
+    t.contentions += s.contentions;
+  });
+  return locks;
+}
+
+PromLabels LockLabels(const LockKey& key) {
+  PromLabels labels{{"lock", key.lock}};
+  if (key.mode == agent::LockMode::kRead) labels.emplace_back("mode", "read");
+  if (key.mode == agent::LockMode::kWrite) labels.emplace_back("mode", "write");
+  return labels;
+}
+
+void WriteHistogram(PromText& text, const std::string& name, const PromLabels& labels,
+                    const HistogramSnapshot& h) {
+  uint64_t cumulative = 0;
+  for (int k = 0; k < agent::kBuckets; ++k) {
+    cumulative += h.buckets[k];
+    PromLabels with_le = labels;
+    with_le.emplace_back("le", k < agent::kFiniteBuckets
+                                   ? agent::FormatDouble(double(agent::BucketBoundNanos(k)) / 1e9)
+                                   : "+Inf");
+    text.Sample(name + "_bucket", with_le, cumulative);
+  }
+  text.Sample(name + "_sum", labels, double(h.sum_nanos) / 1e9);
+  text.Sample(name + "_count", labels, cumulative);
+}
+
+void WriteHistograms(PromText& text, const std::map<LockKey, LockTotals>& locks,
+                     const std::string& name, const char* help,
+                     HistogramSnapshot LockTotals::*histogram) {
+  text.Family(name, "histogram", help);
+  for (const auto& [key, t] : locks) WriteHistogram(text, name, LockLabels(key), t.*histogram);
+}
+
+void WriteLockMetrics(PromText& text) {
+  const std::map<LockKey, LockTotals> locks = MergedLocks();
+  WriteHistograms(
+      text, locks, "lockprof_lock_wait_seconds",
+      "Time threads waited to acquire each lockprof lock: every contended acquisition, "
+      "unsampled (needs the block profile on). lock=\"(unnamed)\": locks without a name; "
+      "lock=\"(other)\": locks past the per-lock table's capacity.",
+      &LockTotals::wait);
+  text.Family("lockprof_lock_contentions_total", "counter",
+              "Acquisitions of each lockprof lock that had to wait, counted exactly (equal to "
+              "lockprof_lock_wait_seconds_count).");
+  for (const auto& [key, t] : locks) {
+    text.Sample("lockprof_lock_contentions_total", LockLabels(key), t.contentions);
+  }
+  WriteHistograms(text, locks, "lockprof_lock_hold_seconds",
+                  "Time each lockprof lock was held, from the hold sampler: each sampled critical "
+                  "section counts as SetHoldProfileRate() sections, so counts and rates are "
+                  "unbiased estimates.",
+                  &LockTotals::hold);
+}
+
+int64_t ProcessThreads() {
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return 0;
+  int64_t n = 0;
+  while (const dirent* e = readdir(dir)) n += e->d_name[0] != '.';
+  closedir(dir);
+  return n;
+}
+
+// One sample per profile of `value(id)`.
+template <typename F>
+void PerProfile(PromText& text, const char* name, const char* type, const char* help, F value) {
+  text.Family(name, type, help);
+  for (int i = 0; i < agent::kProfileCount; ++i) {
+    const auto id = agent::ProfileId(i);
+    text.Sample(name, {{"profile", agent::Info(id).name}}, uint64_t(value(id)));
+  }
+}
+
+void WriteSamplingMetrics(PromText& text) {
+  const auto& r = agent::g_rates;
+  text.Family("lockprof_mutex_profile_fraction", "gauge",
+              "Mutex profile sampling: about 1 in this many contention events is recorded "
+              "(0: off).");
+  text.Sample("lockprof_mutex_profile_fraction", {},
+              uint64_t(r.mutex_fraction.load(std::memory_order_relaxed)));
+  text.Family("lockprof_block_profile_rate_seconds", "gauge",
+              "Block profile sampling: waits at least this long are always recorded, shorter "
+              "ones with probability wait/rate (0: off).");
+  text.Sample("lockprof_block_profile_rate_seconds", {},
+              double(r.block_rate_ns.load(std::memory_order_relaxed)) / 1e9);
+  text.Family("lockprof_hold_profile_rate", "gauge",
+              "Hold profile sampling: about 1 in this many acquisitions is timed (0: off).");
+  text.Sample("lockprof_hold_profile_rate", {},
+              uint64_t(r.hold_rate.load(std::memory_order_relaxed)));
+}
+
+void WriteProfileMetrics(PromText& text) {
+  PerProfile(text, "lockprof_profile_samples_recorded_total", "counter",
+             "Sampled events recorded into each profile.",
+             [](agent::ProfileId id) { return agent::SamplesRecorded(id); });
+  PerProfile(text, "lockprof_profile_stacks", "gauge",
+             "Distinct stacks (with their labels) stored in each profile.",
+             [](agent::ProfileId id) { return agent::Table(id).size(); });
+  PerProfile(text, "lockprof_profile_samples_dropped_total", "counter",
+             "Sampled events whose stack was not in the profile's full table: their values are "
+             "kept under lockprof.LostSamplesStackTableFull, their stacks are lost (counted per "
+             "event, like lockprof_profile_samples_recorded_total; raise LOCKPROF_MAX_STACKS).",
+             [](agent::ProfileId id) { return agent::Table(id).dropped(); });
+  PerProfile(text, "lockprof_profile_memory_bytes", "gauge",
+             "Memory allocated for each profile's table.",
+             [](agent::ProfileId id) { return agent::Table(id).memory_bytes(); });
+  text.Family("lockprof_lock_metrics_entries", "gauge",
+              "Entries in use in the per-lock metrics table (one per lock name and mode).");
+  text.Sample("lockprof_lock_metrics_entries", {}, uint64_t(agent::LockStatsEntries()));
+  text.Family("lockprof_lock_metrics_memory_bytes", "gauge",
+              "Size of the per-lock metrics table (static; pages are committed as used).");
+  text.Sample("lockprof_lock_metrics_memory_bytes", {}, uint64_t(agent::LockStatsTableBytes()));
+}
+
+void WriteUploadMetrics(PromText& text) {
+  text.Family("lockprof_uploads_total", "counter",
+              "Profile uploads to Pyroscope by outcome: success; failure (rejected, or retries "
+              "exhausted); dropped (queue full, or not sent by the shutdown deadline).");
+  for (int i = 0; i < agent::kProfileCount; ++i) {
+    const auto id = agent::ProfileId(i);
+    for (int r = 0; r < agent::kUploadResults; ++r) {
+      const auto result = agent::UploadResult(r);
+      text.Sample("lockprof_uploads_total",
+                  {{"profile", agent::Info(id).name}, {"result", agent::UploadResultName(result)}},
+                  agent::Uploads(id, result));
+    }
+  }
+  text.Family("lockprof_upload_retries_total", "counter",
+              "Upload attempts retried after a timeout, a connection error or a 5xx, 408 or 429 "
+              "answer.");
+  text.Sample("lockprof_upload_retries_total", {}, agent::UploadRetries());
+  text.Family("lockprof_upload_queue_length", "gauge", "Profiles waiting to be uploaded.");
+  text.Sample("lockprof_upload_queue_length", {}, uint64_t(agent::UploadQueueLength()));
+}
+
+}  // namespace
+
+void WriteMetrics(std::string* out) {
+  PromText text(out);
+  WriteLockMetrics(text);
+  WriteSamplingMetrics(text);
+  WriteProfileMetrics(text);
+  text.Family("lockprof_process_threads", "gauge", "Threads in this process.");
+  text.Sample("lockprof_process_threads", {}, uint64_t(ProcessThreads()));
+  text.Family("lockprof_admin_requests_total", "counter",
+              "HTTP requests answered by the lockprof admin endpoint.");
+  text.Sample("lockprof_admin_requests_total", {}, agent::AdminRequests());
+  WriteUploadMetrics(text);
+}
+
+}  // namespace lockprof

@@ -1,0 +1,135 @@
+#include "lockprof/agent/pprof/pprof_encoder.h"
+
+#include <zlib.h>
+
+#include <map>
+#include <tuple>
+#include <unordered_map>
+
+#include "profile.pb.h"
+
+namespace lockprof::agent {
+
+namespace {
+
+namespace pb = perftools::profiles;
+
+// Interns strings, functions and mappings into a pb::Profile, keeping every
+// id non-zero and unique as pprof's CheckValid demands.
+class ProfileWriter {
+ public:
+  explicit ProfileWriter(pb::Profile* p) : p_(p) { Str(""); }  // string_table[0] = "".
+
+  int64_t Str(const std::string& s) {
+    auto [it, inserted] = strings_.emplace(s, int64_t(strings_.size()));
+    if (inserted) p_->add_string_table(s);
+    return it->second;
+  }
+
+  uint64_t Function(const SourceFrame& f) {
+    auto key = std::make_tuple(f.function, f.system_name, f.file, f.start_line);
+    auto [it, inserted] = functions_.emplace(key, uint64_t(functions_.size() + 1));
+    if (inserted) {
+      pb::Function* fn = p_->add_function();
+      fn->set_id(it->second);
+      fn->set_name(Str(f.function));
+      fn->set_system_name(Str(f.system_name.empty() ? f.function : f.system_name));
+      fn->set_filename(Str(f.file));
+      fn->set_start_line(f.start_line);
+    }
+    return it->second;
+  }
+
+  void ValueType(pb::ValueType* vt, const char* type, const char* unit) {
+    vt->set_type(Str(type));
+    vt->set_unit(Str(unit));
+  }
+
+ private:
+  pb::Profile* p_;
+  std::unordered_map<std::string, int64_t> strings_;
+  std::map<std::tuple<std::string, std::string, std::string, int>, uint64_t> functions_;
+};
+
+}  // namespace
+
+std::string EncodePprof(const ResolvedProfile& rp) {
+  pb::Profile p;
+  ProfileWriter w(&p);
+  for (const auto& vt : rp.info->value_types) w.ValueType(p.add_sample_type(), vt[0], vt[1]);
+  w.ValueType(p.mutable_period_type(), rp.info->value_types[0][0], rp.info->value_types[0][1]);
+  p.set_period(1);
+  p.set_time_nanos(rp.time_nanos);
+  if (rp.duration_nanos > 0) p.set_duration_nanos(rp.duration_nanos);
+
+  // Mappings: ids are index + 1. Every mapping carries names, so neither
+  // pprof nor Pyroscope tries to symbolize (no binary is needed).
+  bool has_lines = false, has_inline = false;
+  for (const ResolvedLocation& loc : rp.locations) {
+    for (const SourceFrame& f : loc.frames) has_lines |= f.line > 0;
+    has_inline |= loc.frames.size() > 1;
+  }
+  for (size_t i = 0; i < rp.mappings.size(); ++i) {
+    const Mapping& m = rp.mappings[i];
+    pb::Mapping* pm = p.add_mapping();
+    pm->set_id(i + 1);
+    pm->set_memory_start(m.start);
+    pm->set_memory_limit(m.limit);
+    pm->set_file_offset(m.file_offset);
+    pm->set_filename(w.Str(m.path));
+    pm->set_build_id(w.Str(m.build_id));
+    pm->set_has_functions(true);
+    pm->set_has_filenames(has_lines);
+    pm->set_has_line_numbers(has_lines);
+    pm->set_has_inline_frames(has_inline);
+  }
+
+  for (size_t i = 0; i < rp.locations.size(); ++i) {
+    const ResolvedLocation& loc = rp.locations[i];
+    pb::Location* pl = p.add_location();
+    pl->set_id(i + 1);
+    if (loc.mapping_index >= 0) pl->set_mapping_id(uint64_t(loc.mapping_index) + 1);
+    pl->set_address(loc.address);
+    for (const SourceFrame& f : loc.frames) {
+      pb::Line* line = pl->add_line();
+      line->set_function_id(w.Function(f));
+      line->set_line(f.line);
+    }
+  }
+
+  for (const ResolvedSample& s : rp.samples) {
+    pb::Sample* ps = p.add_sample();
+    for (int loc : s.locations) ps->add_location_id(uint64_t(loc) + 1);
+    ps->add_value(s.values[0]);
+    ps->add_value(s.values[1]);
+    for (const auto& [k, v] : s.str_labels) {
+      pb::Label* l = ps->add_label();
+      l->set_key(w.Str(k));
+      l->set_str(w.Str(v));
+    }
+    for (const auto& [k, v] : s.num_labels) {
+      pb::Label* l = ps->add_label();
+      l->set_key(w.Str(k));
+      l->set_num(v);
+    }
+  }
+  return p.SerializeAsString();
+}
+
+std::string Gzip(const std::string& data) {
+  z_stream zs{};
+  // windowBits 15 + 16: gzip header and trailer rather than zlib's.
+  if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return {};
+  std::string out;
+  out.resize(deflateBound(&zs, data.size()) + 32);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = uInt(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = uInt(out.size());
+  int r = deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return r == Z_STREAM_END ? out : std::string();
+}
+
+}  // namespace lockprof::agent

@@ -1,0 +1,161 @@
+#include "lockprof/agent/pprof/resolved_profile.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <map>
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
+
+#include "lockprof/agent/labels.h"
+
+namespace lockprof::agent {
+
+namespace {
+
+// Name of the synthetic frame that stands for every key folded into a full
+// table's overflow entry (as Go shows runtime._LostContendedRuntimeLock).
+constexpr char kOverflowFrame[] = "lockprof.LostSamplesStackTableFull";
+
+const char* ModeName(LockMode m) {
+  switch (m) {
+    case LockMode::kRead:
+      return "read";
+    case LockMode::kWrite:
+      return "write";
+    default:
+      return nullptr;
+  }
+}
+
+// Merge key: a slot's full key. Duplicate slots (rare: two threads inserting
+// the same new key at once) resolve to the same sample.
+struct KeyLess {
+  bool operator()(const SampleKey* a, const SampleKey* b) const {
+    if (a->depth != b->depth) return a->depth < b->depth;
+    int c = std::memcmp(a->pcs, b->pcs, sizeof(uintptr_t) * size_t(a->depth));
+    if (c != 0) return c < 0;
+    return std::tie(a->lock_id, a->mode, a->shard, a->labels) <
+           std::tie(b->lock_id, b->mode, b->shard, b->labels);
+  }
+};
+
+class Resolver {
+ public:
+  explicit Resolver(ResolvedProfile* out) : out_(out) { out_->mappings = ReadExecutableMappings(); }
+
+  // Location index for a return address, after trimming internal inlined
+  // frames; -1 if the whole location is lockprof-internal.
+  int LocationFor(uintptr_t return_address, bool leaf_side) {
+    auto it = index_.find(return_address);
+    if (it == index_.end()) it = index_.emplace(return_address, Add(return_address)).first;
+    const Entry& e = it->second;
+    if (leaf_side && e.internal) return -1;
+    return e.location;
+  }
+
+  int OverflowLocation() {
+    if (overflow_ < 0) {
+      overflow_ = int(out_->locations.size());
+      // A fake, stable, non-zero address outside every mapping.
+      out_->locations.push_back({0x1, -1, {SourceFrame{kOverflowFrame, kOverflowFrame, "", 0, 0}}});
+    }
+    return overflow_;
+  }
+
+ private:
+  struct Entry {
+    int location;
+    bool internal;  // Every frame at this address is lockprof's.
+  };
+
+  Entry Add(uintptr_t return_address) {
+    uintptr_t pc = return_address - 1;
+    std::vector<SourceFrame> frames = Symbolizer::Global().Symbolize(pc);
+    // Trim internal frames from the inner end: an internal function inlined
+    // into user code keeps only the user's frames.
+    size_t keep_from = 0;
+    while (keep_from < frames.size() && IsInternalFrame(frames[keep_from].function)) ++keep_from;
+    bool internal = !frames.empty() && keep_from == frames.size();
+    if (!internal) frames.erase(frames.begin(), frames.begin() + long(keep_from));
+    int location = int(out_->locations.size());
+    out_->locations.push_back({pc, FindMapping(out_->mappings, pc), std::move(frames)});
+    return {location, internal};
+  }
+
+  ResolvedProfile* out_;
+  std::unordered_map<uintptr_t, Entry> index_;
+  int overflow_ = -1;
+};
+
+}  // namespace
+
+bool IsInternalFrame(const std::string& function) {
+  static constexpr std::string_view kPrefixes[] = {
+      "lockprof::Mutex::",           "lockprof::MutexLock::",       "lockprof::SharedMutex::",
+      "lockprof::CondVar::",         "lockprof::Atomic<",           "lockprof::agent::",
+      "lockprof::internal::",        "lockprof::ShardedMap<",       "lockprof::CowPtr<",
+      "lockprof::ShardedCounter::",  "std::lock_guard<lockprof::",  "std::unique_lock<lockprof::",
+      "std::shared_lock<lockprof::", "std::scoped_lock<lockprof::", "std::condition_variable_any::",
+  };
+  for (std::string_view p : kPrefixes) {
+    if (std::string_view(function).substr(0, p.size()) == p) return true;
+  }
+  return false;
+}
+
+ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& slots,
+                        int64_t time_nanos, int64_t duration_nanos) {
+  ResolvedProfile out;
+  out.info = &info;
+  out.time_nanos = time_nanos;
+  out.duration_nanos = duration_nanos;
+  out.period = CurrentPeriod(info.id);
+
+  // Merge duplicates and drop zeros first: symbolize only what is shown.
+  std::map<const SampleKey*, std::array<int64_t, 2>, KeyLess> merged;
+  std::array<int64_t, 2> overflow{0, 0};
+  for (const SlotValues& s : slots) {
+    auto& v = s.overflow ? overflow : merged[s.key];
+    v[0] += s.values[0];
+    v[1] += s.values[1];
+  }
+
+  Resolver resolver(&out);
+  for (const auto& [key, v] : merged) {
+    if (v[0] == 0 && v[1] == 0) continue;
+    ResolvedSample sample;
+    sample.values[0] = v[0];
+    sample.values[1] = v[1];
+    bool leaf_side = true;
+    for (int i = 0; i < key->depth; ++i) {
+      int loc = resolver.LocationFor(key->pcs[i], leaf_side);
+      if (loc < 0) continue;
+      leaf_side = false;
+      sample.locations.push_back(loc);
+      sample.return_addresses.push_back(key->pcs[i]);
+    }
+    if (key->lock != nullptr) sample.str_labels.emplace_back("lock", key->lock);
+    if (const char* mode = ModeName(key->mode)) sample.str_labels.emplace_back("mode", mode);
+    if (key->shard >= 0) sample.num_labels.emplace_back("shard", key->shard);
+    if (key->labels != nullptr) {
+      for (const auto& [k, val] : key->labels->labels()) sample.str_labels.emplace_back(k, val);
+    }
+    out.samples.push_back(std::move(sample));
+  }
+  if (overflow[0] != 0 || overflow[1] != 0) {
+    ResolvedSample sample;
+    sample.values[0] = overflow[0];
+    sample.values[1] = overflow[1];
+    sample.locations.push_back(resolver.OverflowLocation());
+    sample.return_addresses.push_back(0x2);
+    out.samples.push_back(std::move(sample));
+  }
+  std::stable_sort(
+      out.samples.begin(), out.samples.end(),
+      [](const ResolvedSample& a, const ResolvedSample& b) { return a.values[1] > b.values[1]; });
+  return out;
+}
+
+}  // namespace lockprof::agent

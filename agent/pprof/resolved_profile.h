@@ -1,0 +1,60 @@
+// ResolvedProfile: a profile's samples with symbols, ready to encode.
+//
+// Resolving is everything between the lock-free tables and an output format:
+// merging duplicate keys, dropping all-zero samples, symbolizing each
+// distinct address (cached), trimming lockprof's own frames from the leaf end
+// so that a stack starts at the user's code, and sorting by the second value
+// (delay), largest first, as Go does. Both the pprof encoder and the debug=1
+// text writer consume it. Runs on the reader's thread (an HTTP worker, the
+// uploader), never on an application thread.
+#ifndef LOCKPROF_AGENT_PPROF_RESOLVED_PROFILE_H_
+#define LOCKPROF_AGENT_PPROF_RESOLVED_PROFILE_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lockprof/agent/symbolize/mappings.h"
+#include "lockprof/agent/symbolize/symbolizer.h"
+#include "lockprof/agent/tables/profile_tables.h"
+
+namespace lockprof::agent {
+
+struct ResolvedLocation {
+  uintptr_t address;                // Call address: return address - 1.
+  int mapping_index;                // Into ResolvedProfile::mappings, or -1.
+  std::vector<SourceFrame> frames;  // Innermost first; empty if unknown.
+};
+
+struct ResolvedSample {
+  std::vector<int> locations;               // Indices into ResolvedProfile::locations, leaf first.
+  std::vector<uintptr_t> return_addresses;  // The raw stack, for debug=1.
+  std::vector<std::pair<std::string, std::string>> str_labels;
+  std::vector<std::pair<std::string, int64_t>> num_labels;
+  int64_t values[2];
+};
+
+struct ResolvedProfile {
+  const ProfileInfo* info = nullptr;
+  int64_t time_nanos = 0;
+  int64_t duration_nanos = 0;  // 0 unless a delta.
+  int64_t period = 1;          // For the debug=1 "sampling period=" line.
+  std::vector<Mapping> mappings;
+  std::vector<ResolvedLocation> locations;
+  std::vector<ResolvedSample> samples;
+};
+
+// Resolves `slots` (values as read from, or computed against, the profile's
+// table) into a profile. Samples whose values are all zero are dropped.
+ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& slots,
+                        int64_t time_nanos, int64_t duration_nanos);
+
+// True for frames that belong to lockprof's implementation (or to standard
+// lock wrappers instantiated on lockprof types), which are trimmed from the
+// leaf end of every stack.
+bool IsInternalFrame(const std::string& function);
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_PPROF_RESOLVED_PROFILE_H_

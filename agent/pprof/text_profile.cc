@@ -1,0 +1,39 @@
+#include "lockprof/agent/pprof/text_profile.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+namespace lockprof::agent {
+
+void WriteTextProfile(const ResolvedProfile& rp, std::ostream& out) {
+  out << rp.info->legacy_header << "\n";
+  out << "cycles/second=1000000000\n";
+  // pprof's legacy parser multiplies every value by "sampling period" (the
+  // text format predates runtime scaling). Our values are already scaled, so
+  // they are written divided by the period: `go tool pprof` then shows the
+  // same totals as the protobuf profile. (Go >= 1.20 writes scaled values
+  // *and* the period, which pprof scales twice.)
+  const int64_t period = rp.info->legacy_has_period && rp.period > 1 ? rp.period : 1;
+  if (rp.info->legacy_has_period) out << "sampling period=" << rp.period << "\n";
+  char buf[64];
+  for (const ResolvedSample& s : rp.samples) {
+    out << (s.values[1] + period / 2) / period << " " << (s.values[0] + period / 2) / period
+        << " @";
+    for (uintptr_t ret : s.return_addresses) {
+      std::snprintf(buf, sizeof buf, " %#" PRIxPTR, ret);
+      out << buf;
+    }
+    out << "\n";
+    for (int li : s.locations) {
+      const ResolvedLocation& loc = rp.locations[size_t(li)];
+      std::snprintf(buf, sizeof buf, "#\t%#" PRIxPTR, loc.address);
+      if (loc.frames.empty()) out << buf << "\n";
+      for (const SourceFrame& f : loc.frames) {
+        out << buf << "\t" << f.function << "\t" << f.file << ":" << f.line << "\n";
+      }
+    }
+    out << "\n";
+  }
+}
+
+}  // namespace lockprof::agent

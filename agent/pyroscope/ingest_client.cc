@@ -1,0 +1,120 @@
+#include "lockprof/agent/pyroscope/ingest_client.h"
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <thread>
+
+namespace lockprof::agent {
+
+namespace {
+
+constexpr size_t kMaxBodyKept = 512;
+constexpr char kUserAgent[] = "lockprof-uploader/0.1";
+
+// Answers one request on `listener` with 204, then returns. Never blocks for
+// long: receives time out, and closing the listener ends accept().
+void AnswerOnce(int listener) {
+  const int c = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  if (c < 0) return;
+  const timeval timeout{2, 0};
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string request;
+  char buf[1024];
+  for (ssize_t n;
+       request.find("\r\n\r\n") == std::string::npos && (n = recv(c, buf, sizeof buf, 0)) > 0;) {
+    request.append(buf, size_t(n));
+  }
+  static constexpr char kReply[] =
+      "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+  send(c, kReply, sizeof kReply - 1, MSG_NOSIGNAL);
+  close(c);
+}
+
+// One exchange with a responder on a loopback port of our own.
+void ExchangeOverLoopback() {
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listener < 0) return;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(listener, 1) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(listener);
+    return;
+  }
+  std::thread responder(AnswerOnce, listener);
+  {
+    httplib::Client client("127.0.0.1", ntohs(addr.sin_port));
+    client.set_connection_timeout(std::chrono::seconds(2));
+    client.set_read_timeout(std::chrono::seconds(2));
+    client.set_keep_alive(false);
+    client.Post("/", "", "text/plain");
+  }
+  shutdown(listener, SHUT_RDWR);  // Ends accept() if the client never came.
+  responder.join();
+  close(listener);
+}
+
+}  // namespace
+
+void WarmUpHttpClient() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    ExchangeOverLoopback();
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+    // Its constructor initialises OpenSSL, which registers its own cleanup.
+    httplib::SSLClient tls("127.0.0.1", 1);
+#endif
+  });
+}
+
+struct IngestClient::Impl {
+  httplib::Client client;
+  httplib::Headers headers;
+
+  explicit Impl(const std::string& origin) : client(origin) {}
+};
+
+IngestClient::IngestClient(const pyroscope::Endpoint& endpoint,
+                           std::vector<std::pair<std::string, std::string>> headers,
+                           std::chrono::milliseconds timeout)
+    : impl_(std::make_unique<Impl>(endpoint.Origin())) {
+  impl_->client.set_connection_timeout(timeout);
+  impl_->client.set_read_timeout(timeout);
+  impl_->client.set_write_timeout(timeout);
+  impl_->client.set_follow_location(false);
+  impl_->client.set_keep_alive(false);
+  impl_->headers.emplace("User-Agent", kUserAgent);
+  for (auto& [k, v] : headers) impl_->headers.emplace(std::move(k), std::move(v));
+}
+
+IngestClient::~IngestClient() = default;
+
+PostOutcome IngestClient::Post(const std::string& path_and_query,
+                               const pyroscope::MultipartBody& body) {
+  PostOutcome out;
+  httplib::Result res = impl_->client.Post(path_and_query.c_str(), impl_->headers, body.body,
+                                           body.content_type.c_str());
+  if (!res) {
+    out.error = httplib::to_string(res.error());
+    return out;
+  }
+  out.status = res->status;
+  out.body = res->body.substr(0, kMaxBodyKept);
+  while (!out.body.empty() && (out.body.back() == '\n' || out.body.back() == '\r')) {
+    out.body.pop_back();
+  }
+  out.location = res->get_header_value("Location");
+  return out;
+}
+
+void IngestClient::Abort() { impl_->client.stop(); }
+
+}  // namespace lockprof::agent

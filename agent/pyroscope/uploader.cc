@@ -1,0 +1,347 @@
+#include "lockprof/agent/uploader.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/metrics/health.h"
+#include "lockprof/agent/pprof/pprof_encoder.h"
+#include "lockprof/agent/pprof/resolved_profile.h"
+#include "lockprof/agent/pyroscope/ingest_client.h"
+#include "lockprof/agent/pyroscope/uploader_config.h"
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/sampling.h"
+#include "lockprof/agent/tables/delta.h"
+
+namespace lockprof {
+
+namespace agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void RegisterAtExitOnce();
+
+// One profile's delta for one interval, ready to send.
+struct Job {
+  ProfileId id;
+  int64_t from_ns;
+  int64_t until_ns;
+  std::string profile;  // Gzipped profile.proto.
+};
+
+bool SamplerOn(ProfileId id) {
+  switch (id) {
+    case ProfileId::kMutex:
+      return g_rates.mutex_fraction.load(std::memory_order_relaxed) > 0;
+    case ProfileId::kBlock:
+      return g_rates.block_rate_ns.load(std::memory_order_relaxed) > 0;
+    case ProfileId::kHold:
+      return g_rates.hold_rate.load(std::memory_order_relaxed) > 0;
+    case ProfileId::kCas:
+      return false;  // Few programs use lockprof::Atomic: sent when not empty.
+  }
+  return false;
+}
+
+// Two threads: the collector builds each interval's deltas and enqueues
+// them (and watches the deadline of the request in flight); the sender
+// posts them, with retries. They share only the queue and a few flags,
+// under mu_; nothing an application thread touches is ever held.
+class Uploader {
+ public:
+  explicit Uploader(UploaderConfig config)
+      : c_(std::move(config)),
+        client_(c_.endpoint, c_.headers, c_.options.request_timeout),
+        last_until_ns_(WallNanos()) {
+    for (ProfileId id : c_.profiles) trackers_.emplace_back(id);
+    collector_ = std::thread([this] { CollectLoop(); });
+    sender_ = std::thread([this] { SendLoop(); });
+  }
+
+  // Collects the last interval, sends what it can until the shutdown
+  // deadline, then abandons the rest.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopping_ = true;
+      shutdown_deadline_ = Clock::now() + c_.options.shutdown_timeout;
+    }
+    cv_.notify_all();
+    collector_.join();
+    std::unique_lock<std::mutex> l(mu_);
+    while (!sender_done_) {
+      const auto now = Clock::now();
+      if (now >= shutdown_deadline_) abort_ = true;
+      const bool overdue = now >= inflight_deadline_;
+      if (overdue) inflight_deadline_ = Clock::time_point::max();
+      // Past the shutdown deadline, abort repeatedly: a request may be
+      // between "about to send" and "connected" when the first abort lands.
+      if (abort_ || overdue) AbortUnlocked(l);
+      cv_.notify_all();
+      cv_.wait_until(l, std::min({shutdown_deadline_, inflight_deadline_,
+                                  now + std::chrono::milliseconds(abort_ ? 10 : 1000)}));
+    }
+    l.unlock();
+    sender_.join();
+  }
+
+ private:
+  void CollectLoop() {
+    auto next = Clock::now() + c_.options.interval;
+    std::unique_lock<std::mutex> l(mu_);
+    while (!stopping_) {
+      cv_.wait_until(l, std::min(next, inflight_deadline_));
+      const auto now = Clock::now();
+      if (now >= inflight_deadline_) {
+        inflight_deadline_ = Clock::time_point::max();
+        AbortUnlocked(l);
+      }
+      if (stopping_ || now < next) continue;
+      l.unlock();
+      Collect();
+      l.lock();
+      next += c_.options.interval;
+      if (next <= now) next = now + c_.options.interval;
+    }
+    l.unlock();
+    Collect();  // The last interval.
+    l.lock();
+    collector_done_ = true;
+    cv_.notify_all();
+  }
+
+  // Aborts the request in flight without holding mu_: cpp-httplib's abort
+  // waits for a connect in progress, and the sender needs mu_ meanwhile.
+  void AbortUnlocked(std::unique_lock<std::mutex>& l) {
+    l.unlock();
+    client_.Abort();
+    l.lock();
+  }
+
+  void Collect() {
+    const int64_t from = last_until_ns_;
+    const int64_t until = WallNanos();
+    last_until_ns_ = until;
+    for (DeltaTracker& tracker : trackers_) {
+      std::vector<SlotValues> delta = tracker.Next();
+      if (delta.empty() && !SamplerOn(tracker.id())) continue;
+      ResolvedProfile rp = Resolve(Info(tracker.id()), delta, from, until - from);
+      Enqueue(Job{tracker.id(), from, until, Gzip(EncodePprof(rp))});
+    }
+  }
+
+  void Enqueue(Job job) {
+    std::lock_guard<std::mutex> l(mu_);
+    queue_.push_back(std::move(job));
+    while (queue_.size() > c_.options.queue_capacity) {
+      // The newest data is the most useful once the server is back.
+      CountUpload(queue_.front().id, UploadResult::kDropped);
+      queue_.pop_front();
+      LogOnceLocked("queue full", "upload queue full: dropping the oldest profiles");
+    }
+    SetUploadQueueLength(int64_t(queue_.size()));
+    cv_.notify_all();
+  }
+
+  void SendLoop() {
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      cv_.wait(l, [&] { return !queue_.empty() || collector_done_ || abort_; });
+      if (abort_ || queue_.empty()) break;
+      Job job = std::move(queue_.front());
+      queue_.pop_front();
+      SetUploadQueueLength(int64_t(queue_.size()));
+      l.unlock();
+      Send(job);
+      l.lock();
+    }
+    for (const Job& job : queue_) CountUpload(job.id, UploadResult::kDropped);
+    queue_.clear();
+    SetUploadQueueLength(0);
+    sender_done_ = true;
+    cv_.notify_all();
+  }
+
+  void Send(const Job& job) {
+    const std::string path = c_.endpoint.IngestPath() +
+                             pyroscope::IngestQuery(c_.series_name, job.from_ns, job.until_ns);
+    const pyroscope::MultipartBody body = pyroscope::BuildMultipart(
+        job.profile, pyroscope::SampleTypeConfig(job.id), pyroscope::RandomBoundary());
+    const char* name = Info(job.id).name;
+    for (int attempt = 1;; ++attempt) {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (abort_) return CountUpload(job.id, UploadResult::kDropped);
+        inflight_deadline_ = Clock::now() + c_.options.request_timeout;
+      }
+      cv_.notify_all();  // The collector now watches this deadline.
+      const PostOutcome r = client_.Post(path, body);
+      std::unique_lock<std::mutex> l(mu_);
+      inflight_deadline_ = Clock::time_point::max();
+      if (!r.ok() && abort_) return CountUpload(job.id, UploadResult::kDropped);
+      if (r.ok()) {
+        if (!logged_.empty()) LogLocked("uploads succeed again");
+        logged_.clear();
+        return CountUpload(job.id, UploadResult::kSuccess);
+      }
+      if (!r.retryable() || attempt >= c_.options.max_attempts) {
+        Report(r, name, attempt);
+        return CountUpload(job.id, UploadResult::kFailure);
+      }
+      CountUploadRetry();
+      cv_.wait_until(l, Clock::now() + Backoff(attempt), [&] { return abort_; });
+    }
+  }
+
+  // Before retry `attempt`: a random time in [d/2, d], d = base * 2^(n-1)
+  // capped, so that many processes hit by one outage do not retry in step.
+  std::chrono::milliseconds Backoff(int attempt) const {
+    const auto& o = c_.options;
+    int64_t d = o.backoff_base.count();
+    for (int i = 1; i < attempt && d < o.backoff_max.count(); ++i) d *= 2;
+    d = std::min<int64_t>(d, o.backoff_max.count());
+    const int64_t half = d / 2;
+    return std::chrono::milliseconds(half + int64_t(NextRandom() % uint64_t(d - half + 1)));
+  }
+
+  // Logs a failed upload once per kind of failure until uploads succeed.
+  void Report(const PostOutcome& r, const char* profile, int attempts) {
+    const std::string what = std::string("the ") + profile + " profile upload to " +
+                             c_.endpoint.Origin() + c_.endpoint.IngestPath();
+    if (r.status == 0) {
+      return LogOnceLocked("transport", what + " failed after " + std::to_string(attempts) +
+                                            " attempt(s): " + r.error +
+                                            " (is Pyroscope reachable at this URL?)");
+    }
+    std::string msg = what + " got HTTP " + std::to_string(r.status) + ": \"" + r.body + "\"";
+    if (r.status == 401 || r.status == 403) {
+      msg += "; check the credentials (basic auth user/password, bearer token) and tenant id";
+    } else if (r.status == 404) {
+      msg += "; check the URL's path prefix";
+    } else if (r.status >= 300 && r.status < 400) {
+      msg += "; redirect to \"" + r.location + "\" not followed: use the final address";
+    } else if (r.retryable()) {
+      msg += "; gave up after " + std::to_string(attempts) + " attempts";
+    }
+    if (!r.retryable()) msg += " (not retried)";
+    LogOnceLocked("status " + std::to_string(r.status), msg);
+  }
+
+  void LogOnceLocked(const std::string& key, const std::string& message) {
+    if (logged_.insert(key).second) LogLocked(message);
+  }
+
+  void LogLocked(const std::string& message) {
+    if (c_.options.log != nullptr) {
+      c_.options.log(message);
+    } else {
+      std::fprintf(stderr, "lockprof: uploader: %s\n", message.c_str());
+    }
+  }
+
+  const UploaderConfig c_;
+  IngestClient client_;
+  std::vector<DeltaTracker> trackers_;  // Collector thread only.
+  int64_t last_until_ns_;               // Collector thread only.
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  bool collector_done_ = false;  // The last interval is queued.
+  bool abort_ = false;           // Past the shutdown deadline.
+  bool sender_done_ = false;
+  Clock::time_point shutdown_deadline_ = Clock::time_point::max();
+  Clock::time_point inflight_deadline_ = Clock::time_point::max();
+  std::set<std::string> logged_;
+  std::thread collector_;
+  std::thread sender_;
+};
+
+Uploader* g_uploader = nullptr;  // Guarded by StartStopMutex().
+
+// In a forked child (OnForkChild: no other thread exists): forgets the
+// parent's uploader, so that the child may start its own and its exit
+// handler does not flush the parent's. The uploader's threads are not in the
+// child, so it is leaked on purpose: Stop() and its destructor would join
+// threads that do not exist here.
+void ForgetUploaderInChild() {
+  g_uploader = nullptr;  // StartStopMutex() was held across fork(): consistent.
+  SetUploadQueueLength(0);
+}
+
+// Start/Stop only; never taken by the uploader's threads. Never destroyed;
+// held across fork(), so that a child never sees an uploader half started.
+std::mutex& StartStopMutex() {
+  static std::mutex* const mu = NewMutexHeldAcrossFork(ForkRank::kUploader, &ForgetUploaderInChild);
+  return *mu;
+}
+
+void StopAtExit() { StopUploader(); }
+
+// At exit, handlers run in the reverse order of their registration, static
+// destructors included. Registered after WarmUpHttpClient(), the flush runs
+// before the destructors of the statics that cpp-httplib and OpenSSL create
+// on first use, not after. (The agent's own first-use statics, on the
+// profile-building path, are never destroyed.)
+void RegisterAtExitOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { std::atexit(StopAtExit); });
+}
+
+}  // namespace
+}  // namespace agent
+
+absl::Status StartUploader(const UploaderOptions& options) {
+  agent::UploaderConfig config;
+  if (absl::Status s = agent::MakeUploaderConfig(options, &config); !s.ok()) return s;
+  agent::WarmUpHttpClient();
+  agent::RegisterAtExitOnce();
+  std::lock_guard<std::mutex> l(agent::StartStopMutex());
+  if (agent::g_uploader != nullptr) return absl::AlreadyExistsError("an uploader is running");
+  agent::g_uploader = new agent::Uploader(std::move(config));
+  return absl::OkStatus();
+}
+
+void StopUploader() {
+  agent::Uploader* u;
+  {
+    std::lock_guard<std::mutex> l(agent::StartStopMutex());
+    u = agent::g_uploader;
+    agent::g_uploader = nullptr;
+  }
+  if (u == nullptr) return;
+  u->Stop();
+  delete u;
+}
+
+bool UploaderRunning() {
+  std::lock_guard<std::mutex> l(agent::StartStopMutex());
+  return agent::g_uploader != nullptr;
+}
+
+// LOCKPROF_PYROSCOPE_URL starts the uploader with the program. The lockprof
+// CMake target forces this object into every link
+// (-u lockprof_uploader_autostart).
+static int AutoStartUploader() {
+  UploaderOptions options;
+  absl::Status s = UploaderOptionsFromEnvironment(&options);
+  if (s.ok()) s = StartUploader(options);
+  if (!s.ok() && !absl::IsNotFound(s)) {
+    std::fprintf(stderr, "lockprof: uploader not started (LOCKPROF_PYROSCOPE_*): %s\n",
+                 std::string(s.message()).c_str());
+  }
+  return s.ok();
+}
+extern "C" {
+int lockprof_uploader_autostart = AutoStartUploader();
+}
+
+}  // namespace lockprof

@@ -1,0 +1,140 @@
+#include "lockprof/agent/pyroscope/uploader_config.h"
+
+#include <errno.h>
+
+#include <cstdlib>
+#include <optional>
+#include <string_view>
+
+#include "lockprof/agent/base/env.h"
+
+namespace lockprof {
+
+namespace {
+
+using agent::pyroscope::Labels;
+
+absl::Status Invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
+
+// "a=b,c=d" -> pairs. An empty string is no pairs.
+absl::Status ParsePairs(const char* var, std::string_view text, Labels* out) {
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    const size_t eq = item.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      return Invalid(std::string(var) + ": \"" + std::string(item) +
+                     "\" is not NAME=VALUE (write NAME=VALUE,NAME2=VALUE2)");
+    }
+    out->emplace_back(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
+    text = comma == std::string_view::npos ? "" : text.substr(comma + 1);
+  }
+  return absl::OkStatus();
+}
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+}  // namespace
+
+namespace agent {
+
+absl::Status MakeUploaderConfig(const UploaderOptions& o, UploaderConfig* config) {
+  UploaderConfig c;
+  c.options = o;
+  if (o.url.empty()) return Invalid("the Pyroscope URL is empty (e.g. http://pyroscope:4040)");
+  if (absl::Status s = pyroscope::ParseEndpoint(o.url, &c.endpoint); !s.ok()) return s;
+  if (absl::Status s = pyroscope::ValidateAppName(o.app_name); !s.ok()) return s;
+  if (absl::Status s = pyroscope::ValidateLabels(o.labels); !s.ok()) return s;
+  c.series_name = pyroscope::SeriesName(o.app_name, o.labels);
+
+  const bool basic = !o.basic_auth_user.empty() || !o.basic_auth_password.empty();
+  if (basic && (o.basic_auth_user.empty() || o.basic_auth_password.empty())) {
+    return Invalid("basic auth needs both a user and a password");
+  }
+  if (basic && !o.bearer_token.empty()) {
+    return Invalid("both basic auth and a bearer token are set: choose one");
+  }
+  if (basic) {
+    c.headers.emplace_back("Authorization", "Basic " + pyroscope::Base64(o.basic_auth_user + ":" +
+                                                                         o.basic_auth_password));
+  } else if (!o.bearer_token.empty()) {
+    c.headers.emplace_back("Authorization", "Bearer " + o.bearer_token);
+  }
+  if (!o.tenant_id.empty()) c.headers.emplace_back("X-Scope-OrgID", o.tenant_id);
+  for (const auto& [name, value] : o.headers) {
+    if (absl::Status s = pyroscope::ValidateHeader(name, value); !s.ok()) return s;
+    c.headers.emplace_back(name, value);
+  }
+  for (const auto& [name, value] : c.headers) {
+    if (absl::Status s = pyroscope::ValidateHeader(name, value); !s.ok()) return s;
+  }
+
+  if (o.profiles.empty()) {
+    for (int i = 0; i < kProfileCount; ++i) c.profiles.push_back(ProfileId(i));
+  }
+  for (const std::string& name : o.profiles) {
+    const ProfileInfo* info = FindProfile(name);
+    if (info == nullptr) {
+      return Invalid("unknown profile \"" + name + "\" (choose from mutex, block, hold, cas)");
+    }
+    c.profiles.push_back(info->id);
+  }
+  if (o.interval.count() <= 0) return Invalid("the upload interval must be positive");
+  if (o.request_timeout.count() <= 0) return Invalid("the request timeout must be positive");
+  if (o.max_attempts < 1) return Invalid("max_attempts must be at least 1");
+  if (o.backoff_base.count() < 0 || o.backoff_max < o.backoff_base) {
+    return Invalid("backoff: need 0 <= backoff_base <= backoff_max");
+  }
+  if (o.queue_capacity < 1) return Invalid("queue_capacity must be at least 1");
+  if (o.shutdown_timeout.count() < 0) return Invalid("shutdown_timeout must not be negative");
+  *config = std::move(c);
+  return absl::OkStatus();
+}
+
+}  // namespace agent
+
+absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options) {
+  UploaderOptions o;
+  o.url = Env("LOCKPROF_PYROSCOPE_URL");
+  if (o.url.empty()) return absl::NotFoundError("LOCKPROF_PYROSCOPE_URL is not set");
+  o.app_name = Env("LOCKPROF_PYROSCOPE_APP");
+  if (o.app_name.empty()) o.app_name = program_invocation_short_name;
+  if (absl::Status s =
+          ParsePairs("LOCKPROF_PYROSCOPE_LABELS", Env("LOCKPROF_PYROSCOPE_LABELS"), &o.labels);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          ParsePairs("LOCKPROF_PYROSCOPE_HEADERS", Env("LOCKPROF_PYROSCOPE_HEADERS"), &o.headers);
+      !s.ok()) {
+    return s;
+  }
+  o.basic_auth_user = Env("LOCKPROF_PYROSCOPE_BASIC_AUTH_USER");
+  o.basic_auth_password = Env("LOCKPROF_PYROSCOPE_BASIC_AUTH_PASSWORD");
+  o.bearer_token = Env("LOCKPROF_PYROSCOPE_BEARER_TOKEN");
+  o.tenant_id = Env("LOCKPROF_PYROSCOPE_TENANT_ID");
+  const std::string interval = Env("LOCKPROF_PYROSCOPE_INTERVAL");
+  if (!interval.empty()) {
+    std::optional<int64_t> s = agent::ParseInt(interval, 1, 86400);
+    if (!s) {
+      return Invalid("LOCKPROF_PYROSCOPE_INTERVAL=\"" + interval +
+                     "\": want whole seconds in [1, 86400]");
+    }
+    o.interval = std::chrono::seconds(*s);
+  }
+  std::string_view list = std::getenv("LOCKPROF_PYROSCOPE_PROFILES") != nullptr
+                              ? std::getenv("LOCKPROF_PYROSCOPE_PROFILES")
+                              : "";
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    o.profiles.emplace_back(list.substr(0, comma));
+    list = comma == std::string_view::npos ? "" : list.substr(comma + 1);
+  }
+  *options = std::move(o);
+  return absl::OkStatus();
+}
+
+}  // namespace lockprof

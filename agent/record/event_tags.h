@@ -1,0 +1,32 @@
+// What a recorded event says about the lock, beyond its stack: these become
+// pprof labels on the sample.
+#ifndef LOCKPROF_AGENT_RECORD_EVENT_TAGS_H_
+#define LOCKPROF_AGENT_RECORD_EVENT_TAGS_H_
+
+#include <cstdint>
+
+namespace lockprof::agent {
+
+class LabelSet;
+
+// Which side of a reader/writer lock an event belongs to. Becomes the label
+// mode="read" / mode="write"; kNone adds no label (plain mutexes).
+enum class LockMode : uint8_t { kNone = 0, kRead = 1, kWrite = 2 };
+
+// What a block event waited for: a lock (an acquisition) or a condition
+// (CondVar::wait). Only lock acquisitions feed the per-lock wait metrics and
+// the slow-acquire hook; both show in the block profile, as in Go's.
+enum class WaitKind : uint8_t { kAcquire = 0, kCondition = 1 };
+
+struct EventTags {
+  // The lock's name (label "lock"); a string with static storage, or nullptr.
+  const char* lock = nullptr;
+  LockMode mode = LockMode::kNone;
+  // Shard index of a lockprof::ShardedMap (numeric label "shard"); -1 = none.
+  int32_t shard = -1;
+  WaitKind wait = WaitKind::kAcquire;
+};
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_RECORD_EVENT_TAGS_H_

@@ -1,0 +1,80 @@
+#include "lockprof/agent/record/record.h"
+
+#include "lockprof/agent/metrics/health.h"
+#include "lockprof/agent/metrics/lock_metrics.h"
+#include "lockprof/agent/record/thread_state.h"
+#include "lockprof/agent/slow_acquire.h"
+#include "lockprof/agent/tables/profile_tables.h"
+
+namespace lockprof::agent {
+
+namespace {
+
+// One in `rate` events, by a per-thread random draw.
+inline bool OneIn(int64_t rate) { return rate <= 1 || NextRandom() % uint64_t(rate) == 0; }
+
+void AddSample(ProfileId id, const StackTrace& stack, const EventTags& tags, int64_t v0,
+               int64_t v1) {
+  Table(id).Add(stack, tags, tls_state.labels, v0, v1);
+  CountSampleRecorded(id);
+}
+
+}  // namespace
+
+void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry_frame) {
+  if (delay_ns <= 0 || InRecorder()) return;
+  const int64_t rate = g_rates.mutex_fraction.load(std::memory_order_relaxed);
+  if (rate <= 0 || !OneIn(rate)) return;
+  RecorderScope scope;
+  StackTrace stack;
+  CaptureStack(entry_frame, &stack);
+  // Scaled at record time, as Go >= 1.20 does: readers never rescale.
+  AddSample(ProfileId::kMutex, stack, tags, rate, delay_ns * rate);
+}
+
+void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack) {
+  if (wait_ns <= 0 || InRecorder()) return;
+  RecorderScope scope;
+  // Metrics count every lock wait, before the profile's sampling: exact
+  // counts for the price of a few atomic adds on a path that just slept.
+  if (tags.wait == WaitKind::kAcquire) {
+    ObserveLockWait(tags, wait_ns);
+    MaybeReportSlowAcquire(wait_ns, tags, stack);
+  }
+  const int64_t rate = g_rates.block_rate_ns.load(std::memory_order_relaxed);
+  if (rate <= 0) return;
+  if (wait_ns >= rate) {
+    AddSample(ProfileId::kBlock, stack, tags, 1, wait_ns);
+  } else if (int64_t(NextRandom() % uint64_t(rate)) < wait_ns) {
+    // Kept with probability wait/rate: weight each kept event by rate/wait.
+    AddSample(ProfileId::kBlock, stack, tags, rate / wait_ns, rate);
+  }
+}
+
+void RecordHold(int64_t hold_ns, const EventTags& tags, const void* entry_frame) {
+  if (InRecorder()) return;
+  const int64_t rate = g_rates.hold_rate.load(std::memory_order_relaxed);
+  if (rate <= 0) return;
+  RecorderScope scope;
+  if (hold_ns < 0) hold_ns = 0;
+  // Each sampled section stands for `rate` sections, in metrics as in the profile.
+  ObserveLockHold(tags, hold_ns, uint64_t(rate));
+  StackTrace stack;
+  CaptureStack(entry_frame, &stack);
+  AddSample(ProfileId::kHold, stack, tags, rate, hold_ns * rate);
+}
+
+void RecordCasRetries(int64_t retries, int64_t delay_ns, const EventTags& tags,
+                      const void* entry_frame) {
+  if (retries <= 0 || InRecorder()) return;
+  // Sampled like the mutex profile (a CAS loop that retried is contention
+  // too): 1 in `rate` loops, each kept one scaled by `rate`.
+  const int64_t rate = g_rates.mutex_fraction.load(std::memory_order_relaxed);
+  if (rate <= 0 || !OneIn(rate)) return;
+  RecorderScope scope;
+  StackTrace stack;
+  CaptureStack(entry_frame, &stack);
+  AddSample(ProfileId::kCas, stack, tags, retries * rate, (delay_ns < 0 ? 0 : delay_ns) * rate);
+}
+
+}  // namespace lockprof::agent

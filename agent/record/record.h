@@ -1,0 +1,75 @@
+// The recording API: how lockprof's primitives hand events to the agent.
+//
+// Contracts every caller keeps, and every function here honours:
+//  * Called outside every critical section: contention and hold events
+//    after the release of the lock measured; block events of a wait that
+//    ended holding a lock after that lock's release (the waiter parks them
+//    meanwhile: primitives/internal/deferred_block.h), condition waits
+//    before re-locking.
+//  * Never blocks, never takes a lock that a profile reader holds, never
+//    allocates (beyond each table's one-time allocation on first use).
+//  * Sampling decisions are made here; callers only pass raw measurements.
+#ifndef LOCKPROF_AGENT_RECORD_RECORD_H_
+#define LOCKPROF_AGENT_RECORD_RECORD_H_
+
+#include <cstdint>
+
+#include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/stack_trace.h"
+#include "lockprof/agent/sampling.h"
+
+namespace lockprof::agent {
+
+// Mutex profile: the release at the end of a critical section during which
+// other threads waited `delay_ns` in total. The stack is the releaser's:
+// the caller of the function whose frame is `entry_frame`.
+void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry_frame);
+
+// Block profile: a thread waited `wait_ns` for a lock or a condition. `stack`
+// is the waiter's, captured before it blocked (see CaptureWaiterStack).
+// Every lock acquisition (tags.wait == kAcquire) also feeds the per-lock
+// wait metrics (unsampled) and the slow acquire hook (see metrics.h,
+// slow_acquire.h); condition waits do not.
+void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack);
+
+// True when the block profile is on: only then do waiters capture stacks.
+inline bool BlockProfilingEnabled() {
+  return g_rates.block_rate_ns.load(std::memory_order_relaxed) > 0;
+}
+
+// Hold profile: a sampled critical section lasted `hold_ns`. The stack is
+// the releaser's, as for RecordContention. Also feeds the per-lock hold
+// metrics, weighted by the sampling rate.
+void RecordHold(int64_t hold_ns, const EventTags& tags, const void* entry_frame);
+
+// CAS profile (lockprof::Atomic): an update needed `retries` failed
+// compare-exchanges and spent `delay_ns` retrying. The stack is the caller of
+// the function whose frame is `entry_frame`, as for RecordContention.
+// Sampled and scaled by the mutex profile fraction (see sampling.h).
+void RecordCasRetries(int64_t retries, int64_t delay_ns, const EventTags& tags,
+                      const void* entry_frame);
+
+// True when the CAS profile is on: only then does a retrying CAS loop read
+// the clock.
+inline bool CasProfilingEnabled() {
+  return g_rates.mutex_fraction.load(std::memory_order_relaxed) > 0;
+}
+
+// Marks this thread as inside the recorder for its lifetime, so that
+// lockprof locks taken by code the recorder calls are not recorded.
+class RecorderScope {
+ public:
+  RecorderScope() : was_(tls_state.in_recorder) { tls_state.in_recorder = true; }
+  ~RecorderScope() { tls_state.in_recorder = was_; }
+  RecorderScope(const RecorderScope&) = delete;
+  RecorderScope& operator=(const RecorderScope&) = delete;
+
+ private:
+  bool was_;
+};
+
+inline bool InRecorder() { return tls_state.in_recorder; }
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_RECORD_RECORD_H_

@@ -1,0 +1,111 @@
+#include "lockprof/agent/sampling.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <limits>
+
+#include "lockprof/agent/base/env.h"
+
+namespace lockprof {
+namespace agent {
+
+thread_local ThreadState tls_state __attribute__((tls_model("initial-exec")));
+
+constexpr int kDefaultMutexFraction = 10;
+constexpr int64_t kDefaultBlockRateNs = 10000;
+constexpr int kDefaultHoldRate = 1000;  // Why: see sampling.h.
+// How many acquisitions a thread lets pass before it looks at the hold rate
+// again while hold sampling is off.
+constexpr int64_t kHoldRecheckStride = 65536;
+
+Rates g_rates{{kDefaultMutexFraction}, {kDefaultBlockRateNs}, {kDefaultHoldRate}};
+
+uint64_t NextRandom() {
+  uint64_t x = tls_state.rng;
+  if (x == 0) {
+    // Seed from the thread's address and the clock: distinct per thread.
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    x = reinterpret_cast<uintptr_t>(&tls_state) * 0x9E3779B97F4A7C15ull ^
+        (uint64_t(ts.tv_nsec) << 20) ^ uint64_t(ts.tv_sec);
+    if (x == 0) x = 1;
+  }
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  tls_state.rng = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+// The number of acquisitions to let pass before the next timed one: a
+// geometric draw with success probability 1/rate (mean rate - 1). It makes
+// every acquisition timed with probability exactly 1/rate, independently of
+// the others, as a random number per acquisition would, but with one draw per
+// sample; and it has none of the aliasing a fixed stride has with periodic
+// workloads (a loop that takes two locks would always sample the same one).
+static int64_t NextHoldStride(int rate) {
+  if (rate <= 1) return 0;
+  // Uniform in (0, 1]; floor(ln(u) / ln(1 - p)) is geometric with parameter p.
+  const double u = (double(NextRandom() >> 11) + 1.0) / 9007199254740992.0;
+  const double stride = std::floor(std::log(u) / std::log1p(-1.0 / rate));
+  return stride > 1e15 ? int64_t{1000000000000000} : int64_t(stride);
+}
+
+bool HoldSampleDue() {
+  const int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
+  if (rate <= 0) {
+    tls_state.hold_countdown = kHoldRecheckStride;
+    tls_state.hold_started = false;
+    return false;
+  }
+  if (!tls_state.hold_started) {
+    // This thread's first acquisition since sampling (re)started: it is
+    // timed with probability 1/rate like any other, so that short-lived
+    // threads are neither all sampled nor never sampled.
+    tls_state.hold_started = true;
+    const int64_t skip = NextHoldStride(rate);
+    if (skip > 0) {
+      tls_state.hold_countdown = skip - 1;  // This acquisition is one of them.
+      return false;
+    }
+  }
+  tls_state.hold_countdown = NextHoldStride(rate);
+  return true;
+}
+
+static void ApplyEnvironment() {
+  int64_t v;
+  if (ParseEnvInt("LOCKPROF_MUTEX_FRACTION", 0, std::numeric_limits<int>::max(), &v))
+    g_rates.mutex_fraction.store(int(v));
+  if (ParseEnvInt("LOCKPROF_BLOCK_RATE", 0, std::numeric_limits<int64_t>::max(), &v))
+    g_rates.block_rate_ns.store(v);
+  if (ParseEnvInt("LOCKPROF_HOLD_RATE", 0, std::numeric_limits<int>::max(), &v))
+    g_rates.hold_rate.store(int(v));
+}
+
+// Runs during static initialisation of this translation unit. A lock used
+// by an earlier initialiser simply sees the compiled-in defaults.
+[[maybe_unused]] static const bool g_env_applied = (ApplyEnvironment(), true);
+
+}  // namespace agent
+
+int SetMutexProfileFraction(int rate) {
+  if (rate < 0) return agent::g_rates.mutex_fraction.load();
+  return agent::g_rates.mutex_fraction.exchange(rate);
+}
+
+void SetBlockProfileRate(int64_t rate_ns) {
+  agent::g_rates.block_rate_ns.store(rate_ns < 0 ? 0 : rate_ns);
+}
+
+int64_t BlockProfileRate() { return agent::g_rates.block_rate_ns.load(); }
+
+int SetHoldProfileRate(int rate) {
+  if (rate < 0) return agent::g_rates.hold_rate.load();
+  return agent::g_rates.hold_rate.exchange(rate);
+}
+
+}  // namespace lockprof

@@ -1,0 +1,52 @@
+#include "lockprof/agent/record/stack_trace.h"
+
+#include <pthread.h>
+
+#include "lockprof/agent/record/thread_state.h"
+
+namespace lockprof::agent {
+
+// Reads and caches this thread's stack bounds. pthread_getattr_np parses
+// /proc/self/maps for the main thread; it runs once per thread.
+static void LoadStackBounds() {
+  pthread_attr_t attr;
+  void* addr = nullptr;
+  size_t size = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+  }
+  uintptr_t lo = reinterpret_cast<uintptr_t>(addr);
+  uintptr_t hi = lo + size;
+  if (size == 0) {
+    // Unknown bounds: allow a window above the current frame only.
+    lo = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    hi = lo + (1 << 20);
+  }
+  tls_state.stack_lo = lo;
+  tls_state.stack_hi = hi;
+}
+
+void CaptureStack(const void* entry_frame, StackTrace* out) {
+  if (tls_state.stack_hi == 0) LoadStackBounds();
+  const uintptr_t lo = tls_state.stack_lo;
+  const uintptr_t hi = tls_state.stack_hi;
+  // A frame record is {saved frame pointer, return address}.
+  auto fp = reinterpret_cast<uintptr_t>(entry_frame);
+  int depth = 0;
+  while (depth < kMaxStackDepth) {
+    if (fp < lo || fp + 2 * sizeof(uintptr_t) > hi || fp % sizeof(uintptr_t) != 0) break;
+    const uintptr_t* frame = reinterpret_cast<const uintptr_t*>(fp);
+    uintptr_t ret = frame[1];
+    if (ret == 0) break;
+    out->pcs[depth++] = ret;
+    uintptr_t next = frame[0];
+    // Frames grow towards higher addresses as we walk to the root; anything
+    // else is a broken chain.
+    if (next <= fp) break;
+    fp = next;
+  }
+  out->depth = depth;
+}
+
+}  // namespace lockprof::agent

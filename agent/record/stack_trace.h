@@ -1,0 +1,34 @@
+// Capturing call stacks on the recording path.
+//
+// A frame-pointer walk: lockprof and the code that uses it are built with
+// -fno-omit-frame-pointer. It costs a few nanoseconds per frame, takes no
+// lock, allocates nothing and is async-signal-safe. Every frame address is
+// checked against the current thread's stack bounds before it is read, so a
+// frame without a frame pointer (glibc's thread start, say) ends the walk
+// instead of faulting.
+#ifndef LOCKPROF_AGENT_RECORD_STACK_TRACE_H_
+#define LOCKPROF_AGENT_RECORD_STACK_TRACE_H_
+
+#include <cstdint>
+
+namespace lockprof::agent {
+
+// Frames kept per sample. Go keeps 32 (128 since 1.23); deeper stacks are
+// truncated at the root end.
+inline constexpr int kMaxStackDepth = 32;
+
+struct StackTrace {
+  uintptr_t pcs[kMaxStackDepth];  // Return addresses, leaf first.
+  int depth = 0;
+};
+
+// Captures the stack of the caller of the function whose frame is
+// `entry_frame` (that function's __builtin_frame_address(0)). Passing the
+// frame of lockprof's outermost non-inlined entry point (Mutex::UnlockSlow,
+// say) makes the leaf the user's own function, whatever lockprof's internals
+// inlined or tail-called below it.
+void CaptureStack(const void* entry_frame, StackTrace* out);
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_RECORD_STACK_TRACE_H_

@@ -1,0 +1,52 @@
+// Per-thread state of the recording path.
+//
+// One plain struct in initial-exec TLS: reading it is a single %fs-relative
+// load, with no TLS wrapper call and no lazy-initialisation guard. Everything
+// starts at zero and is initialised on first use by the slow paths.
+#ifndef LOCKPROF_AGENT_RECORD_THREAD_STATE_H_
+#define LOCKPROF_AGENT_RECORD_THREAD_STATE_H_
+
+#include <cstdint>
+
+namespace lockprof::agent {
+
+class LabelSet;
+
+// Sampled read holds a thread can have open at once; more are not sampled.
+inline constexpr int kMaxSharedHoldSamples = 4;
+
+struct SharedHoldSample {
+  const void* lock;
+  int64_t start;
+};
+
+struct ThreadState {
+  // Acquisitions left before the next sampled hold. Decremented by every
+  // lock of every lockprof primitive; the hold sampler runs when it goes
+  // negative (see sampling.h).
+  int64_t hold_countdown;
+  // False until this thread first drew a hold-sampling stride, and again
+  // while hold sampling is off (see HoldSampleDue).
+  bool hold_started;
+  // xorshift64* state for sampling decisions; 0 until seeded.
+  uint64_t rng;
+  // Bounds of this thread's stack, for the frame-pointer walker; 0 until read.
+  uintptr_t stack_lo;
+  uintptr_t stack_hi;
+  // Labels attached by lockprof::ScopedLabels; nullptr when none.
+  const LabelSet* labels;
+  // Set while this thread is inside the recorder, so that a lockprof lock
+  // taken by the recorder's own callees (a user hook, say) is not recorded.
+  bool in_recorder;
+  // Sampled read holds (lockprof::SharedMutex) this thread has open: many
+  // threads hold a read lock at once, so the start time lives with the
+  // thread, not the lock. unlock_shared's fast path tests only the count.
+  int32_t shared_hold_samples;
+  SharedHoldSample shared_holds[kMaxSharedHoldSamples];
+};
+
+extern thread_local ThreadState tls_state __attribute__((tls_model("initial-exec")));
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_RECORD_THREAD_STATE_H_

@@ -1,0 +1,48 @@
+// Reading DWARF debugging-information entries (DIEs) for the symbolizer:
+// function names (qualified the way a demangler would print them), source
+// paths, inlined call sites and the code ranges of functions. Pure helpers
+// over libdw's API: no caching, no locking (the symbolizer does both).
+#ifndef LOCKPROF_AGENT_SYMBOLIZE_DWARF_DIES_H_
+#define LOCKPROF_AGENT_SYMBOLIZE_DWARF_DIES_H_
+
+#include <elfutils/libdw.h>
+
+#include <string>
+#include <vector>
+
+#include "lockprof/agent/symbolize/symbolizer.h"
+
+namespace lockprof::agent {
+
+// One address range of a function's code.
+struct FunctionRange {
+  Dwarf_Addr low, high;
+  Dwarf_Die die;
+};
+// Fills function/system_name/start_line from a subprogram or inlined
+// subroutine DIE. `symbol` is the ELF symbol at the pc, for the real
+// function's DIE only: it names functions that have no DW_AT_linkage_name
+// (GCC omits it for internal linkage and lambdas) more cheaply and exactly
+// than the DIE tree does. False if nothing names the DIE.
+bool NameFromDie(Dwarf_Die* die, const char* symbol, SourceFrame* frame);
+
+// Makes a relative DWARF path absolute against the CU's DW_AT_comp_dir.
+std::string AbsolutePath(Dwarf_Die* cu, const char* path);
+
+// DW_AT_call_file/DW_AT_call_line of an inlined_subroutine DIE: where, in
+// its caller, the inlined call was.
+void CallSite(Dwarf_Die* die, std::string* file, int* line);
+
+// Appends the code ranges of the functions under `parent` to *out. Looks
+// inside namespaces and classes: clang and GCC's LTO put definitions there.
+void CollectFunctions(Dwarf_Die* parent, std::vector<FunctionRange>* out);
+
+// Appends to *path the scopes under `parent` whose code contains addr,
+// outermost first: lexical blocks and inlined calls. (dwarf_getscopes does
+// not do: above an inlined call it continues with the inlined function's
+// definition, not its caller, and it does not look inside namespaces.)
+void FindScopes(Dwarf_Die* parent, Dwarf_Addr addr, std::vector<Dwarf_Die>* path);
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_SYMBOLIZE_DWARF_DIES_H_

@@ -1,0 +1,41 @@
+// Deltas of a profile between two moments, computed on the raw tables.
+//
+// Because table slots never move (see stack_table.h), a delta is a per-slot
+// subtraction of two value arrays: no profile is serialised, parsed or merged
+// to compute it (the cost godeltaprof exists to avoid in Go). Used by
+// ?seconds=N, the /debug/pprof/delta_* endpoints and the uploader.
+#ifndef LOCKPROF_AGENT_TABLES_DELTA_H_
+#define LOCKPROF_AGENT_TABLES_DELTA_H_
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "lockprof/agent/tables/profile_tables.h"
+
+namespace lockprof::agent {
+
+// later - earlier, slot by slot; slots absent from `earlier` count from 0.
+// Slots whose difference is zero in both values are dropped.
+std::vector<SlotValues> Subtract(const std::vector<SlotValues>& later,
+                                 const std::vector<SlotValues>& earlier);
+
+// Remembers what it last reported for one profile, godeltaprof-style: each
+// Next() returns what accumulated since the previous Next() (the first call:
+// since the process started). Memory: two int64 per table slot, allocated as
+// slots appear. Not thread-safe: each consumer owns its tracker.
+class DeltaTracker {
+ public:
+  explicit DeltaTracker(ProfileId id) : id_(id) {}
+
+  std::vector<SlotValues> Next();
+  ProfileId id() const { return id_; }
+
+ private:
+  ProfileId id_;
+  std::vector<std::array<int64_t, 2>> reported_;  // Indexed by slot.
+};
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_TABLES_DELTA_H_

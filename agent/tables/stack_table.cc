@@ -1,0 +1,150 @@
+#include "lockprof/agent/tables/stack_table.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "lockprof/agent/base/env.h"
+
+namespace lockprof::agent {
+
+namespace {
+
+// Slot states in Entry::tag: empty, being filled, or published (a key hash
+// with the low bits forced so that it is neither of the first two).
+constexpr uint64_t kEmpty = 0;
+constexpr uint64_t kFilling = 1;
+constexpr uint64_t kPublishedBit = 2;
+// Linear probing stops after this many slots; the key then goes to overflow.
+constexpr size_t kMaxProbes = 64;
+
+inline uint64_t Mix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  h *= 0xFF51AFD7ED558CCDull;
+  return h ^ (h >> 32);
+}
+
+uint64_t HashKey(const StackTrace& stack, const EventTags& tags, const LabelSet* labels) {
+  uint64_t h = Mix(0x243F6A8885A308D3ull, uint64_t(stack.depth));
+  for (int i = 0; i < stack.depth; ++i) h = Mix(h, stack.pcs[i]);
+  h = Mix(h, reinterpret_cast<uintptr_t>(tags.lock));
+  h = Mix(h, (uint64_t(tags.mode) << 32) ^ uint32_t(tags.shard));
+  h = Mix(h, reinterpret_cast<uintptr_t>(labels));
+  return h | kPublishedBit;
+}
+
+bool SameKey(const SampleKey& k, const StackTrace& stack, const EventTags& tags,
+             const LabelSet* labels) {
+  return k.depth == stack.depth && k.lock_id == tags.lock && k.mode == tags.mode &&
+         k.shard == tags.shard && k.labels == labels &&
+         std::memcmp(k.pcs, stack.pcs, sizeof(uintptr_t) * size_t(stack.depth)) == 0;
+}
+
+size_t ConfiguredCapacity(size_t requested) {
+  if (requested != 0) return requested;
+  int64_t v;
+  if (ParseEnvInt("LOCKPROF_MAX_STACKS", 16, int64_t{1} << 24, &v)) return size_t(v);
+  return StackTable::kDefaultCapacity;
+}
+
+}  // namespace
+
+struct StackTable::Entry {
+  std::atomic<uint64_t> tag;
+  SampleKey key;
+  std::atomic<int64_t> values[2];
+};
+
+StackTable::Entry* StackTable::Slots() {
+  Entry* slots = slots_.load(std::memory_order_acquire);
+  if (__builtin_expect(slots != nullptr, 1)) return slots;
+  // First event: allocate. calloc'd pages are committed only when touched.
+  // Racing first events each allocate; one wins and the others free theirs.
+  size_t capacity = ConfiguredCapacity(requested_capacity_);
+  auto* fresh = static_cast<Entry*>(std::calloc(capacity + 1, sizeof(Entry)));
+  if (fresh == nullptr) return nullptr;
+  if (slots_.compare_exchange_strong(slots, fresh, std::memory_order_acq_rel)) {
+    capacity_.store(capacity, std::memory_order_release);
+    return fresh;
+  }
+  std::free(fresh);
+  return slots;
+}
+
+StackTable::~StackTable() { std::free(slots_.load(std::memory_order_acquire)); }
+
+void StackTable::Add(const StackTrace& stack, const EventTags& tags, const LabelSet* labels,
+                     int64_t v0, int64_t v1) {
+  Entry* slots = Slots();
+  if (slots == nullptr) return;
+  size_t capacity;
+  // The winner of the allocation race publishes capacity just after slots_.
+  while ((capacity = capacity_.load(std::memory_order_acquire)) == 0) {
+  }
+  const uint64_t hash = HashKey(stack, tags, labels);
+  Entry* target = &slots[capacity];  // The overflow entry, unless we find better.
+  size_t i = hash % capacity;
+  for (size_t probe = 0; probe < kMaxProbes; ++probe, i = (i + 1 == capacity ? 0 : i + 1)) {
+    Entry& e = slots[i];
+    uint64_t tag = e.tag.load(std::memory_order_acquire);
+    if (tag == hash && SameKey(e.key, stack, tags, labels)) {
+      target = &e;
+      break;
+    }
+    if (tag != kEmpty) continue;  // Another key, or one being filled: move on.
+    // Keep the table at most 7/8 full so that probe sequences stay short.
+    if (used_.load(std::memory_order_relaxed) >= capacity - capacity / 8) break;
+    if (!e.tag.compare_exchange_strong(tag, kFilling, std::memory_order_acquire)) {
+      // Lost the slot. If the winner is storing our key, we may store a
+      // duplicate further on; readers merge duplicates by key.
+      continue;
+    }
+    std::memcpy(e.key.pcs, stack.pcs, sizeof(uintptr_t) * size_t(stack.depth));
+    e.key.depth = stack.depth;
+    e.key.mode = tags.mode;
+    e.key.shard = tags.shard;
+    e.key.lock_id = tags.lock;
+    e.key.lock = nullptr;
+    if (tags.lock != nullptr) {
+      // Copied now, while the recording thread's code (and so its name) is
+      // surely mapped: readers must never dereference the caller's pointer.
+      std::strncpy(e.key.lock_name, tags.lock, kMaxLockName - 1);
+      e.key.lock = e.key.lock_name;
+    }
+    e.key.labels = labels;
+    used_.fetch_add(1, std::memory_order_relaxed);
+    e.tag.store(hash, std::memory_order_release);
+    target = &e;
+    break;
+  }
+  if (target == &slots[capacity]) dropped_.fetch_add(1, std::memory_order_relaxed);
+  target->values[0].fetch_add(v0, std::memory_order_relaxed);
+  target->values[1].fetch_add(v1, std::memory_order_relaxed);
+}
+
+void StackTable::Snapshot(std::vector<SlotValues>* out) const {
+  Entry* slots = LoadSlots();
+  size_t capacity = capacity_.load(std::memory_order_acquire);
+  if (slots == nullptr || capacity == 0) return;
+  for (size_t i = 0; i <= capacity; ++i) {
+    const Entry& e = slots[i];
+    bool overflow = i == capacity;
+    if (!overflow && e.tag.load(std::memory_order_acquire) < kPublishedBit) continue;
+    SlotValues v{
+        i,
+        &e.key,
+        overflow,
+        {e.values[0].load(std::memory_order_relaxed), e.values[1].load(std::memory_order_relaxed)}};
+    if (overflow && v.values[0] == 0 && v.values[1] == 0) continue;
+    out->push_back(v);
+  }
+}
+
+size_t StackTable::slot_count() const {
+  size_t capacity = capacity_.load(std::memory_order_acquire);
+  return capacity == 0 ? 0 : capacity + 1;
+}
+
+size_t StackTable::memory_bytes() const { return slot_count() * sizeof(Entry); }
+
+}  // namespace lockprof::agent

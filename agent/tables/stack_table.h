@@ -1,0 +1,108 @@
+// StackTable: the fixed-capacity, lock-free aggregation table behind each
+// profile.
+//
+// Recording threads add (count, value) pairs to the entry for their sample
+// key (stack + tags + user labels) with atomic adds; a new key claims an empty
+// slot with one CAS. Readers (profile builders, delta scrapers, the uploader)
+// walk the slots without taking any lock, so a scrape can never make an
+// application thread wait, and recording never allocates: the slots are
+// allocated once, on first use.
+//
+// Memory is bounded by the capacity (LOCKPROF_MAX_STACKS, default 4096 keys
+// per profile, ~380 bytes each, touched lazily). Once the table is full, new
+// keys are folded into one overflow entry, reported in profiles as
+// "lockprof.LostSamplesStackTableFull", and each event folded there is
+// counted as dropped; keys already present keep accumulating, so no value
+// recorded is lost, only the stacks of the folded events.
+//
+// Entries are never removed or moved, so a slot index identifies a key for
+// the life of the process: delta profiles keep their previous values in
+// arrays indexed by slot.
+#ifndef LOCKPROF_AGENT_TABLES_STACK_TABLE_H_
+#define LOCKPROF_AGENT_TABLES_STACK_TABLE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/stack_trace.h"
+
+namespace lockprof::agent {
+
+// Lock names longer than this are truncated in profiles.
+inline constexpr size_t kMaxLockName = 48;
+
+struct SampleKey {
+  uintptr_t pcs[kMaxStackDepth];
+  int32_t depth;
+  LockMode mode;
+  int32_t shard;
+  // The lock's name, readable for the life of the process: it points at
+  // lock_name, the table's own copy, so that a name in a dlclose()d library
+  // or a freed string never dangles. nullptr when the lock has none.
+  const char* lock;
+  // The pointer the recorder passed: part of the key's identity, compared,
+  // never dereferenced.
+  const void* lock_id;
+  const LabelSet* labels;
+  char lock_name[kMaxLockName];
+};
+
+// One slot's values as read by a reader.
+struct SlotValues {
+  size_t slot;
+  const SampleKey* key;  // Stable for the life of the process.
+  bool overflow;         // The overflow entry (key is empty).
+  int64_t values[2];
+};
+
+class StackTable {
+ public:
+  static constexpr size_t kDefaultCapacity = 4096;
+
+  // Capacity LOCKPROF_MAX_STACKS, or kDefaultCapacity.
+  constexpr StackTable() = default;
+  explicit constexpr StackTable(size_t capacity) : requested_capacity_(capacity) {}
+  StackTable(const StackTable&) = delete;
+  StackTable& operator=(const StackTable&) = delete;
+  // Frees the slots. The agent's own tables are never destroyed (threads may
+  // record during static destruction); this is for tables owned by tests
+  // and tools.
+  ~StackTable();
+
+  // Adds v0 and v1 to the entry for (stack, tags, labels). Lock-free; never
+  // allocates after the first call.
+  void Add(const StackTrace& stack, const EventTags& tags, const LabelSet* labels, int64_t v0,
+           int64_t v1);
+
+  // Appends every non-empty slot's current values to *out.
+  void Snapshot(std::vector<SlotValues>* out) const;
+
+  // Slots (including the overflow slot): indices in SlotValues are < this.
+  size_t slot_count() const;
+  // Events (Add calls) whose key was not in the table when it was full, and
+  // went to the overflow entry: a key seen again counts again, so this is a
+  // count of samples whose stack was lost, not of distinct keys.
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  // Keys stored (not counting the overflow entry).
+  size_t size() const { return used_.load(std::memory_order_relaxed); }
+  // Bytes allocated for slots (0 until first use).
+  size_t memory_bytes() const;
+
+ private:
+  struct Entry;
+  Entry* Slots();
+  Entry* LoadSlots() const { return slots_.load(std::memory_order_acquire); }
+
+  size_t requested_capacity_ = 0;  // 0: LOCKPROF_MAX_STACKS or the default.
+  std::atomic<Entry*> slots_{nullptr};
+  std::atomic<size_t> capacity_{0};
+  std::atomic<size_t> used_{0};
+  std::atomic<uint64_t> dropped_{0};
+};
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_TABLES_STACK_TABLE_H_

@@ -1,0 +1,105 @@
+#include "lockprof/server/handlers/delta_handlers.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "lockprof/agent/base/env.h"
+#include "lockprof/agent/delta_profiles.h"
+
+namespace lockprof::server {
+
+namespace {
+
+// How often a waiting request asks whether its client is still there: the
+// longest a disconnected client keeps its handler thread.
+constexpr auto kCancelPoll = std::chrono::milliseconds(100);
+
+std::atomic<int> g_active_waits{0};
+
+class ActiveWait {
+ public:
+  ActiveWait() { g_active_waits.fetch_add(1, std::memory_order_relaxed); }
+  ~ActiveWait() { g_active_waits.fetch_sub(1, std::memory_order_relaxed); }
+  ActiveWait(const ActiveWait&) = delete;
+  ActiveWait& operator=(const ActiveWait&) = delete;
+};
+
+// Sleeps `seconds`; false if the request was cancelled first.
+bool WaitOut(int64_t seconds, const Request& req) {
+  ActiveWait active;
+  using Clock = std::chrono::steady_clock;
+  // Saturate: a window of 2^62 s is "forever", not an overflow.
+  const int64_t capped = std::min<int64_t>(seconds, int64_t{1} << 32);
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(capped);
+  for (;;) {
+    if (req.cancelled && req.cancelled()) return false;
+    const Clock::time_point now = Clock::now();
+    if (now >= deadline) return true;
+    std::this_thread::sleep_for(std::min<Clock::duration>(deadline - now, kCancelPoll));
+  }
+}
+
+Response Attachment(std::string body, const std::string& filename) {
+  Response r;
+  r.content_type = "application/octet-stream";
+  r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + filename + "\"");
+  r.body = std::move(body);
+  return r;
+}
+
+// One godeltaprof tracker per profile, created on first use and never
+// destroyed (a request may still be running while statics are torn down).
+DeltaProfiler& ScrapeProfiler(const agent::ProfileInfo& profile) {
+  static const std::array<DeltaProfiler*, agent::kProfileCount> profilers = [] {
+    std::array<DeltaProfiler*, agent::kProfileCount> all{};
+    for (int i = 0; i < agent::kProfileCount; ++i) {
+      all[size_t(i)] = new DeltaProfiler(agent::Info(agent::ProfileId(i)).name);
+    }
+    return all;
+  }();
+  return *profilers[size_t(profile.id)];
+}
+
+}  // namespace
+
+Response ServeDeltaProfile(const agent::ProfileInfo& profile, const std::string& seconds,
+                           const Request& req, const PprofOptions& options) {
+  // Go's checks, in Go's order. Every lockprof profile supports deltas, so
+  // Go's "not supported for this profile type" cannot arise.
+  const std::optional<int64_t> sec = agent::ParseInt(seconds, 1, INT64_MAX);
+  if (!sec) {
+    return ErrorResponse(400, "invalid value for \"seconds\" - must be a positive integer");
+  }
+  if (options.max_profile_seconds > 0 && *sec > options.max_profile_seconds) {
+    return ErrorResponse(400, "profile duration exceeds server's WriteTimeout");
+  }
+  // Go reads debug with Atoi and ignores errors: only a non-zero number
+  // conflicts.
+  if (const std::string* debug = req.Param("debug")) {
+    const std::optional<int64_t> d = agent::ParseInt(*debug, INT64_MIN, INT64_MAX);
+    if (d && *d != 0) return ErrorResponse(400, "seconds and debug params are incompatible");
+  }
+  const agent::ProfileWindow window(profile);
+  if (!WaitOut(*sec, req)) return ErrorResponse(500, "context canceled");
+  std::ostringstream body;
+  if (!window.WriteTo(body).ok()) return ErrorResponse(500, "failed to compute delta");
+  return Attachment(body.str(), std::string(profile.name) + "-delta");
+}
+
+Response ServeDeltaScrape(const agent::ProfileInfo& profile) {
+  std::ostringstream body;
+  if (!ScrapeProfiler(profile).WriteTo(body).ok()) {
+    return ErrorResponse(500, "failed to collect profile");
+  }
+  return Attachment(body.str(), std::string(profile.name) + ".pprof.gz");
+}
+
+int ActiveDeltaWaits() { return g_active_waits.load(std::memory_order_relaxed); }
+
+}  // namespace lockprof::server

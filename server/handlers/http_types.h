@@ -1,0 +1,54 @@
+// Transport-independent request and response types: handlers are plain
+// functions of a request, testable and fuzzable without a socket.
+#ifndef LOCKPROF_SERVER_HANDLERS_HTTP_TYPES_H_
+#define LOCKPROF_SERVER_HANDLERS_HTTP_TYPES_H_
+
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lockprof::server {
+
+struct Request {
+  std::string method = "GET";
+  std::string path;  // Decoded path, without the query.
+  // Decoded query parameters; a repeated key keeps every value in order.
+  std::multimap<std::string, std::string> params;
+  // The query as sent, undecoded, without the '?' (Go's URL.RawQuery).
+  std::string query;
+  std::string body;
+  // Set by the transport: true once the client has gone away or the server
+  // is stopping, so that a handler that waits (?seconds=N) can give up
+  // early. Cheap enough to call every few tens of milliseconds. Unset: the
+  // request is never cancelled.
+  std::function<bool()> cancelled;
+
+  // First value of `key`, or nullptr.
+  const std::string* Param(const std::string& key) const {
+    auto it = params.find(key);
+    return it == params.end() ? nullptr : &it->second;
+  }
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+// Go's net/http/pprof serveError: text/plain, X-Go-Pprof: 1, the message
+// and a newline.
+inline Response ErrorResponse(int status, const std::string& message) {
+  Response r;
+  r.status = status;
+  r.headers.emplace_back("X-Go-Pprof", "1");
+  r.body = message + "\n";
+  return r;
+}
+
+}  // namespace lockprof::server
+
+#endif  // LOCKPROF_SERVER_HANDLERS_HTTP_TYPES_H_

@@ -1,0 +1,94 @@
+#include "lockprof/server/handlers/symbol_handlers.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <string_view>
+
+#include "lockprof/agent/pprof/resolved_profile.h"
+#include "lockprof/agent/symbolize/symbolizer.h"
+
+namespace lockprof::server {
+
+namespace {
+
+int DigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return 99;
+}
+
+// Go's strconv.ParseUint(s, 0, 64), returning 0 on any error as Go's
+// Symbol does (0 is then skipped).
+uint64_t ParseAddress(std::string_view s) {
+  int base = 10;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    base = 16;
+    s.remove_prefix(2);
+  } else if (s.size() > 2 && s[0] == '0' && (s[1] == 'o' || s[1] == 'O')) {
+    base = 8;
+    s.remove_prefix(2);
+  } else if (s.size() > 2 && s[0] == '0' && (s[1] == 'b' || s[1] == 'B')) {
+    base = 2;
+    s.remove_prefix(2);
+  } else if (s.size() > 1 && s[0] == '0') {
+    base = 8;
+    s.remove_prefix(1);
+  }
+  uint64_t v = 0;
+  for (char c : s) {
+    const int d = DigitValue(c);
+    if (d >= base || v > (UINT64_MAX - uint64_t(d)) / uint64_t(base)) return 0;
+    v = v * uint64_t(base) + uint64_t(d);
+  }
+  return v;
+}
+
+// The name pprof should show for `pc`, or "" if nothing covers it. The
+// client chose pc: it must not grow the symbolizer's cache.
+std::string FunctionAt(uint64_t pc) {
+  const std::vector<agent::SourceFrame> frames =
+      agent::Symbolizer::Global().SymbolizeWithoutCaching(uintptr_t(pc));
+  if (frames.empty()) return "";
+  for (const agent::SourceFrame& f : frames) {
+    if (!agent::IsInternalFrame(f.function)) return f.function;
+  }
+  return frames.front().function;
+}
+
+}  // namespace
+
+Response HandleSymbol(const Request& req) {
+  Response r;
+  r.body = "num_symbols: 1\n";
+  const std::string_view input = req.method == "POST" ? req.body : req.query;
+  size_t begin = 0;
+  while (begin <= input.size()) {
+    size_t end = input.find('+', begin);
+    if (end == std::string_view::npos) end = input.size();
+    const uint64_t pc = ParseAddress(input.substr(begin, end - begin));
+    if (pc != 0) {
+      const std::string name = FunctionAt(pc);
+      if (!name.empty()) {
+        char addr[32];
+        std::snprintf(addr, sizeof addr, "%#" PRIx64, pc);
+        r.body.append(addr).append(" ").append(name).append("\n");
+      }
+    }
+    begin = end + 1;
+  }
+  return r;
+}
+
+Response HandleCmdline() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  Response r;
+  r.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  // The kernel ends every argument with a NUL; Go joins them with one.
+  if (!r.body.empty() && r.body.back() == '\0') r.body.pop_back();
+  return r;
+}
+
+}  // namespace lockprof::server

@@ -1,0 +1,30 @@
+// Go's /debug/pprof/symbol and /debug/pprof/cmdline.
+//
+// symbol is the protocol `go tool pprof` uses to name the addresses of a
+// profile that carries none (a ?debug=1 text profile, or one written
+// without names): pprof POSTs "0x<addr>+0x<addr>+..." to the profile URL's
+// "../symbol" and reads back one "0x<addr> <function>" line per address it
+// knows.
+#ifndef LOCKPROF_SERVER_HANDLERS_SYMBOL_HANDLERS_H_
+#define LOCKPROF_SERVER_HANDLERS_SYMBOL_HANDLERS_H_
+
+#include "lockprof/server/handlers/http_types.h"
+
+namespace lockprof::server {
+
+// As Go's pprof.Symbol: "num_symbols: 1\n", then, for each '+'-separated
+// address in the POST body (any other method: the raw query string) that
+// parses as an unsigned integer (0x hex, 0 octal or decimal, as Go's
+// ParseUint(s, 0, 64)) and falls in a known function, "%#x <name>\n".
+// Addresses are taken as given (pprof sends return address - 1). The name
+// is the innermost function at that address that is not lockprof's own
+// (as the profiles show it), demangled, without parameters. Symbolization is
+// cached for the life of the process.
+Response HandleSymbol(const Request& request);
+
+// As Go's pprof.Cmdline: the program's arguments, NUL-separated.
+Response HandleCmdline();
+
+}  // namespace lockprof::server
+
+#endif  // LOCKPROF_SERVER_HANDLERS_SYMBOL_HANDLERS_H_

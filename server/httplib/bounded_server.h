@@ -1,0 +1,67 @@
+// cpp-httplib servers (plain and TLS) that serve each connection themselves,
+// so that every request is read through a RequestLimitStream: a request's
+// head may make httplib read at most `head_limit` bytes, its body at most
+// the payload limit (set_payload_max_length) plus `head_limit` for the lines
+// that frame a chunked body. See request_limit_stream.h for why.
+//
+// They override httplib::Server's private virtual process_and_close_socket
+// (legal C++: access does not restrict overriding), which httplib calls on
+// a task queue thread for each accepted socket, and reimplement what the
+// library does there: a keep-alive loop of Server::process_request (the
+// protected, exported parser and router) over a stream of their own
+// (connection_stream.h, tls_connection.h). The loop matches httplib's: at
+// most keep_alive_max_count requests, each awaited up to
+// keep_alive_timeout, none once the server is stopping; then the socket is
+// shut down and closed. Handlers, pre-routing, error handler and logger
+// are httplib's, as is everything else.
+//
+// A request cut by a limit is answered (see CurrentRequestCut()), and then
+// the connection is closed: the client's sending is out of step with the
+// requests. So that the answer reaches the client instead of being
+// destroyed by a reset (closing a socket with unread input resets it), the
+// server first shuts down its sending side and discards what the client
+// still sends, for at most kLingerAfterCut.
+#ifndef LOCKPROF_SERVER_HTTPLIB_BOUNDED_SERVER_H_
+#define LOCKPROF_SERVER_HTTPLIB_BOUNDED_SERVER_H_
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cstddef>
+
+#include "lockprof/server/httplib/request_limit_stream.h"
+
+namespace lockprof::server {
+
+inline constexpr std::chrono::milliseconds kLingerAfterCut{500};
+
+class BoundedServer final : public httplib::Server {
+ public:
+  explicit BoundedServer(size_t head_limit) : head_limit_(head_limit) {}
+
+ private:
+  bool process_and_close_socket(socket_t sock) override;
+  const size_t head_limit_;
+};
+
+class BoundedSslServer final : public httplib::SSLServer {
+ public:
+  BoundedSslServer(const char* cert_path, const char* private_key_path, size_t head_limit)
+      : httplib::SSLServer(cert_path, private_key_path), head_limit_(head_limit) {}
+
+ private:
+  bool process_and_close_socket(socket_t sock) override;
+  const size_t head_limit_;
+};
+
+// On the thread serving a connection of either server, while it answers a
+// request (in httplib's handlers, error handler and logger): which limit cut
+// that request. httplib answers a cut request with 400 (or 414 for an
+// over-long request line); the error handler may say better: 431 Request
+// Header Fields Too Large for the head, 413 Payload Too Large for the body.
+// kNone on any other thread.
+RequestCut CurrentRequestCut();
+
+}  // namespace lockprof::server
+
+#endif  // LOCKPROF_SERVER_HTTPLIB_BOUNDED_SERVER_H_

@@ -1,0 +1,267 @@
+#include "lockprof/server/httplib/connection_guard.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/server/httplib/task_pool.h"
+
+namespace lockprof::server {
+
+namespace {
+
+std::atomic<uint64_t> g_timed_out{0};
+std::atomic<uint64_t> g_refused{0};
+
+int64_t Nanos(std::chrono::nanoseconds d) { return int64_t(d.count()); }
+
+// One accepted connection while its task is queued or running.
+struct Conn {
+  int fd = -1;  // Our duplicate of httplib's socket; closed by the queue only.
+  ino_t inode = 0;
+  int64_t request_ns = 0, response_ns = 0, idle_ns = 0;
+  // MonotonicNanos() after which the watchdog shuts the socket down; 0: none.
+  std::atomic<int64_t> deadline{0};
+
+  void ArmIn(int64_t ns) {
+    deadline.store(agent::MonotonicNanos() + ns, std::memory_order_relaxed);
+  }
+};
+
+// The connection the current thread is serving.
+thread_local Conn* t_conn = nullptr;
+
+// The inode of the socket open as `fd` ("socket:[N]" in /proc), or 0.
+ino_t SocketInode(int fd) {
+  char path[64], link[64];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  const ssize_t n = readlink(path, link, sizeof link - 1);
+  if (n <= 0) return 0;
+  link[n] = '\0';
+  unsigned long long inode = 0;
+  return std::sscanf(link, "socket:[%llu]", &inode) == 1 ? ino_t(inode) : 0;
+}
+
+// The local port of socket `fd` if it is an IPv4 or IPv6 socket, else -1.
+int LocalPort(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return -1;
+}
+
+// The local port of socket `fd` if it is a connected TCP socket (not
+// listening: that has no peer), else -1.
+int ConnectedPort(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
+  return LocalPort(fd);
+}
+
+class GuardedTaskQueue final : public httplib::TaskQueue {
+ public:
+  explicit GuardedTaskQueue(const ConnectionLimits& limits)
+      : limits_(limits),
+        inner_(NewElasticTaskQueue(limits.max_threads)),
+        watchdog_([this] { Watch(); }) {}
+  ~GuardedTaskQueue() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::shared_ptr<Conn> conn;
+    bool refused = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      conn = FindNewConnection();
+      if (conn != nullptr && live_.size() >= limits_.max_connections) {
+        // Over the cap: end the connection before httplib reads from it.
+        g_refused.fetch_add(1, std::memory_order_relaxed);
+        shutdown_socket(conn->fd);
+        Forget(conn);
+        refused = true;
+      } else if (conn != nullptr) {
+        live_.push_back(conn);
+      }
+    }
+    if (refused) {
+      // httplib's task finds the socket shut and closes it at once, here.
+      fn();
+      return;
+    }
+    if (conn == nullptr) {  // No /proc, or no descriptor left to dup: serve it unguarded.
+      inner_->enqueue(std::move(fn));
+      return;
+    }
+    inner_->enqueue([this, conn, fn = std::move(fn)] {
+      conn->ArmIn(conn->request_ns);
+      t_conn = conn.get();
+      fn();  // Closes httplib's descriptor; ours keeps the socket.
+      t_conn = nullptr;
+      std::lock_guard<std::mutex> lock(mu_);
+      live_.remove(conn);
+      Forget(conn);
+    });
+  }
+
+  void shutdown() override {
+    if (inner_ == nullptr) return;
+    inner_->shutdown();
+    inner_.reset();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    watchdog_.join();
+  }
+
+ private:
+  // Ends a connection now: wakes httplib's poll on it, and (linger 0) makes
+  // the final close reset it, dropping what is still queued for the client
+  // instead of trickling it out to a client that reads slowly.
+  static void shutdown_socket(int fd) {
+    const linger abort{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    ::shutdown(fd, SHUT_RDWR);
+  }
+
+  // Closes our descriptor and stops tracking the socket. Requires mu_.
+  void Forget(const std::shared_ptr<Conn>& conn) {
+    close(conn->fd);
+    inodes_.erase(conn->inode);
+  }
+
+  // The connection httplib has just accepted: see the header. Requires mu_.
+  // Descriptors of other threads are only looked at through /proc and
+  // getsockname/getpeername, never fstat'ed or dup'ed: only the new socket,
+  // which this thread accepted, is touched.
+  std::shared_ptr<Conn> FindNewConnection() {
+    DIR* dir = opendir("/proc/self/fd");
+    if (dir == nullptr) return nullptr;
+    std::shared_ptr<Conn> found;
+    while (dirent* e = readdir(dir)) {
+      char* end;
+      const long fd = std::strtol(e->d_name, &end, 10);
+      if (*end != '\0' || end == e->d_name || fd == dirfd(dir)) continue;
+      const ino_t inode = SocketInode(int(fd));
+      if (inode == 0 || inodes_.count(inode) != 0 || ConnectedPort(int(fd)) != limits_.port) {
+        continue;
+      }
+      // Hold the socket, then check the descriptor still named it. (dup, not
+      // F_DUPFD_CLOEXEC: sanitizers follow dup; the flag follows at once.)
+      const int held = dup(int(fd));
+      if (held < 0) continue;
+      fcntl(held, F_SETFD, FD_CLOEXEC);
+      struct stat st;
+      if (fstat(held, &st) != 0 || st.st_ino != inode) {
+        close(held);
+        continue;
+      }
+      // httplib accepts without SOCK_CLOEXEC; this thread accepted it.
+      fcntl(int(fd), F_SETFD, FD_CLOEXEC);
+      found = std::make_shared<Conn>();
+      found->fd = held;
+      found->inode = inode;
+      found->request_ns = Nanos(limits_.request_timeout);
+      found->response_ns = Nanos(limits_.response_timeout);
+      found->idle_ns = Nanos(limits_.keep_alive_timeout) + found->request_ns;
+      inodes_.insert(inode);
+      break;
+    }
+    closedir(dir);
+    return found;
+  }
+
+  // Shuts down the connections past their deadline, every 50 ms.
+  void Watch() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      wake_.wait_for(lock, std::chrono::milliseconds(50));
+      const int64_t now = agent::MonotonicNanos();
+      for (const auto& conn : live_) {
+        const int64_t d = conn->deadline.load(std::memory_order_relaxed);
+        if (d != 0 && now > d) {
+          // Counted first: the client may see the reset at once.
+          g_timed_out.fetch_add(1, std::memory_order_relaxed);
+          conn->deadline.store(0, std::memory_order_relaxed);
+          shutdown_socket(conn->fd);
+        }
+      }
+    }
+  }
+
+  const ConnectionLimits limits_;
+  std::unique_ptr<httplib::TaskQueue> inner_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::list<std::shared_ptr<Conn>> live_;  // Guarded by mu_.
+  std::unordered_set<ino_t> inodes_;       // Guarded by mu_.
+  bool stop_ = false;                      // Guarded by mu_.
+  std::thread watchdog_;                   // Last: starts after the rest exists.
+};
+
+}  // namespace
+
+httplib::TaskQueue* NewGuardedTaskQueue(const ConnectionLimits& limits) {
+  return new GuardedTaskQueue(limits);
+}
+
+void RequestReceived() {
+  if (t_conn != nullptr) t_conn->deadline.store(0, std::memory_order_relaxed);
+}
+
+void ResponseReady() {
+  if (t_conn != nullptr) t_conn->ArmIn(t_conn->response_ns);
+}
+
+void ResponseSent() {
+  if (t_conn != nullptr) t_conn->ArmIn(t_conn->idle_ns);
+}
+
+// getdents64 on /proc/self/fd with a buffer on the stack, rather than
+// opendir, which allocates.
+void CloseSocketsOnPort(int port) {
+  const int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return;
+  alignas(8) char buf[4096];
+  for (;;) {
+    const long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long at = 0; at < n;) {
+      const auto* e = reinterpret_cast<const dirent64*>(buf + at);
+      at += e->d_reclen;
+      char* end;
+      const long fd = std::strtol(e->d_name, &end, 10);
+      if (*end != '\0' || end == e->d_name || fd == dir) continue;
+      struct stat st;
+      if (fstat(int(fd), &st) == 0 && S_ISSOCK(st.st_mode) && LocalPort(int(fd)) == port) {
+        close(int(fd));
+      }
+    }
+  }
+  close(dir);
+}
+
+uint64_t ConnectionsTimedOut() { return g_timed_out.load(std::memory_order_relaxed); }
+uint64_t ConnectionsRefused() { return g_refused.load(std::memory_order_relaxed); }
+
+}  // namespace lockprof::server

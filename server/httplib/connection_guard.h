@@ -1,0 +1,86 @@
+// Limits on the admin server's connections that a hostile or broken client
+// cannot get around: how many there are, and how long each may take to send
+// its request or to take its response.
+//
+// httplib 0.11 bounds each read and write of a socket (set_read_timeout),
+// not a whole request: a client sending one byte a second keeps a thread
+// forever. And it hands every accepted connection to its task queue, which
+// neither sees the socket (it is captured in the std::function) nor may
+// drop the task (that would leak the socket). So this queue finds the
+// socket itself: httplib calls enqueue() on its accept thread right after
+// accept(), and the new connection is the one socket of this process, bound
+// to the server's port and not listening, that is not already being
+// tracked (compared by inode, which stays unique while the socket is open;
+// other threads' descriptors are only read through /proc and getsockname).
+// The queue keeps a duplicate of that descriptor, so the socket cannot be
+// closed and its number reused while the queue may still act on it, and a
+// watchdog thread shuts down (shutdown(2), which wakes httplib's poll) every
+// connection whose deadline has passed. The price is one scan of
+// /proc/self/fd per connection, on the accept thread.
+//
+// Deadlines follow the connection, on the thread that serves it:
+//   - from when a thread takes the connection (TLS handshake included) or
+//     from when the previous response was sent (plus the keep-alive wait),
+//     until the request has been read: request_timeout;
+//   - none while the handler runs (a ?seconds=N window waits on purpose);
+//   - from when the handler produced its response until it is written:
+//     response_timeout.
+// Connections beyond max_connections (queued and served together) are shut
+// down at once, on the accept thread, without reading anything.
+#ifndef LOCKPROF_SERVER_HTTPLIB_CONNECTION_GUARD_H_
+#define LOCKPROF_SERVER_HTTPLIB_CONNECTION_GUARD_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace httplib {
+class TaskQueue;
+}
+
+namespace lockprof::server {
+
+struct ConnectionLimits {
+  // The server's listening port: how its connections are recognised.
+  int port = 0;
+  // Threads serving connections at once (see task_pool.h); more queue.
+  size_t max_threads = 64;
+  // Connections queued and served together; more are closed at once.
+  size_t max_connections = 128;
+  std::chrono::milliseconds request_timeout{5000};
+  std::chrono::milliseconds response_timeout{10000};
+  // How long httplib waits for a further request on a kept-alive
+  // connection (Server::set_keep_alive_timeout), in whole seconds.
+  std::chrono::seconds keep_alive_timeout{5};
+};
+
+// For httplib::Server::new_task_queue, which takes ownership. shutdown()
+// runs what is queued, waits for every thread, then stops the watchdog.
+httplib::TaskQueue* NewGuardedTaskQueue(const ConnectionLimits& limits);
+
+// Called by the server's handlers on the thread serving a connection (they
+// do nothing on any other thread).
+// The request has been read: no deadline while it is handled.
+void RequestReceived();
+// The response is ready to be written: response_timeout starts.
+void ResponseReady();
+// The response has been written: the connection may wait for another
+// request (keep-alive) and then must deliver it in request_timeout.
+void ResponseSent();
+
+// In a forked child: closes this process's descriptors of every socket whose
+// local port is `port` (a server's listening socket and its connections,
+// inherited from the parent). close(), never shutdown(): the parent's
+// descriptors of the same sockets keep working. Allocates nothing (for
+// agent::OnForkChild handlers).
+void CloseSocketsOnPort(int port);
+
+// Connections closed for exceeding a deadline, and connections refused for
+// exceeding max_connections, by every guarded queue since the process
+// started.
+uint64_t ConnectionsTimedOut();
+uint64_t ConnectionsRefused();
+
+}  // namespace lockprof::server
+
+#endif  // LOCKPROF_SERVER_HTTPLIB_CONNECTION_GUARD_H_
