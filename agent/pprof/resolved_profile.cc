@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "lockprof/agent/labels.h"
+#include "lockprof/agent/symbolize/symbolizer.h"
 
 namespace lockprof::agent {
 

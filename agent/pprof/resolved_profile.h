@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "lockprof/agent/symbolize/mappings.h"
-#include "lockprof/agent/symbolize/symbolizer.h"
+#include "lockprof/agent/symbolize/source_frame.h"
 #include "lockprof/agent/tables/profile_tables.h"
 
 namespace lockprof::agent {

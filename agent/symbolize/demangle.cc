@@ -5,12 +5,10 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "lockprof/agent/base/strings.h"
+
 namespace lockprof::agent {
 namespace {
-
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
 
 // ---------------------------------------------------------------------------
 // Names.

@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
+#include "lockprof/agent/base/strings.h"
+#include "lockprof/agent/symbolize/demangle.h"
 
 namespace lockprof::agent {
 
@@ -95,19 +96,14 @@ std::string QualifiedName(Dwarf_Die* die, const char* name) {
 
 }  // namespace
 
-// Fills function/system_name/start_line from a subprogram or inlined
-// subroutine DIE. `symbol` is the ELF symbol at the pc, for the real
-// function's DIE only: it names functions that have no DW_AT_linkage_name
-// (GCC omits it for internal linkage and lambdas) more cheaply and exactly
-// than the DIE tree does. False if nothing names the DIE.
-bool NameFromDie(Dwarf_Die* die, const char* symbol, SourceFrame* frame) {
+void NameFromDie(Dwarf_Die* die, const char* symbol, SourceFrame* frame) {
   const char* linkage = AttrString(die, DW_AT_linkage_name);
   if (linkage == nullptr) linkage = AttrString(die, DW_AT_MIPS_linkage_name);
   const char* name = AttrString(die, DW_AT_name);
   if (linkage == nullptr && symbol != nullptr && name != nullptr) {
     // Unless identical code folding gave this code another function's name.
     const std::string pretty = PrettyFunctionName(symbol);
-    if (pretty == name || absl::EndsWith(pretty, "::" + std::string(name))) linkage = symbol;
+    if (pretty == name || EndsWith(pretty, "::" + std::string(name))) linkage = symbol;
   }
   if (linkage != nullptr) {
     frame->system_name = StripCloneSuffix(linkage);
@@ -116,14 +112,12 @@ bool NameFromDie(Dwarf_Die* die, const char* symbol, SourceFrame* frame) {
     frame->function = QualifiedName(die, name);
     frame->system_name = frame->function;
   } else {
-    return false;
+    return;
   }
   int decl_line = 0;
   if (dwarf_decl_line(die, &decl_line) == 0) frame->start_line = decl_line;
-  return true;
 }
 
-// Makes a relative DWARF path absolute against the CU's DW_AT_comp_dir.
 std::string AbsolutePath(Dwarf_Die* cu, const char* path) {
   if (path == nullptr) return "";
   if (path[0] == '/' || path[0] == '\0') return path;
@@ -135,8 +129,6 @@ std::string AbsolutePath(Dwarf_Die* cu, const char* path) {
   return out + path;
 }
 
-// DW_AT_call_file/DW_AT_call_line of an inlined_subroutine DIE: where, in
-// its caller, the inlined call was.
 void CallSite(Dwarf_Die* die, std::string* file, int* line) {
   file->clear();
   *line = 0;
@@ -155,8 +147,6 @@ void CallSite(Dwarf_Die* die, std::string* file, int* line) {
   }
 }
 
-// Appends the code ranges of the functions under `parent` to *out. Looks
-// inside namespaces and classes: clang and GCC's LTO put definitions there.
 void CollectFunctions(Dwarf_Die* parent, std::vector<FunctionRange>* out) {
   Dwarf_Die child;
   if (dwarf_child(parent, &child) != 0) return;
@@ -182,10 +172,6 @@ void CollectFunctions(Dwarf_Die* parent, std::vector<FunctionRange>* out) {
   } while (dwarf_siblingof(&child, &child) == 0);
 }
 
-// Appends to *path the scopes under `parent` whose code contains addr,
-// outermost first: lexical blocks and inlined calls. (dwarf_getscopes does
-// not do: above an inlined call it continues with the inlined function's
-// definition, not its caller, and it does not look inside namespaces.)
 void FindScopes(Dwarf_Die* parent, Dwarf_Addr addr, std::vector<Dwarf_Die>* path) {
   Dwarf_Die child;
   if (dwarf_child(parent, &child) != 0) return;

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "lockprof/agent/symbolize/symbolizer.h"
+#include "lockprof/agent/symbolize/source_frame.h"
 
 namespace lockprof::agent {
 
@@ -23,8 +23,9 @@ struct FunctionRange {
 // subroutine DIE. `symbol` is the ELF symbol at the pc, for the real
 // function's DIE only: it names functions that have no DW_AT_linkage_name
 // (GCC omits it for internal linkage and lambdas) more cheaply and exactly
-// than the DIE tree does. False if nothing names the DIE.
-bool NameFromDie(Dwarf_Die* die, const char* symbol, SourceFrame* frame);
+// than the DIE tree does. Leaves them empty if nothing names the DIE (the
+// frame still has its file and line).
+void NameFromDie(Dwarf_Die* die, const char* symbol, SourceFrame* frame);
 
 // Makes a relative DWARF path absolute against the CU's DW_AT_comp_dir.
 std::string AbsolutePath(Dwarf_Die* cu, const char* path);

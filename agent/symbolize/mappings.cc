@@ -13,27 +13,16 @@
 #include <utility>
 
 #include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/base/strings.h"
 
 namespace lockprof::agent {
 namespace {
-
-constexpr std::string_view kDeletedSuffix = " (deleted)";
 
 // One object from dl_iterate_phdr: its PT_LOAD address ranges and build-id.
 struct LoadedObject {
   std::vector<std::pair<uintptr_t, uintptr_t>> loads;  // [lo, hi)
   std::string build_id;
 };
-
-std::string ToHex(const unsigned char* bytes, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[bytes[i] >> 4];
-    out[2 * i + 1] = kDigits[bytes[i] & 0xf];
-  }
-  return out;
-}
 
 // Scans one PT_NOTE segment image for an NT_GNU_BUILD_ID note named "GNU".
 std::string FindBuildIdNote(const char* p, size_t size, size_t align) {
@@ -52,7 +41,7 @@ std::string FindBuildIdNote(const char* p, size_t size, size_t align) {
     const char* desc = name + name_size;
     if (hdr.n_type == NT_GNU_BUILD_ID && hdr.n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
         hdr.n_descsz > 0) {
-      return ToHex(reinterpret_cast<const unsigned char*>(desc), hdr.n_descsz);
+      return HexEncode(desc, hdr.n_descsz);
     }
     p = desc + desc_size;
   }
@@ -119,6 +108,12 @@ const std::string* BuildIdOverlapping(const std::vector<LoadedObject>& objects, 
 
 }  // namespace
 
+std::string_view WithoutDeletedSuffix(std::string_view path) {
+  constexpr std::string_view kDeletedSuffix = " (deleted)";
+  if (EndsWith(path, kDeletedSuffix)) path.remove_suffix(kDeletedSuffix.size());
+  return path;
+}
+
 std::vector<Mapping> ReadExecutableMappings() {
   std::vector<Mapping> out;
   FILE* f = fopen("/proc/self/maps", "re");
@@ -145,11 +140,7 @@ std::vector<Mapping> ReadExecutableMappings() {
     m.file_offset = offset;
     std::string_view path(line + path_pos, len - path_pos);
     while (!path.empty() && (path.front() == ' ' || path.front() == '\t')) path.remove_prefix(1);
-    if (path.size() >= kDeletedSuffix.size() &&
-        path.substr(path.size() - kDeletedSuffix.size()) == kDeletedSuffix) {
-      path.remove_suffix(kDeletedSuffix.size());
-    }
-    m.path = std::string(path);
+    m.path = std::string(WithoutDeletedSuffix(path));
     out.push_back(std::move(m));
   }
   free(line);

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lockprof::agent {
@@ -47,6 +48,11 @@ int FindMapping(const std::vector<Mapping>& m, uintptr_t pc);
 // loaded object contains it or it has no build-id. Reads memory only (no file
 // I/O); takes the dynamic loader's lock for the walk. Thread-safe.
 std::string BuildIdForAddress(uintptr_t addr);
+
+// `path` without the " (deleted)" the kernel appends to the name of a file
+// that was deleted after it was mapped (in /proc/self/maps and in the
+// module names libdwfl reads from there).
+std::string_view WithoutDeletedSuffix(std::string_view path);
 
 }  // namespace lockprof::agent
 

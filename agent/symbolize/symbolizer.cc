@@ -1,6 +1,5 @@
 #include "lockprof/agent/symbolize/symbolizer.h"
 
-#include <cxxabi.h>
 #include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -12,9 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstddef>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -23,6 +20,7 @@
 #include <utility>
 
 #include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/base/strings.h"
 #include "lockprof/agent/symbolize/demangle.h"
 #include "lockprof/agent/symbolize/dwarf_dies.h"
 #include "lockprof/agent/symbolize/mappings.h"
@@ -30,24 +28,8 @@
 namespace lockprof::agent {
 namespace {
 
-constexpr std::string_view kDeletedSuffix = " (deleted)";
-
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 // ---------------------------------------------------------------------------
 // dwfl callbacks.
-
-std::string Hex(const void* bytes, ssize_t n) {
-  std::string hex;
-  for (ssize_t i = 0; i < n; ++i) {
-    char byte[3];
-    snprintf(byte, sizeof(byte), "%02x", static_cast<const unsigned char*>(bytes)[i]);
-    hex += byte;
-  }
-  return hex;
-}
 
 // GNU build-id (hex) of the ELF file open on `fd`, "" if none.
 std::string FileBuildId(int fd) {
@@ -55,7 +37,7 @@ std::string FileBuildId(int fd) {
   if (Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr)) {
     const void* bits = nullptr;
     const ssize_t n = dwelf_elf_gnu_build_id(elf, &bits);
-    hex = Hex(bits, n);
+    hex = HexEncode(bits, n > 0 ? size_t(n) : 0);
     elf_end(elf);
   }
   return hex;
@@ -67,8 +49,7 @@ int FindElf(Dwfl_Module* mod, void** userdata, const char* module_name, Dwarf_Ad
             char** file_name, Elf** elfp) {
   Dwarf_Addr low = 0, high = 0;
   dwfl_module_info(mod, nullptr, &low, &high, nullptr, nullptr, nullptr, nullptr);
-  std::string_view name(module_name);
-  if (EndsWith(name, kDeletedSuffix)) name.remove_suffix(kDeletedSuffix.size());
+  const std::string_view name = WithoutDeletedSuffix(module_name);
   // What is mapped there, from the build-id note in memory. A file that does
   // not match it is rejected: wrong names are worse than none.
   const std::string mapped_id = BuildIdForAddress(low);
@@ -107,7 +88,7 @@ bool SameBuildId(Dwfl_Module* mod, int fd) {
   const unsigned char* bits = nullptr;
   GElf_Addr vaddr;
   const int n = dwfl_module_build_id(mod, &bits, &vaddr);
-  return n <= 0 || FileBuildId(fd) == Hex(bits, n);
+  return n <= 0 || FileBuildId(fd) == HexEncode(bits, size_t(n));
 }
 
 // find_debuginfo: dwfl_standard_find_debuginfo minus its last resort, the

@@ -1,0 +1,33 @@
+// Small string helpers shared across the agent. (Abseil's absl::EndsWith
+// takes absl::string_view, which Debian's Abseil does not alias to
+// std::string_view: this one takes the standard type.)
+#ifndef LOCKPROF_AGENT_BASE_STRINGS_H_
+#define LOCKPROF_AGENT_BASE_STRINGS_H_
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace lockprof::agent {
+
+// Whether `s` ends with `suffix`.
+inline bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Two lower-case hex digits per byte of bytes[0, n), as GNU build-ids are
+// spelled (pprof's Mapping.build_id, elfutils): {0x0a, 0xff} -> "0aff".
+inline std::string HexEncode(const void* bytes, size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  const auto* b = static_cast<const unsigned char*>(bytes);
+  std::string out(2 * n, '0');
+  for (size_t i = 0; i < n; ++i) {
+    out[2 * i] = kDigits[b[i] >> 4];
+    out[2 * i + 1] = kDigits[b[i] & 0xf];
+  }
+  return out;
+}
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_BASE_STRINGS_H_
