@@ -52,8 +52,7 @@ std::map<LockKey, LockTotals> MergedLocks() {
 
 PromLabels LockLabels(const LockKey& key) {
   PromLabels labels{{"lock", key.lock}};
-  if (key.mode == agent::LockMode::kRead) labels.emplace_back("mode", "read");
-  if (key.mode == agent::LockMode::kWrite) labels.emplace_back("mode", "write");
+  if (const char* mode = agent::LockModeName(key.mode)) labels.emplace_back("mode", mode);
   return labels;
 }
 

@@ -19,17 +19,6 @@ namespace {
 // table's overflow entry (as Go shows runtime._LostContendedRuntimeLock).
 constexpr char kOverflowFrame[] = "lockprof.LostSamplesStackTableFull";
 
-const char* ModeName(LockMode m) {
-  switch (m) {
-    case LockMode::kRead:
-      return "read";
-    case LockMode::kWrite:
-      return "write";
-    default:
-      return nullptr;
-  }
-}
-
 // Merge key: a slot's full key. Duplicate slots (rare: two threads inserting
 // the same new key at once) resolve to the same sample.
 struct KeyLess {
@@ -138,7 +127,7 @@ ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& 
       sample.return_addresses.push_back(key->pcs[i]);
     }
     if (key->lock != nullptr) sample.str_labels.emplace_back("lock", key->lock);
-    if (const char* mode = ModeName(key->mode)) sample.str_labels.emplace_back("mode", mode);
+    if (const char* mode = LockModeName(key->mode)) sample.str_labels.emplace_back("mode", mode);
     if (key->shard >= 0) sample.num_labels.emplace_back("shard", key->shard);
     if (key->labels != nullptr) {
       for (const auto& [k, val] : key->labels->labels()) sample.str_labels.emplace_back(k, val);

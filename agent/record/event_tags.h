@@ -13,6 +13,11 @@ class LabelSet;
 // mode="read" / mode="write"; kNone adds no label (plain mutexes).
 enum class LockMode : uint8_t { kNone = 0, kRead = 1, kWrite = 2 };
 
+// The mode label's value: "read", "write", or nullptr for kNone (no label).
+constexpr const char* LockModeName(LockMode mode) {
+  return mode == LockMode::kRead ? "read" : mode == LockMode::kWrite ? "write" : nullptr;
+}
+
 // What a block event waited for: a lock (an acquisition) or a condition
 // (CondVar::wait). Only lock acquisitions feed the per-lock wait metrics and
 // the slow-acquire hook; both show in the block profile, as in Go's.

@@ -25,9 +25,7 @@ void CallSlowAcquireHook(int64_t wait_ns, const EventTags& tags, const StackTrac
   if (one_in > 1 && NextRandom() % uint64_t(one_in) != 0) return;
   SlowAcquire event;
   event.lock = tags.lock;
-  event.mode = tags.mode == LockMode::kRead    ? "read"
-               : tags.mode == LockMode::kWrite ? "write"
-                                               : nullptr;
+  event.mode = LockModeName(tags.mode);
   event.waited = std::chrono::nanoseconds(wait_ns);
   event.stack = stack.pcs;
   event.stack_depth = stack.depth;
