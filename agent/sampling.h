@@ -52,10 +52,7 @@
 #ifndef LOCKPROF_AGENT_SAMPLING_H_
 #define LOCKPROF_AGENT_SAMPLING_H_
 
-#include <atomic>
 #include <cstdint>
-
-#include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof {
 
@@ -74,40 +71,6 @@ int64_t BlockProfileRate();
 // stride ends (at most ~65536 acquisitions after hold sampling was off).
 int SetHoldProfileRate(int rate);
 
-namespace agent {
-
-struct Rates {
-  std::atomic<int> mutex_fraction;
-  std::atomic<int64_t> block_rate_ns;
-  std::atomic<int> hold_rate;
-};
-
-// Constant-initialised with the defaults; the environment is applied by
-// ApplyEnvironment() before main (see sampling.cc).
-extern Rates g_rates;
-
-// Uniform 64-bit random number from this thread's generator.
-uint64_t NextRandom();
-
-// True when any sampler that needs wait timings is on: contended paths read
-// the clock only then.
-inline bool ContentionTimingEnabled() {
-  return g_rates.mutex_fraction.load(std::memory_order_relaxed) > 0 ||
-         g_rates.block_rate_ns.load(std::memory_order_relaxed) > 0;
-}
-
-// Called when tls_state.hold_countdown went negative: draws the next stride
-// and returns true if this acquisition is to be timed.
-bool HoldSampleDue();
-
-// The hold-sampling check every lockprof lock runs after acquiring: one TLS
-// decrement and a branch.
-inline bool ShouldSampleHold() {
-  if (__builtin_expect(--tls_state.hold_countdown >= 0, 1)) return false;
-  return HoldSampleDue();
-}
-
-}  // namespace agent
 }  // namespace lockprof
 
 #endif  // LOCKPROF_AGENT_SAMPLING_H_

@@ -54,7 +54,7 @@
 #include <cstdint>
 
 #include "absl/base/thread_annotations.h"
-#include "lockprof/agent/sampling.h"
+#include "lockprof/agent/record/sampler.h"
 #include "lockprof/primitives/internal/wait_ledger.h"
 
 namespace lockprof {

@@ -8,7 +8,7 @@
 #include "lockprof/agent/metrics/health.h"
 #include "lockprof/agent/metrics/lock_metrics.h"
 #include "lockprof/agent/metrics/prometheus_text.h"
-#include "lockprof/agent/sampling.h"
+#include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/tables/profile_tables.h"
 
 namespace lockprof {

@@ -6,7 +6,7 @@
 
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/metrics/prometheus_text.h"
-#include "lockprof/agent/sampling.h"
+#include "lockprof/agent/record/sampler.h"
 
 namespace lockprof::agent::pyroscope {
 

@@ -16,7 +16,7 @@
 #include "lockprof/agent/pyroscope/ingest_client.h"
 #include "lockprof/agent/pyroscope/uploader_config.h"
 #include "lockprof/agent/record/clock.h"
-#include "lockprof/agent/sampling.h"
+#include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/tables/delta.h"
 
 namespace lockprof {

@@ -15,8 +15,8 @@
 #include <cstdint>
 
 #include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/record/stack_trace.h"
-#include "lockprof/agent/sampling.h"
 
 namespace lockprof::agent {
 

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "lockprof/agent/base/env.h"
+#include "lockprof/agent/record/sampler.h"
 
 namespace lockprof {
 namespace agent {

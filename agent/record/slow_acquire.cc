@@ -3,7 +3,7 @@
 #include <atomic>
 #include <limits>
 
-#include "lockprof/agent/sampling.h"
+#include "lockprof/agent/record/sampler.h"
 
 namespace lockprof {
 

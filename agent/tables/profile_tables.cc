@@ -1,6 +1,6 @@
 #include "lockprof/agent/tables/profile_tables.h"
 
-#include "lockprof/agent/sampling.h"
+#include "lockprof/agent/record/sampler.h"
 
 namespace lockprof::agent {
 
