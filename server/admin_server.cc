@@ -9,10 +9,12 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/base/parse.h"
 #include "lockprof/agent/metrics/health.h"
 #include "lockprof/server/handlers/admin_security.h"
 #include "lockprof/server/handlers/metrics_handlers.h"
@@ -142,9 +144,9 @@ void Route(Running* s) {
 
 // The httplib server (TLS or not) with the token and limits of `opts`.
 absl::Status MakeServer(const AdminServerOptions& opts, Running* s) {
-  s->token = server::OptionOrEnv(opts.token, "LOCKPROF_ADMIN_TOKEN");
-  const std::string cert = server::OptionOrEnv(opts.tls_cert_file, "LOCKPROF_ADMIN_TLS_CERT");
-  const std::string key = server::OptionOrEnv(opts.tls_key_file, "LOCKPROF_ADMIN_TLS_KEY");
+  s->token = agent::OptionOrEnv(opts.token, "LOCKPROF_ADMIN_TOKEN");
+  const std::string cert = agent::OptionOrEnv(opts.tls_cert_file, "LOCKPROF_ADMIN_TLS_CERT");
+  const std::string key = agent::OptionOrEnv(opts.tls_key_file, "LOCKPROF_ADMIN_TLS_KEY");
   if (cert.empty() != key.empty()) {
     return absl::InvalidArgumentError("admin server TLS needs both a certificate and a key");
   }
@@ -206,13 +208,12 @@ static void WarmUpAndStopAtExit(const Running& s) {
 
 absl::Status StartAdminServer(const AdminServerOptions& options) {
   AdminServerOptions opts = options;
-  const char* env = std::getenv("LOCKPROF_ADMIN_ADDR");
-  if (env != nullptr && options.address == AdminServerOptions().address &&
+  const std::optional<std::string> env = agent::EnvValue("LOCKPROF_ADMIN_ADDR");
+  if (env && options.address == AdminServerOptions().address &&
       options.port == AdminServerOptions().port) {
     std::string error;
-    if (!agent::ParseHostPort(env, &opts.address, &opts.port, &error)) {
-      return absl::InvalidArgumentError("LOCKPROF_ADMIN_ADDR=\"" + std::string(env) +
-                                        "\": " + error);
+    if (!agent::ParseHostPort(*env, &opts.address, &opts.port, &error)) {
+      return absl::InvalidArgumentError("LOCKPROF_ADMIN_ADDR=\"" + *env + "\": " + error);
     }
   }
   std::lock_guard<std::mutex> lock(StartStopMutex());
@@ -259,7 +260,7 @@ int AdminServerPort() {
 // LOCKPROF_ADMIN_ADDR starts the server with the program. The lockprof
 // CMake target forces this object into every link (-u lockprof_autostart).
 static int AutoStart() {
-  if (std::getenv("LOCKPROF_ADMIN_ADDR") == nullptr) return 0;
+  if (!agent::EnvValue("LOCKPROF_ADMIN_ADDR")) return 0;
   absl::Status st = StartAdminServer();
   if (!st.ok()) std::fprintf(stderr, "lockprof: admin server: %s\n", st.ToString().c_str());
   return 1;

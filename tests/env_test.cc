@@ -1,4 +1,4 @@
-#include "lockprof/agent/base/env.h"
+#include "lockprof/agent/base/parse.h"
 
 #include <gtest/gtest.h>
 

@@ -1,26 +1,28 @@
-// Reading lockprof's environment variables.
+// Reading lockprof's environment variables: the one place that calls
+// getenv (and so the one to look at for what the environment can change).
 #ifndef LOCKPROF_AGENT_BASE_ENV_H_
 #define LOCKPROF_AGENT_BASE_ENV_H_
 
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <string_view>
 
 namespace lockprof::agent {
 
-// Parses a base-10 integer in [min, max]. Returns nullopt for anything else
-// (empty, trailing garbage, overflow, out of range).
-std::optional<int64_t> ParseInt(std::string_view text, int64_t min, int64_t max);
+// The value of environment variable `name`; nullopt if it is unset.
+std::optional<std::string> EnvValue(const char* name);
+
+// The value of environment variable `name`, or "" if it is unset.
+std::string EnvString(const char* name);
+
+// `value` if it is not empty, else the environment variable `env` (or "" if
+// that is unset): an option set in code wins over the environment.
+std::string OptionOrEnv(const std::string& value, const char* env);
 
 // Reads environment variable `name` as an integer in [min, max]. Returns
 // false if it is unset. A malformed value is reported once on stderr
 // ("lockprof: ignoring NAME=...: ...") and false is returned.
 bool ParseEnvInt(const char* name, int64_t min, int64_t max, int64_t* out);
-
-// Splits "host:port" ("127.0.0.1:6060", "[::1]:6060", ":6060" meaning
-// 127.0.0.1). Returns false, with a message in *error, if malformed.
-bool ParseHostPort(std::string_view text, std::string* host, int* port, std::string* error);
 
 }  // namespace lockprof::agent
 

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <set>
 
-#include "lockprof/agent/base/env.h"
+#include "lockprof/agent/base/parse.h"
 #include "lockprof/agent/metrics/prometheus_text.h"
 #include "lockprof/agent/record/sampler.h"
 

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "lockprof/agent/base/env.h"
+#include "lockprof/agent/base/parse.h"
 
 namespace lockprof {
 
@@ -30,11 +31,6 @@ absl::Status ParsePairs(const char* var, std::string_view text, Labels* out) {
     text = comma == std::string_view::npos ? "" : text.substr(comma + 1);
   }
   return absl::OkStatus();
-}
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
 }
 
 }  // namespace
@@ -98,25 +94,25 @@ absl::Status MakeUploaderConfig(const UploaderOptions& o, UploaderConfig* config
 
 absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options) {
   UploaderOptions o;
-  o.url = Env("LOCKPROF_PYROSCOPE_URL");
+  o.url = agent::EnvString("LOCKPROF_PYROSCOPE_URL");
   if (o.url.empty()) return absl::NotFoundError("LOCKPROF_PYROSCOPE_URL is not set");
-  o.app_name = Env("LOCKPROF_PYROSCOPE_APP");
+  o.app_name = agent::EnvString("LOCKPROF_PYROSCOPE_APP");
   if (o.app_name.empty()) o.app_name = program_invocation_short_name;
-  if (absl::Status s =
-          ParsePairs("LOCKPROF_PYROSCOPE_LABELS", Env("LOCKPROF_PYROSCOPE_LABELS"), &o.labels);
+  if (absl::Status s = ParsePairs("LOCKPROF_PYROSCOPE_LABELS",
+                                  agent::EnvString("LOCKPROF_PYROSCOPE_LABELS"), &o.labels);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s =
-          ParsePairs("LOCKPROF_PYROSCOPE_HEADERS", Env("LOCKPROF_PYROSCOPE_HEADERS"), &o.headers);
+  if (absl::Status s = ParsePairs("LOCKPROF_PYROSCOPE_HEADERS",
+                                  agent::EnvString("LOCKPROF_PYROSCOPE_HEADERS"), &o.headers);
       !s.ok()) {
     return s;
   }
-  o.basic_auth_user = Env("LOCKPROF_PYROSCOPE_BASIC_AUTH_USER");
-  o.basic_auth_password = Env("LOCKPROF_PYROSCOPE_BASIC_AUTH_PASSWORD");
-  o.bearer_token = Env("LOCKPROF_PYROSCOPE_BEARER_TOKEN");
-  o.tenant_id = Env("LOCKPROF_PYROSCOPE_TENANT_ID");
-  const std::string interval = Env("LOCKPROF_PYROSCOPE_INTERVAL");
+  o.basic_auth_user = agent::EnvString("LOCKPROF_PYROSCOPE_BASIC_AUTH_USER");
+  o.basic_auth_password = agent::EnvString("LOCKPROF_PYROSCOPE_BASIC_AUTH_PASSWORD");
+  o.bearer_token = agent::EnvString("LOCKPROF_PYROSCOPE_BEARER_TOKEN");
+  o.tenant_id = agent::EnvString("LOCKPROF_PYROSCOPE_TENANT_ID");
+  const std::string interval = agent::EnvString("LOCKPROF_PYROSCOPE_INTERVAL");
   if (!interval.empty()) {
     std::optional<int64_t> s = agent::ParseInt(interval, 1, 86400);
     if (!s) {
@@ -125,9 +121,8 @@ absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options) {
     }
     o.interval = std::chrono::seconds(*s);
   }
-  std::string_view list = std::getenv("LOCKPROF_PYROSCOPE_PROFILES") != nullptr
-                              ? std::getenv("LOCKPROF_PYROSCOPE_PROFILES")
-                              : "";
+  const std::string profiles = agent::EnvString("LOCKPROF_PYROSCOPE_PROFILES");
+  std::string_view list = profiles;
   while (!list.empty()) {
     const size_t comma = list.find(',');
     o.profiles.emplace_back(list.substr(0, comma));

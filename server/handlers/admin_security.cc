@@ -1,14 +1,6 @@
 #include "lockprof/server/handlers/admin_security.h"
 
-#include <cstdlib>
-
 namespace lockprof::server {
-
-std::string OptionOrEnv(const std::string& value, const char* env) {
-  if (!value.empty()) return value;
-  const char* v = std::getenv(env);
-  return v == nullptr ? std::string() : std::string(v);
-}
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   // Every byte of the longer string is visited, and differences are

@@ -13,10 +13,6 @@
 
 namespace lockprof::server {
 
-// `value` if it is not empty, else the environment variable `env` (or "" if
-// that is unset).
-std::string OptionOrEnv(const std::string& value, const char* env);
-
 // Whether `a` and `b` are equal, taking time that depends on their lengths
 // only, never on where they first differ: a client timing 401s learns
 // nothing about the token's prefix.

@@ -9,8 +9,8 @@
 #include <sstream>
 #include <thread>
 
-#include "lockprof/agent/base/env.h"
 #include "lockprof/agent/delta_profiles.h"
+#include "lockprof/server/handlers/query_params.h"
 
 namespace lockprof::server {
 
@@ -72,7 +72,7 @@ Response ServeDeltaProfile(const agent::ProfileInfo& profile, const std::string&
                            const Request& req, const PprofOptions& options) {
   // Go's checks, in Go's order. Every lockprof profile supports deltas, so
   // Go's "not supported for this profile type" cannot arise.
-  const std::optional<int64_t> sec = agent::ParseInt(seconds, 1, INT64_MAX);
+  const std::optional<int64_t> sec = ParseSecondsParam(seconds);
   if (!sec) {
     return ErrorResponse(400, "invalid value for \"seconds\" - must be a positive integer");
   }
@@ -81,9 +81,8 @@ Response ServeDeltaProfile(const agent::ProfileInfo& profile, const std::string&
   }
   // Go reads debug with Atoi and ignores errors: only a non-zero number
   // conflicts.
-  if (const std::string* debug = req.Param("debug")) {
-    const std::optional<int64_t> d = agent::ParseInt(*debug, INT64_MIN, INT64_MAX);
-    if (d && *d != 0) return ErrorResponse(400, "seconds and debug params are incompatible");
+  if (const std::string* debug = req.Param("debug"); debug != nullptr && AtoiOrZero(*debug) != 0) {
+    return ErrorResponse(400, "seconds and debug params are incompatible");
   }
   const agent::ProfileWindow window(profile);
   if (!WaitOut(*sec, req)) return ErrorResponse(500, "context canceled");

@@ -3,10 +3,10 @@
 #include <sstream>
 #include <string_view>
 
-#include "lockprof/agent/base/env.h"
 #include "lockprof/agent/profiles.h"
 #include "lockprof/agent/tables/profile_tables.h"
 #include "lockprof/server/handlers/delta_handlers.h"
+#include "lockprof/server/handlers/query_params.h"
 #include "lockprof/server/handlers/symbol_handlers.h"
 
 namespace lockprof::server {
@@ -91,9 +91,9 @@ Response Profile(const std::string& name, const Request& req, const PprofOptions
   }
   int debug = 0;
   if (const std::string* d = req.Param("debug")) {
-    std::optional<int64_t> v = agent::ParseInt(*d, 0, 2);
+    const std::optional<int> v = ParseDebugParam(*d);
     if (!v) return ErrorResponse(400, "invalid value for \"debug\" - must be 0, 1 or 2");
-    debug = int(*v);
+    debug = *v;
   }
   std::ostringstream body;
   absl::Status st = WriteProfile(name, debug, body);

@@ -1,7 +1,7 @@
 // Fuzzes the parsers of lockprof's environment variables and flags:
 // agent::ParseInt (every LOCKPROF_* number) and agent::ParseHostPort
 // (LOCKPROF_ADMIN_ADDR, --addr). Beyond not crashing, each result is checked
-// against what the contract in env.h says it must be.
+// against what the contract in parse.h says it must be.
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "lockprof/agent/base/env.h"
+#include "lockprof/agent/base/parse.h"
 
 namespace {
 

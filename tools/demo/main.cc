@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "lockprof/agent/base/env.h"
+#include "lockprof/agent/base/parse.h"
 #include "lockprof/lockprof.h"
 #include "lockprof/tools/demo/cache.h"
 
