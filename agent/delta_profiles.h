@@ -1,36 +1,33 @@
 // Delta profiles: what a profile gained over a span of time, as gzipped
 // profile.proto.
 //
-// Both kinds are computed on the raw tables, slot by slot (see delta.h):
-// nothing is serialised, parsed or merged to find the difference, and only
-// the samples that changed are symbolized and encoded. That is what makes a
-// scrape every 15 seconds cheap, where Go's ?seconds=N collects, encodes,
-// decodes and merges two whole cumulative profiles (the cost godeltaprof
-// exists to avoid).
-//
-//  * DeltaProfiler: godeltaprof's model. Each WriteTo reports what
-//    accumulated since the previous WriteTo on the same object, so a
-//    scraper calling it at any cadence sees every event exactly once. Serves
-//    /debug/pprof/delta_<profile>.
-//  * agent::ProfileWindow: Go's ?seconds=N. A window opened now and closed
-//    when written; any number may be open at once, independently.
+// Computed on the raw tables, slot by slot: nothing is serialised, parsed or
+// merged to find the difference, and only the samples that changed are
+// symbolized and encoded. That is what makes a scrape every 15 seconds cheap,
+// where Go's ?seconds=N collects, encodes, decodes and merges two whole
+// cumulative profiles (the cost godeltaprof exists to avoid). The admin
+// endpoint serves the same increments at /debug/pprof/delta_<profile>, and
+// Go's ?seconds=N windows on every profile.
 #ifndef LOCKPROF_AGENT_DELTA_PROFILES_H_
 #define LOCKPROF_AGENT_DELTA_PROFILES_H_
 
-#include <cstdint>
 #include <memory>
-#include <mutex>
 #include <ostream>
 #include <string_view>
-#include <vector>
 
 #include "absl/status/status.h"
-#include "lockprof/agent/tables/delta.h"
 
 namespace lockprof {
 
+namespace agent {
+class ProfileIncrements;
+}  // namespace agent
+
 // Reports profile `name` ("mutex", "block", "hold", "cas") in increments, as
 // grafana/pyroscope-go's godeltaprof does for Go's mutex and block profiles.
+// Each WriteTo reports what accumulated since the previous WriteTo on the
+// same object, so a scraper calling it at any cadence sees every event
+// exactly once.
 //
 //   static lockprof::DeltaProfiler mutex_delta("mutex");
 //   mutex_delta.WriteTo(out);  // What the mutex profile gained since the last call.
@@ -43,11 +40,12 @@ namespace lockprof {
 // Thread-safe: concurrent calls are serialised on an internal std::mutex
 // that only this object's callers take (recording threads never wait for
 // it); each increment is reported by exactly one call. Memory: 16 bytes per
-// slot of the profile's table (see stack_table.h), kept between calls.
+// slot of the profile's table, kept between calls.
 class DeltaProfiler {
  public:
   // An unknown name makes every WriteTo fail with NotFoundError.
   explicit DeltaProfiler(std::string_view name);
+  ~DeltaProfiler();
   DeltaProfiler(const DeltaProfiler&) = delete;
   DeltaProfiler& operator=(const DeltaProfiler&) = delete;
 
@@ -55,32 +53,9 @@ class DeltaProfiler {
   absl::Status WriteTo(std::ostream& out);
 
  private:
-  const agent::ProfileInfo* info_;
-  std::mutex mu_;
-  std::unique_ptr<agent::DeltaTracker> tracker_;  // Guarded by mu_.
+  std::unique_ptr<agent::ProfileIncrements> increments_;  // Null for an unknown name.
 };
 
-namespace agent {
-
-// A window on one profile, for ?seconds=N: the constructor takes the first
-// snapshot; WriteTo takes the second and writes the difference, with
-// time_nanos = the end of the window and duration_nanos = its length. Holds
-// one snapshot (32 bytes per used slot). Not thread-safe; each request owns
-// its window.
-class ProfileWindow {
- public:
-  explicit ProfileWindow(const ProfileInfo& info);
-
-  // May be called more than once: each call ends the window anew.
-  absl::Status WriteTo(std::ostream& out) const;
-
- private:
-  const ProfileInfo& info_;
-  int64_t start_mono_;
-  std::vector<SlotValues> start_;
-};
-
-}  // namespace agent
 }  // namespace lockprof
 
 #endif  // LOCKPROF_AGENT_DELTA_PROFILES_H_

@@ -20,8 +20,9 @@
 namespace lockprof {
 
 // Writes profile `name`: debug == 0 writes gzipped profile.proto, debug > 0
-// the legacy text form. Returns NotFoundError for an unknown name and
-// InvalidArgumentError for a negative debug. Safe to call from any thread,
+// the legacy text form. Returns NotFoundError for an unknown name,
+// InvalidArgumentError for a negative debug and InternalError if the profile
+// could not be compressed (nothing is written then). Safe to call from any thread,
 // concurrently with recording; application threads never wait for it.
 absl::Status WriteProfile(std::string_view name, int debug, std::ostream& out);
 

@@ -85,7 +85,7 @@ TEST(AdminMetricsTest, SamplesDroppedOnAFullTableAreCountedPerEvent) {
       std::snprintf(names[i], sizeof names[i], "metrics.full.%d", i);
       if (i < 4000) lockprof::agent::RecordBlock(1000000, {names[i]}, stack);
     }
-    const auto& table = lockprof::agent::Table(lockprof::agent::ProfileId::kBlock);
+    const auto& table = lockprof::agent::ProfileTable(lockprof::agent::ProfileId::kBlock);
     const uint64_t before = table.dropped();
     lockprof::agent::RecordBlock(1000000, {names[4000]}, stack);
     lockprof::agent::RecordBlock(1000000, {names[4000]}, stack);

@@ -30,13 +30,13 @@ TEST(DeltaTest, TrackerReportsEachIncrementOnce) {
   stack.depth = 2;
   stack.pcs[0] = 0x1234;
   stack.pcs[1] = 0x5678;
-  Table(ProfileId::kCas).Add(stack, EventTags{"delta.test"}, nullptr, 2, 200);
+  ProfileTable(ProfileId::kCas).Add(stack, EventTags{"delta.test"}, nullptr, 2, 200);
   auto first = tracker.Next();
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(first[0].values[0], 2);
   EXPECT_EQ(first[0].values[1], 200);
   EXPECT_TRUE(tracker.Next().empty());
-  Table(ProfileId::kCas).Add(stack, EventTags{"delta.test"}, nullptr, 1, 50);
+  ProfileTable(ProfileId::kCas).Add(stack, EventTags{"delta.test"}, nullptr, 1, 50);
   auto second = tracker.Next();
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].values[0], 1);

@@ -114,7 +114,7 @@ void PerProfile(PromText& text, const char* name, const char* type, const char* 
   text.Family(name, type, help);
   for (int i = 0; i < agent::kProfileCount; ++i) {
     const auto id = agent::ProfileId(i);
-    text.Sample(name, {{"profile", agent::Info(id).name}}, uint64_t(value(id)));
+    text.Sample(name, {{"profile", agent::ProfileInfoFor(id).name}}, uint64_t(value(id)));
   }
 }
 
@@ -142,15 +142,15 @@ void WriteProfileMetrics(PromText& text) {
              [](agent::ProfileId id) { return agent::SamplesRecorded(id); });
   PerProfile(text, "lockprof_profile_stacks", "gauge",
              "Distinct stacks (with their labels) stored in each profile.",
-             [](agent::ProfileId id) { return agent::Table(id).size(); });
+             [](agent::ProfileId id) { return agent::ProfileTable(id).size(); });
   PerProfile(text, "lockprof_profile_samples_dropped_total", "counter",
              "Sampled events whose stack was not in the profile's full table: their values are "
              "kept under lockprof.LostSamplesStackTableFull, their stacks are lost (counted per "
              "event, like lockprof_profile_samples_recorded_total; raise LOCKPROF_MAX_STACKS).",
-             [](agent::ProfileId id) { return agent::Table(id).dropped(); });
+             [](agent::ProfileId id) { return agent::ProfileTable(id).dropped(); });
   PerProfile(text, "lockprof_profile_memory_bytes", "gauge",
              "Memory allocated for each profile's table.",
-             [](agent::ProfileId id) { return agent::Table(id).memory_bytes(); });
+             [](agent::ProfileId id) { return agent::ProfileTable(id).memory_bytes(); });
   text.Family("lockprof_lock_metrics_entries", "gauge",
               "Entries in use in the per-lock metrics table (one per lock name and mode).");
   text.Sample("lockprof_lock_metrics_entries", {}, uint64_t(agent::LockStatsEntries()));
@@ -168,7 +168,7 @@ void WriteUploadMetrics(PromText& text) {
     for (int r = 0; r < agent::kUploadResults; ++r) {
       const auto result = agent::UploadResult(r);
       text.Sample("lockprof_uploads_total",
-                  {{"profile", agent::Info(id).name}, {"result", agent::UploadResultName(result)}},
+                  {{"profile", agent::ProfileInfoFor(id).name}, {"result", agent::UploadResultName(result)}},
                   agent::Uploads(id, result));
     }
   }

@@ -101,7 +101,7 @@ ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& 
   out.info = &info;
   out.time_nanos = time_nanos;
   out.duration_nanos = duration_nanos;
-  out.period = CurrentPeriod(info.id);
+  out.period = info.Period();
 
   // Merge duplicates and drop zeros first: symbolize only what is shown.
   std::map<const SampleKey*, std::array<int64_t, 2>, KeyLess> merged;

@@ -228,7 +228,7 @@ DisplayNames DisplayNamesFor(ProfileId id) {
 }
 
 std::string SampleTypeConfig(ProfileId id) {
-  const ProfileInfo& info = Info(id);
+  const ProfileInfo& info = ProfileInfoFor(id);
   const DisplayNames names = DisplayNamesFor(id);
   // {type: {"units":..., "display-name":...}}, in key order.
   std::pair<std::string, std::string> entries[2] = {

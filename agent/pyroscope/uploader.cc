@@ -11,8 +11,7 @@
 
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/metrics/health.h"
-#include "lockprof/agent/pprof/pprof_encoder.h"
-#include "lockprof/agent/pprof/resolved_profile.h"
+#include "lockprof/agent/pprof/profile_builder.h"
 #include "lockprof/agent/pyroscope/ingest_client.h"
 #include "lockprof/agent/pyroscope/uploader_config.h"
 #include "lockprof/agent/record/clock.h"
@@ -35,20 +34,6 @@ struct Job {
   int64_t until_ns;
   std::string profile;  // Gzipped profile.proto.
 };
-
-bool SamplerOn(ProfileId id) {
-  switch (id) {
-    case ProfileId::kMutex:
-      return g_rates.mutex_fraction.load(std::memory_order_relaxed) > 0;
-    case ProfileId::kBlock:
-      return g_rates.block_rate_ns.load(std::memory_order_relaxed) > 0;
-    case ProfileId::kHold:
-      return g_rates.hold_rate.load(std::memory_order_relaxed) > 0;
-    case ProfileId::kCas:
-      return false;  // Few programs use lockprof::Atomic: sent when not empty.
-  }
-  return false;
-}
 
 // Two threads: the collector builds each interval's deltas and enqueues
 // them (and watches the deadline of the request in flight); the sender
@@ -130,10 +115,24 @@ class Uploader {
     const int64_t until = WallNanos();
     last_until_ns_ = until;
     for (DeltaTracker& tracker : trackers_) {
-      std::vector<SlotValues> delta = tracker.Next();
-      if (delta.empty() && !SamplerOn(tracker.id())) continue;
-      ResolvedProfile rp = Resolve(Info(tracker.id()), delta, from, until - from);
-      Enqueue(Job{tracker.id(), from, until, Gzip(EncodePprof(rp))});
+      const std::vector<SlotValues> delta = tracker.Next();
+      const ProfileInfo& info = ProfileInfoFor(tracker.id());
+      // Sent while its sampler is on, or when not empty; the CAS profile only
+      // when not empty (few programs use lockprof::Atomic).
+      if (delta.empty() && (info.id == ProfileId::kCas || !info.SamplerEnabled())) continue;
+      BuildOptions options;
+      options.delta = &delta;
+      options.time_nanos = from;
+      options.duration_nanos = until - from;
+      absl::StatusOr<std::string> profile = BuildProfile(info, options);
+      if (!profile.ok()) {
+        CountUpload(info.id, UploadResult::kFailure);
+        std::lock_guard<std::mutex> l(mu_);
+        LogOnceLocked("build", std::string("the ") + info.name + " profile was not built: " +
+                                   std::string(profile.status().message()));
+        continue;
+      }
+      Enqueue(Job{info.id, from, until, *std::move(profile)});
     }
   }
 
@@ -174,7 +173,7 @@ class Uploader {
                              pyroscope::IngestQuery(c_.series_name, job.from_ns, job.until_ns);
     const pyroscope::MultipartBody body = pyroscope::BuildMultipart(
         job.profile, pyroscope::SampleTypeConfig(job.id), pyroscope::RandomBoundary());
-    const char* name = Info(job.id).name;
+    const char* name = ProfileInfoFor(job.id).name;
     for (int attempt = 1;; ++attempt) {
       {
         std::lock_guard<std::mutex> l(mu_);

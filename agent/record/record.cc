@@ -2,6 +2,7 @@
 
 #include "lockprof/agent/metrics/health.h"
 #include "lockprof/agent/metrics/lock_metrics.h"
+#include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/record/thread_state.h"
 #include "lockprof/agent/slow_acquire.h"
 #include "lockprof/agent/tables/profile_tables.h"
@@ -15,7 +16,7 @@ inline bool OneIn(int64_t rate) { return rate <= 1 || NextRandom() % uint64_t(ra
 
 void AddSample(ProfileId id, const StackTrace& stack, const EventTags& tags, int64_t v0,
                int64_t v1) {
-  Table(id).Add(stack, tags, tls_state.labels, v0, v1);
+  ProfileTable(id).Add(stack, tags, tls_state.labels, v0, v1);
   CountSampleRecorded(id);
 }
 
@@ -23,7 +24,7 @@ void AddSample(ProfileId id, const StackTrace& stack, const EventTags& tags, int
 
 void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry_frame) {
   if (delay_ns <= 0 || InRecorder()) return;
-  const int64_t rate = g_rates.mutex_fraction.load(std::memory_order_relaxed);
+  const int64_t rate = SamplingRate(ProfileId::kMutex);
   if (rate <= 0 || !OneIn(rate)) return;
   RecorderScope scope;
   StackTrace stack;
@@ -41,7 +42,7 @@ void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack
     ObserveLockWait(tags, wait_ns);
     MaybeReportSlowAcquire(wait_ns, tags, stack);
   }
-  const int64_t rate = g_rates.block_rate_ns.load(std::memory_order_relaxed);
+  const int64_t rate = SamplingRate(ProfileId::kBlock);
   if (rate <= 0) return;
   if (wait_ns >= rate) {
     AddSample(ProfileId::kBlock, stack, tags, 1, wait_ns);
@@ -53,7 +54,7 @@ void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack
 
 void RecordHold(int64_t hold_ns, const EventTags& tags, const void* entry_frame) {
   if (InRecorder()) return;
-  const int64_t rate = g_rates.hold_rate.load(std::memory_order_relaxed);
+  const int64_t rate = SamplingRate(ProfileId::kHold);
   if (rate <= 0) return;
   RecorderScope scope;
   if (hold_ns < 0) hold_ns = 0;
@@ -69,7 +70,7 @@ void RecordCasRetries(int64_t retries, int64_t delay_ns, const EventTags& tags,
   if (retries <= 0 || InRecorder()) return;
   // Sampled like the mutex profile (a CAS loop that retried is contention
   // too): 1 in `rate` loops, each kept one scaled by `rate`.
-  const int64_t rate = g_rates.mutex_fraction.load(std::memory_order_relaxed);
+  const int64_t rate = SamplingRate(ProfileId::kCas);
   if (rate <= 0 || !OneIn(rate)) return;
   RecorderScope scope;
   StackTrace stack;

@@ -15,8 +15,9 @@
 #include <cstdint>
 
 #include "lockprof/agent/record/event_tags.h"
-#include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/record/stack_trace.h"
+#include "lockprof/agent/record/thread_state.h"
+#include "lockprof/agent/tables/profile_tables.h"
 
 namespace lockprof::agent {
 
@@ -33,9 +34,7 @@ void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry
 void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack);
 
 // True when the block profile is on: only then do waiters capture stacks.
-inline bool BlockProfilingEnabled() {
-  return g_rates.block_rate_ns.load(std::memory_order_relaxed) > 0;
-}
+inline bool BlockProfilingEnabled() { return SamplingRate(ProfileId::kBlock) > 0; }
 
 // Hold profile: a sampled critical section lasted `hold_ns`. The stack is
 // the releaser's, as for RecordContention. Also feeds the per-lock hold
@@ -51,9 +50,7 @@ void RecordCasRetries(int64_t retries, int64_t delay_ns, const EventTags& tags,
 
 // True when the CAS profile is on: only then does a retrying CAS loop read
 // the clock.
-inline bool CasProfilingEnabled() {
-  return g_rates.mutex_fraction.load(std::memory_order_relaxed) > 0;
-}
+inline bool CasProfilingEnabled() { return SamplingRate(ProfileId::kCas) > 0; }
 
 // Marks this thread as inside the recorder for its lifetime, so that
 // lockprof locks taken by code the recorder calls are not recorded.

@@ -22,7 +22,7 @@ std::vector<SlotValues> Subtract(const std::vector<SlotValues>& later,
 
 std::vector<SlotValues> DeltaTracker::Next() {
   std::vector<SlotValues> now;
-  Table(id_).Snapshot(&now);
+  ProfileTable(id_).Snapshot(&now);
   std::vector<SlotValues> out;
   for (SlotValues s : now) {
     if (s.slot >= reported_.size()) reported_.resize(s.slot + 1, {0, 0});

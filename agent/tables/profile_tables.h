@@ -4,8 +4,11 @@
 #ifndef LOCKPROF_AGENT_TABLES_PROFILE_TABLES_H_
 #define LOCKPROF_AGENT_TABLES_PROFILE_TABLES_H_
 
+#include <atomic>
+#include <cstdint>
 #include <string_view>
 
+#include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/tables/stack_table.h"
 
 namespace lockprof::agent {
@@ -13,21 +16,47 @@ namespace lockprof::agent {
 enum class ProfileId { kMutex = 0, kBlock = 1, kHold = 2, kCas = 3 };
 inline constexpr int kProfileCount = 4;
 
+// The sampling rate that governs profile `id` (see sampling.h): the mutex
+// fraction for the mutex and CAS profiles, the block rate (ns) for the block
+// profile, the hold rate for the hold profile. 0: that sampler is off. The
+// one place that maps profiles to rates; inline, so that the recording path
+// pays one relaxed load for it.
+inline int64_t SamplingRate(ProfileId id) {
+  switch (id) {
+    case ProfileId::kMutex:
+    case ProfileId::kCas:
+      return g_rates.mutex_fraction.load(std::memory_order_relaxed);
+    case ProfileId::kBlock:
+      return g_rates.block_rate_ns.load(std::memory_order_relaxed);
+    case ProfileId::kHold:
+      return g_rates.hold_rate.load(std::memory_order_relaxed);
+  }
+  return 0;
+}
+
 struct ProfileInfo {
   ProfileId id;
   const char* name;               // Endpoint name: /debug/pprof/<name>.
-  const char* description;        // For the index page.
+  const char* description;        // Its line on the /debug/pprof/ index page.
   const char* value_types[2][2];  // {type, unit} of each sample value.
   const char* legacy_header;      // "--- mutex:" line of the debug=1 text.
   bool legacy_has_period;         // Whether the text has "sampling period=".
+
+  // Whether the profile's sampler is on now.
+  bool SamplerEnabled() const { return SamplingRate(id) > 0; }
+  // The period in effect now, for the debug=1 text's "sampling period=": the
+  // rate each recorded event was scaled by; 1 for the block profile, whose
+  // events are weighted one by one.
+  int64_t Period() const { return id == ProfileId::kBlock ? 1 : SamplingRate(id); }
 };
 
-const ProfileInfo& Info(ProfileId id);
+// Every profile, in index order (indexed by ProfileId).
+extern const ProfileInfo kProfiles[kProfileCount];
+
+const ProfileInfo& ProfileInfoFor(ProfileId id);
 // nullptr if no profile has that name.
 const ProfileInfo* FindProfile(std::string_view name);
-StackTable& Table(ProfileId id);
-// The sampling period in effect for a profile (for "sampling period=").
-int64_t CurrentPeriod(ProfileId id);
+StackTable& ProfileTable(ProfileId id);
 
 }  // namespace lockprof::agent
 

@@ -6,10 +6,9 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <sstream>
 #include <thread>
 
-#include "lockprof/agent/delta_profiles.h"
+#include "lockprof/agent/pprof/deltas.h"
 #include "lockprof/server/handlers/query_params.h"
 
 namespace lockprof::server {
@@ -45,30 +44,22 @@ bool WaitOut(int64_t seconds, const Request& req) {
   }
 }
 
-Response Attachment(std::string body, const std::string& filename) {
-  Response r;
-  r.content_type = "application/octet-stream";
-  r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + filename + "\"");
-  r.body = std::move(body);
-  return r;
-}
-
 // One godeltaprof tracker per profile, created on first use and never
 // destroyed (a request may still be running while statics are torn down).
-DeltaProfiler& ScrapeProfiler(const agent::ProfileInfo& profile) {
-  static const std::array<DeltaProfiler*, agent::kProfileCount> profilers = [] {
-    std::array<DeltaProfiler*, agent::kProfileCount> all{};
-    for (int i = 0; i < agent::kProfileCount; ++i) {
-      all[size_t(i)] = new DeltaProfiler(agent::Info(agent::ProfileId(i)).name);
+agent::ProfileIncrements& Increments(const agent::ProfileInfo& profile) {
+  static const std::array<agent::ProfileIncrements*, agent::kProfileCount> all = [] {
+    std::array<agent::ProfileIncrements*, agent::kProfileCount> increments{};
+    for (const agent::ProfileInfo& info : agent::kProfiles) {
+      increments[size_t(info.id)] = new agent::ProfileIncrements(info);
     }
-    return all;
+    return increments;
   }();
-  return *profilers[size_t(profile.id)];
+  return *all[size_t(profile.id)];
 }
 
 }  // namespace
 
-Response ServeDeltaProfile(const agent::ProfileInfo& profile, const std::string& seconds,
+Response HandleDeltaWindow(const agent::ProfileInfo& profile, const std::string& seconds,
                            const Request& req, const PprofOptions& options) {
   // Go's checks, in Go's order. Every lockprof profile supports deltas, so
   // Go's "not supported for this profile type" cannot arise.
@@ -86,17 +77,15 @@ Response ServeDeltaProfile(const agent::ProfileInfo& profile, const std::string&
   }
   const agent::ProfileWindow window(profile);
   if (!WaitOut(*sec, req)) return ErrorResponse(500, "context canceled");
-  std::ostringstream body;
-  if (!window.WriteTo(body).ok()) return ErrorResponse(500, "failed to compute delta");
-  return Attachment(body.str(), std::string(profile.name) + "-delta");
+  absl::StatusOr<std::string> body = window.Build();
+  if (!body.ok()) return ErrorResponse(500, "failed to compute delta");
+  return AttachmentResponse(*std::move(body), std::string(profile.name) + "-delta");
 }
 
-Response ServeDeltaScrape(const agent::ProfileInfo& profile) {
-  std::ostringstream body;
-  if (!ScrapeProfiler(profile).WriteTo(body).ok()) {
-    return ErrorResponse(500, "failed to collect profile");
-  }
-  return Attachment(body.str(), std::string(profile.name) + ".pprof.gz");
+Response HandleDeltaScrape(const agent::ProfileInfo& profile) {
+  absl::StatusOr<std::string> body = Increments(profile).Next();
+  if (!body.ok()) return ErrorResponse(500, "failed to collect profile");
+  return AttachmentResponse(*std::move(body), std::string(profile.name) + ".pprof.gz");
 }
 
 int ActiveDeltaWaits() { return g_active_waits.load(std::memory_order_relaxed); }

@@ -1,6 +1,6 @@
 // Delta profiles over HTTP: Go's ?seconds=N on every profile, and
 // godeltaprof's /debug/pprof/delta_<profile> endpoints (see
-// agent/delta_profiles.h for how the differences are computed).
+// agent/pprof/deltas.h for how the differences are computed).
 #ifndef LOCKPROF_SERVER_HANDLERS_DELTA_HANDLERS_H_
 #define LOCKPROF_SERVER_HANDLERS_DELTA_HANDLERS_H_
 
@@ -23,14 +23,14 @@ namespace lockprof::server {
 // Blocks the calling thread for the window, waking every 100 ms to ask
 // request.cancelled(); a cancelled request returns at once (500 "context
 // canceled", as Go). Any number may run at once.
-Response ServeDeltaProfile(const agent::ProfileInfo& profile, const std::string& seconds,
+Response HandleDeltaWindow(const agent::ProfileInfo& profile, const std::string& seconds,
                            const Request& request, const PprofOptions& options);
 
 // /debug/pprof/delta_<profile>: what the profile gained since the previous
 // request to the same endpoint (the first: since the process started), as
 // godeltaprof serves it: attachment "<profile>.pprof.gz". One tracker per
 // profile for the life of the process; concurrent requests are serialised.
-Response ServeDeltaScrape(const agent::ProfileInfo& profile);
+Response HandleDeltaScrape(const agent::ProfileInfo& profile);
 
 // Requests now waiting out a ?seconds= window.
 int ActiveDeltaWaits();

@@ -49,6 +49,16 @@ inline Response ErrorResponse(int status, const std::string& message) {
   return r;
 }
 
+// A download: application/octet-stream, saved as `filename` (Go's
+// Content-Disposition for profiles).
+inline Response AttachmentResponse(std::string body, const std::string& filename) {
+  Response r;
+  r.content_type = "application/octet-stream";
+  r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + filename + "\"");
+  r.body = std::move(body);
+  return r;
+}
+
 }  // namespace lockprof::server
 
 #endif  // LOCKPROF_SERVER_HANDLERS_HTTP_TYPES_H_

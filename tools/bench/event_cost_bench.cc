@@ -144,7 +144,7 @@ enum Stage { kSnapshot, kResolve, kEncode, kGzip, kAllStages };
 
 void BM_BuildProfile(benchmark::State& state) {
   const agent::StackTable& table = ProfileTable();
-  const agent::ProfileInfo& info = agent::Info(agent::ProfileId::kMutex);
+  const agent::ProfileInfo& info = agent::ProfileInfoFor(agent::ProfileId::kMutex);
   const auto stage = Stage(state.range(0));
   // Inputs of each stage, built once outside the loop.
   std::vector<agent::SlotValues> slots;

@@ -102,7 +102,7 @@ double RssMiB() {
 // Hold count recorded for the marker lock (exact at hold rate 1).
 int64_t MarkerHolds() {
   std::vector<lockprof::agent::SlotValues> slots;
-  lockprof::agent::Table(lockprof::agent::ProfileId::kHold).Snapshot(&slots);
+  lockprof::agent::ProfileTable(lockprof::agent::ProfileId::kHold).Snapshot(&slots);
   int64_t n = 0;
   for (const auto& s : slots) {
     // The table keeps its own copy of the name: compare the text.
@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
       paths, threads, seconds, rss_start, rss_before, rss_after, (long long)marker, 2 * kMarkerOps,
       marker == 2 * kMarkerOps ? "OK" : "LOST");
   for (const char* name : {"mutex", "block", "hold"}) {
-    const auto& table = lockprof::agent::Table(lockprof::agent::FindProfile(name)->id);
+    const auto& table = lockprof::agent::ProfileTable(lockprof::agent::FindProfile(name)->id);
     std::ostringstream text;
     (void)lockprof::WriteProfile(name, 1, text);
     const bool named = text.str().find("lockprof.LostSamplesStackTableFull") != std::string::npos;

@@ -1,0 +1,32 @@
+#include "lockprof/agent/pprof/deltas.h"
+
+#include "lockprof/agent/pprof/profile_builder.h"
+#include "lockprof/agent/record/clock.h"
+
+namespace lockprof::agent {
+
+ProfileWindow::ProfileWindow(const ProfileInfo& info) : info_(info), start_mono_(MonotonicNanos()) {
+  ProfileTable(info.id).Snapshot(&start_);
+}
+
+absl::StatusOr<std::string> ProfileWindow::Build() const {
+  BuildOptions options;
+  options.since = &start_;
+  options.duration_nanos = MonotonicNanos() - start_mono_;
+  return BuildProfile(info_, options);
+}
+
+absl::StatusOr<std::string> ProfileIncrements::Next() {
+  std::vector<SlotValues> delta;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    delta = tracker_.Next();
+  }
+  // Keys are stable for the life of the process: building outside the lock
+  // lets a slow symbolization overlap the next caller's snapshot.
+  BuildOptions options;
+  options.delta = &delta;
+  return BuildProfile(info_, options);
+}
+
+}  // namespace lockprof::agent
