@@ -20,8 +20,10 @@
 #include "lockprof/server/handlers/metrics_handlers.h"
 #include "lockprof/server/handlers/pprof_handlers.h"
 #include "lockprof/server/httplib/bounded_server.h"
+#include "lockprof/server/httplib/connection_deadlines.h"
 #include "lockprof/server/httplib/connection_guard.h"
 #include "lockprof/server/httplib/peer_watch.h"
+#include "lockprof/server/httplib/process_sockets.h"
 
 namespace lockprof {
 

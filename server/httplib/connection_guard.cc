@@ -3,10 +3,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <httplib.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -21,6 +19,8 @@
 #include <unordered_set>
 
 #include "lockprof/agent/record/clock.h"
+#include "lockprof/server/httplib/connection_deadlines.h"
+#include "lockprof/server/httplib/process_sockets.h"
 #include "lockprof/server/httplib/task_pool.h"
 
 namespace lockprof::server {
@@ -36,47 +36,8 @@ int64_t Nanos(std::chrono::nanoseconds d) { return int64_t(d.count()); }
 struct Conn {
   int fd = -1;  // Our duplicate of httplib's socket; closed by the queue only.
   ino_t inode = 0;
-  int64_t request_ns = 0, response_ns = 0, idle_ns = 0;
-  // MonotonicNanos() after which the watchdog shuts the socket down; 0: none.
-  std::atomic<int64_t> deadline{0};
-
-  void ArmIn(int64_t ns) {
-    deadline.store(agent::MonotonicNanos() + ns, std::memory_order_relaxed);
-  }
+  ConnectionDeadlines deadlines;
 };
-
-// The connection the current thread is serving.
-thread_local Conn* t_conn = nullptr;
-
-// The inode of the socket open as `fd` ("socket:[N]" in /proc), or 0.
-ino_t SocketInode(int fd) {
-  char path[64], link[64];
-  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  const ssize_t n = readlink(path, link, sizeof link - 1);
-  if (n <= 0) return 0;
-  link[n] = '\0';
-  unsigned long long inode = 0;
-  return std::sscanf(link, "socket:[%llu]", &inode) == 1 ? ino_t(inode) : 0;
-}
-
-// The local port of socket `fd` if it is an IPv4 or IPv6 socket, else -1.
-int LocalPort(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
-  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  return -1;
-}
-
-// The local port of socket `fd` if it is a connected TCP socket (not
-// listening: that has no peer), else -1.
-int ConnectedPort(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
-  return LocalPort(fd);
-}
 
 class GuardedTaskQueue final : public httplib::TaskQueue {
  public:
@@ -112,10 +73,10 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       return;
     }
     inner_->enqueue([this, conn, fn = std::move(fn)] {
-      conn->ArmIn(conn->request_ns);
-      t_conn = conn.get();
-      fn();  // Closes httplib's descriptor; ours keeps the socket.
-      t_conn = nullptr;
+      {
+        const ServingConnection serving(&conn->deadlines);
+        fn();  // Closes httplib's descriptor; ours keeps the socket.
+      }
       std::lock_guard<std::mutex> lock(mu_);
       live_.remove(conn);
       Forget(conn);
@@ -181,9 +142,10 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       found = std::make_shared<Conn>();
       found->fd = held;
       found->inode = inode;
-      found->request_ns = Nanos(limits_.request_timeout);
-      found->response_ns = Nanos(limits_.response_timeout);
-      found->idle_ns = Nanos(limits_.keep_alive_timeout) + found->request_ns;
+      ConnectionDeadlines& d = found->deadlines;
+      d.request_ns = Nanos(limits_.request_timeout);
+      d.response_ns = Nanos(limits_.response_timeout);
+      d.idle_ns = Nanos(limits_.keep_alive_timeout) + d.request_ns;
       inodes_.insert(inode);
       break;
     }
@@ -198,11 +160,12 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       wake_.wait_for(lock, std::chrono::milliseconds(50));
       const int64_t now = agent::MonotonicNanos();
       for (const auto& conn : live_) {
-        const int64_t d = conn->deadline.load(std::memory_order_relaxed);
+        std::atomic<int64_t>& deadline = conn->deadlines.deadline;
+        const int64_t d = deadline.load(std::memory_order_relaxed);
         if (d != 0 && now > d) {
           // Counted first: the client may see the reset at once.
           g_timed_out.fetch_add(1, std::memory_order_relaxed);
-          conn->deadline.store(0, std::memory_order_relaxed);
+          deadline.store(0, std::memory_order_relaxed);
           shutdown_socket(conn->fd);
         }
       }
@@ -223,42 +186,6 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
 
 httplib::TaskQueue* NewGuardedTaskQueue(const ConnectionLimits& limits) {
   return new GuardedTaskQueue(limits);
-}
-
-void RequestReceived() {
-  if (t_conn != nullptr) t_conn->deadline.store(0, std::memory_order_relaxed);
-}
-
-void ResponseReady() {
-  if (t_conn != nullptr) t_conn->ArmIn(t_conn->response_ns);
-}
-
-void ResponseSent() {
-  if (t_conn != nullptr) t_conn->ArmIn(t_conn->idle_ns);
-}
-
-// getdents64 on /proc/self/fd with a buffer on the stack, rather than
-// opendir, which allocates.
-void CloseSocketsOnPort(int port) {
-  const int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return;
-  alignas(8) char buf[4096];
-  for (;;) {
-    const long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
-    if (n <= 0) break;
-    for (long at = 0; at < n;) {
-      const auto* e = reinterpret_cast<const dirent64*>(buf + at);
-      at += e->d_reclen;
-      char* end;
-      const long fd = std::strtol(e->d_name, &end, 10);
-      if (*end != '\0' || end == e->d_name || fd == dir) continue;
-      struct stat st;
-      if (fstat(int(fd), &st) == 0 && S_ISSOCK(st.st_mode) && LocalPort(int(fd)) == port) {
-        close(int(fd));
-      }
-    }
-  }
-  close(dir);
 }
 
 uint64_t ConnectionsTimedOut() { return g_timed_out.load(std::memory_order_relaxed); }

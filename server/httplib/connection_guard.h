@@ -18,13 +18,7 @@
 // connection whose deadline has passed. The price is one scan of
 // /proc/self/fd per connection, on the accept thread.
 //
-// Deadlines follow the connection, on the thread that serves it:
-//   - from when a thread takes the connection (TLS handshake included) or
-//     from when the previous response was sent (plus the keep-alive wait),
-//     until the request has been read: request_timeout;
-//   - none while the handler runs (a ?seconds=N window waits on purpose);
-//   - from when the handler produced its response until it is written:
-//     response_timeout.
+// Deadlines follow the connection (see connection_deadlines.h).
 // Connections beyond max_connections (queued and served together) are shut
 // down at once, on the accept thread, without reading anything.
 #ifndef LOCKPROF_SERVER_HTTPLIB_CONNECTION_GUARD_H_
@@ -57,23 +51,6 @@ struct ConnectionLimits {
 // For httplib::Server::new_task_queue, which takes ownership. shutdown()
 // runs what is queued, waits for every thread, then stops the watchdog.
 httplib::TaskQueue* NewGuardedTaskQueue(const ConnectionLimits& limits);
-
-// Called by the server's handlers on the thread serving a connection (they
-// do nothing on any other thread).
-// The request has been read: no deadline while it is handled.
-void RequestReceived();
-// The response is ready to be written: response_timeout starts.
-void ResponseReady();
-// The response has been written: the connection may wait for another
-// request (keep-alive) and then must deliver it in request_timeout.
-void ResponseSent();
-
-// In a forked child: closes this process's descriptors of every socket whose
-// local port is `port` (a server's listening socket and its connections,
-// inherited from the parent). close(), never shutdown(): the parent's
-// descriptors of the same sockets keep working. Allocates nothing (for
-// agent::OnForkChild handlers).
-void CloseSocketsOnPort(int port);
 
 // Connections closed for exceeding a deadline, and connections refused for
 // exceeding max_connections, by every guarded queue since the process

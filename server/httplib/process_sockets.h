@@ -1,0 +1,30 @@
+// This process's sockets, found through /proc/self/fd: what the guarded
+// task queue (connection_guard.h) and the admin server's fork handler use
+// to recognise the server's connections, which httplib does not expose.
+#ifndef LOCKPROF_SERVER_HTTPLIB_PROCESS_SOCKETS_H_
+#define LOCKPROF_SERVER_HTTPLIB_PROCESS_SOCKETS_H_
+
+#include <sys/types.h>
+
+namespace lockprof::server {
+
+// The inode of the socket open as `fd` ("socket:[N]" in /proc), or 0.
+ino_t SocketInode(int fd);
+
+// The local port of socket `fd` if it is an IPv4 or IPv6 socket, else -1.
+int LocalPort(int fd);
+
+// The local port of socket `fd` if it is a connected TCP socket (not
+// listening: that has no peer), else -1.
+int ConnectedPort(int fd);
+
+// In a forked child: closes this process's descriptors of every socket whose
+// local port is `port` (a server's listening socket and its connections,
+// inherited from the parent). close(), never shutdown(): the parent's
+// descriptors of the same sockets keep working. Allocates nothing (for
+// agent::OnForkChild handlers).
+void CloseSocketsOnPort(int port);
+
+}  // namespace lockprof::server
+
+#endif  // LOCKPROF_SERVER_HTTPLIB_PROCESS_SOCKETS_H_
