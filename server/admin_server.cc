@@ -15,7 +15,7 @@
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/base/parse.h"
-#include "lockprof/agent/metrics/health.h"
+#include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/server/handlers/admin_security.h"
 #include "lockprof/server/handlers/metrics_handlers.h"
 #include "lockprof/server/handlers/pprof_handlers.h"

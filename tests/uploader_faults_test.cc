@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "lockprof/agent/metrics/health.h"
+#include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/lockprof.h"
 #include "pyroscope_receiver.h"
 

@@ -5,9 +5,9 @@
 #include <map>
 #include <tuple>
 
-#include "lockprof/agent/metrics/health.h"
 #include "lockprof/agent/metrics/lock_metrics.h"
 #include "lockprof/agent/metrics/prometheus_text.h"
+#include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/tables/profile_tables.h"
 
@@ -168,7 +168,8 @@ void WriteUploadMetrics(PromText& text) {
     for (int r = 0; r < agent::kUploadResults; ++r) {
       const auto result = agent::UploadResult(r);
       text.Sample("lockprof_uploads_total",
-                  {{"profile", agent::ProfileInfoFor(id).name}, {"result", agent::UploadResultName(result)}},
+                  {{"profile", agent::ProfileInfoFor(id).name},
+                   {"result", agent::UploadResultName(result)}},
                   agent::Uploads(id, result));
     }
   }

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "lockprof/agent/base/fork.h"
-#include "lockprof/agent/metrics/health.h"
+#include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/pprof/profile_builder.h"
 #include "lockprof/agent/pyroscope/ingest_client.h"
 #include "lockprof/agent/pyroscope/uploader_config.h"

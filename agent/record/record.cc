@@ -1,7 +1,7 @@
 #include "lockprof/agent/record/record.h"
 
-#include "lockprof/agent/metrics/health.h"
 #include "lockprof/agent/metrics/lock_metrics.h"
+#include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/record/thread_state.h"
 #include "lockprof/agent/slow_acquire.h"

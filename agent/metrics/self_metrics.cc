@@ -1,4 +1,4 @@
-#include "lockprof/agent/metrics/health.h"
+#include "lockprof/agent/metrics/self_metrics.h"
 
 #include <atomic>
 

@@ -1,12 +1,12 @@
-// Counters about lockprof itself, for the health part of /metrics: samples
+// Counters about lockprof itself (its own health, in /metrics): samples
 // recorded per profile, admin requests served, and the uploader's outcomes.
 //
 // Plain relaxed atomics with static storage: any thread may bump them, from
 // static initialisation to exit, without a lock or an allocation. The
 // server and the uploader report through these functions so that the
 // metrics writer (agent) needs to include neither.
-#ifndef LOCKPROF_AGENT_METRICS_HEALTH_H_
-#define LOCKPROF_AGENT_METRICS_HEALTH_H_
+#ifndef LOCKPROF_AGENT_METRICS_SELF_METRICS_H_
+#define LOCKPROF_AGENT_METRICS_SELF_METRICS_H_
 
 #include <cstdint>
 
@@ -40,4 +40,4 @@ int64_t UploadQueueLength();
 
 }  // namespace lockprof::agent
 
-#endif  // LOCKPROF_AGENT_METRICS_HEALTH_H_
+#endif  // LOCKPROF_AGENT_METRICS_SELF_METRICS_H_
