@@ -15,6 +15,7 @@
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/base/parse.h"
+#include "lockprof/agent/base/service.h"
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/server/handlers/admin_security.h"
 #include "lockprof/server/handlers/metrics_handlers.h"
@@ -40,30 +41,15 @@ struct Running {
   std::atomic<bool> stopping{false};
 };
 
-Running* g_server = nullptr;  // Guarded by StartStopMutex().
-
-// In a forked child (agent::OnForkChild: no other thread exists): forgets
-// the parent's server, so that the child may start its own and its exit
-// handler does not stop the parent's. The server's threads are not in the
-// child, so its objects are leaked on purpose: destroying them would join
-// threads that do not exist here (std::thread's destructor would
-// terminate), and httplib's stop() would shut down the listening socket,
-// which the parent still listens on. The child's descriptors of the
-// server's sockets are closed (close, not shutdown: the parent's stay).
-void ForgetServerInChild() {
-  Running* s = g_server;  // StartStopMutex() was held across fork(): consistent.
-  g_server = nullptr;
-  if (s != nullptr) server::CloseSocketsOnPort(s->port);
+// In a forked child: closes the child's descriptors of the parent's
+// server's sockets (close, not shutdown: the parent's stay). httplib's
+// stop() is not called: it would shut down the listening socket, which the
+// parent still listens on.
+void CloseServerSocketsInChild(Running* forgotten) {
+  if (forgotten != nullptr) server::CloseSocketsOnPort(forgotten->port);
 }
 
-// Guards start and stop only; request handling never takes it. Never
-// destroyed; held across fork(), so that a child never sees a server half
-// started or half forgotten.
-std::mutex& StartStopMutex() {
-  static std::mutex* const mu =
-      agent::NewMutexHeldAcrossFork(agent::ForkRank::kAdminServer, &ForgetServerInChild);
-  return *mu;
-}
+agent::ServiceSlot<Running> g_slot(agent::ForkRank::kAdminServer, &CloseServerSocketsInChild);
 
 server::Request ToRequest(const httplib::Request& in, const Running* s) {
   server::Request out;
@@ -181,8 +167,6 @@ absl::Status MakeServer(const AdminServerOptions& opts, Running* s) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
 // cpp-httplib initialises function-local statics (its set of methods) while
 // it parses its first request, and destroys them at exit. So the server
 // answers one request of its own before anyone else knows its port, and then
@@ -192,7 +176,7 @@ absl::Status MakeServer(const AdminServerOptions& opts, Running* s) {
 // a destroyed object). The first request also keeps TSan, which cannot see
 // the guard checks of the uninstrumented library, from reporting two
 // concurrent first requests as a race.
-static void WarmUpAndStopAtExit(const Running& s) {
+void WarmUpAndStopAtExit(const Running& s) {
   for (int i = 0; i < 2000 && !s.http->is_running(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -204,9 +188,10 @@ static void WarmUpAndStopAtExit(const Running& s) {
     client.enable_server_certificate_verification(false);
     client.Get("/debug/pprof/cmdline");
   }
-  static std::once_flag registered;
-  std::call_once(registered, [] { std::atexit(StopAdminServer); });
+  g_slot.StopAtExit(StopAdminServer);
 }
+
+}  // namespace
 
 absl::Status StartAdminServer(const AdminServerOptions& options) {
   AdminServerOptions opts = options;
@@ -218,8 +203,8 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
       return absl::InvalidArgumentError("LOCKPROF_ADMIN_ADDR=\"" + *env + "\": " + error);
     }
   }
-  std::lock_guard<std::mutex> lock(StartStopMutex());
-  if (g_server != nullptr) return absl::AlreadyExistsError("admin server already running");
+  std::lock_guard<std::mutex> lock(g_slot.mutex());
+  if (g_slot.instance != nullptr) return absl::AlreadyExistsError("admin server already running");
   auto s = std::make_unique<Running>();
   if (absl::Status st = MakeServer(opts, s.get()); !st.ok()) return st;
   s->pprof.max_profile_seconds = opts.max_profile_seconds;
@@ -237,16 +222,16 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
   Running* raw = s.get();
   s->thread = std::thread([raw] { raw->http->listen_after_bind(); });
   WarmUpAndStopAtExit(*s);
-  g_server = s.release();
+  g_slot.instance = s.release();
   return absl::OkStatus();
 }
 
 void StopAdminServer() {
   std::unique_ptr<Running> s;
   {
-    std::lock_guard<std::mutex> lock(StartStopMutex());
-    s.reset(g_server);
-    g_server = nullptr;
+    std::lock_guard<std::mutex> lock(g_slot.mutex());
+    s.reset(g_slot.instance);
+    g_slot.instance = nullptr;
   }
   if (!s) return;
   s->stopping.store(true, std::memory_order_relaxed);
@@ -255,20 +240,17 @@ void StopAdminServer() {
 }
 
 int AdminServerPort() {
-  std::lock_guard<std::mutex> lock(StartStopMutex());
-  return g_server ? g_server->port : 0;
+  std::lock_guard<std::mutex> lock(g_slot.mutex());
+  return g_slot.instance ? g_slot.instance->port : 0;
 }
 
 // LOCKPROF_ADMIN_ADDR starts the server with the program. The lockprof
 // CMake target forces this object into every link (-u lockprof_autostart).
-static int AutoStart() {
-  if (!agent::EnvValue("LOCKPROF_ADMIN_ADDR")) return 0;
-  absl::Status st = StartAdminServer();
-  if (!st.ok()) std::fprintf(stderr, "lockprof: admin server: %s\n", st.ToString().c_str());
-  return 1;
-}
 extern "C" {
-int lockprof_autostart = AutoStart();
+int lockprof_autostart = agent::AutoStartFromEnvironment("admin server", [] {
+  if (!agent::EnvValue("LOCKPROF_ADMIN_ADDR")) return absl::NotFoundError("LOCKPROF_ADMIN_ADDR");
+  return StartAdminServer();
+});
 }
 
 }  // namespace lockprof

@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
-#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <set>
 #include <thread>
 
-#include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/base/service.h"
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/pprof/profile_builder.h"
 #include "lockprof/agent/pyroscope/ingest_client.h"
@@ -24,8 +23,6 @@ namespace agent {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-void RegisterAtExitOnce();
 
 // One profile's delta for one interval, ready to send.
 struct Job {
@@ -264,36 +261,11 @@ class Uploader {
   std::thread sender_;
 };
 
-Uploader* g_uploader = nullptr;  // Guarded by StartStopMutex().
+// In a forked child, after the slot forgot the parent's uploader: its
+// queue is not the child's.
+void ResetQueueLengthInChild(Uploader*) { SetUploadQueueLength(0); }
 
-// In a forked child (OnForkChild: no other thread exists): forgets the
-// parent's uploader, so that the child may start its own and its exit
-// handler does not flush the parent's. The uploader's threads are not in the
-// child, so it is leaked on purpose: Stop() and its destructor would join
-// threads that do not exist here.
-void ForgetUploaderInChild() {
-  g_uploader = nullptr;  // StartStopMutex() was held across fork(): consistent.
-  SetUploadQueueLength(0);
-}
-
-// Start/Stop only; never taken by the uploader's threads. Never destroyed;
-// held across fork(), so that a child never sees an uploader half started.
-std::mutex& StartStopMutex() {
-  static std::mutex* const mu = NewMutexHeldAcrossFork(ForkRank::kUploader, &ForgetUploaderInChild);
-  return *mu;
-}
-
-void StopAtExit() { StopUploader(); }
-
-// At exit, handlers run in the reverse order of their registration, static
-// destructors included. Registered after WarmUpHttpClient(), the flush runs
-// before the destructors of the statics that cpp-httplib and OpenSSL create
-// on first use, not after. (The agent's own first-use statics, on the
-// profile-building path, are never destroyed.)
-void RegisterAtExitOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { std::atexit(StopAtExit); });
-}
+ServiceSlot<Uploader> g_slot(ForkRank::kUploader, &ResetQueueLengthInChild);
 
 }  // namespace
 }  // namespace agent
@@ -301,20 +273,24 @@ void RegisterAtExitOnce() {
 absl::Status StartUploader(const UploaderOptions& options) {
   agent::UploaderConfig config;
   if (absl::Status s = agent::MakeUploaderConfig(options, &config); !s.ok()) return s;
+  // Registered after WarmUpHttpClient(), the exit flush runs before the
+  // destructors of the statics that cpp-httplib and OpenSSL create on first
+  // use, not after. (The agent's own first-use statics, on the
+  // profile-building path, are never destroyed.)
   agent::WarmUpHttpClient();
-  agent::RegisterAtExitOnce();
-  std::lock_guard<std::mutex> l(agent::StartStopMutex());
-  if (agent::g_uploader != nullptr) return absl::AlreadyExistsError("an uploader is running");
-  agent::g_uploader = new agent::Uploader(std::move(config));
+  agent::g_slot.StopAtExit(StopUploader);
+  std::lock_guard<std::mutex> l(agent::g_slot.mutex());
+  if (agent::g_slot.instance != nullptr) return absl::AlreadyExistsError("an uploader is running");
+  agent::g_slot.instance = new agent::Uploader(std::move(config));
   return absl::OkStatus();
 }
 
 void StopUploader() {
   agent::Uploader* u;
   {
-    std::lock_guard<std::mutex> l(agent::StartStopMutex());
-    u = agent::g_uploader;
-    agent::g_uploader = nullptr;
+    std::lock_guard<std::mutex> l(agent::g_slot.mutex());
+    u = agent::g_slot.instance;
+    agent::g_slot.instance = nullptr;
   }
   if (u == nullptr) return;
   u->Stop();
@@ -322,25 +298,20 @@ void StopUploader() {
 }
 
 bool UploaderRunning() {
-  std::lock_guard<std::mutex> l(agent::StartStopMutex());
-  return agent::g_uploader != nullptr;
+  std::lock_guard<std::mutex> l(agent::g_slot.mutex());
+  return agent::g_slot.instance != nullptr;
 }
 
 // LOCKPROF_PYROSCOPE_URL starts the uploader with the program. The lockprof
 // CMake target forces this object into every link
 // (-u lockprof_uploader_autostart).
-static int AutoStartUploader() {
-  UploaderOptions options;
-  absl::Status s = UploaderOptionsFromEnvironment(&options);
-  if (s.ok()) s = StartUploader(options);
-  if (!s.ok() && !absl::IsNotFound(s)) {
-    std::fprintf(stderr, "lockprof: uploader not started (LOCKPROF_PYROSCOPE_*): %s\n",
-                 std::string(s.message()).c_str());
-  }
-  return s.ok();
-}
 extern "C" {
-int lockprof_uploader_autostart = AutoStartUploader();
+int lockprof_uploader_autostart =
+    agent::AutoStartFromEnvironment("uploader not started (LOCKPROF_PYROSCOPE_*)", [] {
+      UploaderOptions options;
+      absl::Status s = UploaderOptionsFromEnvironment(&options);
+      return s.ok() ? StartUploader(options) : s;
+    });
 }
 
 }  // namespace lockprof
