@@ -41,19 +41,23 @@ uint64_t NextRandom() {
   return x * 0x2545F4914F6CDD1Dull;
 }
 
+namespace {
+
 // The number of acquisitions to let pass before the next timed one: a
 // geometric draw with success probability 1/rate (mean rate - 1). It makes
 // every acquisition timed with probability exactly 1/rate, independently of
 // the others, as a random number per acquisition would, but with one draw per
 // sample; and it has none of the aliasing a fixed stride has with periodic
 // workloads (a loop that takes two locks would always sample the same one).
-static int64_t NextHoldStride(int rate) {
+int64_t NextHoldStride(int rate) {
   if (rate <= 1) return 0;
   // Uniform in (0, 1]; floor(ln(u) / ln(1 - p)) is geometric with parameter p.
   const double u = (double(NextRandom() >> 11) + 1.0) / 9007199254740992.0;
   const double stride = std::floor(std::log(u) / std::log1p(-1.0 / rate));
   return stride > 1e15 ? int64_t{1000000000000000} : int64_t(stride);
 }
+
+}  // namespace
 
 bool HoldSampleDue() {
   const int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
@@ -77,7 +81,9 @@ bool HoldSampleDue() {
   return true;
 }
 
-static void ApplyEnvironment() {
+namespace {
+
+void ApplyEnvironment() {
   int64_t v;
   if (ParseEnvInt("LOCKPROF_MUTEX_FRACTION", 0, std::numeric_limits<int>::max(), &v))
     g_rates.mutex_fraction.store(int(v));
@@ -89,7 +95,9 @@ static void ApplyEnvironment() {
 
 // Runs during static initialisation of this translation unit. A lock used
 // by an earlier initialiser simply sees the compiled-in defaults.
-[[maybe_unused]] static const bool g_env_applied = (ApplyEnvironment(), true);
+[[maybe_unused]] const bool g_env_applied = (ApplyEnvironment(), true);
+
+}  // namespace
 
 }  // namespace agent
 

@@ -6,9 +6,11 @@
 
 namespace lockprof::agent {
 
+namespace {
+
 // Reads and caches this thread's stack bounds. pthread_getattr_np parses
 // /proc/self/maps for the main thread; it runs once per thread.
-static void LoadStackBounds() {
+void LoadStackBounds() {
   pthread_attr_t attr;
   void* addr = nullptr;
   size_t size = 0;
@@ -26,6 +28,8 @@ static void LoadStackBounds() {
   tls_state.stack_lo = lo;
   tls_state.stack_hi = hi;
 }
+
+}  // namespace
 
 void CaptureStack(const void* entry_frame, StackTrace* out) {
   if (tls_state.stack_hi == 0) LoadStackBounds();
