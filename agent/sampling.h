@@ -27,28 +27,26 @@
 //    (stride draw, stack capture, recording) runs before the first clock
 //    read or after the release, outside the measured hold; what cannot be
 //    left out is the latency of the two clock reads themselves: an empty
-//    critical section measures 10-30 ns (agent/record/clock.h: the TSC, or
-//    CLOCK_MONOTONIC where the kernel does not use it), so critical
-//    sections of a few hundred nanoseconds or less are overstated by about
-//    that much.
+//    critical section measures tens of nanoseconds (agent/record/clock.h;
+//    BENCHMARKS.md has the figures), so critical sections of a few hundred
+//    nanoseconds or less are overstated by about that much.
 //
 // Defaults: mutex fraction 10, block rate 10000 ns (README "Sampling
 // defaults" says why), hold rate 1000 (below).
 // LOCKPROF_MUTEX_FRACTION, LOCKPROF_BLOCK_RATE and LOCKPROF_HOLD_RATE override
 // them at start-up; a malformed value is reported once on stderr and ignored.
 //
-// Why a hold rate of 1000. Every lock pays the countdown (one thread-local
+// Why a hold rate of 1000: every lock pays the countdown (one thread-local
 // decrement and a predicted branch) whatever the rate; the rate sets how
-// often a lock also pays for a sample: two clock reads, a stride draw, a
-// stack walk and a table update, about 50 ns (tools/bench/hold_bench.cc at
-// rate 1; 80 ns before the clock read the TSC). Amortised, that is 50/rate
-// ns per lock: 0.5 ns at 100 (a tenth of an uncontended std::mutex
-// lock+unlock, ~6 ns, and visible in the benchmark), 0.05 ns at 1000 (below
-// the benchmark's noise) and 0.005 ns at 10000. 1000 is the lowest rate whose cost cannot be told
-// from the countdown alone, and it gives ten times the resolution of 10000: a lock taken 1000 times
-// a second gets about one sample a second, 15 per 15 s scrape. Rare, long holds are what a
-// count-based sampler sees least (a lock held 2 ms 100 times a second is timed once every ten
-// seconds): lower the rate for a closer look while you investigate.
+// often a lock also pays for a sample (two clock reads, a stride draw, a
+// stack walk and a table update), so the amortised cost per lock is the
+// sample's cost divided by the rate. 1000 is the lowest rate whose cost
+// cannot be told from the countdown alone, with ten times the resolution of
+// 10000: a lock taken 1000 times a second gets about one sample a second.
+// BENCHMARKS.md ("Figures behind design choices") has the measurements.
+// Rare, long holds are what a count-based sampler sees least (a lock held
+// 2 ms 100 times a second is timed once every ten seconds): lower the rate
+// for a closer look while you investigate.
 #ifndef LOCKPROF_AGENT_SAMPLING_H_
 #define LOCKPROF_AGENT_SAMPLING_H_
 

@@ -3,9 +3,9 @@
 // Waits and holds are measured in nanoseconds on one monotonic timeline,
 // MonotonicNanos(). It is read only on contended paths and on sampled holds,
 // never on an uncontended, unsampled lock or unlock — but there it is read
-// twice per event, so its cost is much of a sampled event's: clock_gettime
-// through the vDSO costs ~24 ns on a KVM guest, a plain rdtsc ~10 ns (every
-// rate at 1 records each critical section: two reads per lock+unlock).
+// twice per event, so its cost is much of a sampled event's, and a plain
+// rdtsc costs less than half of clock_gettime through the vDSO (BENCHMARKS.md,
+// "Figures behind design choices").
 //
 // So on x86-64, when the kernel itself keeps time with the TSC (its current
 // clocksource is "tsc": invariant and synchronised across CPUs, as the
@@ -20,9 +20,9 @@
 // clock_gettime(CLOCK_MONOTONIC).
 //
 // Readings on different CPUs may differ by the TSC's residual skew
-// (nanoseconds on bare metal; up to 1.5 us seen on a loaded KVM guest): a
-// duration computed across CPUs can come out that much short, or negative,
-// which callers treat as zero.
+// (nanoseconds on bare metal; microseconds on a loaded virtual machine, see
+// BENCHMARKS.md): a duration computed across CPUs can come out that much
+// short, or negative, which callers treat as zero.
 #ifndef LOCKPROF_AGENT_RECORD_CLOCK_H_
 #define LOCKPROF_AGENT_RECORD_CLOCK_H_
 
