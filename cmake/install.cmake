@@ -5,9 +5,9 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(FILES ${CMAKE_SOURCE_DIR}/lockprof.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lockprof)
+install(FILES ${PROJECT_SOURCE_DIR}/lockprof.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lockprof)
 foreach(dir agent agent/record agent/tables agent/pprof agent/symbolize agent/metrics agent/pyroscope agent/base primitives primitives/internal server server/handlers server/httplib)
-  file(GLOB headers ${CMAKE_SOURCE_DIR}/${dir}/*.h)
+  file(GLOB headers ${PROJECT_SOURCE_DIR}/${dir}/*.h)
   install(FILES ${headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lockprof/${dir})
 endforeach()
 
@@ -18,10 +18,10 @@ install(TARGETS lockprof lockprof_agent lockprof_primitives lockprof_server lock
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT lockprofTargets NAMESPACE lockprof::
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/lockprof)
-configure_package_config_file(${CMAKE_SOURCE_DIR}/cmake/lockprofConfig.cmake.in
-  ${CMAKE_BINARY_DIR}/lockprofConfig.cmake
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/lockprofConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/lockprofConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/lockprof)
-write_basic_package_version_file(${CMAKE_BINARY_DIR}/lockprofConfigVersion.cmake
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/lockprofConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
-install(FILES ${CMAKE_BINARY_DIR}/lockprofConfig.cmake ${CMAKE_BINARY_DIR}/lockprofConfigVersion.cmake
+install(FILES ${PROJECT_BINARY_DIR}/lockprofConfig.cmake ${PROJECT_BINARY_DIR}/lockprofConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/lockprof)
