@@ -5,10 +5,19 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(FILES ${PROJECT_SOURCE_DIR}/lockprof.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lockprof)
-foreach(dir agent agent/record agent/tables agent/pprof agent/symbolize agent/metrics agent/pyroscope agent/base primitives primitives/internal server server/handlers server/httplib)
-  file(GLOB headers ${PROJECT_SOURCE_DIR}/${dir}/*.h)
-  install(FILES ${headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lockprof/${dir})
+# Headers: lockprof.h, the public headers at each module's root, and the
+# headers those include (some inline fast paths include agent/record/ and
+# primitives/internal/ headers), as Abseil installs its internal/ headers.
+# Nothing else: the rest of agent/ and server/ (httplib, libdw, protobuf
+# behind them) stays private.
+include(${CMAKE_CURRENT_LIST_DIR}/public_headers.cmake)
+file(GLOB lockprof_module_headers CONFIGURE_DEPENDS RELATIVE ${PROJECT_SOURCE_DIR}
+  ${PROJECT_SOURCE_DIR}/agent/*.h ${PROJECT_SOURCE_DIR}/primitives/*.h ${PROJECT_SOURCE_DIR}/server/*.h)
+lockprof_public_headers(LOCKPROF_INSTALLED_HEADERS lockprof.h ${lockprof_module_headers})
+foreach(header IN LISTS LOCKPROF_INSTALLED_HEADERS)
+  get_filename_component(dir ${header} DIRECTORY)
+  install(FILES ${PROJECT_SOURCE_DIR}/${header} COMPONENT lockprof_headers
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lockprof/${dir})
 endforeach()
 
 install(TARGETS lockprof lockprof_agent lockprof_primitives lockprof_server lockprof_proto
