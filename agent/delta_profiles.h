@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "lockprof/agent/base/export.h"
 #include "lockprof/agent/tables/delta.h"
 
 namespace lockprof {
@@ -44,7 +45,7 @@ namespace lockprof {
 // that only this object's callers take (recording threads never wait for
 // it); each increment is reported by exactly one call. Memory: 16 bytes per
 // slot of the profile's table (see stack_table.h), kept between calls.
-class DeltaProfiler {
+class LOCKPROF_EXPORT DeltaProfiler {
  public:
   // An unknown name makes every WriteTo fail with NotFoundError.
   explicit DeltaProfiler(std::string_view name);

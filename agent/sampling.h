@@ -55,24 +55,25 @@
 #include <atomic>
 #include <cstdint>
 
+#include "lockprof/agent/base/export.h"
 #include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof {
 
 // Sets the mutex profile's sampling fraction: 0 turns it off, a negative
 // value only reads the current one. Returns the previous fraction.
-int SetMutexProfileFraction(int rate);
+LOCKPROF_EXPORT int SetMutexProfileFraction(int rate);
 
 // Sets the block profile's rate in nanoseconds; <= 0 turns it off.
-void SetBlockProfileRate(int64_t rate_ns);
+LOCKPROF_EXPORT void SetBlockProfileRate(int64_t rate_ns);
 // The current block profile rate (0 when off).
-int64_t BlockProfileRate();
+LOCKPROF_EXPORT int64_t BlockProfileRate();
 
 // Sets the hold profile's sampling rate: about 1 in `rate` acquisitions is
 // timed. 0 turns it off; a negative value only reads. Returns the previous
 // rate. A running thread picks up a new rate when its current sampling
 // stride ends (at most ~65536 acquisitions after hold sampling was off).
-int SetHoldProfileRate(int rate);
+LOCKPROF_EXPORT int SetHoldProfileRate(int rate);
 
 namespace agent {
 
@@ -84,7 +85,7 @@ struct Rates {
 
 // Constant-initialised with the defaults; the environment is applied by
 // ApplyEnvironment() before main (see sampling.cc).
-extern Rates g_rates;
+LOCKPROF_EXPORT extern Rates g_rates;
 
 // Uniform 64-bit random number from this thread's generator.
 uint64_t NextRandom();
@@ -98,7 +99,7 @@ inline bool ContentionTimingEnabled() {
 
 // Called when tls_state.hold_countdown went negative: draws the next stride
 // and returns true if this acquisition is to be timed.
-bool HoldSampleDue();
+LOCKPROF_EXPORT bool HoldSampleDue();
 
 // The hold-sampling check every lockprof lock runs after acquiring: one TLS
 // decrement and a branch.
