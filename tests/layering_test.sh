@@ -74,7 +74,7 @@ done
 for file in $(find server/handlers -name '*.h' -o -name '*.cc' | sort); do
   closure_seen=()
   for header in $(closure "$file"); do
-    [ -f "$header" ] && includes "$header" | grep -qx 'httplib.h' &&
+    [ -f "$header" ] && includes "$header" | grep -x 'httplib.h' >/dev/null &&
       problem "$file includes <httplib.h> through $header: handlers are transport-free"
   done
 done
