@@ -1,5 +1,6 @@
 # `cmake --install` lays out headers as <prefix>/include/lockprof/<module>/*.h,
-# the static libraries, and a CMake package:
+# the libraries (the static archives, or liblockprof.so with
+# BUILD_SHARED_LIBS=ON), and a CMake package:
 #   find_package(lockprof CONFIG REQUIRED)
 #   target_link_libraries(app lockprof::lockprof)
 include(GNUInstallDirs)
@@ -20,7 +21,15 @@ foreach(header IN LISTS LOCKPROF_INSTALLED_HEADERS)
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lockprof/${dir})
 endforeach()
 
-install(TARGETS lockprof lockprof_agent lockprof_primitives lockprof_server lockprof_proto
+if(BUILD_SHARED_LIBS)
+  set(LOCKPROF_SHARED ON)
+  set(lockprof_installed_targets lockprof)
+else()
+  set(LOCKPROF_SHARED OFF)
+  set(lockprof_installed_targets lockprof lockprof_agent lockprof_primitives lockprof_server
+    lockprof_proto)
+endif()
+install(TARGETS ${lockprof_installed_targets}
   EXPORT lockprofTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
