@@ -10,6 +10,9 @@
 #  3. tests/consumer built with find_package against the installed library,
 #     and run with LOCKPROF_ADMIN_ADDR: the object that starts the admin
 #     server is in the library (no -u needed); curl gets the mutex profile.
+#     It also loads tests/lifecycle/plugin.cc, built against the installed
+#     headers without linking lockprof: the plugin's locks resolve to the
+#     library's exports.
 #  4. The same sources built with `pkg-config --cflags --libs lockprof`.
 # Usage: shared_consumer_test.sh <build dir> <source dir>
 set -euo pipefail
@@ -78,7 +81,10 @@ libs=$(ldd "$tmp/build/consumer")
 grep -q "$tmp/prefix.*liblockprof.so" <<<"$libs" ||
   { echo "FAIL: the consumer does not load the installed liblockprof.so"; echo "$libs"; exit 1; }
 mkfifo "$tmp/stdin"
-LOCKPROF_ADMIN_ADDR=127.0.0.1:0 "$tmp/build/consumer" serve <"$tmp/stdin" >"$tmp/out" &
+quiet "building the plugin" c++ -std=c++17 -O1 -shared -fPIC -o "$tmp/plugin.so" \
+  "$src/tests/lifecycle/plugin.cc" -I"$tmp/prefix/include"
+LOCKPROF_ADMIN_ADDR=127.0.0.1:0 "$tmp/build/consumer" plugin "$tmp/plugin.so" serve \
+  <"$tmp/stdin" >"$tmp/out" &
 consumer_pid=$!
 exec 3>"$tmp/stdin"
 for _ in $(seq 100); do
