@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "lockprof/agent/base/export.h"
 
 namespace lockprof {
 
@@ -41,7 +42,7 @@ class ProfileIncrements;
 // that only this object's callers take (recording threads never wait for
 // it); each increment is reported by exactly one call. Memory: 16 bytes per
 // slot of the profile's table, kept between calls.
-class DeltaProfiler {
+class LOCKPROF_EXPORT DeltaProfiler {
  public:
   // An unknown name makes every WriteTo fail with NotFoundError.
   explicit DeltaProfiler(std::string_view name);

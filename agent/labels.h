@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "lockprof/agent/base/export.h"
+
 namespace lockprof {
 namespace agent {
 
@@ -42,7 +44,7 @@ class LabelSet {
 
 // Attaches labels to every sample this thread records while the object
 // lives. Must be destroyed on the thread that created it, in LIFO order.
-class ScopedLabels {
+class LOCKPROF_EXPORT ScopedLabels {
  public:
   explicit ScopedLabels(
       std::initializer_list<std::pair<std::string_view, std::string_view>> labels);

@@ -34,11 +34,13 @@
 
 #include <string>
 
+#include "lockprof/agent/base/export.h"
+
 namespace lockprof {
 
 // Appends every lockprof metric to *out, in the Prometheus text exposition
 // format 0.0.4 (Content-Type: text/plain; version=0.0.4; charset=utf-8).
-void WriteMetrics(std::string* out);
+LOCKPROF_EXPORT void WriteMetrics(std::string* out);
 
 }  // namespace lockprof
 

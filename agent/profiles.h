@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "lockprof/agent/base/export.h"
 
 namespace lockprof {
 
@@ -24,14 +25,14 @@ namespace lockprof {
 // InvalidArgumentError for a negative debug and InternalError if the profile
 // could not be compressed (nothing is written then). Safe to call from any thread,
 // concurrently with recording; application threads never wait for it.
-absl::Status WriteProfile(std::string_view name, int debug, std::ostream& out);
+LOCKPROF_EXPORT absl::Status WriteProfile(std::string_view name, int debug, std::ostream& out);
 
 // Names of the profiles WriteProfile knows, in index order.
-std::vector<std::string> ProfileNames();
+LOCKPROF_EXPORT std::vector<std::string> ProfileNames();
 
 // Number of distinct samples (stack + labels) currently in profile `name`,
 // or -1 if there is no such profile. Cheap: no symbolization.
-int64_t ProfileSampleCount(std::string_view name);
+LOCKPROF_EXPORT int64_t ProfileSampleCount(std::string_view name);
 
 }  // namespace lockprof
 

@@ -52,22 +52,24 @@
 
 #include <cstdint>
 
+#include "lockprof/agent/base/export.h"
+
 namespace lockprof {
 
 // Sets the mutex profile's sampling fraction: 0 turns it off, a negative
 // value only reads the current one. Returns the previous fraction.
-int SetMutexProfileFraction(int rate);
+LOCKPROF_EXPORT int SetMutexProfileFraction(int rate);
 
 // Sets the block profile's rate in nanoseconds; <= 0 turns it off.
-void SetBlockProfileRate(int64_t rate_ns);
+LOCKPROF_EXPORT void SetBlockProfileRate(int64_t rate_ns);
 // The current block profile rate (0 when off).
-int64_t BlockProfileRate();
+LOCKPROF_EXPORT int64_t BlockProfileRate();
 
 // Sets the hold profile's sampling rate: about 1 in `rate` acquisitions is
 // timed. 0 turns it off; a negative value only reads. Returns the previous
 // rate. A running thread picks up a new rate when its current sampling
 // stride ends (at most ~65536 acquisitions after hold sampling was off).
-int SetHoldProfileRate(int rate);
+LOCKPROF_EXPORT int SetHoldProfileRate(int rate);
 
 }  // namespace lockprof
 

@@ -31,6 +31,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "lockprof/agent/base/export.h"
 #include "lockprof/agent/record/event_tags.h"
 #include "lockprof/agent/record/stack_trace.h"
 
@@ -52,7 +53,8 @@ using SlowAcquireHook = void (*)(const SlowAcquire& acquire);
 // `one_in` (>= 1) acquisitions that waited at least `threshold`. A nullptr
 // hook removes it. Thread-safe; a hook being removed may still be running
 // (or be called once more) on other threads as this returns.
-void SetSlowAcquireHook(std::chrono::nanoseconds threshold, SlowAcquireHook hook, int one_in = 1);
+LOCKPROF_EXPORT void SetSlowAcquireHook(std::chrono::nanoseconds threshold, SlowAcquireHook hook,
+                                        int one_in = 1);
 
 namespace agent {
 

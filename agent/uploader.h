@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "lockprof/agent/base/export.h"
 
 namespace lockprof {
 
@@ -94,12 +95,12 @@ struct UploaderOptions {
 // Validates `options` and starts uploading. Errors: InvalidArgument with
 // what to fix (malformed URL, empty or bad app name, a label Pyroscope
 // would reject, ...); AlreadyExists if an uploader is running.
-absl::Status StartUploader(const UploaderOptions& options);
+LOCKPROF_EXPORT absl::Status StartUploader(const UploaderOptions& options);
 
 // Options from the LOCKPROF_PYROSCOPE_* variables (see above). Returns
 // NotFound if LOCKPROF_PYROSCOPE_URL is unset, InvalidArgument if a value
 // is malformed.
-absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options);
+LOCKPROF_EXPORT absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options);
 
 // Collects the last interval, sends it and anything queued within the
 // shutdown deadline, and stops the threads. No-op if none runs. If an
@@ -108,10 +109,10 @@ absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options);
 // warming up the HTTP client (see WarmUpHttpClient in ingest_client.h), so
 // it runs before the destructors of the statics a request uses. Calling it
 // yourself before leaving main is still the clearest.
-void StopUploader();
+LOCKPROF_EXPORT void StopUploader();
 
 // True while an uploader runs.
-bool UploaderRunning();
+LOCKPROF_EXPORT bool UploaderRunning();
 
 }  // namespace lockprof
 

@@ -37,13 +37,14 @@
 #include <cstdint>
 #include <mutex>
 
+#include "lockprof/agent/base/export.h"
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/primitives/internal/spin_lock.h"
 #include "lockprof/primitives/mutex.h"
 
 namespace lockprof {
 
-class CondVar {
+class LOCKPROF_EXPORT CondVar {
  public:
   constexpr CondVar() = default;
   // `name` (static storage, e.g. a literal) labels this CondVar's waits

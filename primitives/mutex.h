@@ -54,12 +54,13 @@
 #include <cstdint>
 
 #include "absl/base/thread_annotations.h"
+#include "lockprof/agent/base/export.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/primitives/internal/wait_ledger.h"
 
 namespace lockprof {
 
-class ABSL_LOCKABLE Mutex {
+class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
  public:
   constexpr Mutex() = default;
   // `name` (a string with static storage duration, e.g. a literal) labels

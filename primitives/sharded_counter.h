@@ -49,6 +49,7 @@
 #include <memory>
 
 #include "absl/base/attributes.h"
+#include "lockprof/agent/base/export.h"
 #include "lockprof/primitives/internal/cas_loop.h"
 
 namespace lockprof {
@@ -56,14 +57,15 @@ namespace internal {
 
 // This thread's shard slot, 1-based; 0 until its first Add. In initial-exec
 // TLS: reading it is one %fs-relative load.
-extern thread_local uint32_t tls_shard_slot __attribute__((tls_model("initial-exec")));
+LOCKPROF_EXPORT extern thread_local uint32_t tls_shard_slot
+    __attribute__((tls_model("initial-exec")));
 
 // Gives this thread the next slot, round-robin, and returns it.
-uint32_t AssignShardSlot();
+LOCKPROF_EXPORT uint32_t AssignShardSlot();
 
 }  // namespace internal
 
-class ShardedCounter {
+class LOCKPROF_EXPORT ShardedCounter {
  public:
   // `shards` is rounded up to a power of two; 0 picks 4 x the number of
   // CPUs (at least 8). `name` (a string with static storage duration, e.g. a

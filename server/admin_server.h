@@ -18,6 +18,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "lockprof/agent/base/export.h"
 
 namespace lockprof {
 
@@ -79,13 +80,13 @@ struct AdminServerOptions {
 // LOCKPROF_ADMIN_ADDR (if set) overrides the address and port. Returns an
 // error if the address is malformed, the port cannot be bound, or a server is
 // already running.
-absl::Status StartAdminServer(const AdminServerOptions& options = {});
+LOCKPROF_EXPORT absl::Status StartAdminServer(const AdminServerOptions& options = {});
 
 // Stops the admin server (if running) and waits for its threads.
-void StopAdminServer();
+LOCKPROF_EXPORT void StopAdminServer();
 
 // The port the running admin server listens on, or 0 if none is running.
-int AdminServerPort();
+LOCKPROF_EXPORT int AdminServerPort();
 
 }  // namespace lockprof
 

@@ -35,15 +35,17 @@
 #include <x86intrin.h>
 #endif
 
+#include "lockprof/agent/base/export.h"
+
 namespace lockprof::agent {
 
 namespace clock_internal {
 
 // 0 until the TSC scale is calibrated (forever, where the TSC is not used).
 // Published with release order after g_base_ns and g_base_tsc.
-extern std::atomic<uint64_t> g_tsc_mult;
-extern int64_t g_base_ns;
-extern uint64_t g_base_tsc;
+LOCKPROF_EXPORT extern std::atomic<uint64_t> g_tsc_mult;
+LOCKPROF_EXPORT extern int64_t g_base_ns;
+LOCKPROF_EXPORT extern uint64_t g_base_tsc;
 
 // CLOCK_MONOTONIC in nanoseconds, plus 1 (so never 0).
 inline int64_t KernelMonotonicNanos() {
@@ -53,7 +55,7 @@ inline int64_t KernelMonotonicNanos() {
 }
 
 // Before calibration: KernelMonotonicNanos(), advancing the calibration.
-int64_t CalibratingMonotonicNanos();
+LOCKPROF_EXPORT int64_t CalibratingMonotonicNanos();
 
 }  // namespace clock_internal
 

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "lockprof/agent/base/export.h"
 #include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof::agent {
@@ -22,14 +23,14 @@ struct Rates {
 
 // Constant-initialised with the defaults; the environment is applied by
 // ApplyEnvironment() before main (see sampling.cc).
-extern Rates g_rates;
+LOCKPROF_EXPORT extern Rates g_rates;
 
 // Uniform 64-bit random number from this thread's generator.
 uint64_t NextRandom();
 
 // Called when tls_state.hold_countdown went negative: draws the next stride
 // and returns true if this acquisition is to be timed.
-bool HoldSampleDue();
+LOCKPROF_EXPORT bool HoldSampleDue();
 
 // The hold-sampling check every lockprof lock runs after acquiring: one TLS
 // decrement and a branch.

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "lockprof/agent/base/export.h"
+
 namespace lockprof::agent {
 
 class LabelSet;
@@ -45,7 +47,8 @@ struct ThreadState {
   SharedHoldSample shared_holds[kMaxSharedHoldSamples];
 };
 
-extern thread_local ThreadState tls_state __attribute__((tls_model("initial-exec")));
+LOCKPROF_EXPORT extern thread_local ThreadState tls_state
+    __attribute__((tls_model("initial-exec")));
 
 }  // namespace lockprof::agent
 

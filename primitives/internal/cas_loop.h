@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "absl/base/attributes.h"
+#include "lockprof/agent/base/export.h"
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/record.h"
 
@@ -23,7 +24,7 @@ namespace lockprof::internal {
 // retrying at `start_ns` (MonotonicNanos). Out of line and not inlinable:
 // its frame anchors the stack walk, so the sample's leaf is the function that
 // ran the loop (lockprof's own frames in between are trimmed by name).
-void RecordCasLoop(int64_t retries, int64_t start_ns, const char* name);
+LOCKPROF_EXPORT void RecordCasLoop(int64_t retries, int64_t start_ns, const char* name);
 
 // The order for loads that feed the user's function: it may dereference the
 // value it is given (a lock-free stack's pop does), so it must see what the

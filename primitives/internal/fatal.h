@@ -2,10 +2,12 @@
 #ifndef LOCKPROF_PRIMITIVES_INTERNAL_FATAL_H_
 #define LOCKPROF_PRIMITIVES_INTERNAL_FATAL_H_
 
+#include "lockprof/agent/base/export.h"
+
 namespace lockprof::internal {
 
 // Writes "lockprof: <message>" to stderr (no allocation, no lock) and aborts.
-[[noreturn]] void Fatal(const char* message);
+[[noreturn]] LOCKPROF_EXPORT void Fatal(const char* message);
 
 }  // namespace lockprof::internal
 

@@ -3,7 +3,7 @@
 #include "lockprof/agent/metrics.h"
 #include "lockprof/agent/metrics/prometheus_text.h"
 #include "lockprof/server/httplib/connection_guard.h"
-#include "lockprof/server/httplib/request_limit_stream.h"
+#include "lockprof/server/httplib/request_limit_counters.h"
 
 namespace lockprof::server {
 

@@ -32,6 +32,8 @@
 #include <cstdint>
 #include <string>
 
+#include "lockprof/server/httplib/request_limit_counters.h"
+
 namespace lockprof::server {
 
 // Which limit, if any, cut the current request.
@@ -72,10 +74,6 @@ class RequestLimitStream final : public httplib::Stream {
   size_t lines_ = 0, line_bytes_ = 0;
   bool line_starts_with_cr_ = false;
 };
-
-// Requests cut by either limit since the process started, by every stream.
-uint64_t RequestHeadsCut();
-uint64_t RequestBodiesCut();
 
 }  // namespace lockprof::server
 

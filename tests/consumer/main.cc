@@ -1,13 +1,45 @@
-// Uses the installed headers and libraries: contends on a lockprof::Mutex and
-// prints the mutex profile's text form.
+// Uses lockprof as a user would (installed, or through add_subdirectory):
+// contends on a lockprof::Mutex, runs the public headers' inline fast paths
+// (fast_paths.cc), and prints the mutex profile's text form. With `serve`,
+// it then prints the port of the admin server that LOCKPROF_ADMIN_ADDR
+// started with the program, and serves until its standard input closes.
+// With `plugin <path>`, it first loads tests/lifecycle/plugin.cc built as a
+// library that does not link lockprof (it takes lockprof's symbols from the
+// process) and runs it.
+#include <dlfcn.h>
 #include <lockprof/lockprof.h>
 
+#include <cstdint>
+#include <cstring>
 #include <iostream>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
-int main() {
+bool RunFastPaths();
+
+bool RunPlugin(const char* path) {
+  void* plugin = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (plugin == nullptr) {
+    std::cerr << "consumer: " << dlerror() << "\n";
+    return false;
+  }
+  using RunFn = int64_t (*)(int threads, int iterations);
+  auto run = reinterpret_cast<RunFn>(dlsym(plugin, "lockprof_test_plugin_run"));
+  // Stays loaded: unloading is dlopen_test's subject, not this program's.
+  return run != nullptr && run(4, 1000) == 4 * 1000;
+}
+
+int main(int argc, char** argv) {
+  bool serve = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "serve") == 0) {
+      serve = true;
+    } else if (std::strcmp(argv[i], "plugin") == 0 && i + 1 < argc) {
+      if (!RunPlugin(argv[++i])) return 1;
+    }
+  }
   lockprof::SetMutexProfileFraction(1);
   lockprof::Mutex mu{"consumer"};
   std::vector<std::thread> threads;
@@ -20,5 +52,20 @@ int main() {
     });
   }
   for (auto& t : threads) t.join();
-  return lockprof::WriteProfile("mutex", 1, std::cout).ok() ? 0 : 1;
+  if (!RunFastPaths()) {
+    std::cerr << "consumer: the fast paths did not add up\n";
+    return 1;
+  }
+  if (!lockprof::WriteProfile("mutex", 1, std::cout).ok()) return 1;
+  if (serve) {
+    if (lockprof::AdminServerPort() == 0) {
+      std::cerr << "consumer: no admin server (LOCKPROF_ADMIN_ADDR unset?)\n";
+      return 1;
+    }
+    std::cout << "serving on port " << lockprof::AdminServerPort() << std::endl;
+    std::string line;
+    while (std::getline(std::cin, line)) {
+    }
+  }
+  return 0;
 }
