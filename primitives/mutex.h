@@ -24,6 +24,10 @@
 //    time every waiter spent waiting during the critical section it ends, at
 //    the unlocking thread's stack — the code whose critical section made
 //    others wait. A 50 ms hold while three threads wait is charged 150 ms.
+//    Every section during which a thread sleeps on the lock is charged, also
+//    one whose holder took the lock past the sleepers. A sleeper's last
+//    stretch, from the release that woke it until it takes the lock, is in
+//    no section: it is in the block profile only.
 //  * Block profile (/debug/pprof/block): each wait, at the waiter's stack.
 //  * Hold profile (/debug/pprof/hold): sampled critical sections, contended
 //    or not, at the releasing stack.

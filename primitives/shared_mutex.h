@@ -127,8 +127,9 @@ class ABSL_LOCKABLE SharedMutex {
   void unlock_shared() ABSL_UNLOCK_FUNCTION() {
     if (__builtin_expect(agent::tls_state.shared_hold_samples == 0, 1)) {
       const uint64_t old = state_.fetch_sub(1, std::memory_order_release);
-      // Fast iff no writer waits and the count was >= 1: with the writer bit
-      // clear and a count of 1..kCountMask, old - 1 (low half) < kCountMask.
+      // Fast iff no writer waits or sleeps and the count was >= 1: with
+      // kWriter and the asleep bits clear and a count of 1..kCountMask,
+      // old - 1 (low half) < kCountMask.
       if (__builtin_expect(uint32_t(old) - 1 < kCountMask, 1)) return;
       UnlockSharedSlow(old, /*released=*/true);
     } else {

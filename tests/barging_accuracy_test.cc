@@ -55,11 +55,15 @@ int FirstAllowedCpu() {
   return 0;
 }
 
-// The barger: holds the lock until the sleeper sleeps, then for ~40 ms
-// releases and re-takes it every 50 us; returns the time of its last
-// unlock. Its releases are the ones the mutex profile must charge.
+// The barger: takes the lock (then sets `locked`), holds it until the
+// sleeper sleeps, then for ~40 ms releases and re-takes it every 50 us;
+// returns the time of its last unlock. Its releases are the ones the mutex
+// profile must charge.
 template <typename Lock>
-ABSL_ATTRIBUTE_NOINLINE int64_t BargerSections(Lock& mu, const std::atomic<pid_t>& sleeper) {
+ABSL_ATTRIBUTE_NOINLINE int64_t BargerSections(Lock& mu, std::atomic<bool>& locked,
+                                               const std::atomic<pid_t>& sleeper) {
+  mu.lock();
+  locked = true;
   while (sleeper.load() == 0 || !IsAsleep(sleeper.load())) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -85,9 +89,7 @@ void ExpectBargersSettle(const char* name) {
   int64_t sleeper_start = 0, last_unlock = 0;
   std::thread barger([&] {
     PinTo(cpu);
-    mu.lock();
-    locked = true;
-    last_unlock = BargerSections(mu, sleeper_tid);
+    last_unlock = BargerSections(mu, locked, sleeper_tid);
   });
   while (!locked.load()) std::this_thread::yield();
   std::thread sleeper([&] {
