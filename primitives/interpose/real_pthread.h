@@ -25,6 +25,15 @@
 #include <pthread.h>
 #include <time.h>
 
+// glibc exports these aliases as compatibility symbols only (no default
+// version), so they are named with their version: a program can link them,
+// and the name is not one the interposer defines.
+#if defined(__x86_64__)
+#define LOCKPROF_GLIBC_ALIAS(name) __asm__(".symver " #name "," #name "@GLIBC_2.2.5")
+#else
+#define LOCKPROF_GLIBC_ALIAS(name)
+#endif
+
 extern "C" {
 int __pthread_mutex_lock(pthread_mutex_t* m);
 int __pthread_mutex_trylock(pthread_mutex_t* m);
@@ -35,6 +44,14 @@ int __pthread_rwlock_tryrdlock(pthread_rwlock_t* rw);
 int __pthread_rwlock_trywrlock(pthread_rwlock_t* rw);
 int __pthread_rwlock_unlock(pthread_rwlock_t* rw);
 }
+LOCKPROF_GLIBC_ALIAS(__pthread_mutex_lock);
+LOCKPROF_GLIBC_ALIAS(__pthread_mutex_trylock);
+LOCKPROF_GLIBC_ALIAS(__pthread_mutex_unlock);
+LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_rdlock);
+LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_wrlock);
+LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_tryrdlock);
+LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_trywrlock);
+LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_unlock);
 
 namespace lockprof::interpose {
 
