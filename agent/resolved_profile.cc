@@ -127,10 +127,14 @@ bool IsInternalFrame(const std::string& function) {
       "__gthread_",
       "__gthrw_",
   };
+  const std::string_view f(function);
   for (std::string_view p : kPrefixes) {
-    if (std::string_view(function).substr(0, p.size()) == p) return true;
+    if (f.substr(0, p.size()) == p) return true;
   }
-  return false;
+  // absl::Mutex's release, when ProfileAbslMutexes() traces it, whatever
+  // Abseil's inline namespace (absl::lts_2023..., Debian's absl::debian3).
+  return f.substr(0, 6) == "absl::" &&
+         (f.find("::Mutex::") != f.npos || f.find("MutexLock::") != f.npos);
 }
 
 ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& slots,

@@ -2,14 +2,16 @@
 # Builds lockprof and runs every test: the optimised build, then the whole
 # suite again under ThreadSanitizer and under AddressSanitizer+UBSan, then the
 # install-and-consume check. Set LOCKPROF_TEST_BUILDS to a subset
-# ("release tsan asan") to run fewer.
+# ("release preload tsan asan") to run fewer. "preload" runs the release
+# build's suite again with liblockprof_preload.so loaded into every test
+# process (after "release", which builds it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh test
 export GOCACHE=${GOCACHE:-/tmp/lockprof-gocache} HOME=${HOME:-/root}
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-builds=${LOCKPROF_TEST_BUILDS:-release tsan asan}
+builds=${LOCKPROF_TEST_BUILDS:-release preload tsan asan}
 total_pass=0
 total_fail=0
 
@@ -29,9 +31,31 @@ run_suite() {  # name, build dir, cmake args...
   [ "$rc" -eq 0 ] || echo "=== $name: FAILED"
 }
 
+# The release build's tests again, with the pthread interposer in every test
+# process. Not rerun: the soak and the install check (they test nothing the
+# interposer changes and take minutes), and the tests whose child programs
+# link lockprof themselves and start its endpoint or uploader from the
+# environment (two lockprof copies would race for the port: README,
+# "Profile an existing program").
+run_preload_suite() {
+  local dir=build log=build/ctest-preload.log rc=0
+  echo "=== lockprof tests: release suite under LD_PRELOAD=liblockprof_preload.so"
+  ninja -C "$dir" lockprof_preload
+  (cd "$dir" && LD_PRELOAD="$PWD/primitives/interpose/liblockprof_preload.so" \
+    ctest --output-on-failure --timeout 900 -j1 \
+    -E '^(soak_short|install_consumer|LifecycleTest\..*|UploaderTest\..*|PyroscopeProtocol\..*)$') 2>&1 | tee "$log" || rc=$?
+  local pass fail
+  pass=$(grep -c ' Passed ' "$log" || true)
+  fail=$(grep -cE '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Not Run' "$log" || true)
+  total_pass=$((total_pass + pass))
+  total_fail=$((total_fail + fail))
+  [ "$rc" -eq 0 ] || echo "=== preload: FAILED"
+}
+
 for b in $builds; do
   case $b in
     release) run_suite release build -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
+    preload) run_preload_suite ;;
     tsan) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
       run_suite tsan build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKPROF_SANITIZE=thread \
       -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLOCKPROF_BUILD_BENCHMARKS=OFF ;;

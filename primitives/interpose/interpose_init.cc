@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "lockprof/agent/cfi_unwind.h"
+#include "lockprof/primitives/absl_mutex_profile.h"
 #include "lockprof/primitives/interpose/address_ledger.h"
 #include "lockprof/primitives/interpose/interpose_common.h"
 #include "lockprof/primitives/interpose/real_pthread.h"
@@ -78,6 +79,9 @@ __attribute__((constructor(101))) void InitInterposer() {
   FindOwnCode();
 #endif
   agent::SetUnwindMode(UnwindModeFromEnv());
+  // absl::Mutex does not lock through pthread: its own hook, on request.
+  const char* absl = std::getenv("LOCKPROF_ABSL_MUTEXES");
+  if (absl != nullptr && std::strcmp(absl, "1") == 0) ProfileAbslMutexes();
 }
 
 }  // namespace

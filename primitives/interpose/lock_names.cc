@@ -74,6 +74,10 @@ std::string SymtabObjectAt(const char* path, uintptr_t offset) {
 // The symbol naming `lock`, demangled; nullptr if `lock` is in no object;
 // kUnnamedLock if it is, but no symbol covers it.
 const char* Lookup(const void* lock) {
+  // Heap and stack locks, the common case, leave here without the loader's
+  // lock (_dl_find_object is lock-free; dladdr is not).
+  dl_find_object found;
+  if (_dl_find_object(const_cast<void*>(lock), &found) != 0) return nullptr;
   Dl_info info;
   ElfW(Sym)* sym = nullptr;
   link_map* map = nullptr;

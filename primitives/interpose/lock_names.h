@@ -11,7 +11,8 @@
 // dladdr() and, when the dynamic symbol table does not cover it, a scan of
 // the object's .symtab from its file (microseconds to a millisecond; once
 // per lock, up to kMaxNamedLocks locks, then "(unnamed)" for new ones). A
-// lock outside every object costs a dladdr() each time. Never call it inside
+// lock outside every object (heap, stack) costs a lock-free
+// _dl_find_object() each time. Never call it inside
 // a critical section: the interposer calls it before a waiter sleeps and
 // after a release.
 //
