@@ -41,6 +41,18 @@ class InterposeKindsTest : public ::testing::Test {
   ScopedRates rates_{1, 1, 0};
 };
 
+// Initialises `m` with these attributes.
+void InitMutex(pthread_mutex_t* m, int type, int robust = PTHREAD_MUTEX_STALLED,
+               int protocol = PTHREAD_PRIO_NONE) {
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  EXPECT_EQ(pthread_mutexattr_settype(&a, type), 0);
+  EXPECT_EQ(pthread_mutexattr_setrobust(&a, robust), 0);
+  EXPECT_EQ(pthread_mutexattr_setprotocol(&a, protocol), 0);
+  EXPECT_EQ(pthread_mutex_init(m, &a), 0);
+  pthread_mutexattr_destroy(&a);
+}
+
 pid_t Tid() { return pid_t(syscall(SYS_gettid)); }
 
 void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
@@ -82,6 +94,15 @@ int LockUnlock(pthread_mutex_t* m) {
   return r == 0 ? pthread_mutex_unlock(m) : r;
 }
 
+// As LockUnlock, for a mutex that checks its owner (error-checking,
+// priority-inheritance): while this thread holds it, another thread's unlock
+// must fail with EPERM.
+int LockAndRefuseOtherUnlocker(pthread_mutex_t* m) {
+  const int r = pthread_mutex_lock(m);
+  std::thread([m] { EXPECT_EQ(pthread_mutex_unlock(m), EPERM); }).join();
+  return r == 0 ? pthread_mutex_unlock(m) : r;
+}
+
 // Holds `m` (already locked by the caller) for `ms` more while `w` waits,
 // then unlocks; returns the true charge (the wait up to the unlock).
 __attribute__((noinline)) int64_t HoldAndRelease(pthread_mutex_t* m, const Waiter& w, int ms) {
@@ -107,11 +128,8 @@ TEST_F(InterposeKindsTest, StaticInitializerMutexLabelledBySymbol) {
 }
 
 TEST_F(InterposeKindsTest, RecursiveMutexKeepsCountsAndIsProfiledAtTheOuterUnlock) {
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
   pthread_mutex_t m;
-  pthread_mutex_init(&m, &a);
+  InitMutex(&m, PTHREAD_MUTEX_RECURSIVE);
   ProfileDelta charged("mutex", 1, "HoldAndRelease", {});
   ProfileDelta inner("mutex", 1, "InnerUnlock", {});
   ASSERT_EQ(pthread_mutex_lock(&m), 0);
@@ -134,33 +152,22 @@ TEST_F(InterposeKindsTest, RecursiveMutexKeepsCountsAndIsProfiledAtTheOuterUnloc
 }
 
 TEST_F(InterposeKindsTest, ErrorCheckingMutexReturnCodes) {
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
   pthread_mutex_t m;
-  pthread_mutex_init(&m, &a);
+  InitMutex(&m, PTHREAD_MUTEX_ERRORCHECK);
   EXPECT_EQ(pthread_mutex_unlock(&m), EPERM);
   ASSERT_EQ(pthread_mutex_lock(&m), 0);
   EXPECT_EQ(pthread_mutex_lock(&m), EDEADLK);
   EXPECT_EQ(pthread_mutex_trylock(&m), EBUSY);
   std::thread([&] { EXPECT_EQ(pthread_mutex_unlock(&m), EPERM); }).join();
-  Waiter w([&] {
-    const int r = pthread_mutex_lock(&m);
-    // Another thread's unlock of a lock this thread holds.
-    std::thread([&] { EXPECT_EQ(pthread_mutex_unlock(&m), EPERM); }).join();
-    return r == 0 ? pthread_mutex_unlock(&m) : r;
-  });
+  Waiter w([&] { return LockAndRefuseOtherUnlocker(&m); });
   HoldAndRelease(&m, w, 10);
   EXPECT_EQ(w.Join(), 0);
   pthread_mutex_destroy(&m);
 }
 
 TEST_F(InterposeKindsTest, RobustMutexOwnerDeathReturnsEownerdead) {
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
   pthread_mutex_t m;
-  pthread_mutex_init(&m, &a);
+  InitMutex(&m, PTHREAD_MUTEX_DEFAULT, PTHREAD_MUTEX_ROBUST);
   // Uncontended: the owner is gone before the lock.
   std::thread([&] { EXPECT_EQ(pthread_mutex_lock(&m), 0); }).join();
   ASSERT_EQ(pthread_mutex_lock(&m), EOWNERDEAD);
@@ -184,21 +191,14 @@ TEST_F(InterposeKindsTest, RobustMutexOwnerDeathReturnsEownerdead) {
 }
 
 TEST_F(InterposeKindsTest, PriorityInheritanceMutexIsProfiled) {
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  ASSERT_EQ(pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT), 0);
   pthread_mutex_t m;
-  pthread_mutex_init(&m, &a);
+  InitMutex(&m, PTHREAD_MUTEX_DEFAULT, PTHREAD_MUTEX_STALLED, PTHREAD_PRIO_INHERIT);
   const int r = pthread_mutex_lock(&m);
   if (r == ENOTSUP || r == ENOSYS) GTEST_SKIP() << "no PI futexes here";
   ASSERT_EQ(r, 0);
   std::thread([&] { EXPECT_EQ(pthread_mutex_trylock(&m), EBUSY); }).join();
   ProfileDelta charged("mutex", 1, "HoldAndRelease", {});
-  Waiter w([&] {
-    const int r = pthread_mutex_lock(&m);
-    std::thread([&] { EXPECT_EQ(pthread_mutex_unlock(&m), EPERM); }).join();
-    return r == 0 ? pthread_mutex_unlock(&m) : r;
-  });
+  Waiter w([&] { return LockAndRefuseOtherUnlocker(&m); });
   const int64_t truth = HoldAndRelease(&m, w, 30);
   ASSERT_EQ(w.Join(), 0);
   EXPECT_NEAR(double(charged.Get()), double(truth), 0.1 * double(truth));

@@ -15,20 +15,27 @@ builds=${LOCKPROF_TEST_BUILDS:-release preload tsan asan}
 total_pass=0
 total_fail=0
 
-run_suite() {  # name, build dir, cmake args...
-  local name=$1 dir=$2
-  shift 2
-  echo "=== lockprof tests: $name ($dir)"
-  cmake -S . -B "$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
-  ninja -C "$dir"
-  local log="$dir/ctest.log" rc=0
-  (cd "$dir" && ctest --output-on-failure --timeout 900 -j1) 2>&1 | tee "$log" || rc=$?
+# Runs ctest in a build directory (extra arguments passed on) and adds its
+# passes and failures to the totals.
+ctest_and_count() {  # name, build dir, log file, ctest arguments...
+  local name=$1 dir=$2 log=$3 rc=0
+  shift 3
+  (cd "$dir" && ctest --output-on-failure --timeout 900 -j1 "$@") 2>&1 | tee "$log" || rc=$?
   local pass fail
   pass=$(grep -c ' Passed ' "$log" || true)
   fail=$(grep -cE '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Not Run' "$log" || true)
   total_pass=$((total_pass + pass))
   total_fail=$((total_fail + fail))
   [ "$rc" -eq 0 ] || echo "=== $name: FAILED"
+}
+
+run_suite() {  # name, build dir, cmake args...
+  local name=$1 dir=$2
+  shift 2
+  echo "=== lockprof tests: $name ($dir)"
+  cmake -S . -B "$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
+  ninja -C "$dir"
+  ctest_and_count "$name" "$dir" "$dir/ctest.log"
 }
 
 # The release build's tests again, with the pthread interposer in every test
@@ -38,18 +45,11 @@ run_suite() {  # name, build dir, cmake args...
 # environment (two lockprof copies would race for the port: README,
 # "Profile an existing program").
 run_preload_suite() {
-  local dir=build log=build/ctest-preload.log rc=0
   echo "=== lockprof tests: release suite under LD_PRELOAD=liblockprof_preload.so"
-  ninja -C "$dir" lockprof_preload
-  (cd "$dir" && LD_PRELOAD="$PWD/primitives/interpose/liblockprof_preload.so" \
-    ctest --output-on-failure --timeout 900 -j1 \
-    -E '^(soak_short|install_consumer|LifecycleTest\..*|UploaderTest\..*|PyroscopeProtocol\..*)$') 2>&1 | tee "$log" || rc=$?
-  local pass fail
-  pass=$(grep -c ' Passed ' "$log" || true)
-  fail=$(grep -cE '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Not Run' "$log" || true)
-  total_pass=$((total_pass + pass))
-  total_fail=$((total_fail + fail))
-  [ "$rc" -eq 0 ] || echo "=== preload: FAILED"
+  ninja -C build lockprof_preload
+  LD_PRELOAD="$PWD/build/primitives/interpose/liblockprof_preload.so" \
+    ctest_and_count preload build build/ctest-preload.log \
+    -E '^(soak_short|install_consumer|LifecycleTest\..*|UploaderTest\..*|PyroscopeProtocol\..*)$'
 }
 
 for b in $builds; do
