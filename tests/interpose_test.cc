@@ -29,7 +29,9 @@ using lockprof::testing::SumValues;
 using lockprof::testing::TopFunction;
 
 #if defined(__SANITIZE_THREAD__)
-constexpr bool kUnderTsan = true;
+constexpr bool kUnderTsan = true;  // g++
+#elif defined(__has_feature)
+constexpr bool kUnderTsan = __has_feature(thread_sanitizer);  // clang
 #else
 constexpr bool kUnderTsan = false;
 #endif
