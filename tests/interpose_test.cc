@@ -83,7 +83,8 @@ class InterposeTest : public ::testing::Test {
 TEST_F(InterposeTest, UnmodifiedProgramWithoutFramePointersGroundTruth) {
   const int port = FreePort();
   Child child({LOCKPROF_HOLDER_PATH},
-              PreloadEnv(port, {"LOCKPROF_MUTEX_FRACTION=1", "LOCKPROF_BLOCK_RATE=1"}));
+              PreloadEnv(port, {"LOCKPROF_MUTEX_FRACTION=1", "LOCKPROF_BLOCK_RATE=1",
+                                "LOCKPROF_HOLD_RATE=1"}));
   const std::string truth = child.WaitForLine("truth", 60);
   ASSERT_FALSE(truth.empty());
   ASSERT_FALSE(child.WaitForLine("ready", 60).empty());
@@ -112,6 +113,13 @@ TEST_F(InterposeTest, UnmodifiedProgramWithoutFramePointersGroundTruth) {
   // A global std::mutex is labelled by its symbol.
   EXPECT_EQ(lockprof::testing::SumValuesWithLabel(mutex, 1, "lock", "g_truth_mu"),
             SumValues(mutex, 1));
+  // The hold sampler, at rate 1: each of the 8 holds lasts its 30 ms sleep.
+  const std::string hold_file = SaveProfile(port, "hold");
+  const int64_t held = SumValues(ParseProfile(lockprof::testing::ReadFile(hold_file)), 1,
+                                 "HolderSection");
+  EXPECT_GE(held, 8 * 30'000'000LL);
+  EXPECT_LE(held, 8 * 60'000'000LL);
+  std::remove(hold_file.c_str());
   // /metrics counts the same lock.
   EXPECT_NE(HttpGet(port, "/metrics").find("lockprof_lock_contentions_total{lock=\"g_truth_mu\"}"),
             std::string::npos);
