@@ -2,25 +2,25 @@
 # Builds lockprof and runs every test: the optimised build, then the whole
 # suite again under ThreadSanitizer and under AddressSanitizer+UBSan, then the
 # install-and-consume check. Set LOCKPROF_TEST_BUILDS to a subset
-# ("release tsan asan") to run fewer.
+# ("release preload tsan asan") to run fewer. "preload" runs the release
+# build's suite again with liblockprof_preload.so loaded into every test
+# process (after "release", which builds it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh test
 export GOCACHE=${GOCACHE:-/tmp/lockprof-gocache} HOME=${HOME:-/root}
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-builds=${LOCKPROF_TEST_BUILDS:-release tsan asan}
+builds=${LOCKPROF_TEST_BUILDS:-release preload tsan asan}
 total_pass=0
 total_fail=0
 
-run_suite() {  # name, build dir, cmake args...
-  local name=$1 dir=$2
-  shift 2
-  echo "=== lockprof tests: $name ($dir)"
-  cmake -S . -B "$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
-  ninja -C "$dir"
-  local log="$dir/ctest.log" rc=0
-  (cd "$dir" && ctest --output-on-failure --timeout 900 -j1) 2>&1 | tee "$log" || rc=$?
+# Runs ctest in a build directory (extra arguments passed on) and adds its
+# passes and failures to the totals.
+ctest_and_count() {  # name, build dir, log file, ctest arguments...
+  local name=$1 dir=$2 log=$3 rc=0
+  shift 3
+  (cd "$dir" && ctest --output-on-failure --timeout 900 -j1 "$@") 2>&1 | tee "$log" || rc=$?
   local pass fail
   pass=$(grep -c ' Passed ' "$log" || true)
   fail=$(grep -cE '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Not Run' "$log" || true)
@@ -29,9 +29,33 @@ run_suite() {  # name, build dir, cmake args...
   [ "$rc" -eq 0 ] || echo "=== $name: FAILED"
 }
 
+run_suite() {  # name, build dir, cmake args...
+  local name=$1 dir=$2
+  shift 2
+  echo "=== lockprof tests: $name ($dir)"
+  cmake -S . -B "$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
+  ninja -C "$dir"
+  ctest_and_count "$name" "$dir" "$dir/ctest.log"
+}
+
+# The release build's tests again, with the pthread interposer in every test
+# process. Not rerun: the soak and the install check (they test nothing the
+# interposer changes and take minutes), and the tests whose child programs
+# link lockprof themselves and start its endpoint or uploader from the
+# environment (two lockprof copies would race for the port: README,
+# "Profile an existing program").
+run_preload_suite() {
+  echo "=== lockprof tests: release suite under LD_PRELOAD=liblockprof_preload.so"
+  ninja -C build lockprof_preload
+  LD_PRELOAD="$PWD/build/primitives/interpose/liblockprof_preload.so" \
+    ctest_and_count preload build build/ctest-preload.log \
+    -E '^(soak_short|install_consumer|LifecycleTest\..*|UploaderTest\..*|PyroscopeProtocol\..*)$'
+}
+
 for b in $builds; do
   case $b in
     release) run_suite release build -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
+    preload) run_preload_suite ;;
     tsan) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
       run_suite tsan build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKPROF_SANITIZE=thread \
       -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLOCKPROF_BUILD_BENCHMARKS=OFF ;;

@@ -6,13 +6,23 @@
 #include <tuple>
 #include <unordered_map>
 
+// The preload library compiles this file again against a renamed copy of
+// profile.proto (primitives/interpose/CMakeLists.txt says why).
+#ifdef LOCKPROF_PPROF_PB_HEADER
+#include LOCKPROF_PPROF_PB_HEADER
+#else
 #include "profile.pb.h"
+#endif
 
 namespace lockprof::agent {
 
 namespace {
 
+#ifdef LOCKPROF_PPROF_PB_NAMESPACE
+namespace pb = LOCKPROF_PPROF_PB_NAMESPACE;
+#else
 namespace pb = perftools::profiles;
+#endif
 
 // Interns strings, functions and mappings into a pb::Profile, keeping every
 // id non-zero and unique as pprof's CheckValid demands.

@@ -83,16 +83,48 @@ class Resolver {
 
 bool IsInternalFrame(const std::string& function) {
   static constexpr std::string_view kPrefixes[] = {
-      "lockprof::Mutex::",           "lockprof::MutexLock::",       "lockprof::SharedMutex::",
-      "lockprof::CondVar::",         "lockprof::Atomic<",           "lockprof::agent::",
-      "lockprof::internal::",        "lockprof::ShardedMap<",       "lockprof::CowPtr<",
-      "lockprof::ShardedCounter::",  "std::lock_guard<lockprof::",  "std::unique_lock<lockprof::",
-      "std::shared_lock<lockprof::", "std::scoped_lock<lockprof::", "std::condition_variable_any::",
+      "lockprof::Mutex::",
+      "lockprof::MutexLock::",
+      "lockprof::SharedMutex::",
+      "lockprof::CondVar::",
+      "lockprof::Atomic<",
+      "lockprof::agent::",
+      "lockprof::internal::",
+      "lockprof::ShardedMap<",
+      "lockprof::CowPtr<",
+      "lockprof::ShardedCounter::",
+      "std::lock_guard<lockprof::",
+      "std::unique_lock<lockprof::",
+      "std::shared_lock<lockprof::",
+      "std::scoped_lock<lockprof::",
+      "std::condition_variable_any::",
+      // The standard library's own locks, over the interposed pthread
+      // functions (primitives/interpose/): the leaf is the code that locked.
+      "std::mutex::",
+      "std::recursive_mutex::",
+      "std::timed_mutex::",
+      "std::recursive_timed_mutex::",
+      "std::shared_mutex::",
+      "std::shared_timed_mutex::",
+      "std::__shared_mutex_pthread::",
+      "std::__shared_mutex_cv::",
+      "std::lock_guard<std::",
+      "std::unique_lock<std::",
+      "std::shared_lock<std::",
+      "std::scoped_lock<std::",
+      "std::condition_variable::",
+      "std::_V2::condition_variable_any::",
+      "__gthread_",
+      "__gthrw_",
   };
+  const std::string_view f(function);
   for (std::string_view p : kPrefixes) {
-    if (std::string_view(function).substr(0, p.size()) == p) return true;
+    if (f.substr(0, p.size()) == p) return true;
   }
-  return false;
+  // absl::Mutex's release, when ProfileAbslMutexes() traces it, whatever
+  // Abseil's inline namespace (absl::lts_2023..., Debian's absl::debian3).
+  return f.substr(0, 6) == "absl::" &&
+         (f.find("::Mutex::") != f.npos || f.find("MutexLock::") != f.npos);
 }
 
 ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& slots,

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include "lockprof/agent/record/cfi_unwind.h"
 #include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof::agent {
@@ -38,19 +39,33 @@ void CaptureStack(const void* entry_frame, StackTrace* out) {
   // A frame record is {saved frame pointer, return address}.
   auto fp = reinterpret_cast<uintptr_t>(entry_frame);
   int depth = 0;
+  bool at_root = false;  // The walk ended at a zero frame pointer or return address.
   while (depth < kMaxStackDepth) {
     if (fp < lo || fp + 2 * sizeof(uintptr_t) > hi || fp % sizeof(uintptr_t) != 0) break;
     const uintptr_t* frame = reinterpret_cast<const uintptr_t*>(fp);
     uintptr_t ret = frame[1];
-    if (ret == 0) break;
+    if (ret == 0) {
+      at_root = true;
+      break;
+    }
     out->pcs[depth++] = ret;
     uintptr_t next = frame[0];
+    if (next == 0) {
+      at_root = true;
+      break;
+    }
     // Frames grow towards higher addresses as we walk to the root; anything
     // else is a broken chain.
     if (next <= fp) break;
     fp = next;
   }
   out->depth = depth;
+  // Code without frame pointers breaks the chain: cfi_unwind.h.
+  const UnwindMode mode = CurrentUnwindMode();
+  if (__builtin_expect(mode != UnwindMode::kFramePointers, 0) &&
+      (mode == UnwindMode::kCfi || (!at_root && depth < kMaxStackDepth))) {
+    CaptureStackCfi(entry_frame, out);
+  }
 }
 
 }  // namespace lockprof::agent

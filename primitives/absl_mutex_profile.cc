@@ -1,0 +1,82 @@
+#include "lockprof/primitives/absl_mutex_profile.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+
+#include "absl/base/internal/cycleclock.h"
+#include "absl/synchronization/mutex.h"
+#include "lockprof/agent/record/cfi_unwind.h"
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/record.h"
+#include "lockprof/primitives/interpose/lock_names.h"
+
+namespace lockprof {
+namespace {
+
+std::atomic<double> g_ns_per_cycle{0};
+// The private mutex of the calibration (CalibrateNanosPerCycle), and the
+// cycles its one traced wait took.
+absl::Mutex g_calibration_mu(absl::kConstInit);
+std::atomic<int64_t> g_calibration_cycles{0};
+
+// Abseil's tracer: `wait_cycles` waited by the threads this release wakes.
+__attribute__((noinline)) void TraceAbslMutex(const char* msg, const void* obj,
+                                              int64_t wait_cycles) {
+  if (wait_cycles <= 0 || agent::InRecorder()) return;
+  if (obj == &g_calibration_mu) {
+    g_calibration_cycles.store(wait_cycles);
+    return;
+  }
+  const auto ns = int64_t(double(wait_cycles) * g_ns_per_cycle.load(std::memory_order_relaxed));
+  const char* name;
+  {
+    agent::RecorderScope scope;
+    name = interpose::LockName(obj);
+  }
+  if (std::strcmp(name, interpose::kUnnamedLock) == 0) name = "(absl)";
+  agent::RecordContention(ns, agent::EventTags{name}, __builtin_frame_address(0));
+  asm volatile("");  // This frame is the capture's entry: no tail call.
+}
+
+// Nanoseconds per unit of the cycle clock Abseil's library measures waits
+// with. Not CycleClock::Frequency() from the header: the clock's scale (its
+// kShift) depends on NDEBUG, and a distribution's Abseil may have been built
+// with another setting than the program (Debian's was built without it, and
+// its waits come out twice what the header's frequency says in a program
+// built with -DNDEBUG). So one contended wait of known length, on a private
+// mutex, is traced and timed, once, at registration (about 10 ms).
+
+double CalibrateNanosPerCycle() {
+  g_calibration_mu.Lock();
+  std::atomic<int64_t> start{0};
+  std::thread waiter([&] {
+    start = agent::MonotonicNanos();
+    g_calibration_mu.Lock();
+    g_calibration_mu.Unlock();
+  });
+  while (start.load() == 0) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const int64_t released = agent::MonotonicNanos();
+  g_calibration_mu.Unlock();
+  waiter.join();
+  const int64_t cycles = g_calibration_cycles.load();
+  if (cycles <= 0) return 1e9 / absl::base_internal::CycleClock::Frequency();
+  return double(released - start.load()) / double(cycles);
+}
+
+}  // namespace
+
+void ProfileAbslMutexes() {
+  static std::atomic<bool> registered{false};
+  if (registered.exchange(true)) return;
+  if (agent::CurrentUnwindMode() == agent::UnwindMode::kFramePointers) {
+    agent::SetUnwindMode(agent::UnwindMode::kFallback);
+  }
+  absl::RegisterMutexTracer(&TraceAbslMutex);
+  g_ns_per_cycle.store(CalibrateNanosPerCycle(), std::memory_order_relaxed);
+}
+
+}  // namespace lockprof

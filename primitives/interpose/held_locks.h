@@ -1,0 +1,84 @@
+// HeldLocks: what the interposer remembers about the locks a thread holds.
+//
+// A pthread lock has no room for lockprof's per-hold state, so the thread
+// keeps it: one entry per lock whose release must take the interposer's
+// slow path, because the hold sampler timed its acquisition (`start` is the
+// monotonic time it started) or because a block event waits to be recorded
+// at its release (`start` == internal::kSlowUnlockOnly; see
+// internal/deferred_block.h). Read holds of one rwlock may have several
+// entries; the latest one ends first.
+//
+// The unlock fast path tests only `count`: zero for a thread that holds no
+// such lock, which is nearly always.
+//
+// At most kMaxHeld entries: a further hold is not sampled, and a further
+// block event is recorded at once instead of at the release.
+//
+// Thread-safety: thread-local; only its own thread touches it.
+#ifndef LOCKPROF_PRIMITIVES_INTERPOSE_HELD_LOCKS_H_
+#define LOCKPROF_PRIMITIVES_INTERPOSE_HELD_LOCKS_H_
+
+#include <cstdint>
+
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/event_tags.h"
+#include "lockprof/primitives/internal/hold_sample.h"
+
+namespace lockprof::interpose {
+
+inline constexpr int kMaxHeld = 8;
+
+struct HeldLocks {
+  int32_t count;
+  struct Entry {
+    const void* lock;
+    int64_t start;
+    agent::LockMode mode;
+  } entries[kMaxHeld];
+};
+
+// Initial-exec: the unlock fast path reads `count` with one %fs-relative load.
+extern thread_local HeldLocks t_held __attribute__((tls_model("initial-exec")));
+
+// Marks this thread's release of `lock` slow (a parked block event). False
+// if there is no room.
+inline bool MarkSlowRelease(const void* lock, agent::LockMode mode) {
+  HeldLocks& h = t_held;
+  if (h.count == kMaxHeld) return false;
+  h.entries[h.count++] = {lock, internal::kSlowUnlockOnly, mode};
+  return true;
+}
+
+// The hold sampler picked this acquisition of `lock`: starts its clock,
+// reusing the mark a block event may have just left.
+inline void StartHold(const void* lock, agent::LockMode mode) {
+  HeldLocks& h = t_held;
+  const int n = h.count;
+  if (n > 0 && h.entries[n - 1].lock == lock &&
+      h.entries[n - 1].start == internal::kSlowUnlockOnly) {
+    h.entries[n - 1].start = agent::MonotonicNanos();
+  } else if (n < kMaxHeld) {
+    h.entries[h.count++] = {lock, agent::MonotonicNanos(), mode};
+  }
+}
+
+// At a release of `lock`: removes this thread's latest entry for it. Returns
+// false if there is none; else sets *hold_ns to the hold's length (-1 if it
+// was not sampled) and *mode to the mode it was taken in.
+inline bool TakeHeld(const void* lock, int64_t* hold_ns, agent::LockMode* mode) {
+  HeldLocks& h = t_held;
+  for (int i = h.count - 1; i >= 0; --i) {
+    if (h.entries[i].lock != lock) continue;
+    const int64_t start = h.entries[i].start;
+    *mode = h.entries[i].mode;
+    for (int j = i; j + 1 < h.count; ++j) h.entries[j] = h.entries[j + 1];
+    --h.count;
+    *hold_ns = start == internal::kSlowUnlockOnly ? -1 : agent::MonotonicNanos() - start;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace lockprof::interpose
+
+#endif  // LOCKPROF_PRIMITIVES_INTERPOSE_HELD_LOCKS_H_

@@ -1,0 +1,114 @@
+// The interposer's slow paths, shared by its mutex, rwlock and condition
+// variable entry points (interpose_*.cc).
+//
+// They give a pthread lock lockprof::Mutex's profiles (mutex.h describes
+// them): the mutex profile charges each release, exactly, the waiting done
+// during the critical section it ends (AddressLedger); the block profile
+// charges each waiter, recorded at its own release (deferred_block.h); the
+// hold sampler times about 1 in SetHoldProfileRate() acquisitions
+// (HeldLocks). Stacks are captured before a waiter sleeps and after a
+// release, never inside a critical section, except around a condition wait
+// (interpose_cond.cc says why).
+//
+// Never profiled: locks taken while this thread is inside the recorder
+// (agent::InRecorder: the allocator, the symbolizer, the unwinder), and, in
+// liblockprof_preload.so, locks taken by lockprof's own code (IsOwnCode).
+#ifndef LOCKPROF_PRIMITIVES_INTERPOSE_INTERPOSE_COMMON_H_
+#define LOCKPROF_PRIMITIVES_INTERPOSE_INTERPOSE_COMMON_H_
+
+#include <errno.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/record.h"
+#include "lockprof/agent/record/sampler.h"
+#include "lockprof/primitives/internal/blocked_wait.h"
+#include "lockprof/primitives/internal/futex.h"
+#include "lockprof/primitives/interpose/address_ledger.h"
+#include "lockprof/primitives/interpose/held_locks.h"
+#include "lockprof/primitives/interpose/lock_names.h"
+
+// The pthread functions the interposer defines: exported (the preload
+// library's version script keeps them, and only them, global) and never
+// inlined, so that __builtin_frame_address(0) in them is the frame whose
+// caller every profile charges.
+#define LOCKPROF_INTERPOSE_ENTRY extern "C" __attribute__((visibility("default"), noinline))
+
+namespace lockprof::interpose {
+
+// Tries before a contended acquisition registers and sleeps: a critical
+// section of a few hundred nanoseconds ends sooner than the bookkeeping of
+// a wait (as lockprof::Mutex spins before it sleeps).
+inline constexpr int kSpinTries = 50;
+
+// True if the return address `caller` lies in lockprof's own code of the
+// preload library (false in the link-time form, and before initialisation).
+bool IsOwnCode(const void* caller);
+
+// The waiter's class in the AddressLedger.
+inline int LedgerClass(agent::LockMode mode) { return mode == agent::LockMode::kWrite ? 1 : 0; }
+
+// A lock acquisition whose first try failed with EBUSY. `try_once()` tries
+// again (0, EBUSY or an error); `block()` is the real blocking call. Spins a
+// little, then registers the wait and blocks. `rw_waiters`, if set, counts
+// the threads blocked here (the rwlock release's quick test). Returns
+// exactly what the real functions returned.
+template <typename Try, typename Block>
+int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, const void* caller,
+                     std::atomic<int64_t>* rw_waiters, Try try_once, Block block) {
+  for (int i = 0; i < kSpinTries; ++i) {
+    internal::SpinPause();
+    const int r = try_once();
+    if (r != EBUSY) return r;
+  }
+  if (agent::InRecorder() || IsOwnCode(caller) || !agent::ContentionTimingEnabled()) {
+    return block();
+  }
+  const char* name;
+  {
+    agent::RecorderScope scope;
+    name = LockName(lock);
+  }
+  internal::BlockedWait blocked(frame);
+  const int c = LedgerClass(mode);
+  const bool registered = Ledger().Enter(lock, c, blocked.start());
+  if (rw_waiters != nullptr) rw_waiters->fetch_add(1, std::memory_order_relaxed);
+  const int r = block();
+  if (rw_waiters != nullptr) rw_waiters->fetch_sub(1, std::memory_order_relaxed);
+  if (registered) Ledger().Leave(lock, c, blocked.start());
+  const agent::EventTags tags{name, mode};
+  if (r == 0 || r == EOWNERDEAD) {
+    blocked.RecordAtRelease(tags, lock, [&] { return MarkSlowRelease(lock, mode); });
+  } else if (r == ETIMEDOUT) {
+    blocked.Record(tags);
+  }
+  return r;
+}
+
+// The hold sampler picked this acquisition (agent::ShouldSampleHold()).
+void SampleHold(const void* lock, agent::LockMode mode, const void* caller);
+
+// What a release charges, gathered before the real release.
+struct ReleaseCharge {
+  int64_t charged[AddressLedger::kClasses] = {0, 0};
+  int64_t hold_ns = -1;
+  agent::LockMode held_mode = agent::LockMode::kNone;
+};
+
+// Before the real release of `lock`: ends this thread's hold entry for it,
+// and settles its waiters if `maybe_waiters`.
+void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge);
+
+// After the real release: records what `charge` holds, at the stack of the
+// caller of the entry point whose frame is `frame`. `class_modes` labels
+// each ledger class's charge (kNone, kNone for a mutex; kRead, kWrite for a
+// rwlock).
+void AfterRelease(const void* lock, const ReleaseCharge& charge,
+                  const agent::LockMode class_modes[AddressLedger::kClasses], const void* frame,
+                  const void* caller);
+
+}  // namespace lockprof::interpose
+
+#endif  // LOCKPROF_PRIMITIVES_INTERPOSE_INTERPOSE_COMMON_H_

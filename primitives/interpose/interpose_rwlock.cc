@@ -1,0 +1,141 @@
+// pthread_rwlock_rdlock, _wrlock, _tryrdlock, _trywrlock, _timedrdlock,
+// _timedwrlock, _clockrdlock, _clockwrlock and _unlock, profiled; samples are
+// labelled mode=read / mode=write as lockprof::SharedMutex's are.
+//
+// Fast paths: acquisitions try first (the real try function) and take the
+// slow path only if it fails; the release tests whether this thread holds a
+// lock needing the slow release or any thread is blocked on any rwlock
+// (one global counter, written only by blocked threads).
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "absl/base/attributes.h"
+#include "lockprof/primitives/interpose/interpose_common.h"
+#include "lockprof/primitives/interpose/real_pthread.h"
+
+namespace lockprof::interpose {
+namespace {
+
+using agent::LockMode;
+
+constexpr LockMode kRwModes[AddressLedger::kClasses] = {LockMode::kRead, LockMode::kWrite};
+
+// Threads blocked in an rwlock acquisition now.
+std::atomic<int64_t> g_rw_waiters{0};
+
+int TryRw(pthread_rwlock_t* rw, LockMode mode) {
+  return mode == LockMode::kRead ? __pthread_rwlock_tryrdlock(rw) : __pthread_rwlock_trywrlock(rw);
+}
+
+template <typename Block>
+ABSL_ATTRIBUTE_NOINLINE int RwLockSlow(pthread_rwlock_t* rw, LockMode mode, int first,
+                                       const void* frame, const void* caller, Block block) {
+  int r = first;
+  if (r == EBUSY) {
+    r = ContendedAcquire(
+        rw, mode, frame, caller, &g_rw_waiters, [rw, mode] { return TryRw(rw, mode); }, block);
+  }
+  if (r == 0 && agent::ShouldSampleHold()) SampleHold(rw, mode, caller);
+  return r;
+}
+
+ABSL_ATTRIBUTE_NOINLINE int RwUnlockSlow(pthread_rwlock_t* rw, const void* frame,
+                                         const void* caller) {
+  ReleaseCharge charge;
+  BeforeRelease(rw, g_rw_waiters.load(std::memory_order_relaxed) != 0, &charge);
+  const int r = __pthread_rwlock_unlock(rw);
+  if (r == 0) AfterRelease(rw, charge, kRwModes, frame, caller);
+  return r;
+}
+
+// What glibc checks before it looks at the lock (it returns EINVAL for
+// these even when the lock is free, so the interposer must not try first).
+bool ValidDeadline(clockid_t clock, const timespec* abstime) {
+  return (clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC) && abstime != nullptr &&
+         abstime->tv_nsec >= 0 && abstime->tv_nsec < 1000000000;
+}
+
+}  // namespace
+}  // namespace lockprof::interpose
+
+using lockprof::agent::LockMode;
+using lockprof::interpose::Real;
+using lockprof::interpose::RwLockSlow;
+
+#define LOCKPROF_RW_ACQUIRE(rw, mode, ...)                                                 \
+  do {                                                                                     \
+    int r = lockprof::interpose::TryRw(rw, mode);                                          \
+    if (__builtin_expect(r != 0, 0)) {                                                     \
+      r = RwLockSlow(rw, mode, r, __builtin_frame_address(0), __builtin_return_address(0), \
+                     __VA_ARGS__);                                                         \
+      asm volatile(""); /* no tail call: this frame is the one charged */                  \
+      return r;                                                                            \
+    }                                                                                      \
+    if (__builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {                        \
+      lockprof::interpose::SampleHold(rw, mode, __builtin_return_address(0));              \
+    }                                                                                      \
+    return 0;                                                                              \
+  } while (0)
+
+LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_rdlock(pthread_rwlock_t* rw) {
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kRead, [rw] { return __pthread_rwlock_rdlock(rw); });
+}
+
+LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_wrlock(pthread_rwlock_t* rw) {
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kWrite, [rw] { return __pthread_rwlock_wrlock(rw); });
+}
+
+LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_timedrdlock(pthread_rwlock_t* rw, const timespec* t) {
+  if (!lockprof::interpose::ValidDeadline(CLOCK_REALTIME, t))
+    return Real().rwlock_timedrdlock(rw, t);
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kRead, [rw, t] { return Real().rwlock_timedrdlock(rw, t); });
+}
+
+LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_timedwrlock(pthread_rwlock_t* rw, const timespec* t) {
+  if (!lockprof::interpose::ValidDeadline(CLOCK_REALTIME, t))
+    return Real().rwlock_timedwrlock(rw, t);
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kWrite, [rw, t] { return Real().rwlock_timedwrlock(rw, t); });
+}
+
+LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_clockrdlock(pthread_rwlock_t* rw, clockid_t c,
+                                                        const timespec* t) {
+  if (!lockprof::interpose::ValidDeadline(c, t)) return Real().rwlock_clockrdlock(rw, c, t);
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kRead,
+                      [rw, c, t] { return Real().rwlock_clockrdlock(rw, c, t); });
+}
+
+LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_clockwrlock(pthread_rwlock_t* rw, clockid_t c,
+                                                        const timespec* t) {
+  if (!lockprof::interpose::ValidDeadline(c, t)) return Real().rwlock_clockwrlock(rw, c, t);
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kWrite,
+                      [rw, c, t] { return Real().rwlock_clockwrlock(rw, c, t); });
+}
+
+LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_tryrdlock(pthread_rwlock_t* rw) {
+  const int r = __pthread_rwlock_tryrdlock(rw);
+  if (r == 0 && __builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {
+    lockprof::interpose::SampleHold(rw, LockMode::kRead, __builtin_return_address(0));
+  }
+  return r;
+}
+
+LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_trywrlock(pthread_rwlock_t* rw) {
+  const int r = __pthread_rwlock_trywrlock(rw);
+  if (r == 0 && __builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {
+    lockprof::interpose::SampleHold(rw, LockMode::kWrite, __builtin_return_address(0));
+  }
+  return r;
+}
+
+LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_unlock(pthread_rwlock_t* rw) {
+  if (__builtin_expect((lockprof::interpose::t_held.count != 0) |
+                           (lockprof::interpose::g_rw_waiters.load(std::memory_order_relaxed) != 0),
+                       0)) {
+    const int r = lockprof::interpose::RwUnlockSlow(rw, __builtin_frame_address(0),
+                                                    __builtin_return_address(0));
+    asm volatile("");
+    return r;
+  }
+  return __pthread_rwlock_unlock(rw);
+}

@@ -1,0 +1,36 @@
+// Names for locks that have none: the data symbol a lock lives in.
+//
+// A pthread lock has no name, but a global or static one lies inside a
+// loaded object's data, where the object's symbol table names it: a
+// `static std::mutex g_registry_mu;` is labelled lock=g_registry_mu (a member
+// of a static object gets the object's name). Anything else (heap, stack,
+// or data no symbol covers) is "(unnamed)".
+//
+// Cost: a lookup in a lock-free table of names already found (tens of
+// nanoseconds). A lock in an object's data seen for the first time costs a
+// dladdr() and, when the dynamic symbol table does not cover it, a scan of
+// the object's .symtab from its file (microseconds to a millisecond; once
+// per lock, up to kMaxNamedLocks locks, then "(unnamed)" for new ones). A
+// lock outside every object (heap, stack) costs a lock-free
+// _dl_find_object() each time. Never call it inside
+// a critical section: the interposer calls it before a waiter sleeps and
+// after a release.
+//
+// Thread-safety: thread-safe; must be called inside an agent::RecorderScope
+// (it may allocate, and an allocator's own locks must not be profiled).
+// A name found for a library's lock stays in the table after the library
+// is dlclose()d.
+#ifndef LOCKPROF_PRIMITIVES_INTERPOSE_LOCK_NAMES_H_
+#define LOCKPROF_PRIMITIVES_INTERPOSE_LOCK_NAMES_H_
+
+namespace lockprof::interpose {
+
+inline constexpr int kMaxNamedLocks = 4096;
+inline constexpr char kUnnamedLock[] = "(unnamed)";
+
+// The label for the lock at `lock`: a string with static storage duration.
+const char* LockName(const void* lock);
+
+}  // namespace lockprof::interpose
+
+#endif  // LOCKPROF_PRIMITIVES_INTERPOSE_LOCK_NAMES_H_

@@ -1,0 +1,33 @@
+// What the interposer reads in glibc's pthread_mutex_t (the layout of
+// <bits/struct_mutex.h>, part of glibc's ABI).
+#ifndef LOCKPROF_PRIMITIVES_INTERPOSE_MUTEX_WORD_H_
+#define LOCKPROF_PRIMITIVES_INTERPOSE_MUTEX_WORD_H_
+
+#include <pthread.h>
+
+namespace lockprof::interpose {
+
+// True if threads may be blocked on `m` (a release must settle the ledger).
+// glibc's lock word is 2 for a locked normal, recursive, error-checking or
+// adaptive mutex that threads may wait for, and has FUTEX_WAITERS (bit 31)
+// set for robust and priority-inheritance ones (the rest of their word is
+// the owner's thread id). A false "maybe" costs one ledger lookup; a waiter
+// not yet visible here was not yet registered either, and its wait is
+// charged to a later release. Priority-protected mutexes (the lock word also
+// holds the ceiling) never report waiters: their contention is in the block
+// profile only.
+inline bool MutexMayHaveWaiters(const pthread_mutex_t* m) {
+  const unsigned w =
+      __atomic_load_n(reinterpret_cast<const unsigned*>(&m->__data.__lock), __ATOMIC_RELAXED);
+  return (w == 2) | (w >> 31);
+}
+
+// True if the calling thread, which holds `m`, holds it more than once (a
+// recursive mutex): its unlock does not end the critical section.
+inline bool InnerRecursiveHold(const pthread_mutex_t* m) {
+  return (m->__data.__kind & 3) == PTHREAD_MUTEX_RECURSIVE_NP && m->__data.__count > 1;
+}
+
+}  // namespace lockprof::interpose
+
+#endif  // LOCKPROF_PRIMITIVES_INTERPOSE_MUTEX_WORD_H_

@@ -1,0 +1,78 @@
+// An unmodified program (no lockprof, built without frame pointers at -O2)
+// with a known lock holder, for interpose_test: a holder keeps a global
+// std::mutex for 30 ms while three threads wait, 8 times, and prints the
+// true charges (the profile-accuracy test's ground truth): the mutex
+// profile owes HolderSection every waiter's wait up to the unlock, the
+// block profile owes WaiterLock each whole wait. Then it prints "ready" and
+// sleeps until killed, so that the test can read its profiles.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+std::mutex g_truth_mu;
+
+namespace {
+
+int64_t Now() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The work after unlock() keeps the unlock from being a tail call, which
+// would charge this function's caller (as any profiler would).
+__attribute__((noinline)) int64_t HolderSection(int64_t hold_ns, std::atomic<int>* ready,
+                                                int64_t* unlock_at) {
+  g_truth_mu.lock();
+  ready->store(-1);
+  std::this_thread::sleep_for(std::chrono::nanoseconds(hold_ns));
+  *unlock_at = Now();
+  g_truth_mu.unlock();
+  return Now() - *unlock_at;
+}
+
+__attribute__((noinline)) int64_t WaiterLock(int64_t* start) {
+  *start = Now();
+  g_truth_mu.lock();
+  const int64_t acquired = Now();
+  g_truth_mu.unlock();
+  return acquired + (Now() & 0);
+}
+
+}  // namespace
+
+int main() {
+  constexpr int kRounds = 8, kWaiters = 3;
+  constexpr int64_t kHoldNs = 30'000'000;
+  int64_t mutex_truth = 0, block_truth = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    std::atomic<int> ready{0};
+    int64_t unlock_at = 0;
+    std::vector<int64_t> starts(kWaiters), acquired(kWaiters);
+    std::thread holder([&] { HolderSection(kHoldNs, &ready, &unlock_at); });
+    std::vector<std::thread> waiters;
+    for (int w = 0; w < kWaiters; ++w) {
+      waiters.emplace_back([&, w] {
+        while (ready.load() != -1) std::this_thread::yield();
+        acquired[w] = WaiterLock(&starts[w]);
+      });
+    }
+    holder.join();
+    for (auto& t : waiters) t.join();
+    for (int w = 0; w < kWaiters; ++w) {
+      mutex_truth += std::max<int64_t>(0, unlock_at - starts[w]);
+      block_truth += acquired[w] - starts[w];
+    }
+  }
+  std::printf("mutex_truth_ns=%lld block_truth_ns=%lld\nready\n", (long long)mutex_truth,
+              (long long)block_truth);
+  std::fflush(stdout);
+  for (;;) pause();
+}

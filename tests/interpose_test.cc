@@ -1,0 +1,174 @@
+// liblockprof_preload.so on programs that know nothing of lockprof, read
+// with real clients (curl, go tool pprof) through the admin endpoint or the
+// Pyroscope uploader:
+//  * a std::mutex ground truth built without frame pointers at -O2: the
+//    holder first in `go tool pprof -top`, delays within 5% at rate 1;
+//  * a shared SQLite connection: SQLite's own recursive mutex, contention
+//    at sqlite3_* frames;
+//  * xz -T4, a multi-threaded Debian tool: correct output, a non-empty
+//    profile uploaded at exit.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "pyroscope_receiver.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::testing::Child;
+using lockprof::testing::GoPprof;
+using lockprof::testing::HttpGet;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::RunCommand;
+using lockprof::testing::SumValues;
+using lockprof::testing::TopFunction;
+
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kUnderTsan = true;  // g++
+#elif defined(__has_feature)
+constexpr bool kUnderTsan = __has_feature(thread_sanitizer);  // clang
+#else
+constexpr bool kUnderTsan = false;
+#endif
+
+// A port nobody listens on now (the kernel's pick, released).
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// The value after `key=` in `line`.
+int64_t Field(const std::string& line, const std::string& key) {
+  const size_t at = line.find(key + "=");
+  return at == std::string::npos ? -1 : std::atoll(line.c_str() + at + key.size() + 1);
+}
+
+// The environment of a program run under the preload library.
+std::vector<std::string> PreloadEnv(int port, std::vector<std::string> more = {}) {
+  more.push_back(std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH);
+  if (port > 0) more.push_back("LOCKPROF_ADMIN_ADDR=127.0.0.1:" + std::to_string(port));
+  return more;
+}
+
+// Writes profile `name` of the program behind `port` to a file.
+std::string SaveProfile(int port, const std::string& name) {
+  int status = 0;
+  const std::string body = HttpGet(port, "/debug/pprof/" + name, &status);
+  EXPECT_EQ(status, 200);
+  return lockprof::testing::WriteTempFile(body, ".pb.gz");
+}
+
+class InterposeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (kUnderTsan) GTEST_SKIP() << "ThreadSanitizer intercepts the pthread functions first";
+  }
+};
+
+TEST_F(InterposeTest, UnmodifiedProgramWithoutFramePointersGroundTruth) {
+  const int port = FreePort();
+  Child child({LOCKPROF_HOLDER_PATH},
+              PreloadEnv(port, {"LOCKPROF_MUTEX_FRACTION=1", "LOCKPROF_BLOCK_RATE=1",
+                                "LOCKPROF_HOLD_RATE=1"}));
+  const std::string truth = child.WaitForLine("truth", 60);
+  ASSERT_FALSE(truth.empty());
+  ASSERT_FALSE(child.WaitForLine("ready", 60).empty());
+  const int64_t mutex_truth = Field(truth, "mutex_truth_ns");
+  const int64_t block_truth = Field(truth, "block_truth_ns");
+  ASSERT_GT(mutex_truth, 8 * 3 * 30'000'000LL * 9 / 10);
+
+  const std::string mutex_file = SaveProfile(port, "mutex");
+  const std::string block_file = SaveProfile(port, "block");
+  const std::string mutex_top = GoPprof("-top -sample_index=delay " + mutex_file);
+  const std::string block_top = GoPprof("-top -sample_index=delay " + block_file);
+  EXPECT_NE(TopFunction(mutex_top).find("HolderSection"), std::string::npos) << mutex_top;
+  EXPECT_NE(TopFunction(block_top).find("WaiterLock"), std::string::npos) << block_top;
+
+  const auto mutex = ParseProfile(lockprof::testing::ReadFile(mutex_file));
+  const auto block = ParseProfile(lockprof::testing::ReadFile(block_file));
+  const int64_t mutex_got = SumValues(mutex, 1, "HolderSection");
+  const int64_t block_got = SumValues(block, 1, "WaiterLock");
+  std::printf("mutex: got %.1f ms, truth %.1f ms; block: got %.1f ms, truth %.1f ms\n",
+              mutex_got / 1e6, mutex_truth / 1e6, block_got / 1e6, block_truth / 1e6);
+  EXPECT_NEAR(double(mutex_got), double(mutex_truth), 0.05 * double(mutex_truth));
+  EXPECT_NEAR(double(block_got), double(block_truth), 0.05 * double(block_truth));
+  // Below the interposer's frame the CFI fallback reached the thread's
+  // start: the lambda that called WaiterLock.
+  EXPECT_NE(GoPprof("-traces " + block_file).find("start_thread"), std::string::npos);
+  // A global std::mutex is labelled by its symbol.
+  EXPECT_EQ(lockprof::testing::SumValuesWithLabel(mutex, 1, "lock", "g_truth_mu"),
+            SumValues(mutex, 1));
+  // The hold sampler, at rate 1: each of the 8 holds lasts its 30 ms sleep.
+  const std::string hold_file = SaveProfile(port, "hold");
+  const int64_t held = SumValues(ParseProfile(lockprof::testing::ReadFile(hold_file)), 1,
+                                 "HolderSection");
+  EXPECT_GE(held, 8 * 30'000'000LL);
+  EXPECT_LE(held, 8 * 60'000'000LL);
+  std::remove(hold_file.c_str());
+  // /metrics counts the same lock.
+  EXPECT_NE(HttpGet(port, "/metrics").find("lockprof_lock_contentions_total{lock=\"g_truth_mu\"}"),
+            std::string::npos);
+  std::remove(mutex_file.c_str());
+  std::remove(block_file.c_str());
+}
+
+TEST_F(InterposeTest, SqliteConnectionMutexContentionAtSqliteFrames) {
+  const std::string program = LOCKPROF_SQLITE_PROGRAM_PATH;
+  if (program.empty()) GTEST_SKIP() << "libsqlite3-dev is not installed";
+  const int port = FreePort();
+  Child child({program}, PreloadEnv(port, {"LOCKPROF_MUTEX_FRACTION=1"}));
+  const std::string rows = child.WaitForLine("rows=", 120);
+  ASSERT_EQ(Field(rows, "rows"), 500);
+  const std::string file = SaveProfile(port, "mutex");
+  const auto mutex = ParseProfile(lockprof::testing::ReadFile(file));
+  const int64_t total = SumValues(mutex, 1);
+  const int64_t at_sqlite = SumValues(mutex, 1, "sqlite3_");
+  std::printf("mutex profile: %.1f ms in all, %.1f ms under sqlite3_* frames\n", total / 1e6,
+              at_sqlite / 1e6);
+  EXPECT_GT(at_sqlite, 0);
+  EXPECT_GT(double(at_sqlite), 0.9 * double(total));
+  const std::string top = GoPprof("-top -cum " + file);
+  EXPECT_NE(top.find("sqlite3_exec"), std::string::npos) << top;
+  std::remove(file.c_str());
+}
+
+TEST_F(InterposeTest, XzWithFourThreadsCompletesAndUploadsAProfile) {
+  if (RunCommand("command -v xz").empty()) GTEST_SKIP() << "xz-utils is not installed";
+  lockprof::testing::Receiver receiver;
+  const std::string dir = receiver.dir();
+  // 8 MiB of compressible text: 16 blocks for four threads.
+  RunCommand("seq 1 1200000 > " + dir + "/in.txt");
+  int status = -1;
+  const std::string env = std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH +
+                          " LOCKPROF_PYROSCOPE_URL=" + receiver.url() +
+                          " LOCKPROF_MUTEX_FRACTION=1 LOCKPROF_BLOCK_RATE=1 ";
+  RunCommand(env + "xz -1 -T4 --block-size=512KiB -c " + dir + "/in.txt > " + dir + "/in.xz",
+             &status);
+  ASSERT_EQ(status, 0);
+  RunCommand("xz -dc " + dir + "/in.xz | cmp - " + dir + "/in.txt", &status);
+  EXPECT_EQ(status, 0) << "xz's output does not decompress to its input";
+  // The last interval is uploaded at exit: block waits of xz's threads.
+  int64_t block_ns = 0;
+  for (const auto& u : receiver.Uploads("block")) {
+    block_ns += SumValues(ParseProfile(lockprof::testing::ReadFile(u.profile_path)), 1, "");
+  }
+  std::printf("xz -T4: %.1f ms of waits in the uploaded block profiles\n", block_ns / 1e6);
+  EXPECT_GT(block_ns, 0);
+}
+
+}  // namespace
