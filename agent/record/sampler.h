@@ -28,6 +28,13 @@ LOCKPROF_EXPORT extern Rates g_rates;
 // Uniform 64-bit random number from this thread's generator.
 uint64_t NextRandom();
 
+// True when a sampler that needs wait timings is on: the pthread
+// interposer's contended paths read the clock only then.
+inline bool ContentionTimingEnabled() {
+  return g_rates.mutex_fraction.load(std::memory_order_relaxed) > 0 ||
+         g_rates.block_rate_ns.load(std::memory_order_relaxed) > 0;
+}
+
 // Called when tls_state.hold_countdown went negative: draws the next stride
 // and returns true if this acquisition is to be timed.
 LOCKPROF_EXPORT bool HoldSampleDue();
