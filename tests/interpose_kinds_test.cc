@@ -36,7 +36,7 @@ constexpr bool kLinked = false;
 class InterposeKindsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!kLinked) GTEST_SKIP() << "ThreadSanitizer intercepts the pthread functions first";
+    if (!kLinked) GTEST_SKIP() << "the sanitizer intercepts the pthread functions first";
   }
   ScopedRates rates_{1, 1, 0};
 };
