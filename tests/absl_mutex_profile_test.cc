@@ -26,7 +26,8 @@ using lockprof::testing::NowNanos;
 // absl::Mutex (after its spin), holds 30 ms more and unlocks. Returns the
 // waiter's true wait up to the unlock.
 __attribute__((noinline)) int64_t AbslHolderSection(const std::atomic<pid_t>& waiter,
-                                                    const std::atomic<int64_t>& waiter_start) {
+                                                    const std::atomic<int64_t>& waiter_start)
+    ABSL_UNLOCK_FUNCTION(g_absl_truth_mu) {
   while (waiter.load() == 0 || !lockprof::testing::IsAsleep(waiter.load())) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

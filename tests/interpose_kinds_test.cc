@@ -36,7 +36,7 @@ constexpr bool kLinked = false;
 class InterposeKindsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!kLinked) GTEST_SKIP() << "ThreadSanitizer intercepts the pthread functions first";
+    if (!kLinked) GTEST_SKIP() << "the sanitizer intercepts the pthread functions first";
   }
   ScopedRates rates_{1, 1, 0};
 };
@@ -342,9 +342,11 @@ TEST_F(InterposeKindsTest, DlopenedLibraryLocksAreProfiled) {
   ASSERT_NE(h, nullptr) << dlerror();
   auto contend = reinterpret_cast<int (*)(int)>(dlsym(h, "PluginContend"));
   ASSERT_NE(contend, nullptr);
-  ASSERT_EQ(contend(40), 0);
+  // The plugin's waiter thread may start late on a loaded machine: a long
+  // hold, a loose bound (the ground truth is interpose_test's).
+  ASSERT_EQ(contend(200), 0);
   // Read while the library is loaded: its pcs are symbolized from it.
-  EXPECT_GT(charged.Get(), 20'000'000);
+  EXPECT_GT(charged.Get(), 50'000'000);
   EXPECT_EQ(dlclose(h), 0);
   // Locking goes on after the library is gone.
   pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;

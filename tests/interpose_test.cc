@@ -28,12 +28,13 @@ using lockprof::testing::RunCommand;
 using lockprof::testing::SumValues;
 using lockprof::testing::TopFunction;
 
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kUnderTsan = true;  // g++
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr bool kUnderSanitizer = true;  // g++
 #elif defined(__has_feature)
-constexpr bool kUnderTsan = __has_feature(thread_sanitizer);  // clang
+constexpr bool kUnderSanitizer =
+    __has_feature(thread_sanitizer) || __has_feature(address_sanitizer);  // clang
 #else
-constexpr bool kUnderTsan = false;
+constexpr bool kUnderSanitizer = false;
 #endif
 
 // A port nobody listens on now (the kernel's pick, released).
@@ -76,7 +77,7 @@ std::string SaveProfile(int port, const std::string& name) {
 class InterposeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (kUnderTsan) GTEST_SKIP() << "ThreadSanitizer intercepts the pthread functions first";
+    if (kUnderSanitizer) GTEST_SKIP() << "the sanitizer intercepts the pthread functions first";
   }
 };
 
