@@ -235,7 +235,8 @@ TEST(AdminLimitsTest, DropsSlowReader) {
 // 64 concurrent scrapers during heavy contention all get complete, valid
 // answers.
 TEST(AdminLimitsTest, SixtyFourConcurrentScrapers) {
-  lockprof::SetMutexProfileFraction(1);
+  lockprof::testing::ScopedRates rates(1, lockprof::testing::ScopedRates::kKeep,
+                                       lockprof::testing::ScopedRates::kKeep);
   Server s({});
   ASSERT_TRUE(s.status().ok()) << s.status();
   static lockprof::Mutex mu{"security.test"};

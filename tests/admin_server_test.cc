@@ -26,8 +26,7 @@ ABSL_ATTRIBUTE_NOINLINE void AdminTestSlowSection(lockprof::Mutex& mu) {
 class AdminServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    lockprof::SetMutexProfileFraction(1);
-    lockprof::SetBlockProfileRate(1);
+    rates_ = new lockprof::testing::ScopedRates(1, 1, lockprof::testing::ScopedRates::kKeep);
     ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
     port_ = lockprof::AdminServerPort();
     // Some contention to profile.
@@ -40,10 +39,15 @@ class AdminServerTest : public ::testing::Test {
     }
     for (auto& t : threads) t.join();
   }
-  static void TearDownTestSuite() { lockprof::StopAdminServer(); }
+  static void TearDownTestSuite() {
+    lockprof::StopAdminServer();
+    delete rates_;
+  }
   static int port_;
+  static lockprof::testing::ScopedRates* rates_;
 };
 int AdminServerTest::port_ = 0;
+lockprof::testing::ScopedRates* AdminServerTest::rates_ = nullptr;
 
 TEST_F(AdminServerTest, BindsLoopbackAndRefusesSecondStart) {
   EXPECT_GT(port_, 0);

@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -16,8 +15,9 @@
 
 namespace {
 
-using lockprof::testing::ParseProfile;
+using lockprof::testing::FetchProfile;
 using lockprof::testing::SamplesForLock;
+using lockprof::testing::ScopedRates;
 using lockprof::testing::StackFunctions;
 
 // Every field equals `version`; a reader that sees otherwise saw a torn value.
@@ -159,7 +159,7 @@ ABSL_ATTRIBUTE_NOINLINE void CowWriterHotSpot(lockprof::CowPtr<int>& cow, int n)
 }
 
 TEST(CowPtrTest, WriterContentionIsInTheMutexProfile) {
-  const int old = lockprof::SetMutexProfileFraction(1);
+  ScopedRates rates(1, ScopedRates::kKeep, ScopedRates::kKeep);
   lockprof::CowPtr<int> cow{"test.cow_writers"};
   std::thread a([&] { CowWriterHotSpot(cow, 50); });
   std::thread b([&] { CowWriterHotSpot(cow, 50); });
@@ -167,9 +167,7 @@ TEST(CowPtrTest, WriterContentionIsInTheMutexProfile) {
   b.join();
   EXPECT_EQ(*cow.Load(), 100);
 
-  std::ostringstream out;
-  ASSERT_TRUE(lockprof::WriteProfile("mutex", 0, out).ok());
-  auto profile = ParseProfile(out.str());
+  auto profile = FetchProfile("mutex");
   int64_t delay = 0;
   for (const auto* s : SamplesForLock(profile, "test.cow_writers")) {
     auto names = StackFunctions(profile, *s);
@@ -180,7 +178,6 @@ TEST(CowPtrTest, WriterContentionIsInTheMutexProfile) {
   // 100 updates of >= 1 ms by two writers that overlap: whichever way the
   // lock alternates, the one not holding it waits most of the ~100 ms.
   EXPECT_GT(delay, 10'000'000);
-  lockprof::SetMutexProfileFraction(old);
 }
 
 }  // namespace

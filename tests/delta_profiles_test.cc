@@ -80,12 +80,12 @@ bool WaitFor(const std::function<bool()>& done, int timeout_ms = 30000) {
 class DeltaProfilesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    lockprof::SetMutexProfileFraction(1);
-    lockprof::SetBlockProfileRate(1);
     ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
     port_ = lockprof::AdminServerPort();
   }
   void TearDown() override { lockprof::StopAdminServer(); }
+  // Tests may change the hold rate too: restored with the others.
+  lockprof::testing::ScopedRates rates_{1, 1, lockprof::testing::ScopedRates::kKeep};
   std::string Url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }

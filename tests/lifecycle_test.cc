@@ -22,7 +22,8 @@ namespace {
 using lockprof::testing::AllRatesAtOne;
 using lockprof::testing::BackgroundLoops;
 using lockprof::testing::Child;
-using lockprof::testing::CurrentProfile;
+using lockprof::testing::FetchProfile;
+using lockprof::testing::FreeLoopbackPort;
 using lockprof::testing::HttpGet;
 using lockprof::testing::LabelAt;
 using lockprof::testing::ParseProfile;
@@ -148,7 +149,7 @@ TEST(LifecycleTest, ThreadsExitingWithLabelsAndTlsDestructorsThatLock) {
   std::vector<pthread_t> threads(kThreads);
   for (auto& t : threads) ASSERT_EQ(pthread_create(&t, nullptr, &ExitingThread, nullptr), 0);
   for (auto& t : threads) pthread_join(t, nullptr);
-  auto hold = CurrentProfile("hold");
+  auto hold = FetchProfile("hold");
   EXPECT_EQ(SumValues(hold, 0, "ExitingThreadWork"), kThreads);
   EXPECT_EQ(SumValues(hold, 0, "TlsDestructorLocks"), kThreads);
   EXPECT_EQ(LabelAt(hold, "ExitingThreadWork", "thread"), "exiting");
@@ -185,7 +186,7 @@ TEST(LifecycleTest, TwoThousandThreadsAtOnce) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(counter, int64_t{kThreads} * kRounds);
-  auto hold = CurrentProfile("hold");
+  auto hold = FetchProfile("hold");
   EXPECT_EQ(SumValues(hold, 0, "OneOfThousands"), int64_t{kThreads} * kRounds);
   EXPECT_EQ(LabelAt(hold, "OneOfThousands", "lock"), "lifecycle.thousands");
 }

@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 #include "absl/base/attributes.h"
+#include "lockprof/agent/metrics.h"
+#include "test_util.h"
 
 namespace {
 
@@ -75,10 +77,7 @@ TEST(MutexTest, StressLosesNoIncrements) {
 }
 
 TEST(MutexTest, StressWithEveryRateAtOne) {
-  int old_fraction = lockprof::SetMutexProfileFraction(1);
-  int old_hold = lockprof::SetHoldProfileRate(1);
-  int64_t old_block = lockprof::BlockProfileRate();
-  lockprof::SetBlockProfileRate(1);
+  lockprof::testing::ScopedRates rates(1, 1, 1);
   lockprof::Mutex mu{"stress.all"};
   int64_t counter = 0;
   std::vector<std::thread> threads;
@@ -92,9 +91,6 @@ TEST(MutexTest, StressWithEveryRateAtOne) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(counter, 80000);
-  lockprof::SetMutexProfileFraction(old_fraction);
-  lockprof::SetHoldProfileRate(old_hold);
-  lockprof::SetBlockProfileRate(old_block);
 }
 
 TEST(MutexDeathTest, UnlockOfUnlockedMutexAborts) ABSL_NO_THREAD_SAFETY_ANALYSIS {

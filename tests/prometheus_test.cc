@@ -1,10 +1,7 @@
 // A real Prometheus server (Debian's prometheus) scrapes this process's admin
 // endpoint every second; its HTTP API must then answer PromQL queries on the
 // named lock's wait histogram.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,20 +17,8 @@
 namespace {
 
 using lockprof::testing::Child;
+using lockprof::testing::FreeLoopbackPort;
 using lockprof::testing::RunCommand;
-
-// A port that was free a moment ago (bound to port 0, then released).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Runs an instant query against Prometheus's HTTP API; returns the JSON.
 std::string Query(int port, const std::string& promql) {
@@ -88,7 +73,7 @@ TEST(PrometheusTest, ScrapesAdminEndpointAndAnswersQueriesOnTheNamedLock) {
                                             "    static_configs:\n"
                                             "      - targets: ['127.0.0.1:"
                                          << target << "']\n";
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   // Through a shell only to keep Prometheus's log out of the test output.
   Child prometheus({"/bin/sh", "-c",
                     "exec prometheus --config.file=" + dir +

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cstdio>
 #include <map>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -23,9 +22,11 @@ ABSL_ATTRIBUTE_NOINLINE void UploadTestCriticalSection(lockprof::Mutex& mu) {
 
 namespace {
 
+using lockprof::testing::FetchProfile;
 using lockprof::testing::GoPprof;
 using lockprof::testing::ParseProfile;
 using lockprof::testing::Receiver;
+using lockprof::testing::ScopedRates;
 using lockprof::testing::StackFunctions;
 using lockprof::testing::TopFunction;
 using lockprof::testing::Upload;
@@ -68,10 +69,8 @@ void AddProfile(const perftools::profiles::Profile& p, StackValues* into) {
 }
 
 StackValues Cumulative(const std::string& profile) {
-  std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile(profile, 0, out).ok());
   StackValues v;
-  AddProfile(ParseProfile(out.str()), &v);
+  AddProfile(FetchProfile(profile), &v);
   return v;
 }
 
