@@ -2,7 +2,9 @@
 # Builds lockprof and runs every test: the optimised build, then the whole
 # suite again under ThreadSanitizer and under AddressSanitizer+UBSan, then the
 # install-and-consume check. Set LOCKPROF_TEST_BUILDS to a subset
-# ("release tsan asan") to run fewer.
+# ("release tsan asan") to run fewer. The last line counts every build's
+# tests: passed, failed, and skipped (only the skips tools/allowed_skips.txt
+# allows; any other skip is a failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh test
@@ -12,6 +14,7 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -
 builds=${LOCKPROF_TEST_BUILDS:-release tsan asan}
 total_pass=0
 total_fail=0
+total_skip=0
 
 run_suite() {  # name, build dir, cmake args...
   local name=$1 dir=$2
@@ -21,12 +24,13 @@ run_suite() {  # name, build dir, cmake args...
   ninja -C "$dir"
   local log="$dir/ctest.log" rc=0
   (cd "$dir" && ctest --output-on-failure --timeout 900 -j1) 2>&1 | tee "$log" || rc=$?
-  local pass fail
-  pass=$(grep -c ' Passed ' "$log" || true)
-  fail=$(grep -cE '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Not Run' "$log" || true)
+  # Skips count as failures unless tools/allowed_skips.txt lists them.
+  local pass fail skip
+  read -r pass fail skip < <(tools/ctest_summary.sh "$log")
   total_pass=$((total_pass + pass))
   total_fail=$((total_fail + fail))
-  [ "$rc" -eq 0 ] || echo "=== $name: FAILED"
+  total_skip=$((total_skip + skip))
+  [ "$rc" -eq 0 ] && [ "$fail" -eq 0 ] || echo "=== $name: FAILED"
 }
 
 for b in $builds; do
@@ -41,5 +45,5 @@ for b in $builds; do
     *) echo "unknown build $b" >&2; exit 2 ;;
   esac
 done
-echo "lockprof: $total_pass passed, $total_fail failed"
+echo "lockprof: $total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" -eq 0 ]
