@@ -48,6 +48,9 @@ TEST(MutexTest, WorksWithConditionVariableAny) {
   t.join();
 }
 
+// At run time only; that the analysis accepts a guarded access under
+// MutexLock and rejects one without it or after its scope is checked by
+// compiling tests/thread_safety/mutex_lock_use.cc (the thread_safety_* tests).
 TEST(MutexTest, MutexLockIsAnnotatedScopedLock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::Mutex mu;
   {
