@@ -106,15 +106,24 @@ TEST(CowPtrTest, RetiredValuesAreFreed) {
     lockprof::CowPtr<Tracked> cow;
     std::vector<std::thread> threads;
     std::atomic<bool> stop{false};
+    std::atomic<int> bad_reads{0};
     for (int r = 0; r < 2; ++r) {
       threads.emplace_back([&] {
-        while (!stop.load()) EXPECT_GE(cow.Load()->value, 0);
+        // Each reader sees the updates in order: never a value older than
+        // one it saw, never one not yet written.
+        int last = 0;
+        do {
+          const int v = cow.Load()->value;
+          if (v < last || v > 20000) bad_reads.fetch_add(1);
+          last = v;
+        } while (!stop.load());
       });
     }
     for (int i = 0; i < 20000; ++i)
       cow.Update([](const Tracked& t) { return Tracked(t.value + 1); });
     stop.store(true);
     for (auto& t : threads) t.join();
+    EXPECT_EQ(bad_reads.load(), 0);
     EXPECT_EQ(cow.Load()->value, 20000);
     EXPECT_EQ(Tracked::live.load(), 1);  // Only the current value.
   }
