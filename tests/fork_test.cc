@@ -70,16 +70,9 @@ TEST(ForkTest, ChildUnlockChargesNoWaitOfParentThreads) ABSL_NO_THREAD_SAFETY_AN
   AllRatesAtOne rates;
   lockprof::Mutex mu{"fork.waited"};
   mu.lock();
-  std::atomic<int> started{0};
-  std::vector<std::thread> waiters;
-  for (int i = 0; i < 3; ++i) {
-    waiters.emplace_back([&] {
-      started.fetch_add(1);
-      lockprof::MutexLock lock(&mu);
-    });
-  }
-  while (started.load() < 3) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The three are asleep on the lock, so counted as its waiters, at the fork.
+  std::vector<std::thread> waiters =
+      lockprof::testing::StartBlocked(3, [&] { lockprof::MutexLock lock(&mu); });
 
   auto child = RunInForkedChild([&](int fd) {
     ChildUnlocks(&mu);
