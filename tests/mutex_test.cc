@@ -61,6 +61,25 @@ TEST(MutexTest, MutexLockIsAnnotatedScopedLock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   mu.unlock();
 }
 
+// README: uncontended locking records nothing but the hold sampler's
+// (off here), even with every other sampler at rate 1.
+TEST(MutexTest, UncontendedMutexRecordsNothing) {
+  lockprof::testing::ScopedRates rates(1, 1, 0);
+  lockprof::Mutex mu{"uncontended"};
+  for (int i = 0; i < 100000; ++i) {
+    lockprof::MutexLock lock(&mu);
+  }
+  for (const char* profile : {"mutex", "block", "hold"}) {
+    EXPECT_TRUE(
+        lockprof::testing::SamplesForLock(lockprof::testing::FetchProfile(profile), "uncontended")
+            .empty())
+        << profile;
+  }
+  std::string metrics;
+  lockprof::WriteMetrics(&metrics);
+  EXPECT_EQ(metrics.find("lock=\"uncontended\""), std::string::npos) << metrics;
+}
+
 TEST(MutexTest, StressLosesNoIncrements) {
   lockprof::Mutex mu{"stress"};
   int64_t counter = 0;

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -117,6 +119,42 @@ TEST(PrometheusTest, ScrapesAdminEndpointAndAnswersQueriesOnTheNamedLock) {
   prometheus.Stop();
   lockprof::StopAdminServer();
   RunCommand("rm -rf " + dir);
+}
+
+// The fenced block of `markdown` that starts with the line "```<info>" and
+// whose first line of text starts with `first`; "" if there is none.
+std::string FencedBlock(const std::string& markdown, const std::string& info,
+                        const std::string& first) {
+  const size_t at = markdown.find("```" + info + "\n" + first);
+  if (at == std::string::npos) return "";
+  const size_t start = at + 4 + info.size();
+  return markdown.substr(start, markdown.find("```", start) - start);
+}
+
+// README "Metrics": its alerting rules, and its PromQL queries (each made a
+// recording rule), pass promtool check rules.
+TEST(PrometheusTest, PromtoolAcceptsTheReadmesRulesAndQueries) {
+  const std::string readme = lockprof::testing::ReadFile(LOCKPROF_SOURCE_DIR "/README.md");
+  const std::string rules = FencedBlock(readme, "yaml", "groups:");
+  ASSERT_NE(rules.find("alert: SlowLockAcquire"), std::string::npos) << rules;
+  std::istringstream queries(FencedBlock(readme, "promql", "#"));
+  std::string recorded = "groups:\n  - name: readme_queries\n    rules:\n";
+  int n = 0;
+  for (std::string line; std::getline(queries, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::string quoted;  // A YAML single-quoted scalar: ' doubled.
+    for (char c : line) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+    recorded +=
+        "      - record: readme:query" + std::to_string(n++) + "\n        expr: '" + quoted + "'\n";
+  }
+  EXPECT_EQ(n, 4) << "the README's queries";
+  for (const std::string& file : {rules, recorded}) {
+    const std::string path = lockprof::testing::WriteTempFile(file, ".yml");
+    int status = 0;
+    const std::string out = RunCommand("promtool check rules " + path + " 2>&1", &status);
+    EXPECT_EQ(status, 0) << out << file;
+    EXPECT_NE(out.find("SUCCESS"), std::string::npos) << out;
+  }
 }
 
 }  // namespace

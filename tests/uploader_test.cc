@@ -15,9 +15,19 @@
 #include "test_util.h"
 
 // Outside namespace lockprof: these frames must stay in the profiles.
-ABSL_ATTRIBUTE_NOINLINE void UploadTestCriticalSection(lockprof::Mutex& mu) {
-  std::lock_guard<lockprof::Mutex> lock(mu);
-  std::this_thread::sleep_for(std::chrono::microseconds(200));
+// After the critical section, a CAS loop that retries once by construction
+// (the function's first call changes the value): the cas profile.
+ABSL_ATTRIBUTE_NOINLINE void UploadTestCriticalSection(lockprof::Mutex& mu,
+                                                       lockprof::Atomic<int64_t>& value) {
+  {
+    std::lock_guard<lockprof::Mutex> lock(mu);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  bool interfered = false;
+  value.Update([&](int64_t old) {
+    if (!interfered) value.fetch_add(1), interfered = true;
+    return old + 1;
+  });
 }
 
 namespace {
@@ -37,7 +47,7 @@ class Workload {
   explicit Workload(int threads) {
     for (int i = 0; i < threads; ++i) {
       threads_.emplace_back([this] {
-        while (!stop_) UploadTestCriticalSection(mu_);
+        while (!stop_) UploadTestCriticalSection(mu_, value_);
       });
     }
   }
@@ -48,6 +58,7 @@ class Workload {
 
  private:
   lockprof::Mutex mu_{"upload.cache"};
+  lockprof::Atomic<int64_t> value_{"upload.value"};
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
 };
@@ -90,8 +101,8 @@ TEST(UploaderTest, DeltasOfConsecutiveUploadsAddUpToTheCumulativeProfile) {
   o.app_name = "uploader-test";
   o.labels = {{"env", "test"}, {"region", "eu"}};
   o.interval = std::chrono::milliseconds(300);
-  o.profiles = {"mutex", "block", "hold"};
-  lockprof::SetHoldProfileRate(100);
+  o.profiles = {"mutex", "block", "hold", "cas"};
+  ScopedRates rates(ScopedRates::kKeep, ScopedRates::kKeep, 100);
   ASSERT_TRUE(lockprof::StartUploader(o).ok());
   {
     Workload work(4);
@@ -100,7 +111,7 @@ TEST(UploaderTest, DeltasOfConsecutiveUploadsAddUpToTheCumulativeProfile) {
   lockprof::StopUploader();  // Sends the last interval: nothing is recorded after it.
 
   const std::pair<std::string, std::string> kinds[] = {
-      {"mutex", "mutex"}, {"block", "block"}, {"hold", "hold_duration"}};
+      {"mutex", "mutex"}, {"block", "block"}, {"hold", "hold_duration"}, {"cas", "cas_duration"}};
   for (const auto& [profile, metric] : kinds) {
     SCOPED_TRACE(profile);
     std::vector<Upload> uploads = receiver.Uploads(metric);
@@ -131,6 +142,7 @@ TEST(UploaderTest, DeltasOfConsecutiveUploadsAddUpToTheCumulativeProfile) {
             "contentions:block_count,delay:block_duration");
   EXPECT_EQ(receiver.Uploads("hold_duration").front().meta.at("display_names"),
             "holds:hold_count,hold:hold_duration");
+  EXPECT_FALSE(receiver.Uploads("cas_duration").empty());
   for (const auto& r : receiver.Requests()) EXPECT_EQ(r.status, 200) << r.message;
 }
 
