@@ -77,7 +77,8 @@ TEST(AdminMetricsTest, DefencesAreCountedOnMetrics) {
 // lockprof_profile_samples_dropped_total shows.
 TEST(AdminMetricsTest, SamplesDroppedOnAFullTableAreCountedPerEvent) {
   auto child = lockprof::testing::RunInForkedChild([](int fd) {
-    lockprof::SetBlockProfileRate(1);
+    lockprof::testing::ScopedRates rates(lockprof::testing::ScopedRates::kKeep, 1,
+                                         lockprof::testing::ScopedRates::kKeep);
     static char names[4001][24];
     lockprof::agent::StackTrace stack;
     lockprof::agent::CaptureStack(__builtin_frame_address(0), &stack);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -26,8 +27,7 @@ ABSL_ATTRIBUTE_NOINLINE void AdminTestSlowSection(lockprof::Mutex& mu) {
 class AdminServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    lockprof::SetMutexProfileFraction(1);
-    lockprof::SetBlockProfileRate(1);
+    rates_ = new lockprof::testing::ScopedRates(1, 1, lockprof::testing::ScopedRates::kKeep);
     ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
     port_ = lockprof::AdminServerPort();
     // Some contention to profile.
@@ -40,10 +40,15 @@ class AdminServerTest : public ::testing::Test {
     }
     for (auto& t : threads) t.join();
   }
-  static void TearDownTestSuite() { lockprof::StopAdminServer(); }
+  static void TearDownTestSuite() {
+    lockprof::StopAdminServer();
+    delete rates_;
+  }
   static int port_;
+  static lockprof::testing::ScopedRates* rates_;
 };
 int AdminServerTest::port_ = 0;
+lockprof::testing::ScopedRates* AdminServerTest::rates_ = nullptr;
 
 TEST_F(AdminServerTest, BindsLoopbackAndRefusesSecondStart) {
   EXPECT_GT(port_, 0);
@@ -92,6 +97,20 @@ TEST_F(AdminServerTest, IndexListsProfilesWithCounts) {
   EXPECT_EQ(status, 200);
   for (const char* name : {"mutex", "block"}) {
     EXPECT_NE(body.find(std::string("href='") + name + "?debug=1'"), std::string::npos) << body;
+  }
+  // Each profile's row, as Go writes it: <tr><td>COUNT</td><td><a href='NAME?debug=1'>.
+  // The count is the profile's number of samples, as served.
+  for (const char* name : {"mutex", "block", "hold", "cas"}) {
+    const size_t link = body.find(std::string("</td><td><a href='") + name + "?debug=1'");
+    ASSERT_NE(link, std::string::npos) << name << "\n" << body;
+    const size_t cell = body.rfind("<td>", link);
+    ASSERT_NE(cell, std::string::npos) << body;
+    const int64_t count = std::atoll(body.c_str() + cell + 4);
+    const auto served = ParseProfile(HttpGet(port_, std::string("/debug/pprof/") + name, &status));
+    EXPECT_EQ(count, served.sample_size()) << name << "\n" << body;
+    if (std::string(name) == "mutex" || std::string(name) == "block") {
+      EXPECT_GT(count, 0) << name << ": the suite's set-up contended\n" << body;
+    }
   }
 }
 

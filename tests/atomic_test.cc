@@ -8,7 +8,7 @@
 
 #include <atomic>
 #include <chrono>
-#include <sstream>
+#include <cmath>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -18,27 +18,18 @@
 
 namespace {
 
+using lockprof::testing::FetchProfile;
 using lockprof::testing::GoPprof;
+using lockprof::testing::NowNanos;
 using lockprof::testing::ParseProfile;
 using lockprof::testing::SamplesForLock;
+using lockprof::testing::ScopedRates;
+using lockprof::testing::SpinFor;
 using lockprof::testing::StackFunctions;
 using lockprof::testing::SumValues;
 
-perftools::profiles::Profile FetchCas() {
-  std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile("cas", 0, out).ok());
-  return ParseProfile(out.str());
-}
-
-// Sets the mutex fraction (which the CAS profile shares) for a scope.
-class Fraction {
- public:
-  explicit Fraction(int f) : old_(lockprof::SetMutexProfileFraction(f)) {}
-  ~Fraction() { lockprof::SetMutexProfileFraction(old_); }
-
- private:
-  int old_;
-};
+// The tests here set only the mutex fraction, which the CAS profile shares.
+constexpr int kKeep = ScopedRates::kKeep;
 
 // The CAS loop the profile must charge: `iterations` increments, counting
 // every call of the update function in *calls.
@@ -54,18 +45,37 @@ ABSL_ATTRIBUTE_NOINLINE void CasLoopHotSpot(lockprof::Atomic<int64_t>& value, in
   }
 }
 
-// Every Update here conflicts exactly once, by construction: the update
-// function's first call changes the value behind the CAS's back.
+// The update function of a CAS loop that retries exactly once, by
+// construction: its first call changes the value behind the CAS's back; its
+// second, the retry, runs `on_retry` first.
+template <typename F>
+auto RetriesOnce(lockprof::Atomic<int64_t>& value, F on_retry) {
+  return [&value, on_retry, interfered = false](int64_t old) mutable {
+    if (!interfered) {
+      interfered = true;
+      value.fetch_add(1);
+    } else {
+      on_retry();
+    }
+    return old + 1;
+  };
+}
+
+// Every Update here conflicts exactly once.
 ABSL_ATTRIBUTE_NOINLINE void CasLoopForcedRetry(lockprof::Atomic<int64_t>& value, int iterations) {
+  for (int i = 0; i < iterations; ++i) value.Update(RetriesOnce(value, [] {}));
+}
+
+// As CasLoopForcedRetry, and each retry spins for `retry_ns`, adding the time
+// that took to *retry_time: each loop's retry time is at least that.
+ABSL_ATTRIBUTE_NOINLINE void CasLoopTimedRetry(lockprof::Atomic<int64_t>& value, int iterations,
+                                               int64_t retry_ns, int64_t* retry_time) {
   for (int i = 0; i < iterations; ++i) {
-    bool interfered = false;
-    value.Update([&](int64_t old) {
-      if (!interfered) {
-        interfered = true;
-        value.fetch_add(1);
-      }
-      return old + 1;
-    });
+    value.Update(RetriesOnce(value, [&] {
+      const int64_t start = NowNanos();
+      SpinFor(retry_ns);
+      *retry_time += NowNanos() - start;
+    }));
   }
 }
 
@@ -73,12 +83,12 @@ ABSL_ATTRIBUTE_NOINLINE void CasLoopForcedRetry(lockprof::Atomic<int64_t>& value
 // fraction `fraction`; returns the retries and delay the cas profile gained
 // for it. The truth is `iterations` retries.
 std::pair<int64_t, int64_t> RecordForcedRetries(int fraction, int iterations) {
-  Fraction scoped(fraction);
-  auto before = FetchCas();
+  ScopedRates scoped(fraction, kKeep, kKeep);
+  auto before = FetchProfile("cas");
   lockprof::Atomic<int64_t> value{"test.forced"};
   CasLoopForcedRetry(value, iterations);
   EXPECT_EQ(value.load(), 2 * iterations);
-  auto after = FetchCas();
+  auto after = FetchProfile("cas");
   return {SumValues(after, 0, "CasLoopForcedRetry") - SumValues(before, 0, "CasLoopForcedRetry"),
           SumValues(after, 1, "CasLoopForcedRetry") - SumValues(before, 1, "CasLoopForcedRetry")};
 }
@@ -155,7 +165,7 @@ TEST(AtomicTest, UpdateReturnsTheReplacedValue) {
 }
 
 TEST(AtomicTest, UpdateIsExactUnderContention) {
-  Fraction fraction(1);
+  ScopedRates fraction(1, kKeep, kKeep);
   lockprof::Atomic<int64_t> value{"test.exact"};
   constexpr int kThreads = 4, kIters = 100000;
   RunContended(value, kThreads, kIters);
@@ -172,8 +182,8 @@ TEST(AtomicTest, ForcedRetriesAreCountedExactlyAtFractionOne) {
 // loaded machine may not give on the first round: repeat (bounded) until
 // some happened. Whatever happened, the profile must match it exactly.
 TEST(AtomicTest, ContendedRetriesMatchTheTruthAtFractionOne) {
-  Fraction fraction(1);
-  const int64_t before = SumValues(FetchCas(), 0, "CasLoopHotSpot");
+  ScopedRates fraction(1, kKeep, kKeep);
+  const int64_t before = SumValues(FetchProfile("cas"), 0, "CasLoopHotSpot");
   lockprof::Atomic<int64_t> value{"test.contended"};
   int64_t truth = 0, rounds = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -183,21 +193,54 @@ TEST(AtomicTest, ContendedRetriesMatchTheTruthAtFractionOne) {
   }
   ASSERT_GT(truth, 0) << "four threads on a shared counter never conflicted";
   EXPECT_EQ(value.load(), rounds * 4 * 200000);
-  EXPECT_EQ(SumValues(FetchCas(), 0, "CasLoopHotSpot") - before, truth);
+  EXPECT_EQ(SumValues(FetchProfile("cas"), 0, "CasLoopHotSpot") - before, truth);
 }
 
-// Fraction 10: about 1 in 10 retrying loops is kept, scaled by 10. 20000
-// loops with one retry each: a missing scaling (-90%) or a double one
-// (+900%) is far outside the bound; sampling noise is ~2%.
+// The delay of a loop is its time retrying: from the failed first attempt
+// to the successful CAS. Here every retry spins (timed by the test), so the
+// total lies between the time the retries' update calls took and the time
+// the whole run took, which adds only the first attempts and the recording
+// (about 1%): a delay scaled by 1.2, or counted from before the first
+// attempt, falls outside.
+TEST(AtomicTest, RetryDelayIsTheTimeSpentRetrying) {
+  ScopedRates fraction(1, kKeep, kKeep);
+  constexpr int kIters = 100;
+  lockprof::Atomic<int64_t> value{"test.timed"};
+  // The upper bound tells a 20% excess only if the run was not preempted
+  // outside the retries for long: up to five rounds, until one took less
+  // than 1.15 times its retries. Every round must be within the bounds.
+  bool sharp = false;
+  for (int round = 0; round < 5 && !sharp; ++round) {
+    const int64_t before = SumValues(FetchProfile("cas"), 1, "CasLoopTimedRetry");
+    int64_t retry_time = 0;
+    const int64_t start = NowNanos();
+    CasLoopTimedRetry(value, kIters, 200'000, &retry_time);
+    const int64_t took = NowNanos() - start;
+    const int64_t delay = SumValues(FetchProfile("cas"), 1, "CasLoopTimedRetry") - before;
+    std::printf("round %d: retries %lld ns, delay %lld ns, all %lld ns\n", round,
+                (long long)retry_time, (long long)delay, (long long)took);
+    EXPECT_GE(delay, retry_time);
+    EXPECT_LE(delay, took);
+    sharp = took < retry_time * 115 / 100;
+  }
+  EXPECT_TRUE(sharp) << "machine too busy: every round was preempted outside its retries";
+}
+
+// Fraction 10: each retrying loop is kept with probability 1/10 and scaled
+// by 10, so n loops of one retry each sum to n with variance (10 - 1) * n.
+// The bound is five standard deviations (about 10% for 20000 loops): a
+// missing scaling (-90%), a double one (+900%) and a scale off by 1.2 (+20%)
+// are all far outside.
 TEST(AtomicTest, SampledRetriesAreUnbiased) {
-  constexpr int kIters = 20000;
-  const int64_t got = RecordForcedRetries(10, kIters).first;
-  EXPECT_NEAR(double(got), double(kIters), 0.15 * kIters);
-  EXPECT_EQ(got % 10, 0) << "each kept sample is scaled by the fraction";
+  constexpr int kIters = 20000, kFraction = 10;
+  const int64_t got = RecordForcedRetries(kFraction, kIters).first;
+  const double bound = 5 * std::sqrt(double(kFraction - 1) * kIters);
+  EXPECT_NEAR(double(got), double(kIters), bound);
+  EXPECT_EQ(got % kFraction, 0) << "each kept sample is scaled by the fraction";
 }
 
 TEST(AtomicTest, FirstTimeSuccessRecordsNothing) {
-  Fraction fraction(1);
+  ScopedRates fraction(1, kKeep, kKeep);
   lockprof::Atomic<int64_t> value{"test.uncontended"};
   const auto before = lockprof::ProfileSampleCount("cas");
   for (int i = 0; i < 10000; ++i) value.Update([](int64_t v) { return v + 1; });
@@ -212,7 +255,7 @@ TEST(AtomicTest, FractionZeroRecordsNothing) {
 // End to end: /debug/pprof/cas through go tool pprof, the leaf being the
 // function that runs the loop, with its lock label.
 TEST(AtomicTest, GoToolPprofShowsTheCasLoop) {
-  Fraction fraction(1);
+  ScopedRates fraction(1, kKeep, kKeep);
   ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
   const std::string url =
       "http://127.0.0.1:" + std::to_string(lockprof::AdminServerPort()) + "/debug/pprof/cas";

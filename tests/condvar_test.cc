@@ -21,6 +21,7 @@ namespace {
 
 using lockprof::testing::FetchProfileToFile;
 using lockprof::testing::GoPprof;
+using lockprof::testing::NowNanos;
 using lockprof::testing::ProfileDelta;
 using lockprof::testing::ScopedRates;
 using lockprof::testing::TopFunction;
@@ -28,12 +29,6 @@ using Lock = std::unique_lock<lockprof::Mutex>;
 using std::chrono::milliseconds;
 
 ABSL_CONST_INIT lockprof::CondVar g_global_cv;
-
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // Waits until `progress` reaches `target`. Fails the test if it stops
 // moving for 10 s first — a lost wake-up leaves every thread asleep — and
@@ -265,9 +260,9 @@ ABSL_ATTRIBUTE_NOINLINE int64_t CondVarGroundTruthWaiter(lockprof::Mutex& mu, lo
                                                          const bool& ready, bool& waiting) {
   Lock l(mu);
   waiting = true;  // Seen by a thread that then gets mu: we are in wait().
-  const int64_t start = Now();
+  const int64_t start = NowNanos();
   cv.wait(l, [&] { return ready; });
-  return Now() - start;
+  return NowNanos() - start;
 }
 
 // A waiter waits ~20 ms for a notification sent after 20 ms, 6 times: the

@@ -80,12 +80,12 @@ bool WaitFor(const std::function<bool()>& done, int timeout_ms = 30000) {
 class DeltaProfilesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    lockprof::SetMutexProfileFraction(1);
-    lockprof::SetBlockProfileRate(1);
     ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
     port_ = lockprof::AdminServerPort();
   }
   void TearDown() override { lockprof::StopAdminServer(); }
+  // Tests may change the hold rate too: restored with the others.
+  lockprof::testing::ScopedRates rates_{1, 1, lockprof::testing::ScopedRates::kKeep};
   std::string Url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
@@ -237,7 +237,7 @@ TEST_F(DeltaProfilesTest, StoppingTheServerEndsOpenWindows) {
 // profile's growth.
 TEST_F(DeltaProfilesTest, ScrapedDeltasAddUpToCumulativeGrowth) {
   lockprof::SetHoldProfileRate(1);
-  const char* kProfiles[] = {"mutex", "block", "hold"};
+  const char* kProfiles[] = {"mutex", "block", "hold", "cas"};
   std::map<std::string, Profile> start;
   for (const char* name : kProfiles) {
     start[name] = Get(std::string("/debug/pprof/") + name);
@@ -253,9 +253,18 @@ TEST_F(DeltaProfilesTest, ScrapedDeltasAddUpToCumulativeGrowth) {
   }
 
   lockprof::Mutex mu{"delta.scraped"};
+  lockprof::Atomic<int64_t> value{"delta.cas"};
   std::atomic<bool> stop{false};
   std::thread workload([&] {
-    while (!stop.load()) ContendRounds(mu, 1, 2, 3'000'000);
+    while (!stop.load()) {
+      ContendRounds(mu, 1, 2, 3'000'000);
+      // A CAS loop that retries once, by construction: the cas profile.
+      bool interfered = false;
+      value.Update([&](int64_t old) {
+        if (!interfered) value.fetch_add(1), interfered = true;
+        return old + 1;
+      });
+    }
   });
   std::map<std::string, std::array<int64_t, 2>> scraped;
   for (int second = 0; second < 10; ++second) {

@@ -3,6 +3,7 @@
 // only use the names inside the profile.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <sstream>
 #include <thread>
 
@@ -12,9 +13,13 @@ namespace {
 
 using lockprof::testing::Child;
 using lockprof::testing::GoPprof;
+using lockprof::testing::HttpGet;
+using lockprof::testing::ParseProfile;
 using lockprof::testing::PortFromLine;
 using lockprof::testing::RunCommand;
+using lockprof::testing::SumValues;
 using lockprof::testing::TopFunction;
+using lockprof::testing::WriteTempFile;
 
 class DemoTest : public ::testing::Test {
  protected:
@@ -62,15 +67,41 @@ TEST_F(DemoTest, MutexProfileNamesCacheSetWithBinaryDeleted) {
   EXPECT_NE(TopFunction(block).find("demo::Cache::Get"), std::string::npos) << block;
 }
 
+// README "Did the fix work?": a profile of the demo with its bug, one of the
+// fixed demo over the same time, and go tool pprof -base between them. The
+// delay charged to Cache::Set (its unlocks: the waits its critical sections
+// caused) must fall at least tenfold, and the diff must show it negative.
 TEST_F(DemoTest, FixedMovesTheDelayOutOfCacheSet) {
-  Start({"--readers=4", "--writers=2", "--slow-ms=20", "--fixed"});
-  std::this_thread::sleep_for(std::chrono::seconds(3));
-  int status;
-  std::string top = GoPprof("-top -sample_index=delay " + Url("/debug/pprof/mutex"), &status);
-  ASSERT_EQ(status, 0) << top;
-  // With the slow work outside the lock, no critical section is slow: the
-  // profile is small, and SlowProcess never appears under a lock.
-  EXPECT_EQ(top.find("SlowProcess"), std::string::npos) << top;
+  auto profile_after_3s = [&](const std::vector<std::string>& flags) {
+    Start(flags);
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    int status = 0;
+    const std::string body = HttpGet(port_, "/debug/pprof/mutex", &status);
+    EXPECT_EQ(status, 200);
+    return body;
+  };
+  const std::string before = profile_after_3s({"--readers=4", "--writers=2", "--slow-ms=20"});
+  const std::string after =
+      profile_after_3s({"--readers=4", "--writers=2", "--slow-ms=20", "--fixed"});
+  const int64_t set_before = SumValues(ParseProfile(before), 1, "demo::Cache::Set");
+  const int64_t set_after = SumValues(ParseProfile(after), 1, "demo::Cache::Set");
+  std::printf("Cache::Set delay: %.1f ms with the bug, %.1f ms fixed\n", set_before / 1e6,
+              set_after / 1e6);
+  EXPECT_GT(set_before, 1'000'000'000) << "four readers wait most of 3 s behind 20 ms updates";
+  EXPECT_LT(set_after * 10, set_before);
+  int status = 0;
+  const std::string diff = GoPprof(
+      "-top -sample_index=delay -base " + WriteTempFile(before) + " " + WriteTempFile(after),
+      &status);
+  ASSERT_EQ(status, 0) << diff;
+  std::istringstream rows(diff);
+  std::string row, set_row;
+  while (std::getline(rows, row)) {
+    if (row.find("demo::Cache::Set") != std::string::npos) set_row = row;
+  }
+  // "-9.12s 48.0% 48.0% -9.12s 48.0%  demo::Cache::Set": flat, then cum.
+  ASSERT_FALSE(set_row.empty()) << diff;
+  EXPECT_EQ(set_row.find_first_not_of(' '), set_row.find('-')) << "not negative: " << set_row;
 }
 
 // Source lines: the profile carries file:line for every frame, so -list

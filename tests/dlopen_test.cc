@@ -11,9 +11,9 @@
 namespace {
 
 using lockprof::testing::AllRatesAtOne;
-using lockprof::testing::CurrentProfile;
+using lockprof::testing::FetchProfile;
+using lockprof::testing::FetchProfileBytes;
 using lockprof::testing::LabelAt;
-using lockprof::testing::ProfileBytes;
 using lockprof::testing::SumValues;
 
 using RunFn = int64_t (*)(int threads, int iterations);
@@ -33,7 +33,7 @@ void RunPluginOnce(bool profile_while_loaded) {
   ASSERT_NE(run, nullptr) << dlerror();
   EXPECT_EQ(run(kThreads, kIterations), kThreads * kIterations);
   if (profile_while_loaded) {
-    auto hold = CurrentProfile("hold");
+    auto hold = FetchProfile("hold");
     EXPECT_EQ(SumValues(hold, 0, "PluginCriticalSection"), kThreads * kIterations);
     EXPECT_EQ(LabelAt(hold, "PluginCriticalSection", "lock"), "plugin.lock");
   }
@@ -58,8 +58,8 @@ int64_t SumForLock(const perftools::profiles::Profile& p, int index, const std::
 // Every profile, in both forms, builds after the plugin is gone.
 void ExpectEveryProfileBuilds() {
   for (const std::string& name : lockprof::ProfileNames()) {
-    EXPECT_FALSE(ProfileBytes(name, 0).empty()) << name;
-    EXPECT_FALSE(ProfileBytes(name, 1).empty()) << name;
+    EXPECT_FALSE(FetchProfileBytes(name, 0).empty()) << name;
+    EXPECT_FALSE(FetchProfileBytes(name, 1).empty()) << name;
   }
 }
 
@@ -70,7 +70,7 @@ TEST(DlopenTest, PluginLocksAreProfiledAndOutliveTheUnload) {
   AllRatesAtOne rates;
   RunPluginOnce(/*profile_while_loaded=*/true);
   ExpectEveryProfileBuilds();
-  auto hold = CurrentProfile("hold");
+  auto hold = FetchProfile("hold");
   EXPECT_EQ(SumForLock(hold, 0, "plugin.lock"), kThreads * kIterations);
   EXPECT_EQ(SumValues(hold, 0, "PluginCriticalSection"), kThreads * kIterations);
 }
@@ -82,9 +82,9 @@ TEST(DlopenTest, PluginUnloadedBeforeAnyProfileStillEncodes) {
   AllRatesAtOne rates;
   RunPluginOnce(/*profile_while_loaded=*/false);
   ExpectEveryProfileBuilds();
-  EXPECT_EQ(SumForLock(CurrentProfile("hold"), 0, "plugin.lock"), kThreads * kIterations);
+  EXPECT_EQ(SumForLock(FetchProfile("hold"), 0, "plugin.lock"), kThreads * kIterations);
   RunPluginOnce(/*profile_while_loaded=*/false);
-  EXPECT_EQ(SumForLock(CurrentProfile("hold"), 0, "plugin.lock"), 2 * kThreads * kIterations);
+  EXPECT_EQ(SumForLock(FetchProfile("hold"), 0, "plugin.lock"), 2 * kThreads * kIterations);
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "test_util.h"
 
 namespace lockprof::agent {
@@ -35,6 +38,37 @@ TEST(EnvTest, ParseHostPort) {
   }
 }
 
+// The sampling rates a demo process started with `env` (extra "K=V"
+// entries) serves on its /metrics: {mutex fraction, block rate in seconds,
+// hold rate}.
+std::vector<double> ServedRates(const std::vector<std::string>& env) {
+  lockprof::testing::Child demo(
+      {LOCKPROF_DEMO_PATH, "--addr=127.0.0.1:0", "--readers=1", "--writers=1", "--duration=30"},
+      env);
+  const int port = lockprof::testing::PortFromLine(demo.WaitForLine("admin endpoint"));
+  EXPECT_GT(port, 0);
+  int status = 0;
+  const std::string metrics = lockprof::testing::HttpGet(port, "/metrics", &status);
+  EXPECT_EQ(status, 200);
+  std::vector<double> rates;
+  for (const char* name : {"lockprof_mutex_profile_fraction", "lockprof_block_profile_rate_seconds",
+                           "lockprof_hold_profile_rate"}) {
+    rates.push_back(lockprof::testing::MetricValue(metrics, name));
+  }
+  return rates;
+}
+
+// The documented defaults (README "Sampling defaults"), as a process that
+// sets nothing serves them: mutex fraction 10, block rate 10 us, hold rate
+// 1000.
+TEST(EnvTest, DefaultRatesAreServed) {
+  EXPECT_EQ(ServedRates({}), (std::vector<double>{10, 10e-6, 1000}));
+  // And the environment sets them.
+  EXPECT_EQ(ServedRates({"LOCKPROF_MUTEX_FRACTION=3", "LOCKPROF_BLOCK_RATE=2000000",
+                         "LOCKPROF_HOLD_RATE=7"}),
+            (std::vector<double>{3, 2e-3, 7}));
+}
+
 // A malformed LOCKPROF_* value is reported once on stderr and ignored.
 TEST(EnvTest, MalformedEnvironmentIsReportedOnceAndIgnored) {
   int status;
@@ -50,6 +84,9 @@ TEST(EnvTest, MalformedEnvironmentIsReportedOnceAndIgnored) {
   };
   EXPECT_EQ(count("lockprof: ignoring LOCKPROF_MUTEX_FRACTION=\"lots\""), 1u) << out;
   EXPECT_EQ(count("lockprof: ignoring LOCKPROF_BLOCK_RATE=\"-3\""), 1u) << out;
+  // Ignored: the defaults stay in force.
+  EXPECT_EQ(ServedRates({"LOCKPROF_MUTEX_FRACTION=lots", "LOCKPROF_BLOCK_RATE=-3"}),
+            (std::vector<double>{10, 10e-6, 1000}));
 }
 
 }  // namespace

@@ -23,23 +23,7 @@ namespace {
 
 using lockprof::testing::AllRatesAtOne;
 using lockprof::testing::RunInForkedChild;
-
-// Starts `n` threads running `body`, and returns once they have had the time
-// to block in it (they announce themselves first; 300 ms is plenty to go
-// from there to sleeping on a futex).
-std::vector<std::thread> StartBlocked(int n, const std::function<void()>& body) {
-  std::atomic<int> started{0};
-  std::vector<std::thread> threads;
-  for (int i = 0; i < n; ++i) {
-    threads.emplace_back([&started, body] {
-      started.fetch_add(1);
-      body();
-    });
-  }
-  while (started.load() < n) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  return threads;
-}
+using lockprof::testing::StartBlocked;
 
 // Parent threads wait on a CondVar. In the child, a child thread waits on it
 // too, and one notify_one must wake that thread: without the queue's fork
@@ -50,10 +34,25 @@ TEST(ForkPrimitivesTest, CondVarNotifyReachesTheChildsOwnWaiter) {
   lockprof::Mutex mu{"fork.cv.mu"};
   lockprof::CondVar cv;
   bool parent_done = false;
+  int parents_waiting = 0;  // Under mu.
   auto parents = StartBlocked(2, [&] {
     std::unique_lock<lockprof::Mutex> lock(mu);
+    ++parents_waiting;
     cv.wait(lock, [&] { return parent_done; });
   });
+  // Asleep may still mean asleep on mu; a parent counted under mu gave mu up
+  // only by waiting on cv: once both are counted, both are in its queue.
+  for (int ms = 0; ms < 10000; ++ms) {
+    {
+      std::lock_guard<lockprof::Mutex> lock(mu);
+      if (parents_waiting == 2) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  {
+    std::lock_guard<lockprof::Mutex> lock(mu);
+    EXPECT_EQ(parents_waiting, 2) << "the parents never waited on the condition";
+  }
   auto child = RunInForkedChild([&](int) {
     bool queued = false, ready = false;
     std::thread waiter([&] {

@@ -24,9 +24,9 @@ namespace {
 using lockprof::testing::AllRatesAtOne;
 using lockprof::testing::BackgroundLoops;
 using lockprof::testing::Child;
-using lockprof::testing::CurrentProfile;
+using lockprof::testing::FetchProfile;
+using lockprof::testing::FetchProfileBytes;
 using lockprof::testing::ParseProfile;
-using lockprof::testing::ProfileBytes;
 using lockprof::testing::RunInForkedChild;
 using lockprof::testing::SumValues;
 using lockprof::testing::WriteAll;
@@ -70,21 +70,14 @@ TEST(ForkTest, ChildUnlockChargesNoWaitOfParentThreads) ABSL_NO_THREAD_SAFETY_AN
   AllRatesAtOne rates;
   lockprof::Mutex mu{"fork.waited"};
   mu.lock();
-  std::atomic<int> started{0};
-  std::vector<std::thread> waiters;
-  for (int i = 0; i < 3; ++i) {
-    waiters.emplace_back([&] {
-      started.fetch_add(1);
-      lockprof::MutexLock lock(&mu);
-    });
-  }
-  while (started.load() < 3) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The three are asleep on the lock, so counted as its waiters, at the fork.
+  std::vector<std::thread> waiters =
+      lockprof::testing::StartBlocked(3, [&] { lockprof::MutexLock lock(&mu); });
 
   auto child = RunInForkedChild([&](int fd) {
     ChildUnlocks(&mu);
     if (!ChildLocksAgain(&mu)) return 2;
-    return WriteAll(fd, ProfileBytes("mutex")) ? 0 : 3;
+    return WriteAll(fd, FetchProfileBytes("mutex")) ? 0 : 3;
   });
   ASSERT_FALSE(child.timed_out);
   ASSERT_EQ(child.exit_code, 0);
@@ -93,7 +86,7 @@ TEST(ForkTest, ChildUnlockChargesNoWaitOfParentThreads) ABSL_NO_THREAD_SAFETY_AN
   // The parent's own unlock is charged: proof that the three did wait.
   ParentUnlocks(&mu);
   for (auto& t : waiters) t.join();
-  EXPECT_GT(SumValues(CurrentProfile("mutex"), 1, "ParentUnlocks"), 0);
+  EXPECT_GT(SumValues(FetchProfile("mutex"), 1, "ParentUnlocks"), 0);
 }
 
 // Parent threads keep the symbolizer, the label registry, the dynamic
@@ -118,7 +111,7 @@ TEST(ForkTest, ChildrenOfABusyProcessNeverDeadlock) {
   background.Loop([&] {  // Interns new label sets: holds the registry's mutex.
     lockprof::ScopedLabels labels({{"fork.iteration", std::to_string(label++ % 5000)}});
   });
-  background.Loop([] { ProfileBytes("block", 1); });  // Scrapes.
+  background.Loop([] { FetchProfileBytes("block", 1); });  // Scrapes.
   background.Loop([] {  // Walks the loaded objects: holds the loader's lock.
     lockprof::agent::BuildIdForAddress(reinterpret_cast<uintptr_t>(&ParentHolds));
   });
@@ -133,7 +126,7 @@ TEST(ForkTest, ChildrenOfABusyProcessNeverDeadlock) {
       ChildHolds(&mine);
       std::string all;
       for (const std::string& name : lockprof::ProfileNames()) {
-        all += ProfileBytes(name, 0) + ProfileBytes(name, 1);
+        all += FetchProfileBytes(name, 0) + FetchProfileBytes(name, 1);
       }
       return WriteAll(fd, all.empty() ? "" : "ok") ? 0 : 3;
     });
@@ -152,13 +145,13 @@ TEST(ForkTest, ProfilesAreInheritedAndThenIndependent) {
   ParentHolds(&mu);
   auto child = RunInForkedChild([&](int fd) {
     ChildHolds(&mu);
-    return WriteAll(fd, ProfileBytes("hold")) ? 0 : 3;
+    return WriteAll(fd, FetchProfileBytes("hold")) ? 0 : 3;
   });
   ASSERT_EQ(child.exit_code, 0);
   auto in_child = ParseProfile(child.output);
   EXPECT_EQ(SumValues(in_child, 0, "ParentHolds"), 1);
   EXPECT_EQ(SumValues(in_child, 0, "ChildHolds"), 1);
-  auto in_parent = CurrentProfile("hold");
+  auto in_parent = FetchProfile("hold");
   EXPECT_EQ(SumValues(in_parent, 0, "ParentHolds"), 1);
   EXPECT_EQ(SumValues(in_parent, 0, "ChildHolds"), 0);
 }

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -16,34 +15,20 @@
 
 namespace {
 
+using lockprof::testing::FetchProfile;
 using lockprof::testing::GoPprof;
 using lockprof::testing::NowNanos;
-using lockprof::testing::ParseProfile;
+using lockprof::testing::ScopedRates;
+using lockprof::testing::SpinFor;
 using lockprof::testing::SumValues;
 using Profile = perftools::profiles::Profile;
 
-void SpinFor(int64_t ns) {
-  const int64_t end = NowNanos() + ns;
-  while (NowNanos() < end) {
-  }
-}
+Profile HoldProfile() { return FetchProfile("hold"); }
 
-Profile HoldProfile() {
-  std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile("hold", 0, out).ok());
-  return ParseProfile(out.str());
-}
-
-// Sets the hold rate for the life of the object. Threads pick a new rate up
-// when their current stride ends, so tests measure on fresh threads.
-class HoldRate {
- public:
-  explicit HoldRate(int rate) : previous_(lockprof::SetHoldProfileRate(rate)) {}
-  ~HoldRate() { lockprof::SetHoldProfileRate(previous_); }
-
- private:
-  int previous_;
-};
+// Tests set the hold rate with ScopedRates(kKeep, kKeep, rate). Threads pick
+// a new rate up when their current stride ends, so tests measure on fresh
+// threads.
+constexpr int kKeep = ScopedRates::kKeep;
 
 // Where a section releases its lock: the two stacks let the test tell
 // undisturbed sections from those the scheduler stretched (preempted while
@@ -136,7 +121,7 @@ TEST(HoldProfileTest, DefaultRateIs1000) { EXPECT_EQ(lockprof::SetHoldProfileRat
 // Rate 1: every acquisition timed; totals within 5% of the truth, and
 // readable by go tool pprof under the documented sample types.
 TEST(HoldProfileTest, ExactAtRateOne) {
-  HoldRate rate(1);
+  ScopedRates rate(kKeep, kKeep, 1);
   const Profile before = HoldProfile();
   lockprof::Mutex mu{"hold.exact"};
   const Truth truth = RunSections(mu, 2, 150, 20'000).all;
@@ -144,9 +129,7 @@ TEST(HoldProfileTest, ExactAtRateOne) {
   EXPECT_EQ(holds, truth.holds);
   EXPECT_NEAR(double(hold_ns), double(truth.hold_ns), 0.05 * double(truth.hold_ns));
 
-  std::ostringstream gz;
-  ASSERT_TRUE(lockprof::WriteProfile("hold", 0, gz).ok());
-  const std::string path = lockprof::testing::WriteTempFile(gz.str(), ".pb.gz");
+  const std::string path = lockprof::testing::FetchProfileToFile("hold");
   int status = 0;
   const std::string raw = GoPprof("-raw " + path, &status);
   ASSERT_EQ(status, 0) << raw;
@@ -167,7 +150,7 @@ TEST(HoldProfileTest, ExactAtRateOne) {
 // checked for scaling.
 TEST(HoldProfileTest, SampledTotalsAreUnbiasedAtRate100) {
   constexpr int kRate = 100;
-  HoldRate rate(kRate);
+  ScopedRates rate(kKeep, kKeep, kRate);
   const Profile before = HoldProfile();
   lockprof::Mutex mu{"hold.sampled"};
   const Sections truth = RunSections(mu, 2, 30000, 1'000);
@@ -197,8 +180,7 @@ ABSL_ATTRIBUTE_NOINLINE void HoldAfterWaitSection(lockprof::Mutex& mu, Sections*
 }
 
 TEST(HoldProfileTest, HoldStartsAtAcquisitionNotAtTheWait) {
-  HoldRate rate(1);
-  lockprof::SetBlockProfileRate(1);
+  ScopedRates rate(kKeep, 1, 1);
   lockprof::Mutex mu{"hold.waited"};
   const Profile before = HoldProfile();
   Sections truth;
@@ -226,7 +208,7 @@ TEST(HoldProfileTest, HoldStartsAtAcquisitionNotAtTheWait) {
 // 1 in rate + 1/2).
 TEST(HoldProfileTest, CountdownSamplesExactlyOneInRate) {
   for (int r : {2, 10, 1000}) {
-    HoldRate rate(r);
+    ScopedRates rate(kKeep, kKeep, r);
     int64_t sampled = 0;
     constexpr int64_t kTrials = 2'000'000;
     std::thread t([&] {

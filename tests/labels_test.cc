@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <sstream>
 #include <thread>
 
 #include "lockprof/agent/record/record.h"
@@ -20,11 +19,7 @@ using lockprof::testing::SumValuesWithLabel;
 using lockprof::testing::WriteTempFile;
 using Profile = perftools::profiles::Profile;
 
-std::string HoldProfileFile() {
-  std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile("hold", 0, out).ok());
-  return WriteTempFile(out.str(), ".pb.gz");
-}
+std::string HoldProfileFile() { return lockprof::testing::FetchProfileToFile("hold"); }
 
 // Runs go tool pprof with `args` on `file`, writing the filtered profile.
 Profile Filtered(const std::string& args, const std::string& file) {
@@ -43,9 +38,8 @@ ABSL_ATTRIBUTE_NOINLINE void LabelsTestHandle(lockprof::Mutex& mu, int64_t hold_
 
 class LabelsTest : public ::testing::Test {
  protected:
-  void SetUp() override { previous_rate_ = lockprof::SetHoldProfileRate(1); }
-  void TearDown() override { lockprof::SetHoldProfileRate(previous_rate_); }
-  int previous_rate_ = 0;
+  lockprof::testing::ScopedRates rates_{lockprof::testing::ScopedRates::kKeep,
+                                        lockprof::testing::ScopedRates::kKeep, 1};
 };
 
 TEST_F(LabelsTest, TagfocusSelectsUserLabelsAndLockNames) {

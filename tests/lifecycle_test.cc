@@ -22,13 +22,84 @@ namespace {
 using lockprof::testing::AllRatesAtOne;
 using lockprof::testing::BackgroundLoops;
 using lockprof::testing::Child;
-using lockprof::testing::CurrentProfile;
+using lockprof::testing::FetchProfile;
+using lockprof::testing::FreeLoopbackPort;
 using lockprof::testing::HttpGet;
 using lockprof::testing::LabelAt;
 using lockprof::testing::ParseProfile;
 using lockprof::testing::PortFromLine;
 using lockprof::testing::RunCommand;
 using lockprof::testing::SumValues;
+
+// LOCKPROF_ADMIN_ADDR alone starts the endpoint in a program that never
+// calls StartAdminServer, and an address without a host listens on
+// 127.0.0.1 only (README "Quick start").
+TEST(LifecycleTest, AdminAddrFromTheEnvironmentStartsTheEndpointOnLoopback) {
+  const int port = FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  const std::string p = std::to_string(port);
+  Child child({LOCKPROF_LIFECYCLE_CHILD_PATH, "idle"}, {"LOCKPROF_ADMIN_ADDR=:" + p});
+  ASSERT_NE(child.WaitForLine("ready"), "");
+  int status = 0;
+  const std::string index = HttpGet(port, "/debug/pprof/", &status);
+  EXPECT_EQ(status, 200) << index;
+  EXPECT_NE(index.find("mutex?debug=1"), std::string::npos) << index;
+  const std::string listening = RunCommand("ss -ltnH 'sport = :" + p + "'");
+  EXPECT_NE(listening.find("127.0.0.1:" + p), std::string::npos) << listening;
+  EXPECT_EQ(listening.find("0.0.0.0:" + p), std::string::npos) << listening;
+  EXPECT_EQ(listening.find("*:" + p), std::string::npos) << listening;
+  EXPECT_EQ(listening.find("[::]:" + p), std::string::npos) << listening;
+  // And without a port in the environment, StartAdminServer() takes the
+  // documented one: 127.0.0.1:6060.
+  EXPECT_EQ(lockprof::AdminServerOptions().address, "127.0.0.1");
+  EXPECT_EQ(lockprof::AdminServerOptions().port, 6060);
+}
+
+// LOCKPROF_MAX_STACKS caps each profile's table; past it, new keys fold into
+// one lockprof.LostSamplesStackTableFull sample, which the served profile
+// shows with their values, and /metrics counts them as dropped (README
+// "Sampling defaults" and "Metrics"). 100 locks of distinct names, each
+// held once at hold rate 1: 100 keys for a table of 16.
+TEST(LifecycleTest, MaxStacksFoldsNewKeysIntoTheLostSamplesFrameOfTheServedProfile) {
+  const int port = FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  Child child({LOCKPROF_LIFECYCLE_CHILD_PATH, "names", "100"},
+              {"LOCKPROF_ADMIN_ADDR=127.0.0.1:" + std::to_string(port), "LOCKPROF_MAX_STACKS=16",
+               "LOCKPROF_HOLD_RATE=1"});
+  ASSERT_NE(child.WaitForLine("ready"), "");
+  int status = 0;
+  const auto hold = ParseProfile(HttpGet(port, "/debug/pprof/hold", &status));
+  ASSERT_EQ(status, 200);
+  EXPECT_LE(hold.sample_size(), 16);
+  int64_t named = 0;
+  for (const auto& s : hold.sample()) {
+    if (lockprof::testing::LabelValue(hold, s, "lock").rfind("names.", 0) == 0) named += s.value(0);
+  }
+  const int64_t lost = SumValues(hold, 0, "lockprof.LostSamplesStackTableFull");
+  std::printf("hold: %d samples, %lld holds under their names, %lld lost\n", hold.sample_size(),
+              (long long)named, (long long)lost);
+  EXPECT_GE(lost, 100 - 16);
+  EXPECT_GE(named + lost, 100) << "no hold is lost, only stacks";
+  const std::string top = lockprof::testing::GoPprof(
+      "-top -sample_index=holds http://127.0.0.1:" + std::to_string(port) + "/debug/pprof/hold",
+      &status);
+  ASSERT_EQ(status, 0) << top;
+  EXPECT_NE(top.find("lockprof.LostSamplesStackTableFull"), std::string::npos) << top;
+  const std::string metrics = HttpGet(port, "/metrics", &status);
+  ASSERT_EQ(status, 200);
+  using lockprof::testing::MetricValue;
+  EXPECT_EQ(MetricValue(metrics, "lockprof_profile_samples_dropped_total{profile=\"hold\"}"),
+            double(lost))
+      << metrics;
+  EXPECT_LE(MetricValue(metrics, "lockprof_profile_stacks{profile=\"hold\"}"), 16) << metrics;
+  // The table's slots: 16 and the overflow entry, about 380 bytes each.
+  const double memory = MetricValue(metrics, "lockprof_profile_memory_bytes{profile=\"hold\"}");
+  EXPECT_GT(memory, 0) << metrics;
+  EXPECT_LE(memory, 17 * 1024) << metrics;
+  EXPECT_GE(MetricValue(metrics, "lockprof_profile_samples_recorded_total{profile=\"hold\"}"), 100)
+      << metrics;
+  EXPECT_EQ(MetricValue(metrics, "lockprof_hold_profile_rate"), 1) << metrics;
+}
 
 // child_static.cc contends on a static Mutex from a static initialiser and
 // from a static destructor, then writes its profile from that destructor.
@@ -148,7 +219,7 @@ TEST(LifecycleTest, ThreadsExitingWithLabelsAndTlsDestructorsThatLock) {
   std::vector<pthread_t> threads(kThreads);
   for (auto& t : threads) ASSERT_EQ(pthread_create(&t, nullptr, &ExitingThread, nullptr), 0);
   for (auto& t : threads) pthread_join(t, nullptr);
-  auto hold = CurrentProfile("hold");
+  auto hold = FetchProfile("hold");
   EXPECT_EQ(SumValues(hold, 0, "ExitingThreadWork"), kThreads);
   EXPECT_EQ(SumValues(hold, 0, "TlsDestructorLocks"), kThreads);
   EXPECT_EQ(LabelAt(hold, "ExitingThreadWork", "thread"), "exiting");
@@ -185,7 +256,7 @@ TEST(LifecycleTest, TwoThousandThreadsAtOnce) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(counter, int64_t{kThreads} * kRounds);
-  auto hold = CurrentProfile("hold");
+  auto hold = FetchProfile("hold");
   EXPECT_EQ(SumValues(hold, 0, "OneOfThousands"), int64_t{kThreads} * kRounds);
   EXPECT_EQ(LabelAt(hold, "OneOfThousands", "lock"), "lifecycle.thousands");
 }

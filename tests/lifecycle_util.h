@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,35 +26,10 @@ namespace lockprof::testing {
 
 // Every sampler at rate 1 while the object lives: every event is recorded,
 // so counts are exact. Restores the previous rates.
-class AllRatesAtOne {
+class AllRatesAtOne : public ScopedRates {
  public:
-  AllRatesAtOne()
-      : fraction_(SetMutexProfileFraction(1)),
-        hold_(SetHoldProfileRate(1)),
-        block_(BlockProfileRate()) {
-    SetBlockProfileRate(1);
-  }
-  ~AllRatesAtOne() {
-    SetMutexProfileFraction(fraction_);
-    SetHoldProfileRate(hold_);
-    SetBlockProfileRate(block_);
-  }
-
- private:
-  int fraction_, hold_;
-  int64_t block_;
+  AllRatesAtOne() : ScopedRates(1, 1, 1) {}
 };
-
-// This process's profile `name`, as WriteProfile writes it.
-inline std::string ProfileBytes(const std::string& name, int debug = 0) {
-  std::ostringstream out;
-  EXPECT_TRUE(WriteProfile(name, debug, out).ok()) << name;
-  return out.str();
-}
-
-inline perftools::profiles::Profile CurrentProfile(const std::string& name) {
-  return ParseProfile(ProfileBytes(name));
-}
 
 // The first value of label `key` on any sample whose stack has `function`.
 inline std::string LabelAt(const perftools::profiles::Profile& p, const std::string& function,
@@ -87,12 +61,6 @@ inline constexpr bool kAllocatorIsForkSafe = false;
 #else
 inline constexpr bool kAllocatorIsForkSafe = true;
 #endif
-
-// Waits until thread `tid` sleeps in a system call: a thread that has just
-// said it is about to lock sleeps only once the lock made it wait.
-inline void WaitUntilAsleep(pid_t tid) {
-  while (!IsAsleep(tid)) std::this_thread::sleep_for(std::chrono::microseconds(200));
-}
 
 // Where the allocator is not fork-safe, waits (at most `limit`) until every
 // other thread of the process sleeps in a system call, twice in a row 1 ms

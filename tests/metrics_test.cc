@@ -63,17 +63,8 @@ void ContendOnce(Lock& mu, std::chrono::milliseconds hold, Wait wait,
 // Restores the sampling rates a test changes.
 class MetricsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    block_rate_ = lockprof::BlockProfileRate();
-    hold_rate_ = lockprof::SetHoldProfileRate(-1);
-  }
-  void TearDown() override {
-    lockprof::SetBlockProfileRate(block_rate_);
-    lockprof::SetHoldProfileRate(hold_rate_);
-    lockprof::SetSlowAcquireHook(std::chrono::nanoseconds(0), nullptr);
-  }
-  int64_t block_rate_ = 0;
-  int hold_rate_ = 0;
+  void TearDown() override { lockprof::SetSlowAcquireHook(std::chrono::nanoseconds(0), nullptr); }
+  lockprof::testing::ScopedRates rates_;
 };
 
 TEST(BucketIndex, BoundsAreInclusiveMicrosecondPowersOfTwo) {

@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 #include "absl/base/attributes.h"
+#include "lockprof/agent/metrics.h"
+#include "test_util.h"
 
 namespace {
 
@@ -46,6 +48,9 @@ TEST(MutexTest, WorksWithConditionVariableAny) {
   t.join();
 }
 
+// At run time only; that the analysis accepts a guarded access under
+// MutexLock and rejects one without it or after its scope is checked by
+// compiling tests/thread_safety/mutex_lock_use.cc (the thread_safety_* tests).
 TEST(MutexTest, MutexLockIsAnnotatedScopedLock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::Mutex mu;
   {
@@ -54,6 +59,25 @@ TEST(MutexTest, MutexLockIsAnnotatedScopedLock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   }
   EXPECT_TRUE(mu.try_lock());
   mu.unlock();
+}
+
+// README: uncontended locking records nothing but the hold sampler's
+// (off here), even with every other sampler at rate 1.
+TEST(MutexTest, UncontendedMutexRecordsNothing) {
+  lockprof::testing::ScopedRates rates(1, 1, 0);
+  lockprof::Mutex mu{"uncontended"};
+  for (int i = 0; i < 100000; ++i) {
+    lockprof::MutexLock lock(&mu);
+  }
+  for (const char* profile : {"mutex", "block", "hold"}) {
+    EXPECT_TRUE(
+        lockprof::testing::SamplesForLock(lockprof::testing::FetchProfile(profile), "uncontended")
+            .empty())
+        << profile;
+  }
+  std::string metrics;
+  lockprof::WriteMetrics(&metrics);
+  EXPECT_EQ(metrics.find("lock=\"uncontended\""), std::string::npos) << metrics;
 }
 
 TEST(MutexTest, StressLosesNoIncrements) {
@@ -75,10 +99,7 @@ TEST(MutexTest, StressLosesNoIncrements) {
 }
 
 TEST(MutexTest, StressWithEveryRateAtOne) {
-  int old_fraction = lockprof::SetMutexProfileFraction(1);
-  int old_hold = lockprof::SetHoldProfileRate(1);
-  int64_t old_block = lockprof::BlockProfileRate();
-  lockprof::SetBlockProfileRate(1);
+  lockprof::testing::ScopedRates rates(1, 1, 1);
   lockprof::Mutex mu{"stress.all"};
   int64_t counter = 0;
   std::vector<std::thread> threads;
@@ -92,9 +113,6 @@ TEST(MutexTest, StressWithEveryRateAtOne) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(counter, 80000);
-  lockprof::SetMutexProfileFraction(old_fraction);
-  lockprof::SetHoldProfileRate(old_hold);
-  lockprof::SetBlockProfileRate(old_block);
 }
 
 TEST(MutexDeathTest, UnlockOfUnlockedMutexAborts) ABSL_NO_THREAD_SAFETY_ANALYSIS {

@@ -21,10 +21,11 @@ ABSL_ATTRIBUTE_NOINLINE void EncoderTestSection(lockprof::Mutex& mu) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
+// At fraction 1 and block rate 1, as Go's profiles in testdata/ were taken
+// (the period fields compare equal); the rates are restored on return.
 pb::Profile Ours(const char* name) {
+  lockprof::testing::ScopedRates rates(1, 1, lockprof::testing::ScopedRates::kKeep);
   static bool contended = [] {
-    lockprof::SetMutexProfileFraction(1);
-    lockprof::SetBlockProfileRate(1);
     static lockprof::Mutex mu{"encoder.test"};
     std::vector<std::thread> threads;
     for (int t = 0; t < 3; ++t) {
@@ -36,9 +37,7 @@ pb::Profile Ours(const char* name) {
     return true;
   }();
   (void)contended;
-  std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile(name, 0, out).ok());
-  return ParseProfile(out.str());
+  return lockprof::testing::FetchProfile(name);
 }
 
 pb::Profile Go(const char* file) {

@@ -3,13 +3,12 @@
 // lock call), compared with what the profiles report.
 #include <gtest/gtest.h>
 
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -18,44 +17,13 @@
 
 namespace {
 
-using lockprof::testing::ParseProfile;
+using lockprof::testing::FetchProfile;
+using lockprof::testing::NowNanos;
+using lockprof::testing::ScopedRates;
+using lockprof::testing::SpinFor;
 using lockprof::testing::SumValues;
 
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-void SpinFor(int64_t ns) {
-  int64_t end = Now() + ns;
-  while (Now() < end) {
-  }
-}
-
-perftools::profiles::Profile Fetch(const char* name) {
-  std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile(name, 0, out).ok());
-  return ParseProfile(out.str());
-}
-
-// Sets every rate for the life of the object, restoring the old ones.
-class Rates {
- public:
-  Rates(int fraction, int64_t block_ns)
-      : fraction_(lockprof::SetMutexProfileFraction(fraction)),
-        block_(lockprof::BlockProfileRate()) {
-    lockprof::SetBlockProfileRate(block_ns);
-  }
-  ~Rates() {
-    lockprof::SetMutexProfileFraction(fraction_);
-    lockprof::SetBlockProfileRate(block_);
-  }
-
- private:
-  int fraction_;
-  int64_t block_;
-};
+constexpr int kKeep = ScopedRates::kKeep;
 
 // The holder's critical section: the mutex profile must charge it.
 ABSL_ATTRIBUTE_NOINLINE void GroundTruthHolderSection(lockprof::Mutex& mu, int64_t hold_ns,
@@ -65,15 +33,15 @@ ABSL_ATTRIBUTE_NOINLINE void GroundTruthHolderSection(lockprof::Mutex& mu, int64
   ready.store(-1);  // Tell waiters to start waiting.
   SpinFor(hold_ns / 10);
   std::this_thread::sleep_for(std::chrono::nanoseconds(hold_ns));
-  *unlock_at = Now();
+  *unlock_at = NowNanos();
   mu.unlock();
 }
 
 // A waiter's acquisition: the block profile must charge it.
 ABSL_ATTRIBUTE_NOINLINE int64_t GroundTruthWaiterLock(lockprof::Mutex& mu, int64_t* start) {
-  *start = Now();
+  *start = NowNanos();
   mu.lock();
-  int64_t acquired = Now();
+  int64_t acquired = NowNanos();
   mu.unlock();
   return acquired;
 }
@@ -82,9 +50,9 @@ ABSL_ATTRIBUTE_NOINLINE int64_t GroundTruthWaiterLock(lockprof::Mutex& mu, int64
 // unlocks owe every waiter's wait up to the unlock; each waiter owes its
 // whole wait in the block profile.
 TEST(ProfileAccuracyTest, ExactAtFractionOneAndRateOne) {
-  Rates rates(1, 1);
-  auto before_mutex = Fetch("mutex");
-  auto before_block = Fetch("block");
+  ScopedRates rates(1, 1, kKeep);
+  auto before_mutex = FetchProfile("mutex");
+  auto before_block = FetchProfile("block");
   const int64_t mutex_before = SumValues(before_mutex, 1, "GroundTruthHolderSection");
   const int64_t block_before = SumValues(before_block, 1, "GroundTruthWaiterLock");
 
@@ -111,8 +79,10 @@ TEST(ProfileAccuracyTest, ExactAtFractionOneAndRateOne) {
       block_truth += acquired[w] - starts[w];
     }
   }
-  const int64_t mutex_got = SumValues(Fetch("mutex"), 1, "GroundTruthHolderSection") - mutex_before;
-  const int64_t block_got = SumValues(Fetch("block"), 1, "GroundTruthWaiterLock") - block_before;
+  const int64_t mutex_got =
+      SumValues(FetchProfile("mutex"), 1, "GroundTruthHolderSection") - mutex_before;
+  const int64_t block_got =
+      SumValues(FetchProfile("block"), 1, "GroundTruthWaiterLock") - block_before;
   // Every waiter waits ~the whole hold: ~3 * 30 ms per round.
   EXPECT_GT(mutex_truth, kRounds * kWaiters * kHoldNs * 9 / 10);
   EXPECT_NEAR(double(mutex_got), double(mutex_truth), 0.05 * double(mutex_truth));
@@ -124,15 +94,20 @@ TEST(ProfileAccuracyTest, ExactAtFractionOneAndRateOne) {
 // measured bounds: from when the waiter called lock() (an upper bound: it
 // may have been preempted before it started waiting, which on loaded or
 // sanitized builds is common) and from when the holder saw it asleep on the
-// futex (a lower bound). The scaled totals must land within statistical
-// bounds of that bracket: a missing scaling (x0.1) or a double scaling (x10)
-// falls far outside.
+// futex (a lower bound). The scaled totals must land within five standard
+// deviations of that bracket, derived from the sampling: an event of x ns
+// kept with probability 1/f and scaled by f adds (f - 1) x^2 to the
+// variance; a wait of d < R ns kept with probability d/R as R adds
+// d (R - d). On a quiet machine that is about a third of the mutex total
+// and a few percent of the block total: a missing scaling (x0.1) or a
+// double one (x10) falls far outside. sampling_test checks the samplers'
+// scaling against exactly known events, where 5 sd is a few percent.
 TEST(ProfileAccuracyTest, SampledTotalsAreUnbiased) {
   constexpr int kFraction = 10;
   constexpr int64_t kBlockRate = 1'000'000;
-  Rates rates(kFraction, kBlockRate);
-  auto before_mutex = Fetch("mutex");
-  auto before_block = Fetch("block");
+  ScopedRates rates(kFraction, kBlockRate, kKeep);
+  auto before_mutex = FetchProfile("mutex");
+  auto before_block = FetchProfile("block");
   const int64_t mutex_before = SumValues(before_mutex, 1, "SampledTotalsAreUnbiased");
   const int64_t block_before = SumValues(before_block, 1, "GroundTruthWaiterLock");
 
@@ -144,7 +119,7 @@ TEST(ProfileAccuracyTest, SampledTotalsAreUnbiased) {
   std::atomic<pid_t> waiter_tid{0};
   std::vector<int64_t> starts(kRounds), asleep(kRounds), acquired(kRounds), unlocks(kRounds);
   std::thread waiter([&] {
-    waiter_tid = pid_t(syscall(SYS_gettid));
+    waiter_tid = lockprof::testing::ThisThreadId();
     for (int r = 0; r < kRounds; ++r) {
       while (ready.load() != r + 1) {
       }
@@ -160,35 +135,40 @@ TEST(ProfileAccuracyTest, SampledTotalsAreUnbiased) {
     // on the mutex's futex.
     while (!lockprof::testing::IsAsleep(waiter_tid.load())) {
     }
-    asleep[size_t(r)] = Now();
+    asleep[size_t(r)] = NowNanos();
     SpinFor(kHoldNs);
-    unlocks[size_t(r)] = Now();
+    unlocks[size_t(r)] = NowNanos();
     mu.unlock();
     while (done.load() != r + 1) {
     }
   }
   waiter.join();
   int64_t mutex_lo = 0, mutex_hi = 0, block_lo = 0, block_hi = 0;
+  double mutex_var = 0, block_var = 0;  // From the upper bounds: the larger.
   for (size_t r = 0; r < size_t(kRounds); ++r) {
     mutex_lo += unlocks[r] - asleep[r];
     mutex_hi += unlocks[r] - starts[r];
     block_lo += acquired[r] - asleep[r];
     block_hi += acquired[r] - starts[r];
+    const double x = double(unlocks[r] - starts[r]), d = double(acquired[r] - starts[r]);
+    mutex_var += (kFraction - 1) * x * x;
+    if (d < kBlockRate) block_var += d * (kBlockRate - d);
   }
+  const double mutex_bound = 5 * std::sqrt(mutex_var), block_bound = 5 * std::sqrt(block_var);
   // The holder's section here is this test body (inlined lock/unlock).
-  const int64_t mutex_got = SumValues(Fetch("mutex"), 1, "SampledTotalsAreUnbiased") - mutex_before;
-  const int64_t block_got = SumValues(Fetch("block"), 1, "GroundTruthWaiterLock") - block_before;
+  const int64_t mutex_got =
+      SumValues(FetchProfile("mutex"), 1, "SampledTotalsAreUnbiased") - mutex_before;
+  const int64_t block_got =
+      SumValues(FetchProfile("block"), 1, "GroundTruthWaiterLock") - block_before;
   std::printf(
-      "mutex: got %.1f ms, truth in [%.1f, %.1f] ms; block: got %.1f ms, truth in "
-      "[%.1f, %.1f] ms\n",
-      mutex_got / 1e6, mutex_lo / 1e6, mutex_hi / 1e6, block_got / 1e6, block_lo / 1e6,
-      block_hi / 1e6);
-  // ~200 sampled events: a relative standard deviation of about 7%; 35% is
-  // five of them.
-  EXPECT_GE(double(mutex_got), 0.65 * double(mutex_lo));
-  EXPECT_LE(double(mutex_got), 1.35 * double(mutex_hi));
-  EXPECT_GE(double(block_got), 0.65 * double(block_lo));
-  EXPECT_LE(double(block_got), 1.35 * double(block_hi));
+      "mutex: got %.1f ms, truth in [%.1f, %.1f] ms, 5 sd %.1f ms; block: got %.1f ms, truth in "
+      "[%.1f, %.1f] ms, 5 sd %.1f ms\n",
+      mutex_got / 1e6, mutex_lo / 1e6, mutex_hi / 1e6, mutex_bound / 1e6, block_got / 1e6,
+      block_lo / 1e6, block_hi / 1e6, block_bound / 1e6);
+  EXPECT_GE(double(mutex_got), double(mutex_lo) - mutex_bound);
+  EXPECT_LE(double(mutex_got), double(mutex_hi) + mutex_bound);
+  EXPECT_GE(double(block_got), double(block_lo) - block_bound);
+  EXPECT_LE(double(block_got), double(block_hi) + block_bound);
 }
 
 }  // namespace

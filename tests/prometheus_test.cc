@@ -1,16 +1,15 @@
 // A real Prometheus server (Debian's prometheus) scrapes this process's admin
 // endpoint every second; its HTTP API must then answer PromQL queries on the
 // named lock's wait histogram.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -20,20 +19,8 @@
 namespace {
 
 using lockprof::testing::Child;
+using lockprof::testing::FreeLoopbackPort;
 using lockprof::testing::RunCommand;
-
-// A port that was free a moment ago (bound to port 0, then released).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Runs an instant query against Prometheus's HTTP API; returns the JSON.
 std::string Query(int port, const std::string& promql) {
@@ -88,7 +75,7 @@ TEST(PrometheusTest, ScrapesAdminEndpointAndAnswersQueriesOnTheNamedLock) {
                                             "    static_configs:\n"
                                             "      - targets: ['127.0.0.1:"
                                          << target << "']\n";
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   // Through a shell only to keep Prometheus's log out of the test output.
   Child prometheus({"/bin/sh", "-c",
                     "exec prometheus --config.file=" + dir +
@@ -132,6 +119,42 @@ TEST(PrometheusTest, ScrapesAdminEndpointAndAnswersQueriesOnTheNamedLock) {
   prometheus.Stop();
   lockprof::StopAdminServer();
   RunCommand("rm -rf " + dir);
+}
+
+// The fenced block of `markdown` that starts with the line "```<info>" and
+// whose first line of text starts with `first`; "" if there is none.
+std::string FencedBlock(const std::string& markdown, const std::string& info,
+                        const std::string& first) {
+  const size_t at = markdown.find("```" + info + "\n" + first);
+  if (at == std::string::npos) return "";
+  const size_t start = at + 4 + info.size();
+  return markdown.substr(start, markdown.find("```", start) - start);
+}
+
+// README "Metrics": its alerting rules, and its PromQL queries (each made a
+// recording rule), pass promtool check rules.
+TEST(PrometheusTest, PromtoolAcceptsTheReadmesRulesAndQueries) {
+  const std::string readme = lockprof::testing::ReadFile(LOCKPROF_SOURCE_DIR "/README.md");
+  const std::string rules = FencedBlock(readme, "yaml", "groups:");
+  ASSERT_NE(rules.find("alert: SlowLockAcquire"), std::string::npos) << rules;
+  std::istringstream queries(FencedBlock(readme, "promql", "#"));
+  std::string recorded = "groups:\n  - name: readme_queries\n    rules:\n";
+  int n = 0;
+  for (std::string line; std::getline(queries, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::string quoted;  // A YAML single-quoted scalar: ' doubled.
+    for (char c : line) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+    recorded +=
+        "      - record: readme:query" + std::to_string(n++) + "\n        expr: '" + quoted + "'\n";
+  }
+  EXPECT_EQ(n, 4) << "the README's queries";
+  for (const std::string& file : {rules, recorded}) {
+    const std::string path = lockprof::testing::WriteTempFile(file, ".yml");
+    int status = 0;
+    const std::string out = RunCommand("promtool check rules " + path + " 2>&1", &status);
+    EXPECT_EQ(status, 0) << out << file;
+    EXPECT_NE(out.find("SUCCESS"), std::string::npos) << out;
+  }
 }
 
 }  // namespace

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "lockprof/agent/pyroscope/uploader_config.h"
 #include "lockprof/agent/record/clock.h"
@@ -167,13 +166,12 @@ std::string Post(const lockprof::testing::Receiver& r, const std::string& query,
 
 TEST(PyroscopeProtocol, StrictReceiverRefusesWhatPyroscopeRefuses) {
   lockprof::testing::Receiver r;
-  std::ostringstream profile;
-  ASSERT_TRUE(lockprof::WriteProfile("mutex", 0, profile).ok());
+  const std::string profile = lockprof::testing::FetchProfileBytes("mutex");
   const int64_t now = lockprof::agent::WallNanos();
   const std::string q = py::IngestQuery("app{env=x}", now - 1000000000, now);
   const std::string config = py::SampleTypeConfig(ProfileId::kMutex);
   const std::string b = py::RandomBoundary();
-  const py::MultipartBody good = py::BuildMultipart(profile.str(), config, b);
+  const py::MultipartBody good = py::BuildMultipart(profile, config, b);
   EXPECT_EQ(Post(r, q, good), " 200");
 
   const std::pair<std::string, std::string> refused[] = {
@@ -185,9 +183,8 @@ TEST(PyroscopeProtocol, StrictReceiverRefusesWhatPyroscopeRefuses) {
       {Post(r, q.substr(0, q.find("&name=")) + q.substr(q.find("&sampleRate")), good),
        "missing query parameter \"name\""},
       {Post(r, q, py::BuildMultipart("not a profile", config, b)), "failed to parse pprof"},
-      {Post(r, q, py::BuildMultipart(profile.str(), "{\"delay\":{\"unit\":\"x\"}}", b)),
-       "unknown field"},
-      {Post(r, q, py::BuildMultipart(profile.str(), "{\"delay\":{}}", b)), "no entry"},
+      {Post(r, q, py::BuildMultipart(profile, "{\"delay\":{\"unit\":\"x\"}}", b)), "unknown field"},
+      {Post(r, q, py::BuildMultipart(profile, "{\"delay\":{}}", b)), "no entry"},
   };
   for (const auto& [answer, expected] : refused) {
     EXPECT_NE(answer.find(expected), std::string::npos) << answer;

@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,16 +16,15 @@
 
 namespace {
 
-using lockprof::testing::ParseProfile;
+using lockprof::testing::FetchProfile;
 using lockprof::testing::SamplesForLock;
+using lockprof::testing::ScopedRates;
 using lockprof::testing::StackFunctions;
 
 // Retries recorded for samples labelled lock=`name`, checking that each
 // such sample's leaf is `leaf`.
 int64_t CasRetriesFor(const std::string& name, const std::string& leaf) {
-  std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile("cas", 0, out).ok());
-  auto profile = ParseProfile(out.str());
+  auto profile = FetchProfile("cas");
   int64_t sum = 0;
   for (const auto* s : SamplesForLock(profile, name)) {
     auto names = StackFunctions(profile, *s);
@@ -99,7 +97,7 @@ TEST(ShardedCounterTest, ResetLosesNothingUnderConcurrentAdds) {
 // Threads share one shard: their collisions are retries in the cas profile,
 // labelled with the counter's name, at the function that called Add.
 TEST(ShardedCounterTest, SharedShardCollisionsAreProfiled) {
-  const int old = lockprof::SetMutexProfileFraction(1);
+  ScopedRates rates(1, ScopedRates::kKeep, ScopedRates::kKeep);
   lockprof::ShardedCounter counter{"test.one_shard", 1};
   // Collisions need two threads on two CPUs between a load and a CAS; keep
   // going (bounded) until some were seen.
@@ -112,18 +110,16 @@ TEST(ShardedCounterTest, SharedShardCollisionsAreProfiled) {
   }
   EXPECT_GT(CasRetriesFor("test.one_shard", "CountRequests"), 0);
   EXPECT_EQ(counter.Load(), rounds * 4 * 100000);
-  lockprof::SetMutexProfileFraction(old);
 }
 
 // With at least as many shards as threads, slots are handed out round-robin,
 // so no two threads share a shard: nothing to retry, nothing recorded.
 TEST(ShardedCounterTest, ThreadsOnTheirOwnShardsNeverCollide) {
-  const int old = lockprof::SetMutexProfileFraction(1);
+  ScopedRates rates(1, ScopedRates::kKeep, ScopedRates::kKeep);
   lockprof::ShardedCounter counter{"test.many_shards", 64};
   RunAdders(counter, 4, 200000);
   EXPECT_EQ(counter.Load(), 800000);
   EXPECT_EQ(CasRetriesFor("test.many_shards", "CountRequests"), 0);
-  lockprof::SetMutexProfileFraction(old);
 }
 
 }  // namespace

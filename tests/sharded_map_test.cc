@@ -9,7 +9,6 @@
 #include <chrono>
 #include <map>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -20,12 +19,13 @@
 
 namespace {
 
+using lockprof::testing::FetchProfile;
+using lockprof::testing::FetchProfileToFile;
 using lockprof::testing::GoPprof;
 using lockprof::testing::NumLabel;
-using lockprof::testing::ParseProfile;
 using lockprof::testing::SamplesForLock;
+using lockprof::testing::ScopedRates;
 using lockprof::testing::StackFunctions;
-using lockprof::testing::WriteTempFile;
 
 template <typename Map>
 std::map<int64_t, std::string> Contents(const Map& m) {
@@ -145,9 +145,7 @@ ABSL_ATTRIBUTE_NOINLINE void WriteBlockedKey(lockprof::ShardedMap<int64_t, int>&
 // Sum of value[1] over samples labelled lock=test.shards and shard=kShard
 // whose leaf is `leaf`.
 int64_t ShardDelay(const char* profile_name, const std::string& leaf) {
-  std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile(profile_name, 0, out).ok());
-  auto p = ParseProfile(out.str());
+  auto p = FetchProfile(profile_name);
   int64_t sum = 0;
   for (const auto* s : SamplesForLock(p, "test.shards")) {
     auto names = StackFunctions(p, *s);
@@ -160,9 +158,7 @@ int64_t ShardDelay(const char* profile_name, const std::string& leaf) {
 }
 
 TEST(ShardedMapTest, ShardContentionIsLabelledWithTheShard) {
-  const int old_fraction = lockprof::SetMutexProfileFraction(1);
-  const int64_t old_block = lockprof::BlockProfileRate();
-  lockprof::SetBlockProfileRate(1);
+  ScopedRates rates(1, 1, ScopedRates::kKeep);
   lockprof::ShardedMap<int64_t, int> map{"test.shards", 16};
   int64_t key = 0;
   while (map.ShardOf(key) != size_t(kShard)) ++key;
@@ -181,19 +177,15 @@ TEST(ShardedMapTest, ShardContentionIsLabelledWithTheShard) {
   EXPECT_GT(ShardDelay("block", "WriteBlockedKey"), 0);
 
   // go tool pprof sees the labels: -tags lists the shard for this map.
-  std::ostringstream out;
-  ASSERT_TRUE(lockprof::WriteProfile("mutex", 0, out).ok());
+  const std::string path = FetchProfileToFile("mutex");
   int status;
-  std::string tags =
-      GoPprof("-tags -tagfocus=lock=test.shards " + WriteTempFile(out.str()), &status);
+  std::string tags = GoPprof("-tags -tagfocus=lock=test.shards " + path, &status);
   ASSERT_EQ(status, 0) << tags;
   EXPECT_NE(tags.find("shard:"), std::string::npos) << tags;
   EXPECT_NE(tags.find(": " + std::to_string(kShard) + "\n"), std::string::npos) << tags;
   EXPECT_NE(tags.find("write"), std::string::npos) << tags;
-  std::string top = GoPprof("-top -tagfocus=lock=test.shards " + WriteTempFile(out.str()), &status);
+  std::string top = GoPprof("-top -tagfocus=lock=test.shards " + path, &status);
   EXPECT_NE(top.find("ScanSlowly"), std::string::npos) << top;
-  lockprof::SetMutexProfileFraction(old_fraction);
-  lockprof::SetBlockProfileRate(old_block);
 }
 
 }  // namespace

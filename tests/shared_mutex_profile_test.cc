@@ -21,16 +21,11 @@ using lockprof::testing::FetchProfile;
 using lockprof::testing::FetchProfileToFile;
 using lockprof::testing::GoPprof;
 using lockprof::testing::LabelValue;
+using lockprof::testing::NowNanos;
 using lockprof::testing::ProfileDelta;
 using lockprof::testing::ScopedRates;
 using lockprof::testing::StackFunctions;
 using lockprof::testing::TopFunction;
-
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 void SleepNs(int64_t ns) { std::this_thread::sleep_for(std::chrono::nanoseconds(ns)); }
 
@@ -39,7 +34,7 @@ ABSL_ATTRIBUTE_NOINLINE void ExactWriterSection(lockprof::SharedMutex& mu, int64
   mu.lock();
   held.store(true);
   SleepNs(hold_ns);
-  *unlock_at = Now();
+  *unlock_at = NowNanos();
   mu.unlock();
 }
 
@@ -48,23 +43,23 @@ ABSL_ATTRIBUTE_NOINLINE void ExactReaderSection(lockprof::SharedMutex& mu, int64
   mu.lock_shared();
   held.store(true);
   SleepNs(hold_ns);
-  *unlock_at = Now();
+  *unlock_at = NowNanos();
   mu.unlock_shared();
 }
 
 // Waiters: return when they got in; *start is when they asked.
 ABSL_ATTRIBUTE_NOINLINE int64_t ExactReaderWaits(lockprof::SharedMutex& mu, int64_t* start) {
-  *start = Now();
+  *start = NowNanos();
   mu.lock_shared();
-  const int64_t acquired = Now();
+  const int64_t acquired = NowNanos();
   mu.unlock_shared();
   return acquired;
 }
 
 ABSL_ATTRIBUTE_NOINLINE int64_t ExactWriterWaits(lockprof::SharedMutex& mu, int64_t* start) {
-  *start = Now();
+  *start = NowNanos();
   mu.lock();
-  const int64_t acquired = Now();
+  const int64_t acquired = NowNanos();
   mu.unlock();
   return acquired;
 }
@@ -198,10 +193,10 @@ struct Interval {
 // the span during which it held the lock.
 ABSL_ATTRIBUTE_NOINLINE void CaseStudySlowWrite(int64_t work_ns, std::vector<Interval>* held) {
   std::unique_lock<lockprof::SharedMutex> lock(g_config_mu);
-  const int64_t start = Now();
+  const int64_t start = NowNanos();
   SleepNs(work_ns);  // The slow part, done under the lock (the bug).
   ++g_config_version;
-  held->push_back({start, Now()});
+  held->push_back({start, NowNanos()});
 }
 
 // A reader: the block profile must name it.
@@ -227,9 +222,9 @@ TEST(SharedMutexProfileTest, CaseStudy2SlowWriterMakesEveryReaderSpike) {
   for (int r = 0; r < kReaders; ++r) {
     readers.emplace_back([&, r] {
       while (!done.load(std::memory_order_relaxed)) {
-        const int64_t start = Now();
+        const int64_t start = NowNanos();
         CaseStudyRead();
-        reads[size_t(r)].push_back({start, Now()});
+        reads[size_t(r)].push_back({start, NowNanos()});
         SleepNs(50'000);  // Read-mostly: the CPUs stay free for the writer.
       }
     });

@@ -234,23 +234,18 @@ TEST(SharedMutexTest, QueuedReadersAreAdmittedTogether) {
   constexpr int kReaders = 4;
   std::atomic<int> inside{0}, max_inside{0};
   mu.lock();
-  std::vector<std::thread> readers;
-  std::atomic<int> started{0};
-  for (int t = 0; t < kReaders; ++t) {
-    readers.emplace_back([&] {
-      started.fetch_add(1);
-      std::shared_lock<lockprof::SharedMutex> r(mu);
-      int now = inside.fetch_add(1) + 1;
-      int seen = max_inside.load();
-      while (now > seen && !max_inside.compare_exchange_weak(seen, now)) {
-      }
-      // Stay until all are in: only possible if they hold it together.
-      while (max_inside.load() < kReaders) std::this_thread::yield();
-      inside.fetch_sub(1);
-    });
-  }
-  while (started.load() < kReaders) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Every reader is asleep on the lock, so queued behind the writer, before
+  // it unlocks.
+  std::vector<std::thread> readers = lockprof::testing::StartBlocked(kReaders, [&] {
+    std::shared_lock<lockprof::SharedMutex> r(mu);
+    int now = inside.fetch_add(1) + 1;
+    int seen = max_inside.load();
+    while (now > seen && !max_inside.compare_exchange_weak(seen, now)) {
+    }
+    // Stay until all are in: only possible if they hold it together.
+    while (max_inside.load() < kReaders) std::this_thread::yield();
+    inside.fetch_sub(1);
+  });
   mu.unlock();
   for (auto& t : readers) t.join();
   EXPECT_EQ(max_inside.load(), kReaders);

@@ -35,11 +35,12 @@ std::string Hex(uintptr_t v) {
 class SymbolEndpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    lockprof::SetMutexProfileFraction(1);
     ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
     port_ = lockprof::AdminServerPort();
   }
   void TearDown() override { lockprof::StopAdminServer(); }
+  lockprof::testing::ScopedRates rates_{1, lockprof::testing::ScopedRates::kKeep,
+                                        lockprof::testing::ScopedRates::kKeep};
   std::string Url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }

@@ -1,14 +1,19 @@
 #include "test_util.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -76,12 +81,60 @@ int64_t NowNanos() {
       .count();
 }
 
+void SpinFor(int64_t ns) {
+  const int64_t end = NowNanos() + ns;
+  while (NowNanos() < end) {
+  }
+}
+
 bool IsAsleep(pid_t tid) {
   std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
   std::string line;
   std::getline(in, line);
   const size_t paren = line.rfind(')');  // The thread's name may hold spaces and ')'.
   return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S';
+}
+
+pid_t ThisThreadId() { return pid_t(syscall(SYS_gettid)); }
+
+bool WaitUntilAsleep(pid_t tid, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!IsAsleep(tid)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return true;
+}
+
+std::vector<std::thread> StartBlocked(int n, const std::function<void()>& body) {
+  std::vector<std::atomic<pid_t>> tids(static_cast<size_t>(n));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < size_t(n); ++i) {
+    threads.emplace_back([&tids, i, body] {
+      tids[i] = ThisThreadId();
+      body();
+    });
+  }
+  for (std::atomic<pid_t>& tid : tids) {
+    while (tid.load() == 0) std::this_thread::yield();
+    EXPECT_TRUE(WaitUntilAsleep(tid.load())) << "thread " << tid.load() << " never blocked";
+  }
+  return threads;
+}
+
+int FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 std::string WriteTempFile(const std::string& data, const std::string& suffix) {
@@ -168,16 +221,18 @@ std::string LabelValue(const perftools::profiles::Profile& p, const perftools::p
   return "";
 }
 
-perftools::profiles::Profile FetchProfile(const std::string& name) {
+std::string FetchProfileBytes(const std::string& name, int debug) {
   std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile(name, 0, out).ok()) << name;
-  return ParseProfile(out.str());
+  EXPECT_TRUE(lockprof::WriteProfile(name, debug, out).ok()) << name;
+  return out.str();
+}
+
+perftools::profiles::Profile FetchProfile(const std::string& name) {
+  return ParseProfile(FetchProfileBytes(name));
 }
 
 std::string FetchProfileToFile(const std::string& name) {
-  std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile(name, 0, out).ok()) << name;
-  return WriteTempFile(out.str(), ".pb.gz");
+  return WriteTempFile(FetchProfileBytes(name), ".pb.gz");
 }
 
 ProfileDelta::ProfileDelta(std::string profile, int index, std::string function,
@@ -192,11 +247,13 @@ int64_t ProfileDelta::Current() const {
   return SumValuesWithLabels(FetchProfile(profile_), index_, function_, labels_);
 }
 
+// A negative fraction or hold rate only reads (sampling.h); a negative block
+// rate would turn it off, so kKeep is checked there.
 ScopedRates::ScopedRates(int mutex_fraction, int64_t block_rate_ns, int hold_rate)
     : fraction_(SetMutexProfileFraction(mutex_fraction)),
       block_(BlockProfileRate()),
       hold_(SetHoldProfileRate(hold_rate)) {
-  SetBlockProfileRate(block_rate_ns);
+  if (block_rate_ns != kKeep) SetBlockProfileRate(block_rate_ns);
 }
 
 ScopedRates::~ScopedRates() {

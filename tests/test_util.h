@@ -5,8 +5,11 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -27,10 +30,30 @@ std::string ReadFile(const std::string& path);
 // std::chrono::steady_clock (CLOCK_MONOTONIC, lockprof's clock) in ns.
 int64_t NowNanos();
 
+// Busy-waits (never sleeps) for `ns` nanoseconds of NowNanos() time.
+void SpinFor(int64_t ns);
+
 // True while thread `tid` of this process sleeps in the kernel (state 'S' in
 // /proc/self/task/<tid>/stat: a futex wait, say); false if it runs, is
 // runnable, or cannot be read.
 bool IsAsleep(pid_t tid);
+
+// The calling thread's id, as IsAsleep takes it.
+pid_t ThisThreadId();
+
+// Waits, at most `limit`, until thread `tid` sleeps in the kernel: a thread
+// that has just said it is about to lock sleeps only once the lock made it
+// wait. Returns whether it did.
+bool WaitUntilAsleep(pid_t tid, std::chrono::milliseconds limit = std::chrono::seconds(30));
+
+// Starts `n` threads running `body` (which blocks: on a lock the caller
+// holds, say) and returns them once every one sleeps in it, which is what
+// a test of waiters needs before it acts. Fails the test if one never does.
+std::vector<std::thread> StartBlocked(int n, const std::function<void()>& body);
+
+// A TCP port of 127.0.0.1 that was free a moment ago (bound to port 0,
+// then released), for a server that must be given its port.
+int FreeLoopbackPort();
 
 // Writes `data` to a new temporary file and returns its path.
 std::string WriteTempFile(const std::string& data, const std::string& suffix = "");
@@ -50,6 +73,9 @@ int64_t SumValuesWithLabels(const perftools::profiles::Profile& p, int index,
 std::string LabelValue(const perftools::profiles::Profile& p, const perftools::profiles::Sample& s,
                        const std::string& key);
 
+// lockprof's profile `name` now, as WriteProfile writes it (debug=0: gzipped
+// profile.proto; debug=1: Go's legacy text). Fails the test on error.
+std::string FetchProfileBytes(const std::string& name, int debug = 0);
 // lockprof's profile `name` now (WriteProfile, debug=0), decoded.
 perftools::profiles::Profile FetchProfile(const std::string& name);
 // The same, written to a new temporary file for go tool pprof; returns its path.
@@ -74,9 +100,14 @@ class ProfileDelta {
 };
 
 // Sets the mutex fraction, block rate and hold rate for the life of the
-// object, restoring the previous ones.
+// object and restores the previous ones when it goes, even when an ASSERT
+// leaves the test early. kKeep leaves a rate as it is; ScopedRates() only
+// saves them (for a test that changes rates as it goes). Every test that
+// changes a rate holds one, so no test sees another's rates.
 class ScopedRates {
  public:
+  static constexpr int kKeep = -1;
+  ScopedRates() : ScopedRates(kKeep, kKeep, kKeep) {}
   ScopedRates(int mutex_fraction, int64_t block_rate_ns, int hold_rate);
   ~ScopedRates();
   ScopedRates(const ScopedRates&) = delete;

@@ -3,7 +3,6 @@
 // "sampling period" line).
 #include <gtest/gtest.h>
 
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -12,6 +11,8 @@
 
 namespace {
 
+using lockprof::testing::FetchProfile;
+using lockprof::testing::FetchProfileBytes;
 using lockprof::testing::GoPprof;
 using lockprof::testing::ParseProfile;
 using lockprof::testing::ReadFile;
@@ -21,12 +22,6 @@ using lockprof::testing::WriteTempFile;
 ABSL_ATTRIBUTE_NOINLINE void TextProfileSection(lockprof::Mutex& mu) {
   lockprof::MutexLock lock(&mu);
   std::this_thread::sleep_for(std::chrono::microseconds(300));
-}
-
-std::string Write(const char* name, int debug) {
-  std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile(name, debug, out).ok());
-  return out.str();
 }
 
 TEST(TextProfileTest, GoToolPprofReadsTheSameTotalsAsTheProto) {
@@ -40,8 +35,8 @@ TEST(TextProfileTest, GoToolPprofReadsTheSameTotalsAsTheProto) {
   }
   for (auto& t : threads) t.join();
   for (const char* name : {"mutex", "block"}) {
-    const std::string text = Write(name, 1);
-    const auto proto = ParseProfile(Write(name, 0));
+    const std::string text = FetchProfileBytes(name, 1);
+    const auto proto = FetchProfile(name);
     ASSERT_GT(proto.sample_size(), 0) << name;
     EXPECT_NE(text.find(std::string(name) == "mutex" ? "sampling period=5\n" : "--- contention:"),
               std::string::npos);

@@ -6,14 +6,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <mutex>
-#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "lockprof/agent/metrics/self_metrics.h"
+#include "lockprof/agent/record/clock.h"
 #include "lockprof/lockprof.h"
 #include "pyroscope_receiver.h"
+#include "test_util.h"
 
 namespace {
 
@@ -62,12 +64,29 @@ lockprof::UploaderOptions Options(const Receiver& r) {
   return o;
 }
 
+// A series of the admin endpoint's /metrics, as served (0 if absent).
+double Served(const std::string& series) {
+  if (lockprof::AdminServerPort() == 0) {
+    EXPECT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
+  }
+  int status = 0;
+  const std::string text =
+      lockprof::testing::HttpGet(lockprof::AdminServerPort(), "/metrics", &status);
+  EXPECT_EQ(status, 200);
+  const double v = lockprof::testing::MetricValue(text, series);
+  return std::isnan(v) ? 0 : v;
+}
+
+constexpr char kServedSuccesses[] = "lockprof_uploads_total{profile=\"mutex\",result=\"success\"}";
+constexpr char kServedRetries[] = "lockprof_upload_retries_total";
+
 TEST(UploaderFaultsTest, ServerErrorsAreRetriedWithExponentialBackoff) {
   Receiver receiver({"-fail-first=3"});
   lockprof::UploaderOptions o = Options(receiver);
   o.max_attempts = 5;
   o.backoff_base = std::chrono::milliseconds(100);
   o.shutdown_timeout = std::chrono::seconds(20);
+  const double served_successes = Served(kServedSuccesses), served_retries = Served(kServedRetries);
   const Counts before = Counts::Now(ProfileId::kMutex);
   ASSERT_TRUE(lockprof::StartUploader(o).ok());
   lockprof::StopUploader();  // One profile: the last interval.
@@ -84,17 +103,61 @@ TEST(UploaderFaultsTest, ServerErrorsAreRetriedWithExponentialBackoff) {
     EXPECT_GE(requests[i].unix_ms - requests[i - 1].unix_ms, 50 << (i - 1)) << "retry " << i;
   }
   EXPECT_EQ(receiver.Uploads("mutex").size(), 1u);
+  // What /metrics serves counts the same.
+  EXPECT_EQ(Served(kServedSuccesses) - served_successes, 1);
+  EXPECT_EQ(Served(kServedRetries) - served_retries, 3);
+  EXPECT_EQ(Served("lockprof_upload_queue_length"), 0);
+}
+
+// Uploads one profile (the last interval, sent by StopUploader) with `o`,
+// `max_attempts` attempts 10 ms apart; returns what the counters gained.
+Counts UploadOnce(lockprof::UploaderOptions o, int max_attempts) {
+  o.max_attempts = max_attempts;
+  o.backoff_base = std::chrono::milliseconds(10);
+  const Counts before = Counts::Now(ProfileId::kMutex);
+  EXPECT_TRUE(lockprof::StartUploader(o).ok());
+  lockprof::StopUploader();
+  return Counts::Now(ProfileId::kMutex) - before;
+}
+
+// The defaults README "Continuous profiling" documents.
+TEST(UploaderFaultsTest, DefaultsAreTheDocumentedOnes) {
+  const lockprof::UploaderOptions o;
+  EXPECT_EQ(o.interval, std::chrono::seconds(15));
+  EXPECT_EQ(o.request_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(o.max_attempts, 3);
+  EXPECT_EQ(o.backoff_base, std::chrono::seconds(1));
+  EXPECT_EQ(o.queue_capacity, 32u);
+  EXPECT_EQ(o.shutdown_timeout, std::chrono::seconds(5));
+}
+
+// 408 and 429 are retried like 5xx; another 4xx is not.
+TEST(UploaderFaultsTest, RequestTimeoutAndTooManyRequestsAreRetriedOtherClientErrorsAreNot) {
+  for (const std::string mode : {"408", "429", "400"}) {
+    Receiver receiver({"-mode=" + mode});
+    const Counts d = UploadOnce(Options(receiver), 3);
+    const bool retried = mode != "400";
+    EXPECT_EQ(d.failure, 1u) << mode;
+    EXPECT_EQ(d.retries, retried ? 2u : 0u) << mode;
+    EXPECT_EQ(receiver.Requests().size(), retried ? 3u : 1u) << mode;
+  }
+}
+
+// Nothing listens: connection errors are retried too.
+TEST(UploaderFaultsTest, ConnectionErrorsAreRetried) {
+  lockprof::UploaderOptions o;
+  {
+    Receiver gone;  // Its port, free again once it stopped.
+    o = Options(gone);
+  }
+  const Counts d = UploadOnce(o, 3);
+  EXPECT_EQ(d.failure, 1u);
+  EXPECT_EQ(d.retries, 2u);
 }
 
 TEST(UploaderFaultsTest, GivesUpAfterMaxAttemptsAndSaysWhy) {
   Receiver receiver({"-mode=500"});
-  lockprof::UploaderOptions o = Options(receiver);
-  o.max_attempts = 2;
-  o.backoff_base = std::chrono::milliseconds(10);
-  const Counts before = Counts::Now(ProfileId::kMutex);
-  ASSERT_TRUE(lockprof::StartUploader(o).ok());
-  lockprof::StopUploader();
-  const Counts d = Counts::Now(ProfileId::kMutex) - before;
+  const Counts d = UploadOnce(Options(receiver), 2);
   EXPECT_EQ(d.failure, 1u);
   EXPECT_EQ(d.retries, 1u);
   EXPECT_EQ(receiver.Requests().size(), 2u);
@@ -136,7 +199,7 @@ TEST(UploaderFaultsTest, HangingServerCostsABoundedQueueAndNeverBlocksTheApplica
   lockprof::UploaderOptions o = Options(receiver);
   o.profiles = {"mutex", "block"};
   o.interval = std::chrono::milliseconds(100);
-  o.request_timeout = std::chrono::milliseconds(300);
+  o.request_timeout = std::chrono::milliseconds(1000);
   o.max_attempts = 2;
   o.backoff_base = std::chrono::milliseconds(50);
   o.queue_capacity = 3;
@@ -145,22 +208,26 @@ TEST(UploaderFaultsTest, HangingServerCostsABoundedQueueAndNeverBlocksTheApplica
   const Counts block0 = Counts::Now(ProfileId::kBlock);
   ASSERT_TRUE(lockprof::StartUploader(o).ok());
 
-  // The application keeps locking, scraping metrics and writing profiles.
+  // The application keeps locking, scraping metrics and writing profiles;
+  // its longest round is what it could have waited for the uploader.
   static lockprof::Mutex mu{"faults.app"};
   std::atomic<bool> stop{false};
-  std::atomic<int64_t> app_rounds{0};
+  std::atomic<int64_t> app_rounds{0}, longest_round_ns{0};
   std::thread app([&] {
     while (!stop) {
+      const int64_t start = lockprof::testing::NowNanos();
       { std::lock_guard<lockprof::Mutex> l(mu); }
       std::string metrics;
       lockprof::WriteMetrics(&metrics);
-      std::ostringstream profile;
-      ASSERT_TRUE(lockprof::WriteProfile("mutex", 0, profile).ok());
+      lockprof::testing::FetchProfileBytes("mutex");
       ++app_rounds;
+      const int64_t took = lockprof::testing::NowNanos() - start;
+      if (took > longest_round_ns) longest_round_ns = took;
     }
   });
   int64_t max_queue = 0;
   int64_t rounds_per_second_min = INT64_MAX;
+  double max_served_queue = 0;
   for (int s = 0; s < 3; ++s) {
     const int64_t start = app_rounds;
     for (auto end = Clock::now() + std::chrono::seconds(1); Clock::now() < end;) {
@@ -168,6 +235,7 @@ TEST(UploaderFaultsTest, HangingServerCostsABoundedQueueAndNeverBlocksTheApplica
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     rounds_per_second_min = std::min(rounds_per_second_min, app_rounds - start);
+    max_served_queue = std::max(max_served_queue, Served("lockprof_upload_queue_length"));
   }
   const auto stop_start = Clock::now();
   lockprof::StopUploader();
@@ -176,7 +244,12 @@ TEST(UploaderFaultsTest, HangingServerCostsABoundedQueueAndNeverBlocksTheApplica
   app.join();
 
   EXPECT_LE(max_queue, 3);
+  EXPECT_GE(max_served_queue, 1) << "/metrics shows the queue";
+  EXPECT_LE(max_served_queue, 3);
   EXPECT_GT(rounds_per_second_min, 0) << "the application waited for the uploader";
+  // Waiting for one hung request would take a whole request timeout (1 s);
+  // a round is milliseconds, half a second allows for a loaded machine.
+  EXPECT_LT(longest_round_ns.load(), 500'000'000) << "the application waited for the uploader";
   const Counts m = Counts::Now(ProfileId::kMutex) - mutex0;
   const Counts b = Counts::Now(ProfileId::kBlock) - block0;
   EXPECT_EQ(m.success + b.success, 0u);
@@ -191,6 +264,35 @@ TEST(UploaderFaultsTest, HangingServerCostsABoundedQueueAndNeverBlocksTheApplica
   // liveness bound, generous for a loaded machine).
   EXPECT_LT(stop_took, std::chrono::seconds(5));
   EXPECT_EQ(lockprof::agent::UploadQueueLength(), 0);
+}
+
+// A full queue drops its oldest profile: once the server is back, the first
+// profile sent is one of the last intervals, not the first one queued. The
+// first request hangs 1.5 s while intervals of 100 ms queue up in 2 places.
+TEST(UploaderFaultsTest, AFullQueueDropsItsOldestProfile) {
+  Receiver receiver({"-mode=hang"});
+  lockprof::UploaderOptions o = Options(receiver);
+  o.interval = std::chrono::milliseconds(100);
+  o.request_timeout = std::chrono::milliseconds(1500);
+  o.max_attempts = 1;
+  o.queue_capacity = 2;
+  const Counts before = Counts::Now(ProfileId::kMutex);
+  const int64_t start = lockprof::agent::WallNanos();
+  ASSERT_TRUE(lockprof::StartUploader(o).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  receiver.SetMode("ok");  // The hung request stays hung until it times out.
+  for (int i = 0; i < 100 && receiver.Uploads("mutex").empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  lockprof::StopUploader();
+  const auto uploads = receiver.Uploads("mutex");
+  ASSERT_FALSE(uploads.empty());
+  const Counts d = Counts::Now(ProfileId::kMutex) - before;
+  EXPECT_GT(d.dropped, 5u);
+  // Dropping the newest instead would send the interval from ~0.2 s first.
+  EXPECT_GT(uploads.front().from() - start, 1'000'000'000)
+      << "the first profile sent after the hang covers " << (uploads.front().from() - start) / 1e6
+      << " ms after the start";
 }
 
 TEST(UploaderFaultsTest, ShutdownDeadlineHoldsWhileTheServerHangs) {

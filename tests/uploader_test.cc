@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cstdio>
 #include <map>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -16,16 +15,28 @@
 #include "test_util.h"
 
 // Outside namespace lockprof: these frames must stay in the profiles.
-ABSL_ATTRIBUTE_NOINLINE void UploadTestCriticalSection(lockprof::Mutex& mu) {
-  std::lock_guard<lockprof::Mutex> lock(mu);
-  std::this_thread::sleep_for(std::chrono::microseconds(200));
+// After the critical section, a CAS loop that retries once by construction
+// (the function's first call changes the value): the cas profile.
+ABSL_ATTRIBUTE_NOINLINE void UploadTestCriticalSection(lockprof::Mutex& mu,
+                                                       lockprof::Atomic<int64_t>& value) {
+  {
+    std::lock_guard<lockprof::Mutex> lock(mu);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  bool interfered = false;
+  value.Update([&](int64_t old) {
+    if (!interfered) value.fetch_add(1), interfered = true;
+    return old + 1;
+  });
 }
 
 namespace {
 
+using lockprof::testing::FetchProfile;
 using lockprof::testing::GoPprof;
 using lockprof::testing::ParseProfile;
 using lockprof::testing::Receiver;
+using lockprof::testing::ScopedRates;
 using lockprof::testing::StackFunctions;
 using lockprof::testing::TopFunction;
 using lockprof::testing::Upload;
@@ -36,7 +47,7 @@ class Workload {
   explicit Workload(int threads) {
     for (int i = 0; i < threads; ++i) {
       threads_.emplace_back([this] {
-        while (!stop_) UploadTestCriticalSection(mu_);
+        while (!stop_) UploadTestCriticalSection(mu_, value_);
       });
     }
   }
@@ -47,6 +58,7 @@ class Workload {
 
  private:
   lockprof::Mutex mu_{"upload.cache"};
+  lockprof::Atomic<int64_t> value_{"upload.value"};
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
 };
@@ -68,10 +80,8 @@ void AddProfile(const perftools::profiles::Profile& p, StackValues* into) {
 }
 
 StackValues Cumulative(const std::string& profile) {
-  std::ostringstream out;
-  EXPECT_TRUE(lockprof::WriteProfile(profile, 0, out).ok());
   StackValues v;
-  AddProfile(ParseProfile(out.str()), &v);
+  AddProfile(FetchProfile(profile), &v);
   return v;
 }
 
@@ -91,8 +101,8 @@ TEST(UploaderTest, DeltasOfConsecutiveUploadsAddUpToTheCumulativeProfile) {
   o.app_name = "uploader-test";
   o.labels = {{"env", "test"}, {"region", "eu"}};
   o.interval = std::chrono::milliseconds(300);
-  o.profiles = {"mutex", "block", "hold"};
-  lockprof::SetHoldProfileRate(100);
+  o.profiles = {"mutex", "block", "hold", "cas"};
+  ScopedRates rates(ScopedRates::kKeep, ScopedRates::kKeep, 100);
   ASSERT_TRUE(lockprof::StartUploader(o).ok());
   {
     Workload work(4);
@@ -101,7 +111,7 @@ TEST(UploaderTest, DeltasOfConsecutiveUploadsAddUpToTheCumulativeProfile) {
   lockprof::StopUploader();  // Sends the last interval: nothing is recorded after it.
 
   const std::pair<std::string, std::string> kinds[] = {
-      {"mutex", "mutex"}, {"block", "block"}, {"hold", "hold_duration"}};
+      {"mutex", "mutex"}, {"block", "block"}, {"hold", "hold_duration"}, {"cas", "cas_duration"}};
   for (const auto& [profile, metric] : kinds) {
     SCOPED_TRACE(profile);
     std::vector<Upload> uploads = receiver.Uploads(metric);
@@ -132,6 +142,7 @@ TEST(UploaderTest, DeltasOfConsecutiveUploadsAddUpToTheCumulativeProfile) {
             "contentions:block_count,delay:block_duration");
   EXPECT_EQ(receiver.Uploads("hold_duration").front().meta.at("display_names"),
             "holds:hold_count,hold:hold_duration");
+  EXPECT_FALSE(receiver.Uploads("cas_duration").empty());
   for (const auto& r : receiver.Requests()) EXPECT_EQ(r.status, 200) << r.message;
 }
 

@@ -4,7 +4,9 @@
 # install-and-consume check. Set LOCKPROF_TEST_BUILDS to a subset
 # ("release preload tsan asan") to run fewer. "preload" runs the release
 # build's suite again with liblockprof_preload.so loaded into every test
-# process (after "release", which builds it).
+# process (after "release", which builds it). The last line counts every
+# build's tests: passed, failed, and skipped (only the skips
+# tools/allowed_skips.txt allows; any other skip is a failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh test
@@ -14,19 +16,20 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -
 builds=${LOCKPROF_TEST_BUILDS:-release preload tsan asan}
 total_pass=0
 total_fail=0
+total_skip=0
 
 # Runs ctest in a build directory (extra arguments passed on) and adds its
-# passes and failures to the totals.
+# passes, failures and allowed skips to the totals (tools/ctest_summary.sh).
 ctest_and_count() {  # name, build dir, log file, ctest arguments...
   local name=$1 dir=$2 log=$3 rc=0
   shift 3
   (cd "$dir" && ctest --output-on-failure --timeout 900 -j1 "$@") 2>&1 | tee "$log" || rc=$?
-  local pass fail
-  pass=$(grep -c ' Passed ' "$log" || true)
-  fail=$(grep -cE '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Not Run' "$log" || true)
+  local pass fail skip
+  read -r pass fail skip < <(tools/ctest_summary.sh "$log")
   total_pass=$((total_pass + pass))
   total_fail=$((total_fail + fail))
-  [ "$rc" -eq 0 ] || echo "=== $name: FAILED"
+  total_skip=$((total_skip + skip))
+  [ "$rc" -eq 0 ] && [ "$fail" -eq 0 ] || echo "=== $name: FAILED"
 }
 
 run_suite() {  # name, build dir, cmake args...
@@ -49,7 +52,7 @@ run_preload_suite() {
   ninja -C build lockprof_preload
   LD_PRELOAD="$PWD/build/primitives/interpose/liblockprof_preload.so" \
     ctest_and_count preload build build/ctest-preload.log \
-    -E '^(soak_short|install_consumer|LifecycleTest\..*|UploaderTest\..*|PyroscopeProtocol\..*)$'
+    -E '^(soak_short|install_consumer|shared_consumer|LifecycleTest\..*|UploaderTest\..*|PyroscopeProtocol\..*)$'
 }
 
 for b in $builds; do
@@ -65,5 +68,5 @@ for b in $builds; do
     *) echo "unknown build $b" >&2; exit 2 ;;
   esac
 done
-echo "lockprof: $total_pass passed, $total_fail failed"
+echo "lockprof: $total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" -eq 0 ]

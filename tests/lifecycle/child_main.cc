@@ -12,6 +12,9 @@
 //                                       returns from main after MS ms; an
 //                                       atexit handler stops the admin
 //                                       server and the uploader
+//   lockprof-lifecycle-child names N    locks N Mutexes of distinct names
+//                                       once each, prints "ready" and waits
+//                                       for a signal
 //   lockprof-lifecycle-child contend MS  contends for MS ms in
 //                                       LifecycleContendedSection, then
 //                                       returns from main, stopping
@@ -19,6 +22,7 @@
 //                                       from the environment must flush)
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -94,8 +98,25 @@ int main(int argc, char** argv) {
     pause();
     return 0;
   }
+  if (argc >= 3 && std::strcmp(argv[1], "names") == 0) {
+    static char names[1000][24];  // Lock names are never copied: they must live on.
+    const int n = std::min(std::atoi(argv[2]), 1000);
+    // On a new thread: this one drew its hold-sampling stride before main,
+    // maybe before the environment's rate applied.
+    std::thread([n] {
+      for (int i = 0; i < n; ++i) {
+        std::snprintf(names[i], sizeof names[i], "names.%d", i);
+        lockprof::Mutex mu{names[i]};
+        lockprof::MutexLock lock(&mu);
+      }
+    }).join();
+    std::printf("ready\n");
+    std::fflush(stdout);
+    pause();
+    return 0;
+  }
   if (argc >= 3 && std::strcmp(argv[1], "serve") == 0) return Serve(std::atoi(argv[2]));
   if (argc >= 3 && std::strcmp(argv[1], "contend") == 0) return Contend(std::atoi(argv[2]));
-  std::fprintf(stderr, "usage: %s static|idle|serve MS|contend MS\n", argv[0]);
+  std::fprintf(stderr, "usage: %s static|idle|names N|serve MS|contend MS\n", argv[0]);
   return 2;
 }

@@ -12,7 +12,7 @@
 // NNNNNN.meta (key=value lines), the .meta written last. Every request is
 // logged to -dir/requests.log as "<unix ms> <status> <message>".
 //
-// Faults for tests: -mode ok|500|hang|401 (switchable at run time with
+// Faults for tests: -mode ok|500|hang|401|400|408|429 (switchable at run time with
 // POST /-/mode?set=MODE) and -fail-first N (answer 500 to the first N).
 //
 // Standard library only: go build -o receiver main.go validate.go
@@ -53,9 +53,9 @@ func (s *receiver) logRequest(status int, msg string) {
 func (s *receiver) control(w http.ResponseWriter, r *http.Request) {
 	mode := r.URL.Query().Get("set")
 	switch mode {
-	case "ok", "500", "hang", "401":
+	case "ok", "500", "hang", "401", "400", "408", "429":
 	default:
-		http.Error(w, "mode must be ok, 500, hang or 401", http.StatusBadRequest)
+		http.Error(w, "mode must be ok, 500, hang, 401, 400, 408 or 429", http.StatusBadRequest)
 		return
 	}
 	s.mu.Lock()
@@ -123,6 +123,12 @@ func (s *receiver) ingest(w http.ResponseWriter, r *http.Request) *httpError {
 		return fail(500, "injected failure")
 	case "401":
 		return fail(401, "invalid credentials: injected")
+	case "400":
+		return fail(400, "injected bad request")
+	case "408":
+		return fail(408, "injected request timeout")
+	case "429":
+		return fail(429, "injected rate limit")
 	case "hang":
 		// Consume the request first: only then does net/http watch the
 		// connection and cancel the context when the client gives up.
@@ -229,7 +235,7 @@ func main() {
 	s := &receiver{requiredHeaders: map[string]string{}}
 	flag.StringVar(&s.dir, "dir", "", "where accepted uploads are stored (required)")
 	flag.StringVar(&s.prefix, "prefix", "", "path prefix before /ingest")
-	flag.StringVar(&s.mode, "mode", "ok", "ok, 500, hang or 401")
+	flag.StringVar(&s.mode, "mode", "ok", "ok, 500, hang, 401, 400, 408 or 429")
 	flag.IntVar(&s.failFirst, "fail-first", 0, "answer 500 to the first N ingest requests")
 	flag.StringVar(&s.basicAuth, "basic-auth", "", "require basic auth user:password")
 	flag.StringVar(&s.bearer, "bearer", "", "require this bearer token")
