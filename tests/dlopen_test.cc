@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "lockprof/agent/metrics.h"
+
 #include "lifecycle_util.h"
 
 namespace {
@@ -14,6 +16,8 @@ using lockprof::testing::AllRatesAtOne;
 using lockprof::testing::FetchProfile;
 using lockprof::testing::FetchProfileBytes;
 using lockprof::testing::LabelAt;
+using lockprof::testing::MetricValue;
+using lockprof::testing::ProfileBytes;
 using lockprof::testing::SumValues;
 
 using RunFn = int64_t (*)(int threads, int iterations);
@@ -85,6 +89,23 @@ TEST(DlopenTest, PluginUnloadedBeforeAnyProfileStillEncodes) {
   EXPECT_EQ(SumForLock(FetchProfile("hold"), 0, "plugin.lock"), kThreads * kIterations);
   RunPluginOnce(/*profile_while_loaded=*/false);
   EXPECT_EQ(SumForLock(FetchProfile("hold"), 0, "plugin.lock"), 2 * kThreads * kIterations);
+}
+
+// The per-lock metrics keep their own copy of the name too: a scrape after
+// the unload reads no byte of the unmapped library (it used to read the
+// name from there, and died), and still reports the plugin's lock, with
+// every hold the plugin made (the hold sampler at 1 times each one).
+TEST(DlopenTest, MetricsAfterTheUnloadKeepThePluginLock) {
+  AllRatesAtOne rates;
+  const std::string series = "lockprof_lock_hold_seconds_count{lock=\"plugin.lock\"}";
+  std::string before;
+  lockprof::WriteMetrics(&before);
+  RunPluginOnce(/*profile_while_loaded=*/false);
+  std::string after;
+  lockprof::WriteMetrics(&after);
+  const double held_before =
+      before.find(series) == std::string::npos ? 0 : MetricValue(before, series);
+  EXPECT_EQ(MetricValue(after, series) - held_before, kThreads * kIterations) << after;
 }
 
 }  // namespace

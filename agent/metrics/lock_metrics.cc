@@ -1,5 +1,9 @@
 #include "lockprof/agent/metrics/lock_metrics.h"
 
+#include <cstring>
+
+#include "lockprof/agent/stack_table.h"
+
 namespace lockprof::agent {
 
 namespace {
@@ -8,11 +12,24 @@ constexpr size_t kCapacity = 256;  // A power of two.
 constexpr size_t kMaxProbes = 32;
 constexpr int kModes = 3;
 
+// Entry states in Entry::tag: empty, being filled, or published (a hash of
+// the key with the low bits forced so that it is neither of the first two).
+constexpr uint64_t kEmpty = 0;
+constexpr uint64_t kFilling = 1;
+constexpr uint64_t kPublishedBit = 2;
+
 // Own cache line per entry: two hot locks never share one.
 struct alignas(64) Entry {
-  // 0: empty. Else EncodeKey(name, mode), published by one CAS: a reader
-  // that sees it sees a complete key (the counters start at zero anyway).
-  std::atomic<uint64_t> key;
+  // kEmpty, kFilling, or the key's hash, published (release) once the key
+  // below is written: a reader that sees it sees a complete key (the
+  // counters start at zero anyway).
+  std::atomic<uint64_t> tag;
+  LockMode mode;
+  bool named;
+  // The table's own copy of the name, so that a name in a dlclose()d
+  // library or a freed string is never read after the event that brought
+  // it: the entry is found by content, and readers see only this copy.
+  char name[kMaxLockName];
   AtomicHistogram wait;
   AtomicHistogram hold;
   std::atomic<uint64_t> contentions;
@@ -24,32 +41,42 @@ Entry g_entries[kCapacity];
 Entry g_overflow[kModes];
 std::atomic<size_t> g_used{0};
 
-inline uint64_t EncodeKey(const char* name, LockMode mode) {
-  return ((uint64_t(reinterpret_cast<uintptr_t>(name)) << 2) | uint64_t(mode)) + 1;
+// FNV-1a over the (truncated) name and the mode; nullptr hashes apart from "".
+uint64_t HashKey(const char* name, LockMode mode) {
+  uint64_t h = 0xCBF29CE484222325ull ^ (uint64_t(mode) << 8) ^ (name == nullptr ? 0x5A : 0);
+  if (name != nullptr) {
+    for (size_t i = 0; i < kMaxLockName - 1 && name[i] != '\0'; ++i) {
+      h = (h ^ uint8_t(name[i])) * 0x100000001B3ull;
+    }
+  }
+  h ^= h >> 33;
+  return h | kPublishedBit;
 }
 
-inline uint64_t Hash(uint64_t key) {
-  key ^= key >> 33;
-  key *= 0xFF51AFD7ED558CCDull;
-  key ^= key >> 33;
-  key *= 0xC4CEB9FE1A85EC53ull;
-  return key ^ (key >> 33);
+bool SameKey(const Entry& e, const char* name, LockMode mode) {
+  if (e.mode != mode || e.named != (name != nullptr)) return false;
+  return name == nullptr || std::strncmp(e.name, name, kMaxLockName - 1) == 0;
 }
 
 Entry* Find(const EventTags& tags) {
-  const uint64_t key = EncodeKey(tags.lock, tags.mode);
-  const size_t start = size_t(Hash(key));
+  const uint64_t hash = HashKey(tags.lock, tags.mode);
+  const size_t start = size_t(hash >> 2);
   for (size_t i = 0; i < kMaxProbes; ++i) {
     Entry* e = &g_entries[(start + i) & (kCapacity - 1)];
-    uint64_t seen = e->key.load(std::memory_order_acquire);
-    if (seen == 0) {
-      if (e->key.compare_exchange_strong(seen, key, std::memory_order_acq_rel)) {
-        g_used.fetch_add(1, std::memory_order_relaxed);
-        return e;
-      }
-      // Lost the race for this entry: `seen` now holds the winner's key.
-    }
-    if (seen == key) return e;
+    uint64_t seen = e->tag.load(std::memory_order_acquire);
+    if (seen == hash && SameKey(*e, tags.lock, tags.mode)) return e;
+    // Another key, or one being filled (maybe ours: then we may claim a
+    // duplicate further on, which readers merge by name).
+    if (seen != kEmpty) continue;
+    if (!e->tag.compare_exchange_strong(seen, kFilling, std::memory_order_acquire)) continue;
+    e->mode = tags.mode;
+    e->named = tags.lock != nullptr;
+    // Copied now, while the recording thread's lock (and so its name) is
+    // surely alive. The entry is zero-filled: the copy stays terminated.
+    if (e->named) std::strncpy(e->name, tags.lock, kMaxLockName - 1);
+    g_used.fetch_add(1, std::memory_order_relaxed);
+    e->tag.store(hash, std::memory_order_release);
+    return e;
   }
   return &g_overflow[int(tags.mode) % kModes];
 }
@@ -106,10 +133,9 @@ void ObserveLockHold(const EventTags& tags, int64_t hold_ns, uint64_t weight) {
 void ForEachLockStats(const std::function<void(const LockStatsSnapshot&)>& fn) {
   LockStatsSnapshot s;
   for (const Entry& e : g_entries) {
-    const uint64_t key = e.key.load(std::memory_order_acquire);
-    if (key == 0) continue;
-    s.name = reinterpret_cast<const char*>(uintptr_t((key - 1) >> 2));
-    s.mode = LockMode((key - 1) & 3);
+    if (e.tag.load(std::memory_order_acquire) < kPublishedBit) continue;
+    s.name = e.named ? e.name : nullptr;
+    s.mode = e.mode;
     s.overflow = false;
     Snapshot(e, &s);
     fn(s);

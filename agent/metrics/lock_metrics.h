@@ -3,18 +3,23 @@
 // /metrics exposition (see metrics.h).
 //
 // Recording (from record.cc, on paths that already handle a contended or a
-// sampled event) finds the lock's entry by the address of its name and the
-// mode, with one hash and a short linear probe; a new lock claims an empty
-// entry with one compare-and-swap. Then it adds to a few atomic counters.
-// No lock, no allocation, no system call: the table is a static array, whose
-// pages the kernel supplies zeroed when first touched.
+// sampled event) finds the lock's entry by its name's content and the mode,
+// with one hash of the name and a short linear probe; a new lock claims an
+// empty entry with one compare-and-swap and copies its name into it. Then it
+// adds to a few atomic counters. No lock, no allocation, no system call: the
+// table is a static array, whose pages the kernel supplies zeroed when first
+// touched.
 //
-// Names are compared by address here (a name has static storage, see
-// EventTags); entries whose names are equal strings at different addresses
-// are merged when the metrics are read. Unnamed locks share the entries of
-// the nullptr name. When the table is full (kCapacity entries, or a probe
-// sequence longer than kMaxProbes) a lock's events go to one overflow entry
-// per mode, exposed as lock="(other)": nothing recorded is lost.
+// Names are copied, never kept by address: the name a lock was given may
+// live in a library that is dlclose()d later, and a scrape must not read it
+// then (nor mistake another library's name at the same address for it).
+// Names longer than kMaxLockName - 1 bytes are truncated, as in profiles.
+// Locks with equal names share an entry; unnamed locks share the entries
+// of the nullptr name. When the table is full (kCapacity entries, or a
+// probe sequence longer than kMaxProbes) a lock's events go to one overflow
+// entry per mode, exposed as lock="(other)": nothing recorded is lost.
+// Two threads that record a new name at once may each claim an entry for
+// it; readers merge entries by name (metrics.cc).
 #ifndef LOCKPROF_AGENT_METRICS_LOCK_METRICS_H_
 #define LOCKPROF_AGENT_METRICS_LOCK_METRICS_H_
 
@@ -60,7 +65,7 @@ struct HistogramSnapshot {
 
 // What a reader sees for one lock (name, mode).
 struct LockStatsSnapshot {
-  const char* name;  // nullptr: unnamed locks.
+  const char* name;  // The table's copy (never freed); nullptr: unnamed locks.
   bool overflow;     // The "(other)" entry.
   LockMode mode;
   HistogramSnapshot wait;

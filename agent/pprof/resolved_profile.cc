@@ -26,8 +26,13 @@ struct KeyLess {
     if (a->depth != b->depth) return a->depth < b->depth;
     int c = std::memcmp(a->pcs, b->pcs, sizeof(uintptr_t) * size_t(a->depth));
     if (c != 0) return c < 0;
-    return std::tie(a->lock_id, a->mode, a->shard, a->labels) <
-           std::tie(b->lock_id, b->mode, b->shard, b->labels);
+    if (a->lock_id != b->lock_id || a->lock == nullptr) {
+      return std::tie(a->lock_id, a->mode, a->shard, a->labels) <
+             std::tie(b->lock_id, b->mode, b->shard, b->labels);
+    }
+    c = std::strcmp(a->lock_name, b->lock_name);  // One address, two names: see SameKey.
+    if (c != 0) return c < 0;
+    return std::tie(a->mode, a->shard, a->labels) < std::tie(b->mode, b->shard, b->labels);
   }
 };
 

@@ -33,11 +33,14 @@ uint64_t HashKey(const StackTrace& stack, const EventTags& tags, const LabelSet*
   return h | kPublishedBit;
 }
 
+// The name is compared by content too: after a dlclose(), another library
+// may put another name (and code) at the same addresses.
 bool SameKey(const SampleKey& k, const StackTrace& stack, const EventTags& tags,
              const LabelSet* labels) {
   return k.depth == stack.depth && k.lock_id == tags.lock && k.mode == tags.mode &&
          k.shard == tags.shard && k.labels == labels &&
-         std::memcmp(k.pcs, stack.pcs, sizeof(uintptr_t) * size_t(stack.depth)) == 0;
+         std::memcmp(k.pcs, stack.pcs, sizeof(uintptr_t) * size_t(stack.depth)) == 0 &&
+         (tags.lock == nullptr || std::strncmp(k.lock_name, tags.lock, kMaxLockName - 1) == 0);
 }
 
 size_t ConfiguredCapacity(size_t requested) {
