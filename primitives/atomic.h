@@ -44,6 +44,7 @@
 
 #include "absl/base/attributes.h"
 #include "lockprof/primitives/internal/cas_loop.h"
+#include "lockprof/primitives/lock_name.h"
 
 namespace lockprof {
 
@@ -73,12 +74,17 @@ class Atomic {
   // Value-initialised (0 for numbers, nullptr for pointers).
   constexpr Atomic() noexcept : value_(T()) {}
   constexpr Atomic(T desired) noexcept : value_(desired) {}  // NOLINT: as std::atomic
-  // `name` (a string with static storage duration, e.g. a literal) labels
-  // this value's samples lock="<name>", so that `go tool pprof
+  // `name` (a string literal or const array: see lock_name.h) labels this
+  // value's samples lock="<name>", so that `go tool pprof
   // -tagfocus=lock=<name>` isolates them. Not copied.
-  constexpr Atomic(const char* name, T desired) noexcept : value_(desired), name_(name) {}
-  template <typename U = T, std::enable_if_t<!std::is_same_v<U, const char*>, int> = 0>
-  explicit constexpr Atomic(const char* name) noexcept : value_(T()), name_(name) {}
+  constexpr Atomic(LockName name, T desired) noexcept : value_(desired), name_(name.get()) {}
+  // The name alone (not for pointer types, whose one argument is a value).
+  // An array, not a LockName: a literal must name an Atomic<bool>, not
+  // convert to its value.
+  template <size_t N, typename U = T, std::enable_if_t<!std::is_pointer_v<U>, int> = 0>
+  explicit constexpr Atomic(const char (&name)[N]) noexcept : value_(T()), name_(name) {}
+  template <size_t N, typename U = T, std::enable_if_t<!std::is_pointer_v<U>, int> = 0>
+  explicit Atomic(char (&name)[N]) = delete;  // Mutable: see lock_name.h.
   Atomic(const Atomic&) = delete;
   Atomic& operator=(const Atomic&) = delete;
 

@@ -55,9 +55,9 @@ namespace lockprof {
 class LOCKPROF_EXPORT CondVar {
  public:
   constexpr CondVar() = default;
-  // `name` (static storage, e.g. a literal) labels this CondVar's waits
-  // lock="<name>" instead of the mutex's name. Not copied.
-  explicit constexpr CondVar(const char* name) : name_(name) {}
+  // `name` (a string literal or const array: see lock_name.h) labels this
+  // CondVar's waits lock="<name>" instead of the mutex's name. Not copied.
+  explicit constexpr CondVar(LockName name) : name_(name.get()) {}
   CondVar(const CondVar&) = delete;
   CondVar& operator=(const CondVar&) = delete;
   // Waits (a few instructions, unless a thread is preempted) for waiters

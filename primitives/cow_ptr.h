@@ -66,9 +66,9 @@ class CowPtr {
  public:
   // Holds a value-initialised T.
   CowPtr() : CowPtr(nullptr) {}
-  // `name` (a string with static storage duration, e.g. a literal; may be
+  // `name` (a string literal or const array, see lock_name.h; may be
   // nullptr) labels the writers' lock: its samples carry lock="<name>".
-  explicit CowPtr(const char* name, T initial = T())
+  explicit CowPtr(LockName name, T initial = T())
       : writer_mu_(name),
         current_(std::make_shared<const T>(std::move(initial))),
         slot_(current_) {}

@@ -71,16 +71,17 @@
 #include "lockprof/agent/base/export.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/primitives/internal/wait_ledger.h"
+#include "lockprof/primitives/lock_name.h"
 
 namespace lockprof {
 
 class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
  public:
   constexpr Mutex() = default;
-  // `name` (a string with static storage duration, e.g. a literal) labels
-  // this lock's samples lock="<name>" in every profile and metric, so that
+  // `name` (a string literal or const array: see lock_name.h) labels this
+  // lock's samples lock="<name>" in every profile and metric, so that
   // `go tool pprof -tagfocus=lock=<name>` isolates it. Not copied.
-  explicit constexpr Mutex(const char* name) : name_(name) {}
+  explicit constexpr Mutex(LockName name) : name_(name.get()) {}
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
   ~Mutex() = default;

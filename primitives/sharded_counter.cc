@@ -35,8 +35,8 @@ size_t ShardCountFor(size_t requested) {
 
 }  // namespace
 
-ShardedCounter::ShardedCounter(const char* name, size_t shards)
-    : name_(name), mask_(ShardCountFor(shards) - 1), shards_(new Shard[mask_ + 1]) {}
+ShardedCounter::ShardedCounter(LockName name, size_t shards)
+    : name_(name.get()), mask_(ShardCountFor(shards) - 1), shards_(new Shard[mask_ + 1]) {}
 
 int64_t ShardedCounter::Load() const {
   uint64_t sum = 0;

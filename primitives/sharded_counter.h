@@ -51,6 +51,7 @@
 #include "absl/base/attributes.h"
 #include "lockprof/agent/base/export.h"
 #include "lockprof/primitives/internal/cas_loop.h"
+#include "lockprof/primitives/lock_name.h"
 
 namespace lockprof {
 namespace internal {
@@ -68,9 +69,9 @@ LOCKPROF_EXPORT uint32_t AssignShardSlot();
 class LOCKPROF_EXPORT ShardedCounter {
  public:
   // `shards` is rounded up to a power of two; 0 picks 4 x the number of
-  // CPUs (at least 8). `name` (a string with static storage duration, e.g. a
-  // literal) labels the counter's samples lock="<name>". Not copied.
-  explicit ShardedCounter(const char* name = nullptr, size_t shards = 0);
+  // CPUs (at least 8). `name` (a string literal or const array: see
+  // lock_name.h) labels the counter's samples lock="<name>". Not copied.
+  explicit ShardedCounter(LockName name = nullptr, size_t shards = 0);
   ShardedCounter(const ShardedCounter&) = delete;
   ShardedCounter& operator=(const ShardedCounter&) = delete;
 

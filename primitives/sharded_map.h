@@ -67,9 +67,9 @@ class ShardedMap {
   static constexpr size_t kDefaultShards = 16;
 
   // `shards` is rounded up to a power of two (at least 1). `name` (a
-  // string with static storage duration, e.g. a literal) labels every
-  // shard's lock. Not copied.
-  explicit ShardedMap(const char* name = nullptr, size_t shards = kDefaultShards)
+  // string literal or const array: see lock_name.h) labels every shard's
+  // lock. Not copied.
+  explicit ShardedMap(LockName name = nullptr, size_t shards = kDefaultShards)
       : name_(name), mask_(RoundUpToPowerOfTwo(shards) - 1) {
     shards_ = static_cast<Shard*>(
         ::operator new (sizeof(Shard) * shard_count(), std::align_val_t{alignof(Shard)}));
@@ -142,13 +142,13 @@ class ShardedMap {
   }
 
   size_t shard_count() const { return mask_ + 1; }
-  const char* name() const { return name_; }
+  const char* name() const { return name_.get(); }
 
  private:
   // One shard per cache line (at least): neighbouring shards' locks never
   // share a line, so uncontended shards do not slow each other down.
   struct alignas(64) Shard {
-    Shard(const char* name, int32_t index) : mu(name, index) {}
+    Shard(LockName name, int32_t index) : mu(name, index) {}
     mutable SharedMutex mu;
     absl::flat_hash_map<K, V, Hash, Eq> map ABSL_GUARDED_BY(mu);
   };
@@ -161,7 +161,7 @@ class ShardedMap {
   Shard& ShardFor(const K& key) { return shards_[ShardOf(key)]; }
   const Shard& ShardFor(const K& key) const { return shards_[ShardOf(key)]; }
 
-  const char* const name_;
+  const LockName name_;
   const size_t mask_;
   Shard* shards_;
 };

@@ -66,18 +66,19 @@
 #include "lockprof/agent/base/export.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/primitives/internal/wait_ledger.h"
+#include "lockprof/primitives/lock_name.h"
 
 namespace lockprof {
 
 class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
  public:
   constexpr SharedMutex() = default;
-  // `name` (a string with static storage duration, e.g. a literal) labels
-  // this lock's samples lock="<name>"; `shard` (>= 0) adds the numeric label
+  // `name` (a string literal or const array: see lock_name.h) labels this
+  // lock's samples lock="<name>"; `shard` (>= 0) adds the numeric label
   // shard=<shard> (lockprof::ShardedMap numbers its shards' locks so).
   // Neither is copied.
-  explicit constexpr SharedMutex(const char* name, int32_t shard = -1)
-      : name_(name), shard_(shard) {}
+  explicit constexpr SharedMutex(LockName name, int32_t shard = -1)
+      : name_(name.get()), shard_(shard) {}
   SharedMutex(const SharedMutex&) = delete;
   SharedMutex& operator=(const SharedMutex&) = delete;
   ~SharedMutex() = default;
