@@ -5,6 +5,7 @@
 #include <map>
 #include <tuple>
 
+#include "lockprof/agent/labels.h"
 #include "lockprof/agent/metrics/lock_metrics.h"
 #include "lockprof/agent/metrics/prometheus_text.h"
 #include "lockprof/agent/metrics/self_metrics.h"
@@ -157,6 +158,14 @@ void WriteProfileMetrics(PromText& text) {
   text.Family("lockprof_lock_metrics_memory_bytes", "gauge",
               "Size of the per-lock metrics table (static; pages are committed as used).");
   text.Sample("lockprof_lock_metrics_memory_bytes", {}, uint64_t(agent::LockStatsTableBytes()));
+  text.Family("lockprof_label_scopes", "gauge",
+              "Distinct ScopedLabels scopes interned (at most LOCKPROF_MAX_LABEL_SETS).");
+  text.Sample("lockprof_label_scopes", {}, uint64_t(agent::LabelScopesInterned()));
+  text.Family("lockprof_label_scopes_folded_total", "counter",
+              "ScopedLabels scopes created after the label table was full that were not seen "
+              "before: their samples carry lockprof=\"LabelSetTableFull\" instead of their "
+              "labels (raise LOCKPROF_MAX_LABEL_SETS, or use fewer distinct label values).");
+  text.Sample("lockprof_label_scopes_folded_total", {}, agent::LabelScopesFolded());
 }
 
 void WriteUploadMetrics(PromText& text) {

@@ -1,10 +1,13 @@
 #include "lockprof/agent/labels.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
 
+#include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/record/thread_state.h"
 
@@ -12,31 +15,94 @@ namespace lockprof {
 namespace agent {
 
 namespace {
-struct Interned {
-  std::mutex mu;
-  // Keyed by content; values are never freed (samples point at them).
-  std::map<std::vector<LabelSet::Label>, std::unique_ptr<LabelSet>> sets;
+
+using Extra = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+
+// Probe sequences of the lookup table stop after this many slots.
+constexpr size_t kMaxProbes = 64;
+
+// One scope's labels as written, with the set they nest in: the key of the
+// lock-free lookup, and the interned set it resolves to. Never freed.
+struct Scope {
+  uint64_t hash;
+  const LabelSet* base;
+  std::vector<LabelSet::Label> extra;  // In the order given.
+  const LabelSet* set;
 };
-Interned& Registry() {
-  static Interned* const r = [] {
-    auto* registry = new Interned;  // Never destroyed: samples may outlive main.
+
+struct Registry {
+  // Taken only to add a scope (the first time a label set is seen).
+  std::mutex mu;
+  // Keyed by content; never freed (samples point at the sets).
+  std::map<std::vector<LabelSet::Label>, std::unique_ptr<LabelSet>> sets;
+  // Open addressing, 2 * capacity slots (a power of two), filled once each
+  // and never emptied: readers probe with acquire loads and no lock.
+  std::atomic<const Scope*>* slots = nullptr;
+  size_t mask = 0;
+  size_t capacity = 0;              // Scopes at most (LOCKPROF_MAX_LABEL_SETS).
+  std::atomic<size_t> scopes{0};    // Written under mu.
+  std::atomic<bool> full{false};    // No scope will be added any more.
+  std::atomic<uint64_t> folded{0};  // Scopes given the overflow set.
+  LabelSet* overflow = nullptr;
+};
+
+Registry& TheRegistry() {
+  static Registry* const r = [] {
+    auto* registry = new Registry;  // Never destroyed: samples may outlive main.
+    int64_t cap = int64_t{kDefaultMaxLabelSets};
+    ParseEnvInt("LOCKPROF_MAX_LABEL_SETS", 16, int64_t{1} << 20, &cap);
+    registry->capacity = size_t(cap);
+    size_t slots = 1;
+    while (slots < 2 * registry->capacity) slots <<= 1;
+    registry->mask = slots - 1;
+    registry->slots = new std::atomic<const Scope*>[slots]();
+    registry->overflow = LabelSet::New({{kLabelSetsFullKey, kLabelSetsFullValue}});
     // A child must not inherit the mutex held by a thread that does not
-    // exist there: fork() waits until no thread is interning.
+    // exist there: fork() waits until no thread is adding a scope.
     HoldAcrossFork(&registry->mu, ForkRank::kLabels);
     return registry;
   }();
   return *r;
 }
-}  // namespace
 
-const LabelSet* LabelSet::Intern(
-    const LabelSet* base,
-    std::initializer_list<std::pair<std::string_view, std::string_view>> extra) {
-  std::vector<Label> merged;
-  if (base != nullptr) merged = base->labels_;
+inline uint64_t Mix(uint64_t h, std::string_view s) {
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
+  return (h ^ s.size()) * 0x100000001B3ull;  // Separates "ab","c" from "a","bc".
+}
+
+uint64_t HashScope(const LabelSet* base, Extra extra) {
+  uint64_t h = 0xCBF29CE484222325ull ^ reinterpret_cast<uintptr_t>(base);
+  for (const auto& [k, v] : extra) h = Mix(Mix(h, k), v);
+  return h ^ (h >> 29);
+}
+
+bool SameScope(const Scope& s, uint64_t hash, const LabelSet* base, Extra extra) {
+  if (s.hash != hash || s.base != base || s.extra.size() != extra.size()) return false;
+  auto it = s.extra.begin();
+  for (const auto& [k, v] : extra) {
+    if (it->first != k || it->second != v) return false;
+    ++it;
+  }
+  return true;
+}
+
+// The scope's set if it was seen before; nullptr otherwise. Lock-free.
+const LabelSet* Find(const Registry& r, uint64_t hash, const LabelSet* base, Extra extra) {
+  size_t i = hash & r.mask;
+  for (size_t probe = 0; probe < kMaxProbes; ++probe, i = (i + 1) & r.mask) {
+    const Scope* s = r.slots[i].load(std::memory_order_acquire);
+    if (s == nullptr) return nullptr;  // Slots are never emptied: not there.
+    if (SameScope(*s, hash, base, extra)) return s->set;
+  }
+  return nullptr;
+}
+
+std::vector<LabelSet::Label> Merge(const LabelSet* base, Extra extra) {
+  std::vector<LabelSet::Label> merged;
+  if (base != nullptr) merged = base->labels();
   for (const auto& kv : extra) {
     auto it = std::find_if(merged.begin(), merged.end(),
-                           [&](const Label& l) { return l.first == kv.first; });
+                           [&](const LabelSet::Label& l) { return l.first == kv.first; });
     if (it != merged.end()) {
       it->second = std::string(kv.second);
     } else {
@@ -44,15 +110,58 @@ const LabelSet* LabelSet::Intern(
     }
   }
   std::sort(merged.begin(), merged.end());
-  Interned& r = Registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  auto& slot = r.sets[merged];
-  if (!slot) {
-    slot = std::make_unique<LabelSet>();
-    slot->labels_ = std::move(merged);
-  }
-  return slot.get();
+  return merged;
 }
+
+const LabelSet* Fold(Registry& r) {
+  r.folded.fetch_add(1, std::memory_order_relaxed);
+  return r.overflow;
+}
+
+// First sight of a scope: interns its set and publishes the scope.
+const LabelSet* Add(Registry& r, uint64_t hash, const LabelSet* base, Extra extra) {
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (const LabelSet* set = Find(r, hash, base, extra)) return set;  // Raced: added meanwhile.
+  if (r.scopes.load(std::memory_order_relaxed) >= r.capacity) {
+    r.full.store(true, std::memory_order_relaxed);
+    return Fold(r);
+  }
+  size_t i = hash & r.mask;
+  for (size_t probe = 0; r.slots[i].load(std::memory_order_relaxed) != nullptr;
+       ++probe, i = (i + 1) & r.mask) {
+    if (probe + 1 >= kMaxProbes) return Fold(r);  // A crowded run: rare at half load.
+  }
+  std::vector<LabelSet::Label> merged = Merge(base, extra);
+  auto& set = r.sets[merged];
+  if (!set) set.reset(LabelSet::New(std::move(merged)));
+  auto* scope = new Scope{hash, base, {}, set.get()};
+  for (const auto& [k, v] : extra) scope->extra.emplace_back(std::string(k), std::string(v));
+  r.scopes.store(r.scopes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  r.slots[i].store(scope, std::memory_order_release);
+  return scope->set;
+}
+
+}  // namespace
+
+LabelSet* LabelSet::New(std::vector<Label> labels) {
+  auto* set = new LabelSet;
+  set->labels_ = std::move(labels);
+  return set;
+}
+
+const LabelSet* LabelSet::Intern(const LabelSet* base, Extra extra) {
+  Registry& r = TheRegistry();
+  const uint64_t hash = HashScope(base, extra);
+  if (const LabelSet* set = Find(r, hash, base, extra)) return set;
+  if (r.full.load(std::memory_order_relaxed)) return Fold(r);
+  return Add(r, hash, base, extra);
+}
+
+size_t LabelScopesInterned() { return TheRegistry().scopes.load(std::memory_order_relaxed); }
+
+size_t LabelScopesCapacity() { return TheRegistry().capacity; }
+
+uint64_t LabelScopesFolded() { return TheRegistry().folded.load(std::memory_order_relaxed); }
 
 }  // namespace agent
 

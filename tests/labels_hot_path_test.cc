@@ -1,0 +1,130 @@
+// ScopedLabels on the hot path: no lock once a scope's labels were seen,
+// and bounded memory whatever the labels' cardinality (agent/labels.h).
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <pthread.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "lifecycle_util.h"  // LOCKPROF_TEST_TSAN
+#include "lockprof/lockprof.h"
+#include "test_util.h"
+
+namespace {
+thread_local bool t_counting = false;
+thread_local int64_t t_mutex_locks = 0;
+}  // namespace
+
+#ifndef LOCKPROF_TEST_TSAN
+// Counts this thread's pthread mutex acquisitions while t_counting: every
+// std::mutex (and absl / glibc lock built on a pthread mutex) in the
+// program goes through here. (ThreadSanitizer intercepts this function
+// itself: the count is skipped there.)
+extern "C" int pthread_mutex_lock(pthread_mutex_t* mu) {
+  using LockFn = int (*)(pthread_mutex_t*);
+  static const LockFn real = reinterpret_cast<LockFn>(dlsym(RTLD_NEXT, "pthread_mutex_lock"));
+  if (t_counting) ++t_mutex_locks;
+  return real(mu);
+}
+#endif
+
+namespace {
+
+using lockprof::testing::MetricValue;
+
+// A 2-label scope per request, as a server would write it.
+void Request(const std::string& endpoint) {
+  lockprof::ScopedLabels labels({{"endpoint", endpoint}, {"tenant", "acme"}});
+  lockprof::ScopedLabels inner({{"phase", "parse"}});
+}
+
+TEST(LabelsHotPathTest, NoLockOnceTheLabelsWereSeen) {
+#ifdef LOCKPROF_TEST_TSAN
+  GTEST_SKIP() << "ThreadSanitizer intercepts pthread_mutex_lock";
+#endif
+  // The interposer works: a std::mutex is counted.
+  std::mutex probe;
+  t_counting = true;
+  probe.lock();
+  probe.unlock();
+  t_counting = false;
+  ASSERT_EQ(t_mutex_locks, 1);
+
+  Request("/api/cart");  // First sight: interned (may lock).
+  Request("/api/home");
+  t_mutex_locks = 0;
+  t_counting = true;
+  for (int i = 0; i < 10000; ++i) Request(i % 2 ? "/api/cart" : "/api/home");
+  t_counting = false;
+  EXPECT_EQ(t_mutex_locks, 0) << "mutex acquisitions in 20,000 seen-before label scopes";
+}
+
+int64_t RssKiB() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6);
+  }
+  return -1;
+}
+
+// Samples in scope carry the scope's labels (the hold sampler at 1).
+int64_t HoldsLabelled(const std::string& key, const std::string& value) {
+  std::ostringstream out;
+  EXPECT_TRUE(lockprof::WriteProfile("hold", 0, out).ok());
+  const auto p = lockprof::testing::ParseProfile(out.str());
+  return lockprof::testing::SumValuesWithLabel(p, 0, key, value);
+}
+
+void HoldOnce(lockprof::Mutex& mu) { std::lock_guard<lockprof::Mutex> lock(mu); }
+
+// Request ids in labels: a new label set per scope. Memory stays bounded
+// (the table holds LOCKPROF_MAX_LABEL_SETS scopes), scopes past the cap are
+// counted in /metrics and labelled as folded, and scopes seen before the cap
+// keep their labels.
+TEST(LabelsHotPathTest, UnboundedLabelValuesCostBoundedMemory) {
+  constexpr int kScopes = 200000;
+  const int previous_rate = lockprof::SetHoldProfileRate(1);
+  lockprof::Mutex mu{"labels.capped"};
+  std::string before;
+  lockprof::WriteMetrics(&before);
+  std::thread worker([&] {  // A fresh thread: it samples at the new rate.
+    { lockprof::ScopedLabels early({{"endpoint", "/early"}}); }
+    const int64_t rss_before = RssKiB();
+    for (int i = 0; i < kScopes; ++i) {
+      lockprof::ScopedLabels id({{"request_id", "req-0123456789abcdef-" + std::to_string(i)}});
+    }
+    const int64_t grown_kib = RssKiB() - rss_before;
+    // Interning every set kept about 350 bytes each: ~70 MB here.
+    EXPECT_LT(grown_kib, 16 * 1024) << "KiB for " << kScopes << " distinct label sets";
+    {
+      lockprof::ScopedLabels late({{"request_id", "req-after-the-cap"}});
+      for (int i = 0; i < 5; ++i) HoldOnce(mu);
+    }
+    lockprof::ScopedLabels early({{"endpoint", "/early"}});
+    for (int i = 0; i < 3; ++i) HoldOnce(mu);
+  });
+  worker.join();
+  lockprof::SetHoldProfileRate(previous_rate);
+  EXPECT_EQ(HoldsLabelled("lockprof", "LabelSetTableFull"), 5);
+  EXPECT_EQ(HoldsLabelled("request_id", "req-after-the-cap"), 0);
+  EXPECT_EQ(HoldsLabelled("endpoint", "/early"), 3);
+
+  std::string after;
+  lockprof::WriteMetrics(&after);
+  const double scopes = MetricValue(after, "lockprof_label_scopes");
+  EXPECT_LE(scopes, 4096) << after;  // The default cap.
+  EXPECT_GE(scopes, 1) << after;
+  const double folded_before = MetricValue(before, "lockprof_label_scopes_folded_total");
+  const double folded = MetricValue(after, "lockprof_label_scopes_folded_total") -
+                        (std::isnan(folded_before) ? 0 : folded_before);
+  // Every scope the table could not take, plus the late one.
+  EXPECT_GE(folded, kScopes + 1 - 4096) << after;
+  EXPECT_LE(folded, kScopes + 1) << after;
+}
+
+}  // namespace
