@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "lockprof/agent/stack_table.h"
+#include "lockprof/agent/tables/stack_table.h"
 
 namespace lockprof::agent {
 
