@@ -54,6 +54,8 @@ for file in $sources; do
         problem "$file includes $name: recording never includes the serving side" ;;
       primitives/*:lockprof/primitives/* | primitives/*:lockprof/agent/record/* | \
         primitives/*:lockprof/agent/base/*) ;;
+      # The interposer names an unnamed lock by the data symbol at its address.
+      primitives/interpose/*:lockprof/agent/symbolize/demangle.h) ;;
       primitives/*:lockprof/agent/*/*)
         problem "$file includes $name: primitives record through agent/record/ only" ;;
       primitives/*:lockprof/agent/*) ;;
