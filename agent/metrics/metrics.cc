@@ -5,10 +5,10 @@
 #include <map>
 #include <tuple>
 
-#include "lockprof/agent/labels.h"
 #include "lockprof/agent/metrics/lock_metrics.h"
 #include "lockprof/agent/metrics/prometheus_text.h"
 #include "lockprof/agent/metrics/self_metrics.h"
+#include "lockprof/agent/record/label_sets.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/tables/profile_tables.h"
 

@@ -8,7 +8,7 @@
 #include <tuple>
 #include <unordered_map>
 
-#include "lockprof/agent/labels.h"
+#include "lockprof/agent/record/label_sets.h"
 #include "lockprof/agent/symbolize/symbolizer.h"
 
 namespace lockprof::agent {

@@ -9,6 +9,7 @@
 
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/record/label_sets.h"
 #include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof {
