@@ -24,6 +24,7 @@
 #include "lockprof/agent/sampling.h"
 #include "lockprof/agent/slow_acquire.h"
 #include "lockprof/agent/uploader.h"
+#include "lockprof/primitives/absl_mutex_profile.h"
 #include "lockprof/primitives/atomic.h"
 #include "lockprof/primitives/cow_ptr.h"
 #include "lockprof/primitives/condvar.h"

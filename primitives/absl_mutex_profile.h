@@ -33,9 +33,11 @@
 #ifndef LOCKPROF_PRIMITIVES_ABSL_MUTEX_PROFILE_H_
 #define LOCKPROF_PRIMITIVES_ABSL_MUTEX_PROFILE_H_
 
+#include "lockprof/agent/base/export.h"
+
 namespace lockprof {
 
-void ProfileAbslMutexes();
+LOCKPROF_EXPORT void ProfileAbslMutexes();
 
 }  // namespace lockprof
 

@@ -116,8 +116,8 @@ TEST_F(InterposeTest, UnmodifiedProgramWithoutFramePointersGroundTruth) {
             SumValues(mutex, 1));
   // The hold sampler, at rate 1: each of the 8 holds lasts its 30 ms sleep.
   const std::string hold_file = SaveProfile(port, "hold");
-  const int64_t held = SumValues(ParseProfile(lockprof::testing::ReadFile(hold_file)), 1,
-                                 "HolderSection");
+  const int64_t held =
+      SumValues(ParseProfile(lockprof::testing::ReadFile(hold_file)), 1, "HolderSection");
   EXPECT_GE(held, 8 * 30'000'000LL);
   EXPECT_LE(held, 8 * 60'000'000LL);
   std::remove(hold_file.c_str());

@@ -24,8 +24,7 @@ int main() {
     threads.emplace_back([db, t] {
       for (int i = 0; i < kOps; ++i) {
         char sql[160];
-        std::snprintf(sql, sizeof(sql),
-                      "INSERT OR REPLACE INTO kv VALUES(%d, hex(randomblob(64)))",
+        std::snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO kv VALUES(%d, hex(randomblob(64)))",
                       (t * kOps + i) % 500);
         sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
         sqlite3_exec(db, "SELECT count(*), max(length(v)) FROM kv", nullptr, nullptr, nullptr);
