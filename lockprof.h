@@ -27,6 +27,7 @@
 #include "lockprof/primitives/absl_mutex_profile.h"
 #include "lockprof/primitives/atomic.h"
 #include "lockprof/primitives/cow_ptr.h"
+#include "lockprof/primitives/lock_name.h"
 #include "lockprof/primitives/condvar.h"
 #include "lockprof/primitives/mutex.h"
 #include "lockprof/primitives/sharded_counter.h"
