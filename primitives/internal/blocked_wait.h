@@ -1,8 +1,8 @@
 // BlockedWait: the block-profile side of one wait that is about to sleep.
 //
 // Construct it in the lockprof function that sleeps (a noinline slow path),
-// passing that function's __builtin_frame_address(0): when the block profile
-// is on it captures the waiter's stack, then reads the clock — before the
+// passing that function's __builtin_frame_address(0): it reads the clock and,
+// when the block profile is on, captures the waiter's stack — before the
 // sleep, so that nothing is captured inside the critical section the waiter
 // then enters. Record() charges the wait, from construction to now, at that
 // stack; RecordAtRelease() does so once the lock the wait ended with is
@@ -22,15 +22,10 @@ namespace lockprof::internal {
 
 class BlockedWait {
  public:
-  // The clock is read after the capture: capturing is the profiler's work,
-  // not waiting, and a lock's holder cannot see (nor charge) a waiter that
-  // has not registered yet, so a wait counted from before the capture would
-  // be in the block profile but, if the lock came free meanwhile, in no
-  // release's charge.
   explicit BlockedWait(const void* entry_frame)
-      : want_stack_(agent::BlockProfilingEnabled() && !agent::InRecorder()) {
+      : start_(agent::MonotonicNanos()),
+        want_stack_(agent::BlockProfilingEnabled() && !agent::InRecorder()) {
     if (want_stack_) agent::CaptureStack(entry_frame, &stack_);
-    start_ = agent::MonotonicNanos();
   }
   BlockedWait(const BlockedWait&) = delete;
   BlockedWait& operator=(const BlockedWait&) = delete;
