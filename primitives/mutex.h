@@ -8,26 +8,15 @@
 //
 // Cost. An uncontended lock is one compare-and-swap plus one thread-local
 // decrement (the hold sampler's countdown); an uncontended unlock is one
-// load and one compare-and-swap. No clock is read and nothing is recorded
-// unless threads actually wait, or the acquisition was picked by the hold
-// sampler (about 1 in SetHoldProfileRate() acquisitions).
-//
-// Waiting. A thread that finds the lock held spins briefly (up to ~100
-// checks of the lock word) while no other thread sleeps on it, then
-// sleeps on a futex. Only sleeping counts as waiting: a wait that ended
-// while spinning is in neither profile nor lockprof_lock_wait_seconds (it
-// is shorter than a futex round trip, and timing it would put a clock read
-// on every contended acquisition).
+// load and one exchange. No clock is read and nothing is recorded unless
+// threads actually wait, or the acquisition was picked by the hold sampler
+// (about 1 in SetHoldProfileRate() acquisitions).
 //
 // What is recorded when threads contend (see sampling.h for the rates):
 //  * Mutex profile (/debug/pprof/mutex): each unlock is charged, exactly, the
 //    time every waiter spent waiting during the critical section it ends, at
 //    the unlocking thread's stack — the code whose critical section made
 //    others wait. A 50 ms hold while three threads wait is charged 150 ms.
-//    Every section during which a thread sleeps on the lock is charged, also
-//    one whose holder took the lock past the sleepers. A sleeper's last
-//    stretch, from the release that woke it until it takes the lock, is in
-//    no section: it is in the block profile only.
 //  * Block profile (/debug/pprof/block): each wait, at the waiter's stack.
 //  * Hold profile (/debug/pprof/hold): sampled critical sections, contended
 //    or not, at the releasing stack.
@@ -53,10 +42,7 @@
 // thread (that thread waits forever, as with std::mutex).
 //
 // Lifetime: the constexpr constructor and trivial destructor make a global
-// Mutex usable from any static initialiser and any static destructor. A
-// Mutex may be destroyed as soon as the thread destroying it could lock and
-// unlock it (as POSIX allows): unlock() does not touch the Mutex after the
-// atomic operation that releases it.
+// Mutex usable from any static initialiser and any static destructor.
 // fork(): in the child, a Mutex that was unlocked, or held by the thread
 // that forked, works normally (the child may unlock it); one held by another
 // thread stays locked, as any mutex would. Waits of the parent's threads are
@@ -98,12 +84,11 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
   }
 
   bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
-    // kParked may be set on a free lock (a woken sleeper has yet to run).
-    uint32_t s = state_.load(std::memory_order_relaxed);
-    do {
-      if (s & kLocked) return false;
-    } while (!state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
-                                           std::memory_order_relaxed));
+    uint32_t expected = kUnlocked;
+    if (!state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
+      return false;
+    }
     if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartHoldSample();
     return true;
   }
@@ -140,14 +125,11 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
  private:
   friend class CondVar;
 
-  // state_: kLocked while held; kParked while threads may sleep on it
-  // (they are in ledger_). Acquisition keeps kParked, so every holder —
-  // also one that took the lock running, past sleepers — sees it, and its
-  // unlock settles the sleepers' waiting and wakes one. The last sleeper
-  // to leave the ledger clears it.
+  // state_: kUnlocked, kLocked (no thread sleeping on it), or kContended
+  // (locked, and threads may be sleeping on it: unlock must wake one).
   static constexpr uint32_t kUnlocked = 0;
   static constexpr uint32_t kLocked = 1;
-  static constexpr uint32_t kParked = 2;
+  static constexpr uint32_t kContended = 2;
 
   void LockSlow();
   void UnlockSlow();

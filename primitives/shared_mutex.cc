@@ -18,10 +18,6 @@ namespace {
 // than a futex round trip would.
 constexpr int kSpinLimit = 100;
 
-// Futex bitsets: readers and writers sleep on the same word (the epoch).
-constexpr uint32_t kReaderBits = 1;
-constexpr uint32_t kWriterBits = 2;
-
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "SharedMutex sleeps on the high half of state_, at offset 4");
 
@@ -36,13 +32,24 @@ std::atomic<uint32_t>* SharedMutex::EpochWord() {
 }
 
 bool SharedMutex::try_lock() {
+  if ((state_.load(std::memory_order_relaxed) & (kWriter | kCountMask)) != 0) return false;
+  uint32_t expected = kWriterFree;
+  if (!writer_.compare_exchange_strong(expected, kWriterLocked, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+    return false;
+  }
+  // Holding writer_, nobody else sets kWriter: only readers change state_.
   uint64_t s = state_.load(std::memory_order_relaxed);
-  do {
-    if ((s & (kWriter | kCountMask)) != 0) return false;
-  } while (!state_.compare_exchange_weak(s, s | kWriter, std::memory_order_acquire,
-                                         std::memory_order_relaxed));
-  if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartHoldSample();
-  return true;
+  while ((s & kCountMask) == 0) {
+    if (state_.compare_exchange_weak(s, s | kWriter, std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+      if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartHoldSample();
+      return true;
+    }
+  }
+  // A reader got in first: give writer_ back.
+  if (writer_.exchange(kWriterFree, std::memory_order_release) == kWriterContended) WakeWriter();
+  return false;
 }
 
 bool SharedMutex::try_lock_shared() {
@@ -57,23 +64,23 @@ bool SharedMutex::try_lock_shared() {
   return false;
 }
 
-uint32_t SharedMutex::AcquireWriterBitAsleep() {
-  for (;;) {
-    uint64_t s = state_.load(std::memory_order_relaxed);
-    if ((s & kWriter) == 0) {
-      // kWritersAsleep kept: other writers may sleep (Leave decides).
-      if (state_.compare_exchange_weak(s, s | kWriter | kWritersAsleep, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
-        return uint32_t(s & kCountMask);
-      }
-      continue;
+void SharedMutex::WakeWriter() { internal::FutexWake(&writer_, 1); }
+
+bool SharedMutex::SpinForWriterLock() {
+  for (int i = 0; i < kSpinLimit; ++i) {
+    uint32_t w = writer_.load(std::memory_order_relaxed);
+    if (w == kWriterFree &&
+        writer_.compare_exchange_weak(w, kWriterLocked, std::memory_order_acquire,
+                                      std::memory_order_relaxed)) {
+      return true;
     }
-    if ((s & kWritersAsleep) == 0 &&
-        !state_.compare_exchange_weak(s, s | kWritersAsleep, std::memory_order_relaxed)) {
-      continue;
-    }
-    internal::FutexWaitBitset(EpochWord(), uint32_t(s >> 32), kWriterBits);
+    internal::SpinPause();
   }
+  return false;
+}
+
+uint32_t SharedMutex::AnnounceWriter() {
+  return uint32_t(state_.fetch_add(kWriter, std::memory_order_acquire) & kCountMask);
 }
 
 bool SharedMutex::ReadersGone(uint32_t readers_inside) {
@@ -104,84 +111,67 @@ void SharedMutex::SleepUntilPosted() {
   writer_sem_.store(kNotPosted, std::memory_order_relaxed);
 }
 
-// The writer's slow path: set kWriter (another writer may hold it), then
-// wait for the readers that were inside to leave. Each stage spins first
-// (the first only while no writer sleeps); only a writer that has to sleep
-// reads the clock, registers in the ledger and records a block event.
-ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
-  bool have_writer = false;
-  uint32_t readers_inside = 0;
-  for (int i = 0; i < kSpinLimit && !have_writer; ++i) {
-    uint64_t s = state_.load(std::memory_order_relaxed);
-    if ((s & kWriter) == 0) {
-      if (state_.compare_exchange_weak(s, s | kWriter, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
-        have_writer = true;
-        readers_inside = uint32_t(s & kCountMask);
-      }
-      continue;
-    }
-    if (s & kWritersAsleep) break;
-    internal::SpinPause();
+// The writer's slow path: take writer_ (another writer may hold it), set
+// kWriter, wait for the readers that were inside to leave. Each stage spins
+// first; only a writer that has to sleep reads the clock, registers in the
+// ledger and records a block event.
+ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow(bool have_writer, uint32_t readers_inside) {
+  if (!have_writer && SpinForWriterLock()) {
+    have_writer = true;
+    readers_inside = AnnounceWriter();
   }
   bool readers_pending =
       have_writer && readers_inside != 0 && !ReadersGone(readers_inside) && !PostedAfterSpinning();
   if (have_writer && !readers_pending) return;
 
   internal::BlockedWait wait(__builtin_frame_address(0));
-  // Every writer registers in the ledger before it sets kWritersAsleep, so
-  // the last writer to leave the ledger knows no writer sleeps.
+  // Every writer registers in the ledger before it marks writer_ contended,
+  // so the last writer to leave the ledger knows nobody sleeps on writer_.
   ledger_.Enter(kWriters, wait.start());
   if (!have_writer) {
-    readers_inside = AcquireWriterBitAsleep();
+    while (writer_.exchange(kWriterContended, std::memory_order_acquire) != kWriterFree) {
+      internal::FutexWait(&writer_, kWriterContended);
+    }
+    readers_inside = AnnounceWriter();
     readers_pending = readers_inside != 0 && !ReadersGone(readers_inside);
-  } else {
-    // Asleep for readers: the last to leave settles us (and needs no mark).
   }
   if (readers_pending) SleepUntilPosted();
+  // No other writer waits: back to kWriterLocked, so that our unlock takes
+  // the fast path instead of waking nobody.
   ledger_.Leave(kWriters, wait.start(),
-                [this] { state_.fetch_and(~kWritersAsleep, std::memory_order_relaxed); });
+                [this] { writer_.store(kWriterLocked, std::memory_order_relaxed); });
   wait.RecordAtRelease({name_, LockMode::kWrite, shard_}, this,
                        [this] { return internal::MarkSlowUnlock(&hold_start_); });
 }
 
-// The release (the update that clears kWriter) is the last access to
-// *this: a thread it lets in may destroy the SharedMutex. What is recorded
-// afterwards was copied out before; the wake-ups read no memory.
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
   int64_t now = 0;
   const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
-  const agent::EventTags read{name_, LockMode::kRead, shard_};
-  const agent::EventTags write{name_, LockMode::kWrite, shard_};
-  uint64_t s = state_.load(std::memory_order_relaxed);
-  if ((s & kWriter) == 0) internal::Fatal("unlock of unlocked SharedMutex");
-  // Readers queued behind us, or writers waiting: charge their waiting to
-  // this critical section before anyone is let in. Others change state_
-  // only by queueing (a reader) or marking themselves asleep, so the
-  // release fails only then, and settles again.
+  const uint64_t s = state_.load(std::memory_order_relaxed);
+  const uint32_t w = writer_.load(std::memory_order_relaxed);
+  if ((s & kWriter) == 0 || w == kWriterFree) internal::Fatal("unlock of unlocked SharedMutex");
+  // Readers queued behind us, or writers waiting for writer_: charge their
+  // waiting to this critical section before anyone is let in.
   int64_t charged[2] = {0, 0};
-  for (;;) {
-    if ((s & (kCountMask | kWritersAsleep)) != 0) {
-      if (now == 0) now = agent::MonotonicNanos();
-      ledger_.Settle(now, charged,
-                     [this] { state_.fetch_and(~kWritersAsleep, std::memory_order_relaxed); });
-      now = 0;
-      s = state_.load(std::memory_order_relaxed);
-    }
-    // Admit the queued readers, start a new epoch (waking the sleepers'
-    // futex compare), clear kReadersAsleep: one update.
-    const uint64_t released = (s + kEpochOne - kWriter) & ~kReadersAsleep;
-    if (state_.compare_exchange_weak(s, released, std::memory_order_release,
-                                     std::memory_order_relaxed)) {
-      break;
-    }
+  if ((s & kCountMask) != 0 || w == kWriterContended) {
+    if (now == 0) now = agent::MonotonicNanos();
+    ledger_.Settle(now, charged);
   }
-  if (s & kReadersAsleep) internal::FutexWakeBitset(EpochWord(), INT_MAX, kReaderBits);
-  if (s & kWritersAsleep) internal::FutexWakeBitset(EpochWord(), 1, kWriterBits);
-  // Released: from here on nothing we do lengthens the critical section,
-  // and nothing touches *this (`this` is only a key for parked events).
+  // Admit the queued readers and start a new epoch, in one update. seq_cst,
+  // with the load below: a reader that registered as a sleeper before it
+  // saw the old epoch is seen here (and one that registers later sees the
+  // new epoch and does not sleep).
+  const uint64_t old = state_.fetch_add(kEpochOne - kWriter, std::memory_order_seq_cst);
+  if ((old & kCountMask) != 0 && sleeping_readers_.load(std::memory_order_seq_cst) != 0) {
+    internal::FutexWake(EpochWord(), INT_MAX);
+  }
+  if (writer_.exchange(kWriterFree, std::memory_order_release) == kWriterContended) WakeWriter();
+  // Released: from here on nothing we do lengthens the critical section.
   const void* frame = __builtin_frame_address(0);
-  if (charged[kReaders] > 0) agent::RecordContention(charged[kReaders], read, frame);
+  if (charged[kReaders] > 0) {
+    agent::RecordContention(charged[kReaders], {name_, LockMode::kRead, shard_}, frame);
+  }
+  const agent::EventTags write{name_, LockMode::kWrite, shard_};
   if (charged[kWriters] > 0) agent::RecordContention(charged[kWriters], write, frame);
   if (hold_ns >= 0) agent::RecordHold(hold_ns, write, frame);
   internal::RecordDeferredBlocks(this);
@@ -197,50 +187,43 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
   }
   internal::BlockedWait wait(__builtin_frame_address(0));
   ledger_.Enter(kReaders, wait.start());
-  for (;;) {
-    uint64_t s = state_.load(std::memory_order_acquire);
-    if (uint32_t(s >> 32) != epoch) break;
-    // Marked in the word the writer's release rewrites: either that release
-    // sees the mark and wakes us, or our mark fails and we see its epoch.
-    if ((s & kReadersAsleep) == 0 &&
-        !state_.compare_exchange_weak(s, s | kReadersAsleep, std::memory_order_relaxed)) {
-      continue;
-    }
-    internal::FutexWaitBitset(EpochWord(), epoch, kReaderBits);
+  sleeping_readers_.fetch_add(1, std::memory_order_seq_cst);
+  while (uint32_t(state_.load(std::memory_order_seq_cst) >> 32) == epoch) {
+    internal::FutexWait(EpochWord(), epoch);
   }
+  sleeping_readers_.fetch_sub(1, std::memory_order_relaxed);
   ledger_.Leave(kReaders, wait.start(), [] {});
   wait.RecordAtRelease({name_, LockMode::kRead, shard_}, this,
                        [this] { return internal::MarkSharedSlowUnlock(this); });
 }
 
-// The reader's release is its decrement. If a writer waits, the reader
-// then also takes itself off departing_, and the last one to leave settles
-// and posts writer_sem_; the writer cannot get in before that post, nor
-// any reader (kWriter is set), so those accesses still precede any
-// acquisition. The post is the last access; what is recorded afterwards was
-// copied out before.
-ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old, bool released) {
-  const agent::EventTags read{name_, LockMode::kRead, shard_};
-  const agent::EventTags write{name_, LockMode::kWrite, shard_};
+// `old`: state_ before this reader's decrement, or kNotReleased when this
+// thread has sampled read holds open and the decrement is still to do.
+ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
   int64_t hold_ns = -1;
-  if (!released) {
+  if (old == kNotReleased) {
     hold_ns = internal::EndSharedHoldSample(this);
     old = state_.fetch_sub(1, std::memory_order_release);
   }
-  if ((old & kCountMask) == 0) internal::Fatal("unlock_shared of unlocked SharedMutex");
   int64_t charged[2] = {0, 0};
-  // A writer waits for the readers that were inside when it came, this one
-  // among them. The last to leave settles the waiting so far — the
-  // writer's, and that of the readers queued behind it — and lets it in.
-  if ((old & kWriter) != 0 && departing_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    ledger_.Settle(agent::MonotonicNanos(), charged, [] {});
-    if (writer_sem_.exchange(kPosted, std::memory_order_acq_rel) == kWriterAsleep) {
-      internal::FutexWake(&writer_sem_, 1);
+  if (uint32_t(old) - 1 >= kCountMask) {
+    if ((old & kCountMask) == 0) internal::Fatal("unlock_shared of unlocked SharedMutex");
+    // A writer waits for the readers that were inside when it came, this
+    // one among them. The last to leave settles the waiting so far — the
+    // writer's, and that of the readers queued behind it — and lets it in.
+    if (departing_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      ledger_.Settle(agent::MonotonicNanos(), charged);
+      if (writer_sem_.exchange(kPosted, std::memory_order_acq_rel) == kWriterAsleep) {
+        internal::FutexWake(&writer_sem_, 1);
+      }
     }
   }
   const void* frame = __builtin_frame_address(0);
+  const agent::EventTags read{name_, LockMode::kRead, shard_};
   if (charged[kReaders] > 0) agent::RecordContention(charged[kReaders], read, frame);
-  if (charged[kWriters] > 0) agent::RecordContention(charged[kWriters], write, frame);
+  if (charged[kWriters] > 0) {
+    agent::RecordContention(charged[kWriters], {name_, LockMode::kWrite, shard_}, frame);
+  }
   if (hold_ns >= 0) agent::RecordHold(hold_ns, read, frame);
   internal::RecordDeferredBlocks(this);
 }

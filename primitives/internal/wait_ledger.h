@@ -13,8 +13,7 @@
 // waiters instead).
 //
 // Only contended paths touch a ledger, under its spin lock, for a few
-// instructions at a time, and never after the lock's release: a lock may be
-// freed as soon as it is released.
+// instructions at a time.
 //
 // A waiter reads its start time before it enters (it captures its stack in
 // between), so a settle may fall between the two: Enter() then counts the
@@ -70,23 +69,15 @@ class WaitLedger {
   }
 
   // Charges all waiting up to `now`: per class, the total nanoseconds waited
-  // since each waiter's charged-from time, added to charged[c]. If no
-  // waiter of any class is left, runs `if_none()` while still holding the
-  // ledger's lock (as Leave does: a lock clears its "sleepers exist" mark
-  // there, which a fork()ed child's first settle needs, its parent's
-  // waiters forgotten).
-  template <typename F>
-  void Settle(int64_t now, int64_t charged[kClasses], F if_none) {
+  // since each waiter's charged-from time, into charged[c].
+  void Settle(int64_t now, int64_t charged[kClasses]) {
     Lock();
-    bool none = true;
     for (int c = 0; c < kClasses; ++c) {
       uint64_t all_now = uint64_t(waiters_[c]) * uint64_t(now);
-      charged[c] += int64_t(all_now - charged_from_sum_[c]);
+      charged[c] = int64_t(all_now - charged_from_sum_[c]);
       charged_from_sum_[c] = all_now;
-      none = none && waiters_[c] == 0;
     }
     last_settle_ = std::max(last_settle_, now);
-    if (none) if_none();
     lock_.Unlock();
   }
 

@@ -2,13 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
-#include <cstdlib>
-#include <mutex>
-#include <sstream>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
 #include "lockprof/agent/record/thread_state.h"
 
 namespace bench {
@@ -26,28 +21,7 @@ const Defaults& GetDefaults() {
   return d;
 }
 const bool g_defaults_taken = (GetDefaults(), true);
-
-// absl::Mutex as its users run it in production: Abseil built with NDEBUG
-// does not detect deadlocks; Debian's package is built without it, where
-// detection (a graph update per acquisition) is on by default.
-const bool g_absl_detection_off = [] {
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  return true;
-}();
 }  // namespace
-
-void EnsureIdleThread() {
-  static const bool started = [] {
-    std::thread([] {
-      std::mutex m;
-      std::condition_variable cv;
-      std::unique_lock<std::mutex> l(m);
-      cv.wait(l, [] { return false; });
-    }).detach();
-    return true;
-  }();
-  (void)started;
-}
 
 const char* ProfilingName(Profiling p) {
   switch (p) {
@@ -90,15 +64,8 @@ void ApplyProfiling(Profiling p) {
 }
 
 std::vector<int> ContendedThreadCounts() {
-  std::vector<int> counts;
-  if (const char* list = std::getenv("LOCKPROF_BENCH_THREADS"); list != nullptr && *list != 0) {
-    std::istringstream in(list);
-    for (std::string n; std::getline(in, n, ',');) {
-      if (std::atoi(n.c_str()) > 0) counts.push_back(std::atoi(n.c_str()));
-    }
-    if (!counts.empty()) return counts;
-  }
   const int hw = std::max(2, int(std::thread::hardware_concurrency()));
+  std::vector<int> counts;
   for (int n = 2; n < hw; n *= 2) counts.push_back(n);
   counts.push_back(hw);
   return counts;

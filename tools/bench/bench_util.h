@@ -124,16 +124,8 @@ void ForEachLock(bool with_shared_mutex, std::initializer_list<Profiling> lockpr
 #endif
 }
 
-// Starts, once, a thread that sleeps for the life of the process. glibc
-// makes std::mutex cheaper while a process has a single thread (no atomic
-// bus lock); every real service has more, so uncontended rows are measured
-// both ways ("uncontended" single-threaded, "uncontended_mt" with this).
-void EnsureIdleThread();
-
 // Thread counts for contended benchmarks: 2, then 4, 8, 16, ... up to the
-// machine's hardware concurrency, and the hardware concurrency itself; or
-// the comma-separated list in LOCKPROF_BENCH_THREADS (e.g. "2,4,8,16": more
-// threads than cores stand in for holders being preempted).
+// machine's hardware concurrency, and the hardware concurrency itself.
 std::vector<int> ContendedThreadCounts();
 // Registers `b` at every ContendedThreadCounts() count, timed in real time.
 void AtContendedThreadCounts(benchmark::internal::Benchmark* b);

@@ -6,9 +6,7 @@
 // machine's (see bench_util.h), with lockprof's profiling off, at its default
 // rates and with every rate at 1.
 //
-// Names: "uncontended[_mt]/<lock>", "uncontended_shared[_mt]/<lock>" (_mt:
-// with an idle second thread alive; run the others in a process that never
-// started a thread, as run_benchmarks.sh does),
+// Names: "uncontended/<lock>", "uncontended_shared/<lock>",
 // "empty/<lock>[/lat]/real_time/threads:<n>". The "/lat" rows also time
 // every acquisition (p50/p99/p99.9 counters) and so run a little slower;
 // throughput ratios come from the rows without it.
@@ -20,12 +18,8 @@ namespace {
 
 using bench::Profiling;
 
-// kMultiThreaded: with an idle second thread alive (bench::EnsureIdleThread),
-// as in any real service; without it the process may have one thread, and
-// glibc's std::mutex skips work then.
-template <typename M, bool kMultiThreaded>
+template <typename M>
 void BM_Uncontended(benchmark::State& state, Profiling p) {
-  if (kMultiThreaded) bench::EnsureIdleThread();
   bench::ApplyProfiling(p);
   static M mu;
   for (auto _ : state) {
@@ -35,9 +29,8 @@ void BM_Uncontended(benchmark::State& state, Profiling p) {
   }
 }
 
-template <typename M, bool kMultiThreaded>
+template <typename M>
 void BM_UncontendedShared(benchmark::State& state, Profiling p) {
-  if (kMultiThreaded) bench::EnsureIdleThread();
   bench::ApplyProfiling(p);
   static M mu;
   for (auto _ : state) {
@@ -57,45 +50,23 @@ void BM_Empty(benchmark::State& state, Profiling p) {
       state, mu, last_owner, [](uint64_t) { return true; }, [](bool) {});
 }
 
-// Not a timing: the sizes of the compared locks, as counters (bytes), so
-// that a report states them from the same binary it measured.
-void BM_Sizeof(benchmark::State& state) {
-  for (auto _ : state) {
-  }
-  state.counters["std::mutex"] = sizeof(std::mutex);
-  state.counters["std::shared_mutex"] = sizeof(std::shared_mutex);
-  state.counters["absl::Mutex"] = sizeof(absl::Mutex);
-  state.counters["lockprof::Mutex"] = sizeof(lockprof::Mutex);
-#if LOCKPROF_BENCH_HAVE_SHARED_MUTEX
-  state.counters["lockprof::SharedMutex"] = sizeof(lockprof::SharedMutex);
-#endif
-}
-
 const bool registered = [] {
-  benchmark::RegisterBenchmark("sizeof/locks", BM_Sizeof)->Iterations(1);
   using bench::kAll;
   using bench::kDefault;
   using bench::kOff;
-  for (bool mt : {false, true}) {
-    const std::string suffix = mt ? "_mt/" : "/";
-    bench::ForEachLock(true, {kOff, kDefault, kAll},
-                       [&](auto type, const std::string& name, Profiling p) {
-                         using M = typename decltype(type)::type;
-                         benchmark::RegisterBenchmark(
-                             ("uncontended" + suffix + name).c_str(),
-                             mt ? BM_Uncontended<M, true> : BM_Uncontended<M, false>, p);
-                       });
-    // Shared locking: the types that have it.
-    bench::ForEachLock(true, {kOff, kDefault, kAll},
-                       [&](auto type, const std::string& name, Profiling p) {
-                         using M = typename decltype(type)::type;
-                         if (name == "std::mutex" || name.rfind("lockprof:", 0) == 0) return;
-                         benchmark::RegisterBenchmark(
-                             ("uncontended_shared" + suffix + name).c_str(),
-                             mt ? BM_UncontendedShared<M, true> : BM_UncontendedShared<M, false>,
-                             p);
-                       });
-  }
+  bench::ForEachLock(
+      true, {kOff, kDefault, kAll}, [](auto type, const std::string& name, Profiling p) {
+        using M = typename decltype(type)::type;
+        benchmark::RegisterBenchmark(("uncontended/" + name).c_str(), BM_Uncontended<M>, p);
+      });
+  // Shared locking: the types that have it.
+  bench::ForEachLock(true, {kOff, kDefault, kAll},
+                     [](auto type, const std::string& name, Profiling p) {
+                       using M = typename decltype(type)::type;
+                       if (name == "std::mutex" || name.rfind("lockprof:", 0) == 0) return;
+                       benchmark::RegisterBenchmark(("uncontended_shared/" + name).c_str(),
+                                                    BM_UncontendedShared<M>, p);
+                     });
   for (bool timed : {false, true}) {
     bench::ForEachLock(true, {kOff, kDefault, kAll},
                        [&](auto type, const std::string& name, Profiling p) {

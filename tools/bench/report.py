@@ -44,23 +44,6 @@ def median(values):
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
-def read_runs(path):
-    """The non-aggregate rows of a Google Benchmark JSON file, with real_ns
-    and cpu_ns (times in ns) added."""
-    with open(path) as f:
-        data = json.load(f)
-    rows = []
-    for b in data["benchmarks"]:
-        if b.get("run_type") == "aggregate":
-            continue
-        scale = UNIT_NS[b["time_unit"]]
-        row = dict(b)
-        row["real_ns"] = b["real_time"] * scale
-        row["cpu_ns"] = b["cpu_time"] * scale
-        rows.append(row)
-    return rows
-
-
 def load_bench(path):
     """run_name -> one row of medians over its repetitions (times in ns).
 
@@ -70,9 +53,17 @@ def load_bench(path):
     no hand-offs; where a row has repetitions with hand-offs, only those count
     (row["reps_used"] says how many of row["reps"]).
     """
+    with open(path) as f:
+        data = json.load(f)
     reps = {}
-    for row in read_runs(path):
-        reps.setdefault(row.get("run_name", row["name"]), []).append(row)
+    for b in data["benchmarks"]:
+        if b.get("run_type") == "aggregate":
+            continue
+        scale = UNIT_NS[b["time_unit"]]
+        row = dict(b)
+        row["real_ns"] = b["real_time"] * scale
+        row["cpu_ns"] = b["cpu_time"] * scale
+        reps.setdefault(b.get("run_name", b["name"]), []).append(row)
     rows = {}
     for name, rs in reps.items():
         used = rs
@@ -135,35 +126,27 @@ def uncontended(rows):
     if not any(n.startswith("uncontended") for n in rows):
         return not_measured(title)
     print("## %s\n" % title)
-    print("Process: \"1 thread\" rows ran in a process that never started a thread; "
-          "\"2 threads\" rows with an idle second thread alive, as in any real service "
-          "(glibc's `std::mutex` is cheaper while a process has a single thread). The targets "
-          "are judged on the 2-thread rows.\n")
-    print("| process | workload | lock | ns | × std::mutex | × std::shared_mutex | target |")
-    print("|---|---|---|---|---|---|---|")
-    for mt in ("", "_mt"):
-        for workload in ("uncontended" + mt, "uncontended_shared" + mt):
-            base_m = rows.get("uncontended%s/std::mutex" % mt)
-            base_s = rows.get("%s/std::shared_mutex" % workload)
-            for name, r in rows.items():
-                if not name.startswith(workload + "/"):
-                    continue
-                lock = name.split("/", 1)[1]
-                rm = r["cpu_ns"] / base_m["cpu_ns"] if base_m else float("nan")
-                rs = r["cpu_ns"] / base_s["cpu_ns"] if base_s else float("nan")
-                target = ""
-                if mt and lock == "lockprof:default":
-                    target = "≤ 1.10× std::mutex: " + verdict(rm <= 1.10)
-                elif mt and lock == "lockprof_shared:default":
-                    target = "≤ %s× std::shared_mutex: %s" % (
-                        ("1.10", verdict(rs <= 1.10)) if "shared" in workload else
-                        ("1.00", verdict(rs <= 1.00)))
-                print("| %s | %s | %s | %.2f | %.2f× | %.2f× | %s |" % (
-                    "2 threads" if mt else "1 thread",
-                    "lock_shared" if "shared" in workload else "lock", lock, r["cpu_ns"], rm,
-                    rs, target))
+    print("| workload | lock | ns | × std::mutex | × std::shared_mutex | target |")
+    print("|---|---|---|---|---|---|")
+    for workload in ("uncontended", "uncontended_shared"):
+        base_m = rows.get("uncontended/std::mutex")
+        base_s = rows.get("%s/std::shared_mutex" % workload)
+        for name, r in rows.items():
+            if not name.startswith(workload + "/"):
+                continue
+            lock = name.split("/", 1)[1]
+            rm = r["cpu_ns"] / base_m["cpu_ns"] if base_m else float("nan")
+            rs = r["cpu_ns"] / base_s["cpu_ns"] if base_s else float("nan")
+            target = ""
+            if lock == "lockprof:default":
+                target = "≤ 1.10× std::mutex: " + verdict(rm <= 1.10)
+            elif lock == "lockprof_shared:default":
+                target = "≤ 1.10× std::shared_mutex: " + verdict(rs <= 1.10)
+            print("| %s | %s | %.2f | %.2f× | %.2f× | %s |" % (
+                "lock_shared" if workload.endswith("shared") else "lock", lock, r["cpu_ns"], rm,
+                rs, target))
     if not any(n.startswith("uncontended_shared/lockprof") for n in rows):
-        print("| | lock_shared | lockprof_shared:* | – | – | – | "
+        print("| lock_shared | lockprof_shared:* | – | – | – | "
               "no lockprof::SharedMutex in this tree |")
     print()
 
@@ -356,9 +339,6 @@ def memory(lines):
 def main():
     d = sys.argv[1]
     rows = load_bench(os.path.join(d, "bench.json"))
-    single = os.path.join(d, "bench_single.json")
-    if os.path.exists(single):
-        rows = dict(sorted({**rows, **load_bench(single)}.items(), key=lambda kv: lock_rank(kv[0])))
     if os.path.exists(os.path.join(d, "machine.txt")):
         print("Machine: " + "; ".join(l.strip() for l in open(os.path.join(d, "machine.txt"))))
         print()

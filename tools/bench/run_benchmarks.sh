@@ -54,20 +54,13 @@ thread_list=$(IFS=,; echo "${threads[*]}")
 # --- C++ benchmarks --------------------------------------------------------
 # The rows of the ratio tables, repeated (interleaved, so that drift in the
 # machine's load hits every lock alike); then every other benchmark in the
-# binary once, for the record. The single-threaded uncontended rows run in a
-# process of their own that never starts a thread (glibc's std::mutex is
-# cheaper while a process has one); the main run has their "_mt" twins.
-SINGLE_ROWS='^(uncontended|uncontended_shared)/'
-RATIO_ROWS='^(uncontended_mt|uncontended_shared_mt|empty|cache|event|profile)/'
+# binary once, for the record.
+RATIO_ROWS='^(uncontended|uncontended_shared|empty|cache|event|profile)/'
 echo "Running lockprof_bench (repetitions=$REPS, min_time=$MIN_TIME)..."
-"$BENCH/lockprof_bench" --benchmark_filter="$SINGLE_ROWS" --benchmark_repetitions="$REPS" \
-  --benchmark_min_time="$MIN_TIME" --benchmark_enable_random_interleaving=true \
-  --benchmark_out="$OUT_DIR/bench_single.json" --benchmark_out_format=json \
-  >"$OUT_DIR/bench_single.txt" 2>&1
 "$BENCH/lockprof_bench" --benchmark_filter="$RATIO_ROWS" --benchmark_repetitions="$REPS" \
   --benchmark_min_time="$MIN_TIME" --benchmark_enable_random_interleaving=true \
   --benchmark_out="$OUT_DIR/bench.json" --benchmark_out_format=json >"$OUT_DIR/bench.txt" 2>&1
-"$BENCH/lockprof_bench" --benchmark_filter="-$RATIO_ROWS|$SINGLE_ROWS" --benchmark_min_time="$MIN_TIME" \
+"$BENCH/lockprof_bench" --benchmark_filter="-$RATIO_ROWS" --benchmark_min_time="$MIN_TIME" \
   --benchmark_out="$OUT_DIR/bench_other.json" --benchmark_out_format=json \
   >"$OUT_DIR/bench_other.txt" 2>&1
 
