@@ -22,10 +22,28 @@ inline bool FutexWait(std::atomic<uint32_t>* word, uint32_t expected,
   return !(r == -1 && errno == ETIMEDOUT);
 }
 
-// Wakes up to `count` threads sleeping on `word`.
+// Wakes up to `count` threads sleeping on `word`. Reads no memory at
+// `word`: a private futex is keyed by its address alone, so an unlock may
+// wake after its releasing store, when the lock may already be freed.
 inline void FutexWake(std::atomic<uint32_t>* word, int count) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr,
           0);
+}
+
+// As FutexWait, but the sleeper is woken only by a FutexWakeBitset whose
+// `bits` share a bit with its own: two kinds of sleepers share one word and
+// are woken separately. No timeout.
+inline void FutexWaitBitset(std::atomic<uint32_t>* word, uint32_t expected, uint32_t bits) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_BITSET_PRIVATE, expected,
+          nullptr, nullptr, bits);
+}
+
+// Wakes up to `count` threads sleeping on `word` with a bit of `bits`.
+// Like FutexWake, it reads no memory at `word` (a private futex is keyed by
+// its address), so it may follow the release of the object `word` is in.
+inline void FutexWakeBitset(std::atomic<uint32_t>* word, int count, uint32_t bits) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_BITSET_PRIVATE, count, nullptr,
+          nullptr, bits);
 }
 
 // A CPU hint for spin loops.
