@@ -2,19 +2,35 @@
 
 #include <time.h>
 
+#include <climits>
+
 #include "lockprof/primitives/internal/blocked_wait.h"
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/internal/futex.h"
 
 namespace lockprof {
 
+namespace {
+// Waiter::state. A notifier claims a waiting waiter under the list lock
+// (kWaiting -> kClaimed), dequeues it, and after releasing the list lock
+// stores kNotified and wakes it. A waiter whose deadline passed claims its
+// timeout instead (kWaiting -> kTimedOut); notifiers then pass it over,
+// and it dequeues itself. Exactly one of the two wins.
+constexpr uint32_t kWaiting = 0;
+constexpr uint32_t kClaimed = 1;
+constexpr uint32_t kNotified = 2;
+constexpr uint32_t kTimedOut = 3;
+}  // namespace
+
 // One waiting thread, on its own stack. prev/next/queued are guarded by
-// list_lock_; `notified` is the futex it sleeps on.
+// list_lock_; `state` is the futex it sleeps on; wake_next chains the
+// waiters one Notify claimed.
 struct CondVar::Waiter {
   Waiter* prev = nullptr;
   Waiter* next = nullptr;
+  Waiter* wake_next = nullptr;
   bool queued = false;
-  std::atomic<uint32_t> notified{0};
+  std::atomic<uint32_t> state{kWaiting};
 };
 
 void CondVar::LockList() {
@@ -35,11 +51,39 @@ void CondVar::Enqueue(Waiter* w) {
   waiters_.fetch_add(1, std::memory_order_seq_cst);
 }
 
-void CondVar::Remove(Waiter* w) {
+void CondVar::Unlink(Waiter* w) {
   (w->prev != nullptr ? w->prev->next : head_) = w->next;
   (w->next != nullptr ? w->next->prev : tail_) = w->prev;
   w->queued = false;
-  waiters_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// The decrement is the waiter's last access: until it, the destructor
+// waits (waiters_ counts us).
+void CondVar::LeaveQueue(Waiter* w) {
+  LockList();
+  if (w->queued) Unlink(w);
+  list_lock_.Unlock();
+  if (waiters_.fetch_sub(1, std::memory_order_acq_rel) & kDestroying) {
+    internal::FutexWake(&waiters_, INT_MAX);
+  }
+}
+
+// Waiters still counted are queued ones — blocked, which destruction
+// should not see (the standard forbids it; we do not hang on it) or
+// leaving after a timeout, which it waits for — and leaving ones already
+// out of the queue.
+void CondVar::AwaitLeavingWaiters() {
+  for (;;) {
+    LockList();
+    uint32_t blocked = 0;
+    for (Waiter* w = head_; w != nullptr; w = w->next) {
+      if (w->state.load(std::memory_order_acquire) != kTimedOut) ++blocked;
+    }
+    const uint32_t seen = waiters_.fetch_or(kDestroying, std::memory_order_acq_rel) | kDestroying;
+    list_lock_.Unlock();
+    if ((seen & ~kDestroying) == blocked) return;
+    internal::FutexWait(&waiters_, seen);
+  }
 }
 
 ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, int64_t timeout_ns) {
@@ -56,33 +100,32 @@ ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, in
   internal::BlockedWait blocked(__builtin_frame_address(0));
   const int64_t deadline = timeout_ns == kForever ? 0 : blocked.start() + timeout_ns;
   bool notified = true;
-  while (self.notified.load(std::memory_order_acquire) == 0) {
+  for (;;) {
+    uint32_t state = self.state.load(std::memory_order_acquire);
+    if (state == kNotified) break;
+    if (state == kClaimed) {
+      // A notifier took us and is about to store kNotified: `self` must
+      // outlive that store.
+      internal::FutexWait(&self.state, kClaimed);
+      continue;
+    }
     timespec left_ts;
     const timespec* timeout = nullptr;
     if (deadline != 0) {
       const int64_t left = deadline - agent::MonotonicNanos();
       if (left <= 0) {
-        notified = false;
-        break;
+        if (self.state.compare_exchange_strong(state, kTimedOut, std::memory_order_acq_rel)) {
+          notified = false;
+          break;
+        }
+        continue;  // Claimed by a notifier first: the notification is ours.
       }
       left_ts = {time_t(left / 1000000000), long(left % 1000000000)};
       timeout = &left_ts;
     }
-    internal::FutexWait(&self.notified, 0, timeout);
+    internal::FutexWait(&self.state, kWaiting, timeout);
   }
-  if (!notified) {
-    LockList();
-    const bool still_queued = self.queued;
-    if (still_queued) Remove(&self);
-    list_lock_.Unlock();
-    if (!still_queued) {
-      // A notifier dequeued us just now and is about to set `notified`: the
-      // notification is ours (reporting a timeout would lose it), and
-      // `self` must outlive the notifier's store.
-      while (self.notified.load(std::memory_order_acquire) == 0) internal::SpinPause();
-      notified = true;
-    }
-  }
+  if (!notified) LeaveQueue(&self);
   // Recorded before re-locking: not inside the next critical section.
   blocked.Record({name, agent::LockMode::kNone, -1, agent::WaitKind::kCondition});
   lock.lock();
@@ -91,25 +134,31 @@ ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, in
 
 void CondVar::Notify(bool all) {
   LockList();
-  Waiter* first = head_;
-  Waiter* last = all ? tail_ : head_;
-  for (Waiter* w = first; w != nullptr;) {
+  Waiter* first = nullptr;
+  Waiter** last_link = &first;
+  for (Waiter* w = head_; w != nullptr;) {
     Waiter* next = w->next;
-    Remove(w);
-    if (w == last) break;
+    uint32_t waiting = kWaiting;
+    // A waiter that claimed its timeout is passed over: it leaves by itself.
+    if (w->state.compare_exchange_strong(waiting, kClaimed, std::memory_order_acq_rel)) {
+      Unlink(w);
+      waiters_.fetch_sub(1, std::memory_order_relaxed);
+      w->wake_next = nullptr;
+      *last_link = w;
+      last_link = &w->wake_next;
+      if (!all) break;
+    }
     w = next;
   }
   list_lock_.Unlock();
-  // Wake the dequeued waiters (a chain still linked by `next`). Read `next`
-  // before setting `notified`: from then on the waiter may return and its
-  // node vanish. The futex wake on a vanished node's address is harmless: a
-  // private futex wake touches no memory, and futex sleepers re-check.
-  if (first == nullptr) return;
-  for (Waiter* w = first;;) {
-    Waiter* next = w == last ? nullptr : w->next;
-    w->notified.store(1, std::memory_order_release);
-    internal::FutexWake(&w->notified, 1);
-    if (next == nullptr) break;
+  // Wake the claimed waiters. Read wake_next before storing kNotified: from
+  // then on the waiter may return and its node vanish. The futex wake on a
+  // vanished node's address is harmless: a private futex wake touches no
+  // memory, and futex sleepers re-check.
+  for (Waiter* w = first; w != nullptr;) {
+    Waiter* next = w->wake_next;
+    w->state.store(kNotified, std::memory_order_release);
+    internal::FutexWake(&w->state, 1);
     w = next;
   }
 }

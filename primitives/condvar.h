@@ -13,14 +13,22 @@
 // so a notifier that changed the state under the mutex (as the standard
 // requires) finds it there. wait() returns only when notified, wait_for /
 // wait_until also at the deadline (a waiter that times out at the moment it
-// is notified takes the notification and reports no_timeout, so
-// notify_one's wake-up is not lost either). The predicate overloads loop,
+// is notified takes the notification and reports no_timeout, or reports
+// timeout and leaves the notification to the next waiter: notify_one's
+// wake-up is not lost either). The predicate overloads loop,
 // as the standard ones do.
 //
 // Cost. notify_one/notify_all with nobody waiting are one load: no system
 // call, no lock. A wait is a spin-locked queue update, the mutex's unlock, a
 // futex sleep, and the mutex's lock. notify_all wakes every waiter at once
 // (they then contend for the mutex, as with std::condition_variable).
+//
+// Lifetime: as the standard allows, a CondVar may be destroyed once every
+// thread waiting on it has been notified, before they return. A waiter
+// whose deadline passes as it is notified either takes the notification
+// (and never touches the CondVar again) or claims its timeout first (the
+// notification then goes to the next waiter) and leaves the queue; the
+// destructor waits for such a waiter to finish leaving.
 //
 // Profiles (Go's sync.Cond.Wait). The time from releasing the mutex to
 // being woken goes to the block profile at the waiter's stack, captured
@@ -52,7 +60,11 @@ class LOCKPROF_EXPORT CondVar {
   explicit constexpr CondVar(LockName name) : name_(name.get()) {}
   CondVar(const CondVar&) = delete;
   CondVar& operator=(const CondVar&) = delete;
-  ~CondVar() = default;
+  // Waits (a few instructions, unless a thread is preempted) for waiters
+  // that timed out and are still leaving the queue; see Lifetime above.
+  ~CondVar() {
+    if (__builtin_expect(waiters_.load(std::memory_order_acquire) != 0, 0)) AwaitLeavingWaiters();
+  }
 
   // Releases `lock`, sleeps until notified, re-acquires `lock`. `lock` must
   // own its mutex (checked: aborts otherwise).
@@ -84,12 +96,14 @@ class LOCKPROF_EXPORT CondVar {
   }
 
   // Any clock: the deadline becomes a timeout measured on the monotonic
-  // clock; if `Clock` was adjusted meanwhile, the result says whether its
-  // deadline has passed (as libstdc++ does).
+  // clock. A notified wait returns no_timeout; one that timed out returns
+  // timeout only if `Clock` agrees that its deadline has passed (it may have
+  // been adjusted meanwhile; otherwise the wake-up counts as spurious, as
+  // libstdc++ does).
   template <typename Clock, typename Duration>
   std::cv_status wait_until(std::unique_lock<Mutex>& lock,
                             const std::chrono::time_point<Clock, Duration>& deadline) {
-    WaitImpl(lock, TimeoutNanos(deadline - Clock::now()));
+    if (WaitImpl(lock, TimeoutNanos(deadline - Clock::now()))) return std::cv_status::no_timeout;
     return Clock::now() < deadline ? std::cv_status::no_timeout : std::cv_status::timeout;
   }
 
@@ -138,12 +152,21 @@ class LOCKPROF_EXPORT CondVar {
   void LockList();
   // Under list_lock_.
   void Enqueue(Waiter* w);
-  void Remove(Waiter* w);
+  void Unlink(Waiter* w);
+  // A waiter that claimed its timeout leaves the queue.
+  void LeaveQueue(Waiter* w);
+  void AwaitLeavingWaiters();
+
+  // waiters_: kDestroying is set while the destructor waits for leaving
+  // waiters.
+  static constexpr uint32_t kDestroying = uint32_t{1} << 31;
 
   internal::SpinLock list_lock_;
   Waiter* head_ = nullptr;  // Longest waiting first.
   Waiter* tail_ = nullptr;
-  // Threads in the queue; notify does nothing more when it reads 0.
+  // Threads in the queue, and those that claimed a timeout and are still
+  // leaving it (their last access to the CondVar is their decrement here);
+  // notify does nothing more when it reads 0.
   std::atomic<uint32_t> waiters_{0};
   const char* name_ = nullptr;
 };
