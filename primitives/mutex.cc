@@ -50,11 +50,15 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
     if (now == 0) now = agent::MonotonicNanos();
     ledger_.Settle(now, charged);
   }
+  // Copied before the release: a thread that takes the lock right after it
+  // may destroy the Mutex (as POSIX allows), so nothing below reads *this.
+  // The wake-up only passes the address to the kernel; `this` is only a key
+  // for parked block events.
+  const agent::EventTags tags{name_};
   if (state_.exchange(kUnlocked, std::memory_order_release) == kContended) {
     internal::FutexWake(&state_, 1);
   }
   // Released: from here on nothing we do lengthens the critical section.
-  const agent::EventTags tags{name_};
   if (charged[0] > 0) agent::RecordContention(charged[0], tags, __builtin_frame_address(0));
   if (hold_ns >= 0) agent::RecordHold(hold_ns, tags, __builtin_frame_address(0));
   internal::RecordDeferredBlocks(this);
