@@ -59,9 +59,7 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
     internal::FutexWake(&state_, 1);
   }
   // Released: from here on nothing we do lengthens the critical section.
-  if (charged[0] > 0) agent::RecordContention(charged[0], tags, __builtin_frame_address(0));
-  if (hold_ns >= 0) agent::RecordHold(hold_ns, tags, __builtin_frame_address(0));
-  internal::RecordDeferredBlocks(this);
+  internal::RecordAfterRelease(this, tags, charged[0], hold_ns, __builtin_frame_address(0));
 }
 
 void Mutex::StartHoldSample() { internal::StartHoldSample(&hold_start_); }

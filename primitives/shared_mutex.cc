@@ -157,6 +157,9 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
     if (now == 0) now = agent::MonotonicNanos();
     ledger_.Settle(now, charged);
   }
+  // Copied before the release (see Mutex::UnlockSlow).
+  const agent::EventTags read{name_, LockMode::kRead, shard_};
+  const agent::EventTags write{name_, LockMode::kWrite, shard_};
   // Admit the queued readers and start a new epoch, in one update. seq_cst,
   // with the load below: a reader that registered as a sleeper before it
   // saw the old epoch is seen here (and one that registers later sees the
@@ -168,13 +171,8 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
   if (writer_.exchange(kWriterFree, std::memory_order_release) == kWriterContended) WakeWriter();
   // Released: from here on nothing we do lengthens the critical section.
   const void* frame = __builtin_frame_address(0);
-  if (charged[kReaders] > 0) {
-    agent::RecordContention(charged[kReaders], {name_, LockMode::kRead, shard_}, frame);
-  }
-  const agent::EventTags write{name_, LockMode::kWrite, shard_};
-  if (charged[kWriters] > 0) agent::RecordContention(charged[kWriters], write, frame);
-  if (hold_ns >= 0) agent::RecordHold(hold_ns, write, frame);
-  internal::RecordDeferredBlocks(this);
+  if (charged[kReaders] > 0) agent::RecordContention(charged[kReaders], read, frame);
+  internal::RecordAfterRelease(this, write, charged[kWriters], hold_ns, frame);
 }
 
 // A reader that found kWriter set: it is counted, and is in as soon as the
@@ -220,12 +218,10 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
   }
   const void* frame = __builtin_frame_address(0);
   const agent::EventTags read{name_, LockMode::kRead, shard_};
-  if (charged[kReaders] > 0) agent::RecordContention(charged[kReaders], read, frame);
   if (charged[kWriters] > 0) {
     agent::RecordContention(charged[kWriters], {name_, LockMode::kWrite, shard_}, frame);
   }
-  if (hold_ns >= 0) agent::RecordHold(hold_ns, read, frame);
-  internal::RecordDeferredBlocks(this);
+  internal::RecordAfterRelease(this, read, charged[kReaders], hold_ns, frame);
 }
 
 void SharedMutex::StartHoldSample() { internal::StartHoldSample(&hold_start_); }

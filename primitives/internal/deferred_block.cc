@@ -24,12 +24,12 @@ thread_local DeferredBlocks t_deferred;
 
 }  // namespace
 
-bool DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
+void DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
                 const agent::StackTrace& stack) {
   DeferredBlocks& d = t_deferred;
   if (d.count == kMaxDeferredBlocks) {
     agent::RecordBlock(wait_ns, tags, stack);
-    return false;
+    return;
   }
   DeferredBlock& e = d.events[d.count++];
   e.lock = lock;
@@ -38,7 +38,6 @@ bool DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
   // Only the frames captured: usually a few dozen bytes, not the whole array.
   e.stack.depth = stack.depth;
   std::copy_n(stack.pcs, stack.depth, e.stack.pcs);
-  return true;
 }
 
 void RecordDeferredBlocks(const void* lock) {

@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/record.h"
 #include "lockprof/agent/record/stack_trace.h"
 
 namespace lockprof::internal {
@@ -28,14 +29,25 @@ namespace lockprof::internal {
 inline constexpr int kMaxDeferredBlocks = 4;
 
 // The calling thread waited `wait_ns` for `lock`, which it now holds: parks
-// the event (true), or records it now if this thread has kMaxDeferredBlocks
-// parked already (false). Either way the event is recorded exactly once.
-bool DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
+// the event, or records it now if this thread has kMaxDeferredBlocks parked
+// already. Either way the event is recorded exactly once.
+void DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
                 const agent::StackTrace& stack);
 
 // Records the events this thread parked for `lock`. Called by the lock's
 // slow unlock path after the release; cheap when none are parked.
 void RecordDeferredBlocks(const void* lock);
+
+// The tail of every slow unlock, once `lock` is released: the contention its
+// section caused (`charged_ns`, 0 for none), its sampled hold (`hold_ns`, < 0
+// when not sampled), both at the stack above `frame` (the unlock's own
+// frame), then the block events this thread parked for `lock`.
+inline void RecordAfterRelease(const void* lock, const agent::EventTags& tags, int64_t charged_ns,
+                               int64_t hold_ns, const void* frame) {
+  if (charged_ns > 0) agent::RecordContention(charged_ns, tags, frame);
+  if (hold_ns >= 0) agent::RecordHold(hold_ns, tags, frame);
+  RecordDeferredBlocks(lock);
+}
 
 }  // namespace lockprof::internal
 

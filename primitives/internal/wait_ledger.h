@@ -81,8 +81,6 @@ class WaitLedger {
     lock_.Unlock();
   }
 
-  int waiters(int c) const { return waiters_[c]; }
-
  private:
   // Takes the ledger's lock; in a fork()ed child, first forgets the
   // parent's waiters.
