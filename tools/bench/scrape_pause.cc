@@ -194,8 +194,8 @@ int main(int argc, char** argv) {
   }
   // Room for the synthetic stacks (read when the table is first used).
   setenv("LOCKPROF_MAX_STACKS", std::to_string(2 * stacks + 1024).c_str(), 0);
-  bench::AddSyntheticStacks(lockprof::agent::ProfileTable(lockprof::agent::ProfileId::kMutex), 0, stacks,
-                            16);
+  bench::AddSyntheticStacks(lockprof::agent::ProfileTable(lockprof::agent::ProfileId::kMutex), 0,
+                            stacks, 16);
   bench::ApplyProfiling(bench::kAll);
   if (auto status = lockprof::StartAdminServer({"127.0.0.1", 0}); !status.ok()) {
     std::fprintf(stderr, "scrape_pause: %s\n", status.ToString().c_str());
