@@ -6,7 +6,7 @@ machine.txt, as run_benchmarks.sh writes them; a directory with only some of
 them, such as tools/bench/device/run_scaling.sh's contended rows, gets "not
 measured in this run" for the other sections). Figures are medians over the
 repetitions (for contended rows, over the repetitions that did contend: see
-load_bench). Targets are issue 6's; each row says whether it is met.
+load_bench). Each row of the targets says whether it is met.
 """
 import json
 import os
