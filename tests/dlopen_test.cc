@@ -17,7 +17,6 @@ using lockprof::testing::FetchProfile;
 using lockprof::testing::FetchProfileBytes;
 using lockprof::testing::LabelAt;
 using lockprof::testing::MetricValue;
-using lockprof::testing::ProfileBytes;
 using lockprof::testing::SumValues;
 
 using RunFn = int64_t (*)(int threads, int iterations);
