@@ -106,7 +106,10 @@ int main(int argc, char** argv) {
     std::thread([n] {
       for (int i = 0; i < n; ++i) {
         std::snprintf(names[i], sizeof names[i], "names.%d", i);
-        lockprof::Mutex mu{names[i]};
+        // Static storage, never rewritten once named: the name outlives the
+        // lock, so it may be passed as the const array a LockName takes.
+        const char(&name)[24] = names[i];
+        lockprof::Mutex mu{name};
         lockprof::MutexLock lock(&mu);
       }
     }).join();
