@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "admin_test_client.h"
+#include "lifecycle_util.h"  // LOCKPROF_TEST_TSAN, LOCKPROF_TEST_ASAN
 #include "lockprof/server/httplib/request_limit_stream.h"
 #include "test_util.h"
 
@@ -112,6 +113,12 @@ std::string FloodHeaders(int port, const std::string& head, int count, size_t* s
 // it did not buffer it), and it goes on serving. Without the limit httplib
 // reads and stores every header, and answers 200. (What the client sent
 // says little: the sockets' buffers take megabytes.)
+#if defined(LOCKPROF_TEST_TSAN) || defined(LOCKPROF_TEST_ASAN)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 TEST(AdminRequestLimitsTest, HeaderFloodIsCutAtTheHeadLimit) {
   Server s({});
   ASSERT_TRUE(s.status().ok()) << s.status();
@@ -129,8 +136,10 @@ TEST(AdminRequestLimitsTest, HeaderFloodIsCutAtTheHeadLimit) {
   EXPECT_NE(response.find("Connection: close"), std::string::npos);
   EXPECT_EQ(lockprof::server::RequestHeadsCut(), cut_before + 1);
   // httplib would hold every header: ~30 MB here (more in sanitizer builds);
-  // the flood itself is 3.8 MB.
-  EXPECT_LT(growth_kib, 1900);
+  // the flood itself is 3.8 MB. The sanitizers' shadow memory grows with
+  // whatever the server touches (2.9 MB measured under TSan), so their bound
+  // is looser, and still far below buffering the flood.
+  EXPECT_LT(growth_kib, kSanitized ? 8000 : 1900);
   EXPECT_EQ(Curl(s.url("/debug/pprof/")), 200);
 }
 
