@@ -23,6 +23,7 @@
 #include "lockprof/agent/profiles.h"
 #include "lockprof/agent/sampling.h"
 #include "lockprof/agent/slow_acquire.h"
+#include "lockprof/agent/thread_lock_wait.h"
 #include "lockprof/agent/uploader.h"
 #include "lockprof/primitives/absl_mutex_profile.h"
 #include "lockprof/primitives/atomic.h"

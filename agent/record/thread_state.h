@@ -45,10 +45,30 @@ struct ThreadState {
   // thread, not the lock. unlock_shared's fast path tests only the count.
   int32_t shared_hold_samples;
   SharedHoldSample shared_holds[kMaxSharedHoldSamples];
+  // This thread's slept waits, for ThisThreadLockWait(): kept exactly,
+  // whatever the profiling rates (see CountThreadWait).
+  int64_t lock_wait_ns;
+  int64_t lock_waits;
+  int64_t condition_wait_ns;
+  int64_t condition_waits;
 };
 
 LOCKPROF_EXPORT extern thread_local ThreadState tls_state
     __attribute__((tls_model("initial-exec")));
+
+// Adds one wait of `ns` that slept to this thread's totals: a lock
+// acquisition, or a condition wait when `condition`. Called once per wait,
+// on the path that has just slept, so the totals cost nothing uncontended.
+inline void CountThreadWait(int64_t ns, bool condition) {
+  ThreadState& s = tls_state;
+  if (condition) {
+    s.condition_wait_ns += ns;
+    ++s.condition_waits;
+  } else {
+    s.lock_wait_ns += ns;
+    ++s.lock_waits;
+  }
+}
 
 }  // namespace lockprof::agent
 

@@ -16,6 +16,7 @@
 #include "lockprof/agent/record/event_tags.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/agent/record/stack_trace.h"
+#include "lockprof/agent/record/thread_state.h"
 #include "lockprof/primitives/internal/deferred_block.h"
 
 namespace lockprof::internal {
@@ -36,7 +37,8 @@ class BlockedWait {
   // Records the wait, which ends now, in the block profile. For a wait that
   // did not end holding a lock (a condition wait, before it re-locks).
   void Record(const agent::EventTags& tags) {
-    if (want_stack_) agent::RecordBlock(agent::MonotonicNanos() - start_, tags, stack_);
+    const int64_t wait_ns = Count(tags);
+    if (want_stack_) agent::RecordBlock(wait_ns, tags, stack_);
   }
 
   // The wait ends now with this thread holding `lock`: its event is parked
@@ -46,8 +48,8 @@ class BlockedWait {
   // event is recorded now.
   template <typename SlowUnlock>
   void RecordAtRelease(const agent::EventTags& tags, const void* lock, SlowUnlock slow_unlock) {
+    const int64_t wait_ns = Count(tags);
     if (!want_stack_) return;
-    const int64_t wait_ns = agent::MonotonicNanos() - start_;
     if (slow_unlock()) {
       DeferBlock(lock, wait_ns, tags, stack_);
     } else {
@@ -56,6 +58,14 @@ class BlockedWait {
   }
 
  private:
+  // The wait's length, added to the thread's totals (thread_lock_wait.h)
+  // whatever the profiling rates: every wait that slept passes here.
+  int64_t Count(const agent::EventTags& tags) const {
+    const int64_t wait_ns = agent::MonotonicNanos() - start_;
+    agent::CountThreadWait(wait_ns, tags.wait == agent::WaitKind::kCondition);
+    return wait_ns;
+  }
+
   int64_t start_;
   bool want_stack_;
   agent::StackTrace stack_;
