@@ -74,7 +74,18 @@ TEST(PprofEncoderTest, ValidAsPprofRequires) {
     for (const auto& m : p.mapping()) {
       EXPECT_NE(m.id(), 0u);
       EXPECT_TRUE(mapping_ids.insert(m.id()).second);
-      EXPECT_TRUE(m.has_functions());  // Nobody needs the binary to symbolize.
+      // A mapping claims functions exactly when every location in it is
+      // named (pprof then needs no binary); this test's own code always is.
+      bool located = false, all_named = true;
+      for (const auto& l : p.location()) {
+        if (l.mapping_id() != m.id()) continue;
+        located = true;
+        all_named &= l.line_size() > 0;
+      }
+      EXPECT_EQ(m.has_functions(), located && all_named) << Str(p, m.filename());
+      if (Str(p, m.filename()).find("pprof_encoder_test") != std::string::npos) {
+        EXPECT_TRUE(m.has_functions());
+      }
     }
     for (const auto& f : p.function()) {
       EXPECT_NE(f.id(), 0u);

@@ -5,6 +5,7 @@
 #include <map>
 #include <tuple>
 #include <unordered_map>
+#include <vector>
 
 // The preload library compiles this file again against a renamed copy of
 // profile.proto (primitives/interpose/CMakeLists.txt says why).
@@ -61,6 +62,27 @@ class ProfileWriter {
   std::map<std::tuple<std::string, std::string, std::string, int>, uint64_t> functions_;
 };
 
+// What the symbolizer found for one mapping's locations.
+struct MappingSymbols {
+  bool located = false;   // Some location lies in the mapping.
+  bool all_named = true;  // Every one of them has a function name.
+  bool lines = false;     // Some frame has a line number.
+  bool inlined = false;   // Some location has inlined frames.
+};
+
+std::vector<MappingSymbols> SymbolsByMapping(const ResolvedProfile& rp) {
+  std::vector<MappingSymbols> out(rp.mappings.size());
+  for (const ResolvedLocation& loc : rp.locations) {
+    if (loc.mapping_index < 0 || size_t(loc.mapping_index) >= out.size()) continue;
+    MappingSymbols& m = out[size_t(loc.mapping_index)];
+    m.located = true;
+    m.all_named &= !loc.frames.empty();
+    for (const SourceFrame& f : loc.frames) m.lines |= f.line > 0;
+    m.inlined |= loc.frames.size() > 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string EncodePprof(const ResolvedProfile& rp) {
@@ -72,13 +94,12 @@ std::string EncodePprof(const ResolvedProfile& rp) {
   p.set_time_nanos(rp.time_nanos);
   if (rp.duration_nanos > 0) p.set_duration_nanos(rp.duration_nanos);
 
-  // Mappings: ids are index + 1. Every mapping carries names, so neither
-  // pprof nor Pyroscope tries to symbolize (no binary is needed).
-  bool has_lines = false, has_inline = false;
-  for (const ResolvedLocation& loc : rp.locations) {
-    for (const SourceFrame& f : loc.frames) has_lines |= f.line > 0;
-    has_inline |= loc.frames.size() > 1;
-  }
+  // Mappings: ids are index + 1. A mapping claims functions only when
+  // every location in it was named, as Go's runtime/pprof does: pprof and
+  // Pyroscope never symbolize a mapping that claims them, so a stripped
+  // binary's mapping must not, and then `go tool pprof <unstripped binary>`
+  // or an uploaded debug file names its addresses by the build id.
+  const std::vector<MappingSymbols> symbols = SymbolsByMapping(rp);
   for (size_t i = 0; i < rp.mappings.size(); ++i) {
     const Mapping& m = rp.mappings[i];
     pb::Mapping* pm = p.add_mapping();
@@ -88,10 +109,11 @@ std::string EncodePprof(const ResolvedProfile& rp) {
     pm->set_file_offset(m.file_offset);
     pm->set_filename(w.Str(m.path));
     pm->set_build_id(w.Str(m.build_id));
-    pm->set_has_functions(true);
-    pm->set_has_filenames(has_lines);
-    pm->set_has_line_numbers(has_lines);
-    pm->set_has_inline_frames(has_inline);
+    const bool named = symbols[i].located && symbols[i].all_named;
+    pm->set_has_functions(named);
+    pm->set_has_filenames(named && symbols[i].lines);
+    pm->set_has_line_numbers(named && symbols[i].lines);
+    pm->set_has_inline_frames(named && symbols[i].inlined);
   }
 
   for (size_t i = 0; i < rp.locations.size(); ++i) {
