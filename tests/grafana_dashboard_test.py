@@ -17,10 +17,12 @@ Standard library only.
 """
 
 import argparse
+import ctypes
 import gzip
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -57,6 +59,12 @@ def fail(message):
 def http_get(url, timeout=5):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.status, r.read()
+
+
+def die_with_parent():
+    # Run in each child before exec: should this script be killed (a ctest
+    # timeout), the kernel kills the demo and Prometheus too (PR_SET_PDEATHSIG).
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def free_port():
@@ -143,6 +151,11 @@ def check_structure(dash):
                          "with queryType profile, a profileTypeId and a labelSelector")
     if not any(p.get("type") == "flamegraph" for p in dash.get("panels", [])):
         fail("no flamegraph panel")
+
+    # Every $variable used anywhere (Pyroscope selectors included) is defined.
+    defined = set(variables) | set(inputs.values()) | {b[1:] for b in BUILTINS} | {"__all"}
+    for name in sorted(set(re.findall(r"\$\{?(\w+)", json.dumps(dash))) - defined):
+        fail(f"${name} is used but is not a variable of the dashboard")
 
 
 # -------------------------------------------------------------- pprof types
@@ -297,6 +310,8 @@ def main():
     flame_types = {(p["title"], t["profileTypeId"]) for p in dash["panels"]
                    for t in p.get("targets", []) if "profileTypeId" in t}
 
+    # SIGTERM (ctest, a user) ends the run through the cleanup below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     procs = []
     with tempfile.TemporaryDirectory(prefix="lockprof_grafana_") as tmp:
         try:
@@ -329,7 +344,8 @@ def start_demo(args, tmp, procs):
     env.pop("LOCKPROF_PYROSCOPE_URL", None)
     demo = subprocess.Popen([args.demo, "--addr=127.0.0.1:0", "--readers=4", "--writers=2",
                              "--slow-ms=2", "--duration=300"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+                            stdout=log, stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=die_with_parent)
     procs.append(demo)
 
     def port():
@@ -358,7 +374,8 @@ def start_prometheus(tmp, procs, demo_port, rules_path):
         prom = subprocess.Popen(["prometheus", f"--config.file={config}",
                                  f"--storage.tsdb.path={tmp}/data{attempt}",
                                  f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=die_with_parent)
         procs.append(prom)
 
         def ready():
