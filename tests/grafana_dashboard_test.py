@@ -430,7 +430,8 @@ def run(args, tmp, procs, rules_path, panel_exprs, variables, flame_types):
             continue
         selector, label = substitute(m.group(1), values), m.group(2)
         expr = f"group by ({label}) ({selector})"
-        answer = wait_for(f"variable {v['name']}", 30, lambda: has_data(prom.query(expr)) and prom.query(expr))
+        answer = wait_for(f"variable {v['name']}", 30,
+                          lambda: (lambda a: has_data(a) and a)(prom.query(expr)))
         got = sorted(r["metric"].get(label, "") for r in (answer or {}).get("data", {}).get("result", []))
         if not got:
             fail(f"variable {v['name']}: {v['definition']} returned no values")
@@ -487,6 +488,10 @@ def run(args, tmp, procs, rules_path, panel_exprs, variables, flame_types):
     for (where, expr), answer in pending.items():
         fail(f"{where}: no data after {args.timeout:.0f} s: {expr}\n    {json.dumps(answer)}")
 
+    # In the dashboard's order (variables, panels, rules), not the order they
+    # first returned data in.
+    order = {key: i for i, key in enumerate(checks)}
+    returned.sort(key=lambda r: order.get(r[0], -1))
     print(f"\n{len(returned)} expressions returned data:", flush=True)
     for (where, expr), n in returned:
         print(f"  [{n} series] {where}\n      {expr}", flush=True)
