@@ -17,9 +17,8 @@
 #include "lockprof/agent/base/parse.h"
 #include "lockprof/agent/base/service.h"
 #include "lockprof/agent/metrics/self_metrics.h"
+#include "lockprof/server/handlers/admin_router.h"
 #include "lockprof/server/handlers/admin_security.h"
-#include "lockprof/server/handlers/metrics_handlers.h"
-#include "lockprof/server/handlers/pprof_handlers.h"
 #include "lockprof/server/httplib/bounded_server.h"
 #include "lockprof/server/httplib/connection_deadlines.h"
 #include "lockprof/server/httplib/connection_guard.h"
@@ -106,21 +105,15 @@ httplib::Server::HandlerResponse ExplainCutRequest(const httplib::Request&,
 }
 
 void Route(Running* s) {
-  auto pprof = [s](const httplib::Request& req, httplib::Response& res) {
-    Reply(server::HandlePprof(ToRequest(req, s), s->pprof), res);
+  // Every path goes to the one router that HandleAdminRequest uses too.
+  auto route = [s](const httplib::Request& req, httplib::Response& res) {
+    Reply(server::RouteAdminRequest(ToRequest(req, s), s->pprof), res);
   };
   httplib::Server& http = *s->http;
   http.set_pre_routing_handler(
       [s](const httplib::Request& req, httplib::Response& res) { return PreRoute(s, req, res); });
-  http.Get(R"(/debug/pprof/.*)", pprof);
-  http.Post(R"(/debug/pprof/.*)", pprof);
-  http.Get("/debug/pprof", [](const httplib::Request&, httplib::Response& res) {
-    res.set_redirect("/debug/pprof/", 301);
-    server::ResponseReady();
-  });
-  http.Get("/metrics", [s](const httplib::Request& req, httplib::Response& res) {
-    Reply(server::HandleMetrics(ToRequest(req, s)), res);
-  });
+  http.Get(".*", route);
+  http.Post(".*", route);
   http.set_error_handler(httplib::Server::HandlerWithResponse(ExplainCutRequest));
   // Called once per answered request, whatever its path or status, after
   // the response was written.
