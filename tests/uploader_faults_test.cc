@@ -212,10 +212,11 @@ TEST(UploaderFaultsTest, HangingServerCostsABoundedQueueAndNeverBlocksTheApplica
   ASSERT_TRUE(lockprof::StartUploader(o).ok());
 
   // The application keeps locking and writing its metrics, which nothing
-  // the uploader does may make it wait for: the thread must never sleep
-  // (a voluntary context switch: a futex or socket wait) while the receiver
+  // the uploader does may make it wait for: the thread must not sleep (a
+  // voluntary context switch: a futex or socket wait) while the receiver
   // hangs. Being preempted (involuntary) is the loaded machine's doing and
-  // is not counted. Its operations' latency is kept too, for the message.
+  // is not counted; a latency percentile would count it (p99.9 reached
+  // 20 ms on a loaded 2-core machine with no sleep at all).
   static lockprof::Mutex mu{"faults.app"};
   std::atomic<bool> stop{false};
   std::atomic<int64_t> app_rounds{0}, app_sleeps{-1}, longest_round_ns{0};
@@ -268,9 +269,15 @@ TEST(UploaderFaultsTest, HangingServerCostsABoundedQueueAndNeverBlocksTheApplica
               op_ns.size(), intmax_t(lockprof::testing::Percentile(op_ns, 0.999)),
               intmax_t(op_ns.empty() ? 0 : *std::max_element(op_ns.begin(), op_ns.end())),
               intmax_t(app_sleeps.load()));
-  EXPECT_EQ(app_sleeps.load(), 0) << "the application waited for the uploader ("
-                                  << lockprof::testing::Percentile(op_ns, 0.999)
-                                  << " ns p99.9 lock and metrics)";
+  // The sanitizers' runtimes sleep on their own locks now and then (0 to 2
+  // times in these 3 s under ThreadSanitizer, never in the optimised
+  // build); waiting for the uploader sleeps on every wait: thousands of
+  // times if each operation waits, and for a request timeout (1 s) if one
+  // does, which the longest operation shows.
+  constexpr int64_t kRuntimeSleeps = 3;
+  EXPECT_LE(app_sleeps.load(), kRuntimeSleeps) << "the application waited for the uploader";
+  EXPECT_LT(op_ns.empty() ? 0 : *std::max_element(op_ns.begin(), op_ns.end()), 500'000'000)
+      << "the application waited for the uploader";
   EXPECT_LE(max_queue, 3);
   EXPECT_GE(max_served_queue, 1) << "/metrics shows the queue";
   EXPECT_LE(max_served_queue, 3);
