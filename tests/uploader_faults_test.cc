@@ -158,6 +158,18 @@ TEST(UploaderFaultsTest, ConnectionErrorsAreRetried) {
   EXPECT_EQ(d.retries, 2u);
 }
 
+// A server that resets the connection once it has the request (no answer
+// at all): retried like a refused connection.
+TEST(UploaderFaultsTest, ConnectionResetsAreRetried) {
+  Receiver receiver({"-mode=reset"});
+  const Counts d = UploadOnce(Options(receiver), 3);
+  EXPECT_EQ(d.failure, 1u);
+  EXPECT_EQ(d.retries, 2u);
+  const auto requests = receiver.Requests();
+  EXPECT_EQ(requests.size(), 3u);
+  for (const auto& r : requests) EXPECT_EQ(r.status, 0) << r.message;
+}
+
 TEST(UploaderFaultsTest, GivesUpAfterMaxAttemptsAndSaysWhy) {
   Receiver receiver({"-mode=500"});
   const Counts d = UploadOnce(Options(receiver), 2);
