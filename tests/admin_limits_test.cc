@@ -124,6 +124,33 @@ TEST(AdminLimitsTest, RefusesOversizedRequests) {
   ParseProfile(body);
 }
 
+// A connection beyond max_connections is closed as soon as it is accepted,
+// without waiting for the read deadline (20 s here) of the one that holds
+// the only slot.
+TEST(AdminLimitsTest, ClosesAConnectionOverTheCapAtOnce) {
+  Server s(Options([](auto& o) {
+    o.max_threads = 1;
+    o.max_connections = 1;
+    o.read_timeout_ms = 20000;
+  }));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  ASSERT_EQ(Curl(s.url("/debug/pprof/")), 200);  // The accept thread and watchdog run.
+  const uint64_t refused = lockprof::server::ConnectionsRefused();
+  const int silent = Connect(s.port());  // Takes the only slot, says nothing.
+  ASSERT_GE(silent, 0);
+  const int64_t start = NowNanos();
+  const int extra = Connect(s.port());
+  // (A connect may already fail when the server's reset overtakes it.)
+  const bool closed = extra < 0 || ClosedByServer(extra, 5000);
+  const double took = SecondsSince(start);
+  EXPECT_TRUE(closed) << "still open after " << took << " s";
+  EXPECT_LT(took, 5.0);  // A liveness bound: the deadline would take 20 s.
+  EXPECT_FALSE(ClosedByServer(silent, 0)) << "the slot's holder was dropped instead";
+  EXPECT_EQ(lockprof::server::ConnectionsRefused(), refused + 1);
+  if (extra >= 0) close(extra);
+  close(silent);
+}
+
 // Far more connections than the cap, all silent: the server's side holds at
 // most max_connections sockets and max_threads threads, refuses the rest at
 // once or drops them at the deadline, and keeps answering a real client.
