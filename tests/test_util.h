@@ -41,6 +41,14 @@ bool IsAsleep(pid_t tid);
 // The calling thread's id, as IsAsleep takes it.
 pid_t ThisThreadId();
 
+// How many times the calling thread has slept in the kernel so far (its
+// voluntary context switches: a futex, poll or I/O wait), as opposed to
+// being preempted, which a loaded machine does to any thread.
+int64_t ThreadVoluntarySwitches();
+
+// The q-quantile (0 <= q < 1) of `values`; 0 if there are none.
+int64_t Percentile(std::vector<int64_t> values, double q);
+
 // Waits, at most `limit`, until thread `tid` sleeps in the kernel: a thread
 // that has just said it is about to lock sleeps only once the lock made it
 // wait. Returns whether it did.
