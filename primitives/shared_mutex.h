@@ -47,6 +47,9 @@
 //    shared (mode="read"), at the releasing stack.
 // Stacks are captured and events recorded after the lock word is released,
 // never inside the critical section measured.
+// As with Mutex, a writer that barges in past a woken writer (before it
+// marks the lock again) is not charged the sleeper's waiting during its
+// section (see mutex.h).
 //
 // Misuse: unlock of a SharedMutex that is not locked, and unlock_shared of
 // one not locked shared, abort with "lockprof: unlock of unlocked
