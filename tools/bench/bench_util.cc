@@ -24,13 +24,14 @@ const Defaults& GetDefaults() {
 const bool g_defaults_taken = (GetDefaults(), true);
 
 // Every row runs in a multi-threaded process, as a real service does: one
-// idle thread, started before any benchmark. While a process has a single
-// thread, glibc and libstdc++ take shortcuts (no bus-locked instructions
-// where only one thread could race) that make std::mutex and friends look
-// up to 3-4x cheaper uncontended than in any program that has ever started
-// a second thread. LOCKPROF_BENCH_SINGLE_THREADED=1 leaves the process
-// single-threaded until a contended row starts threads, to measure that
-// case too (run the uncontended rows alone: --benchmark_filter=^uncontended).
+// idle thread, started before any benchmark. A process that never started a
+// second thread can make the uncontended rows of other locks look far
+// cheaper than in any real program: on an AMD EPYC, std::mutex lock+unlock
+// measured 3.3 ns single-threaded and 12.5-13.8 ns once a second thread
+// existed (on the 2-vCPU KVM guest of BENCHMARKS.md the two differ by ~5%).
+// LOCKPROF_BENCH_SINGLE_THREADED=1 leaves the process single-threaded until
+// a contended row starts threads, to measure that case too (run the
+// uncontended rows alone: --benchmark_filter=^uncontended).
 const bool g_idle_thread_started = [] {
   const char* single = std::getenv("LOCKPROF_BENCH_SINGLE_THREADED");
   if (single != nullptr && single[0] == '1') return false;
