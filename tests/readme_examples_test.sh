@@ -79,14 +79,20 @@ while IFS= read -r command; do
     window_command=$command
     continue
   fi
-  out=$(bash -c "$run" </dev/null 2>&1) || { problem "exit $?: $command"$'\n'"$out"; continue; }
+  # stdout is checked; stderr (curl's progress meter, pprof's notes) is
+  # only shown on failure.
+  out=$(bash -c "$run" </dev/null 2>"$dir/stderr") || {
+    problem "exit $?: $command"$'\n'"$out$(cat "$dir/stderr")"
+    continue
+  }
   case $run in
     curl*-o*)
       file=$(echo "$run" | sed -E 's/.* -o ([^ ]+) .*/\1/')
       gzip -t "$file" 2>/dev/null || problem "not a gzipped profile: $command"
       ;;
     curl*)
-      [[ -n $out && $out != *"Unknown profile"* && $out != *"404"* ]] ||
+      # A served profile, not an error text ("Unknown profile", "404 ...").
+      [[ -n $out && $out != "Unknown profile"* && $out != "404"* ]] ||
         problem "$command"$'\n'"$out"
       ;;
     *" -list "*)
@@ -96,7 +102,7 @@ while IFS= read -r command; do
       if [[ $run != *" -base "* && $run != *"mode=read"* ]]; then
         # The table's rows follow its header line ("flat  flat%  sum%").
         echo "$out" | awk '/flat%/ { on = 1; next } on && NF >= 6 { rows++ } END { exit !rows }' ||
-          problem "no function listed: $command"$'\n'"$out"
+          problem "no function listed: $command"$'\n'"$out$(cat "$dir/stderr")"
       fi
       ;;
   esac
