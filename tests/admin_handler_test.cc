@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "lockprof/lockprof.h"
+#include "lockprof/server/handlers/delta_handlers.h"
 #include "test_util.h"
 
 namespace {
@@ -161,6 +162,8 @@ TEST(AdminHandlerTest, AsyncWindowHoldsNoCallerThread) {
   lockprof::HandleAdminRequestAsync(req, [&](AdminResponse r) { answered.set_value(r); });
   const auto returned = std::chrono::steady_clock::now() - start;
   EXPECT_LT(returned, std::chrono::milliseconds(500)) << "the caller's thread waited";
+  // The window has taken its starting snapshot once it waits.
+  while (lockprof::server::ActiveDeltaWaits() == 0) std::this_thread::yield();
   MountedHolder();  // Inside the window.
   AdminResponse r = answered.get_future().get();
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1900));
