@@ -18,6 +18,7 @@
 #include "lockprof/agent/base/service.h"
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/server/handlers/admin_security.h"
+#include "lockprof/server/handlers/contention_page.h"
 #include "lockprof/server/handlers/metrics_handlers.h"
 #include "lockprof/server/handlers/pprof_handlers.h"
 #include "lockprof/server/httplib/bounded_server.h"
@@ -76,7 +77,9 @@ void Reply(const server::Response& in, httplib::Response& out) {
 httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Request& req,
                                           httplib::Response& res) {
   server::RequestReceived();
-  if (s->token.empty() ||
+  // The contention page's HTML holds no data: a browser loads it without the
+  // token, and the page sends the token on its own requests.
+  if (s->token.empty() || req.path == server::kContentionPagePath ||
       server::BearerTokenMatches(req.get_header_value("Authorization"), s->token)) {
     return httplib::Server::HandlerResponse::Unhandled;
   }
@@ -120,6 +123,9 @@ void Route(Running* s) {
   });
   http.Get("/metrics", [s](const httplib::Request& req, httplib::Response& res) {
     Reply(server::HandleMetrics(ToRequest(req, s)), res);
+  });
+  http.Get(R"(/debug/lockprof/.*)", [s](const httplib::Request& req, httplib::Response& res) {
+    Reply(server::HandleContentionPage(ToRequest(req, s), s->pprof), res);
   });
   http.set_error_handler(httplib::Server::HandlerWithResponse(ExplainCutRequest));
   // Called once per answered request, whatever its path or status, after
