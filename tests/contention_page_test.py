@@ -185,7 +185,7 @@ def main():
         check_rendered(chromium(tmp, page, "--dump-dom"), "cumulative", lock)
         check_rendered(chromium(tmp, page + "#window=2", "--dump-dom"), "2 s window", lock,
                        want_window=True)
-        for name, fragment, size in (("contention-page", "", "1280,800"),
+        for name, fragment, size in (("contention-page", "", "1280,520"),
                                      ("contention-page-flame", "#show=flame", "1280,420"),
                                      ("contention-page-locks", "#show=locks", "1280,200")):
             path = os.path.join(args.screenshots, name + ".png")
