@@ -6,7 +6,7 @@ Chromium (Debian's chromium) load the page from the demo's endpoint and
 checks the DOM the page's script built: the flame graph rendered, its
 function with the largest self value (what `go tool pprof -top` lists first)
 is demo::Cache::Set, in the cumulative view and in a 2-second window, and the
-top-locks table lists the demo's lock (read from /metrics, so a rename of the
+top-locks table lists the demo's lock and draws its wait and hold histograms (read from /metrics, so a rename of the
 lock does not break the test). Also: the page is self-contained (no absolute
 URL in it, a Content-Security-Policy that forbids loading anything from
 elsewhere). Saves screenshots of the page, its flame graph and its top-locks
@@ -147,6 +147,9 @@ def check_rendered(dom, view, lock, want_window=False):
     print(f"{view}: top locks {locks}", flush=True)
     if lock not in locks:
         fail(f"{view}: the top-locks table does not list {lock!r}: {locks}")
+    hist = unescape(attributes(dom, "hist").get("data-lock", ""))
+    if hist != lock or dom.count('class="hist"') != 2:
+        fail(f"{view}: no wait and hold histograms of {lock!r} (shown: {hist!r})")
     rows = re.findall(r"<tr data-lock=\"[^\"]*\"><td>([^<]*)</td>", dom)
     if lock not in [unescape(r) for r in rows]:
         fail(f"{view}: no table row shows {lock!r}: {rows}")
