@@ -6,7 +6,8 @@ Chromium (Debian's chromium) load the page from the demo's endpoint and
 checks the DOM the page's script built: the flame graph rendered, its
 function with the largest self value (what `go tool pprof -top` lists first)
 is demo::Cache::Set, in the cumulative view and in a 2-second window, and the
-top-locks table lists the demo's lock and draws its wait and hold histograms (read from /metrics, so a rename of the
+top-locks table lists the demo's lock and draws its wait and hold histograms;
+and two consecutive windows compared (#diff=1) render against their base (read from /metrics, so a rename of the
 lock does not break the test). Also: the page is self-contained (no absolute
 URL in it, a Content-Security-Policy that forbids loading anything from
 elsewhere). Saves screenshots of the page, its flame graph and its top-locks
@@ -125,7 +126,7 @@ def unescape(s):
         .replace("&#10;", "\n").replace("&amp;", "&")
 
 
-def check_rendered(dom, view, lock, want_window=False):
+def check_rendered(dom, view, lock, want_window=False, want_base=False):
     body = re.search(r"<body[^>]*>", dom)
     state = body and re.search(r'data-state="(\w+)"', body.group(0))
     if not state or state.group(1) != "rendered":
@@ -143,6 +144,8 @@ def check_rendered(dom, view, lock, want_window=False):
         fail(f"{view}: the widest frame by self value is {top!r}, not demo::Cache::Set")
     if want_window and int(flame.get("data-duration-nanos", "0")) < 1_000_000_000:
         fail(f"{view}: not a window of 2 s: {flame}")
+    if want_base and int(flame.get("data-base-total") or "0") <= 0:
+        fail(f"{view}: not compared with a base: {flame}")
     locks = unescape(attributes(dom, "locks").get("data-locks", "")).split("\n")
     print(f"{view}: top locks {locks}", flush=True)
     if lock not in locks:
@@ -188,6 +191,9 @@ def main():
         check_rendered(chromium(tmp, page, "--dump-dom"), "cumulative", lock)
         check_rendered(chromium(tmp, page + "#window=2", "--dump-dom"), "2 s window", lock,
                        want_window=True)
+        # The -base workflow: two consecutive 2 s windows, the first as base.
+        check_rendered(chromium(tmp, page + "#window=2&diff=1", "--dump-dom"), "diff of 2 s windows",
+                       lock, want_window=True, want_base=True)
         for name, fragment, size in (("contention-page", "", "1280,520"),
                                      ("contention-page-flame", "#show=flame", "1280,420"),
                                      ("contention-page-locks", "#show=locks", "1280,200")):
