@@ -1,9 +1,28 @@
 # Writes OUTPUT, a C++ source defining lockprof::server::ContentionPageHtml()
-# with the bytes of INPUT (the contention page), so the page is compiled
-# into the library and needs no file at run time. Run by the build
-# (server/CMakeLists.txt) whenever INPUT changes:
-#   cmake -DINPUT=page.html -DOUTPUT=page.cc -P embed_page.cmake
-file(READ "${INPUT}" hex HEX)
+# with the contention page as one file: DIR/contention.html with
+# DIR/contention.css and DIR/contention.js put in place of the lines that
+# name them, so the browser needs one request and the page needs no file at
+# run time. Run by the build (server/CMakeLists.txt) when any of them changes:
+#   cmake -DDIR=server/page -DOUTPUT=page.cc -P embed_page.cmake
+file(READ "${DIR}/contention.html" html)
+file(READ "${DIR}/contention.css" css)
+file(READ "${DIR}/contention.js" js)
+foreach(part
+    "<link rel=\"stylesheet\" href=\"contention.css\">\n|<style>\n${css}</style>\n"
+    "<script src=\"contention.js\"></script>\n|<script>\n${js}</script>\n")
+  string(FIND "${part}" "|" bar)
+  string(SUBSTRING "${part}" 0 ${bar} line)
+  math(EXPR rest "${bar} + 1")
+  string(SUBSTRING "${part}" ${rest} -1 content)
+  string(FIND "${html}" "${line}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "contention.html has no line ${line}")
+  endif()
+  string(REPLACE "${line}" "${content}" html "${html}")
+endforeach()
+file(WRITE "${OUTPUT}.page" "${html}")
+file(READ "${OUTPUT}.page" hex HEX)
+file(REMOVE "${OUTPUT}.page")
 string(LENGTH "${hex}" hex_length)
 math(EXPR size "${hex_length} / 2")
 string(REGEX REPLACE "([0-9a-f][0-9a-f])" "'\\\\x\\1'," bytes "${hex}")
