@@ -5,13 +5,15 @@ Runs the demo, lets its lock contend for a few seconds, then has headless
 Chromium (Debian's chromium) load the page from the demo's endpoint and
 checks the DOM the page's script built: the flame graph rendered, its
 function with the largest self value (what `go tool pprof -top` lists first)
-is demo::Cache::Set, in the cumulative view and in a 2-second window, and the
-top-locks table lists the demo's lock and draws its wait and hold histograms;
-and two consecutive windows compared (#diff=1) render against their base (read from /metrics, so a rename of the
-lock does not break the test). Also: the page is self-contained (no absolute
-URL in it, a Content-Security-Policy that forbids loading anything from
-elsewhere). Saves screenshots of the page, its flame graph and its top-locks
-table into --screenshots (README's docs/contention-page*.png come from here).
+is demo::Cache::Set, in the cumulative view, in a 2-second window and in a
+comparison of two consecutive windows (#diff=1); the top-locks table lists
+the demo's lock (read from /metrics, so a rename of the lock does not break
+the test) and draws its wait and hold histograms. With a token set and none
+entered, the page loads and says it needs one, and shows no data. Also: the
+page is self-contained (no absolute URL in it, a Content-Security-Policy
+that forbids loading anything from elsewhere). Saves screenshots of the
+page, its flame graph and its top-locks table into --screenshots (README's
+docs/contention-page*.png come from here).
 
 Usage: contention_page_test.py --demo PATH --screenshots DIR
 Standard library only.
@@ -60,9 +62,12 @@ def wait_for(what, seconds, fn, interval=0.5):
         time.sleep(interval)
 
 
-def start_demo(demo_path, tmp):
-    log = open(os.path.join(tmp, "demo.log"), "w+")
+def start_demo(demo_path, tmp, token=None):
+    log = open(os.path.join(tmp, f"demo{'-token' if token else ''}.log"), "w+")
     env = dict(os.environ)
+    env.pop("LOCKPROF_ADMIN_TOKEN", None)
+    if token:
+        env["LOCKPROF_ADMIN_TOKEN"] = token
     # Hold samples every 10th acquisition, so that the hold columns fill.
     env["LOCKPROF_HOLD_RATE"] = "10"
     env.pop("LOCKPROF_ADMIN_ADDR", None)
@@ -205,8 +210,21 @@ def main():
             print(f"screenshot {path}: {'saved' if ok else 'MISSING'}", flush=True)
             if not ok:
                 fail(f"no screenshot {path}")
+        demo.kill()
+        demo.wait()
+        # With a token: the page loads (it holds no data), its own requests
+        # are refused until the user enters the token, and it says so.
+        demo, port = start_demo(args.demo, tmp, token="page-test-token")
+        dom = chromium(tmp, f"http://127.0.0.1:{port}/debug/lockprof/", "--dump-dom")
+        status = re.search(r'<span id="status"[^>]*>(.*?)</span>', dom, re.S)
+        print(f"with a token, none entered: status {status and status.group(1)!r}", flush=True)
+        if 'data-state="error"' not in dom or not status or "token" not in status.group(1):
+            fail("with a token and none entered, the page should say it needs one: "
+                 f"{status and status.group(1)!r}")
+        if "Cache::Set" in dom:
+            fail("with a token and none entered, the page shows profile data")
     finally:
-        if demo is not None:
+        if demo is not None and demo.poll() is None:
             demo.kill()
             demo.wait()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -15,6 +15,9 @@ function setStatus(text, error) {
 async function get(path) {
   const headers = token ? { Authorization: 'Bearer ' + token } : {};
   const r = await fetch(path, { headers, cache: 'no-store' });
+  if (r.status === 401) {
+    throw new Error(token ? 'the token was refused (401)' : 'this endpoint needs its token (401): enter it above');
+  }
   if (!r.ok) throw new Error(path + ': ' + r.status + ' ' + (await r.text()).trim());
   return r;
 }
