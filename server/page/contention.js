@@ -69,6 +69,12 @@ function parseMetrics(text) {
 }
 
 // The upper bound of the bucket that holds quantile q (cumulative buckets).
+// "≤ bound" of quantile q, or "-" for an empty histogram.
+function fmtQuantile(h, q) {
+  const v = quantile(h, q);
+  return isNaN(v) ? '-' : '≤ ' + fmtSeconds(v);
+}
+
 function quantile(h, q) {
   if (!h.count) return NaN;
   for (const [le, c] of h.buckets) if (c >= q * h.count) return le;
@@ -120,9 +126,9 @@ function renderLocks() {
     const tr = body.insertRow();
     tr.dataset.lock = e.lock;
     const cells = [e.lock, e.mode, String(e.contentions), fmtSeconds(e.wait.sum),
-      e.wait.count ? fmtSeconds(e.wait.sum / e.wait.count) : '-', '≤ ' + fmtSeconds(quantile(e.wait, 0.5)),
-      '≤ ' + fmtSeconds(quantile(e.wait, 0.99)), String(Math.round(e.hold.count)),
-      fmtSeconds(e.hold.sum), '≤ ' + fmtSeconds(quantile(e.hold, 0.99))];
+      e.wait.count ? fmtSeconds(e.wait.sum / e.wait.count) : '-', fmtQuantile(e.wait, 0.5),
+      fmtQuantile(e.wait, 0.99), String(Math.round(e.hold.count)),
+      fmtSeconds(e.hold.sum), fmtQuantile(e.hold, 0.99)];
     for (const c of cells) tr.insertCell().textContent = c;
     tr.onclick = () => { histLock = e; drawHistograms(e); selectLock(e.lock); render(); };
   }
