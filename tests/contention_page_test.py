@@ -201,7 +201,7 @@ def main():
                        lock, want_window=True, want_base=True)
         for name, fragment, size in (("contention-page", "", "1280,520"),
                                      ("contention-page-flame", "#show=flame", "1280,420"),
-                                     ("contention-page-locks", "#show=locks", "1280,200")):
+                                     ("contention-page-locks", "#show=locks", "1280,270")):
             path = os.path.join(args.screenshots, name + ".png")
             if os.path.exists(path):
                 os.remove(path)
