@@ -34,6 +34,7 @@
 #include "lockprof/primitives/sharded_counter.h"
 #include "lockprof/primitives/sharded_map.h"
 #include "lockprof/primitives/shared_mutex.h"
+#include "lockprof/server/admin_handler.h"
 #include "lockprof/server/admin_server.h"
 
 #endif  // LOCKPROF_LOCKPROF_H_

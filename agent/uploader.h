@@ -18,6 +18,15 @@
 //   LOCKPROF_PYROSCOPE_INTERVAL=15 (seconds), LOCKPROF_PYROSCOPE_PROFILES=mutex,block
 // A bad value is reported once on stderr and the uploader does not start.
 //
+// Both: the environment wins the URL; the call in code succeeds and takes
+// over. StartUploader(o) with LOCKPROF_PYROSCOPE_URL set uploads to that URL
+// with o's other settings (app name, labels, credentials, interval...),
+// says once which URL it uses, and returns OK. If the environment started
+// an uploader, the new one continues where it was (the same delta positions
+// and interval start, and its queue), so no interval is uploaded twice or
+// lost; only a request in flight at that moment is aborted, and counted
+// dropped. A LOCKPROF_PYROSCOPE_URL that is not valid leaves o.url in use.
+//
 // What is sent: every `interval` (default 15 s, as pyroscope-go), the delta
 // of each profile for that interval (what accumulated since the previous
 // upload; the first one covers everything since the process started), one
@@ -92,9 +101,11 @@ struct UploaderOptions {
   void (*log)(const std::string& message) = nullptr;
 };
 
-// Validates `options` and starts uploading. Errors: InvalidArgument with
-// what to fix (malformed URL, empty or bad app name, a label Pyroscope
-// would reject, ...); AlreadyExists if an uploader is running.
+// Validates `options` and starts uploading (to LOCKPROF_PYROSCOPE_URL if
+// set: see above). Errors: InvalidArgument with what to fix (malformed URL,
+// empty or bad app name, a label Pyroscope would reject, ...);
+// AlreadyExists if an uploader started by code is running (one the
+// environment started is taken over).
 LOCKPROF_EXPORT absl::Status StartUploader(const UploaderOptions& options);
 
 // Options from the LOCKPROF_PYROSCOPE_* variables (see above). Returns

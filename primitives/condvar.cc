@@ -151,6 +151,8 @@ void CondVar::Notify(bool all) {
     w = next;
   }
   list_lock_.Unlock();
+  // From here on nothing touches *this: a waiter woken below may return,
+  // and its caller may destroy the CondVar (every waiter was notified).
   // Wake the claimed waiters. Read wake_next before storing kNotified: from
   // then on the waiter may return and its node vanish. The futex wake on a
   // vanished node's address is harmless: a private futex wake touches no

@@ -28,7 +28,12 @@
 //
 // Fairness: like std::mutex on Linux, an unlocking thread does not hand the
 // lock to a waiter; a running thread may take it first (which keeps
-// throughput high). A waiter that loses retries.
+// throughput high). A waiter that loses retries. The section of a thread
+// that barged in so is not settled at its unlock (its fast path cannot see
+// the sleeper, who has not marked the lock again yet): the sleeper's
+// waiting during it is charged to no release, so under heavy barging the
+// mutex profile's total falls a few percent short of the block profile's
+// (RELIABILITY.md, "The lock protocol", has the measurement).
 //
 // Misuse, checked the same way in every build (release, debug and the
 // sanitizer builds alike; the checks live on slow paths and cost the fast

@@ -18,6 +18,11 @@ namespace {
 // than a futex round trip would.
 constexpr int kSpinLimit = 100;
 
+// Futex bitsets: readers and writers sleep on the same word (the epoch)
+// and are woken separately.
+constexpr uint32_t kReaderBits = 1;
+constexpr uint32_t kWriterBits = 2;
+
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "SharedMutex sleeps on the high half of state_, at offset 4");
 
@@ -32,24 +37,14 @@ std::atomic<uint32_t>* SharedMutex::EpochWord() {
 }
 
 bool SharedMutex::try_lock() {
-  if ((state_.load(std::memory_order_relaxed) & (kWriter | kCountMask)) != 0) return false;
-  uint32_t expected = kWriterFree;
-  if (!writer_.compare_exchange_strong(expected, kWriterLocked, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
-    return false;
-  }
-  // Holding writer_, nobody else sets kWriter: only readers change state_.
   uint64_t s = state_.load(std::memory_order_relaxed);
-  while ((s & kCountMask) == 0) {
-    if (state_.compare_exchange_weak(s, s | kWriter, std::memory_order_acquire,
-                                     std::memory_order_relaxed)) {
-      if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartHoldSample();
-      return true;
-    }
-  }
-  // A reader got in first: give writer_ back.
-  if (writer_.exchange(kWriterFree, std::memory_order_release) == kWriterContended) WakeWriter();
-  return false;
+  do {
+    // The asleep bits are only ever set with kWriter.
+    if ((s & (kWriter | kCountMask)) != 0) return false;
+  } while (!state_.compare_exchange_weak(s, s | kWriter, std::memory_order_acquire,
+                                         std::memory_order_relaxed));
+  if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartHoldSample();
+  return true;
 }
 
 bool SharedMutex::try_lock_shared() {
@@ -64,23 +59,25 @@ bool SharedMutex::try_lock_shared() {
   return false;
 }
 
-void SharedMutex::WakeWriter() { internal::FutexWake(&writer_, 1); }
-
-bool SharedMutex::SpinForWriterLock() {
-  for (int i = 0; i < kSpinLimit; ++i) {
-    uint32_t w = writer_.load(std::memory_order_relaxed);
-    if (w == kWriterFree &&
-        writer_.compare_exchange_weak(w, kWriterLocked, std::memory_order_acquire,
-                                      std::memory_order_relaxed)) {
-      return true;
+uint32_t SharedMutex::AcquireWriterBitAsleep() {
+  for (;;) {
+    uint64_t s = state_.load(std::memory_order_relaxed);
+    if ((s & kWriter) == 0) {
+      // kWritersAsleep with it: other writers may sleep (Leave decides).
+      if (state_.compare_exchange_weak(s, s | kWriter | kWritersAsleep, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        return uint32_t(s & kCountMask);
+      }
+      continue;
     }
-    internal::SpinPause();
+    // Marked in the word the holder's release rewrites: either that release
+    // sees the mark and wakes a writer, or the mark fails and we retry.
+    if ((s & kWritersAsleep) == 0 &&
+        !state_.compare_exchange_weak(s, s | kWritersAsleep, std::memory_order_relaxed)) {
+      continue;
+    }
+    internal::FutexWaitBitset(EpochWord(), uint32_t(s >> 32), kWriterBits);
   }
-  return false;
-}
-
-uint32_t SharedMutex::AnnounceWriter() {
-  return uint32_t(state_.fetch_add(kWriter, std::memory_order_acquire) & kCountMask);
 }
 
 bool SharedMutex::ReadersGone(uint32_t readers_inside) {
@@ -111,65 +108,83 @@ void SharedMutex::SleepUntilPosted() {
   writer_sem_.store(kNotPosted, std::memory_order_relaxed);
 }
 
-// The writer's slow path: take writer_ (another writer may hold it), set
-// kWriter, wait for the readers that were inside to leave. Each stage spins
-// first; only a writer that has to sleep reads the clock, registers in the
-// ledger and records a block event.
-ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow(bool have_writer, uint32_t readers_inside) {
-  if (!have_writer && SpinForWriterLock()) {
-    have_writer = true;
-    readers_inside = AnnounceWriter();
+// The writer's slow path: set kWriter (another writer may hold it), then
+// wait for the readers that were inside to leave. Each stage spins first;
+// only a writer that has to sleep reads the clock, registers in the ledger
+// and records a block event.
+ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
+  bool have_writer = false;
+  uint32_t readers_inside = 0;
+  for (int i = 0; i < kSpinLimit && !have_writer; ++i) {
+    uint64_t s = state_.load(std::memory_order_relaxed);
+    if ((s & kWriter) == 0) {
+      // Readers inside (none is queued while kWriter is clear): announce
+      // this writer, so that new readers queue, then wait for them.
+      if (state_.compare_exchange_weak(s, s | kWriter, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        have_writer = true;
+        readers_inside = uint32_t(s & kCountMask);
+      }
+      continue;
+    }
+    internal::SpinPause();
   }
   bool readers_pending =
       have_writer && readers_inside != 0 && !ReadersGone(readers_inside) && !PostedAfterSpinning();
   if (have_writer && !readers_pending) return;
 
   internal::BlockedWait wait(__builtin_frame_address(0));
-  // Every writer registers in the ledger before it marks writer_ contended,
-  // so the last writer to leave the ledger knows nobody sleeps on writer_.
+  // Every writer registers in the ledger before it sets kWritersAsleep, so
+  // the last writer to leave the ledger knows that no writer sleeps.
   ledger_.Enter(kWriters, wait.start());
   if (!have_writer) {
-    while (writer_.exchange(kWriterContended, std::memory_order_acquire) != kWriterFree) {
-      internal::FutexWait(&writer_, kWriterContended);
-    }
-    readers_inside = AnnounceWriter();
+    readers_inside = AcquireWriterBitAsleep();
     readers_pending = readers_inside != 0 && !ReadersGone(readers_inside);
   }
   if (readers_pending) SleepUntilPosted();
-  // No other writer waits: back to kWriterLocked, so that our unlock takes
-  // the fast path instead of waking nobody.
+  // No other writer waits: clear the mark, so that our unlock takes the
+  // fast path instead of waking nobody.
   ledger_.Leave(kWriters, wait.start(),
-                [this] { writer_.store(kWriterLocked, std::memory_order_relaxed); });
+                [this] { state_.fetch_and(~kWritersAsleep, std::memory_order_relaxed); });
   wait.RecordAtRelease({name_, LockMode::kWrite, shard_}, this,
                        [this] { return internal::MarkSlowUnlock(&hold_start_); });
 }
 
+// The release (the update that clears kWriter) is the last access to
+// *this: a thread it lets in may destroy the SharedMutex and reuse its
+// memory. What is recorded afterwards was copied out before; the wake-ups
+// only pass the address to the kernel (futex.h).
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
   int64_t now = 0;
   const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
-  const uint64_t s = state_.load(std::memory_order_relaxed);
-  const uint32_t w = writer_.load(std::memory_order_relaxed);
-  if ((s & kWriter) == 0 || w == kWriterFree) internal::Fatal("unlock of unlocked SharedMutex");
-  // Readers queued behind us, or writers waiting for writer_: charge their
-  // waiting to this critical section before anyone is let in.
-  int64_t charged[2] = {0, 0};
-  if ((s & kCountMask) != 0 || w == kWriterContended) {
-    if (now == 0) now = agent::MonotonicNanos();
-    ledger_.Settle(now, charged);
-  }
-  // Copied before the release (see Mutex::UnlockSlow).
   const agent::EventTags read{name_, LockMode::kRead, shard_};
   const agent::EventTags write{name_, LockMode::kWrite, shard_};
-  // Admit the queued readers and start a new epoch, in one update. seq_cst,
-  // with the load below: a reader that registered as a sleeper before it
-  // saw the old epoch is seen here (and one that registers later sees the
-  // new epoch and does not sleep).
-  const uint64_t old = state_.fetch_add(kEpochOne - kWriter, std::memory_order_seq_cst);
-  if ((old & kCountMask) != 0 && sleeping_readers_.load(std::memory_order_seq_cst) != 0) {
-    internal::FutexWake(EpochWord(), INT_MAX);
+  uint64_t s = state_.load(std::memory_order_relaxed);
+  if ((s & kWriter) == 0) internal::Fatal("unlock of unlocked SharedMutex");
+  // Readers queued behind us, or writers asleep: charge their waiting to
+  // this critical section before anyone is let in. Others change state_
+  // only by queueing (a reader) or marking themselves asleep, so the
+  // release fails only then; it settles again (the ledger adds to
+  // `charged`), with a fresh clock read.
+  int64_t charged[2] = {0, 0};
+  for (;;) {
+    if ((s & (kCountMask | kWritersAsleep)) != 0) {
+      if (now == 0) now = agent::MonotonicNanos();
+      ledger_.Settle(now, charged);
+      now = 0;
+    }
+    // Admit the queued readers, start a new epoch (which fails the
+    // sleepers' futex compare), clear both asleep marks: one update.
+    const uint64_t released = (s + kEpochOne - kWriter) & ~(kReadersAsleep | kWritersAsleep);
+    if (state_.compare_exchange_weak(s, released, std::memory_order_release,
+                                     std::memory_order_relaxed)) {
+      break;
+    }
   }
-  if (writer_.exchange(kWriterFree, std::memory_order_release) == kWriterContended) WakeWriter();
-  // Released: from here on nothing we do lengthens the critical section.
+  if (s & kReadersAsleep) internal::FutexWakeBitset(EpochWord(), INT_MAX, kReaderBits);
+  if (s & kWritersAsleep) internal::FutexWakeBitset(EpochWord(), 1, kWriterBits);
+  // Released: from here on nothing we do lengthens the critical section,
+  // and nothing reads *this (`this` is only a key for parked events).
   const void* frame = __builtin_frame_address(0);
   if (charged[kReaders] > 0) agent::RecordContention(charged[kReaders], read, frame);
   internal::RecordAfterRelease(this, write, charged[kWriters], hold_ns, frame);
@@ -185,11 +200,19 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
   }
   internal::BlockedWait wait(__builtin_frame_address(0));
   ledger_.Enter(kReaders, wait.start());
-  sleeping_readers_.fetch_add(1, std::memory_order_seq_cst);
-  while (uint32_t(state_.load(std::memory_order_seq_cst) >> 32) == epoch) {
-    internal::FutexWait(EpochWord(), epoch);
+  for (;;) {
+    uint64_t s = state_.load(std::memory_order_acquire);
+    if (uint32_t(s >> 32) != epoch) break;
+    // Marked in the word the writer's release rewrites: either that release
+    // sees the mark and wakes us, or our mark fails and we see its epoch.
+    // (kWriter stays set for the rest of the epoch, so the mark is only
+    // ever set with it.)
+    if ((s & kReadersAsleep) == 0 &&
+        !state_.compare_exchange_weak(s, s | kReadersAsleep, std::memory_order_relaxed)) {
+      continue;
+    }
+    internal::FutexWaitBitset(EpochWord(), epoch, kReaderBits);
   }
-  sleeping_readers_.fetch_sub(1, std::memory_order_relaxed);
   ledger_.Leave(kReaders, wait.start(), [] {});
   wait.RecordAtRelease({name_, LockMode::kRead, shard_}, this,
                        [this] { return internal::MarkSharedSlowUnlock(this); });
@@ -197,7 +220,18 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
 
 // `old`: state_ before this reader's decrement, or kNotReleased when this
 // thread has sampled read holds open and the decrement is still to do.
+//
+// The reader's release is its decrement. If a writer waits (kWriter), the
+// reader then also takes itself off departing_, and the last one to leave
+// settles and posts writer_sem_: the writer cannot get in before this
+// reader's departing_ update, nor any reader (kWriter is set), so the
+// accesses up to it precede any acquisition. The departing_ update (or the
+// post) is the last access; the tags, read at entry (before it), are
+// copies. Called after the decrement by unlock_shared() only when kWriter
+// was set (or on misuse, which is fatal).
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
+  const agent::EventTags read{name_, LockMode::kRead, shard_};
+  const agent::EventTags write{name_, LockMode::kWrite, shard_};
   int64_t hold_ns = -1;
   if (old == kNotReleased) {
     hold_ns = internal::EndSharedHoldSample(this);
@@ -217,10 +251,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
     }
   }
   const void* frame = __builtin_frame_address(0);
-  const agent::EventTags read{name_, LockMode::kRead, shard_};
-  if (charged[kWriters] > 0) {
-    agent::RecordContention(charged[kWriters], {name_, LockMode::kWrite, shard_}, frame);
-  }
+  if (charged[kWriters] > 0) agent::RecordContention(charged[kWriters], write, frame);
   internal::RecordAfterRelease(this, read, charged[kReaders], hold_ns, frame);
 }
 

@@ -22,8 +22,14 @@
 // (a sampled read hold of this thread?) and one atomic subtract — no more
 // than std::shared_mutex (a glibc rwlock), and readers write no shared word
 // but the one they must (tools/bench/shared_mutex_bench.cc). Uncontended
-// lock is a compare-and-swap and an atomic add (the writers' own lock, then
-// the reader word), unlock a compare-and-swap and an exchange.
+// lock and unlock are a load and a compare-and-swap each, on the one word
+// that readers use too (the writer is a bit of it).
+//
+// Lifetime: as with std::shared_mutex, a thread may destroy the lock as
+// soon as it can lock and unlock it, while the thread whose release let it
+// in is still inside unlock() or unlock_shared(): every unlock's last
+// access to the lock is the atomic operation that releases it (what it
+// records afterwards was copied out before; see shared_mutex.cc).
 //
 // What is recorded when threads wait (see sampling.h for the rates); every
 // sample carries the label mode="read" (a reader waited) or mode="write" (a
@@ -41,6 +47,9 @@
 //    shared (mode="read"), at the releasing stack.
 // Stacks are captured and events recorded after the lock word is released,
 // never inside the critical section measured.
+// As with Mutex, a writer that barges in past a woken writer (before it
+// marks the lock again) is not charged the sleeper's waiting during its
+// section (see mutex.h).
 //
 // Misuse: unlock of a SharedMutex that is not locked, and unlock_shared of
 // one not locked shared, abort with "lockprof: unlock of unlocked
@@ -76,19 +85,13 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
 
   // Exclusive (writer) side.
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
-    uint32_t expected = kWriterFree;
-    if (__builtin_expect(
-            !writer_.compare_exchange_strong(expected, kWriterLocked, std::memory_order_acquire,
-                                             std::memory_order_relaxed),
-            0)) {
-      LockSlow(/*have_writer=*/false, 0);
-    } else {
-      // Announce the writer: new readers now queue. Readers still inside
-      // must leave before this writer may go on.
-      const uint64_t old = state_.fetch_add(kWriter, std::memory_order_acquire);
-      if (__builtin_expect((old & kCountMask) != 0, 0)) {
-        LockSlow(/*have_writer=*/true, uint32_t(old & kCountMask));
-      }
+    uint64_t s = state_.load(std::memory_order_relaxed);
+    // Free (no writer, no reader): set kWriter. Otherwise wait.
+    if (__builtin_expect(uint32_t(s) != 0 || !state_.compare_exchange_strong(
+                                                 s, s | kWriter, std::memory_order_acquire,
+                                                 std::memory_order_relaxed),
+                         0)) {
+      LockSlow();
     }
     if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartHoldSample();
   }
@@ -98,19 +101,14 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   void unlock() ABSL_UNLOCK_FUNCTION() {
     // hold_start_ is written only by the holder, so this plain read is
     // ordered by the lock itself.
-    if (__builtin_expect(hold_start_ == 0, 1) &&
-        writer_.load(std::memory_order_relaxed) == kWriterLocked) {
+    if (__builtin_expect(hold_start_ == 0, 1)) {
       uint64_t s = state_.load(std::memory_order_relaxed);
-      // Nobody queued: re-open to readers and start a new epoch in one CAS.
-      if (uint32_t(s) == kWriter &&
+      // Nobody queued or asleep: re-open to readers and start a new epoch
+      // in the one update that releases the lock, and that is the last
+      // access to *this (a thread it lets in may destroy the lock).
+      if (__builtin_expect(uint32_t(s) == kWriter, 1) &&
           state_.compare_exchange_strong(s, s + kEpochOne - kWriter, std::memory_order_release,
                                          std::memory_order_relaxed)) {
-        if (__builtin_expect(
-                writer_.exchange(kWriterFree, std::memory_order_release) == kWriterLocked, 1)) {
-          return;
-        }
-        WakeWriter();
-        asm volatile("");
         return;
       }
     }
@@ -160,25 +158,28 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   int32_t shard() const { return shard_; }
 
  private:
-  // state_: the word readers touch. Low 32 bits: bit 30 (kWriter) is set
-  // while a writer waits for readers to leave or holds the lock; bits 0-29
-  // count readers — inside, or (while kWriter is set) queued behind the
-  // writer. High 32 bits: the epoch, bumped by every writer unlock. A queued
-  // reader sleeps on the epoch (a futex on the high half) and is in as soon
-  // as it changes: the writer's unlock admits every queued reader in the
-  // same atomic update that clears kWriter (they are already counted), so
-  // the next writer has to wait for them — that is the fairness.
+  // state_: the whole lock, one word. Low 32 bits: bit 30 (kWriter) is set
+  // while a writer holds the lock or waits for the readers inside to leave;
+  // bits 0-27 count readers — inside, or (while kWriter is set) queued
+  // behind the writer; kReadersAsleep: queued readers may sleep on the
+  // epoch; kWritersAsleep: writers may sleep on the epoch for kWriter
+  // (they are in ledger_). High 32 bits: the epoch, bumped by every writer
+  // unlock; sleepers sleep on it (a futex on the high half, readers and
+  // writers told apart by futex bitsets). The writer's unlock clears kWriter
+  // and both asleep bits, admits every queued reader (they are already
+  // counted, so the next writer has to wait for them — that is the
+  // fairness) and bumps the epoch: one atomic update, its last access.
+  // A woken writer that has to sleep again sets kWritersAsleep again; one
+  // that takes the lock after sleeping sets it with kWriter (others may
+  // sleep), and the last writer to leave the ledger clears it, as Mutex
+  // does with kContended.
   static constexpr uint64_t kWriter = uint64_t{1} << 30;
-  static constexpr uint32_t kCountMask = uint32_t(kWriter) - 1;
+  static constexpr uint64_t kWritersAsleep = uint64_t{1} << 29;
+  static constexpr uint64_t kReadersAsleep = uint64_t{1} << 28;
+  static constexpr uint32_t kCountMask = uint32_t(kReadersAsleep) - 1;
   static constexpr uint64_t kEpochOne = uint64_t{1} << 32;
   // Never a value of state_ (bit 31 is always clear): "not yet released".
   static constexpr uint64_t kNotReleased = ~uint64_t{0};
-
-  // writer_: the writers' own lock (they take it before setting kWriter):
-  // free, locked, or locked with writers possibly sleeping on it.
-  static constexpr uint32_t kWriterFree = 0;
-  static constexpr uint32_t kWriterLocked = 1;
-  static constexpr uint32_t kWriterContended = 2;
 
   // Wait ledger classes.
   static constexpr int kReaders = 0;
@@ -189,14 +190,13 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   static constexpr uint32_t kPosted = 1;
   static constexpr uint32_t kWriterAsleep = 2;
 
-  void LockSlow(bool have_writer, uint32_t readers_inside);
+  void LockSlow();
   void UnlockSlow();
   void LockSharedSlow(uint64_t old);
   void UnlockSharedSlow(uint64_t old);
-  void WakeWriter();
-  bool SpinForWriterLock();
-  // Sets kWriter; returns the readers inside, which the writer must await.
-  uint32_t AnnounceWriter();
+  // Sets kWriter once it is clear, sleeping for it; returns the readers
+  // inside, which the writer must await.
+  uint32_t AcquireWriterBitAsleep();
   // Whether those readers have all left already (then nobody posts).
   bool ReadersGone(uint32_t readers_inside);
   bool PostedAfterSpinning();
@@ -206,14 +206,11 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   std::atomic<uint32_t>* EpochWord();
 
   std::atomic<uint64_t> state_{0};
-  std::atomic<uint32_t> writer_{kWriterFree};
   // Readers the waiting writer still waits for (Go's readerWait): the writer
   // adds the count it saw, each leaving reader subtracts one; it may go
   // negative first. The reader that brings it to zero posts writer_sem_.
   std::atomic<int32_t> departing_{0};
   std::atomic<uint32_t> writer_sem_{kNotPosted};
-  // Readers sleeping on the epoch: a writer unlock wakes them only if > 0.
-  std::atomic<uint32_t> sleeping_readers_{0};
   // Readers (class 0) sleeping in the ledger are counted in state_ too: a
   // fork()ed child's ledger takes the parent's out of it (see WaitLedger).
   static_assert(kReaders == 0, "the ledger corrects state_ for its class-0 waiters");

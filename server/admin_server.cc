@@ -17,10 +17,9 @@
 #include "lockprof/agent/base/parse.h"
 #include "lockprof/agent/base/service.h"
 #include "lockprof/agent/metrics/self_metrics.h"
+#include "lockprof/server/handlers/admin_router.h"
 #include "lockprof/server/handlers/admin_security.h"
 #include "lockprof/server/handlers/contention_page.h"
-#include "lockprof/server/handlers/metrics_handlers.h"
-#include "lockprof/server/handlers/pprof_handlers.h"
 #include "lockprof/server/httplib/bounded_server.h"
 #include "lockprof/server/httplib/connection_deadlines.h"
 #include "lockprof/server/httplib/connection_guard.h"
@@ -109,24 +108,15 @@ httplib::Server::HandlerResponse ExplainCutRequest(const httplib::Request&,
 }
 
 void Route(Running* s) {
-  auto pprof = [s](const httplib::Request& req, httplib::Response& res) {
-    Reply(server::HandlePprof(ToRequest(req, s), s->pprof), res);
+  // Every path goes to the one router that HandleAdminRequest uses too.
+  auto route = [s](const httplib::Request& req, httplib::Response& res) {
+    Reply(server::RouteAdminRequest(ToRequest(req, s), s->pprof), res);
   };
   httplib::Server& http = *s->http;
   http.set_pre_routing_handler(
       [s](const httplib::Request& req, httplib::Response& res) { return PreRoute(s, req, res); });
-  http.Get(R"(/debug/pprof/.*)", pprof);
-  http.Post(R"(/debug/pprof/.*)", pprof);
-  http.Get("/debug/pprof", [](const httplib::Request&, httplib::Response& res) {
-    res.set_redirect("/debug/pprof/", 301);
-    server::ResponseReady();
-  });
-  http.Get("/metrics", [s](const httplib::Request& req, httplib::Response& res) {
-    Reply(server::HandleMetrics(ToRequest(req, s)), res);
-  });
-  http.Get(R"(/debug/lockprof/.*)", [s](const httplib::Request& req, httplib::Response& res) {
-    Reply(server::HandleContentionPage(ToRequest(req, s), s->pprof), res);
-  });
+  http.Get(".*", route);
+  http.Post(".*", route);
   http.set_error_handler(httplib::Server::HandlerWithResponse(ExplainCutRequest));
   // Called once per answered request, whatever its path or status, after
   // the response was written.
@@ -165,6 +155,14 @@ absl::Status MakeServer(const AdminServerOptions& opts, Running* s) {
   http.set_read_timeout(limits.request_timeout);
   http.set_write_timeout(limits.response_timeout);
   http.set_payload_max_length(opts.max_request_bytes);
+  // SO_REUSEADDR only: a restarted server binds again past connections in
+  // TIME_WAIT. httplib's default adds SO_REUSEPORT, with which a second
+  // process (a child that inherited LOCKPROF_ADMIN_ADDR) would silently
+  // share the port and answer half the requests instead of failing to bind.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   // Called by listen_after_bind(), once the port is known.
   http.new_task_queue = [s, limits]() mutable {
     limits.port = s->port;
@@ -197,20 +195,22 @@ void WarmUpAndStopAtExit(const Running& s) {
   g_slot.StopAtExit(StopAdminServer);
 }
 
-}  // namespace
+// `address:port` as a client writes it ([v6]:port).
+std::string HostPort(const std::string& address, int port) {
+  const bool v6 = address.find(':') != std::string::npos;
+  return (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+}
 
-absl::Status StartAdminServer(const AdminServerOptions& options) {
-  AdminServerOptions opts = options;
-  const std::optional<std::string> env = agent::EnvValue("LOCKPROF_ADMIN_ADDR");
-  if (env && options.address == AdminServerOptions().address &&
-      options.port == AdminServerOptions().port) {
-    std::string error;
-    if (!agent::ParseHostPort(*env, &opts.address, &opts.port, &error)) {
-      return absl::InvalidArgumentError("LOCKPROF_ADMIN_ADDR=\"" + *env + "\": " + error);
-    }
-  }
-  std::lock_guard<std::mutex> lock(g_slot.mutex());
-  if (g_slot.instance != nullptr) return absl::AlreadyExistsError("admin server already running");
+// Stops a server's threads. Neither request handling nor the server's own
+// threads take the slot's mutex, so this may run holding it.
+void Shutdown(Running* s) {
+  s->stopping.store(true, std::memory_order_relaxed);
+  s->http->stop();
+  if (s->thread.joinable()) s->thread.join();
+}
+
+// A server with `opts`, listening and warmed up.
+absl::StatusOr<std::unique_ptr<Running>> Listen(const AdminServerOptions& opts) {
   auto s = std::make_unique<Running>();
   if (absl::Status st = MakeServer(opts, s.get()); !st.ok()) return st;
   s->pprof.max_profile_seconds = opts.max_profile_seconds;
@@ -222,13 +222,64 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
     s->port = s->http->bind_to_port(opts.address.c_str(), opts.port) ? opts.port : -1;
   }
   if (s->port <= 0) {
-    return absl::UnavailableError("cannot listen on " + opts.address + ":" +
-                                  std::to_string(opts.port));
+    return absl::UnavailableError("cannot listen on " + HostPort(opts.address, opts.port));
   }
   Running* raw = s.get();
   s->thread = std::thread([raw] { raw->http->listen_after_bind(); });
   WarmUpAndStopAtExit(*s);
-  g_slot.instance = s.release();
+  return s;
+}
+
+// A start from code under the precedence rule (service.h): the
+// environment's address if it names one that can be listened on, else the
+// code's own, saying once why.
+absl::StatusOr<std::unique_ptr<Running>> ListenFromCode(const AdminServerOptions& options,
+                                                        const std::optional<std::string>& env) {
+  const std::string coded = HostPort(options.address, options.port);
+  if (!env) return Listen(options);
+  AdminServerOptions opts = options;
+  std::string error;
+  if (agent::ParseHostPort(*env, &opts.address, &opts.port, &error)) {
+    absl::StatusOr<std::unique_ptr<Running>> s = Listen(opts);
+    if (s.ok()) {
+      const std::string served = HostPort(opts.address, (*s)->port);
+      if (HostPort(opts.address, opts.port) != coded) {
+        agent::ReportPrecedence("admin server",
+                                "serving " + served + " from LOCKPROF_ADMIN_ADDR, not " + coded +
+                                    " given in code: the environment wins the address");
+      }
+      return s;
+    }
+    error = std::string(s.status().message());
+  }
+  agent::ReportPrecedence("admin server", "LOCKPROF_ADMIN_ADDR=\"" + *env + "\": " + error +
+                                              "; serving " + coded + " given in code instead");
+  return Listen(options);
+}
+
+}  // namespace
+
+absl::Status StartAdminServer(const AdminServerOptions& options) {
+  const std::optional<std::string> env = agent::EnvValue("LOCKPROF_ADMIN_ADDR");
+  std::lock_guard<std::mutex> lock(g_slot.mutex());
+  absl::StatusOr<Running*> taken = g_slot.Claim("admin server already running");
+  if (!taken.ok()) return taken.status();
+  // The environment's server, taken over: its port is served again below.
+  if (std::unique_ptr<Running> old(*taken); old) Shutdown(old.get());
+  absl::StatusOr<std::unique_ptr<Running>> s;
+  if (agent::StartingFromEnvironment()) {
+    AdminServerOptions opts = options;
+    std::string error;
+    if (!env || !agent::ParseHostPort(*env, &opts.address, &opts.port, &error)) {
+      return absl::InvalidArgumentError("LOCKPROF_ADMIN_ADDR=\"" + env.value_or("") +
+                                        "\": " + error);
+    }
+    s = Listen(opts);
+  } else {
+    s = ListenFromCode(options, env);
+  }
+  if (!s.ok()) return s.status();
+  g_slot.Install(s->release());
   return absl::OkStatus();
 }
 
@@ -239,15 +290,17 @@ void StopAdminServer() {
     s.reset(g_slot.instance);
     g_slot.instance = nullptr;
   }
-  if (!s) return;
-  s->stopping.store(true, std::memory_order_relaxed);
-  s->http->stop();
-  if (s->thread.joinable()) s->thread.join();
+  if (s) Shutdown(s.get());
 }
 
 int AdminServerPort() {
   std::lock_guard<std::mutex> lock(g_slot.mutex());
   return g_slot.instance ? g_slot.instance->port : 0;
+}
+
+std::string AdminServerAddress() {
+  std::lock_guard<std::mutex> lock(g_slot.mutex());
+  return g_slot.instance ? HostPort(g_slot.instance->address, g_slot.instance->port) : "";
 }
 
 // LOCKPROF_ADMIN_ADDR starts the server with the program. The lockprof

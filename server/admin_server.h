@@ -5,8 +5,15 @@
 //   lockprof::StartAdminServer({.address = "0.0.0.0", .port = 7070});
 //
 // Safe by default: it binds the loopback address unless told otherwise.
-// Setting LOCKPROF_ADMIN_ADDR=host:port starts it when the program starts
-// (and StartAdminServer() with default options uses that address too).
+// Setting LOCKPROF_ADMIN_ADDR=host:port starts it when the program starts.
+// The environment wins the address; a call in code succeeds and takes over:
+// StartAdminServer(options) then serves LOCKPROF_ADMIN_ADDR's address with
+// the other settings of `options` (token, TLS, limits), says once on stderr
+// which address it serves, and returns OK. AdminServerAddress() tells the
+// program the address served. If the environment's address cannot be
+// listened on (another process has its port: a child that inherited the
+// variable), the start from the environment says so once and the program
+// runs on without it; a call in code then serves the code's own address.
 // Requests are served by the server's own threads; building a profile
 // never makes an application thread wait. Any number of ?seconds=N windows
 // may be open at once; a client that disconnects ends its window within
@@ -76,17 +83,24 @@ struct AdminServerOptions {
   int max_connections = 128;
 };
 
-// Starts the admin server in background threads. With default options,
-// LOCKPROF_ADMIN_ADDR (if set) overrides the address and port. Returns an
-// error if the address is malformed, the port cannot be bound, or a server is
+// Starts the admin server in background threads. LOCKPROF_ADMIN_ADDR, if
+// set, overrides options.address and options.port (see above); a server
+// that the environment started is replaced by one with `options`' other
+// settings, on the same address. Returns an error if the address is
+// malformed, the port cannot be bound, or a server started by code is
 // already running.
 LOCKPROF_EXPORT absl::Status StartAdminServer(const AdminServerOptions& options = {});
 
-// Stops the admin server (if running) and waits for its threads.
+// Stops the admin server (if running) and waits for its threads. It may be
+// started again (on LOCKPROF_ADMIN_ADDR's address if set).
 LOCKPROF_EXPORT void StopAdminServer();
 
 // The port the running admin server listens on, or 0 if none is running.
 LOCKPROF_EXPORT int AdminServerPort();
+
+// The address the running admin server listens on, "host:port" ("[::1]:6060"
+// for IPv6), or "" if none is running.
+LOCKPROF_EXPORT std::string AdminServerAddress();
 
 }  // namespace lockprof
 

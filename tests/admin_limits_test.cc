@@ -102,14 +102,53 @@ TEST(AdminLimitsTest, RefusesOversizedRequests) {
                  s.url("/debug/pprof/symbol")),
             200);
   std::remove(small_file.c_str());
-  // A header line and a request target over httplib's 8 KiB.
-  const int big_header = Curl("-H 'X-Big: " + std::string(10000, 'a') + "' " + s.url("/metrics"));
-  EXPECT_TRUE(big_header == 400 || big_header == 431) << big_header;  // 0: no answer at all.
+  // One header line over httplib's 8 KiB, in a head under the 64 KiB
+  // max_request_head_bytes: httplib's own 400 (malformed), not 431.
+  EXPECT_EQ(Curl("-H 'X-Big: " + std::string(10000, 'a') + "' " + s.url("/metrics")), 400);
+  // Headers of 7 KB each (every line within httplib's limit): 56 KB of them
+  // is a head under the default max_request_head_bytes and is served; 70 KB
+  // is over it and answers 431.
+  auto headers = [](int n) {
+    std::string h;
+    for (int i = 0; i < n; ++i)
+      h += "-H 'X-H" + std::to_string(i) + ": " + std::string(7000, 'a') + "' ";
+    return h;
+  };
+  EXPECT_EQ(Curl(headers(8) + s.url("/metrics")), 200);
+  EXPECT_EQ(Curl(headers(10) + s.url("/metrics")), 431);
+  // A request target over httplib's 8 KiB.
   EXPECT_EQ(Curl("'" + s.url("/debug/pprof/mutex?x=" + std::string(9000, 'a')) + "'"), 414);
   // The server still serves others.
   std::string body;
   EXPECT_EQ(Curl(s.url("/debug/pprof/mutex"), &body), 200);
   ParseProfile(body);
+}
+
+// A connection beyond max_connections is closed as soon as it is accepted,
+// without waiting for the read deadline (20 s here) of the one that holds
+// the only slot.
+TEST(AdminLimitsTest, ClosesAConnectionOverTheCapAtOnce) {
+  Server s(Options([](auto& o) {
+    o.max_threads = 1;
+    o.max_connections = 1;
+    o.read_timeout_ms = 20000;
+  }));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  ASSERT_EQ(Curl(s.url("/debug/pprof/")), 200);  // The accept thread and watchdog run.
+  const uint64_t refused = lockprof::server::ConnectionsRefused();
+  const int silent = Connect(s.port());  // Takes the only slot, says nothing.
+  ASSERT_GE(silent, 0);
+  const int64_t start = NowNanos();
+  const int extra = Connect(s.port());
+  // (A connect may already fail when the server's reset overtakes it.)
+  const bool closed = extra < 0 || ClosedByServer(extra, 5000);
+  const double took = SecondsSince(start);
+  EXPECT_TRUE(closed) << "still open after " << took << " s";
+  EXPECT_LT(took, 5.0);  // A liveness bound: the deadline would take 20 s.
+  EXPECT_FALSE(ClosedByServer(silent, 0)) << "the slot's holder was dropped instead";
+  EXPECT_EQ(lockprof::server::ConnectionsRefused(), refused + 1);
+  if (extra >= 0) close(extra);
+  close(silent);
 }
 
 // Far more connections than the cap, all silent: the server's side holds at

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <regex>
 #include <thread>
 #include <vector>
 
@@ -112,6 +113,22 @@ TEST_F(AdminServerTest, IndexListsProfilesWithCounts) {
       EXPECT_GT(count, 0) << name << ": the suite's set-up contended\n" << body;
     }
   }
+}
+
+// A link on the index page that leads nowhere is a broken promise to
+// whoever browses it: every one must answer 200.
+TEST_F(AdminServerTest, EveryLinkOnTheIndexAnswers200) {
+  int status = 0;
+  const std::string index = HttpGet(port_, "/debug/pprof/", &status);
+  ASSERT_EQ(status, 200);
+  const std::regex href(R"(href=['"]([^'"]*)['"])");
+  int links = 0;
+  for (std::sregex_iterator it(index.begin(), index.end(), href), end; it != end; ++it, ++links) {
+    const std::string target = (*it)[1];
+    HttpGet(port_, "/debug/pprof/" + target, &status);
+    EXPECT_EQ(status, 200) << target << "\n" << index;
+  }
+  EXPECT_EQ(links, 6) << "four profiles, cmdline, symbol\n" << index;
 }
 
 TEST_F(AdminServerTest, GoToolPprofReadsRawAndLegacyText) {

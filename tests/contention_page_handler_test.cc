@@ -13,6 +13,7 @@
 #include "absl/base/attributes.h"
 #include "admin_test_client.h"
 #include "lockprof/lockprof.h"
+#include "lockprof/server/admin_handler.h"
 #include "lockprof/server/handlers/contention_page.h"
 #include "test_util.h"
 
@@ -162,6 +163,25 @@ TEST(ContentionPageTest, TokenGuardsTheDataButNotThePage) {
   EXPECT_EQ(Curl(auth + "'" + s.url("/debug/lockprof/profile.json?name=mutex") + "'", &body), 200);
   EXPECT_EQ(body.rfind(R"({"profile":"mutex")", 0), 0u) << body;
   EXPECT_EQ(Curl(auth + "'" + s.url("/metrics") + "'"), 200);
+}
+
+// Mounted in a host's server through HandleAdminRequest: the same paths and
+// the same exemption as the built-in server.
+TEST(ContentionPageTest, HostMountedWithTheSameTokenRule) {
+  lockprof::AdminHandlerOptions options;
+  options.token = kToken;
+  lockprof::AdminRequest req;
+  req.path = "/debug/lockprof/";
+  lockprof::AdminResponse r = lockprof::HandleAdminRequest(req, options);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.rfind("<!doctype html>", 0), 0u);
+  req.path = "/debug/lockprof/profile.json";
+  req.query = "name=mutex";
+  EXPECT_EQ(lockprof::HandleAdminRequest(req, options).status, 401);
+  req.authorization = "Bearer " + std::string(kToken);
+  r = lockprof::HandleAdminRequest(req, options);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.rfind(R"({"profile":"mutex")", 0), 0u) << r.body;
 }
 
 // Over TLS the page and its data are served as over plain HTTP; the page's

@@ -192,4 +192,18 @@ TEST_F(DemoTest, HoldProfileShowsCacheSetHoldingTheLock) {
   EXPECT_NE(top.find("demo::Cache::Set"), std::string::npos) << top;
 }
 
+// LOCKPROF_ADMIN_ADDR set on a demo given --addr: the environment wins the
+// address, and the demo (which treats a failed start as fatal) runs and
+// serves there.
+TEST_F(DemoTest, EnvironmentAddressWinsOverAddrAndTheDemoServesThere) {
+  const int env = lockprof::testing::FreeLoopbackPort();
+  demo_env_ = {"LOCKPROF_ADMIN_ADDR=127.0.0.1:" + std::to_string(env)};
+  Start({"--readers=2", "--writers=1", "--slow-ms=1"});
+  EXPECT_EQ(port_, env);
+  int status = 0;
+  ParseProfile(HttpGet(env, "/debug/pprof/mutex", &status));
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(demo_->Stop(), 0);
+}
+
 }  // namespace

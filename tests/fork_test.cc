@@ -115,7 +115,9 @@ TEST(ForkTest, ChildrenOfABusyProcessNeverDeadlock) {
   background.Loop([] {  // Walks the loaded objects: holds the loader's lock.
     lockprof::agent::BuildIdForAddress(reinterpret_cast<uintptr_t>(&ParentHolds));
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Every loop is busy before the first fork (a fork before they start
+  // would test a quiet process).
+  ASSERT_TRUE(background.WaitUntilEachRan(3)) << "a background loop never ran";
   lockprof::Mutex mine{"fork.mine"};
   for (int i = 0; i < 20; ++i) {
     // Under AddressSanitizer the parent's threads must be between two

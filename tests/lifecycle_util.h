@@ -12,7 +12,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <functional>
 #include <string>
 #include <thread>
@@ -121,7 +123,8 @@ class BackgroundLoops {
     for (auto& t : threads_) t.join();
   }
   void Loop(std::function<void()> body) {
-    threads_.emplace_back([this, body = std::move(body)] {
+    std::atomic<int64_t>* runs = &runs_.emplace_back(0);
+    threads_.emplace_back([this, runs, body = std::move(body)] {
       while (!stop_.load()) {
         if (paused_.load()) {
           // Asleep rather than yielding, so that RunInForkedChild's wait
@@ -130,7 +133,10 @@ class BackgroundLoops {
           continue;
         }
         running_.fetch_add(1);
-        if (!paused_.load()) body();
+        if (!paused_.load()) {
+          body();
+          runs->fetch_add(1);
+        }
         running_.fetch_sub(1);
       }
     });
@@ -141,11 +147,27 @@ class BackgroundLoops {
     while (running_.load() > 0) std::this_thread::yield();
   }
   void Resume() { paused_ = false; }
+  // Waits (at most `limit`) until every loop has run its body `times` times
+  // since this call, so that all of them are surely busy; returns whether
+  // they did.
+  bool WaitUntilEachRan(int64_t times, std::chrono::seconds limit = std::chrono::seconds(60)) {
+    std::vector<int64_t> from;
+    for (size_t i = 0; i < threads_.size(); ++i) from.push_back(runs_[i].load());
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (size_t i = 0; i < threads_.size(); ++i) {
+      while (runs_[i].load() - from[i] < times) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    return true;
+  }
 
  private:
   std::atomic<bool> stop_{false};
   std::atomic<bool> paused_{false};
   std::atomic<int> running_{0};
+  std::deque<std::atomic<int64_t>> runs_;  // Bodies run, per loop (stable addresses).
   std::vector<std::thread> threads_;
 };
 

@@ -49,7 +49,11 @@ class Receiver {
     child_ = std::make_unique<Child>(
         argv, std::vector<std::string>{"GOCACHE=/tmp/lockprof-gocache", "HOME=/tmp",
                                        "PPROF_TMPDIR=/tmp", "GOPROXY=off"});
-    port_ = PortFromLine(child_->WaitForLine("listening on", 60));
+    // "listening on http://127.0.0.1:PORT", or https:// with -tls-cert.
+    const std::string line = child_->WaitForLine("listening on", 60);
+    if (line.find("https://") != std::string::npos) scheme_ = "https";
+    const size_t at = line.find("://127.0.0.1:");
+    if (at != std::string::npos) port_ = std::atoi(line.c_str() + at + 13);
     EXPECT_GT(port_, 0) << "pyroscope-receiver did not start";
   }
   ~Receiver() {
@@ -57,12 +61,12 @@ class Receiver {
     RunCommand("rm -rf " + dir_);
   }
 
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
   const std::string& dir() const { return dir_; }
 
   void SetMode(const std::string& mode) {
-    RunCommand("curl -s -X POST '" + url() + "/-/mode?set=" + mode + "'");
+    RunCommand("curl -sk -X POST '" + url() + "/-/mode?set=" + mode + "'");
   }
 
   // Accepted uploads, in arrival order; `metric` filters on Pyroscope's
@@ -130,6 +134,7 @@ class Receiver {
   std::string dir_;
   std::unique_ptr<Child> child_;
   int port_ = 0;
+  std::string scheme_ = "http";
 };
 
 }  // namespace lockprof::testing

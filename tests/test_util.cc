@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -96,6 +97,19 @@ bool IsAsleep(pid_t tid) {
 }
 
 pid_t ThisThreadId() { return pid_t(syscall(SYS_gettid)); }
+
+int64_t ThreadVoluntarySwitches() {
+  rusage u{};
+  EXPECT_EQ(getrusage(RUSAGE_THREAD, &u), 0);
+  return int64_t(u.ru_nvcsw);
+}
+
+int64_t Percentile(std::vector<int64_t> values, double q) {
+  if (values.empty()) return 0;
+  const size_t i = std::min(values.size() - 1, size_t(q * double(values.size())));
+  std::nth_element(values.begin(), values.begin() + ptrdiff_t(i), values.end());
+  return values[i];
+}
 
 bool WaitUntilAsleep(pid_t tid, std::chrono::milliseconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;

@@ -3,6 +3,8 @@
 #ifndef LOCKPROF_TESTS_TEST_UTIL_H_
 #define LOCKPROF_TESTS_TEST_UTIL_H_
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -41,10 +43,44 @@ bool IsAsleep(pid_t tid);
 // The calling thread's id, as IsAsleep takes it.
 pid_t ThisThreadId();
 
+// How many times the calling thread has slept in the kernel so far (its
+// voluntary context switches: a futex, poll or I/O wait), as opposed to
+// being preempted, which a loaded machine does to any thread.
+int64_t ThreadVoluntarySwitches();
+
+// The q-quantile (0 <= q < 1) of `values`; 0 if there are none.
+int64_t Percentile(std::vector<int64_t> values, double q);
+
 // Waits, at most `limit`, until thread `tid` sleeps in the kernel: a thread
 // that has just said it is about to lock sleeps only once the lock made it
 // wait. Returns whether it did.
 bool WaitUntilAsleep(pid_t tid, std::chrono::milliseconds limit = std::chrono::seconds(30));
+
+// Pins the calling thread to the first CPU it may run on and returns that
+// CPU (-1 on failure). Two threads pinned so share one CPU: a test that also
+// lowers one to SCHED_IDLE (RunAtIdlePriority) makes the other preempt it
+// the moment it wakes the other up, inside the window right after a
+// release, which is otherwise a few instructions wide.
+inline int PinToFirstCpu() {
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return -1;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return sched_setaffinity(0, sizeof(one), &one) == 0 ? cpu : -1;
+  }
+  return -1;
+}
+
+// Moves the calling thread to SCHED_IDLE: it runs only while nothing else
+// on its CPU wants to. Returns whether that worked (lowering one's own
+// policy needs no privilege).
+inline bool RunAtIdlePriority() {
+  sched_param param{};
+  return pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0;
+}
 
 // Starts `n` threads running `body` (which blocks: on a lock the caller
 // holds, say) and returns them once every one sleeps in it, which is what

@@ -1,17 +1,34 @@
 // The start/stop scaffolding of lockprof's background services (the admin
 // server, the Pyroscope uploader): one running instance at a time, kept
 // consistent across fork(), stopped at exit, started from the environment
-// before main.
+// before main, and one precedence rule between the environment and code.
+//
+// The precedence rule: the environment wins the address (the admin server's
+// LOCKPROF_ADMIN_ADDR, the uploader's LOCKPROF_PYROSCOPE_URL); the call in
+// code succeeds and takes over. A program whose code starts a service that
+// an operator also started through the environment must start either way:
+// configuration never turns into a failed start. So a coded start finds the
+// instance the environment started, replaces it with one built from the
+// code's settings (token, TLS, limits, app name, labels...) but at the
+// environment's address, and says once which address is served. Only the
+// environment's instance is taken over: a second start from code is a bug
+// in the program, and still answers AlreadyExists.
 #ifndef LOCKPROF_AGENT_BASE_SERVICE_H_
 #define LOCKPROF_AGENT_BASE_SERVICE_H_
 
 #include <cstdlib>
 #include <mutex>
+#include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "lockprof/agent/base/fork.h"
 
 namespace lockprof::agent {
+
+// True inside AutoStartFromEnvironment's `start` on this thread: the start
+// the environment asked for, which a start from code may take over.
+bool StartingFromEnvironment();
 
 // The process-wide slot of service T: its running instance, if any, and the
 // mutex that starting and stopping it take (request handling and the
@@ -47,6 +64,26 @@ class ServiceSlot {
   // The running instance, or null. Guarded by mutex().
   T* instance = nullptr;
 
+  // For a start, holding mutex(): applies the precedence rule (above).
+  // Returns null when no instance runs, the instance to take over when the
+  // environment started it and this start comes from code (the slot is then
+  // empty: the caller stops it, hands over what it carries, and Install()s
+  // its own), or AlreadyExists (`running`, the error's message) otherwise.
+  absl::StatusOr<T*> Claim(const char* running) {
+    if (instance == nullptr) return nullptr;
+    if (!from_environment_ || StartingFromEnvironment()) return absl::AlreadyExistsError(running);
+    T* taken = instance;
+    instance = nullptr;
+    return taken;
+  }
+
+  // Holding mutex(): `started` is the running instance, and remembers
+  // whether the environment started it.
+  void Install(T* started) {
+    instance = started;
+    from_environment_ = StartingFromEnvironment();
+  }
+
   // Makes `stop` run at exit, once however many times this is called. Call
   // it after whatever the service needs at exit was first used: exit
   // handlers run in the reverse order of registration, static destructors
@@ -67,13 +104,19 @@ class ServiceSlot {
   static inline ServiceSlot* self_ = nullptr;
   const ForkRank rank_;
   void (*const in_child_)(T*);
+  bool from_environment_ = false;  // Guarded by mutex().
 };
 
 // For a service that the environment starts with the program (from a
 // static initialiser): runs `start`, which returns NotFound when the
 // service's variables are unset, and reports any other error on stderr as
-// "lockprof: <what>: <error>". Returns whether the service started.
+// "lockprof: <what>: <error>" (once: the program runs on without the
+// service). Returns whether the service started.
 bool AutoStartFromEnvironment(const char* what, absl::Status (*start)());
+
+// Says once on stderr, as "lockprof: <what>: <message>", which address a
+// start from code serves under the precedence rule.
+void ReportPrecedence(const char* what, const std::string& message);
 
 }  // namespace lockprof::agent
 

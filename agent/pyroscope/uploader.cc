@@ -4,10 +4,13 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
+#include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/service.h"
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/pprof/profile_builder.h"
@@ -38,22 +41,55 @@ struct Job {
 // under mu_; nothing an application thread touches is ever held.
 class Uploader {
  public:
-  explicit Uploader(UploaderConfig config)
+  // Takes over from `previous` (stopped and emptied here; may be null) where
+  // it was: the same delta positions and interval start, and its queue, so
+  // that no interval is uploaded twice or lost across the change.
+  Uploader(UploaderConfig config, Uploader* previous)
       : c_(std::move(config)),
         client_(c_.endpoint, c_.headers, c_.options.request_timeout),
         last_until_ns_(WallNanos()) {
-    for (ProfileId id : c_.profiles) trackers_.emplace_back(id);
+    std::vector<DeltaTracker> handed;
+    if (previous != nullptr) previous->HandOver(&handed, &last_until_ns_, &queue_);
+    for (ProfileId id : c_.profiles) {
+      auto it = std::find_if(handed.begin(), handed.end(),
+                             [id](const DeltaTracker& t) { return t.id() == id; });
+      if (it != handed.end()) {
+        trackers_.push_back(std::move(*it));
+      } else {
+        trackers_.emplace_back(id);
+      }
+    }
+    SetUploadQueueLength(int64_t(queue_.size()));
     collector_ = std::thread([this] { CollectLoop(); });
     sender_ = std::thread([this] { SendLoop(); });
   }
 
   // Collects the last interval, sends what it can until the shutdown
   // deadline, then abandons the rest.
-  void Stop() {
+  void Stop() { Stop(c_.options.shutdown_timeout); }
+
+ private:
+  // Stops at once, without collecting the last interval, and gives its delta
+  // positions, the end of its last interval and its queue to a successor,
+  // which collects and sends them. A request in flight is aborted, and
+  // counted dropped: whether the server kept it cannot be known.
+  void HandOver(std::vector<DeltaTracker>* trackers, int64_t* last_until_ns,
+                std::deque<Job>* queue) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      handing_over_ = true;
+    }
+    Stop(std::chrono::milliseconds(0));
+    *trackers = std::move(trackers_);
+    *last_until_ns = last_until_ns_;
+    *queue = std::move(queue_);
+  }
+
+  void Stop(std::chrono::milliseconds grace) {
     {
       std::lock_guard<std::mutex> l(mu_);
       stopping_ = true;
-      shutdown_deadline_ = Clock::now() + c_.options.shutdown_timeout;
+      shutdown_deadline_ = Clock::now() + grace;
     }
     cv_.notify_all();
     collector_.join();
@@ -74,7 +110,6 @@ class Uploader {
     sender_.join();
   }
 
- private:
   void CollectLoop() {
     auto next = Clock::now() + c_.options.interval;
     std::unique_lock<std::mutex> l(mu_);
@@ -92,8 +127,9 @@ class Uploader {
       next += c_.options.interval;
       if (next <= now) next = now + c_.options.interval;
     }
+    const bool last = !handing_over_;
     l.unlock();
-    Collect();  // The last interval.
+    if (last) Collect();  // The last interval (a successor collects it otherwise).
     l.lock();
     collector_done_ = true;
     cv_.notify_all();
@@ -158,9 +194,11 @@ class Uploader {
       Send(job);
       l.lock();
     }
-    for (const Job& job : queue_) CountUpload(job.id, UploadResult::kDropped);
-    queue_.clear();
-    SetUploadQueueLength(0);
+    if (!handing_over_) {  // A successor sends the queue otherwise.
+      for (const Job& job : queue_) CountUpload(job.id, UploadResult::kDropped);
+      queue_.clear();
+      SetUploadQueueLength(0);
+    }
     sender_done_ = true;
     cv_.notify_all();
   }
@@ -253,6 +291,7 @@ class Uploader {
   bool stopping_ = false;
   bool collector_done_ = false;  // The last interval is queued.
   bool abort_ = false;           // Past the shutdown deadline.
+  bool handing_over_ = false;    // To a successor: keep the queue.
   bool sender_done_ = false;
   Clock::time_point shutdown_deadline_ = Clock::time_point::max();
   Clock::time_point inflight_deadline_ = Clock::time_point::max();
@@ -270,9 +309,41 @@ ServiceSlot<Uploader> g_slot(ForkRank::kUploader, &ResetQueueLengthInChild);
 }  // namespace
 }  // namespace agent
 
+namespace agent {
+namespace {
+
+// The precedence rule (service.h): for a start from code,
+// LOCKPROF_PYROSCOPE_URL, if set and valid, replaces the code's url; the
+// code's other settings stay. Says once which URL is used.
+void ApplyEnvironmentUrl(const UploaderOptions& options, UploaderConfig* config) {
+  const std::optional<std::string> env = EnvValue("LOCKPROF_PYROSCOPE_URL");
+  if (!env || *env == options.url) return;
+  UploaderOptions o = options;
+  o.url = *env;
+  UploaderConfig from_env;
+  std::string message;
+  if (absl::Status s = MakeUploaderConfig(o, &from_env); s.ok()) {
+    *config = std::move(from_env);
+    message = "uploading to " + *env + " from LOCKPROF_PYROSCOPE_URL, not " + options.url +
+              " given in code: the environment wins the URL";
+  } else {
+    message = "LOCKPROF_PYROSCOPE_URL=\"" + *env + "\": " + std::string(s.message()) +
+              "; uploading to " + options.url + " given in code instead";
+  }
+  if (options.log != nullptr) {
+    options.log(message);
+  } else {
+    ReportPrecedence("uploader", message);
+  }
+}
+
+}  // namespace
+}  // namespace agent
+
 absl::Status StartUploader(const UploaderOptions& options) {
   agent::UploaderConfig config;
   if (absl::Status s = agent::MakeUploaderConfig(options, &config); !s.ok()) return s;
+  if (!agent::StartingFromEnvironment()) agent::ApplyEnvironmentUrl(options, &config);
   // Registered after WarmUpHttpClient(), the exit flush runs before the
   // destructors of the statics that cpp-httplib and OpenSSL create on first
   // use, not after. (The agent's own first-use statics, on the
@@ -280,8 +351,12 @@ absl::Status StartUploader(const UploaderOptions& options) {
   agent::WarmUpHttpClient();
   agent::g_slot.StopAtExit(StopUploader);
   std::lock_guard<std::mutex> l(agent::g_slot.mutex());
-  if (agent::g_slot.instance != nullptr) return absl::AlreadyExistsError("an uploader is running");
-  agent::g_slot.instance = new agent::Uploader(std::move(config));
+  absl::StatusOr<agent::Uploader*> taken = agent::g_slot.Claim("an uploader is running");
+  if (!taken.ok()) return taken.status();
+  // The environment's uploader, taken over: the new one continues its
+  // intervals and sends its queue.
+  const std::unique_ptr<agent::Uploader> previous(*taken);
+  agent::g_slot.Install(new agent::Uploader(std::move(config), previous.get()));
   return absl::OkStatus();
 }
 

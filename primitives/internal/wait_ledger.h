@@ -69,12 +69,16 @@ class WaitLedger {
   }
 
   // Charges all waiting up to `now`: per class, the total nanoseconds waited
-  // since each waiter's charged-from time, into charged[c].
+  // since each waiter's charged-from time, added to charged[c] (which the
+  // caller zeroes once per release). Adding, not assigning: a release that
+  // settles more than once (SharedMutex's writer retries its release when
+  // a reader queues meanwhile, and settles again) is charged the sum, and
+  // every nanosecond moved out of the ledger lands in exactly one charge.
   void Settle(int64_t now, int64_t charged[kClasses]) {
     Lock();
     for (int c = 0; c < kClasses; ++c) {
       uint64_t all_now = uint64_t(waiters_[c]) * uint64_t(now);
-      charged[c] = int64_t(all_now - charged_from_sum_[c]);
+      charged[c] += int64_t(all_now - charged_from_sum_[c]);
       charged_from_sum_[c] = all_now;
     }
     last_settle_ = std::max(last_settle_, now);

@@ -74,7 +74,8 @@ Response Index() {
          << "</a></td></tr>\n";
     descriptions.emplace_back(extra.name, extra.description);
   }
-  html << "</table>\n<a href=\"goroutine?debug=2\"></a>\n<br>\n<p>\nProfile Descriptions:\n"
+  // Go's page links a goroutine dump here; lockprof has no goroutines.
+  html << "</table>\n<br>\n<p>\nProfile Descriptions:\n"
        << "<ul>\n";
   // In name order, as Go sorts them.
   std::sort(descriptions.begin(), descriptions.end());

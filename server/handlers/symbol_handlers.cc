@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "lockprof/agent/pprof/resolved_profile.h"
 #include "lockprof/agent/symbolize/symbolizer.h"
@@ -64,13 +66,29 @@ Response HandleSymbol(const Request& req) {
   Response r;
   r.body = "num_symbols: 1\n";
   const std::string_view input = req.method == "POST" ? req.body : req.query;
+  // A request may repeat an address many times (a 1 MiB body holds ~50,000
+  // copies of one), and an uncached one is symbolized from scratch each
+  // time: the names found are remembered for the rest of the request, up to
+  // a bound, so that no request makes the handler hold much memory.
+  constexpr size_t kMemoEntries = 4096, kMemoBytes = 256 << 10;
+  std::unordered_map<uint64_t, std::string> memo;
+  size_t memo_bytes = 0;
   size_t begin = 0;
   while (begin <= input.size()) {
     size_t end = input.find('+', begin);
     if (end == std::string_view::npos) end = input.size();
     const uint64_t pc = ParseAddress(input.substr(begin, end - begin));
     if (pc != 0) {
-      const std::string name = FunctionAt(pc);
+      std::string name;
+      if (const auto it = memo.find(pc); it != memo.end()) {
+        name = it->second;
+      } else {
+        name = FunctionAt(pc);
+        if (memo.size() < kMemoEntries && memo_bytes + name.size() <= kMemoBytes) {
+          memo_bytes += name.size();
+          memo.emplace(pc, name);
+        }
+      }
       if (!name.empty()) {
         char addr[32];
         std::snprintf(addr, sizeof addr, "%#" PRIx64, pc);

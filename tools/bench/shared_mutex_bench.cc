@@ -8,6 +8,7 @@
 #include <shared_mutex>
 
 #include "absl/synchronization/mutex.h"
+#include "bench_util.h"
 #include "lockprof/lockprof.h"
 
 namespace {
@@ -21,16 +22,13 @@ struct AbslShared {
   void unlock_shared() { mu.ReaderUnlock(); }
 };
 
-// Arg 0: every lockprof sampler off; Arg 1: the default rates.
+// Arg 0: every lockprof sampler off; Arg 1: the default rates, as the
+// process started with them (bench_util remembers them before any row runs:
+// taken here at first use, they were whatever the previous row had set,
+// every rate at 1 when an all_1 row ran just before).
 void ApplyRates(benchmark::State& state) {
-  static const int fraction = lockprof::SetMutexProfileFraction(-1);
-  static const int64_t block = lockprof::BlockProfileRate();
-  static const int hold = lockprof::SetHoldProfileRate(-1);
   if (state.thread_index() != 0) return;
-  const bool on = state.range(0) != 0;
-  lockprof::SetMutexProfileFraction(on ? fraction : 0);
-  lockprof::SetBlockProfileRate(on ? block : 0);
-  lockprof::SetHoldProfileRate(on ? hold : 0);
+  bench::ApplyProfiling(state.range(0) != 0 ? bench::kDefault : bench::kOff);
 }
 
 template <typename M>

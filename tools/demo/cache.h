@@ -27,7 +27,7 @@ class Cache {
 
   const std::chrono::microseconds slow_update_;
   const bool fixed_;
-  lockprof::Mutex mu_{"cache"};
+  lockprof::Mutex mu_{"cache.main"};  // The name README's examples use.
   std::unordered_map<std::string, std::string> data_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -87,8 +87,8 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  const std::string base =
-      "http://" + opts.address + ":" + std::to_string(lockprof::AdminServerPort());
+  // LOCKPROF_ADMIN_ADDR, if set, wins over --addr: print what is served.
+  const std::string base = "http://" + lockprof::AdminServerAddress();
   std::printf(
       "lockprof-demo: %lld readers, %lld writers, %lld ms update %s the lock%s\n"
       "admin endpoint: %s/debug/pprof/\n\ntry:\n"

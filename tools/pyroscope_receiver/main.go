@@ -12,8 +12,11 @@
 // NNNNNN.meta (key=value lines), the .meta written last. Every request is
 // logged to -dir/requests.log as "<unix ms> <status> <message>".
 //
-// Faults for tests: -mode ok|500|hang|401|400|408|429 (switchable at run time with
-// POST /-/mode?set=MODE) and -fail-first N (answer 500 to the first N).
+// Faults for tests: -mode ok|500|hang|reset|401|400|408|429 (switchable at run
+// time with POST /-/mode?set=MODE) and -fail-first N (answer 500 to the first
+// N). reset reads the request and resets the connection (TCP RST, no answer).
+//
+// -tls-cert and -tls-key (PEM files) serve HTTPS instead of HTTP.
 //
 // Standard library only: go build -o receiver main.go validate.go
 package main
@@ -32,6 +35,9 @@ import (
 	"sync"
 	"time"
 )
+
+// Returned by ingest when it reset the connection: nothing more to answer.
+var errReset = &httpError{0, "connection reset"}
 
 type receiver struct {
 	dir, prefix, basicAuth, bearer, tenant string
@@ -53,9 +59,9 @@ func (s *receiver) logRequest(status int, msg string) {
 func (s *receiver) control(w http.ResponseWriter, r *http.Request) {
 	mode := r.URL.Query().Get("set")
 	switch mode {
-	case "ok", "500", "hang", "401", "400", "408", "429":
+	case "ok", "500", "hang", "reset", "401", "400", "408", "429":
 	default:
-		http.Error(w, "mode must be ok, 500, hang, 401, 400, 408 or 429", http.StatusBadRequest)
+		http.Error(w, "mode must be ok, 500, hang, reset, 401, 400, 408 or 429", http.StatusBadRequest)
 		return
 	}
 	s.mu.Lock()
@@ -75,7 +81,10 @@ func (s *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, msg := 200, "accepted"
-	if e := s.ingest(w, r); e != nil {
+	if e := s.ingest(w, r); e == errReset {
+		s.logRequest(0, "connection reset")
+		return
+	} else if e != nil {
 		status, msg = e.status, e.msg
 		http.Error(w, e.msg, e.status)
 	}
@@ -129,6 +138,19 @@ func (s *receiver) ingest(w http.ResponseWriter, r *http.Request) *httpError {
 		return fail(408, "injected request timeout")
 	case "429":
 		return fail(429, "injected rate limit")
+	case "reset":
+		// Read the whole request first, so that the client has sent it and
+		// sees the reset while it waits for the answer.
+		io.Copy(io.Discard, r.Body)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return fail(500, "%v", err)
+		}
+		if tcp, ok := conn.(*net.TCPConn); ok {
+			tcp.SetLinger(0) // Close with RST, not FIN.
+		}
+		conn.Close()
+		return errReset
 	case "hang":
 		// Consume the request first: only then does net/http watch the
 		// connection and cancel the context when the client gives up.
@@ -235,12 +257,14 @@ func main() {
 	s := &receiver{requiredHeaders: map[string]string{}}
 	flag.StringVar(&s.dir, "dir", "", "where accepted uploads are stored (required)")
 	flag.StringVar(&s.prefix, "prefix", "", "path prefix before /ingest")
-	flag.StringVar(&s.mode, "mode", "ok", "ok, 500, hang, 401, 400, 408 or 429")
+	flag.StringVar(&s.mode, "mode", "ok", "ok, 500, hang, reset, 401, 400, 408 or 429")
 	flag.IntVar(&s.failFirst, "fail-first", 0, "answer 500 to the first N ingest requests")
 	flag.StringVar(&s.basicAuth, "basic-auth", "", "require basic auth user:password")
 	flag.StringVar(&s.bearer, "bearer", "", "require this bearer token")
 	flag.StringVar(&s.tenant, "tenant", "", "require this X-Scope-OrgID")
 	headers := flag.String("require-headers", "", "Name=value,... headers required on uploads")
+	tlsCert := flag.String("tls-cert", "", "serve HTTPS with this PEM certificate (with -tls-key)")
+	tlsKey := flag.String("tls-key", "", "the PEM key of -tls-cert")
 	flag.Parse()
 	if s.dir == "" {
 		fmt.Fprintln(os.Stderr, "-dir is required")
@@ -261,6 +285,12 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if *tlsCert != "" || *tlsKey != "" {
+		fmt.Printf("pyroscope-receiver listening on https://%s\n", ln.Addr())
+		os.Stdout.Sync()
+		fmt.Fprintln(os.Stderr, http.ServeTLS(ln, s, *tlsCert, *tlsKey))
+		return
 	}
 	fmt.Printf("pyroscope-receiver listening on http://%s\n", ln.Addr())
 	os.Stdout.Sync()

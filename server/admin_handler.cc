@@ -1,0 +1,110 @@
+#include "lockprof/server/admin_handler.h"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "lockprof/agent/base/env.h"
+#include "lockprof/server/handlers/admin_router.h"
+#include "lockprof/server/handlers/admin_security.h"
+#include "lockprof/server/handlers/contention_page.h"
+#include "lockprof/server/handlers/query_params.h"
+
+namespace lockprof {
+
+namespace {
+
+constexpr int kMaxAsync = 64;
+
+// Asynchronous requests in progress, and whether the process is exiting
+// (their windows then end early). A forked child has none of the parent's
+// threads: it starts again from zero.
+std::atomic<int> g_in_flight{0};
+std::atomic<bool> g_exiting{false};
+
+void EndWindowsAtExit() {
+  g_exiting.store(true);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (g_in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+void RegisterAtExitOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::atexit(EndWindowsAtExit);
+    pthread_atfork(nullptr, nullptr, [] { g_in_flight.store(0); });
+  });
+}
+
+AdminResponse FromResponse(server::Response in) {
+  AdminResponse out;
+  out.status = in.status;
+  out.headers.reserve(in.headers.size() + 1);
+  out.headers.emplace_back("Content-Type", std::move(in.content_type));
+  for (auto& h : in.headers) out.headers.push_back(std::move(h));
+  out.body = std::move(in.body);
+  return out;
+}
+
+// Whether `request` carries the token, if one is required. The contention
+// page's HTML holds no data and is served without it, as by the built-in
+// server: a browser loads it, then the page sends the token itself.
+bool Authorised(const AdminRequest& request, const AdminHandlerOptions& options) {
+  const std::string token = agent::OptionOrEnv(options.token, "LOCKPROF_ADMIN_TOKEN");
+  return token.empty() || request.path == server::kContentionPagePath ||
+         server::BearerTokenMatches(request.authorization, token);
+}
+
+AdminResponse Unauthorised() {
+  return {401,
+          {{"Content-Type", "text/plain; charset=utf-8"}, {"WWW-Authenticate", "Bearer"}},
+          "Unauthorized\n"};
+}
+
+AdminResponse Route(const AdminRequest& request, const AdminHandlerOptions& options) {
+  server::Request req;
+  req.method = request.method;
+  req.path = request.path;
+  req.query = request.query;
+  req.params = server::DecodeQuery(request.query);
+  req.body = request.body;
+  req.cancelled = request.cancelled;
+  server::PprofOptions pprof;
+  pprof.max_profile_seconds = options.max_profile_seconds;
+  return FromResponse(server::RouteAdminRequest(req, pprof));
+}
+
+}  // namespace
+
+AdminResponse HandleAdminRequest(const AdminRequest& request, const AdminHandlerOptions& options) {
+  if (!Authorised(request, options)) return Unauthorised();
+  return Route(request, options);
+}
+
+void HandleAdminRequestAsync(AdminRequest request, std::function<void(AdminResponse)> done,
+                             const AdminHandlerOptions& options) {
+  if (!Authorised(request, options)) return done(Unauthorised());
+  RegisterAtExitOnce();
+  if (g_in_flight.fetch_add(1) >= kMaxAsync || g_exiting.load()) {
+    g_in_flight.fetch_sub(1);
+    return done({503,
+                 {{"Content-Type", "text/plain; charset=utf-8"}, {"Retry-After", "1"}},
+                 "too many lockprof requests in progress\n"});
+  }
+  std::thread([request = std::move(request), done = std::move(done), options]() mutable {
+    std::function<bool()> client_gone = std::move(request.cancelled);
+    request.cancelled = [client_gone = std::move(client_gone)] {
+      return g_exiting.load(std::memory_order_relaxed) || (client_gone && client_gone());
+    };
+    done(Route(request, options));
+    g_in_flight.fetch_sub(1);
+  }).detach();
+}
+
+}  // namespace lockprof

@@ -1,0 +1,193 @@
+// HandleAdminRequest mounted in a host's own HTTP server (cpp-httplib's
+// Server, as a host would use it, on its own port): go tool pprof and curl
+// read it as they read the built-in server, which answers the same paths
+// with the same bytes; the token is checked; a ?seconds=N window answered
+// asynchronously holds no host thread.
+#include "lockprof/server/admin_handler.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "lockprof/lockprof.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::AdminRequest;
+using lockprof::AdminResponse;
+using lockprof::testing::GoPprof;
+using lockprof::testing::HttpGet;
+using lockprof::testing::ParseProfile;
+using lockprof::testing::SamplesForLock;
+using lockprof::testing::ScopedRates;
+using lockprof::testing::StartBlocked;
+
+lockprof::Mutex g_mounted_mu{"mounted.lock"};
+
+// A contended critical section under a name the profiles must show.
+ABSL_ATTRIBUTE_NOINLINE void MountedHolder() {
+  std::vector<std::thread> waiters;
+  {
+    lockprof::MutexLock l(&g_mounted_mu);
+    waiters = StartBlocked(2, [] { lockprof::MutexLock w(&g_mounted_mu); });
+  }
+  for (std::thread& t : waiters) t.join();
+}
+
+AdminRequest FromHttplib(const httplib::Request& req) {
+  AdminRequest out;
+  out.method = req.method;
+  out.path = req.path;
+  if (size_t q = req.target.find('?'); q != std::string::npos) out.query = req.target.substr(q + 1);
+  out.authorization = req.get_header_value("Authorization");
+  out.body = req.body;
+  return out;
+}
+
+void ToHttplib(const AdminResponse& in, httplib::Response& out) {
+  out.status = in.status;
+  std::string type;
+  for (const auto& [name, value] : in.headers) {
+    if (name == "Content-Type") {
+      type = value;
+    } else {
+      out.set_header(name, value);
+    }
+  }
+  out.set_content(in.body, type);
+}
+
+// The host: an httplib::Server whose handlers call HandleAdminRequest.
+class HostServer {
+ public:
+  explicit HostServer(lockprof::AdminHandlerOptions options = {}) {
+    auto handler = [options](const httplib::Request& req, httplib::Response& res) {
+      ToHttplib(lockprof::HandleAdminRequest(FromHttplib(req), options), res);
+    };
+    http_.Get(".*", handler);
+    http_.Post(".*", handler);
+    port_ = http_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { http_.listen_after_bind(); });
+    while (!http_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~HostServer() {
+    http_.stop();
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  httplib::Server http_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST(AdminHandlerTest, GoToolPprofReadsTheMountedEndpoint) {
+  ScopedRates all(1, 1, 1);
+  HostServer host;
+  ASSERT_GT(host.port(), 0);
+  MountedHolder();
+  const std::string url = "http://127.0.0.1:" + std::to_string(host.port());
+  int status = -1;
+  const std::string top =
+      GoPprof("-top -sample_index=delay -tagfocus=lock=mounted.lock " + url + "/debug/pprof/mutex",
+              &status);
+  ASSERT_EQ(status, 0) << top;
+  EXPECT_NE(top.find("MountedHolder"), std::string::npos) << top;
+  const std::string metrics = HttpGet(host.port(), "/metrics", &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(metrics.find("lockprof_lock_contentions_total{lock=\"mounted.lock\"}"),
+            std::string::npos)
+      << metrics;
+  const std::string profile = HttpGet(host.port(), "/debug/pprof/block", &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_FALSE(SamplesForLock(ParseProfile(profile), "mounted.lock").empty());
+}
+
+TEST(AdminHandlerTest, AnswersAsTheBuiltInServerDoes) {
+  HostServer host;
+  ASSERT_TRUE(lockprof::StartAdminServer({.port = 0}).ok());
+  const int builtin = lockprof::AdminServerPort();
+  // Paths whose answers do not change between two requests: errors, the
+  // redirect, text that does not depend on time.
+  for (const char* path :
+       {"/debug/pprof/nosuch", "/debug/pprof/mutex?debug=7", "/debug/pprof/mutex?seconds=x",
+        "/debug/pprof/mutex?seconds=100000", "/debug/pprof/delta_nosuch", "/debug/pprof",
+        "/nowhere", "/debug/pprof/cmdline", "/debug/pprof/symbol"}) {
+    int mounted_status = -1, builtin_status = -1;
+    std::string mounted_headers, builtin_headers;
+    const std::string mounted = HttpGet(host.port(), path, &mounted_status, &mounted_headers);
+    const std::string direct = HttpGet(builtin, path, &builtin_status, &builtin_headers);
+    EXPECT_EQ(mounted_status, builtin_status) << path;
+    EXPECT_EQ(mounted, direct) << path;
+    for (const char* header : {"content-type:", "x-go-pprof:", "location:"}) {
+      const bool in_mounted = mounted_headers.find(header) != std::string::npos;
+      EXPECT_EQ(in_mounted, builtin_headers.find(header) != std::string::npos)
+          << path << " " << header;
+    }
+  }
+  lockprof::StopAdminServer();
+}
+
+TEST(AdminHandlerTest, TokenIsRequired) {
+  HostServer host({.token = "s3cret"});
+  int status = -1;
+  std::string headers;
+  HttpGet(host.port(), "/debug/pprof/mutex", &status, &headers);
+  EXPECT_EQ(status, 401);
+  EXPECT_NE(headers.find("www-authenticate: bearer"), std::string::npos) << headers;
+  AdminRequest req;
+  req.path = "/metrics";
+  req.authorization = "Bearer wrong";
+  EXPECT_EQ(lockprof::HandleAdminRequest(req, {.token = "s3cret"}).status, 401);
+  req.authorization = "Bearer s3cret";
+  EXPECT_EQ(lockprof::HandleAdminRequest(req, {.token = "s3cret"}).status, 200);
+}
+
+TEST(AdminHandlerTest, AsyncWindowHoldsNoCallerThread) {
+  ScopedRates all(1, 1, 1);
+  MountedHolder();  // Before the window: not in it.
+  AdminRequest req;
+  req.path = "/debug/pprof/block";
+  req.query = "seconds=2";
+  std::promise<AdminResponse> answered;
+  const auto start = std::chrono::steady_clock::now();
+  lockprof::HandleAdminRequestAsync(req, [&](AdminResponse r) { answered.set_value(r); });
+  const auto returned = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(returned, std::chrono::milliseconds(500)) << "the caller's thread waited";
+  MountedHolder();  // Inside the window.
+  AdminResponse r = answered.get_future().get();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1900));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const perftools::profiles::Profile profile = ParseProfile(r.body);
+  const auto samples = SamplesForLock(profile, "mounted.lock");
+  ASSERT_FALSE(samples.empty());
+  int64_t count = 0;
+  for (const auto* s : samples) count += s->value(0);
+  EXPECT_EQ(count, 2) << "exactly the two waits inside the window";
+}
+
+TEST(AdminHandlerTest, AsyncWindowEndsWhenTheClientGoes) {
+  AdminRequest req;
+  req.path = "/debug/pprof/mutex";
+  req.query = "seconds=60";
+  std::atomic<bool> gone{false};
+  req.cancelled = [&gone] { return gone.load(); };
+  std::promise<int> answered;
+  lockprof::HandleAdminRequestAsync(req, [&](AdminResponse r) { answered.set_value(r.status); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto start = std::chrono::steady_clock::now();
+  gone = true;
+  std::future<int> status = answered.get_future();
+  ASSERT_EQ(status.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "the window outlived its client";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
+}  // namespace
