@@ -199,7 +199,7 @@ def main():
         # The -base workflow: two consecutive 2 s windows, the first as base.
         check_rendered(chromium(tmp, page + "#window=2&diff=1", "--dump-dom"), "diff of 2 s windows",
                        lock, want_window=True, want_base=True)
-        for name, fragment, size in (("contention-page", "", "1280,520"),
+        for name, fragment, size in (("contention-page", "", "1280,620"),
                                      ("contention-page-flame", "#show=flame", "1280,420"),
                                      ("contention-page-locks", "#show=locks", "1280,270")):
             path = os.path.join(args.screenshots, name + ".png")
