@@ -11,6 +11,7 @@
 #include "lockprof/agent/base/env.h"
 #include "lockprof/server/handlers/admin_router.h"
 #include "lockprof/server/handlers/admin_security.h"
+#include "lockprof/server/handlers/contention_page.h"
 #include "lockprof/server/handlers/query_params.h"
 
 namespace lockprof {
@@ -51,10 +52,13 @@ AdminResponse FromResponse(server::Response in) {
   return out;
 }
 
-// Whether `request` carries the token, if one is required.
+// Whether `request` carries the token, if one is required. The contention
+// page's HTML holds no data and is served without it, as by the built-in
+// server: a browser loads it, then the page sends the token itself.
 bool Authorised(const AdminRequest& request, const AdminHandlerOptions& options) {
   const std::string token = agent::OptionOrEnv(options.token, "LOCKPROF_ADMIN_TOKEN");
-  return token.empty() || server::BearerTokenMatches(request.authorization, token);
+  return token.empty() || request.path == server::kContentionPagePath ||
+         server::BearerTokenMatches(request.authorization, token);
 }
 
 AdminResponse Unauthorised() {

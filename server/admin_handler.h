@@ -3,7 +3,7 @@
 // services, an Envoy-style admin listener, a gRPC service's HTTP side) and
 // would rather not open another port.
 //
-//   // In your server's handler for /debug/pprof/* and /metrics:
+//   // In your server's handler for /debug/pprof/*, /debug/lockprof/* and /metrics:
 //   lockprof::AdminRequest req;
 //   req.method = http_req.method();           // "GET"
 //   req.path = http_req.path();               // "/debug/pprof/mutex", decoded
@@ -17,10 +17,12 @@
 //
 // Every path the built-in server (admin_server.h) serves is answered with
 // the same bytes: /debug/pprof/ exactly as Go's net/http/pprof, lockprof's
-// own profiles, /metrics. Mount it at the root of the host's URL space
-// (go tool pprof and Pyroscope's scrapers expect /debug/pprof/...), or strip
-// your prefix from `path`. TLS, connection limits and timeouts are the
-// host's; the token check is lockprof's, as in the built-in server.
+// own profiles, /metrics, the contention page (/debug/lockprof/). Mount it
+// at the root of the host's URL space (go tool pprof and Pyroscope's
+// scrapers expect /debug/pprof/...), or strip your prefix from `path`. TLS,
+// connection limits and timeouts are the host's; the token check is
+// lockprof's, as in the built-in server (which serves the page's HTML, and
+// only that, without the token).
 //
 // A ?seconds=N window waits N seconds before it answers. A host that can
 // answer later (an asynchronous server) should call HandleAdminRequestAsync,

@@ -19,6 +19,7 @@
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/server/handlers/admin_router.h"
 #include "lockprof/server/handlers/admin_security.h"
+#include "lockprof/server/handlers/contention_page.h"
 #include "lockprof/server/httplib/bounded_server.h"
 #include "lockprof/server/httplib/connection_deadlines.h"
 #include "lockprof/server/httplib/connection_guard.h"
@@ -75,7 +76,9 @@ void Reply(const server::Response& in, httplib::Response& out) {
 httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Request& req,
                                           httplib::Response& res) {
   server::RequestReceived();
-  if (s->token.empty() ||
+  // The contention page's HTML holds no data: a browser loads it without the
+  // token, and the page sends the token on its own requests.
+  if (s->token.empty() || req.path == server::kContentionPagePath ||
       server::BearerTokenMatches(req.get_header_value("Authorization"), s->token)) {
     return httplib::Server::HandlerResponse::Unhandled;
   }

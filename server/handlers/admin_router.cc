@@ -2,6 +2,7 @@
 
 #include <string_view>
 
+#include "lockprof/server/handlers/contention_page.h"
 #include "lockprof/server/handlers/metrics_handlers.h"
 
 namespace lockprof::server {
@@ -31,6 +32,7 @@ Response RouteAdminRequest(const Request& request, const PprofOptions& pprof) {
     return r;
   }
   if (request.path == "/metrics") return HandleMetrics(request);
+  if (StartsWith(request.path, "/debug/lockprof/")) return HandleContentionPage(request, pprof);
   return PlainResponse(404, "404 page not found\n");
 }
 

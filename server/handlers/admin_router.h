@@ -11,7 +11,8 @@ namespace lockprof::server {
 
 // /debug/pprof/* as Go's net/http/pprof serves it, /debug/pprof -> 301 to
 // /debug/pprof/ (Go's ServeMux), /metrics; anything else 404 "404 page not
-// found", as Go's ServeMux answers. Each handler answers its own methods.
+// found", as Go's ServeMux answers; and /debug/lockprof/*, the contention
+// page (contention_page.h). Each handler answers its own methods.
 // The caller has checked the token.
 Response RouteAdminRequest(const Request& request, const PprofOptions& pprof);
 

@@ -29,8 +29,9 @@ class ActiveWait {
   ActiveWait& operator=(const ActiveWait&) = delete;
 };
 
-// Sleeps `seconds`; false if the request was cancelled first.
-bool WaitOut(int64_t seconds, const Request& req) {
+}  // namespace
+
+bool WaitOutWindow(int64_t seconds, const Request& req) {
   ActiveWait active;
   using Clock = std::chrono::steady_clock;
   // Saturate: a window of 2^62 s is "forever", not an overflow.
@@ -43,6 +44,8 @@ bool WaitOut(int64_t seconds, const Request& req) {
     std::this_thread::sleep_for(std::min<Clock::duration>(deadline - now, kCancelPoll));
   }
 }
+
+namespace {
 
 // One godeltaprof tracker per profile, created on first use and never
 // destroyed (a request may still be running while statics are torn down).
@@ -76,7 +79,7 @@ Response HandleDeltaWindow(const agent::ProfileInfo& profile, const std::string&
     return ErrorResponse(400, "seconds and debug params are incompatible");
   }
   const agent::ProfileWindow window(profile);
-  if (!WaitOut(*sec, req)) return ErrorResponse(500, "context canceled");
+  if (!WaitOutWindow(*sec, req)) return ErrorResponse(500, "context canceled");
   absl::StatusOr<std::string> body = window.Build();
   if (!body.ok()) return ErrorResponse(500, "failed to compute delta");
   return AttachmentResponse(*std::move(body), std::string(profile.name) + "-delta");

@@ -4,6 +4,7 @@
 #ifndef LOCKPROF_SERVER_HANDLERS_DELTA_HANDLERS_H_
 #define LOCKPROF_SERVER_HANDLERS_DELTA_HANDLERS_H_
 
+#include <cstdint>
 #include <string>
 
 #include "lockprof/agent/tables/profile_tables.h"
@@ -31,6 +32,11 @@ Response HandleDeltaWindow(const agent::ProfileInfo& profile, const std::string&
 // godeltaprof serves it: attachment "<profile>.pprof.gz". One tracker per
 // profile for the life of the process; concurrent requests are serialised.
 Response HandleDeltaScrape(const agent::ProfileInfo& profile);
+
+// Sleeps `seconds`, waking every 100 ms to ask request.cancelled(): false
+// if the request was cancelled first. Counted in ActiveDeltaWaits(). Shared
+// with the other handlers that serve windows (the contention page's JSON).
+bool WaitOutWindow(int64_t seconds, const Request& request);
 
 // Requests now waiting out a ?seconds= window.
 int ActiveDeltaWaits();

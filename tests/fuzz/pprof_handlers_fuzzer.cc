@@ -1,5 +1,6 @@
 // Fuzzes the /debug/pprof/ handlers (profiles, ?seconds= windows, delta_*,
-// symbol, cmdline) and /metrics with whole requests: method, path, query
+// symbol, cmdline), /metrics and the contention page (/debug/lockprof/, its
+// profile.json) with whole requests: method, path, query
 // string and body, decoded by cpp-httplib's own functions exactly as the
 // admin server decodes them. Input:
 //   METHOD SP TARGET LF BODY      (TARGET = path ["?" query], URL-encoded)
@@ -14,6 +15,7 @@
 #include "lockprof/agent/labels.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/agent/sampling.h"
+#include "lockprof/server/handlers/contention_page.h"
 #include "lockprof/server/handlers/metrics_handlers.h"
 #include "lockprof/server/handlers/pprof_handlers.h"
 
@@ -60,6 +62,10 @@ void Check(const lockprof::server::Response& r) {
       (r.body.size() < 2 || uint8_t(r.body[0]) != 0x1f || uint8_t(r.body[1]) != 0x8b)) {
     __builtin_trap();  // A binary profile is gzipped.
   }
+  if (r.content_type == "application/json" &&
+      (r.body.size() < 3 || r.body[0] != '{' || r.body.compare(r.body.size() - 2, 2, "}\n") != 0)) {
+    __builtin_trap();  // The page's profiles are one JSON object and a newline.
+  }
 }
 
 }  // namespace
@@ -78,6 +84,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   req.cancelled = [] { return true; };
   if (req.path == "/metrics") {
     Check(lockprof::server::HandleMetrics(req));
+  } else if (req.path.rfind("/debug/lockprof/", 0) == 0) {
+    Check(lockprof::server::HandleContentionPage(req));
   } else {
     Check(lockprof::server::HandlePprof(req));
   }

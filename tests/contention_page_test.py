@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""The contention page (/debug/lockprof/), rendered by a real browser.
+
+Runs the demo, lets its lock contend for a few seconds, then has headless
+Chromium (Debian's chromium) load the page from the demo's endpoint and
+checks the DOM the page's script built: the flame graph rendered, its
+function with the largest self value (what `go tool pprof -top` lists first)
+is demo::Cache::Set, in the cumulative view, in a 2-second window and in a
+comparison of two consecutive windows (#diff=1); the top-locks table lists
+the demo's lock (read from /metrics, so a rename of the lock does not break
+the test) and draws its wait and hold histograms. With a token set and none
+entered, the page loads and says it needs one, and shows no data. Also: the
+page is self-contained (no absolute URL in it, a Content-Security-Policy
+that forbids loading anything from elsewhere). Saves screenshots of the
+page, its flame graph and its top-locks table into --screenshots (README's
+docs/contention-page*.png come from here).
+
+Usage: contention_page_test.py --demo PATH --screenshots DIR
+Standard library only.
+"""
+
+import argparse
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+failures = []
+
+
+def fail(message):
+    failures.append(message)
+    print("FAIL: " + message, flush=True)
+
+
+def die_with_parent():
+    # Should this script be killed (a ctest timeout), the kernel kills the
+    # demo and the browser too (PR_SET_PDEATHSIG).
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+def http_get(url, timeout=30):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, dict(r.headers), r.read()
+
+
+def wait_for(what, seconds, fn, interval=0.5):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(interval)
+
+
+def start_demo(demo_path, tmp, token=None):
+    log = open(os.path.join(tmp, f"demo{'-token' if token else ''}.log"), "w+")
+    env = dict(os.environ)
+    env.pop("LOCKPROF_ADMIN_TOKEN", None)
+    if token:
+        env["LOCKPROF_ADMIN_TOKEN"] = token
+    # Hold samples every 10th acquisition, so that the hold columns fill.
+    env["LOCKPROF_HOLD_RATE"] = "10"
+    env.pop("LOCKPROF_ADMIN_ADDR", None)
+    env.pop("LOCKPROF_PYROSCOPE_URL", None)
+    # Few readers and a long update, as demo_test: on 2 busy cores, readers
+    # preempted inside Get must not rival the writers' 20 ms holds.
+    demo = subprocess.Popen([demo_path, "--addr=127.0.0.1:0", "--readers=4", "--writers=2",
+                             "--slow-ms=20", "--duration=300"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=die_with_parent)
+
+    def port():
+        log.seek(0)
+        m = re.search(r"admin endpoint: http://127\.0\.0\.1:(\d+)/", log.read())
+        if not m and demo.poll() is not None:
+            log.seek(0)
+            raise SystemExit("the demo exited:\n" + log.read())
+        return int(m.group(1)) if m else None
+    return demo, wait_for("the demo's endpoint", 60, port)
+
+
+def top_lock(base):
+    """The lock with the most wait in /metrics, once it has waited."""
+    _, _, body = http_get(base + "/metrics")
+    best = None
+    for m in re.finditer(r'^lockprof_lock_wait_seconds_sum\{lock="([^"]*)"[^}]*\} (\S+)$',
+                         body.decode(), re.M):
+        if float(m.group(2)) > 0 and (best is None or float(m.group(2)) > best[1]):
+            best = (m.group(1), float(m.group(2)))
+    return best and best[0]
+
+
+def chromium(tmp, url, *args, size="1280,800"):
+    """Runs headless Chromium on `url`; returns its stdout. Virtual time does
+    not advance while fetches are pending, so the budget is what the page's
+    script gets once its data arrived; the timeout is for a loaded machine."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise SystemExit("chromium is not installed (tools/deps.sh test installs it)")
+    profile_dir = tempfile.mkdtemp(dir=tmp)
+    cmd = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-dev-shm-usage", "--user-data-dir=" + profile_dir,
+           "--virtual-time-budget=15000", "--window-size=" + size, *args, url]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=180,
+                       preexec_fn=die_with_parent)
+    if r.returncode != 0:
+        fail(f"chromium exited {r.returncode}: {r.stderr.decode()[-2000:]}")
+    return r.stdout.decode(errors="replace")
+
+
+def attributes(dom, element_id):
+    """The attributes of the element with id `element_id` in dumped HTML."""
+    m = re.search(r'<[a-z]+ [^>]*\bid="' + element_id + r'"[^>]*>', dom)
+    if not m:
+        return {}
+    return {k: v for k, v in re.findall(r'([\w-]+)="([^"]*)"', m.group(0))}
+
+
+def unescape(s):
+    return s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"') \
+        .replace("&#10;", "\n").replace("&amp;", "&")
+
+
+def check_rendered(dom, view, lock, want_window=False, want_base=False):
+    body = re.search(r"<body[^>]*>", dom)
+    state = body and re.search(r'data-state="(\w+)"', body.group(0))
+    if not state or state.group(1) != "rendered":
+        status = re.search(r'<span id="status"[^>]*>(.*?)</span>', dom, re.S)
+        fail(f"{view}: the page did not render (state {state and state.group(1)}, "
+             f"status {status and status.group(1)!r})")
+        return
+    flame = attributes(dom, "flame")
+    top = unescape(flame.get("data-top-self", ""))
+    print(f"{view}: flame graph of {flame.get('data-profile')}, {flame.get('data-frames')} "
+          f"frames, largest self value: {top}", flush=True)
+    if flame.get("data-profile") != "mutex" or int(flame.get("data-frames", "0")) < 2:
+        fail(f"{view}: no mutex flame graph drawn: {flame}")
+    if "Cache::Set" not in top:
+        fail(f"{view}: the widest frame by self value is {top!r}, not demo::Cache::Set")
+    if want_window and int(flame.get("data-duration-nanos", "0")) < 1_000_000_000:
+        fail(f"{view}: not a window of 2 s: {flame}")
+    if want_base and int(flame.get("data-base-total") or "0") <= 0:
+        fail(f"{view}: not compared with a base: {flame}")
+    locks = unescape(attributes(dom, "locks").get("data-locks", "")).split("\n")
+    print(f"{view}: top locks {locks}", flush=True)
+    if lock not in locks:
+        fail(f"{view}: the top-locks table does not list {lock!r}: {locks}")
+    hist = unescape(attributes(dom, "hist").get("data-lock", ""))
+    if hist != lock or dom.count('class="hist"') != 2:
+        fail(f"{view}: no wait and hold histograms of {lock!r} (shown: {hist!r})")
+    rows = re.findall(r"<tr data-lock=\"[^\"]*\"><td>([^<]*)</td>", dom)
+    if lock not in [unescape(r) for r in rows]:
+        fail(f"{view}: no table row shows {lock!r}: {rows}")
+
+
+def check_page_source(base):
+    status, headers, html = http_get(base + "/debug/lockprof/")
+    text = html.decode()
+    print(f"page: {len(html)} bytes", flush=True)
+    if status != 200 or not headers.get("Content-Type", "").startswith("text/html"):
+        fail(f"/debug/lockprof/: {status} {headers.get('Content-Type')}")
+    csp = headers.get("Content-Security-Policy", "")
+    if "default-src 'none'" not in csp or "connect-src 'self'" not in csp:
+        fail(f"the page's Content-Security-Policy lets it load from elsewhere: {csp!r}")
+    external = re.findall(r"""(?:src|href|url)\s*[=(]\s*["']?(?:https?:)?//""", text)
+    if external:
+        fail(f"the page refers to other sites: {external}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--demo", required=True)
+    ap.add_argument("--screenshots", required=True)
+    args = ap.parse_args()
+    os.makedirs(args.screenshots, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="lockprof-page-")
+    demo = None
+    try:
+        demo, port = start_demo(args.demo, tmp)
+        base = f"http://127.0.0.1:{port}"
+        lock = wait_for("the demo's lock to wait", 60, lambda: top_lock(base))
+        print(f"demo on port {port}, its lock: {lock!r}", flush=True)
+        time.sleep(3)  # A few seconds of contention in the cumulative profile.
+        check_page_source(base)
+        page = base + "/debug/lockprof/"
+        check_rendered(chromium(tmp, page, "--dump-dom"), "cumulative", lock)
+        check_rendered(chromium(tmp, page + "#window=2", "--dump-dom"), "2 s window", lock,
+                       want_window=True)
+        # The -base workflow: two consecutive 2 s windows, the first as base.
+        check_rendered(chromium(tmp, page + "#window=2&diff=1", "--dump-dom"), "diff of 2 s windows",
+                       lock, want_window=True, want_base=True)
+        for name, fragment, size in (("contention-page", "", "1280,620"),
+                                     ("contention-page-flame", "#show=flame", "1280,420"),
+                                     ("contention-page-locks", "#show=locks", "1280,270")):
+            path = os.path.join(args.screenshots, name + ".png")
+            if os.path.exists(path):
+                os.remove(path)
+            chromium(tmp, page + fragment, "--screenshot=" + path, size=size)
+            ok = os.path.exists(path) and open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+            print(f"screenshot {path}: {'saved' if ok else 'MISSING'}", flush=True)
+            if not ok:
+                fail(f"no screenshot {path}")
+        demo.kill()
+        demo.wait()
+        # With a token: the page loads (it holds no data), its own requests
+        # are refused until the user enters the token, and it says so.
+        demo, port = start_demo(args.demo, tmp, token="page-test-token")
+        dom = chromium(tmp, f"http://127.0.0.1:{port}/debug/lockprof/", "--dump-dom")
+        status = re.search(r'<span id="status"[^>]*>(.*?)</span>', dom, re.S)
+        print(f"with a token, none entered: status {status and status.group(1)!r}", flush=True)
+        if 'data-state="error"' not in dom or not status or "token" not in status.group(1):
+            fail("with a token and none entered, the page should say it needs one: "
+                 f"{status and status.group(1)!r}")
+        if "Cache::Set" in dom:
+            fail("with a token and none entered, the page shows profile data")
+    finally:
+        if demo is not None and demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        print(f"\n{len(failures)} failure(s)")
+        return 1
+    print("\nOK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
