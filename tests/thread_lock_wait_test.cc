@@ -16,6 +16,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "lockprof/lockprof.h"
 #include "test_util.h"
 
@@ -87,7 +88,8 @@ void ExpectLockWaits(const Observed& seen) {
 
 Observed MutexWaits() {
   lockprof::Mutex mu{"thread_wait.mutex"};
-  return WaitBehindHolder([&] { mu.lock(); }, [&] { mu.unlock(); },
+  return WaitBehindHolder([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
+                          [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); },
                           [&] {
                             mu.lock();
                             mu.unlock();
@@ -107,10 +109,13 @@ TEST(ThreadLockWaitTest, MutexWaitsAreCountedWithEveryRateAtOne) {
 TEST(ThreadLockWaitTest, SharedMutexWaitsAreCountedInEveryMode) {
   ScopedRates defaults;
   lockprof::SharedMutex mu{"thread_wait.shared"};
-  const std::function<void()> write_lock = [&] { mu.lock(); };
-  const std::function<void()> write_unlock = [&] { mu.unlock(); };
-  const std::function<void()> read_lock = [&] { mu.lock_shared(); };
-  const std::function<void()> read_unlock = [&] { mu.unlock_shared(); };
+  const std::function<void()> write_lock = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); };
+  const std::function<void()> write_unlock = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); };
+  const std::function<void()> read_lock = [&]()
+                                              ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock_shared(); };
+  const std::function<void()> read_unlock = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    mu.unlock_shared();
+  };
   const std::function<void()> write_round = [&] {
     mu.lock();
     mu.unlock();
