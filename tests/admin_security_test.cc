@@ -23,6 +23,7 @@ using lockprof::admin_test::ClosedByServer;
 using lockprof::admin_test::Connect;
 using lockprof::admin_test::Curl;
 using lockprof::admin_test::Options;
+using lockprof::admin_test::ScopedCert;
 using lockprof::admin_test::SecondsSince;
 using lockprof::admin_test::Server;
 using lockprof::admin_test::ServerSideConnections;
@@ -92,15 +93,12 @@ TEST(AdminSecurityTest, TokenFromEnvironment) {
 }
 
 TEST(AdminSecurityTest, ServesTlsVerifiedByCurl) {
-  std::string cert, key;
-  const std::string dir = lockprof::admin_test::MakeSelfSignedCert(&cert, &key);
-  ASSERT_NE(dir, "");
+  const ScopedCert tls;
+  ASSERT_TRUE(tls.ok());
+  const std::string& cert = tls.cert();
+  const std::string& key = tls.key();
   {
-    Server s(Options([&](auto& o) {
-      o.token = kToken;
-      o.tls_cert_file = cert;
-      o.tls_key_file = key;
-    }));
+    Server s(tls.TlsWithToken(kToken));
     ASSERT_TRUE(s.status().ok()) << s.status();
     const std::string auth = "-H 'Authorization: Bearer " + std::string(kToken) + "' ";
     std::string body;
@@ -140,6 +138,5 @@ TEST(AdminSecurityTest, ServesTlsVerifiedByCurl) {
                }))
                    .status()
                    .ok());
-  RunCommand("rm -rf " + dir);
 }
 }  // namespace

@@ -115,6 +115,34 @@ inline std::string MakeSelfSignedCert(std::string* cert, std::string* key) {
   return rc == 0 ? dir : "";
 }
 
+// A certificate from MakeSelfSignedCert whose directory is removed at scope
+// exit; ok() is false if it could not be made.
+class ScopedCert {
+ public:
+  ScopedCert() : dir_(MakeSelfSignedCert(&cert_, &key_)) {}
+  ~ScopedCert() {
+    if (!dir_.empty()) RunCommand("rm -rf " + dir_);
+  }
+  ScopedCert(const ScopedCert&) = delete;
+  ScopedCert& operator=(const ScopedCert&) = delete;
+  bool ok() const { return !dir_.empty(); }
+  const std::string& cert() const { return cert_; }
+  const std::string& key() const { return key_; }
+
+  // Options for a server over TLS with this certificate that requires `token`.
+  AdminServerOptions TlsWithToken(const std::string& token) const {
+    AdminServerOptions o;
+    o.token = token;
+    o.tls_cert_file = cert_;
+    o.tls_key_file = key_;
+    return o;
+  }
+
+ private:
+  std::string cert_, key_;
+  const std::string dir_;
+};
+
 inline double SecondsSince(int64_t start_ns) { return double(NowNanos() - start_ns) / 1e9; }
 
 // Calls fn(fd, link, connected) for every descriptor of this process that

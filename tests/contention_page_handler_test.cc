@@ -21,6 +21,7 @@ namespace {
 
 using lockprof::admin_test::Curl;
 using lockprof::admin_test::Options;
+using lockprof::admin_test::ScopedCert;
 using lockprof::admin_test::Server;
 using lockprof::server::HandleContentionPage;
 using lockprof::server::Request;
@@ -187,27 +188,19 @@ TEST(ContentionPageTest, HostMountedWithTheSameTokenRule) {
 // Over TLS the page and its data are served as over plain HTTP; the page's
 // fetches are relative, so they stay on the same https origin.
 TEST(ContentionPageTest, ServedOverTlsWithTheToken) {
-  std::string cert, key;
-  const std::string dir = lockprof::admin_test::MakeSelfSignedCert(&cert, &key);
-  ASSERT_NE(dir, "");
-  {
-    Server s(Options([&](auto& o) {
-      o.token = kToken;
-      o.tls_cert_file = cert;
-      o.tls_key_file = key;
-    }));
-    ASSERT_TRUE(s.status().ok()) << s.status();
-    const std::string tls = "--cacert " + cert + " ";
-    std::string body;
-    EXPECT_EQ(Curl(tls + s.url("/debug/lockprof/", "https"), &body), 200);
-    EXPECT_NE(body.find("<!doctype html>"), std::string::npos);
-    const std::string json = "'" + s.url("/debug/lockprof/profile.json?name=block", "https") + "'";
-    EXPECT_EQ(Curl(tls + json), 401);
-    EXPECT_EQ(Curl(tls + "-H 'Authorization: Bearer " + std::string(kToken) + "' " + json, &body),
-              200);
-    EXPECT_EQ(body.rfind(R"({"profile":"block")", 0), 0u) << body;
-  }
-  lockprof::testing::RunCommand("rm -rf " + dir);
+  const ScopedCert cert;
+  ASSERT_TRUE(cert.ok());
+  Server s(cert.TlsWithToken(kToken));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  const std::string tls = "--cacert " + cert.cert() + " ";
+  std::string body;
+  EXPECT_EQ(Curl(tls + s.url("/debug/lockprof/", "https"), &body), 200);
+  EXPECT_NE(body.find("<!doctype html>"), std::string::npos);
+  const std::string json = "'" + s.url("/debug/lockprof/profile.json?name=block", "https") + "'";
+  EXPECT_EQ(Curl(tls + json), 401);
+  EXPECT_EQ(Curl(tls + "-H 'Authorization: Bearer " + std::string(kToken) + "' " + json, &body),
+            200);
+  EXPECT_EQ(body.rfind(R"({"profile":"block")", 0), 0u) << body;
 }
 
 }  // namespace

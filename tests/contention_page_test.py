@@ -20,78 +20,32 @@ Standard library only.
 """
 
 import argparse
-import ctypes
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-failures = []
-
-
-def fail(message):
-    failures.append(message)
-    print("FAIL: " + message, flush=True)
-
-
-def die_with_parent():
-    # Should this script be killed (a ctest timeout), the kernel kills the
-    # demo and the browser too (PR_SET_PDEATHSIG).
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
-
-
-def http_get(url, timeout=30):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, dict(r.headers), r.read()
-
-
-def wait_for(what, seconds, fn, interval=0.5):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {seconds} s waiting for {what}")
-        time.sleep(interval)
+from lockprof_testlib import die_with_parent, fail, failures, http_get, wait_for
+import lockprof_testlib
 
 
 def start_demo(demo_path, tmp, token=None):
-    log = open(os.path.join(tmp, f"demo{'-token' if token else ''}.log"), "w+")
     env = dict(os.environ)
     env.pop("LOCKPROF_ADMIN_TOKEN", None)
     if token:
         env["LOCKPROF_ADMIN_TOKEN"] = token
-    # Hold samples every 10th acquisition, so that the hold columns fill.
-    env["LOCKPROF_HOLD_RATE"] = "10"
-    env.pop("LOCKPROF_ADMIN_ADDR", None)
-    env.pop("LOCKPROF_PYROSCOPE_URL", None)
     # Few readers and a long update, as demo_test: on 2 busy cores, readers
     # preempted inside Get must not rival the writers' 20 ms holds.
-    demo = subprocess.Popen([demo_path, "--addr=127.0.0.1:0", "--readers=4", "--writers=2",
-                             "--slow-ms=20", "--duration=300"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env,
-                            preexec_fn=die_with_parent)
-
-    def port():
-        log.seek(0)
-        m = re.search(r"admin endpoint: http://127\.0\.0\.1:(\d+)/", log.read())
-        if not m and demo.poll() is not None:
-            log.seek(0)
-            raise SystemExit("the demo exited:\n" + log.read())
-        return int(m.group(1)) if m else None
-    return demo, wait_for("the demo's endpoint", 60, port)
+    return lockprof_testlib.start_demo(
+        demo_path, os.path.join(tmp, f"demo{'-token' if token else ''}.log"), slow_ms=20, env=env)
 
 
 def top_lock(base):
     """The lock with the most wait in /metrics, once it has waited."""
-    _, _, body = http_get(base + "/metrics")
+    _, _, body = http_get(base + "/metrics", timeout=30)
     best = None
     for m in re.finditer(r'^lockprof_lock_wait_seconds_sum\{lock="([^"]*)"[^}]*\} (\S+)$',
                          body.decode(), re.M):
@@ -164,7 +118,7 @@ def check_rendered(dom, view, lock, want_window=False, want_base=False):
 
 
 def check_page_source(base):
-    status, headers, html = http_get(base + "/debug/lockprof/")
+    status, headers, html = http_get(base + "/debug/lockprof/", timeout=30)
     text = html.decode()
     print(f"page: {len(html)} bytes", flush=True)
     if status != 200 or not headers.get("Content-Type", "").startswith("text/html"):
@@ -188,7 +142,7 @@ def main():
     try:
         demo, port = start_demo(args.demo, tmp)
         base = f"http://127.0.0.1:{port}"
-        lock = wait_for("the demo's lock to wait", 60, lambda: top_lock(base))
+        lock = wait_for("the demo's lock to wait", 60, lambda: top_lock(base), required=True)
         print(f"demo on port {port}, its lock: {lock!r}", flush=True)
         time.sleep(3)  # A few seconds of contention in the cumulative profile.
         check_page_source(base)

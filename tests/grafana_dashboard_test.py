@@ -17,7 +17,6 @@ Standard library only.
 """
 
 import argparse
-import ctypes
 import gzip
 import json
 import os
@@ -30,7 +29,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
+
+from lockprof_testlib import die_with_parent, fail, failures, http_get, wait_for
+import lockprof_testlib
 
 PROMETHEUS_UID = "${datasource}"
 PYROSCOPE_UID = "${pyroscope}"
@@ -48,44 +49,12 @@ BUILTINS = {
     "$__range": "1m",
 }
 
-failures = []
-
-
-def fail(message):
-    failures.append(message)
-    print("FAIL: " + message, flush=True)
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, r.read()
-
-
-def die_with_parent():
-    # Run in each child before exec: should this script be killed (a ctest
-    # timeout), the kernel kills the demo and Prometheus too (PR_SET_PDEATHSIG).
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
-
-
 def free_port():
     # The kernel picks a free port; Prometheus binds it a moment later (it
     # cannot report a port it chose itself), so start-up is retried.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(what, seconds, fn, interval=0.5):
-    """Polls fn until it returns a true value; returns it, or None on timeout."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            print(f"timed out after {seconds} s waiting for {what}", flush=True)
-            return None
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------- structure
@@ -247,7 +216,7 @@ class Prometheus:
         if params:
             url += "?" + urllib.parse.urlencode(params, doseq=True)
         try:
-            _, body = http_get(url)
+            _, _, body = http_get(url, timeout=5)
         except urllib.error.HTTPError as e:  # 400/422: the query's error.
             body = e.read()
         except (OSError, urllib.error.URLError) as e:
@@ -335,28 +304,10 @@ def main():
 
 
 def start_demo(args, tmp, procs):
-    log = open(os.path.join(tmp, "demo.log"), "w+")
-    env = dict(os.environ)
-    # Hold samples every 10th acquisition, so that the hold histogram fills
-    # within seconds; --duration bounds the demo should this script be killed.
-    env["LOCKPROF_HOLD_RATE"] = "10"
-    env.pop("LOCKPROF_ADMIN_ADDR", None)
-    env.pop("LOCKPROF_PYROSCOPE_URL", None)
-    demo = subprocess.Popen([args.demo, "--addr=127.0.0.1:0", "--readers=4", "--writers=2",
-                             "--slow-ms=2", "--duration=300"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env,
-                            preexec_fn=die_with_parent)
-    procs.append(demo)
-
-    def port():
-        log.seek(0)
-        m = re.search(r"admin endpoint: http://127\.0\.0\.1:(\d+)/", log.read())
-        return int(m.group(1)) if m else (demo.poll() is not None and -1)
-    p = wait_for("the demo's endpoint", 60, port)
-    if not p or p < 0:
-        log.seek(0)
-        raise SystemExit("the demo did not start:\n" + log.read())
-    return p
+    # A short hold: the hold histogram fills within seconds.
+    _, port = lockprof_testlib.start_demo(args.demo, os.path.join(tmp, "demo.log"), slow_ms=2,
+                                          started=procs.append)
+    return port
 
 
 def start_prometheus(tmp, procs, demo_port, rules_path):
@@ -401,7 +352,7 @@ def run(args, tmp, procs, rules_path, panel_exprs, variables, flame_types):
     # ids come from the demo's own profiles, as the uploader sends them.
     known = set()
     for name in ("mutex", "block"):
-        _, gz = http_get(f"http://127.0.0.1:{demo_port}/debug/pprof/{name}")
+        _, _, gz = http_get(f"http://127.0.0.1:{demo_port}/debug/pprof/{name}", timeout=5)
         known |= pyroscope_profile_types(name, gz)
     print(f"profile types the demo's profiles carry: {sorted(known)}", flush=True)
     for title, t in sorted(flame_types):
