@@ -96,10 +96,11 @@ int main(int argc, char** argv) {
       "  go tool pprof -top mutex.pb.gz\n"
       "  go tool pprof -top -sample_index=delay %s/debug/pprof/mutex\n"
       "  go tool pprof -top %s/debug/pprof/block\n"
-      "  curl '%s/debug/pprof/mutex?debug=1'\n",
+      "  curl '%s/debug/pprof/mutex?debug=1'\n"
+      "  %s/debug/lockprof/   (in a browser: top locks and flame graphs)\n",
       (long long)flags.readers, (long long)flags.writers, (long long)flags.slow_ms,
       flags.fixed ? "outside" : "inside", flags.duration_s ? "" : " (Ctrl-C stops)", base.c_str(),
-      base.c_str(), base.c_str(), base.c_str(), base.c_str());
+      base.c_str(), base.c_str(), base.c_str(), base.c_str(), base.c_str());
   if (lockprof::UploaderRunning()) {
     std::printf("uploading profiles to %s\n", std::getenv("LOCKPROF_PYROSCOPE_URL"));
   }
