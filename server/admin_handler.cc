@@ -11,7 +11,6 @@
 #include "lockprof/agent/base/env.h"
 #include "lockprof/server/handlers/admin_router.h"
 #include "lockprof/server/handlers/admin_security.h"
-#include "lockprof/server/handlers/contention_page.h"
 #include "lockprof/server/handlers/query_params.h"
 
 namespace lockprof {
@@ -52,20 +51,13 @@ AdminResponse FromResponse(server::Response in) {
   return out;
 }
 
-// Whether `request` carries the token, if one is required. The contention
-// page's HTML holds no data and is served without it, as by the built-in
-// server: a browser loads it, then the page sends the token itself.
+// Whether `request` may be answered: the built-in server's check.
 bool Authorised(const AdminRequest& request, const AdminHandlerOptions& options) {
-  const std::string token = agent::OptionOrEnv(options.token, "LOCKPROF_ADMIN_TOKEN");
-  return token.empty() || request.path == server::kContentionPagePath ||
-         server::BearerTokenMatches(request.authorization, token);
+  return server::RequestAuthorised(request.path, request.authorization,
+                                   agent::OptionOrEnv(options.token, "LOCKPROF_ADMIN_TOKEN"));
 }
 
-AdminResponse Unauthorised() {
-  return {401,
-          {{"Content-Type", "text/plain; charset=utf-8"}, {"WWW-Authenticate", "Bearer"}},
-          "Unauthorized\n"};
-}
+AdminResponse Unauthorised() { return FromResponse(server::UnauthorisedResponse()); }
 
 AdminResponse Route(const AdminRequest& request, const AdminHandlerOptions& options) {
   server::Request req;

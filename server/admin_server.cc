@@ -19,7 +19,6 @@
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/server/handlers/admin_router.h"
 #include "lockprof/server/handlers/admin_security.h"
-#include "lockprof/server/handlers/contention_page.h"
 #include "lockprof/server/httplib/bounded_server.h"
 #include "lockprof/server/httplib/connection_deadlines.h"
 #include "lockprof/server/httplib/connection_guard.h"
@@ -76,16 +75,10 @@ void Reply(const server::Response& in, httplib::Response& out) {
 httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Request& req,
                                           httplib::Response& res) {
   server::RequestReceived();
-  // The contention page's HTML holds no data: a browser loads it without the
-  // token, and the page sends the token on its own requests.
-  if (s->token.empty() || req.path == server::kContentionPagePath ||
-      server::BearerTokenMatches(req.get_header_value("Authorization"), s->token)) {
+  if (server::RequestAuthorised(req.path, req.get_header_value("Authorization"), s->token)) {
     return httplib::Server::HandlerResponse::Unhandled;
   }
-  res.status = 401;
-  res.set_header("WWW-Authenticate", "Bearer");
-  res.set_content("Unauthorized\n", "text/plain; charset=utf-8");
-  server::ResponseReady();
+  Reply(server::UnauthorisedResponse(), res);
   return httplib::Server::HandlerResponse::Handled;
 }
 

@@ -1,5 +1,5 @@
-// Small string helpers shared across the agent. (Abseil's absl::EndsWith
-// takes absl::string_view, which Debian's Abseil does not alias to
+// Small string helpers shared across the agent. (Abseil's absl::StartsWith
+// and EndsWith take absl::string_view, which Debian's Abseil does not alias to
 // std::string_view: this one takes the standard type.)
 #ifndef LOCKPROF_AGENT_BASE_STRINGS_H_
 #define LOCKPROF_AGENT_BASE_STRINGS_H_
@@ -9,6 +9,11 @@
 #include <string_view>
 
 namespace lockprof::agent {
+
+// Whether `s` starts with `prefix`.
+inline bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
 
 // Whether `s` ends with `suffix`.
 inline bool EndsWith(std::string_view s, std::string_view suffix) {

@@ -1,7 +1,6 @@
 #include "lockprof/server/handlers/admin_router.h"
 
-#include <string_view>
-
+#include "lockprof/agent/base/strings.h"
 #include "lockprof/server/handlers/contention_page.h"
 #include "lockprof/server/handlers/metrics_handlers.h"
 
@@ -16,14 +15,10 @@ Response PlainResponse(int status, const char* body) {
   return r;
 }
 
-bool StartsWith(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
 }  // namespace
 
 Response RouteAdminRequest(const Request& request, const PprofOptions& pprof) {
-  if (StartsWith(request.path, "/debug/pprof/")) return HandlePprof(request, pprof);
+  if (agent::StartsWith(request.path, "/debug/pprof/")) return HandlePprof(request, pprof);
   if (request.path == "/debug/pprof") {
     // Go's ServeMux redirects a subtree's root without its slash.
     Response r = PlainResponse(301, "<a href=\"/debug/pprof/\">Moved Permanently</a>.\n\n");
@@ -32,7 +27,8 @@ Response RouteAdminRequest(const Request& request, const PprofOptions& pprof) {
     return r;
   }
   if (request.path == "/metrics") return HandleMetrics(request);
-  if (StartsWith(request.path, "/debug/lockprof/")) return HandleContentionPage(request, pprof);
+  if (agent::StartsWith(request.path, "/debug/lockprof/"))
+    return HandleContentionPage(request, pprof);
   return PlainResponse(404, "404 page not found\n");
 }
 

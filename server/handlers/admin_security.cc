@@ -1,5 +1,7 @@
 #include "lockprof/server/handlers/admin_security.h"
 
+#include "lockprof/server/handlers/contention_page.h"
+
 namespace lockprof::server {
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
@@ -30,6 +32,19 @@ bool BearerTokenMatches(std::string_view authorization, std::string_view token) 
   while (!presented.empty() && presented.front() == ' ') presented.remove_prefix(1);
   while (!presented.empty() && presented.back() == ' ') presented.remove_suffix(1);
   return ConstantTimeEquals(presented, token);
+}
+
+bool RequestAuthorised(std::string_view path, std::string_view authorization,
+                       std::string_view token) {
+  return token.empty() || path == kContentionPagePath || BearerTokenMatches(authorization, token);
+}
+
+Response UnauthorisedResponse() {
+  Response r;
+  r.status = 401;
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  r.body = "Unauthorized\n";
+  return r;
 }
 
 }  // namespace lockprof::server

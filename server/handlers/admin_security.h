@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "lockprof/server/handlers/http_types.h"
+
 namespace lockprof::server {
 
 // Whether `a` and `b` are equal, taking time that depends on their lengths
@@ -21,6 +23,17 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // Whether an Authorization header value carries `token`: "Bearer <token>"
 // (scheme case-insensitive, as RFC 7235 says). `token` must not be empty.
 bool BearerTokenMatches(std::string_view authorization, std::string_view token);
+
+// Whether a request for `path` carrying this Authorization header value may
+// be answered, where `token` ("" for none) is required. The contention
+// page's HTML holds no data and is answered without it: a browser loads the
+// page, then the page sends the token on its own requests. Both servers
+// (the built-in one and HandleAdminRequest) ask this, before routing.
+bool RequestAuthorised(std::string_view path, std::string_view authorization,
+                       std::string_view token);
+
+// The answer to a request that is not: 401 with a Bearer challenge.
+Response UnauthorisedResponse();
 
 }  // namespace lockprof::server
 

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "lockprof/agent/base/strings.h"
 #include "lockprof/agent/pprof/profile_builder.h"
 #include "lockprof/agent/tables/profile_tables.h"
 #include "lockprof/server/handlers/delta_handlers.h"
@@ -91,7 +92,7 @@ Response Index() {
 }
 
 Response Profile(const std::string& name, const Request& req, const PprofOptions& options) {
-  if (name.substr(0, kDeltaPrefix.size()) == kDeltaPrefix) {
+  if (agent::StartsWith(name, kDeltaPrefix)) {
     const agent::ProfileInfo* info = agent::FindProfile(name.substr(kDeltaPrefix.size()));
     if (info == nullptr) return ErrorResponse(404, "Unknown profile");
     return HandleDeltaScrape(*info);
@@ -126,7 +127,7 @@ Response HandleExtra(const std::string& name, const Request& req) {
 
 Response HandlePprof(const Request& req, const PprofOptions& options) {
   std::string_view path = req.path;
-  if (path.substr(0, kPrefix.size()) != kPrefix) return ErrorResponse(404, "Unknown profile");
+  if (!agent::StartsWith(path, kPrefix)) return ErrorResponse(404, "Unknown profile");
   std::string name(path.substr(kPrefix.size()));
   Response r;
   if (name == "symbol" || name == "cmdline") {
