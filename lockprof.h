@@ -19,6 +19,7 @@
 
 #include "lockprof/agent/delta_profiles.h"
 #include "lockprof/agent/labels.h"
+#include "lockprof/agent/lock_order.h"
 #include "lockprof/agent/metrics.h"
 #include "lockprof/agent/profiles.h"
 #include "lockprof/agent/sampling.h"

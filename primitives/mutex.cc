@@ -2,6 +2,7 @@
 
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/record.h"
+#include "lockprof/primitives/internal/acquire_hook.h"
 #include "lockprof/primitives/internal/blocked_wait.h"
 #include "lockprof/primitives/internal/deferred_block.h"
 #include "lockprof/primitives/internal/fatal.h"
@@ -28,10 +29,10 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
   // noise next to the futex round trip), so the ledger always knows whether
   // anybody sleeps, and its wait sums stay consistent even if profiling is
   // switched on while threads wait.
-  internal::BlockedWait blocked(__builtin_frame_address(0));
+  internal::BlockedWait blocked(__builtin_frame_address(0), this, agent::EventTags{name_});
   ledger_.Enter(0, blocked.start());
   while (state_.exchange(kContended, std::memory_order_acquire) != kUnlocked) {
-    internal::FutexWait(&state_, kContended);
+    blocked.Sleep(&state_, kContended);
   }
   // We own the lock. If nobody else sleeps, go back to kLocked so that our
   // unlock takes the fast path instead of a futex wake for nobody.
@@ -62,7 +63,10 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
   internal::RecordAfterRelease(this, tags, charged[0], hold_ns, __builtin_frame_address(0));
 }
 
-void Mutex::StartHoldSample() { internal::StartHoldSample(&hold_start_); }
+ABSL_ATTRIBUTE_NOINLINE void Mutex::AcquireHook(bool tried) {
+  internal::AfterExclusiveAcquire(this, agent::EventTags{name_}, tried, &hold_start_,
+                                  __builtin_frame_address(0));
+}
 
 void Mutex::AssertHeld() const {
   if (state_.load(std::memory_order_relaxed) == kUnlocked) {

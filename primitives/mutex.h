@@ -46,8 +46,9 @@
 // (undefined behaviour, as with std::mutex), and locking it twice on one
 // thread (that thread waits forever, as with std::mutex).
 //
-// Lifetime: the constexpr constructor and trivial destructor make a global
-// Mutex usable from any static initialiser and any static destructor.
+// Lifetime: the constexpr constructor and a destructor that leaves the lock
+// as it was make a global Mutex usable from any static initialiser and any
+// static destructor.
 // fork(): in the child, a Mutex that was unlocked, or held by the thread
 // that forked, works normally (the child may unlock it); one held by another
 // thread stays locked, as any mutex would. Waits of the parent's threads are
@@ -60,6 +61,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "lockprof/agent/base/export.h"
+#include "lockprof/agent/record/lock_lifetime.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/primitives/internal/wait_ledger.h"
 #include "lockprof/primitives/lock_name.h"
@@ -75,7 +77,10 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
   explicit constexpr Mutex(LockName name) : name_(name.get()) {}
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
-  ~Mutex() = default;
+  // Leaves the lock usable (a global Mutex still works in later static
+  // destructors); it only tells lock-order checking, if that ever ran, to
+  // forget this address (lock_order.h).
+  ~Mutex() { agent::OnLockDestroyed(this); }
 
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
     uint32_t expected = kUnlocked;
@@ -85,7 +90,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
             0)) {
       LockSlow();
     }
-    if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartHoldSample();
+    if (__builtin_expect(agent::ShouldSampleHold(), 0)) AcquireHook(false);
   }
 
   bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
@@ -94,7 +99,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
                                         std::memory_order_relaxed)) {
       return false;
     }
-    if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartHoldSample();
+    if (__builtin_expect(agent::ShouldSampleHold(), 0)) AcquireHook(true);
     return true;
   }
 
@@ -138,7 +143,9 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
 
   void LockSlow();
   void UnlockSlow();
-  void StartHoldSample();
+  // After acquiring, when the hold sampler's countdown expired (or holders
+  // are tracked): internal/acquire_hook.h.
+  void AcquireHook(bool tried);
 
   std::atomic<uint32_t> state_{kUnlocked};
   internal::WaitLedger<1> ledger_;

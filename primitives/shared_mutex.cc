@@ -4,6 +4,7 @@
 
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/record.h"
+#include "lockprof/primitives/internal/acquire_hook.h"
 #include "lockprof/primitives/internal/blocked_wait.h"
 #include "lockprof/primitives/internal/deferred_block.h"
 #include "lockprof/primitives/internal/fatal.h"
@@ -43,7 +44,7 @@ bool SharedMutex::try_lock() {
     if ((s & (kWriter | kCountMask)) != 0) return false;
   } while (!state_.compare_exchange_weak(s, s | kWriter, std::memory_order_acquire,
                                          std::memory_order_relaxed));
-  if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartHoldSample();
+  if (__builtin_expect(agent::ShouldSampleHold(), 0)) AcquireHook(true);
   return true;
 }
 
@@ -52,14 +53,14 @@ bool SharedMutex::try_lock_shared() {
   while ((s & kWriter) == 0) {
     if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire,
                                      std::memory_order_relaxed)) {
-      if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartSharedHoldSample();
+      if (__builtin_expect(agent::ShouldSampleHold(), 0)) SharedAcquireHook(true);
       return true;
     }
   }
   return false;
 }
 
-uint32_t SharedMutex::AcquireWriterBitAsleep() {
+uint32_t SharedMutex::AcquireWriterBitAsleep(internal::BlockedWait& wait) {
   for (;;) {
     uint64_t s = state_.load(std::memory_order_relaxed);
     if ((s & kWriter) == 0) {
@@ -76,7 +77,7 @@ uint32_t SharedMutex::AcquireWriterBitAsleep() {
         !state_.compare_exchange_weak(s, s | kWritersAsleep, std::memory_order_relaxed)) {
       continue;
     }
-    internal::FutexWaitBitset(EpochWord(), uint32_t(s >> 32), kWriterBits);
+    wait.Sleep(EpochWord(), uint32_t(s >> 32), kWriterBits);
   }
 }
 
@@ -98,11 +99,11 @@ bool SharedMutex::PostedAfterSpinning() {
   return false;
 }
 
-void SharedMutex::SleepUntilPosted() {
+void SharedMutex::SleepUntilPosted(internal::BlockedWait& wait) {
   uint32_t not_posted = kNotPosted;
   if (writer_sem_.compare_exchange_strong(not_posted, kWriterAsleep, std::memory_order_acquire)) {
     do {
-      internal::FutexWait(&writer_sem_, kWriterAsleep);
+      wait.Sleep(&writer_sem_, kWriterAsleep);
     } while (writer_sem_.load(std::memory_order_acquire) == kWriterAsleep);
   }
   writer_sem_.store(kNotPosted, std::memory_order_relaxed);
@@ -133,15 +134,15 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
       have_writer && readers_inside != 0 && !ReadersGone(readers_inside) && !PostedAfterSpinning();
   if (have_writer && !readers_pending) return;
 
-  internal::BlockedWait wait(__builtin_frame_address(0));
+  internal::BlockedWait wait(__builtin_frame_address(0), this, {name_, LockMode::kWrite, shard_});
   // Every writer registers in the ledger before it sets kWritersAsleep, so
   // the last writer to leave the ledger knows that no writer sleeps.
   ledger_.Enter(kWriters, wait.start());
   if (!have_writer) {
-    readers_inside = AcquireWriterBitAsleep();
+    readers_inside = AcquireWriterBitAsleep(wait);
     readers_pending = readers_inside != 0 && !ReadersGone(readers_inside);
   }
-  if (readers_pending) SleepUntilPosted();
+  if (readers_pending) SleepUntilPosted(wait);
   // No other writer waits: clear the mark, so that our unlock takes the
   // fast path instead of waking nobody.
   ledger_.Leave(kWriters, wait.start(),
@@ -198,7 +199,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
     if (uint32_t(state_.load(std::memory_order_acquire) >> 32) != epoch) return;
     internal::SpinPause();
   }
-  internal::BlockedWait wait(__builtin_frame_address(0));
+  internal::BlockedWait wait(__builtin_frame_address(0), this, {name_, LockMode::kRead, shard_});
   ledger_.Enter(kReaders, wait.start());
   for (;;) {
     uint64_t s = state_.load(std::memory_order_acquire);
@@ -211,7 +212,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
         !state_.compare_exchange_weak(s, s | kReadersAsleep, std::memory_order_relaxed)) {
       continue;
     }
-    internal::FutexWaitBitset(EpochWord(), epoch, kReaderBits);
+    wait.Sleep(EpochWord(), epoch, kReaderBits);
   }
   ledger_.Leave(kReaders, wait.start(), [] {});
   wait.RecordAtRelease({name_, LockMode::kRead, shard_}, this,
@@ -255,9 +256,15 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
   internal::RecordAfterRelease(this, read, charged[kReaders], hold_ns, frame);
 }
 
-void SharedMutex::StartHoldSample() { internal::StartHoldSample(&hold_start_); }
+ABSL_ATTRIBUTE_NOINLINE void SharedMutex::AcquireHook(bool tried) {
+  internal::AfterExclusiveAcquire(this, {name_, LockMode::kWrite, shard_}, tried, &hold_start_,
+                                  __builtin_frame_address(0));
+}
 
-void SharedMutex::StartSharedHoldSample() { internal::StartSharedHoldSample(this); }
+ABSL_ATTRIBUTE_NOINLINE void SharedMutex::SharedAcquireHook(bool tried) {
+  internal::AfterSharedAcquire(this, {name_, LockMode::kRead, shard_}, tried,
+                               __builtin_frame_address(0));
+}
 
 void SharedMutex::AssertHeld() const {
   if ((state_.load(std::memory_order_relaxed) & kWriter) == 0) {

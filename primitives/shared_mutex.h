@@ -64,11 +64,16 @@
 
 #include "absl/base/thread_annotations.h"
 #include "lockprof/agent/base/export.h"
+#include "lockprof/agent/record/lock_lifetime.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/primitives/internal/wait_ledger.h"
 #include "lockprof/primitives/lock_name.h"
 
 namespace lockprof {
+
+namespace internal {
+class BlockedWait;
+}  // namespace internal
 
 class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
  public:
@@ -81,7 +86,9 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
       : name_(name.get()), shard_(shard) {}
   SharedMutex(const SharedMutex&) = delete;
   SharedMutex& operator=(const SharedMutex&) = delete;
-  ~SharedMutex() = default;
+  // Leaves the lock usable; tells lock-order checking, if that ever ran, to
+  // forget this address (lock_order.h).
+  ~SharedMutex() { agent::OnLockDestroyed(this); }
 
   // Exclusive (writer) side.
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
@@ -93,7 +100,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
                          0)) {
       LockSlow();
     }
-    if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartHoldSample();
+    if (__builtin_expect(agent::ShouldSampleHold(), 0)) AcquireHook(false);
   }
 
   bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true);
@@ -123,7 +130,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   void lock_shared() ABSL_SHARED_LOCK_FUNCTION() {
     const uint64_t old = state_.fetch_add(1, std::memory_order_acquire);
     if (__builtin_expect((old & kWriter) != 0, 0)) LockSharedSlow(old);
-    if (__builtin_expect(agent::ShouldSampleHold(), 0)) StartSharedHoldSample();
+    if (__builtin_expect(agent::ShouldSampleHold(), 0)) SharedAcquireHook(false);
   }
 
   bool try_lock_shared() ABSL_SHARED_TRYLOCK_FUNCTION(true);
@@ -196,13 +203,15 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   void UnlockSharedSlow(uint64_t old);
   // Sets kWriter once it is clear, sleeping for it; returns the readers
   // inside, which the writer must await.
-  uint32_t AcquireWriterBitAsleep();
+  uint32_t AcquireWriterBitAsleep(internal::BlockedWait& wait);
   // Whether those readers have all left already (then nobody posts).
   bool ReadersGone(uint32_t readers_inside);
   bool PostedAfterSpinning();
-  void SleepUntilPosted();
-  void StartHoldSample();
-  void StartSharedHoldSample();
+  void SleepUntilPosted(internal::BlockedWait& wait);
+  // After acquiring, when the hold sampler's countdown expired (or holders
+  // are tracked): internal/acquire_hook.h.
+  void AcquireHook(bool tried);
+  void SharedAcquireHook(bool tried);
   std::atomic<uint32_t>* EpochWord();
 
   std::atomic<uint64_t> state_{0};

@@ -207,6 +207,12 @@ TEST(HoldProfileTest, HoldStartsAtAcquisitionNotAtTheWait) {
 // even at small rates (a rounded-down exponential stride would sample
 // 1 in rate + 1/2).
 TEST(HoldProfileTest, CountdownSamplesExactlyOneInRate) {
+  // The countdown's own draw; while holders are tracked (as the suite may
+  // be run, with LOCKPROF_LOCK_ORDER set) every countdown expires and the
+  // primitives draw instead (the next test).
+  lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kOff);
+  lockprof::SetStallReportThreshold(std::chrono::nanoseconds(0));
+  lockprof::SetHeldLockTracking(false);
   for (int r : {2, 10, 1000}) {
     ScopedRates rate(kKeep, kKeep, r);
     int64_t sampled = 0;
@@ -219,6 +225,31 @@ TEST(HoldProfileTest, CountdownSamplesExactlyOneInRate) {
     const double sd = std::sqrt(kTrials * p * (1 - p));
     EXPECT_NEAR(double(sampled), kTrials * p, 5 * sd) << "rate " << r;
   }
+}
+
+// While holders are tracked every acquisition reaches the primitive's hook,
+// which must still time only one hold in `rate`, or the hold profile's
+// scaling would be wrong by that factor.
+TEST(HoldProfileTest, TrackedHoldsAreStillSampledOneInRate) {
+  lockprof::SetHeldLockTracking(true);
+  for (int r : {4, 100}) {
+    ScopedRates rate(kKeep, kKeep, r);
+    static lockprof::Mutex mu("tracked.hold");
+    const lockprof::testing::ProfileDelta holds("hold", 0, "", {{"lock", "tracked.hold"}});
+    constexpr int64_t kHolds = 200'000;
+    std::thread([] {
+      for (int64_t i = 0; i < kHolds; ++i) {
+        mu.lock();
+        mu.unlock();
+      }
+    }).join();
+    // Each sampled hold counts `rate` holds: the estimate is kHolds, with
+    // a binomial spread of sqrt(n p (1 - p)) samples, times rate.
+    const double p = 1.0 / r;
+    const double sd = std::sqrt(kHolds * p * (1 - p)) * r;
+    EXPECT_NEAR(double(holds.Get()), double(kHolds), 5 * sd) << "rate " << r;
+  }
+  lockprof::SetHeldLockTracking(false);
 }
 
 }  // namespace

@@ -4,8 +4,9 @@
 # samples, aggregates and builds profiles, the server serves them.
 #   agent/        never includes primitives/ or server/
 #   agent/base/   includes no other lockprof room (env, fork: the leaves)
-#   agent/record/, agent/tables/ (the recording side) never include
-#                 agent/pprof/, agent/symbolize/ or agent/pyroscope/
+#   agent/record/, agent/tables/, agent/deadlock/lock_graph.* (the recording
+#                 side) never include agent/pprof/, agent/symbolize/,
+#                 agent/pyroscope/ (nor deadlock/reports.h)
 #   primitives/   include only agent/'s public headers, agent/record/ and
 #                 agent/base/ (never server/, proto/ or the serving side)
 #   server/handlers/ stay transport-free: no <httplib.h>, directly or through
@@ -52,6 +53,12 @@ for file in $sources; do
         agent/record/*:lockprof/agent/pyroscope/* | agent/tables/*:lockprof/agent/pprof/* | \
         agent/tables/*:lockprof/agent/symbolize/* | agent/tables/*:lockprof/agent/pyroscope/*)
         problem "$file includes $name: recording never includes the serving side" ;;
+      # The lock-order graph is recorded into by the thread that takes a new edge.
+      agent/deadlock/lock_graph.*:lockprof/agent/pprof/* | \
+        agent/deadlock/lock_graph.*:lockprof/agent/symbolize/* | \
+        agent/deadlock/lock_graph.*:lockprof/agent/pyroscope/* | \
+        agent/deadlock/lock_graph.*:lockprof/agent/deadlock/reports.h)
+        problem "$file includes $name: the lock-order graph is recording side" ;;
       primitives/*:lockprof/primitives/* | primitives/*:lockprof/agent/record/* | \
         primitives/*:lockprof/agent/base/*) ;;
       # The interposer names an unnamed lock by the data symbol at its address.

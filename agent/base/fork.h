@@ -44,7 +44,8 @@ enum class ForkRank {
   kSymbolizer = 2,   // Symbolizer::mu_; takes kLoader (build-ids).
   kLabels = 3,       // The label registry.
   kLoader = 4,       // Around dl_iterate_phdr (mappings.cc).
-  kCount = 5,
+  kLockGraph = 5,    // Lock-order checking's graph (deadlock/lock_graph.cc).
+  kCount = 6,
 };
 
 // Makes fork() take *mu (which must never be destroyed) before forking and

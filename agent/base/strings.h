@@ -33,6 +33,28 @@ inline std::string HexEncode(const void* bytes, size_t n) {
   return out;
 }
 
+// Appends `s` as a JSON string. Function and lock names are arbitrary bytes
+// from the program: control characters are escaped, and bytes >= 0x80 pass
+// through (a reader decodes the body as UTF-8, replacing invalid ones).
+inline void AppendJsonString(std::string_view s, std::string* out) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  out->push_back('"');
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(c);
+    } else if (u < 0x20) {
+      out->append("\\u00");
+      out->push_back(kDigits[u >> 4]);
+      out->push_back(kDigits[u & 0xf]);
+    } else {
+      out->push_back(c);
+    }
+  }
+  out->push_back('"');
+}
+
 }  // namespace lockprof::agent
 
 #endif  // LOCKPROF_AGENT_BASE_STRINGS_H_

@@ -5,6 +5,8 @@
 #include <map>
 #include <tuple>
 
+#include "lockprof/agent/deadlock/lock_graph.h"
+#include "lockprof/agent/lock_order.h"
 #include "lockprof/agent/metrics/lock_metrics.h"
 #include "lockprof/agent/metrics/prometheus_text.h"
 #include "lockprof/agent/metrics/self_metrics.h"
@@ -203,6 +205,15 @@ void WriteMetrics(std::string* out) {
               "HTTP requests answered by the lockprof admin endpoint.");
   text.Sample("lockprof_admin_requests_total", {}, agent::AdminRequests());
   WriteUploadMetrics(text);
+  text.Family("lockprof_lock_order_inversions_total", "counter",
+              "Lock-order cycles (potential deadlocks) found by lock-order checking.");
+  text.Sample("lockprof_lock_order_inversions_total", {}, LockOrderInversions());
+  text.Family("lockprof_lock_order_dropped_total", "counter",
+              "Lock-order edges not checked: the graph's node or edge cap was reached.");
+  text.Sample("lockprof_lock_order_dropped_total", {}, agent::LockOrderDropped());
+  text.Family("lockprof_lock_stalls_total", "counter",
+              "Lock waits that outlasted LOCKPROF_STALL_REPORT_MS (reported once each).");
+  text.Sample("lockprof_lock_stalls_total", {}, LockStalls());
 }
 
 }  // namespace lockprof

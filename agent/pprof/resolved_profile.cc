@@ -36,6 +36,8 @@ struct KeyLess {
   }
 };
 
+}  // namespace
+
 class Resolver {
  public:
   explicit Resolver(ResolvedProfile* out) : out_(out) { out_->mappings = ReadExecutableMappings(); }
@@ -84,8 +86,6 @@ class Resolver {
   int overflow_ = -1;
 };
 
-}  // namespace
-
 bool IsInternalFrame(const std::string& function) {
   static constexpr std::string_view kPrefixes[] = {
       "lockprof::Mutex::",
@@ -130,6 +130,27 @@ bool IsInternalFrame(const std::string& function) {
   // Abseil's inline namespace (absl::lts_2023..., Debian's absl::debian3).
   return f.substr(0, 6) == "absl::" &&
          (f.find("::Mutex::") != f.npos || f.find("MutexLock::") != f.npos);
+}
+
+SampleResolver::SampleResolver(ResolvedProfile* out)
+    : out_(out), resolver_(std::make_unique<Resolver>(out)) {}
+
+SampleResolver::~SampleResolver() = default;
+
+ResolvedSample& SampleResolver::Add(const uintptr_t* pcs, int depth, int64_t v0, int64_t v1) {
+  ResolvedSample sample;
+  sample.values[0] = v0;
+  sample.values[1] = v1;
+  bool leaf_side = true;
+  for (int i = 0; i < depth; ++i) {
+    const int loc = resolver_->LocationFor(pcs[i], leaf_side);
+    if (loc < 0) continue;
+    leaf_side = false;
+    sample.locations.push_back(loc);
+    sample.return_addresses.push_back(pcs[i]);
+  }
+  out_->samples.push_back(std::move(sample));
+  return out_->samples.back();
 }
 
 ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& slots,

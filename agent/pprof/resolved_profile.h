@@ -11,6 +11,7 @@
 #define LOCKPROF_AGENT_PPROF_RESOLVED_PROFILE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +50,27 @@ struct ResolvedProfile {
 // table) into a profile. Samples whose values are all zero are dropped.
 ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& slots,
                         int64_t time_nanos, int64_t duration_nanos);
+
+class Resolver;
+
+// Builds a profile sample by sample from raw stacks, for profiles that do
+// not come from a table (the held-locks profile). Resolving, trimming and
+// mappings as Resolve does.
+class SampleResolver {
+ public:
+  explicit SampleResolver(ResolvedProfile* out);
+  ~SampleResolver();
+  SampleResolver(const SampleResolver&) = delete;
+  SampleResolver& operator=(const SampleResolver&) = delete;
+
+  // Appends a sample for `pcs` (return addresses, leaf first) with these
+  // values; the caller adds its labels to the sample returned.
+  ResolvedSample& Add(const uintptr_t* pcs, int depth, int64_t v0, int64_t v1);
+
+ private:
+  ResolvedProfile* out_;
+  std::unique_ptr<Resolver> resolver_;
+};
 
 // True for frames that belong to lockprof's implementation (or to standard
 // lock wrappers instantiated on lockprof types), which are trimmed from the

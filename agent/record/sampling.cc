@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "lockprof/agent/base/env.h"
+#include "lockprof/agent/record/lock_tracking.h"
 #include "lockprof/agent/record/sampler.h"
 
 namespace lockprof {
@@ -60,6 +61,13 @@ int64_t NextHoldStride(int rate) {
 }  // namespace
 
 bool HoldSampleDue() {
+  if (LockTrackingOn()) {
+    // Every acquisition reaches the primitive's hook, which draws the hold
+    // sample itself (TrackedHoldSampleDue).
+    tls_state.hold_countdown = 0;
+    tls_state.hold_started = false;
+    return true;
+  }
   const int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
   if (rate <= 0) {
     tls_state.hold_countdown = kHoldRecheckStride;
@@ -98,6 +106,12 @@ void ApplyEnvironment() {
 [[maybe_unused]] const bool g_env_applied = (ApplyEnvironment(), true);
 
 }  // namespace
+
+bool TrackedHoldSampleDue() {
+  const int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
+  if (rate <= 0) return false;
+  return rate == 1 || NextRandom() % uint64_t(rate) == 0;
+}
 
 }  // namespace agent
 

@@ -2,34 +2,73 @@
 //
 // Construct it in the lockprof function that sleeps (a noinline slow path),
 // passing that function's __builtin_frame_address(0): it reads the clock and,
-// when the block profile is on, captures the waiter's stack — before the
-// sleep, so that nothing is captured inside the critical section the waiter
-// then enters. Record() charges the wait, from construction to now, at that
-// stack; RecordAtRelease() does so once the lock the wait ended with is
-// released (deferred_block.h).
+// when the block profile is on or holders are tracked, captures the
+// waiter's stack — before the sleep, so that nothing is captured inside the
+// critical section the waiter then enters. Record() charges the wait, from
+// construction to now, at that stack; RecordAtRelease() does so once the
+// lock the wait ended with is released (deferred_block.h).
+//
+// A wait for a lock (not for a condition) is also published in the
+// thread's record for /debug/lockprof/held until it ends, its lock-order
+// edges are checked before the first sleep, and Sleep() reports it once if
+// it outlasts the stall watchdog's threshold (lock_tracking.h).
 #ifndef LOCKPROF_PRIMITIVES_INTERNAL_BLOCKED_WAIT_H_
 #define LOCKPROF_PRIMITIVES_INTERNAL_BLOCKED_WAIT_H_
 
+#include <atomic>
 #include <cstdint>
 
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/lock_tracking.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/agent/record/stack_trace.h"
 #include "lockprof/agent/record/thread_state.h"
 #include "lockprof/primitives/internal/deferred_block.h"
+#include "lockprof/primitives/internal/futex.h"
 
 namespace lockprof::internal {
 
 class BlockedWait {
  public:
+  // A wait for a condition: not published, no lock order.
   explicit BlockedWait(const void* entry_frame)
       : start_(agent::MonotonicNanos()),
         want_stack_(agent::BlockProfilingEnabled() && !agent::InRecorder()) {
     if (want_stack_) agent::CaptureStack(entry_frame, &stack_);
   }
+  // A wait for `lock`, described by `tags`.
+  BlockedWait(const void* entry_frame, const void* lock, const agent::EventTags& tags)
+      : start_(agent::MonotonicNanos()),
+        want_stack_(agent::BlockProfilingEnabled() && !agent::InRecorder()),
+        lock_(lock),
+        tags_(tags) {
+    if (want_stack_ || agent::LockTrackingOn()) agent::CaptureStack(entry_frame, &stack_);
+    agent::CheckOrderBeforeWait(lock, tags, entry_frame, &stack_);
+    agent::NoteWaitBegin(lock, tags, start_, stack_);
+  }
+  ~BlockedWait() { EndWait(); }
   BlockedWait(const BlockedWait&) = delete;
   BlockedWait& operator=(const BlockedWait&) = delete;
+
+  // Sleeps on `word` while it holds `expected` (futex bitset `bits`), until
+  // woken, spuriously, or when the stall threshold passes (then it reports
+  // the stall once): callers re-check their condition and call again.
+  void Sleep(std::atomic<uint32_t>* word, uint32_t expected,
+             uint32_t bits = FUTEX_BITSET_MATCH_ANY) {
+    const int64_t threshold = agent::StallThresholdNanos();
+    if (__builtin_expect(threshold <= 0 || stall_reported_ || lock_ == nullptr, 1)) {
+      FutexWaitBitset(word, expected, bits);
+      return;
+    }
+    const int64_t left = start_ + threshold - agent::MonotonicNanos();
+    if (left <= 0) {
+      stall_reported_ = true;
+      agent::ReportStall(lock_, tags_, start_);
+      return;
+    }
+    FutexWaitBitset(word, expected, bits, left);
+  }
 
   // When the wait started (monotonic nanoseconds), for a WaitLedger.
   int64_t start() const { return start_; }
@@ -60,14 +99,24 @@ class BlockedWait {
  private:
   // The wait's length, added to the thread's totals (thread_lock_wait.h)
   // whatever the profiling rates: every wait that slept passes here.
-  int64_t Count(const agent::EventTags& tags) const {
+  int64_t Count(const agent::EventTags& tags) {
+    EndWait();
     const int64_t wait_ns = agent::MonotonicNanos() - start_;
     agent::CountThreadWait(wait_ns, tags.wait == agent::WaitKind::kCondition);
     return wait_ns;
   }
 
+  void EndWait() {
+    if (lock_ == nullptr) return;
+    agent::NoteWaitEnd();
+    lock_ = nullptr;
+  }
+
   int64_t start_;
   bool want_stack_;
+  bool stall_reported_ = false;
+  const void* lock_ = nullptr;  // nullptr for a condition, or once the wait ended.
+  agent::EventTags tags_;
   agent::StackTrace stack_;
 };
 

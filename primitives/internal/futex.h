@@ -32,10 +32,22 @@ inline void FutexWake(std::atomic<uint32_t>* word, int count) {
 
 // As FutexWait, but the sleeper is woken only by a FutexWakeBitset whose
 // `bits` share a bit with its own: two kinds of sleepers share one word and
-// are woken separately. No timeout.
-inline void FutexWaitBitset(std::atomic<uint32_t>* word, uint32_t expected, uint32_t bits) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_BITSET_PRIVATE, expected,
-          nullptr, nullptr, bits);
+// are woken separately (FUTEX_BITSET_MATCH_ANY: by any wake). With
+// `timeout_ns` > 0, it also returns once that much time has passed.
+inline void FutexWaitBitset(std::atomic<uint32_t>* word, uint32_t expected, uint32_t bits,
+                            int64_t timeout_ns = 0) {
+  timespec deadline;
+  const timespec* until = nullptr;
+  if (timeout_ns > 0) {
+    // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    const int64_t ns = deadline.tv_nsec + timeout_ns % 1000000000;
+    deadline.tv_sec += time_t(timeout_ns / 1000000000 + ns / 1000000000);
+    deadline.tv_nsec = long(ns % 1000000000);
+    until = &deadline;
+  }
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_BITSET_PRIVATE, expected, until,
+          nullptr, bits);
 }
 
 // Wakes up to `count` threads sleeping on `word` with a bit of `bits`.

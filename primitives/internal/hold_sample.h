@@ -73,6 +73,18 @@ inline bool MarkSharedSlowUnlock(const void* lock) {
   return true;
 }
 
+// As MarkSharedSlowUnlock, unless this thread's latest entry already marks
+// `lock` (the read lock that has just waited marked it).
+inline bool EnsureSharedSlowUnlock(const void* lock) {
+  agent::ThreadState& ts = agent::tls_state;
+  const int n = ts.shared_hold_samples;
+  if (n > 0 && ts.shared_holds[n - 1].lock == lock &&
+      ts.shared_holds[n - 1].start == kSlowUnlockOnly) {
+    return true;
+  }
+  return MarkSharedSlowUnlock(lock);
+}
+
 // At unlock_shared: the length of this thread's latest sampled read hold of
 // `lock`, which ends, or -1 if it has none (or only a slow-unlock mark).
 inline int64_t EndSharedHoldSample(const void* lock) {

@@ -1,6 +1,7 @@
 #include "lockprof/primitives/interpose/interpose_common.h"
 
 #include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/lock_tracking.h"
 #include "lockprof/primitives/internal/deferred_block.h"
 
 namespace lockprof::interpose {
@@ -9,6 +10,9 @@ thread_local HeldLocks t_held __attribute__((tls_model("initial-exec")));
 
 void SampleHold(const void* lock, agent::LockMode mode, const void* caller) {
   if (agent::InRecorder() || IsOwnCode(caller)) return;
+  // Holder tracking keeps every countdown expired (lock_tracking.h); it
+  // covers lockprof's own primitives, so here the sampler draws as usual.
+  if (agent::LockTrackingOn() && !agent::TrackedHoldSampleDue()) return;
   StartHold(lock, mode);
 }
 

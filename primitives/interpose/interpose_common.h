@@ -71,14 +71,16 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
     agent::RecorderScope scope;
     name = LockName(lock);
   }
-  internal::BlockedWait blocked(frame);
+  const agent::EventTags tags{name, mode};
+  // Published for /debug/lockprof/held while it waits (without the stall
+  // watchdog: the sleep is glibc's).
+  internal::BlockedWait blocked(frame, lock, tags);
   const int c = LedgerClass(mode);
   const bool registered = Ledger().Enter(lock, c, blocked.start());
   if (rw_waiters != nullptr) rw_waiters->fetch_add(1, std::memory_order_relaxed);
   const int r = block();
   if (rw_waiters != nullptr) rw_waiters->fetch_sub(1, std::memory_order_relaxed);
   if (registered) Ledger().Leave(lock, c, blocked.start());
-  const agent::EventTags tags{name, mode};
   if (r == 0 || r == EOWNERDEAD) {
     blocked.RecordAtRelease(tags, lock, [&] { return MarkSlowRelease(lock, mode); });
   } else if (r == ETIMEDOUT) {

@@ -2,6 +2,7 @@
 
 #include "lockprof/agent/base/strings.h"
 #include "lockprof/server/handlers/contention_page.h"
+#include "lockprof/server/handlers/deadlock_handlers.h"
 #include "lockprof/server/handlers/metrics_handlers.h"
 
 namespace lockprof::server {
@@ -27,6 +28,8 @@ Response RouteAdminRequest(const Request& request, const PprofOptions& pprof) {
     return r;
   }
   if (request.path == "/metrics") return HandleMetrics(request);
+  if (request.path == kLockOrderPath) return HandleLockOrder(request);
+  if (request.path == kHeldLocksPath) return HandleHeldLocks(request);
   if (agent::StartsWith(request.path, "/debug/lockprof/"))
     return HandleContentionPage(request, pprof);
   return PlainResponse(404, "404 page not found\n");

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "lockprof/agent/base/strings.h"
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/tables/delta.h"
 #include "lockprof/agent/tables/profile_tables.h"
@@ -20,26 +21,7 @@ namespace {
 
 constexpr std::string_view kProfileJsonPath = "/debug/lockprof/profile.json";
 
-// Appends `s` as a JSON string. Function and lock names are arbitrary bytes
-// from the program: control characters are escaped, and bytes >= 0x80 pass
-// through (the page decodes the body as UTF-8, replacing invalid ones).
-void AppendJsonString(std::string_view s, std::string* out) {
-  out->push_back('"');
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(c);
-    } else if (u < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", u);
-      out->append(buf);
-    } else {
-      out->push_back(c);
-    }
-  }
-  out->push_back('"');
-}
+using agent::AppendJsonString;
 
 // Interns function names, so that a name shared by many stacks is sent once.
 class FuncTable {

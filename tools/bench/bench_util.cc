@@ -52,6 +52,8 @@ const char* ProfilingName(Profiling p) {
       return "all_1";
     case kGoAll:
       return "go_all_1";
+    case kLockOrder:
+      return "lock_order";
   }
   return "?";
 }
@@ -72,7 +74,14 @@ void ApplyProfiling(Profiling p) {
     case kGoAll:
       fraction = 1, block = 1, hold = d.hold;
       break;
+    case kLockOrder:
+      fraction = d.fraction, block = d.block, hold = d.hold;
+      break;
   }
+#if __has_include("lockprof/agent/lock_order.h")
+  lockprof::SetLockOrderChecking(p == kLockOrder ? lockprof::LockOrderMode::kReport
+                                                 : lockprof::LockOrderMode::kOff);
+#endif
   lockprof::SetMutexProfileFraction(fraction);
   lockprof::SetBlockProfileRate(block);
   lockprof::SetHoldProfileRate(hold);

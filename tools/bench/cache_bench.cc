@@ -94,7 +94,7 @@ const bool registered = [] {
   using bench::kOff;
   Keys();
   for (bool timed : {false, true}) {
-    bench::ForEachLock(true, {kOff, kDefault, kAll, kGoAll},
+    bench::ForEachLock(true, {kOff, kDefault, kAll, kGoAll, bench::kLockOrder},
                        [&](auto type, const std::string& name, Profiling p) {
                          using M = typename decltype(type)::type;
                          auto* fn = timed ? BM_Cache<M, true> : BM_Cache<M, false>;

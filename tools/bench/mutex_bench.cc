@@ -7,6 +7,7 @@
 // rates and with every rate at 1.
 //
 // Names: "uncontended/<lock>", "uncontended_shared/<lock>",
+// "uncontended_nested/<lock>" (the lock taken while holding another),
 // "empty/<lock>[/lat]/real_time/threads:<n>". The "/lat" rows also time
 // every acquisition (p50/p99/p99.9 counters) and so run a little slower;
 // throughput ratios come from the rows without it.
@@ -40,6 +41,21 @@ void BM_UncontendedShared(benchmark::State& state, Profiling p) {
   }
 }
 
+// Lock+unlock of one lock while holding another: what lock-order checking
+// pays for an edge it has seen before (a thread-local lookup).
+template <typename M>
+void BM_UncontendedNested(benchmark::State& state, Profiling p) {
+  bench::ApplyProfiling(p);
+  static M outer, inner;
+  bench::Lock(outer);
+  for (auto _ : state) {
+    bench::Lock(inner);
+    benchmark::ClobberMemory();
+    bench::Unlock(inner);
+  }
+  bench::Unlock(outer);
+}
+
 // Every thread takes the one lock exclusively and leaves at once.
 template <typename M, bool kTimed>
 void BM_Empty(benchmark::State& state, Profiling p) {
@@ -54,11 +70,19 @@ const bool registered = [] {
   using bench::kAll;
   using bench::kDefault;
   using bench::kOff;
-  bench::ForEachLock(
-      true, {kOff, kDefault, kAll}, [](auto type, const std::string& name, Profiling p) {
-        using M = typename decltype(type)::type;
-        benchmark::RegisterBenchmark(("uncontended/" + name).c_str(), BM_Uncontended<M>, p);
-      });
+  bench::ForEachLock(true, {kOff, kDefault, kAll, bench::kLockOrder},
+                     [](auto type, const std::string& name, Profiling p) {
+                       using M = typename decltype(type)::type;
+                       benchmark::RegisterBenchmark(("uncontended/" + name).c_str(),
+                                                    BM_Uncontended<M>, p);
+                     });
+  benchmark::RegisterBenchmark("uncontended_nested/std::mutex", BM_UncontendedNested<std::mutex>,
+                               kOff);
+  for (Profiling p : {kOff, kDefault, bench::kLockOrder}) {
+    benchmark::RegisterBenchmark(
+        (std::string("uncontended_nested/lockprof:") + bench::ProfilingName(p)).c_str(),
+        BM_UncontendedNested<lockprof::Mutex>, p);
+  }
   // Shared locking: the types that have it.
   bench::ForEachLock(true, {kOff, kDefault, kAll},
                      [](auto type, const std::string& name, Profiling p) {

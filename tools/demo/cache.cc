@@ -21,6 +21,16 @@ ABSL_ATTRIBUTE_NOINLINE void Cache::Set(const std::string& key, const std::strin
   }
   lockprof::MutexLock lock(&mu_);
   data_[key] = SlowProcess(value);  // The bug: slow work inside the lock.
+  if (lock_order_bug_) {
+    lockprof::MutexLock stats(&stats_mu_);  // cache.main, then cache.stats.
+    ++updates_;
+  }
+}
+
+ABSL_ATTRIBUTE_NOINLINE int64_t Cache::Stats() {
+  lockprof::MutexLock stats(&stats_mu_);  // cache.stats, then cache.main.
+  lockprof::MutexLock lock(&mu_);
+  return updates_ + int64_t(data_.size());
 }
 
 ABSL_ATTRIBUTE_NOINLINE std::string Cache::SlowProcess(const std::string& value) const {

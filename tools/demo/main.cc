@@ -1,7 +1,10 @@
 // lockprof-demo: a cache under contention, profiled by lockprof.
 //
 //   lockprof-demo [--addr=127.0.0.1:6060] [--duration=SECONDS] [--fixed]
-//                 [--readers=N] [--writers=N] [--slow-ms=MS]
+//                 [--readers=N] [--writers=N] [--slow-ms=MS] [--lock-order-bug]
+//
+// --lock-order-bug adds a lock-order inversion that never deadlocks (see
+// cache.h), for LOCKPROF_LOCK_ORDER=report to find.
 //
 // With LOCKPROF_PYROSCOPE_URL (and LOCKPROF_PYROSCOPE_APP, ...: see
 // lockprof/agent/uploader.h) set, it also uploads its profiles to Pyroscope.
@@ -30,6 +33,7 @@ struct Flags {
   std::string addr = "127.0.0.1:6060";
   int64_t duration_s = 0;  // 0: until interrupted.
   bool fixed = false;
+  bool lock_order_bug = false;
   int64_t readers = 16;
   int64_t writers = 4;
   int64_t slow_ms = 10;
@@ -38,7 +42,7 @@ struct Flags {
 [[noreturn]] void Usage(const char* error) {
   std::fprintf(stderr,
                "lockprof-demo: %s\nusage: lockprof-demo [--addr=HOST:PORT] [--duration=SECONDS] "
-               "[--fixed] [--readers=N] [--writers=N] [--slow-ms=MS]\n",
+               "[--fixed] [--readers=N] [--writers=N] [--slow-ms=MS] [--lock-order-bug]\n",
                error);
   std::exit(2);
 }
@@ -62,6 +66,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.addr = a + 7;
     } else if (std::strcmp(a, "--fixed") == 0) {
       f.fixed = true;
+    } else if (std::strcmp(a, "--lock-order-bug") == 0) {
+      f.lock_order_bug = true;
     } else if (!IntFlag(a, "--duration", 0, 1 << 30, &f.duration_s) &&
                !IntFlag(a, "--readers", 0, 4096, &f.readers) &&
                !IntFlag(a, "--writers", 0, 4096, &f.writers) &&
@@ -106,7 +112,9 @@ int main(int argc, char** argv) {
   }
   std::fflush(stdout);
 
-  demo::Cache cache(std::chrono::milliseconds(flags.slow_ms), flags.fixed);
+  demo::Cache cache(std::chrono::milliseconds(flags.slow_ms), flags.fixed, flags.lock_order_bug);
+  // Before any Set(): one order now, the other later, never at once.
+  if (flags.lock_order_bug) std::printf("cache stats at start: %lld\n", (long long)cache.Stats());
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   for (int64_t i = 0; i < flags.readers; ++i) {

@@ -1,0 +1,138 @@
+// Deadlocks and stalls: lock-order checking, "who holds what", and a stall
+// watchdog, for lockprof's own locks (Mutex, SharedMutex, and the mutex a
+// CondVar waits with).
+//
+// Lock-order checking (off by default):
+//
+//   lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kReport);
+//   // or LOCKPROF_LOCK_ORDER=report (or =abort) in the environment
+//
+// Each thread keeps the locks it holds. Acquiring B while holding A adds the
+// edge A -> B to one process-wide acquired-before graph. The first time an
+// edge closes a cycle (B -> A was taken before, on any thread, at any
+// time), that is a potential deadlock, reported then, whether or not the
+// program ever deadlocks: one line on stderr, the hook below, the counter
+// lockprof_lock_order_inversions_total in /metrics, and the whole report
+// (each edge's lock names and the stack that took it) at
+// /debug/lockprof/lock-order and LockOrderReport(). kAbort prints the whole
+// report and aborts: for test suites. A thread about to sleep for a lock
+// checks its edges first, so a real deadlock is reported (or aborts) rather
+// than hanging silently.
+//
+// What counts as an edge:
+//  * try_lock() that succeeds makes its lock "held" (edges start from it),
+//    but creates no edge into it: a try cannot wait, so it cannot deadlock.
+//  * Read acquisitions of a SharedMutex count like write acquisitions: it
+//    prefers writers (a reader queues behind a waiting writer), so a
+//    read-read inversion deadlocks as soon as a writer waits on each lock.
+//  * Re-acquiring a lock the thread already holds (a read lock taken twice)
+//    creates no edge.
+//  * A lock that is destroyed leaves the graph with its edges, so memory
+//    reused for another lock starts with none.
+// Bounded memory: at most kMaxLockOrderNodes locks and kMaxLockOrderEdges
+// edges; beyond that, new locks and edges are not checked (counted in
+// lockprof_lock_order_dropped_total), and kMaxHeldLocks locks per thread.
+//
+// Cost while checking is on: every acquisition takes the slow path of the
+// hold sampler (a thread-local push, a clock read, a frame-pointer walk for
+// the held-locks page) and every release a pop; an edge already seen costs
+// a thread-local lookup; only a new edge takes the graph's internal lock.
+// Off (the default), nothing: the primitives' fast paths are unchanged.
+// BENCHMARKS.md has the figures.
+//
+// Who holds what: /debug/lockprof/held lists every lockprof lock that is
+// waited for right now, with each waiting thread's stack and time waited
+// so far, and, while holders are tracked (lock-order checking on, the stall
+// watchdog on, or SetHeldLockTracking(true); LOCKPROF_TRACK_HELD=1), every
+// held lock with its holder, since when, and the acquisition's stack. It
+// reads per-thread records without taking any lock an application thread
+// could hold, so it answers while the application is deadlocked.
+//
+// Stall watchdog (off by default): SetStallReportThreshold(), or
+// LOCKPROF_STALL_REPORT_MS=<ms>. A thread that has slept longer than that
+// for a lock reports once, while still waiting, with the holder's identity
+// and stack: a line on stderr, the stall hook, and
+// lockprof_lock_stalls_total. Holders are tracked while it is on.
+#ifndef LOCKPROF_AGENT_LOCK_ORDER_H_
+#define LOCKPROF_AGENT_LOCK_ORDER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "lockprof/agent/base/export.h"
+
+namespace lockprof {
+
+inline constexpr int kMaxLockOrderNodes = 4096;
+inline constexpr int kMaxLockOrderEdges = 8192;
+inline constexpr int kMaxHeldLocks = 16;
+
+enum class LockOrderMode {
+  kOff = 0,
+  kReport = 1,  // Report each new cycle and go on.
+  kAbort = 2,   // Print the report and abort().
+};
+
+// Thread-safe; takes effect at each thread's next acquisition. Overrides
+// LOCKPROF_LOCK_ORDER.
+LOCKPROF_EXPORT void SetLockOrderChecking(LockOrderMode mode);
+LOCKPROF_EXPORT LockOrderMode LockOrderChecking();
+
+// One edge of an inversion: `to` was acquired while `from` was held.
+struct LockOrderEdge {
+  const char* from;  // Lock names; "(unnamed)" for a lock without one.
+  const char* to;
+  int64_t thread_id;  // The thread that took the edge first (Linux tid).
+  // That acquisition's stack: return addresses, the caller of lock() first.
+  const uintptr_t* stack;
+  int stack_depth;
+};
+
+struct LockOrderInversion {
+  // The cycle, starting with the edge just taken; edges[i].to is
+  // edges[i + 1].from, and the last edge's `to` is the first's `from`.
+  const LockOrderEdge* edges;
+  int num_edges;
+};
+
+using LockOrderHook = void (*)(const LockOrderInversion& inversion);
+
+// Called on the thread whose acquisition closed the cycle, before it
+// blocks (everything is valid only during the call). It must not lock the
+// locks of the cycle. nullptr removes it.
+LOCKPROF_EXPORT void SetLockOrderHook(LockOrderHook hook);
+
+// Every inversion found so far (the first kMaxLockOrderReports), as text
+// with symbolized stacks, or as JSON ({"inversions": [...]}).
+inline constexpr int kMaxLockOrderReports = 64;
+LOCKPROF_EXPORT std::string LockOrderReport();
+LOCKPROF_EXPORT std::string LockOrderReportJson();
+LOCKPROF_EXPORT uint64_t LockOrderInversions();
+
+// Holder tracking without lock-order checking (see above).
+LOCKPROF_EXPORT void SetHeldLockTracking(bool on);
+
+// A lock wait that has lasted longer than the threshold (0: off).
+struct LockStall {
+  const char* lock;
+  int64_t waiter_thread_id;
+  std::chrono::nanoseconds waited;
+  // The holder, when holders are tracked and one was found (else 0 and an
+  // empty stack): its thread id and acquisition stack.
+  int64_t holder_thread_id;
+  std::chrono::nanoseconds held;
+  const uintptr_t* holder_stack;
+  int holder_stack_depth;
+};
+
+using LockStallHook = void (*)(const LockStall& stall);
+
+LOCKPROF_EXPORT void SetStallReportThreshold(std::chrono::nanoseconds threshold);
+// Called on the waiting thread, once per stalled wait. nullptr removes it.
+LOCKPROF_EXPORT void SetLockStallHook(LockStallHook hook);
+LOCKPROF_EXPORT uint64_t LockStalls();
+
+}  // namespace lockprof
+
+#endif  // LOCKPROF_AGENT_LOCK_ORDER_H_

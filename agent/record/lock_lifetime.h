@@ -1,0 +1,27 @@
+// What a lockprof lock tells the agent when it is destroyed.
+//
+// Lock-order checking keeps a graph keyed by lock addresses; a destroyed
+// lock must leave it, or memory reused for another lock would inherit its
+// edges. The check is one relaxed load until the graph has ever had a node.
+#ifndef LOCKPROF_AGENT_RECORD_LOCK_LIFETIME_H_
+#define LOCKPROF_AGENT_RECORD_LOCK_LIFETIME_H_
+
+#include <atomic>
+
+#include "lockprof/agent/base/export.h"
+
+namespace lockprof::agent {
+
+// Set when the lock-order graph gets its first node; never cleared.
+LOCKPROF_EXPORT extern std::atomic<bool> g_lock_graph_used;
+
+// Removes `lock` and its edges from the graph, if it is there.
+LOCKPROF_EXPORT void ForgetLock(const void* lock);
+
+inline void OnLockDestroyed(const void* lock) {
+  if (__builtin_expect(g_lock_graph_used.load(std::memory_order_relaxed), 0)) ForgetLock(lock);
+}
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_RECORD_LOCK_LIFETIME_H_

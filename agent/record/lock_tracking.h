@@ -1,0 +1,104 @@
+// Which locks each thread holds and waits for: the recording half of
+// lock-order checking, the held-locks page and the stall watchdog
+// (agent/lock_order.h is the public half).
+//
+// Each thread that waits for a lockprof lock, or acquires one while
+// tracking is on, gets a ThreadLocks record, allocated once and linked into
+// a process-wide list that is never shrunk (a record freed by an exiting
+// thread is reused by a new one). The owning thread writes its record under
+// a sequence counter; a reader (the /debug/lockprof/held handler, the stall
+// watchdog) copies it and retries if the counter moved, so reading takes no
+// lock that an application thread could hold and never makes one wait.
+//
+// Tracking is off by default, and then the primitives' fast paths do not
+// reach here at all: while it is on, the hold sampler's countdown is kept
+// expired (HoldSampleDue), so that every acquisition takes the primitive's
+// slow hook, which calls NoteAcquired, and marks its unlock slow, which
+// calls NoteReleased. Waits are published whatever the setting: a thread
+// about to sleep is on a slow path already.
+#ifndef LOCKPROF_AGENT_RECORD_LOCK_TRACKING_H_
+#define LOCKPROF_AGENT_RECORD_LOCK_TRACKING_H_
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "lockprof/agent/base/export.h"
+#include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/stack_trace.h"
+
+namespace lockprof::agent {
+
+// Frames kept per held lock and per waiting thread.
+inline constexpr int kHeldStackDepth = 16;
+
+// True while holders are tracked (lock-order checking, the stall watchdog,
+// or SetHeldLockTracking).
+LOCKPROF_EXPORT extern std::atomic<bool> g_track_locks;
+inline bool LockTrackingOn() { return g_track_locks.load(std::memory_order_relaxed); }
+
+// Recomputes g_track_locks from the three settings (lock_order.cc).
+void UpdateLockTracking();
+
+// This thread has just acquired `lock` (`tried`: by a try_lock). Records it
+// as held and, while lock-order checking is on, adds the edges from the
+// locks this thread already holds (none for a try). `entry_frame` is the
+// frame of the primitive's noinline hook, as for CaptureStack. Returns
+// true if the lock was recorded: its unlock must then call NoteReleased.
+bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, const void* entry_frame);
+
+// This thread releases `lock`: forgets it if it was recorded. Cheap when
+// this thread records nothing.
+void NoteReleased(const void* lock);
+
+// This thread is about to sleep for `lock`: while lock-order checking is
+// on, adds the edges from the locks it holds first, so that a deadlock is
+// reported before it hangs. `stack`: this wait's, if already captured
+// (depth 0 if not).
+void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* entry_frame,
+                          const StackTrace* stack);
+
+// This thread sleeps for `lock` from `start` (MonotonicNanos), with `stack`
+// (depth 0 if not captured). NoteWaitEnd when it stops waiting.
+void NoteWaitBegin(const void* lock, const EventTags& tags, int64_t start, const StackTrace& stack);
+void NoteWaitEnd();
+
+// The stall watchdog's threshold in nanoseconds; 0 while it is off.
+LOCKPROF_EXPORT extern std::atomic<int64_t> g_stall_threshold_ns;
+inline int64_t StallThresholdNanos() {
+  return g_stall_threshold_ns.load(std::memory_order_relaxed);
+}
+
+// This thread has waited for `lock` since `start`, longer than the
+// threshold: reports it (stderr, hook, counter) with its holder.
+void ReportStall(const void* lock, const EventTags& tags, int64_t start);
+
+// Whether this hold is to be timed by the hold sampler, for an acquisition
+// that reached the primitive's hook because tracking is on (not because its
+// countdown expired): true with probability 1 / the hold rate.
+bool TrackedHoldSampleDue();
+
+// A copy of one thread's record, for the readers.
+struct LockView {
+  const void* lock = nullptr;
+  const char* name = nullptr;
+  LockMode mode = LockMode::kNone;
+  bool tried = false;
+  int64_t since = 0;  // MonotonicNanos when acquired, or when the wait began.
+  int depth = 0;
+  uintptr_t pcs[kHeldStackDepth] = {};
+};
+
+struct ThreadLocksView {
+  int64_t tid = 0;
+  std::vector<LockView> held;  // Oldest first.
+  bool waiting = false;
+  LockView wait;
+};
+
+// Every live thread's record that holds or waits for something.
+std::vector<ThreadLocksView> SnapshotThreadLocks();
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_RECORD_LOCK_TRACKING_H_

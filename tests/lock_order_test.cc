@@ -1,0 +1,230 @@
+// Lock-order checking (agent/lock_order.h): inversions found when the second
+// order is first taken, without a deadlock; what is and is not an edge;
+// locks that die; the three report forms.
+#include <atomic>
+#include <memory>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "lockprof/agent/lock_order.h"
+#include "lockprof/primitives/mutex.h"
+#include "lockprof/primitives/shared_mutex.h"
+#include "lockprof/server/handlers/admin_router.h"
+#include "lockprof/server/handlers/query_params.h"
+#include "test_util.h"
+
+namespace lockprof {
+namespace {
+
+std::atomic<int> g_hook_calls{0};
+std::vector<std::string> g_hook_edges;  // "from->to", written by the hook.
+
+void RecordingHook(const LockOrderInversion& inv) {
+  g_hook_calls.fetch_add(1);
+  for (int i = 0; i < inv.num_edges; ++i) {
+    g_hook_edges.push_back(std::string(inv.edges[i].from) + "->" + inv.edges[i].to);
+    EXPECT_GT(inv.edges[i].stack_depth, 0);
+    EXPECT_GT(inv.edges[i].thread_id, 0);
+  }
+}
+
+// Turns checking on in kReport for the test (whatever LOCKPROF_LOCK_ORDER
+// says: these tests take inversions on purpose) and off again after.
+class LockOrderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SetLockOrderChecking(LockOrderMode::kReport);
+    SetLockOrderHook(RecordingHook);
+    g_hook_calls = 0;
+    g_hook_edges.clear();
+  }
+  void TearDown() override {
+    SetLockOrderHook(nullptr);
+    SetLockOrderChecking(LockOrderMode::kOff);
+  }
+};
+
+// Runs `body` on a new thread (which starts tracking from its first
+// acquisition) and waits for it.
+void OnThread(const std::function<void()>& body) { std::thread(body).join(); }
+
+Mutex g_bank_a("bank.a");
+Mutex g_bank_b("bank.b");
+
+ABSL_ATTRIBUTE_NOINLINE void TransferAThenB() {
+  MutexLock a(&g_bank_a);
+  MutexLock b(&g_bank_b);
+}
+
+ABSL_ATTRIBUTE_NOINLINE void TransferBThenA() {
+  MutexLock b(&g_bank_b);
+  MutexLock a(&g_bank_a);
+}
+
+std::string Get(const std::string& path, const std::string& query = "") {
+  server::Request req;
+  req.path = path;
+  req.query = query;
+  if (!query.empty()) req.params = server::DecodeQuery(query);
+  server::PprofOptions options;
+  const server::Response r = server::RouteAdminRequest(req, options);
+  EXPECT_EQ(r.status, 200) << path << "?" << query << ": " << r.body;
+  return r.body;
+}
+
+TEST_F(LockOrderTest, InversionWithoutDeadlockIsReportedOnceInEveryForm) {
+  OnThread(TransferAThenB);
+  EXPECT_EQ(LockOrderInversions(), 0u);
+  // The other order, later, on another thread: never a deadlock, since the
+  // two never overlap, but a potential one.
+  OnThread(TransferBThenA);
+  EXPECT_EQ(LockOrderInversions(), 1u);
+  // Taken again, in both orders: nothing new.
+  OnThread(TransferAThenB);
+  OnThread(TransferBThenA);
+  EXPECT_EQ(LockOrderInversions(), 1u);
+
+  EXPECT_EQ(g_hook_calls.load(), 1);
+  EXPECT_EQ(g_hook_edges, (std::vector<std::string>{"bank.b->bank.a", "bank.a->bank.b"}));
+
+  const std::string text = LockOrderReport();
+  EXPECT_NE(text.find("cycle of 2 locks: \"bank.b\" -> \"bank.a\" -> \"bank.b\""), text.npos)
+      << text;
+  EXPECT_NE(text.find("\"bank.a\" acquired while holding \"bank.b\""), text.npos) << text;
+  EXPECT_NE(text.find("\"bank.b\" acquired while holding \"bank.a\""), text.npos) << text;
+  // Both stacks, each at the function that took that order.
+  EXPECT_NE(text.find("TransferBThenA"), text.npos) << text;
+  EXPECT_NE(text.find("TransferAThenB"), text.npos) << text;
+  EXPECT_EQ(Get("/debug/lockprof/lock-order"), text);
+
+  const std::string json = Get("/debug/lockprof/lock-order", "format=json");
+  EXPECT_NE(json.find("\"found\":1"), json.npos) << json;
+  EXPECT_NE(json.find("{\"from\":\"bank.b\",\"to\":\"bank.a\""), json.npos) << json;
+  EXPECT_NE(json.find("{\"from\":\"bank.a\",\"to\":\"bank.b\""), json.npos) << json;
+  EXPECT_NE(json.find("TransferAThenB"), json.npos) << json;
+
+  const std::string metrics = Get("/metrics");
+  EXPECT_NE(metrics.find("\nlockprof_lock_order_inversions_total 1\n"), metrics.npos);
+}
+
+TEST_F(LockOrderTest, TryLockCreatesNoEdgeIntoItsLock) {
+  Mutex a("try.a"), b("try.b");
+  OnThread([&] {
+    MutexLock la(&a);
+    ASSERT_TRUE(b.try_lock());  // a -> b by a try: cannot wait, no edge.
+    b.unlock();
+  });
+  OnThread([&] {
+    MutexLock lb(&b);
+    MutexLock la(&a);  // b -> a
+  });
+  EXPECT_EQ(LockOrderInversions(), 0u);
+  // But a lock taken by a try is held: edges start from it.
+  OnThread([&] {
+    ASSERT_TRUE(a.try_lock());
+    b.lock();  // a -> b, blocking: closes the cycle with b -> a.
+    b.unlock();
+    a.unlock();
+  });
+  EXPECT_EQ(LockOrderInversions(), 1u);
+}
+
+TEST_F(LockOrderTest, ThreeLockCycle) {
+  Mutex a("ring.a"), b("ring.b"), c("ring.c");
+  auto nested = [](Mutex* outer, Mutex* inner) {
+    OnThread([=] {
+      MutexLock l1(outer);
+      MutexLock l2(inner);
+    });
+  };
+  nested(&a, &b);
+  nested(&b, &c);
+  EXPECT_EQ(LockOrderInversions(), 0u);
+  nested(&c, &a);
+  EXPECT_EQ(LockOrderInversions(), 1u);
+  EXPECT_EQ(g_hook_edges,
+            (std::vector<std::string>{"ring.c->ring.a", "ring.a->ring.b", "ring.b->ring.c"}));
+}
+
+TEST_F(LockOrderTest, DestroyedLockTakesItsEdgesWithIt) {
+  alignas(Mutex) unsigned char storage[sizeof(Mutex)];
+  Mutex b("reuse.b");
+  auto* a = new (storage) Mutex("reuse.a");
+  OnThread([&] {
+    MutexLock la(a);
+    MutexLock lb(&b);  // reuse.a -> reuse.b
+  });
+  a->~Mutex();
+  // Another lock at the same address, taken in the other order: no cycle,
+  // since reuse.a is gone.
+  auto* a2 = new (storage) Mutex("reuse.a2");
+  OnThread([&] {
+    MutexLock lb(&b);
+    MutexLock la(a2);
+  });
+  EXPECT_EQ(LockOrderInversions(), 0u);
+  a2->~Mutex();
+}
+
+TEST_F(LockOrderTest, ReadReadInversionOnSharedMutexesIsReported) {
+  // Readers queue behind a waiting writer, so two threads each holding one
+  // read lock and wanting the other deadlock once writers wait on both.
+  SharedMutex a("rw.a"), b("rw.b");
+  OnThread([&] {
+    a.lock_shared();
+    b.lock_shared();
+    b.unlock_shared();
+    a.unlock_shared();
+  });
+  OnThread([&] {
+    b.lock_shared();
+    a.lock_shared();
+    a.unlock_shared();
+    b.unlock_shared();
+  });
+  EXPECT_EQ(LockOrderInversions(), 1u);
+}
+
+TEST_F(LockOrderTest, ReadLockTakenTwiceIsNoEdge) {
+  SharedMutex a("twice.a");
+  OnThread([&] {
+    a.lock_shared();
+    a.lock_shared();
+    a.unlock_shared();
+    a.unlock_shared();
+  });
+  EXPECT_EQ(LockOrderInversions(), 0u);
+  EXPECT_EQ(LockOrderReport().find("twice.a"), std::string::npos);
+}
+
+TEST_F(LockOrderTest, GraphIsBoundedAndCountsWhatItDrops) {
+  Mutex outer("bounded.outer");
+  std::vector<std::unique_ptr<Mutex>> inner;
+  for (int i = 0; i < kMaxLockOrderNodes + 10; ++i) inner.push_back(std::make_unique<Mutex>());
+  OnThread([&] {
+    MutexLock l(&outer);
+    for (auto& m : inner) {
+      m->lock();
+      m->unlock();
+    }
+  });
+  const std::string metrics = Get("/metrics");
+  const size_t at = metrics.find("\nlockprof_lock_order_dropped_total ");
+  ASSERT_NE(at, metrics.npos);
+  EXPECT_GE(std::stoll(metrics.substr(at + 35)), 10);
+  EXPECT_EQ(LockOrderInversions(), 0u);
+}
+
+TEST_F(LockOrderTest, OffRecordsNothing) {
+  SetLockOrderChecking(LockOrderMode::kOff);
+  OnThread(TransferAThenB);
+  OnThread(TransferBThenA);
+  EXPECT_EQ(LockOrderInversions(), 0u);
+  EXPECT_EQ(g_hook_calls.load(), 0);
+}
+
+}  // namespace
+}  // namespace lockprof
