@@ -64,6 +64,12 @@ ABSL_ATTRIBUTE_NOINLINE void TransferBThenA() {
   MutexLock a(&g_bank_a);
 }
 
+size_t Count(const std::string& s, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = s.find(needle); at != s.npos; at = s.find(needle, at + 1)) ++n;
+  return n;
+}
+
 std::string Get(const std::string& path, const std::string& query = "") {
   server::Request req;
   req.path = path;
@@ -112,7 +118,7 @@ TEST_F(LockOrderTest, InversionWithoutDeadlockIsReportedOnceInEveryForm) {
 
 TEST_F(LockOrderTest, TryLockCreatesNoEdgeIntoItsLock) {
   Mutex a("try.a"), b("try.b");
-  OnThread([&] {
+  OnThread([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     MutexLock la(&a);
     ASSERT_TRUE(b.try_lock());  // a -> b by a try: cannot wait, no edge.
     b.unlock();
@@ -123,7 +129,7 @@ TEST_F(LockOrderTest, TryLockCreatesNoEdgeIntoItsLock) {
   });
   EXPECT_EQ(LockOrderInversions(), 0u);
   // But a lock taken by a try is held: edges start from it.
-  OnThread([&] {
+  OnThread([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     ASSERT_TRUE(a.try_lock());
     b.lock();  // a -> b, blocking: closes the cycle with b -> a.
     b.unlock();
@@ -173,13 +179,13 @@ TEST_F(LockOrderTest, ReadReadInversionOnSharedMutexesIsReported) {
   // Readers queue behind a waiting writer, so two threads each holding one
   // read lock and wanting the other deadlock once writers wait on both.
   SharedMutex a("rw.a"), b("rw.b");
-  OnThread([&] {
+  OnThread([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     a.lock_shared();
     b.lock_shared();
     b.unlock_shared();
     a.unlock_shared();
   });
-  OnThread([&] {
+  OnThread([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     b.lock_shared();
     a.lock_shared();
     a.unlock_shared();
@@ -190,7 +196,7 @@ TEST_F(LockOrderTest, ReadReadInversionOnSharedMutexesIsReported) {
 
 TEST_F(LockOrderTest, ReadLockTakenTwiceIsNoEdge) {
   SharedMutex a("twice.a");
-  OnThread([&] {
+  OnThread([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     a.lock_shared();
     a.lock_shared();
     a.unlock_shared();
@@ -198,6 +204,21 @@ TEST_F(LockOrderTest, ReadLockTakenTwiceIsNoEdge) {
   });
   EXPECT_EQ(LockOrderInversions(), 0u);
   EXPECT_EQ(LockOrderReport().find("twice.a"), std::string::npos);
+  // Each read hold is forgotten by its own unlock: on this thread, with a
+  // third hold still open, /held shows exactly one.
+  std::string one, none;
+  [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    a.lock_shared();
+    a.lock_shared();
+    a.lock_shared();
+    a.unlock_shared();
+    a.unlock_shared();
+    one = Get("/debug/lockprof/held", "format=json");
+    a.unlock_shared();
+    none = Get("/debug/lockprof/held", "format=json");
+  }();
+  EXPECT_EQ(Count(one, "\"held_ns\""), 1u) << one;
+  EXPECT_EQ(none.find("twice.a"), std::string::npos) << none;
 }
 
 TEST_F(LockOrderTest, GraphIsBoundedAndCountsWhatItDrops) {

@@ -20,6 +20,9 @@ inline constexpr int kMaxSharedHoldSamples = 4;
 struct SharedHoldSample {
   const void* lock;
   int64_t start;
+  // This entry makes the unlock of a read hold that lock tracking recorded
+  // slow (so that the unlock forgets it): one entry per recorded hold.
+  bool tracked = false;
 };
 
 struct ThreadState {

@@ -44,7 +44,7 @@ inline void AfterSharedAcquire(const void* lock, const agent::EventTags& tags, b
   const bool sample = agent::TrackedHoldSampleDue();
   // Not recorded if this thread has no room left to make the unlock slow:
   // then nothing would forget it.
-  if (EnsureSharedSlowUnlock(lock)) agent::NoteAcquired(lock, tags, tried, frame);
+  if (ClaimSharedSlowUnlock(lock)) agent::NoteAcquired(lock, tags, tried, frame);
   if (sample) StartSharedHoldSample(lock);
 }
 

@@ -37,14 +37,18 @@ class BlockedWait {
         want_stack_(agent::BlockProfilingEnabled() && !agent::InRecorder()) {
     if (want_stack_) agent::CaptureStack(entry_frame, &stack_);
   }
-  // A wait for `lock`, described by `tags`.
-  BlockedWait(const void* entry_frame, const void* lock, const agent::EventTags& tags)
+  // A wait for `lock`, described by `tags`. `check_order`: false for a
+  // lock whose holders lock tracking does not record (a pthread lock under
+  // the interposer, whose memory may be reused without a destructor that
+  // would tell the lock-order graph).
+  BlockedWait(const void* entry_frame, const void* lock, const agent::EventTags& tags,
+              bool check_order = true)
       : start_(agent::MonotonicNanos()),
         want_stack_(agent::BlockProfilingEnabled() && !agent::InRecorder()),
         lock_(lock),
         tags_(tags) {
     if (want_stack_ || agent::LockTrackingOn()) agent::CaptureStack(entry_frame, &stack_);
-    agent::CheckOrderBeforeWait(lock, tags, entry_frame, &stack_);
+    if (check_order) agent::CheckOrderBeforeWait(lock, tags, entry_frame, &stack_);
     agent::NoteWaitBegin(lock, tags, start_, stack_);
   }
   ~BlockedWait() { EndWait(); }

@@ -60,7 +60,7 @@ inline void StartSharedHoldSample(const void* lock) {
       ts.shared_holds[n - 1].start == kSlowUnlockOnly) {
     ts.shared_holds[n - 1].start = agent::MonotonicNanos();
   } else if (n < agent::kMaxSharedHoldSamples) {
-    ts.shared_holds[ts.shared_hold_samples++] = {lock, agent::MonotonicNanos()};
+    ts.shared_holds[ts.shared_hold_samples++] = {lock, agent::MonotonicNanos(), false};
   }
 }
 
@@ -69,20 +69,25 @@ inline void StartSharedHoldSample(const void* lock) {
 inline bool MarkSharedSlowUnlock(const void* lock) {
   agent::ThreadState& ts = agent::tls_state;
   if (ts.shared_hold_samples >= agent::kMaxSharedHoldSamples) return false;
-  ts.shared_holds[ts.shared_hold_samples++] = {lock, kSlowUnlockOnly};
+  ts.shared_holds[ts.shared_hold_samples++] = {lock, kSlowUnlockOnly, false};
   return true;
 }
 
-// As MarkSharedSlowUnlock, unless this thread's latest entry already marks
-// `lock` (the read lock that has just waited marked it).
-inline bool EnsureSharedSlowUnlock(const void* lock) {
+// Makes this thread's next unlock_shared of `lock` slow for a read hold that
+// lock tracking records: one entry per recorded hold, so that each of its
+// unlocks forgets one. The wait path may just have marked this very
+// acquisition (its latest entry, not yet claimed): that entry is claimed
+// instead of adding another. False if this thread has no room left.
+inline bool ClaimSharedSlowUnlock(const void* lock) {
   agent::ThreadState& ts = agent::tls_state;
   const int n = ts.shared_hold_samples;
-  if (n > 0 && ts.shared_holds[n - 1].lock == lock &&
-      ts.shared_holds[n - 1].start == kSlowUnlockOnly) {
-    return true;
+  if (!(n > 0 && ts.shared_holds[n - 1].lock == lock &&
+        ts.shared_holds[n - 1].start == kSlowUnlockOnly && !ts.shared_holds[n - 1].tracked) &&
+      !MarkSharedSlowUnlock(lock)) {
+    return false;
   }
-  return MarkSharedSlowUnlock(lock);
+  ts.shared_holds[ts.shared_hold_samples - 1].tracked = true;
+  return true;
 }
 
 // At unlock_shared: the length of this thread's latest sampled read hold of

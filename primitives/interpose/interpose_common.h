@@ -73,8 +73,9 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   }
   const agent::EventTags tags{name, mode};
   // Published for /debug/lockprof/held while it waits (without the stall
-  // watchdog: the sleep is glibc's).
-  internal::BlockedWait blocked(frame, lock, tags);
+  // watchdog: the sleep is glibc's; without lock order: pthread locks have
+  // no recorded holders).
+  internal::BlockedWait blocked(frame, lock, tags, /*check_order=*/false);
   const int c = LedgerClass(mode);
   const bool registered = Ledger().Enter(lock, c, blocked.start());
   if (rw_waiters != nullptr) rw_waiters->fetch_add(1, std::memory_order_relaxed);
