@@ -25,12 +25,6 @@ using testing::GoPprof;
 using testing::HttpGet;
 using testing::RunCommand;
 
-size_t Count(const std::string& s, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = s.find(needle); at != s.npos; at = s.find(needle, at + 1)) ++n;
-  return n;
-}
-
 TEST(DeadlockTest, AbortModePrintsTheReportAndAborts) {
   int status = 0;
   const std::string out = RunCommand(
@@ -54,7 +48,8 @@ TEST(DeadlockTest, ReportModeGoesOn) {
       std::string("LOCKPROF_LOCK_ORDER=report ") + LOCKPROF_DEADLOCK_CHILD_PATH + " inversion 2>&1",
       &status);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
-  EXPECT_EQ(Count(out, "lockprof: lock-order inversion (potential deadlock)"), 1u) << out;
+  EXPECT_EQ(testing::CountOf(out, "lockprof: lock-order inversion (potential deadlock)"), 1u)
+      << out;
   EXPECT_NE(out.find("done"), out.npos) << out;
 }
 
@@ -64,7 +59,7 @@ std::string WaitForWaiters(int port, size_t n) {
   for (int i = 0; i < 600; ++i) {
     int status = 0;
     json = HttpGet(port, "/debug/lockprof/held?format=json", &status);
-    if (status == 200 && Count(json, "\"waited_ns\":") >= n) return json;
+    if (status == 200 && testing::CountOf(json, "\"waited_ns\":") >= n) return json;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return json;
@@ -83,13 +78,13 @@ TEST(DeadlockTest, HeldLocksShowARealDeadlockWhileItHangs) {
       {"LOCKPROF_ADMIN_ADDR=127.0.0.1:" + std::to_string(port), "LOCKPROF_LOCK_ORDER=report"});
   ASSERT_NE(child.WaitForLine("ready"), "");
   const std::string json = WaitForWaiters(port, 2);
-  ASSERT_EQ(Count(json, "\"waited_ns\":"), 2u) << json;
+  ASSERT_EQ(testing::CountOf(json, "\"waited_ns\":"), 2u) << json;
   // Both locks, each with one holder and one waiter, the threads named.
-  EXPECT_EQ(Count(json, "\"held_ns\":"), 2u) << json;
+  EXPECT_EQ(testing::CountOf(json, "\"held_ns\":"), 2u) << json;
   EXPECT_NE(json.find("{\"lock\":\"bank.a\""), json.npos) << json;
   EXPECT_NE(json.find("{\"lock\":\"bank.b\""), json.npos) << json;
-  EXPECT_EQ(Count(json, "\"thread\":\"worker-ab\""), 2u) << json;
-  EXPECT_EQ(Count(json, "\"thread\":\"worker-ba\""), 2u) << json;
+  EXPECT_EQ(testing::CountOf(json, "\"thread\":\"worker-ab\""), 2u) << json;
+  EXPECT_EQ(testing::CountOf(json, "\"thread\":\"worker-ba\""), 2u) << json;
 
   // The waits grow while it hangs.
   const int64_t waited = NumberAfter(json, "\"waited_ns\":");
@@ -102,11 +97,11 @@ TEST(DeadlockTest, HeldLocksShowARealDeadlockWhileItHangs) {
   EXPECT_EQ(status, 200);
   EXPECT_NE(text.find("lock \"bank.a\""), text.npos) << text;
   EXPECT_NE(text.find("lock \"bank.b\""), text.npos) << text;
-  EXPECT_EQ(Count(text, "  held by thread "), 2u) << text;
-  EXPECT_EQ(Count(text, "  awaited by thread "), 2u) << text;
+  EXPECT_EQ(testing::CountOf(text, "  held by thread "), 2u) << text;
+  EXPECT_EQ(testing::CountOf(text, "  awaited by thread "), 2u) << text;
   // Each holder's acquisition and each waiter's wait, at its function.
-  EXPECT_EQ(Count(text, "TransferAThenB"), 2u) << text;
-  EXPECT_EQ(Count(text, "TransferBThenA"), 2u) << text;
+  EXPECT_EQ(testing::CountOf(text, "TransferAThenB"), 2u) << text;
+  EXPECT_EQ(testing::CountOf(text, "TransferBThenA"), 2u) << text;
 
   // The deadlock was reported before it hung: the second thread checked
   // its order before it slept.

@@ -64,12 +64,6 @@ ABSL_ATTRIBUTE_NOINLINE void TransferBThenA() {
   MutexLock a(&g_bank_a);
 }
 
-size_t Count(const std::string& s, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = s.find(needle); at != s.npos; at = s.find(needle, at + 1)) ++n;
-  return n;
-}
-
 std::string Get(const std::string& path, const std::string& query = "") {
   server::Request req;
   req.path = path;
@@ -217,7 +211,7 @@ TEST_F(LockOrderTest, ReadLockTakenTwiceIsNoEdge) {
     a.unlock_shared();
     none = Get("/debug/lockprof/held", "format=json");
   }();
-  EXPECT_EQ(Count(one, "\"held_ns\""), 1u) << one;
+  EXPECT_EQ(testing::CountOf(one, "\"held_ns\""), 1u) << one;
   EXPECT_EQ(none.find("twice.a"), std::string::npos) << none;
 }
 

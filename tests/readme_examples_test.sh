@@ -86,7 +86,7 @@ while IFS= read -r command; do
     continue
   }
   case $run in
-    curl*-o*)
+    curl*" -o "*)
       file=$(echo "$run" | sed -E 's/.* -o ([^ ]+) .*/\1/')
       gzip -t "$file" 2>/dev/null || problem "not a gzipped profile: $command"
       ;;

@@ -71,6 +71,12 @@ perftools::profiles::Profile ParseProfile(const std::string& data) {
   return p;
 }
 
+size_t CountOf(const std::string& s, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = s.find(needle); at != s.npos; at = s.find(needle, at + 1)) ++n;
+  return n;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});

@@ -26,6 +26,9 @@ std::string RunCommand(const std::string& command, int* status = nullptr);
 // Decodes a gzipped (or raw) profile.proto. Fails the test on error.
 perftools::profiles::Profile ParseProfile(const std::string& data);
 
+// How many times `needle` occurs in `s` (overlapping occurrences count).
+size_t CountOf(const std::string& s, const std::string& needle);
+
 // The contents of the file at `path` ("" if it cannot be read).
 std::string ReadFile(const std::string& path);
 

@@ -4,6 +4,7 @@
 #include "lockprof/server/handlers/contention_page.h"
 #include "lockprof/server/handlers/deadlock_handlers.h"
 #include "lockprof/server/handlers/metrics_handlers.h"
+#include "lockprof/server/handlers/symbol_handlers.h"
 
 namespace lockprof::server {
 
@@ -28,6 +29,9 @@ Response RouteAdminRequest(const Request& request, const PprofOptions& pprof) {
     return r;
   }
   if (request.path == "/metrics") return HandleMetrics(request);
+  // go tool pprof symbolizes a profile fetched from outside /debug/pprof/
+  // (the held-locks profile) through /symbolz, the same protocol.
+  if (request.path == "/symbolz") return HandleSymbol(request);
   if (request.path == kLockOrderPath) return HandleLockOrder(request);
   if (request.path == kHeldLocksPath) return HandleHeldLocks(request);
   if (agent::StartsWith(request.path, "/debug/lockprof/"))
