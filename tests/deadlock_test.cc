@@ -73,9 +73,10 @@ int64_t NumberAfter(const std::string& json, const std::string& key, size_t from
 
 TEST(DeadlockTest, HeldLocksShowARealDeadlockWhileItHangs) {
   const int port = FreeLoopbackPort();
-  Child child(
-      {LOCKPROF_DEADLOCK_CHILD_PATH, "deadlock"},
-      {"LOCKPROF_ADMIN_ADDR=127.0.0.1:" + std::to_string(port), "LOCKPROF_LOCK_ORDER=report"});
+  // Lock-order checking, and the holders' times and stacks.
+  Child child({LOCKPROF_DEADLOCK_CHILD_PATH, "deadlock"},
+              {"LOCKPROF_ADMIN_ADDR=127.0.0.1:" + std::to_string(port),
+               "LOCKPROF_LOCK_ORDER=report", "LOCKPROF_TRACK_HELD=1"});
   ASSERT_NE(child.WaitForLine("ready"), "");
   const std::string json = WaitForWaiters(port, 2);
   ASSERT_EQ(testing::CountOf(json, "\"waited_ns\":"), 2u) << json;

@@ -52,8 +52,9 @@ void ApplyEnvironment() {
 }  // namespace
 
 void UpdateLockTracking() {
-  g_track_locks.store(LockOrderCheckingOn() || g_held_tracking.load() ||
-                      g_stall_threshold_ns.load() > 0);
+  const bool details = g_held_tracking.load() || g_stall_threshold_ns.load() > 0;
+  g_held_details.store(details);
+  g_track_locks.store(LockOrderCheckingOn() || details);
   // The calling thread starts (or stops) tracking at its next acquisition;
   // other running threads when their hold countdown next expires.
   tls_state.hold_countdown = 0;

@@ -136,11 +136,17 @@ void AppendThreadsText(const char* verb, const std::vector<std::pair<int64_t, Lo
         continue;
       }
       done[j] = true;
-      who += (who.empty() ? "" : ", ") + ThreadLabel(threads[j].first) + " for " +
-             Seconds(now - v.since);
+      who += (who.empty() ? "" : ", ") + ThreadLabel(threads[j].first);
+      if (v.since != 0) who += " for " + Seconds(now - v.since);
     }
     out->append("  ").append(verb).append(" ").append(who);
-    out->append(" (").append(ModeWord(first)).append("), at:\n");
+    out->append(" (").append(ModeWord(first)).append(")");
+    if (first.since == 0) {
+      // Lock-order checking alone records which locks, not since when or where.
+      out->append("; since when and where: set LOCKPROF_TRACK_HELD=1\n");
+      continue;
+    }
+    out->append(", at:\n");
     AppendStackText(first.pcs, first.depth, out);
   }
 }
@@ -251,7 +257,10 @@ std::string HeldLocksJson() {
         out += ",\"mode\":";
         AppendJsonString(ModeWord(v), &out);
         out += holders ? ",\"held_ns\":" : ",\"waited_ns\":";
-        out += std::to_string(std::max<int64_t>(now - v.since, 0)) + ",\"stack\":";
+        // null: not recorded (lock-order checking alone; see HeldDetailsOn).
+        out += v.since == 0 ? std::string("null")
+                            : std::to_string(std::max<int64_t>(now - v.since, 0));
+        out += ",\"stack\":";
         AppendStackJson(v.pcs, v.depth, &out);
         out += "}";
       }

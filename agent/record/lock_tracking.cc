@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "absl/base/attributes.h"
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/deadlock/events.h"
 #include "lockprof/agent/record/clock.h"
@@ -13,6 +14,7 @@
 namespace lockprof::agent {
 
 std::atomic<bool> g_track_locks{false};
+std::atomic<bool> g_held_details{false};
 std::atomic<int64_t> g_stall_threshold_ns{0};
 
 namespace {
@@ -97,7 +99,12 @@ struct Releaser {
   ~Releaser();
 };
 
-thread_local ThreadLocks* t_record = nullptr;
+// In ThreadState (initial-exec TLS: one %fs-relative load), not a
+// thread_local of its own, which a library built -fPIC reaches through a
+// __tls_get_addr call on every acquisition while tracking.
+inline ThreadLocks*& TheRecord() {
+  return *reinterpret_cast<ThreadLocks**>(&tls_state.lock_record);
+}
 thread_local Releaser t_releaser;
 // Set once this thread's TLS destructors have freed its record: a later
 // destructor that locks is not tracked (a new record would never be freed).
@@ -110,7 +117,7 @@ Releaser::~Releaser() {
   record->waiting.store(false, std::memory_order_relaxed);
   record->EndWrite();
   record->in_use.store(false, std::memory_order_release);
-  t_record = nullptr;
+  TheRecord() = nullptr;
   record = nullptr;
   t_exited = true;
 }
@@ -119,11 +126,18 @@ bool Stale(const ThreadLocks* r) {
   return r->generation.load(std::memory_order_relaxed) != ForkGeneration();
 }
 
+ThreadLocks* SelfSlow();
+
 // This thread's record, allocated (or reused) on first use; nullptr once
 // the thread is exiting.
-ThreadLocks* Self() {
-  ThreadLocks* r = t_record;
+inline ThreadLocks* Self() {
+  ThreadLocks* r = TheRecord();
   if (__builtin_expect(r != nullptr && !Stale(r), 1)) return r;
+  return SelfSlow();
+}
+
+ABSL_ATTRIBUTE_NOINLINE ThreadLocks* SelfSlow() {
+  ThreadLocks* r = TheRecord();
   if (r == nullptr) {
     if (t_exited) return nullptr;
     RecorderScope recorder;  // The allocator's locks are not the program's.
@@ -148,7 +162,7 @@ ThreadLocks* Self() {
                                                 std::memory_order_relaxed));
     }
     t_releaser.record = r;
-    t_record = r;
+    TheRecord() = r;
   }
   // A new owner, or the thread that fork()ed, now in the child.
   r->BeginWrite();
@@ -173,6 +187,7 @@ size_t CacheSlot(const void* from, const void* to) {
 // null, is this acquisition's (else captured here if needed).
 void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const void* entry_frame,
                 StackTrace* stack) {
+  if (r->held.load(std::memory_order_relaxed) == 0) return;  // No edge to add.
   const uint64_t epoch = LockOrderEpoch();
   if (r->cache_epoch != epoch) {
     std::fill(std::begin(r->cache), std::end(r->cache), ThreadLocks::CachedEdge{nullptr, nullptr});
@@ -216,16 +231,22 @@ bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, const voi
     ++r->untracked;
     return false;
   }
-  if (stack.depth == 0) CaptureStack(entry_frame, &stack);
+  // Since when and where: only for the held-locks page's holders and the
+  // stall watchdog (a clock read and a stack walk: most of the cost).
+  int64_t since = 0;
+  if (HeldDetailsOn()) {
+    if (stack.depth == 0) CaptureStack(entry_frame, &stack);
+    since = MonotonicNanos();
+  }
   r->BeginWrite();
-  r->entries[held].Store(lock, tags, tried, MonotonicNanos(), stack);
+  r->entries[held].Store(lock, tags, tried, since, stack);
   r->held.store(held + 1, std::memory_order_relaxed);
   r->EndWrite();
   return true;
 }
 
 void NoteReleased(const void* lock) {
-  ThreadLocks* r = t_record;
+  ThreadLocks* r = TheRecord();
   if (r == nullptr || Stale(r)) return;
   const int held = r->held.load(std::memory_order_relaxed);
   // Usually the latest; locks may be released in any order.
@@ -262,7 +283,7 @@ void NoteWaitBegin(const void* lock, const EventTags& tags, int64_t start,
 }
 
 void NoteWaitEnd() {
-  ThreadLocks* r = t_record;
+  ThreadLocks* r = TheRecord();
   if (r == nullptr || !r->waiting.load(std::memory_order_relaxed)) return;
   r->BeginWrite();
   r->waiting.store(false, std::memory_order_relaxed);
@@ -297,7 +318,7 @@ std::vector<ThreadLocksView> SnapshotThreadLocks() {
 void ReportStall(const void* lock, const EventTags& tags, int64_t start) {
   RecorderScope recorder;
   const int64_t now = MonotonicNanos();
-  ThreadLocks* self = t_record;
+  ThreadLocks* self = TheRecord();
   LockStall stall{
       LockDisplayName(tags.lock),
       self != nullptr ? self->tid.load(std::memory_order_relaxed) : int64_t(syscall(SYS_gettid)),

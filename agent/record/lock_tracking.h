@@ -25,6 +25,7 @@
 
 #include "lockprof/agent/base/export.h"
 #include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/record/stack_trace.h"
 
 namespace lockprof::agent {
@@ -37,7 +38,14 @@ inline constexpr int kHeldStackDepth = 16;
 LOCKPROF_EXPORT extern std::atomic<bool> g_track_locks;
 inline bool LockTrackingOn() { return g_track_locks.load(std::memory_order_relaxed); }
 
-// Recomputes g_track_locks from the three settings (lock_order.cc).
+// True while holders are recorded with since when and where they took
+// their locks (SetHeldLockTracking, the stall watchdog); lock-order
+// checking alone records only which locks each thread holds.
+extern std::atomic<bool> g_held_details;
+inline bool HeldDetailsOn() { return g_held_details.load(std::memory_order_relaxed); }
+
+// Recomputes g_track_locks and g_held_details from the three settings
+// (lock_order.cc).
 void UpdateLockTracking();
 
 // This thread has just acquired `lock` (`tried`: by a try_lock). Records it
@@ -76,7 +84,12 @@ void ReportStall(const void* lock, const EventTags& tags, int64_t start);
 // Whether this hold is to be timed by the hold sampler, for an acquisition
 // that reached the primitive's hook because tracking is on (not because its
 // countdown expired): true with probability 1 / the hold rate.
-bool TrackedHoldSampleDue();
+inline bool TrackedHoldSampleDue() {
+  const int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
+  if (rate <= 0) return false;
+  // x * rate / 2^64 is 0 for a fraction 1/rate of uniform x: no division.
+  return rate == 1 || (unsigned __int128)NextRandom() * unsigned(rate) >> 64 == 0;
+}
 
 // A copy of one thread's record, for the readers.
 struct LockView {
@@ -84,7 +97,9 @@ struct LockView {
   const char* name = nullptr;
   LockMode mode = LockMode::kNone;
   bool tried = false;
-  int64_t since = 0;  // MonotonicNanos when acquired, or when the wait began.
+  // MonotonicNanos when acquired (0: not recorded, see HeldDetailsOn), or
+  // when the wait began.
+  int64_t since = 0;
   int depth = 0;
   uintptr_t pcs[kHeldStackDepth] = {};
 };

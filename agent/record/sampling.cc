@@ -107,12 +107,6 @@ void ApplyEnvironment() {
 
 }  // namespace
 
-bool TrackedHoldSampleDue() {
-  const int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
-  if (rate <= 0) return false;
-  return rate == 1 || NextRandom() % uint64_t(rate) == 0;
-}
-
 }  // namespace agent
 
 int SetMutexProfileFraction(int rate) {

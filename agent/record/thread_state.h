@@ -7,6 +7,7 @@
 #define LOCKPROF_AGENT_RECORD_THREAD_STATE_H_
 
 #include <cstdint>
+#include <type_traits>
 
 #include "lockprof/agent/base/export.h"
 
@@ -22,7 +23,7 @@ struct SharedHoldSample {
   int64_t start;
   // This entry makes the unlock of a read hold that lock tracking recorded
   // slow (so that the unlock forgets it): one entry per recorded hold.
-  bool tracked = false;
+  bool tracked;
 };
 
 struct ThreadState {
@@ -54,7 +55,16 @@ struct ThreadState {
   int64_t lock_waits;
   int64_t condition_wait_ns;
   int64_t condition_waits;
+  // This thread's record of the locks it holds and waits for
+  // (lock_tracking.cc); nullptr until it first needs one.
+  void* lock_record;
 };
+
+// Trivial, so that it needs no initialisation: a thread_local that did
+// would be reached through a TLS wrapper call on every fast path.
+static_assert(std::is_trivially_default_constructible_v<ThreadState> &&
+                  std::is_trivially_destructible_v<ThreadState>,
+              "ThreadState must stay trivial (no default member initializers)");
 
 LOCKPROF_EXPORT extern thread_local ThreadState tls_state
     __attribute__((tls_model("initial-exec")));

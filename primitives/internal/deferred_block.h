@@ -21,7 +21,6 @@
 #include <cstdint>
 
 #include "lockprof/agent/record/event_tags.h"
-#include "lockprof/agent/record/lock_tracking.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/agent/record/stack_trace.h"
 
@@ -42,11 +41,9 @@ void RecordDeferredBlocks(const void* lock);
 // The tail of every slow unlock, once `lock` is released: the contention its
 // section caused (`charged_ns`, 0 for none), its sampled hold (`hold_ns`, < 0
 // when not sampled), both at the stack above `frame` (the unlock's own
-// frame), then the block events this thread parked for `lock`; and, if
-// holders are tracked, `lock` is no longer held by this thread.
+// frame), then the block events this thread parked for `lock`.
 inline void RecordAfterRelease(const void* lock, const agent::EventTags& tags, int64_t charged_ns,
                                int64_t hold_ns, const void* frame) {
-  agent::NoteReleased(lock);
   if (charged_ns > 0) agent::RecordContention(charged_ns, tags, frame);
   if (hold_ns >= 0) agent::RecordHold(hold_ns, tags, frame);
   RecordDeferredBlocks(lock);
