@@ -34,17 +34,20 @@
 // lockprof_lock_order_dropped_total), and kMaxHeldLocks locks per thread.
 //
 // Cost while checking is on: every acquisition takes the slow path of the
-// hold sampler (a thread-local push, a clock read, a frame-pointer walk for
-// the held-locks page) and every release a pop; an edge already seen costs
-// a thread-local lookup; only a new edge takes the graph's internal lock.
-// Off (the default), nothing: the primitives' fast paths are unchanged.
-// BENCHMARKS.md has the figures.
+// hold sampler (a thread-local push) and every release the slow unlock (a
+// pop); an edge already seen costs a thread-local lookup; only a new edge
+// takes the graph's internal lock. About +20 ns per uncontended lock+unlock
+// on the machine of BENCHMARKS.md; recording since when and where each lock
+// was taken (held-lock tracking, the stall watchdog) adds a clock read and a
+// frame-pointer walk, about +12 ns more. Off (the default), nothing: the
+// primitives' fast paths are unchanged.
 //
 // Who holds what: /debug/lockprof/held lists every lockprof lock that is
 // waited for right now, with each waiting thread's stack and time waited
 // so far, and, while holders are tracked (lock-order checking on, the stall
 // watchdog on, or SetHeldLockTracking(true); LOCKPROF_TRACK_HELD=1), every
-// held lock with its holder, since when, and the acquisition's stack. It
+// held lock with its holder (and, but for lock-order checking alone, since
+// when and the acquisition's stack). It
 // reads per-thread records without taking any lock an application thread
 // could hold, so it answers while the application is deadlocked.
 //
@@ -110,7 +113,8 @@ LOCKPROF_EXPORT std::string LockOrderReport();
 LOCKPROF_EXPORT std::string LockOrderReportJson();
 LOCKPROF_EXPORT uint64_t LockOrderInversions();
 
-// Holder tracking without lock-order checking (see above).
+// Records holders with since when and where they took each lock (see
+// above), with or without lock-order checking. Overrides LOCKPROF_TRACK_HELD.
 LOCKPROF_EXPORT void SetHeldLockTracking(bool on);
 
 // A lock wait that has lasted longer than the threshold (0: off).

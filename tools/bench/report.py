@@ -15,7 +15,7 @@ import sys
 
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 # Row order in the tables.
-SETTINGS = ["off", "default", "all_1", "go_all_1"]
+SETTINGS = ["off", "default", "all_1", "go_all_1", "lock_order"]
 LOCK_ORDER = (["std::mutex", "std::shared_mutex", "absl::Mutex"] +
               ["lockprof:" + s for s in SETTINGS] + ["lockprof_shared:" + s for s in SETTINGS])
 
@@ -128,8 +128,8 @@ def uncontended(rows):
     print("## %s\n" % title)
     print("| workload | lock | ns | × std::mutex | × std::shared_mutex | target |")
     print("|---|---|---|---|---|---|")
-    for workload in ("uncontended", "uncontended_shared"):
-        base_m = rows.get("uncontended/std::mutex")
+    for workload in ("uncontended", "uncontended_nested", "uncontended_shared"):
+        base_m = rows.get("%s/std::mutex" % workload) or rows.get("uncontended/std::mutex")
         base_s = rows.get("%s/std::shared_mutex" % workload)
         for name, r in rows.items():
             if not name.startswith(workload + "/"):
@@ -142,8 +142,14 @@ def uncontended(rows):
                 target = "≤ 1.10× std::mutex: " + verdict(rm <= 1.10)
             elif lock == "lockprof_shared:default":
                 target = "≤ 1.10× std::shared_mutex: " + verdict(rs <= 1.10)
+            elif lock == "lockprof:lock_order":
+                off = rows.get("%s/lockprof:off" % workload)
+                if off:
+                    extra = r["cpu_ns"] - off["cpu_ns"]
+                    target = "≤ +5 ns over lockprof:off (+%.1f): %s" % (extra, verdict(extra <= 5))
             print("| %s | %s | %.2f | %.2f× | %.2f× | %s |" % (
-                "lock_shared" if workload.endswith("shared") else "lock", lock, r["cpu_ns"], rm,
+                {"uncontended": "lock", "uncontended_nested": "lock, holding another",
+                 "uncontended_shared": "lock_shared"}[workload], lock, r["cpu_ns"], rm,
                 rs, target))
     if not any(n.startswith("uncontended_shared/lockprof") for n in rows):
         print("| lock_shared | lockprof_shared:* | – | – | – | "
@@ -193,7 +199,8 @@ def contended(rows, workload):
                       ("lockprof:go_all_1", "lockprof:off", 0.90),
                       ("lockprof_shared:default", "lockprof_shared:off", 0.98),
                       ("lockprof_shared:default", "std::shared_mutex", 0.95),
-                      ("lockprof_shared:all_1", "lockprof_shared:off", 0.90)]
+                      ("lockprof_shared:all_1", "lockprof_shared:off", 0.90),
+                      ("lockprof:lock_order", "lockprof:off", 0.95)]
             for a, b, want in checks:
                 if t(a) and t(b):
                     ratio = t(b) / t(a)
