@@ -56,7 +56,7 @@ run_preload_suite() {
   ninja -C build lockprof_preload
   LD_PRELOAD="$PWD/build/primitives/interpose/liblockprof_preload.so" \
     ctest_and_count preload build build/ctest-preload.log \
-    -E '^(soak_short|install_consumer|shared_consumer|contention_page|LifecycleTest\..*|UploaderTest\..*|PyroscopeProtocol\..*|StartupPrecedenceTest\..*|DemoTest\.EnvironmentAddressWinsOverAddrAndTheDemoServesThere|EnvTest\.MalformedEnvironmentIsReportedOnceAndIgnored)$'
+    -E '^(soak_short|install_consumer|shared_consumer|contention_page|LifecycleTest\..*|UploaderTest\..*|PyroscopeProtocol\..*|StartupPrecedenceTest\..*|DeadlockTest\.HeldLocksShowARealDeadlockWhileItHangs|DemoTest\.EnvironmentAddressWinsOverAddrAndTheDemoServesThere|EnvTest\.MalformedEnvironmentIsReportedOnceAndIgnored)$'
 }
 
 for b in $builds; do
