@@ -42,12 +42,13 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
 }
 
 ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
+  int64_t now = 0;
+  // First: the sampled hold ends here, not after our own bookkeeping.
+  const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
   // While holders are tracked, this thread no longer holds the lock: said
   // before the release, so that nothing but the parked block events is
   // left to do between the release and this thread's next acquisition.
   agent::NoteReleased(this);
-  int64_t now = 0;
-  const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
   const uint32_t seen = state_.load(std::memory_order_relaxed);
   if (seen == kUnlocked) internal::Fatal("unlock of unlocked Mutex");
   int64_t charged[1] = {0};

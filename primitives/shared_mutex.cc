@@ -156,9 +156,9 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
 // memory. What is recorded afterwards was copied out before; the wake-ups
 // only pass the address to the kernel (futex.h).
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
-  agent::NoteReleased(this);  // Before the release, as Mutex::UnlockSlow.
   int64_t now = 0;
   const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
+  agent::NoteReleased(this);  // After the hold's end, before the release: as Mutex.
   const agent::EventTags read{name_, LockMode::kRead, shard_};
   const agent::EventTags write{name_, LockMode::kWrite, shard_};
   uint64_t s = state_.load(std::memory_order_relaxed);
@@ -236,8 +236,8 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
   const agent::EventTags write{name_, LockMode::kWrite, shard_};
   int64_t hold_ns = -1;
   if (old == kNotReleased) {
-    agent::NoteReleased(this);  // Before the release, as Mutex::UnlockSlow.
     hold_ns = internal::EndSharedHoldSample(this);
+    agent::NoteReleased(this);  // After the hold's end, before the release: as Mutex.
     old = state_.fetch_sub(1, std::memory_order_release);
   }
   int64_t charged[2] = {0, 0};
