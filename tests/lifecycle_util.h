@@ -97,13 +97,6 @@ inline void WaitForOtherThreadsAsleepIfAllocatorIsNotForkSafe(
 // starts a thread, unless told otherwise. A test binary whose children start
 // threads says so by writing LOCKPROF_ALLOW_THREADS_AFTER_FORK() once, at
 // global scope.
-#if defined(__SANITIZE_THREAD__)
-#define LOCKPROF_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define LOCKPROF_TEST_TSAN 1
-#endif
-#endif
 #ifdef LOCKPROF_TEST_TSAN
 #define LOCKPROF_ALLOW_THREADS_AFTER_FORK() \
   extern "C" const char* __tsan_default_options() { return "die_after_fork=0"; }

@@ -17,6 +17,16 @@
 
 #include "profile.pb.h"
 
+// Defined in the ThreadSanitizer build, whose instrumentation makes every
+// lockprof path several times slower.
+#if defined(__SANITIZE_THREAD__)
+#define LOCKPROF_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LOCKPROF_TEST_TSAN 1
+#endif
+#endif
+
 namespace lockprof::testing {
 
 // Runs `command` through /bin/sh; returns its stdout and sets *status to its
