@@ -52,6 +52,19 @@ class Resolver {
     return e.location;
   }
 
+  // Appends the locations of `pcs` (return addresses, leaf first) to
+  // `sample`, leaving out lockprof's own frames at the leaf end.
+  void AppendStack(const uintptr_t* pcs, int depth, ResolvedSample* sample) {
+    bool leaf_side = true;
+    for (int i = 0; i < depth; ++i) {
+      const int loc = LocationFor(pcs[i], leaf_side);
+      if (loc < 0) continue;
+      leaf_side = false;
+      sample->locations.push_back(loc);
+      sample->return_addresses.push_back(pcs[i]);
+    }
+  }
+
   int OverflowLocation() {
     if (overflow_ < 0) {
       overflow_ = int(out_->locations.size());
@@ -141,14 +154,7 @@ ResolvedSample& SampleResolver::Add(const uintptr_t* pcs, int depth, int64_t v0,
   ResolvedSample sample;
   sample.values[0] = v0;
   sample.values[1] = v1;
-  bool leaf_side = true;
-  for (int i = 0; i < depth; ++i) {
-    const int loc = resolver_->LocationFor(pcs[i], leaf_side);
-    if (loc < 0) continue;
-    leaf_side = false;
-    sample.locations.push_back(loc);
-    sample.return_addresses.push_back(pcs[i]);
-  }
+  resolver_->AppendStack(pcs, depth, &sample);
   out_->samples.push_back(std::move(sample));
   return out_->samples.back();
 }
@@ -176,14 +182,7 @@ ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& 
     ResolvedSample sample;
     sample.values[0] = v[0];
     sample.values[1] = v[1];
-    bool leaf_side = true;
-    for (int i = 0; i < key->depth; ++i) {
-      int loc = resolver.LocationFor(key->pcs[i], leaf_side);
-      if (loc < 0) continue;
-      leaf_side = false;
-      sample.locations.push_back(loc);
-      sample.return_addresses.push_back(key->pcs[i]);
-    }
+    resolver.AppendStack(key->pcs, key->depth, &sample);
     if (key->lock != nullptr) sample.str_labels.emplace_back("lock", key->lock);
     if (const char* mode = LockModeName(key->mode)) sample.str_labels.emplace_back("mode", mode);
     if (key->shard >= 0) sample.num_labels.emplace_back("shard", key->shard);

@@ -77,7 +77,6 @@ struct ThreadLocks {
   Entry entries[kMaxHeldLocks];
   Entry wait;
   // Owner-only from here on.
-  int32_t untracked = 0;  // Acquisitions past kMaxHeldLocks, not recorded.
   uint64_t cache_epoch = 0;
   struct CachedEdge {
     const void* from;
@@ -89,6 +88,13 @@ struct ThreadLocks {
     std::atomic_thread_fence(std::memory_order_release);
   }
   void EndWrite() { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+  // Holds and waits nothing, as readers see it.
+  void Clear() {
+    BeginWrite();
+    held.store(0, std::memory_order_relaxed);
+    waiting.store(false, std::memory_order_relaxed);
+    EndWrite();
+  }
 };
 
 std::atomic<ThreadLocks*> g_records{nullptr};
@@ -112,10 +118,7 @@ thread_local bool t_exited = false;
 
 Releaser::~Releaser() {
   if (record == nullptr) return;
-  record->BeginWrite();
-  record->held.store(0, std::memory_order_relaxed);
-  record->waiting.store(false, std::memory_order_relaxed);
-  record->EndWrite();
+  record->Clear();
   record->in_use.store(false, std::memory_order_release);
   TheRecord() = nullptr;
   record = nullptr;
@@ -165,11 +168,7 @@ ABSL_ATTRIBUTE_NOINLINE ThreadLocks* SelfSlow() {
     TheRecord() = r;
   }
   // A new owner, or the thread that fork()ed, now in the child.
-  r->BeginWrite();
-  r->held.store(0, std::memory_order_relaxed);
-  r->waiting.store(false, std::memory_order_relaxed);
-  r->EndWrite();
-  r->untracked = 0;
+  r->Clear();
   r->cache_epoch = ~uint64_t{0};
   r->tid.store(int64_t(syscall(SYS_gettid)), std::memory_order_relaxed);
   r->generation.store(ForkGeneration(), std::memory_order_relaxed);
@@ -183,8 +182,8 @@ size_t CacheSlot(const void* from, const void* to) {
 }
 
 // Adds the edges from this thread's held locks to `lock` that it has not
-// handed to the graph yet; reports the cycles they close. `stack`, if not
-// null, is this acquisition's (else captured here if needed).
+// handed to the graph yet; reports the cycles they close. `stack` is this
+// acquisition's, captured here if it is empty and an edge needs it.
 void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const void* entry_frame,
                 StackTrace* stack) {
   if (r->held.load(std::memory_order_relaxed) == 0) return;  // No edge to add.
@@ -205,13 +204,7 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
     fresh[n++] = {from, r->entries[i].name.load(std::memory_order_relaxed)};
   }
   if (n == 0) return;
-  StackTrace local;
-  if (stack == nullptr) {
-    stack = &local;
-    CaptureStack(entry_frame, stack);
-  } else if (stack->depth == 0) {
-    CaptureStack(entry_frame, stack);
-  }
+  if (stack->depth == 0) CaptureStack(entry_frame, stack);
   const std::vector<Inversion> cycles =
       AddLockOrderEdges(fresh, n, lock, tags.lock, *stack, r->tid.load(std::memory_order_relaxed));
   if (!cycles.empty()) ReportInversions(cycles);
@@ -227,10 +220,7 @@ bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, const voi
   stack.depth = 0;
   if (!tried && LockOrderCheckingOn()) CheckOrder(r, lock, tags, entry_frame, &stack);
   const int held = r->held.load(std::memory_order_relaxed);
-  if (held == kMaxHeldLocks) {
-    ++r->untracked;
-    return false;
-  }
+  if (held == kMaxHeldLocks) return false;  // Not recorded: kMaxHeldLocks.
   // Since when and where: only for the held-locks page's holders and the
   // stall watchdog (a clock read and a stack walk: most of the cost).
   int64_t since = 0;
