@@ -31,7 +31,10 @@
 //    reused for another lock starts with none.
 // Bounded memory: at most kMaxLockOrderNodes locks and kMaxLockOrderEdges
 // edges; beyond that, new locks and edges are not checked (counted in
-// lockprof_lock_order_dropped_total), and kMaxHeldLocks locks per thread.
+// lockprof_lock_order_dropped_total). Each thread records at most
+// kMaxHeldLocks locks at once: a lock taken while it already holds that
+// many gets its edges checked but is not recorded (no edges start from it,
+// and /debug/lockprof/held does not list it), and is not counted.
 //
 // Cost while checking is on: every acquisition takes the slow path of the
 // hold sampler (a thread-local push) and every release the slow unlock (a

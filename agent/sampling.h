@@ -23,7 +23,7 @@
 //    probability exactly 1/rate, independently of the others and of how
 //    long it holds, so scaled totals are unbiased. The decision is a
 //    per-thread countdown with a geometric random stride (see
-//    ShouldSampleHold), not a random draw per lock. The sampler's own work
+//    HoldSampleDue in agent/record/sampler.h), not a random draw per lock. The sampler's own work
 //    (stride draw, stack capture, recording) runs before the first clock
 //    read or after the release, outside the measured hold; what cannot be
 //    left out is the latency of the two clock reads themselves: an empty

@@ -42,13 +42,33 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
 }
 
 ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
+  if (hold_start_ == internal::kTrackedUnlockOnly) {
+    // Only lock tracking made this unlock slow (nothing sampled, nothing
+    // parked): the record, then the fast path's release if nobody sleeps.
+    hold_start_ = 0;
+    agent::TrackReleased(this);
+    uint32_t expected = kLocked;
+    if (state_.compare_exchange_strong(expected, kUnlocked, std::memory_order_release,
+                                       std::memory_order_relaxed)) {
+      return;
+    }
+  }
+  // The rest in a function of its own: this one stays short enough to need
+  // no saved registers. Not a tail call, so that `frame` stays valid.
+  ReleaseAndRecord(__builtin_frame_address(0));
+  asm volatile("");
+}
+
+// `frame`: UnlockSlow's, for the stacks recorded.
+ABSL_ATTRIBUTE_NOINLINE void Mutex::ReleaseAndRecord(const void* frame) {
   int64_t now = 0;
   // First: the sampled hold ends here, not after our own bookkeeping.
   const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
   // While holders are tracked, this thread no longer holds the lock: said
-  // before the release, so that nothing but the parked block events is
-  // left to do between the release and this thread's next acquisition.
-  agent::NoteReleased(this);
+  // before the release (not after, in the short gap before this thread's
+  // next acquisition, where it would let a spinning waiter in more often
+  // and cost throughput), as above.
+  agent::TrackReleased(this);
   const uint32_t seen = state_.load(std::memory_order_relaxed);
   if (seen == kUnlocked) internal::Fatal("unlock of unlocked Mutex");
   int64_t charged[1] = {0};
@@ -65,7 +85,7 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
     internal::FutexWake(&state_, 1);
   }
   // Released: from here on nothing we do lengthens the critical section.
-  internal::RecordAfterRelease(this, tags, charged[0], hold_ns, __builtin_frame_address(0));
+  internal::RecordAfterRelease(this, tags, charged[0], hold_ns, frame);
 }
 
 ABSL_ATTRIBUTE_NOINLINE void Mutex::AcquireHook(bool tried) {

@@ -90,7 +90,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
             0)) {
       LockSlow();
     }
-    if (__builtin_expect(agent::ShouldSampleHold(), 0)) AcquireHook(false);
+    if (__builtin_expect(agent::HoldCountdownExpired(), 0)) AcquireHook(false);
   }
 
   bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
@@ -99,7 +99,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
                                         std::memory_order_relaxed)) {
       return false;
     }
-    if (__builtin_expect(agent::ShouldSampleHold(), 0)) AcquireHook(true);
+    if (__builtin_expect(agent::HoldCountdownExpired(), 0)) AcquireHook(true);
     return true;
   }
 
@@ -143,6 +143,9 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
 
   void LockSlow();
   void UnlockSlow();
+  // UnlockSlow's general case: settling, the release, wake-up, recording
+  // (`frame`: UnlockSlow's own).
+  void ReleaseAndRecord(const void* frame);
   // After acquiring, when the hold sampler's countdown expired (or holders
   // are tracked): internal/acquire_hook.h.
   void AcquireHook(bool tried);

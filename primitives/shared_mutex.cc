@@ -44,7 +44,7 @@ bool SharedMutex::try_lock() {
     if ((s & (kWriter | kCountMask)) != 0) return false;
   } while (!state_.compare_exchange_weak(s, s | kWriter, std::memory_order_acquire,
                                          std::memory_order_relaxed));
-  if (__builtin_expect(agent::ShouldSampleHold(), 0)) AcquireHook(true);
+  if (__builtin_expect(agent::HoldCountdownExpired(), 0)) AcquireHook(true);
   return true;
 }
 
@@ -53,7 +53,7 @@ bool SharedMutex::try_lock_shared() {
   while ((s & kWriter) == 0) {
     if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire,
                                      std::memory_order_relaxed)) {
-      if (__builtin_expect(agent::ShouldSampleHold(), 0)) SharedAcquireHook(true);
+      if (__builtin_expect(agent::HoldCountdownExpired(), 0)) SharedAcquireHook(true);
       return true;
     }
   }
@@ -156,9 +156,25 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
 // memory. What is recorded afterwards was copied out before; the wake-ups
 // only pass the address to the kernel (futex.h).
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
+  if (hold_start_ == internal::kTrackedUnlockOnly) {
+    // Only lock tracking made this unlock slow: as Mutex::UnlockSlow.
+    hold_start_ = 0;
+    agent::TrackReleased(this);
+    uint64_t s = state_.load(std::memory_order_relaxed);
+    if (uint32_t(s) == kWriter &&
+        state_.compare_exchange_strong(s, s + kEpochOne - kWriter, std::memory_order_release,
+                                       std::memory_order_relaxed)) {
+      return;
+    }
+  }
+  ReleaseAndRecord(__builtin_frame_address(0));  // As Mutex::UnlockSlow.
+  asm volatile("");
+}
+
+ABSL_ATTRIBUTE_NOINLINE void SharedMutex::ReleaseAndRecord(const void* frame) {
   int64_t now = 0;
   const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
-  agent::NoteReleased(this);  // After the hold's end, before the release: as Mutex.
+  agent::TrackReleased(this);  // Before the release: as Mutex.
   const agent::EventTags read{name_, LockMode::kRead, shard_};
   const agent::EventTags write{name_, LockMode::kWrite, shard_};
   uint64_t s = state_.load(std::memory_order_relaxed);
@@ -187,7 +203,6 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
   if (s & kWritersAsleep) internal::FutexWakeBitset(EpochWord(), 1, kWriterBits);
   // Released: from here on nothing we do lengthens the critical section,
   // and nothing reads *this (`this` is only a key for parked events).
-  const void* frame = __builtin_frame_address(0);
   if (charged[kReaders] > 0) agent::RecordContention(charged[kReaders], read, frame);
   internal::RecordAfterRelease(this, write, charged[kWriters], hold_ns, frame);
 }
@@ -237,7 +252,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
   int64_t hold_ns = -1;
   if (old == kNotReleased) {
     hold_ns = internal::EndSharedHoldSample(this);
-    agent::NoteReleased(this);  // After the hold's end, before the release: as Mutex.
+    agent::TrackReleased(this);  // Before the release: as Mutex.
     old = state_.fetch_sub(1, std::memory_order_release);
   }
   int64_t charged[2] = {0, 0};

@@ -100,7 +100,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
                          0)) {
       LockSlow();
     }
-    if (__builtin_expect(agent::ShouldSampleHold(), 0)) AcquireHook(false);
+    if (__builtin_expect(agent::HoldCountdownExpired(), 0)) AcquireHook(false);
   }
 
   bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true);
@@ -130,7 +130,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   void lock_shared() ABSL_SHARED_LOCK_FUNCTION() {
     const uint64_t old = state_.fetch_add(1, std::memory_order_acquire);
     if (__builtin_expect((old & kWriter) != 0, 0)) LockSharedSlow(old);
-    if (__builtin_expect(agent::ShouldSampleHold(), 0)) SharedAcquireHook(false);
+    if (__builtin_expect(agent::HoldCountdownExpired(), 0)) SharedAcquireHook(false);
   }
 
   bool try_lock_shared() ABSL_SHARED_TRYLOCK_FUNCTION(true);
@@ -199,6 +199,8 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
 
   void LockSlow();
   void UnlockSlow();
+  // UnlockSlow's general case (`frame`: UnlockSlow's own), as Mutex's.
+  void ReleaseAndRecord(const void* frame);
   void LockSharedSlow(uint64_t old);
   void UnlockSharedSlow(uint64_t old);
   // Sets kWriter once it is clear, sleeping for it; returns the readers

@@ -13,6 +13,7 @@
 namespace lockprof::agent {
 
 std::atomic<bool> g_lock_graph_used{false};
+std::atomic<uint64_t> g_lock_order_epoch{0};
 
 namespace {
 
@@ -69,7 +70,6 @@ Graph& TheGraph() {
   return *g;
 }
 
-std::atomic<uint64_t> g_epoch{0};
 std::atomic<uint64_t> g_dropped{0};
 std::atomic<uint64_t> g_inversions{0};
 
@@ -206,10 +206,8 @@ void ForgetLockOrderNode(const void* lock) {
     if (g.edges[e].from != nullptr) drop(e, false);
   }
   g.nodes.erase(lock);
-  g_epoch.fetch_add(1, std::memory_order_release);
+  g_lock_order_epoch.fetch_add(1, std::memory_order_release);
 }
-
-uint64_t LockOrderEpoch() { return g_epoch.load(std::memory_order_acquire); }
 
 uint64_t LockOrderDropped() { return g_dropped.load(std::memory_order_relaxed); }
 

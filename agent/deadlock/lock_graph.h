@@ -10,10 +10,11 @@
 //
 // Bounded: kMaxLockOrderNodes locks and kMaxLockOrderEdges edges; an edge
 // that would exceed either is dropped (and counted). ForgetLock removes a
-// lock and its edges and bumps Epoch(), which empties every thread's cache.
+// lock and its edges and bumps LockOrderEpoch(), which empties every thread's cache.
 #ifndef LOCKPROF_AGENT_DEADLOCK_LOCK_GRAPH_H_
 #define LOCKPROF_AGENT_DEADLOCK_LOCK_GRAPH_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -48,7 +49,8 @@ std::vector<Inversion> AddLockOrderEdges(const HeldLock* held, int n, const void
 void ForgetLockOrderNode(const void* lock);
 
 // Bumped whenever a node leaves the graph.
-uint64_t LockOrderEpoch();
+extern std::atomic<uint64_t> g_lock_order_epoch;
+inline uint64_t LockOrderEpoch() { return g_lock_order_epoch.load(std::memory_order_acquire); }
 
 // Edges that were not added for lack of room.
 uint64_t LockOrderDropped();

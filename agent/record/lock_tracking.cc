@@ -19,85 +19,36 @@ std::atomic<int64_t> g_stall_threshold_ns{0};
 
 namespace {
 
-// One lock as a record publishes it: every field an atomic, so that a
-// reader racing with the owner reads torn values at worst (and retries),
-// never undefined behaviour.
-struct Entry {
-  std::atomic<const void*> lock{nullptr};
-  std::atomic<const char*> name{nullptr};
-  std::atomic<uint8_t> mode{0};
-  std::atomic<bool> tried{false};
-  std::atomic<int64_t> since{0};
-  std::atomic<int32_t> depth{0};
-  std::atomic<uintptr_t> pcs[kHeldStackDepth] = {};
-
-  void Store(const void* l, const EventTags& tags, bool t, int64_t s, const StackTrace& stack) {
-    lock.store(l, std::memory_order_relaxed);
-    name.store(tags.lock, std::memory_order_relaxed);
-    mode.store(uint8_t(tags.mode), std::memory_order_relaxed);
-    tried.store(t, std::memory_order_relaxed);
-    since.store(s, std::memory_order_relaxed);
-    const int d = std::min(stack.depth, kHeldStackDepth);
-    depth.store(d, std::memory_order_relaxed);
-    for (int i = 0; i < d; ++i) pcs[i].store(stack.pcs[i], std::memory_order_relaxed);
-  }
-  void CopyFrom(const Entry& e) {
-    StackTrace stack;
-    stack.depth = e.depth.load(std::memory_order_relaxed);
-    for (int i = 0; i < stack.depth; ++i) stack.pcs[i] = e.pcs[i].load(std::memory_order_relaxed);
-    Store(
-        e.lock.load(std::memory_order_relaxed),
-        {e.name.load(std::memory_order_relaxed), LockMode(e.mode.load(std::memory_order_relaxed))},
-        e.tried.load(std::memory_order_relaxed), e.since.load(std::memory_order_relaxed), stack);
-  }
-  LockView Load() const {
-    LockView v;
-    v.lock = lock.load(std::memory_order_relaxed);
-    v.name = name.load(std::memory_order_relaxed);
-    v.mode = LockMode(mode.load(std::memory_order_relaxed));
-    v.tried = tried.load(std::memory_order_relaxed);
-    v.since = since.load(std::memory_order_relaxed);
-    v.depth = std::clamp(depth.load(std::memory_order_relaxed), 0, kHeldStackDepth);
-    for (int i = 0; i < v.depth; ++i) v.pcs[i] = pcs[i].load(std::memory_order_relaxed);
-    return v;
-  }
-};
-
-// The edges a thread has already handed to the graph, direct-mapped.
-constexpr int kEdgeCacheSize = 256;
-
-struct ThreadLocks {
-  std::atomic<ThreadLocks*> next{nullptr};
-  std::atomic<bool> in_use{true};
-  std::atomic<uint32_t> generation{0};  // ForkGeneration() of the owner.
-  std::atomic<int64_t> tid{0};
-  std::atomic<uint32_t> seq{0};  // Odd while the owner writes.
-  std::atomic<int32_t> held{0};
-  std::atomic<bool> waiting{false};
-  Entry entries[kMaxHeldLocks];
-  Entry wait;
-  // Owner-only from here on.
-  uint64_t cache_epoch = 0;
-  struct CachedEdge {
-    const void* from;
-    const void* to;
-  } cache[kEdgeCacheSize] = {};
-
-  void BeginWrite() {
-    seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-  }
-  void EndWrite() { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
-  // Holds and waits nothing, as readers see it.
-  void Clear() {
-    BeginWrite();
-    held.store(0, std::memory_order_relaxed);
-    waiting.store(false, std::memory_order_relaxed);
-    EndWrite();
-  }
-};
-
 std::atomic<ThreadLocks*> g_records{nullptr};
+
+// A reader's copy of one entry.
+LockView Load(const HeldEntry& e) {
+  LockView v;
+  v.lock = e.lock.load(std::memory_order_relaxed);
+  v.name = e.name.load(std::memory_order_relaxed);
+  const uint32_t meta = e.meta.load(std::memory_order_relaxed);
+  v.mode = LockMode(meta & 0xff);
+  v.tried = (meta & HeldEntry::kTried) != 0;
+  if ((meta & HeldEntry::kDetailed) != 0) {
+    v.since = e.since.load(std::memory_order_relaxed);
+    v.depth = std::min(int(meta >> 16 & 0xff), kHeldStackDepth);
+    for (int i = 0; i < v.depth; ++i) v.pcs[i] = e.pcs[i].load(std::memory_order_relaxed);
+  }
+  return v;
+}
+
+// The owner moves an entry (inside a write).
+void Move(const HeldEntry& from, HeldEntry* to) {
+  const uint32_t meta = from.meta.load(std::memory_order_relaxed);
+  const int depth = (meta & HeldEntry::kDetailed) != 0 ? int(meta >> 16 & 0xff) : 0;
+  for (int i = 0; i < depth; ++i) {
+    to->pcs[i].store(from.pcs[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+  to->since.store(from.since.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  to->lock.store(from.lock.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  to->name.store(from.name.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  to->meta.store(meta, std::memory_order_relaxed);
+}
 
 // Frees this thread's record when it exits.
 struct Releaser {
@@ -105,12 +56,6 @@ struct Releaser {
   ~Releaser();
 };
 
-// In ThreadState (initial-exec TLS: one %fs-relative load), not a
-// thread_local of its own, which a library built -fPIC reaches through a
-// __tls_get_addr call on every acquisition while tracking.
-inline ThreadLocks*& TheRecord() {
-  return *reinterpret_cast<ThreadLocks**>(&tls_state.lock_record);
-}
 thread_local Releaser t_releaser;
 // Set once this thread's TLS destructors have freed its record: a later
 // destructor that locks is not tracked (a new record would never be freed).
@@ -125,17 +70,13 @@ Releaser::~Releaser() {
   t_exited = true;
 }
 
-bool Stale(const ThreadLocks* r) {
-  return r->generation.load(std::memory_order_relaxed) != ForkGeneration();
-}
-
 ThreadLocks* SelfSlow();
 
 // This thread's record, allocated (or reused) on first use; nullptr once
 // the thread is exiting.
 inline ThreadLocks* Self() {
   ThreadLocks* r = TheRecord();
-  if (__builtin_expect(r != nullptr && !Stale(r), 1)) return r;
+  if (__builtin_expect(r != nullptr && !r->Stale(), 1)) return r;
   return SelfSlow();
 }
 
@@ -148,7 +89,7 @@ ABSL_ATTRIBUTE_NOINLINE ThreadLocks* SelfSlow() {
          p = p->next.load(std::memory_order_acquire)) {
       bool free = false;
       // A record of a thread of the parent, in a fork()ed child, is free.
-      if (Stale(p) && p->in_use.load(std::memory_order_acquire)) {
+      if (p->Stale() && p->in_use.load(std::memory_order_acquire)) {
         p->in_use.store(false, std::memory_order_relaxed);
       }
       if (p->in_use.compare_exchange_strong(free, true, std::memory_order_acquire)) {
@@ -175,18 +116,11 @@ ABSL_ATTRIBUTE_NOINLINE ThreadLocks* SelfSlow() {
   return r;
 }
 
-size_t CacheSlot(const void* from, const void* to) {
-  const auto h =
-      reinterpret_cast<uintptr_t>(from) * 0x9E3779B97F4A7C15ull ^ reinterpret_cast<uintptr_t>(to);
-  return (h >> 20) % kEdgeCacheSize;
-}
-
 // Adds the edges from this thread's held locks to `lock` that it has not
 // handed to the graph yet; reports the cycles they close. `stack` is this
 // acquisition's, captured here if it is empty and an edge needs it.
 void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const void* entry_frame,
                 StackTrace* stack) {
-  if (r->held.load(std::memory_order_relaxed) == 0) return;  // No edge to add.
   const uint64_t epoch = LockOrderEpoch();
   if (r->cache_epoch != epoch) {
     std::fill(std::begin(r->cache), std::end(r->cache), ThreadLocks::CachedEdge{nullptr, nullptr});
@@ -198,7 +132,7 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
   for (int i = 0; i < held; ++i) {
     const void* from = r->entries[i].lock.load(std::memory_order_relaxed);
     if (from == lock) continue;  // Held already (a read lock taken twice): no edge.
-    auto& slot = r->cache[CacheSlot(from, lock)];
+    auto& slot = r->cache[ThreadLocks::CacheSlot(from, lock)];
     if (slot.from == from && slot.to == lock) continue;
     slot = {from, lock};
     fresh[n++] = {from, r->entries[i].name.load(std::memory_order_relaxed)};
@@ -212,38 +146,46 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
 
 }  // namespace
 
+// The cases PushHeldFast leaves: edges to add or look up, details to record,
+// the record to allocate, or inside the recorder.
 bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, const void* entry_frame) {
   if (InRecorder()) return false;
   ThreadLocks* r = Self();
   if (r == nullptr) return false;
+  const int held = r->held.load(std::memory_order_relaxed);
   StackTrace stack;
   stack.depth = 0;
-  if (!tried && LockOrderCheckingOn()) CheckOrder(r, lock, tags, entry_frame, &stack);
-  const int held = r->held.load(std::memory_order_relaxed);
+  // Edges start from the locks held already: none for the first.
+  if (held > 0 && !tried && LockOrderCheckingOn() && !r->EdgesCached(held, lock)) {
+    CheckOrder(r, lock, tags, entry_frame, &stack);
+  }
   if (held == kMaxHeldLocks) return false;  // Not recorded: kMaxHeldLocks.
   // Since when and where: only for the held-locks page's holders and the
   // stall watchdog (a clock read and a stack walk: most of the cost).
-  int64_t since = 0;
-  if (HeldDetailsOn()) {
-    if (stack.depth == 0) CaptureStack(entry_frame, &stack);
-    since = MonotonicNanos();
-  }
+  const bool details = HeldDetailsOn();
+  const int64_t since = details ? MonotonicNanos() : 0;
+  if (details && stack.depth == 0) CaptureStack(entry_frame, &stack);
   r->BeginWrite();
-  r->entries[held].Store(lock, tags, tried, since, stack);
+  if (details) {
+    r->entries[held].StoreDetailed(lock, tags, tried, since, stack.pcs, stack.depth);
+  } else {
+    r->entries[held].Store(lock, tags, tried);
+  }
   r->held.store(held + 1, std::memory_order_relaxed);
   r->EndWrite();
   return true;
 }
 
+// The cases PopHeldFast leaves: a lock released out of order, or none
+// recorded.
 void NoteReleased(const void* lock) {
   ThreadLocks* r = TheRecord();
-  if (r == nullptr || Stale(r)) return;
+  if (r == nullptr || r->Stale()) return;
   const int held = r->held.load(std::memory_order_relaxed);
-  // Usually the latest; locks may be released in any order.
   for (int i = held - 1; i >= 0; --i) {
     if (r->entries[i].lock.load(std::memory_order_relaxed) != lock) continue;
-    r->BeginWrite();
-    for (int j = i; j + 1 < held; ++j) r->entries[j].CopyFrom(r->entries[j + 1]);
+    r->BeginWrite();  // The newer ones move down.
+    for (int j = i; j + 1 < held; ++j) Move(r->entries[j + 1], &r->entries[j]);
     r->held.store(held - 1, std::memory_order_relaxed);
     r->EndWrite();
     return;
@@ -254,7 +196,7 @@ void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* e
                           const StackTrace* stack) {
   if (!LockOrderCheckingOn() || InRecorder()) return;
   ThreadLocks* r = Self();
-  if (r == nullptr) return;
+  if (r == nullptr || r->held.load(std::memory_order_relaxed) == 0) return;  // No edge to add.
   StackTrace copy;
   copy.depth = stack->depth;
   std::copy_n(stack->pcs, stack->depth, copy.pcs);
@@ -267,7 +209,7 @@ void NoteWaitBegin(const void* lock, const EventTags& tags, int64_t start,
   ThreadLocks* r = Self();
   if (r == nullptr) return;
   r->BeginWrite();
-  r->wait.Store(lock, tags, false, start, stack);
+  r->wait.StoreDetailed(lock, tags, false, start, stack.pcs, stack.depth);
   r->waiting.store(true, std::memory_order_relaxed);
   r->EndWrite();
 }
@@ -284,7 +226,7 @@ std::vector<ThreadLocksView> SnapshotThreadLocks() {
   std::vector<ThreadLocksView> out;
   for (ThreadLocks* p = g_records.load(std::memory_order_acquire); p != nullptr;
        p = p->next.load(std::memory_order_acquire)) {
-    if (!p->in_use.load(std::memory_order_acquire) || Stale(p)) continue;
+    if (!p->in_use.load(std::memory_order_acquire) || p->Stale()) continue;
     // A consistent copy: the owner never waits for us, so we retry a few
     // times and, if it keeps writing, take the next try as it is.
     ThreadLocksView v;
@@ -294,9 +236,9 @@ std::vector<ThreadLocksView> SnapshotThreadLocks() {
       v.tid = p->tid.load(std::memory_order_relaxed);
       v.held.clear();
       const int held = std::clamp(p->held.load(std::memory_order_relaxed), 0, kMaxHeldLocks);
-      for (int i = 0; i < held; ++i) v.held.push_back(p->entries[i].Load());
+      for (int i = 0; i < held; ++i) v.held.push_back(Load(p->entries[i]));
       v.waiting = p->waiting.load(std::memory_order_relaxed);
-      if (v.waiting) v.wait = p->wait.Load();
+      if (v.waiting) v.wait = Load(p->wait);
       std::atomic_thread_fence(std::memory_order_acquire);
       if (p->seq.load(std::memory_order_relaxed) == before) break;
     }

@@ -12,10 +12,12 @@
 //
 // Tracking is off by default, and then the primitives' fast paths do not
 // reach here at all: while it is on, the hold sampler's countdown is kept
-// expired (HoldSampleDue), so that every acquisition takes the primitive's
-// slow hook, which calls NoteAcquired, and marks its unlock slow, which
-// calls NoteReleased. Waits are published whatever the setting: a thread
-// about to sleep is on a slow path already.
+// expired, so that every acquisition takes the primitive's hook, which
+// calls TrackAcquired and marks its unlock slow, which calls TrackReleased
+// just before the release. Their common cases are inline pushes and pops
+// (thread_locks.h). Waits are
+// published whatever the setting: a thread about to sleep is on a slow
+// path already.
 #ifndef LOCKPROF_AGENT_RECORD_LOCK_TRACKING_H_
 #define LOCKPROF_AGENT_RECORD_LOCK_TRACKING_H_
 
@@ -24,14 +26,13 @@
 #include <vector>
 
 #include "lockprof/agent/base/export.h"
+#include "lockprof/agent/deadlock/events.h"
 #include "lockprof/agent/record/event_tags.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/record/stack_trace.h"
+#include "lockprof/agent/record/thread_locks.h"
 
 namespace lockprof::agent {
-
-// Frames kept per held lock and per waiting thread.
-inline constexpr int kHeldStackDepth = 16;
 
 // True while holders are tracked (lock-order checking, the stall watchdog,
 // or SetHeldLockTracking).
@@ -59,6 +60,17 @@ bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, const voi
 // this thread records nothing.
 void NoteReleased(const void* lock);
 
+// What the primitives call: NoteAcquired and NoteReleased, with their
+// common cases inline (thread_locks.h).
+inline bool TrackAcquired(const void* lock, const EventTags& tags, bool tried,
+                          const void* entry_frame) {
+  if (PushHeldFast(lock, tags, tried, LockOrderCheckingOn(), HeldDetailsOn())) return true;
+  return NoteAcquired(lock, tags, tried, entry_frame);
+}
+inline void TrackReleased(const void* lock) {
+  if (!PopHeldFast(lock)) NoteReleased(lock);
+}
+
 // This thread is about to sleep for `lock`: while lock-order checking is
 // on, adds the edges from the locks it holds first, so that a deadlock is
 // reported before it hangs. `stack`: this wait's, if already captured
@@ -80,16 +92,6 @@ inline int64_t StallThresholdNanos() {
 // This thread has waited for `lock` since `start`, longer than the
 // threshold: reports it (stderr, hook, counter) with its holder.
 void ReportStall(const void* lock, const EventTags& tags, int64_t start);
-
-// Whether this hold is to be timed by the hold sampler, for an acquisition
-// that reached the primitive's hook because tracking is on (not because its
-// countdown expired): true with probability 1 / the hold rate.
-inline bool TrackedHoldSampleDue() {
-  const int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
-  if (rate <= 0) return false;
-  // x * rate / 2^64 is 0 for a fraction 1/rate of uniform x: no division.
-  return rate == 1 || (unsigned __int128)NextRandom() * unsigned(rate) >> 64 == 0;
-}
 
 // A copy of one thread's record, for the readers.
 struct LockView {

@@ -36,14 +36,42 @@ inline bool ContentionTimingEnabled() {
 }
 
 // Called when tls_state.hold_countdown went negative: draws the next stride
-// and returns true if this acquisition is to be timed.
+// and returns true if this acquisition is to be timed. While lock tracking
+// is on (lock_tracking.h) it keeps the countdown expired, so that every
+// acquisition reaches the primitive's hook, and returns true.
 LOCKPROF_EXPORT bool HoldSampleDue();
 
-// The hold-sampling check every lockprof lock runs after acquiring: one TLS
-// decrement and a branch.
+// The hold-sampling check of the pthread interposer: one TLS decrement and
+// a branch.
 inline bool ShouldSampleHold() {
   if (__builtin_expect(--tls_state.hold_countdown >= 0, 1)) return false;
   return HoldSampleDue();
+}
+
+// The check every lockprof primitive runs after acquiring: one TLS
+// decrement and a branch. When it is true the primitive calls its hook
+// (primitives/internal/acquire_hook.h), which asks HoldSampleDue() — or,
+// while lock tracking is on, records the lock and asks
+// TrackedHoldSampleDue().
+inline bool HoldCountdownExpired() { return --tls_state.hold_countdown < 0; }
+
+// Called by the primitives' hook while lock tracking is on: keeps this
+// thread's countdown expired (as HoldSampleDue would) without a call.
+inline void KeepHoldCountdownExpired() {
+  tls_state.hold_countdown = 0;
+  tls_state.hold_started = false;
+}
+
+// TrackedHoldSampleDue's slow half: the tracked countdown went negative.
+LOCKPROF_EXPORT bool TrackedHoldSampleDueSlow();
+
+// Whether a hold is to be timed, for an acquisition that reached the
+// primitive's hook because lock tracking is on (not because its countdown
+// expired): true with probability 1 / the hold rate, drawn as HoldSampleDue
+// draws, from a countdown of its own.
+inline bool TrackedHoldSampleDue() {
+  if (__builtin_expect(--tls_state.tracked_hold_countdown >= 0, 1)) return false;
+  return TrackedHoldSampleDueSlow();
 }
 
 }  // namespace lockprof::agent

@@ -14,7 +14,8 @@
 namespace lockprof {
 namespace agent {
 
-thread_local ThreadState tls_state __attribute__((tls_model("initial-exec")));
+LOCKPROF_TLS_CONSTINIT thread_local ThreadState tls_state
+    __attribute__((tls_model("initial-exec")));
 
 constexpr int kDefaultMutexFraction = 10;
 constexpr int64_t kDefaultBlockRateNs = 10000;
@@ -58,35 +59,44 @@ int64_t NextHoldStride(int rate) {
   return stride > 1e15 ? int64_t{1000000000000000} : int64_t(stride);
 }
 
+// One countdown's draw when it went negative: the next stride, and whether
+// this acquisition is to be timed.
+bool DrawHoldSample(int64_t* countdown, bool* started) {
+  const int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
+  if (rate <= 0) {
+    *countdown = kHoldRecheckStride;
+    *started = false;
+    return false;
+  }
+  if (!*started) {
+    // This thread's first acquisition since sampling (re)started: it is
+    // timed with probability 1/rate like any other, so that short-lived
+    // threads are neither all sampled nor never sampled.
+    *started = true;
+    const int64_t skip = NextHoldStride(rate);
+    if (skip > 0) {
+      *countdown = skip - 1;  // This acquisition is one of them.
+      return false;
+    }
+  }
+  *countdown = NextHoldStride(rate);
+  return true;
+}
+
 }  // namespace
 
 bool HoldSampleDue() {
   if (LockTrackingOn()) {
     // Every acquisition reaches the primitive's hook, which draws the hold
     // sample itself (TrackedHoldSampleDue).
-    tls_state.hold_countdown = 0;
-    tls_state.hold_started = false;
+    KeepHoldCountdownExpired();
     return true;
   }
-  const int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
-  if (rate <= 0) {
-    tls_state.hold_countdown = kHoldRecheckStride;
-    tls_state.hold_started = false;
-    return false;
-  }
-  if (!tls_state.hold_started) {
-    // This thread's first acquisition since sampling (re)started: it is
-    // timed with probability 1/rate like any other, so that short-lived
-    // threads are neither all sampled nor never sampled.
-    tls_state.hold_started = true;
-    const int64_t skip = NextHoldStride(rate);
-    if (skip > 0) {
-      tls_state.hold_countdown = skip - 1;  // This acquisition is one of them.
-      return false;
-    }
-  }
-  tls_state.hold_countdown = NextHoldStride(rate);
-  return true;
+  return DrawHoldSample(&tls_state.hold_countdown, &tls_state.hold_started);
+}
+
+bool TrackedHoldSampleDueSlow() {
+  return DrawHoldSample(&tls_state.tracked_hold_countdown, &tls_state.tracked_hold_started);
 }
 
 namespace {

@@ -34,6 +34,11 @@ struct ThreadState {
   // False until this thread first drew a hold-sampling stride, and again
   // while hold sampling is off (see HoldSampleDue).
   bool hold_started;
+  // The same pair for the acquisitions that reach the primitives' hook
+  // because lock tracking keeps hold_countdown expired: the hold sampler
+  // draws from these instead while tracking is on (TrackedHoldSampleDue).
+  bool tracked_hold_started;
+  int64_t tracked_hold_countdown;
   // xorshift64* state for sampling decisions; 0 until seeded.
   uint64_t rng;
   // Bounds of this thread's stack, for the frame-pointer walker; 0 until read.
@@ -66,7 +71,19 @@ static_assert(std::is_trivially_default_constructible_v<ThreadState> &&
                   std::is_trivially_destructible_v<ThreadState>,
               "ThreadState must stay trivial (no default member initializers)");
 
-LOCKPROF_EXPORT extern thread_local ThreadState tls_state
+// Declared constant-initialised: without that, GCC and Clang test for a
+// TLS initialisation function before every access (a load, a branch and a
+// register on every fast path), since another translation unit could have
+// given the variable a dynamic initialiser.
+#if defined(__clang__)
+#define LOCKPROF_TLS_CONSTINIT [[clang::require_constant_initialization]]
+#elif defined(__GNUC__)
+#define LOCKPROF_TLS_CONSTINIT __constinit
+#else
+#define LOCKPROF_TLS_CONSTINIT
+#endif
+
+LOCKPROF_TLS_CONSTINIT LOCKPROF_EXPORT extern thread_local ThreadState tls_state
     __attribute__((tls_model("initial-exec")));
 
 // Adds one wait of `ns` that slept to this thread's totals: a lock

@@ -1,12 +1,13 @@
 // The hook a lockprof lock runs after acquiring when its hold-sampling
-// countdown has expired: either the hold sampler picked this acquisition,
-// or holders are tracked (agent/record/lock_tracking.h), which keeps every
-// thread's countdown expired so that every acquisition gets here.
+// countdown has expired (agent::HoldCountdownExpired): either the hold
+// sampler's stride ran out, or holders are tracked
+// (agent/record/lock_tracking.h), which keeps every thread's countdown
+// expired so that every acquisition gets here.
 //
-// While tracking, the hold sampler's draw is made here instead (with the
-// same probability, 1 / the hold rate), the lock is recorded as held by
-// this thread (and its lock-order edges added), and the unlock is marked
-// slow so that it forgets the lock again.
+// While tracking, the lock is recorded as held by this thread (and its
+// lock-order edges added), the unlock is marked slow so that it forgets the
+// lock again, and the hold sampler draws from a countdown of its own
+// (agent::TrackedHoldSampleDue: the same probability, 1 / the hold rate).
 #ifndef LOCKPROF_PRIMITIVES_INTERNAL_ACQUIRE_HOOK_H_
 #define LOCKPROF_PRIMITIVES_INTERNAL_ACQUIRE_HOOK_H_
 
@@ -23,14 +24,15 @@ namespace lockprof::internal {
 inline void AfterExclusiveAcquire(const void* lock, const agent::EventTags& tags, bool tried,
                                   int64_t* hold_start, const void* frame) {
   if (!agent::LockTrackingOn()) {
-    StartHoldSample(hold_start);
+    if (agent::HoldSampleDue()) StartHoldSample(hold_start);
     return;
   }
-  const bool sample = agent::TrackedHoldSampleDue();
-  if (agent::NoteAcquired(lock, tags, tried, frame) && *hold_start == 0) {
-    MarkSlowUnlock(hold_start);
+  agent::KeepHoldCountdownExpired();
+  if (agent::TrackAcquired(lock, tags, tried, frame) && *hold_start == 0) {
+    // Not kSlowUnlockOnly: nothing is parked for this hold.
+    *hold_start = kTrackedUnlockOnly;
   }
-  if (sample) StartHoldSample(hold_start);
+  if (agent::TrackedHoldSampleDue()) StartHoldSample(hold_start);
 }
 
 // A shared acquisition: this thread's unlock_shared of `lock` is made slow
@@ -38,14 +40,14 @@ inline void AfterExclusiveAcquire(const void* lock, const agent::EventTags& tags
 inline void AfterSharedAcquire(const void* lock, const agent::EventTags& tags, bool tried,
                                const void* frame) {
   if (!agent::LockTrackingOn()) {
-    StartSharedHoldSample(lock);
+    if (agent::HoldSampleDue()) StartSharedHoldSample(lock);
     return;
   }
-  const bool sample = agent::TrackedHoldSampleDue();
+  agent::KeepHoldCountdownExpired();
   // Not recorded if this thread has no room left to make the unlock slow:
   // then nothing would forget it.
-  if (ClaimSharedSlowUnlock(lock)) agent::NoteAcquired(lock, tags, tried, frame);
-  if (sample) StartSharedHoldSample(lock);
+  if (ClaimSharedSlowUnlock(lock)) agent::TrackAcquired(lock, tags, tried, frame);
+  if (agent::TrackedHoldSampleDue()) StartSharedHoldSample(lock);
 }
 
 }  // namespace lockprof::internal

@@ -25,6 +25,12 @@ namespace lockprof::internal {
 // this thread's unlock_shared of that lock slow.
 inline constexpr int64_t kSlowUnlockOnly = -1;
 
+// The hold_start of an exclusive hold that is not sampled and has nothing
+// parked, whose unlock takes the slow path only to tell lock tracking that
+// the lock is no longer held (acquire_hook.h): that unlock can release with
+// the fast path's compare-and-swap once it has done so.
+inline constexpr int64_t kTrackedUnlockOnly = -2;
+
 // Makes the unlock of an exclusive hold that is not sampled take the slow
 // path (sampled ones take it anyway). Returns true: it always can.
 inline bool MarkSlowUnlock(int64_t* hold_start) {

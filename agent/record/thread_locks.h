@@ -1,0 +1,161 @@
+// One thread's record of the locks it holds and waits for, as lock tracking
+// publishes it (lock_tracking.h), and the two operations every tracked
+// acquisition and release make on it, inline: a push and a pop.
+//
+// The owner writes under a sequence counter (odd while it writes); readers
+// copy and retry. Every published field is an atomic, so that a reader
+// racing with the owner reads torn values at worst (and retries), never
+// undefined behaviour. On x86-64 the owner's relaxed and release stores are
+// plain moves: a push or a pop is a handful of stores to lines that only
+// the owner writes.
+#ifndef LOCKPROF_AGENT_RECORD_THREAD_LOCKS_H_
+#define LOCKPROF_AGENT_RECORD_THREAD_LOCKS_H_
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/deadlock/lock_graph.h"
+#include "lockprof/agent/lock_order.h"
+#include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/thread_state.h"
+
+namespace lockprof::agent {
+
+// Frames kept per held lock and per waiting thread.
+inline constexpr int kHeldStackDepth = 16;
+
+// One held lock, or the lock a thread waits for.
+struct HeldEntry {
+  // `meta`: the LockMode in bits 0-7; kTried if taken by a try_lock;
+  // kDetailed if `since` and the stack were recorded (else they are stale
+  // and read as absent); the stack's depth in bits 16-23.
+  static constexpr uint32_t kTried = 1u << 8;
+  static constexpr uint32_t kDetailed = 1u << 9;
+
+  std::atomic<const void*> lock{nullptr};
+  std::atomic<const char*> name{nullptr};
+  std::atomic<uint32_t> meta{0};
+  std::atomic<int64_t> since{0};
+  std::atomic<uintptr_t> pcs[kHeldStackDepth] = {};
+
+  static uint32_t Meta(const EventTags& tags, bool tried) {
+    return uint32_t(tags.mode) | (tried ? kTried : 0);
+  }
+  // Without since and stack: three stores.
+  void Store(const void* l, const EventTags& tags, bool tried) {
+    lock.store(l, std::memory_order_relaxed);
+    name.store(tags.lock, std::memory_order_relaxed);
+    meta.store(Meta(tags, tried), std::memory_order_relaxed);
+  }
+  void StoreDetailed(const void* l, const EventTags& tags, bool tried, int64_t s,
+                     const uintptr_t* stack, int stack_depth) {
+    const int d = std::clamp(stack_depth, 0, kHeldStackDepth);
+    for (int i = 0; i < d; ++i) pcs[i].store(stack[i], std::memory_order_relaxed);
+    since.store(s, std::memory_order_relaxed);
+    lock.store(l, std::memory_order_relaxed);
+    name.store(tags.lock, std::memory_order_relaxed);
+    meta.store(Meta(tags, tried) | kDetailed | uint32_t(d) << 16, std::memory_order_relaxed);
+  }
+};
+
+// The edges a thread has already handed to the graph, direct-mapped.
+inline constexpr int kEdgeCacheSize = 256;
+
+struct ThreadLocks {
+  std::atomic<ThreadLocks*> next{nullptr};
+  std::atomic<bool> in_use{true};
+  std::atomic<uint32_t> generation{0};  // ForkGeneration() of the owner.
+  std::atomic<int64_t> tid{0};
+  std::atomic<uint32_t> seq{0};  // Odd while the owner writes.
+  std::atomic<int32_t> held{0};
+  std::atomic<bool> waiting{false};
+  HeldEntry entries[kMaxHeldLocks];
+  HeldEntry wait;
+  // Owner-only from here on.
+  uint64_t cache_epoch = 0;
+  struct CachedEdge {
+    const void* from;
+    const void* to;
+  } cache[kEdgeCacheSize] = {};
+
+  void BeginWrite() {
+    seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+  }
+  void EndWrite() { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+  // Holds and waits nothing, as readers see it.
+  void Clear() {
+    BeginWrite();
+    held.store(0, std::memory_order_relaxed);
+    waiting.store(false, std::memory_order_relaxed);
+    EndWrite();
+  }
+  static size_t CacheSlot(const void* from, const void* to) {
+    const auto h =
+        reinterpret_cast<uintptr_t>(from) * 0x9E3779B97F4A7C15ull ^ reinterpret_cast<uintptr_t>(to);
+    return (h >> 20) % kEdgeCacheSize;
+  }
+  // The edges from the `held` locks to `lock` were all handed to the graph
+  // before (they are in the cache): there is nothing to add.
+  bool EdgesCached(int held, const void* lock) const {
+    if (cache_epoch != LockOrderEpoch()) return false;
+    for (int i = 0; i < held; ++i) {
+      const void* from = entries[i].lock.load(std::memory_order_relaxed);
+      if (from == lock) continue;  // Held already (a read lock taken twice): no edge.
+      const CachedEdge& slot = cache[CacheSlot(from, lock)];
+      if (slot.from != from || slot.to != lock) return false;
+    }
+    return true;
+  }
+  // A record of the parent's, in a fork()ed child.
+  bool Stale() const { return generation.load(std::memory_order_relaxed) != ForkGeneration(); }
+};
+
+// This thread's record, nullptr until it first needs one (lock_tracking.cc).
+inline ThreadLocks*& TheRecord() {
+  // In ThreadState (initial-exec TLS: one %fs-relative load), not a
+  // thread_local of its own, which a library built -fPIC would reach
+  // through a __tls_get_addr call on every acquisition while tracking.
+  return *reinterpret_cast<ThreadLocks**>(&tls_state.lock_record);
+}
+
+// The common acquisition, inline: this thread has a record, has no new
+// edge to add (it holds nothing yet, or has taken this order before, or
+// took the lock by a try, or checking is off), and no details are wanted.
+// Returns false, recording nothing, when the full path is needed.
+inline bool PushHeldFast(const void* lock, const EventTags& tags, bool tried, bool add_edges,
+                         bool details) {
+  ThreadLocks* r = TheRecord();
+  if (r == nullptr || tls_state.in_recorder || details || r->Stale()) return false;
+  const int held = r->held.load(std::memory_order_relaxed);
+  if (held >= kMaxHeldLocks || (held > 0 && add_edges && !tried && !r->EdgesCached(held, lock))) {
+    return false;
+  }
+  r->BeginWrite();
+  r->entries[held].Store(lock, tags, tried);
+  r->held.store(held + 1, std::memory_order_relaxed);
+  r->EndWrite();
+  return true;
+}
+
+// The common release, inline: `lock` is this thread's newest held lock.
+// Returns false, changing nothing, when the full path is needed.
+inline bool PopHeldFast(const void* lock) {
+  ThreadLocks* r = TheRecord();
+  if (r == nullptr) return true;  // Records nothing: nothing to forget.
+  const int held = r->held.load(std::memory_order_relaxed);
+  if (held == 0 || r->entries[held - 1].lock.load(std::memory_order_relaxed) != lock ||
+      r->Stale()) {
+    return false;
+  }
+  r->BeginWrite();
+  r->held.store(held - 1, std::memory_order_relaxed);
+  r->EndWrite();
+  return true;
+}
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_RECORD_THREAD_LOCKS_H_
