@@ -36,13 +36,18 @@
 // many gets its edges checked but is not recorded (no edges start from it,
 // and /debug/lockprof/held does not list it), and is not counted.
 //
-// Cost while checking is on: every acquisition takes the slow path of the
-// hold sampler (a thread-local push) and every release the slow unlock (a
-// pop); an edge already seen costs a thread-local lookup; only a new edge
-// takes the graph's internal lock. About +20 ns per uncontended lock+unlock
-// on the machine of BENCHMARKS.md; recording since when and where each lock
-// was taken (held-lock tracking, the stall watchdog) adds a clock read and a
-// frame-pointer walk, about +12 ns more. Off (the default), nothing: the
+// Cost while checking is on: every acquisition goes through the
+// primitive's hook (the hold sampler's countdown is kept expired) and every
+// release through its slow unlock. An acquisition that adds no new edge is
+// an inline push of three stores into this thread's record, the release of
+// its newest lock a pop; an edge already seen costs a thread-local lookup;
+// only a new edge takes the graph's internal lock. About +4.4 ns per
+// uncontended lock+unlock (+6.3 ns while holding another lock) on the
+// machine of BENCHMARKS.md, and a contended lock passes between threads
+// more often (its sections are longer): 0.74x of off on the benchmarks'
+// 2-thread cache workload. Recording since when and where each lock was
+// taken (held-lock tracking, the stall watchdog) adds a clock read and a
+// frame-pointer walk, about +20 ns more. Off (the default), nothing: the
 // primitives' fast paths are unchanged.
 //
 // Who holds what: /debug/lockprof/held lists every lockprof lock that is

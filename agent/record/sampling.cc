@@ -14,8 +14,10 @@
 namespace lockprof {
 namespace agent {
 
+// `{}`: zero, as a constant initialiser (which LOCKPROF_TLS_CONSTINIT
+// requires of the definition).
 LOCKPROF_TLS_CONSTINIT thread_local ThreadState tls_state
-    __attribute__((tls_model("initial-exec")));
+    __attribute__((tls_model("initial-exec"))){};
 
 constexpr int kDefaultMutexFraction = 10;
 constexpr int64_t kDefaultBlockRateNs = 10000;
