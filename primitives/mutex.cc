@@ -45,7 +45,8 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
   if (hold_start_ == internal::kTrackedUnlockOnly) {
     // Only lock tracking made this unlock slow (nothing sampled, nothing
     // parked): the record, then the fast path's release if nobody sleeps.
-    hold_start_ = 0;
+    // The mark stays for the next hold while tracking is on (hold_sample.h).
+    if (!agent::LockTrackingOn()) hold_start_ = 0;
     agent::TrackReleased(this);
     uint32_t expected = kLocked;
     if (state_.compare_exchange_strong(expected, kUnlocked, std::memory_order_release,

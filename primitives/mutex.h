@@ -154,7 +154,9 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
   internal::WaitLedger<1> ledger_;
   // Monotonic time the current hold started, if the hold sampler picked it;
   // internal::kSlowUnlockOnly if not but the holder waited (its block event
-  // is recorded at the release); else 0. Nonzero sends unlock() slow.
+  // is recorded at the release); internal::kTrackedUnlockOnly while lock
+  // tracking is on (kept between holds: internal/hold_sample.h); else 0.
+  // Nonzero sends unlock() slow.
   int64_t hold_start_ = 0;
   const char* name_ = nullptr;
 };

@@ -158,7 +158,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
   if (hold_start_ == internal::kTrackedUnlockOnly) {
     // Only lock tracking made this unlock slow: as Mutex::UnlockSlow.
-    hold_start_ = 0;
+    if (!agent::LockTrackingOn()) hold_start_ = 0;
     agent::TrackReleased(this);
     uint64_t s = state_.load(std::memory_order_relaxed);
     if (uint32_t(s) == kWriter &&

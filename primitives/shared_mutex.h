@@ -228,7 +228,8 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   internal::WaitLedger<2> ledger_{&state_};
   // Monotonic time the current exclusive hold started, if sampled;
   // internal::kSlowUnlockOnly if not but the writer waited (its block event
-  // is recorded at the release); else 0. Nonzero sends unlock() slow.
+  // is recorded at the release); internal::kTrackedUnlockOnly while lock
+  // tracking is on; else 0 (as Mutex's). Nonzero sends unlock() slow.
   int64_t hold_start_ = 0;
   const char* name_ = nullptr;
   int32_t shard_ = -1;

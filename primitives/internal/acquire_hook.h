@@ -29,7 +29,8 @@ inline void AfterExclusiveAcquire(const void* lock, const agent::EventTags& tags
   }
   agent::KeepHoldCountdownExpired();
   if (agent::TrackAcquired(lock, tags, tried, frame) && *hold_start == 0) {
-    // Not kSlowUnlockOnly: nothing is parked for this hold.
+    // Not kSlowUnlockOnly: nothing is parked for this hold. Usually the
+    // mark is there already, left by the previous hold (hold_sample.h).
     *hold_start = kTrackedUnlockOnly;
   }
   if (agent::TrackedHoldSampleDue()) StartHoldSample(hold_start);

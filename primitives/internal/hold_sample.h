@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/lock_tracking.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/agent/record/thread_state.h"
 
@@ -29,7 +30,20 @@ inline constexpr int64_t kSlowUnlockOnly = -1;
 // parked, whose unlock takes the slow path only to tell lock tracking that
 // the lock is no longer held (acquire_hook.h): that unlock can release with
 // the fast path's compare-and-swap once it has done so.
+//
+// While tracking is on it stays in place from one hold to the next (see
+// IdleHoldStart), so that a tracked section writes nothing to the lock's
+// cache line but its lock word: a waiter spinning on the lock reads that
+// line, and a write to it in every section (setting the mark, then
+// clearing it) moved the line between the cores twice more per hand-off
+// and cost the contended cache workload a fifth of its throughput. An
+// untracked hold that finds it (a thread whose countdown has not expired
+// since tracking began) only takes the slow unlock, which finds nothing to
+// forget.
 inline constexpr int64_t kTrackedUnlockOnly = -2;
+
+// The hold_start a hold leaves for the next one when it was not sampled.
+inline int64_t IdleHoldStart() { return agent::LockTrackingOn() ? kTrackedUnlockOnly : 0; }
 
 // Makes the unlock of an exclusive hold that is not sampled take the slow
 // path (sampled ones take it anyway). Returns true: it always can.
@@ -44,15 +58,15 @@ inline void StartHoldSample(int64_t* hold_start) {
 }
 
 // At release: the hold's length if it was sampled (setting *now to the
-// time read), else -1; *hold_start goes back to 0.
+// time read), else -1; *hold_start goes back to IdleHoldStart().
 inline int64_t EndHoldSample(int64_t* hold_start, int64_t* now) {
   if (*hold_start <= 0) {
-    *hold_start = 0;
+    *hold_start = IdleHoldStart();
     return -1;
   }
   *now = agent::MonotonicNanos();
   const int64_t hold_ns = *now - *hold_start;
-  *hold_start = 0;
+  *hold_start = IdleHoldStart();
   return hold_ns;
 }
 
