@@ -52,15 +52,9 @@ inline bool ShouldSampleHold() {
 // decrement and a branch. When it is true the primitive calls its hook
 // (primitives/internal/acquire_hook.h), which asks HoldSampleDue() — or,
 // while lock tracking is on, records the lock and asks
-// TrackedHoldSampleDue().
+// TrackedHoldSampleDue(), leaving the countdown to run down below zero so
+// that every acquisition gets there.
 inline bool HoldCountdownExpired() { return --tls_state.hold_countdown < 0; }
-
-// Called by the primitives' hook while lock tracking is on: keeps this
-// thread's countdown expired (as HoldSampleDue would) without a call.
-inline void KeepHoldCountdownExpired() {
-  tls_state.hold_countdown = 0;
-  tls_state.hold_started = false;
-}
 
 // TrackedHoldSampleDue's slow half: the tracked countdown went negative.
 LOCKPROF_EXPORT bool TrackedHoldSampleDueSlow();

@@ -89,11 +89,16 @@ bool DrawHoldSample(int64_t* countdown, bool* started) {
 
 bool HoldSampleDue() {
   if (LockTrackingOn()) {
-    // Every acquisition reaches the primitive's hook, which draws the hold
-    // sample itself (TrackedHoldSampleDue).
-    KeepHoldCountdownExpired();
+    // Every acquisition is to reach the hook (the pthread interposer's
+    // here), which draws the hold sample itself (TrackedHoldSampleDue).
+    tls_state.hold_countdown = 0;
+    tls_state.hold_started = false;
     return true;
   }
+  // Below -1, the countdown was left to run down by the primitives' hook
+  // while tracking was on (it does not reset it, to save the stores):
+  // sampling starts again as for a new thread.
+  if (tls_state.hold_countdown < -1) tls_state.hold_started = false;
   return DrawHoldSample(&tls_state.hold_countdown, &tls_state.hold_started);
 }
 

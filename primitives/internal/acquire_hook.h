@@ -27,7 +27,6 @@ inline void AfterExclusiveAcquire(const void* lock, const agent::EventTags& tags
     if (agent::HoldSampleDue()) StartHoldSample(hold_start);
     return;
   }
-  agent::KeepHoldCountdownExpired();
   if (agent::TrackAcquired(lock, tags, tried, frame) && *hold_start == 0) {
     // Not kSlowUnlockOnly: nothing is parked for this hold. Usually the
     // mark is there already, left by the previous hold (hold_sample.h).
@@ -44,7 +43,6 @@ inline void AfterSharedAcquire(const void* lock, const agent::EventTags& tags, b
     if (agent::HoldSampleDue()) StartSharedHoldSample(lock);
     return;
   }
-  agent::KeepHoldCountdownExpired();
   // Not recorded if this thread has no room left to make the unlock slow:
   // then nothing would forget it.
   if (ClaimSharedSlowUnlock(lock)) agent::TrackAcquired(lock, tags, tried, frame);
