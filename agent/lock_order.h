@@ -41,13 +41,13 @@
 // release through its slow unlock. An acquisition that adds no new edge is
 // an inline push of three stores into this thread's record, the release of
 // its newest lock a pop; an edge already seen costs a thread-local lookup;
-// only a new edge takes the graph's internal lock. About +4.4 ns per
-// uncontended lock+unlock (+6.3 ns while holding another lock) on the
-// machine of BENCHMARKS.md, and a contended lock passes between threads
-// more often (its sections are longer): 0.74x of off on the benchmarks'
-// 2-thread cache workload. Recording since when and where each lock was
-// taken (held-lock tracking, the stall watchdog) adds a clock read and a
-// frame-pointer walk, about +20 ns more. Off (the default), nothing: the
+// only a new edge takes the graph's internal lock. About +5 ns per
+// uncontended lock+unlock (4.5 to 6.8 ns across runs; more while holding
+// another lock) on the machine of BENCHMARKS.md, and a contended lock
+// passes between threads more often (its sections are longer): 0.82x of
+// off on the benchmarks' 2-thread cache workload. Recording since when and
+// where each lock was taken (held-lock tracking, the stall watchdog) adds a
+// clock read and a frame-pointer walk, about +20 ns more. Off (the default), nothing: the
 // primitives' fast paths are unchanged.
 //
 // Who holds what: /debug/lockprof/held lists every lockprof lock that is
