@@ -42,12 +42,14 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
 }
 
 ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
+  bool forgotten = false;  // By lock tracking, below.
   if (hold_start_ == internal::kTrackedUnlockOnly) {
     // Only lock tracking made this unlock slow (nothing sampled, nothing
     // parked): the record, then the fast path's release if nobody sleeps.
     // The mark stays for the next hold while tracking is on (hold_sample.h).
     if (!agent::LockTrackingOn()) hold_start_ = 0;
     agent::TrackReleased(this);
+    forgotten = true;
     uint32_t expected = kLocked;
     if (state_.compare_exchange_strong(expected, kUnlocked, std::memory_order_release,
                                        std::memory_order_relaxed)) {
@@ -56,20 +58,22 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
   }
   // The rest in a function of its own: this one stays short enough to need
   // no saved registers. Not a tail call, so that `frame` stays valid.
-  ReleaseAndRecord(__builtin_frame_address(0));
+  ReleaseAndRecord(__builtin_frame_address(0), forgotten);
   asm volatile("");
 }
 
-// `frame`: UnlockSlow's, for the stacks recorded.
-ABSL_ATTRIBUTE_NOINLINE void Mutex::ReleaseAndRecord(const void* frame) {
+// `frame`: UnlockSlow's, for the stacks recorded; `forgotten`: lock
+// tracking already knows the lock is released.
+ABSL_ATTRIBUTE_NOINLINE void Mutex::ReleaseAndRecord(const void* frame, bool forgotten) {
   int64_t now = 0;
   // First: the sampled hold ends here, not after our own bookkeeping.
   const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
   // While holders are tracked, this thread no longer holds the lock: said
   // before the release (not after, in the short gap before this thread's
   // next acquisition, where it would let a spinning waiter in more often
-  // and cost throughput), as above.
-  agent::TrackReleased(this);
+  // and cost throughput), as above, unless the tracked path above already
+  // did and found the lock contended.
+  if (!forgotten) agent::TrackReleased(this);
   const uint32_t seen = state_.load(std::memory_order_relaxed);
   if (seen == kUnlocked) internal::Fatal("unlock of unlocked Mutex");
   int64_t charged[1] = {0};

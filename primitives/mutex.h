@@ -145,7 +145,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
   void UnlockSlow();
   // UnlockSlow's general case: settling, the release, wake-up, recording
   // (`frame`: UnlockSlow's own).
-  void ReleaseAndRecord(const void* frame);
+  void ReleaseAndRecord(const void* frame, bool forgotten);
   // After acquiring, when the hold sampler's countdown expired (or holders
   // are tracked): internal/acquire_hook.h.
   void AcquireHook(bool tried);

@@ -156,10 +156,12 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
 // memory. What is recorded afterwards was copied out before; the wake-ups
 // only pass the address to the kernel (futex.h).
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
+  bool forgotten = false;  // By lock tracking, below.
   if (hold_start_ == internal::kTrackedUnlockOnly) {
     // Only lock tracking made this unlock slow: as Mutex::UnlockSlow.
     if (!agent::LockTrackingOn()) hold_start_ = 0;
     agent::TrackReleased(this);
+    forgotten = true;
     uint64_t s = state_.load(std::memory_order_relaxed);
     if (uint32_t(s) == kWriter &&
         state_.compare_exchange_strong(s, s + kEpochOne - kWriter, std::memory_order_release,
@@ -167,14 +169,14 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
       return;
     }
   }
-  ReleaseAndRecord(__builtin_frame_address(0));  // As Mutex::UnlockSlow.
+  ReleaseAndRecord(__builtin_frame_address(0), forgotten);  // As Mutex::UnlockSlow.
   asm volatile("");
 }
 
-ABSL_ATTRIBUTE_NOINLINE void SharedMutex::ReleaseAndRecord(const void* frame) {
+ABSL_ATTRIBUTE_NOINLINE void SharedMutex::ReleaseAndRecord(const void* frame, bool forgotten) {
   int64_t now = 0;
   const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
-  agent::TrackReleased(this);  // Before the release: as Mutex.
+  if (!forgotten) agent::TrackReleased(this);  // Before the release: as Mutex.
   const agent::EventTags read{name_, LockMode::kRead, shard_};
   const agent::EventTags write{name_, LockMode::kWrite, shard_};
   uint64_t s = state_.load(std::memory_order_relaxed);

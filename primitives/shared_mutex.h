@@ -200,7 +200,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   void LockSlow();
   void UnlockSlow();
   // UnlockSlow's general case (`frame`: UnlockSlow's own), as Mutex's.
-  void ReleaseAndRecord(const void* frame);
+  void ReleaseAndRecord(const void* frame, bool forgotten);
   void LockSharedSlow(uint64_t old);
   void UnlockSharedSlow(uint64_t old);
   // Sets kWriter once it is clear, sleeping for it; returns the readers

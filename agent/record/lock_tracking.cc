@@ -31,7 +31,7 @@ LockView Load(const HeldEntry& e) {
   v.tried = (meta & HeldEntry::kTried) != 0;
   if ((meta & HeldEntry::kDetailed) != 0) {
     v.since = e.since.load(std::memory_order_relaxed);
-    v.depth = std::min(int(meta >> 16 & 0xff), kHeldStackDepth);
+    v.depth = HeldEntry::StackDepth(meta);
     for (int i = 0; i < v.depth; ++i) v.pcs[i] = e.pcs[i].load(std::memory_order_relaxed);
   }
   return v;
@@ -40,7 +40,7 @@ LockView Load(const HeldEntry& e) {
 // The owner moves an entry (inside a write).
 void Move(const HeldEntry& from, HeldEntry* to) {
   const uint32_t meta = from.meta.load(std::memory_order_relaxed);
-  const int depth = (meta & HeldEntry::kDetailed) != 0 ? int(meta >> 16 & 0xff) : 0;
+  const int depth = HeldEntry::StackDepth(meta);
   for (int i = 0; i < depth; ++i) {
     to->pcs[i].store(from.pcs[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
   }

@@ -15,9 +15,8 @@
 // expired, so that every acquisition takes the primitive's hook, which
 // calls TrackAcquired and marks its unlock slow, which calls TrackReleased
 // just before the release. Their common cases are inline pushes and pops
-// (thread_locks.h). Waits are
-// published whatever the setting: a thread about to sleep is on a slow
-// path already.
+// (thread_locks.h). Waits are published whatever the setting: a thread
+// about to sleep is on a slow path already.
 #ifndef LOCKPROF_AGENT_RECORD_LOCK_TRACKING_H_
 #define LOCKPROF_AGENT_RECORD_LOCK_TRACKING_H_
 

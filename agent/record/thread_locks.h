@@ -43,6 +43,10 @@ struct HeldEntry {
   static uint32_t Meta(const EventTags& tags, bool tried) {
     return uint32_t(tags.mode) | (tried ? kTried : 0);
   }
+  // The recorded stack's depth: 0 unless kDetailed.
+  static int StackDepth(uint32_t meta) {
+    return (meta & kDetailed) != 0 ? std::min(int(meta >> 16 & 0xff), kHeldStackDepth) : 0;
+  }
   // Without since and stack: three stores.
   void Store(const void* l, const EventTags& tags, bool tried) {
     lock.store(l, std::memory_order_relaxed);
