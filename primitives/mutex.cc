@@ -7,6 +7,7 @@
 #include "lockprof/primitives/internal/deferred_block.h"
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/internal/hold_sample.h"
+#include "lockprof/primitives/internal/waiter_table.h"
 
 namespace lockprof {
 
@@ -25,18 +26,19 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
     }
     internal::SpinPause();
   }
-  // Going to sleep. Every sleeper registers in the ledger (the clock read is
-  // noise next to the futex round trip), so the ledger always knows whether
+  // Going to sleep. Every sleeper registers in the waiter table (the clock
+  // read is noise next to the futex round trip), so the table knows whether
   // anybody sleeps, and its wait sums stay consistent even if profiling is
   // switched on while threads wait.
   internal::BlockedWait blocked(__builtin_frame_address(0), this, agent::EventTags{name_});
-  ledger_.Enter(0, blocked.start());
+  const bool registered = internal::Waiters().Enter(this, 0, blocked.start());
   while (state_.exchange(kContended, std::memory_order_acquire) != kUnlocked) {
     blocked.Sleep(&state_, kContended);
   }
   // We own the lock. If nobody else sleeps, go back to kLocked so that our
   // unlock takes the fast path instead of a futex wake for nobody.
-  ledger_.Leave(0, blocked.start(), [this] { state_.store(kLocked, std::memory_order_relaxed); });
+  internal::Waiters().Leave(this, 0, blocked.start(), registered,
+                            [this] { state_.store(kLocked, std::memory_order_relaxed); });
   blocked.RecordAtRelease(agent::EventTags{name_}, this,
                           [this] { return internal::MarkSlowUnlock(&hold_start_); });
 }
@@ -79,7 +81,7 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::ReleaseAndRecord(const void* frame, bool for
   int64_t charged[1] = {0};
   if (seen == kContended) {
     if (now == 0) now = agent::MonotonicNanos();
-    ledger_.Settle(now, charged);
+    internal::Waiters().Settle(this, now, charged);
   }
   // Copied before the release: a thread that takes the lock right after it
   // may destroy the Mutex (as POSIX allows), so nothing below reads *this.

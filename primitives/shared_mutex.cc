@@ -10,6 +10,7 @@
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/internal/futex.h"
 #include "lockprof/primitives/internal/hold_sample.h"
+#include "lockprof/primitives/internal/waiter_table.h"
 
 namespace lockprof {
 
@@ -111,7 +112,7 @@ void SharedMutex::SleepUntilPosted(internal::BlockedWait& wait) {
 
 // The writer's slow path: set kWriter (another writer may hold it), then
 // wait for the readers that were inside to leave. Each stage spins first;
-// only a writer that has to sleep reads the clock, registers in the ledger
+// only a writer that has to sleep reads the clock, registers in the waiter table
 // and records a block event.
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
   bool have_writer = false;
@@ -135,9 +136,10 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
   if (have_writer && !readers_pending) return;
 
   internal::BlockedWait wait(__builtin_frame_address(0), this, {name_, LockMode::kWrite, shard_});
-  // Every writer registers in the ledger before it sets kWritersAsleep, so
-  // the last writer to leave the ledger knows that no writer sleeps.
-  ledger_.Enter(kWriters, wait.start());
+  // Every writer registers in the waiter table before it sets
+  // kWritersAsleep, so the last writer to leave it knows that no writer
+  // sleeps.
+  const bool registered = internal::Waiters().Enter(this, kWriters, wait.start());
   if (!have_writer) {
     readers_inside = AcquireWriterBitAsleep(wait);
     readers_pending = readers_inside != 0 && !ReadersGone(readers_inside);
@@ -145,8 +147,9 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
   if (readers_pending) SleepUntilPosted(wait);
   // No other writer waits: clear the mark, so that our unlock takes the
   // fast path instead of waking nobody.
-  ledger_.Leave(kWriters, wait.start(),
-                [this] { state_.fetch_and(~kWritersAsleep, std::memory_order_relaxed); });
+  internal::Waiters().Leave(this, kWriters, wait.start(), registered, [this] {
+    state_.fetch_and(~kWritersAsleep, std::memory_order_relaxed);
+  });
   wait.RecordAtRelease({name_, LockMode::kWrite, shard_}, this,
                        [this] { return internal::MarkSlowUnlock(&hold_start_); });
 }
@@ -184,13 +187,13 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::ReleaseAndRecord(const void* frame, bo
   // Readers queued behind us, or writers asleep: charge their waiting to
   // this critical section before anyone is let in. Others change state_
   // only by queueing (a reader) or marking themselves asleep, so the
-  // release fails only then; it settles again (the ledger adds to
+  // release fails only then; it settles again (the table adds to
   // `charged`), with a fresh clock read.
   int64_t charged[2] = {0, 0};
   for (;;) {
     if ((s & (kCountMask | kWritersAsleep)) != 0) {
       if (now == 0) now = agent::MonotonicNanos();
-      ledger_.Settle(now, charged);
+      internal::Waiters().Settle(this, now, charged);
       now = 0;
     }
     // Admit the queued readers, start a new epoch (which fails the
@@ -218,7 +221,8 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
     internal::SpinPause();
   }
   internal::BlockedWait wait(__builtin_frame_address(0), this, {name_, LockMode::kRead, shard_});
-  ledger_.Enter(kReaders, wait.start());
+  // Counted in state_ as well: a fork()ed child takes it out (waiter_table.h).
+  const bool registered = internal::Waiters().Enter(this, kReaders, wait.start(), &state_);
   for (;;) {
     uint64_t s = state_.load(std::memory_order_acquire);
     if (uint32_t(s >> 32) != epoch) break;
@@ -232,7 +236,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
     }
     wait.Sleep(EpochWord(), epoch, kReaderBits);
   }
-  ledger_.Leave(kReaders, wait.start(), [] {});
+  internal::Waiters().Leave(this, kReaders, wait.start(), registered);
   wait.RecordAtRelease({name_, LockMode::kRead, shard_}, this,
                        [this] { return internal::MarkSharedSlowUnlock(this); });
 }
@@ -264,7 +268,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
     // one among them. The last to leave settles the waiting so far — the
     // writer's, and that of the readers queued behind it — and lets it in.
     if (departing_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      ledger_.Settle(agent::MonotonicNanos(), charged);
+      internal::Waiters().Settle(this, agent::MonotonicNanos(), charged);
       if (writer_sem_.exchange(kPosted, std::memory_order_acq_rel) == kWriterAsleep) {
         internal::FutexWake(&writer_sem_, 1);
       }

@@ -25,6 +25,9 @@
 // lock and unlock are a load and a compare-and-swap each, on the one word
 // that readers use too (the writer is a bit of it).
 //
+// Size: 40 bytes (std::shared_mutex is 56). Threads asleep on it are kept
+// in a process-wide table keyed by its address (internal/waiter_table.h).
+//
 // Lifetime: as with std::shared_mutex, a thread may destroy the lock as
 // soon as it can lock and unlock it, while the thread whose release let it
 // in is still inside unlock() or unlock_shared(): every unlock's last
@@ -66,7 +69,6 @@
 #include "lockprof/agent/base/export.h"
 #include "lockprof/agent/record/lock_lifetime.h"
 #include "lockprof/agent/record/sampler.h"
-#include "lockprof/primitives/internal/wait_ledger.h"
 #include "lockprof/primitives/lock_name.h"
 
 namespace lockprof {
@@ -170,7 +172,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   // bits 0-27 count readers — inside, or (while kWriter is set) queued
   // behind the writer; kReadersAsleep: queued readers may sleep on the
   // epoch; kWritersAsleep: writers may sleep on the epoch for kWriter
-  // (they are in ledger_). High 32 bits: the epoch, bumped by every writer
+  // (they are in the waiter table). High 32 bits: the epoch, bumped by every writer
   // unlock; sleepers sleep on it (a futex on the high half, readers and
   // writers told apart by futex bitsets). The writer's unlock clears kWriter
   // and both asleep bits, admits every queued reader (they are already
@@ -178,7 +180,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   // fairness) and bumps the epoch: one atomic update, its last access.
   // A woken writer that has to sleep again sets kWritersAsleep again; one
   // that takes the lock after sleeping sets it with kWriter (others may
-  // sleep), and the last writer to leave the ledger clears it, as Mutex
+  // sleep), and the last writer to leave the table clears it, as Mutex
   // does with kContended.
   static constexpr uint64_t kWriter = uint64_t{1} << 30;
   static constexpr uint64_t kWritersAsleep = uint64_t{1} << 29;
@@ -188,7 +190,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   // Never a value of state_ (bit 31 is always clear): "not yet released".
   static constexpr uint64_t kNotReleased = ~uint64_t{0};
 
-  // Wait ledger classes.
+  // Waiter table classes.
   static constexpr int kReaders = 0;
   static constexpr int kWriters = 1;
 
@@ -222,10 +224,9 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   // negative first. The reader that brings it to zero posts writer_sem_.
   std::atomic<int32_t> departing_{0};
   std::atomic<uint32_t> writer_sem_{kNotPosted};
-  // Readers (class 0) sleeping in the ledger are counted in state_ too: a
-  // fork()ed child's ledger takes the parent's out of it (see WaitLedger).
-  static_assert(kReaders == 0, "the ledger corrects state_ for its class-0 waiters");
-  internal::WaitLedger<2> ledger_{&state_};
+  // Readers (class 0) asleep in the waiter table are counted in state_ too:
+  // a fork()ed child takes the parent's out of it (internal/waiter_table.h).
+  static_assert(kReaders == 0, "the waiter table corrects state_ for its class-0 waiters");
   // Monotonic time the current exclusive hold started, if sampled;
   // internal::kSlowUnlockOnly if not but the writer waited (its block event
   // is recorded at the release); internal::kTrackedUnlockOnly while lock

@@ -74,7 +74,7 @@ class BlockedWait {
     FutexWaitBitset(word, expected, bits, left);
   }
 
-  // When the wait started (monotonic nanoseconds), for a WaitLedger.
+  // When the wait started (monotonic nanoseconds), for the waiter table.
   int64_t start() const { return start_; }
 
   // Records the wait, which ends now, in the block profile. For a wait that

@@ -18,14 +18,12 @@ void SampleHold(const void* lock, agent::LockMode mode, const void* caller) {
 
 void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge) {
   if (t_held.count > 0) TakeHeld(lock, &charge->hold_ns, &charge->held_mode);
-  if (maybe_waiters && Ledger().Waiters() > 0) {
-    Ledger().Settle(lock, agent::MonotonicNanos(), charge->charged);
-  }
+  if (maybe_waiters) internal::Waiters().Settle(lock, agent::MonotonicNanos(), charge->charged);
 }
 
 void AfterRelease(const void* lock, const ReleaseCharge& charge,
-                  const agent::LockMode class_modes[AddressLedger::kClasses], const void* frame,
-                  const void* caller) {
+                  const agent::LockMode class_modes[internal::WaiterTable::kClasses],
+                  const void* frame, const void* caller) {
   // Parked block events are this thread's own waits: recorded whoever's code
   // released the lock (none are parked for lockprof's own locks).
   internal::RecordDeferredBlocks(lock);
@@ -38,7 +36,7 @@ void AfterRelease(const void* lock, const ReleaseCharge& charge,
     agent::RecorderScope scope;
     name = LockName(lock);
   }
-  for (int c = 0; c < AddressLedger::kClasses; ++c) {
+  for (int c = 0; c < internal::WaiterTable::kClasses; ++c) {
     if (charge.charged[c] > 0) {
       agent::RecordContention(charge.charged[c], agent::EventTags{name, class_modes[c]}, frame);
     }

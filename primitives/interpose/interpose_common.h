@@ -3,7 +3,8 @@
 //
 // They give a pthread lock lockprof::Mutex's profiles (mutex.h describes
 // them): the mutex profile charges each release, exactly, the waiting done
-// during the critical section it ends (AddressLedger); the block profile
+// during the critical section it ends (internal/waiter_table.h, shared with
+// lockprof::Mutex); the block profile
 // charges each waiter, recorded at its own release (deferred_block.h); the
 // hold sampler times about 1 in SetHoldProfileRate() acquisitions
 // (HeldLocks). Stacks are captured before a waiter sleeps and after a
@@ -26,7 +27,7 @@
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/primitives/internal/blocked_wait.h"
 #include "lockprof/primitives/internal/futex.h"
-#include "lockprof/primitives/interpose/address_ledger.h"
+#include "lockprof/primitives/internal/waiter_table.h"
 #include "lockprof/primitives/interpose/held_locks.h"
 #include "lockprof/primitives/interpose/lock_names.h"
 
@@ -47,8 +48,8 @@ inline constexpr int kSpinTries = 50;
 // preload library (false in the link-time form, and before initialisation).
 bool IsOwnCode(const void* caller);
 
-// The waiter's class in the AddressLedger.
-inline int LedgerClass(agent::LockMode mode) { return mode == agent::LockMode::kWrite ? 1 : 0; }
+// The waiter's class in the waiter table.
+inline int WaiterClass(agent::LockMode mode) { return mode == agent::LockMode::kWrite ? 1 : 0; }
 
 // A lock acquisition whose first try failed with EBUSY. `try_once()` tries
 // again (0, EBUSY or an error); `block()` is the real blocking call. Spins a
@@ -76,12 +77,12 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   // watchdog: the sleep is glibc's; without lock order: pthread locks have
   // no recorded holders).
   internal::BlockedWait blocked(frame, lock, tags, /*check_order=*/false);
-  const int c = LedgerClass(mode);
-  const bool registered = Ledger().Enter(lock, c, blocked.start());
+  const int c = WaiterClass(mode);
+  const bool registered = internal::Waiters().Enter(lock, c, blocked.start());
   if (rw_waiters != nullptr) rw_waiters->fetch_add(1, std::memory_order_relaxed);
   const int r = block();
   if (rw_waiters != nullptr) rw_waiters->fetch_sub(1, std::memory_order_relaxed);
-  if (registered) Ledger().Leave(lock, c, blocked.start());
+  internal::Waiters().Leave(lock, c, blocked.start(), registered);
   if (r == 0 || r == EOWNERDEAD) {
     blocked.RecordAtRelease(tags, lock, [&] { return MarkSlowRelease(lock, mode); });
   } else if (r == ETIMEDOUT) {
@@ -95,7 +96,7 @@ void SampleHold(const void* lock, agent::LockMode mode, const void* caller);
 
 // What a release charges, gathered before the real release.
 struct ReleaseCharge {
-  int64_t charged[AddressLedger::kClasses] = {0, 0};
+  int64_t charged[internal::WaiterTable::kClasses] = {0, 0};
   int64_t hold_ns = -1;
   agent::LockMode held_mode = agent::LockMode::kNone;
 };
@@ -106,11 +107,11 @@ void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge);
 
 // After the real release: records what `charge` holds, at the stack of the
 // caller of the entry point whose frame is `frame`. `class_modes` labels
-// each ledger class's charge (kNone, kNone for a mutex; kRead, kWrite for a
+// each waiter class's charge (kNone, kNone for a mutex; kRead, kWrite for a
 // rwlock).
 void AfterRelease(const void* lock, const ReleaseCharge& charge,
-                  const agent::LockMode class_modes[AddressLedger::kClasses], const void* frame,
-                  const void* caller);
+                  const agent::LockMode class_modes[internal::WaiterTable::kClasses],
+                  const void* frame, const void* caller);
 
 }  // namespace lockprof::interpose
 

@@ -25,8 +25,8 @@
 namespace lockprof::interpose {
 namespace {
 
-constexpr agent::LockMode kMutexModes[AddressLedger::kClasses] = {agent::LockMode::kNone,
-                                                                  agent::LockMode::kNone};
+constexpr agent::LockMode kMutexModes[internal::WaiterTable::kClasses] = {agent::LockMode::kNone,
+                                                                          agent::LockMode::kNone};
 
 template <typename Wait>
 ABSL_ATTRIBUTE_NOINLINE int CondWait(pthread_mutex_t* m, const void* frame, const void* caller,

@@ -12,7 +12,6 @@
 
 #include "lockprof/agent/record/cfi_unwind.h"
 #include "lockprof/primitives/absl_mutex_profile.h"
-#include "lockprof/primitives/interpose/address_ledger.h"
 #include "lockprof/primitives/interpose/interpose_common.h"
 #include "lockprof/primitives/interpose/real_pthread.h"
 
@@ -67,14 +66,11 @@ agent::UnwindMode UnwindModeFromEnv() {
   return agent::UnwindMode::kFallback;
 }
 
-void ForgetWaitersInChild() { Ledger().ResetInChild(); }
-
 // Before lockprof's other initialisers in the same object (the admin server
 // and uploader autostart), so that their threads' locks are already known
 // as lockprof's own.
 __attribute__((constructor(101))) void InitInterposer() {
   ResolveRealFunctions();
-  pthread_atfork(nullptr, nullptr, &ForgetWaitersInChild);
 #ifdef LOCKPROF_INTERPOSE_PRELOAD
   FindOwnCode();
 #endif

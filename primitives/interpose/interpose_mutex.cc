@@ -15,8 +15,8 @@
 namespace lockprof::interpose {
 namespace {
 
-constexpr agent::LockMode kMutexModes[AddressLedger::kClasses] = {agent::LockMode::kNone,
-                                                                  agent::LockMode::kNone};
+constexpr agent::LockMode kMutexModes[internal::WaiterTable::kClasses] = {agent::LockMode::kNone,
+                                                                          agent::LockMode::kNone};
 
 ABSL_ATTRIBUTE_NOINLINE void SampleMutexHold(pthread_mutex_t* m, const void* caller) {
   // A recursive re-acquisition is inside the hold already timed (or not).

@@ -19,7 +19,7 @@ namespace {
 
 using agent::LockMode;
 
-constexpr LockMode kRwModes[AddressLedger::kClasses] = {LockMode::kRead, LockMode::kWrite};
+constexpr LockMode kRwModes[internal::WaiterTable::kClasses] = {LockMode::kRead, LockMode::kWrite};
 
 // Threads blocked in an rwlock acquisition now.
 std::atomic<int64_t> g_rw_waiters{0};

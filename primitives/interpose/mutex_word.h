@@ -7,11 +7,11 @@
 
 namespace lockprof::interpose {
 
-// True if threads may be blocked on `m` (a release must settle the ledger).
+// True if threads may be blocked on `m` (a release must settle its waiters).
 // glibc's lock word is 2 for a locked normal, recursive, error-checking or
 // adaptive mutex that threads may wait for, and has FUTEX_WAITERS (bit 31)
 // set for robust and priority-inheritance ones (the rest of their word is
-// the owner's thread id). A false "maybe" costs one ledger lookup; a waiter
+// the owner's thread id). A false "maybe" costs one waiter-table lookup; a waiter
 // not yet visible here was not yet registered either, and its wait is
 // charged to a later release. Priority-protected mutexes (the lock word also
 // holds the ceiling) never report waiters: their contention is in the block
