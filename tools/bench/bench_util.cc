@@ -92,8 +92,21 @@ void ApplyProfiling(Profiling p) {
 }
 
 std::vector<int> ContendedThreadCounts() {
-  const int hw = std::max(2, int(std::thread::hardware_concurrency()));
+  // LOCKPROF_BENCH_THREADS=2,4,8,16 runs those counts whatever the machine
+  // has: more threads than cores is where a lock that spins while its holder
+  // is preempted loses most.
   std::vector<int> counts;
+  if (const char* list = std::getenv("LOCKPROF_BENCH_THREADS")) {
+    for (const char* p = list; *p != '\0';) {
+      char* end;
+      const long n = std::strtol(p, &end, 10);
+      if (end == p) break;
+      if (n >= 2 && n <= 1024) counts.push_back(int(n));
+      p = *end == ',' ? end + 1 : end;
+    }
+    if (!counts.empty()) return counts;
+  }
+  const int hw = std::max(2, int(std::thread::hardware_concurrency()));
   for (int n = 2; n < hw; n *= 2) counts.push_back(n);
   counts.push_back(hw);
   return counts;

@@ -13,11 +13,28 @@
 // throughput ratios come from the rows without it.
 #include <benchmark/benchmark.h>
 
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+
 #include "bench_util.h"
 
 namespace {
 
 using bench::Profiling;
+
+// Each lock's size, in the results' context: report.py prints them against
+// the standard locks they replace.
+const bool g_sizes_reported = [] {
+  benchmark::AddCustomContext("sizeof:std::mutex", std::to_string(sizeof(std::mutex)));
+  benchmark::AddCustomContext("sizeof:std::shared_mutex",
+                              std::to_string(sizeof(std::shared_mutex)));
+  benchmark::AddCustomContext("sizeof:absl::Mutex", std::to_string(sizeof(absl::Mutex)));
+  benchmark::AddCustomContext("sizeof:lockprof::Mutex", std::to_string(sizeof(lockprof::Mutex)));
+  benchmark::AddCustomContext("sizeof:lockprof::SharedMutex",
+                              std::to_string(sizeof(lockprof::SharedMutex)));
+  return true;
+}();
 
 template <typename M>
 void BM_Uncontended(benchmark::State& state, Profiling p) {

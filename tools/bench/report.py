@@ -121,6 +121,25 @@ def not_measured(title):
     print("## %s\n\nNot measured in this run.\n" % title)
 
 
+def sizes(context):
+    """sizeof each lock, from the bench's context; lockprof's against the
+    standard lock it replaces."""
+    size = {k[len("sizeof:"):]: int(v) for k, v in context.items() if k.startswith("sizeof:")}
+    if not size:
+        return not_measured("Lock sizes")
+    print("## Lock sizes (bytes)\n")
+    print("| lock | bytes | target |")
+    print("|---|---|---|")
+    replaces = {"lockprof::Mutex": "std::mutex", "lockprof::SharedMutex": "std::shared_mutex"}
+    for lock, n in size.items():
+        target = ""
+        if lock in replaces and replaces[lock] in size:
+            std = size[replaces[lock]]
+            target = "≤ %s (%d): %s" % (replaces[lock], std, verdict(n <= std))
+        print("| %s | %d | %s |" % (lock, n, target))
+    print()
+
+
 def uncontended(rows):
     title = "Uncontended lock+unlock (CPU time per pair, median)"
     if not any(n.startswith("uncontended") for n in rows):
@@ -349,6 +368,8 @@ def main():
     if os.path.exists(os.path.join(d, "machine.txt")):
         print("Machine: " + "; ".join(l.strip() for l in open(os.path.join(d, "machine.txt"))))
         print()
+    with open(os.path.join(d, "bench.json")) as f:
+        sizes(json.load(f).get("context", {}))
     uncontended(rows)
     for w in ("cache", "empty"):
         contended(rows, w)
