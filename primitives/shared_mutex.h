@@ -48,6 +48,8 @@
 //  * Block profile: each wait, at the waiter's stack, with its mode.
 //  * Hold profile: sampled critical sections, exclusive (mode="write") and
 //    shared (mode="read"), at the releasing stack.
+// As with Mutex, only waits that slept are recorded: one that ends while
+// spinning (up to 100 rounds of `pause`) is in no profile and no metric.
 // Stacks are captured and events recorded after the lock word is released,
 // never inside the critical section measured.
 // As with Mutex, a writer that barges in past a woken writer (before it
