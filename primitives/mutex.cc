@@ -78,7 +78,8 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::ReleaseAndRecord(const void* frame, bool for
   if (!forgotten) agent::TrackReleased(this);
   const uint32_t seen = state_.load(std::memory_order_relaxed);
   if (seen == kUnlocked) internal::Fatal("unlock of unlocked Mutex");
-  int64_t charged[1] = {0};
+  // Class 0 only (a Mutex has no readers); the table settles every class.
+  int64_t charged[internal::WaiterTable::kClasses] = {0, 0};
   if (seen == kContended) {
     if (now == 0) now = agent::MonotonicNanos();
     internal::Waiters().Settle(this, now, charged);

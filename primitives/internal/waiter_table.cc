@@ -53,7 +53,7 @@ bool WaiterTable::LeaveLocked(Bucket& b, const void* lock, int c, int64_t start,
   return last_of_class && b.unregistered == 0;
 }
 
-void WaiterTable::Settle(const void* lock, int64_t now, int64_t charged[kClasses]) {
+void WaiterTable::Settle(const void* lock, int64_t now, int64_t (&charged)[kClasses]) {
   Bucket& b = BucketOf(lock);
   b.lock.Lock();
   if (Entry* e = Find(b, lock)) {

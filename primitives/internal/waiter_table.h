@@ -90,7 +90,7 @@ class WaiterTable {
   // (SharedMutex's writer retries its release when a reader queues
   // meanwhile, and settles again) is charged the sum, and every nanosecond
   // moved out of the table lands in exactly one charge.
-  void Settle(const void* lock, int64_t now, int64_t charged[kClasses]);
+  void Settle(const void* lock, int64_t now, int64_t (&charged)[kClasses]);
 
   // Waiters that found their bucket full, since the start.
   int64_t Dropped() const { return dropped_.load(std::memory_order_relaxed); }
