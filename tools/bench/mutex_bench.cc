@@ -76,8 +76,9 @@ void BM_UncontendedNested(benchmark::State& state, Profiling p) {
 // Every thread takes the one lock exclusively and leaves at once.
 template <typename M, bool kTimed>
 void BM_Empty(benchmark::State& state, Profiling p) {
-  static M mu;
-  static std::atomic<const void*> last_owner{nullptr};
+  // On lines of their own (see cache_bench.cc's Cache).
+  alignas(64) static M mu;
+  alignas(64) static std::atomic<const void*> last_owner{nullptr};
   if (state.thread_index() == 0) bench::ApplyProfiling(p);
   bench::ContendedLoop<kTimed>(
       state, mu, last_owner, [](uint64_t) { return true; }, [](bool) {});
