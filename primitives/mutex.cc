@@ -1,6 +1,5 @@
 #include "lockprof/primitives/mutex.h"
 
-#include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/primitives/internal/acquire_hook.h"
 #include "lockprof/primitives/internal/blocked_wait.h"
@@ -31,14 +30,19 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
   // anybody sleeps, and its wait sums stay consistent even if profiling is
   // switched on while threads wait.
   internal::BlockedWait blocked(__builtin_frame_address(0), this, agent::EventTags{name_});
-  const bool registered = internal::Waiters().Enter(this, 0, blocked.start());
+  int64_t counted_from = -1;
+  const bool registered =
+      internal::Waiters().Enter(this, 0, blocked.start(), nullptr, &counted_from);
   while (state_.exchange(kContended, std::memory_order_acquire) != kUnlocked) {
     blocked.Sleep(&state_, kContended);
   }
   // We own the lock. If nobody else sleeps, go back to kLocked so that our
   // unlock takes the fast path instead of a futex wake for nobody.
-  internal::Waiters().Leave(this, 0, blocked.start(), registered,
-                            [this] { state_.store(kLocked, std::memory_order_relaxed); });
+  // The block event spans what the mutex profile charged for this wait.
+  blocked.Charged(counted_from,
+                  internal::Waiters().Leave(this, 0, blocked.start(), registered, [this] {
+                    state_.store(kLocked, std::memory_order_relaxed);
+                  }));
   blocked.RecordAtRelease(agent::EventTags{name_}, this,
                           [this] { return internal::MarkSlowUnlock(&hold_start_); });
 }
@@ -67,9 +71,8 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::UnlockSlow() {
 // `frame`: UnlockSlow's, for the stacks recorded; `forgotten`: lock
 // tracking already knows the lock is released.
 ABSL_ATTRIBUTE_NOINLINE void Mutex::ReleaseAndRecord(const void* frame, bool forgotten) {
-  int64_t now = 0;
   // First: the sampled hold ends here, not after our own bookkeeping.
-  const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
+  const int64_t hold_ns = internal::EndHoldSample(&hold_start_);
   // While holders are tracked, this thread no longer holds the lock: said
   // before the release (not after, in the short gap before this thread's
   // next acquisition, where it would let a spinning waiter in more often
@@ -80,10 +83,7 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::ReleaseAndRecord(const void* frame, bool for
   if (seen == kUnlocked) internal::Fatal("unlock of unlocked Mutex");
   // Class 0 only (a Mutex has no readers); the table settles every class.
   int64_t charged[internal::WaiterTable::kClasses] = {0, 0};
-  if (seen == kContended) {
-    if (now == 0) now = agent::MonotonicNanos();
-    internal::Waiters().Settle(this, now, charged);
-  }
+  if (seen == kContended) internal::Waiters().Settle(this, charged);
   // Copied before the release: a thread that takes the lock right after it
   // may destroy the Mutex (as POSIX allows), so nothing below reads *this.
   // The wake-up only passes the address to the kernel; `this` is only a key

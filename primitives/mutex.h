@@ -38,12 +38,20 @@
 //
 // Fairness: like std::mutex on Linux, an unlocking thread does not hand the
 // lock to a waiter; a running thread may take it first (which keeps
-// throughput high). A waiter that loses retries. The section of a thread
-// that barged in so is not settled at its unlock (its fast path cannot see
-// the sleeper, who has not marked the lock again yet): the sleeper's
-// waiting during it is charged to no release, so under heavy barging the
-// mutex profile's total falls a few percent short of the block profile's
-// (RELIABILITY.md, "The lock protocol", has the measurement).
+// throughput high). A waiter that loses retries.
+//
+// Where a wait ends: at the last release that settled the waiter's waiting
+// (internal/waiter_table.h), normally the release that let it in, as in
+// Go's block profile. What follows, until the woken thread runs and takes
+// the lock, is in no profile: the scheduler's delay in running it, and the
+// section of a thread that barged in ahead of it and released before it
+// ran (that unlock's fast path cannot see the sleeper, who has not marked
+// the lock again; a mark kept across the release, so that such a section
+// is settled too, made every unlock under sustained contention slow and
+// cost 2.5-4.5x of contended throughput: RELIABILITY.md, "The lock
+// protocol"). So every nanosecond of waiting in the block profile is
+// charged to exactly one release in the mutex profile: with every rate at
+// 1 the two totals are equal (barging_exactness_test).
 //
 // Misuse, checked the same way in every build (release, debug and the
 // sanitizer builds alike; the checks live on slow paths and cost the fast

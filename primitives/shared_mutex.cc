@@ -2,7 +2,6 @@
 
 #include <climits>
 
-#include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/primitives/internal/acquire_hook.h"
 #include "lockprof/primitives/internal/blocked_wait.h"
@@ -139,7 +138,9 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
   // Every writer registers in the waiter table before it sets
   // kWritersAsleep, so the last writer to leave it knows that no writer
   // sleeps.
-  const bool registered = internal::Waiters().Enter(this, kWriters, wait.start());
+  int64_t counted_from = -1;
+  const bool registered =
+      internal::Waiters().Enter(this, kWriters, wait.start(), nullptr, &counted_from);
   if (!have_writer) {
     readers_inside = AcquireWriterBitAsleep(wait);
     readers_pending = readers_inside != 0 && !ReadersGone(readers_inside);
@@ -147,9 +148,10 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
   if (readers_pending) SleepUntilPosted(wait);
   // No other writer waits: clear the mark, so that our unlock takes the
   // fast path instead of waking nobody.
-  internal::Waiters().Leave(this, kWriters, wait.start(), registered, [this] {
-    state_.fetch_and(~kWritersAsleep, std::memory_order_relaxed);
-  });
+  wait.Charged(counted_from,
+               internal::Waiters().Leave(this, kWriters, wait.start(), registered, [this] {
+                 state_.fetch_and(~kWritersAsleep, std::memory_order_relaxed);
+               }));
   wait.RecordAtRelease({name_, LockMode::kWrite, shard_}, this,
                        [this] { return internal::MarkSlowUnlock(&hold_start_); });
 }
@@ -177,8 +179,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
 }
 
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::ReleaseAndRecord(const void* frame, bool forgotten) {
-  int64_t now = 0;
-  const int64_t hold_ns = internal::EndHoldSample(&hold_start_, &now);
+  const int64_t hold_ns = internal::EndHoldSample(&hold_start_);
   if (!forgotten) agent::TrackReleased(this);  // Before the release: as Mutex.
   const agent::EventTags read{name_, LockMode::kRead, shard_};
   const agent::EventTags write{name_, LockMode::kWrite, shard_};
@@ -188,14 +189,10 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::ReleaseAndRecord(const void* frame, bo
   // this critical section before anyone is let in. Others change state_
   // only by queueing (a reader) or marking themselves asleep, so the
   // release fails only then; it settles again (the table adds to
-  // `charged`), with a fresh clock read.
+  // `charged`).
   int64_t charged[2] = {0, 0};
   for (;;) {
-    if ((s & (kCountMask | kWritersAsleep)) != 0) {
-      if (now == 0) now = agent::MonotonicNanos();
-      internal::Waiters().Settle(this, now, charged);
-      now = 0;
-    }
+    if ((s & (kCountMask | kWritersAsleep)) != 0) internal::Waiters().Settle(this, charged);
     // Admit the queued readers, start a new epoch (which fails the
     // sleepers' futex compare), clear both asleep marks: one update.
     const uint64_t released = (s + kEpochOne - kWriter) & ~(kReadersAsleep | kWritersAsleep);
@@ -222,7 +219,9 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
   }
   internal::BlockedWait wait(__builtin_frame_address(0), this, {name_, LockMode::kRead, shard_});
   // Counted in state_ as well: a fork()ed child takes it out (waiter_table.h).
-  const bool registered = internal::Waiters().Enter(this, kReaders, wait.start(), &state_);
+  int64_t counted_from = -1;
+  const bool registered =
+      internal::Waiters().Enter(this, kReaders, wait.start(), &state_, &counted_from);
   for (;;) {
     uint64_t s = state_.load(std::memory_order_acquire);
     if (uint32_t(s >> 32) != epoch) break;
@@ -236,7 +235,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
     }
     wait.Sleep(EpochWord(), epoch, kReaderBits);
   }
-  internal::Waiters().Leave(this, kReaders, wait.start(), registered);
+  wait.Charged(counted_from, internal::Waiters().Leave(this, kReaders, wait.start(), registered));
   wait.RecordAtRelease({name_, LockMode::kRead, shard_}, this,
                        [this] { return internal::MarkSharedSlowUnlock(this); });
 }
@@ -268,7 +267,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
     // one among them. The last to leave settles the waiting so far — the
     // writer's, and that of the readers queued behind it — and lets it in.
     if (departing_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      internal::Waiters().Settle(this, agent::MonotonicNanos(), charged);
+      internal::Waiters().Settle(this, charged);
       if (writer_sem_.exchange(kPosted, std::memory_order_acq_rel) == kWriterAsleep) {
         internal::FutexWake(&writer_sem_, 1);
       }

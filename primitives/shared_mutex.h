@@ -52,9 +52,11 @@
 // spinning (up to 100 rounds of `pause`) is in no profile and no metric.
 // Stacks are captured and events recorded after the lock word is released,
 // never inside the critical section measured.
-// As with Mutex, a writer that barges in past a woken writer (before it
-// marks the lock again) is not charged the sleeper's waiting during its
-// section (see mutex.h).
+// A wait ends at the last release that settled it, normally the one that
+// let the waiter in (see mutex.h): a writer that barges in past a woken
+// writer, and releases before that one runs and marks the lock again,
+// settles nothing, and the sleeper's waiting during its section is in
+// neither profile. The mutex and block totals agree.
 //
 // Misuse: unlock of a SharedMutex that is not locked, and unlock_shared of
 // one not locked shared, abort with "lockprof: unlock of unlocked

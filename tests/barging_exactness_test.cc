@@ -5,14 +5,15 @@
 // re-taking the lock at once: the workload where a running thread most
 // often takes the lock ahead of a woken sleeper.
 //
-// What is checked: no release is ever charged more waiting than the
-// sleepers did (each nanosecond charged once, never twice), and most of it
-// is charged. What is not: that all of it is. A sleeper's waiting after the
-// last release that settled it (while a thread that barged in holds the
-// lock, and while it wakes up) is charged to no release; the test prints
-// the ratio, and RELIABILITY.md ("The lock protocol") has the measurements.
-// The lower bound is loose because that share grows with preemption (more
-// threads than cores, sanitizers, a loaded machine).
+// The two totals must agree: the waiter table counts each sleeper's
+// waiting from its registration to the last release that settled it, and
+// its block event spans the same time (internal/waiter_table.h, "Where a
+// wait ends"). What follows is in neither profile: the scheduler's delay
+// in running the woken sleeper, and the section of a thread that barged in
+// ahead of it and released before it ran. At rate 1 both profiles record
+// every event, so the totals are equal to the nanosecond; the bounds leave
+// 0.1%. Before, the block event ran on to the acquisition and the mutex
+// total fell 1-7% short here.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -57,33 +58,35 @@ double MutexOverBlock(Lock& mu, const std::string& name, int threads) {
   ScopedRates rates(1, 1, kKeep);
   ProfileDelta mutex("mutex", 1, "", {{"lock", name}});
   ProfileDelta block("block", 1, "", {{"lock", name}});
-  Hammer(mu, threads, std::chrono::milliseconds(600), 2000);
+  Hammer(mu, threads, std::chrono::milliseconds(400), 2000);
   const int64_t m = mutex.Get(), b = block.Get();
   std::printf("%s, %d threads: mutex %lld ns, block %lld ns, ratio %.4f\n", name.c_str(), threads,
               static_cast<long long>(m), static_cast<long long>(b), b > 0 ? double(m) / b : 0.0);
   EXPECT_GT(b, 0) << "no thread ever slept: the workload measured nothing";
+  // Each nanosecond of waiting is charged at most once: never more.
+  EXPECT_LE(m, b) << threads << " threads";
   return b > 0 ? double(m) / double(b) : 1.0;
 }
 
-// At 2 and 4 threads on `mu`, named `name` (each run counts only its own
-// growth of the profiles).
+// At 2, 4 and 8 threads on `mu`, named `name` (each run counts only its
+// own growth of the profiles).
 template <typename Lock>
-void ExpectChargedNoMoreThanWaited(Lock& mu, const std::string& name) {
-  for (int threads : {2, 4}) {
+void ExpectMutexTotalEqualsBlockTotal(Lock& mu, const std::string& name) {
+  for (int threads : {2, 4, 8}) {
     const double ratio = MutexOverBlock(mu, name, threads);
-    EXPECT_LE(ratio, 1.01) << threads << " threads: more charged than waited";
-    EXPECT_GE(ratio, 0.3) << threads << " threads";
+    EXPECT_LE(ratio, 1.001) << threads << " threads: more charged than waited";
+    EXPECT_GE(ratio, 0.999) << threads << " threads: waiting charged to no release";
   }
 }
 
-TEST(BargingExactnessTest, MutexProfileChargesNoMoreThanTheSleepersWaited) {
+TEST(BargingExactnessTest, MutexProfileChargesExactlyWhatTheSleepersWaited) {
   lockprof::Mutex mu{"barging.mutex"};
-  ExpectChargedNoMoreThanWaited(mu, "barging.mutex");
+  ExpectMutexTotalEqualsBlockTotal(mu, "barging.mutex");
 }
 
-TEST(BargingExactnessTest, SharedMutexWritersChargeNoMoreThanTheyWaited) {
+TEST(BargingExactnessTest, SharedMutexWritersChargeExactlyWhatTheyWaited) {
   lockprof::SharedMutex mu{"barging.shared"};
-  ExpectChargedNoMoreThanWaited(mu, "barging.shared");
+  ExpectMutexTotalEqualsBlockTotal(mu, "barging.shared");
 }
 
 }  // namespace

@@ -148,7 +148,9 @@ TEST(ProfileAccuracyTest, SampledTotalsAreUnbiased) {
   for (size_t r = 0; r < size_t(kRounds); ++r) {
     mutex_lo += unlocks[r] - asleep[r];
     mutex_hi += unlocks[r] - starts[r];
-    block_lo += acquired[r] - asleep[r];
+    // A wait ends at the release that let the waiter in (waiter_table.h),
+    // which falls between unlocks[r] and acquired[r].
+    block_lo += unlocks[r] - asleep[r];
     block_hi += acquired[r] - starts[r];
     const double x = double(unlocks[r] - starts[r]), d = double(acquired[r] - starts[r]);
     mutex_var += (kFraction - 1) * x * x;

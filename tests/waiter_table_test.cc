@@ -38,18 +38,18 @@ TEST(WaiterTableTest, SettleChargesEachWaiterSinceTheLaterOfItsStartAndTheLastSe
   ASSERT_TRUE(table->Enter(&lock, 0, 150));
   ASSERT_TRUE(table->Enter(&lock, 1, 120));
   int64_t first[2] = {0, 0};
-  table->Settle(&lock, 200, first);
+  table->SettleAt(&lock, 200, first);
   EXPECT_EQ(first[0], 100 + 50);
   EXPECT_EQ(first[1], 80);
   // The next release is charged only what came after the first.
   int64_t second[2] = {0, 0};
-  table->Settle(&lock, 260, second);
+  table->SettleAt(&lock, 260, second);
   EXPECT_EQ(second[0], 2 * 60);
   EXPECT_EQ(second[1], 60);
   // Another lock's release is charged nothing of it.
   int other;
   int64_t none[2] = {0, 0};
-  table->Settle(&other, 300, none);
+  table->SettleAt(&other, 300, none);
   EXPECT_EQ(none[0] + none[1], 0);
 }
 
@@ -66,10 +66,10 @@ TEST(WaiterTableTest, SettlingTwiceInOneReleaseChargesTheSum) {
     table->Enter(l, 1, 120);
   }
   int64_t one[2] = {0, 0};
-  table->Settle(&once, 260, one);
+  table->SettleAt(&once, 260, one);
   int64_t two[2] = {0, 0};
-  table->Settle(&twice, 200, two);
-  table->Settle(&twice, 260, two);
+  table->SettleAt(&twice, 200, two);
+  table->SettleAt(&twice, 260, two);
   EXPECT_EQ(two[0], one[0]);
   EXPECT_EQ(two[1], one[1]);
   EXPECT_EQ(two[0] + two[1], 160 + 110 + 140);
@@ -85,20 +85,47 @@ TEST(WaiterTableTest, EnterAndLeaveAroundASettleStayBalanced) {
   int lock;
   table->Enter(&lock, 0, 100);
   int64_t charged[2] = {0, 0};
-  table->Settle(&lock, 200, charged);
+  table->SettleAt(&lock, 200, charged);
   EXPECT_EQ(charged[0], 100);
   table->Enter(&lock, 0, 150);  // Started before the settle: counted from 200.
   bool last = false;
   table->Leave(&lock, 0, 100, true, [&] { last = true; });
   EXPECT_FALSE(last);
   int64_t next[2] = {0, 0};
-  table->Settle(&lock, 300, next);
+  table->SettleAt(&lock, 300, next);
   EXPECT_EQ(next[0], 100);  // Only the second waiter, 200..300.
   table->Leave(&lock, 0, 150, true, [&] { last = true; });
   EXPECT_TRUE(last);
   int64_t empty[2] = {0, 0};
-  table->Settle(&lock, 400, empty);
+  table->SettleAt(&lock, 400, empty);
   EXPECT_EQ(empty[0], 0);
+}
+
+// Enter and Leave tell each waiter the span the mutex profile charged for
+// it (its block event spans the same): from its start, or from a settle
+// that fell before it registered, to the last settle before it left. Their
+// sum is what the releases were charged, to the nanosecond.
+TEST(WaiterTableTest, EachWaiterIsToldTheSpanItWasChargedFor) {
+  auto table = std::make_unique<WaiterTable>();
+  int lock;
+  int64_t from_a = -1, from_b = -1, from_c = -1;
+  ASSERT_TRUE(table->Enter(&lock, 0, 100, nullptr, &from_a));
+  EXPECT_EQ(from_a, 100);
+  int64_t charged[2] = {0, 0};
+  table->SettleAt(&lock, 200, charged);
+  ASSERT_TRUE(table->Enter(&lock, 0, 150, nullptr, &from_b));  // Read its clock before 200.
+  EXPECT_EQ(from_b, 200);
+  ASSERT_TRUE(table->Enter(&lock, 1, 250, nullptr, &from_c));  // Nothing settled it yet.
+  const int64_t until_a = table->Leave(&lock, 0, 100, true);
+  EXPECT_EQ(until_a, 200);
+  table->SettleAt(&lock, 300, charged);
+  const int64_t until_b = table->Leave(&lock, 0, 150, true);
+  EXPECT_EQ(until_b, 300);
+  const int64_t until_c = table->Leave(&lock, 1, 250, true);
+  EXPECT_EQ(until_c, 300);
+  EXPECT_EQ(charged[0] + charged[1], (until_a - from_a) + (until_b - from_b) + (until_c - from_c));
+  // A waiter that was not registered was charged nothing: Leave says so.
+  EXPECT_EQ(table->Leave(&lock, 0, 400, false), -1);
 }
 
 // A waiter that finds its bucket full is not registered and counted as
@@ -114,7 +141,7 @@ TEST(WaiterTableTest, AFullBucketDropsTheWaiterButNeverHidesIt) {
   EXPECT_FALSE(table->Enter(extra, 0, 10));
   EXPECT_EQ(table->Dropped(), 1);
   int64_t charged[2] = {0, 0};
-  table->Settle(extra, 50, charged);
+  table->SettleAt(extra, 50, charged);
   EXPECT_EQ(charged[0], 0);  // Its wait is missing from the mutex profile.
 
   bool last = false;
@@ -142,8 +169,8 @@ TEST(WaiterTableTest, ForgetInChildTakesReadersOutOfTheirLockWord) {
   table->ForgetInChild();
   EXPECT_EQ(word.load(), (uint64_t{7} << 32) | 3);
   int64_t charged[2] = {0, 0};
-  table->Settle(&word, 100, charged);
-  table->Settle(&plain, 100, charged);
+  table->SettleAt(&word, 100, charged);
+  table->SettleAt(&plain, 100, charged);
   EXPECT_EQ(charged[0] + charged[1], 0);
 }
 

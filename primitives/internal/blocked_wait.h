@@ -5,8 +5,9 @@
 // when the block profile is on or holders are tracked, captures the
 // waiter's stack — before the sleep, so that nothing is captured inside the
 // critical section the waiter then enters. Record() charges the wait, from
-// construction to now, at that stack; RecordAtRelease() does so once the
-// lock the wait ended with is released (deferred_block.h).
+// construction to now (or over the span Charged() gives), at that stack;
+// RecordAtRelease() does so once the lock the wait ended with is released
+// (deferred_block.h).
 //
 // A wait for a lock (not for a condition) is also published in the
 // thread's record for /debug/lockprof/held until it ends, its lock-order
@@ -41,14 +42,22 @@ class BlockedWait {
   // lock whose holders lock tracking does not record (a pthread lock under
   // the interposer, whose memory may be reused without a destructor that
   // would tell the lock-order graph).
+  //
+  // The clock is read after the stack capture and the order check: the
+  // waiter registers in the waiter table right after construction, and a
+  // release that settles in between does not count it (waiter_table.h), so
+  // this keeps the part of its wait that no release is charged to a few
+  // instructions. The capture is then, like the spinning before it, part of
+  // getting ready to sleep, not of the wait.
   BlockedWait(const void* entry_frame, const void* lock, const agent::EventTags& tags,
               bool check_order = true)
-      : start_(agent::MonotonicNanos()),
+      : start_(0),
         want_stack_(agent::BlockProfilingEnabled() && !agent::InRecorder()),
         lock_(lock),
         tags_(tags) {
     if (want_stack_ || agent::LockTrackingOn()) agent::CaptureStack(entry_frame, &stack_);
     if (check_order) agent::CheckOrderBeforeWait(lock, tags, entry_frame, &stack_);
+    start_ = agent::MonotonicNanos();
     agent::NoteWaitBegin(lock, tags, start_, stack_);
   }
   ~BlockedWait() { EndWait(); }
@@ -76,6 +85,18 @@ class BlockedWait {
 
   // When the wait started (monotonic nanoseconds), for the waiter table.
   int64_t start() const { return start_; }
+
+  // The waiter table counted this wait for the mutex profile from `from`
+  // (Enter) until `until` (Leave: the release that let it in; -1 if it was
+  // not registered). The block event and the thread's wait totals then
+  // span the same time, so that both profiles hold the same waiting; what
+  // follows `until` is the scheduler's delay in running this thread
+  // (internal/waiter_table.h, "Where a wait ends").
+  void Charged(int64_t from, int64_t until) {
+    if (until < 0 || from < start_ || until < from) return;
+    start_ = from;
+    end_ = until;
+  }
 
   // Records the wait, which ends now, in the block profile. For a wait that
   // did not end holding a lock (a condition wait, before it re-locks).
@@ -105,7 +126,7 @@ class BlockedWait {
   // whatever the profiling rates: every wait that slept passes here.
   int64_t Count(const agent::EventTags& tags) {
     EndWait();
-    const int64_t wait_ns = agent::MonotonicNanos() - start_;
+    const int64_t wait_ns = (end_ >= 0 ? end_ : agent::MonotonicNanos()) - start_;
     agent::CountThreadWait(wait_ns, tags.wait == agent::WaitKind::kCondition);
     return wait_ns;
   }
@@ -117,6 +138,7 @@ class BlockedWait {
   }
 
   int64_t start_;
+  int64_t end_ = -1;  // Charged()'s, if any.
   bool want_stack_;
   bool stall_reported_ = false;
   const void* lock_ = nullptr;  // nullptr for a condition, or once the wait ended.

@@ -57,15 +57,14 @@ inline void StartHoldSample(int64_t* hold_start) {
   if (!agent::InRecorder()) *hold_start = agent::MonotonicNanos();
 }
 
-// At release: the hold's length if it was sampled (setting *now to the
-// time read), else -1; *hold_start goes back to IdleHoldStart().
-inline int64_t EndHoldSample(int64_t* hold_start, int64_t* now) {
+// At release: the hold's length if it was sampled, else -1; *hold_start
+// goes back to IdleHoldStart().
+inline int64_t EndHoldSample(int64_t* hold_start) {
   if (*hold_start <= 0) {
     *hold_start = IdleHoldStart();
     return -1;
   }
-  *now = agent::MonotonicNanos();
-  const int64_t hold_ns = *now - *hold_start;
+  const int64_t hold_ns = agent::MonotonicNanos() - *hold_start;
   *hold_start = IdleHoldStart();
   return hold_ns;
 }

@@ -4,6 +4,7 @@
 
 #include "absl/base/attributes.h"
 #include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/record/clock.h"
 
 namespace lockprof::internal {
 
@@ -14,8 +15,8 @@ WaiterTable::Entry* WaiterTable::Find(Bucket& b, const void* lock) {
   return nullptr;
 }
 
-bool WaiterTable::Enter(const void* lock, int c, int64_t start,
-                        std::atomic<uint64_t>* also_counted) {
+bool WaiterTable::Enter(const void* lock, int c, int64_t start, std::atomic<uint64_t>* also_counted,
+                        int64_t* counted_from) {
   Bucket& b = BucketOf(lock);
   b.lock.Lock();
   Entry* e = Find(b, lock);
@@ -30,12 +31,15 @@ bool WaiterTable::Enter(const void* lock, int c, int64_t start,
     *e = Entry{lock, also_counted, {}, {}, 0};
   }
   ++e->waiters[c];
-  e->sum[c] += uint64_t(std::max(start, e->last_settle));
+  const int64_t from = std::max(start, e->last_settle);
+  e->sum[c] += uint64_t(from);
+  if (counted_from != nullptr) *counted_from = from;
   b.lock.Unlock();
   return true;
 }
 
-bool WaiterTable::LeaveLocked(Bucket& b, const void* lock, int c, int64_t start, bool registered) {
+bool WaiterTable::LeaveLocked(Bucket& b, const void* lock, int c, int64_t start, bool registered,
+                              int64_t* charged_until) {
   if (!registered) {
     // Only Enter's count in this process's generation: ForgetInChild()
     // zeroed the parent's, whose threads never leave here.
@@ -45,7 +49,8 @@ bool WaiterTable::LeaveLocked(Bucket& b, const void* lock, int c, int64_t start,
   Entry* e = Find(b, lock);
   if (e == nullptr) return false;  // Forgotten in a fork()ed child.
   --e->waiters[c];
-  e->sum[c] -= uint64_t(std::max(start, e->last_settle));
+  *charged_until = std::max(start, e->last_settle);
+  e->sum[c] -= uint64_t(*charged_until);
   const bool last_of_class = e->waiters[c] == 0;
   bool empty = true;
   for (int k = 0; k < kClasses; ++k) empty &= e->waiters[k] == 0;
@@ -53,10 +58,12 @@ bool WaiterTable::LeaveLocked(Bucket& b, const void* lock, int c, int64_t start,
   return last_of_class && b.unregistered == 0;
 }
 
-void WaiterTable::Settle(const void* lock, int64_t now, int64_t (&charged)[kClasses]) {
+void WaiterTable::SettleAt(const void* lock, int64_t now, int64_t (&charged)[kClasses]) {
   Bucket& b = BucketOf(lock);
   b.lock.Lock();
-  if (Entry* e = Find(b, lock)) {
+  Entry* e = Find(b, lock);
+  if (e != nullptr) {
+    if (now < 0) now = agent::MonotonicNanos();
     for (int k = 0; k < kClasses; ++k) {
       const uint64_t all_now = uint64_t(e->waiters[k]) * uint64_t(now);
       charged[k] += int64_t(all_now - e->sum[k]);

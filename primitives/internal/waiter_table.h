@@ -31,10 +31,20 @@
 // last (Leave's `if_last` is not run), so that a lock never stops waking
 // while a sleeper it cannot see exists.
 //
-// A waiter reads its start time before it enters (it captures its stack in
-// between), so a settle may fall between the two: Enter() then counts the
-// waiter from the settle, exactly as Leave() will, and the entry stays
-// balanced.
+// Where a wait ends: a waiter's block event ends at its charged-from time
+// when it leaves (Leave() returns it): the last release that settled it,
+// normally the one that let it in, as Go's block profile ends a wait at the
+// release that readied the waiter. With the start Enter() counted it from,
+// the block event spans exactly what the mutex profile charged for it, so
+// the two profiles' totals are the same sum. What follows is in neither:
+// the scheduler's delay in running the woken waiter, and the section of a
+// thread that took the lock ahead of it (barging in) and released it
+// without settling (its lock word said nobody slept).
+//
+// A waiter reads its start time just before it enters, so a settle may
+// fall between the two: Enter() then counts the waiter from the settle,
+// exactly as Leave() will, and the entry stays balanced; it tells the
+// waiter so, and the block event starts there too.
 //
 // fork(): the child forgets every waiter (they are threads of the parent)
 // in a child handler, before it runs anything else. A lock that also counts
@@ -66,31 +76,51 @@ class WaiterTable {
   // could not be registered; either way it must Leave() with the result.
   // `also_counted`: a word that counts each class-0 waiter of `lock` as one
   // unit in its low bits (see above); the same for every waiter of a lock.
-  bool Enter(const void* lock, int c, int64_t start, std::atomic<uint64_t>* also_counted = nullptr);
+  // `counted_from`, if set and registered: where the mutex profile's
+  // account of this waiter starts (`start`, or a settle that fell after it).
+  bool Enter(const void* lock, int c, int64_t start, std::atomic<uint64_t>* also_counted = nullptr,
+             int64_t* counted_from = nullptr);
 
   // That thread stops waiting (it holds the lock, or gave up); `registered`
   // is what its Enter() returned. If it was registered and no other waiter
   // of class `c` of this lock is known, runs `if_last()` while still holding
   // the bucket's lock: a concurrent Enter() for that lock then happens
   // entirely before it (and was counted) or entirely after it.
+  //
+  // Returns where the mutex profile's account of this waiter ends: its
+  // charged-from time (the last release that settled it, or where Enter()
+  // counted it from if none did), so that its block event can end there
+  // too (see "Where a wait ends" above); -1 if it was not registered
+  // (nothing charged it).
   template <typename F>
-  void Leave(const void* lock, int c, int64_t start, bool registered, F if_last) {
+  int64_t Leave(const void* lock, int c, int64_t start, bool registered, F if_last) {
     Bucket& b = BucketOf(lock);
     b.lock.Lock();  // Its fork-child answer is moot: ForgetInChild() ran.
-    if (LeaveLocked(b, lock, c, start, registered)) if_last();
+    int64_t charged_until = -1;
+    if (LeaveLocked(b, lock, c, start, registered, &charged_until)) if_last();
     b.lock.Unlock();
+    return charged_until;
   }
-  void Leave(const void* lock, int c, int64_t start, bool registered) {
-    Leave(lock, c, start, registered, [] {});
+  int64_t Leave(const void* lock, int c, int64_t start, bool registered) {
+    return Leave(lock, c, start, registered, [] {});
   }
 
-  // `lock` is being released at `now`: adds to charged[c] the waiting of
-  // class c since each waiter's charged-from time (nothing if nobody
-  // waits). Adding, not assigning: a release that settles more than once
+  // `lock` is being released now: adds to charged[c] the waiting of class
+  // c since each waiter's charged-from time (nothing if nobody waits).
+  // Adding, not assigning: a release that settles more than once
   // (SharedMutex's writer retries its release when a reader queues
   // meanwhile, and settles again) is charged the sum, and every nanosecond
   // moved out of the table lands in exactly one charge.
-  void Settle(const void* lock, int64_t now, int64_t (&charged)[kClasses]);
+  //
+  // The clock is read here, under the bucket's lock, and only if the lock
+  // has waiters: a time read by the caller before it could precede the
+  // start of a waiter that registered in between (the releasing thread
+  // preempted, say), and settling at it would charge that waiter less
+  // than nothing and corrupt the entry's sums for the others.
+  void Settle(const void* lock, int64_t (&charged)[kClasses]) { SettleAt(lock, -1, charged); }
+  // Settle() at `now` instead of the clock's time (tests); `now` must not
+  // precede the start of any waiter registered before the call.
+  void SettleAt(const void* lock, int64_t now, int64_t (&charged)[kClasses]);
 
   // Waiters that found their bucket full, since the start.
   int64_t Dropped() const { return dropped_.load(std::memory_order_relaxed); }
@@ -126,7 +156,9 @@ class WaiterTable {
   Bucket& BucketOf(const void* lock) { return buckets_[BucketIndex(lock)]; }
   static Entry* Find(Bucket& b, const void* lock);
   // Leave()'s bookkeeping under the bucket's lock; true: run `if_last`.
-  static bool LeaveLocked(Bucket& b, const void* lock, int c, int64_t start, bool registered);
+  // `charged_until`: Leave()'s result, set if the waiter was found.
+  static bool LeaveLocked(Bucket& b, const void* lock, int c, int64_t start, bool registered,
+                          int64_t* charged_until);
 
   Bucket buckets_[kBuckets] = {};
   std::atomic<int64_t> dropped_{0};

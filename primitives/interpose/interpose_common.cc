@@ -18,7 +18,7 @@ void SampleHold(const void* lock, agent::LockMode mode, const void* caller) {
 
 void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge) {
   if (t_held.count > 0) TakeHeld(lock, &charge->hold_ns, &charge->held_mode);
-  if (maybe_waiters) internal::Waiters().Settle(lock, agent::MonotonicNanos(), charge->charged);
+  if (maybe_waiters) internal::Waiters().Settle(lock, charge->charged);
 }
 
 void AfterRelease(const void* lock, const ReleaseCharge& charge,

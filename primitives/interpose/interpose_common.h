@@ -78,12 +78,17 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   // no recorded holders).
   internal::BlockedWait blocked(frame, lock, tags, /*check_order=*/false);
   const int c = WaiterClass(mode);
-  const bool registered = internal::Waiters().Enter(lock, c, blocked.start());
+  int64_t counted_from = -1;
+  const bool registered =
+      internal::Waiters().Enter(lock, c, blocked.start(), nullptr, &counted_from);
   if (rw_waiters != nullptr) rw_waiters->fetch_add(1, std::memory_order_relaxed);
   const int r = block();
   if (rw_waiters != nullptr) rw_waiters->fetch_sub(1, std::memory_order_relaxed);
-  internal::Waiters().Leave(lock, c, blocked.start(), registered);
+  const int64_t released_at = internal::Waiters().Leave(lock, c, blocked.start(), registered);
   if (r == 0 || r == EOWNERDEAD) {
+    // Ends at the release that let it in; a timed-out wait ends now: the
+    // holder kept the lock all along.
+    blocked.Charged(counted_from, released_at);
     blocked.RecordAtRelease(tags, lock, [&] { return MarkSlowRelease(lock, mode); });
   } else if (r == ETIMEDOUT) {
     blocked.Record(tags);
