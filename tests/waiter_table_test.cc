@@ -11,8 +11,11 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <string>
 #include <vector>
 
+#include "lockprof/agent/metrics.h"
+#include "lockprof/agent/record/record.h"
 #include "lockprof/primitives/mutex.h"
 #include "lockprof/primitives/shared_mutex.h"
 
@@ -138,8 +141,17 @@ TEST(WaiterTableTest, AFullBucketDropsTheWaiterButNeverHidesIt) {
   ASSERT_EQ(int(locks.size()), WaiterTable::kPerBucket + 1);
   for (int i = 0; i < WaiterTable::kPerBucket; ++i) ASSERT_TRUE(table->Enter(locks[i], 0, 10));
   const void* extra = locks[WaiterTable::kPerBucket];
+  const uint64_t uncharged_before = lockprof::agent::UnchargedWaits();
   EXPECT_FALSE(table->Enter(extra, 0, 10));
   EXPECT_EQ(table->Dropped(), 1);
+  // And in /metrics, process-wide.
+  EXPECT_EQ(lockprof::agent::UnchargedWaits(), uncharged_before + 1);
+  std::string metrics;
+  lockprof::WriteMetrics(&metrics);
+  EXPECT_NE(metrics.find("\nlockprof_lock_waits_uncharged_total " +
+                         std::to_string(uncharged_before + 1) + "\n"),
+            std::string::npos)
+      << metrics;
   int64_t charged[2] = {0, 0};
   table->SettleAt(extra, 50, charged);
   EXPECT_EQ(charged[0], 0);  // Its wait is missing from the mutex profile.

@@ -11,6 +11,7 @@
 #include "lockprof/agent/metrics/prometheus_text.h"
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/record/label_sets.h"
+#include "lockprof/agent/record/record.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/tables/profile_tables.h"
 
@@ -214,6 +215,10 @@ void WriteMetrics(std::string* out) {
   text.Family("lockprof_lock_stalls_total", "counter",
               "Lock waits that outlasted LOCKPROF_STALL_REPORT_MS (reported once each).");
   text.Sample("lockprof_lock_stalls_total", {}, LockStalls());
+  text.Family("lockprof_lock_waits_uncharged_total", "counter",
+              "Lock waits the waiter table could not register (its bucket was full): in the "
+              "block profile, charged to no release in the mutex profile.");
+  text.Sample("lockprof_lock_waits_uncharged_total", {}, agent::UnchargedWaits());
 }
 
 }  // namespace lockprof

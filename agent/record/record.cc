@@ -1,5 +1,7 @@
 #include "lockprof/agent/record/record.h"
 
+#include <atomic>
+
 #include "lockprof/agent/metrics/lock_metrics.h"
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/record/sampler.h"
@@ -20,7 +22,13 @@ void AddSample(ProfileId id, const StackTrace& stack, const EventTags& tags, int
   CountSampleRecorded(id);
 }
 
+std::atomic<uint64_t> g_uncharged_waits{0};
+
 }  // namespace
+
+void CountUnchargedWait() { g_uncharged_waits.fetch_add(1, std::memory_order_relaxed); }
+
+uint64_t UnchargedWaits() { return g_uncharged_waits.load(std::memory_order_relaxed); }
 
 void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry_frame) {
   if (delay_ns <= 0 || InRecorder()) return;

@@ -26,6 +26,13 @@ namespace lockprof::agent {
 // the caller of the function whose frame is `entry_frame`.
 void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry_frame);
 
+// A thread sleeps for a lock that the waiter table could not register (its
+// bucket was full: primitives/internal/waiter_table.h): its waiting will be
+// in the block profile, but charged to no release in the mutex profile.
+// Counted for /metrics (lockprof_lock_waits_uncharged_total).
+void CountUnchargedWait();
+uint64_t UnchargedWaits();
+
 // Block profile: a thread waited `wait_ns` for a lock or a condition. `stack`
 // is the waiter's, captured before it blocked (see CaptureWaiterStack).
 // Every lock acquisition (tags.wait == kAcquire) also feeds the per-lock

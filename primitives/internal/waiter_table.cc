@@ -5,6 +5,7 @@
 #include "absl/base/attributes.h"
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/record.h"
 
 namespace lockprof::internal {
 
@@ -26,6 +27,7 @@ bool WaiterTable::Enter(const void* lock, int c, int64_t start, std::atomic<uint
       ++b.unregistered;
       b.lock.Unlock();
       dropped_.fetch_add(1, std::memory_order_relaxed);
+      agent::CountUnchargedWait();
       return false;
     }
     *e = Entry{lock, also_counted, {}, {}, 0};
