@@ -1,8 +1,11 @@
 // ThisThreadLockWait() against ground truth: a waiter blocks behind a holder
-// that keeps the lock for a known time, and measures its own wait around
-// lock(); the thread's counters must agree within 5% (they start after the
-// brief spin, so they may only fall short of the waiter's measurement), count
-// each wait once, whatever the profiling rates, keep lock waits apart from
+// that keeps the lock for a known time. A lock wait ends at the release that
+// let the waiter in (the waiter table's "Where a wait ends"), so its truth is
+// from the waiter's call to lock() to a moment inside the holder's unlock(); a
+// condition wait ends when the waiter runs, so its truth is the waiter's own
+// measurement around wait(). The thread's counters must agree within 5%
+// (they start after the brief spin, so they may only fall short), count each
+// wait once, whatever the profiling rates, keep lock waits apart from
 // condition waits, and count nothing for uncontended locking or for another
 // thread's waits.
 #include "lockprof/agent/thread_lock_wait.h"
@@ -32,10 +35,14 @@ using lockprof::testing::WaitUntilAsleep;
 constexpr int kRounds = 5;
 constexpr auto kHold = std::chrono::milliseconds(30);
 
-// What the waiter's counters said, and what it measured around its waits.
+// What the waiter's counters said, what it measured around its waits, and
+// the time from each call until the holder called its release, and until
+// that returned (after recording its own events).
 struct Observed {
   ThreadLockWait counted;
   int64_t measured_ns = 0;
+  int64_t until_releasing_ns = 0;
+  int64_t until_released_ns = 0;
 };
 
 // kRounds times: this thread takes the lock with `hold`, a new thread calls
@@ -48,10 +55,11 @@ Observed WaitBehindHolder(const std::function<void()>& hold, const std::function
   for (int round = 0; round < kRounds; ++round) {
     hold();
     std::atomic<pid_t> tid{0};
+    int64_t start = 0;  // Written before the waiter sleeps, read after the join.
     std::thread waiter([&] {
       const ThreadLockWait before = ThisThreadLockWait();
       tid = ThisThreadId();
-      const int64_t start = NowNanos();
+      start = NowNanos();
       wait();
       const int64_t waited = NowNanos() - start;
       const ThreadLockWait delta = ThisThreadLockWait() - before;
@@ -64,8 +72,12 @@ Observed WaitBehindHolder(const std::function<void()>& hold, const std::function
     while (tid.load() == 0) std::this_thread::yield();
     EXPECT_TRUE(WaitUntilAsleep(tid.load())) << "the waiter never slept";
     std::this_thread::sleep_for(kHold);
+    const int64_t releasing = NowNanos();
     release();
+    const int64_t released = NowNanos();
     waiter.join();
+    seen.until_releasing_ns += releasing - start;
+    seen.until_released_ns += released - start;
   }
   const ThreadLockWait holder = ThisThreadLockWait() - holder_before;
   EXPECT_EQ(holder.lock_waits, 0) << "the holder never waited; another thread's waits leaked";
@@ -73,16 +85,17 @@ Observed WaitBehindHolder(const std::function<void()>& hold, const std::function
   return seen;
 }
 
-// One lock wait per round, its total within 5% of the waiter's measurement
-// and at least kRounds * kHold (the holder kept the lock that long after
-// the waiter slept).
+// One lock wait per round, its total between the times until the releases
+// began (less 5%) and until they returned, and at least kRounds * kHold (the
+// holder kept the lock that long after the waiter slept).
 void ExpectLockWaits(const Observed& seen) {
   EXPECT_EQ(seen.counted.lock_waits, kRounds);
   EXPECT_EQ(seen.counted.condition_waits, 0);
   EXPECT_EQ(seen.counted.condition_wait_ns, 0);
-  EXPECT_LE(seen.counted.lock_wait_ns, seen.measured_ns);
-  EXPECT_GE(seen.counted.lock_wait_ns, 0.95 * double(seen.measured_ns))
-      << "counted " << seen.counted.lock_wait_ns << " ns of " << seen.measured_ns << " measured";
+  EXPECT_LE(seen.counted.lock_wait_ns, seen.until_released_ns);
+  EXPECT_GE(seen.counted.lock_wait_ns, 0.95 * double(seen.until_releasing_ns))
+      << "counted " << seen.counted.lock_wait_ns << " ns of " << seen.until_releasing_ns
+      << " until the releases";
   EXPECT_GE(seen.counted.lock_wait_ns, kRounds * std::chrono::nanoseconds(kHold).count());
 }
 

@@ -42,22 +42,14 @@ class BlockedWait {
   // lock whose holders lock tracking does not record (a pthread lock under
   // the interposer, whose memory may be reused without a destructor that
   // would tell the lock-order graph).
-  //
-  // The clock is read after the stack capture and the order check: the
-  // waiter registers in the waiter table right after construction, and a
-  // release that settles in between does not count it (waiter_table.h), so
-  // this keeps the part of its wait that no release is charged to a few
-  // instructions. The capture is then, like the spinning before it, part of
-  // getting ready to sleep, not of the wait.
   BlockedWait(const void* entry_frame, const void* lock, const agent::EventTags& tags,
               bool check_order = true)
-      : start_(0),
+      : start_(agent::MonotonicNanos()),
         want_stack_(agent::BlockProfilingEnabled() && !agent::InRecorder()),
         lock_(lock),
         tags_(tags) {
     if (want_stack_ || agent::LockTrackingOn()) agent::CaptureStack(entry_frame, &stack_);
     if (check_order) agent::CheckOrderBeforeWait(lock, tags, entry_frame, &stack_);
-    start_ = agent::MonotonicNanos();
     agent::NoteWaitBegin(lock, tags, start_, stack_);
   }
   ~BlockedWait() { EndWait(); }
