@@ -1,6 +1,14 @@
 // Deadlocks and stalls: lock-order checking, "who holds what", and a stall
 // watchdog, for lockprof's own locks (Mutex, SharedMutex, and the mutex a
-// CondVar waits with).
+// CondVar waits with) and, under the pthread interposer, for pthread locks
+// (std::mutex, std::shared_mutex, C libraries' locks) with two limits:
+//  * Only an interposed lock that lives in a loaded object's data (a global
+//    or static) joins the lock-order graph. A heap or stack pthread lock
+//    dies without a call the interposer sees (std::mutex's destructor makes
+//    none), so its memory may become another lock's, and edges kept for the
+//    dead lock would report inversions that never were. Heap locks are
+//    still listed as held and waited for.
+//  * The stall watchdog does not cover them: their sleep is glibc's.
 //
 // Lock-order checking (off by default):
 //
@@ -50,12 +58,14 @@
 // clock read and a frame-pointer walk, about +20 ns more. Off (the default), nothing: the
 // primitives' fast paths are unchanged.
 //
-// Who holds what: /debug/lockprof/held lists every lockprof lock that is
+// Who holds what: /debug/lockprof/held lists every lock that is
 // waited for right now, with each waiting thread's stack and time waited
 // so far, and, while holders are tracked (lock-order checking on, the stall
 // watchdog on, or SetHeldLockTracking(true); LOCKPROF_TRACK_HELD=1), every
 // held lock with its holder (and, but for lock-order checking alone, since
-// when and the acquisition's stack). It
+// when and the acquisition's stack: a frame-pointer walk, with no CFI
+// fallback, since it runs on every acquisition; in code built without frame
+// pointers it may keep only the lock's caller). It
 // reads per-thread records without taking any lock an application thread
 // could hold, so it answers while the application is deadlocked.
 //

@@ -23,18 +23,16 @@ using testing::Child;
 using testing::FreeLoopbackPort;
 using testing::GoPprof;
 using testing::HttpGet;
+using testing::NumberAfter;
 using testing::RunCommand;
+using testing::WaitForWaiters;
 
 TEST(DeadlockTest, AbortModePrintsTheReportAndAborts) {
   int status = 0;
   const std::string out = RunCommand(
       std::string("LOCKPROF_LOCK_ORDER=abort ") + LOCKPROF_DEADLOCK_CHILD_PATH + " inversion 2>&1",
       &status);
-  // Killed by SIGABRT (sh may also report that as exit status 128 + 6).
-  EXPECT_TRUE((WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) ||
-              (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGABRT))
-      << status << "\n"
-      << out;
+  EXPECT_TRUE(testing::DiedOfAbort(status)) << status << "\n" << out;
   EXPECT_EQ(out.find("done"), out.npos) << out;
   EXPECT_NE(out.find("lock-order inversion, aborting"), out.npos) << out;
   EXPECT_NE(out.find("cycle of 2 locks: \"bank.b\" -> \"bank.a\" -> \"bank.b\""), out.npos) << out;
@@ -51,24 +49,6 @@ TEST(DeadlockTest, ReportModeGoesOn) {
   EXPECT_EQ(testing::CountOf(out, "lockprof: lock-order inversion (potential deadlock)"), 1u)
       << out;
   EXPECT_NE(out.find("done"), out.npos) << out;
-}
-
-// Waits until /held shows `n` waiting threads; returns its JSON.
-std::string WaitForWaiters(int port, size_t n) {
-  std::string json;
-  for (int i = 0; i < 600; ++i) {
-    int status = 0;
-    json = HttpGet(port, "/debug/lockprof/held?format=json", &status);
-    if (status == 200 && testing::CountOf(json, "\"waited_ns\":") >= n) return json;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return json;
-}
-
-// The value after the first `key` in `json` at or after `from`.
-int64_t NumberAfter(const std::string& json, const std::string& key, size_t from = 0) {
-  const size_t at = json.find(key, from);
-  return at == json.npos ? -1 : std::stoll(json.substr(at + key.size()));
 }
 
 TEST(DeadlockTest, HeldLocksShowARealDeadlockWhileItHangs) {

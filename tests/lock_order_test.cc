@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "lock_order_fixture.h"
 #include "lockprof/agent/lock_order.h"
 #include "lockprof/primitives/mutex.h"
 #include "lockprof/primitives/shared_mutex.h"
@@ -19,33 +20,7 @@
 namespace lockprof {
 namespace {
 
-std::atomic<int> g_hook_calls{0};
-std::vector<std::string> g_hook_edges;  // "from->to", written by the hook.
-
-void RecordingHook(const LockOrderInversion& inv) {
-  g_hook_calls.fetch_add(1);
-  for (int i = 0; i < inv.num_edges; ++i) {
-    g_hook_edges.push_back(std::string(inv.edges[i].from) + "->" + inv.edges[i].to);
-    EXPECT_GT(inv.edges[i].stack_depth, 0);
-    EXPECT_GT(inv.edges[i].thread_id, 0);
-  }
-}
-
-// Turns checking on in kReport for the test (whatever LOCKPROF_LOCK_ORDER
-// says: these tests take inversions on purpose) and off again after.
-class LockOrderTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    SetLockOrderChecking(LockOrderMode::kReport);
-    SetLockOrderHook(RecordingHook);
-    g_hook_calls = 0;
-    g_hook_edges.clear();
-  }
-  void TearDown() override {
-    SetLockOrderHook(nullptr);
-    SetLockOrderChecking(LockOrderMode::kOff);
-  }
-};
+using LockOrderTest = testing::LockOrderFixture;
 
 // Runs `body` on a new thread (which starts tracking from its first
 // acquisition) and waits for it.
@@ -87,8 +62,8 @@ TEST_F(LockOrderTest, InversionWithoutDeadlockIsReportedOnceInEveryForm) {
   OnThread(TransferBThenA);
   EXPECT_EQ(LockOrderInversions(), 1u);
 
-  EXPECT_EQ(g_hook_calls.load(), 1);
-  EXPECT_EQ(g_hook_edges, (std::vector<std::string>{"bank.b->bank.a", "bank.a->bank.b"}));
+  EXPECT_EQ(hook_calls.load(), 1);
+  EXPECT_EQ(hook_edges, (std::vector<std::string>{"bank.b->bank.a", "bank.a->bank.b"}));
 
   const std::string text = LockOrderReport();
   EXPECT_NE(text.find("cycle of 2 locks: \"bank.b\" -> \"bank.a\" -> \"bank.b\""), text.npos)
@@ -145,7 +120,7 @@ TEST_F(LockOrderTest, ThreeLockCycle) {
   EXPECT_EQ(LockOrderInversions(), 0u);
   nested(&c, &a);
   EXPECT_EQ(LockOrderInversions(), 1u);
-  EXPECT_EQ(g_hook_edges,
+  EXPECT_EQ(hook_edges,
             (std::vector<std::string>{"ring.c->ring.a", "ring.a->ring.b", "ring.b->ring.c"}));
 }
 
@@ -238,7 +213,7 @@ TEST_F(LockOrderTest, OffRecordsNothing) {
   OnThread(TransferAThenB);
   OnThread(TransferBThenA);
   EXPECT_EQ(LockOrderInversions(), 0u);
-  EXPECT_EQ(g_hook_calls.load(), 0);
+  EXPECT_EQ(hook_calls.load(), 0);
 }
 
 }  // namespace

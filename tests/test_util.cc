@@ -425,6 +425,27 @@ double MetricValue(const std::string& text, const std::string& series) {
   return NAN;
 }
 
+bool DiedOfAbort(int status) {
+  return (WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) ||
+         (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGABRT);
+}
+
+std::string WaitForWaiters(int port, size_t n) {
+  std::string json;
+  for (int i = 0; i < 600; ++i) {
+    int status = 0;
+    json = HttpGet(port, "/debug/lockprof/held?format=json", &status);
+    if (status == 200 && CountOf(json, "\"waited_ns\":") >= n) return json;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return json;
+}
+
+int64_t NumberAfter(const std::string& text, const std::string& key, size_t from) {
+  const size_t at = text.find(key, from);
+  return at == text.npos ? -1 : std::stoll(text.substr(at + key.size()));
+}
+
 int PortFromLine(const std::string& line) {
   size_t at = line.find("http://127.0.0.1:");
   if (at == std::string::npos) return 0;

@@ -224,6 +224,17 @@ class Child {
   std::string buffered_;
 };
 
+// True if `status` (from RunCommand) says the command died of SIGABRT
+// (sh may report that as exit status 128 + 6).
+bool DiedOfAbort(int status);
+
+// Polls /debug/lockprof/held on `port` until it shows `n` waiting threads
+// (for up to 30 s); returns its last JSON.
+std::string WaitForWaiters(int port, size_t n);
+
+// The number after the first `key` in `text` at or after `from`; -1 if none.
+int64_t NumberAfter(const std::string& text, const std::string& key, size_t from = 0);
+
 // The port in a line containing "http://127.0.0.1:PORT", or 0.
 int PortFromLine(const std::string& line);
 

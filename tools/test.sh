@@ -2,9 +2,11 @@
 # Builds lockprof and runs every test: the optimised build, then the whole
 # suite again under ThreadSanitizer and under AddressSanitizer+UBSan (the
 # latter with LOCKPROF_LOCK_ORDER=abort), then the install-and-consume check. Set LOCKPROF_TEST_BUILDS to a subset
-# ("release preload tsan asan") to run fewer. "preload" runs the release
-# build's suite again with liblockprof_preload.so loaded into every test
-# process (after "release", which builds it). The last line counts every
+# ("release preload preload-order tsan asan") to run fewer. "preload" runs
+# the release build's suite again with liblockprof_preload.so loaded into
+# every test process (after "release", which builds it); "preload-order"
+# once more with LOCKPROF_LOCK_ORDER=abort as well, so that a lock-order
+# inversion among the interposed pthread locks of any test ends it. The last line counts every
 # build's tests: passed, failed, and skipped (only the skips
 # tools/allowed_skips.txt allows; any other skip is a failure).
 set -euo pipefail
@@ -13,7 +15,7 @@ tools/deps.sh test
 export GOCACHE=${GOCACHE:-/tmp/lockprof-gocache} HOME=${HOME:-/root}
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-builds=${LOCKPROF_TEST_BUILDS:-release preload tsan asan}
+builds=${LOCKPROF_TEST_BUILDS:-release preload preload-order tsan asan}
 total_pass=0
 total_fail=0
 total_skip=0
@@ -51,18 +53,20 @@ run_suite() {  # name, build dir, cmake args...
 # would load the interposer into Chromium's processes, which is not what it
 # tests (the page's server side runs under the preload in
 # ContentionPageTest.*).
-run_preload_suite() {
-  echo "=== lockprof tests: release suite under LD_PRELOAD=liblockprof_preload.so"
+run_preload_suite() {  # name
+  echo "=== lockprof tests ($1): release suite under LD_PRELOAD=liblockprof_preload.so"
   ninja -C build lockprof_preload
   LD_PRELOAD="$PWD/build/primitives/interpose/liblockprof_preload.so" \
-    ctest_and_count preload build build/ctest-preload.log \
+    ctest_and_count "$1" build "build/ctest-$1.log" \
     -E '^(soak_short|install_consumer|shared_consumer|contention_page|LifecycleTest\..*|UploaderTest\..*|PyroscopeProtocol\..*|StartupPrecedenceTest\..*|DeadlockTest\.HeldLocksShowARealDeadlockWhileItHangs|DemoTest\.EnvironmentAddressWinsOverAddrAndTheDemoServesThere|EnvTest\.MalformedEnvironmentIsReportedOnceAndIgnored)$'
 }
 
 for b in $builds; do
   case $b in
     release) run_suite release build -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
-    preload) run_preload_suite ;;
+    preload) run_preload_suite preload ;;
+    # Tests that take inversions on purpose set their own mode.
+    preload-order) LOCKPROF_LOCK_ORDER=abort run_preload_suite preload-order ;;
     tsan) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
       run_suite tsan build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKPROF_SANITIZE=thread \
       -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLOCKPROF_BUILD_BENCHMARKS=OFF ;;

@@ -131,7 +131,8 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
   const int held = r->held.load(std::memory_order_relaxed);
   for (int i = 0; i < held; ++i) {
     const void* from = r->entries[i].lock.load(std::memory_order_relaxed);
-    if (from == lock) continue;  // Held already (a read lock taken twice): no edge.
+    // Held already (a read lock taken twice), or outside the graph: no edge.
+    if (from == lock || !r->entries[i].Ordered()) continue;
     auto& slot = r->cache[ThreadLocks::CacheSlot(from, lock)];
     if (slot.from == from && slot.to == lock) continue;
     slot = {from, lock};
@@ -148,7 +149,8 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
 
 // The cases PushHeldFast leaves: edges to add or look up, details to record,
 // the record to allocate, or inside the recorder.
-bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, const void* entry_frame) {
+bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, bool ordered,
+                  const void* entry_frame) {
   if (InRecorder()) return false;
   ThreadLocks* r = Self();
   if (r == nullptr) return false;
@@ -156,20 +158,21 @@ bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, const voi
   StackTrace stack;
   stack.depth = 0;
   // Edges start from the locks held already: none for the first.
-  if (held > 0 && !tried && LockOrderCheckingOn() && !r->EdgesCached(held, lock)) {
+  if (held > 0 && !tried && ordered && LockOrderCheckingOn() && !r->EdgesCached(held, lock)) {
     CheckOrder(r, lock, tags, entry_frame, &stack);
   }
   if (held == kMaxHeldLocks) return false;  // Not recorded: kMaxHeldLocks.
   // Since when and where: only for the held-locks page's holders and the
-  // stall watchdog (a clock read and a stack walk: most of the cost).
+  // stall watchdog (a clock read and a stack walk: most of the cost). The
+  // walk takes no CFI fallback: it runs on every acquisition.
   const bool details = HeldDetailsOn();
   const int64_t since = details ? MonotonicNanos() : 0;
-  if (details && stack.depth == 0) CaptureStack(entry_frame, &stack);
+  if (details && stack.depth == 0) CaptureStackWithoutFallback(entry_frame, &stack);
   r->BeginWrite();
   if (details) {
-    r->entries[held].StoreDetailed(lock, tags, tried, since, stack.pcs, stack.depth);
+    r->entries[held].StoreDetailed(lock, tags, tried, ordered, since, stack.pcs, stack.depth);
   } else {
-    r->entries[held].Store(lock, tags, tried);
+    r->entries[held].Store(lock, tags, tried, ordered);
   }
   r->held.store(held + 1, std::memory_order_relaxed);
   r->EndWrite();
@@ -209,7 +212,7 @@ void NoteWaitBegin(const void* lock, const EventTags& tags, int64_t start,
   ThreadLocks* r = Self();
   if (r == nullptr) return;
   r->BeginWrite();
-  r->wait.StoreDetailed(lock, tags, false, start, stack.pcs, stack.depth);
+  r->wait.StoreDetailed(lock, tags, false, true, start, stack.pcs, stack.depth);
   r->waiting.store(true, std::memory_order_relaxed);
   r->EndWrite();
 }

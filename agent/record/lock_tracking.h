@@ -50,10 +50,14 @@ void UpdateLockTracking();
 
 // This thread has just acquired `lock` (`tried`: by a try_lock). Records it
 // as held and, while lock-order checking is on, adds the edges from the
-// locks this thread already holds (none for a try). `entry_frame` is the
-// frame of the primitive's noinline hook, as for CaptureStack. Returns
-// true if the lock was recorded: its unlock must then call NoteReleased.
-bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, const void* entry_frame);
+// locks this thread already holds (none for a try). `ordered`: false keeps
+// the lock out of the lock-order graph (no edges into it or from it), for a
+// lock whose memory may be reused without lockprof's knowing (an
+// interposed pthread lock on the heap). `entry_frame` is the frame of the
+// primitive's noinline hook, as for CaptureStack. Returns true if the lock
+// was recorded: its unlock must then call NoteReleased.
+bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, bool ordered,
+                  const void* entry_frame);
 
 // This thread releases `lock`: forgets it if it was recorded. Cheap when
 // this thread records nothing.
@@ -62,9 +66,11 @@ void NoteReleased(const void* lock);
 // What the primitives call: NoteAcquired and NoteReleased, with their
 // common cases inline (thread_locks.h).
 inline bool TrackAcquired(const void* lock, const EventTags& tags, bool tried,
-                          const void* entry_frame) {
-  if (PushHeldFast(lock, tags, tried, LockOrderCheckingOn(), HeldDetailsOn())) return true;
-  return NoteAcquired(lock, tags, tried, entry_frame);
+                          const void* entry_frame, bool ordered = true) {
+  if (PushHeldFast(lock, tags, tried, ordered, LockOrderCheckingOn(), HeldDetailsOn())) {
+    return true;
+  }
+  return NoteAcquired(lock, tags, tried, ordered, entry_frame);
 }
 inline void TrackReleased(const void* lock) {
   if (!PopHeldFast(lock)) NoteReleased(lock);

@@ -30,9 +30,10 @@ void LoadStackBounds() {
   tls_state.stack_hi = hi;
 }
 
-}  // namespace
-
-void CaptureStack(const void* entry_frame, StackTrace* out) {
+// The frame-pointer walk. Returns true if it ended at the root (a zero
+// frame pointer or return address), false if the chain broke or the depth
+// ran out.
+bool WalkFramePointers(const void* entry_frame, StackTrace* out) {
   if (tls_state.stack_hi == 0) LoadStackBounds();
   const uintptr_t lo = tls_state.stack_lo;
   const uintptr_t hi = tls_state.stack_hi;
@@ -60,10 +61,24 @@ void CaptureStack(const void* entry_frame, StackTrace* out) {
     fp = next;
   }
   out->depth = depth;
+  return at_root;
+}
+
+}  // namespace
+
+void CaptureStack(const void* entry_frame, StackTrace* out) {
+  const bool at_root = WalkFramePointers(entry_frame, out);
   // Code without frame pointers breaks the chain: cfi_unwind.h.
   const UnwindMode mode = CurrentUnwindMode();
   if (__builtin_expect(mode != UnwindMode::kFramePointers, 0) &&
-      (mode == UnwindMode::kCfi || (!at_root && depth < kMaxStackDepth))) {
+      (mode == UnwindMode::kCfi || (!at_root && out->depth < kMaxStackDepth))) {
+    CaptureStackCfi(entry_frame, out);
+  }
+}
+
+void CaptureStackWithoutFallback(const void* entry_frame, StackTrace* out) {
+  WalkFramePointers(entry_frame, out);
+  if (__builtin_expect(CurrentUnwindMode() == UnwindMode::kCfi, 0)) {
     CaptureStackCfi(entry_frame, out);
   }
 }

@@ -29,6 +29,13 @@ struct StackTrace {
 // inlined or tail-called below it.
 void CaptureStack(const void* entry_frame, StackTrace* out);
 
+// As CaptureStack, but where the frame-pointer walk breaks it stops, unless
+// LOCKPROF_UNWIND=cfi asked for CFI everywhere: for stacks taken on every
+// acquisition (held-lock tracking), where a CFI unwind's ~10 us each would
+// slow the program down by orders of magnitude. In code built without frame
+// pointers it may keep only the first frame (the lock's caller).
+void CaptureStackWithoutFallback(const void* entry_frame, StackTrace* out);
+
 }  // namespace lockprof::agent
 
 #endif  // LOCKPROF_AGENT_RECORD_STACK_TRACE_H_

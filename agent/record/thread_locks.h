@@ -30,9 +30,12 @@ inline constexpr int kHeldStackDepth = 16;
 struct HeldEntry {
   // `meta`: the LockMode in bits 0-7; kTried if taken by a try_lock;
   // kDetailed if `since` and the stack were recorded (else they are stale
-  // and read as absent); the stack's depth in bits 16-23.
+  // and read as absent); kUnordered if the lock is outside the lock-order
+  // graph (no edges start from it or end at it); the stack's depth in bits
+  // 16-23.
   static constexpr uint32_t kTried = 1u << 8;
   static constexpr uint32_t kDetailed = 1u << 9;
+  static constexpr uint32_t kUnordered = 1u << 10;
 
   std::atomic<const void*> lock{nullptr};
   std::atomic<const char*> name{nullptr};
@@ -40,27 +43,30 @@ struct HeldEntry {
   std::atomic<int64_t> since{0};
   std::atomic<uintptr_t> pcs[kHeldStackDepth] = {};
 
-  static uint32_t Meta(const EventTags& tags, bool tried) {
-    return uint32_t(tags.mode) | (tried ? kTried : 0);
+  static uint32_t Meta(const EventTags& tags, bool tried, bool ordered) {
+    return uint32_t(tags.mode) | (tried ? kTried : 0) | (ordered ? 0 : kUnordered);
   }
+  // Whether edges may start from this entry's lock.
+  bool Ordered() const { return (meta.load(std::memory_order_relaxed) & kUnordered) == 0; }
   // The recorded stack's depth: 0 unless kDetailed.
   static int StackDepth(uint32_t meta) {
     return (meta & kDetailed) != 0 ? std::min(int(meta >> 16 & 0xff), kHeldStackDepth) : 0;
   }
   // Without since and stack: three stores.
-  void Store(const void* l, const EventTags& tags, bool tried) {
+  void Store(const void* l, const EventTags& tags, bool tried, bool ordered) {
     lock.store(l, std::memory_order_relaxed);
     name.store(tags.lock, std::memory_order_relaxed);
-    meta.store(Meta(tags, tried), std::memory_order_relaxed);
+    meta.store(Meta(tags, tried, ordered), std::memory_order_relaxed);
   }
-  void StoreDetailed(const void* l, const EventTags& tags, bool tried, int64_t s,
+  void StoreDetailed(const void* l, const EventTags& tags, bool tried, bool ordered, int64_t s,
                      const uintptr_t* stack, int stack_depth) {
     const int d = std::clamp(stack_depth, 0, kHeldStackDepth);
     for (int i = 0; i < d; ++i) pcs[i].store(stack[i], std::memory_order_relaxed);
     since.store(s, std::memory_order_relaxed);
     lock.store(l, std::memory_order_relaxed);
     name.store(tags.lock, std::memory_order_relaxed);
-    meta.store(Meta(tags, tried) | kDetailed | uint32_t(d) << 16, std::memory_order_relaxed);
+    meta.store(Meta(tags, tried, ordered) | kDetailed | uint32_t(d) << 16,
+               std::memory_order_relaxed);
   }
 };
 
@@ -107,7 +113,8 @@ struct ThreadLocks {
     if (cache_epoch != LockOrderEpoch()) return false;
     for (int i = 0; i < held; ++i) {
       const void* from = entries[i].lock.load(std::memory_order_relaxed);
-      if (from == lock) continue;  // Held already (a read lock taken twice): no edge.
+      // Held already (a read lock taken twice), or outside the graph: no edge.
+      if (from == lock || !entries[i].Ordered()) continue;
       const CachedEdge& slot = cache[CacheSlot(from, lock)];
       if (slot.from != from || slot.to != lock) return false;
     }
@@ -127,18 +134,20 @@ inline ThreadLocks*& TheRecord() {
 
 // The common acquisition, inline: this thread has a record, has no new
 // edge to add (it holds nothing yet, or has taken this order before, or
-// took the lock by a try, or checking is off), and no details are wanted.
-// Returns false, recording nothing, when the full path is needed.
-inline bool PushHeldFast(const void* lock, const EventTags& tags, bool tried, bool add_edges,
-                         bool details) {
+// took the lock by a try, or the lock is outside the graph, or checking is
+// off), and no details are wanted. Returns false, recording nothing, when
+// the full path is needed.
+inline bool PushHeldFast(const void* lock, const EventTags& tags, bool tried, bool ordered,
+                         bool add_edges, bool details) {
   ThreadLocks* r = TheRecord();
   if (r == nullptr || tls_state.in_recorder || details || r->Stale()) return false;
   const int held = r->held.load(std::memory_order_relaxed);
-  if (held >= kMaxHeldLocks || (held > 0 && add_edges && !tried && !r->EdgesCached(held, lock))) {
+  if (held >= kMaxHeldLocks ||
+      (held > 0 && add_edges && !tried && ordered && !r->EdgesCached(held, lock))) {
     return false;
   }
   r->BeginWrite();
-  r->entries[held].Store(lock, tags, tried);
+  r->entries[held].Store(lock, tags, tried, ordered);
   r->held.store(held + 1, std::memory_order_relaxed);
   r->EndWrite();
   return true;

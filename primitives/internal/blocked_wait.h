@@ -39,9 +39,9 @@ class BlockedWait {
     if (want_stack_) agent::CaptureStack(entry_frame, &stack_);
   }
   // A wait for `lock`, described by `tags`. `check_order`: false for a
-  // lock whose holders lock tracking does not record (a pthread lock under
-  // the interposer, whose memory may be reused without a destructor that
-  // would tell the lock-order graph).
+  // lock outside the lock-order graph (an interposed pthread lock on the
+  // heap, whose memory may be reused without a destructor that would tell
+  // the graph).
   BlockedWait(const void* entry_frame, const void* lock, const agent::EventTags& tags,
               bool check_order = true)
       : start_(agent::MonotonicNanos()),

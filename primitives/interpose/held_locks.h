@@ -3,16 +3,18 @@
 // A pthread lock has no room for lockprof's per-hold state, so the thread
 // keeps it: one entry per lock whose release must take the interposer's
 // slow path, because the hold sampler timed its acquisition (`start` is the
-// monotonic time it started) or because a block event waits to be recorded
-// at its release (`start` == internal::kSlowUnlockOnly; see
-// internal/deferred_block.h). Read holds of one rwlock may have several
+// monotonic time it started), or a block event waits to be recorded at its
+// release (`start` == internal::kSlowUnlockOnly; see
+// internal/deferred_block.h), or holder tracking recorded it in the
+// thread's lock record (`tracked`: the release must forget it there; see
+// agent/record/lock_tracking.h). Read holds of one rwlock may have several
 // entries; the latest one ends first.
 //
 // The unlock fast path tests only `count`: zero for a thread that holds no
-// such lock, which is nearly always.
+// such lock, which is nearly always while holders are not tracked.
 //
-// At most kMaxHeld entries: a further hold is not sampled, and a further
-// block event is recorded at once instead of at the release.
+// At most kMaxHeld entries: a further hold is not sampled nor tracked, and
+// a further block event is recorded at once instead of at the release.
 //
 // Thread-safety: thread-local; only its own thread touches it.
 #ifndef LOCKPROF_PRIMITIVES_INTERPOSE_HELD_LOCKS_H_
@@ -26,7 +28,8 @@
 
 namespace lockprof::interpose {
 
-inline constexpr int kMaxHeld = 8;
+// As many as lock tracking records per thread (agent::kMaxHeldLocks).
+inline constexpr int kMaxHeld = 16;
 
 struct HeldLocks {
   int32_t count;
@@ -34,6 +37,7 @@ struct HeldLocks {
     const void* lock;
     int64_t start;
     agent::LockMode mode;
+    bool tracked;
   } entries[kMaxHeld];
 };
 
@@ -45,12 +49,28 @@ extern thread_local HeldLocks t_held __attribute__((tls_model("initial-exec")));
 inline bool MarkSlowRelease(const void* lock, agent::LockMode mode) {
   HeldLocks& h = t_held;
   if (h.count == kMaxHeld) return false;
-  h.entries[h.count++] = {lock, internal::kSlowUnlockOnly, mode};
+  h.entries[h.count++] = {lock, internal::kSlowUnlockOnly, mode, false};
   return true;
 }
 
+// The entry for this acquisition of `lock`: the mark a block event of it
+// just left, or a new one (nullptr if there is no room). `*added`: new.
+inline HeldLocks::Entry* EntryForAcquisition(const void* lock, agent::LockMode mode, bool* added) {
+  HeldLocks& h = t_held;
+  const int n = h.count;
+  *added = false;
+  if (n > 0 && h.entries[n - 1].lock == lock &&
+      h.entries[n - 1].start == internal::kSlowUnlockOnly && !h.entries[n - 1].tracked) {
+    return &h.entries[n - 1];
+  }
+  if (n == kMaxHeld) return nullptr;
+  *added = true;
+  h.entries[h.count++] = {lock, internal::kSlowUnlockOnly, mode, false};
+  return &h.entries[n];
+}
+
 // The hold sampler picked this acquisition of `lock`: starts its clock,
-// reusing the mark a block event may have just left.
+// reusing the entry a block event or holder tracking may have just left.
 inline void StartHold(const void* lock, agent::LockMode mode) {
   HeldLocks& h = t_held;
   const int n = h.count;
@@ -58,19 +78,20 @@ inline void StartHold(const void* lock, agent::LockMode mode) {
       h.entries[n - 1].start == internal::kSlowUnlockOnly) {
     h.entries[n - 1].start = agent::MonotonicNanos();
   } else if (n < kMaxHeld) {
-    h.entries[h.count++] = {lock, agent::MonotonicNanos(), mode};
+    h.entries[h.count++] = {lock, agent::MonotonicNanos(), mode, false};
   }
 }
 
 // At a release of `lock`: removes this thread's latest entry for it. Returns
 // false if there is none; else sets *hold_ns to the hold's length (-1 if it
-// was not sampled) and *mode to the mode it was taken in.
-inline bool TakeHeld(const void* lock, int64_t* hold_ns, agent::LockMode* mode) {
+// was not sampled), *mode to the mode it was taken in, and *tracked.
+inline bool TakeHeld(const void* lock, int64_t* hold_ns, agent::LockMode* mode, bool* tracked) {
   HeldLocks& h = t_held;
   for (int i = h.count - 1; i >= 0; --i) {
     if (h.entries[i].lock != lock) continue;
     const int64_t start = h.entries[i].start;
     *mode = h.entries[i].mode;
+    *tracked = h.entries[i].tracked;
     for (int j = i; j + 1 < h.count; ++j) h.entries[j] = h.entries[j + 1];
     --h.count;
     *hold_ns = start == internal::kSlowUnlockOnly ? -1 : agent::MonotonicNanos() - start;

@@ -8,16 +8,51 @@ namespace lockprof::interpose {
 
 thread_local HeldLocks t_held __attribute__((tls_model("initial-exec")));
 
-void SampleHold(const void* lock, agent::LockMode mode, const void* caller) {
+namespace {
+
+// Records this acquisition in the thread's lock record, for the held-locks
+// page, the stall watchdog's holder and lock-order checking.
+//
+// Only a lock inside a loaded object (a global or static) joins the
+// lock-order graph. A heap or stack pthread lock dies without a call the
+// interposer sees (std::mutex's destructor makes none), so its memory may
+// become another lock's, and an edge recorded for the dead one would report
+// an inversion that never was. Such locks are still listed as held.
+void TrackHold(const void* lock, agent::LockMode mode, bool tried, const void* frame) {
+  bool added;
+  HeldLocks::Entry* e = EntryForAcquisition(lock, mode, &added);
+  if (e == nullptr) return;  // No room to remember the release.
+  const bool ordered = InLoadedObject(lock);
+  const char* name = kUnnamedLock;
+  if (ordered) {
+    agent::RecorderScope scope;
+    name = LockName(lock);
+  }
+  if (agent::TrackAcquired(lock, agent::EventTags{name, mode}, tried, frame, ordered)) {
+    e->tracked = true;
+  } else if (added) {
+    --t_held.count;  // Not recorded: its release needs nothing.
+  }
+}
+
+}  // namespace
+
+void SampleHold(const void* lock, agent::LockMode mode, const void* frame, const void* caller,
+                bool tried) {
   if (agent::InRecorder() || IsOwnCode(caller)) return;
-  // Holder tracking keeps every countdown expired (lock_tracking.h); it
-  // covers lockprof's own primitives, so here the sampler draws as usual.
-  if (agent::LockTrackingOn() && !agent::TrackedHoldSampleDue()) return;
+  if (agent::LockTrackingOn()) {
+    TrackHold(lock, mode, tried, frame);
+    // Tracking keeps every countdown expired (lock_tracking.h): the hold
+    // sampler draws here instead.
+    if (!agent::TrackedHoldSampleDue()) return;
+  }
   StartHold(lock, mode);
 }
 
 void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge) {
-  if (t_held.count > 0) TakeHeld(lock, &charge->hold_ns, &charge->held_mode);
+  bool tracked = false;
+  if (t_held.count > 0) TakeHeld(lock, &charge->hold_ns, &charge->held_mode, &tracked);
+  if (tracked) agent::TrackReleased(lock);
   if (maybe_waiters) internal::Waiters().Settle(lock, charge->charged);
 }
 

@@ -12,7 +12,8 @@
 // (interpose_cond.cc says why).
 //
 // Never profiled: locks taken while this thread is inside the recorder
-// (agent::InRecorder: the allocator, the symbolizer, the unwinder), and, in
+// (agent::InRecorder: the allocator, the symbolizer, the unwinder), locks
+// taken by the unwinder's code whoever called it (IsOwnCode), and, in
 // liblockprof_preload.so, locks taken by lockprof's own code (IsOwnCode).
 #ifndef LOCKPROF_PRIMITIVES_INTERPOSE_INTERPOSE_COMMON_H_
 #define LOCKPROF_PRIMITIVES_INTERPOSE_INTERPOSE_COMMON_H_
@@ -45,7 +46,9 @@ namespace lockprof::interpose {
 inline constexpr int kSpinTries = 50;
 
 // True if the return address `caller` lies in lockprof's own code of the
-// preload library (false in the link-time form, and before initialisation).
+// preload library (never in the link-time form), or in the unwinder's
+// (libgcc_s or libunwind: lockprof unwinds with it, so profiling its locks
+// would re-enter it with them held). False before initialisation.
 bool IsOwnCode(const void* caller);
 
 // The waiter's class in the waiter table.
@@ -74,9 +77,10 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   }
   const agent::EventTags tags{name, mode};
   // Published for /debug/lockprof/held while it waits (without the stall
-  // watchdog: the sleep is glibc's; without lock order: pthread locks have
-  // no recorded holders).
-  internal::BlockedWait blocked(frame, lock, tags, /*check_order=*/false);
+  // watchdog: the sleep is glibc's), its lock-order edges checked first if
+  // the lock is in the graph (TrackHold says which are).
+  internal::BlockedWait blocked(frame, lock, tags,
+                                agent::LockOrderCheckingOn() && InLoadedObject(lock));
   const int c = WaiterClass(mode);
   int64_t counted_from = -1;
   const bool registered =
@@ -96,8 +100,13 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   return r;
 }
 
-// The hold sampler picked this acquisition (agent::ShouldSampleHold()).
-void SampleHold(const void* lock, agent::LockMode mode, const void* caller);
+// The hold sampler picked this acquisition (agent::ShouldSampleHold()), or
+// holders are tracked (which keeps the sampler's countdown expired): starts
+// the hold's clock if it is sampled, and records it in this thread's lock
+// record while holders are tracked (`tried`: by a try function). `frame`
+// and `caller`: the entry point's frame and return address.
+void SampleHold(const void* lock, agent::LockMode mode, const void* frame, const void* caller,
+                bool tried = false);
 
 // What a release charges, gathered before the real release.
 struct ReleaseCharge {
@@ -106,8 +115,9 @@ struct ReleaseCharge {
   agent::LockMode held_mode = agent::LockMode::kNone;
 };
 
-// Before the real release of `lock`: ends this thread's hold entry for it,
-// and settles its waiters if `maybe_waiters`.
+// Before the real release of `lock`: ends this thread's hold entry for it
+// (and its lock record's, if tracked), and settles its waiters if
+// `maybe_waiters`.
 void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge);
 
 // After the real release: records what `charge` holds, at the stack of the

@@ -54,7 +54,7 @@ ABSL_ATTRIBUTE_NOINLINE int CondWait(pthread_mutex_t* m, const void* frame, cons
   }
   if ((r == 0 || r == ETIMEDOUT || r == EOWNERDEAD) && agent::ShouldSampleHold() &&
       !InnerRecursiveHold(m)) {
-    SampleHold(m, agent::LockMode::kNone, caller);
+    SampleHold(m, agent::LockMode::kNone, frame, caller);
   }
   return r;
 }

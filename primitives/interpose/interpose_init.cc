@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
+#include <unwind.h>
 
 #include <atomic>
 #include <cstdint>
@@ -18,44 +19,57 @@
 namespace lockprof::interpose {
 namespace {
 
-// lockprof's own code in the preload library: [g_own_lo, g_own_lo + g_own_len).
-std::atomic<uintptr_t> g_own_lo{0};
-std::atomic<uintptr_t> g_own_len{0};
+// Code whose locks are passed straight through: lockprof's own in the
+// preload library, and the stack unwinder's.
+struct CodeRange {
+  std::atomic<uintptr_t> lo{0};
+  std::atomic<uintptr_t> len{0};
 
-#ifdef LOCKPROF_INTERPOSE_PRELOAD
-// The executable segment of the object that holds this function: all of
-// lockprof (agent, server, primitives) is linked into it.
-void FindOwnCode() {
-  Dl_info info;
-  link_map* self = nullptr;
-  if (dladdr1(reinterpret_cast<void*>(&FindOwnCode), &info, reinterpret_cast<void**>(&self),
-              RTLD_DL_LINKMAP) == 0 ||
-      self == nullptr) {
-    return;
+  bool Contains(const void* pc) const {
+    return reinterpret_cast<uintptr_t>(pc) - lo.load(std::memory_order_relaxed) <
+           len.load(std::memory_order_relaxed);
   }
-  struct Range {
-    ElfW(Addr) base;
-    uintptr_t lo = 0, hi = 0;
-  } range{self->l_addr};
-  dl_iterate_phdr(
-      [](dl_phdr_info* i, size_t, void* arg) {
-        auto* r = static_cast<Range*>(arg);
-        if (i->dlpi_addr != r->base) return 0;
-        for (int k = 0; k < i->dlpi_phnum; ++k) {
-          const ElfW(Phdr)& p = i->dlpi_phdr[k];
-          if (p.p_type == PT_LOAD && (p.p_flags & PF_X) != 0) {
-            r->lo = i->dlpi_addr + p.p_vaddr;
-            r->hi = r->lo + p.p_memsz;
-            return 1;
+  // The executable segment of the object that holds `addr`.
+  void SetToObjectOf(const void* addr) {
+    Dl_info info;
+    link_map* object = nullptr;
+    if (dladdr1(addr, &info, reinterpret_cast<void**>(&object), RTLD_DL_LINKMAP) == 0 ||
+        object == nullptr) {
+      return;
+    }
+    struct Found {
+      ElfW(Addr) base;
+      uintptr_t lo = 0, hi = 0;
+    } found{object->l_addr};
+    dl_iterate_phdr(
+        [](dl_phdr_info* i, size_t, void* arg) {
+          auto* f = static_cast<Found*>(arg);
+          if (i->dlpi_addr != f->base) return 0;
+          for (int k = 0; k < i->dlpi_phnum; ++k) {
+            const ElfW(Phdr)& p = i->dlpi_phdr[k];
+            if (p.p_type == PT_LOAD && (p.p_flags & PF_X) != 0) {
+              f->lo = i->dlpi_addr + p.p_vaddr;
+              f->hi = f->lo + p.p_memsz;
+              return 1;
+            }
           }
-        }
-        return 0;
-      },
-      &range);
-  g_own_lo.store(range.lo, std::memory_order_relaxed);
-  g_own_len.store(range.hi - range.lo, std::memory_order_relaxed);
-}
-#endif
+          return 0;
+        },
+        &found);
+    lo.store(found.lo, std::memory_order_relaxed);
+    len.store(found.hi - found.lo, std::memory_order_relaxed);
+  }
+};
+
+// All of lockprof (agent, server, primitives) is linked into the preload
+// library: its locks are never the program's.
+CodeRange g_own;
+// The unwinder lockprof's CFI stack capture calls (libgcc_s's
+// _Unwind_Backtrace, or libunwind's if the program brought it): a lock it
+// takes (libunwind's caches, libgcc's registered-frame lock, also while a
+// C++ exception unwinds) must not reach the recorder, which would unwind
+// again while that lock is held, and deadlock on it.
+CodeRange g_unwinder;
 
 agent::UnwindMode UnwindModeFromEnv() {
   const char* v = std::getenv("LOCKPROF_UNWIND");
@@ -72,8 +86,9 @@ agent::UnwindMode UnwindModeFromEnv() {
 __attribute__((constructor(101))) void InitInterposer() {
   ResolveRealFunctions();
 #ifdef LOCKPROF_INTERPOSE_PRELOAD
-  FindOwnCode();
+  g_own.SetToObjectOf(reinterpret_cast<void*>(&InitInterposer));
 #endif
+  g_unwinder.SetToObjectOf(reinterpret_cast<void*>(&_Unwind_Backtrace));
   agent::SetUnwindMode(UnwindModeFromEnv());
   // absl::Mutex does not lock through pthread: its own hook, on request.
   const char* absl = std::getenv("LOCKPROF_ABSL_MUTEXES");
@@ -82,9 +97,6 @@ __attribute__((constructor(101))) void InitInterposer() {
 
 }  // namespace
 
-bool IsOwnCode(const void* caller) {
-  return reinterpret_cast<uintptr_t>(caller) - g_own_lo.load(std::memory_order_relaxed) <
-         g_own_len.load(std::memory_order_relaxed);
-}
+bool IsOwnCode(const void* caller) { return g_own.Contains(caller) || g_unwinder.Contains(caller); }
 
 }  // namespace lockprof::interpose

@@ -18,9 +18,10 @@ namespace {
 constexpr agent::LockMode kMutexModes[internal::WaiterTable::kClasses] = {agent::LockMode::kNone,
                                                                           agent::LockMode::kNone};
 
-ABSL_ATTRIBUTE_NOINLINE void SampleMutexHold(pthread_mutex_t* m, const void* caller) {
+ABSL_ATTRIBUTE_NOINLINE void SampleMutexHold(pthread_mutex_t* m, const void* frame,
+                                             const void* caller, bool tried = false) {
   // A recursive re-acquisition is inside the hold already timed (or not).
-  if (!InnerRecursiveHold(m)) SampleHold(m, agent::LockMode::kNone, caller);
+  if (!InnerRecursiveHold(m)) SampleHold(m, agent::LockMode::kNone, frame, caller, tried);
 }
 
 // After the first try returned `first` (nonzero).
@@ -33,7 +34,7 @@ ABSL_ATTRIBUTE_NOINLINE int MutexLockSlow(pthread_mutex_t* m, int first, const v
         m, agent::LockMode::kNone, frame, caller, nullptr,
         [m] { return __pthread_mutex_trylock(m); }, block);
   }
-  if ((r == 0 || r == EOWNERDEAD) && agent::ShouldSampleHold()) SampleMutexHold(m, caller);
+  if ((r == 0 || r == EOWNERDEAD) && agent::ShouldSampleHold()) SampleMutexHold(m, frame, caller);
   return r;
 }
 
@@ -65,7 +66,8 @@ using lockprof::interpose::MutexLockSlow;
       return r;                                                                        \
     }                                                                                  \
     if (__builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {                    \
-      lockprof::interpose::SampleMutexHold(m, __builtin_return_address(0));            \
+      lockprof::interpose::SampleMutexHold(m, __builtin_frame_address(0),              \
+                                           __builtin_return_address(0));               \
     }                                                                                  \
     return 0;                                                                          \
   } while (0)
@@ -94,7 +96,8 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_trylock(pthread_mutex_t* m) {
   const int r = __pthread_mutex_trylock(m);
   if (__builtin_expect(r == 0 || r == EOWNERDEAD, 1) &&
       __builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {
-    lockprof::interpose::SampleMutexHold(m, __builtin_return_address(0));
+    lockprof::interpose::SampleMutexHold(m, __builtin_frame_address(0), __builtin_return_address(0),
+                                         /*tried=*/true);
   }
   return r;
 }

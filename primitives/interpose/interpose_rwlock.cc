@@ -36,7 +36,7 @@ ABSL_ATTRIBUTE_NOINLINE int RwLockSlow(pthread_rwlock_t* rw, LockMode mode, int 
     r = ContendedAcquire(
         rw, mode, frame, caller, &g_rw_waiters, [rw, mode] { return TryRw(rw, mode); }, block);
   }
-  if (r == 0 && agent::ShouldSampleHold()) SampleHold(rw, mode, caller);
+  if (r == 0 && agent::ShouldSampleHold()) SampleHold(rw, mode, frame, caller);
   return r;
 }
 
@@ -73,7 +73,8 @@ using lockprof::interpose::RwLockSlow;
       return r;                                                                            \
     }                                                                                      \
     if (__builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {                        \
-      lockprof::interpose::SampleHold(rw, mode, __builtin_return_address(0));              \
+      lockprof::interpose::SampleHold(rw, mode, __builtin_frame_address(0),                \
+                                      __builtin_return_address(0));                        \
     }                                                                                      \
     return 0;                                                                              \
   } while (0)
@@ -115,7 +116,8 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_clockwrlock(pthread_rwlock_t* rw, cl
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_tryrdlock(pthread_rwlock_t* rw) {
   const int r = __pthread_rwlock_tryrdlock(rw);
   if (r == 0 && __builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {
-    lockprof::interpose::SampleHold(rw, LockMode::kRead, __builtin_return_address(0));
+    lockprof::interpose::SampleHold(rw, LockMode::kRead, __builtin_frame_address(0),
+                                    __builtin_return_address(0), /*tried=*/true);
   }
   return r;
 }
@@ -123,7 +125,8 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_tryrdlock(pthread_rwlock_t* rw) {
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_trywrlock(pthread_rwlock_t* rw) {
   const int r = __pthread_rwlock_trywrlock(rw);
   if (r == 0 && __builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {
-    lockprof::interpose::SampleHold(rw, LockMode::kWrite, __builtin_return_address(0));
+    lockprof::interpose::SampleHold(rw, LockMode::kWrite, __builtin_frame_address(0),
+                                    __builtin_return_address(0), /*tried=*/true);
   }
   return r;
 }

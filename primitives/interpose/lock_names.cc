@@ -100,6 +100,11 @@ const char* Lookup(const void* lock) {
 
 }  // namespace
 
+bool InLoadedObject(const void* lock) {
+  dl_find_object found;
+  return _dl_find_object(const_cast<void*>(lock), &found) == 0;
+}
+
 const char* LockName(const void* lock) {
   const uintptr_t key = reinterpret_cast<uintptr_t>(lock);
   if (key == 0) return kUnnamedLock;

@@ -31,6 +31,13 @@ inline constexpr char kUnnamedLock[] = "(unnamed)";
 // The label for the lock at `lock`: a string with static storage duration.
 const char* LockName(const void* lock);
 
+// True if `lock` lies inside an object loaded now (a global or static
+// lock): memory that is the lock's for as long as its object stays loaded,
+// unlike the heap's and the stack's, which are reused without a call the
+// interposer sees (std::mutex's destructor makes none). A lock-free
+// _dl_find_object(); no RecorderScope needed.
+bool InLoadedObject(const void* lock);
+
 }  // namespace lockprof::interpose
 
 #endif  // LOCKPROF_PRIMITIVES_INTERPOSE_LOCK_NAMES_H_

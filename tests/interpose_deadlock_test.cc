@@ -1,0 +1,145 @@
+// Deadlocks in a program that knows nothing of lockprof, under
+// liblockprof_preload.so (lockprof-interpose-deadlock: two global
+// std::mutexes, -O2 without frame pointers): a lock-order inversion that
+// never hangs is reported (kAbort exits with it), a real deadlock is read
+// through /debug/lockprof/held while it hangs, and heap mutexes stay out of
+// the lock-order graph.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <csignal>
+#include <string>
+#include <thread>
+
+#include "test_util.h"
+
+namespace {
+
+using lockprof::testing::Child;
+using lockprof::testing::CountOf;
+using lockprof::testing::FreeLoopbackPort;
+using lockprof::testing::GoPprof;
+using lockprof::testing::HttpGet;
+using lockprof::testing::NumberAfter;
+using lockprof::testing::RunCommand;
+using lockprof::testing::WaitForWaiters;
+
+std::string Preloaded(const std::string& env, const std::string& mode, int* status) {
+  return RunCommand(std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH + " " + env + " " +
+                        LOCKPROF_INTERPOSE_DEADLOCK_PATH + " " + mode + " 2>&1",
+                    status);
+}
+
+TEST(InterposeDeadlockTest, AnInversionOfGlobalMutexesAbortsWithTheReport) {
+  int status = 0;
+  const std::string out = Preloaded("LOCKPROF_LOCK_ORDER=abort", "inversion", &status);
+  EXPECT_TRUE(lockprof::testing::DiedOfAbort(status)) << status << "\n" << out;
+  EXPECT_EQ(out.find("done"), out.npos) << out;
+  EXPECT_NE(out.find("lock-order inversion, aborting"), out.npos) << out;
+  // The locks are named by their symbols; each order at the function that
+  // took it, unwound without frame pointers.
+  EXPECT_NE(out.find("cycle of 2 locks: \"g_bank_b\" -> \"g_bank_a\" -> \"g_bank_b\""), out.npos)
+      << out;
+  EXPECT_NE(out.find("TransferAThenB"), out.npos) << out;
+  EXPECT_NE(out.find("TransferBThenA"), out.npos) << out;
+}
+
+TEST(InterposeDeadlockTest, ReportModeReportsOnceAndGoesOn) {
+  int status = 0;
+  const std::string out = Preloaded("LOCKPROF_LOCK_ORDER=report", "inversion", &status);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  EXPECT_EQ(CountOf(out, "lockprof: lock-order inversion (potential deadlock)"), 1u) << out;
+  EXPECT_NE(out.find("done"), out.npos) << out;
+}
+
+// Heap mutexes die without a call the interposer sees (std::mutex's
+// destructor makes none) and their memory becomes other locks': they make
+// no edges, so the same inversion on the heap is not reported.
+TEST(InterposeDeadlockTest, HeapMutexesStayOutOfTheGraph) {
+  int status = 0;
+  const std::string out = Preloaded("LOCKPROF_LOCK_ORDER=abort", "heap-inversion", &status);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << out;
+  EXPECT_EQ(out.find("lock-order inversion"), out.npos) << out;
+  EXPECT_NE(out.find("done"), out.npos) << out;
+}
+
+TEST(InterposeDeadlockTest, HeldLocksShowARealDeadlockWhileItHangs) {
+  const int port = FreeLoopbackPort();
+  Child child({LOCKPROF_INTERPOSE_DEADLOCK_PATH, "deadlock"},
+              {std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH,
+               "LOCKPROF_ADMIN_ADDR=127.0.0.1:" + std::to_string(port),
+               "LOCKPROF_LOCK_ORDER=report", "LOCKPROF_TRACK_HELD=1"});
+  ASSERT_NE(child.WaitForLine("ready"), "");
+  const std::string json = WaitForWaiters(port, 2);
+  ASSERT_EQ(CountOf(json, "\"waited_ns\":"), 2u) << json;
+  // Both locks, each with its holder and its waiter, the threads named.
+  EXPECT_EQ(CountOf(json, "\"held_ns\":"), 2u) << json;
+  EXPECT_NE(json.find("{\"lock\":\"g_bank_a\""), json.npos) << json;
+  EXPECT_NE(json.find("{\"lock\":\"g_bank_b\""), json.npos) << json;
+  EXPECT_EQ(CountOf(json, "\"thread\":\"worker-ab\""), 2u) << json;
+  EXPECT_EQ(CountOf(json, "\"thread\":\"worker-ba\""), 2u) << json;
+
+  const int64_t waited = NumberAfter(json, "\"waited_ns\":");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_GE(NumberAfter(WaitForWaiters(port, 2), "\"waited_ns\":"), waited + 250000000);
+
+  int status = 0;
+  const std::string text = HttpGet(port, "/debug/lockprof/held", &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(CountOf(text, "  held by thread "), 2u) << text;
+  EXPECT_EQ(CountOf(text, "  awaited by thread "), 2u) << text;
+  // Each holder's acquisition at the function that called lock() (a
+  // frame-pointer walk: this program has none beyond it), each waiter's
+  // wait unwound in full.
+  EXPECT_EQ(CountOf(text, "::Take "), 4u) << text;
+  EXPECT_EQ(CountOf(text, "TransferAThenB"), 1u) << text;
+  EXPECT_EQ(CountOf(text, "TransferBThenA"), 1u) << text;
+
+  // Reported before it hung: the second thread checked its order first.
+  const std::string order = HttpGet(port, "/debug/lockprof/lock-order", &status);
+  EXPECT_NE(order.find("cycle of 2 locks"), order.npos) << order;
+  EXPECT_NE(HttpGet(port, "/metrics").find("lockprof_lock_order_inversions_total 1"),
+            std::string::npos);
+
+  const std::string file = lockprof::testing::WriteTempFile(
+      HttpGet(port, "/debug/lockprof/held?debug=0", &status), ".pb.gz");
+  EXPECT_EQ(status, 200);
+  const std::string top = GoPprof("-top -sample_index=delay " + file);
+  EXPECT_NE(top.find("TransferAThenB"), top.npos) << top;
+  EXPECT_NE(top.find("TransferBThenA"), top.npos) << top;
+  std::remove(file.c_str());
+}
+
+// A program that brings libunwind (gperftools' and perf's users do) unwinds
+// with it: libunwind locks pthread mutexes inside _Unwind_Backtrace, nested,
+// with every signal blocked. Those locks must pass straight through: were
+// they tracked, a new lock-order edge between two of them would unwind (to
+// record the edge's stack) through libunwind again, while its lock is held,
+// and hang for good (the interposed pthread_create's own unwind did, the
+// first time a thread started).
+TEST(InterposeDeadlockTest, AProgramThatBringsLibunwindDoesNotHangInIt) {
+  ASSERT_STRNE(LOCKPROF_LIBUNWIND8_PATH, "") << "libunwind8 is not installed (tools/deps.sh test)";
+  Child child({LOCKPROF_INTERPOSE_DEADLOCK_PATH, "inversion"},
+              {std::string("LD_PRELOAD=") + LOCKPROF_LIBUNWIND8_PATH + " " + LOCKPROF_PRELOAD_PATH,
+               "LOCKPROF_LOCK_ORDER=report", "LOCKPROF_UNWIND=cfi"});
+  EXPECT_NE(child.WaitForLine("done", 30), "");
+  EXPECT_EQ(child.Wait(30), 0);
+}
+
+// LOCKPROF_UNWIND=cfi: the holders' stacks unwound in full too, at a CFI
+// unwind per acquisition.
+TEST(InterposeDeadlockTest, UnwindCfiGivesHoldersTheirWholeStacks) {
+  const int port = FreeLoopbackPort();
+  Child child({LOCKPROF_INTERPOSE_DEADLOCK_PATH, "deadlock"},
+              {std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH,
+               "LOCKPROF_ADMIN_ADDR=127.0.0.1:" + std::to_string(port), "LOCKPROF_TRACK_HELD=1",
+               "LOCKPROF_UNWIND=cfi", "LOCKPROF_LOCK_ORDER=off"});
+  ASSERT_NE(child.WaitForLine("ready"), "");
+  ASSERT_EQ(CountOf(WaitForWaiters(port, 2), "\"waited_ns\":"), 2u);
+  const std::string text = HttpGet(port, "/debug/lockprof/held");
+  EXPECT_EQ(CountOf(text, "  held by thread "), 2u) << text;
+  EXPECT_EQ(CountOf(text, "TransferAThenB"), 2u) << text;
+  EXPECT_EQ(CountOf(text, "TransferBThenA"), 2u) << text;
+}
+
+}  // namespace

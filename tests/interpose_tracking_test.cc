@@ -1,0 +1,194 @@
+// Holder tracking and lock-order checking for pthread locks, through the
+// interposer linked into this test (lockprof::interpose): which locks each
+// thread holds (recursive holds, condition waits, another thread's failed
+// unlock), and which acquisitions make lock-order edges (global locks do;
+// try functions and heap locks do not).
+#include <errno.h>
+#include <gtest/gtest.h>
+#include <pthread.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lock_order_fixture.h"
+#include "lockprof/agent/record/lock_tracking.h"
+#include "test_util.h"
+
+pthread_mutex_t g_held_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_cond_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_inv_a = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_inv_b = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_try_a = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_try_b = PTHREAD_MUTEX_INITIALIZER;
+pthread_rwlock_t g_table_rw = PTHREAD_RWLOCK_INITIALIZER;
+
+namespace lockprof {
+namespace {
+
+// Holders tracked, lock order checked in kReport, for the test only.
+class InterposeTrackingTest : public testing::LockOrderFixture {
+ protected:
+  void SetUp() override {
+    LockOrderFixture::SetUp();
+    SetHeldLockTracking(true);
+  }
+  void TearDown() override {
+    SetHeldLockTracking(false);
+    LockOrderFixture::TearDown();
+  }
+};
+
+// A mutex of `type` (PTHREAD_MUTEX_RECURSIVE, ...).
+void InitMutex(pthread_mutex_t* m, int type) {
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_settype(&a, type);
+  pthread_mutex_init(m, &a);
+  pthread_mutexattr_destroy(&a);
+}
+
+// The locks thread `tid` holds now, oldest first, as /debug/lockprof/held
+// reads them.
+std::vector<agent::LockView> HeldBy(pid_t tid) {
+  for (const agent::ThreadLocksView& t : agent::SnapshotThreadLocks()) {
+    if (t.tid == tid) return t.held;
+  }
+  return {};
+}
+std::vector<agent::LockView> HeldByMe() { return HeldBy(testing::ThisThreadId()); }
+
+void OnThread(const std::function<void()>& body) { std::thread(body).join(); }
+
+TEST_F(InterposeTrackingTest, GlobalAndHeapLocksAreListedWithTheirNamesAndStacks) {
+  auto heap = std::make_unique<std::mutex>();
+  ASSERT_EQ(pthread_mutex_lock(&g_held_mu), 0);
+  heap->lock();
+  const std::vector<agent::LockView> held = HeldByMe();
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0].lock, &g_held_mu);
+  EXPECT_STREQ(held[0].name, "g_held_mu");
+  EXPECT_EQ(held[1].lock, heap.get());
+  EXPECT_STREQ(held[1].name, "(unnamed)");
+  EXPECT_GT(held[0].since, 0);
+  EXPECT_GT(held[0].depth, 0);  // Since when and where (SetHeldLockTracking).
+  heap->unlock();
+  EXPECT_EQ(pthread_mutex_unlock(&g_held_mu), 0);
+  EXPECT_TRUE(HeldByMe().empty());
+}
+
+TEST_F(InterposeTrackingTest, RecursiveMutexIsOneHoldUntilItsOuterUnlock) {
+  pthread_mutex_t m;
+  InitMutex(&m, PTHREAD_MUTEX_RECURSIVE);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(pthread_mutex_lock(&m), 0);
+  EXPECT_EQ(HeldByMe().size(), 1u);
+  EXPECT_EQ(pthread_mutex_unlock(&m), 0);
+  EXPECT_EQ(pthread_mutex_unlock(&m), 0);
+  EXPECT_EQ(HeldByMe().size(), 1u);
+  EXPECT_EQ(pthread_mutex_unlock(&m), 0);
+  EXPECT_TRUE(HeldByMe().empty());
+  pthread_mutex_destroy(&m);
+}
+
+TEST_F(InterposeTrackingTest, AnotherThreadsFailedUnlockLeavesTheHolderListed) {
+  pthread_mutex_t m;
+  InitMutex(&m, PTHREAD_MUTEX_ERRORCHECK);
+  ASSERT_EQ(pthread_mutex_lock(&m), 0);
+  OnThread([&] { EXPECT_EQ(pthread_mutex_unlock(&m), EPERM); });
+  ASSERT_EQ(HeldByMe().size(), 1u);
+  EXPECT_EQ(HeldByMe()[0].lock, &m);
+  EXPECT_EQ(pthread_mutex_lock(&m), EDEADLK);
+  EXPECT_EQ(HeldByMe().size(), 1u);
+  EXPECT_EQ(pthread_mutex_unlock(&m), 0);
+  EXPECT_TRUE(HeldByMe().empty());
+  pthread_mutex_destroy(&m);
+}
+
+TEST_F(InterposeTrackingTest, AConditionWaitLetsGoOfItsMutexAndTakesItBack) {
+  pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+  std::atomic<pid_t> tid{0};
+  bool ready = false;
+  size_t held_after = 0;
+  std::thread waiter([&] {
+    pthread_mutex_lock(&g_cond_mu);
+    tid = testing::ThisThreadId();
+    while (!ready) pthread_cond_wait(&cond, &g_cond_mu);
+    held_after = HeldByMe().size();
+    pthread_mutex_unlock(&g_cond_mu);
+  });
+  while (tid.load() == 0 || !testing::IsAsleep(tid.load())) std::this_thread::yield();
+  EXPECT_TRUE(HeldBy(tid.load()).empty());  // Asleep in the wait: holds nothing.
+  pthread_mutex_lock(&g_cond_mu);
+  ready = true;
+  pthread_cond_signal(&cond);
+  pthread_mutex_unlock(&g_cond_mu);
+  waiter.join();
+  EXPECT_EQ(held_after, 1u);
+  pthread_cond_destroy(&cond);
+}
+
+TEST_F(InterposeTrackingTest, ReadLockTakenTwiceIsTwoHolds) {
+  ASSERT_EQ(pthread_rwlock_rdlock(&g_table_rw), 0);
+  ASSERT_EQ(pthread_rwlock_tryrdlock(&g_table_rw), 0);
+  const std::vector<agent::LockView> held = HeldByMe();
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0].mode, agent::LockMode::kRead);
+  EXPECT_FALSE(held[0].tried);
+  EXPECT_TRUE(held[1].tried);
+  EXPECT_EQ(pthread_rwlock_unlock(&g_table_rw), 0);
+  EXPECT_EQ(HeldByMe().size(), 1u);
+  EXPECT_EQ(pthread_rwlock_unlock(&g_table_rw), 0);
+  EXPECT_TRUE(HeldByMe().empty());
+  EXPECT_EQ(hook_calls.load(), 0);  // The same lock twice is no edge.
+}
+
+void TakeInOrder(pthread_mutex_t* first, pthread_mutex_t* second) {
+  pthread_mutex_lock(first);
+  pthread_mutex_lock(second);
+  pthread_mutex_unlock(second);
+  pthread_mutex_unlock(first);
+}
+
+TEST_F(InterposeTrackingTest, InversionOfGlobalPthreadMutexesIsReportedOnce) {
+  OnThread([] { TakeInOrder(&g_inv_a, &g_inv_b); });
+  EXPECT_EQ(hook_calls.load(), 0);
+  OnThread([] { TakeInOrder(&g_inv_b, &g_inv_a); });
+  ASSERT_EQ(hook_calls.load(), 1);
+  EXPECT_EQ(hook_edges, (std::vector<std::string>{"g_inv_b->g_inv_a", "g_inv_a->g_inv_b"}));
+  OnThread([] { TakeInOrder(&g_inv_b, &g_inv_a); });
+  EXPECT_EQ(hook_calls.load(), 1);
+}
+
+TEST_F(InterposeTrackingTest, TryLockMakesNoEdgeIntoItsLock) {
+  OnThread([] { TakeInOrder(&g_try_a, &g_try_b); });
+  OnThread([] {
+    pthread_mutex_lock(&g_try_b);
+    ASSERT_EQ(pthread_mutex_trylock(&g_try_a), 0);
+    pthread_mutex_unlock(&g_try_a);
+    pthread_mutex_unlock(&g_try_b);
+  });
+  EXPECT_EQ(hook_calls.load(), 0);
+}
+
+// Their memory may become another lock's without a call the interposer
+// sees, so heap locks make no edges, from or to anything.
+TEST_F(InterposeTrackingTest, HeapLocksMakeNoEdges) {
+  auto a = std::make_unique<pthread_mutex_t>();
+  auto b = std::make_unique<pthread_mutex_t>();
+  pthread_mutex_init(a.get(), nullptr);
+  pthread_mutex_init(b.get(), nullptr);
+  OnThread([&] { TakeInOrder(a.get(), b.get()); });
+  OnThread([&] { TakeInOrder(b.get(), a.get()); });
+  OnThread([&] { TakeInOrder(&g_held_mu, a.get()); });
+  OnThread([&] { TakeInOrder(a.get(), &g_held_mu); });
+  EXPECT_EQ(hook_calls.load(), 0);
+  pthread_mutex_destroy(a.get());
+  pthread_mutex_destroy(b.get());
+}
+
+}  // namespace
+}  // namespace lockprof

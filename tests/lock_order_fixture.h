@@ -1,0 +1,46 @@
+// A fixture for tests that take lock-order inversions on purpose: checking
+// on in kReport for the test (whatever LOCKPROF_LOCK_ORDER says) and off
+// again after, with a hook that records every inversion reported.
+#ifndef LOCKPROF_TESTS_LOCK_ORDER_FIXTURE_H_
+#define LOCKPROF_TESTS_LOCK_ORDER_FIXTURE_H_
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "lockprof/agent/lock_order.h"
+
+namespace lockprof::testing {
+
+class LockOrderFixture : public ::testing::Test {
+ protected:
+  // What the hook saw: how many inversions, and each edge as "from->to".
+  static inline std::atomic<int> hook_calls{0};
+  static inline std::vector<std::string> hook_edges;
+
+  void SetUp() override {
+    SetLockOrderChecking(LockOrderMode::kReport);
+    SetLockOrderHook(RecordingHook);
+    hook_calls = 0;
+    hook_edges.clear();
+  }
+  void TearDown() override {
+    SetLockOrderHook(nullptr);
+    SetLockOrderChecking(LockOrderMode::kOff);
+  }
+
+ private:
+  static void RecordingHook(const LockOrderInversion& inv) {
+    hook_calls.fetch_add(1);
+    for (int i = 0; i < inv.num_edges; ++i) {
+      hook_edges.push_back(std::string(inv.edges[i].from) + "->" + inv.edges[i].to);
+      EXPECT_GT(inv.edges[i].stack_depth, 0);
+      EXPECT_GT(inv.edges[i].thread_id, 0);
+    }
+  }
+};
+
+}  // namespace lockprof::testing
+
+#endif  // LOCKPROF_TESTS_LOCK_ORDER_FIXTURE_H_
