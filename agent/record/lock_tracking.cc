@@ -212,7 +212,8 @@ void NoteWaitBegin(const void* lock, const EventTags& tags, int64_t start,
   ThreadLocks* r = Self();
   if (r == nullptr) return;
   r->BeginWrite();
-  r->wait.StoreDetailed(lock, tags, false, true, start, stack.pcs, stack.depth);
+  r->wait.StoreDetailed(lock, tags, /*tried=*/false, /*ordered=*/true, start, stack.pcs,
+                        stack.depth);
   r->waiting.store(true, std::memory_order_relaxed);
   r->EndWrite();
 }

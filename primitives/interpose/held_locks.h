@@ -53,8 +53,9 @@ inline bool MarkSlowRelease(const void* lock, agent::LockMode mode) {
   return true;
 }
 
-// The entry for this acquisition of `lock`: the mark a block event of it
-// just left, or a new one (nullptr if there is no room). `*added`: new.
+// The entry for this acquisition of `lock`, for the hold sampler's clock
+// and holder tracking's mark: the mark a block event of it just left, or a
+// new one (nullptr if there is no room). `*added`: new.
 inline HeldLocks::Entry* EntryForAcquisition(const void* lock, agent::LockMode mode, bool* added) {
   HeldLocks& h = t_held;
   const int n = h.count;
@@ -67,19 +68,6 @@ inline HeldLocks::Entry* EntryForAcquisition(const void* lock, agent::LockMode m
   *added = true;
   h.entries[h.count++] = {lock, internal::kSlowUnlockOnly, mode, false};
   return &h.entries[n];
-}
-
-// The hold sampler picked this acquisition of `lock`: starts its clock,
-// reusing the entry a block event or holder tracking may have just left.
-inline void StartHold(const void* lock, agent::LockMode mode) {
-  HeldLocks& h = t_held;
-  const int n = h.count;
-  if (n > 0 && h.entries[n - 1].lock == lock &&
-      h.entries[n - 1].start == internal::kSlowUnlockOnly) {
-    h.entries[n - 1].start = agent::MonotonicNanos();
-  } else if (n < kMaxHeld) {
-    h.entries[h.count++] = {lock, agent::MonotonicNanos(), mode, false};
-  }
 }
 
 // At a release of `lock`: removes this thread's latest entry for it. Returns

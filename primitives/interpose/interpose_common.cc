@@ -11,42 +11,42 @@ thread_local HeldLocks t_held __attribute__((tls_model("initial-exec")));
 namespace {
 
 // Records this acquisition in the thread's lock record, for the held-locks
-// page, the stall watchdog's holder and lock-order checking.
+// page, the stall watchdog's holder and lock-order checking. True if it
+// was recorded: its release must forget it.
 //
 // Only a lock inside a loaded object (a global or static) joins the
 // lock-order graph. A heap or stack pthread lock dies without a call the
 // interposer sees (std::mutex's destructor makes none), so its memory may
 // become another lock's, and an edge recorded for the dead one would report
 // an inversion that never was. Such locks are still listed as held.
-void TrackHold(const void* lock, agent::LockMode mode, bool tried, const void* frame) {
-  bool added;
-  HeldLocks::Entry* e = EntryForAcquisition(lock, mode, &added);
-  if (e == nullptr) return;  // No room to remember the release.
+bool TrackHold(const void* lock, agent::LockMode mode, bool tried, const void* frame) {
   const bool ordered = InLoadedObject(lock);
   const char* name = kUnnamedLock;
   if (ordered) {
     agent::RecorderScope scope;
     name = LockName(lock);
   }
-  if (agent::TrackAcquired(lock, agent::EventTags{name, mode}, tried, frame, ordered)) {
-    e->tracked = true;
-  } else if (added) {
-    --t_held.count;  // Not recorded: its release needs nothing.
-  }
+  return agent::TrackAcquired(lock, agent::EventTags{name, mode}, tried, frame, ordered);
 }
 
 }  // namespace
 
 void SampleHold(const void* lock, agent::LockMode mode, const void* frame, const void* caller,
                 bool tried) {
-  if (agent::InRecorder() || IsOwnCode(caller)) return;
-  if (agent::LockTrackingOn()) {
-    TrackHold(lock, mode, tried, frame);
-    // Tracking keeps every countdown expired (lock_tracking.h): the hold
-    // sampler draws here instead.
-    if (!agent::TrackedHoldSampleDue()) return;
+  if (PassesThrough(caller)) return;
+  const bool tracking = agent::LockTrackingOn();
+  // Tracking keeps every countdown expired (lock_tracking.h): the hold
+  // sampler draws here instead.
+  const bool timed = !tracking || agent::TrackedHoldSampleDue();
+  bool added;
+  HeldLocks::Entry* e = EntryForAcquisition(lock, mode, &added);
+  if (e == nullptr) return;  // No room to remember the release.
+  if (tracking) e->tracked = TrackHold(lock, mode, tried, frame);
+  if (timed) {
+    e->start = agent::MonotonicNanos();
+  } else if (added && !e->tracked) {
+    --t_held.count;  // Its release has nothing to do.
   }
-  StartHold(lock, mode);
 }
 
 void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge) {
@@ -62,7 +62,7 @@ void AfterRelease(const void* lock, const ReleaseCharge& charge,
   // Parked block events are this thread's own waits: recorded whoever's code
   // released the lock (none are parked for lockprof's own locks).
   internal::RecordDeferredBlocks(lock);
-  if (agent::InRecorder() || IsOwnCode(caller)) return;
+  if (PassesThrough(caller)) return;
   bool any = charge.hold_ns >= 0;
   for (int64_t c : charge.charged) any |= c > 0;
   if (!any) return;

@@ -13,8 +13,9 @@
 //
 // Never profiled: locks taken while this thread is inside the recorder
 // (agent::InRecorder: the allocator, the symbolizer, the unwinder), locks
-// taken by the unwinder's code whoever called it (IsOwnCode), and, in
-// liblockprof_preload.so, locks taken by lockprof's own code (IsOwnCode).
+// taken by the unwinder's code whoever called it, and, in
+// liblockprof_preload.so, locks taken by lockprof's own code
+// (PassesThrough).
 #ifndef LOCKPROF_PRIMITIVES_INTERPOSE_INTERPOSE_COMMON_H_
 #define LOCKPROF_PRIMITIVES_INTERPOSE_INTERPOSE_COMMON_H_
 
@@ -45,11 +46,23 @@ namespace lockprof::interpose {
 // a wait (as lockprof::Mutex spins before it sleeps).
 inline constexpr int kSpinTries = 50;
 
-// True if the return address `caller` lies in lockprof's own code of the
-// preload library (never in the link-time form), or in the unwinder's
-// (libgcc_s or libunwind: lockprof unwinds with it, so profiling its locks
-// would re-enter it with them held). False before initialisation.
-bool IsOwnCode(const void* caller);
+// True if `pc` lies in lockprof's own code of the preload library (never in
+// the link-time form; false before initialisation).
+bool IsOwnCode(const void* pc);
+
+// True if `pc` lies in lockprof's own code (as IsOwnCode) or in the stack
+// unwinder's (libgcc_s, or libunwind if the program brought it: lockprof
+// unwinds with it, so recording one of its locks could re-enter it with
+// that lock held).
+bool IsPassThroughCode(const void* pc);
+
+// True if a lock taken by the code at return address `caller` goes straight
+// to glibc, neither profiled nor tracked: this thread is inside the recorder
+// (the allocator, the symbolizer, the unwinder), or the caller is
+// IsPassThroughCode.
+inline bool PassesThrough(const void* caller) {
+  return agent::InRecorder() || IsPassThroughCode(caller);
+}
 
 // The waiter's class in the waiter table.
 inline int WaiterClass(agent::LockMode mode) { return mode == agent::LockMode::kWrite ? 1 : 0; }
@@ -67,7 +80,7 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
     const int r = try_once();
     if (r != EBUSY) return r;
   }
-  if (agent::InRecorder() || IsOwnCode(caller) || !agent::ContentionTimingEnabled()) {
+  if (PassesThrough(caller) || !agent::ContentionTimingEnabled()) {
     return block();
   }
   const char* name;

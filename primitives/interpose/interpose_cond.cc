@@ -37,7 +37,7 @@ ABSL_ATTRIBUTE_NOINLINE int CondWait(pthread_mutex_t* m, const void* frame, cons
     AfterRelease(m, charge, kMutexModes, frame, caller);
   }
   int r;
-  if (agent::InRecorder() || IsOwnCode(caller) || !agent::BlockProfilingEnabled()) {
+  if (PassesThrough(caller) || !agent::BlockProfilingEnabled()) {
     r = wait();
   } else {
     const char* name;

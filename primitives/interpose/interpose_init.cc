@@ -97,6 +97,8 @@ __attribute__((constructor(101))) void InitInterposer() {
 
 }  // namespace
 
-bool IsOwnCode(const void* caller) { return g_own.Contains(caller) || g_unwinder.Contains(caller); }
+bool IsOwnCode(const void* pc) { return g_own.Contains(pc); }
+
+bool IsPassThroughCode(const void* pc) { return g_own.Contains(pc) || g_unwinder.Contains(pc); }
 
 }  // namespace lockprof::interpose
