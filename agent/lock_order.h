@@ -1,14 +1,15 @@
 // Deadlocks and stalls: lock-order checking, "who holds what", and a stall
 // watchdog, for lockprof's own locks (Mutex, SharedMutex, and the mutex a
 // CondVar waits with) and, under the pthread interposer, for pthread locks
-// (std::mutex, std::shared_mutex, C libraries' locks) with two limits:
+// (std::mutex, std::shared_mutex, C libraries' locks) with one limit:
 //  * Only an interposed lock that lives in a loaded object's data (a global
 //    or static) joins the lock-order graph. A heap or stack pthread lock
 //    dies without a call the interposer sees (std::mutex's destructor makes
 //    none), so its memory may become another lock's, and edges kept for the
 //    dead lock would report inversions that never were. Heap locks are
 //    still listed as held and waited for.
-//  * The stall watchdog does not cover them: their sleep is glibc's.
+// (An interposed lock's sleep is glibc's: while the stall watchdog is on,
+// it sleeps first in glibc's timed lock until the threshold.)
 //
 // Lock-order checking (off by default):
 //

@@ -3,7 +3,7 @@
 // std::mutexes, -O2 without frame pointers): a lock-order inversion that
 // never hangs is reported (kAbort exits with it), a real deadlock is read
 // through /debug/lockprof/held while it hangs, and heap mutexes stay out of
-// the lock-order graph.
+// the lock-order graph; the stall watchdog reports waits inside glibc.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -108,6 +108,32 @@ TEST(InterposeDeadlockTest, HeldLocksShowARealDeadlockWhileItHangs) {
   EXPECT_NE(top.find("TransferAThenB"), top.npos) << top;
   EXPECT_NE(top.find("TransferBThenA"), top.npos) << top;
   std::remove(file.c_str());
+}
+
+// LOCKPROF_STALL_REPORT_MS: a wait that outlasts it is reported once, while
+// it waits, with its holder, for a mutex and an rwlock; a timed acquisition
+// whose deadline comes first is not; each call returns what glibc's does,
+// when glibc's would.
+TEST(InterposeDeadlockTest, StallsInsideGlibcAreReportedWithTheirHolders) {
+  int status = 0;
+  const std::string out = Preloaded("LOCKPROF_STALL_REPORT_MS=200", "stall", &status);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << out;
+  EXPECT_NE(out.find("done"), out.npos) << out;
+  // The long timedlock, the lock and the rdlock: three stalls.
+  EXPECT_EQ(CountOf(out, "lockprof: stall: thread "), 3u) << out;
+  EXPECT_EQ(CountOf(out, "(waiter) has waited "), 3u) << out;
+  EXPECT_GE(NumberAfter(out, "(waiter) has waited "), 199) << out;
+  EXPECT_EQ(CountOf(out, "for lock \"g_bank_a\", held by thread "), 2u) << out;
+  EXPECT_EQ(CountOf(out, "for lock \"g_table\", held by thread "), 1u) << out;
+  EXPECT_EQ(CountOf(out, " (holder) for "), 3u) << out;
+  EXPECT_EQ(CountOf(out, "acquired at (anonymous namespace)::HoldAccount "), 2u) << out;
+  EXPECT_EQ(CountOf(out, "acquired at (anonymous namespace)::HoldTable "), 1u) << out;
+  // The timed acquisitions time out at their own deadlines, the others
+  // return when the holder lets go (1 s and 0.6 s after it took the lock).
+  EXPECT_LT(NumberAfter(out, "timedlock 100 ms: ETIMEDOUT after "), 200) << out;
+  EXPECT_GE(NumberAfter(out, "timedlock 400 ms: ETIMEDOUT after "), 395) << out;
+  EXPECT_GE(NumberAfter(out, "lock after "), 300) << out;
+  EXPECT_GE(NumberAfter(out, "rdlock 0 after "), 400) << out;
 }
 
 // A program that brings libunwind (gperftools' and perf's users do) unwinds

@@ -232,6 +232,61 @@ TEST_F(InterposeKindsTest, TimedAndClockLocksTimeOutAndValidateLikeGlibc) {
   EXPECT_EQ(pthread_mutex_unlock(&m), 0);
 }
 
+// With the stall watchdog on, a wait sleeps first in glibc's timed lock
+// (watched_block.h): every kind still returns what its own call returns,
+// when it would, and a wait past the threshold is reported once.
+TEST_F(InterposeKindsTest, TheStallWatchdogKeepsEveryKindsReturnCodes) {
+  lockprof::SetStallReportThreshold(std::chrono::milliseconds(10));
+  const uint64_t stalls0 = lockprof::LockStalls();
+  const timespec bad_nsec{0, -1};
+  pthread_mutex_t m;
+  // Error-checking: relocking is EDEADLK at once, not after the threshold.
+  InitMutex(&m, PTHREAD_MUTEX_ERRORCHECK);
+  ASSERT_EQ(pthread_mutex_lock(&m), 0);
+  EXPECT_EQ(pthread_mutex_lock(&m), EDEADLK);
+  // Timed, held by another thread: a bad deadline is EINVAL at once, a
+  // deadline past the threshold times out at the deadline, reported once.
+  std::thread([&] {
+    int64_t start = NowNanos();
+    EXPECT_EQ(pthread_mutex_timedlock(&m, &bad_nsec), EINVAL);
+    EXPECT_LT(NowNanos() - start, 10'000'000);
+    start = NowNanos();
+    EXPECT_EQ(TimedWaiter(&m, CLOCK_MONOTONIC, 40), ETIMEDOUT);
+    EXPECT_GE(NowNanos() - start, 39'000'000);
+  }).join();
+  EXPECT_EQ(lockprof::LockStalls(), stalls0 + 1);
+  EXPECT_EQ(pthread_mutex_unlock(&m), 0);
+  pthread_mutex_destroy(&m);
+  // Robust: the owner dies during the first, timed, sleep.
+  InitMutex(&m, PTHREAD_MUTEX_DEFAULT, PTHREAD_MUTEX_ROBUST);
+  std::atomic<bool> locked{false};
+  std::thread owner([&] {
+    EXPECT_EQ(pthread_mutex_lock(&m), 0);
+    locked = true;
+    SleepMs(5);
+  });
+  while (!locked) SleepMs(1);
+  EXPECT_EQ(pthread_mutex_lock(&m), EOWNERDEAD);
+  owner.join();
+  EXPECT_EQ(pthread_mutex_consistent(&m), 0);
+  EXPECT_EQ(pthread_mutex_unlock(&m), 0);
+  pthread_mutex_destroy(&m);
+  // Priority inheritance: a wait past the threshold is reported and still
+  // ends holding the lock.
+  InitMutex(&m, PTHREAD_MUTEX_DEFAULT, PTHREAD_MUTEX_STALLED, PTHREAD_PRIO_INHERIT);
+  const int r = pthread_mutex_lock(&m);
+  if (r == 0) {
+    Waiter w([&] { return LockAndRefuseOtherUnlocker(&m); });
+    HoldAndRelease(&m, w, 40);
+    EXPECT_EQ(w.Join(), 0);
+    EXPECT_EQ(lockprof::LockStalls(), stalls0 + 2);
+  } else {
+    EXPECT_TRUE(r == ENOTSUP || r == ENOSYS) << r;  // No PI futexes here.
+  }
+  pthread_mutex_destroy(&m);
+  lockprof::SetStallReportThreshold(std::chrono::nanoseconds(0));
+}
+
 __attribute__((noinline)) int RwHolderRelease(pthread_rwlock_t* rw, int ms) {
   SleepMs(ms);
   const int r = pthread_rwlock_unlock(rw);

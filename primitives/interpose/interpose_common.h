@@ -32,6 +32,7 @@
 #include "lockprof/primitives/internal/waiter_table.h"
 #include "lockprof/primitives/interpose/held_locks.h"
 #include "lockprof/primitives/interpose/lock_names.h"
+#include "lockprof/primitives/interpose/watched_block.h"
 
 // The pthread functions the interposer defines: exported (the preload
 // library's version script keeps them, and only them, global) and never
@@ -68,19 +69,24 @@ inline bool PassesThrough(const void* caller) {
 inline int WaiterClass(agent::LockMode mode) { return mode == agent::LockMode::kWrite ? 1 : 0; }
 
 // A lock acquisition whose first try failed with EBUSY. `try_once()` tries
-// again (0, EBUSY or an error); `block()` is the real blocking call. Spins a
-// little, then registers the wait and blocks. `rw_waiters`, if set, counts
-// the threads blocked here (the rwlock release's quick test). Returns
-// exactly what the real functions returned.
-template <typename Try, typename Block>
+// again (0, EBUSY or an error); `block()` is the real blocking call, whose
+// deadline is `deadline`; `block_until(realtime)` the lock's real timed
+// acquisition, for the stall watchdog (watched_block.h). Spins a little,
+// then registers the wait and blocks. `rw_waiters`, if set, counts the
+// threads blocked here (the rwlock release's quick test). Returns exactly
+// what the real functions returned.
+template <typename Try, typename Block, typename BlockUntil>
 int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, const void* caller,
-                     std::atomic<int64_t>* rw_waiters, Try try_once, Block block) {
+                     std::atomic<int64_t>* rw_waiters, const Deadline& deadline, Try try_once,
+                     Block block, BlockUntil block_until) {
   for (int i = 0; i < kSpinTries; ++i) {
     internal::SpinPause();
     const int r = try_once();
     if (r != EBUSY) return r;
   }
-  if (PassesThrough(caller) || !agent::ContentionTimingEnabled()) {
+  // Tracked holders (the held-locks page, the stall watchdog) want the wait
+  // even with both profiles off.
+  if (PassesThrough(caller) || !(agent::ContentionTimingEnabled() || agent::LockTrackingOn())) {
     return block();
   }
   const char* name;
@@ -89,9 +95,8 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
     name = LockName(lock);
   }
   const agent::EventTags tags{name, mode};
-  // Published for /debug/lockprof/held while it waits (without the stall
-  // watchdog: the sleep is glibc's), its lock-order edges checked first if
-  // the lock is in the graph (TrackHold says which are).
+  // Published for /debug/lockprof/held while it waits, its lock-order edges
+  // checked first if the lock is in the graph (TrackHold says which are).
   internal::BlockedWait blocked(frame, lock, tags,
                                 agent::LockOrderCheckingOn() && InLoadedObject(lock));
   const int c = WaiterClass(mode);
@@ -99,7 +104,7 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   const bool registered =
       internal::Waiters().Enter(lock, c, blocked.start(), nullptr, &counted_from);
   if (rw_waiters != nullptr) rw_waiters->fetch_add(1, std::memory_order_relaxed);
-  const int r = block();
+  const int r = WatchedBlock(lock, tags, blocked.start(), deadline, block, block_until);
   if (rw_waiters != nullptr) rw_waiters->fetch_sub(1, std::memory_order_relaxed);
   const int64_t released_at = internal::Waiters().Leave(lock, c, blocked.start(), registered);
   if (r == 0 || r == EOWNERDEAD) {

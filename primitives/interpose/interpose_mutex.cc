@@ -27,12 +27,14 @@ ABSL_ATTRIBUTE_NOINLINE void SampleMutexHold(pthread_mutex_t* m, const void* fra
 // After the first try returned `first` (nonzero).
 template <typename Block>
 ABSL_ATTRIBUTE_NOINLINE int MutexLockSlow(pthread_mutex_t* m, int first, const void* frame,
-                                          const void* caller, Block block) {
+                                          const void* caller, const Deadline& deadline,
+                                          Block block) {
   int r = first;
   if (r == EBUSY) {
     r = ContendedAcquire(
-        m, agent::LockMode::kNone, frame, caller, nullptr,
-        [m] { return __pthread_mutex_trylock(m); }, block);
+        m, agent::LockMode::kNone, frame, caller, nullptr, deadline,
+        [m] { return __pthread_mutex_trylock(m); }, block,
+        [m](const timespec* until) { return Real().mutex_timedlock(m, until); });
   }
   if ((r == 0 || r == EOWNERDEAD) && agent::ShouldSampleHold()) SampleMutexHold(m, frame, caller);
   return r;
@@ -52,33 +54,35 @@ ABSL_ATTRIBUTE_NOINLINE int MutexUnlockSlow(pthread_mutex_t* m, const void* fram
 }  // namespace
 }  // namespace lockprof::interpose
 
+using lockprof::interpose::Deadline;
 using lockprof::interpose::MutexLockSlow;
 
 // The acquisition of every lock entry point: the real trylock first, the
-// slow path only when it fails.
-#define LOCKPROF_MUTEX_ACQUIRE(m, ...)                                                 \
-  do {                                                                                 \
-    int r = __pthread_mutex_trylock(m);                                                \
-    if (__builtin_expect(r != 0, 0)) {                                                 \
-      r = MutexLockSlow(m, r, __builtin_frame_address(0), __builtin_return_address(0), \
-                        __VA_ARGS__);                                                  \
-      asm volatile(""); /* no tail call: this frame is the one charged */              \
-      return r;                                                                        \
-    }                                                                                  \
-    if (__builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {                    \
-      lockprof::interpose::SampleMutexHold(m, __builtin_frame_address(0),              \
-                                           __builtin_return_address(0));               \
-    }                                                                                  \
-    return 0;                                                                          \
+// slow path only when it fails. `deadline`: the call's (watched_block.h).
+#define LOCKPROF_MUTEX_ACQUIRE(m, deadline, ...)                                                 \
+  do {                                                                                           \
+    int r = __pthread_mutex_trylock(m);                                                          \
+    if (__builtin_expect(r != 0, 0)) {                                                           \
+      r = MutexLockSlow(m, r, __builtin_frame_address(0), __builtin_return_address(0), deadline, \
+                        __VA_ARGS__);                                                            \
+      asm volatile(""); /* no tail call: this frame is the one charged */                        \
+      return r;                                                                                  \
+    }                                                                                            \
+    if (__builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {                              \
+      lockprof::interpose::SampleMutexHold(m, __builtin_frame_address(0),                        \
+                                           __builtin_return_address(0));                         \
+    }                                                                                            \
+    return 0;                                                                                    \
   } while (0)
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_lock(pthread_mutex_t* m) {
-  LOCKPROF_MUTEX_ACQUIRE(m, [m] { return __pthread_mutex_lock(m); });
+  LOCKPROF_MUTEX_ACQUIRE(m, Deadline{}, [m] { return __pthread_mutex_lock(m); });
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) {
-  LOCKPROF_MUTEX_ACQUIRE(
-      m, [m, abstime] { return lockprof::interpose::Real().mutex_timedlock(m, abstime); });
+  LOCKPROF_MUTEX_ACQUIRE(m, (Deadline{true, CLOCK_REALTIME, abstime}), [m, abstime] {
+    return lockprof::interpose::Real().mutex_timedlock(m, abstime);
+  });
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock,
@@ -87,7 +91,7 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_clocklock(pthread_mutex_t* m, clockid
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) {
     return lockprof::interpose::Real().mutex_clocklock(m, clock, abstime);
   }
-  LOCKPROF_MUTEX_ACQUIRE(m, [m, clock, abstime] {
+  LOCKPROF_MUTEX_ACQUIRE(m, (Deadline{true, clock, abstime}), [m, clock, abstime] {
     return lockprof::interpose::Real().mutex_clocklock(m, clock, abstime);
   });
 }

@@ -28,13 +28,21 @@ int TryRw(pthread_rwlock_t* rw, LockMode mode) {
   return mode == LockMode::kRead ? __pthread_rwlock_tryrdlock(rw) : __pthread_rwlock_trywrlock(rw);
 }
 
+// The real timed acquisition in `mode`, until `until` (CLOCK_REALTIME).
+int TimedRw(pthread_rwlock_t* rw, LockMode mode, const timespec* until) {
+  return mode == LockMode::kRead ? Real().rwlock_timedrdlock(rw, until)
+                                 : Real().rwlock_timedwrlock(rw, until);
+}
+
 template <typename Block>
 ABSL_ATTRIBUTE_NOINLINE int RwLockSlow(pthread_rwlock_t* rw, LockMode mode, int first,
-                                       const void* frame, const void* caller, Block block) {
+                                       const void* frame, const void* caller,
+                                       const Deadline& deadline, Block block) {
   int r = first;
   if (r == EBUSY) {
     r = ContendedAcquire(
-        rw, mode, frame, caller, &g_rw_waiters, [rw, mode] { return TryRw(rw, mode); }, block);
+        rw, mode, frame, caller, &g_rw_waiters, deadline, [rw, mode] { return TryRw(rw, mode); },
+        block, [rw, mode](const timespec* until) { return TimedRw(rw, mode, until); });
   }
   if (r == 0 && agent::ShouldSampleHold()) SampleHold(rw, mode, frame, caller);
   return r;
@@ -60,15 +68,17 @@ bool ValidDeadline(clockid_t clock, const timespec* abstime) {
 }  // namespace lockprof::interpose
 
 using lockprof::agent::LockMode;
+using lockprof::interpose::Deadline;
 using lockprof::interpose::Real;
 using lockprof::interpose::RwLockSlow;
 
-#define LOCKPROF_RW_ACQUIRE(rw, mode, ...)                                                 \
+// `deadline`: the call's (watched_block.h).
+#define LOCKPROF_RW_ACQUIRE(rw, mode, deadline, ...)                                       \
   do {                                                                                     \
     int r = lockprof::interpose::TryRw(rw, mode);                                          \
     if (__builtin_expect(r != 0, 0)) {                                                     \
       r = RwLockSlow(rw, mode, r, __builtin_frame_address(0), __builtin_return_address(0), \
-                     __VA_ARGS__);                                                         \
+                     deadline, __VA_ARGS__);                                               \
       asm volatile(""); /* no tail call: this frame is the one charged */                  \
       return r;                                                                            \
     }                                                                                      \
@@ -80,36 +90,40 @@ using lockprof::interpose::RwLockSlow;
   } while (0)
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_rdlock(pthread_rwlock_t* rw) {
-  LOCKPROF_RW_ACQUIRE(rw, LockMode::kRead, [rw] { return __pthread_rwlock_rdlock(rw); });
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kRead, Deadline{},
+                      [rw] { return __pthread_rwlock_rdlock(rw); });
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_wrlock(pthread_rwlock_t* rw) {
-  LOCKPROF_RW_ACQUIRE(rw, LockMode::kWrite, [rw] { return __pthread_rwlock_wrlock(rw); });
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kWrite, Deadline{},
+                      [rw] { return __pthread_rwlock_wrlock(rw); });
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_timedrdlock(pthread_rwlock_t* rw, const timespec* t) {
   if (!lockprof::interpose::ValidDeadline(CLOCK_REALTIME, t))
     return Real().rwlock_timedrdlock(rw, t);
-  LOCKPROF_RW_ACQUIRE(rw, LockMode::kRead, [rw, t] { return Real().rwlock_timedrdlock(rw, t); });
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kRead, (Deadline{true, CLOCK_REALTIME, t}),
+                      [rw, t] { return Real().rwlock_timedrdlock(rw, t); });
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_timedwrlock(pthread_rwlock_t* rw, const timespec* t) {
   if (!lockprof::interpose::ValidDeadline(CLOCK_REALTIME, t))
     return Real().rwlock_timedwrlock(rw, t);
-  LOCKPROF_RW_ACQUIRE(rw, LockMode::kWrite, [rw, t] { return Real().rwlock_timedwrlock(rw, t); });
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kWrite, (Deadline{true, CLOCK_REALTIME, t}),
+                      [rw, t] { return Real().rwlock_timedwrlock(rw, t); });
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_clockrdlock(pthread_rwlock_t* rw, clockid_t c,
                                                         const timespec* t) {
   if (!lockprof::interpose::ValidDeadline(c, t)) return Real().rwlock_clockrdlock(rw, c, t);
-  LOCKPROF_RW_ACQUIRE(rw, LockMode::kRead,
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kRead, (Deadline{true, c, t}),
                       [rw, c, t] { return Real().rwlock_clockrdlock(rw, c, t); });
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_clockwrlock(pthread_rwlock_t* rw, clockid_t c,
                                                         const timespec* t) {
   if (!lockprof::interpose::ValidDeadline(c, t)) return Real().rwlock_clockwrlock(rw, c, t);
-  LOCKPROF_RW_ACQUIRE(rw, LockMode::kWrite,
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kWrite, (Deadline{true, c, t}),
                       [rw, c, t] { return Real().rwlock_clockwrlock(rw, c, t); });
 }
 

@@ -7,9 +7,16 @@
 //   heap-inversion  the same with two mutexes on the heap
 //   deadlock        two threads each take one lock, then the other: hangs
 //                   for good (the test kills it)
+//   stall           a thread holds g_bank_a for 1 s, then g_table (an
+//                   rwlock) for 0.6 s, while another waits for them: in a
+//                   100 ms and a 400 ms timedlock, a lock, and a rdlock
+#include <errno.h>
 #include <pthread.h>
+#include <time.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -18,6 +25,7 @@
 
 std::mutex g_bank_a;
 std::mutex g_bank_b;
+pthread_rwlock_t g_table = PTHREAD_RWLOCK_INITIALIZER;
 
 namespace {
 
@@ -46,6 +54,70 @@ __attribute__((noinline)) void TransferBThenA(std::mutex* a, std::mutex* b, bool
   asm volatile("");
 }
 
+std::atomic<int> g_held{0};
+
+__attribute__((noinline)) void HoldAccount(int ms) {
+  pthread_setname_np(pthread_self(), "holder");
+  {
+    std::lock_guard<std::mutex> l(g_bank_a);
+    g_held = 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  }
+  asm volatile("");
+}
+
+__attribute__((noinline)) void HoldTable(int ms) {
+  pthread_setname_np(pthread_self(), "holder");
+  pthread_rwlock_wrlock(&g_table);
+  g_held = 2;
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  pthread_rwlock_unlock(&g_table);
+  asm volatile("");
+}
+
+int64_t MillisSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start)
+      .count();
+}
+
+// Waits for g_bank_a `ms` milliseconds in pthread_mutex_timedlock.
+void TimedWait(int ms) {
+  timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec += 1;
+    until.tv_nsec -= 1000000000L;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const int r = pthread_mutex_timedlock(g_bank_a.native_handle(), &until);
+  std::printf("timedlock %d ms: %s after %lld ms\n", ms, r == ETIMEDOUT ? "ETIMEDOUT" : "other",
+              static_cast<long long>(MillisSince(start)));
+  std::fflush(stdout);
+}
+
+__attribute__((noinline)) void WaitForBoth() {
+  pthread_setname_np(pthread_self(), "waiter");
+  std::thread holder(HoldAccount, 1000);
+  while (g_held != 1) std::this_thread::yield();
+  TimedWait(100);  // Ends before the watchdog's threshold.
+  TimedWait(400);  // Outlasts it, then times out.
+  auto start = std::chrono::steady_clock::now();
+  g_bank_a.lock();
+  g_bank_a.unlock();
+  std::printf("lock after %lld ms\n", static_cast<long long>(MillisSince(start)));
+  holder.join();
+  std::thread table_holder(HoldTable, 600);
+  while (g_held != 2) std::this_thread::yield();
+  start = std::chrono::steady_clock::now();
+  const int r = pthread_rwlock_rdlock(&g_table);
+  pthread_rwlock_unlock(&g_table);
+  std::printf("rdlock %d after %lld ms\n", r, static_cast<long long>(MillisSince(start)));
+  table_holder.join();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,6 +130,11 @@ int main(int argc, char** argv) {
     ab.join();  // Never returns.
     ba.join();
     return 1;
+  }
+  if (std::strcmp(mode, "stall") == 0) {
+    std::thread(WaitForBoth).join();
+    std::printf("done\n");
+    return 0;
   }
   std::unique_ptr<std::mutex> heap_a, heap_b;
   std::mutex* a = &g_bank_a;

@@ -1,0 +1,81 @@
+// The stall watchdog for an interposed lock's sleep.
+//
+// lockprof::Mutex's waiter sleeps on its own futex and wakes at the
+// watchdog's threshold (BlockedWait::Sleep); an interposed lock's waiter
+// sleeps inside glibc. While the watchdog is on (LOCKPROF_STALL_REPORT_MS),
+// a wait that could outlast the threshold sleeps first in the lock's timed
+// acquisition, with the threshold as its deadline; if that times out, the
+// stall is reported once and the caller's own call is made. The caller sees
+// what that call returns, as without the watchdog.
+//
+// The first sleep's deadline is on CLOCK_REALTIME, the one clock every
+// mutex kind's timed lock takes (a priority-inheritance mutex refuses
+// CLOCK_MONOTONIC on kernels without FUTEX_LOCK_PI2): a jump of the
+// system clock moves the report earlier or later, nothing else.
+#ifndef LOCKPROF_PRIMITIVES_INTERPOSE_WATCHED_BLOCK_H_
+#define LOCKPROF_PRIMITIVES_INTERPOSE_WATCHED_BLOCK_H_
+
+#include <errno.h>
+#include <time.h>
+
+#include <cstdint>
+
+#include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/event_tags.h"
+#include "lockprof/agent/record/lock_tracking.h"
+
+namespace lockprof::interpose {
+
+// The caller's deadline: none for pthread_mutex_lock and the like.
+struct Deadline {
+  bool timed = false;
+  clockid_t clock = CLOCK_REALTIME;
+  const timespec* abstime = nullptr;
+
+  // Nanoseconds until it passes: INT64_MAX if untimed, 0 if it passed or
+  // is one glibc refuses (its call must then return at once, as it would).
+  int64_t NanosLeft() const {
+    if (!timed) return INT64_MAX;
+    if (abstime == nullptr || abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return 0;
+    timespec now;
+    if (clock_gettime(clock, &now) != 0) return 0;
+    const int64_t left = (int64_t(abstime->tv_sec) - int64_t(now.tv_sec)) * 1000000000 +
+                         (abstime->tv_nsec - now.tv_nsec);
+    return left > 0 ? left : 0;
+  }
+};
+
+// The CLOCK_REALTIME time `ns` nanoseconds from now.
+inline timespec RealtimeAfter(int64_t ns) {
+  timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  const int64_t nsec = t.tv_nsec + ns % 1000000000;
+  t.tv_sec += ns / 1000000000 + nsec / 1000000000;
+  t.tv_nsec = nsec % 1000000000;
+  return t;
+}
+
+// Sleeps for `lock` (described by `tags`, waited for since `start`) in
+// `block()`, the caller's own call. While the stall watchdog is on and
+// `deadline` is later than its threshold, sleeps first in
+// `block_until(realtime_deadline)` until the threshold, and reports the
+// stall if that times out.
+template <typename Block, typename BlockUntil>
+int WatchedBlock(const void* lock, const agent::EventTags& tags, int64_t start,
+                 const Deadline& deadline, Block block, BlockUntil block_until) {
+  const int64_t threshold = agent::StallThresholdNanos();
+  if (__builtin_expect(threshold <= 0, 1)) return block();
+  const int64_t left = start + threshold - agent::MonotonicNanos();
+  if (left > 0) {
+    if (deadline.NanosLeft() <= left) return block();  // It ends first.
+    const timespec until = RealtimeAfter(left);
+    const int r = block_until(&until);
+    if (r != ETIMEDOUT) return r;
+  }
+  agent::ReportStall(lock, tags, start);
+  return block();
+}
+
+}  // namespace lockprof::interpose
+
+#endif  // LOCKPROF_PRIMITIVES_INTERPOSE_WATCHED_BLOCK_H_
