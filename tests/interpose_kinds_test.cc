@@ -158,6 +158,23 @@ TEST_F(InterposeKindsTest, ErrorCheckingMutexReturnCodes) {
   pthread_mutex_destroy(&m);
 }
 
+// A thread locks the robust mutex `m` and exits `hold_ms` later, holding
+// it, while this thread waits: this thread gets EOWNERDEAD, makes the mutex
+// consistent and unlocks it.
+void OwnerDiesWhileThisThreadWaits(pthread_mutex_t* m, int hold_ms) {
+  std::atomic<bool> locked{false};
+  std::thread owner([&] {
+    EXPECT_EQ(pthread_mutex_lock(m), 0);
+    locked = true;
+    SleepMs(hold_ms);
+  });
+  while (!locked) SleepMs(1);
+  EXPECT_EQ(pthread_mutex_lock(m), EOWNERDEAD);
+  owner.join();
+  EXPECT_EQ(pthread_mutex_consistent(m), 0);
+  EXPECT_EQ(pthread_mutex_unlock(m), 0);
+}
+
 TEST_F(InterposeKindsTest, RobustMutexOwnerDeathReturnsEownerdead) {
   pthread_mutex_t m;
   InitMutex(&m, PTHREAD_MUTEX_DEFAULT, PTHREAD_MUTEX_ROBUST);
@@ -167,17 +184,7 @@ TEST_F(InterposeKindsTest, RobustMutexOwnerDeathReturnsEownerdead) {
   EXPECT_EQ(pthread_mutex_consistent(&m), 0);
   EXPECT_EQ(pthread_mutex_unlock(&m), 0);
   // Contended: the owner dies while this thread waits.
-  std::atomic<bool> locked{false};
-  std::thread owner([&] {
-    EXPECT_EQ(pthread_mutex_lock(&m), 0);
-    locked = true;
-    SleepMs(30);
-  });
-  while (!locked) SleepMs(1);
-  EXPECT_EQ(pthread_mutex_lock(&m), EOWNERDEAD);
-  owner.join();
-  EXPECT_EQ(pthread_mutex_consistent(&m), 0);
-  EXPECT_EQ(pthread_mutex_unlock(&m), 0);
+  OwnerDiesWhileThisThreadWaits(&m, 30);
   EXPECT_EQ(pthread_mutex_lock(&m), 0);
   EXPECT_EQ(pthread_mutex_unlock(&m), 0);
   pthread_mutex_destroy(&m);
@@ -259,17 +266,7 @@ TEST_F(InterposeKindsTest, TheStallWatchdogKeepsEveryKindsReturnCodes) {
   pthread_mutex_destroy(&m);
   // Robust: the owner dies during the first, timed, sleep.
   InitMutex(&m, PTHREAD_MUTEX_DEFAULT, PTHREAD_MUTEX_ROBUST);
-  std::atomic<bool> locked{false};
-  std::thread owner([&] {
-    EXPECT_EQ(pthread_mutex_lock(&m), 0);
-    locked = true;
-    SleepMs(5);
-  });
-  while (!locked) SleepMs(1);
-  EXPECT_EQ(pthread_mutex_lock(&m), EOWNERDEAD);
-  owner.join();
-  EXPECT_EQ(pthread_mutex_consistent(&m), 0);
-  EXPECT_EQ(pthread_mutex_unlock(&m), 0);
+  OwnerDiesWhileThisThreadWaits(&m, 5);
   pthread_mutex_destroy(&m);
   // Priority inheritance: a wait past the threshold is reported and still
   // ends holding the lock.
