@@ -63,6 +63,11 @@ struct ThreadState {
   // This thread's record of the locks it holds and waits for
   // (lock_tracking.cc); nullptr until it first needs one.
   void* lock_record;
+  // Block events this thread has parked for its releases
+  // (primitives/internal/deferred_block.h): every slow release tests it, so
+  // that only one with events parked reaches their thread_local, which a
+  // library built -fPIC reaches through a __tls_get_addr call.
+  int32_t deferred_blocks;
 };
 
 // Trivial, so that it needs no initialisation: a thread_local that did

@@ -14,8 +14,10 @@ struct DeferredBlock {
   agent::StackTrace stack;
 };
 
-// Touched only on slow paths (after a sleep, at a slow unlock), so a plain
-// thread_local: no room taken from the initial-exec TLS of agent::tls_state.
+// Touched only on slow paths (after a sleep, at a slow unlock that has
+// events parked: agent::tls_state.deferred_blocks, its count, says which),
+// so a plain thread_local: no room taken from the initial-exec TLS of
+// agent::tls_state.
 struct DeferredBlocks {
   int count = 0;
   DeferredBlock events[kMaxDeferredBlocks];
@@ -32,6 +34,7 @@ void DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
     return;
   }
   DeferredBlock& e = d.events[d.count++];
+  agent::tls_state.deferred_blocks = d.count;
   e.lock = lock;
   e.wait_ns = wait_ns;
   e.tags = tags;
@@ -40,7 +43,7 @@ void DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
   std::copy_n(stack.pcs, stack.depth, e.stack.pcs);
 }
 
-void RecordDeferredBlocks(const void* lock) {
+void RecordParkedBlocks(const void* lock) {
   DeferredBlocks& d = t_deferred;
   for (int i = 0; i < d.count;) {
     if (d.events[i].lock != lock) {
@@ -51,6 +54,7 @@ void RecordDeferredBlocks(const void* lock) {
     // lock and unlock lockprof locks on this thread (and so get here).
     const DeferredBlock e = d.events[i];
     d.events[i] = d.events[--d.count];
+    agent::tls_state.deferred_blocks = d.count;
     agent::RecordBlock(e.wait_ns, e.tags, e.stack);
   }
 }

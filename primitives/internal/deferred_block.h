@@ -23,6 +23,7 @@
 #include "lockprof/agent/record/event_tags.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/agent/record/stack_trace.h"
+#include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof::internal {
 
@@ -34,9 +35,15 @@ inline constexpr int kMaxDeferredBlocks = 4;
 void DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
                 const agent::StackTrace& stack);
 
+// RecordDeferredBlocks' case where this thread has events parked.
+void RecordParkedBlocks(const void* lock);
+
 // Records the events this thread parked for `lock`. Called by the lock's
-// slow unlock path after the release; cheap when none are parked.
-void RecordDeferredBlocks(const void* lock);
+// slow unlock path after the release; one thread-local test when none are
+// parked.
+inline void RecordDeferredBlocks(const void* lock) {
+  if (__builtin_expect(agent::tls_state.deferred_blocks != 0, 0)) RecordParkedBlocks(lock);
+}
 
 // The tail of every slow unlock, once `lock` is released: the contention its
 // section caused (`charged_ns`, 0 for none), its sampled hold (`hold_ns`, < 0
