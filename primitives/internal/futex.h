@@ -30,6 +30,16 @@ inline void FutexWake(std::atomic<uint32_t>* word, int count) {
           0);
 }
 
+// The time on `clock` `ns` (>= 0) nanoseconds from now: an absolute deadline.
+inline timespec ClockTimeAfter(clockid_t clock, int64_t ns) {
+  timespec t;
+  clock_gettime(clock, &t);
+  const int64_t nsec = t.tv_nsec + ns % 1000000000;
+  t.tv_sec += time_t(ns / 1000000000 + nsec / 1000000000);
+  t.tv_nsec = long(nsec % 1000000000);
+  return t;
+}
+
 // As FutexWait, but the sleeper is woken only by a FutexWakeBitset whose
 // `bits` share a bit with its own: two kinds of sleepers share one word and
 // are woken separately (FUTEX_BITSET_MATCH_ANY: by any wake). With
@@ -40,10 +50,7 @@ inline void FutexWaitBitset(std::atomic<uint32_t>* word, uint32_t expected, uint
   const timespec* until = nullptr;
   if (timeout_ns > 0) {
     // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    const int64_t ns = deadline.tv_nsec + timeout_ns % 1000000000;
-    deadline.tv_sec += time_t(timeout_ns / 1000000000 + ns / 1000000000);
-    deadline.tv_nsec = long(ns % 1000000000);
+    deadline = ClockTimeAfter(CLOCK_MONOTONIC, timeout_ns);
     until = &deadline;
   }
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_BITSET_PRIVATE, expected, until,

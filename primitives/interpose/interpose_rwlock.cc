@@ -57,13 +57,6 @@ ABSL_ATTRIBUTE_NOINLINE int RwUnlockSlow(pthread_rwlock_t* rw, const void* frame
   return r;
 }
 
-// What glibc checks before it looks at the lock (it returns EINVAL for
-// these even when the lock is free, so the interposer must not try first).
-bool ValidDeadline(clockid_t clock, const timespec* abstime) {
-  return (clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC) && abstime != nullptr &&
-         abstime->tv_nsec >= 0 && abstime->tv_nsec < 1000000000;
-}
-
 }  // namespace
 }  // namespace lockprof::interpose
 

@@ -23,8 +23,17 @@
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/event_tags.h"
 #include "lockprof/agent/record/lock_tracking.h"
+#include "lockprof/primitives/internal/futex.h"
 
 namespace lockprof::interpose {
+
+// What glibc checks of a timed acquisition's deadline before it looks at
+// the lock (it returns EINVAL for these even when the lock is free, so the
+// interposer must not try first).
+inline bool ValidDeadline(clockid_t clock, const timespec* abstime) {
+  return (clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC) && abstime != nullptr &&
+         abstime->tv_nsec >= 0 && abstime->tv_nsec < 1000000000;
+}
 
 // The caller's deadline: none for pthread_mutex_lock and the like.
 struct Deadline {
@@ -36,7 +45,7 @@ struct Deadline {
   // is one glibc refuses (its call must then return at once, as it would).
   int64_t NanosLeft() const {
     if (!timed) return INT64_MAX;
-    if (abstime == nullptr || abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return 0;
+    if (!ValidDeadline(clock, abstime)) return 0;
     timespec now;
     if (clock_gettime(clock, &now) != 0) return 0;
     const int64_t left = (int64_t(abstime->tv_sec) - int64_t(now.tv_sec)) * 1000000000 +
@@ -44,16 +53,6 @@ struct Deadline {
     return left > 0 ? left : 0;
   }
 };
-
-// The CLOCK_REALTIME time `ns` nanoseconds from now.
-inline timespec RealtimeAfter(int64_t ns) {
-  timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  const int64_t nsec = t.tv_nsec + ns % 1000000000;
-  t.tv_sec += ns / 1000000000 + nsec / 1000000000;
-  t.tv_nsec = nsec % 1000000000;
-  return t;
-}
 
 // Sleeps for `lock` (described by `tags`, waited for since `start`) in
 // `block()`, the caller's own call. While the stall watchdog is on and
@@ -68,7 +67,7 @@ int WatchedBlock(const void* lock, const agent::EventTags& tags, int64_t start,
   const int64_t left = start + threshold - agent::MonotonicNanos();
   if (left > 0) {
     if (deadline.NanosLeft() <= left) return block();  // It ends first.
-    const timespec until = RealtimeAfter(left);
+    const timespec until = internal::ClockTimeAfter(CLOCK_REALTIME, left);
     const int r = block_until(&until);
     if (r != ETIMEDOUT) return r;
   }
