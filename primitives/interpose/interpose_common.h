@@ -36,9 +36,19 @@
 
 // The pthread functions the interposer defines: exported (the preload
 // library's version script keeps them, and only them, global) and never
-// inlined, so that __builtin_frame_address(0) in them is the frame whose
+// inlined, so that __builtin_frame_address(0) in them (or in the slow half
+// they tail-call, which takes their frame's place) is the frame whose
 // caller every profile charges.
 #define LOCKPROF_INTERPOSE_ENTRY extern "C" __attribute__((visibility("default"), noinline))
+
+// An entry point whose slow halves it tail-calls (interpose_mutex.cc says
+// why): its fast path then needs no frame of its own. GCC only; clang
+// ignores the attribute, and its entry points keep their frame.
+#if defined(__GNUC__) && !defined(__clang__)
+#define LOCKPROF_INTERPOSE_FRAMELESS __attribute__((optimize("omit-frame-pointer")))
+#else
+#define LOCKPROF_INTERPOSE_FRAMELESS
+#endif
 
 namespace lockprof::interpose {
 

@@ -1,9 +1,9 @@
 // pthread_mutex_lock, _trylock, _timedlock, _clocklock and _unlock, profiled.
 //
-// Fast paths: lock = the real trylock plus the hold sampler's countdown;
-// unlock = one test (does this thread hold a lock needing the slow release,
-// or does glibc's lock word say that threads may wait?) and the real
-// unlock. Everything else is in interpose_common.h.
+// Fast paths: lock = the real trylock plus the hold sampler's countdown, in
+// an entry point without a frame of its own; unlock = glibc's lock word
+// (locked once, nobody waiting?) and a thread-local count (no held entry to
+// end?), then the real unlock. Everything else is in interpose_common.h.
 #include <pthread.h>
 #include <time.h>
 
@@ -18,17 +18,34 @@ namespace {
 constexpr agent::LockMode kMutexModes[internal::WaiterTable::kClasses] = {agent::LockMode::kNone,
                                                                           agent::LockMode::kNone};
 
-ABSL_ATTRIBUTE_NOINLINE void SampleMutexHold(pthread_mutex_t* m, const void* frame,
-                                             const void* caller, bool tried = false) {
+// The slow halves below are tail-called by the entry points, so their frame
+// takes the entry point's place: __builtin_frame_address(0) and
+// __builtin_return_address(0) in them are the frame and return address
+// every profile charges (the program's call site), and the entry points'
+// fast paths need no frame of their own. The empty asm after each inner
+// call keeps that call from being a tail call in turn.
+
+// An acquisition the hold sampler's countdown picked (or that lock tracking
+// sends here); `r`: what the acquisition returned (0 or EOWNERDEAD), which
+// this returns.
+ABSL_ATTRIBUTE_NOINLINE int SampledAcquisition(pthread_mutex_t* m, int r, bool tried) {
   // A recursive re-acquisition is inside the hold already timed (or not).
-  if (!InnerRecursiveHold(m)) SampleHold(m, agent::LockMode::kNone, frame, caller, tried);
+  if (agent::HoldSampleDue() && !InnerRecursiveHold(m)) {
+    SampleHold(m, agent::LockMode::kNone, __builtin_frame_address(0), __builtin_return_address(0),
+               tried);
+  }
+  asm volatile("");
+  return r;
 }
 
-// After the first try returned `first` (nonzero).
+// After the first try returned `first` (nonzero): `block()` is the real
+// blocking call, `block_until(realtime)` the real timed one, `deadline` the
+// call's (watched_block.h). Inlined into each of the noinline contended
+// entries below, whose frame it charges.
 template <typename Block>
-ABSL_ATTRIBUTE_NOINLINE int MutexLockSlow(pthread_mutex_t* m, int first, const void* frame,
-                                          const void* caller, const Deadline& deadline,
-                                          Block block) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline int MutexLockSlow(pthread_mutex_t* m, int first,
+                                                      const void* frame, const void* caller,
+                                                      const Deadline& deadline, Block block) {
   int r = first;
   if (r == EBUSY) {
     r = ContendedAcquire(
@@ -36,84 +53,99 @@ ABSL_ATTRIBUTE_NOINLINE int MutexLockSlow(pthread_mutex_t* m, int first, const v
         [m] { return __pthread_mutex_trylock(m); }, block,
         [m](const timespec* until) { return Real().mutex_timedlock(m, until); });
   }
-  if ((r == 0 || r == EOWNERDEAD) && agent::ShouldSampleHold()) SampleMutexHold(m, frame, caller);
+  if ((r == 0 || r == EOWNERDEAD) && agent::ShouldSampleHold() && !InnerRecursiveHold(m)) {
+    SampleHold(m, agent::LockMode::kNone, frame, caller);
+  }
   return r;
 }
 
-ABSL_ATTRIBUTE_NOINLINE int MutexUnlockSlow(pthread_mutex_t* m, const void* frame,
-                                            const void* caller) {
+ABSL_ATTRIBUTE_NOINLINE int MutexLockContended(pthread_mutex_t* m, int first) {
+  const int r = MutexLockSlow(m, first, __builtin_frame_address(0), __builtin_return_address(0),
+                              Deadline{}, [m] { return __pthread_mutex_lock(m); });
+  asm volatile("");
+  return r;
+}
+
+// pthread_mutex_timedlock (clock CLOCK_REALTIME) and pthread_mutex_clocklock.
+ABSL_ATTRIBUTE_NOINLINE int MutexTimedLockContended(pthread_mutex_t* m, int first, clockid_t clock,
+                                                    const timespec* abstime, bool clocklock) {
+  const int r = MutexLockSlow(m, first, __builtin_frame_address(0), __builtin_return_address(0),
+                              Deadline{true, clock, abstime}, [m, clock, abstime, clocklock] {
+                                return clocklock ? Real().mutex_clocklock(m, clock, abstime)
+                                                 : Real().mutex_timedlock(m, abstime);
+                              });
+  asm volatile("");
+  return r;
+}
+
+ABSL_ATTRIBUTE_NOINLINE int MutexUnlockSlow(pthread_mutex_t* m) {
   // Not the end of the critical section: a recursive mutex locked again.
   if (InnerRecursiveHold(m)) return __pthread_mutex_unlock(m);
   ReleaseCharge charge;
   BeforeRelease(m, MutexMayHaveWaiters(m), &charge);
   const int r = __pthread_mutex_unlock(m);
-  if (r == 0) AfterRelease(m, charge, kMutexModes, frame, caller);
+  if (r == 0) {
+    AfterRelease(m, charge, kMutexModes, __builtin_frame_address(0), __builtin_return_address(0));
+  }
+  asm volatile("");
   return r;
 }
 
 }  // namespace
 }  // namespace lockprof::interpose
 
-using lockprof::interpose::Deadline;
-using lockprof::interpose::MutexLockSlow;
-
 // The acquisition of every lock entry point: the real trylock first, the
-// slow path only when it fails. `deadline`: the call's (watched_block.h).
-#define LOCKPROF_MUTEX_ACQUIRE(m, deadline, ...)                                                 \
-  do {                                                                                           \
-    int r = __pthread_mutex_trylock(m);                                                          \
-    if (__builtin_expect(r != 0, 0)) {                                                           \
-      r = MutexLockSlow(m, r, __builtin_frame_address(0), __builtin_return_address(0), deadline, \
-                        __VA_ARGS__);                                                            \
-      asm volatile(""); /* no tail call: this frame is the one charged */                        \
-      return r;                                                                                  \
-    }                                                                                            \
-    if (__builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {                              \
-      lockprof::interpose::SampleMutexHold(m, __builtin_frame_address(0),                        \
-                                           __builtin_return_address(0));                         \
-    }                                                                                            \
-    return 0;                                                                                    \
+// slow half (`contended`, tail-called) only when it fails.
+#define LOCKPROF_MUTEX_ACQUIRE(m, contended)                                 \
+  do {                                                                       \
+    const int r = __pthread_mutex_trylock(m);                                \
+    if (__builtin_expect(r != 0, 0)) return contended;                       \
+    if (__builtin_expect(lockprof::agent::HoldCountdownExpired(), 0)) {      \
+      return lockprof::interpose::SampledAcquisition(m, 0, /*tried=*/false); \
+    }                                                                        \
+    return r;                                                                \
   } while (0)
 
-LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_lock(pthread_mutex_t* m) {
-  LOCKPROF_MUTEX_ACQUIRE(m, Deadline{}, [m] { return __pthread_mutex_lock(m); });
+LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_lock(pthread_mutex_t* m) {
+  LOCKPROF_MUTEX_ACQUIRE(m, lockprof::interpose::MutexLockContended(m, r));
 }
 
-LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) {
-  LOCKPROF_MUTEX_ACQUIRE(m, (Deadline{true, CLOCK_REALTIME, abstime}), [m, abstime] {
-    return lockprof::interpose::Real().mutex_timedlock(m, abstime);
-  });
+LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_timedlock(
+    pthread_mutex_t* m, const timespec* abstime) {
+  LOCKPROF_MUTEX_ACQUIRE(m, lockprof::interpose::MutexTimedLockContended(
+                                m, r, CLOCK_REALTIME, abstime, /*clocklock=*/false));
 }
 
-LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock,
-                                                     const timespec* abstime) {
+LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_clocklock(
+    pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
   // glibc refuses other clocks before it looks at the lock.
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) {
     return lockprof::interpose::Real().mutex_clocklock(m, clock, abstime);
   }
-  LOCKPROF_MUTEX_ACQUIRE(m, (Deadline{true, clock, abstime}), [m, clock, abstime] {
-    return lockprof::interpose::Real().mutex_clocklock(m, clock, abstime);
-  });
+  LOCKPROF_MUTEX_ACQUIRE(m, lockprof::interpose::MutexTimedLockContended(m, r, clock, abstime,
+                                                                         /*clocklock=*/true));
 }
 
-LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_trylock(pthread_mutex_t* m) {
+LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_trylock(
+    pthread_mutex_t* m) {
   const int r = __pthread_mutex_trylock(m);
   if (__builtin_expect(r == 0 || r == EOWNERDEAD, 1) &&
-      __builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {
-    lockprof::interpose::SampleMutexHold(m, __builtin_frame_address(0), __builtin_return_address(0),
-                                         /*tried=*/true);
+      __builtin_expect(lockprof::agent::HoldCountdownExpired(), 0)) {
+    return lockprof::interpose::SampledAcquisition(m, r, /*tried=*/true);
   }
   return r;
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_unlock(pthread_mutex_t* m) {
-  if (__builtin_expect(
-          (lockprof::interpose::t_held.count != 0) | lockprof::interpose::MutexMayHaveWaiters(m),
-          0)) {
-    const int r = lockprof::interpose::MutexUnlockSlow(m, __builtin_frame_address(0),
-                                                       __builtin_return_address(0));
-    asm volatile("");
-    return r;
+  using lockprof::interpose::t_held;
+  // The common case first: a mutex held once, nobody waiting, and no held
+  // entry of this thread's to end. Robust and PI mutexes (whose word holds
+  // their owner's id) take the second test.
+  if (__builtin_expect(lockprof::interpose::MutexWord(m) == 1 && t_held.count == 0, 1)) {
+    return __pthread_mutex_unlock(m);
+  }
+  if (t_held.count != 0 || lockprof::interpose::MutexMayHaveWaiters(m)) {
+    return lockprof::interpose::MutexUnlockSlow(m);
   }
   return __pthread_mutex_unlock(m);
 }

@@ -7,6 +7,12 @@
 
 namespace lockprof::interpose {
 
+// glibc's lock word of `m`: 0 unlocked, 1 locked, 2 locked and maybe
+// waited for, for the kinds that keep no owner in it (below).
+inline unsigned MutexWord(const pthread_mutex_t* m) {
+  return __atomic_load_n(reinterpret_cast<const unsigned*>(&m->__data.__lock), __ATOMIC_RELAXED);
+}
+
 // True if threads may be blocked on `m` (a release must settle its waiters).
 // glibc's lock word is 2 for a locked normal, recursive, error-checking or
 // adaptive mutex that threads may wait for, and has FUTEX_WAITERS (bit 31)
@@ -17,8 +23,7 @@ namespace lockprof::interpose {
 // holds the ceiling) never report waiters: their contention is in the block
 // profile only.
 inline bool MutexMayHaveWaiters(const pthread_mutex_t* m) {
-  const unsigned w =
-      __atomic_load_n(reinterpret_cast<const unsigned*>(&m->__data.__lock), __ATOMIC_RELAXED);
+  const unsigned w = MutexWord(m);
   return (w == 2) | (w >> 31);
 }
 
