@@ -108,6 +108,9 @@ TEST_F(InterposeTest, UnmodifiedProgramWithoutFramePointersGroundTruth) {
       SumValues(ParseProfile(lockprof::testing::ReadFile(hold_file)), 1, "HolderSection");
   EXPECT_GE(held, 8 * 30'000'000LL);
   EXPECT_LE(held, 8 * 60'000'000LL);
+  // Charged to the releasing function, not to the interposer's unlock.
+  const std::string hold_top = GoPprof("-top -sample_index=hold " + hold_file);
+  EXPECT_NE(TopFunction(hold_top).find("HolderSection"), std::string::npos) << hold_top;
   std::remove(hold_file.c_str());
   // /metrics counts the same lock.
   EXPECT_NE(HttpGet(port, "/metrics").find("lockprof_lock_contentions_total{lock=\"g_truth_mu\"}"),
