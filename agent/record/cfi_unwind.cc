@@ -4,7 +4,9 @@
 
 #include <cstdint>
 
+#include "lockprof/agent/record/frame_rules.h"
 #include "lockprof/agent/record/record.h"
+#include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof::agent {
 
@@ -31,9 +33,52 @@ _Unwind_Reason_Code OnFrame(_Unwind_Context* ctx, void* arg) {
   return w->out->depth == kMaxStackDepth ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
+// Loads the word at `addr` if it lies in [lo, hi) of this thread's stack.
+bool LoadStackWord(uintptr_t addr, uintptr_t lo, uintptr_t hi, uintptr_t* v) {
+  if (addr < lo || addr > hi - sizeof(uintptr_t) || addr % sizeof(uintptr_t) != 0) return false;
+  *v = *reinterpret_cast<const uintptr_t*>(addr);
+  return true;
+}
+
 }  // namespace
 
-void CaptureStackCfi(const void* entry_frame, StackTrace* out) {
+// Reads other frames' saved words, as libgcc does: not instrumented.
+__attribute__((no_sanitize("address"))) bool CaptureStackCfiCached(const void* entry_frame,
+                                                                   StackTrace* out) {
+  RecorderScope scope;  // _Unwind_Find_FDE: as below.
+  const uintptr_t hi = tls_state.stack_hi;
+  if (hi == 0) return false;
+  // The caller of the entry function (a frame-pointer frame: {saved rbp,
+  // return address}) at its return address: rsp just above that record.
+  const auto* record = static_cast<const uintptr_t*>(entry_frame);
+  uintptr_t pc = record[1];
+  uintptr_t rsp = reinterpret_cast<uintptr_t>(entry_frame) + 2 * sizeof(uintptr_t);
+  uintptr_t rbp = record[0];
+  StackTrace st;
+  // As OnFrame with libgcc: every frame up to and including the one whose
+  // rule ends the stack, none with a zero return address.
+  while (st.depth < kMaxStackDepth && pc != 0) {
+    st.pcs[st.depth++] = pc;
+    const FrameRule rule = FindFrameRule(pc);
+    if (rule.kind == FrameRule::kEnd || rule.kind == FrameRule::kNoTable) break;
+    if (rule.kind != FrameRule::kUnwind) return false;
+    const uintptr_t cfa = (rule.cfa_from_rbp ? rbp : rsp) + int64_t(rule.cfa_offset);
+    // Each frame's CFA is above the last, within the stack; anything else is
+    // left to libgcc.
+    if (cfa <= rsp || cfa > hi) return false;
+    uintptr_t ra;
+    if (!LoadStackWord(cfa + int64_t(rule.ra_offset), rsp, hi, &ra)) return false;
+    if (rule.rbp_saved && !LoadStackWord(cfa + int64_t(rule.rbp_offset), rsp, hi, &rbp)) {
+      return false;
+    }
+    rsp = cfa;
+    pc = ra;
+  }
+  *out = st;
+  return true;
+}
+
+void CaptureStackLibgcc(const void* entry_frame, StackTrace* out) {
   // The unwinder may take libgcc's own lock (objects registered by hand):
   // that lock must not be profiled.
   RecorderScope scope;
@@ -43,6 +88,15 @@ void CaptureStackCfi(const void* entry_frame, StackTrace* out) {
   _Unwind_Backtrace(OnFrame, &w);
   if (cfi.depth == 0) return;
   *out = cfi;
+}
+
+void CaptureStackCfi(const void* entry_frame, StackTrace* out) {
+  StackTrace cached;
+  if (CaptureStackCfiCached(entry_frame, &cached)) {
+    if (cached.depth > 0) *out = cached;
+    return;
+  }
+  CaptureStackLibgcc(entry_frame, out);
 }
 
 }  // namespace lockprof::agent

@@ -5,22 +5,27 @@
 // default at -O2) break the chain after the first frame. Where such code is
 // expected - the pthread interposer, which profiles unmodified programs,
 // turns it on - CaptureStack falls back to this unwinder when its walk did
-// not end cleanly at the root (a zero frame pointer): libgcc's
-// _Unwind_Backtrace, which reads the call-frame information every object
-// carries for exceptions.
+// not end cleanly at the root (a zero frame pointer). It reads the
+// call-frame information every object carries for exceptions, two ways:
 //
-// Why libgcc's and not libunwind: it is already loaded into every C++
-// process (no new dependency), and with glibc >= 2.35 it finds a pc's unwind
-// table through _dl_find_object, without a lock; it is at least as fast per
-// frame as libunwind's unw_backtrace on this glibc (BENCHMARKS.md has the
-// per-event cost). It reads the caller's stack only, never allocates once
-// warm, but it is not async-signal-safe: never call it from a signal
-// handler.
+// - The cached rules of frame_rules.h: per return address, where the CFA,
+//   the return address and rbp are, decoded once from .eh_frame and kept in
+//   a table shared by all threads. A warm frame costs a _dl_find_object and
+//   two loads (about 10 ns).
+// - libgcc's _Unwind_Backtrace, for a stack with a frame those rules cannot
+//   describe (a CFA expression, a signal frame, a frame outside the
+//   thread's stack bounds): it finds, decodes and runs every frame's
+//   programs each time, a microsecond or more per stack.
 //
-// Cost: about a microsecond or more per event, against tens of nanoseconds
-// for the frame-pointer walk, so it runs only where CaptureStack runs: on
-// recorded events (sampled contention, sampled holds, waits about to sleep),
-// never on a fast path.
+// Why libgcc and not libunwind: it is already loaded into every C++ process
+// (no new dependency), and with glibc >= 2.35 it finds a pc's unwind table
+// through _dl_find_object, without a lock. Both ways read the caller's
+// stack only and never allocate, but neither is async-signal-safe: never
+// call them from a signal handler.
+//
+// Even cached, it costs more than the frame-pointer walk, so it runs only
+// where CaptureStack runs: on recorded events (sampled contention, sampled
+// holds, waits about to sleep), never on a fast path.
 #ifndef LOCKPROF_AGENT_RECORD_CFI_UNWIND_H_
 #define LOCKPROF_AGENT_RECORD_CFI_UNWIND_H_
 
@@ -50,7 +55,15 @@ inline UnwindMode CurrentUnwindMode() {
 // function whose frame (its __builtin_frame_address(0), a frame-pointer
 // frame) is `entry_frame`, as CaptureStack defines it. Leaves `out`
 // unchanged if the unwinder finds no frame above `entry_frame`.
+// First with the cached rules of frame_rules.h (tens of nanoseconds a frame
+// once warm); where a frame has none, with libgcc's _Unwind_Backtrace.
 void CaptureStackCfi(const void* entry_frame, StackTrace* out);
+
+// The two ways apart, for tests and benchmarks. CaptureStackCfiCached
+// returns false, leaving `out` alone, where a frame needs libgcc; it reads
+// this thread's stack bounds, which CaptureStack loads.
+bool CaptureStackCfiCached(const void* entry_frame, StackTrace* out);
+void CaptureStackLibgcc(const void* entry_frame, StackTrace* out);
 
 }  // namespace lockprof::agent
 
