@@ -42,8 +42,8 @@
 #define LOCKPROF_INTERPOSE_ENTRY extern "C" __attribute__((visibility("default"), noinline))
 
 // An entry point whose slow halves it tail-calls (interpose_mutex.cc says
-// why): its fast path then needs no frame of its own. GCC only; clang
-// ignores the attribute, and its entry points keep their frame.
+// why): its fast path then needs no frame of its own. GCC only: clang has
+// no such attribute, and there the entry points keep their frame.
 #if defined(__GNUC__) && !defined(__clang__)
 #define LOCKPROF_INTERPOSE_FRAMELESS __attribute__((optimize("omit-frame-pointer")))
 #else

@@ -25,14 +25,20 @@ constexpr agent::LockMode kMutexModes[internal::WaiterTable::kClasses] = {agent:
 // fast paths need no frame of their own. The empty asm after each inner
 // call keeps that call from being a tail call in turn.
 
-// An acquisition the hold sampler's countdown picked (or that lock tracking
-// sends here); `r`: what the acquisition returned (0 or EOWNERDEAD), which
-// this returns.
-ABSL_ATTRIBUTE_NOINLINE int SampledAcquisition(pthread_mutex_t* m, int r, bool tried) {
+// An acquisition the hold sampler picked: `frame` and `caller` are the
+// charged frame's.
+inline void SampleMutexHold(pthread_mutex_t* m, const void* frame, const void* caller,
+                            bool tried = false) {
   // A recursive re-acquisition is inside the hold already timed (or not).
-  if (agent::HoldSampleDue() && !InnerRecursiveHold(m)) {
-    SampleHold(m, agent::LockMode::kNone, __builtin_frame_address(0), __builtin_return_address(0),
-               tried);
+  if (!InnerRecursiveHold(m)) SampleHold(m, agent::LockMode::kNone, frame, caller, tried);
+}
+
+// An acquisition whose hold countdown expired (or that lock tracking sends
+// here); `r`: what the acquisition returned (0 or EOWNERDEAD), which this
+// returns.
+ABSL_ATTRIBUTE_NOINLINE int SampledAcquisition(pthread_mutex_t* m, int r, bool tried) {
+  if (agent::HoldSampleDue()) {
+    SampleMutexHold(m, __builtin_frame_address(0), __builtin_return_address(0), tried);
   }
   asm volatile("");
   return r;
@@ -53,9 +59,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline int MutexLockSlow(pthread_mutex_t* m, int fi
         [m] { return __pthread_mutex_trylock(m); }, block,
         [m](const timespec* until) { return Real().mutex_timedlock(m, until); });
   }
-  if ((r == 0 || r == EOWNERDEAD) && agent::ShouldSampleHold() && !InnerRecursiveHold(m)) {
-    SampleHold(m, agent::LockMode::kNone, frame, caller);
-  }
+  if ((r == 0 || r == EOWNERDEAD) && agent::ShouldSampleHold()) SampleMutexHold(m, frame, caller);
   return r;
 }
 
