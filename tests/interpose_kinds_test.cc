@@ -27,8 +27,8 @@ using lockprof::testing::NowNanos;
 using lockprof::testing::ProfileDelta;
 using lockprof::testing::ScopedRates;
 
-// Linked with lockprof::interpose; not built in the sanitizer builds,
-// whose interceptors come first (tests/CMakeLists.txt).
+// Linked with lockprof::interpose; built in the AddressSanitizer build too,
+// not in the ThreadSanitizer one (tests/CMakeLists.txt).
 class InterposeKindsTest : public ::testing::Test {
  protected:
   ScopedRates rates_{1, 1, 0};

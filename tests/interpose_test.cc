@@ -2,7 +2,8 @@
 // with real clients (curl, go tool pprof) through the admin endpoint or the
 // Pyroscope uploader:
 //  * a std::mutex ground truth built without frame pointers at -O2: the
-//    holder first in `go tool pprof -top`, delays within 5% at rate 1;
+//    holder first in `go tool pprof -top`, delays within 5% at rate 1; the
+//    same program built with AddressSanitizer;
 //  * a shared SQLite connection: SQLite's own recursive mutex, contention
 //    at sqlite3_* frames;
 //  * xz -T4, a multi-threaded Debian tool: correct output, a non-empty
@@ -50,9 +51,11 @@ int64_t Field(const std::string& line, const std::string& key) {
   return at == std::string::npos ? -1 : std::atoll(line.c_str() + at + key.size() + 1);
 }
 
-// The environment of a program run under the preload library.
-std::vector<std::string> PreloadEnv(int port, std::vector<std::string> more = {}) {
-  more.push_back(std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH);
+// The environment of a program run under the preload library (after
+// `first`, where a program needs another library preloaded before it).
+std::vector<std::string> PreloadEnv(int port, std::vector<std::string> more = {},
+                                    const std::string& first = "") {
+  more.push_back("LD_PRELOAD=" + (first.empty() ? "" : first + " ") + LOCKPROF_PRELOAD_PATH);
   if (port > 0) more.push_back("LOCKPROF_ADMIN_ADDR=127.0.0.1:" + std::to_string(port));
   return more;
 }
@@ -65,15 +68,12 @@ std::string SaveProfile(int port, const std::string& name) {
   return lockprof::testing::WriteTempFile(body, ".pb.gz");
 }
 
-// Not built in the sanitizer builds, whose interceptors come first
-// (tests/CMakeLists.txt).
-class InterposeTest : public ::testing::Test {};
-
-TEST_F(InterposeTest, UnmodifiedProgramWithoutFramePointersGroundTruth) {
-  const int port = FreePort();
-  Child child({LOCKPROF_HOLDER_PATH},
-              PreloadEnv(port, {"LOCKPROF_MUTEX_FRACTION=1", "LOCKPROF_BLOCK_RATE=1",
-                                "LOCKPROF_HOLD_RATE=1"}));
+// The holder program's profiles (behind `port`) against the truth it
+// printed: the holder first in the mutex profile, the waiter in the block
+// profile, both delays within 5%. Their files are left in `mutex_file` and
+// `block_file`.
+void ExpectHolderGroundTruth(Child& child, int port, std::string* mutex_file,
+                             std::string* block_file) {
   const std::string truth = child.WaitForLine("truth", 60);
   ASSERT_FALSE(truth.empty());
   ASSERT_FALSE(child.WaitForLine("ready", 60).empty());
@@ -81,21 +81,35 @@ TEST_F(InterposeTest, UnmodifiedProgramWithoutFramePointersGroundTruth) {
   const int64_t block_truth = Field(truth, "block_truth_ns");
   ASSERT_GT(mutex_truth, 8 * 3 * 30'000'000LL * 9 / 10);
 
-  const std::string mutex_file = SaveProfile(port, "mutex");
-  const std::string block_file = SaveProfile(port, "block");
-  const std::string mutex_top = GoPprof("-top -sample_index=delay " + mutex_file);
-  const std::string block_top = GoPprof("-top -sample_index=delay " + block_file);
+  *mutex_file = SaveProfile(port, "mutex");
+  *block_file = SaveProfile(port, "block");
+  const std::string mutex_top = GoPprof("-top -sample_index=delay " + *mutex_file);
+  const std::string block_top = GoPprof("-top -sample_index=delay " + *block_file);
   EXPECT_NE(TopFunction(mutex_top).find("HolderSection"), std::string::npos) << mutex_top;
   EXPECT_NE(TopFunction(block_top).find("WaiterLock"), std::string::npos) << block_top;
 
-  const auto mutex = ParseProfile(lockprof::testing::ReadFile(mutex_file));
-  const auto block = ParseProfile(lockprof::testing::ReadFile(block_file));
+  const auto mutex = ParseProfile(lockprof::testing::ReadFile(*mutex_file));
+  const auto block = ParseProfile(lockprof::testing::ReadFile(*block_file));
   const int64_t mutex_got = SumValues(mutex, 1, "HolderSection");
   const int64_t block_got = SumValues(block, 1, "WaiterLock");
   std::printf("mutex: got %.1f ms, truth %.1f ms; block: got %.1f ms, truth %.1f ms\n",
               mutex_got / 1e6, mutex_truth / 1e6, block_got / 1e6, block_truth / 1e6);
   EXPECT_NEAR(double(mutex_got), double(mutex_truth), 0.05 * double(mutex_truth));
   EXPECT_NEAR(double(block_got), double(block_truth), 0.05 * double(block_truth));
+}
+
+// Not built in the sanitizer builds, whose runtime the Debian programs
+// below lack (tests/CMakeLists.txt).
+class InterposeTest : public ::testing::Test {};
+
+TEST_F(InterposeTest, UnmodifiedProgramWithoutFramePointersGroundTruth) {
+  const int port = FreePort();
+  Child child({LOCKPROF_HOLDER_PATH},
+              PreloadEnv(port, {"LOCKPROF_MUTEX_FRACTION=1", "LOCKPROF_BLOCK_RATE=1",
+                                "LOCKPROF_HOLD_RATE=1"}));
+  std::string mutex_file, block_file;
+  ExpectHolderGroundTruth(child, port, &mutex_file, &block_file);
+  const auto mutex = ParseProfile(lockprof::testing::ReadFile(mutex_file));
   // Below the interposer's frame the CFI fallback reached the thread's
   // start: the lambda that called WaiterLock.
   EXPECT_NE(GoPprof("-traces " + block_file).find("start_thread"), std::string::npos);
@@ -117,6 +131,25 @@ TEST_F(InterposeTest, UnmodifiedProgramWithoutFramePointersGroundTruth) {
             std::string::npos);
   std::remove(mutex_file.c_str());
   std::remove(block_file.c_str());
+}
+
+// The holder built with AddressSanitizer, its runtime preloaded first (as
+// ASan requires). That runtime defines glibc's __pthread_mutex_lock and
+// _unlock aliases, through which the interposer reaches glibc, with no real
+// function behind them: the interposer must notice and call glibc's own.
+TEST_F(InterposeTest, AddressSanitizerProgramGroundTruth) {
+#if !defined(LOCKPROF_HOLDER_ASAN_PATH)
+  GTEST_SKIP() << "needs GCC's AddressSanitizer (the holder is built with it)";
+#else
+  const int port = FreePort();
+  Child child({LOCKPROF_HOLDER_ASAN_PATH},
+              PreloadEnv(port, {"LOCKPROF_MUTEX_FRACTION=1", "LOCKPROF_BLOCK_RATE=1"},
+                         LOCKPROF_LIBASAN_PATH));
+  std::string mutex_file, block_file;
+  ExpectHolderGroundTruth(child, port, &mutex_file, &block_file);
+  std::remove(mutex_file.c_str());
+  std::remove(block_file.c_str());
+#endif
 }
 
 TEST_F(InterposeTest, SqliteConnectionMutexContentionAtSqliteFrames) {

@@ -23,6 +23,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <string_view>
 #include <unordered_map>
 
 #include "lockprof/agent/profiles.h"
@@ -342,7 +343,16 @@ Child::Child(const std::vector<std::string>& argv, const std::vector<std::string
   args.push_back(nullptr);
   std::vector<char*> envp;
   for (const std::string& kv : env) envp.push_back(const_cast<char*>(kv.c_str()));
-  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  // Inherited entries that `env` sets are left out: the dynamic loader
+  // reads the last LD_PRELOAD, getenv() the first.
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view inherited(*e);
+    const std::string_view name = inherited.substr(0, inherited.find('=') + 1);
+    const bool overridden = std::any_of(env.begin(), env.end(), [&](const std::string& kv) {
+      return std::string_view(kv).substr(0, name.size()) == name;
+    });
+    if (!overridden) envp.push_back(*e);
+  }
   envp.push_back(nullptr);
   int fds[2];
   if (pipe(fds) != 0) return;

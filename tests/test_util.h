@@ -202,7 +202,8 @@ std::string TopFunction(const std::string& top);
 // A child process whose stdout is read line by line.
 class Child {
  public:
-  // Starts argv[0] with `argv`; extra environment entries ("K=V") added.
+  // Starts argv[0] with `argv`; extra environment entries ("K=V") added,
+  // replacing inherited ones of the same name.
   explicit Child(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
   ~Child();  // SIGTERM, then wait.
   Child(const Child&) = delete;

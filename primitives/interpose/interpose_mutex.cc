@@ -56,7 +56,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline int MutexLockSlow(pthread_mutex_t* m, int fi
   if (r == EBUSY) {
     r = ContendedAcquire(
         m, agent::LockMode::kNone, frame, caller, nullptr, deadline,
-        [m] { return __pthread_mutex_trylock(m); }, block,
+        [m] { return CallGlibc(&HotFunctions::mutex_trylock, m); }, block,
         [m](const timespec* until) { return Real().mutex_timedlock(m, until); });
   }
   if ((r == 0 || r == EOWNERDEAD) && agent::ShouldSampleHold()) SampleMutexHold(m, frame, caller);
@@ -65,7 +65,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline int MutexLockSlow(pthread_mutex_t* m, int fi
 
 ABSL_ATTRIBUTE_NOINLINE int MutexLockContended(pthread_mutex_t* m, int first) {
   const int r = MutexLockSlow(m, first, __builtin_frame_address(0), __builtin_return_address(0),
-                              Deadline{}, [m] { return __pthread_mutex_lock(m); });
+                              Deadline{}, [m] { return CallGlibc(&HotFunctions::mutex_lock, m); });
   asm volatile("");
   return r;
 }
@@ -84,10 +84,10 @@ ABSL_ATTRIBUTE_NOINLINE int MutexTimedLockContended(pthread_mutex_t* m, int firs
 
 ABSL_ATTRIBUTE_NOINLINE int MutexUnlockSlow(pthread_mutex_t* m) {
   // Not the end of the critical section: a recursive mutex locked again.
-  if (InnerRecursiveHold(m)) return __pthread_mutex_unlock(m);
+  if (InnerRecursiveHold(m)) return CallGlibc(&HotFunctions::mutex_unlock, m);
   ReleaseCharge charge;
   BeforeRelease(m, MutexMayHaveWaiters(m), &charge);
-  const int r = __pthread_mutex_unlock(m);
+  const int r = CallGlibc(&HotFunctions::mutex_unlock, m);
   if (r == 0) {
     AfterRelease(m, charge, kMutexModes, __builtin_frame_address(0), __builtin_return_address(0));
   }
@@ -100,14 +100,15 @@ ABSL_ATTRIBUTE_NOINLINE int MutexUnlockSlow(pthread_mutex_t* m) {
 
 // The acquisition of every lock entry point: the real trylock first, the
 // slow half (`contended`, tail-called) only when it fails.
-#define LOCKPROF_MUTEX_ACQUIRE(m, contended)                                 \
-  do {                                                                       \
-    const int r = __pthread_mutex_trylock(m);                                \
-    if (__builtin_expect(r != 0, 0)) return contended;                       \
-    if (__builtin_expect(lockprof::agent::HoldCountdownExpired(), 0)) {      \
-      return lockprof::interpose::SampledAcquisition(m, 0, /*tried=*/false); \
-    }                                                                        \
-    return r;                                                                \
+#define LOCKPROF_MUTEX_ACQUIRE(m, contended)                                                  \
+  do {                                                                                        \
+    const int r =                                                                             \
+        lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::mutex_trylock, m); \
+    if (__builtin_expect(r != 0, 0)) return contended;                                        \
+    if (__builtin_expect(lockprof::agent::HoldCountdownExpired(), 0)) {                       \
+      return lockprof::interpose::SampledAcquisition(m, 0, /*tried=*/false);                  \
+    }                                                                                         \
+    return r;                                                                                 \
   } while (0)
 
 LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_lock(pthread_mutex_t* m) {
@@ -132,7 +133,8 @@ LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_clockloc
 
 LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_trylock(
     pthread_mutex_t* m) {
-  const int r = __pthread_mutex_trylock(m);
+  const int r =
+      lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::mutex_trylock, m);
   if (__builtin_expect(r == 0 || r == EOWNERDEAD, 1) &&
       __builtin_expect(lockprof::agent::HoldCountdownExpired(), 0)) {
     return lockprof::interpose::SampledAcquisition(m, r, /*tried=*/true);
@@ -146,10 +148,10 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_unlock(pthread_mutex_t* m) {
   // entry of this thread's to end. Robust and PI mutexes (whose word holds
   // their owner's id) take the second test.
   if (__builtin_expect(lockprof::interpose::MutexWord(m) == 1 && t_held.count == 0, 1)) {
-    return __pthread_mutex_unlock(m);
+    return lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::mutex_unlock, m);
   }
   if (t_held.count != 0 || lockprof::interpose::MutexMayHaveWaiters(m)) {
     return lockprof::interpose::MutexUnlockSlow(m);
   }
-  return __pthread_mutex_unlock(m);
+  return lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::mutex_unlock, m);
 }

@@ -25,7 +25,8 @@ constexpr LockMode kRwModes[internal::WaiterTable::kClasses] = {LockMode::kRead,
 std::atomic<int64_t> g_rw_waiters{0};
 
 int TryRw(pthread_rwlock_t* rw, LockMode mode) {
-  return mode == LockMode::kRead ? __pthread_rwlock_tryrdlock(rw) : __pthread_rwlock_trywrlock(rw);
+  return mode == LockMode::kRead ? CallGlibc(&HotFunctions::rwlock_tryrdlock, rw)
+                                 : CallGlibc(&HotFunctions::rwlock_trywrlock, rw);
 }
 
 // The real timed acquisition in `mode`, until `until` (CLOCK_REALTIME).
@@ -52,7 +53,7 @@ ABSL_ATTRIBUTE_NOINLINE int RwUnlockSlow(pthread_rwlock_t* rw, const void* frame
                                          const void* caller) {
   ReleaseCharge charge;
   BeforeRelease(rw, g_rw_waiters.load(std::memory_order_relaxed) != 0, &charge);
-  const int r = __pthread_rwlock_unlock(rw);
+  const int r = CallGlibc(&HotFunctions::rwlock_unlock, rw);
   if (r == 0) AfterRelease(rw, charge, kRwModes, frame, caller);
   return r;
 }
@@ -83,13 +84,15 @@ using lockprof::interpose::RwLockSlow;
   } while (0)
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_rdlock(pthread_rwlock_t* rw) {
-  LOCKPROF_RW_ACQUIRE(rw, LockMode::kRead, Deadline{},
-                      [rw] { return __pthread_rwlock_rdlock(rw); });
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kRead, Deadline{}, [rw] {
+    return lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::rwlock_rdlock, rw);
+  });
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_wrlock(pthread_rwlock_t* rw) {
-  LOCKPROF_RW_ACQUIRE(rw, LockMode::kWrite, Deadline{},
-                      [rw] { return __pthread_rwlock_wrlock(rw); });
+  LOCKPROF_RW_ACQUIRE(rw, LockMode::kWrite, Deadline{}, [rw] {
+    return lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::rwlock_wrlock, rw);
+  });
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_timedrdlock(pthread_rwlock_t* rw, const timespec* t) {
@@ -121,7 +124,8 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_clockwrlock(pthread_rwlock_t* rw, cl
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_tryrdlock(pthread_rwlock_t* rw) {
-  const int r = __pthread_rwlock_tryrdlock(rw);
+  const int r =
+      lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::rwlock_tryrdlock, rw);
   if (r == 0 && __builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {
     lockprof::interpose::SampleHold(rw, LockMode::kRead, __builtin_frame_address(0),
                                     __builtin_return_address(0), /*tried=*/true);
@@ -130,7 +134,8 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_tryrdlock(pthread_rwlock_t* rw) {
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_trywrlock(pthread_rwlock_t* rw) {
-  const int r = __pthread_rwlock_trywrlock(rw);
+  const int r =
+      lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::rwlock_trywrlock, rw);
   if (r == 0 && __builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {
     lockprof::interpose::SampleHold(rw, LockMode::kWrite, __builtin_frame_address(0),
                                     __builtin_return_address(0), /*tried=*/true);
@@ -147,5 +152,5 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_rwlock_unlock(pthread_rwlock_t* rw) {
     asm volatile("");
     return r;
   }
-  return __pthread_rwlock_unlock(rw);
+  return lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::rwlock_unlock, rw);
 }

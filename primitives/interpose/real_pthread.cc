@@ -1,12 +1,44 @@
 #include "lockprof/primitives/interpose/real_pthread.h"
 
 #include <dlfcn.h>
+#include <gnu/libc-version.h>
+#include <link.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+
+// glibc exports these aliases as compatibility symbols only (no default
+// version), so they are named with their version: a program can link them,
+// and the name is not one the interposer defines.
+#if defined(__x86_64__)
+#define LOCKPROF_GLIBC_ALIAS(name) __asm__(".symver " #name "," #name "@GLIBC_2.2.5")
+constexpr char kGlibcAliasVersion[] = "GLIBC_2.2.5";
+#else
+#define LOCKPROF_GLIBC_ALIAS(name)
+constexpr char kGlibcAliasVersion[] = "";
+#endif
+
+extern "C" {
+int __pthread_mutex_lock(pthread_mutex_t* m);
+int __pthread_mutex_trylock(pthread_mutex_t* m);
+int __pthread_mutex_unlock(pthread_mutex_t* m);
+int __pthread_rwlock_rdlock(pthread_rwlock_t* rw);
+int __pthread_rwlock_wrlock(pthread_rwlock_t* rw);
+int __pthread_rwlock_tryrdlock(pthread_rwlock_t* rw);
+int __pthread_rwlock_trywrlock(pthread_rwlock_t* rw);
+int __pthread_rwlock_unlock(pthread_rwlock_t* rw);
+}
+LOCKPROF_GLIBC_ALIAS(__pthread_mutex_lock);
+LOCKPROF_GLIBC_ALIAS(__pthread_mutex_trylock);
+LOCKPROF_GLIBC_ALIAS(__pthread_mutex_unlock);
+LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_rdlock);
+LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_wrlock);
+LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_tryrdlock);
+LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_trywrlock);
+LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_unlock);
 
 namespace lockprof::interpose {
 namespace {
@@ -34,7 +66,75 @@ void Find(F* out, const char* name, const char* version) {
   *out = reinterpret_cast<F>(f);
 }
 
+// The address of glibc's alias `name`, `bound` as the loader bound it when
+// that is libc's, else libc's own (a sanitizer runtime in the program
+// defines some of them). `libc`: null where _dl_find_object cannot say.
+template <typename F>
+F GlibcAlias(F bound, const char* name, const dl_find_object* libc) {
+  dl_find_object where;
+  if (libc == nullptr || (_dl_find_object(reinterpret_cast<void*>(bound), &where) == 0 &&
+                          where.dlfo_link_map == libc->dlfo_link_map)) {
+    return bound;
+  }
+  // The version is what finds a compatibility symbol, and only glibc's: a
+  // definition without one (a sanitizer's) does not match it.
+  Find(&bound, name, kGlibcAliasVersion);
+  return bound;
+}
+
+// Fills g_hot. Neither _dl_find_object() nor a libc-bound alias takes a lock
+// or allocates, so this is safe wherever a lock may be taken; only the
+// dlvsym() of an alias bound elsewhere could re-enter it, and that dies with
+// a message rather than recursing.
+void BindHotFunctions() {
+  thread_local bool binding = false;
+  if (binding) Die("pthread function (called while binding glibc's aliases)");
+  binding = true;
+  dl_find_object libc_object;
+  const dl_find_object* libc =
+      _dl_find_object(reinterpret_cast<void*>(&gnu_get_libc_version), &libc_object) == 0
+          ? &libc_object
+          : nullptr;
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  HotFunctions& h = g_hot;
+  h.mutex_lock.store(GlibcAlias(&__pthread_mutex_lock, "__pthread_mutex_lock", libc), kRelaxed);
+  h.mutex_trylock.store(GlibcAlias(&__pthread_mutex_trylock, "__pthread_mutex_trylock", libc),
+                        kRelaxed);
+  h.mutex_unlock.store(GlibcAlias(&__pthread_mutex_unlock, "__pthread_mutex_unlock", libc),
+                       kRelaxed);
+  h.rwlock_rdlock.store(GlibcAlias(&__pthread_rwlock_rdlock, "__pthread_rwlock_rdlock", libc),
+                        kRelaxed);
+  h.rwlock_wrlock.store(GlibcAlias(&__pthread_rwlock_wrlock, "__pthread_rwlock_wrlock", libc),
+                        kRelaxed);
+  h.rwlock_tryrdlock.store(
+      GlibcAlias(&__pthread_rwlock_tryrdlock, "__pthread_rwlock_tryrdlock", libc), kRelaxed);
+  h.rwlock_trywrlock.store(
+      GlibcAlias(&__pthread_rwlock_trywrlock, "__pthread_rwlock_trywrlock", libc), kRelaxed);
+  h.rwlock_unlock.store(GlibcAlias(&__pthread_rwlock_unlock, "__pthread_rwlock_unlock", libc),
+                        kRelaxed);
+  binding = false;
+}
+
+// What each hot function starts as: bind them all, then call on.
+template <auto Member, typename Lock>
+int BindThenCall(Lock* lock) {
+  BindHotFunctions();
+  return (g_hot.*Member).load(std::memory_order_relaxed)(lock);
+}
+
 }  // namespace
+
+// Constant-initialised: the pointers are valid before any constructor runs.
+HotFunctions g_hot = {
+    &BindThenCall<&HotFunctions::mutex_lock, pthread_mutex_t>,
+    &BindThenCall<&HotFunctions::mutex_trylock, pthread_mutex_t>,
+    &BindThenCall<&HotFunctions::mutex_unlock, pthread_mutex_t>,
+    &BindThenCall<&HotFunctions::rwlock_rdlock, pthread_rwlock_t>,
+    &BindThenCall<&HotFunctions::rwlock_wrlock, pthread_rwlock_t>,
+    &BindThenCall<&HotFunctions::rwlock_tryrdlock, pthread_rwlock_t>,
+    &BindThenCall<&HotFunctions::rwlock_trywrlock, pthread_rwlock_t>,
+    &BindThenCall<&HotFunctions::rwlock_unlock, pthread_rwlock_t>,
+};
 
 void ResolveRealFunctions() {
   if (g_state.load(std::memory_order_acquire) == 2) return;

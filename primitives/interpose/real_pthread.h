@@ -5,9 +5,15 @@
 // glibc allows it, because a lock taken inside dlsym(), malloc() or the
 // dynamic loader before the interposer is ready must still work:
 //  * The hot functions (mutex lock/trylock/unlock, rwlock rd/wr/try/unlock)
-//    bind directly to glibc's own exported aliases (__pthread_mutex_lock,
-//    ...), which nothing interposes: no lookup, usable from the first
-//    instruction of the process.
+//    are glibc's own exported aliases (__pthread_mutex_lock, ...), as the
+//    loader bound them: no lookup, usable from the first instruction of the
+//    process. They are called through pointers (HotFunctions) that the
+//    first call fills, because a program may define an alias itself: a
+//    sanitizer runtime intercepts __pthread_mutex_lock and _unlock, and its
+//    interceptors have no real function behind them (glibc exports the
+//    aliases as compatibility symbols, which their dlsym() cannot find).
+//    An alias bound outside libc is replaced by libc's own, looked up in
+//    libc with dlvsym().
 //  * The rest (timed and clock variants, condition waits) are looked up once
 //    with dlvsym(RTLD_NEXT, name, version) - the version matters:
 //    pthread_cond_wait's oldest version is the pre-2003 condition variable,
@@ -25,35 +31,27 @@
 #include <pthread.h>
 #include <time.h>
 
-// glibc exports these aliases as compatibility symbols only (no default
-// version), so they are named with their version: a program can link them,
-// and the name is not one the interposer defines.
-#if defined(__x86_64__)
-#define LOCKPROF_GLIBC_ALIAS(name) __asm__(".symver " #name "," #name "@GLIBC_2.2.5")
-#else
-#define LOCKPROF_GLIBC_ALIAS(name)
-#endif
-
-extern "C" {
-int __pthread_mutex_lock(pthread_mutex_t* m);
-int __pthread_mutex_trylock(pthread_mutex_t* m);
-int __pthread_mutex_unlock(pthread_mutex_t* m);
-int __pthread_rwlock_rdlock(pthread_rwlock_t* rw);
-int __pthread_rwlock_wrlock(pthread_rwlock_t* rw);
-int __pthread_rwlock_tryrdlock(pthread_rwlock_t* rw);
-int __pthread_rwlock_trywrlock(pthread_rwlock_t* rw);
-int __pthread_rwlock_unlock(pthread_rwlock_t* rw);
-}
-LOCKPROF_GLIBC_ALIAS(__pthread_mutex_lock);
-LOCKPROF_GLIBC_ALIAS(__pthread_mutex_trylock);
-LOCKPROF_GLIBC_ALIAS(__pthread_mutex_unlock);
-LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_rdlock);
-LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_wrlock);
-LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_tryrdlock);
-LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_trywrlock);
-LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_unlock);
+#include <atomic>
 
 namespace lockprof::interpose {
+
+// glibc's uncontended entry points. Each starts as a binder that fills them
+// all and calls on; then a call costs what a call through the GOT does (one
+// load, one indirect call). Binding is idempotent: threads racing through it
+// store the same pointers. Hidden, so that the load is RIP-relative.
+struct HotFunctions {
+  using MutexFn = int (*)(pthread_mutex_t*);
+  using RwFn = int (*)(pthread_rwlock_t*);
+  std::atomic<MutexFn> mutex_lock, mutex_trylock, mutex_unlock;
+  std::atomic<RwFn> rwlock_rdlock, rwlock_wrlock, rwlock_tryrdlock, rwlock_trywrlock, rwlock_unlock;
+};
+extern HotFunctions g_hot __attribute__((visibility("hidden")));
+
+// Calls glibc's function `fn` (a member of HotFunctions) on `lock`.
+template <typename Fn, typename Lock>
+inline int CallGlibc(std::atomic<Fn> HotFunctions::*fn, Lock* lock) {
+  return (g_hot.*fn).load(std::memory_order_relaxed)(lock);
+}
 
 // Functions found with dlvsym(), filled by ResolveRealFunctions().
 struct RealFunctions {
