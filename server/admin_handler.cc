@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "lockprof/agent/base/env.h"
+#include "lockprof/agent/record/own_thread.h"
 #include "lockprof/server/handlers/admin_router.h"
 #include "lockprof/server/handlers/admin_security.h"
 #include "lockprof/server/handlers/query_params.h"
@@ -89,7 +90,7 @@ void HandleAdminRequestAsync(AdminRequest request, std::function<void(AdminRespo
                  {{"Content-Type", "text/plain; charset=utf-8"}, {"Retry-After", "1"}},
                  "too many lockprof requests in progress\n"});
   }
-  std::thread([request = std::move(request), done = std::move(done), options]() mutable {
+  agent::StartOwnThread([request = std::move(request), done = std::move(done), options]() mutable {
     std::function<bool()> client_gone = std::move(request.cancelled);
     request.cancelled = [client_gone = std::move(client_gone)] {
       return g_exiting.load(std::memory_order_relaxed) || (client_gone && client_gone());

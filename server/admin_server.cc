@@ -17,6 +17,7 @@
 #include "lockprof/agent/base/parse.h"
 #include "lockprof/agent/base/service.h"
 #include "lockprof/agent/metrics/self_metrics.h"
+#include "lockprof/agent/record/own_thread.h"
 #include "lockprof/server/handlers/admin_router.h"
 #include "lockprof/server/handlers/admin_security.h"
 #include "lockprof/server/httplib/bounded_server.h"
@@ -218,7 +219,7 @@ absl::StatusOr<std::unique_ptr<Running>> Listen(const AdminServerOptions& opts) 
     return absl::UnavailableError("cannot listen on " + HostPort(opts.address, opts.port));
   }
   Running* raw = s.get();
-  s->thread = std::thread([raw] { raw->http->listen_after_bind(); });
+  s->thread = agent::StartOwnThread([raw] { raw->http->listen_after_bind(); });
   WarmUpAndStopAtExit(*s);
   return s;
 }
@@ -253,6 +254,8 @@ absl::StatusOr<std::unique_ptr<Running>> ListenFromCode(const AdminServerOptions
 }  // namespace
 
 absl::Status StartAdminServer(const AdminServerOptions& options) {
+  // Its locks (OpenSSL's, httplib's, its own) are lockprof's, not the program's.
+  agent::RecorderScope own;
   const std::optional<std::string> env = agent::EnvValue("LOCKPROF_ADMIN_ADDR");
   std::lock_guard<std::mutex> lock(g_slot.mutex());
   absl::StatusOr<Running*> taken = g_slot.Claim("admin server already running");
@@ -277,6 +280,8 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
 }
 
 void StopAdminServer() {
+  // Its locks (OpenSSL's, httplib's, its own) are lockprof's, not the program's.
+  agent::RecorderScope own;
   std::unique_ptr<Running> s;
   {
     std::lock_guard<std::mutex> lock(g_slot.mutex());

@@ -6,12 +6,16 @@
 #include "lockprof/agent/pprof/resolved_profile.h"
 #include "lockprof/agent/pprof/text_profile.h"
 #include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/record.h"
 #include "lockprof/agent/tables/delta.h"
 
 namespace lockprof::agent {
 
 absl::StatusOr<std::string> BuildProfile(const ProfileInfo& info, const BuildOptions& options) {
   if (options.debug < 0) return absl::InvalidArgumentError("debug must be >= 0");
+  // The locks it takes (the symbolizer's, libdw's) are lockprof's own, on
+  // whichever thread asks: never recorded as the program's.
+  RecorderScope own;
   std::vector<SlotValues> slots;
   if (options.delta == nullptr) {
     ProfileTable(info.id).Snapshot(&slots);

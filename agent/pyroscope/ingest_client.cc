@@ -1,4 +1,5 @@
 #include "lockprof/agent/pyroscope/ingest_client.h"
+#include "lockprof/agent/record/own_thread.h"
 
 #include <arpa/inet.h>
 #include <httplib.h>
@@ -49,7 +50,7 @@ void ExchangeOverLoopback() {
     close(listener);
     return;
   }
-  std::thread responder(AnswerOnce, listener);
+  std::thread responder = StartOwnThread([listener] { AnswerOnce(listener); });
   {
     httplib::Client client("127.0.0.1", ntohs(addr.sin_port));
     client.set_connection_timeout(std::chrono::seconds(2));

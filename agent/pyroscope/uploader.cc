@@ -17,6 +17,7 @@
 #include "lockprof/agent/pyroscope/ingest_client.h"
 #include "lockprof/agent/pyroscope/uploader_config.h"
 #include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/own_thread.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/tables/delta.h"
 
@@ -60,8 +61,8 @@ class Uploader {
       }
     }
     SetUploadQueueLength(int64_t(queue_.size()));
-    collector_ = std::thread([this] { CollectLoop(); });
-    sender_ = std::thread([this] { SendLoop(); });
+    collector_ = StartOwnThread([this] { CollectLoop(); });
+    sender_ = StartOwnThread([this] { SendLoop(); });
   }
 
   // Collects the last interval, sends what it can until the shutdown
@@ -341,6 +342,8 @@ void ApplyEnvironmentUrl(const UploaderOptions& options, UploaderConfig* config)
 }  // namespace agent
 
 absl::Status StartUploader(const UploaderOptions& options) {
+  // Its locks (OpenSSL's, httplib's, its own) are lockprof's, not the program's.
+  agent::RecorderScope own;
   agent::UploaderConfig config;
   if (absl::Status s = agent::MakeUploaderConfig(options, &config); !s.ok()) return s;
   if (!agent::StartingFromEnvironment()) agent::ApplyEnvironmentUrl(options, &config);
@@ -361,6 +364,8 @@ absl::Status StartUploader(const UploaderOptions& options) {
 }
 
 void StopUploader() {
+  // Its locks (OpenSSL's, httplib's, its own) are lockprof's, not the program's.
+  agent::RecorderScope own;
   agent::Uploader* u;
   {
     std::lock_guard<std::mutex> l(agent::g_slot.mutex());

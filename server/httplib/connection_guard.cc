@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/own_thread.h"
 #include "lockprof/server/httplib/connection_deadlines.h"
 #include "lockprof/server/httplib/process_sockets.h"
 #include "lockprof/server/httplib/task_pool.h"
@@ -44,7 +45,7 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
   explicit GuardedTaskQueue(const ConnectionLimits& limits)
       : limits_(limits),
         inner_(NewElasticTaskQueue(limits.max_threads)),
-        watchdog_([this] { Watch(); }) {}
+        watchdog_(agent::StartOwnThread([this] { Watch(); })) {}
   ~GuardedTaskQueue() override { shutdown(); }
 
   void enqueue(std::function<void()> fn) override {

@@ -1,4 +1,5 @@
 #include "lockprof/server/httplib/task_pool.h"
+#include "lockprof/agent/record/own_thread.h"
 
 #include <httplib.h>
 
@@ -63,7 +64,7 @@ class ElasticTaskQueue final : public httplib::TaskQueue {
     state_->jobs.push_back(std::move(fn));
     if (state_->idle < state_->jobs.size() && state_->threads < state_->max_threads) {
       ++state_->threads;
-      std::thread(Worker, state_).detach();
+      agent::StartOwnThread([s = state_] { Worker(s); }).detach();
     } else {
       state_->work.notify_one();
     }
