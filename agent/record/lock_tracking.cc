@@ -1,9 +1,11 @@
 #include "lockprof/agent/record/lock_tracking.h"
 
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/base/attributes.h"
 #include "lockprof/agent/base/fork.h"
@@ -50,24 +52,33 @@ void Move(const HeldEntry& from, HeldEntry* to) {
   to->meta.store(meta, std::memory_order_relaxed);
 }
 
-// Frees this thread's record when it exits.
-struct Releaser {
-  ThreadLocks* record = nullptr;
-  ~Releaser();
-};
-
-thread_local Releaser t_releaser;
-// Set once this thread's TLS destructors have freed its record: a later
-// destructor that locks is not tracked (a new record would never be freed).
+// Set once this thread's record was freed at its exit: a later destructor
+// that locks is not tracked (a new record would never be freed).
 thread_local bool t_exited = false;
 
-Releaser::~Releaser() {
-  if (record == nullptr) return;
+// Frees this thread's record when it exits. A pthread key's destructor, not
+// a thread_local's: a thread may take its first tracked lock in another
+// key's destructor (OpenSSL frees its thread state in one), after glibc ran
+// the thread_local destructors, and a thread_local destructor registered
+// then never runs. A key set while keys are destroyed is destroyed in
+// glibc's next round.
+void ReleaseRecord(void* p) {
+  auto* record = static_cast<ThreadLocks*>(p);
   record->Clear();
   record->in_use.store(false, std::memory_order_release);
   TheRecord() = nullptr;
-  record = nullptr;
   t_exited = true;
+}
+
+// The key, or nullopt if the process has used up its keys (then no thread
+// is tracked: its record could not be freed).
+std::optional<pthread_key_t> ReleaseKey() {
+  static const std::optional<pthread_key_t> key = []() -> std::optional<pthread_key_t> {
+    pthread_key_t k;
+    if (pthread_key_create(&k, ReleaseRecord) != 0) return std::nullopt;
+    return k;
+  }();
+  return key;
 }
 
 ThreadLocks* SelfSlow();
@@ -83,7 +94,8 @@ inline ThreadLocks* Self() {
 ABSL_ATTRIBUTE_NOINLINE ThreadLocks* SelfSlow() {
   ThreadLocks* r = TheRecord();
   if (r == nullptr) {
-    if (t_exited) return nullptr;
+    const std::optional<pthread_key_t> key = ReleaseKey();
+    if (t_exited || !key) return nullptr;
     RecorderScope recorder;  // The allocator's locks are not the program's.
     for (ThreadLocks* p = g_records.load(std::memory_order_acquire); p != nullptr;
          p = p->next.load(std::memory_order_acquire)) {
@@ -105,7 +117,10 @@ ABSL_ATTRIBUTE_NOINLINE ThreadLocks* SelfSlow() {
       } while (!g_records.compare_exchange_weak(head, r, std::memory_order_release,
                                                 std::memory_order_relaxed));
     }
-    t_releaser.record = r;
+    if (pthread_setspecific(*key, r) != 0) {  // Out of memory: untracked.
+      r->in_use.store(false, std::memory_order_release);
+      return nullptr;
+    }
     TheRecord() = r;
   }
   // A new owner, or the thread that fork()ed, now in the child.
