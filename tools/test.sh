@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds lockprof and runs every test: the optimised build, then the whole
 # suite again under ThreadSanitizer and under AddressSanitizer+UBSan (the
-# latter with LOCKPROF_LOCK_ORDER=abort), then the install-and-consume check. Set LOCKPROF_TEST_BUILDS to a subset
+# latter with LOCKPROF_LOCK_ORDER=abort and the pthread interposer linked
+# into every test program), then the install-and-consume check. Set LOCKPROF_TEST_BUILDS to a subset
 # ("release preload preload-order tsan asan") to run fewer. "preload" runs
 # the release build's suite again with liblockprof_preload.so loaded into
 # every test process (after "release", which builds it); "preload-order"
@@ -73,10 +74,14 @@ for b in $builds; do
     # With lock-order checking in abort mode: any inversion in lockprof, its
     # tests or the demo ends the test that took it (README, "Finding
     # deadlocks"); tests that take inversions on purpose set their own mode.
+    # Every test program has the pthread interposer linked in
+    # (lockprof::interpose), so the interposer runs under ASan+UBSan too,
+    # every pthread lock of the suite through it.
     asan) LOCKPROF_LOCK_ORDER=abort ASAN_OPTIONS="detect_leaks=1" \
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
       run_suite asan build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKPROF_SANITIZE=address \
-      -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLOCKPROF_BUILD_BENCHMARKS=OFF ;;
+      -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLOCKPROF_BUILD_BENCHMARKS=OFF \
+      -DLOCKPROF_TEST_WITH_INTERPOSER=ON ;;
     *) echo "unknown build $b" >&2; exit 2 ;;
   esac
 done
