@@ -1,5 +1,4 @@
 #include "lockprof/agent/pyroscope/ingest_client.h"
-#include "lockprof/agent/record/own_thread.h"
 
 #include <arpa/inet.h>
 #include <httplib.h>
@@ -9,6 +8,8 @@
 
 #include <mutex>
 #include <thread>
+
+#include "lockprof/agent/record/own_thread.h"
 
 namespace lockprof::agent {
 

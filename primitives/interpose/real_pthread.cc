@@ -95,23 +95,18 @@ void BindHotFunctions() {
       _dl_find_object(reinterpret_cast<void*>(&gnu_get_libc_version), &libc_object) == 0
           ? &libc_object
           : nullptr;
-  constexpr auto kRelaxed = std::memory_order_relaxed;
-  HotFunctions& h = g_hot;
-  h.mutex_lock.store(GlibcAlias(&__pthread_mutex_lock, "__pthread_mutex_lock", libc), kRelaxed);
-  h.mutex_trylock.store(GlibcAlias(&__pthread_mutex_trylock, "__pthread_mutex_trylock", libc),
-                        kRelaxed);
-  h.mutex_unlock.store(GlibcAlias(&__pthread_mutex_unlock, "__pthread_mutex_unlock", libc),
-                       kRelaxed);
-  h.rwlock_rdlock.store(GlibcAlias(&__pthread_rwlock_rdlock, "__pthread_rwlock_rdlock", libc),
-                        kRelaxed);
-  h.rwlock_wrlock.store(GlibcAlias(&__pthread_rwlock_wrlock, "__pthread_rwlock_wrlock", libc),
-                        kRelaxed);
-  h.rwlock_tryrdlock.store(
-      GlibcAlias(&__pthread_rwlock_tryrdlock, "__pthread_rwlock_tryrdlock", libc), kRelaxed);
-  h.rwlock_trywrlock.store(
-      GlibcAlias(&__pthread_rwlock_trywrlock, "__pthread_rwlock_trywrlock", libc), kRelaxed);
-  h.rwlock_unlock.store(GlibcAlias(&__pthread_rwlock_unlock, "__pthread_rwlock_unlock", libc),
-                        kRelaxed);
+  // Each pointer from its alias, whose name is the one looked up.
+#define LOCKPROF_BIND(member, alias) \
+  g_hot.member.store(GlibcAlias(&alias, #alias, libc), std::memory_order_relaxed)
+  LOCKPROF_BIND(mutex_lock, __pthread_mutex_lock);
+  LOCKPROF_BIND(mutex_trylock, __pthread_mutex_trylock);
+  LOCKPROF_BIND(mutex_unlock, __pthread_mutex_unlock);
+  LOCKPROF_BIND(rwlock_rdlock, __pthread_rwlock_rdlock);
+  LOCKPROF_BIND(rwlock_wrlock, __pthread_rwlock_wrlock);
+  LOCKPROF_BIND(rwlock_tryrdlock, __pthread_rwlock_tryrdlock);
+  LOCKPROF_BIND(rwlock_trywrlock, __pthread_rwlock_trywrlock);
+  LOCKPROF_BIND(rwlock_unlock, __pthread_rwlock_unlock);
+#undef LOCKPROF_BIND
   binding = false;
 }
 

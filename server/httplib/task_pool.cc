@@ -1,5 +1,4 @@
 #include "lockprof/server/httplib/task_pool.h"
-#include "lockprof/agent/record/own_thread.h"
 
 #include <httplib.h>
 
@@ -9,6 +8,8 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+
+#include "lockprof/agent/record/own_thread.h"
 
 namespace lockprof::server {
 
