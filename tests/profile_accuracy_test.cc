@@ -14,6 +14,7 @@
 
 #include "lockprof/lockprof.h"
 #include "test_util.h"
+#include "wait_truth.h"
 
 namespace {
 
@@ -22,6 +23,9 @@ using lockprof::testing::NowNanos;
 using lockprof::testing::ScopedRates;
 using lockprof::testing::SpinFor;
 using lockprof::testing::SumValues;
+using lockprof::testing::WaiterTimes;
+using lockprof::testing::WaitsUntilAcquired;
+using lockprof::testing::WaitsUntilLetIn;
 
 constexpr int kKeep = ScopedRates::kKeep;
 
@@ -37,18 +41,21 @@ ABSL_ATTRIBUTE_NOINLINE void GroundTruthHolderSection(lockprof::Mutex& mu, int64
   mu.unlock();
 }
 
-// A waiter's acquisition: the block profile must charge it.
-ABSL_ATTRIBUTE_NOINLINE int64_t GroundTruthWaiterLock(lockprof::Mutex& mu, int64_t* start) {
+// A waiter's acquisition: the block profile must charge it. Returns when it
+// got the lock; *released is when it let the next waiter in.
+ABSL_ATTRIBUTE_NOINLINE int64_t GroundTruthWaiterLock(lockprof::Mutex& mu, int64_t* start,
+                                                      int64_t* released = nullptr) {
   *start = NowNanos();
   mu.lock();
   int64_t acquired = NowNanos();
+  if (released != nullptr) *released = NowNanos();
   mu.unlock();
   return acquired;
 }
 
 // A holder holds for 30 ms while 3 threads wait, 8 times: the holder's
 // unlocks owe every waiter's wait up to the unlock; each waiter owes its
-// whole wait in the block profile.
+// wait up to the release that let it in in the block profile.
 TEST(ProfileAccuracyTest, ExactAtFractionOneAndRateOne) {
   ScopedRates rates(1, 1, kKeep);
   auto before_mutex = FetchProfile("mutex");
@@ -59,25 +66,25 @@ TEST(ProfileAccuracyTest, ExactAtFractionOneAndRateOne) {
   lockprof::Mutex mu{"ground.truth"};
   constexpr int kRounds = 8, kWaiters = 3;
   constexpr int64_t kHoldNs = 30'000'000;
-  int64_t mutex_truth = 0, block_truth = 0;
+  int64_t mutex_truth = 0, block_truth = 0, block_until_acquired = 0;
   for (int round = 0; round < kRounds; ++round) {
     std::atomic<int> ready{0};
     int64_t unlock_at = 0;
-    std::vector<int64_t> starts(kWaiters), acquired(kWaiters);
+    std::vector<WaiterTimes> times(kWaiters);
     std::thread holder([&] { GroundTruthHolderSection(mu, kHoldNs, ready, kWaiters, &unlock_at); });
     std::vector<std::thread> waiters;
     for (int w = 0; w < kWaiters; ++w) {
       waiters.emplace_back([&, w] {
         while (ready.load() != -1) std::this_thread::yield();
-        acquired[w] = GroundTruthWaiterLock(mu, &starts[w]);
+        WaiterTimes& t = times[w];
+        t.acquired = GroundTruthWaiterLock(mu, &t.start, &t.released);
       });
     }
     holder.join();
     for (auto& t : waiters) t.join();
-    for (int w = 0; w < kWaiters; ++w) {
-      mutex_truth += std::max<int64_t>(0, unlock_at - starts[w]);
-      block_truth += acquired[w] - starts[w];
-    }
+    for (const WaiterTimes& t : times) mutex_truth += std::max<int64_t>(0, unlock_at - t.start);
+    block_truth += WaitsUntilLetIn(unlock_at, times, /*exclusive=*/true);
+    block_until_acquired += WaitsUntilAcquired(times);
   }
   const int64_t mutex_got =
       SumValues(FetchProfile("mutex"), 1, "GroundTruthHolderSection") - mutex_before;
@@ -87,6 +94,7 @@ TEST(ProfileAccuracyTest, ExactAtFractionOneAndRateOne) {
   EXPECT_GT(mutex_truth, kRounds * kWaiters * kHoldNs * 9 / 10);
   EXPECT_NEAR(double(mutex_got), double(mutex_truth), 0.05 * double(mutex_truth));
   EXPECT_NEAR(double(block_got), double(block_truth), 0.05 * double(block_truth));
+  EXPECT_LE(block_got, block_until_acquired);
 }
 
 // Many short contention events at fraction 10 (block rate 1 ms for waits of

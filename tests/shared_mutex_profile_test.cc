@@ -14,6 +14,7 @@
 
 #include "lockprof/lockprof.h"
 #include "test_util.h"
+#include "wait_truth.h"
 
 namespace {
 
@@ -26,6 +27,9 @@ using lockprof::testing::ProfileDelta;
 using lockprof::testing::ScopedRates;
 using lockprof::testing::StackFunctions;
 using lockprof::testing::TopFunction;
+using lockprof::testing::WaiterTimes;
+using lockprof::testing::WaitsUntilAcquired;
+using lockprof::testing::WaitsUntilLetIn;
 
 void SleepNs(int64_t ns) { std::this_thread::sleep_for(std::chrono::nanoseconds(ns)); }
 
@@ -47,26 +51,27 @@ ABSL_ATTRIBUTE_NOINLINE void ExactReaderSection(lockprof::SharedMutex& mu, int64
   mu.unlock_shared();
 }
 
-// Waiters: return when they got in; *start is when they asked.
-ABSL_ATTRIBUTE_NOINLINE int64_t ExactReaderWaits(lockprof::SharedMutex& mu, int64_t* start) {
-  *start = NowNanos();
+// Waiters: record when they asked, got in and let the next in.
+ABSL_ATTRIBUTE_NOINLINE void ExactReaderWaits(lockprof::SharedMutex& mu, WaiterTimes* t) {
+  t->start = NowNanos();
   mu.lock_shared();
-  const int64_t acquired = NowNanos();
+  t->acquired = NowNanos();
+  t->released = NowNanos();
   mu.unlock_shared();
-  return acquired;
 }
 
-ABSL_ATTRIBUTE_NOINLINE int64_t ExactWriterWaits(lockprof::SharedMutex& mu, int64_t* start) {
-  *start = NowNanos();
+ABSL_ATTRIBUTE_NOINLINE void ExactWriterWaits(lockprof::SharedMutex& mu, WaiterTimes* t) {
+  t->start = NowNanos();
   mu.lock();
-  const int64_t acquired = NowNanos();
+  t->acquired = NowNanos();
+  t->released = NowNanos();
   mu.unlock();
-  return acquired;
 }
 
 struct Truth {
-  int64_t charged = 0;  // What the holder's release owes (mutex profile).
-  int64_t waited = 0;   // What the waiters waited (block profile).
+  int64_t charged = 0;         // What the holder's release owes (mutex profile).
+  int64_t waited = 0;          // What the waiters waited (block profile).
+  int64_t until_acquired = 0;  // The waits to the acquisitions: waited's upper bound.
 };
 
 // Rounds of: a holder holds for kHoldNs (writer or reader), kWaiters
@@ -75,25 +80,25 @@ template <typename Holder, typename Waiter>
 Truth RunRounds(lockprof::SharedMutex& mu, Holder holder_section, Waiter waiter, int waiters) {
   constexpr int kRounds = 6;
   constexpr int64_t kHoldNs = 30'000'000;
+  const bool exclusive = waiter == ExactWriterWaits;
   Truth truth;
   for (int round = 0; round < kRounds; ++round) {
     std::atomic<bool> held{false};
     int64_t unlock_at = 0;
-    std::vector<int64_t> starts(static_cast<size_t>(waiters)), acquired(starts);
+    std::vector<WaiterTimes> times(static_cast<size_t>(waiters));
     std::thread holder([&] { holder_section(mu, kHoldNs, held, &unlock_at); });
     std::vector<std::thread> threads;
     for (int w = 0; w < waiters; ++w) {
       threads.emplace_back([&, w] {
         while (!held.load()) std::this_thread::yield();
-        acquired[size_t(w)] = waiter(mu, &starts[size_t(w)]);
+        waiter(mu, &times[size_t(w)]);
       });
     }
     holder.join();
     for (auto& t : threads) t.join();
-    for (size_t w = 0; w < size_t(waiters); ++w) {
-      truth.charged += std::max<int64_t>(0, unlock_at - starts[w]);
-      truth.waited += acquired[w] - starts[w];
-    }
+    for (const WaiterTimes& t : times) truth.charged += std::max<int64_t>(0, unlock_at - t.start);
+    truth.waited += WaitsUntilLetIn(unlock_at, times, exclusive);
+    truth.until_acquired += WaitsUntilAcquired(times);
   }
   EXPECT_GT(truth.charged, kRounds * waiters * kHoldNs * 8 / 10);
   return truth;
@@ -113,7 +118,9 @@ void ExpectExact(lockprof::SharedMutex& mu, const std::string& mode, Holder hold
   ProfileDelta mislabelled("mutex", 1, "", {{"lock", mu.name()}, {"mode", other}});
   const Truth truth = RunRounds(mu, holder, waiter, waiters);
   EXPECT_NEAR(double(charged.Get()), double(truth.charged), 0.05 * double(truth.charged));
-  EXPECT_NEAR(double(waited.Get()), double(truth.waited), 0.05 * double(truth.waited));
+  const int64_t waited_got = waited.Get();
+  EXPECT_NEAR(double(waited_got), double(truth.waited), 0.05 * double(truth.waited));
+  EXPECT_LE(waited_got, truth.until_acquired);
   EXPECT_EQ(mislabelled.Get(), 0);
 }
 
