@@ -2,10 +2,10 @@
 // that keeps the lock for a known time. A lock wait ends at the release that
 // let the waiter in (the waiter table's "Where a wait ends"), so its truth is
 // from the waiter's call to lock() to a moment inside the holder's unlock(); a
-// condition wait ends when the waiter is notified, so its truth is from the
-// waiter's call to wait() to the notify, and the waiter's own measurement
-// around wait() (which adds the re-lock and, under TSan, milliseconds of the
-// first event's recording) bounds it from above. The counters must agree within 5%
+// condition wait ends when the woken waiter runs again, so its truth lies
+// between the span from the waiter's call to wait() to the notify and the
+// waiter's own measurement around wait() (which adds the re-lock and, under
+// TSan, milliseconds of the first event's recording). The counters must agree within 5%
 // (they start after the brief spin, so they may only fall short), count each
 // wait once, whatever the profiling rates, keep lock waits apart from
 // condition waits, and count nothing for uncontended locking or for another
