@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "lockprof/agent/record/cfi_unwind.h"
 #include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/own_thread.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/primitives/interpose/lock_names.h"
 
@@ -52,7 +53,7 @@ __attribute__((noinline)) void TraceAbslMutex(const char* msg, const void* obj,
 double CalibrateNanosPerCycle() {
   g_calibration_mu.Lock();
   std::atomic<int64_t> start{0};
-  std::thread waiter([&] {
+  std::thread waiter = agent::StartOwnThread([&] {
     start = agent::MonotonicNanos();
     g_calibration_mu.Lock();
     g_calibration_mu.Unlock();

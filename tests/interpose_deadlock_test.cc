@@ -141,8 +141,8 @@ TEST(InterposeDeadlockTest, StallsInsideGlibcAreReportedWithTheirHolders) {
 // with every signal blocked. Those locks must pass straight through: were
 // they tracked, a new lock-order edge between two of them would unwind (to
 // record the edge's stack) through libunwind again, while its lock is held,
-// and hang for good (the interposed pthread_create's own unwind did, the
-// first time a thread started).
+// and hang for good (it did, at the first thread the program started, when
+// lockprof still interposed pthread_create and unwound its creator).
 TEST(InterposeDeadlockTest, AProgramThatBringsLibunwindDoesNotHangInIt) {
   ASSERT_STRNE(LOCKPROF_LIBUNWIND8_PATH, "") << "libunwind8 is not installed (tools/deps.sh test)";
   Child child({LOCKPROF_INTERPOSE_DEADLOCK_PATH, "inversion"},

@@ -5,8 +5,10 @@
 // recorded, profiled or tracked as the program's. That matters where
 // pthread locks are interposed: in the link-time form (lockprof::interpose)
 // lockprof's code lies in the program's own object, and only the thread
-// tells its locks apart. (The preload library also recognises the threads
-// lockprof's code starts by their creator, primitives/interpose/own_threads.cc.)
+// tells its locks apart; in the preload library a lock's caller tells only
+// lockprof's own calls apart, not those of the libraries it calls. So the
+// program's pthread_create is never interposed: no unwind at each thread
+// start, nothing between the program and its threads.
 //
 // Thread-safety: as std::thread's constructor.
 #ifndef LOCKPROF_AGENT_RECORD_OWN_THREAD_H_

@@ -58,13 +58,11 @@ namespace lockprof::interpose {
 inline constexpr int kSpinTries = 50;
 
 // True if `pc` lies in lockprof's own code of the preload library (never in
-// the link-time form; false before initialisation).
-bool IsOwnCode(const void* pc);
-
-// True if `pc` lies in lockprof's own code (as IsOwnCode) or in the stack
-// unwinder's (libgcc_s, or libunwind if the program brought it: lockprof
-// unwinds with it, so recording one of its locks could re-enter it with
-// that lock held).
+// the link-time form), or in the stack unwinder's (libgcc_s, or libunwind
+// if the program brought it: lockprof unwinds with it, so recording one of
+// its locks could re-enter it with that lock held); and for every `pc`
+// before the interposer's initialiser has run (the constructors of the
+// libraries loaded ahead of it).
 bool IsPassThroughCode(const void* pc);
 
 // True if a lock taken by the code at return address `caller` goes straight

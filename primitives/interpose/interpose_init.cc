@@ -23,14 +23,19 @@ namespace {
 // preload library, and the stack unwinder's.
 struct CodeRange {
   std::atomic<uintptr_t> lo{0};
-  std::atomic<uintptr_t> len{0};
+  std::atomic<uintptr_t> len;
+
+  // `all`: the range holds every address until it is set.
+  constexpr explicit CodeRange(bool all) : len(all ? UINTPTR_MAX : 0) {}
 
   bool Contains(const void* pc) const {
     return reinterpret_cast<uintptr_t>(pc) - lo.load(std::memory_order_relaxed) <
            len.load(std::memory_order_relaxed);
   }
-  // The executable segment of the object that holds `addr`.
+  // The executable segment of the object that holds `addr` (nothing if
+  // that cannot be found).
   void SetToObjectOf(const void* addr) {
+    len.store(0, std::memory_order_relaxed);
     Dl_info info;
     link_map* object = nullptr;
     if (dladdr1(addr, &info, reinterpret_cast<void**>(&object), RTLD_DL_LINKMAP) == 0 ||
@@ -62,14 +67,18 @@ struct CodeRange {
 };
 
 // All of lockprof (agent, server, primitives) is linked into the preload
-// library: its locks are never the program's.
-CodeRange g_own;
+// library: its locks are never the program's. Until InitInterposer() runs,
+// every caller counts as lockprof's: what locks before it are the
+// constructors of the libraries loaded ahead of it — its own dependencies
+// in the preload library (libssl's initialises OpenSSL under its rwlocks),
+// the program's libraries in the link-time form — not the program's work.
+CodeRange g_own{true};
 // The unwinder lockprof's CFI stack capture calls (libgcc_s's
 // _Unwind_Backtrace, or libunwind's if the program brought it): a lock it
 // takes (libunwind's caches, libgcc's registered-frame lock, also while a
 // C++ exception unwinds) must not reach the recorder, which would unwind
 // again while that lock is held, and deadlock on it.
-CodeRange g_unwinder;
+CodeRange g_unwinder{false};
 
 agent::UnwindMode UnwindModeFromEnv() {
   const char* v = std::getenv("LOCKPROF_UNWIND");
@@ -87,6 +96,8 @@ __attribute__((constructor(101))) void InitInterposer() {
   ResolveRealFunctions();
 #ifdef LOCKPROF_INTERPOSE_PRELOAD
   g_own.SetToObjectOf(reinterpret_cast<void*>(&InitInterposer));
+#else
+  g_own.len.store(0, std::memory_order_relaxed);
 #endif
   g_unwinder.SetToObjectOf(reinterpret_cast<void*>(&_Unwind_Backtrace));
   agent::SetUnwindMode(UnwindModeFromEnv());
@@ -96,8 +107,6 @@ __attribute__((constructor(101))) void InitInterposer() {
 }
 
 }  // namespace
-
-bool IsOwnCode(const void* pc) { return g_own.Contains(pc); }
 
 bool IsPassThroughCode(const void* pc) { return g_own.Contains(pc) || g_unwinder.Contains(pc); }
 

@@ -151,7 +151,6 @@ void ResolveRealFunctions() {
   Find(&r.cond_wait, "pthread_cond_wait", "GLIBC_2.3.2");
   Find(&r.cond_timedwait, "pthread_cond_timedwait", "GLIBC_2.3.2");
   Find(&r.cond_clockwait, "pthread_cond_clockwait", "GLIBC_2.30");
-  Find(&r.thread_create, "pthread_create", "GLIBC_2.34");
   t_resolving = false;
   g_state.store(2, std::memory_order_release);
 }

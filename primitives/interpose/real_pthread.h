@@ -64,7 +64,6 @@ struct RealFunctions {
   int (*cond_wait)(pthread_cond_t*, pthread_mutex_t*);
   int (*cond_timedwait)(pthread_cond_t*, pthread_mutex_t*, const timespec*);
   int (*cond_clockwait)(pthread_cond_t*, pthread_mutex_t*, clockid_t, const timespec*);
-  int (*thread_create)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
 };
 
 // The looked-up functions; resolves them on first use. Never null members
