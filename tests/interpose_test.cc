@@ -123,8 +123,14 @@ TEST_F(InterposeTest, UnmodifiedProgramWithoutFramePointersGroundTruth) {
             SumValues(mutex, 1));
   // The hold sampler, at rate 1: each of the 8 holds lasts its 30 ms sleep.
   const std::string hold_file = SaveProfile(port, "hold");
-  const int64_t held =
-      SumValues(ParseProfile(lockprof::testing::ReadFile(hold_file)), 1, "HolderSection");
+  const auto hold = ParseProfile(lockprof::testing::ReadFile(hold_file));
+  const int64_t held = SumValues(hold, 1, "HolderSection");
+  // Every hold is the program's: none of the locks the libraries loaded
+  // ahead of the interposer take in their constructors (OpenSSL's), nor
+  // lockprof's own while it serves these requests.
+  EXPECT_EQ(lockprof::testing::SumValuesWithLabel(hold, 1, "lock", "g_truth_mu"),
+            SumValues(hold, 1))
+      << GoPprof("-traces " + hold_file);
   EXPECT_GE(held, 8 * 30'000'000LL);
   EXPECT_LE(held, 8 * 60'000'000LL);
   // Charged to the releasing function, not to the interposer's unlock.
