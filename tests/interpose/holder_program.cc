@@ -4,8 +4,9 @@
 // true charges (the profile-accuracy test's ground truth): the mutex
 // profile owes HolderSection every waiter's wait up to the unlock, the
 // block profile owes WaiterLock each wait up to the release that let it in
-// (where lockprof ends a wait: the waker's latency is not the lock's), and
-// the whole waits, to the acquisitions, bound it. Then it prints "ready" and
+// (where lockprof ends a wait: tests/wait_truth.h, header-only, so this
+// program still links nothing of lockprof's), and the whole waits, to the
+// acquisitions, bound it. Then it prints "ready" and
 // sleeps until killed, so that the test can read its profiles.
 #include <unistd.h>
 
@@ -17,6 +18,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "../wait_truth.h"
 
 std::mutex g_truth_mu;
 
@@ -59,28 +62,20 @@ int main() {
   for (int round = 0; round < kRounds; ++round) {
     std::atomic<int> ready{0};
     int64_t unlock_at = 0;
-    std::vector<int64_t> starts(kWaiters), acquired(kWaiters), released(kWaiters);
+    std::vector<lockprof::testing::WaiterTimes> times(kWaiters);
     std::thread holder([&] { HolderSection(kHoldNs, &ready, &unlock_at); });
     std::vector<std::thread> waiters;
     for (int w = 0; w < kWaiters; ++w) {
       waiters.emplace_back([&, w] {
         while (ready.load() != -1) std::this_thread::yield();
-        acquired[w] = WaiterLock(&starts[w], &released[w]);
+        times[w].acquired = WaiterLock(&times[w].start, &times[w].released);
       });
     }
     holder.join();
     for (auto& t : waiters) t.join();
-    // In the order they acquired: each was let in by the previous release.
-    std::vector<int> order(kWaiters);
-    for (int w = 0; w < kWaiters; ++w) order[w] = w;
-    std::sort(order.begin(), order.end(), [&](int a, int b) { return acquired[a] < acquired[b]; });
-    int64_t let_in = unlock_at;
-    for (int w : order) {
-      mutex_truth += std::max<int64_t>(0, unlock_at - starts[w]);
-      block_truth += std::max<int64_t>(0, let_in - starts[w]);
-      block_until_acquired += acquired[w] - starts[w];
-      let_in = released[w];
-    }
+    for (const auto& t : times) mutex_truth += std::max<int64_t>(0, unlock_at - t.start);
+    block_truth += lockprof::testing::WaitsUntilLetIn(unlock_at, times, /*exclusive=*/true);
+    block_until_acquired += lockprof::testing::WaitsUntilAcquired(times);
   }
   std::printf("mutex_truth_ns=%lld block_truth_ns=%lld block_until_acquired_ns=%lld\nready\n",
               (long long)mutex_truth, (long long)block_truth, (long long)block_until_acquired);
