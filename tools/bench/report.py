@@ -6,12 +6,15 @@ machine.txt, as run_benchmarks.sh writes them; a directory with only some of
 them, such as tools/bench/device/run_scaling.sh's contended rows, gets "not
 measured in this run" for the other sections). Figures are medians over the
 repetitions (for contended rows, over the repetitions that did contend: see
-load_bench). Each row of the targets says whether it is met.
+load_bench). The targets (targets.py) are judged on the paired ratios of
+the interleaved rounds, with their range.
 """
 import json
 import os
 import re
 import sys
+
+from targets import print_targets
 
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 # Row order in the tables.
@@ -76,6 +79,8 @@ def load_bench(path):
                 row[k] = median([r[k] for r in used])
         row["reps"] = len(rs)
         row["reps_used"] = len(used)
+        # Interleaved rounds: repetition i of every row ran in round i.
+        row["by_round"] = {r.get("repetition_index", i): r for i, r in enumerate(used)}
         rows[name] = row
     return dict(sorted(rows.items(), key=lambda kv: lock_rank(kv[0])))
 
@@ -209,22 +214,6 @@ def contended(rows, workload):
                 fmt_ns(lat["p99_ns"]) if "p99_ns" in lat else "–",
                 fmt_ns(lat["p999_ns"]) if "p999_ns" in lat else "–"))
         print()
-        if workload == "cache":
-            t = lambda lock: entries[lock]["real_ns"] if lock in entries else None
-            checks = [("lockprof:default", "lockprof:off", 0.98),
-                      ("lockprof:default", "std::mutex", 0.95),
-                      ("lockprof:all_1", "lockprof:off", 0.90),
-                      ("lockprof:all_1", "std::mutex", 0.90),
-                      ("lockprof:go_all_1", "lockprof:off", 0.90),
-                      ("lockprof_shared:default", "lockprof_shared:off", 0.98),
-                      ("lockprof_shared:default", "std::shared_mutex", 0.95),
-                      ("lockprof_shared:all_1", "lockprof_shared:off", 0.90),
-                      ("lockprof:lock_order", "lockprof:off", 0.95)]
-            for a, b, want in checks:
-                if t(a) and t(b):
-                    ratio = t(b) / t(a)
-                    print("- %s ≥ %.2f× %s: %.3f× — %s" % (a, want, b, ratio, verdict(ratio >= want)))
-            print()
         if warn:
             print("Warning: handoffs/op < %g in every repetition of %s: those threads did not run "
                   "at the same time (a busy machine), so the row measured little contention.\n" %
@@ -373,6 +362,7 @@ def main():
     uncontended(rows)
     for w in ("cache", "empty"):
         contended(rows, w)
+    print_targets(rows, median)
     go_comparison(rows, load_kv_lines(os.path.join(d, "go.txt"), "go/"))
     costs(rows)
     scrape(load_kv_lines(os.path.join(d, "scrape.txt"), "scrape_pause"))

@@ -1,0 +1,96 @@
+"""The contended-workload targets of BENCHMARKS.md, judged from one run.
+
+Each target compares two rows of the same run at one thread count: a
+throughput ratio that must be at least a bound, or a p99 acquire latency
+ratio that must be at most one. The rows are interleaved
+(--benchmark_enable_random_interleaving): repetition i of every row ran in
+the same round, under the same machine conditions. So the ratio is taken
+per round, over the rounds in which both rows contended, and reported as
+the median of those paired ratios with their range.
+
+A target is "met" only when the whole range is on the right side of the
+bound and "not met" only when the whole range is on the wrong side;
+otherwise the run cannot tell ("not resolved at this noise"). With 5 rounds
+the range brackets the median ratio with probability 1 - 2 * 2^-5 (94%);
+with fewer than 3 rounds no verdict is given at all.
+"""
+
+# (workload, lock, reference, measure, bound). "throughput": lock's
+# operations per second over the reference's, at least bound; "p99": lock's
+# p99 acquire latency over the reference's, at most bound.
+TARGETS = [
+    ("cache", "lockprof:default", "std::mutex", "throughput", 1.00),
+    ("cache", "lockprof:default", "std::mutex", "p99", 1.50),
+    ("cache", "lockprof:default", "lockprof:off", "throughput", 0.98),
+    ("cache", "lockprof:all_1", "lockprof:off", "throughput", 0.85),
+    ("cache", "lockprof:lock_order", "lockprof:off", "throughput", 0.95),
+    ("cache", "lockprof_shared:default", "std::shared_mutex", "throughput", 1.00),
+    ("cache", "lockprof_shared:default", "lockprof_shared:off", "throughput", 0.98),
+    ("cache", "lockprof_shared:all_1", "lockprof_shared:off", "throughput", 0.85),
+    ("empty", "lockprof:default", "std::mutex", "throughput", 1.00),
+    ("empty", "lockprof:default", "std::mutex", "p99", 1.50),
+    ("empty", "lockprof:all_1", "lockprof:off", "throughput", 0.75),
+    ("empty", "lockprof_shared:default", "std::shared_mutex", "throughput", 1.00),
+]
+
+MIN_ROUNDS = 3
+
+
+def paired_ratios(a, b, measure):
+    """a's over b's measure in each round in which both rows contended,
+    sorted. Rows carry their repetitions by round in row["by_round"]."""
+    key = "real_ns" if measure == "throughput" else "p99_ns"
+    ratios = []
+    for rnd, ra in a["by_round"].items():
+        rb = b["by_round"].get(rnd)
+        if rb is None or not ra.get(key) or not rb.get(key):
+            continue
+        # Throughput is inverse time: a's over b's is b's time over a's.
+        ratios.append(rb[key] / ra[key] if measure == "throughput" else ra[key] / rb[key])
+    return sorted(ratios)
+
+
+def judge(ratios, bound, at_least):
+    if len(ratios) < MIN_ROUNDS:
+        return "not resolved (%d rounds)" % len(ratios)
+    lo, hi = ratios[0], ratios[-1]
+    good, bad = (lo >= bound, hi < bound) if at_least else (hi <= bound, lo > bound)
+    if good:
+        return "met"
+    if bad:
+        return "**not met**"
+    return "not resolved at this noise"
+
+
+def row_name(workload, lock, threads, measure):
+    lat = "/lat" if measure == "p99" else ""
+    return "%s/%s%s/real_time/threads:%d" % (workload, lock, lat, threads)
+
+
+def print_targets(rows, median):
+    """The targets' section of the report, from load_bench's rows."""
+    threads = sorted({int(n.rsplit(":", 1)[1]) for n in rows
+                      if n.startswith(("cache/", "empty/")) and "/threads:" in n})
+    if not threads:
+        return
+    print("## Targets (contended workloads)\n")
+    print("Ratio per interleaved round (median, and the range over the rounds in which both "
+          "rows contended). Met: the whole range on the right side of the target; not met: "
+          "the whole range on the wrong side; otherwise not resolved at this noise.\n")
+    print("| workload | target | threads | ratio (median, range) | rounds | status |")
+    print("|---|---|---|---|---|---|")
+    for workload, lock, ref, measure, bound in TARGETS:
+        at_least = measure == "throughput"
+        what = "%s %s %s %.2f× %s" % (
+            lock, "throughput" if at_least else "p99 acquire", "≥" if at_least else "≤",
+            bound, ref)
+        for t in threads:
+            a = rows.get(row_name(workload, lock, t, measure))
+            b = rows.get(row_name(workload, ref, t, measure))
+            if not a or not b:
+                continue
+            r = paired_ratios(a, b, measure)
+            figure = "%.3f (%.3f–%.3f)" % (median(r), r[0], r[-1]) if r else "–"
+            print("| %s | %s | %d | %s | %d | %s |" % (workload, what, t, figure, len(r),
+                                                      judge(r, bound, at_least)))
+    print()
