@@ -1,8 +1,11 @@
 #include "lockprof/agent/metrics/lock_metrics.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "lockprof/agent/tables/stack_table.h"
+#include "lockprof/agent/tables/thread_cells.h"
 
 namespace lockprof::agent {
 
@@ -30,16 +33,38 @@ struct alignas(64) Entry {
   // library or a freed string is never read after the event that brought
   // it: the entry is found by content, and readers see only this copy.
   char name[kMaxLockName];
+  // Recording threads add to these through their cells (thread_cells.h);
+  // readers add the cells in. A contention is a wait: wait's count.
   AtomicHistogram wait;
   AtomicHistogram hold;
-  std::atomic<uint64_t> contentions;
 };
 
 // Static storage: zero-initialised before any code runs, usable from other
-// files' static initialisers, never freed.
-Entry g_entries[kCapacity];
-Entry g_overflow[kModes];
+// files' static initialisers, never freed. The overflow entries ("(other)")
+// follow the table, so that one address range holds every cell's target.
+Entry g_storage[kCapacity + kModes];
+Entry* const g_entries = g_storage;
+Entry* const g_overflow = g_storage + kCapacity;
 std::atomic<size_t> g_used{0};
+
+// A cell's values for a histogram: its buckets, then its sum.
+static_assert(kBuckets + 1 <= kCellValues, "a histogram must fit in a cell");
+
+void MoveToHistogram(void* target, const int64_t* values) {
+  auto* h = static_cast<AtomicHistogram*>(target);
+  for (int k = 0; k < kBuckets; ++k) {
+    if (values[k] != 0) h->buckets[k].fetch_add(uint64_t(values[k]), std::memory_order_relaxed);
+  }
+  if (values[kBuckets] != 0) {
+    h->sum_nanos.fetch_add(uint64_t(values[kBuckets]), std::memory_order_relaxed);
+  }
+}
+
+void Observe(AtomicHistogram* h, int64_t nanos, uint64_t weight) {
+  if (nanos < 0) nanos = 0;
+  AddToCell(h, MoveToHistogram, BucketIndex(nanos), int64_t(weight), kBuckets,
+            int64_t(uint64_t(nanos) * weight));
+}
 
 // FNV-1a over the (truncated) name and the mode; nullptr hashes apart from "".
 uint64_t HashKey(const char* name, LockMode mode) {
@@ -81,12 +106,49 @@ Entry* Find(const EventTags& tags) {
   return &g_overflow[int(tags.mode) % kModes];
 }
 
-void Snapshot(const Entry& e, LockStatsSnapshot* out) {
-  out->wait = {};
-  out->wait.Add(e.wait);
-  out->hold = {};
-  out->hold.Add(e.hold);
-  out->contentions = e.contentions.load(std::memory_order_relaxed);
+// The histograms of the entries `which` (indices into g_storage,
+// ascending), with the cells added in.
+struct Histograms {
+  HistogramSnapshot wait;
+  HistogramSnapshot hold;
+};
+
+std::vector<Histograms> Read(const std::vector<size_t>& which) {
+  std::vector<Histograms> out(which.size());
+  std::vector<CellValues> cells;
+  ReadWithCells(
+      &g_storage[0], &g_storage[kCapacity + kModes],
+      [&] {
+        for (size_t n = 0; n < which.size(); ++n) {
+          out[n] = {};
+          out[n].wait.Add(g_storage[which[n]].wait);
+          out[n].hold.Add(g_storage[which[n]].hold);
+        }
+      },
+      &cells);
+  for (const CellValues& c : cells) {
+    const auto offset =
+        size_t(static_cast<const char*>(c.target) - reinterpret_cast<const char*>(g_storage));
+    const auto it = std::lower_bound(which.begin(), which.end(), offset / sizeof(Entry));
+    if (it == which.end() || *it != offset / sizeof(Entry)) continue;
+    Histograms& h = out[size_t(it - which.begin())];
+    HistogramSnapshot* to = offset % sizeof(Entry) == offsetof(Entry, wait) ? &h.wait : &h.hold;
+    for (int k = 0; k < kBuckets; ++k) to->buckets[k] += uint64_t(c.values[k]);
+    to->sum_nanos += uint64_t(c.values[kBuckets]);
+  }
+  return out;
+}
+
+std::vector<size_t> OverflowEntries() {
+  std::vector<size_t> which;
+  for (size_t m = 0; m < kModes; ++m) which.push_back(kCapacity + m);
+  return which;
+}
+
+void Fill(const Histograms& h, LockStatsSnapshot* out) {
+  out->wait = h.wait;
+  out->hold = h.hold;
+  out->contentions = h.wait.count();
 }
 
 bool Empty(const LockStatsSnapshot& s) {
@@ -103,12 +165,6 @@ int BucketIndex(int64_t nanos) {
   return k < kFiniteBuckets ? k : kFiniteBuckets;
 }
 
-void AtomicHistogram::Observe(int64_t nanos, uint64_t weight) {
-  if (nanos < 0) nanos = 0;
-  buckets[BucketIndex(nanos)].fetch_add(weight, std::memory_order_relaxed);
-  sum_nanos.fetch_add(uint64_t(nanos) * weight, std::memory_order_relaxed);
-}
-
 uint64_t HistogramSnapshot::count() const {
   uint64_t n = 0;
   for (uint64_t b : buckets) n += b;
@@ -121,31 +177,29 @@ void HistogramSnapshot::Add(const AtomicHistogram& h) {
 }
 
 void ObserveLockWait(const EventTags& tags, int64_t wait_ns) {
-  Entry* e = Find(tags);
-  e->wait.Observe(wait_ns, 1);
-  e->contentions.fetch_add(1, std::memory_order_relaxed);
+  Observe(&Find(tags)->wait, wait_ns, 1);
 }
 
 void ObserveLockHold(const EventTags& tags, int64_t hold_ns, uint64_t weight) {
-  Find(tags)->hold.Observe(hold_ns, weight);
+  Observe(&Find(tags)->hold, hold_ns, weight);
 }
 
 void ForEachLockStats(const std::function<void(const LockStatsSnapshot&)>& fn) {
-  LockStatsSnapshot s;
-  for (const Entry& e : g_entries) {
-    if (e.tag.load(std::memory_order_acquire) < kPublishedBit) continue;
-    s.name = e.named ? e.name : nullptr;
-    s.mode = e.mode;
-    s.overflow = false;
-    Snapshot(e, &s);
-    fn(s);
+  std::vector<size_t> which;
+  for (size_t i = 0; i < kCapacity; ++i) {
+    if (g_entries[i].tag.load(std::memory_order_acquire) >= kPublishedBit) which.push_back(i);
   }
-  for (int m = 0; m < kModes; ++m) {
-    Snapshot(g_overflow[m], &s);
-    if (Empty(s)) continue;
-    s.name = nullptr;
-    s.mode = LockMode(m);
-    s.overflow = true;
+  const std::vector<size_t> overflow = OverflowEntries();
+  which.insert(which.end(), overflow.begin(), overflow.end());
+  const std::vector<Histograms> all = Read(which);
+  LockStatsSnapshot s;
+  for (size_t n = 0; n < which.size(); ++n) {
+    const Entry& e = g_storage[which[n]];
+    s.overflow = which[n] >= kCapacity;
+    Fill(all[n], &s);
+    if (s.overflow && Empty(s)) continue;
+    s.name = e.named && !s.overflow ? e.name : nullptr;
+    s.mode = s.overflow ? LockMode(which[n] - kCapacity) : e.mode;
     fn(s);
   }
 }
@@ -153,13 +207,13 @@ void ForEachLockStats(const std::function<void(const LockStatsSnapshot&)>& fn) {
 size_t LockStatsEntries() {
   size_t n = g_used.load(std::memory_order_relaxed);
   LockStatsSnapshot s;
-  for (const Entry& e : g_overflow) {
-    Snapshot(e, &s);
+  for (const Histograms& h : Read(OverflowEntries())) {
+    Fill(h, &s);
     n += !Empty(s);
   }
   return n;
 }
 
-size_t LockStatsTableBytes() { return sizeof(g_entries) + sizeof(g_overflow); }
+size_t LockStatsTableBytes() { return sizeof(g_storage); }
 
 }  // namespace lockprof::agent

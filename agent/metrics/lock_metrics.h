@@ -46,12 +46,11 @@ int BucketIndex(int64_t nanos);
 
 // A histogram of durations. Buckets are stored non-cumulative (an
 // observation touches one bucket); the exposition accumulates them.
+// Recording threads add to it through per-thread cells
+// (tables/thread_cells.h), which readers add in.
 struct AtomicHistogram {
   std::atomic<uint64_t> buckets[kBuckets];
   std::atomic<uint64_t> sum_nanos;
-
-  // Adds `weight` observations of `nanos` each.
-  void Observe(int64_t nanos, uint64_t weight);
 };
 
 // A plain copy of a histogram, for readers.

@@ -1,6 +1,9 @@
 #include "lockprof/agent/metrics/self_metrics.h"
 
 #include <atomic>
+#include <vector>
+
+#include "lockprof/agent/tables/thread_cells.h"
 
 namespace lockprof::agent {
 
@@ -18,13 +21,27 @@ std::atomic<uint64_t> g_uploads[kProfileCount][kUploadResults];
 std::atomic<uint64_t> g_upload_retries{0};
 std::atomic<int64_t> g_upload_queue{0};
 
+// Every recorded event bumps one: through the recording thread's cell
+// (tables/thread_cells.h), whose value 0 is the count.
+void MoveToCounter(void* target, const int64_t* values) {
+  static_cast<std::atomic<uint64_t>*>(target)->fetch_add(uint64_t(values[0]),
+                                                         std::memory_order_relaxed);
+}
+
 }  // namespace
 
 void CountSampleRecorded(ProfileId id) {
-  g_samples[int(id)].n.fetch_add(1, std::memory_order_relaxed);
+  AddToCell(&g_samples[int(id)].n, MoveToCounter, 0, 1, 1, 0);
 }
+
 uint64_t SamplesRecorded(ProfileId id) {
-  return g_samples[int(id)].n.load(std::memory_order_relaxed);
+  uint64_t n = 0;
+  std::vector<CellValues> cells;
+  ReadWithCells(
+      &g_samples[int(id)], &g_samples[int(id) + 1],
+      [&] { n = g_samples[int(id)].n.load(std::memory_order_relaxed); }, &cells);
+  for (const CellValues& c : cells) n += uint64_t(c.values[0]);
+  return n;
 }
 
 void CountAdminRequest() { g_admin_requests.fetch_add(1, std::memory_order_relaxed); }

@@ -68,6 +68,9 @@ struct ThreadState {
   // that only one with events parked reaches their thread_local, which a
   // library built -fPIC reaches through a __tls_get_addr call.
   int32_t deferred_blocks;
+  // This thread's block of value cells (tables/thread_cells.cc); nullptr
+  // until it first records.
+  void* cells;
 };
 
 // Trivial, so that it needs no initialisation: a thread_local that did

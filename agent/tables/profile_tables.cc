@@ -37,8 +37,16 @@ namespace {
 // Constant-initialised, so usable from static initialisers of other files,
 // and never destroyed, so usable from static destructors and from threads
 // still running while the process exits.
+static_assert(kProfileCount == 4, "one initialiser per profile below");
+
+// Values go through per-thread cells: the tables live as long as the
+// process (thread_cells.h).
 union NeverDestroyed {
-  constexpr NeverDestroyed() : tables() {}
+  constexpr NeverDestroyed()
+      : tables{StackTable(StackTable::Values::kPerThreadCells),
+               StackTable(StackTable::Values::kPerThreadCells),
+               StackTable(StackTable::Values::kPerThreadCells),
+               StackTable(StackTable::Values::kPerThreadCells)} {}
   ~NeverDestroyed() {}
   StackTable tables[kProfileCount];
 };

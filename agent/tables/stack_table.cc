@@ -1,10 +1,13 @@
 #include "lockprof/agent/tables/stack_table.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
 #include "lockprof/agent/base/env.h"
+#include "lockprof/agent/tables/thread_cells.h"
 
 namespace lockprof::agent {
 
@@ -57,6 +60,18 @@ struct StackTable::Entry {
   SampleKey key;
   std::atomic<int64_t> values[2];
 };
+
+namespace {
+
+// A cell's values 0 and 1 are the entry's.
+void MoveToEntry(void* target, const int64_t* values) {
+  auto* values_of_entry = static_cast<std::atomic<int64_t>*>(target);
+  for (int k = 0; k < 2; ++k) {
+    if (values[k] != 0) values_of_entry[k].fetch_add(values[k], std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
 
 StackTable::Entry* StackTable::Slots() {
   Entry* slots = slots_.load(std::memory_order_acquire);
@@ -121,6 +136,10 @@ void StackTable::Add(const StackTrace& stack, const EventTags& tags, const Label
     break;
   }
   if (target == &slots[capacity]) dropped_.fetch_add(1, std::memory_order_relaxed);
+  if (values_ == Values::kPerThreadCells) {
+    AddToCell(target->values, MoveToEntry, 0, v0, 1, v1);
+    return;
+  }
   target->values[0].fetch_add(v0, std::memory_order_relaxed);
   target->values[1].fetch_add(v1, std::memory_order_relaxed);
 }
@@ -129,17 +148,44 @@ void StackTable::Snapshot(std::vector<SlotValues>* out) const {
   Entry* slots = LoadSlots();
   size_t capacity = capacity_.load(std::memory_order_acquire);
   if (slots == nullptr || capacity == 0) return;
-  for (size_t i = 0; i <= capacity; ++i) {
-    const Entry& e = slots[i];
-    bool overflow = i == capacity;
-    if (!overflow && e.tag.load(std::memory_order_acquire) < kPublishedBit) continue;
-    SlotValues v{
-        i,
-        &e.key,
-        overflow,
-        {e.values[0].load(std::memory_order_relaxed), e.values[1].load(std::memory_order_relaxed)}};
-    if (overflow && v.values[0] == 0 && v.values[1] == 0) continue;
-    out->push_back(v);
+  const size_t first = out->size();
+  auto read_entries = [&] {
+    out->resize(first);
+    for (size_t i = 0; i <= capacity; ++i) {
+      const Entry& e = slots[i];
+      const bool overflow = i == capacity;
+      if (!overflow && e.tag.load(std::memory_order_acquire) < kPublishedBit) continue;
+      out->push_back(SlotValues{i,
+                                &e.key,
+                                overflow,
+                                {e.values[0].load(std::memory_order_relaxed),
+                                 e.values[1].load(std::memory_order_relaxed)}});
+    }
+  };
+  if (values_ == Values::kShared) {
+    read_entries();
+  } else {
+    std::vector<CellValues> cells;
+    ReadWithCells(&slots[0], &slots[capacity + 1], read_entries, &cells);
+    // out is in slot order from `first` on.
+    for (const CellValues& c : cells) {
+      const size_t slot =
+          size_t(reinterpret_cast<const Entry*>(reinterpret_cast<const char*>(c.target) -
+                                                offsetof(Entry, values)) -
+                 slots);
+      auto it = std::lower_bound(out->begin() + std::ptrdiff_t(first), out->end(), slot,
+                                 [](const SlotValues& v, size_t s) { return v.slot < s; });
+      // A cell can be bound to an entry that this read saw unpublished: its
+      // values join the entry's in the next read.
+      if (it == out->end() || it->slot != slot) continue;
+      it->values[0] += c.values[0];
+      it->values[1] += c.values[1];
+    }
+  }
+  // The overflow entry shows only once something went there.
+  if (out->size() > first && out->back().overflow && out->back().values[0] == 0 &&
+      out->back().values[1] == 0) {
+    out->pop_back();
   }
 }
 

@@ -18,6 +18,11 @@
 // Entries are never removed or moved, so a slot index identifies a key for
 // the life of the process: delta profiles keep their previous values in
 // arrays indexed by slot.
+//
+// A table that lives as long as the process (the agent's) may keep its
+// values in per-thread cells (thread_cells.h): a recording thread then adds
+// to a cell of its own instead of the entry's shared counters, and
+// Snapshot adds the cells in.
 #ifndef LOCKPROF_AGENT_TABLES_STACK_TABLE_H_
 #define LOCKPROF_AGENT_TABLES_STACK_TABLE_H_
 
@@ -62,9 +67,15 @@ class StackTable {
  public:
   static constexpr size_t kDefaultCapacity = 4096;
 
+  // Whether values go through per-thread cells. Only for a table that is
+  // never destroyed: cells stay bound to its entries for good.
+  enum class Values { kShared, kPerThreadCells };
+
   // Capacity LOCKPROF_MAX_STACKS, or kDefaultCapacity.
   constexpr StackTable() = default;
-  explicit constexpr StackTable(size_t capacity) : requested_capacity_(capacity) {}
+  explicit constexpr StackTable(Values values) : values_(values) {}
+  explicit constexpr StackTable(size_t capacity, Values values = Values::kShared)
+      : requested_capacity_(capacity), values_(values) {}
   StackTable(const StackTable&) = delete;
   StackTable& operator=(const StackTable&) = delete;
   // Frees the slots. The agent's own tables are never destroyed (threads may
@@ -73,7 +84,8 @@ class StackTable {
   ~StackTable();
 
   // Adds v0 and v1 to the entry for (stack, tags, labels). Lock-free; never
-  // allocates after the first call.
+  // allocates after the first call (of the table, and of the thread when
+  // values go through cells).
   void Add(const StackTrace& stack, const EventTags& tags, const LabelSet* labels, int64_t v0,
            int64_t v1);
 
@@ -97,6 +109,7 @@ class StackTable {
   Entry* LoadSlots() const { return slots_.load(std::memory_order_acquire); }
 
   size_t requested_capacity_ = 0;  // 0: LOCKPROF_MAX_STACKS or the default.
+  Values values_ = Values::kShared;
   std::atomic<Entry*> slots_{nullptr};
   std::atomic<size_t> capacity_{0};
   std::atomic<size_t> used_{0};
