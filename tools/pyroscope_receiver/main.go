@@ -82,8 +82,7 @@ func (s *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	status, msg := 200, "accepted"
 	if e := s.ingest(w, r); e == errReset {
-		s.logRequest(0, "connection reset")
-		return
+		return // Logged by ingest, before the reset.
 	} else if e != nil {
 		status, msg = e.status, e.msg
 		http.Error(w, e.msg, e.status)
@@ -149,6 +148,9 @@ func (s *receiver) ingest(w http.ResponseWriter, r *http.Request) *httpError {
 		if tcp, ok := conn.(*net.TCPConn); ok {
 			tcp.SetLinger(0) // Close with RST, not FIN.
 		}
+		// Logged before the reset: once the client has seen it (and, after
+		// its last attempt, the test reads the log), the request is there.
+		s.logRequest(0, "connection reset")
 		conn.Close()
 		return errReset
 	case "hang":
