@@ -12,6 +12,7 @@
 #include "lockprof/agent/deadlock/events.h"
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/record.h"
+#include "lockprof/agent/record/thread_exit_key.h"
 
 namespace lockprof::agent {
 
@@ -56,12 +57,7 @@ void Move(const HeldEntry& from, HeldEntry* to) {
 // that locks is not tracked (a new record would never be freed).
 thread_local bool t_exited = false;
 
-// Frees this thread's record when it exits. A pthread key's destructor, not
-// a thread_local's: a thread may take its first tracked lock in another
-// key's destructor (OpenSSL frees its thread state in one), after glibc ran
-// the thread_local destructors, and a thread_local destructor registered
-// then never runs. A key set while keys are destroyed is destroyed in
-// glibc's next round.
+// Frees this thread's record when it exits (thread_exit_key.h).
 void ReleaseRecord(void* p) {
   auto* record = static_cast<ThreadLocks*>(p);
   record->Clear();
@@ -72,14 +68,7 @@ void ReleaseRecord(void* p) {
 
 // The key, or nullopt if the process has used up its keys (then no thread
 // is tracked: its record could not be freed).
-std::optional<pthread_key_t> ReleaseKey() {
-  static const std::optional<pthread_key_t> key = []() -> std::optional<pthread_key_t> {
-    pthread_key_t k;
-    if (pthread_key_create(&k, ReleaseRecord) != 0) return std::nullopt;
-    return k;
-  }();
-  return key;
-}
+std::optional<pthread_key_t> ReleaseKey() { return ThreadExitKey<ReleaseRecord>(); }
 
 ThreadLocks* SelfSlow();
 

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/record/thread_exit_key.h"
 #include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof::agent {
@@ -48,28 +49,17 @@ thread_local bool t_exited = false;
 
 Block*& Mine() { return *reinterpret_cast<Block**>(&tls_state.cells); }
 
-// A pthread key's destructor, not a thread_local's, as lock tracking's
-// record (lock_tracking.cc): a thread may first record in another key's
-// destructor, after the thread_local destructors ran.
+// Hands this thread's block back when it exits (thread_exit_key.h).
 void ReleaseBlock(void* p) {
   static_cast<Block*>(p)->in_use.store(false, std::memory_order_release);
   Mine() = nullptr;
   t_exited = true;
 }
 
-std::optional<pthread_key_t> ReleaseKey() {
-  static const std::optional<pthread_key_t> key = []() -> std::optional<pthread_key_t> {
-    pthread_key_t k;
-    if (pthread_key_create(&k, ReleaseBlock) != 0) return std::nullopt;
-    return k;
-  }();
-  return key;
-}
-
 // Claims a free block (or one of a parent thread's, in a fork()ed child),
 // or allocates one; nullptr if this thread cannot own one.
 Block* ClaimBlock() {
-  const std::optional<pthread_key_t> key = ReleaseKey();
+  const std::optional<pthread_key_t> key = ThreadExitKey<ReleaseBlock>();
   if (t_exited || !key) return nullptr;
   Block* b = nullptr;
   for (Block* p = g_blocks.load(std::memory_order_acquire); p != nullptr;
