@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
 #include <new>
 #include <optional>
 
@@ -122,6 +123,10 @@ void Rebind(Block* b, void* target, CellMoveFn move) {
     values[k] = victim->values[k].load(std::memory_order_relaxed);
     victim->values[k].store(0, std::memory_order_relaxed);
   }
+  // Zeroed before they reach the target: a reader that gives up waiting
+  // for this move (ReadWithCells) and sees the target's new values also
+  // sees the zeros, so it misses these values, never counts them twice.
+  std::atomic_thread_fence(std::memory_order_release);
   victim->move(victim->target.load(std::memory_order_relaxed), values);
   victim->move = move;
   victim->target.store(target, std::memory_order_relaxed);
@@ -165,10 +170,13 @@ void AddToCell(void* target, CellMoveFn move, int i, int64_t di, int j, int64_t 
 
 void ReadWithCells(const void* lo, const void* hi, const std::function<void()>& read_shared,
                    std::vector<CellValues>* cells) {
-  constexpr int kAttempts = 64;
+  // A move takes nanoseconds, unless its thread is preempted in the middle
+  // of it: retried for up to this long, then taken as it is.
+  constexpr auto kPatience = std::chrono::milliseconds(10);
+  const auto give_up = std::chrono::steady_clock::now() + kPatience;
   std::vector<uint32_t> seqs;
-  for (int attempt = 1;; ++attempt) {
-    const bool last = attempt == kAttempts;
+  for (;;) {
+    const bool last = std::chrono::steady_clock::now() >= give_up;
     // Blocks added after this point hold only values added after it.
     Block* const head = g_blocks.load(std::memory_order_acquire);
     seqs.clear();
@@ -179,10 +187,12 @@ void ReadWithCells(const void* lo, const void* hi, const std::function<void()>& 
       seqs.push_back(seq);
     }
     if (busy && !last) {
-      sched_yield();  // A move takes nanoseconds: let its thread finish it.
+      sched_yield();
       continue;
     }
     read_shared();
+    // Pairs with the move's fence: see Rebind.
+    std::atomic_thread_fence(std::memory_order_acquire);
     cells->clear();
     for (Block* b = head; b != nullptr; b = b->next.load(std::memory_order_acquire)) {
       for (const Cell& c : b->cells) {

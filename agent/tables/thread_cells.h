@@ -64,8 +64,10 @@ void AddToCell(void* target, CellMoveFn move, int i, int64_t di, int j, int64_t 
 // earlier call of it produced: it may be called again) and sets *cells to
 // every cell bound to a target in [lo, hi), such that the two together
 // count every value added before the call exactly once. Never blocks a
-// recording thread: a read overlapped by a move is retried (a few times,
-// then taken as it is).
+// recording thread: a read overlapped by a move is retried, for up to 10 ms
+// (a move takes nanoseconds, unless its thread is preempted in it), then
+// taken as it is: it then misses the moving cell's values, never counts
+// them twice.
 void ReadWithCells(const void* lo, const void* hi, const std::function<void()>& read_shared,
                    std::vector<CellValues>* cells);
 
