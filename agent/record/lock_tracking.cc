@@ -12,7 +12,7 @@
 #include "lockprof/agent/deadlock/events.h"
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/record.h"
-#include "lockprof/agent/record/thread_exit_key.h"
+#include "lockprof/agent/record/thread_records.h"
 
 namespace lockprof::agent {
 
@@ -66,10 +66,6 @@ void ReleaseRecord(void* p) {
   t_exited = true;
 }
 
-// The key, or nullopt if the process has used up its keys (then no thread
-// is tracked: its record could not be freed).
-std::optional<pthread_key_t> ReleaseKey() { return ThreadExitKey<ReleaseRecord>(); }
-
 ThreadLocks* SelfSlow();
 
 // This thread's record, allocated (or reused) on first use; nullptr once
@@ -83,33 +79,9 @@ inline ThreadLocks* Self() {
 ABSL_ATTRIBUTE_NOINLINE ThreadLocks* SelfSlow() {
   ThreadLocks* r = TheRecord();
   if (r == nullptr) {
-    const std::optional<pthread_key_t> key = ReleaseKey();
-    if (t_exited || !key) return nullptr;
     RecorderScope recorder;  // The allocator's locks are not the program's.
-    for (ThreadLocks* p = g_records.load(std::memory_order_acquire); p != nullptr;
-         p = p->next.load(std::memory_order_acquire)) {
-      bool free = false;
-      // A record of a thread of the parent, in a fork()ed child, is free.
-      if (p->Stale() && p->in_use.load(std::memory_order_acquire)) {
-        p->in_use.store(false, std::memory_order_relaxed);
-      }
-      if (p->in_use.compare_exchange_strong(free, true, std::memory_order_acquire)) {
-        r = p;
-        break;
-      }
-    }
-    if (r == nullptr) {
-      r = new ThreadLocks;
-      ThreadLocks* head = g_records.load(std::memory_order_relaxed);
-      do {
-        r->next.store(head, std::memory_order_relaxed);
-      } while (!g_records.compare_exchange_weak(head, r, std::memory_order_release,
-                                                std::memory_order_relaxed));
-    }
-    if (pthread_setspecific(*key, r) != 0) {  // Out of memory: untracked.
-      r->in_use.store(false, std::memory_order_release);
-      return nullptr;
-    }
+    r = ClaimThreadRecord<ThreadLocks, ReleaseRecord>(&g_records, t_exited);
+    if (r == nullptr) return nullptr;  // Exiting, or out of keys or memory: untracked.
     TheRecord() = r;
   }
   // A new owner, or the thread that fork()ed, now in the child.

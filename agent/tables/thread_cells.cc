@@ -5,11 +5,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <new>
-#include <optional>
 
 #include "lockprof/agent/base/fork.h"
-#include "lockprof/agent/record/thread_exit_key.h"
+#include "lockprof/agent/record/thread_records.h"
 #include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof::agent {
@@ -42,7 +40,6 @@ struct alignas(64) Block {
 // Every block ever allocated, newest first; never freed, so readers walk it
 // without a lock.
 std::atomic<Block*> g_blocks{nullptr};
-std::atomic<size_t> g_block_count{0};
 
 // Set once this thread's block went back at its exit: later events (another
 // key's destructor that records) go to the targets directly.
@@ -60,34 +57,8 @@ void ReleaseBlock(void* p) {
 // Claims a free block (or one of a parent thread's, in a fork()ed child),
 // or allocates one; nullptr if this thread cannot own one.
 Block* ClaimBlock() {
-  const std::optional<pthread_key_t> key = ThreadExitKey<ReleaseBlock>();
-  if (t_exited || !key) return nullptr;
-  Block* b = nullptr;
-  for (Block* p = g_blocks.load(std::memory_order_acquire); p != nullptr;
-       p = p->next.load(std::memory_order_acquire)) {
-    if (p->Stale() && p->in_use.load(std::memory_order_acquire)) {
-      p->in_use.store(false, std::memory_order_relaxed);
-    }
-    bool free = false;
-    if (p->in_use.compare_exchange_strong(free, true, std::memory_order_acquire)) {
-      b = p;
-      break;
-    }
-  }
-  if (b == nullptr) {
-    b = new (std::nothrow) Block;
-    if (b == nullptr) return nullptr;
-    Block* head = g_blocks.load(std::memory_order_relaxed);
-    do {
-      b->next.store(head, std::memory_order_relaxed);
-    } while (!g_blocks.compare_exchange_weak(head, b, std::memory_order_release,
-                                             std::memory_order_relaxed));
-    g_block_count.fetch_add(1, std::memory_order_relaxed);
-  }
-  if (pthread_setspecific(*key, b) != 0) {
-    b->in_use.store(false, std::memory_order_release);
-    return nullptr;
-  }
+  Block* b = ClaimThreadRecord<Block, ReleaseBlock>(&g_blocks, t_exited);
+  if (b == nullptr) return nullptr;
   // A parent's thread may have been inside a move when the process forked:
   // its count stays odd in the child. The move is lost (its cell's values
   // may be counted twice or not at all), but readers must not wait for it.
@@ -215,6 +186,13 @@ void ReadWithCells(const void* lo, const void* hi, const std::function<void()>& 
   }
 }
 
-size_t CellBlocks() { return g_block_count.load(std::memory_order_relaxed); }
+size_t CellBlocks() {
+  size_t n = 0;
+  for (Block* b = g_blocks.load(std::memory_order_acquire); b != nullptr;
+       b = b->next.load(std::memory_order_acquire)) {
+    ++n;
+  }
+  return n;
+}
 
 }  // namespace lockprof::agent

@@ -26,7 +26,7 @@
 // readers (ReadWithCells) retry a read that a move overlapped, so each
 // value is counted exactly once, in the cell or in the target.
 //
-// Memory: one block (kCellsPerBlock * ~250 bytes, 2 KB) per thread that records
+// Memory: one block (kCellsPerBlock * ~230 bytes, 2 KB) per thread that records
 // at the same time, at most; a fork()ed child reclaims its parent's other
 // threads' blocks.
 #ifndef LOCKPROF_AGENT_TABLES_THREAD_CELLS_H_
@@ -38,8 +38,9 @@
 
 namespace lockprof::agent {
 
-// Values per cell: a histogram's buckets, its sum and a count beside it.
-inline constexpr int kCellValues = 28;
+// Values per cell: the most any target needs, a lock's histogram (its 25
+// buckets and its sum; lock_metrics.cc asserts that it fits).
+inline constexpr int kCellValues = 26;
 inline constexpr int kCellsPerBlock = 8;
 inline constexpr int kMissesPerRebind = 64;
 

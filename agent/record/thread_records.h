@@ -1,0 +1,62 @@
+// Per-thread records that outlive their threads: a process-wide list of
+// records, never freed (readers walk it without a lock), each owned by at
+// most one thread at a time and handed back at its exit through a pthread
+// key (thread_exit_key.h), for the next thread to claim.
+//
+// A record type T has `std::atomic<T*> next`, `std::atomic<bool> in_use`
+// (true when constructed) and `bool Stale() const`: true in a fork()ed child
+// for the records of the parent's threads, which no thread of the child
+// owns.
+#ifndef LOCKPROF_AGENT_RECORD_THREAD_RECORDS_H_
+#define LOCKPROF_AGENT_RECORD_THREAD_RECORDS_H_
+
+#include <pthread.h>
+
+#include <atomic>
+#include <new>
+#include <optional>
+
+#include "lockprof/agent/record/thread_exit_key.h"
+
+namespace lockprof::agent {
+
+// Claims a free record of `all` (or a stale one), or allocates one and adds
+// it; `Release` gets it back when this thread exits. nullptr when this
+// thread must not own one: it is exiting (`exited`: its record went back
+// already, and one claimed now would never be), the process has no key left,
+// or memory ran out. The caller sets up what a new owner needs.
+template <typename T, void (*Release)(void*)>
+T* ClaimThreadRecord(std::atomic<T*>* all, bool exited) {
+  const std::optional<pthread_key_t> key = ThreadExitKey<Release>();
+  if (exited || !key) return nullptr;
+  T* r = nullptr;
+  for (T* p = all->load(std::memory_order_acquire); p != nullptr;
+       p = p->next.load(std::memory_order_acquire)) {
+    if (p->Stale() && p->in_use.load(std::memory_order_acquire)) {
+      p->in_use.store(false, std::memory_order_relaxed);
+    }
+    bool free = false;
+    if (p->in_use.compare_exchange_strong(free, true, std::memory_order_acquire)) {
+      r = p;
+      break;
+    }
+  }
+  if (r == nullptr) {
+    r = new (std::nothrow) T;
+    if (r == nullptr) return nullptr;
+    T* head = all->load(std::memory_order_relaxed);
+    do {
+      r->next.store(head, std::memory_order_relaxed);
+    } while (
+        !all->compare_exchange_weak(head, r, std::memory_order_release, std::memory_order_relaxed));
+  }
+  if (pthread_setspecific(*key, r) != 0) {
+    r->in_use.store(false, std::memory_order_release);
+    return nullptr;
+  }
+  return r;
+}
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_RECORD_THREAD_RECORDS_H_
