@@ -35,6 +35,7 @@ using lockprof::admin_test::SecondsSince;
 using lockprof::admin_test::Server;
 using lockprof::admin_test::ServerSideConnections;
 using lockprof::admin_test::ThreadCount;
+using lockprof::admin_test::WarmUp;
 using lockprof::testing::NowNanos;
 using lockprof::testing::ParseProfile;
 using lockprof::testing::RunCommand;
@@ -134,7 +135,8 @@ TEST(AdminLimitsTest, ClosesAConnectionOverTheCapAtOnce) {
     o.read_timeout_ms = 20000;
   }));
   ASSERT_TRUE(s.status().ok()) << s.status();
-  ASSERT_EQ(Curl(s.url("/debug/pprof/")), 200);  // The accept thread and watchdog run.
+  ASSERT_EQ(WarmUp(s.url("/debug/pprof/")), 200);
+  ASSERT_EQ(lockprof::server::ConnectionsOpen(), 0u);
   const uint64_t refused = lockprof::server::ConnectionsRefused();
   const int silent = Connect(s.port());  // Takes the only slot, says nothing.
   ASSERT_GE(silent, 0);

@@ -24,6 +24,7 @@ using lockprof::admin_test::Connect;
 using lockprof::admin_test::Curl;
 using lockprof::admin_test::Options;
 using lockprof::admin_test::Server;
+using lockprof::admin_test::WarmUp;
 using lockprof::testing::MetricValue;
 using lockprof::testing::RunCommand;
 using lockprof::testing::WriteTempFile;
@@ -39,7 +40,8 @@ TEST(AdminMetricsTest, DefencesAreCountedOnMetrics) {
     o.max_request_head_bytes = 1024;
   }));
   ASSERT_TRUE(s.status().ok()) << s.status();
-  ASSERT_EQ(Curl(s.url("/metrics")), 200);  // The accept thread and watchdog run.
+  ASSERT_EQ(WarmUp(s.url("/metrics")), 200);
+  ASSERT_EQ(lockprof::server::ConnectionsOpen(), 0u);
   const uint64_t timed_out = lockprof::server::ConnectionsTimedOut();
   const uint64_t refused = lockprof::server::ConnectionsRefused();
   const uint64_t heads_cut = lockprof::server::RequestHeadsCut();
@@ -50,6 +52,8 @@ TEST(AdminMetricsTest, DefencesAreCountedOnMetrics) {
   if (extra >= 0) {  // (A connect may already fail when the reset overtakes it.)
     EXPECT_TRUE(ClosedByServer(extra, 5000));
   }
+  // The silent connection holds the only slot until its deadline.
+  EXPECT_EQ(lockprof::server::ConnectionsOpen(), 1u);
   EXPECT_TRUE(ClosedByServer(silent, 10000));
   close(extra);
   close(silent);
@@ -62,6 +66,7 @@ TEST(AdminMetricsTest, DefencesAreCountedOnMetrics) {
   EXPECT_EQ(MetricValue(body, "lockprof_admin_connections_timed_out_total"), double(timed_out + 1));
   EXPECT_EQ(MetricValue(body, "lockprof_admin_requests_cut_total{limit=\"head\"}"),
             double(heads_cut + 1));
+  EXPECT_GE(MetricValue(body, "lockprof_admin_connections_open"), 1.0);  // This scrape's.
   EXPECT_EQ(MetricValue(body, "lockprof_admin_requests_cut_total{limit=\"body\"}"),
             double(lockprof::server::RequestBodiesCut()));
   int status = 0;

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "lockprof/server/admin_server.h"
+#include "lockprof/server/httplib/connection_guard.h"
 #include "test_util.h"
 
 namespace lockprof::admin_test {
@@ -98,6 +99,19 @@ inline bool ClosedByServer(int fd, int timeout_ms) {
     if (n == 0) return true;
     if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
   }
+}
+
+// GETs `url` (which starts the server's accept thread and watchdog) and
+// waits until the server has closed that connection too: curl has its
+// response a moment before the server's task ends, and until then the
+// connection still counts against max_connections. Returns curl's status.
+inline int WarmUp(const std::string& url) {
+  const int status = Curl(url);
+  const int64_t start = NowNanos();
+  while (lockprof::server::ConnectionsOpen() != 0 && NowNanos() - start < 10'000'000'000) {
+    usleep(1000);
+  }
+  return status;
 }
 
 // A self-signed certificate for 127.0.0.1 and its key, in a new temporary

@@ -21,6 +21,10 @@ void WriteAdminMetrics(std::string* out) {
               "Admin endpoint connections closed as soon as accepted: max_connections were "
               "open.");
   text.Sample("lockprof_admin_connections_refused_total", {}, ConnectionsRefused());
+  text.Family("lockprof_admin_connections_open", "gauge",
+              "Admin endpoint connections queued or being served now (this scrape's "
+              "included), of at most max_connections.");
+  text.Sample("lockprof_admin_connections_open", {}, ConnectionsOpen());
   text.Family("lockprof_admin_requests_cut_total", "counter",
               "Admin endpoint requests cut by a size limit: limit=\"head\" (request line and "
               "headers over max_request_head_bytes: 431), limit=\"body\" (a chunked body's "

@@ -30,6 +30,7 @@ namespace {
 
 std::atomic<uint64_t> g_timed_out{0};
 std::atomic<uint64_t> g_refused{0};
+std::atomic<uint64_t> g_open{0};
 
 int64_t Nanos(std::chrono::nanoseconds d) { return int64_t(d.count()); }
 
@@ -62,6 +63,7 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
         refused = true;
       } else if (conn != nullptr) {
         live_.push_back(conn);
+        g_open.fetch_add(1, std::memory_order_relaxed);
       }
     }
     if (refused) {
@@ -80,6 +82,7 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       }
       std::lock_guard<std::mutex> lock(mu_);
       live_.remove(conn);
+      g_open.fetch_sub(1, std::memory_order_relaxed);
       Forget(conn);
     });
   }
@@ -191,5 +194,6 @@ httplib::TaskQueue* NewGuardedTaskQueue(const ConnectionLimits& limits) {
 
 uint64_t ConnectionsTimedOut() { return g_timed_out.load(std::memory_order_relaxed); }
 uint64_t ConnectionsRefused() { return g_refused.load(std::memory_order_relaxed); }
+uint64_t ConnectionsOpen() { return g_open.load(std::memory_order_relaxed); }
 
 }  // namespace lockprof::server

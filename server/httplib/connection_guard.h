@@ -57,6 +57,10 @@ httplib::TaskQueue* NewGuardedTaskQueue(const ConnectionLimits& limits);
 // started.
 uint64_t ConnectionsTimedOut();
 uint64_t ConnectionsRefused();
+// Connections queued or being served now (counted against max_connections),
+// by every guarded queue. A connection counts until its task has closed it,
+// which may be a moment after the client read its response.
+uint64_t ConnectionsOpen();
 
 }  // namespace lockprof::server
 
