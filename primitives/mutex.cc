@@ -6,25 +6,21 @@
 #include "lockprof/primitives/internal/deferred_block.h"
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/internal/hold_sample.h"
+#include "lockprof/primitives/internal/spin_backoff.h"
 #include "lockprof/primitives/internal/waiter_table.h"
 
 namespace lockprof {
 
-namespace {
-// Spins before sleeping: a critical section of a few hundred nanoseconds
-// ends sooner than a futex round trip would.
-constexpr int kSpinLimit = 100;
-}  // namespace
-
 ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
-  for (int i = 0; i < kSpinLimit; ++i) {
+  // Spins first, backing off (internal/spin_backoff.h).
+  internal::SpinBackoff spin;
+  do {
     uint32_t s = state_.load(std::memory_order_relaxed);
     if (s == kUnlocked && state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire,
                                                        std::memory_order_relaxed)) {
       return;
     }
-    internal::SpinPause();
-  }
+  } while (spin.Pause());
   // Going to sleep. Every sleeper registers in the waiter table (the clock
   // read is noise next to the futex round trip), so the table knows whether
   // anybody sleeps, and its wait sums stay consistent even if profiling is

@@ -27,9 +27,9 @@
 //  * Hold profile (/debug/pprof/hold): sampled critical sections, contended
 //    or not, at the releasing stack.
 // Only waits that slept are recorded, in the profiles and in the wait
-// metrics: a waiter spins up to 100 rounds of `pause` on the lock word
-// first (a few microseconds), and a wait that ends there is in neither (it
-// is CPU time under LockSlow in a CPU profile).
+// metrics: a waiter spins 111 `pause` instructions first (a couple of
+// microseconds; internal/spin_backoff.h), and a wait that ends there is in
+// neither (it is CPU time under LockSlow in a CPU profile).
 // Stack capture and aggregation run after the lock is released, so they
 // never lengthen a critical section: a waiter takes its stack before it
 // sleeps and records its block event when it releases the lock it waited

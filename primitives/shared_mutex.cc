@@ -9,15 +9,12 @@
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/internal/futex.h"
 #include "lockprof/primitives/internal/hold_sample.h"
+#include "lockprof/primitives/internal/spin_backoff.h"
 #include "lockprof/primitives/internal/waiter_table.h"
 
 namespace lockprof {
 
 namespace {
-
-// Spins before sleeping, as Mutex does: short critical sections end sooner
-// than a futex round trip would.
-constexpr int kSpinLimit = 100;
 
 // Futex bitsets: readers and writers sleep on the same word (the epoch)
 // and are woken separately.
@@ -89,13 +86,13 @@ bool SharedMutex::ReadersGone(uint32_t readers_inside) {
 }
 
 bool SharedMutex::PostedAfterSpinning() {
-  for (int i = 0; i < kSpinLimit; ++i) {
+  internal::SpinBackoff spin;
+  do {
     if (writer_sem_.load(std::memory_order_acquire) == kPosted) {
       writer_sem_.store(kNotPosted, std::memory_order_relaxed);
       return true;
     }
-    internal::SpinPause();
-  }
+  } while (spin.Pause());
   return false;
 }
 
@@ -116,20 +113,19 @@ void SharedMutex::SleepUntilPosted(internal::BlockedWait& wait) {
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
   bool have_writer = false;
   uint32_t readers_inside = 0;
-  for (int i = 0; i < kSpinLimit && !have_writer; ++i) {
+  internal::SpinBackoff spin;  // Spins first, backing off (internal/spin_backoff.h).
+  do {
     uint64_t s = state_.load(std::memory_order_relaxed);
-    if ((s & kWriter) == 0) {
-      // Readers inside (none is queued while kWriter is clear): announce
-      // this writer, so that new readers queue, then wait for them.
-      if (state_.compare_exchange_weak(s, s | kWriter, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
-        have_writer = true;
-        readers_inside = uint32_t(s & kCountMask);
-      }
-      continue;
+    // Readers inside (none is queued while kWriter is clear): announce this
+    // writer, so that new readers queue, then wait for them.
+    if ((s & kWriter) == 0 &&
+        state_.compare_exchange_weak(s, s | kWriter, std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+      have_writer = true;
+      readers_inside = uint32_t(s & kCountMask);
+      break;
     }
-    internal::SpinPause();
-  }
+  } while (spin.Pause());
   bool readers_pending =
       have_writer && readers_inside != 0 && !ReadersGone(readers_inside) && !PostedAfterSpinning();
   if (have_writer && !readers_pending) return;
@@ -213,10 +209,10 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::ReleaseAndRecord(const void* frame, bo
 // epoch it saw ends (that writer's unlock).
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
   const auto epoch = uint32_t(old >> 32);
-  for (int i = 0; i < kSpinLimit; ++i) {
+  internal::SpinBackoff spin;
+  do {
     if (uint32_t(state_.load(std::memory_order_acquire) >> 32) != epoch) return;
-    internal::SpinPause();
-  }
+  } while (spin.Pause());
   internal::BlockedWait wait(__builtin_frame_address(0), this, {name_, LockMode::kRead, shard_});
   // Counted in state_ as well: a fork()ed child takes it out (waiter_table.h).
   int64_t counted_from = -1;

@@ -49,7 +49,8 @@
 //  * Hold profile: sampled critical sections, exclusive (mode="write") and
 //    shared (mode="read"), at the releasing stack.
 // As with Mutex, only waits that slept are recorded: one that ends while
-// spinning (up to 100 rounds of `pause`) is in no profile and no metric.
+// spinning (111 `pause` instructions: internal/spin_backoff.h) is in no
+// profile and no metric.
 // Stacks are captured and events recorded after the lock word is released,
 // never inside the critical section measured.
 // A wait ends at the last release that settled it, normally the one that
