@@ -41,10 +41,11 @@ class BlockedWait {
   // A wait for `lock`, described by `tags`. `check_order`: false for a
   // lock outside the lock-order graph (an interposed pthread lock on the
   // heap, whose memory may be reused without a destructor that would tell
-  // the graph).
+  // the graph). `start`: when the wait began (MonotonicNanos()), if that
+  // was before now; -1 for now.
   BlockedWait(const void* entry_frame, const void* lock, const agent::EventTags& tags,
-              bool check_order = true)
-      : start_(agent::MonotonicNanos()),
+              bool check_order = true, int64_t start = -1)
+      : start_(start >= 0 ? start : agent::MonotonicNanos()),
         want_stack_(agent::BlockProfilingEnabled() && !agent::InRecorder()),
         lock_(lock),
         tags_(tags) {

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/event_tags.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/agent/record/sampler.h"
@@ -97,6 +98,10 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   if (PassesThrough(caller) || !(agent::ContentionTimingEnabled() || agent::LockTrackingOn())) {
     return block();
   }
+  // The wait starts before the lock's name is looked up: a static lock's
+  // first lookup reads the program's symbol table (milliseconds on a busy
+  // machine), and the thread is waiting for the lock all the same.
+  const int64_t start = agent::MonotonicNanos();
   const char* name;
   {
     agent::RecorderScope scope;
@@ -106,7 +111,7 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   // Published for /debug/lockprof/held while it waits, its lock-order edges
   // checked first if the lock is in the graph (TrackHold says which are).
   internal::BlockedWait blocked(frame, lock, tags,
-                                agent::LockOrderCheckingOn() && InLoadedObject(lock));
+                                agent::LockOrderCheckingOn() && InLoadedObject(lock), start);
   const int c = WaiterClass(mode);
   int64_t counted_from = -1;
   const bool registered =
