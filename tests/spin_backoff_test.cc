@@ -1,5 +1,5 @@
-// SpinBackoff: a waiter spins about 100 pauses before it sleeps, polling the
-// lock word only eleven times in that span.
+// SpinBackoff: a waiter spins 111 pauses before it sleeps, polling the lock
+// word only eleven times in that span.
 #include "lockprof/primitives/internal/spin_backoff.h"
 
 #include <gtest/gtest.h>

@@ -18,7 +18,9 @@ namespace lockprof::internal {
 
 class SpinBackoff {
  public:
-  static constexpr int kPauses = 100;  // In all, before the waiter sleeps.
+  // The spin ends at the first step that reaches this many pauses: 111 with
+  // these steps (1, 2, 4, 8, then 16s).
+  static constexpr int kPauses = 100;
   static constexpr int kMaxStep = 16;  // Pauses between two polls, at most.
 
   // Pauses until the next poll. False once the spin is over: time to sleep.
