@@ -1,5 +1,6 @@
 // SpinBackoff: a waiter spins 111 pauses before it sleeps, polling the lock
-// word only eleven times in that span.
+// word only eleven times in that span; the interposer's spins are shorter,
+// and an rwlock's polls after every pause.
 #include "lockprof/primitives/internal/spin_backoff.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +18,21 @@ TEST(SpinBackoffTest, PollsElevenTimesInAboutAHundredPausesThenSleeps) {
   // After 0, 1, 3, 7, 15, 31, 47, 63, 79, 95 and 111 pauses; 111 >= 100.
   EXPECT_EQ(polls, 11);
   EXPECT_FALSE(spin.Pause());  // Spent: stays spent.
+}
+
+// Polls made by a loop that tries after each Pause(), as the interposer's
+// ContendedAcquire does.
+int PollsAfterPauses(SpinBackoff spin) {
+  int polls = 0;
+  while (spin.Pause()) ++polls;
+  return polls;
+}
+
+TEST(SpinBackoffTest, ABudgetAndAStepCapSetTheSchedule) {
+  // After 1, 3, 7, 15, 31, 47 and 63 pauses: the interposer's mutex spin.
+  EXPECT_EQ(PollsAfterPauses(SpinBackoff(50)), 7);
+  // One poll after every pause: its rwlock spin, 50 tries as before.
+  EXPECT_EQ(PollsAfterPauses(SpinBackoff(50, 1)), 50);
 }
 
 }  // namespace

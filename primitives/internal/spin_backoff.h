@@ -23,16 +23,23 @@ class SpinBackoff {
   static constexpr int kPauses = 100;
   static constexpr int kMaxStep = 16;  // Pauses between two polls, at most.
 
+  // A spin that ends at the first step reaching `pauses`, polling at most
+  // every `max_step` pauses (1: after every pause, no backoff).
+  explicit SpinBackoff(int pauses = kPauses, int max_step = kMaxStep)
+      : pauses_(pauses), max_step_(max_step) {}
+
   // Pauses until the next poll. False once the spin is over: time to sleep.
   bool Pause() {
-    if (spent_ >= kPauses) return false;
+    if (spent_ >= pauses_) return false;
     for (int i = 0; i < step_; ++i) SpinPause();
     spent_ += step_;
-    if (step_ < kMaxStep) step_ *= 2;
+    if (step_ < max_step_) step_ *= 2;
     return true;
   }
 
  private:
+  int pauses_;
+  int max_step_;
   int spent_ = 0;
   int step_ = 1;
 };

@@ -30,6 +30,7 @@
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/primitives/internal/blocked_wait.h"
 #include "lockprof/primitives/internal/futex.h"
+#include "lockprof/primitives/internal/spin_backoff.h"
 #include "lockprof/primitives/internal/waiter_table.h"
 #include "lockprof/primitives/interpose/held_locks.h"
 #include "lockprof/primitives/interpose/lock_names.h"
@@ -53,10 +54,12 @@
 
 namespace lockprof::interpose {
 
-// Tries before a contended acquisition registers and sleeps: a critical
-// section of a few hundred nanoseconds ends sooner than the bookkeeping of
-// a wait (as lockprof::Mutex spins before it sleeps).
-inline constexpr int kSpinTries = 50;
+// How long a contended acquisition spins before it registers and sleeps,
+// in pause instructions: a critical section of a few hundred nanoseconds
+// ends sooner than the bookkeeping of a wait (as lockprof::Mutex spins
+// before it sleeps). How often it tries in that span is the caller's
+// (MutexSpin, RwlockSpin).
+inline constexpr int kSpinPauses = 50;
 
 // True if `pc` lies in lockprof's own code of the preload library (never in
 // the link-time form), or in the stack unwinder's (libgcc_s, or libunwind
@@ -78,18 +81,18 @@ inline bool PassesThrough(const void* caller) {
 inline int WaiterClass(agent::LockMode mode) { return mode == agent::LockMode::kWrite ? 1 : 0; }
 
 // A lock acquisition whose first try failed with EBUSY. `try_once()` tries
-// again (0, EBUSY or an error); `block()` is the real blocking call, whose
-// deadline is `deadline`; `block_until(realtime)` the lock's real timed
-// acquisition, for the stall watchdog (watched_block.h). Spins a little,
-// then registers the wait and blocks. `rw_waiters`, if set, counts the
+// again (0, EBUSY or an error) at each poll of `spin`; `block()` is the real
+// blocking call, whose deadline is `deadline`; `block_until(realtime)` the
+// lock's real timed acquisition, for the stall watchdog (watched_block.h).
+// Spins a little, then registers the wait and blocks. `rw_waiters`, if set, counts the
 // threads blocked here (the rwlock release's quick test). Returns exactly
 // what the real functions returned.
 template <typename Try, typename Block, typename BlockUntil>
 int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, const void* caller,
-                     std::atomic<int64_t>* rw_waiters, const Deadline& deadline, Try try_once,
-                     Block block, BlockUntil block_until) {
-  for (int i = 0; i < kSpinTries; ++i) {
-    internal::SpinPause();
+                     std::atomic<int64_t>* rw_waiters, const Deadline& deadline,
+                     internal::SpinBackoff spin, Try try_once, Block block,
+                     BlockUntil block_until) {
+  while (spin.Pause()) {
     const int r = try_once();
     if (r != EBUSY) return r;
   }

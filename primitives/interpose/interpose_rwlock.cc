@@ -35,6 +35,11 @@ int TimedRw(pthread_rwlock_t* rw, LockMode mode, const timespec* until) {
                                  : Real().rwlock_timedwrlock(rw, until);
 }
 
+// A waiter for an rwlock tries after every pause, as a mutex's waiter once
+// did: backing off measured no better for rwlocks (BENCHMARKS.md, "Contended
+// programs under the interposer").
+internal::SpinBackoff RwlockSpin() { return internal::SpinBackoff(kSpinPauses, /*max_step=*/1); }
+
 template <typename Block>
 ABSL_ATTRIBUTE_NOINLINE int RwLockSlow(pthread_rwlock_t* rw, LockMode mode, int first,
                                        const void* frame, const void* caller,
@@ -42,8 +47,9 @@ ABSL_ATTRIBUTE_NOINLINE int RwLockSlow(pthread_rwlock_t* rw, LockMode mode, int 
   int r = first;
   if (r == EBUSY) {
     r = ContendedAcquire(
-        rw, mode, frame, caller, &g_rw_waiters, deadline, [rw, mode] { return TryRw(rw, mode); },
-        block, [rw, mode](const timespec* until) { return TimedRw(rw, mode, until); });
+        rw, mode, frame, caller, &g_rw_waiters, deadline, RwlockSpin(),
+        [rw, mode] { return TryRw(rw, mode); }, block,
+        [rw, mode](const timespec* until) { return TimedRw(rw, mode, until); });
   }
   if (r == 0 && agent::ShouldSampleHold()) SampleHold(rw, mode, frame, caller);
   return r;
