@@ -84,9 +84,9 @@ inline int WaiterClass(agent::LockMode mode) { return mode == agent::LockMode::k
 // again (0, EBUSY or an error) at each poll of `spin`; `block()` is the real
 // blocking call, whose deadline is `deadline`; `block_until(realtime)` the
 // lock's real timed acquisition, for the stall watchdog (watched_block.h).
-// Spins a little, then registers the wait and blocks. `rw_waiters`, if set, counts the
-// threads blocked here (the rwlock release's quick test). Returns exactly
-// what the real functions returned.
+// Spins a little, then registers the wait and blocks. `rw_waiters`, if set,
+// counts the threads blocked here (the rwlock release's quick test).
+// Returns exactly what the real functions returned.
 template <typename Try, typename Block, typename BlockUntil>
 int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, const void* caller,
                      std::atomic<int64_t>* rw_waiters, const Deadline& deadline,
