@@ -72,25 +72,37 @@ ThreadLocks* SelfSlow();
 // the thread is exiting.
 inline ThreadLocks* Self() {
   ThreadLocks* r = TheRecord();
-  if (__builtin_expect(r != nullptr && !r->Stale(), 1)) return r;
+  if (__builtin_expect(r != nullptr, 1)) return r;
   return SelfSlow();
 }
 
 ABSL_ATTRIBUTE_NOINLINE ThreadLocks* SelfSlow() {
-  ThreadLocks* r = TheRecord();
-  if (r == nullptr) {
-    RecorderScope recorder;  // The allocator's locks are not the program's.
-    r = ClaimThreadRecord<ThreadLocks, ReleaseRecord>(&g_records, t_exited);
-    if (r == nullptr) return nullptr;  // Exiting, or out of keys or memory: untracked.
-    TheRecord() = r;
-  }
-  // A new owner, or the thread that fork()ed, now in the child.
+  RecorderScope recorder;  // The allocator's locks are not the program's.
+  ThreadLocks* r = ClaimThreadRecord<ThreadLocks, ReleaseRecord>(&g_records, t_exited);
+  if (r == nullptr) return nullptr;  // Exiting, or out of keys or memory: untracked.
+  TheRecord() = r;
   r->Clear();
   r->cache_epoch = ~uint64_t{0};
   r->tid.store(int64_t(syscall(SYS_gettid)), std::memory_order_relaxed);
   r->generation.store(ForkGeneration(), std::memory_order_relaxed);
   return r;
 }
+
+// In a fork()ed child (fork.h), before any of its code runs: the forking
+// thread's record becomes the child's, still holding what that thread
+// holds (the child's thread holds it too). Renewed here, not when the
+// thread next uses it: until then the record would look like one of the
+// parent's other threads' (Stale), and a new thread of the child could
+// claim it, and then share it with the forking thread, whose TheRecord()
+// still points to it. The edge cache stays valid: the graph is inherited.
+void RenewRecordInChild() {
+  ThreadLocks* r = TheRecord();
+  if (r == nullptr) return;
+  r->tid.store(int64_t(syscall(SYS_gettid)), std::memory_order_relaxed);
+  r->generation.store(ForkGeneration(), std::memory_order_relaxed);
+}
+
+[[maybe_unused]] const bool g_fork_handler = (OnForkChild(&RenewRecordInChild), true);
 
 // Adds the edges from this thread's held locks to `lock` that it has not
 // handed to the graph yet; reports the cycles they close. `stack` is this
@@ -144,14 +156,14 @@ bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, bool orde
   const bool details = HeldDetailsOn();
   const int64_t since = details ? MonotonicNanos() : 0;
   if (details && stack.depth == 0) CaptureStackWithoutFallback(entry_frame, &stack);
-  r->BeginWrite();
+  const uint32_t w = r->BeginWrite();
   if (details) {
     r->entries[held].StoreDetailed(lock, tags, tried, ordered, since, stack.pcs, stack.depth);
   } else {
     r->entries[held].Store(lock, tags, tried, ordered);
   }
   r->held.store(held + 1, std::memory_order_relaxed);
-  r->EndWrite();
+  r->EndWrite(w);
   return true;
 }
 
@@ -159,14 +171,14 @@ bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, bool orde
 // recorded.
 void NoteReleased(const void* lock) {
   ThreadLocks* r = TheRecord();
-  if (r == nullptr || r->Stale()) return;
+  if (r == nullptr) return;
   const int held = r->held.load(std::memory_order_relaxed);
   for (int i = held - 1; i >= 0; --i) {
     if (r->entries[i].lock.load(std::memory_order_relaxed) != lock) continue;
-    r->BeginWrite();  // The newer ones move down.
+    const uint32_t w = r->BeginWrite();  // The newer ones move down.
     for (int j = i; j + 1 < held; ++j) Move(r->entries[j + 1], &r->entries[j]);
     r->held.store(held - 1, std::memory_order_relaxed);
-    r->EndWrite();
+    r->EndWrite(w);
     return;
   }
 }
@@ -187,19 +199,19 @@ void NoteWaitBegin(const void* lock, const EventTags& tags, int64_t start,
   if (InRecorder()) return;
   ThreadLocks* r = Self();
   if (r == nullptr) return;
-  r->BeginWrite();
+  const uint32_t w = r->BeginWrite();
   r->wait.StoreDetailed(lock, tags, /*tried=*/false, /*ordered=*/true, start, stack.pcs,
                         stack.depth);
   r->waiting.store(true, std::memory_order_relaxed);
-  r->EndWrite();
+  r->EndWrite(w);
 }
 
 void NoteWaitEnd() {
   ThreadLocks* r = TheRecord();
   if (r == nullptr || !r->waiting.load(std::memory_order_relaxed)) return;
-  r->BeginWrite();
+  const uint32_t w = r->BeginWrite();
   r->waiting.store(false, std::memory_order_relaxed);
-  r->EndWrite();
+  r->EndWrite(w);
 }
 
 std::vector<ThreadLocksView> SnapshotThreadLocks() {

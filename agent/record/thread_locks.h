@@ -90,17 +90,23 @@ struct ThreadLocks {
     const void* to;
   } cache[kEdgeCacheSize] = {};
 
-  void BeginWrite() {
-    seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // A write: `const uint32_t w = BeginWrite(); ...; EndWrite(w);`. The
+  // owner alone writes `seq`, so the value it read at the start is still
+  // the value at the end: EndWrite need not load it again (after the
+  // fence, the compiler would).
+  uint32_t BeginWrite() {
+    const uint32_t odd = seq.load(std::memory_order_relaxed) + 1;
+    seq.store(odd, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
+    return odd;
   }
-  void EndWrite() { seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
+  void EndWrite(uint32_t odd) { seq.store(odd + 1, std::memory_order_release); }
   // Holds and waits nothing, as readers see it.
   void Clear() {
-    BeginWrite();
+    const uint32_t w = BeginWrite();
     held.store(0, std::memory_order_relaxed);
     waiting.store(false, std::memory_order_relaxed);
-    EndWrite();
+    EndWrite(w);
   }
   static size_t CacheSlot(const void* from, const void* to) {
     const auto h =
@@ -120,7 +126,9 @@ struct ThreadLocks {
     }
     return true;
   }
-  // A record of the parent's, in a fork()ed child.
+  // A record of the parent's other threads, in a fork()ed child (the
+  // forking thread's own is renewed there: lock_tracking.cc). Never true of
+  // TheRecord(), so the inline paths below do not test it.
   bool Stale() const { return generation.load(std::memory_order_relaxed) != ForkGeneration(); }
 };
 
@@ -140,16 +148,16 @@ inline ThreadLocks*& TheRecord() {
 inline bool PushHeldFast(const void* lock, const EventTags& tags, bool tried, bool ordered,
                          bool add_edges, bool details) {
   ThreadLocks* r = TheRecord();
-  if (r == nullptr || tls_state.in_recorder || details || r->Stale()) return false;
+  if (r == nullptr || tls_state.in_recorder || details) return false;
   const int held = r->held.load(std::memory_order_relaxed);
   if (held >= kMaxHeldLocks ||
       (held > 0 && add_edges && !tried && ordered && !r->EdgesCached(held, lock))) {
     return false;
   }
-  r->BeginWrite();
+  const uint32_t w = r->BeginWrite();
   r->entries[held].Store(lock, tags, tried, ordered);
   r->held.store(held + 1, std::memory_order_relaxed);
-  r->EndWrite();
+  r->EndWrite(w);
   return true;
 }
 
@@ -159,13 +167,12 @@ inline bool PopHeldFast(const void* lock) {
   ThreadLocks* r = TheRecord();
   if (r == nullptr) return true;  // Records nothing: nothing to forget.
   const int held = r->held.load(std::memory_order_relaxed);
-  if (held == 0 || r->entries[held - 1].lock.load(std::memory_order_relaxed) != lock ||
-      r->Stale()) {
+  if (held == 0 || r->entries[held - 1].lock.load(std::memory_order_relaxed) != lock) {
     return false;
   }
-  r->BeginWrite();
+  const uint32_t w = r->BeginWrite();
   r->held.store(held - 1, std::memory_order_relaxed);
-  r->EndWrite();
+  r->EndWrite(w);
   return true;
 }
 

@@ -5,8 +5,11 @@
 //
 // A record type T has `std::atomic<T*> next`, `std::atomic<bool> in_use`
 // (true when constructed) and `bool Stale() const`: true in a fork()ed child
-// for the records of the parent's threads, which no thread of the child
-// owns.
+// for the records of the parent's other threads, which no thread of the
+// child owns. The forking thread's own record must not read stale there:
+// each record type renews it in an OnForkChild handler (fork.h), or a new
+// thread of the child would claim it while the forking thread still uses
+// it.
 #ifndef LOCKPROF_AGENT_RECORD_THREAD_RECORDS_H_
 #define LOCKPROF_AGENT_RECORD_THREAD_RECORDS_H_
 

@@ -54,8 +54,20 @@ void ReleaseBlock(void* p) {
   t_exited = true;
 }
 
-// Claims a free block (or one of a parent thread's, in a fork()ed child),
-// or allocates one; nullptr if this thread cannot own one.
+// In a fork()ed child, before any of its code runs: the forking thread's
+// block becomes the child's, with its values. Renewed here, not at the
+// thread's next event: until then it would look like one of the parent's
+// other threads' blocks (Stale), and a new thread of the child could claim
+// it and add to it alongside the forking thread, whose Mine() still points
+// to it (two writers of owner-only cells lose values).
+void RenewBlockInChild() {
+  if (Block* b = Mine()) b->generation.store(ForkGeneration(), std::memory_order_relaxed);
+}
+
+[[maybe_unused]] const bool g_fork_handler = (OnForkChild(&RenewBlockInChild), true);
+
+// Claims a free block (or one of a parent's other threads', in a fork()ed
+// child), or allocates one; nullptr if this thread cannot own one.
 Block* ClaimBlock() {
   Block* b = ClaimThreadRecord<Block, ReleaseBlock>(&g_blocks, t_exited);
   if (b == nullptr) return nullptr;
@@ -110,7 +122,7 @@ void Rebind(Block* b, void* target, CellMoveFn move) {
 
 void AddToCell(void* target, CellMoveFn move, int i, int64_t di, int j, int64_t dj) {
   Block* b = Mine();
-  if (__builtin_expect(b == nullptr || b->Stale(), 0)) {
+  if (__builtin_expect(b == nullptr, 0)) {
     b = ClaimBlock();
     Mine() = b;
     if (b == nullptr) return AddDirect(target, move, i, di, j, dj);

@@ -1,0 +1,149 @@
+// fork() and the per-thread records that outlive their threads
+// (agent/record/thread_records.h): in a child, the forking thread keeps its
+// own record, and a thread the child starts gets a record of its own, never
+// the forking thread's, even when it records first.
+#include <gtest/gtest.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "absl/base/attributes.h"
+#include "lifecycle_util.h"
+#include "lockprof/agent/record/lock_tracking.h"
+#include "lockprof/agent/tables/thread_cells.h"
+
+// The children below start threads.
+LOCKPROF_ALLOW_THREADS_AFTER_FORK()
+
+namespace {
+
+using lockprof::testing::RunInForkedChild;
+using lockprof::testing::WriteAll;
+
+void WaitForStage(const std::atomic<int>& stage, int want) {
+  while (stage.load() != want) std::this_thread::sleep_for(std::chrono::microseconds(100));
+}
+
+int64_t Tid() { return int64_t(syscall(SYS_gettid)); }
+
+// The names of the locks each thread holds, as /debug/lockprof/held reads
+// them: one line per thread ("<tid>: name name").
+std::map<int64_t, std::set<std::string>> HeldByThread() {
+  std::map<int64_t, std::set<std::string>> held;
+  for (const lockprof::agent::ThreadLocksView& t : lockprof::agent::SnapshotThreadLocks()) {
+    for (const lockprof::agent::LockView& l : t.held) held[t.tid].insert(l.name);
+  }
+  return held;
+}
+
+// The forking thread holds a lock, so it has a record. In the child, a new
+// thread takes a lock first, then the forking thread takes another: each
+// must be listed as its own thread holding its own locks. Before the
+// forking thread's record was renewed at the fork, it looked like a dead
+// parent thread's to the new thread, which claimed it: both threads then
+// wrote one record, listed under the new thread's id with all three locks.
+TEST(ForkThreadRecordsTest, ChildThreadsHoldLocksInRecordsOfTheirOwn)
+ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  lockprof::SetHeldLockTracking(true);
+  lockprof::Mutex at_fork{"records.at_fork"}, in_thread{"records.thread"}, in_main{"records.main"};
+  at_fork.lock();
+  const auto child = RunInForkedChild([&](int out_fd) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    std::atomic<int> stage{0};
+    std::atomic<int64_t> thread_tid{0};
+    std::thread t([&] {
+      thread_tid = Tid();
+      in_thread.lock();
+      stage = 1;
+      WaitForStage(stage, 2);
+      in_thread.unlock();
+    });
+    WaitForStage(stage, 1);
+    in_main.lock();
+    const std::map<int64_t, std::set<std::string>> held = HeldByThread();
+    stage = 2;
+    t.join();
+    in_main.unlock();
+    at_fork.unlock();
+    const std::map<int64_t, std::set<std::string>> want = {
+        {Tid(), {"records.at_fork", "records.main"}}, {thread_tid.load(), {"records.thread"}}};
+    if (held == want) return 0;
+    std::string got;
+    for (const auto& [tid, names] : held) {
+      got += std::to_string(tid) + (tid == Tid() ? " (forking thread):" : " (new thread):");
+      for (const std::string& n : names) got += " " + n;
+      got += "\n";
+    }
+    WriteAll(out_fd, got);
+    return 1;
+  });
+  at_fork.unlock();
+  lockprof::SetHeldLockTracking(false);
+  EXPECT_FALSE(child.timed_out);
+  EXPECT_EQ(child.exit_code, 0) << child.output;
+}
+
+// Per-thread value cells (agent/tables/thread_cells.h): the forking thread
+// has a block of cells; in the child a new thread adds first, then both add
+// to one target at once. Every value must be read, once. A shared block
+// (the new thread claiming the forking thread's) loses values: two threads
+// then increment one owner-only cell.
+struct Target {
+  std::atomic<int64_t> values[2];
+};
+Target g_target;
+
+void MoveToTarget(void* target, const int64_t* values) {
+  auto* t = static_cast<Target*>(target);
+  t->values[0].fetch_add(values[0], std::memory_order_relaxed);
+  t->values[1].fetch_add(values[1], std::memory_order_relaxed);
+}
+
+void Add() { lockprof::agent::AddToCell(&g_target, MoveToTarget, 0, 1, 1, 1); }
+
+int64_t ReadTarget() {
+  int64_t n = 0;
+  std::vector<lockprof::agent::CellValues> cells;
+  lockprof::agent::ReadWithCells(
+      &g_target, &g_target + 1, [&] { n = g_target.values[0].load(); }, &cells);
+  for (const lockprof::agent::CellValues& c : cells) n += c.values[0];
+  return n;
+}
+
+TEST(ForkThreadRecordsTest, ChildThreadsAddToCellsOfTheirOwn) {
+  Add();  // The forking thread's block.
+  const size_t blocks_at_fork = lockprof::agent::CellBlocks();
+  const auto child = RunInForkedChild([&](int out_fd) {
+    constexpr int kAdds = 2'000'000;
+    const int64_t before = ReadTarget();
+    std::atomic<int> stage{0};
+    std::thread t([&] {
+      Add();
+      stage = 1;
+      WaitForStage(stage, 2);
+      for (int i = 1; i < kAdds; ++i) Add();
+    });
+    WaitForStage(stage, 1);
+    const size_t blocks = lockprof::agent::CellBlocks();
+    stage = 2;
+    for (int i = 0; i < kAdds; ++i) Add();
+    t.join();
+    const int64_t added = ReadTarget() - before;
+    if (added == 2 * kAdds && blocks == blocks_at_fork + 1) return 0;
+    WriteAll(out_fd, "read " + std::to_string(added) + " of " + std::to_string(2 * kAdds) +
+                         " values added; blocks " + std::to_string(blocks_at_fork) +
+                         " at the fork, " + std::to_string(blocks) +
+                         " once the child's thread added\n");
+    return 1;
+  });
+  EXPECT_FALSE(child.timed_out);
+  EXPECT_EQ(child.exit_code, 0) << child.output;
+}
+
+}  // namespace
