@@ -37,7 +37,8 @@ int TimedRw(pthread_rwlock_t* rw, LockMode mode, const timespec* until) {
 
 // A waiter for an rwlock tries after every pause, as a mutex's waiter once
 // did: backing off measured no better for rwlocks (BENCHMARKS.md, "Contended
-// programs under the interposer").
+// programs under the interposer"). It skips the spin while another waiter
+// is blocked (ContendedAcquire).
 internal::SpinBackoff RwlockSpin() { return internal::SpinBackoff(kSpinPauses, /*max_step=*/1); }
 
 template <typename Block>
