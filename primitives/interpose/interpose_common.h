@@ -85,26 +85,16 @@ inline int WaiterClass(agent::LockMode mode) { return mode == agent::LockMode::k
 // blocking call, whose deadline is `deadline`; `block_until(realtime)` the
 // lock's real timed acquisition, for the stall watchdog (watched_block.h).
 // Spins a little, then registers the wait and blocks. `rw_waiters`, if set,
-// counts the threads blocked here (the rwlock release's quick test); while
-// it is not 0 the spin is skipped.
-// Returns exactly what the real functions returned.
+// counts the threads blocked here (the rwlock release's quick test, and
+// RwlockSpin's). Returns exactly what the real functions returned.
 template <typename Try, typename Block, typename BlockUntil>
 int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, const void* caller,
                      std::atomic<int64_t>* rw_waiters, const Deadline& deadline,
                      internal::SpinBackoff spin, Try try_once, Block block,
                      BlockUntil block_until) {
-  // An rwlock waiter skips the spin while another is blocked (on any
-  // rwlock: one counter): threads that block outnumber the cores, and a
-  // spinner takes the CPU from the threads that would release, as in
-  // lockprof::SharedMutex. The cache workload ran 1.17-1.30x faster at 4-16
-  // threads on 2 cores, 0.92x at 2 (still 1.3x glibc alone's); the empty
-  // section unchanged (BENCHMARKS.md, "Contended programs under the
-  // interposer").
-  if (rw_waiters == nullptr || rw_waiters->load(std::memory_order_relaxed) == 0) {
-    while (spin.Pause()) {
-      const int r = try_once();
-      if (r != EBUSY) return r;
-    }
+  while (spin.Pause()) {
+    const int r = try_once();
+    if (r != EBUSY) return r;
   }
   // Tracked holders (the held-locks page, the stall watchdog) want the wait
   // even with both profiles off.
