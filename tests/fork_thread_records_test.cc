@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/attributes.h"
 #include "lifecycle_util.h"
@@ -33,8 +34,8 @@ void WaitForStage(const std::atomic<int>& stage, int want) {
 
 int64_t Tid() { return int64_t(syscall(SYS_gettid)); }
 
-// The names of the locks each thread holds, as /debug/lockprof/held reads
-// them: one line per thread ("<tid>: name name").
+// The names of the locks each thread holds, by thread id, from the
+// snapshot /debug/lockprof/held is built from.
 std::map<int64_t, std::set<std::string>> HeldByThread() {
   std::map<int64_t, std::set<std::string>> held;
   for (const lockprof::agent::ThreadLocksView& t : lockprof::agent::SnapshotThreadLocks()) {
