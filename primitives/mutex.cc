@@ -12,13 +12,29 @@
 namespace lockprof {
 
 ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
-  // Spins first, backing off (internal/spin_backoff.h).
+  // Spins first, backing off (internal/spin_backoff.h). A running thread
+  // re-takes a lock it just released within nanoseconds, so a spinner can
+  // lose every poll and sleep after its whole spin: the acquisition's tail.
+  // A spinner that has waited kLongWait pauses sets kWanted instead, and
+  // threads that have waited less leave a released lock to it.
   internal::SpinBackoff spin;
+  bool set_wanted = false;
   do {
     uint32_t s = state_.load(std::memory_order_relaxed);
-    if (s == kUnlocked && state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire,
-                                                       std::memory_order_relaxed)) {
-      return;
+    const bool long_wait = spin.spent() >= kLongWait;
+    if ((s & kHeld) == kUnlocked) {
+      if ((s & kWanted) != 0 && !long_wait) continue;  // Stands aside.
+      // Clears kWanted: a long waiter got the lock, whether the one that set
+      // it or another (the setter may have been preempted: a mark left for it
+      // would slow every acquisition until it runs).
+      if (state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        return;
+      }
+    } else if (long_wait && (s & kWanted) == 0 &&
+               state_.compare_exchange_weak(s, s | kWanted, std::memory_order_relaxed)) {
+      set_wanted = true;
+      spin.PollEveryPause();  // The release is expected soon: do not miss it.
     }
   } while (spin.Pause());
   // Going to sleep. Every sleeper registers in the waiter table (the clock
@@ -29,15 +45,31 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
   int64_t counted_from = -1;
   const bool registered =
       internal::Waiters().Enter(this, 0, blocked.start(), nullptr, &counted_from);
-  while (state_.exchange(kContended, std::memory_order_acquire) != kUnlocked) {
-    blocked.Sleep(&state_, kContended);
+  // Marks the lock contended and sleeps until it is free, then takes it,
+  // still marked: other sleepers may remain (Leave below knows). While it
+  // sleeps the lock keeps a kWanted that a spinner set, but not this
+  // thread's own: nobody spins for it any more.
+  bool clear_wanted = set_wanted;
+  uint32_t s = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    const bool free = (s & kHeld) == kUnlocked;
+    const uint32_t next = free ? kContended : ((clear_wanted ? 0 : s & kWanted) | kContended);
+    if (s != next && !state_.compare_exchange_weak(s, next, std::memory_order_acquire,
+                                                   std::memory_order_relaxed)) {
+      continue;
+    }
+    if (free) break;
+    clear_wanted = false;
+    blocked.Sleep(&state_, next);
+    s = state_.load(std::memory_order_relaxed);
   }
-  // We own the lock. If nobody else sleeps, go back to kLocked so that our
-  // unlock takes the fast path instead of a futex wake for nobody.
-  // The block event spans what the mutex profile charged for this wait.
+  // We own the lock. If nobody else sleeps, go back to kLocked (keeping a
+  // kWanted set since) so that our unlock takes the fast path instead of a
+  // futex wake for nobody. The block event spans what the mutex profile
+  // charged for this wait.
   blocked.Charged(counted_from,
                   internal::Waiters().Leave(this, 0, blocked.start(), registered, [this] {
-                    state_.store(kLocked, std::memory_order_relaxed);
+                    state_.fetch_sub(kContended - kLocked, std::memory_order_relaxed);
                   }));
   blocked.RecordAtRelease(agent::EventTags{name_}, this,
                           [this] { return internal::MarkSlowUnlock(&hold_start_); });
@@ -76,16 +108,17 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::ReleaseAndRecord(const void* frame, bool for
   // did and found the lock contended.
   if (!forgotten) agent::TrackReleased(this);
   const uint32_t seen = state_.load(std::memory_order_relaxed);
-  if (seen == kUnlocked) internal::Fatal("unlock of unlocked Mutex");
+  if ((seen & kHeld) == kUnlocked) internal::Fatal("unlock of unlocked Mutex");
   // Class 0 only (a Mutex has no readers); the table settles every class.
   int64_t charged[internal::WaiterTable::kClasses] = {0, 0};
-  if (seen == kContended) internal::Waiters().Settle(this, charged);
+  if ((seen & kHeld) == kContended) internal::Waiters().Settle(this, charged);
   // Copied before the release: a thread that takes the lock right after it
   // may destroy the Mutex (as POSIX allows), so nothing below reads *this.
   // The wake-up only passes the address to the kernel; `this` is only a key
   // for parked block events.
   const agent::EventTags tags{name_};
-  if (state_.exchange(kUnlocked, std::memory_order_release) == kContended) {
+  // The release keeps kWanted: the long waiter that set it takes the lock next.
+  if ((state_.fetch_and(kWanted, std::memory_order_release) & kHeld) == kContended) {
     internal::FutexWake(&state_, 1);
   }
   // Released: from here on nothing we do lengthens the critical section.
@@ -98,7 +131,7 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::AcquireHook(bool tried) {
 }
 
 void Mutex::AssertHeld() const {
-  if (state_.load(std::memory_order_relaxed) == kUnlocked) {
+  if ((state_.load(std::memory_order_relaxed) & kHeld) == kUnlocked) {
     internal::Fatal("Mutex::AssertHeld: mutex is not locked");
   }
 }

@@ -29,7 +29,9 @@
 // Only waits that slept are recorded, in the profiles and in the wait
 // metrics: a waiter spins 111 `pause` instructions first (a couple of
 // microseconds; internal/spin_backoff.h), and a wait that ends there is in
-// neither (it is CPU time under LockSlow in a CPU profile).
+// neither (it is CPU time under LockSlow in a CPU profile). Where the
+// holder re-takes the lock at once, the "wanted" mark below makes most
+// waits end in the spin.
 // Stack capture and aggregation run after the lock is released, so they
 // never lengthen a critical section: a waiter takes its stack before it
 // sleeps and records its block event when it releases the lock it waited
@@ -38,7 +40,13 @@
 //
 // Fairness: like std::mutex on Linux, an unlocking thread does not hand the
 // lock to a waiter; a running thread may take it first (which keeps
-// throughput high). A waiter that loses retries.
+// throughput high). A waiter that loses retries. But a waiter that has spun
+// for about a microsecond (kLongWait pauses) marks the lock wanted, and until
+// a waiter takes it, threads that have waited less (the releasing thread
+// coming back for it, typically) stand aside: so a thread that re-takes the
+// lock at once cannot make a spinning waiter lose every poll and sleep. The
+// mark also makes try_lock() fail while the lock is free (the standard allows
+// try_lock to fail spuriously) and unlock() take its slow path.
 //
 // Where a wait ends: at the last release that settled the waiter's waiting
 // (internal/waiter_table.h), normally the release that let it in, as in
@@ -157,6 +165,16 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
   static constexpr uint32_t kUnlocked = 0;
   static constexpr uint32_t kLocked = 1;
   static constexpr uint32_t kContended = 2;
+  static constexpr uint32_t kHeld = 3;  // The bits above.
+  // Set by a spinner that has waited kLongWait pauses (LockSlow): kept
+  // across releases, and a thread that has waited less does not take the
+  // lock while it is set, so the fast paths fail and go slow.
+  static constexpr uint32_t kWanted = 4;
+  // Pauses a spinner waits before it sets kWanted: 47 is the sixth poll of
+  // SpinBackoff's schedule, about 0.9 us on the AMD EPYC the benchmarks ran
+  // on (79, the eighth, left the cache workload's p99 acquire latency at
+  // 1.35-1.47x std::mutex's against 0.99-1.11x: BENCHMARKS.md).
+  static constexpr int kLongWait = 47;
 
   void LockSlow();
   void UnlockSlow();

@@ -35,4 +35,17 @@ TEST(SpinBackoffTest, ABudgetAndAStepCapSetTheSchedule) {
   EXPECT_EQ(PollsAfterPauses(SpinBackoff(50, 1)), 50);
 }
 
+// What a Mutex waiter does once it has marked the lock wanted (mutex.h):
+// it polls after every pause for the rest of the same budget.
+TEST(SpinBackoffTest, PollingEveryPauseKeepsTheBudget) {
+  SpinBackoff spin;
+  while (spin.spent() < 47) spin.Pause();  // Six polls: 1 + 2 + 4 + 8 + 16 + 16.
+  EXPECT_EQ(spin.spent(), 47);
+  spin.PollEveryPause();
+  int polls = 0;
+  while (spin.Pause()) ++polls;
+  EXPECT_EQ(polls, 53);  // 48, 49, ... 100: one pause each, up to the budget.
+  EXPECT_EQ(spin.spent(), 100);
+}
+
 }  // namespace

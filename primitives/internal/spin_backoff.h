@@ -37,6 +37,12 @@ class SpinBackoff {
     return true;
   }
 
+  // Pauses spent so far.
+  int spent() const { return spent_; }
+
+  // From now on, polls after every pause (the budget is unchanged).
+  void PollEveryPause() { step_ = max_step_ = 1; }
+
  private:
   int pauses_;
   int max_step_;
