@@ -8,7 +8,7 @@
 //
 // Cost. An uncontended lock is one compare-and-swap plus one thread-local
 // decrement (the hold sampler's countdown); an uncontended unlock is one
-// load and one exchange. No clock is read and nothing is recorded unless
+// load and one compare-and-swap. No clock is read and nothing is recorded unless
 // threads actually wait, or the acquisition was picked by the hold sampler
 // (about 1 in SetHoldProfileRate() acquisitions).
 //
@@ -160,8 +160,9 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
  private:
   friend class CondVar;
 
-  // state_: kUnlocked, kLocked (no thread sleeping on it), or kContended
-  // (locked, and threads may be sleeping on it: unlock must wake one).
+  // state_'s low two bits (kHeld): kUnlocked, kLocked (no thread sleeping on
+  // it), or kContended (locked, and threads may be sleeping on it: unlock
+  // must wake one); and the kWanted bit, held or not.
   static constexpr uint32_t kUnlocked = 0;
   static constexpr uint32_t kLocked = 1;
   static constexpr uint32_t kContended = 2;
