@@ -48,18 +48,18 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
   // Marks the lock contended and sleeps until it is free, then takes it,
   // still marked: other sleepers may remain (Leave below knows). While it
   // sleeps the lock keeps a kWanted that a spinner set, but not this
-  // thread's own: nobody spins for it any more.
-  bool clear_wanted = set_wanted;
+  // thread's own (set_wanted, cleared by the first mark): nobody spins for
+  // it any more.
   uint32_t s = state_.load(std::memory_order_relaxed);
   for (;;) {
     const bool free = (s & kHeld) == kUnlocked;
-    const uint32_t next = free ? kContended : ((clear_wanted ? 0 : s & kWanted) | kContended);
+    const uint32_t next = free ? kContended : ((set_wanted ? 0 : s & kWanted) | kContended);
     if (s != next && !state_.compare_exchange_weak(s, next, std::memory_order_acquire,
                                                    std::memory_order_relaxed)) {
       continue;
     }
     if (free) break;
-    clear_wanted = false;
+    set_wanted = false;
     blocked.Sleep(&state_, next);
     s = state_.load(std::memory_order_relaxed);
   }
