@@ -12,10 +12,17 @@
 //       acquisition's wait, buckets 1 us * 2^k up to 8.39 s. Every wait is
 //       counted (no sampling), on the block profiler's path: it needs the
 //       block profile on, which it is by default. Acquisitions that got the
-//       lock while spinning (sub-microsecond) are not contended here, and
-//       CondVar waits (for a condition, not for the lock) are not counted.
-//   lockprof_lock_contentions_total   contended acquisitions (the same
-//       count as the histogram's _count, as a plain counter for alerts).
+//       lock while spinning (a few microseconds at most) are not contended
+//       here, and CondVar waits (for a condition, not for the lock) are not
+//       counted.
+//   lockprof_lock_contentions_total   contended acquisitions that slept
+//       (the same count as the histogram's _count, as a plain counter for
+//       alerts).
+//   lockprof_lock_waits_total   every acquisition that found the lock taken,
+//       whether it then got the lock while spinning or after a sleep (needs
+//       the block profile on); minus the contentions, the waits that ended
+//       in the spin, which no profile shows. Interposed pthread locks count
+//       only the waits that slept.
 //   lockprof_lock_hold_seconds        histogram of critical-section lengths,
 //       from the hold sampler: each sampled section counts as
 //       SetHoldProfileRate() sections (and its length that many times in

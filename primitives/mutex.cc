@@ -12,6 +12,8 @@
 namespace lockprof {
 
 ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
+  // Counted before the first poll, in the waiter's time, however it ends.
+  agent::CountLockWait(agent::EventTags{name_});
   // Spins first, backing off (internal/spin_backoff.h). A running thread
   // re-takes a lock it just released within nanoseconds, so a spinner can
   // lose every poll and sleep after its whole spin: the acquisition's tail.

@@ -27,11 +27,12 @@
 //  * Hold profile (/debug/pprof/hold): sampled critical sections, contended
 //    or not, at the releasing stack.
 // Only waits that slept are recorded, in the profiles and in the wait
-// metrics: a waiter spins 111 `pause` instructions first (a couple of
+// histogram: a waiter spins 111 `pause` instructions first (a couple of
 // microseconds; internal/spin_backoff.h), and a wait that ends there is in
 // neither (it is CPU time under LockSlow in a CPU profile). Where the
 // holder re-takes the lock at once, the "wanted" mark below makes most
-// waits end in the spin.
+// waits end in the spin. Every wait, spun or slept, is counted in
+// lockprof_lock_waits_total (before its first poll, in the waiter's time).
 // Stack capture and aggregation run after the lock is released, so they
 // never lengthen a critical section: a waiter takes its stack before it
 // sleeps and records its block event when it releases the lock it waited

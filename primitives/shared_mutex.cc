@@ -111,6 +111,7 @@ void SharedMutex::SleepUntilPosted(internal::BlockedWait& wait) {
 // only a writer that has to sleep reads the clock, registers in the waiter table
 // and records a block event.
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
+  agent::CountLockWait({name_, LockMode::kWrite, shard_});  // As Mutex::LockSlow.
   bool have_writer = false;
   uint32_t readers_inside = 0;
   internal::SpinBackoff spin;  // Spins first, backing off (internal/spin_backoff.h).
@@ -215,6 +216,7 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::ReleaseAndRecord(const void* frame, bo
 // A reader that found kWriter set: it is counted, and is in as soon as the
 // epoch it saw ends (that writer's unlock).
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
+  agent::CountLockWait({name_, LockMode::kRead, shard_});
   const auto epoch = uint32_t(old >> 32);
   internal::SpinBackoff spin;
   do {

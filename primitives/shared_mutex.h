@@ -50,8 +50,9 @@
 //    shared (mode="read"), at the releasing stack.
 // As with Mutex, only waits that slept are recorded: one that ends while
 // spinning (111 `pause` instructions: internal/spin_backoff.h) is in no
-// profile and no metric. A waiter that finds the lock held while another
-// waiter sleeps on it sleeps at once, without spinning.
+// profile, only in lockprof_lock_waits_total, which counts every wait. A
+// waiter that finds the lock held while another waiter sleeps on it sleeps
+// at once, without spinning.
 // Stacks are captured and events recorded after the lock word is released,
 // never inside the critical section measured.
 // A wait ends at the last release that settled it, normally the one that

@@ -20,14 +20,11 @@ namespace {
 
 using lockprof::agent::EventTags;
 using lockprof::agent::LockMode;
+using lockprof::testing::ContendOnce;
 using lockprof::testing::RunCommand;
 using lockprof::testing::WriteTempFile;
 
-std::string Scrape() {
-  std::string out;
-  lockprof::WriteMetrics(&out);
-  return out;
-}
+std::string Scrape() { return lockprof::testing::ScrapeMetrics(); }
 
 // The value of the sample named exactly `series` (name{labels}), or NaN.
 double Value(const std::string& text, const std::string& series) {
@@ -38,26 +35,6 @@ void Block(const EventTags& tags, int64_t wait_ns) {
   lockprof::agent::StackTrace stack;
   lockprof::agent::CaptureStack(__builtin_frame_address(0), &stack);
   lockprof::agent::RecordBlock(wait_ns, tags, stack);
-}
-
-// Makes a thread wait `hold` for `mu` (held exclusively by this thread):
-// the waiter says it is about to lock, runs `wait` (lock and unlock), and
-// this thread holds on for `hold`. (The waiter could, in theory, stay off the
-// CPU that long: callers retry.)
-template <typename Lock, typename Wait>
-void ContendOnce(Lock& mu, std::chrono::milliseconds hold, Wait wait,
-                 std::thread::id* waiter_id = nullptr) {
-  std::atomic<bool> about_to_lock{false};
-  mu.lock();
-  std::thread waiter([&] {
-    about_to_lock = true;
-    wait();
-  });
-  if (waiter_id != nullptr) *waiter_id = waiter.get_id();
-  while (!about_to_lock) std::this_thread::yield();
-  std::this_thread::sleep_for(hold);
-  mu.unlock();
-  waiter.join();
 }
 
 // Restores the sampling rates a test changes.

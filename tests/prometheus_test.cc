@@ -147,7 +147,7 @@ TEST(PrometheusTest, PromtoolAcceptsTheReadmesRulesAndQueries) {
     recorded +=
         "      - record: readme:query" + std::to_string(n++) + "\n        expr: '" + quoted + "'\n";
   }
-  EXPECT_EQ(n, 4) << "the README's queries";
+  EXPECT_EQ(n, 5) << "the README's queries";
   for (const std::string& file : {rules, recorded}) {
     const std::string path = lockprof::testing::WriteTempFile(file, ".yml");
     int status = 0;

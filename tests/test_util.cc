@@ -26,6 +26,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "lockprof/agent/metrics.h"
 #include "lockprof/agent/profiles.h"
 #include "lockprof/agent/sampling.h"
 
@@ -433,6 +434,12 @@ double MetricValue(const std::string& text, const std::string& series) {
     }
   }
   return NAN;
+}
+
+std::string ScrapeMetrics() {
+  std::string out;
+  lockprof::WriteMetrics(&out);
+  return out;
 }
 
 bool DiedOfAbort(int status) {

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -242,6 +243,29 @@ int PortFromLine(const std::string& line);
 // In Prometheus exposition `text`, the value of the sample named exactly
 // `series` (name{labels}), or NaN if there is none.
 double MetricValue(const std::string& text, const std::string& series);
+
+// This process's metrics, as lockprof::WriteMetrics writes them.
+std::string ScrapeMetrics();
+
+// Makes a thread wait `hold` for `mu` (held exclusively by this thread):
+// the waiter says it is about to lock, runs `wait` (lock and unlock), and
+// this thread holds on for `hold`. (The waiter could, in theory, stay off the
+// CPU that long: callers retry.)
+template <typename Lock, typename Wait>
+void ContendOnce(Lock& mu, std::chrono::milliseconds hold, Wait wait,
+                 std::thread::id* waiter_id = nullptr) {
+  std::atomic<bool> about_to_lock{false};
+  mu.lock();
+  std::thread waiter([&] {
+    about_to_lock = true;
+    wait();
+  });
+  if (waiter_id != nullptr) *waiter_id = waiter.get_id();
+  while (!about_to_lock) std::this_thread::yield();
+  std::this_thread::sleep_for(hold);
+  mu.unlock();
+  waiter.join();
+}
 
 }  // namespace lockprof::testing
 

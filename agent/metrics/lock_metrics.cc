@@ -37,6 +37,9 @@ struct alignas(64) Entry {
   // readers add the cells in. A contention is a wait: wait's count.
   AtomicHistogram wait;
   AtomicHistogram hold;
+  // Waits begun. Through cells too: on the waiter's time, but a shared add
+  // would move the line between the cores that take turns waiting.
+  std::atomic<uint64_t> waits;
 };
 
 // Static storage: zero-initialised before any code runs, usable from other
@@ -57,6 +60,13 @@ void MoveToHistogram(void* target, const int64_t* values) {
   }
   if (values[kBuckets] != 0) {
     h->sum_nanos.fetch_add(uint64_t(values[kBuckets]), std::memory_order_relaxed);
+  }
+}
+
+void MoveToCounter(void* target, const int64_t* values) {
+  if (values[0] != 0) {
+    static_cast<std::atomic<uint64_t>*>(target)->fetch_add(uint64_t(values[0]),
+                                                           std::memory_order_relaxed);
   }
 }
 
@@ -111,6 +121,7 @@ Entry* Find(const EventTags& tags) {
 struct Histograms {
   HistogramSnapshot wait;
   HistogramSnapshot hold;
+  uint64_t waits = 0;
 };
 
 std::vector<Histograms> Read(const std::vector<size_t>& which) {
@@ -123,6 +134,7 @@ std::vector<Histograms> Read(const std::vector<size_t>& which) {
           out[n] = {};
           out[n].wait.Add(g_storage[which[n]].wait);
           out[n].hold.Add(g_storage[which[n]].hold);
+          out[n].waits = g_storage[which[n]].waits.load(std::memory_order_relaxed);
         }
       },
       &cells);
@@ -132,6 +144,10 @@ std::vector<Histograms> Read(const std::vector<size_t>& which) {
     const auto it = std::lower_bound(which.begin(), which.end(), offset / sizeof(Entry));
     if (it == which.end() || *it != offset / sizeof(Entry)) continue;
     Histograms& h = out[size_t(it - which.begin())];
+    if (offset % sizeof(Entry) == offsetof(Entry, waits)) {
+      h.waits += uint64_t(c.values[0]);
+      continue;
+    }
     HistogramSnapshot* to = offset % sizeof(Entry) == offsetof(Entry, wait) ? &h.wait : &h.hold;
     for (int k = 0; k < kBuckets; ++k) to->buckets[k] += uint64_t(c.values[k]);
     to->sum_nanos += uint64_t(c.values[kBuckets]);
@@ -149,10 +165,11 @@ void Fill(const Histograms& h, LockStatsSnapshot* out) {
   out->wait = h.wait;
   out->hold = h.hold;
   out->contentions = h.wait.count();
+  out->waits = h.waits;
 }
 
 bool Empty(const LockStatsSnapshot& s) {
-  return s.wait.count() == 0 && s.hold.count() == 0 && s.contentions == 0;
+  return s.wait.count() == 0 && s.hold.count() == 0 && s.contentions == 0 && s.waits == 0;
 }
 
 }  // namespace
@@ -178,6 +195,10 @@ void HistogramSnapshot::Add(const AtomicHistogram& h) {
 
 void ObserveLockWait(const EventTags& tags, int64_t wait_ns) {
   Observe(&Find(tags)->wait, wait_ns, 1);
+}
+
+void ObserveLockWaitStart(const EventTags& tags) {
+  AddToCell(&Find(tags)->waits, MoveToCounter, 0, 1, 1, 0);
 }
 
 void ObserveLockHold(const EventTags& tags, int64_t hold_ns, uint64_t weight) {

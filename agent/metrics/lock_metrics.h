@@ -69,11 +69,16 @@ struct LockStatsSnapshot {
   LockMode mode;
   HistogramSnapshot wait;
   HistogramSnapshot hold;
-  uint64_t contentions = 0;
+  uint64_t contentions = 0;  // Waits that slept: wait's count.
+  uint64_t waits = 0;        // Waits begun, spinning or sleeping.
 };
 
 // A thread waited `wait_ns` to acquire a lock (every wait, unsampled).
 void ObserveLockWait(const EventTags& tags, int64_t wait_ns);
+
+// A thread starts to wait for a lock (ObserveLockWait follows only if the
+// wait sleeps).
+void ObserveLockWaitStart(const EventTags& tags);
 
 // A sampled critical section lasted `hold_ns`; it stands for `weight`
 // critical sections (the hold sampler's rate).

@@ -33,6 +33,7 @@ struct LockTotals {
   HistogramSnapshot wait;
   HistogramSnapshot hold;
   uint64_t contentions = 0;
+  uint64_t waits = 0;
 };
 
 void Add(HistogramSnapshot* into, const HistogramSnapshot& h) {
@@ -50,6 +51,7 @@ std::map<LockKey, LockTotals> MergedLocks() {
     Add(&t.wait, s.wait);
     Add(&t.hold, s.hold);
     t.contentions += s.contentions;
+    t.waits += s.waits;
   });
   return locks;
 }
@@ -95,6 +97,15 @@ void WriteLockMetrics(PromText& text) {
               "lockprof_lock_wait_seconds_count).");
   for (const auto& [key, t] : locks) {
     text.Sample("lockprof_lock_contentions_total", LockLabels(key), t.contentions);
+  }
+  text.Family("lockprof_lock_waits_total", "counter",
+              "Acquisitions of each lockprof lock that found it taken and waited, whether the "
+              "wait ended while spinning or after sleeping, counted exactly (needs the block "
+              "profile on). Minus lockprof_lock_contentions_total: the waits that ended while "
+              "spinning, which are in no profile. Interposed pthread locks count only the waits "
+              "that slept.");
+  for (const auto& [key, t] : locks) {
+    text.Sample("lockprof_lock_waits_total", LockLabels(key), t.waits);
   }
   WriteHistograms(text, locks, "lockprof_lock_hold_seconds",
                   "Time each lockprof lock was held, from the hold sampler: each sampled critical "

@@ -60,6 +60,12 @@ void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack
   }
 }
 
+void CountLockWait(const EventTags& tags) {
+  if (!BlockProfilingEnabled() || InRecorder()) return;
+  RecorderScope scope;
+  ObserveLockWaitStart(tags);
+}
+
 void RecordHold(int64_t hold_ns, const EventTags& tags, const void* entry_frame) {
   if (InRecorder()) return;
   const int64_t rate = SamplingRate(ProfileId::kHold);

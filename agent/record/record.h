@@ -43,6 +43,15 @@ void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack
 // True when the block profile is on: only then do waiters capture stacks.
 inline bool BlockProfilingEnabled() { return SamplingRate(ProfileId::kBlock) > 0; }
 
+// A thread found a lockprof lock taken and starts to wait for it (it spins,
+// and sleeps if the lock is still taken then): counted per lock for /metrics
+// (lockprof_lock_waits_total), exactly, while the block profile is on. The
+// caller is waiting anyway: its slow path calls this before its first poll,
+// so the cost (a hash of the name and an atomic add) lengthens no critical
+// section. Unlike the other Record functions it is called while another
+// thread holds the lock, which is what makes it cheap.
+void CountLockWait(const EventTags& tags);
+
 // Hold profile: a sampled critical section lasted `hold_ns`. The stack is
 // the releaser's, as for RecordContention. Also feeds the per-lock hold
 // metrics, weighted by the sampling rate.

@@ -111,6 +111,9 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
     name = LockName(lock);
   }
   const agent::EventTags tags{name, mode};
+  // Only waits that sleep are counted here: a spinning waiter has no name
+  // for the lock (its lookup is this slow path's).
+  agent::CountLockWait(tags);
   // Published for /debug/lockprof/held while it waits, its lock-order edges
   // checked first if the lock is in the graph (TrackHold says which are).
   internal::BlockedWait blocked(frame, lock, tags,
