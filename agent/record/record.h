@@ -47,9 +47,9 @@ inline bool BlockProfilingEnabled() { return SamplingRate(ProfileId::kBlock) > 0
 // and sleeps if the lock is still taken then): counted per lock for /metrics
 // (lockprof_lock_waits_total), exactly, while the block profile is on. The
 // caller is waiting anyway: its slow path calls this before its first poll,
-// so the cost (a hash of the name and an atomic add) lengthens no critical
-// section. Unlike the other Record functions it is called while another
-// thread holds the lock, which is what makes it cheap.
+// so the cost (a hash of the name and an add into this thread's own cell,
+// tables/thread_cells.h) lengthens no critical section. Unlike the other Record functions it is
+// called while another thread holds the lock, which is what makes it cheap.
 void CountLockWait(const EventTags& tags);
 
 // Hold profile: a sampled critical section lasted `hold_ns`. The stack is
