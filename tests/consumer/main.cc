@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <lockprof/lockprof.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <iostream>
@@ -42,9 +43,15 @@ int main(int argc, char** argv) {
   }
   lockprof::SetMutexProfileFraction(1);
   lockprof::Mutex mu{"consumer"};
+  // The threads start contending together: on a loaded machine one created
+  // late could otherwise find the others done, and the profile empty.
+  constexpr int kThreads = 3;
+  std::atomic<int> running{0};
   std::vector<std::thread> threads;
-  for (int t = 0; t < 3; ++t) {
+  for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
+      running.fetch_add(1);
+      while (running.load() < kThreads) std::this_thread::yield();
       for (int i = 0; i < 20; ++i) {
         std::lock_guard<lockprof::Mutex> lock(mu);
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
