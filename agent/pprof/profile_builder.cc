@@ -37,9 +37,8 @@ absl::StatusOr<std::string> BuildProfile(const ProfileInfo& info, const BuildOpt
 int64_t CountSamples(const ProfileInfo& info) {
   std::vector<SlotValues> slots;
   ProfileTable(info.id).Snapshot(&slots);
-  int64_t n = 0;
-  for (const auto& s : slots) n += (s.values[0] != 0 || s.values[1] != 0);
-  return n;
+  // Duplicate slots of one key are one sample, as served.
+  return CountResolvedSamples(slots);
 }
 
 }  // namespace lockprof::agent

@@ -36,6 +36,18 @@ struct KeyLess {
   }
 };
 
+// The slots' values summed per key (KeyLess); overflow slots into *overflow.
+using MergedSlots = std::map<const SampleKey*, std::array<int64_t, 2>, KeyLess>;
+MergedSlots Merge(const std::vector<SlotValues>& slots, std::array<int64_t, 2>* overflow) {
+  MergedSlots merged;
+  for (const SlotValues& s : slots) {
+    auto& v = s.overflow ? *overflow : merged[s.key];
+    v[0] += s.values[0];
+    v[1] += s.values[1];
+  }
+  return merged;
+}
+
 }  // namespace
 
 class Resolver {
@@ -168,13 +180,8 @@ ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& 
   out.period = info.Period();
 
   // Merge duplicates and drop zeros first: symbolize only what is shown.
-  std::map<const SampleKey*, std::array<int64_t, 2>, KeyLess> merged;
   std::array<int64_t, 2> overflow{0, 0};
-  for (const SlotValues& s : slots) {
-    auto& v = s.overflow ? overflow : merged[s.key];
-    v[0] += s.values[0];
-    v[1] += s.values[1];
-  }
+  const MergedSlots merged = Merge(slots, &overflow);
 
   Resolver resolver(&out);
   for (const auto& [key, v] : merged) {
@@ -203,6 +210,13 @@ ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& 
       out.samples.begin(), out.samples.end(),
       [](const ResolvedSample& a, const ResolvedSample& b) { return a.values[1] > b.values[1]; });
   return out;
+}
+
+int64_t CountResolvedSamples(const std::vector<SlotValues>& slots) {
+  std::array<int64_t, 2> overflow{0, 0};
+  int64_t n = 0;
+  for (const auto& [key, v] : Merge(slots, &overflow)) n += (v[0] != 0 || v[1] != 0);
+  return n + (overflow[0] != 0 || overflow[1] != 0);
 }
 
 }  // namespace lockprof::agent

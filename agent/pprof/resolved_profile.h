@@ -51,6 +51,10 @@ struct ResolvedProfile {
 ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& slots,
                         int64_t time_nanos, int64_t duration_nanos);
 
+// How many samples Resolve would make of `slots`, without symbolizing: the
+// count a profile's index shows must be what the profile then serves.
+int64_t CountResolvedSamples(const std::vector<SlotValues>& slots);
+
 class Resolver;
 
 // Builds a profile sample by sample from raw stacks, for profiles that do
