@@ -8,7 +8,7 @@ function with the largest self value (what `go tool pprof -top` lists first)
 is demo::Cache::Set, in the cumulative view, in a 2-second window and in a
 comparison of two consecutive windows (#diff=1); the top-locks table lists
 the demo's lock (read from /metrics, so a rename of the lock does not break
-the test) and draws its wait and hold histograms. With a token set and none
+the test), with its waits, and draws its wait and hold histograms. With a token set and none
 entered, the page loads and says it needs one, and shows no data. Also: the
 page is self-contained (no absolute URL in it, a Content-Security-Policy
 that forbids loading anything from elsewhere). Saves screenshots of the
@@ -112,9 +112,17 @@ def check_rendered(dom, view, lock, want_window=False, want_base=False):
     hist = unescape(attributes(dom, "hist").get("data-lock", ""))
     if hist != lock or dom.count('class="hist"') != 2:
         fail(f"{view}: no wait and hold histograms of {lock!r} (shown: {hist!r})")
-    rows = re.findall(r"<tr data-lock=\"[^\"]*\"><td>([^<]*)</td>", dom)
-    if lock not in [unescape(r) for r in rows]:
-        fail(f"{view}: no table row shows {lock!r}: {rows}")
+    rows = {unescape(name): dict(re.findall(r'([\w-]+)="([^"]*)"', attrs))
+            for attrs, name in re.findall(r"<tr ([^>]*)><td>([^<]*)</td>", dom)}
+    if lock not in rows:
+        fail(f"{view}: no table row shows {lock!r}: {list(rows)}")
+        return
+    # The demo's readers wait behind 20 ms writes: the waits column (from
+    # lockprof_lock_waits_total) counts them, however each wait ended.
+    waits = rows[lock].get("data-waits", "")
+    print(f"{view}: {lock!r} waits {waits}", flush=True)
+    if not waits.isdigit() or int(waits) < 1:
+        fail(f"{view}: the row of {lock!r} shows no waits: {rows[lock]}")
 
 
 def check_page_source(base):

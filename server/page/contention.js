@@ -41,23 +41,23 @@ function unescapeLabel(v) {
 
 function parseMetrics(text) {
   const locks = new Map();
-  const series = /^lockprof_lock_(wait|hold)_seconds_(sum|count|bucket)\{([^}]*)\} (\S+)$|^lockprof_lock_contentions_total\{([^}]*)\} (\S+)$/;
+  const series = /^lockprof_lock_(wait|hold)_seconds_(sum|count|bucket)\{([^}]*)\} (\S+)$|^lockprof_lock_(contentions|waits)_total\{([^}]*)\} (\S+)$/;
   for (const line of text.split('\n')) {
     const m = series.exec(line);
     if (!m) continue;
     const labels = {};
-    for (const l of (m[3] || m[5]).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+    for (const l of (m[3] || m[6]).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
       labels[l[1]] = unescapeLabel(l[2]);
     }
     const key = labels.lock + '\0' + (labels.mode || '');
     let e = locks.get(key);
     if (!e) {
       const h = () => ({ sum: 0, count: 0, buckets: [] });
-      e = { lock: labels.lock, mode: labels.mode || '', contentions: 0, wait: h(), hold: h() };
+      e = { lock: labels.lock, mode: labels.mode || '', contentions: 0, waits: 0, wait: h(), hold: h() };
       locks.set(key, e);
     }
     if (m[5] !== undefined) {
-      e.contentions = Number(m[6]);
+      e[m[5]] = Number(m[7]);  // e.contentions or e.waits.
       continue;
     }
     const h = e[m[1]], v = Number(m[4]);
@@ -118,14 +118,19 @@ function drawHistograms(e) {
 
 function renderLocks() {
   const by = $('sort').value;
-  const key = { wait: (e) => e.wait.sum, hold: (e) => e.hold.sum, contentions: (e) => e.contentions }[by];
-  const rows = lockStats.filter((e) => e.contentions || e.hold.count).sort((a, b) => key(b) - key(a));
+  const key = {
+    wait: (e) => e.wait.sum, hold: (e) => e.hold.sum, contentions: (e) => e.contentions,
+    waits: (e) => e.waits,
+  }[by];
+  const rows = lockStats.filter((e) => e.waits || e.contentions || e.hold.count)
+    .sort((a, b) => key(b) - key(a));
   const body = $('lockTable').tBodies[0];
   body.textContent = '';
   for (const e of rows.slice(0, 20)) {
     const tr = body.insertRow();
     tr.dataset.lock = e.lock;
-    const cells = [e.lock, e.mode, String(e.contentions), fmtSeconds(e.wait.sum),
+    tr.dataset.waits = e.waits;
+    const cells = [e.lock, e.mode, String(e.waits), String(e.contentions), fmtSeconds(e.wait.sum),
       e.wait.count ? fmtSeconds(e.wait.sum / e.wait.count) : '-', fmtQuantile(e.wait, 0.5),
       fmtQuantile(e.wait, 0.99), String(Math.round(e.hold.count)),
       fmtSeconds(e.hold.sum), fmtQuantile(e.hold, 0.99)];
