@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include <chrono>
 #include <thread>
 
+#include "interpose_waiter.h"
 #include "lockprof/lockprof.h"
 #include "test_util.h"
 
@@ -23,9 +23,12 @@ pthread_mutex_t g_kinds_fork_mu = PTHREAD_MUTEX_INITIALIZER;
 
 namespace {
 
+using lockprof::testing::In;
 using lockprof::testing::NowNanos;
 using lockprof::testing::ProfileDelta;
 using lockprof::testing::ScopedRates;
+using lockprof::testing::SleepMs;
+using lockprof::testing::Waiter;
 
 // Linked with lockprof::interpose; built in the AddressSanitizer build too,
 // not in the ThreadSanitizer one (tests/CMakeLists.txt).
@@ -45,40 +48,6 @@ void InitMutex(pthread_mutex_t* m, int type, int robust = PTHREAD_MUTEX_STALLED,
   EXPECT_EQ(pthread_mutex_init(m, &a), 0);
   pthread_mutexattr_destroy(&a);
 }
-
-pid_t Tid() { return pid_t(syscall(SYS_gettid)); }
-
-void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
-
-// Runs `acquire` (which blocks on a lock the caller holds) on a new thread
-// and returns once that thread sleeps in it; *start is when it called in.
-class Waiter {
- public:
-  template <typename F>
-  explicit Waiter(F acquire) {
-    thread_ = std::thread([this, acquire] {
-      tid_ = Tid();
-      start_ = NowNanos();
-      result_ = acquire();
-      done_ = NowNanos();
-    });
-    while (tid_.load() == 0 || !lockprof::testing::IsAsleep(tid_.load())) SleepMs(1);
-  }
-  int Join() {
-    thread_.join();
-    return result_;
-  }
-  int64_t start() const { return start_; }
-  // When `acquire` returned (after Join).
-  int64_t done() const { return done_; }
-
- private:
-  std::thread thread_;
-  std::atomic<pid_t> tid_{0};
-  std::atomic<int64_t> start_{0};
-  int64_t done_ = 0;
-  int result_ = -1;
-};
 
 // A waiter's acquisition, released by the same thread (its block event is
 // recorded at that release).
@@ -205,15 +174,6 @@ TEST_F(InterposeKindsTest, PriorityInheritanceMutexIsProfiled) {
   pthread_mutex_destroy(&m);
 }
 
-timespec In(clockid_t clock, int ms) {
-  timespec t;
-  clock_gettime(clock, &t);
-  t.tv_nsec += (ms % 1000) * 1000000L;
-  t.tv_sec += ms / 1000 + t.tv_nsec / 1000000000L;
-  t.tv_nsec %= 1000000000L;
-  return t;
-}
-
 __attribute__((noinline)) int TimedWaiter(pthread_mutex_t* m, clockid_t clock, int ms) {
   const timespec t = In(clock, ms);
   const int r = clock == CLOCK_REALTIME ? pthread_mutex_timedlock(m, &t)
@@ -282,45 +242,6 @@ TEST_F(InterposeKindsTest, TheStallWatchdogKeepsEveryKindsReturnCodes) {
   }
   pthread_mutex_destroy(&m);
   lockprof::SetStallReportThreshold(std::chrono::nanoseconds(0));
-}
-
-__attribute__((noinline)) int RwHolderRelease(pthread_rwlock_t* rw, int ms) {
-  SleepMs(ms);
-  const int r = pthread_rwlock_unlock(rw);
-  asm volatile("");
-  return r;
-}
-
-TEST_F(InterposeKindsTest, RwlockModesLabelledAndReturnCodesKept) {
-  pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
-  ProfileDelta readers("mutex", 1, "RwHolderRelease", {{"mode", "read"}});
-  ProfileDelta writers("mutex", 1, "RwHolderRelease", {{"mode", "write"}});
-  ProfileDelta read_waits("block", 1, "", {{"mode", "read"}});
-  ASSERT_EQ(pthread_rwlock_wrlock(&rw), 0);
-  EXPECT_EQ(pthread_rwlock_wrlock(&rw), EDEADLK);
-  std::thread([&] {
-    EXPECT_EQ(pthread_rwlock_tryrdlock(&rw), EBUSY);
-    EXPECT_EQ(pthread_rwlock_trywrlock(&rw), EBUSY);
-    const timespec t = In(CLOCK_REALTIME, 10);
-    EXPECT_EQ(pthread_rwlock_timedrdlock(&rw, &t), ETIMEDOUT);
-    const timespec m = In(CLOCK_MONOTONIC, 10);
-    EXPECT_EQ(pthread_rwlock_clockwrlock(&rw, CLOCK_MONOTONIC, &m), ETIMEDOUT);
-    EXPECT_EQ(pthread_rwlock_clockrdlock(&rw, CLOCK_PROCESS_CPUTIME_ID, &m), EINVAL);
-  }).join();
-  Waiter reader([&] {
-    const int r = pthread_rwlock_rdlock(&rw);
-    return r == 0 ? pthread_rwlock_unlock(&rw) : r;
-  });
-  Waiter writer([&] {
-    const int r = pthread_rwlock_wrlock(&rw);
-    return r == 0 ? pthread_rwlock_unlock(&rw) : r;
-  });
-  ASSERT_EQ(RwHolderRelease(&rw, 30), 0);
-  EXPECT_EQ(reader.Join(), 0);
-  EXPECT_EQ(writer.Join(), 0);
-  EXPECT_GT(readers.Get(), 25'000'000);
-  EXPECT_GT(writers.Get(), 25'000'000);
-  EXPECT_GT(read_waits.Get(), 25'000'000);
 }
 
 __attribute__((noinline)) int CondWaiter(pthread_cond_t* c, pthread_mutex_t* m, bool* ready) {

@@ -5,7 +5,8 @@
 // Fast paths: acquisitions try first (the real try function) and take the
 // slow path only if it fails; the release tests whether this thread holds a
 // lock needing the slow release or any thread is blocked on any rwlock
-// (one global counter, written only by blocked threads).
+// (one global counter, written only by blocked threads), and then settles
+// only if glibc's word says this lock may have waiters (rwlock_word.h).
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "absl/base/attributes.h"
 #include "lockprof/primitives/interpose/interpose_common.h"
 #include "lockprof/primitives/interpose/real_pthread.h"
+#include "lockprof/primitives/interpose/rwlock_word.h"
 
 namespace lockprof::interpose {
 namespace {
@@ -64,16 +66,46 @@ ABSL_ATTRIBUTE_NOINLINE int RwLockSlow(pthread_rwlock_t* rw, LockMode mode, int 
   return r;
 }
 
+// A blocked waiter on one rwlock used to send every rwlock's release to the
+// waiter table; glibc's word tells which locks have them.
 ABSL_ATTRIBUTE_NOINLINE int RwUnlockSlow(pthread_rwlock_t* rw, const void* frame,
                                          const void* caller) {
   ReleaseCharge charge;
-  BeforeRelease(rw, g_rw_waiters.load(std::memory_order_relaxed) != 0, &charge);
+  BeforeRelease(rw, g_rw_waiters.load(std::memory_order_relaxed) != 0 && RwlockMayHaveWaiters(rw),
+                &charge);
   const int r = CallGlibc(&HotFunctions::rwlock_unlock, rw);
   if (r == 0) AfterRelease(rw, charge, kRwModes, frame, caller);
   return r;
 }
 
+// RwlockWordKnown's check: a private lock through a read and a write hold.
+bool CheckRwlockWord() {
+  pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+  if (RwlockReaders(&rw) != 0 || CallGlibc(&HotFunctions::rwlock_tryrdlock, &rw) != 0) {
+    return false;
+  }
+  const unsigned one_reader = RwlockReaders(&rw);
+  CallGlibc(&HotFunctions::rwlock_unlock, &rw);
+  if (CallGlibc(&HotFunctions::rwlock_trywrlock, &rw) != 0) return false;
+  const unsigned writer = RwlockReaders(&rw);
+  CallGlibc(&HotFunctions::rwlock_unlock, &rw);
+  constexpr unsigned kWriting = kRwWritePhase | kRwWriteLocked;
+  return one_reader == 1u << kRwReaderShift && writer == kWriting;
+}
+
 }  // namespace
+
+bool RwlockWordKnown() {
+  // 0: not checked yet, 1: known, 2: not. Racing first callers check alike.
+  static std::atomic<int> state{0};
+  int s = state.load(std::memory_order_relaxed);
+  if (__builtin_expect(s == 0, 0)) {
+    s = CheckRwlockWord() ? 1 : 2;
+    state.store(s, std::memory_order_relaxed);
+  }
+  return s == 1;
+}
+
 }  // namespace lockprof::interpose
 
 using lockprof::agent::LockMode;
