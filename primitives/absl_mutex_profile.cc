@@ -12,6 +12,7 @@
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/own_thread.h"
 #include "lockprof/agent/record/record.h"
+#include "lockprof/primitives/internal/cycle_scale.h"
 #include "lockprof/primitives/interpose/lock_names.h"
 
 namespace lockprof {
@@ -43,12 +44,13 @@ __attribute__((noinline)) void TraceAbslMutex(const char* msg, const void* obj,
 }
 
 // Nanoseconds per unit of the cycle clock Abseil's library measures waits
-// with. Not CycleClock::Frequency() from the header: the clock's scale (its
-// kShift) depends on NDEBUG, and a distribution's Abseil may have been built
-// with another setting than the program (Debian's was built without it, and
-// its waits come out twice what the header's frequency says in a program
-// built with -DNDEBUG). So one contended wait of known length, on a private
-// mutex, is traced and timed, once, at registration (about 10 ms).
+// with. Not CycleClock::Frequency() from the header alone: the clock's scale
+// (its kShift) depends on NDEBUG, and a distribution's Abseil may have been
+// built with another setting than the program (Debian's was built without
+// it, and its waits come out twice what the header's frequency says in a
+// program built with -DNDEBUG). So one contended wait of known length, on a
+// private mutex, is traced and timed, once, at registration (about 10 ms),
+// and picks the power of two between the two (internal/cycle_scale.h).
 
 double CalibrateNanosPerCycle() {
   g_calibration_mu.Lock();
@@ -64,8 +66,8 @@ double CalibrateNanosPerCycle() {
   g_calibration_mu.Unlock();
   waiter.join();
   const int64_t cycles = g_calibration_cycles.load();
-  if (cycles <= 0) return 1e9 / absl::base_internal::CycleClock::Frequency();
-  return double(released - start.load()) / double(cycles);
+  const double measured = cycles > 0 ? double(released - start.load()) / double(cycles) : 0;
+  return internal::SnapCycleScale(measured, 1e9 / absl::base_internal::CycleClock::Frequency());
 }
 
 }  // namespace
