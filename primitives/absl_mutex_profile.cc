@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -43,16 +44,12 @@ __attribute__((noinline)) void TraceAbslMutex(const char* msg, const void* obj,
   asm volatile("");  // This frame is the capture's entry: no tail call.
 }
 
-// Nanoseconds per unit of the cycle clock Abseil's library measures waits
-// with. Not CycleClock::Frequency() from the header alone: the clock's scale
-// (its kShift) depends on NDEBUG, and a distribution's Abseil may have been
-// built with another setting than the program (Debian's was built without
-// it, and its waits come out twice what the header's frequency says in a
-// program built with -DNDEBUG). So one contended wait of known length, on a
-// private mutex, is traced and timed, once, at registration (about 10 ms),
-// and picks the power of two between the two (internal/cycle_scale.h).
-
-double CalibrateNanosPerCycle() {
+// One traced wait of about 10 ms on the private mutex: nanoseconds per cycle
+// of Abseil's library clock, as timed (0 if the tracer saw none). A waiter
+// thread delayed between its timestamp and its Lock() makes it too large;
+// nothing makes it much too small.
+double TimeOneWait() {
+  g_calibration_cycles.store(0);
   g_calibration_mu.Lock();
   std::atomic<int64_t> start{0};
   std::thread waiter = agent::StartOwnThread([&] {
@@ -66,8 +63,30 @@ double CalibrateNanosPerCycle() {
   g_calibration_mu.Unlock();
   waiter.join();
   const int64_t cycles = g_calibration_cycles.load();
-  const double measured = cycles > 0 ? double(released - start.load()) / double(cycles) : 0;
-  return internal::SnapCycleScale(measured, 1e9 / absl::base_internal::CycleClock::Frequency());
+  return cycles > 0 ? double(released - start.load()) / double(cycles) : 0;
+}
+
+// Nanoseconds per unit of the cycle clock Abseil's library measures waits
+// with. Not CycleClock::Frequency() from the header alone: the clock's scale
+// (its kShift) depends on NDEBUG, and a distribution's Abseil may have been
+// built with another setting than the program (Debian's was built without
+// it, and its waits come out twice what the header's frequency says in a
+// program built with -DNDEBUG). So contended waits of known length, on a
+// private mutex, are traced and timed at registration, and pick the power of
+// two between the two (internal/cycle_scale.h): the shortest timing of up to
+// three, the first that lies within 10% of a power of two ending the search
+// (one wait, about 10 ms, unless the machine delayed its waiter).
+double CalibrateNanosPerCycle() {
+  const double header = 1e9 / absl::base_internal::CycleClock::Frequency();
+  double best = 0;
+  for (int i = 0; i < 3; ++i) {
+    const double t = TimeOneWait();
+    if (t > 0 && (best == 0 || t < best)) best = t;
+    if (best > 0 && std::fabs(std::log2(best / internal::SnapCycleScale(best, header))) < 0.14) {
+      break;
+    }
+  }
+  return internal::SnapCycleScale(best, header);
 }
 
 }  // namespace
