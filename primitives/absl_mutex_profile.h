@@ -17,8 +17,9 @@
 //    locks are; waiters a release does not wake are charged to a later one.
 //    No mode=read/write label either.
 //  * Times come in Abseil's cycle-clock units, whose scale depends on how
-//    Abseil was built: registration calibrates them once, with one traced
-//    10 ms wait on a private mutex (a thread, about 10 ms).
+//    Abseil was built: registration calibrates them once, with a traced
+//    10 ms wait on a private mutex (a thread; up to three waits, 30 ms, when
+//    a loaded machine delays the first).
 //  * One tracer per process, never unregistered: a program that registers
 //    its own replaces lockprof's, or is replaced by it. It reaches the
 //    Abseil the program links: with a static Abseil inside the program,
