@@ -42,6 +42,14 @@ const bool g_idle_thread_started = [] {
 }();
 }  // namespace
 
+WriterPreferringRwlock::WriterPreferringRwlock() {
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&rw_, &attr);
+  pthread_rwlockattr_destroy(&attr);
+}
+
 const char* ProfilingName(Profiling p) {
   switch (p) {
     case kOff:

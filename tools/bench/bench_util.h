@@ -7,6 +7,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
 #include <initializer_list>
@@ -98,10 +100,32 @@ template <>
 inline void UnlockShared(absl::Mutex& m) {
   m.ReaderUnlock();
 }
+// glibc's rwlock set to prefer writers: a waiting writer holds back new
+// readers, as lockprof::SharedMutex (and Go's sync.RWMutex) do.
+// std::shared_mutex is glibc's default rwlock, which prefers readers: in a
+// read-mostly workload readers keep the lock shared while writers wait,
+// which is more throughput and a starved writer. This row separates what
+// the fairness costs from what lockprof's protocol does.
+class WriterPreferringRwlock {
+ public:
+  WriterPreferringRwlock();
+  ~WriterPreferringRwlock() { pthread_rwlock_destroy(&rw_); }
+  WriterPreferringRwlock(const WriterPreferringRwlock&) = delete;
+  WriterPreferringRwlock& operator=(const WriterPreferringRwlock&) = delete;
+  void lock() { pthread_rwlock_wrlock(&rw_); }
+  void unlock() { pthread_rwlock_unlock(&rw_); }
+  void lock_shared() { pthread_rwlock_rdlock(&rw_); }
+  void unlock_shared() { pthread_rwlock_unlock(&rw_); }
+
+ private:
+  pthread_rwlock_t rw_;
+};
+
 // Calls visit(Type<M>{}, name, profiling) for every compared lock: the
 // std and Abseil locks (profiling kOff, which they ignore), then
 // lockprof::Mutex at each of `lockprof_settings`. Names: "std::mutex",
-// "std::shared_mutex" (only if with_shared_mutex), "absl::Mutex",
+// "std::shared_mutex" and "pthread_rwlock:prefer_writer" (only if
+// with_shared_mutex), "absl::Mutex",
 // "lockprof:<ProfilingName>", and, where lockprof::SharedMutex exists and
 // with_shared_mutex, "lockprof_shared:<ProfilingName>".
 template <typename M>
@@ -112,7 +136,10 @@ template <typename Visitor>
 void ForEachLock(bool with_shared_mutex, std::initializer_list<Profiling> lockprof_settings,
                  Visitor visit) {
   visit(Type<std::mutex>{}, std::string("std::mutex"), kOff);
-  if (with_shared_mutex) visit(Type<std::shared_mutex>{}, std::string("std::shared_mutex"), kOff);
+  if (with_shared_mutex) {
+    visit(Type<std::shared_mutex>{}, std::string("std::shared_mutex"), kOff);
+    visit(Type<WriterPreferringRwlock>{}, std::string("pthread_rwlock:prefer_writer"), kOff);
+  }
   visit(Type<absl::Mutex>{}, std::string("absl::Mutex"), kOff);
   for (Profiling p : lockprof_settings) {
     visit(Type<lockprof::Mutex>{}, std::string("lockprof:") + ProfilingName(p), p);

@@ -19,7 +19,7 @@ from targets import print_targets
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 # Row order in the tables.
 SETTINGS = ["off", "default", "all_1", "go_all_1", "lock_order"]
-LOCK_ORDER = (["std::mutex", "std::shared_mutex", "absl::Mutex"] +
+LOCK_ORDER = (["std::mutex", "std::shared_mutex", "pthread_rwlock:prefer_writer", "absl::Mutex"] +
               ["lockprof:" + s for s in SETTINGS] + ["lockprof_shared:" + s for s in SETTINGS])
 
 
