@@ -79,14 +79,15 @@ double TimeOneWait() {
 double CalibrateNanosPerCycle() {
   const double header = 1e9 / absl::base_internal::CycleClock::Frequency();
   double best = 0;
+  double scale = header;  // SnapCycleScale's answer when no wait was traced.
   for (int i = 0; i < 3; ++i) {
     const double t = TimeOneWait();
-    if (t > 0 && (best == 0 || t < best)) best = t;
-    if (best > 0 && std::fabs(std::log2(best / internal::SnapCycleScale(best, header))) < 0.14) {
-      break;
-    }
+    if (!(t > 0 && (best == 0 || t < best))) continue;
+    best = t;
+    scale = internal::SnapCycleScale(best, header);
+    if (std::fabs(std::log2(best / scale)) < 0.14) break;  // Within ~10%.
   }
-  return internal::SnapCycleScale(best, header);
+  return scale;
 }
 
 }  // namespace
