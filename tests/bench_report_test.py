@@ -2,10 +2,13 @@
 """tools/bench/report.py's target verdicts, on a synthetic run.
 
 BENCHMARKS.md's target statuses come from report.py: a target may read
-"met" only when every interleaved round is on the right side of it. This
-writes a bench.json whose rounds are known and checks the verdicts, the
-pairing by round (not by sorted value), and that repetitions without
-hand-offs are left out of the pairs.
+"met" only when a confidence interval of at least 95% for the median
+ratio of the interleaved rounds is on the right side of it (the whole
+range of the rounds up to 5 rounds). This writes a bench.json whose rounds
+are known and checks the verdicts, the interval at 12 rounds (the two
+lowest and two highest ratios left out), the pairing by round (not by
+sorted value), and that repetitions without hand-offs are left out of the
+pairs.
 
 Usage: bench_report_test.py --source-dir DIR. Standard library only.
 """
@@ -76,6 +79,19 @@ def main():
     benchmarks += rows("cache", "lockprof:lock_order", [100 / 0.90, 100 / 0.93, 100 / 0.97,
                                                          100 / 1.00, 200],
                        handoffs=[0.05, 0.05, 0.05, 0.05, 0.0])
+    # Empty, 4 threads, 12 rounds. lockprof:default is 1.05-1.20x std::mutex
+    # in ten rounds and 0.80x and 0.97x in two: the interval x(3)..x(12-2)
+    # leaves both out, so the target is met (the whole range would not be).
+    # SharedMutex: three rounds below 1.0, so x(3) is too: not resolved.
+    base = [100.0 + 7 * i for i in range(12)]
+    good = [1.05, 0.80, 1.10, 1.12, 0.97, 1.08, 1.20, 1.15, 1.06, 1.09, 1.11, 1.07]
+    shared = [1.05, 0.80, 1.10, 1.12, 0.97, 1.08, 0.99, 1.15, 1.06, 1.09, 1.11, 1.07]
+    benchmarks += rows("empty", "std::mutex", base, threads=4)
+    benchmarks += rows("empty", "lockprof:default", [b / g for b, g in zip(base, good)],
+                       threads=4)
+    benchmarks += rows("empty", "std::shared_mutex", base, threads=4)
+    benchmarks += rows("empty", "lockprof_shared:default",
+                       [b / g for b, g in zip(base, shared)], threads=4)
     # Empty, 2 threads: two rounds only: no verdict.
     benchmarks += rows("empty", "std::mutex", [50, 50])
     benchmarks += rows("empty", "lockprof:default", [40, 40])
@@ -86,25 +102,32 @@ def main():
             [sys.executable, os.path.join(args.source_dir, "tools/bench/report.py"), d],
             check=True, capture_output=True, text=True).stdout
     checks = [
-        ("lockprof:default throughput ≥ 1.00× std::mutex", "1.100 (1.100–1.100)", "| met |"),
-        ("lockprof:default p99 acquire ≤ 1.50× std::mutex", "1.400 (1.300–1.600)",
+        ("lockprof:default throughput ≥ 1.00× std::mutex", 2, "1.100 (1.100–1.100, 94%)",
+         "| met |"),
+        ("lockprof:default p99 acquire ≤ 1.50× std::mutex", 2, "1.400 (1.300–1.600, 94%)",
          "not resolved at this noise"),
-        ("lockprof_shared:default throughput ≥ 1.00× std::shared_mutex", "(0.952–2.105)",
-         "not resolved at this noise"),
-        ("lockprof:all_1 throughput ≥ 0.85× lockprof:off", "0.500 (0.500–0.500)", "**not met**"),
-        ("lockprof:lock_order throughput ≥ 0.95× lockprof:off", "(0.900–1.000) | 4 |",
-         "not resolved at this noise"),
+        ("lockprof_shared:default throughput ≥ 1.00× std::shared_mutex", 2,
+         "(0.952–2.105, 94%)", "not resolved at this noise"),
+        ("lockprof:all_1 throughput ≥ 0.85× lockprof:off", 2, "0.500 (0.500–0.500, 94%)",
+         "**not met**"),
+        ("lockprof:lock_order throughput ≥ 0.95× lockprof:off", 2,
+         "(0.900–1.000, 88%) | 0.900–1.000 | 4 |", "not resolved at this noise"),
+        ("lockprof:default throughput ≥ 1.00× std::mutex", 4,
+         "1.085 (1.050–1.120, 96%) | 0.800–1.200 | 12 |", "| met |"),
+        ("lockprof_shared:default throughput ≥ 1.00× std::shared_mutex", 4,
+         "(0.990–1.110, 96%) | 0.800–1.150 | 12 |", "not resolved at this noise"),
     ]
     failures = 0
-    for target, figure, status in checks:
-        line = line_for(report, target, 2)
+    for target, threads, figure, status in checks:
+        line = line_for(report, target, threads)
         for want in (figure, status):
             if want not in line:
                 print("FAIL: %r not in %s" % (want, line))
                 failures += 1
     targets = report[report.index("## Targets"):]
     empty = [l for l in targets.splitlines()
-             if l.startswith("| empty |") and "lockprof:default throughput" in l]
+             if l.startswith("| empty |") and "lockprof:default throughput" in l
+             and "| 2 |" in l]
     if len(empty) != 1 or "not resolved (2 rounds)" not in empty[0]:
         print("FAIL: the two-round empty row: %s" % empty)
         failures += 1
