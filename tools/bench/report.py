@@ -316,7 +316,8 @@ def scrape(lines):
               "context switch, per million ops: scraping %.2f, busy control %.2f, baseline %.2f — %s"
               % (per_mops["scraping"], per_mops.get("busy", float("nan")),
                  per_mops.get("baseline", float("nan")),
-                 "no more than the control" if per_mops["scraping"] <= 1.5 * control + 0.5
+                 "within the control's noise (at most 1.5× it + 0.5 per million)"
+                 if per_mops["scraping"] <= 1.5 * control + 0.5
                  else "**more than the control**"))
     print()
 
