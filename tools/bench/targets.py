@@ -75,10 +75,10 @@ def median_interval(ratios):
     return ratios[k - 1], ratios[n - k], coverage(k)
 
 
-def judge(ratios, bound, at_least):
-    if len(ratios) < MIN_ROUNDS:
-        return "not resolved (%d rounds)" % len(ratios)
-    lo, hi, _ = median_interval(ratios)
+def judge(rounds, lo, hi, bound, at_least):
+    """The verdict on `rounds` paired ratios whose median's interval is lo..hi."""
+    if rounds < MIN_ROUNDS:
+        return "not resolved (%d rounds)" % rounds
     good, bad = (lo >= bound, hi < bound) if at_least else (hi <= bound, lo > bound)
     if good:
         return "met"
@@ -118,10 +118,12 @@ def print_targets(rows, median):
                 continue
             r = paired_ratios(a, b, measure)
             figure = spread = "–"
+            status = "not resolved (0 rounds)"
             if r:
                 lo, hi, cover = median_interval(r)
                 figure = "%.3f (%.3f–%.3f, %.0f%%)" % (median(r), lo, hi, 100 * cover)
                 spread = "%.3f–%.3f" % (r[0], r[-1])
+                status = judge(len(r), lo, hi, bound, at_least)
             print("| %s | %s | %d | %s | %s | %d | %s |" % (workload, what, t, figure, spread,
-                                                           len(r), judge(r, bound, at_least)))
+                                                           len(r), status))
     print()
