@@ -14,12 +14,16 @@ namespace lockprof {
 ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
   // Counted before the first poll, in the waiter's time, however it ends.
   agent::CountLockWait(agent::EventTags{name_});
-  // Spins first, backing off (internal/spin_backoff.h). A running thread
-  // re-takes a lock it just released within nanoseconds, so a spinner can
-  // lose every poll and sleep after its whole spin: the acquisition's tail.
-  // A spinner that has waited kLongWait pauses sets kWanted instead, and
-  // threads that have waited less leave a released lock to it.
-  internal::SpinBackoff spin;
+  // Spins first, looking at the lock word at once, after kSecondLook pauses
+  // and after kLongWait (internal/spin_backoff.h, and mutex.h on why so few).
+  // A running thread re-takes a lock it just released within nanoseconds, so
+  // a spinner can lose every look and sleep after its whole spin: the
+  // acquisition's tail. A spinner that has waited kLongWait pauses sets
+  // kWanted instead, and threads that have waited less leave a released lock
+  // to it.
+  internal::SpinBackoff spin(internal::SpinBackoff::kPauses,
+                             /*max_step=*/kLongWait - kSecondLook,
+                             /*first_step=*/kSecondLook);
   bool set_wanted = false;
   do {
     uint32_t s = state_.load(std::memory_order_relaxed);

@@ -27,7 +27,7 @@
 //  * Hold profile (/debug/pprof/hold): sampled critical sections, contended
 //    or not, at the releasing stack.
 // Only waits that slept are recorded, in the profiles and in the wait
-// histogram: a waiter spins 111 `pause` instructions first (a couple of
+// histogram: a waiter spins 100 `pause` instructions first (a couple of
 // microseconds; internal/spin_backoff.h), and a wait that ends there is in
 // neither (it is CPU time under LockSlow in a CPU profile). Where the
 // holder re-takes the lock at once, the "wanted" mark below makes most
@@ -172,11 +172,21 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
   // across releases, and a thread that has waited less does not take the
   // lock while it is set, so the fast paths fail and go slow.
   static constexpr uint32_t kWanted = 4;
-  // Pauses a spinner waits before it sets kWanted: 47 is the sixth poll of
-  // SpinBackoff's schedule, about 0.9 us on the AMD EPYC the benchmarks ran
-  // on (79, the eighth, left the cache workload's p99 acquire latency at
-  // 1.35-1.47x std::mutex's against 0.99-1.11x: BENCHMARKS.md).
-  static constexpr int kLongWait = 47;
+  // A spinner looks at the lock word three times before it marks it: at
+  // once, after kSecondLook pauses, and after kLongWait pauses (about 0.9 us
+  // on the AMD EPYC the benchmarks ran on), where it sets kWanted if the lock
+  // is still held. Each look takes the lock's cache line from the holder,
+  // and the looks early in a wait land while a new holder works: looking
+  // after 1, 3, 7, 15 and 31 pauses as well ran an empty critical section at
+  // 0.70-0.78x std::mutex's throughput; three looks, at 1.05-1.14x.
+  // Looking only at once and at kLongWait was faster still where the holder
+  // re-takes the lock at once, but left a waiter for a lock released early
+  // in its wait spinning up to kLongWait pauses for nothing (BENCHMARKS.md,
+  // "Three looks before the mark"). Marking after 79 pauses instead of about
+  // 47 left the cache workload's p99 acquire latency at 1.35-1.47x
+  // std::mutex's against 0.99-1.11x.
+  static constexpr int kSecondLook = 16;
+  static constexpr int kLongWait = 48;
 
   void LockSlow();
   void UnlockSlow();

@@ -1,9 +1,12 @@
 // SpinBackoff: a waiter spins 111 pauses before it sleeps, polling the lock
-// word only eleven times in that span; the interposer's spins are shorter,
-// and an rwlock's polls after every pause.
+// word only eleven times in that span; a Mutex waiter looks three times
+// before it marks the lock wanted; the interposer's spins are shorter, and an
+// rwlock's polls after every pause.
 #include "lockprof/primitives/internal/spin_backoff.h"
 
 #include <gtest/gtest.h>
+
+#include <vector>
 
 namespace {
 
@@ -46,6 +49,26 @@ TEST(SpinBackoffTest, PollingEveryPauseKeepsTheBudget) {
   while (spin.Pause()) ++polls;
   EXPECT_EQ(polls, 53);  // 48, 49, ... 100: one pause each, up to the budget.
   EXPECT_EQ(spin.spent(), 100);
+}
+
+// A Mutex waiter's spin (mutex.h): it looks at once, after 16 pauses and
+// after 48, where it marks the lock wanted and from then on polls after
+// every pause for the rest of the budget; a waiter that could not mark it
+// (another had) keeps the 32-pause step.
+TEST(SpinBackoffTest, AFirstStepSpacesTheEarlyLooks) {
+  SpinBackoff marked(SpinBackoff::kPauses, /*max_step=*/32, /*first_step=*/16);
+  ASSERT_TRUE(marked.Pause());
+  EXPECT_EQ(marked.spent(), 16);
+  ASSERT_TRUE(marked.Pause());
+  EXPECT_EQ(marked.spent(), 48);
+  marked.PollEveryPause();
+  int polls = 0;
+  while (marked.Pause()) ++polls;
+  EXPECT_EQ(polls, 52);  // 49, 50, ... 100.
+  SpinBackoff unmarked(SpinBackoff::kPauses, 32, 16);
+  std::vector<int> at;
+  while (unmarked.Pause()) at.push_back(unmarked.spent());
+  EXPECT_EQ(at, (std::vector<int>{16, 48, 80, 112}));
 }
 
 }  // namespace
