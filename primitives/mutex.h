@@ -178,7 +178,8 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
   // is still held. Each look pulls the lock's cache line from the holder,
   // and the looks early in a wait land while a new holder works: looking
   // after 1, 3, 7, 15 and 31 pauses as well ran an empty critical section at
-  // 0.69-0.81x std::mutex's throughput; three looks, at 1.05-1.14x.
+  // 0.69-0.81x std::mutex's throughput; three looks, at 1.05-1.14x in the
+  // same rounds (1.01-1.06x in 30 later ones).
   // Looking only at once and at kLongWait was faster still where the holder
   // re-takes the lock at once, but left a waiter for a lock released early
   // in its wait spinning up to kLongWait pauses for nothing (BENCHMARKS.md,
