@@ -27,7 +27,7 @@
 //  * Hold profile (/debug/pprof/hold): sampled critical sections, contended
 //    or not, at the releasing stack.
 // Only waits that slept are recorded, in the profiles and in the wait
-// histogram: a waiter spins 100 `pause` instructions first (a couple of
+// histogram: a waiter spins 100-112 `pause` instructions first (a couple of
 // microseconds; internal/spin_backoff.h), and a wait that ends there is in
 // neither (it is CPU time under LockSlow in a CPU profile). Where the
 // holder re-takes the lock at once, the "wanted" mark below makes most
