@@ -4,6 +4,8 @@
 // rwlock's polls after every pause.
 #include "lockprof/primitives/internal/spin_backoff.h"
 
+#include "lockprof/primitives/interpose/interpose_common.h"
+
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -32,7 +34,7 @@ int PollsAfterPauses(SpinBackoff spin) {
 }
 
 TEST(SpinBackoffTest, ABudgetAndAStepCapSetTheSchedule) {
-  // After 1, 3, 7, 15, 31, 47 and 63 pauses: the interposer's mutex spin.
+  // After 1, 3, 7, 15, 31, 47 and 63 pauses.
   EXPECT_EQ(PollsAfterPauses(SpinBackoff(50)), 7);
   // One poll after every pause: its rwlock spin, 50 tries as before.
   EXPECT_EQ(PollsAfterPauses(SpinBackoff(50, 1)), 50);
@@ -69,6 +71,15 @@ TEST(SpinBackoffTest, AFirstStepSpacesTheEarlyLooks) {
   std::vector<int> at;
   while (unmarked.Pause()) at.push_back(unmarked.spent());
   EXPECT_EQ(at, (std::vector<int>{16, 48, 80, 112}));
+}
+
+// The interposer's mutex spin (interpose_common.h): after 16 pauses and
+// after 48, then it sleeps.
+TEST(SpinBackoffTest, TheInterposersMutexLooksTwice) {
+  SpinBackoff spin = lockprof::interpose::MutexSpin();
+  std::vector<int> at;
+  while (spin.Pause()) at.push_back(spin.spent());
+  EXPECT_EQ(at, (std::vector<int>{16, 48}));
 }
 
 }  // namespace

@@ -58,8 +58,30 @@ namespace lockprof::interpose {
 // in pause instructions: a critical section of a few hundred nanoseconds
 // ends sooner than the bookkeeping of a wait (as lockprof::Mutex spins
 // before it sleeps). How often it tries in that span is the caller's
-// (MutexSpin, RwlockSpin).
+// (MutexSpin below; RwlockSpin: a try after each pause).
 inline constexpr int kSpinPauses = 50;
+
+// A mutex's waiter looks at glibc's lock word only twice, after 16 pauses
+// and after 48 (the first look, glibc's trylock, was the fast path's), and
+// tries the lock only when the word reads unlocked, as a lockprof::Mutex
+// waiter does before it marks its lock (mutex.h): glibc's trylock is a
+// compare-and-swap, which takes the lock's cache line from the holder even
+// when it fails, and each look pulls the line too. A thread that loses the
+// lock starts waiting just as the new holder starts its sections, so early
+// looks cost the holder a miss and almost never find the lock free. Against
+// seven looks in 63 pauses (after 1, 3, 7, 15, 31, 47 and 63), an empty
+// critical section ran 1.24-1.28x faster at 2-16 threads on 2 cores (0.82-
+// 0.85x glibc's own, from 0.63-0.66x) and the cache workload's p99 fell by
+// a tenth, with neither's throughput, nor that of a workload that works
+// outside the lock, worse. Looking at 32 and 64 matched glibc on the empty
+// section but doubled that workload's p99 (BENCHMARKS.md, "Contended
+// programs under the interposer").
+inline constexpr int kMutexFirstLook = 16;
+inline constexpr int kMutexSpinPauses = 48;
+inline internal::SpinBackoff MutexSpin() {
+  return internal::SpinBackoff(kMutexSpinPauses, kMutexSpinPauses - kMutexFirstLook,
+                               kMutexFirstLook);
+}
 
 // True if `pc` lies in lockprof's own code of the preload library (never in
 // the link-time form), or in the stack unwinder's (libgcc_s, or libunwind

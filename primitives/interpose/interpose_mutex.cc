@@ -44,17 +44,10 @@ ABSL_ATTRIBUTE_NOINLINE int SampledAcquisition(pthread_mutex_t* m, int r, bool t
   return r;
 }
 
-// A waiter for a mutex tries only when glibc's lock word reads unlocked, and
-// backs off between its looks (internal/spin_backoff.h): glibc's trylock is
-// a compare-and-swap, which takes the lock's cache line from the holder even
-// when it fails, and a look after every pause keeps the line moving too.
-// Seven looks in 63 pauses made an empty critical section 1.12-1.20x faster
-// at 2-16 threads on 2 cores (medians of 17 rounds) than 50 trylocks, one
-// after every pause, with the same p99 (BENCHMARKS.md, "Contended programs
-// under the interposer").
+// A waiter for a mutex tries only when glibc's lock word reads unlocked
+// (MutexSpin, interpose_common.h, on when it looks).
 // A priority-protected mutex's word holds its ceiling even when unlocked: it
 // never looks free, and its waiter goes straight to glibc's lock.
-internal::SpinBackoff MutexSpin() { return internal::SpinBackoff(kSpinPauses); }
 int MutexSpinTry(pthread_mutex_t* m) {
   return MutexWord(m) != 0 ? EBUSY : CallGlibc(&HotFunctions::mutex_trylock, m);
 }
