@@ -189,7 +189,8 @@ def contended(rows, workload):
         if m:
             by_threads.setdefault(int(m.group(2)), []).append((m.group(1), r))
     title = {"cache": "Cache workload (9 Get : 1 Set on one map)",
-             "empty": "Empty critical section"}[workload]
+             "empty": "Empty critical section",
+             "think": "Work outside the lock (300 iterations inside, 1500 outside)"}[workload]
     for threads in sorted(by_threads):
         print("## %s, %d threads\n" % (title, threads))
         print("| lock | Mops/s | × own profiling off | × std::mutex | handoffs/op | contended reps "
@@ -361,7 +362,7 @@ def main():
     with open(os.path.join(d, "bench.json")) as f:
         sizes(json.load(f).get("context", {}))
     uncontended(rows)
-    for w in ("cache", "empty"):
+    for w in ("cache", "empty", "think"):
         contended(rows, w)
     print_targets(rows, median)
     go_comparison(rows, load_kv_lines(os.path.join(d, "go.txt"), "go/"))

@@ -58,7 +58,7 @@ thread_list=$(IFS=,; echo "${threads[*]}")
 # The rows of the ratio tables, repeated (interleaved, so that drift in the
 # machine's load hits every lock alike); then every other benchmark in the
 # binary once, for the record.
-RATIO_ROWS='^(uncontended|uncontended_nested|uncontended_shared|empty|cache|event|profile)/'
+RATIO_ROWS='^(uncontended|uncontended_nested|uncontended_shared|empty|cache|think|event|profile)/'
 echo "Running lockprof_bench (repetitions=$REPS, min_time=$MIN_TIME)..."
 "$BENCH/lockprof_bench" --benchmark_filter="$RATIO_ROWS" --benchmark_repetitions="$REPS" \
   --benchmark_min_time="$MIN_TIME" --benchmark_enable_random_interleaving=true \
