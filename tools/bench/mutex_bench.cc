@@ -75,42 +75,48 @@ void BM_UncontendedNested(benchmark::State& state, Profiling p) {
   bench::Unlock(outer);
 }
 
-// Every thread takes the one lock exclusively and leaves at once.
-template <typename M, bool kTimed>
-void BM_Empty(benchmark::State& state, Profiling p) {
-  // On lines of their own (see cache_bench.cc's Cache).
-  alignas(64) static M mu;
-  alignas(64) static std::atomic<const void*> last_owner{nullptr};
-  if (state.thread_index() == 0) bench::ApplyProfiling(p);
-  bench::ContendedLoop<kTimed>(
-      state, mu, last_owner, [](uint64_t) { return true; }, [](bool) {});
-}
-
 // Iterations of a loop the compiler keeps and that touches no memory
 // (about 0.25 ns each on the AMD EPYC the benchmarks ran on).
 inline void Work(int iterations) {
   for (int i = 0; i < iterations; ++i) asm volatile("" ::: "memory");
 }
 
-// Every thread works 1500 iterations outside the lock and 300 inside it, as
-// a service does between the locks it takes: the lock is often released
-// early in a wait and not re-taken at once. The empty section is the other
-// extreme (the holder re-takes the lock at once). Where the two disagree, a
-// waiter's spin is the reason: looking at the lock word seldom pays on the
-// empty section, and spinning long before a look costs this workload's
-// tail (BENCHMARKS.md, "Three looks before the mark").
-template <typename M, bool kTimed>
-void BM_Think(benchmark::State& state, Profiling p) {
+// Every thread works kOutside iterations, takes the one lock exclusively,
+// works kInside iterations and leaves. "empty" (0, 0): the holder re-takes
+// the lock at once. "think" (1500, 300), as a service does between the
+// locks it takes: the lock is often released early in a wait and not
+// re-taken at once. Where the two disagree, a waiter's spin is the reason:
+// looking at the lock word seldom pays on the empty section, and spinning
+// long before a look costs the think rows' tail (BENCHMARKS.md, "Three
+// looks before the mark").
+template <typename M, bool kTimed, int kOutside, int kInside>
+void BM_Section(benchmark::State& state, Profiling p) {
+  // On lines of their own (see cache_bench.cc's Cache).
   alignas(64) static M mu;
   alignas(64) static std::atomic<const void*> last_owner{nullptr};
   if (state.thread_index() == 0) bench::ApplyProfiling(p);
   bench::ContendedLoop<kTimed>(
       state, mu, last_owner,
       [](uint64_t) {
-        Work(1500);
+        Work(kOutside);
         return true;
       },
-      [](bool) { Work(300); });
+      [](bool) { Work(kInside); });
+}
+
+// "<workload>/<lock>[/lat]" at the contended thread counts, for every lock
+// and each of `settings` for lockprof's.
+template <int kOutside, int kInside>
+void RegisterSection(const std::string& workload, std::initializer_list<Profiling> settings) {
+  for (bool timed : {false, true}) {
+    bench::ForEachLock(true, settings, [&](auto type, const std::string& name, Profiling p) {
+      using M = typename decltype(type)::type;
+      auto* fn =
+          timed ? BM_Section<M, true, kOutside, kInside> : BM_Section<M, false, kOutside, kInside>;
+      bench::AtContendedThreadCounts(benchmark::RegisterBenchmark(
+          (workload + "/" + name + (timed ? "/lat" : "")).c_str(), fn, p));
+    });
+  }
 }
 
 const bool registered = [] {
@@ -138,22 +144,8 @@ const bool registered = [] {
                        benchmark::RegisterBenchmark(("uncontended_shared/" + name).c_str(),
                                                     BM_UncontendedShared<M>, p);
                      });
-  for (bool timed : {false, true}) {
-    bench::ForEachLock(true, {kOff, kDefault, kAll},
-                       [&](auto type, const std::string& name, Profiling p) {
-                         using M = typename decltype(type)::type;
-                         auto* fn = timed ? BM_Empty<M, true> : BM_Empty<M, false>;
-                         bench::AtContendedThreadCounts(benchmark::RegisterBenchmark(
-                             ("empty/" + name + (timed ? "/lat" : "")).c_str(), fn, p));
-                       });
-    bench::ForEachLock(true, {kOff, kDefault},
-                       [&](auto type, const std::string& name, Profiling p) {
-                         using M = typename decltype(type)::type;
-                         auto* fn = timed ? BM_Think<M, true> : BM_Think<M, false>;
-                         bench::AtContendedThreadCounts(benchmark::RegisterBenchmark(
-                             ("think/" + name + (timed ? "/lat" : "")).c_str(), fn, p));
-                       });
-  }
+  RegisterSection<0, 0>("empty", {kOff, kDefault, kAll});
+  RegisterSection<1500, 300>("think", {kOff, kDefault});
   return true;
 }();
 
