@@ -21,12 +21,8 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::LockSlow() {
   // acquisition's tail. A spinner that has waited kLongWait pauses sets
   // kWanted instead, and threads that have waited less leave a released lock
   // to it.
-  // SpinBackoff doubles its first step: the second look lands on kLongWait
-  // only if that is three first steps.
-  static_assert(kLongWait == 3 * kSecondLook, "the second look must be the marking one");
-  internal::SpinBackoff spin(internal::SpinBackoff::kPauses,
-                             /*max_step=*/kLongWait - kSecondLook,
-                             /*first_step=*/kSecondLook);
+  auto spin =
+      internal::SpinBackoff::Looking<kSecondLook, kLongWait>(internal::SpinBackoff::kPauses);
   bool set_wanted = false;
   do {
     uint32_t s = state_.load(std::memory_order_relaxed);

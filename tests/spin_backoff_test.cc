@@ -58,7 +58,7 @@ TEST(SpinBackoffTest, PollingEveryPauseKeepsTheBudget) {
 // every pause for the rest of the budget; a waiter that could not mark it
 // (another had) keeps the 32-pause step.
 TEST(SpinBackoffTest, AFirstStepSpacesTheEarlyLooks) {
-  SpinBackoff marked(SpinBackoff::kPauses, /*max_step=*/32, /*first_step=*/16);
+  auto marked = SpinBackoff::Looking<16, 48>(SpinBackoff::kPauses);
   ASSERT_TRUE(marked.Pause());
   EXPECT_EQ(marked.spent(), 16);
   ASSERT_TRUE(marked.Pause());
@@ -67,7 +67,7 @@ TEST(SpinBackoffTest, AFirstStepSpacesTheEarlyLooks) {
   int polls = 0;
   while (marked.Pause()) ++polls;
   EXPECT_EQ(polls, 52);  // 49, 50, ... 100.
-  SpinBackoff unmarked(SpinBackoff::kPauses, 32, 16);
+  auto unmarked = SpinBackoff::Looking<16, 48>(SpinBackoff::kPauses);
   std::vector<int> at;
   while (unmarked.Pause()) at.push_back(unmarked.spent());
   EXPECT_EQ(at, (std::vector<int>{16, 48, 80, 112}));

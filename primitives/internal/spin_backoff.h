@@ -31,6 +31,15 @@ class SpinBackoff {
   explicit SpinBackoff(int pauses = kPauses, int max_step = kMaxStep, int first_step = 1)
       : pauses_(pauses), max_step_(max_step), step_(first_step) {}
 
+  // A spin that polls after kFirst pauses and after kSecond, then every
+  // kSecond - kFirst, until a step reaches `pauses`. The step doubles once,
+  // from kFirst to the cap, so kSecond must be three first steps.
+  template <int kFirst, int kSecond>
+  static SpinBackoff Looking(int pauses) {
+    static_assert(kFirst > 0 && kSecond == 3 * kFirst, "the second poll must land on kSecond");
+    return SpinBackoff(pauses, /*max_step=*/kSecond - kFirst, /*first_step=*/kFirst);
+  }
+
   // Pauses until the next poll. False once the spin is over: time to sleep.
   bool Pause() {
     if (spent_ >= pauses_) return false;

@@ -79,8 +79,7 @@ inline constexpr int kSpinPauses = 50;
 inline constexpr int kMutexFirstLook = 16;
 inline constexpr int kMutexSpinPauses = 48;
 inline internal::SpinBackoff MutexSpin() {
-  return internal::SpinBackoff(kMutexSpinPauses, kMutexSpinPauses - kMutexFirstLook,
-                               kMutexFirstLook);
+  return internal::SpinBackoff::Looking<kMutexFirstLook, kMutexSpinPauses>(kMutexSpinPauses);
 }
 
 // True if `pc` lies in lockprof's own code of the preload library (never in
