@@ -108,6 +108,12 @@ void BM_Section(benchmark::State& state, Profiling p) {
 // and each of `settings` for lockprof's.
 template <int kOutside, int kInside>
 void RegisterSection(const std::string& workload, std::initializer_list<Profiling> settings) {
+  // report.py titles the workload's tables with its work.
+  if (kOutside != 0 || kInside != 0) {
+    benchmark::AddCustomContext(
+        "workload:" + workload,
+        std::to_string(kInside) + " iterations inside, " + std::to_string(kOutside) + " outside");
+  }
   for (bool timed : {false, true}) {
     bench::ForEachLock(true, settings, [&](auto type, const std::string& name, Profiling p) {
       using M = typename decltype(type)::type;

@@ -181,7 +181,7 @@ def uncontended(rows):
     print()
 
 
-def contended(rows, workload):
+def contended(rows, workload, context):
     pat = re.compile(r"^%s/([^/]+)/real_time/threads:(\d+)$" % workload)
     by_threads = {}
     for name, r in rows.items():
@@ -190,7 +190,9 @@ def contended(rows, workload):
             by_threads.setdefault(int(m.group(2)), []).append((m.group(1), r))
     title = {"cache": "Cache workload (9 Get : 1 Set on one map)",
              "empty": "Empty critical section",
-             "think": "Work outside the lock (300 iterations inside, 1500 outside)"}[workload]
+             "think": "Work outside the lock"}[workload]
+    if "workload:" + workload in context:
+        title += " (%s)" % context["workload:" + workload]
     for threads in sorted(by_threads):
         print("## %s, %d threads\n" % (title, threads))
         print("| lock | Mops/s | × own profiling off | × std::mutex | handoffs/op | contended reps "
@@ -360,10 +362,11 @@ def main():
         print("Machine: " + "; ".join(l.strip() for l in open(os.path.join(d, "machine.txt"))))
         print()
     with open(os.path.join(d, "bench.json")) as f:
-        sizes(json.load(f).get("context", {}))
+        context = json.load(f).get("context", {})
+    sizes(context)
     uncontended(rows)
     for w in ("cache", "empty", "think"):
-        contended(rows, w)
+        contended(rows, w, context)
     print_targets(rows, median)
     go_comparison(rows, load_kv_lines(os.path.join(d, "go.txt"), "go/"))
     costs(rows)
