@@ -141,10 +141,12 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSlow() {
   internal::BlockedWait wait(__builtin_frame_address(0), this, {name_, LockMode::kWrite, shard_});
   // Every writer registers in the waiter table before it sets
   // kWritersAsleep, so the last writer to leave it knows that no writer
-  // sleeps.
+  // sleeps. With the word that counts the queued readers, as they do: the
+  // first waiter to register names it for all (a fork()ed child takes the
+  // parent's queued readers out of it).
   int64_t counted_from = -1;
   const bool registered =
-      internal::Waiters().Enter(this, kWriters, wait.start(), nullptr, &counted_from);
+      internal::Waiters().Enter(this, kWriters, wait.start(), &state_, &counted_from);
   if (!have_writer) {
     readers_inside = AcquireWriterBitAsleep(wait);
     readers_pending = readers_inside != 0 && !ReadersGone(readers_inside);

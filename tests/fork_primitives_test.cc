@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <iterator>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -121,6 +122,25 @@ ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::SharedMutex mu{"fork.rw.readers"};
   mu.lock();
   auto parents = StartBlocked(3, [&] { std::shared_lock<lockprof::SharedMutex> lock(mu); });
+  auto child = RunInForkedChild([&](int) { return UseSharedMutexInChild(&mu); });
+  EXPECT_FALSE(child.timed_out) << "a writer in the child waited for the parent's readers";
+  EXPECT_EQ(child.exit_code, 0);
+  mu.unlock();
+  for (auto& t : parents) t.join();
+}
+
+// Both: a parent writer waits, then parent readers queue behind it. The
+// writer registered the lock's waiters first; the readers' count must
+// still come out of the lock word in the child.
+TEST(ForkPrimitivesTest, SharedMutexWithAWaitingWriterThenQueuedReadersWorksInTheChild)
+ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  AllRatesAtOne rates;
+  lockprof::SharedMutex mu{"fork.rw.both"};
+  mu.lock();
+  auto parents = StartBlocked(1, [&] { std::lock_guard<lockprof::SharedMutex> lock(mu); });
+  auto readers = StartBlocked(3, [&] { std::shared_lock<lockprof::SharedMutex> lock(mu); });
+  parents.insert(parents.end(), std::make_move_iterator(readers.begin()),
+                 std::make_move_iterator(readers.end()));
   auto child = RunInForkedChild([&](int) { return UseSharedMutexInChild(&mu); });
   EXPECT_FALSE(child.timed_out) << "a writer in the child waited for the parent's readers";
   EXPECT_EQ(child.exit_code, 0);

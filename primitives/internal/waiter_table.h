@@ -75,7 +75,8 @@ class WaiterTable {
   // A thread of class `c` starts waiting for `lock` at `start`. False if it
   // could not be registered; either way it must Leave() with the result.
   // `also_counted`: a word that counts each class-0 waiter of `lock` as one
-  // unit in its low bits (see above); the same for every waiter of a lock.
+  // unit in its low bits (see above); the same for every waiter of a lock,
+  // of either class (the entry keeps the first one's).
   // `counted_from`, if set and registered: where the mutex profile's
   // account of this waiter starts (`start`, or a settle that fell after it).
   bool Enter(const void* lock, int c, int64_t start, std::atomic<uint64_t>* also_counted = nullptr,
