@@ -46,8 +46,11 @@
 // a waiter takes it, threads that have waited less (the releasing thread
 // coming back for it, typically) stand aside: so a thread that re-takes the
 // lock at once cannot make a spinning waiter lose every poll and sleep. The
-// mark also makes try_lock() fail while the lock is free (the standard allows
-// try_lock to fail spuriously) and unlock() take its slow path.
+// mark also makes unlock() take its slow path. try_lock() does not stand
+// aside: it takes a free lock and clears the mark, which the waiter, still
+// spinning, sets again. The mark's setter may be descheduled, or absent
+// altogether in a fork()ed child, and try_lock() must not keep failing on a
+// lock that nobody holds.
 //
 // Where a wait ends: at the last release that settled the waiter's waiting
 // (internal/waiter_table.h), normally the release that let it in, as in
@@ -122,7 +125,12 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT Mutex {
   bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
     uint32_t expected = kUnlocked;
     if (!state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
-                                        std::memory_order_relaxed)) {
+                                        std::memory_order_relaxed) &&
+        // Free but marked wanted: taken, and the mark cleared, as a long
+        // waiter does (see Fairness above).
+        ((expected & kHeld) != kUnlocked ||
+         !state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
+                                         std::memory_order_relaxed))) {
       return false;
     }
     if (__builtin_expect(agent::HoldCountdownExpired(), 0)) AcquireHook(true);

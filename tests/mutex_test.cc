@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 
 #include <mutex>
@@ -113,6 +114,34 @@ TEST(MutexTest, StressWithEveryRateAtOne) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(counter, 80000);
+}
+
+// A free lock still marked wanted by a waiter that is not running: one
+// descheduled between its mark and its next look, or a parent thread that
+// does not exist in a fork()ed child. try_lock() must take it (every call
+// failed, in such a child, until a lock() came by), and the lock must work
+// normally after. The mark is set in the word directly (state_ is the
+// Mutex's first word: checked below); the path to it is a waiter's spin.
+TEST(MutexTest, TryLockTakesAFreeLockMarkedWanted) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  constexpr uint32_t kLocked = 1, kWanted = 4;  // mutex.h
+  lockprof::Mutex mu{"try_lock.wanted"};
+  auto* word = reinterpret_cast<std::atomic<uint32_t>*>(&mu);
+  mu.lock();
+  ASSERT_EQ(word->load(), kLocked) << "the lock word is not where this test looks";
+  word->fetch_or(kWanted);  // A spinner's mark, while this thread holds it.
+  mu.unlock();
+  ASSERT_EQ(word->load(), kWanted) << "a release keeps the mark";
+  ASSERT_TRUE(mu.try_lock());
+  EXPECT_EQ(word->load(), kLocked) << "taken, the mark cleared";
+  mu.unlock();
+  EXPECT_EQ(word->load(), 0u);
+  // Held and marked: try_lock still fails.
+  mu.lock();
+  word->fetch_or(kWanted);
+  std::thread([&] { EXPECT_FALSE(mu.try_lock()); }).join();
+  mu.unlock();
+  ASSERT_TRUE(mu.try_lock());
+  mu.unlock();
 }
 
 TEST(MutexDeathTest, UnlockOfUnlockedMutexAborts) ABSL_NO_THREAD_SAFETY_ANALYSIS {
