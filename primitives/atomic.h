@@ -66,6 +66,10 @@ class Atomic {
   using IfArithmetic = std::enable_if_t<kIntegral<U> || kObjectPointer<U>, int>;
   template <typename U>
   using IfIntegral = std::enable_if_t<kIntegral<U>, int>;
+  template <typename U, size_t N>
+  static constexpr bool kNameOnly =
+      std::is_arithmetic_v<U> || std::is_enum_v<U> ||
+      ((std::is_class_v<U> || std::is_union_v<U>)&&!std::is_constructible_v<U, const char (&)[N]>);
 
  public:
   using value_type = T;
@@ -78,12 +82,14 @@ class Atomic {
   // value's samples lock="<name>", so that `go tool pprof
   // -tagfocus=lock=<name>` isolates them. Not copied.
   constexpr Atomic(LockName name, T desired) noexcept : value_(desired), name_(name.get()) {}
-  // The name alone (not for pointer types, whose one argument is a value).
-  // An array, not a LockName: a literal must name an Atomic<bool>, not
-  // convert to its value.
-  template <size_t N, typename U = T, std::enable_if_t<!std::is_pointer_v<U>, int> = 0>
+  // The name alone, for types that a string literal is not a value of:
+  // numbers (bool included: a literal must name an Atomic<bool>, not convert
+  // to true), enums, and classes that cannot be made from one. A pointer or a
+  // std::string_view, say, takes its one argument as its value, as
+  // std::atomic does. An array, not a LockName, for that reason.
+  template <size_t N, typename U = T, std::enable_if_t<kNameOnly<U, N>, int> = 0>
   explicit constexpr Atomic(const char (&name)[N]) noexcept : value_(T()), name_(name) {}
-  template <size_t N, typename U = T, std::enable_if_t<!std::is_pointer_v<U>, int> = 0>
+  template <size_t N, typename U = T, std::enable_if_t<kNameOnly<U, N>, int> = 0>
   explicit Atomic(char (&name)[N]) = delete;  // Mutable: see lock_name.h.
   Atomic(const Atomic&) = delete;
   Atomic& operator=(const Atomic&) = delete;

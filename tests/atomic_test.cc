@@ -9,7 +9,9 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -156,6 +158,45 @@ TEST(AtomicTest, StdAtomicOperations) {
 
   lockprof::Atomic<const char*> s("test.str", "x");
   EXPECT_STREQ(s.load(), "x");
+}
+
+// A value that a string literal constructs.
+struct Tag {
+  char text[8] = {};
+  constexpr Tag() = default;
+  template <size_t N>
+  constexpr Tag(const char (&s)[N]) {  // NOLINT: implicit, as the test needs
+    for (size_t i = 0; i < N && i < sizeof text; ++i) text[i] = s[i];
+  }
+};
+
+// One string literal is a name where it cannot be a value, and a value
+// (as std::atomic takes it) where it can: a std::string_view, a class that
+// a literal constructs.
+TEST(AtomicTest, AStringLiteralIsAValueWhereTheTypeTakesOne) {
+  lockprof::Atomic<std::string_view> view("hello");
+  EXPECT_EQ(view.load(), "hello");
+  EXPECT_EQ(view.name(), nullptr);
+  lockprof::Atomic<std::string_view> named("test.view", "world");
+  EXPECT_EQ(named.load(), "world");
+  EXPECT_STREQ(named.name(), "test.view");
+
+  lockprof::Atomic<Tag> tag("abc");
+  EXPECT_STREQ(tag.load().text, "abc");
+
+  struct Plain {
+    int32_t a = 7;
+  };
+  lockprof::Atomic<Plain> plain("test.plain");
+  EXPECT_EQ(plain.load().a, 7);
+  EXPECT_STREQ(plain.name(), "test.plain");
+
+  enum class Color : int { kRed, kBlue };
+  lockprof::Atomic<Color> color("test.color");
+  EXPECT_EQ(color.load(), Color::kRed);
+  EXPECT_STREQ(color.name(), "test.color");
+  static_assert(!std::is_constructible_v<lockprof::Atomic<int>, char(&)[4]>,
+                "a mutable array is not a name");
 }
 
 TEST(AtomicTest, UpdateReturnsTheReplacedValue) {
