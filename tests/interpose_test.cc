@@ -8,6 +8,9 @@
 //    at sqlite3_* frames;
 //  * xz -T4, a multi-threaded Debian tool: correct output, a non-empty
 //    profile uploaded at exit.
+//  * a program with its own malloc, whose allocator mutex is held while it
+//    takes another: it runs to the end (nothing the interposer does inside
+//    a lock call allocates through it).
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -211,6 +214,21 @@ TEST_F(InterposeTest, XzWithFourThreadsCompletesAndUploadsAProfile) {
   }
   std::printf("xz -T4: %.1f ms of waits in the uploaded block profiles\n", block_ns / 1e6);
   EXPECT_GT(block_ns, 0);
+}
+
+// Every profile at rate 1, so that every release of the statistics mutex
+// (inside the allocator's) takes the interposer's slow path, which names the
+// lock the first time: the name must not be copied with the program's
+// malloc, whose mutex this thread holds.
+TEST_F(InterposeTest, ProgramWithItsOwnAllocatorRunsToTheEnd) {
+  int status = -1;
+  const std::string out = RunCommand(std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH +
+                                         " LOCKPROF_MUTEX_FRACTION=1 LOCKPROF_BLOCK_RATE=1"
+                                         " LOCKPROF_HOLD_RATE=1 " +
+                                         LOCKPROF_ALLOCATOR_PROGRAM_PATH,
+                                     &status);
+  EXPECT_EQ(status, 0) << "deadlocked (SIGALRM) or failed: " << out;
+  EXPECT_NE(out.find("done: "), std::string::npos) << out;
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "lockprof/agent/base/quiet_calls.h"
+
 namespace lockprof::agent::clock_internal {
 
 std::atomic<uint64_t> g_tsc_mult{0};
@@ -35,6 +37,8 @@ uint64_t g_anchor_tsc = 0;
 // synchronised across CPUs; otherwise (kvm-clock, hpet, ...) we don't
 // second-guess it.
 bool KernelUsesTsc() {
+  // The first clock read may be inside an application's lock call.
+  NoCancelNoErrno quiet;
   const int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
                       O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;

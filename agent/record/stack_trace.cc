@@ -1,6 +1,12 @@
 #include "lockprof/agent/record/stack_trace.h"
 
-#include <pthread.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstring>
+
+#include "lockprof/agent/base/quiet_calls.h"
 
 #include "lockprof/agent/record/cfi_unwind.h"
 #include "lockprof/agent/record/thread_state.h"
@@ -9,21 +15,68 @@ namespace lockprof::agent {
 
 namespace {
 
-// Reads and caches this thread's stack bounds. pthread_getattr_np parses
-// /proc/self/maps for the main thread; it runs once per thread.
-void LoadStackBounds() {
-  pthread_attr_t attr;
-  void* addr = nullptr;
-  size_t size = 0;
-  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-    pthread_attr_getstack(&attr, &addr, &size);
-    pthread_attr_destroy(&attr);
+// Whether the maps line `text` ("start-end perms ...", hexadecimal) covers
+// `address`; if so, its bounds.
+bool LineCovers(const char* text, size_t size, uintptr_t address, uintptr_t* lo, uintptr_t* hi) {
+  uintptr_t bounds[2] = {0, 0};
+  size_t k = 0;
+  for (uintptr_t& b : bounds) {
+    for (; k < size && std::isxdigit(static_cast<unsigned char>(text[k])); ++k) {
+      b = b * 16 + uintptr_t(text[k] <= '9' ? text[k] - '0' : (text[k] | 0x20) - 'a' + 10);
+    }
+    if (k < size && text[k] == '-') ++k;
   }
-  uintptr_t lo = reinterpret_cast<uintptr_t>(addr);
-  uintptr_t hi = lo + size;
-  if (size == 0) {
+  if (bounds[0] > address || address >= bounds[1]) return false;
+  *lo = bounds[0];
+  *hi = bounds[1];
+  return true;
+}
+
+// The mapping of /proc/self/maps that contains `address`, read with a
+// buffer on the stack: no allocation, as the first stack capture of a
+// thread may run inside the application's own malloc (an allocator whose
+// pthread mutexes the interposer records), where pthread_getattr_np's
+// allocations (and, for the main thread, its fopen of this file) would wait
+// for the mutex this thread holds. False if it is not found.
+bool MappingOf(uintptr_t address, uintptr_t* lo, uintptr_t* hi) {
+  NoCancelNoErrno quiet;
+  const int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[4096];
+  size_t have = 0;        // Bytes of buf holding the unfinished line.
+  bool skipping = false;  // Inside a line longer than buf: up to its end.
+  bool found = false;
+  ssize_t n;
+  while (!found && (n = read(fd, buf + have, sizeof buf - have)) > 0) {
+    const size_t end = have + size_t(n);
+    size_t line = 0;  // Where the current line starts.
+    for (size_t i = 0; i < end && !found; ++i) {
+      if (buf[i] != '\n') continue;
+      if (!skipping) found = LineCovers(buf + line, i - line, address, lo, hi);
+      skipping = false;
+      line = i + 1;
+    }
+    have = end - line;
+    if (have == sizeof buf) {  // One line fills buf: skip the rest of it.
+      skipping = true;
+      have = 0;
+    } else if (have != 0 && line != 0) {
+      std::memmove(buf, buf + line, have);
+    }
+  }
+  close(fd);
+  return found;
+}
+
+// Reads and caches this thread's stack bounds: the mapping its stack is in
+// (for the main thread, [stack], which may grow down later: the frames
+// walked lie above the current one). Once per thread.
+void LoadStackBounds() {
+  const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  uintptr_t lo = 0, hi = 0;
+  if (!MappingOf(here, &lo, &hi)) {
     // Unknown bounds: allow a window above the current frame only.
-    lo = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    lo = here;
     hi = lo + (1 << 20);
   }
   tls_state.stack_lo = lo;

@@ -14,6 +14,7 @@
 #define LOCKPROF_AGENT_RECORD_THREAD_RECORDS_H_
 
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <new>
@@ -23,7 +24,7 @@
 
 namespace lockprof::agent {
 
-// Claims a free record of `all` (or a stale one), or allocates one and adds
+// Claims a free record of `all` (or a stale one), or maps a new one and adds
 // it; `Release` gets it back when this thread exits. nullptr when this
 // thread must not own one: it is exiting (`exited`: its record went back
 // already, and one claimed now would never be), the process has no key left,
@@ -45,8 +46,16 @@ T* ClaimThreadRecord(std::atomic<T*>* all, bool exited) {
     }
   }
   if (r == nullptr) {
-    r = new (std::nothrow) T;
-    if (r == nullptr) return nullptr;
+    // Mapped, not allocated with new: a thread claims its record at its
+    // first recorded event, which may be inside the application's own
+    // malloc (an allocator that takes pthread mutexes, which the interposer
+    // records), where calling malloc would wait for a mutex this thread
+    // holds. Never unmapped, as records are never freed.
+    static_assert(alignof(T) <= 4096, "mmap aligns to a page");
+    void* memory =
+        mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) return nullptr;
+    r = new (memory) T;
     T* head = all->load(std::memory_order_relaxed);
     do {
       r->next.store(head, std::memory_order_relaxed);

@@ -1,5 +1,7 @@
 #include "lockprof/agent/tables/stack_table.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdlib>
@@ -101,20 +103,29 @@ void MoveToEntry(void* target, const int64_t* values) {
 StackTable::Entry* StackTable::Slots() {
   Entry* slots = slots_.load(std::memory_order_acquire);
   if (__builtin_expect(slots != nullptr, 1)) return slots;
-  // First event: allocate. calloc'd pages are committed only when touched.
-  // Racing first events each allocate; one wins and the others free theirs.
+  // First event: map the slots, zeroed, committed only when touched. Mapped,
+  // not allocated: the first event may be inside the application's own
+  // malloc (an allocator whose pthread mutexes the interposer records),
+  // where calling malloc would wait for a mutex this thread holds. Racing
+  // first events each map; one wins and the others unmap theirs.
   size_t capacity = ConfiguredCapacity(requested_capacity_);
-  auto* fresh = static_cast<Entry*>(std::calloc(capacity + 1, sizeof(Entry)));
-  if (fresh == nullptr) return nullptr;
-  if (slots_.compare_exchange_strong(slots, fresh, std::memory_order_acq_rel)) {
+  void* fresh = mmap(nullptr, (capacity + 1) * sizeof(Entry), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (fresh == MAP_FAILED) return nullptr;
+  if (slots_.compare_exchange_strong(slots, static_cast<Entry*>(fresh),
+                                     std::memory_order_acq_rel)) {
     capacity_.store(capacity, std::memory_order_release);
-    return fresh;
+    return static_cast<Entry*>(fresh);
   }
-  std::free(fresh);
+  munmap(fresh, (capacity + 1) * sizeof(Entry));
   return slots;
 }
 
-StackTable::~StackTable() { std::free(slots_.load(std::memory_order_acquire)); }
+StackTable::~StackTable() {
+  if (Entry* slots = slots_.load(std::memory_order_acquire); slots != nullptr) {
+    munmap(slots, (capacity_.load(std::memory_order_acquire) + 1) * sizeof(Entry));
+  }
+}
 
 void StackTable::Add(const StackTrace& stack, const EventTags& tags, const LabelSet* labels,
                      int64_t v0, int64_t v1) {

@@ -34,6 +34,7 @@ bool TrackHold(const void* lock, agent::LockMode mode, bool tried, const void* f
 void SampleHold(const void* lock, agent::LockMode mode, const void* frame, const void* caller,
                 bool tried) {
   if (PassesThrough(caller)) return;
+  agent::KeepErrno keep_errno;  // glibc's lock calls leave it alone (quiet_calls.h).
   const bool tracking = agent::LockTrackingOn();
   // Tracking keeps every countdown expired (lock_tracking.h): the hold
   // sampler draws here instead.
@@ -50,6 +51,7 @@ void SampleHold(const void* lock, agent::LockMode mode, const void* frame, const
 }
 
 void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge) {
+  agent::KeepErrno keep_errno;
   bool tracked = false;
   if (t_held.count > 0) TakeHeld(lock, &charge->hold_ns, &charge->held_mode, &tracked);
   if (tracked) agent::TrackReleased(lock);
@@ -59,6 +61,7 @@ void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge) 
 void AfterRelease(const void* lock, const ReleaseCharge& charge,
                   const agent::LockMode class_modes[internal::WaiterTable::kClasses],
                   const void* frame, const void* caller) {
+  agent::KeepErrno keep_errno;
   // Parked block events are this thread's own waits: recorded whoever's code
   // released the lock (none are parked for lockprof's own locks).
   internal::RecordDeferredBlocks(lock);

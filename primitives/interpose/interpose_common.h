@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "lockprof/agent/base/quiet_calls.h"
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/event_tags.h"
 #include "lockprof/agent/record/record.h"
@@ -122,6 +123,7 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   if (PassesThrough(caller) || !(agent::ContentionTimingEnabled() || agent::LockTrackingOn())) {
     return block();
   }
+  agent::KeepErrno keep_errno;  // glibc's lock calls leave it alone (quiet_calls.h).
   // The wait starts before the lock's name is looked up: a static lock's
   // first lookup reads the program's symbol table (milliseconds on a busy
   // machine), and the thread is waiting for the lock all the same.

@@ -31,6 +31,9 @@ constexpr agent::LockMode kMutexModes[internal::WaiterTable::kClasses] = {agent:
 template <typename Wait>
 ABSL_ATTRIBUTE_NOINLINE int CondWait(pthread_mutex_t* m, const void* frame, const void* caller,
                                      Wait wait) {
+  // glibc's wait leaves errno alone (quiet_calls.h); the wait stays a
+  // cancellation point.
+  agent::KeepErrno keep_errno;
   if (t_held.count != 0 || MutexMayHaveWaiters(m)) {
     ReleaseCharge charge;
     BeforeRelease(m, MutexMayHaveWaiters(m), &charge);

@@ -8,13 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "absl/base/attributes.h"
+#include "lockprof/agent/base/quiet_calls.h"
 #include "lockprof/agent/symbolize/demangle.h"
 
 namespace lockprof::interpose {
@@ -29,73 +30,101 @@ struct NameSlot {
 ABSL_CONST_INIT NameSlot g_names[kMaxNamedLocks * 2] = {};
 constexpr int kProbe = 16;
 
-// The .symtab symbol of `path` that covers file-relative address `offset`:
-// its (mangled) name, or "" if none.
-std::string SymtabObjectAt(const char* path, uintptr_t offset) {
-  std::string found;
+// Names are copied here, not into the heap: a lookup runs inside the
+// application's lock calls, maybe inside its own malloc (an allocator that
+// takes pthread mutexes), where calling malloc again would deadlock. Bounded:
+// once full, new locks stay unnamed.
+constexpr size_t kArenaBytes = 256 * 1024;
+constexpr size_t kMaxNameBytes = 255;
+ABSL_CONST_INIT char g_arena[kArenaBytes] = {};
+ABSL_CONST_INIT std::atomic<size_t> g_arena_used{0};
+
+// A copy of `name` (at most kMaxNameBytes of it) that lives as long as the
+// process; nullptr once the arena is full.
+const char* CopyToArena(const char* name, size_t n) {
+  n = std::min(n, kMaxNameBytes);
+  const size_t at = g_arena_used.fetch_add(n + 1, std::memory_order_relaxed);
+  if (at + n + 1 > kArenaBytes) return nullptr;
+  std::memcpy(g_arena + at, name, n);
+  g_arena[at + n] = '\0';
+  return g_arena + at;
+}
+
+// The symbol of the ELF file at `path` that covers file-relative address
+// `offset`, from .symtab (every symbol, where not stripped) or else .dynsym
+// (exported ones), copied to the arena and made readable; nullptr if none.
+const char* NameFromFile(const char* path, uintptr_t offset) {
   const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return found;
+  if (fd < 0) return nullptr;
   struct stat st;
   void* map = MAP_FAILED;
   if (fstat(fd, &st) == 0 && st.st_size > 0) {
     map = mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
   }
   close(fd);
-  if (map == MAP_FAILED) return found;
+  if (map == MAP_FAILED) return nullptr;
   const auto* base = static_cast<const unsigned char*>(map);
   const size_t size = size_t(st.st_size);
   const auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(base);
+  const char* found = nullptr;
+  size_t found_len = 0;
   if (size >= sizeof(*eh) && std::memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_shoff != 0 &&
       eh->e_shoff + uint64_t(eh->e_shnum) * sizeof(ElfW(Shdr)) <= size) {
     const auto* sh = reinterpret_cast<const ElfW(Shdr)*>(base + eh->e_shoff);
-    for (int i = 0; i < eh->e_shnum && found.empty(); ++i) {
-      if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum) continue;
-      const ElfW(Shdr)& strtab = sh[sh[i].sh_link];
-      if (sh[i].sh_offset + sh[i].sh_size > size || strtab.sh_offset + strtab.sh_size > size) {
-        continue;
-      }
-      const auto* syms = reinterpret_cast<const ElfW(Sym)*>(base + sh[i].sh_offset);
-      const size_t n = sh[i].sh_size / sizeof(ElfW(Sym));
-      for (size_t k = 0; k < n; ++k) {
-        const ElfW(Sym)& s = syms[k];
-        if (ELF64_ST_TYPE(s.st_info) != STT_OBJECT || s.st_name >= strtab.sh_size) continue;
-        if (offset >= s.st_value && offset < s.st_value + (s.st_size ? s.st_size : 1)) {
-          const char* name = reinterpret_cast<const char*>(base + strtab.sh_offset + s.st_name);
-          found.assign(name, strnlen(name, strtab.sh_size - s.st_name));
-          break;
+    for (const uint32_t type : {uint32_t{SHT_SYMTAB}, uint32_t{SHT_DYNSYM}}) {
+      for (int i = 0; i < eh->e_shnum && found == nullptr; ++i) {
+        if (sh[i].sh_type != type || sh[i].sh_link >= eh->e_shnum) continue;
+        const ElfW(Shdr)& strtab = sh[sh[i].sh_link];
+        if (sh[i].sh_offset + sh[i].sh_size > size || strtab.sh_offset + strtab.sh_size > size) {
+          continue;
+        }
+        const auto* syms = reinterpret_cast<const ElfW(Sym)*>(base + sh[i].sh_offset);
+        const size_t n = sh[i].sh_size / sizeof(ElfW(Sym));
+        for (size_t k = 0; k < n; ++k) {
+          const ElfW(Sym)& s = syms[k];
+          if (ELF64_ST_TYPE(s.st_info) != STT_OBJECT || s.st_name >= strtab.sh_size) continue;
+          if (offset >= s.st_value && offset < s.st_value + (s.st_size ? s.st_size : 1)) {
+            found = reinterpret_cast<const char*>(base + strtab.sh_offset + s.st_name);
+            found_len = strnlen(found, strtab.sh_size - s.st_name);
+            break;
+          }
         }
       }
     }
   }
+  const char* name = nullptr;
+  if (found != nullptr && found_len > 0) {
+    if (found_len > 2 && found[0] == '_' && found[1] == 'Z') {
+      // A C++ name: the demangler allocates (the one allocation left here;
+      // C names, an allocator's among them, need none).
+      const std::string pretty = agent::PrettyFunctionName(std::string_view(found, found_len));
+      name = CopyToArena(pretty.data(), pretty.size());
+    } else {
+      name = CopyToArena(found, found_len);
+    }
+  }
   munmap(map, size);
-  return found;
+  return name;
 }
 
-// The symbol naming `lock`, demangled; nullptr if `lock` is in no object;
+// The symbol naming `lock`; nullptr if `lock` is in no object;
 // kUnnamedLock if it is, but no symbol covers it.
+//
+// Without the dynamic loader's lock (dladdr takes it): a thread inside
+// dlopen() holds it while a library's constructors run, and a constructor
+// that waits for a lock this thread holds would never get it. Without
+// cancellation or a change to errno: see quiet_calls.h.
 const char* Lookup(const void* lock) {
-  // Heap and stack locks, the common case, leave here without the loader's
-  // lock (_dl_find_object is lock-free; dladdr is not).
   dl_find_object found;
   if (_dl_find_object(const_cast<void*>(lock), &found) != 0) return nullptr;
-  Dl_info info;
-  ElfW(Sym)* sym = nullptr;
-  link_map* map = nullptr;
-  if (dladdr1(lock, &info, reinterpret_cast<void**>(&sym), RTLD_DL_SYMENT) == 0) return nullptr;
-  if (dladdr1(lock, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) == 0) return nullptr;
-  std::string name;
-  const uintptr_t addr = reinterpret_cast<uintptr_t>(lock);
-  if (sym != nullptr && info.dli_sname != nullptr && ELF64_ST_TYPE(sym->st_info) == STT_OBJECT &&
-      addr < reinterpret_cast<uintptr_t>(info.dli_saddr) + sym->st_size) {
-    name = info.dli_sname;
-  } else if (map != nullptr) {
-    // The main program's l_name is "": read it through /proc/self/exe.
-    const char* path =
-        map->l_name != nullptr && map->l_name[0] != '\0' ? map->l_name : "/proc/self/exe";
-    name = SymtabObjectAt(path, addr - map->l_addr);
-  }
-  if (name.empty()) return kUnnamedLock;
-  return strdup(agent::PrettyFunctionName(name).c_str());
+  const link_map* map = found.dlfo_link_map;
+  if (map == nullptr) return kUnnamedLock;
+  agent::NoCancelNoErrno quiet;
+  // The main program's l_name is "": read it through /proc/self/exe.
+  const char* path =
+      map->l_name != nullptr && map->l_name[0] != '\0' ? map->l_name : "/proc/self/exe";
+  const char* name = NameFromFile(path, reinterpret_cast<uintptr_t>(lock) - map->l_addr);
+  return name != nullptr ? name : kUnnamedLock;
 }
 
 }  // namespace
@@ -128,16 +157,15 @@ const char* LockName(const void* lock) {
     if (k == 0 && s.lock.compare_exchange_strong(k, key, std::memory_order_acq_rel)) k = key;
     if (k == key) {
       const char* expected = nullptr;
-      if (!s.name.compare_exchange_strong(expected, name, std::memory_order_acq_rel) &&
-          name != kUnnamedLock) {
-        free(const_cast<char*>(name));  // Another thread named it first.
+      // Another thread may have named it first (its copy is kept; the
+      // arena space of ours is lost, once).
+      if (!s.name.compare_exchange_strong(expected, name, std::memory_order_acq_rel)) {
         return expected;
       }
       return name;
     }
   }
   // No room near its home: memory stays bounded, the lock stays unnamed.
-  if (name != kUnnamedLock) free(const_cast<char*>(name));
   return kUnnamedLock;
 }
 

@@ -8,18 +8,24 @@
 //
 // Cost: a lookup in a lock-free table of names already found (tens of
 // nanoseconds). A lock in an object's data seen for the first time costs a
-// dladdr() and, when the dynamic symbol table does not cover it, a scan of
-// the object's .symtab from its file (microseconds to a millisecond; once
-// per lock, up to kMaxNamedLocks locks, then "(unnamed)" for new ones). A
-// lock outside every object (heap, stack) costs a lock-free
-// _dl_find_object() each time. Never call it inside
-// a critical section: the interposer calls it before a waiter sleeps and
-// after a release.
+// scan of the object's symbol tables from its file (microseconds to a
+// millisecond; once per lock, up to kMaxNamedLocks locks, then "(unnamed)"
+// for new ones). A lock outside every object (heap, stack) costs a
+// lock-free _dl_find_object() each time. Never call it inside a critical
+// section: the interposer calls it before a waiter sleeps and after a
+// release.
+//
+// It runs inside the application's lock calls, so it takes no lock the
+// application can hold: not the dynamic loader's (no dladdr: a thread in
+// dlopen() holds it while constructors run, which may wait for the caller's
+// locks), and no allocation for a C name (the caller may be inside its own
+// malloc, holding the allocator's locks; a C++ name's demangling still
+// allocates). It leaves errno alone and is no cancellation point.
 //
 // Thread-safety: thread-safe; must be called inside an agent::RecorderScope
-// (it may allocate, and an allocator's own locks must not be profiled).
-// A name found for a library's lock stays in the table after the library
-// is dlclose()d.
+// (a demangling may allocate, and an allocator's own locks must not be
+// profiled). A name found for a library's lock stays in the table after the
+// library is dlclose()d.
 #ifndef LOCKPROF_PRIMITIVES_INTERPOSE_LOCK_NAMES_H_
 #define LOCKPROF_PRIMITIVES_INTERPOSE_LOCK_NAMES_H_
 

@@ -1,0 +1,189 @@
+// The pthread interposer linked into this test (lockprof::interpose): the
+// agent's own work inside an application's lock call must not change what
+// the call does. glibc's lock calls never touch errno, are no cancellation
+// points, and take no lock but the one asked for; the interposer's slow paths
+// read the clock, name the lock from its object's symbol table and may
+// report a stall, and none of that may show.
+#include <errno.h>
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include <dlfcn.h>
+
+#include "interpose_waiter.h"
+#include "lifecycle_util.h"
+#include "lockprof/lockprof.h"
+#include "test_util.h"
+
+// The child below starts threads.
+LOCKPROF_ALLOW_THREADS_AFTER_FORK()
+
+// Static locks, each used by one test only: the first contended call on each
+// is the one that names it (lock_names.h), reading the symbol table.
+pthread_mutex_t g_hazards_errno_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_hazards_cond_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_hazards_cond = PTHREAD_COND_INITIALIZER;
+pthread_mutex_t g_hazards_cancel_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_hazards_dlopen_mu = PTHREAD_MUTEX_INITIALIZER;
+
+namespace {
+
+using lockprof::testing::RunInForkedChild;
+using lockprof::testing::ScopedRates;
+using lockprof::testing::SleepMs;
+using lockprof::testing::ThisThreadId;
+using lockprof::testing::WaitUntilAsleep;
+
+constexpr int kMark = 7777;  // No errno value.
+
+timespec MonotonicIn(int ms) {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  t.tv_nsec += long(ms) * 1'000'000;
+  t.tv_sec += t.tv_nsec / 1'000'000'000;
+  t.tv_nsec %= 1'000'000'000;
+  return t;
+}
+
+// Every profile at rate 1, holders tracked and stalls reported past 10 ms:
+// every slow path of the interposer runs. errno must come back as it went in,
+// from each call: a contended lock that sleeps, its release, a timed lock
+// that times out past the stall threshold, a condition wait.
+TEST(InterposeHazardsTest, LockCallsLeaveErrnoAlone) {
+  ScopedRates rates(1, 1, 1);
+  lockprof::SetStallReportThreshold(std::chrono::milliseconds(10));
+  ASSERT_EQ(pthread_mutex_lock(&g_hazards_errno_mu), 0);
+  std::atomic<pid_t> tid{0};
+  std::thread waiter([&] {
+    tid = ThisThreadId();
+    errno = kMark;
+    EXPECT_EQ(pthread_mutex_lock(&g_hazards_errno_mu), 0);
+    EXPECT_EQ(errno, kMark) << "after a contended lock";
+    EXPECT_EQ(pthread_mutex_unlock(&g_hazards_errno_mu), 0);
+    EXPECT_EQ(errno, kMark) << "after its release";
+  });
+  while (tid.load() == 0) std::this_thread::yield();
+  ASSERT_TRUE(WaitUntilAsleep(tid.load()));
+  SleepMs(30);  // Past the stall threshold.
+  errno = kMark;
+  EXPECT_EQ(pthread_mutex_unlock(&g_hazards_errno_mu), 0);
+  EXPECT_EQ(errno, kMark) << "after a release that let a waiter in";
+  waiter.join();
+
+  ASSERT_EQ(pthread_mutex_lock(&g_hazards_errno_mu), 0);
+  std::thread([] {
+    const timespec deadline = MonotonicIn(40);
+    errno = kMark;
+    EXPECT_EQ(pthread_mutex_clocklock(&g_hazards_errno_mu, CLOCK_MONOTONIC, &deadline), ETIMEDOUT);
+    EXPECT_EQ(errno, kMark) << "after a timed lock that timed out, reported as a stall";
+  }).join();
+  EXPECT_EQ(pthread_mutex_unlock(&g_hazards_errno_mu), 0);
+
+  ASSERT_EQ(pthread_mutex_lock(&g_hazards_cond_mu), 0);
+  const timespec deadline = MonotonicIn(20);
+  errno = kMark;
+  EXPECT_EQ(pthread_cond_clockwait(&g_hazards_cond, &g_hazards_cond_mu, CLOCK_MONOTONIC, &deadline),
+            ETIMEDOUT);
+  EXPECT_EQ(errno, kMark) << "after a condition wait";
+  errno = kMark;
+  EXPECT_EQ(pthread_mutex_unlock(&g_hazards_cond_mu), 0);
+  EXPECT_EQ(errno, kMark);
+  lockprof::SetStallReportThreshold(std::chrono::nanoseconds(0));
+}
+
+// A thread with a cancellation request pending (deferred) locks a contended
+// static mutex for the first time: the call must return, with the lock, and
+// the thread be cancelled at its next cancellation point. Naming the lock
+// opens the program's file: open() is a cancellation point.
+TEST(InterposeHazardsTest, LockIsNoCancellationPoint) {
+  ScopedRates rates(1, 1, 1);
+  ASSERT_EQ(pthread_mutex_lock(&g_hazards_cancel_mu), 0);
+  struct Seen {
+    std::atomic<pid_t> tid{0};
+    std::atomic<bool> locked{false}, unlocked{false};
+  } seen;
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(
+                &thread, nullptr,
+                [](void* arg) -> void* {
+                  auto* s = static_cast<Seen*>(arg);
+                  s->tid = ThisThreadId();
+                  pthread_cancel(pthread_self());  // Pending until a cancellation point.
+                  pthread_mutex_lock(&g_hazards_cancel_mu);
+                  s->locked = true;
+                  pthread_mutex_unlock(&g_hazards_cancel_mu);
+                  s->unlocked = true;
+                  pthread_testcancel();
+                  return nullptr;
+                },
+                &seen),
+            0);
+  while (seen.tid.load() == 0) std::this_thread::yield();
+  ASSERT_TRUE(WaitUntilAsleep(seen.tid.load()));
+  EXPECT_EQ(pthread_mutex_unlock(&g_hazards_cancel_mu), 0);
+  void* result = nullptr;
+  ASSERT_EQ(pthread_join(thread, &result), 0);
+  EXPECT_EQ(result, PTHREAD_CANCELED);
+  EXPECT_TRUE(seen.locked) << "cancelled inside pthread_mutex_lock";
+  EXPECT_TRUE(seen.unlocked) << "cancelled inside pthread_mutex_unlock";
+  // Not left locked by a cancelled call.
+  EXPECT_EQ(pthread_mutex_trylock(&g_hazards_cancel_mu), 0);
+  EXPECT_EQ(pthread_mutex_unlock(&g_hazards_cancel_mu), 0);
+}
+
+// Thread A holds a heap mutex L; thread B dlopen()s a library whose
+// constructor waits for L (holding the dynamic loader's lock meanwhile);
+// then A waits for a static mutex, which is named then. Without the
+// interposer A gets the static mutex, releases L, and B's dlopen returns.
+// Naming must not wait for the loader's lock (dladdr does), or A waits for B
+// and B for A. In a forked child, which a deadlock would leave hanging.
+TEST(InterposeHazardsTest, NamingALockDoesNotWaitForTheDynamicLoader) {
+  ScopedRates rates(1, 1, 0);
+  const auto child = RunInForkedChild(
+      [](int) {
+        static pthread_mutex_t* heap_mu = new pthread_mutex_t(PTHREAD_MUTEX_INITIALIZER);
+        char address[32];
+        std::snprintf(address, sizeof address, "%p", static_cast<void*>(heap_mu));
+        setenv("LOCKPROF_TEST_CONSTRUCTOR_MUTEX", address, 1);
+        pthread_mutex_lock(&g_hazards_dlopen_mu);
+        std::atomic<pid_t> a_tid{0};
+        std::atomic<bool> go{false};
+        std::thread a([&] {
+          pthread_mutex_lock(heap_mu);
+          a_tid = ThisThreadId();
+          while (!go.load()) std::this_thread::yield();
+          pthread_mutex_lock(&g_hazards_dlopen_mu);  // Contended: named now.
+          pthread_mutex_unlock(&g_hazards_dlopen_mu);
+          pthread_mutex_unlock(heap_mu);
+        });
+        while (a_tid.load() == 0) std::this_thread::yield();
+        std::atomic<pid_t> b_tid{0};
+        std::thread b([&] {
+          b_tid = ThisThreadId();
+          void* h = dlopen(LOCKPROF_CONSTRUCTOR_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);
+          if (h != nullptr) dlclose(h);
+        });
+        while (b_tid.load() == 0) std::this_thread::yield();
+        // B is in the constructor, waiting for L with the loader's lock.
+        if (!WaitUntilAsleep(b_tid.load())) return 2;
+        go = true;
+        if (!WaitUntilAsleep(a_tid.load())) return 3;
+        SleepMs(20);
+        pthread_mutex_unlock(&g_hazards_dlopen_mu);
+        a.join();
+        b.join();
+        return 0;
+      },
+      /*timeout_s=*/20);
+  EXPECT_FALSE(child.timed_out) << "deadlock: naming the lock waited for the dynamic loader";
+  EXPECT_EQ(child.exit_code, 0);
+}
+
+}  // namespace
