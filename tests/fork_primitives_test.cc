@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
-#include <iterator>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -95,57 +94,47 @@ int UseSharedMutexInChild(lockprof::SharedMutex* mu) ABSL_NO_THREAD_SAFETY_ANALY
   return mu->try_lock() ? 0 : 2;
 }
 
-// The forking thread holds a SharedMutex exclusively while a parent writer
-// waits for it. The child releases it and then uses it both ways.
-TEST(ForkPrimitivesTest, SharedMutexWithAWaitingWriterWorksInTheChild)
-ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  AllRatesAtOne rates;
-  lockprof::SharedMutex mu{"fork.rw"};
+// The forking thread holds `mu` exclusively while `writers` parent writers
+// wait for it and then `readers` parent readers queue behind it. The child
+// releases it and then uses it both ways; then the parent does.
+void ExpectTheChildUsesItsHeldLock(lockprof::SharedMutex& mu, int writers,
+                                   int readers) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   mu.lock();
-  auto parents = StartBlocked(1, [&] { std::lock_guard<lockprof::SharedMutex> lock(mu); });
+  auto parents = StartBlocked(writers, [&] { std::lock_guard<lockprof::SharedMutex> lock(mu); });
+  for (auto& t : StartBlocked(readers, [&] { std::shared_lock<lockprof::SharedMutex> lock(mu); })) {
+    parents.push_back(std::move(t));
+  }
   auto child = RunInForkedChild([&](int) { return UseSharedMutexInChild(&mu); });
-  EXPECT_FALSE(child.timed_out);
+  EXPECT_FALSE(child.timed_out) << "a writer in the child waited for the parent's waiters";
   EXPECT_EQ(child.exit_code, 0);
   mu.unlock();
   for (auto& t : parents) t.join();
 }
 
-// The forking thread holds a SharedMutex exclusively while parent readers
-// are queued behind it. They are counted in the lock's reader count (the
-// writer's unlock admits them all at once); in the child they do not exist,
-// so the child's ledger takes them out of the count. Without that, the
-// child's unlock would admit three phantom readers and the child's first
-// writer would wait for them forever.
-TEST(ForkPrimitivesTest, SharedMutexWithQueuedReadersWorksInTheChild)
-ABSL_NO_THREAD_SAFETY_ANALYSIS {
+TEST(ForkPrimitivesTest, SharedMutexWithAWaitingWriterWorksInTheChild) {
+  AllRatesAtOne rates;
+  lockprof::SharedMutex mu{"fork.rw"};
+  ExpectTheChildUsesItsHeldLock(mu, 1, 0);
+}
+
+// Parent readers queued behind the forking thread's write lock are counted
+// in the lock's reader count (the writer's unlock admits them all at once);
+// in the child they do not exist, so the child's ledger takes them out of
+// the count. Without that, the child's unlock would admit three phantom
+// readers and the child's first writer would wait for them forever.
+TEST(ForkPrimitivesTest, SharedMutexWithQueuedReadersWorksInTheChild) {
   AllRatesAtOne rates;
   lockprof::SharedMutex mu{"fork.rw.readers"};
-  mu.lock();
-  auto parents = StartBlocked(3, [&] { std::shared_lock<lockprof::SharedMutex> lock(mu); });
-  auto child = RunInForkedChild([&](int) { return UseSharedMutexInChild(&mu); });
-  EXPECT_FALSE(child.timed_out) << "a writer in the child waited for the parent's readers";
-  EXPECT_EQ(child.exit_code, 0);
-  mu.unlock();
-  for (auto& t : parents) t.join();
+  ExpectTheChildUsesItsHeldLock(mu, 0, 3);
 }
 
 // Both: a parent writer waits, then parent readers queue behind it. The
 // writer registered the lock's waiters first; the readers' count must
 // still come out of the lock word in the child.
-TEST(ForkPrimitivesTest, SharedMutexWithAWaitingWriterThenQueuedReadersWorksInTheChild)
-ABSL_NO_THREAD_SAFETY_ANALYSIS {
+TEST(ForkPrimitivesTest, SharedMutexWithAWaitingWriterThenQueuedReadersWorksInTheChild) {
   AllRatesAtOne rates;
   lockprof::SharedMutex mu{"fork.rw.both"};
-  mu.lock();
-  auto parents = StartBlocked(1, [&] { std::lock_guard<lockprof::SharedMutex> lock(mu); });
-  auto readers = StartBlocked(3, [&] { std::shared_lock<lockprof::SharedMutex> lock(mu); });
-  parents.insert(parents.end(), std::make_move_iterator(readers.begin()),
-                 std::make_move_iterator(readers.end()));
-  auto child = RunInForkedChild([&](int) { return UseSharedMutexInChild(&mu); });
-  EXPECT_FALSE(child.timed_out) << "a writer in the child waited for the parent's readers";
-  EXPECT_EQ(child.exit_code, 0);
-  mu.unlock();
-  for (auto& t : parents) t.join();
+  ExpectTheChildUsesItsHeldLock(mu, 1, 3);
 }
 
 // Every primitive, after the parent used it from several threads, works in
