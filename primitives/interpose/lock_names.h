@@ -4,7 +4,8 @@
 // loaded object's data, where the object's symbol table names it: a
 // `static std::mutex g_registry_mu;` is labelled lock=g_registry_mu (a member
 // of a static object gets the object's name). Anything else (heap, stack,
-// or data no symbol covers) is "(unnamed)".
+// data no symbol covers, an object whose file can no longer be read) is
+// "(unnamed)".
 //
 // Cost: a lookup in a lock-free table of names already found (tens of
 // nanoseconds). A lock in an object's data seen for the first time costs a
