@@ -2,8 +2,31 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace lockprof::agent {
 namespace {
+
+// The data names it covers come out as PrettyFunctionName gives them; the
+// rest, and a buffer too small, are left to PrettyFunctionName (0).
+TEST(DemangleDataNameTest, MatchesPrettyFunctionNameOrDeclines) {
+  char buf[64];
+  for (const char* symbol :
+       {"_ZN2ns5Class3mu_E", "_ZL4g_mu", "_ZN12_GLOBAL__N_110g_stats_muE", "_ZN2ns2ns4g_muE"}) {
+    const size_t n = DemangleDataName(symbol, buf, sizeof buf);
+    ASSERT_GT(n, 0u) << symbol;
+    EXPECT_EQ(std::string(buf, n), PrettyFunctionName(symbol)) << symbol;
+  }
+  EXPECT_EQ(std::string(buf, DemangleDataName("_ZL4g_mu", buf, sizeof buf)), "g_mu");
+  EXPECT_EQ(std::string(buf, DemangleDataName("_ZN12_GLOBAL__N_14g_muE", buf, sizeof buf)),
+            "(anonymous namespace)::g_mu");
+  for (const char* symbol :
+       {"_ZZ4mainE2mu", "_ZN3FooIiE2muE", "_ZNSt6chrono3fooE", "_ZN2ns2mu", "_Z3foov",
+        "_ZN2ns3fooEv", "_ZN2ns9toolongE", "g_mu", "_Z", "_ZN99", ""}) {
+    EXPECT_EQ(DemangleDataName(symbol, buf, sizeof buf), 0u) << symbol;
+  }
+  EXPECT_EQ(DemangleDataName("_ZN2ns5Class3mu_E", buf, 8), 0u);  // "ns::Class::mu_" is 14.
+}
 
 TEST(PrettyFunctionNameTest, StripsSignatures) {
   EXPECT_EQ(PrettyFunctionName("_ZNK2ns5Class6MethodEi"), "ns::Class::Method");

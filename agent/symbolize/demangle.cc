@@ -91,6 +91,45 @@ std::string StripCloneSuffix(std::string_view s) {
   return std::string(s);
 }
 
+size_t DemangleDataName(std::string_view s, char* out, size_t cap) {
+  if (s.substr(0, 2) != "_Z") return 0;
+  s.remove_prefix(2);
+  if (!s.empty() && s.front() == 'L') s.remove_prefix(1);  // Internal linkage.
+  const bool nested = !s.empty() && s.front() == 'N';
+  if (nested) s.remove_prefix(1);
+  size_t len = 0;
+  bool closed = !nested;
+  // <source-name>s: <length><identifier>, joined with "::".
+  for (bool first = true; !s.empty(); first = false) {
+    if (nested && s.front() == 'E' && !first) {
+      s.remove_prefix(1);
+      closed = true;
+      break;
+    }
+    if (!first && !nested) return 0;  // Something follows a plain name.
+    size_t n = 0, digits = 0;
+    while (digits < s.size() && isdigit(static_cast<unsigned char>(s[digits])) && n < 4096) {
+      n = n * 10 + size_t(s[digits++] - '0');
+    }
+    if (digits == 0 || n == 0 || digits + n > s.size()) return 0;
+    std::string_view id = s.substr(digits, n);
+    s.remove_prefix(digits + n);
+    for (char c : id) {
+      if (!IsIdentChar(c)) return 0;
+    }
+    if (id == "_GLOBAL__N_1") id = "(anonymous namespace)";
+    const size_t need = (first ? 0 : 2) + id.size();
+    if (len + need > cap) return 0;
+    if (!first) {
+      out[len++] = ':';
+      out[len++] = ':';
+    }
+    id.copy(out + len, id.size());
+    len += id.size();
+  }
+  return closed && s.empty() ? len : 0;
+}
+
 std::string PrettyFunctionName(std::string_view symbol) {
   if (symbol.substr(0, 2) != "_Z") return StripCloneSuffix(symbol);
   const std::string mangled(symbol);

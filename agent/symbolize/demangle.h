@@ -18,6 +18,16 @@ namespace lockprof::agent {
 // suffix). Pure; thread-safe.
 std::string PrettyFunctionName(std::string_view symbol);
 
+// The name of a namespace-scope or class-static variable, demangled into
+// out[0, cap) without allocating (for code that may run inside the
+// application's own malloc): "_ZN2ns5Class3mu_E" -> "ns::Class::mu_",
+// "_ZL4g_mu" -> "g_mu", "_ZN12_GLOBAL__N_14g_muE" -> "(anonymous
+// namespace)::g_mu", as PrettyFunctionName gives them. Returns the length
+// written (no terminator), or 0 for any other symbol (a function-local
+// static, a template's member, ...) or if `cap` is too small: then use
+// PrettyFunctionName. Pure; thread-safe.
+size_t DemangleDataName(std::string_view symbol, char* out, size_t cap);
+
 // "foo.constprop.0.isra.0" -> "foo": drops GCC's clone suffixes.
 std::string StripCloneSuffix(std::string_view symbol);
 

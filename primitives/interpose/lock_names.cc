@@ -94,10 +94,15 @@ const char* NameFromFile(const char* path, uintptr_t offset) {
   }
   const char* name = nullptr;
   if (found != nullptr && found_len > 0) {
-    if (found_len > 2 && found[0] == '_' && found[1] == 'Z') {
-      // A C++ name: the demangler allocates (the one allocation left here;
-      // C names, an allocator's among them, need none).
-      const std::string pretty = agent::PrettyFunctionName(std::string_view(found, found_len));
+    const std::string_view symbol(found, found_len);
+    char demangled[kMaxNameBytes];
+    if (const size_t n = agent::DemangleDataName(symbol, demangled, sizeof demangled); n > 0) {
+      name = CopyToArena(demangled, n);
+    } else if (symbol.substr(0, 2) == "_Z") {
+      // A C++ name DemangleDataName does not cover (a function's static, a
+      // template's member): the demangler allocates, the one allocation left
+      // here.
+      const std::string pretty = agent::PrettyFunctionName(symbol);
       name = CopyToArena(pretty.data(), pretty.size());
     } else {
       name = CopyToArena(found, found_len);

@@ -19,9 +19,10 @@
 // It runs inside the application's lock calls, so it takes no lock the
 // application can hold: not the dynamic loader's (no dladdr: a thread in
 // dlopen() holds it while constructors run, which may wait for the caller's
-// locks), and no allocation for a C name (the caller may be inside its own
-// malloc, holding the allocator's locks; a C++ name's demangling still
-// allocates). It leaves errno alone and is no cancellation point.
+// locks), and no allocation (the caller may be inside its own malloc,
+// holding the allocator's locks), except to demangle the name of a
+// function's static lock or a template's member, the first time. It leaves
+// errno alone and is no cancellation point.
 //
 // Thread-safety: thread-safe; must be called inside an agent::RecorderScope
 // (a demangling may allocate, and an allocator's own locks must not be

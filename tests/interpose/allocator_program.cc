@@ -13,14 +13,14 @@
 #include <cstddef>
 #include <cstdio>
 
-// C names, as a C allocator's locks have (jemalloc's, say). In an anonymous
-// namespace they would have C++ names, whose demangling, the first time the
-// lock is named, still allocates (RELIABILITY.md, "Not yet covered").
+// A C name, as a C allocator's locks have (jemalloc's, say), and a C++ one.
+// (A function's static would have a C++ name whose demangling, the first
+// time the lock is named, still allocates: RELIABILITY.md, "Not yet covered".)
 pthread_mutex_t g_alloc_mu = PTHREAD_MUTEX_INITIALIZER;
-pthread_mutex_t g_stats_mu = PTHREAD_MUTEX_INITIALIZER;
 
 namespace {
 
+pthread_mutex_t g_stats_mu = PTHREAD_MUTEX_INITIALIZER;
 alignas(64) char g_heap[256 << 20];
 size_t g_used = 0;
 long g_allocations = 0;
