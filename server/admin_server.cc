@@ -20,6 +20,7 @@
 #include "lockprof/agent/record/own_thread.h"
 #include "lockprof/server/handlers/admin_router.h"
 #include "lockprof/server/handlers/admin_security.h"
+#include "lockprof/server/handlers/query_params.h"
 #include "lockprof/server/httplib/bounded_server.h"
 #include "lockprof/server/httplib/connection_deadlines.h"
 #include "lockprof/server/httplib/connection_guard.h"
@@ -55,8 +56,10 @@ server::Request ToRequest(const httplib::Request& in, const Running* s) {
   server::Request out;
   out.method = in.method;
   out.path = in.path;
-  for (const auto& [k, v] : in.params) out.params.emplace(k, v);
   if (size_t q = in.target.find('?'); q != std::string::npos) out.query = in.target.substr(q + 1);
+  // Decoded as HandleAdminRequest decodes it (httplib keeps only what follows
+  // the last '=' of "seconds=3;x=1": a window of 1 s, not an error).
+  out.params = server::DecodeQuery(out.query);
   out.body = in.body;
   out.cancelled = [s, peer_gone = server::PeerGoneCheck(in.local_addr, in.local_port,
                                                         in.remote_addr, in.remote_port)] {
@@ -72,33 +75,90 @@ void Reply(const server::Response& in, httplib::Response& out) {
   server::ResponseReady();
 }
 
+// Whether where `req` ends is ambiguous (RFC 9112, 6.3): Transfer-Encoding
+// with Content-Length, or Content-Lengths that differ. A proxy in front may
+// take another end than httplib, and serve what follows as a request of its
+// own (request smuggling).
+bool AmbiguousLength(const httplib::Request& req) {
+  const size_t lengths = req.get_header_value_count("Content-Length");
+  if (lengths > 0 && req.has_header("Transfer-Encoding")) return true;
+  for (size_t i = 1; i < lengths; ++i) {
+    if (req.get_header_value("Content-Length", i) != req.get_header_value("Content-Length", 0)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Closes the connection after `res`, and says so.
+void RefuseWith(int status, const char* text, httplib::Response& res) {
+  server::RefuseCurrentRequest();
+  res.status = status;
+  res.set_header("Connection", "close");
+  res.set_content(text, "text/plain; charset=utf-8");
+  server::ResponseReady();
+}
+
 // Runs before routing, for every request that was read completely.
 httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Request& req,
                                           httplib::Response& res) {
   server::RequestReceived();
-  if (server::RequestAuthorised(req.path, req.get_header_value("Authorization"), s->token)) {
-    return httplib::Server::HandlerResponse::Unhandled;
+  server::MarkCurrentRequestParsed();
+  if (AmbiguousLength(req)) {
+    RefuseWith(400,
+               "Bad Request: ambiguous length (Transfer-Encoding with Content-Length, "
+               "or Content-Lengths that differ)\n",
+               res);
+    return httplib::Server::HandlerResponse::Handled;
   }
-  Reply(server::UnauthorisedResponse(), res);
-  return httplib::Server::HandlerResponse::Handled;
+  if (!server::RequestAuthorised(req.path, req.get_header_value("Authorization"), s->token)) {
+    Reply(server::UnauthorisedResponse(), res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  const bool framed = req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
+  if (req.method == "POST" && !framed) {
+    // httplib would read the body until the connection closed (the read
+    // deadline, then an empty 400); HTTP says it has none.
+    server::Response length_required;
+    length_required.status = 411;
+    length_required.body = "Length Required: a POST needs Content-Length\n";
+    Reply(length_required, res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  if (req.method != "GET" && req.method != "HEAD" && req.method != "POST") {
+    // PUT, DELETE, OPTIONS...: the router's handlers answer 405 with Allow;
+    // routed here, before httplib reads a body none of them takes.
+    Reply(server::RouteAdminRequest(ToRequest(req, s), s->pprof), res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
 }
 
 // Called for every response with a status of 400 or more. httplib answers a
 // request cut by a size limit with 400: say which limit it was, as Go's
 // server does (431 for the head), and that the connection will be closed.
-httplib::Server::HandlerResponse ExplainCutRequest(const httplib::Request&,
-                                                   httplib::Response& res) {
+// A request httplib refused itself (it never reached PreRoute: a malformed
+// request line or header, a line over its 8 KiB limit, an unknown method)
+// gets its 400 or 414 explained, and closes the connection too: where that
+// request ends is unknown, and what follows must not be served.
+httplib::Server::HandlerResponse ExplainRefusedRequest(const httplib::Request&,
+                                                       httplib::Response& res) {
   const server::RequestCut cut = server::CurrentRequestCut();
-  if (cut == server::RequestCut::kNone || res.status != 400) {
-    return httplib::Server::HandlerResponse::Unhandled;
+  if ((cut == server::RequestCut::kHead || cut == server::RequestCut::kBody) && res.status == 400) {
+    const bool head = cut == server::RequestCut::kHead;
+    RefuseWith(head ? 431 : 413, head ? "Request Header Fields Too Large\n" : "Payload Too Large\n",
+               res);
+    return httplib::Server::HandlerResponse::Handled;
   }
-  const bool head = cut == server::RequestCut::kHead;
-  res.status = head ? 431 : 413;
-  res.set_header("Connection", "close");
-  res.set_content(head ? "Request Header Fields Too Large\n" : "Payload Too Large\n",
-                  "text/plain; charset=utf-8");
-  server::ResponseReady();
-  return httplib::Server::HandlerResponse::Handled;
+  if (cut == server::RequestCut::kNone && !server::CurrentRequestParsed()) {
+    RefuseWith(res.status,
+               res.status == 414 ? "URI Too Long\n"
+                                 : "Bad Request: malformed request line or header, a line over "
+                                   "8 KiB, or an unknown method\n",
+               res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
 }
 
 void Route(Running* s) {
@@ -111,7 +171,7 @@ void Route(Running* s) {
       [s](const httplib::Request& req, httplib::Response& res) { return PreRoute(s, req, res); });
   http.Get(".*", route);
   http.Post(".*", route);
-  http.set_error_handler(httplib::Server::HandlerWithResponse(ExplainCutRequest));
+  http.set_error_handler(httplib::Server::HandlerWithResponse(ExplainRefusedRequest));
   // Called once per answered request, whatever its path or status, after
   // the response was written.
   http.set_logger([](const httplib::Request&, const httplib::Response&) {

@@ -28,7 +28,9 @@ namespace {
 using lockprof::admin_test::Connect;
 using lockprof::admin_test::Curl;
 using lockprof::admin_test::Options;
+using lockprof::admin_test::ReadUntilClosed;
 using lockprof::admin_test::Server;
+using lockprof::admin_test::StatusOf;
 using lockprof::testing::RunCommand;
 using lockprof::testing::WriteTempFile;
 
@@ -48,28 +50,6 @@ bool ResetPeakMemory() {
   out << "5";
   out.flush();
   return bool(out);
-}
-
-// What the server sent on a connection until it closed it (or 30 s).
-std::string ReadUntilClosed(int fd) {
-  std::string got;
-  char buf[4096];
-  for (int waited_ms = 0; waited_ms < 30000;) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 100) == 0) {
-      waited_ms += 100;
-      continue;
-    }
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;  // Closed, or reset.
-    got.append(buf, size_t(n));
-  }
-  return got;
-}
-
-// The status code of a raw HTTP/1.1 response, or 0 if there is none.
-int StatusOf(const std::string& response) {
-  return response.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(response.c_str() + 9) : 0;
 }
 
 // Sends `head` (a request line), then `count` headers "X-Flood-NNNNNN: 1"

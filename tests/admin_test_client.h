@@ -101,6 +101,28 @@ inline bool ClosedByServer(int fd, int timeout_ms) {
   }
 }
 
+// What the server sent on a connection until it closed it (or 30 s).
+inline std::string ReadUntilClosed(int fd) {
+  std::string got;
+  char buf[4096];
+  for (int waited_ms = 0; waited_ms < 30000;) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) == 0) {
+      waited_ms += 100;
+      continue;
+    }
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;  // Closed, or reset.
+    got.append(buf, size_t(n));
+  }
+  return got;
+}
+
+// The status code of a raw HTTP/1.1 response, or 0 if there is none.
+inline int StatusOf(const std::string& response) {
+  return response.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(response.c_str() + 9) : 0;
+}
+
 // GETs `url` (which starts the server's accept thread and watchdog) and
 // waits until the server has closed that connection too: curl has its
 // response a moment before the server's task ends, and until then the

@@ -89,6 +89,17 @@ TEST_F(SymbolEndpointTest, GoPprofNamesATextProfileThroughIt) {
   EXPECT_NE(named.find("SymbolTestSlowSection"), std::string::npos) << named;
 }
 
+// Every profile's legacy text is one go tool pprof reads (it knows the
+// "--- mutex:" and "--- contention:" headers, no others).
+TEST_F(SymbolEndpointTest, GoPprofReadsEveryProfilesText) {
+  for (const char* name : {"mutex", "block", "hold", "cas"}) {
+    int status = 0;
+    const std::string url = Url(std::string("/debug/pprof/") + name + "?debug=1");
+    const std::string out = GoPprof("-raw -symbolize=none '" + url + "'", &status);
+    EXPECT_EQ(status, 0) << name << ": " << out;
+  }
+}
+
 // `n` distinct addresses spread evenly over this process's code mappings
 // (the program's and its libraries').
 std::vector<uintptr_t> CodeAddresses(size_t n) {

@@ -22,13 +22,13 @@ constexpr ProfileInfo kProfiles[kProfileCount] = {
      "hold",
      "Stack traces of critical sections, sampled, with how long the lock was held",
      {{"holds", "count"}, {"hold", "nanoseconds"}},
-     "--- hold:",
+     "--- contention:",
      true},
     {ProfileId::kCas,
      "cas",
      "Stack traces of lockprof::Atomic compare-and-swap loops that retried",
      {{"retries", "count"}, {"delay", "nanoseconds"}},
-     "--- cas:",
+     "--- contention:",
      false},
 };
 

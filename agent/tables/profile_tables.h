@@ -39,8 +39,11 @@ struct ProfileInfo {
   const char* name;               // Endpoint name: /debug/pprof/<name>.
   const char* description;        // Its line on the /debug/pprof/ index page.
   const char* value_types[2][2];  // {type, unit} of each sample value.
-  const char* legacy_header;      // "--- mutex:" line of the debug=1 text.
-  bool legacy_has_period;         // Whether the text has "sampling period=".
+  // The first line of the debug=1 text: Go's "--- mutex:", and for the
+  // others the legacy contention format's "--- contention:" (go tool pprof
+  // reads no other header).
+  const char* legacy_header;
+  bool legacy_has_period;  // Whether the text has "sampling period=".
 
   // Whether the profile's sampler is on now.
   bool SamplerEnabled() const { return SamplingRate(id) > 0; }

@@ -23,7 +23,7 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 // The request being answered on this thread, for CurrentRequestCut().
-thread_local const RequestLimitStream* t_request = nullptr;
+thread_local RequestLimitStream* t_request = nullptr;
 
 // What Server::process_request needs, bound to one server.
 using ProcessRequest =
@@ -148,6 +148,16 @@ bool BoundedSslServer::process_and_close_socket(socket_t sock) {
 
 RequestCut CurrentRequestCut() {
   return t_request != nullptr ? t_request->cut() : RequestCut::kNone;
+}
+
+void MarkCurrentRequestParsed() {
+  if (t_request != nullptr) t_request->MarkParsed();
+}
+
+bool CurrentRequestParsed() { return t_request != nullptr && t_request->parsed(); }
+
+void RefuseCurrentRequest() {
+  if (t_request != nullptr) t_request->Refuse();
 }
 
 }  // namespace lockprof::server

@@ -15,9 +15,9 @@
 // shut down and closed. Handlers, pre-routing, error handler and logger
 // are httplib's, as is everything else.
 //
-// A request cut by a limit is answered (see CurrentRequestCut()), and then
-// the connection is closed: the client's sending is out of step with the
-// requests. So that the answer reaches the client instead of being
+// A request cut by a limit, or refused (RefuseCurrentRequest()), is
+// answered, and then the connection is closed: the client's sending is out
+// of step with the requests. So that the answer reaches the client instead of being
 // destroyed by a reset (closing a socket with unread input resets it), the
 // server first shuts down its sending side and discards what the client
 // still sends, for at most kLingerAfterCut.
@@ -61,6 +61,18 @@ class BoundedSslServer final : public httplib::SSLServer {
 // Header Fields Too Large for the head, 413 Payload Too Large for the body.
 // kNone on any other thread.
 RequestCut CurrentRequestCut();
+
+// On that thread, from the pre-routing handler: the request was parsed.
+// Whether it was: false in the error handler for a request that httplib
+// refused itself (a malformed request line or header, a line over its
+// 8 KiB limit, an unknown method), which it answers with 400 or 414.
+void MarkCurrentRequestParsed();
+bool CurrentRequestParsed();
+
+// On that thread: close the connection once this request is answered
+// (RequestCut::kRefused). For a request whose end cannot be trusted: what
+// the client sent after it must not be served as another request.
+void RefuseCurrentRequest();
 
 }  // namespace lockprof::server
 

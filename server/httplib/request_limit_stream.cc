@@ -15,6 +15,7 @@ std::atomic<uint64_t> g_bodies_cut{0};
 void RequestLimitStream::StartRequest() {
   cut_ = RequestCut::kNone;
   in_head_ = true;
+  parsed_ = false;
   read_ = lines_ = line_bytes_ = 0;
   line_starts_with_cr_ = false;
 }

@@ -36,8 +36,11 @@
 
 namespace lockprof::server {
 
-// Which limit, if any, cut the current request.
-enum class RequestCut { kNone, kHead, kBody };
+// Which limit, if any, cut the current request; kRefused: none, but the
+// request cannot be trusted to end where its framing says (httplib could not
+// parse it, or its length is ambiguous), so nothing after it on the
+// connection can be read as a request.
+enum class RequestCut { kNone, kHead, kBody, kRefused };
 
 class RequestLimitStream final : public httplib::Stream {
  public:
@@ -47,6 +50,13 @@ class RequestLimitStream final : public httplib::Stream {
   // A new request starts: its head is counted from its first byte.
   void StartRequest();
   RequestCut cut() const { return cut_; }
+  // The request was parsed (it reached the pre-routing handler).
+  void MarkParsed() { parsed_ = true; }
+  bool parsed() const { return parsed_; }
+  // Answer this request, then close the connection (kRefused).
+  void Refuse() {
+    if (cut_ == RequestCut::kNone) cut_ = RequestCut::kRefused;
+  }
 
   bool is_readable() const override { return inner_.is_readable(); }
   bool is_writable() const override { return inner_.is_writable(); }
@@ -68,6 +78,7 @@ class RequestLimitStream final : public httplib::Stream {
   const size_t head_limit_, body_limit_;
   RequestCut cut_ = RequestCut::kNone;
   bool in_head_ = true;
+  bool parsed_ = false;
   size_t read_ = 0;  // Bytes of the current part (head or body) read so far.
   // Where the head's reader is: lines completed, bytes into the current
   // line, and whether that line began with '\r'.

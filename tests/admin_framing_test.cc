@@ -1,0 +1,117 @@
+// The built-in admin server and requests whose framing cannot be trusted,
+// sent over raw sockets: a request httplib cannot parse, and one whose
+// length is ambiguous, are answered once with an explanation and the
+// connection closed, so that nothing the client sent after them is served
+// as a request of its own (request smuggling behind a proxy). Also the
+// methods and bodies no handler takes, and queries parsed as
+// HandleAdminRequest parses them.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "admin_test_client.h"
+
+namespace {
+
+using lockprof::admin_test::Connect;
+using lockprof::admin_test::Curl;
+using lockprof::admin_test::Options;
+using lockprof::admin_test::ReadUntilClosed;
+using lockprof::admin_test::Server;
+using lockprof::admin_test::StatusOf;
+
+// What the server answers to `raw` on a fresh connection, until it closes.
+std::string Exchange(int port, const std::string& raw) {
+  const int fd = Connect(port);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(send(fd, raw.data(), raw.size(), MSG_NOSIGNAL), ssize_t(raw.size()));
+  const std::string response = ReadUntilClosed(fd);
+  close(fd);
+  return response;
+}
+
+// The number of responses in `s`.
+int Responses(const std::string& s) {
+  int n = 0;
+  for (size_t at = s.find("HTTP/1.1 "); at != std::string::npos; at = s.find("HTTP/1.1 ", at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// After each bad request, a second one that must never be answered.
+constexpr char kSmuggled[] = "GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\n\r\n";
+
+TEST(AdminFramingTest, AnUnparsableRequestIsAnsweredOnceAndTheConnectionClosed) {
+  Server s(Options([](auto&) {}));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  const std::string long_header =
+      "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n" +
+      kSmuggled;
+  const std::string long_target =
+      "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n" + kSmuggled;
+  const std::string bad_version = std::string("GET /x HTTP/9.9\r\nHost: x\r\n\r\n") + kSmuggled;
+  const std::string bad_method = std::string("BREW /x HTTP/1.1\r\nHost: x\r\n\r\n") + kSmuggled;
+  for (const std::string& raw : {long_header, bad_version, bad_method}) {
+    const std::string r = Exchange(s.port(), raw);
+    EXPECT_EQ(StatusOf(r), 400) << r.substr(0, 300);
+    EXPECT_EQ(Responses(r), 1) << r.substr(0, 600);
+    EXPECT_NE(r.find("Connection: close"), std::string::npos) << r.substr(0, 300);
+    EXPECT_NE(r.find("Bad Request: "), std::string::npos) << r.substr(0, 300);
+  }
+  const std::string r = Exchange(s.port(), long_target);
+  EXPECT_EQ(StatusOf(r), 414) << r.substr(0, 300);
+  EXPECT_EQ(Responses(r), 1) << r.substr(0, 600);
+  EXPECT_NE(r.find("URI Too Long"), std::string::npos) << r.substr(0, 300);
+}
+
+TEST(AdminFramingTest, AnAmbiguousLengthIsRefusedAndTheConnectionClosed) {
+  Server s(Options([](auto&) {}));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  const std::string head = "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\n";
+  for (const std::string& raw :
+       {head + "Content-Length: 3\r\nContent-Length: 100\r\n\r\nabc" + kSmuggled,
+        head + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + kSmuggled}) {
+    const std::string r = Exchange(s.port(), raw);
+    EXPECT_EQ(StatusOf(r), 400) << r.substr(0, 300);
+    EXPECT_EQ(Responses(r), 1) << r.substr(0, 600);
+    EXPECT_NE(r.find("ambiguous length"), std::string::npos) << r.substr(0, 300);
+  }
+  // Two equal lengths are one length.
+  const std::string same =
+      head + "Content-Length: 1\r\nContent-Length: 1\r\nConnection: close\r\n\r\n0";
+  EXPECT_EQ(StatusOf(Exchange(s.port(), same)), 200);
+}
+
+TEST(AdminFramingTest, MethodsAndBodiesNoHandlerTakes) {
+  Server s(Options([](auto&) {}));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  for (const char* method : {"PUT", "DELETE", "OPTIONS", "PATCH"}) {
+    std::string headers;
+    EXPECT_EQ(Curl(std::string("-X ") + method + " " + s.url("/debug/pprof/mutex"), nullptr,
+                   nullptr, &headers),
+              405)
+        << method;
+    EXPECT_NE(headers.find("Allow: GET, HEAD"), std::string::npos) << method << ": " << headers;
+  }
+  // A POST without a length has no body (RFC 9112): answered at once, not
+  // after the read deadline.
+  const std::string r = Exchange(
+      s.port(), "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(StatusOf(r), 411) << r.substr(0, 300);
+}
+
+// A value with '=' in it is not a number: 400, as HandleAdminRequest and
+// Go's net/http/pprof answer (httplib alone took what followed the last
+// '=', and served a 1 s window for "seconds=3;x=1").
+TEST(AdminFramingTest, QueriesAreParsedAsHandleAdminRequestParsesThem) {
+  Server s(Options([](auto&) {}));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  EXPECT_EQ(Curl("'" + s.url("/debug/pprof/mutex?seconds=1;x=1") + "'"), 400);
+  EXPECT_EQ(Curl("'" + s.url("/debug/pprof/mutex?debug=abc=1") + "'"), 400);
+  EXPECT_EQ(Curl("'" + s.url("/debug/pprof/mutex?debug=1") + "'"), 200);
+}
+
+}  // namespace
