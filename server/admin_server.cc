@@ -119,10 +119,7 @@ httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Reque
   if (req.method == "POST" && !framed) {
     // httplib would read the body until the connection closed (the read
     // deadline, then an empty 400); HTTP says it has none.
-    server::Response length_required;
-    length_required.status = 411;
-    length_required.body = "Length Required: a POST needs Content-Length\n";
-    Reply(length_required, res);
+    Reply(server::PlainResponse(411, "Length Required: a POST needs Content-Length\n"), res);
     return httplib::Server::HandlerResponse::Handled;
   }
   if (req.method != "GET" && req.method != "HEAD" && req.method != "POST") {

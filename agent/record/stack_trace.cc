@@ -3,7 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cctype>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
 
 #include "lockprof/agent/base/quiet_calls.h"
@@ -15,20 +16,15 @@ namespace lockprof::agent {
 
 namespace {
 
-// Whether the maps line `text` ("start-end perms ...", hexadecimal) covers
-// `address`; if so, its bounds.
-bool LineCovers(const char* text, size_t size, uintptr_t address, uintptr_t* lo, uintptr_t* hi) {
-  uintptr_t bounds[2] = {0, 0};
-  size_t k = 0;
-  for (uintptr_t& b : bounds) {
-    for (; k < size && std::isxdigit(static_cast<unsigned char>(text[k])); ++k) {
-      b = b * 16 + uintptr_t(text[k] <= '9' ? text[k] - '0' : (text[k] | 0x20) - 'a' + 10);
-    }
-    if (k < size && text[k] == '-') ++k;
-  }
-  if (bounds[0] > address || address >= bounds[1]) return false;
-  *lo = bounds[0];
-  *hi = bounds[1];
+// Whether the maps line `line` ("start-end perms ...", hexadecimal, NUL
+// terminated) covers `address`; if so, its bounds. Parsed as
+// agent/symbolize/mappings.cc parses the file (sscanf allocates nothing).
+bool LineCovers(const char* line, uintptr_t address, uintptr_t* lo, uintptr_t* hi) {
+  uintptr_t start = 0, end = 0;
+  if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &start, &end) != 2) return false;
+  if (start > address || address >= end) return false;
+  *lo = start;
+  *hi = end;
   return true;
 }
 
@@ -52,7 +48,8 @@ bool MappingOf(uintptr_t address, uintptr_t* lo, uintptr_t* hi) {
     size_t line = 0;  // Where the current line starts.
     for (size_t i = 0; i < end && !found; ++i) {
       if (buf[i] != '\n') continue;
-      if (!skipping) found = LineCovers(buf + line, i - line, address, lo, hi);
+      buf[i] = '\0';
+      if (!skipping) found = LineCovers(buf + line, address, lo, hi);
       skipping = false;
       line = i + 1;
     }

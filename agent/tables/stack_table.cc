@@ -109,21 +109,21 @@ StackTable::Entry* StackTable::Slots() {
   // where calling malloc would wait for a mutex this thread holds. Racing
   // first events each map; one wins and the others unmap theirs.
   size_t capacity = ConfiguredCapacity(requested_capacity_);
-  void* fresh = mmap(nullptr, (capacity + 1) * sizeof(Entry), PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const size_t bytes = (capacity + 1) * sizeof(Entry);  // With the overflow slot.
+  void* fresh = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (fresh == MAP_FAILED) return nullptr;
   if (slots_.compare_exchange_strong(slots, static_cast<Entry*>(fresh),
                                      std::memory_order_acq_rel)) {
     capacity_.store(capacity, std::memory_order_release);
     return static_cast<Entry*>(fresh);
   }
-  munmap(fresh, (capacity + 1) * sizeof(Entry));
+  munmap(fresh, bytes);
   return slots;
 }
 
 StackTable::~StackTable() {
   if (Entry* slots = slots_.load(std::memory_order_acquire); slots != nullptr) {
-    munmap(slots, (capacity_.load(std::memory_order_acquire) + 1) * sizeof(Entry));
+    munmap(slots, memory_bytes());
   }
 }
 

@@ -8,17 +8,6 @@
 
 namespace lockprof::server {
 
-namespace {
-
-Response PlainResponse(int status, const char* body) {
-  Response r;
-  r.status = status;
-  r.body = body;
-  return r;
-}
-
-}  // namespace
-
 Response RouteAdminRequest(const Request& request, const PprofOptions& pprof) {
   if (agent::StartsWith(request.path, "/debug/pprof/")) return HandlePprof(request, pprof);
   if (request.path == "/debug/pprof") {

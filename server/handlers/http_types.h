@@ -39,6 +39,14 @@ struct Response {
   std::string body;
 };
 
+// A plain-text response with `status` and `body`.
+inline Response PlainResponse(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
 // Go's net/http/pprof serveError: text/plain, X-Go-Pprof: 1, the message
 // and a newline.
 inline Response ErrorResponse(int status, const std::string& message) {
