@@ -113,7 +113,9 @@ struct LockOrderEdge {
 
 struct LockOrderInversion {
   // The cycle, starting with the edge just taken; edges[i].to is
-  // edges[i + 1].from, and the last edge's `to` is the first's `from`.
+  // edges[i + 1].from, and the last edge's `to` is the first's `from`. Of
+  // a cycle longer than 16 locks, only the first 16 edges (and the report
+  // says how many more). Lock names longer than 127 bytes are cut ("...").
   const LockOrderEdge* edges;
   int num_edges;
 };

@@ -219,17 +219,24 @@ TEST_F(InterposeTest, XzWithFourThreadsCompletesAndUploadsAProfile) {
 // Every profile at rate 1, so that every release of the statistics mutex
 // (inside the allocator's) takes the interposer's slow path, which names the
 // lock the first time: the name must not be copied with the program's
-// malloc, whose mutex this thread holds. Lock-order checking off (the suite's
-// preload pass turns it on): a new edge still allocates (RELIABILITY.md).
+// malloc, whose mutex this thread holds. Lock-order checking on: the edge
+// from the allocator's mutex to the statistics mutex is new inside the
+// allocator, and the program's one inversion is reported inside it.
 TEST_F(InterposeTest, ProgramWithItsOwnAllocatorRunsToTheEnd) {
   int status = -1;
   const std::string out = RunCommand(std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH +
                                          " LOCKPROF_MUTEX_FRACTION=1 LOCKPROF_BLOCK_RATE=1"
-                                         " LOCKPROF_HOLD_RATE=1 LOCKPROF_LOCK_ORDER=off " +
-                                         LOCKPROF_ALLOCATOR_PROGRAM_PATH,
+                                         " LOCKPROF_HOLD_RATE=1 LOCKPROF_LOCK_ORDER=report " +
+                                         LOCKPROF_ALLOCATOR_PROGRAM_PATH + " 2>&1",
                                      &status);
   EXPECT_EQ(status, 0) << "deadlocked (SIGALRM) or failed: " << out;
   EXPECT_NE(out.find("done: "), std::string::npos) << out;
+  EXPECT_EQ(lockprof::testing::CountOf(out,
+                                       "lock-order inversion (potential deadlock): "
+                                       "\"(anonymous namespace)::g_stats_mu\" -> \"g_alloc_mu\" "
+                                       "-> \"(anonymous namespace)::g_stats_mu\""),
+            1u)
+      << out;
 }
 
 }  // namespace

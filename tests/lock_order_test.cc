@@ -124,6 +124,42 @@ TEST_F(LockOrderTest, ThreeLockCycle) {
             (std::vector<std::string>{"ring.c->ring.a", "ring.a->ring.b", "ring.b->ring.c"}));
 }
 
+// Reports keep the first 16 edges of a longer cycle and say how many more
+// it has, and cut a long name at a character boundary: what they keep is
+// fixed in size, as it is copied inside the application's lock calls.
+constexpr char kLongName[] =
+    "ring.long.x\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9";  // 11 + 2 x 59 bytes.
+
+TEST_F(LockOrderTest, LongCycleAndLongNameAreCutWhereTheReportSaysSo) {
+  constexpr int kLocks = 20;
+  std::vector<std::unique_ptr<Mutex>> ring;
+  ring.push_back(std::make_unique<Mutex>(kLongName));
+  for (int i = 1; i < kLocks; ++i) ring.push_back(std::make_unique<Mutex>("ring.link"));
+  for (int i = 0; i < kLocks; ++i) {
+    OnThread([&] {
+      MutexLock outer(ring[i].get());
+      MutexLock inner(ring[(i + 1) % kLocks].get());
+    });
+  }
+  ASSERT_EQ(LockOrderInversions(), 1u);
+  ASSERT_EQ(hook_edges.size(), 16u);
+  // The edge just taken first: the last link, into the long name.
+  const std::string cut = hook_edges[0].substr(hook_edges[0].find("->") + 2);
+  EXPECT_EQ(cut.size(), 11u + 2 * 56 + 3) << cut;  // 124 bytes would split an é.
+  EXPECT_EQ(cut, std::string(kLongName, 11 + 2 * 56) + "...");
+  const std::string text = LockOrderReport();
+  EXPECT_NE(text.find("cycle of 20 locks:"), std::string::npos) << text;
+  EXPECT_NE(text.find("(4 more, not kept) ->"), std::string::npos) << text;
+  EXPECT_NE(Get("/debug/lockprof/lock-order", "format=json").find("\"length\":20,"),
+            std::string::npos);
+}
+
 TEST_F(LockOrderTest, DestroyedLockTakesItsEdgesWithIt) {
   alignas(Mutex) unsigned char storage[sizeof(Mutex)];
   Mutex b("reuse.b");

@@ -39,13 +39,14 @@ inline uint32_t ForkGeneration() { return g_fork_generation.load(std::memory_ord
 // The agent mutexes held across fork(), in the order fork() takes them:
 // a mutex held while another is taken must come first.
 enum class ForkRank {
-  kAdminServer = 0,  // Starts and stops the admin server (server/admin_server.cc).
-  kUploader = 1,     // Starts and stops the uploader.
-  kSymbolizer = 2,   // Symbolizer::mu_; takes kLoader (build-ids).
-  kLabels = 3,       // The label registry.
-  kLoader = 4,       // Around dl_iterate_phdr (mappings.cc).
-  kLockGraph = 5,    // Lock-order checking's graph (deadlock/lock_graph.cc).
-  kCount = 6,
+  kAdminServer = 0,      // Starts and stops the admin server (server/admin_server.cc).
+  kUploader = 1,         // Starts and stops the uploader.
+  kSymbolizer = 2,       // Symbolizer::mu_; takes kLoader (build-ids).
+  kLabels = 3,           // The label registry.
+  kLoader = 4,           // Around dl_iterate_phdr (mappings.cc).
+  kLockOrderReport = 5,  // Serializes new lock-order edges (record/lock_tracking.cc).
+  kLockGraph = 6,        // Lock-order checking's graph (deadlock/lock_graph.cc).
+  kCount = 7,
 };
 
 // Makes fork() take *mu (which must never be destroyed) before forking and

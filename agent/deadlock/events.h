@@ -23,8 +23,10 @@ inline bool LockOrderCheckingOn() {
 const char* LockOrderModeName();
 
 // Reports cycles just found, on the thread that closed them, outside the
-// graph's lock. In kAbort mode, does not return.
-void ReportInversions(const std::vector<Inversion>& cycles);
+// graph's lock. Allocation-free, as adding the edges was, but for kAbort
+// mode, which prints the whole report (symbolized stacks) and does not
+// return.
+void ReportInversions(const Cycle* cycles, int n);
 
 // Reports one stalled wait, on the waiting thread.
 void ReportStalledWait(const LockStall& stall);

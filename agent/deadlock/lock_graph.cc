@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <mutex>
-#include <unordered_map>
 
 #include "lockprof/agent/base/fork.h"
-#include "lockprof/agent/lock_order.h"
 #include "lockprof/agent/record/lock_lifetime.h"
 #include "lockprof/agent/record/record.h"
 
@@ -32,150 +31,254 @@ bool MaybeNode(const void* lock) {
   return (g_maybe_node[bit / 64].load(std::memory_order_relaxed) >> (bit % 64)) & 1;
 }
 
-struct Edge {
-  const void* from;
-  const void* to;
-  int64_t tid;
-  std::vector<uintptr_t> stack;
+constexpr int kNone = -1;
+constexpr int kBucketBits = 13;
+constexpr int kBuckets = 1 << kBucketBits;
+static_assert(kBuckets >= 2 * kMaxLockOrderNodes, "chains stay short");
+
+// Nodes and edges refer to each other by index. Each node keeps two lists
+// of its edges, doubly linked through the edges (out: in insertion order,
+// which the search follows; in: any order), so a lock's removal unlinks
+// each of its edges in constant time.
+struct Node {
+  const void* lock;  // nullptr: free.
+  const char* name;
+  int out, out_last, in;
+  int next;          // In its bucket's chain, or in the free list.
+  uint64_t visited;  // The search that last reached this node.
 };
 
-struct Node {
-  std::string name;
-  std::vector<int> out;  // Indexes into Graph::edges.
-  std::vector<int> in;
-  uint64_t visited = 0;  // The search that last reached this node.
+struct Edge {
+  int from, to;  // kNone: free.
+  int next_out, prev_out, next_in, prev_in;
+  int64_t tid;
+  int depth;
+  uintptr_t pcs[kMaxStackDepth];
+};
+
+// A step of the depth-first search: a node and the next of its out-edges
+// to follow.
+struct Step {
+  int node;
+  int next;
+  int via;  // The edge that reached it.
 };
 
 struct Graph {
-  std::unordered_map<const void*, Node> nodes;
-  std::vector<Edge> edges;  // A removed edge has from == nullptr.
-  std::vector<int> free_edges;
-  int live_edges = 0;
-  uint64_t search = 0;
-  std::vector<Inversion> found;
+  bool ready;
+  int buckets[kBuckets];
+  Node nodes[kMaxLockOrderNodes];
+  int nodes_used;  // Never used past this index.
+  int free_nodes;
+  int live_nodes;
+  Edge edges[kMaxLockOrderEdges];
+  int edges_used;
+  int free_edges;
+  int live_edges;
+  uint64_t search;
+  Step path[kMaxLockOrderNodes];  // The search's stack.
+  int route[kMaxLockOrderNodes];  // The path it found, as edges.
+  Cycle found[kMaxLockOrderReports];
+  std::atomic<int> found_count;  // found[i] is immutable once i < this.
 };
 
-// Never destroyed: locks are taken and destroyed until the very end.
-std::mutex& GraphMutex() {
-  static auto* mu = [] {
-    auto* m = new std::mutex;
-    HoldAcrossFork(m, ForkRank::kLockGraph);
-    return m;
-  }();
-  return *mu;
-}
-
-Graph& TheGraph() {
-  static auto* g = new Graph;
-  return *g;
-}
+// Static storage, zeroed: its pages cost memory only once touched, which
+// only lock-order checking does. Guarded by g_graph_mu.
+Graph g_graph;
+// Never destroyed (std::mutex's destructor does nothing): locks are taken
+// and destroyed until the very end. Not created on first use either: that
+// would allocate.
+std::mutex g_graph_mu;
+[[maybe_unused]] const bool g_held_across_fork =
+    (HoldAcrossFork(&g_graph_mu, ForkRank::kLockGraph), true);
 
 std::atomic<uint64_t> g_dropped{0};
 std::atomic<uint64_t> g_inversions{0};
 
-// A path from `from` to `target` over the graph's edges, as edge indexes,
-// or empty if there is none. Depth-first, iterative: the graph is bounded,
-// the thread's stack may be small.
-std::vector<int> FindPath(Graph& g, const void* from, const void* target) {
+Graph& Ready() {
+  Graph& g = g_graph;
+  if (!g.ready) {
+    std::fill(std::begin(g.buckets), std::end(g.buckets), kNone);
+    g.free_nodes = kNone;
+    g.free_edges = kNone;
+    g.ready = true;
+  }
+  return g;
+}
+
+int& Bucket(Graph& g, const void* lock) {
+  return g
+      .buckets[(reinterpret_cast<uintptr_t>(lock) * 0x9E3779B97F4A7C15ull) >> (64 - kBucketBits)];
+}
+
+int FindNode(Graph& g, const void* lock) {
+  for (int i = Bucket(g, lock); i != kNone; i = g.nodes[i].next) {
+    if (g.nodes[i].lock == lock) return i;
+  }
+  return kNone;
+}
+
+// The node of `lock`, added if new; kNone (counted) if the graph is full.
+int EnsureNode(Graph& g, const void* lock, const char* name) {
+  if (int i = FindNode(g, lock); i != kNone) return i;
+  int i;
+  if (g.free_nodes != kNone) {
+    i = g.free_nodes;
+    g.free_nodes = g.nodes[i].next;
+  } else if (g.nodes_used < kMaxLockOrderNodes) {
+    i = g.nodes_used++;
+  } else {
+    g_dropped.fetch_add(1, std::memory_order_relaxed);
+    return kNone;
+  }
+  int& head = Bucket(g, lock);
+  g.nodes[i] = Node{lock, LockDisplayName(name), kNone, kNone, kNone, head, 0};
+  head = i;
+  ++g.live_nodes;
+  const size_t bit = FilterBit(lock);
+  g_maybe_node[bit / 64].fetch_or(uint64_t{1} << (bit % 64), std::memory_order_relaxed);
+  g_lock_graph_used.store(true, std::memory_order_relaxed);
+  return i;
+}
+
+// A path from node `from` to node `target` over the graph's edges, written
+// to g.route; returns its length (0: none). Depth-first and iterative: the
+// thread's stack may be small. Each node is pushed once per search, so
+// g.path has room.
+int FindPath(Graph& g, int from, int target) {
   const uint64_t search = ++g.search;
-  struct Step {
-    const void* node;
-    size_t next_out;
-    int via;  // The edge that reached it (-1 for the start).
-  };
-  std::vector<Step> path{{from, 0, -1}};
+  int top = 0;
+  g.path[0] = {from, g.nodes[from].out, kNone};
   g.nodes[from].visited = search;
-  while (!path.empty()) {
-    Step& top = path.back();
-    Node& n = g.nodes[top.node];
-    if (top.next_out == n.out.size()) {
-      path.pop_back();
+  while (top >= 0) {
+    Step& step = g.path[top];
+    if (step.next == kNone) {
+      --top;
       continue;
     }
-    const int e = n.out[top.next_out++];
-    const void* to = g.edges[e].to;
+    const int e = step.next;
+    step.next = g.edges[e].next_out;
+    const int to = g.edges[e].to;
     if (to == target) {
-      std::vector<int> result;
-      for (size_t i = 1; i < path.size(); ++i) result.push_back(path[i].via);
-      result.push_back(e);
-      return result;
+      int n = 0;
+      for (int i = 1; i <= top; ++i) g.route[n++] = g.path[i].via;
+      g.route[n++] = e;
+      return n;
     }
-    Node& next = g.nodes[to];
-    if (next.visited == search) continue;
-    next.visited = search;
-    path.push_back({to, 0, e});
+    if (g.nodes[to].visited == search) continue;
+    g.nodes[to].visited = search;
+    g.path[++top] = {to, g.nodes[to].out, e};
   }
-  return {};
+  return 0;
 }
 
-InversionEdge Describe(const Graph& g, const Edge& e) {
-  return {g.nodes.at(e.from).name, g.nodes.at(e.to).name, e.tid, e.stack};
+// Copies `name` into `out`, cut at a UTF-8 character boundary and marked
+// "..." if it does not fit.
+void CopyName(const char* name, char (&out)[kCycleNameBytes]) {
+  const size_t length = std::strlen(name);
+  if (length < sizeof out) {
+    std::memcpy(out, name, length + 1);
+    return;
+  }
+  size_t keep = sizeof out - 4;
+  while (keep > 0 && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) --keep;
+  std::memcpy(out, name, keep);
+  std::memcpy(out + keep, "...", 4);
 }
 
-// Adds from -> to (both nodes exist); returns the cycle it closes, if any.
-bool AddEdge(Graph& g, const void* from, const void* to, int64_t tid, const StackTrace& stack,
-             Inversion* cycle) {
-  for (int e : g.nodes[from].out) {
+void Describe(const Graph& g, const Edge& e, CycleEdge* out) {
+  CopyName(g.nodes[e.from].name, out->from);
+  CopyName(g.nodes[e.to].name, out->to);
+  out->tid = e.tid;
+  out->depth = e.depth;
+  std::copy_n(e.pcs, e.depth, out->pcs);
+}
+
+// Adds from -> to (both nodes exist); writes the cycle it closes, if any.
+bool AddEdge(Graph& g, int from, int to, int64_t tid, const StackTrace& stack, Cycle* cycle) {
+  for (int e = g.nodes[from].out; e != kNone; e = g.edges[e].next_out) {
     if (g.edges[e].to == to) return false;  // Another thread added it first.
   }
-  if (g.live_edges >= kMaxLockOrderEdges) {
+  int index;
+  if (g.free_edges != kNone) {
+    index = g.free_edges;
+    g.free_edges = g.edges[index].next_out;
+  } else if (g.edges_used < kMaxLockOrderEdges) {
+    index = g.edges_used++;
+  } else {
     g_dropped.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
   // Searched before the edge is in: a path to -> ... -> from plus the new
   // edge is the cycle.
-  const std::vector<int> back = FindPath(g, to, from);
-  Edge edge{from, to, tid, std::vector<uintptr_t>(stack.pcs, stack.pcs + stack.depth)};
-  int index;
-  if (!g.free_edges.empty()) {
-    index = g.free_edges.back();
-    g.free_edges.pop_back();
-    g.edges[index] = std::move(edge);
+  const int back = FindPath(g, to, from);
+  Edge& edge = g.edges[index];
+  Node& source = g.nodes[from];
+  Node& target = g.nodes[to];
+  edge.from = from;
+  edge.to = to;
+  edge.next_out = kNone;
+  edge.prev_out = source.out_last;
+  if (source.out_last != kNone) {
+    g.edges[source.out_last].next_out = index;
   } else {
-    index = int(g.edges.size());
-    g.edges.push_back(std::move(edge));
+    source.out = index;
   }
+  source.out_last = index;
+  edge.prev_in = kNone;
+  edge.next_in = target.in;
+  if (target.in != kNone) g.edges[target.in].prev_in = index;
+  target.in = index;
+  edge.tid = tid;
+  edge.depth = std::min(stack.depth, kMaxStackDepth);
+  std::copy_n(stack.pcs, edge.depth, edge.pcs);
   ++g.live_edges;
-  g.nodes[from].out.push_back(index);
-  g.nodes[to].in.push_back(index);
-  if (back.empty()) return false;
-  cycle->edges.push_back(Describe(g, g.edges[index]));
-  for (int e : back) cycle->edges.push_back(Describe(g, g.edges[e]));
+  if (back == 0) return false;
+  cycle->total_edges = 1 + back;
+  cycle->num_edges = std::min(cycle->total_edges, kMaxCycleEdges);
+  Describe(g, edge, &cycle->edges[0]);
+  for (int i = 1; i < cycle->num_edges; ++i) {
+    Describe(g, g.edges[g.route[i - 1]], &cycle->edges[i]);
+  }
   return true;
 }
 
-bool EnsureNode(Graph& g, const void* lock, const char* name) {
-  if (g.nodes.count(lock) != 0) return true;
-  if (int(g.nodes.size()) >= kMaxLockOrderNodes) {
-    g_dropped.fetch_add(1, std::memory_order_relaxed);
-    return false;
-  }
-  g.nodes[lock].name = LockDisplayName(name);
-  const size_t bit = FilterBit(lock);
-  g_maybe_node[bit / 64].fetch_or(uint64_t{1} << (bit % 64), std::memory_order_relaxed);
-  g_lock_graph_used.store(true, std::memory_order_relaxed);
-  return true;
+// Unlinks edge `e` from both of its nodes' lists and frees it.
+void RemoveEdge(Graph& g, int e) {
+  Edge& edge = g.edges[e];
+  Node& source = g.nodes[edge.from];
+  Node& target = g.nodes[edge.to];
+  (edge.prev_out != kNone ? g.edges[edge.prev_out].next_out : source.out) = edge.next_out;
+  (edge.next_out != kNone ? g.edges[edge.next_out].prev_out : source.out_last) = edge.prev_out;
+  (edge.prev_in != kNone ? g.edges[edge.prev_in].next_in : target.in) = edge.next_in;
+  if (edge.next_in != kNone) g.edges[edge.next_in].prev_in = edge.prev_in;
+  edge.from = edge.to = kNone;
+  edge.next_out = g.free_edges;
+  g.free_edges = e;
+  --g.live_edges;
 }
 
 }  // namespace
 
-std::vector<Inversion> AddLockOrderEdges(const HeldLock* held, int n, const void* to,
-                                         const char* to_name, const StackTrace& stack,
-                                         int64_t tid) {
-  // Locks this takes (the graph's, the allocator's) are lockprof's own.
+int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* to_name,
+                      const StackTrace& stack, int64_t tid, Cycle* out) {
+  // The graph's mutex is lockprof's own.
   RecorderScope recorder;
-  std::vector<Inversion> cycles;
-  std::lock_guard<std::mutex> lock(GraphMutex());
-  Graph& g = TheGraph();
-  if (!EnsureNode(g, to, to_name)) return cycles;
+  std::lock_guard<std::mutex> lock(g_graph_mu);
+  Graph& g = Ready();
+  const int target = EnsureNode(g, to, to_name);
+  if (target == kNone) return 0;
+  int cycles = 0;
   for (int i = 0; i < n; ++i) {
-    if (!EnsureNode(g, held[i].lock, held[i].name)) continue;
-    Inversion cycle;
-    if (AddEdge(g, held[i].lock, to, tid, stack, &cycle)) {
-      g_inversions.fetch_add(1, std::memory_order_relaxed);
-      if (int(g.found.size()) < kMaxLockOrderReports) g.found.push_back(cycle);
-      cycles.push_back(std::move(cycle));
+    const int source = EnsureNode(g, held[i].lock, held[i].name);
+    if (source == kNone || !AddEdge(g, source, target, tid, stack, &out[cycles])) continue;
+    g_inversions.fetch_add(1, std::memory_order_relaxed);
+    const int kept = g.found_count.load(std::memory_order_relaxed);
+    if (kept < kMaxLockOrderReports) {
+      g.found[kept] = out[cycles];
+      g.found_count.store(kept + 1, std::memory_order_release);
     }
+    ++cycles;
   }
   return cycles;
 }
@@ -185,36 +288,41 @@ void ForgetLock(const void* lock) { ForgetLockOrderNode(lock); }
 void ForgetLockOrderNode(const void* lock) {
   if (!MaybeNode(lock)) return;
   RecorderScope recorder;
-  std::lock_guard<std::mutex> guard(GraphMutex());
-  Graph& g = TheGraph();
-  auto it = g.nodes.find(lock);
-  if (it == g.nodes.end()) return;
-  auto drop = [&g](int e, bool from_side) {
-    Edge& edge = g.edges[e];
-    // Unlink it from the other end's list.
-    std::vector<int>& other = from_side ? g.nodes[edge.to].in : g.nodes[edge.from].out;
-    other.erase(std::remove(other.begin(), other.end(), e), other.end());
-    edge = Edge{nullptr, nullptr, 0, {}};
-    g.free_edges.push_back(e);
-    --g.live_edges;
-  };
-  // Copies: drop() edits the other ends' lists, and a self-edge is in both.
-  const std::vector<int> out = it->second.out;
-  const std::vector<int> in = it->second.in;
-  for (int e : out) drop(e, true);
-  for (int e : in) {
-    if (g.edges[e].from != nullptr) drop(e, false);
-  }
-  g.nodes.erase(lock);
+  std::lock_guard<std::mutex> guard(g_graph_mu);
+  Graph& g = Ready();
+  const int i = FindNode(g, lock);
+  if (i == kNone) return;
+  while (g.nodes[i].out != kNone) RemoveEdge(g, g.nodes[i].out);
+  while (g.nodes[i].in != kNone) RemoveEdge(g, g.nodes[i].in);
+  int* link = &Bucket(g, lock);
+  while (*link != i) link = &g.nodes[*link].next;
+  *link = g.nodes[i].next;
+  g.nodes[i].lock = nullptr;
+  g.nodes[i].next = g.free_nodes;
+  g.free_nodes = i;
+  --g.live_nodes;
   g_lock_order_epoch.fetch_add(1, std::memory_order_release);
 }
 
 uint64_t LockOrderDropped() { return g_dropped.load(std::memory_order_relaxed); }
 
+Inversion ToInversion(const Cycle& cycle) {
+  Inversion inv;
+  inv.total_edges = cycle.total_edges;
+  for (int i = 0; i < cycle.num_edges; ++i) {
+    const CycleEdge& e = cycle.edges[i];
+    inv.edges.push_back({e.from, e.to, e.tid, std::vector<uintptr_t>(e.pcs, e.pcs + e.depth)});
+  }
+  return inv;
+}
+
 std::vector<Inversion> LockOrderInversionsFound() {
-  RecorderScope recorder;
-  std::lock_guard<std::mutex> lock(GraphMutex());
-  return TheGraph().found;
+  // Without the graph's mutex: this allocates, and a thread adding an edge
+  // inside the application's allocator may be waiting for that mutex.
+  std::vector<Inversion> out;
+  const int n = g_graph.found_count.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) out.push_back(ToInversion(g_graph.found[i]));
+  return out;
 }
 
 uint64_t LockOrderInversionCount() { return g_inversions.load(std::memory_order_relaxed); }

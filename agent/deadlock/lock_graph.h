@@ -3,14 +3,23 @@
 // Nodes are locks (by address), an edge A -> B means some thread acquired
 // B while holding A. Adding an edge first searches for a path back from B
 // to A: if there is one, the new edge closes a cycle, a potential
-// deadlock, returned as an Inversion for the caller to report once it has
+// deadlock, copied out as a Cycle for the caller to report once it has
 // let go of the graph. Only new edges reach the graph (each thread caches
 // the edges it has seen: lock_tracking.cc), under one internal mutex that no
 // application code can hold.
 //
+// Allocation-free: edges are added inside the application's lock calls,
+// which may be its allocator's (a malloc that takes pthread mutexes, under
+// the interposer), where a call to malloc would wait for a mutex the
+// thread already holds. The graph lives in fixed arrays (static storage,
+// whose pages the kernel maps only once they are used), and the cycles it
+// found are copied into fixed records, names included, which readers copy
+// without taking the graph's mutex.
+//
 // Bounded: kMaxLockOrderNodes locks and kMaxLockOrderEdges edges; an edge
-// that would exceed either is dropped (and counted). ForgetLock removes a
-// lock and its edges and bumps LockOrderEpoch(), which empties every thread's cache.
+// that would exceed either is dropped (and counted). ForgetLockOrderNode
+// removes a lock and its edges and bumps LockOrderEpoch(), which empties
+// every thread's cache.
 #ifndef LOCKPROF_AGENT_DEADLOCK_LOCK_GRAPH_H_
 #define LOCKPROF_AGENT_DEADLOCK_LOCK_GRAPH_H_
 
@@ -19,20 +28,33 @@
 #include <string>
 #include <vector>
 
+#include "lockprof/agent/lock_order.h"
 #include "lockprof/agent/record/stack_trace.h"
 
 namespace lockprof::agent {
 
-struct InversionEdge {
-  std::string from;  // Lock names, "(unnamed)" for none.
-  std::string to;
-  int64_t tid = 0;
-  std::vector<uintptr_t> stack;
+// A cycle's first kMaxCycleEdges edges are kept; a longer one says how
+// many it has.
+inline constexpr int kMaxCycleEdges = 16;
+// A lock name's bytes kept in a cycle, the terminating NUL included; a
+// longer name is cut at a character boundary and ends in "...".
+inline constexpr int kCycleNameBytes = 128;
+
+// One edge of a cycle, copied out of the graph: the locks may be destroyed
+// (and their names with them) before it is read.
+struct CycleEdge {
+  char from[kCycleNameBytes];  // Lock names, "(unnamed)" for none.
+  char to[kCycleNameBytes];
+  int64_t tid;  // The thread that took the edge first.
+  int depth;
+  uintptr_t pcs[kMaxStackDepth];  // Its stack at that acquisition.
 };
 
 // A cycle, the edge just taken first.
-struct Inversion {
-  std::vector<InversionEdge> edges;
+struct Cycle {
+  int num_edges;    // Kept, in edges[].
+  int total_edges;  // In the cycle.
+  CycleEdge edges[kMaxCycleEdges];
 };
 
 struct HeldLock {
@@ -40,10 +62,11 @@ struct HeldLock {
   const char* name;
 };
 
-// Adds the edges held[i] -> `to`, taken by thread `tid` at `stack`.
-// Returns the cycles they close.
-std::vector<Inversion> AddLockOrderEdges(const HeldLock* held, int n, const void* to,
-                                         const char* to_name, const StackTrace& stack, int64_t tid);
+// Adds the edges held[i] -> `to`, taken by thread `tid` at `stack`, and
+// writes the cycles they close to out[0], out[1], ... (at most n). Returns
+// how many.
+int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* to_name,
+                      const StackTrace& stack, int64_t tid, Cycle* out);
 
 // Removes `lock` and its edges, if it is in the graph.
 void ForgetLockOrderNode(const void* lock);
@@ -54,6 +77,20 @@ inline uint64_t LockOrderEpoch() { return g_lock_order_epoch.load(std::memory_or
 
 // Edges that were not added for lack of room.
 uint64_t LockOrderDropped();
+
+// A cycle as the reports read it (on a reader's thread, which may
+// allocate).
+struct InversionEdge {
+  std::string from;
+  std::string to;
+  int64_t tid = 0;
+  std::vector<uintptr_t> stack;
+};
+struct Inversion {
+  std::vector<InversionEdge> edges;  // The first kMaxCycleEdges.
+  int total_edges = 0;
+};
+Inversion ToInversion(const Cycle& cycle);
 
 // Cycles found so far (the first kMaxLockOrderReports) and how many in all.
 std::vector<Inversion> LockOrderInversionsFound();

@@ -3,11 +3,16 @@
 // the stderr line, the user's hook, the counter, and kAbort's abort.
 #include "lockprof/agent/lock_order.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "lockprof/agent/base/env.h"
+#include "lockprof/agent/base/quiet_calls.h"
 #include "lockprof/agent/deadlock/events.h"
 #include "lockprof/agent/deadlock/reports.h"
 #include "lockprof/agent/record/lock_tracking.h"
@@ -71,32 +76,70 @@ const char* LockOrderModeName() {
   }
 }
 
-void ReportInversions(const std::vector<Inversion>& cycles) {
+namespace {
+
+// Appends printf-style text to line[0, size), cutting what does not fit.
+void Append(char* line, size_t size, size_t* used, const char* format, ...)
+    __attribute__((format(printf, 4, 5)));
+void Append(char* line, size_t size, size_t* used, const char* format, ...) {
+  if (*used + 1 >= size) return;
+  va_list args;
+  va_start(args, format);
+  const int n = std::vsnprintf(line + *used, size - *used, format, args);
+  va_end(args);
+  if (n > 0) *used = std::min(size - 1, *used + size_t(n));
+}
+
+// One line on stderr, written whole (fprintf to unbuffered stderr may
+// write it in pieces, between other threads' output).
+void WriteLine(const char* line, size_t n) {
+  while (n > 0) {
+    const ssize_t w = write(STDERR_FILENO, line, n);
+    if (w <= 0) return;
+    line += w;
+    n -= size_t(w);
+  }
+}
+
+}  // namespace
+
+void ReportInversions(const Cycle* cycles, int n) {
   // Locks the hook and the report take are not the program's.
   RecorderScope recorder;
+  NoCancelNoErrno quiet;  // write() is a cancellation point.
   const bool abort_now = g_lock_order_mode.load() == int(LockOrderMode::kAbort);
-  for (const Inversion& inv : cycles) {
-    std::string cycle;
-    for (const InversionEdge& e : inv.edges) cycle += "\"" + e.from + "\" -> ";
-    cycle += "\"" + inv.edges[0].from + "\"";
-    std::fprintf(stderr,
-                 "lockprof: lock-order inversion (potential deadlock): %s; thread %lld took "
-                 "\"%s\" while holding \"%s\"; stacks at /debug/lockprof/lock-order\n",
-                 cycle.c_str(), static_cast<long long>(inv.edges[0].tid), inv.edges[0].to.c_str(),
-                 inv.edges[0].from.c_str());
+  for (int c = 0; c < n; ++c) {
+    const Cycle& cycle = cycles[c];
+    const CycleEdge& first = cycle.edges[0];
+    char line[1024];
+    size_t used = 0;
+    Append(line, sizeof line, &used, "lockprof: lock-order inversion (potential deadlock): ");
+    for (int i = 0; i < cycle.num_edges; ++i) {
+      Append(line, sizeof line, &used, "\"%s\" -> ", cycle.edges[i].from);
+    }
+    if (cycle.total_edges > cycle.num_edges) {
+      Append(line, sizeof line, &used, "(%d more) -> ", cycle.total_edges - cycle.num_edges);
+    }
+    Append(line, sizeof line, &used,
+           "\"%s\"; thread %lld took \"%s\" while holding \"%s\"; stacks at "
+           "/debug/lockprof/lock-order\n",
+           first.from, static_cast<long long>(first.tid), first.to, first.from);
+    if (used + 1 >= sizeof line) line[used - 1] = '\n';  // Cut: still one line.
+    WriteLine(line, used);
     if (LockOrderHook hook = g_order_hook.load()) {
-      std::vector<LockOrderEdge> edges;
-      for (const InversionEdge& e : inv.edges) {
-        edges.push_back({e.from.c_str(), e.to.c_str(), e.tid, e.stack.data(), int(e.stack.size())});
+      LockOrderEdge edges[kMaxCycleEdges];
+      for (int i = 0; i < cycle.num_edges; ++i) {
+        const CycleEdge& e = cycle.edges[i];
+        edges[i] = {e.from, e.to, e.tid, e.pcs, e.depth};
       }
-      hook(LockOrderInversion{edges.data(), int(edges.size())});
+      hook(LockOrderInversion{edges, cycle.num_edges});
     }
     if (abort_now) {
+      // Symbolizing allocates: a test suite's abort, where that is fine.
       const std::string text =
           "lockprof: lock-order inversion, aborting (LOCKPROF_LOCK_ORDER=abort): " +
-          InversionText(inv);
-      std::fwrite(text.data(), 1, text.size(), stderr);
-      std::fflush(stderr);
+          InversionText(ToInversion(cycle));
+      WriteLine(text.data(), text.size());
       std::abort();
     }
   }

@@ -166,8 +166,10 @@ std::string FirstUserFrame(const uintptr_t* pcs, int depth) {
 }
 
 std::string InversionText(const Inversion& inversion) {
-  std::string out = "cycle of " + std::to_string(inversion.edges.size()) + " locks:";
+  std::string out = "cycle of " + std::to_string(inversion.total_edges) + " locks:";
   for (const InversionEdge& e : inversion.edges) out += " \"" + e.from + "\" ->";
+  const size_t more = size_t(inversion.total_edges) - inversion.edges.size();
+  if (more > 0) out += " (" + std::to_string(more) + " more, not kept) ->";
   out += " \"" + inversion.edges[0].from + "\"\n";
   for (const InversionEdge& e : inversion.edges) {
     out += "  \"" + e.to + "\" acquired while holding \"" + e.from + "\" by " + ThreadLabel(e.tid) +
@@ -194,7 +196,8 @@ std::string LockOrderJson() {
   AppendJsonString(LockOrderModeName(), &out);
   out += ",\"found\":" + std::to_string(LockOrderInversionCount()) + ",\"inversions\":[";
   for (size_t i = 0; i < found.size(); ++i) {
-    out += i == 0 ? "{\"edges\":[" : ",{\"edges\":[";
+    out += i == 0 ? "{" : ",{";
+    out += "\"length\":" + std::to_string(found[i].total_edges) + ",\"edges\":[";
     for (size_t j = 0; j < found[i].edges.size(); ++j) {
       const InversionEdge& e = found[i].edges[j];
       out += j == 0 ? "{\"from\":" : ",{\"from\":";

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 #include <optional>
 
 #include "absl/base/attributes.h"
@@ -23,6 +24,16 @@ std::atomic<int64_t> g_stall_threshold_ns{0};
 namespace {
 
 std::atomic<ThreadLocks*> g_records{nullptr};
+
+// The cycles one acquisition's new edges close, until they are reported.
+// Static, not on the application thread's stack (8 KiB each), so they are
+// guarded: g_report_mu serializes the acquisitions that add edges, which
+// are rare (each edge is added once). Never destroyed, not allocated (this
+// runs inside lock calls, perhaps the application's allocator's).
+std::mutex g_report_mu;
+Cycle g_new_cycles[kMaxHeldLocks];
+[[maybe_unused]] const bool g_report_mu_held_across_fork =
+    (HoldAcrossFork(&g_report_mu, ForkRank::kLockOrderReport), true);
 
 // A reader's copy of one entry.
 LockView Load(const HeldEntry& e) {
@@ -128,9 +139,12 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
   }
   if (n == 0) return;
   if (stack->depth == 0) CaptureStack(entry_frame, stack);
-  const std::vector<Inversion> cycles =
-      AddLockOrderEdges(fresh, n, lock, tags.lock, *stack, r->tid.load(std::memory_order_relaxed));
-  if (!cycles.empty()) ReportInversions(cycles);
+  // The report mutex and the graph's are lockprof's own.
+  RecorderScope recorder;
+  std::lock_guard<std::mutex> serialized(g_report_mu);
+  const int cycles = AddLockOrderEdges(fresh, n, lock, tags.lock, *stack,
+                                       r->tid.load(std::memory_order_relaxed), g_new_cycles);
+  if (cycles > 0) ReportInversions(g_new_cycles, cycles);
 }
 
 }  // namespace

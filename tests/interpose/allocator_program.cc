@@ -3,8 +3,9 @@
 // mutex while it holds its allocator mutex; a second thread reads the
 // statistics, so both mutexes are contended. Run under liblockprof_preload.so
 // by interpose_test: whatever the interposer does inside the statistics
-// mutex's calls must not allocate through this malloc, whose mutex the
-// thread already holds. Prints "done" and exits 0.
+// mutex's calls (lock-order checking's new edges and its report included)
+// must not allocate through this malloc, whose mutex the thread already
+// holds. Prints "done" and exits 0.
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -72,6 +73,16 @@ size_t malloc_usable_size(void* p) { return SizeOf(p); }
 
 int main() {
   alarm(30);  // A deadlock ends the program with SIGALRM.
+  // The allocator's order is g_alloc_mu, then g_stats_mu. Taking them the
+  // other way once, before any other thread exists (so it cannot deadlock),
+  // is an inversion that lock-order checking reports inside the lock call
+  // of g_alloc_mu, while this thread holds g_stats_mu: what reporting does
+  // there must not call malloc either, which would wait for g_stats_mu.
+  free(malloc(1));
+  pthread_mutex_lock(&g_stats_mu);
+  pthread_mutex_lock(&g_alloc_mu);
+  pthread_mutex_unlock(&g_alloc_mu);
+  pthread_mutex_unlock(&g_stats_mu);
   pthread_t reader;
   pthread_create(
       &reader, nullptr,
