@@ -103,8 +103,8 @@ class LOCKPROF_EXPORT CondVar {
   template <typename Clock, typename Duration>
   std::cv_status wait_until(std::unique_lock<Mutex>& lock,
                             const std::chrono::time_point<Clock, Duration>& deadline) {
-    if (WaitImpl(lock, TimeoutNanos(deadline - Clock::now()))) return std::cv_status::no_timeout;
-    return Clock::now() < deadline ? std::cv_status::no_timeout : std::cv_status::timeout;
+    if (WaitImpl(lock, NanosUntil(deadline))) return std::cv_status::no_timeout;
+    return NanosUntil(deadline) > 0 ? std::cv_status::no_timeout : std::cv_status::timeout;
   }
 
   template <typename Clock, typename Duration, typename Predicate>
@@ -132,16 +132,30 @@ class LOCKPROF_EXPORT CondVar {
   struct Waiter;
   static constexpr int64_t kForever = -1;
 
-  // A timeout as nanoseconds: 0 if not positive, rounded up, and capped at
-  // about 100 years (which also keeps the conversion from overflowing).
+  // Durations are converted through long double nanoseconds, where no
+  // unit overflows: in integer nanoseconds, time_point<Clock, seconds>::max()
+  // (a common "no deadline") wraps to a time in the past, and 100 years in
+  // picoseconds does not fit in 64 bits.
+  using LongNanos = std::chrono::duration<long double, std::nano>;
+
+  // A timeout as nanoseconds: 0 if not positive (or not a number), rounded
+  // up, and capped at about 100 years.
   template <typename Rep, typename Period>
   static int64_t TimeoutNanos(const std::chrono::duration<Rep, Period>& d) {
-    constexpr std::chrono::hours kCap(24 * 365 * 100);
-    if (d <= d.zero()) return 0;
-    if (d >= kCap) return std::chrono::nanoseconds(kCap).count();
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d);
-    if (ns < d) ++ns;
-    return ns.count();
+    constexpr long double kCap = 100.0L * 365 * 24 * 3600 * 1e9L;
+    const long double ns = LongNanos(d).count();
+    if (!(ns > 0)) return 0;
+    if (ns >= kCap) return int64_t(kCap);
+    const auto whole = int64_t(ns);
+    return whole < ns ? whole + 1 : whole;
+  }
+
+  // The time left until `deadline` on its own clock, as TimeoutNanos;
+  // min() and max() of any unit included.
+  template <typename Clock, typename Duration>
+  static int64_t NanosUntil(const std::chrono::time_point<Clock, Duration>& deadline) {
+    return TimeoutNanos(LongNanos(deadline.time_since_epoch()) -
+                        LongNanos(Clock::now().time_since_epoch()));
   }
 
   // Waits with `lock` released for at most `timeout_ns` (kForever: no

@@ -94,6 +94,56 @@ TEST(CondVarTest, TimeoutsReturnTimeoutAndHoldTheLock) {
   EXPECT_TRUE(l.owns_lock());
 }
 
+// The ends of every unit's range: time_point<Clock, seconds>::max() is a
+// deadline that never comes (it overflowed into the past in nanoseconds, and
+// the wait timed out at once), min() one that has passed (its distance from
+// now overflowed into the future, and the wait hung).
+TEST(CondVarTest, DeadlinesAtTheEndsOfTheirRangeWaitAsStdDoes) {
+  using std::chrono::seconds;
+  using std::chrono::steady_clock;
+  using std::chrono::system_clock;
+  lockprof::Mutex mu;
+  lockprof::CondVar cv;
+  Lock l(mu);
+  EXPECT_EQ(cv.wait_until(l, std::chrono::time_point<steady_clock, seconds>::min()),
+            std::cv_status::timeout);
+  EXPECT_EQ(cv.wait_until(l, steady_clock::time_point::min()), std::cv_status::timeout);
+  EXPECT_FALSE(cv.wait_until(l, std::chrono::time_point<system_clock, milliseconds>::min(),
+                             [] { return false; }));
+  EXPECT_EQ(cv.wait_for(l, std::chrono::duration<int64_t, std::pico>::min()),
+            std::cv_status::timeout);
+  EXPECT_TRUE(l.owns_lock());
+  int notified = 0;
+  auto notify_soon = [&] {
+    return std::thread([&] {
+      std::this_thread::sleep_for(milliseconds(30));
+      Lock n(mu);
+      ++notified;
+      cv.notify_all();
+    });
+  };
+  auto wait = [&](auto deadline) {
+    const int before = notified;
+    std::thread t = notify_soon();
+    const int64_t start = NowNanos();
+    const bool ok = cv.wait_until(l, deadline, [&] { return notified > before; });
+    l.unlock();
+    t.join();
+    l.lock();
+    return ok && NowNanos() - start >= 25'000'000;
+  };
+  EXPECT_TRUE(wait(std::chrono::time_point<steady_clock, seconds>::max()));
+  EXPECT_TRUE(wait(std::chrono::time_point<steady_clock, milliseconds>::max()));
+  EXPECT_TRUE(wait(std::chrono::time_point<system_clock, seconds>::max()));
+  EXPECT_TRUE(wait(steady_clock::time_point::max()));
+  const int before = notified;
+  std::thread t = notify_soon();
+  EXPECT_TRUE(cv.wait_for(l, std::chrono::duration<int64_t, std::pico>::max(),
+                          [&] { return notified > before; }));
+  l.unlock();
+  t.join();
+}
+
 TEST(CondVarTest, NotifiedBeforeTheDeadlineIsNoTimeout) {
   lockprof::Mutex mu;
   lockprof::CondVar cv;
