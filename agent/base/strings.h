@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "lockprof/agent/base/utf8.h"
+
 namespace lockprof::agent {
 
 // Whether `s` starts with `prefix`.
@@ -34,13 +36,20 @@ inline std::string HexEncode(const void* bytes, size_t n) {
 }
 
 // Appends `s` as a JSON string. Function and lock names are arbitrary bytes
-// from the program: control characters are escaped, and bytes >= 0x80 pass
-// through (a reader decodes the body as UTF-8, replacing invalid ones).
+// from the program: control characters are escaped, and bytes that are not
+// UTF-8 become U+FFFD (RFC 8259 wants UTF-8; strict parsers reject the rest).
 inline void AppendJsonString(std::string_view s, std::string* out) {
   static constexpr char kDigits[] = "0123456789abcdef";
   out->push_back('"');
-  for (char c : s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = Utf8SequenceLength(s, i);
+    const char c = s[i];
     const auto u = static_cast<unsigned char>(c);
+    if (n == 0) {
+      out->append(kReplacementCharacter);
+      ++i;
+      continue;
+    }
     if (c == '"' || c == '\\') {
       out->push_back('\\');
       out->push_back(c);
@@ -49,8 +58,9 @@ inline void AppendJsonString(std::string_view s, std::string* out) {
       out->push_back(kDigits[u >> 4]);
       out->push_back(kDigits[u & 0xf]);
     } else {
-      out->push_back(c);
+      out->append(s.substr(i, n));
     }
+    i += n;
   }
   out->push_back('"');
 }

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/record/lock_lifetime.h"
 #include "lockprof/agent/record/record.h"
 
@@ -175,13 +176,11 @@ int FindPath(Graph& g, int from, int target) {
 // Copies `name` into `out`, cut at a UTF-8 character boundary and marked
 // "..." if it does not fit.
 void CopyName(const char* name, char (&out)[kCycleNameBytes]) {
-  const size_t length = std::strlen(name);
-  if (length < sizeof out) {
-    std::memcpy(out, name, length + 1);
+  if (const size_t n = KeptNameBytes(name, sizeof out); name[n] == '\0') {
+    std::memcpy(out, name, n + 1);
     return;
   }
-  size_t keep = sizeof out - 4;
-  while (keep > 0 && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) --keep;
+  const size_t keep = KeptNameBytes(name, sizeof out - 3);
   std::memcpy(out, name, keep);
   std::memcpy(out + keep, "...", 4);
 }

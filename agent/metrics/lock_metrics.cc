@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/tables/stack_table.h"
 #include "lockprof/agent/tables/thread_cells.h"
 
@@ -80,7 +81,8 @@ void Observe(AtomicHistogram* h, int64_t nanos, uint64_t weight) {
 uint64_t HashKey(const char* name, LockMode mode) {
   uint64_t h = 0xCBF29CE484222325ull ^ (uint64_t(mode) << 8) ^ (name == nullptr ? 0x5A : 0);
   if (name != nullptr) {
-    for (size_t i = 0; i < kMaxLockName - 1 && name[i] != '\0'; ++i) {
+    const size_t kept = KeptNameBytes(name, kMaxLockName);
+    for (size_t i = 0; i < kept; ++i) {
       h = (h ^ uint8_t(name[i])) * 0x100000001B3ull;
     }
   }
@@ -90,7 +92,7 @@ uint64_t HashKey(const char* name, LockMode mode) {
 
 bool SameKey(const Entry& e, const char* name, LockMode mode) {
   if (e.mode != mode || e.named != (name != nullptr)) return false;
-  return name == nullptr || std::strncmp(e.name, name, kMaxLockName - 1) == 0;
+  return name == nullptr || SameKeptName(e.name, name, kMaxLockName);
 }
 
 Entry* Find(const EventTags& tags) {
@@ -108,7 +110,7 @@ Entry* Find(const EventTags& tags) {
     e->named = tags.lock != nullptr;
     // Copied now, while the recording thread's lock (and so its name) is
     // surely alive. The entry is zero-filled: the copy stays terminated.
-    if (e->named) std::strncpy(e->name, tags.lock, kMaxLockName - 1);
+    if (e->named) KeepName(tags.lock, e->name, kMaxLockName);
     g_used.fetch_add(1, std::memory_order_relaxed);
     e->tag.store(hash, std::memory_order_release);
     return e;

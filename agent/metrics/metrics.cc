@@ -5,6 +5,7 @@
 #include <map>
 #include <tuple>
 
+#include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/deadlock/lock_graph.h"
 #include "lockprof/agent/lock_order.h"
 #include "lockprof/agent/metrics/lock_metrics.h"
@@ -41,12 +42,17 @@ void Add(HistogramSnapshot* into, const HistogramSnapshot& h) {
   into->sum_nanos += h.sum_nanos;
 }
 
-// The table's entries, merged by name string (one name may live at several
-// addresses) and sorted, so that every scrape lists series in one order.
+// The table's entries, merged by name as exposed (one name may live at
+// several addresses, and names that differ only in bytes that are not UTF-8
+// become one label value) and sorted, so that every scrape lists each
+// series once and in one order.
 std::map<LockKey, LockTotals> MergedLocks() {
   std::map<LockKey, LockTotals> locks;
   agent::ForEachLockStats([&](const agent::LockStatsSnapshot& s) {
-    LockKey key{s.overflow ? "(other)" : s.name != nullptr ? s.name : "(unnamed)", s.mode};
+    LockKey key{agent::ValidUtf8(s.overflow          ? "(other)"
+                                 : s.name != nullptr ? s.name
+                                                     : "(unnamed)"),
+                s.mode};
     LockTotals& t = locks[key];
     Add(&t.wait, s.wait);
     Add(&t.hold, s.hold);

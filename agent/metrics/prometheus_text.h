@@ -17,9 +17,6 @@ inline constexpr char kPrometheusContentType[] = "text/plain; version=0.0.4; cha
 
 using PromLabels = std::vector<std::pair<std::string_view, std::string>>;
 
-// True if `s` is valid UTF-8.
-bool IsValidUtf8(std::string_view s);
-
 // `value` as a label value: valid UTF-8 (invalid bytes become U+FFFD), with
 // backslash, double quote and newline escaped.
 std::string EscapeLabelValue(std::string_view value);

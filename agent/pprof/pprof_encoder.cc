@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "lockprof/agent/base/utf8.h"
+
 // The preload library compiles this file again against a renamed copy of
 // profile.proto (primitives/interpose/CMakeLists.txt says why).
 #ifdef LOCKPROF_PPROF_PB_HEADER
@@ -32,6 +34,9 @@ class ProfileWriter {
   explicit ProfileWriter(pb::Profile* p) : p_(p) { Str(""); }  // string_table[0] = "".
 
   int64_t Str(const std::string& s) {
+    // profile.proto's strings are proto3 `string`s: UTF-8, or parsers
+    // reject the profile (and libprotobuf logs each one it serializes).
+    if (!IsValidUtf8(s)) return Str(ValidUtf8(s));
     auto [it, inserted] = strings_.emplace(s, int64_t(strings_.size()));
     if (inserted) p_->add_string_table(s);
     return it->second;

@@ -5,7 +5,7 @@
 #include <set>
 
 #include "lockprof/agent/base/parse.h"
-#include "lockprof/agent/metrics/prometheus_text.h"
+#include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/record/sampler.h"
 
 namespace lockprof::agent::pyroscope {

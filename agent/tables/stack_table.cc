@@ -9,6 +9,7 @@
 #include <new>
 
 #include "lockprof/agent/base/env.h"
+#include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/tables/thread_cells.h"
 
 namespace lockprof::agent {
@@ -70,7 +71,7 @@ bool SameKey(const SampleKey& k, const StackTrace& stack, const EventTags& tags,
   return k.depth == stack.depth && k.lock_id == tags.lock && k.mode == tags.mode &&
          k.shard == tags.shard && k.labels == labels &&
          std::memcmp(k.pcs, stack.pcs, sizeof(uintptr_t) * size_t(stack.depth)) == 0 &&
-         (tags.lock == nullptr || std::strncmp(k.lock_name, tags.lock, kMaxLockName - 1) == 0);
+         (tags.lock == nullptr || SameKeptName(k.lock_name, tags.lock, kMaxLockName));
 }
 
 size_t ConfiguredCapacity(size_t requested) {
@@ -162,7 +163,7 @@ void StackTable::Add(const StackTrace& stack, const EventTags& tags, const Label
     if (tags.lock != nullptr) {
       // Copied now, while the recording thread's code (and so its name) is
       // surely mapped: readers must never dereference the caller's pointer.
-      std::strncpy(e.key.lock_name, tags.lock, kMaxLockName - 1);
+      KeepName(tags.lock, e.key.lock_name, kMaxLockName);
       e.key.lock = e.key.lock_name;
     }
     e.key.labels = labels;

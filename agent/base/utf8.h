@@ -1,0 +1,104 @@
+// UTF-8 checks for the names lockprof writes out. Lock, thread, label and
+// function names are bytes from the program, and every format they go to
+// wants UTF-8: JSON (RFC 8259), the Prometheus text format, and
+// profile.proto's string fields (proto3 parsers reject invalid UTF-8, and
+// libprotobuf logs an error for each such string it serializes). Invalid
+// bytes become U+FFFD, as Prometheus' own client libraries do.
+#ifndef LOCKPROF_AGENT_BASE_UTF8_H_
+#define LOCKPROF_AGENT_BASE_UTF8_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace lockprof::agent {
+
+inline constexpr char kReplacementCharacter[] = "\xEF\xBF\xBD";  // U+FFFD
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid
+// (overlong forms and surrogates included).
+inline size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  size_t n;
+  uint32_t min;
+  if (c < 0x80) return 1;
+  if ((c & 0xE0) == 0xC0) {
+    n = 2, min = 0x80;
+  } else if ((c & 0xF0) == 0xE0) {
+    n = 3, min = 0x800;
+  } else if ((c & 0xF8) == 0xF0) {
+    n = 4, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  uint32_t cp = c & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    const auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+inline bool IsValidUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+// `s` with each byte that starts no valid sequence replaced by U+FFFD.
+inline std::string ValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) {
+      out += kReplacementCharacter;
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+// How many bytes of the NUL-terminated `name` a buffer of `size` bytes
+// keeps, its terminator included: all of them if they fit, else the
+// longest prefix that does not end inside a multi-byte character. For the
+// fixed name buffers of the recording path: no allocation.
+inline size_t KeptNameBytes(const char* name, size_t size) {
+  size_t n = strnlen(name, size);
+  if (n < size) return n;
+  n = size - 1;
+  // name[n] is the first byte left out: if it continues a sequence, so must
+  // the bytes back to that sequence's first, which goes too.
+  for (int k = 0; k < 3 && n > 0 && (static_cast<unsigned char>(name[n]) & 0xC0) == 0x80; ++k) {
+    --n;
+  }
+  return n;
+}
+
+// Copies what KeptNameBytes keeps of `name` to out[0, size), terminated.
+inline void KeepName(const char* name, char* out, size_t size) {
+  const size_t n = KeptNameBytes(name, size);
+  std::memcpy(out, name, n);
+  out[n] = '\0';
+}
+
+// Whether `kept` is what KeepName keeps of `name`.
+inline bool SameKeptName(const char* kept, const char* name, size_t size) {
+  const size_t n = KeptNameBytes(name, size);
+  return std::memcmp(kept, name, n) == 0 && kept[n] == '\0';
+}
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_BASE_UTF8_H_

@@ -1,0 +1,152 @@
+// Names are bytes from the program (lock names, thread names, label keys and
+// values), and the formats they reach want UTF-8 and their own escaping:
+// every JSON answer parses with a strict parser, every profile with
+// protobuf's, /metrics lists each series once, and a name cut to fit a
+// fixed buffer is cut between characters.
+#include <pthread.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "lockprof/agent/base/utf8.h"
+#include "lockprof/agent/labels.h"
+#include "lockprof/agent/lock_order.h"
+#include "lockprof/primitives/mutex.h"
+#include "lockprof/server/handlers/admin_router.h"
+#include "lockprof/server/handlers/query_params.h"
+#include "test_util.h"
+
+namespace lockprof {
+namespace {
+
+using testing::ScopedRates;
+
+// A quote, a backslash, a control byte, two bytes that start no UTF-8
+// sequence, and U+2028 (valid, but a line break to JavaScript).
+constexpr char kHostile[] = "ev\"il\\\x01\xff\xfe\xe2\x80\xa8 end";
+constexpr char kOther[] = "other\xc3(";
+// 46 bytes, then a two-byte character across the 47 bytes profiles and
+// metrics keep of a name.
+constexpr char kAcrossTheCut[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9";
+
+std::string Get(const std::string& path, const std::string& query = "") {
+  server::Request req;
+  req.path = path;
+  req.query = query;
+  if (!query.empty()) req.params = server::DecodeQuery(query);
+  server::PprofOptions options;
+  const server::Response r = server::RouteAdminRequest(req, options);
+  EXPECT_EQ(r.status, 200) << path << "?" << query << ": " << r.body;
+  return r.body;
+}
+
+// Python's json module, reading the body as UTF-8 with errors="strict".
+::testing::AssertionResult StrictJson(const std::string& body) {
+  const std::string path = testing::WriteTempFile(body, ".json");
+  int status = -1;
+  const std::string out = testing::RunCommand(
+      "python3 -c 'import json, sys; json.load(open(sys.argv[1], encoding=\"utf-8\", "
+      "errors=\"strict\"))' " +
+          path + " 2>&1",
+      &status);
+  if (status == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << out;
+}
+
+// Sleeps in `mu` (held by the caller) on a thread with a hostile name and
+// hostile labels, until `release` is called.
+class HostileWaiter {
+ public:
+  explicit HostileWaiter(Mutex* mu) : mu_(mu) {
+    threads_ = testing::StartBlocked(1, [this] {
+      pthread_setname_np(pthread_self(), "w\xff\x01\"x");
+      ScopedLabels labels({{"k\xff\"", "v\x80\n\\"}});
+      mu_->lock();
+      mu_->unlock();
+    });
+  }
+  void Join() {
+    for (std::thread& t : threads_) t.join();
+  }
+
+ private:
+  Mutex* mu_;
+  std::vector<std::thread> threads_;
+};
+
+TEST(HostileNamesTest, EveryJsonAnswerAndProfileStaysValid) {
+  ScopedRates rates(1, 1, 1);
+  SetHeldLockTracking(true);
+  SetLockOrderChecking(LockOrderMode::kReport);
+  Mutex mu(kHostile);
+  Mutex other(kOther);
+  mu.lock();
+  HostileWaiter waiter(&mu);
+  EXPECT_TRUE(StrictJson(Get("/debug/lockprof/held", "format=json")));
+  mu.unlock();
+  waiter.Join();
+  // An inversion between the two names, taken at different times.
+  std::thread([&] {
+    MutexLock a(&mu);
+    MutexLock b(&other);
+  }).join();
+  std::thread([&] {
+    MutexLock b(&other);
+    MutexLock a(&mu);
+  }).join();
+  SetLockOrderChecking(LockOrderMode::kOff);
+  SetHeldLockTracking(false);
+  ASSERT_EQ(LockOrderInversions(), 1u);
+  EXPECT_TRUE(StrictJson(Get("/debug/lockprof/lock-order", "format=json")));
+  for (const char* name : {"mutex", "block", "hold"}) {
+    EXPECT_TRUE(StrictJson(Get("/debug/lockprof/profile.json", std::string("name=") + name)))
+        << name;
+    // Protobuf's parser rejects a string field that is not UTF-8.
+    const perftools::profiles::Profile p = testing::FetchProfile(name);
+    bool named = false;
+    for (const std::string& s : p.string_table()) {
+      named |= s.find("ev\"il\\") == 0;
+      EXPECT_TRUE(agent::IsValidUtf8(s)) << name;
+    }
+    EXPECT_TRUE(named) << name;
+  }
+}
+
+// Two names that differ only in bytes that are not UTF-8 are one label
+// value: one series, not two with the same labels.
+TEST(HostileNamesTest, MetricsListEachSeriesOnce) {
+  static constexpr char kFe[] = "dup\xfe";
+  static constexpr char kFf[] = "dup\xff";
+  Mutex a(kFe), b(kFf);
+  for (Mutex* mu : {&a, &b}) {
+    mu->lock();
+    HostileWaiter waiter(mu);
+    mu->unlock();
+    waiter.Join();
+  }
+  const std::string metrics = Get("/metrics");
+  EXPECT_EQ(testing::CountOf(metrics, "lockprof_lock_contentions_total{lock=\"dup\xEF\xBF\xBD\""),
+            1u)
+      << metrics;
+}
+
+TEST(HostileNamesTest, NamesAreCutBetweenCharacters) {
+  ScopedRates rates(1, 1, 1);
+  Mutex mu(kAcrossTheCut);
+  mu.lock();
+  HostileWaiter waiter(&mu);
+  mu.unlock();
+  waiter.Join();
+  const std::string kept(46, 'a');
+  const perftools::profiles::Profile p = testing::FetchProfile("block");
+  EXPECT_FALSE(testing::SamplesForLock(p, kept).empty());
+  const std::string metrics = Get("/metrics");
+  EXPECT_NE(metrics.find("lockprof_lock_contentions_total{lock=\"" + kept + "\""),
+            std::string::npos)
+      << metrics;
+}
+
+}  // namespace
+}  // namespace lockprof
