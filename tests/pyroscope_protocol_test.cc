@@ -228,6 +228,10 @@ TEST(UploaderConfig, RejectsBadConfigurationWithWhatToFix) {
             }).find("line break"),
             std::string::npos);
   EXPECT_NE(error([](O& x) { x.profiles = {"heap"}; }).find("unknown profile"), std::string::npos);
+  EXPECT_NE(error([](O& x) {
+              x.profiles = {"mutex", "block", "mutex"};
+            }).find("listed twice"),
+            std::string::npos);
   EXPECT_NE(error([](O& x) { x.interval = std::chrono::milliseconds(0); }).find("interval"),
             std::string::npos);
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <string_view>
@@ -75,6 +76,11 @@ absl::Status MakeUploaderConfig(const UploaderOptions& o, UploaderConfig* config
     const ProfileInfo* info = FindProfile(name);
     if (info == nullptr) {
       return Invalid("unknown profile \"" + name + "\" (choose from mutex, block, hold, cas)");
+    }
+    // Listed twice, each interval would be uploaded twice, and Pyroscope
+    // would add the two.
+    if (std::find(c.profiles.begin(), c.profiles.end(), info->id) != c.profiles.end()) {
+      return Invalid("profile \"" + name + "\" is listed twice");
     }
     c.profiles.push_back(info->id);
   }
