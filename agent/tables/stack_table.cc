@@ -77,7 +77,7 @@ bool SameKey(const SampleKey& k, const StackTrace& stack, const EventTags& tags,
 size_t ConfiguredCapacity(size_t requested) {
   if (requested != 0) return requested;
   int64_t v;
-  if (ParseEnvInt("LOCKPROF_MAX_STACKS", 16, int64_t{1} << 24, &v)) return size_t(v);
+  if (ParseEnvInt("LOCKPROF_MAX_STACKS", 16, StackTable::kMaxCapacity, &v)) return size_t(v);
   return StackTable::kDefaultCapacity;
 }
 
@@ -110,7 +110,7 @@ StackTable::Entry* StackTable::Slots() {
   // where calling malloc would wait for a mutex this thread holds. Racing
   // first events each map; one wins and the others unmap theirs.
   size_t capacity = ConfiguredCapacity(requested_capacity_);
-  const size_t bytes = (capacity + 1) * sizeof(Entry);  // With the overflow slot.
+  const size_t bytes = BytesFor(capacity);
   void* fresh = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (fresh == MAP_FAILED) return nullptr;
   if (slots_.compare_exchange_strong(slots, static_cast<Entry*>(fresh),
@@ -154,6 +154,10 @@ void StackTable::Add(const StackTrace& stack, const EventTags& tags, const Label
       // duplicate further on; readers merge duplicates by key.
       continue;
     }
+    // Listed for readers, who so visit only the slots in use (a table of a
+    // million slots is mostly untouched pages, which a scan would commit).
+    const size_t position = used_.fetch_add(1, std::memory_order_relaxed);
+    ListOf(slots, capacity)[position].store(uint32_t(i + 1), std::memory_order_relaxed);
     std::memcpy(e.key.pcs, stack.pcs, sizeof(uintptr_t) * size_t(stack.depth));
     e.key.depth = stack.depth;
     e.key.mode = tags.mode;
@@ -167,7 +171,6 @@ void StackTable::Add(const StackTrace& stack, const EventTags& tags, const Label
       e.key.lock = e.key.lock_name;
     }
     e.key.labels = labels;
-    used_.fetch_add(1, std::memory_order_relaxed);
     e.tag.store(hash, std::memory_order_release);
     target = &e;
     break;
@@ -186,9 +189,23 @@ void StackTable::Snapshot(std::vector<SlotValues>* out) const {
   size_t capacity = capacity_.load(std::memory_order_acquire);
   if (slots == nullptr || capacity == 0) return;
   const size_t first = out->size();
+  // The slots in use, in slot order, then the overflow slot. A slot claimed
+  // after this is read in the next snapshot; one whose index is not written
+  // yet, or whose key is still being filled, is skipped.
+  std::vector<size_t> in_use;
+  const std::atomic<uint32_t>* list = ListOf(slots, capacity);
+  const size_t listed = std::min(used_.load(std::memory_order_acquire), capacity);
+  in_use.reserve(listed + 1);
+  for (size_t p = 0; p < listed; ++p) {
+    if (const uint32_t slot = list[p].load(std::memory_order_relaxed); slot != 0) {
+      in_use.push_back(slot - 1);
+    }
+  }
+  std::sort(in_use.begin(), in_use.end());
+  in_use.push_back(capacity);
   auto read_entries = [&] {
     out->resize(first);
-    for (size_t i = 0; i <= capacity; ++i) {
+    for (const size_t i : in_use) {
       const Entry& e = slots[i];
       const bool overflow = i == capacity;
       if (!overflow && e.tag.load(std::memory_order_acquire) < kPublishedBit) continue;
@@ -231,6 +248,18 @@ size_t StackTable::slot_count() const {
   return capacity == 0 ? 0 : capacity + 1;
 }
 
-size_t StackTable::memory_bytes() const { return slot_count() * sizeof(Entry); }
+size_t StackTable::memory_bytes() const {
+  const size_t capacity = capacity_.load(std::memory_order_acquire);
+  return capacity == 0 ? 0 : BytesFor(capacity);
+}
+
+size_t StackTable::BytesFor(size_t capacity) {
+  // The slots, the overflow slot, and the list of slots in use.
+  return (capacity + 1) * sizeof(Entry) + capacity * sizeof(std::atomic<uint32_t>);
+}
+
+std::atomic<uint32_t>* StackTable::ListOf(Entry* slots, size_t capacity) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(slots + capacity + 1);
+}
 
 }  // namespace lockprof::agent

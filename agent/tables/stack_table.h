@@ -9,7 +9,9 @@
 // allocated once, on first use.
 //
 // Memory is bounded by the capacity (LOCKPROF_MAX_STACKS, default 4096 keys
-// per profile, ~380 bytes each, touched lazily). Once the table is full, new
+// per profile, at most kMaxCapacity, ~380 bytes each, touched lazily:
+// readers visit only the slots in use, so an empty table of a million slots
+// costs address space, not memory). Once the table is full, new
 // keys are folded into one overflow entry, reported in profiles as
 // "lockprof.LostSamplesStackTableFull", and each event folded there is
 // counted as dropped; keys already present keep accumulating, so no value
@@ -66,6 +68,9 @@ struct SlotValues {
 class StackTable {
  public:
   static constexpr size_t kDefaultCapacity = 4096;
+  // LOCKPROF_MAX_STACKS's largest: about 400 MiB of address space a table,
+  // and a delta's bookkeeping of 16 MiB (indexed by slot).
+  static constexpr size_t kMaxCapacity = size_t{1} << 20;
 
   // Whether values go through per-thread cells. Only for a table that is
   // never destroyed: cells stay bound to its entries for good.
@@ -105,6 +110,10 @@ class StackTable {
 
  private:
   struct Entry;
+  static size_t BytesFor(size_t capacity);
+  // The mapping's tail after the slots: the index + 1 of each slot in use,
+  // in the order they were claimed (0: being written).
+  static std::atomic<uint32_t>* ListOf(Entry* slots, size_t capacity);
   Entry* Slots();
   Entry* LoadSlots() const { return slots_.load(std::memory_order_acquire); }
 
