@@ -139,6 +139,30 @@ def check_page_source(base):
         fail(f"the page refers to other sites: {external}")
 
 
+def check_metrics_parser(tmp):
+    """The page's /metrics parser, run by Chromium on lines whose lock names
+    hold '}' and an escaped quote: each lock must come out whole."""
+    source = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server", "page",
+                               "contention.js")).read()
+    start = source.index("function unescapeLabel")
+    end = source.index("\nfunction ", source.index("function parseMetrics"))
+    lines = ('lockprof_lock_contentions_total{lock="map{shard}",mode="write"} 5\\n'
+             'lockprof_lock_waits_total{lock="a\\\\"}b"} 2\\n')
+    harness = os.path.join(tmp, "parser.html")
+    with open(harness, "w") as f:
+        f.write("<html><body><pre id=out></pre><script>\n" + source[start:end] +
+                "\nconst locks = parseMetrics('" + lines + "');\n"
+                "document.getElementById('out').textContent = "
+                "JSON.stringify(locks.map(l => [l.lock, l.contentions, l.waits]));\n"
+                "</script></body></html>\n")
+    dom = chromium(tmp, "file://" + harness, "--dump-dom")
+    out = re.search(r'<pre id="out">(.*?)</pre>', dom, re.S)
+    got = unescape(out.group(1)) if out else None
+    print(f"metrics parser: {got}", flush=True)
+    if got != '[["map{shard}",5,0],["a\\"}b",0,2]]':
+        fail(f"the page's /metrics parser lost a lock whose name holds '}}': {got!r}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--demo", required=True)
@@ -148,6 +172,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="lockprof-page-")
     demo = None
     try:
+        check_metrics_parser(tmp)
         demo, port = start_demo(args.demo, tmp)
         base = f"http://127.0.0.1:{port}"
         lock = wait_for("the demo's lock to wait", 60, lambda: top_lock(base), required=True)

@@ -148,5 +148,33 @@ TEST(HostileNamesTest, NamesAreCutBetweenCharacters) {
       << metrics;
 }
 
+// A user label named as lockprof's own is renamed, so that the sample's
+// `lock` label stays the lock's (the contention page showed the user's).
+TEST(HostileNamesTest, AUserLabelNamedLockIsExported) {
+  ScopedRates rates(1, 1, 1);
+  Mutex mu("labelled.lock");
+  mu.lock();
+  std::vector<std::thread> waiter = testing::StartBlocked(1, [&] {
+    ScopedLabels labels({{"lock", "dup"}, {"mode", "m"}});
+    mu.lock();
+    mu.unlock();
+  });
+  mu.unlock();
+  waiter[0].join();
+  const perftools::profiles::Profile p = testing::FetchProfile("block");
+  const std::vector<const perftools::profiles::Sample*> samples =
+      testing::SamplesForLock(p, "labelled.lock");
+  ASSERT_FALSE(samples.empty());
+  for (const perftools::profiles::Sample* s : samples) {
+    int locks = 0;
+    for (const auto& l : s->label()) locks += p.string_table(l.key()) == "lock";
+    EXPECT_EQ(locks, 1);
+    EXPECT_EQ(testing::LabelValue(p, *s, "exported_lock"), "dup");
+    EXPECT_EQ(testing::LabelValue(p, *s, "exported_mode"), "m");
+  }
+  EXPECT_EQ(Get("/debug/lockprof/profile.json", "name=block").find("\"lock\":\"dup\""),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace lockprof

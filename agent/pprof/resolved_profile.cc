@@ -194,7 +194,14 @@ ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& 
     if (const char* mode = LockModeName(key->mode)) sample.str_labels.emplace_back("mode", mode);
     if (key->shard >= 0) sample.num_labels.emplace_back("shard", key->shard);
     if (key->labels != nullptr) {
-      for (const auto& [k, val] : key->labels->labels()) sample.str_labels.emplace_back(k, val);
+      for (const auto& [k, val] : key->labels->labels()) {
+        // A user label named as one of lockprof's own would make the
+        // sample's lock ambiguous to every reader (pprof's -tagfocus, the
+        // contention page): renamed as Prometheus renames a scraped label
+        // that collides with a target's.
+        const bool ours = k == "lock" || k == "mode" || k == "shard";
+        sample.str_labels.emplace_back(ours ? "exported_" + k : k, val);
+      }
     }
     out.samples.push_back(std::move(sample));
   }

@@ -41,7 +41,11 @@ function unescapeLabel(v) {
 
 function parseMetrics(text) {
   const locks = new Map();
-  const series = /^lockprof_lock_(wait|hold)_seconds_(sum|count|bucket)\{([^}]*)\} (\S+)$|^lockprof_lock_(contentions|waits)_total\{([^}]*)\} (\S+)$/;
+  // A label block: quoted values may hold '}' (a lock named "map{shard}").
+  const block = '\\{((?:[^"}]|"(?:[^"\\\\]|\\\\.)*")*)\\}';
+  const series = new RegExp(
+      '^lockprof_lock_(wait|hold)_seconds_(sum|count|bucket)' + block + ' (\\S+)$|' +
+      '^lockprof_lock_(contentions|waits)_total' + block + ' (\\S+)$');
   for (const line of text.split('\n')) {
     const m = series.exec(line);
     if (!m) continue;
