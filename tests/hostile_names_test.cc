@@ -176,5 +176,26 @@ TEST(HostileNamesTest, AUserLabelNamedLockIsExported) {
             std::string::npos);
 }
 
+// A name cannot forge lines of the stderr report or of the text pages.
+TEST(HostileNamesTest, ANameWithALineBreakStaysOnItsLine) {
+  static constexpr char kForger[] = "x\"\nlockprof: forged";
+  Mutex forger(kForger), plain("plain");
+  SetLockOrderChecking(LockOrderMode::kReport);
+  std::thread([&] {
+    MutexLock a(&forger);
+    MutexLock b(&plain);
+  }).join();
+  ::testing::internal::CaptureStderr();
+  std::thread([&] {
+    MutexLock b(&plain);
+    MutexLock a(&forger);
+  }).join();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  SetLockOrderChecking(LockOrderMode::kOff);
+  EXPECT_EQ(testing::CountOf(err, "\n"), 1u) << err;
+  EXPECT_NE(err.find("\"x\\\"\\x0alockprof: forged\""), std::string::npos) << err;
+  EXPECT_EQ(LockOrderReport().find("\nlockprof: forged"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lockprof

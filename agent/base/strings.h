@@ -65,6 +65,38 @@ inline void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
+// Emits `name` in double quotes for a line of text, one byte at a time
+// through emit(char): a quote or backslash is escaped, and control bytes
+// become \xNN, so that a name can neither end the quotes nor the line (a
+// name with a newline would otherwise forge lines of a report or a log).
+// Allocation-free with an emit that is.
+template <typename Emit>
+void EmitQuotedName(std::string_view name, Emit emit) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  emit('"');
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      emit('\\');
+      emit(c);
+    } else if (u < 0x20 || u == 0x7f) {
+      emit('\\');
+      emit('x');
+      emit(kDigits[u >> 4]);
+      emit(kDigits[u & 0xf]);
+    } else {
+      emit(c);
+    }
+  }
+  emit('"');
+}
+
+inline std::string QuotedName(std::string_view name) {
+  std::string out;
+  EmitQuotedName(name, [&out](char c) { out.push_back(c); });
+  return out;
+}
+
 }  // namespace lockprof::agent
 
 #endif  // LOCKPROF_AGENT_BASE_STRINGS_H_

@@ -13,6 +13,7 @@
 
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/quiet_calls.h"
+#include "lockprof/agent/base/strings.h"
 #include "lockprof/agent/deadlock/events.h"
 #include "lockprof/agent/deadlock/reports.h"
 #include "lockprof/agent/record/lock_tracking.h"
@@ -114,16 +115,24 @@ void ReportInversions(const Cycle* cycles, int n) {
     char line[1024];
     size_t used = 0;
     Append(line, sizeof line, &used, "lockprof: lock-order inversion (potential deadlock): ");
+    auto name = [&](const char* n) {
+      EmitQuotedName(n, [&](char c) {
+        if (used + 1 < sizeof line) line[used++] = c;
+      });
+    };
     for (int i = 0; i < cycle.num_edges; ++i) {
-      Append(line, sizeof line, &used, "\"%s\" -> ", cycle.edges[i].from);
+      name(cycle.edges[i].from);
+      Append(line, sizeof line, &used, " -> ");
     }
     if (cycle.total_edges > cycle.num_edges) {
       Append(line, sizeof line, &used, "(%d more) -> ", cycle.total_edges - cycle.num_edges);
     }
-    Append(line, sizeof line, &used,
-           "\"%s\"; thread %lld took \"%s\" while holding \"%s\"; stacks at "
-           "/debug/lockprof/lock-order\n",
-           first.from, static_cast<long long>(first.tid), first.to, first.from);
+    name(first.from);
+    Append(line, sizeof line, &used, "; thread %lld took ", static_cast<long long>(first.tid));
+    name(first.to);
+    Append(line, sizeof line, &used, " while holding ");
+    name(first.from);
+    Append(line, sizeof line, &used, "; stacks at /debug/lockprof/lock-order\n");
     if (used + 1 >= sizeof line) line[used - 1] = '\n';  // Cut: still one line.
     WriteLine(line, used);
     if (LockOrderHook hook = g_order_hook.load()) {
@@ -157,11 +166,12 @@ void ReportStalledWait(const LockStall& stall) {
     holder = "holder not found";
   }
   std::fprintf(stderr,
-               "lockprof: stall: thread %lld (%s) has waited %lld ms for lock \"%s\", %s; "
+               "lockprof: stall: thread %lld (%s) has waited %lld ms for lock %s, %s; "
                "see /debug/lockprof/held\n",
                static_cast<long long>(stall.waiter_thread_id),
                ThreadName(stall.waiter_thread_id).c_str(),
-               static_cast<long long>(stall.waited.count() / 1000000), stall.lock, holder.c_str());
+               static_cast<long long>(stall.waited.count() / 1000000),
+               QuotedName(stall.lock).c_str(), holder.c_str());
   if (LockStallHook hook = g_stall_hook.load()) hook(stall);
 }
 

@@ -167,13 +167,13 @@ std::string FirstUserFrame(const uintptr_t* pcs, int depth) {
 
 std::string InversionText(const Inversion& inversion) {
   std::string out = "cycle of " + std::to_string(inversion.total_edges) + " locks:";
-  for (const InversionEdge& e : inversion.edges) out += " \"" + e.from + "\" ->";
+  for (const InversionEdge& e : inversion.edges) out += " " + QuotedName(e.from) + " ->";
   const size_t more = size_t(inversion.total_edges) - inversion.edges.size();
   if (more > 0) out += " (" + std::to_string(more) + " more, not kept) ->";
-  out += " \"" + inversion.edges[0].from + "\"\n";
+  out += " " + QuotedName(inversion.edges[0].from) + "\n";
   for (const InversionEdge& e : inversion.edges) {
-    out += "  \"" + e.to + "\" acquired while holding \"" + e.from + "\" by " + ThreadLabel(e.tid) +
-           ", at:\n";
+    out += "  " + QuotedName(e.to) + " acquired while holding " + QuotedName(e.from) + " by " +
+           ThreadLabel(e.tid) + ", at:\n";
     AppendStackText(e.stack.data(), int(e.stack.size()), &out);
   }
   return out;
@@ -222,7 +222,7 @@ std::string HeldLocksText() {
   for (const auto& [lock, s] : CurrentLocks(now)) {
     char address[32];
     std::snprintf(address, sizeof address, "%p", lock);
-    out += "\nlock \"" + std::string(LockDisplayName(s.name)) + "\" (" + address + ")\n";
+    out += "\nlock " + QuotedName(LockDisplayName(s.name)) + " (" + address + ")\n";
     if (s.holders.empty())
       out += "  holder: " +
              std::string(LockTrackingOn() ? "not recorded (taken before tracking began)"
