@@ -18,7 +18,9 @@
 // destroyed). Recording then only copies a pointer.
 //
 // Memory is capped: at most LOCKPROF_MAX_LABEL_SETS (default 4096) distinct
-// scopes are interned, for the life of the process. Past that, a scope not
+// scopes are interned, for the life of the process, holding at most 16 MiB
+// plus 256 bytes per set of the cap (17 MiB by default) of label keys and
+// values, copies included. Past either cap, a scope not
 // seen before gets one shared set instead, {lockprof="LabelSetTableFull"},
 // its own labels (and its enclosing set's) dropped, and is counted in
 // /metrics (lockprof_label_scopes_folded_total, next to

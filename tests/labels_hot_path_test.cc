@@ -128,4 +128,27 @@ TEST(LabelsHotPathTest, UnboundedLabelValuesCostBoundedMemory) {
   EXPECT_LE(folded, kScopes + 1) << after;
 }
 
+// The cap on sets leaves each set's size to the caller: the bytes interned
+// are capped too. 64 scopes with a 1 MiB value each kept about 190 MiB
+// (three copies of each); now the table fills at 17 MiB and later scopes
+// fold.
+TEST(LabelsHotPathTest, HugeLabelValuesCostBoundedMemory) {
+  std::string before;
+  lockprof::WriteMetrics(&before);
+  const int64_t rss_before = RssKiB();
+  for (int i = 0; i < 64; ++i) {
+    std::string value(1 << 20, char('a' + i % 26));
+    value += std::to_string(i);
+    lockprof::ScopedLabels huge({{"body", value}});
+  }
+  const int64_t grown_kib = RssKiB() - rss_before;
+  EXPECT_LT(grown_kib, 40 * 1024) << "KiB for 64 label sets of 1 MiB";
+  std::string after;
+  lockprof::WriteMetrics(&after);
+  const double folded_before = MetricValue(before, "lockprof_label_scopes_folded_total");
+  const double folded = MetricValue(after, "lockprof_label_scopes_folded_total") -
+                        (std::isnan(folded_before) ? 0 : folded_before);
+  EXPECT_GE(folded, 64 - 17) << after;
+}
+
 }  // namespace

@@ -22,6 +22,18 @@ using Extra = std::initializer_list<std::pair<std::string_view, std::string_view
 // Probe sequences of the lookup table stop after this many slots.
 constexpr size_t kMaxProbes = 64;
 
+// The bytes of label keys and values interned, at most: the cap on sets
+// alone leaves each set's size to the caller (a request body as a value,
+// thousands of labels in one scope).
+constexpr size_t kMinLabelBytes = size_t{16} << 20;
+constexpr size_t kLabelBytesPerSet = 256;
+
+size_t BytesOf(const std::vector<LabelSet::Label>& labels) {
+  size_t n = 0;
+  for (const auto& [k, v] : labels) n += k.size() + v.size();
+  return n;
+}
+
 // One scope's labels as written, with the set they nest in: the key of the
 // lock-free lookup, and the interned set it resolves to. Never freed.
 struct Scope {
@@ -41,6 +53,8 @@ struct Registry {
   std::atomic<const Scope*>* slots = nullptr;
   size_t mask = 0;
   size_t capacity = 0;              // Scopes at most (LOCKPROF_MAX_LABEL_SETS).
+  size_t max_bytes = 0;             // Label bytes interned at most.
+  size_t bytes = 0;                 // Label bytes interned (under mu).
   std::atomic<size_t> scopes{0};    // Written under mu.
   std::atomic<bool> full{false};    // No scope will be added any more.
   std::atomic<uint64_t> folded{0};  // Scopes given the overflow set.
@@ -53,6 +67,7 @@ Registry& TheRegistry() {
     int64_t cap = int64_t{kDefaultMaxLabelSets};
     ParseEnvInt("LOCKPROF_MAX_LABEL_SETS", 16, int64_t{1} << 20, &cap);
     registry->capacity = size_t(cap);
+    registry->max_bytes = kMinLabelBytes + registry->capacity * kLabelBytesPerSet;
     size_t slots = 1;
     while (slots < 2 * registry->capacity) slots <<= 1;
     registry->mask = slots - 1;
@@ -132,9 +147,25 @@ const LabelSet* Add(Registry& r, uint64_t hash, const LabelSet* base, Extra extr
        ++probe, i = (i + 1) & r.mask) {
     if (probe + 1 >= kMaxProbes) return Fold(r);  // A crowded run: rare at half load.
   }
+  size_t bytes = 0;
+  for (const auto& [k, v] : extra) bytes += k.size() + v.size();
+  if (r.bytes + bytes > r.max_bytes) {  // Checked before Merge copies them.
+    r.full.store(true, std::memory_order_relaxed);
+    return Fold(r);
+  }
   std::vector<LabelSet::Label> merged = Merge(base, extra);
-  auto& set = r.sets[merged];
-  if (!set) set.reset(LabelSet::New(std::move(merged)));
+  auto found = r.sets.find(merged);
+  if (found == r.sets.end()) {
+    bytes += 2 * BytesOf(merged);  // The map's key and the set's own copy.
+    if (r.bytes + bytes > r.max_bytes) {
+      r.full.store(true, std::memory_order_relaxed);
+      return Fold(r);
+    }
+    found = r.sets.emplace(std::move(merged), nullptr).first;
+    found->second.reset(LabelSet::New(found->first));
+  }
+  r.bytes += bytes;
+  std::unique_ptr<LabelSet>& set = found->second;
   auto* scope = new Scope{hash, base, {}, set.get()};
   for (const auto& [k, v] : extra) scope->extra.emplace_back(std::string(k), std::string(v));
   r.scopes.store(r.scopes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
