@@ -24,6 +24,26 @@ ABSL_ATTRIBUTE_NOINLINE void TextProfileSection(lockprof::Mutex& mu) {
   std::this_thread::sleep_for(std::chrono::microseconds(300));
 }
 
+// go tool pprof's reading of the debug=1 text of `name` has the proto's
+// totals.
+void ExpectTextReadsAsTheProto(const char* name) {
+  const std::string text = FetchProfileBytes(name, 1);
+  const auto proto = FetchProfile(name);
+  ASSERT_GT(proto.sample_size(), 0) << name;
+  // go tool pprof converts the legacy text into a protobuf profile.
+  const std::string converted = WriteTempFile("", ".pb.gz");
+  int status;
+  std::string out = GoPprof(
+      "-proto -symbolize=none -output " + converted + " " + WriteTempFile(text, ".txt"), &status);
+  ASSERT_EQ(status, 0) << out;
+  const auto back = ParseProfile(ReadFile(converted));
+  for (int index : {0, 1}) {
+    const double want = double(SumValues(proto, index));
+    EXPECT_NEAR(double(SumValues(back, index)), want, 0.001 * want + 5 * 1) << name << index << "\n"
+                                                                            << text;
+  }
+}
+
 TEST(TextProfileTest, GoToolPprofReadsTheSameTotalsAsTheProto) {
   lockprof::testing::ScopedRates rates(/*mutex_fraction=*/5, /*block_rate_ns=*/1, /*hold=*/0);
   lockprof::Mutex mu{"text.profile"};
@@ -35,23 +55,29 @@ TEST(TextProfileTest, GoToolPprofReadsTheSameTotalsAsTheProto) {
   }
   for (auto& t : threads) t.join();
   for (const char* name : {"mutex", "block"}) {
-    const std::string text = FetchProfileBytes(name, 1);
-    const auto proto = FetchProfile(name);
-    ASSERT_GT(proto.sample_size(), 0) << name;
-    EXPECT_NE(text.find(std::string(name) == "mutex" ? "sampling period=5\n" : "--- contention:"),
+    EXPECT_NE(FetchProfileBytes(name, 1).find(std::string(name) == "mutex" ? "sampling period=5\n"
+                                                                           : "--- contention:"),
               std::string::npos);
-    // go tool pprof converts the legacy text into a protobuf profile.
-    const std::string converted = WriteTempFile("", ".pb.gz");
-    int status;
-    std::string out = GoPprof(
-        "-proto -symbolize=none -output " + converted + " " + WriteTempFile(text, ".txt"), &status);
-    ASSERT_EQ(status, 0) << out;
-    const auto back = ParseProfile(ReadFile(converted));
-    for (int index : {0, 1}) {
-      const double want = double(SumValues(proto, index));
-      EXPECT_NEAR(double(SumValues(back, index)), want, 0.001 * want + 5 * 1) << name << index;
-    }
+    ExpectTextReadsAsTheProto(name);
   }
+}
+
+// Values recorded at one rate, read at another: the text must not divide
+// them by today's rate (two contentions at rate 1 read as 0 at rate 1000).
+TEST(TextProfileTest, ValuesRecordedAtAnotherRateKeepTheirTotals) {
+  lockprof::testing::ScopedRates rates(/*mutex_fraction=*/1, /*block_rate_ns=*/1, /*hold=*/1);
+  lockprof::Mutex mu{"text.rate.change"};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 3; ++i) TextProfileSection(mu);
+    });
+  }
+  for (auto& t : threads) t.join();
+  lockprof::testing::ScopedRates later(/*mutex_fraction=*/1000, /*block_rate_ns=*/1,
+                                       /*hold=*/100000);
+  ExpectTextReadsAsTheProto("mutex");
+  ExpectTextReadsAsTheProto("hold");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <numeric>
 
 namespace lockprof::agent {
 
@@ -13,12 +14,22 @@ void WriteTextProfile(const ResolvedProfile& rp, std::ostream& out) {
   // they are written divided by the period: `go tool pprof` then shows the
   // same totals as the protobuf profile. (Go >= 1.20 writes scaled values
   // *and* the period, which pprof scales twice.)
-  const int64_t period = rp.info->legacy_has_period && rp.period > 1 ? rp.period : 1;
-  if (rp.info->legacy_has_period) out << "sampling period=" << rp.period << "\n";
+  // The period written is the largest divisor of the rate that divides
+  // every value, so the division is exact: each value was scaled by the
+  // rate in force when it was recorded, which may not be today's (divided
+  // by today's and rounded, two contentions at rate 1 read as 0 at 1000).
+  int64_t period = 1;
+  if (rp.info->legacy_has_period && rp.period > 1) {
+    period = rp.period;
+    for (const ResolvedSample& s : rp.samples) {
+      period = std::gcd(std::gcd(period, s.values[0]), s.values[1]);
+      if (period == 1) break;
+    }
+  }
+  if (rp.info->legacy_has_period) out << "sampling period=" << period << "\n";
   char buf[64];
   for (const ResolvedSample& s : rp.samples) {
-    out << (s.values[1] + period / 2) / period << " " << (s.values[0] + period / 2) / period
-        << " @";
+    out << s.values[1] / period << " " << s.values[0] / period << " @";
     for (uintptr_t ret : s.return_addresses) {
       std::snprintf(buf, sizeof buf, " %#" PRIxPTR, ret);
       out << buf;
