@@ -17,8 +17,14 @@ std::atomic<std::mutex*> g_held[kRanks];
 // handlers of one fork under its atfork lock).
 std::mutex* g_taken[kRanks];
 std::atomic<void (*)()> g_child_handlers[kMaxForkChildHandlers];
+std::atomic<void (*)(bool)> g_handler_scope{nullptr};
+
+void Scope(bool enter) {
+  if (void (*scope)(bool) = g_handler_scope.load(std::memory_order_acquire)) scope(enter);
+}
 
 void Prepare() {
+  Scope(true);
   for (int r = 0; r < kRanks; ++r) {
     g_taken[r] = g_held[r].load(std::memory_order_acquire);
     if (g_taken[r] != nullptr) g_taken[r]->lock();
@@ -32,18 +38,25 @@ void Release() {
   }
 }
 
+void ReleaseInParent() {
+  Release();
+  Scope(false);
+}
+
 void ReleaseInChild() {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   Release();
   for (auto& handler : g_child_handlers) {
     if (void (*fn)() = handler.load(std::memory_order_acquire)) fn();
   }
+  Scope(false);
 }
 
 // This object is linked whenever a primitive reads g_fork_generation or an
 // agent mutex is registered, so the handlers exist in every program that
 // could need them.
-[[maybe_unused]] const int g_registered = pthread_atfork(&Prepare, &Release, &ReleaseInChild);
+[[maybe_unused]] const int g_registered =
+    pthread_atfork(&Prepare, &ReleaseInParent, &ReleaseInChild);
 
 }  // namespace
 
@@ -56,6 +69,10 @@ std::mutex* NewMutexHeldAcrossFork(ForkRank rank, void (*in_child)()) {
   HoldAcrossFork(mu, rank);
   if (in_child != nullptr) OnForkChild(in_child);
   return mu;
+}
+
+void SetForkHandlerScope(void (*scope)(bool enter)) {
+  g_handler_scope.store(scope, std::memory_order_release);
 }
 
 void OnForkChild(void (*fn)()) {

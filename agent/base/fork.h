@@ -63,6 +63,13 @@ void HoldAcrossFork(std::mutex* mu, ForkRank rank);
 inline constexpr int kMaxForkChildHandlers = 8;
 void OnForkChild(void (*fn)());
 
+// Called with true before the prepare handler takes the mutexes above, and
+// with false once the parent's or the child's handler has released them and
+// run the child handlers. The recorder (agent/record) sets it, so that those
+// mutexes are taken as lockprof's own: not recorded, and adding no
+// lock-order edge, whose recording takes two of them.
+void SetForkHandlerScope(void (*scope)(bool enter));
+
 // A new mutex, never destroyed (fork() may take it at exit), held across
 // fork() at `rank`; with `in_child`, that handler is registered with
 // OnForkChild too, to run after the mutex is released in the child.

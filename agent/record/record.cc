@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/metrics/lock_metrics.h"
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/record/sampler.h"
@@ -23,6 +24,18 @@ void AddSample(ProfileId id, const StackTrace& stack, const EventTags& tags, int
 }
 
 std::atomic<uint64_t> g_uncharged_waits{0};
+
+// The fork handlers' scope (fork.h): inside the recorder, as any code of
+// lockprof's that takes its own mutexes.
+void ForkHandlerScope(bool enter) {
+  if (enter) {
+    tls_state.in_recorder_before_fork = tls_state.in_recorder;
+    tls_state.in_recorder = true;
+  } else {
+    tls_state.in_recorder = tls_state.in_recorder_before_fork;
+  }
+}
+[[maybe_unused]] const bool g_fork_scope_set = (SetForkHandlerScope(&ForkHandlerScope), true);
 
 }  // namespace
 

@@ -49,6 +49,8 @@ struct ThreadState {
   // Set while this thread is inside the recorder, so that a lockprof lock
   // taken by the recorder's own callees (a user hook, say) is not recorded.
   bool in_recorder;
+  // in_recorder as it was when fork()'s prepare handler set it (fork.h).
+  bool in_recorder_before_fork;
   // Sampled read holds (lockprof::SharedMutex) this thread has open: many
   // threads hold a read lock at once, so the start time lives with the
   // thread, not the lock. unlock_shared's fast path tests only the count.
