@@ -47,7 +47,7 @@ bool SharedMutex::try_lock() {
 
 bool SharedMutex::try_lock_shared() {
   uint64_t s = state_.load(std::memory_order_relaxed);
-  while ((s & kWriter) == 0) {
+  while ((s & (kWriter | kReaderLimit)) == 0) {
     if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire,
                                      std::memory_order_relaxed)) {
       if (__builtin_expect(agent::HoldCountdownExpired(), 0)) SharedAcquireHook(true);
@@ -218,6 +218,11 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::ReleaseAndRecord(const void* frame, bo
 // A reader that found kWriter set: it is counted, and is in as soon as the
 // epoch it saw ends (that writer's unlock).
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
+  if ((old & kReaderLimit) != 0) {
+    internal::Fatal(
+        "lockprof: SharedMutex: 2^27 read holds at once (a read lock taken and "
+        "never released?)");
+  }
   agent::CountLockWait({name_, LockMode::kRead, shard_});
   const auto epoch = uint32_t(old >> 32);
   internal::SpinBackoff spin;

@@ -64,7 +64,12 @@
 // Misuse: unlock of a SharedMutex that is not locked, and unlock_shared of
 // one not locked shared, abort with "lockprof: unlock of unlocked
 // SharedMutex" / "lockprof: unlock_shared of unlocked SharedMutex" in every
-// build. Other misuse (unlocking from a thread that does not hold it) is
+// build, while no thread waits for it; with waiters queued, the word that
+// says so is theirs, and the wrong unlock is not always caught (Go's
+// RWMutex has the same gap). More than 2^27 read holds at once (a read
+// lock taken in a loop and never released) abort with "lockprof:
+// SharedMutex: 2^27 read holds at once"; try_lock_shared returns false
+// there. Other misuse (unlocking from a thread that does not hold it) is
 // undefined behaviour, as with std::shared_mutex.
 #ifndef LOCKPROF_PRIMITIVES_SHARED_MUTEX_H_
 #define LOCKPROF_PRIMITIVES_SHARED_MUTEX_H_
@@ -138,7 +143,7 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   // Shared (reader) side.
   void lock_shared() ABSL_SHARED_LOCK_FUNCTION() {
     const uint64_t old = state_.fetch_add(1, std::memory_order_acquire);
-    if (__builtin_expect((old & kWriter) != 0, 0)) LockSharedSlow(old);
+    if (__builtin_expect((old & (kWriter | kReaderLimit)) != 0, 0)) LockSharedSlow(old);
     if (__builtin_expect(agent::HoldCountdownExpired(), 0)) SharedAcquireHook(false);
   }
 
@@ -193,6 +198,10 @@ class ABSL_LOCKABLE LOCKPROF_EXPORT SharedMutex {
   static constexpr uint64_t kWritersAsleep = uint64_t{1} << 29;
   static constexpr uint64_t kReadersAsleep = uint64_t{1} << 28;
   static constexpr uint32_t kCountMask = uint32_t(kReadersAsleep) - 1;
+  // A count that reaches this goes slow and aborts, a bit short of the
+  // count's top, so that no count carries into the flags above it (at
+  // 2^28 holds it did: the lock read as free, and a writer got in).
+  static constexpr uint64_t kReaderLimit = uint64_t{1} << 27;
   static constexpr uint64_t kEpochOne = uint64_t{1} << 32;
   // Never a value of state_ (bit 31 is always clear): "not yet released".
   static constexpr uint64_t kNotReleased = ~uint64_t{0};

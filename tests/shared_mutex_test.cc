@@ -251,6 +251,20 @@ TEST(SharedMutexTest, QueuedReadersAreAdmittedTogether) {
   EXPECT_EQ(max_inside.load(), kReaders);
 }
 
+// The reader count stops short of the flag bits above it: at 2^28 holds it
+// carried into them, the lock read as free and a writer got in.
+TEST(SharedMutexDeathTest, TooManyReadHoldsAbortAndAdmitNoWriter) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  constexpr int64_t kLimit = int64_t{1} << 27;
+  lockprof::SharedMutex mu;
+  for (int64_t i = 0; i < kLimit; ++i) mu.lock_shared();
+  EXPECT_FALSE(mu.try_lock_shared());
+  EXPECT_FALSE(mu.try_lock());
+  EXPECT_DEATH(mu.lock_shared(), "2\\^27 read holds at once");
+  for (int64_t i = 0; i < kLimit; ++i) mu.unlock_shared();
+  EXPECT_TRUE(mu.try_lock());
+  mu.unlock();
+}
+
 TEST(SharedMutexDeathTest, UnlockOfUnlockedSharedMutexAborts) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::SharedMutex mu;
   EXPECT_DEATH(mu.unlock(), "lockprof: unlock of unlocked SharedMutex");
