@@ -103,13 +103,14 @@ Response Profile(const std::string& name, const Request& req, const PprofOptions
     if (info == nullptr) return ErrorResponse(404, "Unknown profile");
     return HandleDeltaWindow(*info, *seconds, req, options);
   }
-  agent::BuildOptions build;
-  if (const std::string* d = req.Param("debug")) {
-    const std::optional<int> debug = ParseDebugParam(*d);
-    if (!debug) return ErrorResponse(400, "invalid value for \"debug\" - must be 0, 1 or 2");
-    build.debug = *debug;
-  }
   if (info == nullptr) return ErrorResponse(404, "Unknown profile");
+  agent::BuildOptions build;
+  // As Go's: strconv.Atoi, its error ignored (not a number is 0), and any
+  // positive level is the text form. (Go labels a negative level's answer
+  // text/plain, but writes the protobuf form, as here: served as what it is.)
+  if (const std::string* d = req.Param("debug"); d != nullptr && AtoiOrZero(*d) > 0) {
+    build.debug = 1;
+  }
   absl::StatusOr<std::string> body = agent::BuildProfile(*info, build);
   if (!body.ok()) return ErrorResponse(500, "failed to collect profile");
   if (build.debug == 0) return AttachmentResponse(*std::move(body), name);

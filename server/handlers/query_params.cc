@@ -15,7 +15,13 @@ std::optional<int64_t> ParseSecondsParam(std::string_view value) {
 }
 
 int64_t AtoiOrZero(std::string_view value) {
-  return agent::ParseInt(value, INT64_MIN, INT64_MAX).value_or(0);
+  if (std::optional<int64_t> v = agent::ParseInt(value, INT64_MIN, INT64_MAX)) return *v;
+  // Out of range, Atoi returns the nearest int64 with its error.
+  const bool negative = !value.empty() && value[0] == '-';
+  const std::string_view digits =
+      value.substr(!value.empty() && (value[0] == '-' || value[0] == '+'));
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) return 0;
+  return negative ? INT64_MIN : INT64_MAX;
 }
 
 namespace {
@@ -27,21 +33,23 @@ int HexDigit(char c) {
   return -1;
 }
 
-std::string Unescape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
+// `s` with '+' as a space and %XX decoded, as Go's url.QueryUnescape;
+// false for a '%' not followed by two hex digits.
+bool Unescape(std::string_view s, std::string* out) {
+  out->clear();
+  out->reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && HexDigit(s[i + 1]) >= 0 &&
-               HexDigit(s[i + 2]) >= 0) {
-      out += char(HexDigit(s[i + 1]) * 16 + HexDigit(s[i + 2]));
+      *out += ' ';
+    } else if (s[i] == '%') {
+      if (i + 2 >= s.size() || HexDigit(s[i + 1]) < 0 || HexDigit(s[i + 2]) < 0) return false;
+      *out += char(HexDigit(s[i + 1]) * 16 + HexDigit(s[i + 2]));
       i += 2;
     } else {
-      out += s[i];
+      *out += s[i];
     }
   }
-  return out;
+  return true;
 }
 
 }  // namespace
@@ -52,10 +60,16 @@ std::multimap<std::string, std::string> DecodeQuery(std::string_view raw) {
     const size_t amp = raw.find('&');
     const std::string_view pair = raw.substr(0, amp);
     raw = amp == std::string_view::npos ? std::string_view() : raw.substr(amp + 1);
-    if (pair.empty()) continue;
+    // As Go's url.ParseQuery, which net/http/pprof's FormValue uses: a
+    // pair with a ';' (Go >= 1.17) or a bad escape is left out, not an error.
+    if (pair.empty() || pair.find(';') != std::string_view::npos) continue;
     const size_t eq = pair.find('=');
-    params.emplace(Unescape(pair.substr(0, eq)),
-                   eq == std::string_view::npos ? std::string() : Unescape(pair.substr(eq + 1)));
+    std::string key, value;
+    if (!Unescape(pair.substr(0, eq), &key) ||
+        (eq != std::string_view::npos && !Unescape(pair.substr(eq + 1), &value))) {
+      continue;
+    }
+    params.emplace(std::move(key), std::move(value));
   }
   return params;
 }

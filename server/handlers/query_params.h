@@ -19,7 +19,7 @@ std::optional<int> ParseDebugParam(std::string_view value);
 std::optional<int64_t> ParseSecondsParam(std::string_view value);
 
 // A parameter Go reads with strconv.Atoi, ignoring its error: the integer,
-// or 0 if `value` is not one.
+// the nearest int64 if it is one out of range, or 0 if `value` is not one.
 int64_t AtoiOrZero(std::string_view value);
 
 // The parameters of a raw query string ("a=1&b=x%20y", without the '?'),
