@@ -44,9 +44,10 @@ enum class ForkRank {
   kSymbolizer = 2,       // Symbolizer::mu_; takes kLoader (build-ids).
   kLabels = 3,           // The label registry.
   kLoader = 4,           // Around dl_iterate_phdr (mappings.cc).
-  kLockOrderReport = 5,  // Serializes new lock-order edges (record/lock_tracking.cc).
-  kLockGraph = 6,        // Lock-order checking's graph (deadlock/lock_graph.cc).
-  kCount = 7,
+  kDeltas = 5,           // The delta endpoints' positions (pprof/deltas.cc).
+  kLockOrderReport = 6,  // Serializes new lock-order edges (record/lock_tracking.cc).
+  kLockGraph = 7,        // Lock-order checking's graph (deadlock/lock_graph.cc).
+  kCount = 8,
 };
 
 // Makes fork() take *mu (which must never be destroyed) before forking and

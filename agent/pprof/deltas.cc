@@ -1,5 +1,8 @@
 #include "lockprof/agent/pprof/deltas.h"
 
+#include <mutex>
+
+#include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/pprof/profile_builder.h"
 #include "lockprof/agent/record/clock.h"
 
@@ -16,10 +19,22 @@ absl::StatusOr<std::string> ProfileWindow::Build() const {
   return BuildProfile(info_, options);
 }
 
+namespace {
+
+// One for every ProfileIncrements: held only for a snapshot. Held across
+// fork(), so that a child's first delta does not wait for a parent thread
+// that was taking one.
+std::mutex& IncrementsMutex() {
+  static std::mutex* const mu = NewMutexHeldAcrossFork(ForkRank::kDeltas);
+  return *mu;
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> ProfileIncrements::Next() {
   std::vector<SlotValues> delta;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(IncrementsMutex());
     delta = tracker_.Next();
   }
   // Keys are stable for the life of the process: building outside the lock

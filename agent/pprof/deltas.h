@@ -63,8 +63,7 @@ class ProfileIncrements {
 
  private:
   const ProfileInfo& info_;
-  std::mutex mu_;
-  DeltaTracker tracker_;  // Guarded by mu_.
+  DeltaTracker tracker_;  // Guarded by a mutex of all ProfileIncrements' (deltas.cc).
 };
 
 }  // namespace lockprof::agent
