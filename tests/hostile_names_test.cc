@@ -14,8 +14,7 @@
 #include "lockprof/agent/labels.h"
 #include "lockprof/agent/lock_order.h"
 #include "lockprof/primitives/mutex.h"
-#include "lockprof/server/handlers/admin_router.h"
-#include "lockprof/server/handlers/query_params.h"
+#include "route_get.h"
 #include "test_util.h"
 
 namespace lockprof {
@@ -32,14 +31,7 @@ constexpr char kOther[] = "other\xc3(";
 constexpr char kAcrossTheCut[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9";
 
 std::string Get(const std::string& path, const std::string& query = "") {
-  server::Request req;
-  req.path = path;
-  req.query = query;
-  if (!query.empty()) req.params = server::DecodeQuery(query);
-  server::PprofOptions options;
-  const server::Response r = server::RouteAdminRequest(req, options);
-  EXPECT_EQ(r.status, 200) << path << "?" << query << ": " << r.body;
-  return r.body;
+  return testing::RouteGet(path, query);
 }
 
 // Python's json module, reading the body as UTF-8 with errors="strict".

@@ -13,8 +13,7 @@
 #include "lockprof/agent/lock_order.h"
 #include "lockprof/primitives/mutex.h"
 #include "lockprof/primitives/shared_mutex.h"
-#include "lockprof/server/handlers/admin_router.h"
-#include "lockprof/server/handlers/query_params.h"
+#include "route_get.h"
 #include "test_util.h"
 
 namespace lockprof {
@@ -40,14 +39,7 @@ ABSL_ATTRIBUTE_NOINLINE void TransferBThenA() {
 }
 
 std::string Get(const std::string& path, const std::string& query = "") {
-  server::Request req;
-  req.path = path;
-  req.query = query;
-  if (!query.empty()) req.params = server::DecodeQuery(query);
-  server::PprofOptions options;
-  const server::Response r = server::RouteAdminRequest(req, options);
-  EXPECT_EQ(r.status, 200) << path << "?" << query << ": " << r.body;
-  return r.body;
+  return testing::RouteGet(path, query);
 }
 
 TEST_F(LockOrderTest, InversionWithoutDeadlockIsReportedOnceInEveryForm) {

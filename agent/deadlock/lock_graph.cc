@@ -119,19 +119,25 @@ int FindNode(Graph& g, const void* lock) {
   return kNone;
 }
 
+// A free item of `items` (a node or an edge): the head of its free list,
+// linked through `link`, else the next never used; kNone (counted as a
+// dropped edge) if there is none.
+template <typename Item, size_t N>
+int Claim(Item (&items)[N], int Item::*link, int* free_list, int* used) {
+  if (const int i = *free_list; i != kNone) {
+    *free_list = items[i].*link;
+    return i;
+  }
+  if (*used < int(N)) return (*used)++;
+  g_dropped.fetch_add(1, std::memory_order_relaxed);
+  return kNone;
+}
+
 // The node of `lock`, added if new; kNone (counted) if the graph is full.
 int EnsureNode(Graph& g, const void* lock, const char* name) {
   if (int i = FindNode(g, lock); i != kNone) return i;
-  int i;
-  if (g.free_nodes != kNone) {
-    i = g.free_nodes;
-    g.free_nodes = g.nodes[i].next;
-  } else if (g.nodes_used < kMaxLockOrderNodes) {
-    i = g.nodes_used++;
-  } else {
-    g_dropped.fetch_add(1, std::memory_order_relaxed);
-    return kNone;
-  }
+  const int i = Claim(g.nodes, &Node::next, &g.free_nodes, &g.nodes_used);
+  if (i == kNone) return kNone;
   int& head = Bucket(g, lock);
   g.nodes[i] = Node{lock, LockDisplayName(name), kNone, kNone, kNone, head, 0};
   head = i;
@@ -198,16 +204,8 @@ bool AddEdge(Graph& g, int from, int to, int64_t tid, const StackTrace& stack, C
   for (int e = g.nodes[from].out; e != kNone; e = g.edges[e].next_out) {
     if (g.edges[e].to == to) return false;  // Another thread added it first.
   }
-  int index;
-  if (g.free_edges != kNone) {
-    index = g.free_edges;
-    g.free_edges = g.edges[index].next_out;
-  } else if (g.edges_used < kMaxLockOrderEdges) {
-    index = g.edges_used++;
-  } else {
-    g_dropped.fetch_add(1, std::memory_order_relaxed);
-    return false;
-  }
+  const int index = Claim(g.edges, &Edge::next_out, &g.free_edges, &g.edges_used);
+  if (index == kNone) return false;
   // Searched before the edge is in: a path to -> ... -> from plus the new
   // edge is the cycle.
   const int back = FindPath(g, to, from);

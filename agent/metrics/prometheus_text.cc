@@ -10,15 +10,7 @@ namespace lockprof::agent {
 
 std::string EscapeLabelValue(std::string_view value) {
   std::string out;
-  out.reserve(value.size());
-  for (size_t i = 0; i < value.size();) {
-    const size_t n = Utf8SequenceLength(value, i);
-    if (n == 0) {
-      out += kReplacementCharacter;
-      ++i;
-      continue;
-    }
-    const char c = value[i];
+  for (char c : ValidUtf8(value)) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '"') {
@@ -26,9 +18,8 @@ std::string EscapeLabelValue(std::string_view value) {
     } else if (c == '\n') {
       out += "\\n";
     } else {
-      out.append(value.substr(i, n));
+      out += c;
     }
-    i += n;
   }
   return out;
 }
