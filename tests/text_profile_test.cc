@@ -24,6 +24,17 @@ ABSL_ATTRIBUTE_NOINLINE void TextProfileSection(lockprof::Mutex& mu) {
   std::this_thread::sleep_for(std::chrono::microseconds(300));
 }
 
+// `threads` threads each run `sections` TextProfileSections of `mu`.
+void ContendInSections(lockprof::Mutex& mu, int threads, int sections) {
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t) {
+    running.emplace_back([&] {
+      for (int i = 0; i < sections; ++i) TextProfileSection(mu);
+    });
+  }
+  for (auto& t : running) t.join();
+}
+
 // go tool pprof's reading of the debug=1 text of `name` has the proto's
 // totals.
 void ExpectTextReadsAsTheProto(const char* name) {
@@ -47,13 +58,7 @@ void ExpectTextReadsAsTheProto(const char* name) {
 TEST(TextProfileTest, GoToolPprofReadsTheSameTotalsAsTheProto) {
   lockprof::testing::ScopedRates rates(/*mutex_fraction=*/5, /*block_rate_ns=*/1, /*hold=*/0);
   lockprof::Mutex mu{"text.profile"};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 3; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 300; ++i) TextProfileSection(mu);
-    });
-  }
-  for (auto& t : threads) t.join();
+  ContendInSections(mu, 3, 300);
   for (const char* name : {"mutex", "block"}) {
     EXPECT_NE(FetchProfileBytes(name, 1).find(std::string(name) == "mutex" ? "sampling period=5\n"
                                                                            : "--- contention:"),
@@ -67,13 +72,7 @@ TEST(TextProfileTest, GoToolPprofReadsTheSameTotalsAsTheProto) {
 TEST(TextProfileTest, ValuesRecordedAtAnotherRateKeepTheirTotals) {
   lockprof::testing::ScopedRates rates(/*mutex_fraction=*/1, /*block_rate_ns=*/1, /*hold=*/1);
   lockprof::Mutex mu{"text.rate.change"};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 2; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 3; ++i) TextProfileSection(mu);
-    });
-  }
-  for (auto& t : threads) t.join();
+  ContendInSections(mu, 2, 3);
   lockprof::testing::ScopedRates later(/*mutex_fraction=*/1000, /*block_rate_ns=*/1,
                                        /*hold=*/100000);
   ExpectTextReadsAsTheProto("mutex");
