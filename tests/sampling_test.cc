@@ -115,6 +115,34 @@ TEST(SamplingTest, BlockProfileDebiasingIsUnbiased) {
   ExpectWithinFiveSd("block delay", after[1] - before[1], delay, delay_var, 0.05);
 }
 
+// Waits that do not divide the rate: a kept wait of d stands for R/d waits,
+// not a whole number. Rounding each one down would count a wait of 0.6 R as
+// one for 1.67 (the total 40% short); rounded up at random with the
+// probability of the fraction, the count stays unbiased (its variance per
+// wait grows by at most (d/R)/4, added below).
+TEST(SamplingTest, BlockCountOfWaitsThatDoNotDivideTheRateIsUnbiased) {
+  constexpr int64_t kRate = 1'000'000;
+  constexpr int kEvents = 100'000;
+  ScopedRates rates(kKeep, kRate, kKeep);
+  const EventTags tags{"sampling.block.fraction"};
+  const int64_t waits[] = {300'000, 333'333, 450'000, 600'000, 700'000, 999'999};
+  constexpr int kWaits = sizeof waits / sizeof waits[0];
+  lockprof::agent::StackTrace stack;
+  lockprof::agent::CaptureStack(__builtin_frame_address(0), &stack);
+  const auto before = Totals("block", tags.lock);
+  double delay = 0, delay_var = 0, count_var = 0;
+  for (int i = 0; i < kEvents; ++i) {
+    const int64_t d = waits[i % kWaits];
+    lockprof::agent::RecordBlock(d, tags, stack);
+    delay += double(d);
+    delay_var += double(d) * double(kRate - d);
+    count_var += double(kRate) / double(d) - 1 + double(d) / double(kRate) / 4;
+  }
+  const auto after = Totals("block", tags.lock);
+  ExpectWithinFiveSd("block count", after[0] - before[0], kEvents, count_var, 0.05);
+  ExpectWithinFiveSd("block delay", after[1] - before[1], delay, delay_var, 0.05);
+}
+
 // Which holds are timed is the countdown's business (each with probability
 // exactly 1/rate: hold_profile_test CountdownSamplesExactlyOneInRate); a
 // timed hold counts `rate` holds of its length, exactly.

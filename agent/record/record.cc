@@ -67,9 +67,15 @@ void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack
   if (rate <= 0) return;
   if (wait_ns >= rate) {
     AddSample(ProfileId::kBlock, stack, tags, 1, wait_ns);
-  } else if (int64_t(NextRandom() % uint64_t(rate)) < wait_ns) {
+  } else if (const int64_t draw = int64_t(NextRandom() % uint64_t(rate)); draw < wait_ns) {
     // Kept with probability wait/rate: weight each kept event by rate/wait.
-    AddSample(ProfileId::kBlock, stack, tags, rate / wait_ns, rate);
+    // The count must be a whole number, and rounding each event's weight the
+    // same way would bias the total (a wait of 0.6 rate would count 1 for
+    // 1.67 events: 40% lost); so round at random, up with the probability of
+    // the fraction, which keeps the expected count exact. The draw, given
+    // that it kept the event, is uniform below wait_ns: it decides that too.
+    // (Go keeps the count as a float and rounds only the sum.)
+    AddSample(ProfileId::kBlock, stack, tags, rate / wait_ns + (draw < rate % wait_ns), rate);
   }
 }
 
