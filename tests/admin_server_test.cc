@@ -140,6 +140,25 @@ TEST_F(AdminServerTest, EveryLinkOnTheIndexAnswers200) {
   EXPECT_EQ(links, 6) << "four profiles, cmdline, symbol\n" << index;
 }
 
+// Go sorts its index by name, the table and the descriptions alike.
+TEST_F(AdminServerTest, IndexIsInNameOrderAsGos) {
+  int status = 0;
+  const std::string index = HttpGet(port_, "/debug/pprof/", &status);
+  ASSERT_EQ(status, 200);
+  for (const char* pattern :
+       {R"(href='([a-z_]+)\?debug=1')", R"(class=profile-name>([a-z_]+): )"}) {
+    std::vector<std::string> names;
+    const std::regex name(pattern);
+    for (std::sregex_iterator it(index.begin(), index.end(), name), end; it != end; ++it) {
+      names.push_back((*it)[1]);
+    }
+    EXPECT_EQ(names,
+              (std::vector<std::string>{"block", "cas", "cmdline", "hold", "mutex", "symbol"}))
+        << pattern << "\n"
+        << index;
+  }
+}
+
 TEST_F(AdminServerTest, GoToolPprofReadsRawAndLegacyText) {
   int status;
   std::string raw =

@@ -66,6 +66,11 @@ TEST_F(SymbolEndpointTest, AnswersGosProtocol) {
   const std::string posted = RunCommand("curl -s -X POST --data-binary '" + query + "' '" +
                                         Url("/debug/pprof/symbol") + "'");
   EXPECT_EQ(posted, expected);
+  // The frame that a full table's samples are charged to has a fake address
+  // that the text profiles write; it is named too.
+  EXPECT_EQ(HttpGet(port_, "/debug/pprof/symbol?0x1+0x2", &status),
+            "num_symbols: 1\n0x1 lockprof.LostSamplesStackTableFull\n"
+            "0x2 lockprof.LostSamplesStackTableFull\n");
 }
 
 // go tool pprof reads the legacy text profile, which has addresses only, and

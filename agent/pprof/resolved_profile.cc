@@ -15,10 +15,6 @@ namespace lockprof::agent {
 
 namespace {
 
-// Name of the synthetic frame that stands for every key folded into a full
-// table's overflow entry (as Go shows runtime._LostContendedRuntimeLock).
-constexpr char kOverflowFrame[] = "lockprof.LostSamplesStackTableFull";
-
 // Merge key: a slot's full key. Duplicate slots (rare: two threads inserting
 // the same new key at once) resolve to the same sample.
 struct KeyLess {
@@ -80,8 +76,9 @@ class Resolver {
   int OverflowLocation() {
     if (overflow_ < 0) {
       overflow_ = int(out_->locations.size());
-      // A fake, stable, non-zero address outside every mapping.
-      out_->locations.push_back({0x1, -1, {SourceFrame{kOverflowFrame, kOverflowFrame, "", 0, 0}}});
+      out_->locations.push_back({kLostSamplesReturnAddress - 1,
+                                 -1,
+                                 {SourceFrame{kLostSamplesFrame, kLostSamplesFrame, "", 0, 0}}});
     }
     return overflow_;
   }
@@ -210,7 +207,7 @@ ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& 
     sample.values[0] = overflow[0];
     sample.values[1] = overflow[1];
     sample.locations.push_back(resolver.OverflowLocation());
-    sample.return_addresses.push_back(0x2);
+    sample.return_addresses.push_back(kLostSamplesReturnAddress);
     out.samples.push_back(std::move(sample));
   }
   std::stable_sort(

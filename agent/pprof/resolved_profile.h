@@ -22,6 +22,14 @@
 
 namespace lockprof::agent {
 
+// The synthetic frame that stands for every key folded into a full table's
+// overflow entry (as Go shows runtime._LostContendedRuntimeLock): its name,
+// and the fake, stable, non-zero return address outside every mapping that
+// the debug=1 text writes for it (its location's address is one less), so
+// that /debug/pprof/symbol can name it too.
+inline constexpr char kLostSamplesFrame[] = "lockprof.LostSamplesStackTableFull";
+inline constexpr uintptr_t kLostSamplesReturnAddress = 0x2;
+
 struct ResolvedLocation {
   uintptr_t address;                // Call address: return address - 1.
   int mapping_index;                // Into ResolvedProfile::mappings, or -1.

@@ -1,8 +1,10 @@
 #include "lockprof/server/handlers/pprof_handlers.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <optional>
 #include <sstream>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -59,32 +61,36 @@ constexpr Extra kExtras[] = {
 };
 
 Response Index() {
+  // As Go's index: one list of the profiles and the handler-only endpoints
+  // (count 0), sorted by name, written once as the table and once as the
+  // descriptions.
+  struct Entry {
+    std::string name, description;
+    int64_t count;
+  };
+  std::vector<Entry> entries;
+  for (const agent::ProfileInfo& info : agent::kProfiles) {
+    entries.push_back({info.name, info.description, agent::CountSamples(info)});
+  }
+  for (const Extra& extra : kExtras) entries.push_back({extra.name, extra.description, 0});
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.name < b.name; });
   std::ostringstream html;
-  html << "<html>\n<head>\n<title>/debug/pprof/</title>\n</head>\n<body>\n"
+  html << "<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n.profile-name{\n"
+       << "\tdisplay:inline-block;\n\twidth:6rem;\n}\n</style>\n</head>\n<body>\n"
        << "/debug/pprof/<br>\n<br>\nTypes of profiles available:\n"
        << "<table>\n<thead><td>Count</td><td>Profile</td></thead>\n";
-  std::vector<std::pair<std::string, std::string>> descriptions;
-  for (const agent::ProfileInfo& info : agent::kProfiles) {
-    html << "<tr><td>" << agent::CountSamples(info) << "</td><td><a href='" << HtmlEscape(info.name)
-         << "?debug=1'>" << HtmlEscape(info.name) << "</a></td></tr>\n";
-    descriptions.emplace_back(info.name, info.description);
-  }
-  // Go lists its handler-only endpoints after the profiles, with count 0.
-  for (const Extra& extra : kExtras) {
-    html << "<tr><td>0</td><td><a href='" << extra.name << "?debug=1'>" << extra.name
-         << "</a></td></tr>\n";
-    descriptions.emplace_back(extra.name, extra.description);
+  for (const Entry& e : entries) {
+    html << "<tr><td>" << e.count << "</td><td><a href='" << HtmlEscape(e.name) << "?debug=1'>"
+         << HtmlEscape(e.name) << "</a></td></tr>\n";
   }
   // Go's page links a goroutine dump here; lockprof has no goroutines.
-  html << "</table>\n<br>\n<p>\nProfile Descriptions:\n"
-       << "<ul>\n";
-  // In name order, as Go sorts them.
-  std::sort(descriptions.begin(), descriptions.end());
-  for (const auto& [name, description] : descriptions) {
-    html << "<li><div class=profile-name>" << HtmlEscape(name) << ": </div> "
-         << HtmlEscape(description) << "</li>\n";
+  html << "</table>\n<br>\n<p>\nProfile Descriptions:\n<ul>\n";
+  for (const Entry& e : entries) {
+    html << "<li><div class=profile-name>" << HtmlEscape(e.name) << ": </div> "
+         << HtmlEscape(e.description) << "</li>\n";
   }
-  html << "</ul>\n</p>\n</body>\n</html>\n";
+  html << "</ul>\n</p>\n</body>\n</html>";
   Response r;
   r.content_type = "text/html; charset=utf-8";
   r.body = html.str();

@@ -51,6 +51,11 @@ uint64_t ParseAddress(std::string_view s) {
 // The name pprof should show for `pc`, or "" if nothing covers it. The
 // client chose pc: it must not grow the symbolizer's cache.
 std::string FunctionAt(uint64_t pc) {
+  // The frame a full table's lost samples are charged to, at its return
+  // address or its call address (pprof asks for either).
+  if (pc == agent::kLostSamplesReturnAddress || pc == agent::kLostSamplesReturnAddress - 1) {
+    return agent::kLostSamplesFrame;
+  }
   const std::vector<agent::SourceFrame> frames =
       agent::Symbolizer::Global().SymbolizeWithoutCaching(uintptr_t(pc));
   if (frames.empty()) return "";
