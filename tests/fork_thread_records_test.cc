@@ -18,6 +18,8 @@
 #include "absl/base/attributes.h"
 #include "lifecycle_util.h"
 #include "lockprof/agent/record/lock_tracking.h"
+#include "lockprof/agent/record/sampler.h"
+#include "lockprof/agent/record/thread_state.h"
 #include "lockprof/agent/tables/thread_cells.h"
 
 // The children below start threads.
@@ -145,6 +147,28 @@ TEST(ForkThreadRecordsTest, ChildThreadsAddToCellsOfTheirOwn) {
   });
   EXPECT_FALSE(child.timed_out);
   EXPECT_EQ(child.exit_code, 0) << child.output;
+}
+
+// Sibling children of one parent (a prefork server's workers) must not make
+// the same sampling decisions: each child draws afresh, from a generator
+// seeded with its own pid, and starts its hold countdown anew.
+TEST(ForkThreadRecordsTest, ChildrenDoNotShareTheParentsRandomDraws) {
+  lockprof::agent::NextRandom();  // This thread's generator is seeded.
+  lockprof::agent::tls_state.hold_started = true;
+  lockprof::agent::tls_state.hold_countdown = 12345;
+  std::set<std::string> draws;
+  for (int child = 0; child < 3; ++child) {
+    const auto r = RunInForkedChild([](int out) {
+      const auto& ts = lockprof::agent::tls_state;
+      std::string line = std::to_string(ts.hold_countdown) + (ts.hold_started ? "s" : "n");
+      for (int i = 0; i < 4; ++i) line += " " + std::to_string(lockprof::agent::NextRandom());
+      return WriteAll(out, line) ? 0 : 1;
+    });
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(r.output.rfind("0n ", 0), 0u) << "the countdown starts anew: " << r.output;
+    draws.insert(r.output);
+  }
+  EXPECT_EQ(draws.size(), 3u) << "three children drew the same numbers";
 }
 
 }  // namespace

@@ -262,4 +262,32 @@ TEST(HoldProfileTest, TrackedHoldsAreStillSampledOneInRate) {
   lockprof::SetHeldLockTracking(false);
 }
 
+// A hold stands for as many holds as the rate of the stride that picked it,
+// not the rate in force when it ends. At rate 1 every stride is one
+// acquisition; after a change to 1000 the next acquisition still ends a
+// stride drawn at 1, so four holds count four, whether or not holders are
+// tracked (each way draws from its own countdown). Weighted by the new rate
+// they counted 1003.
+TEST(HoldProfileTest, AHoldCountsAsTheRateThatPickedIt) {
+  lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kOff);
+  lockprof::SetStallReportThreshold(std::chrono::nanoseconds(0));
+  for (bool tracked : {false, true}) {
+    lockprof::SetHeldLockTracking(tracked);
+    ScopedRates rate(kKeep, kKeep, 1);
+    static lockprof::Mutex mu("hold.rate.change");
+    const lockprof::testing::ProfileDelta holds("hold", 0, "", {{"lock", "hold.rate.change"}});
+    std::thread([] {
+      for (int i = 0; i < 3; ++i) {
+        mu.lock();
+        mu.unlock();
+      }
+      lockprof::SetHoldProfileRate(1000);
+      mu.lock();
+      mu.unlock();
+    }).join();
+    EXPECT_EQ(holds.Get(), 4) << (tracked ? "tracked" : "untracked");
+  }
+  lockprof::SetHeldLockTracking(false);
+}
+
 }  // namespace

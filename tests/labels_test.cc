@@ -99,9 +99,9 @@ TEST_F(LabelsTest, NestedScopesAddAndOverride) {
 ABSL_ATTRIBUTE_NOINLINE void LabelsTestRecordHolds() {
   using lockprof::agent::EventTags;
   using lockprof::agent::LockMode;
-  lockprof::agent::RecordHold(3000, EventTags{"labels.rw", LockMode::kRead},
+  lockprof::agent::RecordHold(3000, 1, EventTags{"labels.rw", LockMode::kRead},
                               __builtin_frame_address(0));
-  lockprof::agent::RecordHold(5000, EventTags{"labels.rw", LockMode::kWrite},
+  lockprof::agent::RecordHold(5000, 1, EventTags{"labels.rw", LockMode::kWrite},
                               __builtin_frame_address(0));
 }
 

@@ -161,7 +161,7 @@ TEST_F(MetricsTest, ReaderWriterSplitAndUnnamedLocks) {
   lockprof::SetHoldProfileRate(1);
   for (int i = 0; i < 3; ++i) Block(EventTags{"metrics.rw", LockMode::kRead}, 5000);
   for (int i = 0; i < 2; ++i) Block(EventTags{"metrics.rw", LockMode::kWrite}, 5000);
-  lockprof::agent::RecordHold(7000, EventTags{"metrics.rw", LockMode::kWrite},
+  lockprof::agent::RecordHold(7000, 1, EventTags{"metrics.rw", LockMode::kWrite},
                               __builtin_frame_address(0));
   Block(EventTags{nullptr}, 5000);
   const std::string m = ScrapeMetrics();

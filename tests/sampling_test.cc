@@ -151,8 +151,8 @@ TEST(SamplingTest, TimedHoldsAreScaledByTheRate) {
   ScopedRates rates(kKeep, kKeep, kRate);
   const EventTags tags{"sampling.hold"};
   const auto before = Totals("hold", tags.lock);
-  lockprof::agent::RecordHold(7'000, tags, __builtin_frame_address(0));
-  lockprof::agent::RecordHold(3'000, tags, __builtin_frame_address(0));
+  lockprof::agent::RecordHold(7'000, kRate, tags, __builtin_frame_address(0));
+  lockprof::agent::RecordHold(3'000, kRate, tags, __builtin_frame_address(0));
   const auto after = Totals("hold", tags.lock);
   EXPECT_EQ(after[0] - before[0], 2 * kRate);
   EXPECT_EQ(after[1] - before[1], 10'000 * kRate);

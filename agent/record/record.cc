@@ -85,17 +85,15 @@ void CountLockWait(const EventTags& tags) {
   ObserveLockWaitStart(tags);
 }
 
-void RecordHold(int64_t hold_ns, const EventTags& tags, const void* entry_frame) {
-  if (InRecorder()) return;
-  const int64_t rate = SamplingRate(ProfileId::kHold);
-  if (rate <= 0) return;
+void RecordHold(int64_t hold_ns, int64_t weight, const EventTags& tags, const void* entry_frame) {
+  if (InRecorder() || weight <= 0 || SamplingRate(ProfileId::kHold) <= 0) return;
   RecorderScope scope;
   if (hold_ns < 0) hold_ns = 0;
-  // Each sampled section stands for `rate` sections, in metrics as in the profile.
-  ObserveLockHold(tags, hold_ns, uint64_t(rate));
+  // Each sampled section stands for `weight` sections, in metrics as in the profile.
+  ObserveLockHold(tags, hold_ns, uint64_t(weight));
   StackTrace stack;
   CaptureStack(entry_frame, &stack);
-  AddSample(ProfileId::kHold, stack, tags, rate, hold_ns * rate);
+  AddSample(ProfileId::kHold, stack, tags, weight, hold_ns * weight);
 }
 
 void RecordCasRetries(int64_t retries, int64_t delay_ns, const EventTags& tags,

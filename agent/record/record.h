@@ -52,10 +52,12 @@ inline bool BlockProfilingEnabled() { return SamplingRate(ProfileId::kBlock) > 0
 // called while another thread holds the lock, which is what makes it cheap.
 void CountLockWait(const EventTags& tags);
 
-// Hold profile: a sampled critical section lasted `hold_ns`. The stack is
-// the releaser's, as for RecordContention. Also feeds the per-lock hold
-// metrics, weighted by the sampling rate.
-void RecordHold(int64_t hold_ns, const EventTags& tags, const void* entry_frame);
+// Hold profile: a sampled critical section lasted `hold_ns`; it stands for
+// `weight` sections (the primitives pass HoldSampleWeight(), sampler.h). The
+// stack is the releaser's, as for RecordContention. Also feeds the per-lock
+// hold metrics, weighted alike. Nothing is recorded while the hold profile is
+// off.
+void RecordHold(int64_t hold_ns, int64_t weight, const EventTags& tags, const void* entry_frame);
 
 // CAS profile (lockprof::Atomic): an update needed `retries` failed
 // compare-exchanges and spent `delay_ns` retrying. The stack is the caller of

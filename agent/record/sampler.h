@@ -56,6 +56,17 @@ inline bool ShouldSampleHold() {
 // that every acquisition gets there.
 inline bool HoldCountdownExpired() { return --tls_state.hold_countdown < 0; }
 
+// The weight of this thread's latest timed hold: how many holds it stands
+// for, the rate of the stride that picked it (DrawHoldSample in
+// sampling.cc). Read at the hold's release, by the thread that took it.
+// (A hold that ends after a later one of the same thread was timed gets the
+// later one's weight: the two differ only if the rate changed between their
+// strides' draws.)
+inline int64_t HoldSampleWeight() {
+  return tls_state.hold_weight > 0 ? tls_state.hold_weight
+                                   : g_rates.hold_rate.load(std::memory_order_relaxed);
+}
+
 // TrackedHoldSampleDue's slow half: the tracked countdown went negative.
 LOCKPROF_EXPORT bool TrackedHoldSampleDueSlow();
 

@@ -1,5 +1,7 @@
 #include "lockprof/agent/sampling.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +10,7 @@
 #include <limits>
 
 #include "lockprof/agent/base/env.h"
+#include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/record/lock_tracking.h"
 #include "lockprof/agent/record/sampler.h"
 
@@ -31,11 +34,13 @@ Rates g_rates{{kDefaultMutexFraction}, {kDefaultBlockRateNs}, {kDefaultHoldRate}
 uint64_t NextRandom() {
   uint64_t x = tls_state.rng;
   if (x == 0) {
-    // Seed from the thread's address and the clock: distinct per thread.
+    // Seed from the thread's address, the process and the clock: distinct
+    // per thread, and per process after fork() (RedrawInChild).
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     x = reinterpret_cast<uintptr_t>(&tls_state) * 0x9E3779B97F4A7C15ull ^
-        (uint64_t(ts.tv_nsec) << 20) ^ uint64_t(ts.tv_sec);
+        uint64_t(getpid()) * 0xBF58476D1CE4E5B9ull ^ (uint64_t(ts.tv_nsec) << 20) ^
+        uint64_t(ts.tv_sec);
     if (x == 0) x = 1;
   }
   x ^= x >> 12;
@@ -61,29 +66,52 @@ int64_t NextHoldStride(int rate) {
   return stride > 1e15 ? int64_t{1000000000000000} : int64_t(stride);
 }
 
-// One countdown's draw when it went negative: the next stride, and whether
-// this acquisition is to be timed.
-bool DrawHoldSample(int64_t* countdown, bool* started) {
+// One countdown's draw when it went negative: the next stride (drawn with
+// the rate in force, kept in *stride_rate), and whether this acquisition is
+// to be timed. A timed one's weight is the rate of the stride that ended
+// here: each acquisition of a stride drawn with rate r was picked with
+// probability 1/r (the geometric draw is memoryless), whatever the rate
+// became meanwhile, so weighting by r keeps the totals unbiased across a
+// SetHoldProfileRate (weighting by the new rate counted 1000 holds for each
+// of the first sampled after a change from 1 to 1000).
+bool DrawHoldSample(int64_t* countdown, bool* started, int* stride_rate) {
   const int rate = g_rates.hold_rate.load(std::memory_order_relaxed);
   if (rate <= 0) {
     *countdown = kHoldRecheckStride;
     *started = false;
     return false;
   }
+  int weight = *stride_rate;
   if (!*started) {
     // This thread's first acquisition since sampling (re)started: it is
     // timed with probability 1/rate like any other, so that short-lived
     // threads are neither all sampled nor never sampled.
     *started = true;
+    *stride_rate = rate;
     const int64_t skip = NextHoldStride(rate);
     if (skip > 0) {
       *countdown = skip - 1;  // This acquisition is one of them.
       return false;
     }
+    weight = rate;
   }
   *countdown = NextHoldStride(rate);
+  *stride_rate = rate;
+  tls_state.hold_weight = weight;
   return true;
 }
+
+// A forked child starts with a copy of the forking thread's generator and
+// countdowns: sibling workers of a prefork server would all time the same
+// acquisitions. The child draws afresh (NextRandom reseeds with its pid).
+void RedrawInChild() {
+  tls_state.rng = 0;
+  tls_state.hold_countdown = 0;
+  tls_state.hold_started = false;
+  tls_state.tracked_hold_countdown = 0;
+  tls_state.tracked_hold_started = false;
+}
+[[maybe_unused]] const bool g_fork_handler = (OnForkChild(&RedrawInChild), true);
 
 }  // namespace
 
@@ -99,11 +127,13 @@ bool HoldSampleDue() {
   // while tracking was on (it does not reset it, to save the stores):
   // sampling starts again as for a new thread.
   if (tls_state.hold_countdown < -1) tls_state.hold_started = false;
-  return DrawHoldSample(&tls_state.hold_countdown, &tls_state.hold_started);
+  return DrawHoldSample(&tls_state.hold_countdown, &tls_state.hold_started,
+                        &tls_state.hold_stride_rate);
 }
 
 bool TrackedHoldSampleDueSlow() {
-  return DrawHoldSample(&tls_state.tracked_hold_countdown, &tls_state.tracked_hold_started);
+  return DrawHoldSample(&tls_state.tracked_hold_countdown, &tls_state.tracked_hold_started,
+                        &tls_state.tracked_hold_stride_rate);
 }
 
 namespace {

@@ -39,6 +39,13 @@ struct ThreadState {
   // draws from these instead while tracking is on (TrackedHoldSampleDue).
   bool tracked_hold_started;
   int64_t tracked_hold_countdown;
+  // The hold rate each countdown's stride was drawn with, and the weight of
+  // this thread's latest sampled hold: the rate of the stride that picked it,
+  // which may not be the rate in force when the hold ends (see
+  // HoldSampleWeight in sampler.h).
+  int hold_stride_rate;
+  int tracked_hold_stride_rate;
+  int hold_weight;
   // xorshift64* state for sampling decisions; 0 until seeded.
   uint64_t rng;
   // Bounds of this thread's stack, for the frame-pointer walker; 0 until read.

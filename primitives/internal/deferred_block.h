@@ -22,6 +22,7 @@
 
 #include "lockprof/agent/record/event_tags.h"
 #include "lockprof/agent/record/record.h"
+#include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/record/stack_trace.h"
 #include "lockprof/agent/record/thread_state.h"
 
@@ -52,7 +53,7 @@ inline void RecordDeferredBlocks(const void* lock) {
 inline void RecordAfterRelease(const void* lock, const agent::EventTags& tags, int64_t charged_ns,
                                int64_t hold_ns, const void* frame) {
   if (charged_ns > 0) agent::RecordContention(charged_ns, tags, frame);
-  if (hold_ns >= 0) agent::RecordHold(hold_ns, tags, frame);
+  if (hold_ns >= 0) agent::RecordHold(hold_ns, agent::HoldSampleWeight(), tags, frame);
   RecordDeferredBlocks(lock);
 }
 

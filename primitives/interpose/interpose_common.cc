@@ -2,6 +2,7 @@
 
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/lock_tracking.h"
+#include "lockprof/agent/record/sampler.h"
 #include "lockprof/primitives/internal/deferred_block.h"
 
 namespace lockprof::interpose {
@@ -80,7 +81,8 @@ void AfterRelease(const void* lock, const ReleaseCharge& charge,
     }
   }
   if (charge.hold_ns >= 0) {
-    agent::RecordHold(charge.hold_ns, agent::EventTags{name, charge.held_mode}, frame);
+    agent::RecordHold(charge.hold_ns, agent::HoldSampleWeight(),
+                      agent::EventTags{name, charge.held_mode}, frame);
   }
 }
 

@@ -32,7 +32,7 @@ void RecordSomething() {
   lockprof::agent::CaptureStack(__builtin_frame_address(0), &stack);
   lockprof::agent::RecordContention(1000, tags, __builtin_frame_address(0));
   lockprof::agent::RecordBlock(2000, tags, stack);
-  lockprof::agent::RecordHold(3000, tags, __builtin_frame_address(0));
+  lockprof::agent::RecordHold(3000, 1, tags, __builtin_frame_address(0));
   lockprof::agent::RecordCasRetries(4, 5000, tags, __builtin_frame_address(0));
 }
 
