@@ -35,7 +35,7 @@
 //    prefers writers (a reader queues behind a waiting writer), so a
 //    read-read inversion deadlocks as soon as a writer waits on each lock.
 //  * Re-acquiring a lock the thread already holds (a read lock taken twice)
-//    creates no edge.
+//    creates no edge into it, from any lock the thread holds.
 //  * A lock that is destroyed leaves the graph with its edges, so memory
 //    reused for another lock starts with none.
 // Bounded memory: at most kMaxLockOrderNodes locks and kMaxLockOrderEdges
@@ -43,7 +43,9 @@
 // lockprof_lock_order_dropped_total). Each thread records at most
 // kMaxHeldLocks locks at once: a lock taken while it already holds that
 // many gets its edges checked but is not recorded (no edges start from it,
-// and /debug/lockprof/held does not list it), and is not counted.
+// and /debug/lockprof/held does not list it), and is not counted; so does a
+// SharedMutex read hold taken while the thread keeps four others open (their
+// unlocks must find them in its state: primitives/internal/hold_sample.h).
 //
 // Cost while checking is on: every acquisition goes through the
 // primitive's hook (the hold sampler's countdown is kept expired) and every
@@ -123,8 +125,11 @@ struct LockOrderInversion {
 using LockOrderHook = void (*)(const LockOrderInversion& inversion);
 
 // Called on the thread whose acquisition closed the cycle, before it
-// blocks (everything is valid only during the call). It must not lock the
-// locks of the cycle. nullptr removes it.
+// blocks (everything is valid only during the call), with no lock of
+// lockprof's held: it may take other locks (a logger's), but not the locks
+// of the cycle. Called for the cycles the report keeps (the first
+// kMaxLockOrderReports); later ones get their stderr line and the counter.
+// nullptr removes it.
 LOCKPROF_EXPORT void SetLockOrderHook(LockOrderHook hook);
 
 // Every inversion found so far (the first kMaxLockOrderReports), as text

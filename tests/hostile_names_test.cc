@@ -77,6 +77,11 @@ TEST(HostileNamesTest, EveryJsonAnswerAndProfileStaysValid) {
   mu.lock();
   HostileWaiter waiter(&mu);
   EXPECT_TRUE(StrictJson(Get("/debug/lockprof/held", "format=json")));
+  // In text the thread's name is escaped as lock names are: its control
+  // byte cannot rewrite the line on a terminal.
+  const std::string text = Get("/debug/lockprof/held");
+  EXPECT_NE(text.find("(w\xff\\x01\\\"x)"), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x01'), std::string::npos) << text;
   mu.unlock();
   waiter.Join();
   // An inversion between the two names, taken at different times.

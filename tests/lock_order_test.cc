@@ -2,6 +2,8 @@
 // order is first taken, without a deadlock; what is and is not an edge;
 // locks that die; the three report forms.
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <new>
 #include <string>
@@ -242,6 +244,90 @@ TEST_F(LockOrderTest, OffRecordsNothing) {
   OnThread(TransferBThenA);
   EXPECT_EQ(LockOrderInversions(), 0u);
   EXPECT_EQ(hook_calls.load(), 0);
+}
+
+// A read lock taken again with another lock in between: R, A, R. The second
+// R adds no edge A -> R, which would close a "cycle" R -> A -> R that no
+// other thread takes part in.
+TEST_F(LockOrderTest, ReadLockRetakenWithAnotherInBetweenIsNoCycle) {
+  SharedMutex r("retaken.r");
+  Mutex a("retaken.a");
+  OnThread([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    r.lock_shared();
+    a.lock();
+    r.lock_shared();
+    r.unlock_shared();
+    a.unlock();
+    r.unlock_shared();
+  });
+  EXPECT_EQ(LockOrderInversions(), 0u) << LockOrderReport();
+}
+
+// A thread keeps few read holds in its own state (their unlocks must find
+// them); a read hold beyond those is not recorded, but its edges are
+// checked all the same: M -> X here, with four other read holds open, and
+// X -> M on another thread, is a deadlock order.
+TEST_F(LockOrderTest, AReadLockBeyondTheThreadsRoomIsStillChecked) {
+  SharedMutex others[4];
+  SharedMutex x("room.x");
+  Mutex m("room.m");
+  OnThread([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (SharedMutex& s : others) s.lock_shared();
+    m.lock();
+    x.lock_shared();
+    x.unlock_shared();
+    m.unlock();
+    for (SharedMutex& s : others) s.unlock_shared();
+  });
+  OnThread([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    x.lock();
+    m.lock();
+    m.unlock();
+    x.unlock();
+  });
+  EXPECT_EQ(LockOrderInversions(), 1u) << LockOrderReport();
+}
+
+// The hook runs with none of lockprof's locks held: it may take the
+// application's own (a logger's), even while that lock's holder takes a
+// lock order never seen before, which adds an edge to the graph. (Run
+// under the graph's serialization, the two waited for each other.)
+Mutex g_logger("hook.logger");
+std::atomic<bool> g_in_hook{false};
+void LoggingHook(const LockOrderInversion&) {
+  g_in_hook = true;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  MutexLock l(&g_logger);
+}
+
+TEST_F(LockOrderTest, HookMayTakeALockWhoseHolderAddsAnEdge) {
+  SetLockOrderHook(LoggingHook);
+  Mutex d("hook.d");
+  OnThread(TransferAThenB);
+  std::atomic<bool> logger_held{false};
+  std::thread logger([&] {
+    MutexLock l(&g_logger);
+    logger_held = true;
+    while (!g_in_hook) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    MutexLock ld(&d);  // A new edge, hook.logger -> hook.d, while the hook runs.
+  });
+  while (!logger_held) std::this_thread::yield();
+  std::atomic<bool> done{false};
+  std::thread inverter([&] {
+    TransferBThenA();
+    logger.join();
+    done = true;
+  });
+  for (int ms = 0; ms < 10000 && !done; ms += 10) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!done) {
+    ADD_FAILURE() << "the hook and the logger's holder wait for each other";
+    std::_Exit(1);  // Both threads are stuck for good.
+  }
+  inverter.join();
+  EXPECT_EQ(LockOrderInversions(), 1u);
 }
 
 }  // namespace

@@ -22,11 +22,18 @@ inline bool LockOrderCheckingOn() {
 // "off", "report" or "abort".
 const char* LockOrderModeName();
 
-// Reports cycles just found, on the thread that closed them, outside the
-// graph's lock. Allocation-free, as adding the edges was, but for kAbort
-// mode, which prints the whole report (symbolized stacks) and does not
-// return.
-void ReportInversions(const Cycle* cycles, int n);
+// The stderr line of each cycle just found, on the thread that closed them,
+// outside the graph's lock; allocation-free, as adding the edges was. Runs
+// no code but lockprof's: it may run while the acquisitions that add edges
+// are serialized.
+void WriteInversionLines(const Cycle* cycles, int n);
+
+// The hook, and kAbort's report, of one cycle just found, on the thread that
+// closed it. Runs after the acquisitions that add edges are let go of: the
+// hook may take any lock but the cycle's, and a thread that holds one of
+// those may be adding an edge. kAbort prints the whole report (symbolized
+// stacks: it allocates) and does not return.
+void NotifyInversion(const Cycle& cycle);
 
 // Reports one stalled wait, on the waiting thread.
 void ReportStalledWait(const LockStall& stall);

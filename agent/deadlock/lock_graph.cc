@@ -258,11 +258,14 @@ void RemoveEdge(Graph& g, int e) {
 }  // namespace
 
 int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* to_name,
-                      const StackTrace& stack, int64_t tid, Cycle* out) {
+                      const StackTrace& stack, int64_t tid, Cycle* out, int* first_kept,
+                      int* kept) {
   // The graph's mutex is lockprof's own.
   RecorderScope recorder;
   std::lock_guard<std::mutex> lock(g_graph_mu);
   Graph& g = Ready();
+  *first_kept = g.found_count.load(std::memory_order_relaxed);
+  *kept = 0;
   const int target = EnsureNode(g, to, to_name);
   if (target == kNone) return 0;
   int cycles = 0;
@@ -270,15 +273,18 @@ int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* t
     const int source = EnsureNode(g, held[i].lock, held[i].name);
     if (source == kNone || !AddEdge(g, source, target, tid, stack, &out[cycles])) continue;
     g_inversions.fetch_add(1, std::memory_order_relaxed);
-    const int kept = g.found_count.load(std::memory_order_relaxed);
-    if (kept < kMaxLockOrderReports) {
-      g.found[kept] = out[cycles];
-      g.found_count.store(kept + 1, std::memory_order_release);
+    const int found = g.found_count.load(std::memory_order_relaxed);
+    if (found < kMaxLockOrderReports) {
+      g.found[found] = out[cycles];
+      g.found_count.store(found + 1, std::memory_order_release);
+      ++*kept;
     }
     ++cycles;
   }
   return cycles;
 }
+
+const Cycle& FoundCycle(int i) { return g_graph.found[i]; }
 
 void ForgetLock(const void* lock) { ForgetLockOrderNode(lock); }
 

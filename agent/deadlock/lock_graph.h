@@ -64,9 +64,14 @@ struct HeldLock {
 
 // Adds the edges held[i] -> `to`, taken by thread `tid` at `stack`, and
 // writes the cycles they close to out[0], out[1], ... (at most n). Returns
-// how many.
+// how many. The first *kept of them are also kept with the cycles found so
+// far (the first kMaxLockOrderReports), from FoundCycle(*first_kept) on.
 int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* to_name,
-                      const StackTrace& stack, int64_t tid, Cycle* out);
+                      const StackTrace& stack, int64_t tid, Cycle* out, int* first_kept, int* kept);
+
+// The i-th cycle found, for i below the number kept: immutable once kept,
+// read without the graph's lock.
+const Cycle& FoundCycle(int i);
 
 // Removes `lock` and its edges, if it is in the graph.
 void ForgetLockOrderNode(const void* lock);

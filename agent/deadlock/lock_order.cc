@@ -104,11 +104,9 @@ void WriteLine(const char* line, size_t n) {
 
 }  // namespace
 
-void ReportInversions(const Cycle* cycles, int n) {
-  // Locks the hook and the report take are not the program's.
+void WriteInversionLines(const Cycle* cycles, int n) {
   RecorderScope recorder;
   NoCancelNoErrno quiet;  // write() is a cancellation point.
-  const bool abort_now = g_lock_order_mode.load() == int(LockOrderMode::kAbort);
   for (int c = 0; c < n; ++c) {
     const Cycle& cycle = cycles[c];
     const CycleEdge& first = cycle.edges[0];
@@ -135,22 +133,28 @@ void ReportInversions(const Cycle* cycles, int n) {
     Append(line, sizeof line, &used, "; stacks at /debug/lockprof/lock-order\n");
     if (used + 1 >= sizeof line) line[used - 1] = '\n';  // Cut: still one line.
     WriteLine(line, used);
-    if (LockOrderHook hook = g_order_hook.load()) {
-      LockOrderEdge edges[kMaxCycleEdges];
-      for (int i = 0; i < cycle.num_edges; ++i) {
-        const CycleEdge& e = cycle.edges[i];
-        edges[i] = {e.from, e.to, e.tid, e.pcs, e.depth};
-      }
-      hook(LockOrderInversion{edges, cycle.num_edges});
+  }
+}
+
+void NotifyInversion(const Cycle& cycle) {
+  // Locks the hook and the report take are not the program's.
+  RecorderScope recorder;
+  if (LockOrderHook hook = g_order_hook.load()) {
+    LockOrderEdge edges[kMaxCycleEdges];
+    for (int i = 0; i < cycle.num_edges; ++i) {
+      const CycleEdge& e = cycle.edges[i];
+      edges[i] = {e.from, e.to, e.tid, e.pcs, e.depth};
     }
-    if (abort_now) {
-      // Symbolizing allocates: a test suite's abort, where that is fine.
-      const std::string text =
-          "lockprof: lock-order inversion, aborting (LOCKPROF_LOCK_ORDER=abort): " +
-          InversionText(ToInversion(cycle));
-      WriteLine(text.data(), text.size());
-      std::abort();
-    }
+    hook(LockOrderInversion{edges, cycle.num_edges});
+  }
+  if (g_lock_order_mode.load() == int(LockOrderMode::kAbort)) {
+    NoCancelNoErrno quiet;
+    // Symbolizing allocates: a test suite's abort, where that is fine.
+    const std::string text =
+        "lockprof: lock-order inversion, aborting (LOCKPROF_LOCK_ORDER=abort): " +
+        InversionText(ToInversion(cycle));
+    WriteLine(text.data(), text.size());
+    std::abort();
   }
 }
 
@@ -159,9 +163,13 @@ void ReportStalledWait(const LockStall& stall) {
   std::string holder = "holder not tracked";
   if (stall.holder_thread_id != 0) {
     holder = "held by thread " + std::to_string(stall.holder_thread_id) + " (" +
-             ThreadName(stall.holder_thread_id) + ") for " +
-             std::to_string(stall.held.count() / 1000000) + " ms, acquired at " +
-             FirstUserFrame(stall.holder_stack, stall.holder_stack_depth);
+             PrintableThreadName(stall.holder_thread_id) + ")";
+    // A holder recorded before since when and where were (lock-order
+    // checking alone, or before the watchdog was switched on) has neither.
+    holder += stall.holder_stack_depth == 0 && stall.held.count() == 0
+                  ? ", since when and where not recorded"
+                  : " for " + std::to_string(stall.held.count() / 1000000) + " ms, acquired at " +
+                        FirstUserFrame(stall.holder_stack, stall.holder_stack_depth);
   } else if (LockTrackingOn()) {
     holder = "holder not found";
   }
@@ -169,7 +177,7 @@ void ReportStalledWait(const LockStall& stall) {
                "lockprof: stall: thread %lld (%s) has waited %lld ms for lock %s, %s; "
                "see /debug/lockprof/held\n",
                static_cast<long long>(stall.waiter_thread_id),
-               ThreadName(stall.waiter_thread_id).c_str(),
+               PrintableThreadName(stall.waiter_thread_id).c_str(),
                static_cast<long long>(stall.waited.count() / 1000000),
                QuotedName(stall.lock).c_str(), holder.c_str());
   if (LockStallHook hook = g_stall_hook.load()) hook(stall);

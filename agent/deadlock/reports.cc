@@ -78,7 +78,7 @@ std::string Seconds(int64_t ns) {
 }
 
 std::string ThreadLabel(int64_t tid) {
-  const std::string name = ThreadName(tid);
+  const std::string name = PrintableThreadName(tid);
   return "thread " + std::to_string(tid) + (name.empty() ? "" : " (" + name + ")");
 }
 
@@ -158,6 +158,14 @@ std::string ThreadName(int64_t tid) {
   std::string name;
   std::getline(comm, name);
   return name;
+}
+
+std::string PrintableThreadName(int64_t tid) {
+  // As lock names are written in text: escaped (a carriage return or an
+  // escape sequence in a thread's name would rewrite the line on a
+  // terminal), here without the quotes.
+  const std::string quoted = QuotedName(ThreadName(tid));
+  return quoted.substr(1, quoted.size() - 2);
 }
 
 std::string FirstUserFrame(const uintptr_t* pcs, int depth) {

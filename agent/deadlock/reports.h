@@ -35,6 +35,9 @@ std::string FirstUserFrame(const uintptr_t* pcs, int depth);
 
 // The name of thread `tid` of this process ("" if it has exited).
 std::string ThreadName(int64_t tid);
+// The same, for a line of text: control bytes, quotes and backslashes
+// escaped as in QuotedName (base/strings.h).
+std::string PrintableThreadName(int64_t tid);
 
 }  // namespace lockprof::agent
 

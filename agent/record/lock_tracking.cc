@@ -25,7 +25,8 @@ namespace {
 
 std::atomic<ThreadLocks*> g_records{nullptr};
 
-// The cycles one acquisition's new edges close, until they are reported.
+// The cycles one acquisition's new edges close, until their stderr lines
+// are written (the hook reads the graph's kept copies: CheckOrder).
 // Static, not on the application thread's stack (8 KiB each), so they are
 // guarded: g_report_mu serializes the acquisitions that add edges, which
 // are rare (each edge is added once). Never destroyed, not allocated (this
@@ -128,10 +129,17 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
   HeldLock fresh[kMaxHeldLocks];
   int n = 0;
   const int held = r->held.load(std::memory_order_relaxed);
+  // A lock this thread holds already (a read lock taken again) gets no edge
+  // into it from any lock: with A taken in between, A -> R would close a
+  // cycle R -> A -> R of this thread's own, which no other thread can
+  // complete.
+  for (int i = 0; i < held; ++i) {
+    if (r->entries[i].lock.load(std::memory_order_relaxed) == lock) return;
+  }
   for (int i = 0; i < held; ++i) {
     const void* from = r->entries[i].lock.load(std::memory_order_relaxed);
-    // Held already (a read lock taken twice), or outside the graph: no edge.
-    if (from == lock || !r->entries[i].Ordered()) continue;
+    // Outside the graph: no edge.
+    if (!r->entries[i].Ordered()) continue;
     auto& slot = r->cache[ThreadLocks::CacheSlot(from, lock)];
     if (slot.from == from && slot.to == lock) continue;
     slot = {from, lock};
@@ -141,10 +149,18 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
   if (stack->depth == 0) CaptureStack(entry_frame, stack);
   // The report mutex and the graph's are lockprof's own.
   RecorderScope recorder;
-  std::lock_guard<std::mutex> serialized(g_report_mu);
-  const int cycles = AddLockOrderEdges(fresh, n, lock, tags.lock, *stack,
-                                       r->tid.load(std::memory_order_relaxed), g_new_cycles);
-  if (cycles > 0) ReportInversions(g_new_cycles, cycles);
+  int first_kept = 0, kept = 0;
+  {
+    std::lock_guard<std::mutex> serialized(g_report_mu);
+    const int cycles =
+        AddLockOrderEdges(fresh, n, lock, tags.lock, *stack, r->tid.load(std::memory_order_relaxed),
+                          g_new_cycles, &first_kept, &kept);
+    if (cycles > 0) WriteInversionLines(g_new_cycles, cycles);
+  }
+  // The hook runs with no lock of lockprof's held (it may take the
+  // application's, whose holders may be adding edges meanwhile), on the
+  // cycles kept: those no other acquisition overwrites.
+  for (int i = 0; i < kept; ++i) NotifyInversion(FoundCycle(first_kept + i));
 }
 
 }  // namespace
@@ -197,6 +213,18 @@ void NoteReleased(const void* lock) {
   }
 }
 
+void CheckOrderUnrecorded(const void* lock, const EventTags& tags, bool tried,
+                          const void* entry_frame) {
+  if (tried || InRecorder() || !LockOrderCheckingOn()) return;
+  ThreadLocks* r = Self();
+  if (r == nullptr) return;
+  const int held = r->held.load(std::memory_order_relaxed);
+  if (held == 0 || r->EdgesCached(held, lock)) return;
+  StackTrace stack;
+  stack.depth = 0;
+  CheckOrder(r, lock, tags, entry_frame, &stack);
+}
+
 void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* entry_frame,
                           const StackTrace* stack) {
   if (!LockOrderCheckingOn() || InRecorder()) return;
@@ -208,16 +236,17 @@ void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* e
   CheckOrder(r, lock, tags, entry_frame, &copy);
 }
 
-void NoteWaitBegin(const void* lock, const EventTags& tags, int64_t start,
+bool NoteWaitBegin(const void* lock, const EventTags& tags, int64_t start,
                    const StackTrace& stack) {
-  if (InRecorder()) return;
+  if (InRecorder()) return false;
   ThreadLocks* r = Self();
-  if (r == nullptr) return;
+  if (r == nullptr) return false;
   const uint32_t w = r->BeginWrite();
   r->wait.StoreDetailed(lock, tags, /*tried=*/false, /*ordered=*/true, start, stack.pcs,
                         stack.depth);
   r->waiting.store(true, std::memory_order_relaxed);
   r->EndWrite(w);
+  return true;
 }
 
 void NoteWaitEnd() {
@@ -273,7 +302,8 @@ void ReportStall(const void* lock, const EventTags& tags, int64_t start) {
       if (h.lock != lock || stall.holder_thread_id != 0) continue;
       holder = h;
       stall.holder_thread_id = t.tid;
-      stall.held = std::chrono::nanoseconds(now - h.since);
+      // since is 0 for a hold recorded without details (ReportStalledWait).
+      stall.held = std::chrono::nanoseconds(h.since != 0 ? now - h.since : 0);
       stall.holder_stack = holder.pcs;
       stall.holder_stack_depth = holder.depth;
     }

@@ -76,6 +76,11 @@ inline void TrackReleased(const void* lock) {
   if (!PopHeldFast(lock)) NoteReleased(lock);
 }
 
+// An acquisition of `lock` that cannot be recorded (a read hold with no room
+// left to make its unlock forget it): its edges are checked all the same.
+void CheckOrderUnrecorded(const void* lock, const EventTags& tags, bool tried,
+                          const void* entry_frame);
+
 // This thread is about to sleep for `lock`: while lock-order checking is
 // on, adds the edges from the locks it holds first, so that a deadlock is
 // reported before it hangs. `stack`: this wait's, if already captured
@@ -84,8 +89,10 @@ void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* e
                           const StackTrace* stack);
 
 // This thread sleeps for `lock` from `start` (MonotonicNanos), with `stack`
-// (depth 0 if not captured). NoteWaitEnd when it stops waiting.
-void NoteWaitBegin(const void* lock, const EventTags& tags, int64_t start, const StackTrace& stack);
+// (depth 0 if not captured). Returns whether it published the wait (not
+// inside the recorder: a hook's own wait, nested in a wait being reported);
+// only then NoteWaitEnd when it stops waiting.
+bool NoteWaitBegin(const void* lock, const EventTags& tags, int64_t start, const StackTrace& stack);
 void NoteWaitEnd();
 
 // The stall watchdog's threshold in nanoseconds; 0 while it is off.

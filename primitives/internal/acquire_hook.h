@@ -44,8 +44,12 @@ inline void AfterSharedAcquire(const void* lock, const agent::EventTags& tags, b
     return;
   }
   // Not recorded if this thread has no room left to make the unlock slow:
-  // then nothing would forget it.
-  if (ClaimSharedSlowUnlock(lock)) agent::TrackAcquired(lock, tags, tried, frame);
+  // then nothing would forget it; its edges are checked all the same.
+  if (ClaimSharedSlowUnlock(lock)) {
+    agent::TrackAcquired(lock, tags, tried, frame);
+  } else {
+    agent::CheckOrderUnrecorded(lock, tags, tried, frame);
+  }
   if (agent::TrackedHoldSampleDue()) StartSharedHoldSample(lock);
 }
 

@@ -51,7 +51,7 @@ class BlockedWait {
         tags_(tags) {
     if (want_stack_ || agent::LockTrackingOn()) agent::CaptureStack(entry_frame, &stack_);
     if (check_order) agent::CheckOrderBeforeWait(lock, tags, entry_frame, &stack_);
-    agent::NoteWaitBegin(lock, tags, start_, stack_);
+    published_ = agent::NoteWaitBegin(lock, tags, start_, stack_);
   }
   ~BlockedWait() { EndWait(); }
   BlockedWait(const BlockedWait&) = delete;
@@ -63,7 +63,8 @@ class BlockedWait {
   void Sleep(std::atomic<uint32_t>* word, uint32_t expected,
              uint32_t bits = FUTEX_BITSET_MATCH_ANY) {
     const int64_t threshold = agent::StallThresholdNanos();
-    if (__builtin_expect(threshold <= 0 || stall_reported_ || lock_ == nullptr, 1)) {
+    // Only published waits are reported: not a stall hook's own.
+    if (__builtin_expect(threshold <= 0 || stall_reported_ || !published_, 1)) {
       FutexWaitBitset(word, expected, bits);
       return;
     }
@@ -125,8 +126,10 @@ class BlockedWait {
   }
 
   void EndWait() {
-    if (lock_ == nullptr) return;
-    agent::NoteWaitEnd();
+    // A wait that published nothing (inside the recorder) must not end the
+    // one this thread published, which it is nested in.
+    if (published_) agent::NoteWaitEnd();
+    published_ = false;
     lock_ = nullptr;
   }
 
@@ -134,6 +137,7 @@ class BlockedWait {
   int64_t end_ = -1;  // Charged()'s, if any.
   bool want_stack_;
   bool stall_reported_ = false;
+  bool published_ = false;      // NoteWaitBegin's, until NoteWaitEnd.
   const void* lock_ = nullptr;  // nullptr for a condition, or once the wait ended.
   agent::EventTags tags_;
   agent::StackTrace stack_;

@@ -1,0 +1,97 @@
+// The stall watchdog's edge cases, in process: a stall hook that itself
+// waits for a lock, and a holder recorded before since when and where were.
+// (deadlock_test checks the common case: reported once, while still
+// waiting, with the holder.)
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "lockprof/agent/lock_order.h"
+#include "lockprof/primitives/mutex.h"
+#include "route_get.h"
+#include "test_util.h"
+
+namespace lockprof {
+namespace {
+
+using namespace std::chrono_literals;
+
+// How many threads /debug/lockprof/held lists as waiting.
+size_t WaitersListed() {
+  return testing::CountOf(testing::RouteGet("/debug/lockprof/held", "format=json"),
+                          "\"waited_ns\"");
+}
+
+class StallWatchdogEdgeTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    SetLockStallHook(nullptr);
+    SetStallReportThreshold(0ns);
+    SetLockOrderChecking(LockOrderMode::kOff);
+  }
+};
+
+// Holds `mu` for `hold` on a new thread; returns once it is held.
+std::thread HoldFor(Mutex* mu, std::chrono::milliseconds hold) {
+  std::atomic<bool> held{false};
+  std::thread t([mu, hold, &held] {
+    MutexLock l(mu);
+    held = true;
+    std::this_thread::sleep_for(hold);
+  });
+  while (!held) std::this_thread::yield();
+  return t;
+}
+
+Mutex g_hook_mu("stall.hook.mu");
+std::atomic<bool> g_in_hook{false}, g_hook_done{false};
+void WaitingHook(const LockStall&) {
+  g_in_hook = true;
+  g_hook_mu.lock();  // Held by the test for a while: the hook sleeps.
+  g_hook_mu.unlock();
+  g_hook_done = true;
+}
+
+// The hook's own wait is nested in the wait being reported: it is neither
+// published (its end would end the outer wait's entry on the held page) nor
+// reported as a stall of its own.
+TEST_F(StallWatchdogEdgeTest, AHookThatWaitsLeavesTheReportedWaitListed) {
+  Mutex mu("stall.nested");
+  SetStallReportThreshold(100ms);
+  SetLockStallHook(WaitingHook);
+  std::thread holder = HoldFor(&mu, 1500ms);
+  g_hook_mu.lock();
+  std::thread waiter([&] { MutexLock l(&mu); });
+  while (!g_in_hook) std::this_thread::yield();
+  std::this_thread::sleep_for(150ms);  // Past the threshold for the hook's wait too.
+  g_hook_mu.unlock();
+  while (!g_hook_done) std::this_thread::yield();
+  EXPECT_EQ(WaitersListed(), 1u) << "the waiter still waits for stall.nested";
+  holder.join();
+  waiter.join();
+  EXPECT_EQ(LockStalls(), 1u);
+}
+
+std::atomic<int64_t> g_held_ms{-1};
+void HeldHook(const LockStall& s) { g_held_ms = s.held.count() / 1000000; }
+
+// Lock-order checking alone records which locks a thread holds, not since
+// when: a stall on such a hold reports its holder with no hold time (it
+// reported the machine's uptime).
+TEST_F(StallWatchdogEdgeTest, AHolderRecordedWithoutDetailsHasNoHoldTime) {
+  Mutex mu("stall.undetailed");
+  SetLockOrderChecking(LockOrderMode::kReport);
+  std::thread holder = HoldFor(&mu, 600ms);
+  SetStallReportThreshold(100ms);
+  SetLockStallHook(HeldHook);
+  std::thread waiter([&] { MutexLock l(&mu); });
+  holder.join();
+  waiter.join();
+  EXPECT_EQ(LockStalls(), 1u);
+  EXPECT_EQ(g_held_ms.load(), 0);
+}
+
+}  // namespace
+}  // namespace lockprof
