@@ -33,7 +33,12 @@
 // POST {url}/ingest per profile, exactly as Pyroscope's Go client sends it
 // (see pyroscope_protocol.h). A profile is sent while its sampler is on, or
 // whenever its delta is not empty. Consecutive uploads of a profile add up
-// to its cumulative profile, with no gap and no overlap.
+// to its cumulative profile, with no gap and no overlap, across stops and
+// starts too: an uploader started after another stopped sends what is new
+// since that one's last upload (what the process recorded while none ran
+// goes in its first interval). A fork()ed child's first uploader starts
+// from what its tables hold then: the parent uploads its own history. A
+// start waits for a stop in progress on another thread to finish.
 //
 // What it never does: make an application thread wait, or grow without
 // bound. Profiles are built and sent by two background threads; a bounded

@@ -15,6 +15,7 @@
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/pprof/profile_builder.h"
 #include "lockprof/agent/pyroscope/ingest_client.h"
+#include "lockprof/agent/pyroscope/upload_positions.h"
 #include "lockprof/agent/pyroscope/uploader_config.h"
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/own_thread.h"
@@ -42,24 +43,17 @@ struct Job {
 // under mu_; nothing an application thread touches is ever held.
 class Uploader {
  public:
-  // Takes over from `previous` (stopped and emptied here; may be null) where
-  // it was: the same delta positions and interval start, and its queue, so
-  // that no interval is uploaded twice or lost across the change.
-  Uploader(UploaderConfig config, Uploader* previous)
-      : c_(std::move(config)),
-        client_(c_.endpoint, c_.headers, c_.options.request_timeout),
-        last_until_ns_(WallNanos()) {
-    std::vector<DeltaTracker> handed;
-    if (previous != nullptr) previous->HandOver(&handed, &last_until_ns_, &queue_);
-    for (ProfileId id : c_.profiles) {
-      auto it = std::find_if(handed.begin(), handed.end(),
-                             [id](const DeltaTracker& t) { return t.id() == id; });
-      if (it != handed.end()) {
-        trackers_.push_back(std::move(*it));
-      } else {
-        trackers_.emplace_back(id);
-      }
-    }
+  // Starts from `positions` (upload_positions.h), or takes over from
+  // `previous` (stopped and emptied here) where it was: the same positions
+  // and its queue, so that no interval is uploaded twice or lost across the
+  // change.
+  Uploader(UploaderConfig config, Positions positions, Uploader* previous)
+      : c_(std::move(config)), client_(c_.endpoint, c_.headers, c_.options.request_timeout) {
+    if (previous != nullptr) previous->HandOver(&positions, &queue_);
+    positions = ForProfiles(std::move(positions), c_.profiles);
+    trackers_ = std::move(positions.trackers);
+    spare_ = std::move(positions.spare);
+    last_until_ns_ = positions.last_until_ns;
     SetUploadQueueLength(int64_t(queue_.size()));
     collector_ = StartOwnThread([this] { CollectLoop(); });
     sender_ = StartOwnThread([this] { SendLoop(); });
@@ -69,20 +63,23 @@ class Uploader {
   // deadline, then abandons the rest.
   void Stop() { Stop(c_.options.shutdown_timeout); }
 
+  // Once stopped: where its uploads ended, for the next uploader.
+  Positions TakePositions() {
+    return Positions{std::move(trackers_), std::move(spare_), last_until_ns_};
+  }
+
  private:
   // Stops at once, without collecting the last interval, and gives its delta
   // positions, the end of its last interval and its queue to a successor,
   // which collects and sends them. A request in flight is aborted, and
   // counted dropped: whether the server kept it cannot be known.
-  void HandOver(std::vector<DeltaTracker>* trackers, int64_t* last_until_ns,
-                std::deque<Job>* queue) {
+  void HandOver(Positions* positions, std::deque<Job>* queue) {
     {
       std::lock_guard<std::mutex> l(mu_);
       handing_over_ = true;
     }
     Stop(std::chrono::milliseconds(0));
-    *trackers = std::move(trackers_);
-    *last_until_ns = last_until_ns_;
+    *positions = TakePositions();
     *queue = std::move(queue_);
   }
 
@@ -284,6 +281,7 @@ class Uploader {
   const UploaderConfig c_;
   IngestClient client_;
   std::vector<DeltaTracker> trackers_;  // Collector thread only.
+  std::vector<DeltaTracker> spare_;     // Of profiles not uploaded now.
   int64_t last_until_ns_;               // Collector thread only.
 
   std::mutex mu_;
@@ -301,11 +299,17 @@ class Uploader {
   std::thread sender_;
 };
 
-// In a forked child, after the slot forgot the parent's uploader: its
-// queue is not the child's.
-void ResetQueueLengthInChild(Uploader*) { SetUploadQueueLength(0); }
+// Guarded by g_slot's mutex.
+UploadPositions g_positions;
 
-ServiceSlot<Uploader> g_slot(ForkRank::kUploader, &ResetQueueLengthInChild);
+// In a forked child, after the slot forgot the parent's uploader: its
+// queue and its positions are not the child's.
+void ForgetInChild(Uploader*) {
+  SetUploadQueueLength(0);
+  g_positions.ForgetInChild();
+}
+
+ServiceSlot<Uploader> g_slot(ForkRank::kUploader, &ForgetInChild);
 
 }  // namespace
 }  // namespace agent
@@ -353,13 +357,18 @@ absl::Status StartUploader(const UploaderOptions& options) {
   // profile-building path, are never destroyed.)
   agent::WarmUpHttpClient();
   agent::g_slot.StopAtExit(StopUploader);
-  std::lock_guard<std::mutex> l(agent::g_slot.mutex());
+  std::unique_lock<std::mutex> l(agent::g_slot.mutex());
+  // An uploader stopping on another thread gives its positions back first.
+  if (agent::g_slot.instance == nullptr) agent::g_positions.WaitForStop(l);
   absl::StatusOr<agent::Uploader*> taken = agent::g_slot.Claim("an uploader is running");
   if (!taken.ok()) return taken.status();
   // The environment's uploader, taken over: the new one continues its
   // intervals and sends its queue.
   const std::unique_ptr<agent::Uploader> previous(*taken);
-  agent::g_slot.Install(new agent::Uploader(std::move(config), previous.get()));
+  agent::Positions positions;
+  if (previous == nullptr) positions = agent::g_positions.Take(config.profiles, agent::WallNanos());
+  agent::g_slot.Install(
+      new agent::Uploader(std::move(config), std::move(positions), previous.get()));
   return absl::OkStatus();
 }
 
@@ -374,6 +383,10 @@ void StopUploader() {
   }
   if (u == nullptr) return;
   u->Stop();
+  {
+    std::lock_guard<std::mutex> l(agent::g_slot.mutex());
+    agent::g_positions.Give(u->TakePositions());
+  }
   delete u;
 }
 

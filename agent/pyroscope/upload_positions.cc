@@ -1,0 +1,62 @@
+#include "lockprof/agent/pyroscope/upload_positions.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace lockprof::agent {
+
+Positions ForProfiles(Positions positions, const std::vector<ProfileId>& profiles) {
+  Positions out;
+  std::vector<DeltaTracker> all = std::move(positions.trackers);
+  for (DeltaTracker& t : positions.spare) all.push_back(std::move(t));
+  for (ProfileId id : profiles) {
+    auto it =
+        std::find_if(all.begin(), all.end(), [id](const DeltaTracker& t) { return t.id() == id; });
+    if (it != all.end()) {
+      out.trackers.push_back(std::move(*it));
+      all.erase(it);
+    } else {
+      out.trackers.emplace_back(id);  // Never uploaded: from the start.
+    }
+  }
+  out.spare = std::move(all);
+  out.last_until_ns = positions.last_until_ns;
+  return out;
+}
+
+void UploadPositions::WaitForStop(std::unique_lock<std::mutex>& lock) {
+  returned_.wait(lock, [this] { return !out_; });
+}
+
+Positions UploadPositions::Take(const std::vector<ProfileId>& profiles, int64_t now_ns) {
+  out_ = true;
+  if (in_child_) {
+    // The parent's positions: the child starts from its tables as they are.
+    in_child_ = false;
+    stored_ = Positions{};
+    Positions fresh;
+    for (ProfileId id : profiles) {
+      fresh.trackers.emplace_back(id);
+      fresh.trackers.back().Next();
+    }
+    fresh.last_until_ns = now_ns;
+    return fresh;
+  }
+  Positions taken = ForProfiles(std::move(stored_), profiles);
+  if (taken.last_until_ns == 0) taken.last_until_ns = now_ns;
+  stored_ = Positions{};
+  return taken;
+}
+
+void UploadPositions::Give(Positions positions) {
+  stored_ = std::move(positions);
+  out_ = false;
+  returned_.notify_all();
+}
+
+void UploadPositions::ForgetInChild() {
+  out_ = false;
+  in_child_ = true;
+}
+
+}  // namespace lockprof::agent

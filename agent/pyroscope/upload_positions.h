@@ -1,0 +1,69 @@
+// Where this process's uploads stand: for each profile, what the last
+// upload included (a DeltaTracker), and when the last interval ended.
+//
+// Process-wide, not per uploader, so that each upload carries only what is
+// new since the process's previous upload of that profile, whoever sent it:
+// an uploader started after another one stopped continues where that one
+// ended (a new one that started from zero would send the process's whole
+// history again, which Pyroscope adds to what it already has). As
+// godeltaprof, the first upload of a process carries everything since it
+// started.
+//
+// In a fork()ed child the tables hold the parent's history, which the
+// parent uploads: the child's first uploader starts from what the tables
+// hold when it starts (the child's events before that are not uploaded).
+//
+// Guarded by the uploader slot's mutex (uploader.cc), which the caller
+// holds; it is held across fork().
+#ifndef LOCKPROF_AGENT_PYROSCOPE_UPLOAD_POSITIONS_H_
+#define LOCKPROF_AGENT_PYROSCOPE_UPLOAD_POSITIONS_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "lockprof/agent/tables/delta.h"
+#include "lockprof/agent/tables/profile_tables.h"
+
+namespace lockprof::agent {
+
+struct Positions {
+  std::vector<DeltaTracker> trackers;  // Those of the profiles uploaded.
+  std::vector<DeltaTracker> spare;     // Of profiles uploaded once, not now.
+  int64_t last_until_ns = 0;           // Wall clock; 0 before the first upload.
+};
+
+// The same positions, for an uploader of `profiles`: their trackers in that
+// order (a new one, from the start, for a profile never uploaded), the
+// others spare.
+Positions ForProfiles(Positions positions, const std::vector<ProfileId>& profiles);
+
+class UploadPositions {
+ public:
+  // Waits, releasing `lock`, while the positions are out with an uploader
+  // that is stopping (its last upload is not yet collected) and no other
+  // runs: a start racing a stop continues from where that stop ends.
+  void WaitForStop(std::unique_lock<std::mutex>& lock);
+
+  // Takes the positions for an uploader of `profiles`; `now_ns` is the start
+  // of its first interval when none ended before.
+  Positions Take(const std::vector<ProfileId>& profiles, int64_t now_ns);
+
+  // Gives them back when that uploader stopped.
+  void Give(Positions positions);
+
+  // In a forked child (inside fork(): sets flags only): the parent's
+  // uploader, whose positions these are, does not exist here.
+  void ForgetInChild();
+
+ private:
+  Positions stored_;
+  bool out_ = false;       // With a running or stopping uploader.
+  bool in_child_ = false;  // Forked since: the stored positions are the parent's.
+  std::condition_variable returned_;
+};
+
+}  // namespace lockprof::agent
+
+#endif  // LOCKPROF_AGENT_PYROSCOPE_UPLOAD_POSITIONS_H_

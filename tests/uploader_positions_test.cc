@@ -1,0 +1,91 @@
+// Each upload carries only what is new since the process's previous upload
+// of that profile, whichever uploader sent it (agent/pyroscope/
+// upload_positions.h): Pyroscope adds up what it receives, so history sent
+// twice is counted twice.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "absl/base/attributes.h"
+#include "lifecycle_util.h"
+#include "lockprof/lockprof.h"
+#include "pyroscope_receiver.h"
+#include "test_util.h"
+
+// The forked child below starts the uploader's threads.
+LOCKPROF_ALLOW_THREADS_AFTER_FORK()
+
+// Outside namespace lockprof: this frame must stay in the profiles.
+ABSL_ATTRIBUTE_NOINLINE void PositionsTestHolds(lockprof::Mutex& mu, int n) {
+  for (int i = 0; i < n; ++i) {
+    mu.lock();
+    mu.unlock();
+  }
+}
+
+namespace {
+
+using lockprof::testing::Receiver;
+using lockprof::testing::ScopedRates;
+constexpr int kKeep = ScopedRates::kKeep;
+
+lockprof::UploaderOptions HoldUploads(const Receiver& receiver) {
+  lockprof::UploaderOptions o;
+  o.url = receiver.url();
+  o.app_name = "positions-test";
+  o.interval = std::chrono::hours(1);  // Only each stop's flush uploads.
+  o.profiles = {"hold"};
+  return o;
+}
+
+// Holds in PositionsTestHolds over every upload received.
+int64_t HoldsUploaded(const Receiver& receiver) {
+  int64_t holds = 0;
+  for (const auto& u : receiver.Uploads()) {
+    holds += lockprof::testing::SumValues(
+        lockprof::testing::ParseProfile(Receiver::ReadFile(u.profile_path)), 0,
+        "PositionsTestHolds");
+  }
+  return holds;
+}
+
+TEST(UploaderPositionsTest, AnUploaderStartedAgainSendsOnlyWhatIsNew) {
+  ScopedRates rates(kKeep, kKeep, 1);
+  Receiver receiver;
+  lockprof::Mutex mu{"positions.restart"};
+  ASSERT_TRUE(lockprof::StartUploader(HoldUploads(receiver)).ok());
+  PositionsTestHolds(mu, 100);
+  lockprof::StopUploader();
+  PositionsTestHolds(mu, 50);  // While none runs: in the next upload.
+  ASSERT_TRUE(lockprof::StartUploader(HoldUploads(receiver)).ok());
+  lockprof::StopUploader();
+  ASSERT_EQ(receiver.Uploads().size(), 2u);
+  EXPECT_EQ(HoldsUploaded(receiver), 150);
+  // The second interval starts where the first ended.
+  const auto uploads = receiver.Uploads();
+  EXPECT_EQ(uploads[1].from(), uploads[0].until());
+}
+
+TEST(UploaderPositionsTest, AForkedChildSendsOnlyItsOwn) {
+  ScopedRates rates(kKeep, kKeep, 1);
+  Receiver receiver;
+  lockprof::Mutex mu{"positions.fork"};
+  ASSERT_TRUE(lockprof::StartUploader(HoldUploads(receiver)).ok());
+  PositionsTestHolds(mu, 100);
+  lockprof::StopUploader();
+  PositionsTestHolds(mu, 30);  // The parent's, not yet uploaded: not the child's.
+  const auto child = lockprof::testing::RunInForkedChild([&](int) {
+    if (!lockprof::StartUploader(HoldUploads(receiver)).ok()) return 2;
+    PositionsTestHolds(mu, 10);
+    lockprof::StopUploader();
+    return 0;
+  });
+  ASSERT_EQ(child.exit_code, 0) << child.output;
+  EXPECT_EQ(HoldsUploaded(receiver), 110);
+  // The parent's 30 go with its next upload.
+  ASSERT_TRUE(lockprof::StartUploader(HoldUploads(receiver)).ok());
+  lockprof::StopUploader();
+  EXPECT_EQ(HoldsUploaded(receiver), 140);
+}
+
+}  // namespace
