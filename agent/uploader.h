@@ -44,10 +44,13 @@
 // bound. Profiles are built and sent by two background threads; a bounded
 // queue (queue_capacity profiles) sits between them and drops its oldest
 // profile when full, counting it in /metrics (lockprof_uploads_total
-// {result="dropped"}). Each request has a deadline (request_timeout).
-// Timeouts, connection errors and 5xx, 408 and 429 answers are retried
-// (max_attempts in all) after exponential backoff with jitter; other 4xx
-// answers are not retried, and are logged once with the server's message.
+// {result="dropped"}). Connecting, each write and each read of a request
+// time out after request_timeout, the whole request after twice that.
+// Connection errors and 5xx, 408 and 429 answers are retried (max_attempts
+// in all) after exponential backoff with jitter; other 4xx answers are not
+// retried, and are logged once with the server's message. Nor is a request
+// that got no answer once sent (a read timeout, a reset): the server may
+// have stored it, and would add a copy to it (pyroscope-go never retries).
 // A server that is down or hangs for an hour costs one queue of profiles.
 //
 // Not async-signal-safe; Start and Stop are thread-safe.
@@ -86,7 +89,8 @@ struct UploaderOptions {
   std::vector<std::string> profiles;
 
   std::chrono::milliseconds interval{15000};
-  // Deadline of one HTTP request (connect, send, answer).
+  // Timeout of each step of an HTTP request (connect, each write, each
+  // read); the whole request's deadline is twice this.
   std::chrono::milliseconds request_timeout{10000};
   // Attempts per profile, the first one included.
   int max_attempts = 3;

@@ -218,6 +218,13 @@ TEST(UploaderConfig, RejectsBadConfigurationWithWhatToFix) {
   EXPECT_NE(error([](O& x) { x.app_name = ""; }).find("name is empty"), std::string::npos);
   EXPECT_NE(error([](O& x) { x.labels = {{"env-x", "1"}}; }).find("env-x"), std::string::npos);
   EXPECT_NE(error([](O& x) { x.basic_auth_user = "u"; }).find("password"), std::string::npos);
+  // A "never" of milliseconds::max() would overflow the clock it is added to.
+  for (auto never : {+[](O& x) { x.interval = std::chrono::milliseconds::max(); },
+                     +[](O& x) { x.request_timeout = std::chrono::milliseconds::max(); },
+                     +[](O& x) { x.shutdown_timeout = std::chrono::milliseconds::max(); },
+                     +[](O& x) { x.backoff_max = std::chrono::hours(25); }}) {
+    EXPECT_NE(error(never).find("at most a day"), std::string::npos);
+  }
   EXPECT_NE(error([](O& x) {
               x.basic_auth_user = x.basic_auth_password = "u";
               x.bearer_token = "t";

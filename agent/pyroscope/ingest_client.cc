@@ -106,6 +106,8 @@ PostOutcome IngestClient::Post(const std::string& path_and_query,
                                            body.content_type.c_str());
   if (!res) {
     out.error = httplib::to_string(res.error());
+    out.maybe_received =
+        res.error() == httplib::Error::Read || res.error() == httplib::Error::Canceled;
     return out;
   }
   out.status = res->status;

@@ -19,10 +19,18 @@ struct PostOutcome {
   std::string error;     // Why no answer came (status 0).
   std::string body;      // The server's answer, truncated.
   std::string location;  // Location header of a redirect.
+  // No answer came, but the request may have reached the server: it failed
+  // after the request was sent (a reset, a read timeout), or was aborted.
+  bool maybe_received = false;
 
   bool ok() const { return status >= 200 && status < 300; }
-  // Worth another attempt: no answer, a server error, 408 or 429.
-  bool retryable() const { return status == 0 || status >= 500 || status == 408 || status == 429; }
+  // Worth another attempt: a server error, 408 or 429, or no answer to a
+  // request the server cannot have received (no connection). One that it
+  // may have received is not sent again: Pyroscope would add the copy to
+  // what it stored (each upload is new to it), counting an interval twice.
+  bool retryable() const {
+    return (status == 0 && !maybe_received) || status >= 500 || status == 408 || status == 429;
+  }
 };
 
 // Makes cpp-httplib's client create, now, the function-local statics it

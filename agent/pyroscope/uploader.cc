@@ -211,7 +211,11 @@ class Uploader {
       {
         std::lock_guard<std::mutex> l(mu_);
         if (abort_) return CountUpload(job.id, UploadResult::kDropped);
-        inflight_deadline_ = Clock::now() + c_.options.request_timeout;
+        // Twice the timeout of each step: a server that never answers
+        // fails the read first (request_timeout after the request was
+        // sent), as what it is, and is not sent the request again
+        // (PostOutcome::retryable); this bounds a server that trickles.
+        inflight_deadline_ = Clock::now() + 2 * c_.options.request_timeout;
       }
       cv_.notify_all();  // The collector now watches this deadline.
       const PostOutcome r = client_.Post(path, body);
@@ -247,6 +251,11 @@ class Uploader {
   void Report(const PostOutcome& r, const char* profile, int attempts) {
     const std::string what = std::string("the ") + profile + " profile upload to " +
                              c_.endpoint.Origin() + c_.endpoint.IngestPath();
+    if (r.status == 0 && r.maybe_received) {
+      return LogOnceLocked("no answer", what + " got no answer once sent: " + r.error +
+                                            " (not retried: the server may have stored it, and "
+                                            "would count a copy twice)");
+    }
     if (r.status == 0) {
       return LogOnceLocked("transport", what + " failed after " + std::to_string(attempts) +
                                             " attempt(s): " + r.error +

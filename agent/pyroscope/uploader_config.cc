@@ -92,6 +92,14 @@ absl::Status MakeUploaderConfig(const UploaderOptions& o, UploaderConfig* config
   }
   if (o.queue_capacity < 1) return Invalid("queue_capacity must be at least 1");
   if (o.shutdown_timeout.count() < 0) return Invalid("shutdown_timeout must not be negative");
+  // Added to the clock: a huge one (milliseconds::max(), a common "never")
+  // would overflow it, and an interval would come round at once, forever.
+  constexpr std::chrono::hours kLongest(24);
+  if (o.interval > kLongest || o.request_timeout > kLongest || o.backoff_max > kLongest ||
+      o.shutdown_timeout > kLongest) {
+    return Invalid(
+        "interval, request_timeout, backoff_max and shutdown_timeout must be at most a day");
+  }
   *config = std::move(c);
   return absl::OkStatus();
 }
