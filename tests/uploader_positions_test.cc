@@ -3,6 +3,8 @@
 // upload_positions.h): Pyroscope adds up what it receives, so history sent
 // twice is counted twice.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -86,6 +88,23 @@ TEST(UploaderPositionsTest, AForkedChildSendsOnlyItsOwn) {
   ASSERT_TRUE(lockprof::StartUploader(HoldUploads(receiver)).ok());
   lockprof::StopUploader();
   EXPECT_EQ(HoldsUploaded(receiver), 140);
+}
+
+// An IPv6 address with letters in it (here 127.0.0.1, IPv4-mapped, so that
+// the receiver on 127.0.0.1 answers): cpp-httplib's client takes such an
+// address from host and port, not from an origin string, where it looked
+// the whole "[::ffff:7f00:1]:port" up as a host name and never connected.
+TEST(UploaderPositionsTest, UploadsToAnIpv6AddressWithLetters) {
+  const int probe = socket(AF_INET6, SOCK_STREAM, 0);
+  if (probe < 0) GTEST_SKIP() << "the kernel has no IPv6";
+  close(probe);
+  Receiver receiver;
+  lockprof::UploaderOptions o = HoldUploads(receiver);
+  const std::string v4 = "127.0.0.1";
+  o.url.replace(o.url.find(v4), v4.size(), "[::ffff:7f00:1]");
+  ASSERT_TRUE(lockprof::StartUploader(o).ok()) << o.url;
+  lockprof::StopUploader();
+  EXPECT_EQ(receiver.Uploads().size(), 1u) << o.url;
 }
 
 }  // namespace

@@ -77,22 +77,37 @@ void WarmUpHttpClient() {
   });
 }
 
+// Built from the host and port, not from an origin string: cpp-httplib
+// parses a bracketed IPv6 address in one only if it has no letters
+// ("[fd00::a]" was looked up as a host name, and never connected).
+std::unique_ptr<httplib::ClientImpl> MakeClient(const pyroscope::Endpoint& endpoint) {
+  if (endpoint.scheme == "https") {
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+    return std::make_unique<httplib::SSLClient>(endpoint.host, endpoint.port);
+#else
+    return nullptr;  // Every request fails, saying why (Post).
+#endif
+  }
+  return std::make_unique<httplib::ClientImpl>(endpoint.host, endpoint.port);
+}
+
 struct IngestClient::Impl {
-  httplib::Client client;
+  std::unique_ptr<httplib::ClientImpl> client;
   httplib::Headers headers;
 
-  explicit Impl(const std::string& origin) : client(origin) {}
+  explicit Impl(const pyroscope::Endpoint& endpoint) : client(MakeClient(endpoint)) {}
 };
 
 IngestClient::IngestClient(const pyroscope::Endpoint& endpoint,
                            std::vector<std::pair<std::string, std::string>> headers,
                            std::chrono::milliseconds timeout)
-    : impl_(std::make_unique<Impl>(endpoint.Origin())) {
-  impl_->client.set_connection_timeout(timeout);
-  impl_->client.set_read_timeout(timeout);
-  impl_->client.set_write_timeout(timeout);
-  impl_->client.set_follow_location(false);
-  impl_->client.set_keep_alive(false);
+    : impl_(std::make_unique<Impl>(endpoint)) {
+  if (impl_->client == nullptr) return;
+  impl_->client->set_connection_timeout(timeout);
+  impl_->client->set_read_timeout(timeout);
+  impl_->client->set_write_timeout(timeout);
+  impl_->client->set_follow_location(false);
+  impl_->client->set_keep_alive(false);
   impl_->headers.emplace("User-Agent", kUserAgent);
   for (auto& [k, v] : headers) impl_->headers.emplace(std::move(k), std::move(v));
 }
@@ -102,8 +117,12 @@ IngestClient::~IngestClient() = default;
 PostOutcome IngestClient::Post(const std::string& path_and_query,
                                const pyroscope::MultipartBody& body) {
   PostOutcome out;
-  httplib::Result res = impl_->client.Post(path_and_query.c_str(), impl_->headers, body.body,
-                                           body.content_type.c_str());
+  if (impl_->client == nullptr) {
+    out.error = "https is not supported: this lockprof was built without OpenSSL";
+    return out;
+  }
+  httplib::Result res = impl_->client->Post(path_and_query.c_str(), impl_->headers, body.body,
+                                            body.content_type.c_str());
   if (!res) {
     out.error = httplib::to_string(res.error());
     out.maybe_received =
@@ -119,6 +138,8 @@ PostOutcome IngestClient::Post(const std::string& path_and_query,
   return out;
 }
 
-void IngestClient::Abort() { impl_->client.stop(); }
+void IngestClient::Abort() {
+  if (impl_->client != nullptr) impl_->client->stop();
+}
 
 }  // namespace lockprof::agent
