@@ -24,10 +24,6 @@ Positions ForProfiles(Positions positions, const std::vector<ProfileId>& profile
   return out;
 }
 
-void UploadPositions::WaitForStop(std::unique_lock<std::mutex>& lock) {
-  returned_.wait(lock, [this] { return !out_; });
-}
-
 Positions UploadPositions::Take(const std::vector<ProfileId>& profiles, int64_t now_ns) {
   out_ = true;
   if (in_child_) {

@@ -42,9 +42,16 @@ Positions ForProfiles(Positions positions, const std::vector<ProfileId>& profile
 class UploadPositions {
  public:
   // Waits, releasing `lock`, while the positions are out with an uploader
-  // that is stopping (its last upload is not yet collected) and no other
-  // runs: a start racing a stop continues from where that stop ends.
-  void WaitForStop(std::unique_lock<std::mutex>& lock);
+  // that is stopping (its last upload is not yet collected) or starting,
+  // until running() (one is installed): a start racing a stop continues
+  // from where that stop ends.
+  template <typename Running>
+  void WaitForStop(std::unique_lock<std::mutex>& lock, Running running) {
+    returned_.wait(lock, [&] { return !out_ || running(); });
+  }
+
+  // An uploader was installed: a start waiting above can see it.
+  void Started() { returned_.notify_all(); }
 
   // Takes the positions for an uploader of `profiles`; `now_ns` is the start
   // of its first interval when none ended before.

@@ -323,37 +323,6 @@ ServiceSlot<Uploader> g_slot(ForkRank::kUploader, &ForgetInChild);
 }  // namespace
 }  // namespace agent
 
-namespace agent {
-namespace {
-
-// The precedence rule (service.h): for a start from code,
-// LOCKPROF_PYROSCOPE_URL, if set and valid, replaces the code's url; the
-// code's other settings stay. Says once which URL is used.
-void ApplyEnvironmentUrl(const UploaderOptions& options, UploaderConfig* config) {
-  const std::optional<std::string> env = EnvValue("LOCKPROF_PYROSCOPE_URL");
-  if (!env || *env == options.url) return;
-  UploaderOptions o = options;
-  o.url = *env;
-  UploaderConfig from_env;
-  std::string message;
-  if (absl::Status s = MakeUploaderConfig(o, &from_env); s.ok()) {
-    *config = std::move(from_env);
-    message = "uploading to " + *env + " from LOCKPROF_PYROSCOPE_URL, not " + options.url +
-              " given in code: the environment wins the URL";
-  } else {
-    message = "LOCKPROF_PYROSCOPE_URL=\"" + *env + "\": " + std::string(s.message()) +
-              "; uploading to " + options.url + " given in code instead";
-  }
-  if (options.log != nullptr) {
-    options.log(message);
-  } else {
-    ReportPrecedence("uploader", message);
-  }
-}
-
-}  // namespace
-}  // namespace agent
-
 absl::Status StartUploader(const UploaderOptions& options) {
   // Its locks (OpenSSL's, httplib's, its own) are lockprof's, not the program's.
   agent::RecorderScope own;
@@ -367,8 +336,8 @@ absl::Status StartUploader(const UploaderOptions& options) {
   agent::WarmUpHttpClient();
   agent::g_slot.StopAtExit(StopUploader);
   std::unique_lock<std::mutex> l(agent::g_slot.mutex());
-  // An uploader stopping on another thread gives its positions back first.
-  if (agent::g_slot.instance == nullptr) agent::g_positions.WaitForStop(l);
+  // An uploader stopping (or starting) on another thread has the positions.
+  agent::g_positions.WaitForStop(l, [] { return agent::g_slot.instance != nullptr; });
   absl::StatusOr<agent::Uploader*> taken = agent::g_slot.Claim("an uploader is running");
   if (!taken.ok()) return taken.status();
   // The environment's uploader, taken over: the new one continues its
@@ -376,8 +345,15 @@ absl::Status StartUploader(const UploaderOptions& options) {
   const std::unique_ptr<agent::Uploader> previous(*taken);
   agent::Positions positions;
   if (previous == nullptr) positions = agent::g_positions.Take(config.profiles, agent::WallNanos());
-  agent::g_slot.Install(
-      new agent::Uploader(std::move(config), std::move(positions), previous.get()));
+  // Not under the slot's mutex, which every fork() takes: stopping the
+  // previous uploader aborts its request in flight, and cpp-httplib's abort
+  // waits for a connect in progress (up to a request timeout). Meanwhile
+  // the positions are out: another start waits above.
+  l.unlock();
+  auto* started = new agent::Uploader(std::move(config), std::move(positions), previous.get());
+  l.lock();
+  agent::g_slot.Install(started);
+  agent::g_positions.Started();
   return absl::OkStatus();
 }
 

@@ -9,6 +9,7 @@
 
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/parse.h"
+#include "lockprof/agent/base/service.h"
 
 namespace lockprof {
 
@@ -102,6 +103,28 @@ absl::Status MakeUploaderConfig(const UploaderOptions& o, UploaderConfig* config
   }
   *config = std::move(c);
   return absl::OkStatus();
+}
+
+void ApplyEnvironmentUrl(const UploaderOptions& options, UploaderConfig* config) {
+  const std::optional<std::string> env = EnvValue("LOCKPROF_PYROSCOPE_URL");
+  if (!env || *env == options.url) return;
+  UploaderOptions o = options;
+  o.url = *env;
+  UploaderConfig from_env;
+  std::string message;
+  if (absl::Status s = MakeUploaderConfig(o, &from_env); s.ok()) {
+    *config = std::move(from_env);
+    message = "uploading to " + *env + " from LOCKPROF_PYROSCOPE_URL, not " + options.url +
+              " given in code: the environment wins the URL";
+  } else {
+    message = "LOCKPROF_PYROSCOPE_URL=\"" + *env + "\": " + std::string(s.message()) +
+              "; uploading to " + options.url + " given in code instead";
+  }
+  if (options.log != nullptr) {
+    options.log(message);
+  } else {
+    ReportPrecedence("uploader", message);
+  }
 }
 
 }  // namespace agent

@@ -26,6 +26,11 @@ struct UploaderConfig {
 // Checks `options`; on success fills *config. Messages say what to fix.
 absl::Status MakeUploaderConfig(const UploaderOptions& options, UploaderConfig* config);
 
+// The precedence rule (service.h): for a start from code,
+// LOCKPROF_PYROSCOPE_URL, if set and valid, replaces the code's url; the
+// code's other settings stay. Says once which URL is used.
+void ApplyEnvironmentUrl(const UploaderOptions& options, UploaderConfig* config);
+
 }  // namespace lockprof::agent
 
 #endif  // LOCKPROF_AGENT_PYROSCOPE_UPLOADER_CONFIG_H_
