@@ -1,6 +1,7 @@
 #include "lockprof/agent/pyroscope/ingest_client.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -94,8 +95,31 @@ std::unique_ptr<httplib::ClientImpl> MakeClient(const pyroscope::Endpoint& endpo
 struct IngestClient::Impl {
   std::unique_ptr<httplib::ClientImpl> client;
   httplib::Headers headers;
+  // A duplicate of the request's socket, for Abort() to shut it down:
+  // cpp-httplib's own abort (stop()) waits for its socket mutex, which it
+  // holds while it connects (a server behind a firewall that drops packets:
+  // a whole request timeout), whereas shutdown() ends the connect at once.
+  // Being a duplicate, it stays this socket until closed here, however
+  // cpp-httplib closes its own.
+  std::mutex socket_mu;
+  int socket = -1;  // Guarded by socket_mu.
 
   explicit Impl(const pyroscope::Endpoint& endpoint) : client(MakeClient(endpoint)) {}
+
+  void KeepSocket(int fd) {
+    std::lock_guard<std::mutex> l(socket_mu);
+    if (socket >= 0) close(socket);
+    socket = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  }
+  void ForgetSocket() {
+    std::lock_guard<std::mutex> l(socket_mu);
+    if (socket >= 0) close(socket);
+    socket = -1;
+  }
+  void ShutDownSocket() {
+    std::lock_guard<std::mutex> l(socket_mu);
+    if (socket >= 0) shutdown(socket, SHUT_RDWR);
+  }
 };
 
 IngestClient::IngestClient(const pyroscope::Endpoint& endpoint,
@@ -108,11 +132,10 @@ IngestClient::IngestClient(const pyroscope::Endpoint& endpoint,
   impl_->client->set_write_timeout(timeout);
   impl_->client->set_follow_location(false);
   impl_->client->set_keep_alive(false);
+  impl_->client->set_socket_options([impl = impl_.get()](int fd) { impl->KeepSocket(fd); });
   impl_->headers.emplace("User-Agent", kUserAgent);
   for (auto& [k, v] : headers) impl_->headers.emplace(std::move(k), std::move(v));
 }
-
-IngestClient::~IngestClient() = default;
 
 PostOutcome IngestClient::Post(const std::string& path_and_query,
                                const pyroscope::MultipartBody& body) {
@@ -121,6 +144,10 @@ PostOutcome IngestClient::Post(const std::string& path_and_query,
     out.error = "https is not supported: this lockprof was built without OpenSSL";
     return out;
   }
+  struct Forget {
+    Impl* impl;
+    ~Forget() { impl->ForgetSocket(); }
+  } forget{impl_.get()};
   httplib::Result res = impl_->client->Post(path_and_query.c_str(), impl_->headers, body.body,
                                             body.content_type.c_str());
   if (!res) {
@@ -138,8 +165,12 @@ PostOutcome IngestClient::Post(const std::string& path_and_query,
   return out;
 }
 
+IngestClient::~IngestClient() { impl_->ForgetSocket(); }
+
 void IngestClient::Abort() {
-  if (impl_->client != nullptr) impl_->client->stop();
+  if (impl_->client == nullptr) return;
+  impl_->ShutDownSocket();
+  impl_->client->stop();
 }
 
 }  // namespace lockprof::agent
