@@ -51,16 +51,21 @@ int64_t HoldsUploaded(const Receiver& receiver) {
   return holds;
 }
 
+// One uploader's life: started, `holds` holds taken, stopped (which
+// uploads what is new).
+void UploadAround(const Receiver& receiver, lockprof::Mutex& mu, int holds) {
+  ASSERT_TRUE(lockprof::StartUploader(HoldUploads(receiver)).ok());
+  PositionsTestHolds(mu, holds);
+  lockprof::StopUploader();
+}
+
 TEST(UploaderPositionsTest, AnUploaderStartedAgainSendsOnlyWhatIsNew) {
   ScopedRates rates(kKeep, kKeep, 1);
   Receiver receiver;
   lockprof::Mutex mu{"positions.restart"};
-  ASSERT_TRUE(lockprof::StartUploader(HoldUploads(receiver)).ok());
-  PositionsTestHolds(mu, 100);
-  lockprof::StopUploader();
+  UploadAround(receiver, mu, 100);
   PositionsTestHolds(mu, 50);  // While none runs: in the next upload.
-  ASSERT_TRUE(lockprof::StartUploader(HoldUploads(receiver)).ok());
-  lockprof::StopUploader();
+  UploadAround(receiver, mu, 0);
   ASSERT_EQ(receiver.Uploads().size(), 2u);
   EXPECT_EQ(HoldsUploaded(receiver), 150);
   // The second interval starts where the first ended.
@@ -72,9 +77,7 @@ TEST(UploaderPositionsTest, AForkedChildSendsOnlyItsOwn) {
   ScopedRates rates(kKeep, kKeep, 1);
   Receiver receiver;
   lockprof::Mutex mu{"positions.fork"};
-  ASSERT_TRUE(lockprof::StartUploader(HoldUploads(receiver)).ok());
-  PositionsTestHolds(mu, 100);
-  lockprof::StopUploader();
+  UploadAround(receiver, mu, 100);
   PositionsTestHolds(mu, 30);  // The parent's, not yet uploaded: not the child's.
   const auto child = lockprof::testing::RunInForkedChild([&](int) {
     if (!lockprof::StartUploader(HoldUploads(receiver)).ok()) return 2;
@@ -85,8 +88,7 @@ TEST(UploaderPositionsTest, AForkedChildSendsOnlyItsOwn) {
   ASSERT_EQ(child.exit_code, 0) << child.output;
   EXPECT_EQ(HoldsUploaded(receiver), 110);
   // The parent's 30 go with its next upload.
-  ASSERT_TRUE(lockprof::StartUploader(HoldUploads(receiver)).ok());
-  lockprof::StopUploader();
+  UploadAround(receiver, mu, 0);
   EXPECT_EQ(HoldsUploaded(receiver), 140);
 }
 
