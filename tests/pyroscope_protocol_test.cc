@@ -218,6 +218,24 @@ TEST(UploaderConfig, RejectsBadConfigurationWithWhatToFix) {
   EXPECT_NE(error([](O& x) { x.app_name = ""; }).find("name is empty"), std::string::npos);
   EXPECT_NE(error([](O& x) { x.labels = {{"env-x", "1"}}; }).find("env-x"), std::string::npos);
   EXPECT_NE(error([](O& x) { x.basic_auth_user = "u"; }).find("password"), std::string::npos);
+  EXPECT_NE(error([](O& x) {
+              x.basic_auth_user = "a:b";
+              x.basic_auth_password = "p";
+            }).find("':'"),
+            std::string::npos);
+  EXPECT_NE(error([](O& x) {
+              x.tenant_id = "t";
+              x.headers = {{"x-scope-orgid", "u"}};
+            }).find("not both"),
+            std::string::npos);
+  // Pyroscope trims white space (Go's unicode.IsSpace) from label values.
+  for (const char* value : {"\tv", "v\n", "\xC2\xA0v", "v\xE3\x80\x80"}) {
+    EXPECT_NE(error([value](O& x) {
+                x.labels = {{"k", value}};
+              }).find("white space"),
+              std::string::npos)
+        << value;
+  }
   // A "never" of milliseconds::max() would overflow the clock it is added to.
   for (auto never : {+[](O& x) { x.interval = std::chrono::milliseconds::max(); },
                      +[](O& x) { x.request_timeout = std::chrono::milliseconds::max(); },

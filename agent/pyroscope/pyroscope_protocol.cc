@@ -54,6 +54,25 @@ absl::Status ValidateLabelName(std::string_view name) {
   return absl::OkStatus();
 }
 
+// Whether the code point at `s`'s start (or, with `last`, its end) is one
+// that Go's unicode.IsSpace counts, which the server's strings.TrimSpace
+// removes: ASCII's, U+0085, U+00A0, and the separators U+1680,
+// U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000. `s` is UTF-8.
+bool SpaceAtEnd(std::string_view s, bool last) {
+  size_t at = 0;
+  if (last) {
+    at = s.size() - 1;
+    while (at > 0 && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80) --at;
+  }
+  const std::string_view cp =
+      s.substr(at, last ? std::string_view::npos : Utf8SequenceLength(s, 0));
+  if (cp.size() == 1) return std::string_view(" \t\n\v\f\r").find(cp[0]) != std::string_view::npos;
+  uint32_t v = static_cast<unsigned char>(cp[0]) & (0xFF >> (cp.size() + 1));
+  for (size_t i = 1; i < cp.size(); ++i) v = (v << 6) | (static_cast<unsigned char>(cp[i]) & 0x3F);
+  return v == 0x85 || v == 0xA0 || v == 0x1680 || (v >= 0x2000 && v <= 0x200A) || v == 0x2028 ||
+         v == 0x2029 || v == 0x202F || v == 0x205F || v == 0x3000;
+}
+
 absl::Status ValidateLabelValue(std::string_view name, std::string_view value) {
   const std::string which = "label " + Quote(name) + ": value " + Quote(value);
   if (value.empty()) return Invalid("label " + Quote(name) + " has an empty value");
@@ -62,8 +81,8 @@ absl::Status ValidateLabelValue(std::string_view name, std::string_view value) {
                    std::to_string(kMaxLabelValueLength) + " bytes");
   }
   if (!IsValidUtf8(value)) return Invalid(which + " is not valid UTF-8");
-  if (value.front() == ' ' || value.back() == ' ') {
-    return Invalid(which + " starts or ends with a space (Pyroscope would trim it)");
+  if (SpaceAtEnd(value, false) || SpaceAtEnd(value, true)) {
+    return Invalid(which + " starts or ends with white space (Pyroscope would trim it)");
   }
   for (char c : value) {
     if (c == ',' || c == '{' || c == '}' || c == '\n' || c == '\r') {

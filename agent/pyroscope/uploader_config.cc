@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "absl/strings/match.h"
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/parse.h"
 #include "lockprof/agent/base/service.h"
@@ -55,6 +56,11 @@ absl::Status MakeUploaderConfig(const UploaderOptions& o, UploaderConfig* config
   if (basic && !o.bearer_token.empty()) {
     return Invalid("both basic auth and a bearer token are set: choose one");
   }
+  // The first colon ends the user (RFC 7617): the server would read the
+  // rest as the password's start, and answer 401.
+  if (o.basic_auth_user.find(':') != std::string::npos) {
+    return Invalid("the basic auth user must not contain ':'");
+  }
   if (basic) {
     c.headers.emplace_back("Authorization", "Basic " + pyroscope::Base64(o.basic_auth_user + ":" +
                                                                          o.basic_auth_password));
@@ -64,6 +70,15 @@ absl::Status MakeUploaderConfig(const UploaderOptions& o, UploaderConfig* config
   if (!o.tenant_id.empty()) c.headers.emplace_back("X-Scope-OrgID", o.tenant_id);
   for (const auto& [name, value] : o.headers) {
     if (absl::Status s = pyroscope::ValidateHeader(name, value); !s.ok()) return s;
+    // Sent twice, a header's two values reach the server in an order it
+    // does not promise to read: one setting each.
+    for (const auto& [set, unused] : c.headers) {
+      if (absl::EqualsIgnoreCase(set, name)) {
+        return Invalid("header \"" + name +
+                       "\" is set by the uploader's own settings (basic auth, bearer token, "
+                       "tenant id): use those, or this header, not both");
+      }
+    }
     c.headers.emplace_back(name, value);
   }
   for (const auto& [name, value] : c.headers) {
