@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -156,6 +157,19 @@ TEST(SamplingTest, TimedHoldsAreScaledByTheRate) {
   const auto after = Totals("hold", tags.lock);
   EXPECT_EQ(after[0] - before[0], 2 * kRate);
   EXPECT_EQ(after[1] - before[1], 10'000 * kRate);
+}
+
+// A kept event stands for `rate` events: at a rate near INT_MAX, a 10 s
+// hold stands for more nanoseconds than int64 holds. The total saturates
+// rather than wrap to a negative delay (signed overflow, undefined).
+TEST(SamplingTest, ScaledValuesSaturate) {
+  ScopedRates rates(kKeep, kKeep, 1);
+  const EventTags tags{"sampling.saturate"};
+  lockprof::agent::RecordHold(10'000'000'000, std::numeric_limits<int>::max(), tags,
+                              __builtin_frame_address(0));
+  const auto after = Totals("hold", tags.lock);
+  EXPECT_EQ(after[0], std::numeric_limits<int>::max());
+  EXPECT_EQ(after[1], std::numeric_limits<int64_t>::max());
 }
 
 }  // namespace

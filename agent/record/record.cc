@@ -14,6 +14,14 @@ namespace lockprof::agent {
 
 namespace {
 
+// v * rate, saturating: a kept event stands for `rate` events, and at a rate
+// near INT_MAX a 4.3 s wait would overflow (undefined, and read back as a
+// negative delay).
+inline int64_t Scaled(int64_t v, int64_t rate) {
+  int64_t out;
+  return __builtin_mul_overflow(v, rate, &out) ? INT64_MAX : out;
+}
+
 // One in `rate` events, by a per-thread random draw.
 inline bool OneIn(int64_t rate) { return rate <= 1 || NextRandom() % uint64_t(rate) == 0; }
 
@@ -51,7 +59,7 @@ void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry
   StackTrace stack;
   CaptureStack(entry_frame, &stack);
   // Scaled at record time, as Go >= 1.20 does: readers never rescale.
-  AddSample(ProfileId::kMutex, stack, tags, rate, delay_ns * rate);
+  AddSample(ProfileId::kMutex, stack, tags, rate, Scaled(delay_ns, rate));
 }
 
 void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack) {
@@ -93,7 +101,7 @@ void RecordHold(int64_t hold_ns, int64_t weight, const EventTags& tags, const vo
   ObserveLockHold(tags, hold_ns, uint64_t(weight));
   StackTrace stack;
   CaptureStack(entry_frame, &stack);
-  AddSample(ProfileId::kHold, stack, tags, weight, hold_ns * weight);
+  AddSample(ProfileId::kHold, stack, tags, weight, Scaled(hold_ns, weight));
 }
 
 void RecordCasRetries(int64_t retries, int64_t delay_ns, const EventTags& tags,
@@ -106,7 +114,8 @@ void RecordCasRetries(int64_t retries, int64_t delay_ns, const EventTags& tags,
   RecorderScope scope;
   StackTrace stack;
   CaptureStack(entry_frame, &stack);
-  AddSample(ProfileId::kCas, stack, tags, retries * rate, (delay_ns < 0 ? 0 : delay_ns) * rate);
+  AddSample(ProfileId::kCas, stack, tags, Scaled(retries, rate),
+            Scaled(delay_ns < 0 ? 0 : delay_ns, rate));
 }
 
 }  // namespace lockprof::agent
