@@ -308,14 +308,21 @@ class Uploader {
   std::thread sender_;
 };
 
-// Guarded by g_slot's mutex.
-UploadPositions g_positions;
+// Guarded by g_slot's mutex. Never destroyed, as the slot: a thread may
+// still start or stop an uploader while statics are destroyed at exit; and
+// made on first use, which may come from another static initialiser (the
+// one below makes it before main, so that fork()'s child handler finds it).
+UploadPositions& TheUploadPositions() {
+  static UploadPositions* const positions = new UploadPositions;
+  return *positions;
+}
+[[maybe_unused]] UploadPositions& g_positions_made = TheUploadPositions();
 
 // In a forked child, after the slot forgot the parent's uploader: its
 // queue and its positions are not the child's.
 void ForgetInChild(Uploader*) {
   SetUploadQueueLength(0);
-  g_positions.ForgetInChild();
+  TheUploadPositions().ForgetInChild();
 }
 
 ServiceSlot<Uploader> g_slot(ForkRank::kUploader, &ForgetInChild);
@@ -337,14 +344,15 @@ absl::Status StartUploader(const UploaderOptions& options) {
   agent::g_slot.StopAtExit(StopUploader);
   std::unique_lock<std::mutex> l(agent::g_slot.mutex());
   // An uploader stopping (or starting) on another thread has the positions.
-  agent::g_positions.WaitForStop(l, [] { return agent::g_slot.instance != nullptr; });
+  agent::TheUploadPositions().WaitForStop(l, [] { return agent::g_slot.instance != nullptr; });
   absl::StatusOr<agent::Uploader*> taken = agent::g_slot.Claim("an uploader is running");
   if (!taken.ok()) return taken.status();
   // The environment's uploader, taken over: the new one continues its
   // intervals and sends its queue.
   const std::unique_ptr<agent::Uploader> previous(*taken);
   agent::Positions positions;
-  if (previous == nullptr) positions = agent::g_positions.Take(config.profiles, agent::WallNanos());
+  if (previous == nullptr)
+    positions = agent::TheUploadPositions().Take(config.profiles, agent::WallNanos());
   // Not under the slot's mutex, which every fork() takes: stopping the
   // previous uploader aborts its request in flight, and cpp-httplib's abort
   // waits for a connect in progress (up to a request timeout). Meanwhile
@@ -353,7 +361,7 @@ absl::Status StartUploader(const UploaderOptions& options) {
   auto* started = new agent::Uploader(std::move(config), std::move(positions), previous.get());
   l.lock();
   agent::g_slot.Install(started);
-  agent::g_positions.Started();
+  agent::TheUploadPositions().Started();
   return absl::OkStatus();
 }
 
@@ -370,7 +378,7 @@ void StopUploader() {
   u->Stop();
   {
     std::lock_guard<std::mutex> l(agent::g_slot.mutex());
-    agent::g_positions.Give(u->TakePositions());
+    agent::TheUploadPositions().Give(u->TakePositions());
   }
   delete u;
 }
