@@ -1,6 +1,7 @@
 #include "lockprof/agent/record/stack_trace.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cinttypes>
@@ -68,6 +69,17 @@ bool MappingOf(uintptr_t address, uintptr_t* lo, uintptr_t* hi) {
 // Reads and caches this thread's stack bounds: the mapping its stack is in
 // (for the main thread, [stack], which may grow down later: the frames
 // walked lie above the current one). Once per thread.
+//
+// The mapping may be wider than the stack: the kernel merges adjacent
+// anonymous mappings (thread stacks created without a guard page, as the
+// JVM creates them, or stacks a program maps itself), and a stack may be
+// memory from the heap. Parts of that range may be unmapped later, and in
+// code built without frame pointers a frame pointer is any value: a walk
+// that trusted the whole range read an unmapped page and crashed the
+// program. glibc keeps a thread's descriptor (pthread_self()) at the top of
+// its stack, whether glibc or the program allocated it, above every frame:
+// the bound ends there. (The main thread's lies elsewhere, and [stack] is
+// its own mapping.)
 void LoadStackBounds() {
   const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
   uintptr_t lo = 0, hi = 0;
@@ -76,6 +88,8 @@ void LoadStackBounds() {
     lo = here;
     hi = lo + (1 << 20);
   }
+  const auto self = static_cast<uintptr_t>(pthread_self());
+  if (self > here && self < hi) hi = self;
   tls_state.stack_lo = lo;
   tls_state.stack_hi = hi;
 }
