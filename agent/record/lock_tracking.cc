@@ -163,12 +163,10 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
   for (int i = 0; i < kept; ++i) NotifyInversion(FoundCycle(first_kept + i));
 }
 
-}  // namespace
-
-// The cases PushHeldFast leaves: edges to add or look up, details to record,
-// the record to allocate, or inside the recorder.
-bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, bool ordered,
-                  const void* entry_frame) {
+// NoteAcquired's work; with `record` false only its lock-order check, for an
+// acquisition that cannot be recorded, as one beyond kMaxHeldLocks.
+bool NoteAcquisition(const void* lock, const EventTags& tags, bool tried, bool ordered,
+                     const void* entry_frame, bool record) {
   if (InRecorder()) return false;
   ThreadLocks* r = Self();
   if (r == nullptr) return false;
@@ -179,7 +177,7 @@ bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, bool orde
   if (held > 0 && !tried && ordered && LockOrderCheckingOn() && !r->EdgesCached(held, lock)) {
     CheckOrder(r, lock, tags, entry_frame, &stack);
   }
-  if (held == kMaxHeldLocks) return false;  // Not recorded: kMaxHeldLocks.
+  if (!record || held == kMaxHeldLocks) return false;  // Not recorded.
   // Since when and where: only for the held-locks page's holders and the
   // stall watchdog (a clock read and a stack walk: most of the cost). The
   // walk takes no CFI fallback: it runs on every acquisition.
@@ -195,6 +193,15 @@ bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, bool orde
   r->held.store(held + 1, std::memory_order_relaxed);
   r->EndWrite(w);
   return true;
+}
+
+}  // namespace
+
+// The cases PushHeldFast leaves: edges to add or look up, details to record,
+// the record to allocate, or inside the recorder.
+bool NoteAcquired(const void* lock, const EventTags& tags, bool tried, bool ordered,
+                  const void* entry_frame) {
+  return NoteAcquisition(lock, tags, tried, ordered, entry_frame, /*record=*/true);
 }
 
 // The cases PopHeldFast leaves: a lock released out of order, or none
@@ -215,14 +222,7 @@ void NoteReleased(const void* lock) {
 
 void CheckOrderUnrecorded(const void* lock, const EventTags& tags, bool tried,
                           const void* entry_frame) {
-  if (tried || InRecorder() || !LockOrderCheckingOn()) return;
-  ThreadLocks* r = Self();
-  if (r == nullptr) return;
-  const int held = r->held.load(std::memory_order_relaxed);
-  if (held == 0 || r->EdgesCached(held, lock)) return;
-  StackTrace stack;
-  stack.depth = 0;
-  CheckOrder(r, lock, tags, entry_frame, &stack);
+  NoteAcquisition(lock, tags, tried, /*ordered=*/true, entry_frame, /*record=*/false);
 }
 
 void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* entry_frame,
