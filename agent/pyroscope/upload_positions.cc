@@ -24,23 +24,21 @@ Positions ForProfiles(Positions positions, const std::vector<ProfileId>& profile
   return out;
 }
 
-Positions UploadPositions::Take(const std::vector<ProfileId>& profiles, int64_t now_ns) {
+Positions UploadPositions::Take(int64_t now_ns) {
   out_ = true;
-  if (in_child_) {
-    // The parent's positions: the child starts from its tables as they are.
-    in_child_ = false;
-    stored_ = Positions{};
-    Positions fresh;
-    for (ProfileId id : profiles) {
-      fresh.trackers.emplace_back(id);
-      fresh.trackers.back().Next();
-    }
-    fresh.last_until_ns = now_ns;
-    return fresh;
-  }
-  Positions taken = ForProfiles(std::move(stored_), profiles);
-  if (taken.last_until_ns == 0) taken.last_until_ns = now_ns;
+  Positions taken = std::move(stored_);
   stored_ = Positions{};
+  if (in_child_) {
+    // The parent's positions: the child starts from its tables as they are,
+    // for every profile (one uploaded later too).
+    in_child_ = false;
+    taken = Positions{};
+    for (int i = 0; i < kProfileCount; ++i) {
+      taken.spare.emplace_back(ProfileId(i));
+      taken.spare.back().Next();
+    }
+  }
+  if (taken.last_until_ns == 0) taken.last_until_ns = now_ns;
   return taken;
 }
 

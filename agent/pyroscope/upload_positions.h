@@ -53,9 +53,10 @@ class UploadPositions {
   // An uploader was installed: a start waiting above can see it.
   void Started() { returned_.notify_all(); }
 
-  // Takes the positions for an uploader of `profiles`; `now_ns` is the start
-  // of its first interval when none ended before.
-  Positions Take(const std::vector<ProfileId>& profiles, int64_t now_ns);
+  // Takes the positions for an uploader (which picks its profiles' with
+  // ForProfiles); `now_ns` is the start of its first interval when none
+  // ended before.
+  Positions Take(int64_t now_ns);
 
   // Gives them back when that uploader stopped.
   void Give(Positions positions);

@@ -351,8 +351,7 @@ absl::Status StartUploader(const UploaderOptions& options) {
   // intervals and sends its queue.
   const std::unique_ptr<agent::Uploader> previous(*taken);
   agent::Positions positions;
-  if (previous == nullptr)
-    positions = agent::TheUploadPositions().Take(config.profiles, agent::WallNanos());
+  if (previous == nullptr) positions = agent::TheUploadPositions().Take(agent::WallNanos());
   // Not under the slot's mutex, which every fork() takes: stopping the
   // previous uploader aborts its request in flight, and cpp-httplib's abort
   // waits for a connect in progress (up to a request timeout). Meanwhile
