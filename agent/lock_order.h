@@ -36,6 +36,14 @@
 //    read-read inversion deadlocks as soon as a writer waits on each lock.
 //  * Re-acquiring a lock the thread already holds (a read lock taken twice)
 //    creates no edge into it, from any lock the thread holds.
+//  * A thread about to sleep for one of lockprof's own locks that it holds
+//    (a Mutex locked twice, a SharedMutex read hold followed by lock(), or
+//    a read lock taken again while a writer waits: the writer waits for
+//    the first read hold, the second for the writer) never wakes: that
+//    self-deadlock is reported as a cycle of one lock, through the same
+//    channels and counter, before it sleeps. Interposed pthread locks are
+//    not checked for it: glibc lets another thread unlock a normal mutex,
+//    which this thread's record would not see.
 //  * A lock that is destroyed leaves the graph with its edges, so memory
 //    reused for another lock starts with none.
 // Bounded memory: at most kMaxLockOrderNodes locks and kMaxLockOrderEdges

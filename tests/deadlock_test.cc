@@ -51,6 +51,35 @@ TEST(DeadlockTest, ReportModeGoesOn) {
   EXPECT_NE(out.find("done"), out.npos) << out;
 }
 
+// A thread that waits for a lock it holds itself is reported before it
+// hangs, as a cycle of one lock, in every form; abort mode exits with it.
+TEST(DeadlockTest, AThreadWaitingForItsOwnLockIsReported) {
+  for (const std::string mode : {"self", "self-read"}) {
+    const std::string lock = mode == "self" ? "\"cache.self\"" : "\"cache.table\"";
+    const std::string function = mode == "self" ? "RelockOwnMutex" : "RereadWithWriterWaiting";
+    int status = 0;
+    std::string out = RunCommand(std::string("LOCKPROF_LOCK_ORDER=report ") +
+                                     LOCKPROF_DEADLOCK_CHILD_PATH + " " + mode + " 2>&1",
+                                 &status);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+    EXPECT_NE(out.find("inversions 1\n"), out.npos) << out;
+    EXPECT_EQ(testing::CountOf(out, "lockprof: self-deadlock: thread "), 1u) << out;
+    EXPECT_NE(out.find(" waits for " + lock + ", which it holds; stack at "), out.npos) << out;
+    EXPECT_NE(out.find("Inversion 1: self-deadlock: thread "), out.npos) << out;
+    EXPECT_NE(out.find(function), out.npos) << out;
+
+    out = RunCommand(std::string("LOCKPROF_LOCK_ORDER=abort ") + LOCKPROF_DEADLOCK_CHILD_PATH +
+                         " " + mode + " 2>&1",
+                     &status);
+    EXPECT_TRUE(testing::DiedOfAbort(status)) << status << "\n" << out;
+    EXPECT_NE(out.find("lock-order inversion, aborting (LOCKPROF_LOCK_ORDER=abort): "
+                       "self-deadlock: thread "),
+              out.npos)
+        << out;
+    EXPECT_NE(out.find(function), out.npos) << out;
+  }
+}
+
 TEST(DeadlockTest, HeldLocksShowARealDeadlockWhileItHangs) {
   const int port = FreeLoopbackPort();
   // Lock-order checking, and the holders' times and stacks.

@@ -255,6 +255,18 @@ void RemoveEdge(Graph& g, int e) {
   --g.live_edges;
 }
 
+// Counts `cycle`, just found, and keeps it if there is room (under
+// g_graph_mu).
+void Found(Graph& g, const Cycle& cycle, int* kept) {
+  g_inversions.fetch_add(1, std::memory_order_relaxed);
+  const int found = g.found_count.load(std::memory_order_relaxed);
+  if (found < kMaxLockOrderReports) {
+    g.found[found] = cycle;
+    g.found_count.store(found + 1, std::memory_order_release);
+    ++*kept;
+  }
+}
+
 }  // namespace
 
 int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* to_name,
@@ -272,16 +284,27 @@ int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* t
   for (int i = 0; i < n; ++i) {
     const int source = EnsureNode(g, held[i].lock, held[i].name);
     if (source == kNone || !AddEdge(g, source, target, tid, stack, &out[cycles])) continue;
-    g_inversions.fetch_add(1, std::memory_order_relaxed);
-    const int found = g.found_count.load(std::memory_order_relaxed);
-    if (found < kMaxLockOrderReports) {
-      g.found[found] = out[cycles];
-      g.found_count.store(found + 1, std::memory_order_release);
-      ++*kept;
-    }
+    Found(g, out[cycles], kept);
     ++cycles;
   }
   return cycles;
+}
+
+void AddSelfWait(const char* name, const StackTrace& stack, int64_t tid, Cycle* out,
+                 int* first_kept, int* kept) {
+  RecorderScope recorder;
+  CycleEdge& edge = out->edges[0];
+  CopyName(LockDisplayName(name), edge.from);
+  CopyName(LockDisplayName(name), edge.to);
+  edge.tid = tid;
+  edge.depth = std::min(stack.depth, kMaxStackDepth);
+  std::copy_n(stack.pcs, edge.depth, edge.pcs);
+  out->num_edges = out->total_edges = 1;
+  std::lock_guard<std::mutex> lock(g_graph_mu);
+  Graph& g = Ready();
+  *first_kept = g.found_count.load(std::memory_order_relaxed);
+  *kept = 0;
+  Found(g, *out, kept);
 }
 
 const Cycle& FoundCycle(int i) { return g_graph.found[i]; }

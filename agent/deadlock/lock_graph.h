@@ -69,6 +69,12 @@ struct HeldLock {
 int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* to_name,
                       const StackTrace& stack, int64_t tid, Cycle* out, int* first_kept, int* kept);
 
+// A thread (`tid`, at `stack`) is about to sleep for a lock named `name`
+// that it holds: a cycle of one lock, written to *out, counted and kept
+// like AddLockOrderEdges' (*kept is 0 or 1). The graph is not changed.
+void AddSelfWait(const char* name, const StackTrace& stack, int64_t tid, Cycle* out,
+                 int* first_kept, int* kept);
+
 // The i-th cycle found, for i below the number kept: immutable once kept,
 // read without the graph's lock.
 const Cycle& FoundCycle(int i);

@@ -112,12 +112,21 @@ void WriteInversionLines(const Cycle* cycles, int n) {
     const CycleEdge& first = cycle.edges[0];
     char line[1024];
     size_t used = 0;
-    Append(line, sizeof line, &used, "lockprof: lock-order inversion (potential deadlock): ");
     auto name = [&](const char* n) {
       EmitQuotedName(n, [&](char c) {
         if (used + 1 < sizeof line) line[used++] = c;
       });
     };
+    if (cycle.total_edges == 1) {  // AddSelfWait's.
+      Append(line, sizeof line, &used, "lockprof: self-deadlock: thread %lld waits for ",
+             static_cast<long long>(first.tid));
+      name(first.to);
+      Append(line, sizeof line, &used, ", which it holds; stack at /debug/lockprof/lock-order\n");
+      if (used + 1 >= sizeof line) line[used - 1] = '\n';
+      WriteLine(line, used);
+      continue;
+    }
+    Append(line, sizeof line, &used, "lockprof: lock-order inversion (potential deadlock): ");
     for (int i = 0; i < cycle.num_edges; ++i) {
       name(cycle.edges[i].from);
       Append(line, sizeof line, &used, " -> ");

@@ -174,6 +174,13 @@ std::string FirstUserFrame(const uintptr_t* pcs, int depth) {
 }
 
 std::string InversionText(const Inversion& inversion) {
+  if (inversion.total_edges == 1 && !inversion.edges.empty()) {  // AddSelfWait's.
+    const InversionEdge& e = inversion.edges[0];
+    std::string out = "self-deadlock: " + ThreadLabel(e.tid) + " waits for " + QuotedName(e.to) +
+                      ", which it holds, at:\n";
+    AppendStackText(e.stack.data(), int(e.stack.size()), &out);
+    return out;
+  }
   std::string out = "cycle of " + std::to_string(inversion.total_edges) + " locks:";
   for (const InversionEdge& e : inversion.edges) out += " " + QuotedName(e.from) + " ->";
   const size_t more = size_t(inversion.total_edges) - inversion.edges.size();

@@ -116,6 +116,24 @@ void RenewRecordInChild() {
 
 [[maybe_unused]] const bool g_fork_handler = (OnForkChild(&RenewRecordInChild), true);
 
+// Runs `find(out, &first_kept, &kept)`, which writes the cycles it finds to
+// out[] and returns how many, and reports them.
+template <typename Find>
+void ReportNewCycles(Find find) {
+  // The report mutex and the graph's are lockprof's own.
+  RecorderScope recorder;
+  int first_kept = 0, kept = 0;
+  {
+    std::lock_guard<std::mutex> serialized(g_report_mu);
+    const int cycles = find(g_new_cycles, &first_kept, &kept);
+    if (cycles > 0) WriteInversionLines(g_new_cycles, cycles);
+  }
+  // The hook runs with no lock of lockprof's held (it may take the
+  // application's, whose holders may be adding edges meanwhile), on the
+  // cycles kept: those no other acquisition overwrites.
+  for (int i = 0; i < kept; ++i) NotifyInversion(FoundCycle(first_kept + i));
+}
+
 // Adds the edges from this thread's held locks to `lock` that it has not
 // handed to the graph yet; reports the cycles they close. `stack` is this
 // acquisition's, captured here if it is empty and an edge needs it.
@@ -147,20 +165,10 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
   }
   if (n == 0) return;
   if (stack->depth == 0) CaptureStack(entry_frame, stack);
-  // The report mutex and the graph's are lockprof's own.
-  RecorderScope recorder;
-  int first_kept = 0, kept = 0;
-  {
-    std::lock_guard<std::mutex> serialized(g_report_mu);
-    const int cycles =
-        AddLockOrderEdges(fresh, n, lock, tags.lock, *stack, r->tid.load(std::memory_order_relaxed),
-                          g_new_cycles, &first_kept, &kept);
-    if (cycles > 0) WriteInversionLines(g_new_cycles, cycles);
-  }
-  // The hook runs with no lock of lockprof's held (it may take the
-  // application's, whose holders may be adding edges meanwhile), on the
-  // cycles kept: those no other acquisition overwrites.
-  for (int i = 0; i < kept; ++i) NotifyInversion(FoundCycle(first_kept + i));
+  ReportNewCycles([&](Cycle* out, int* first_kept, int* kept) {
+    return AddLockOrderEdges(fresh, n, lock, tags.lock, *stack,
+                             r->tid.load(std::memory_order_relaxed), out, first_kept, kept);
+  });
 }
 
 // NoteAcquired's work; with `record` false only its lock-order check, for an
@@ -226,13 +234,25 @@ void CheckOrderUnrecorded(const void* lock, const EventTags& tags, bool tried,
 }
 
 void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* entry_frame,
-                          const StackTrace* stack) {
+                          const StackTrace* stack, bool self_wait_hangs) {
   if (!LockOrderCheckingOn() || InRecorder()) return;
   ThreadLocks* r = Self();
-  if (r == nullptr || r->held.load(std::memory_order_relaxed) == 0) return;  // No edge to add.
+  if (r == nullptr) return;
+  const int held = r->held.load(std::memory_order_relaxed);
+  if (held == 0) return;  // No edge to add, and not its own lock.
   StackTrace copy;
   copy.depth = stack->depth;
   std::copy_n(stack->pcs, stack->depth, copy.pcs);
+  if (self_wait_hangs && std::any_of(r->entries, r->entries + held, [lock](const HeldEntry& e) {
+        return e.lock.load(std::memory_order_relaxed) == lock;
+      })) {
+    if (copy.depth == 0) CaptureStack(entry_frame, &copy);
+    ReportNewCycles([&](Cycle* out, int* first_kept, int* kept) {
+      AddSelfWait(tags.lock, copy, r->tid.load(std::memory_order_relaxed), out, first_kept, kept);
+      return 1;
+    });
+    return;
+  }
   CheckOrder(r, lock, tags, entry_frame, &copy);
 }
 

@@ -84,9 +84,12 @@ void CheckOrderUnrecorded(const void* lock, const EventTags& tags, bool tried,
 // This thread is about to sleep for `lock`: while lock-order checking is
 // on, adds the edges from the locks it holds first, so that a deadlock is
 // reported before it hangs. `stack`: this wait's, if already captured
-// (depth 0 if not).
+// (depth 0 if not). `self_wait_hangs`: the lock is one this thread can
+// never get while it holds it (not recursive, not a timed wait), so that
+// sleeping for it while this thread's record holds it is a certain
+// deadlock, reported as a cycle of one lock.
 void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* entry_frame,
-                          const StackTrace* stack);
+                          const StackTrace* stack, bool self_wait_hangs);
 
 // This thread sleeps for `lock` from `start` (MonotonicNanos), with `stack`
 // (depth 0 if not captured). Returns whether it published the wait (not

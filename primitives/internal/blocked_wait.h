@@ -30,6 +30,24 @@
 
 namespace lockprof::internal {
 
+// What a wait for a lock checks before it sleeps, while lock-order checking
+// is on (lock_tracking.h, CheckOrderBeforeWait).
+enum class OrderCheck {
+  // Nothing: a lock outside the lock-order graph (an interposed pthread lock
+  // on the heap, whose memory may be reused without a destructor that would
+  // tell the graph).
+  kNone,
+  // The edges from the locks this thread holds. For an interposed lock, not
+  // whether this thread holds it: glibc lets another thread unlock a normal
+  // mutex (programs use one as a semaphore), which this thread's record
+  // would not see, and a recursive lock, an error-checking one or a timed
+  // wait does not hang on its holder.
+  kEdges,
+  // The edges, and a wait for a lock this thread holds, which lockprof's own
+  // locks never grant: a self-deadlock, reported before it hangs.
+  kEdgesAndSelf,
+};
+
 class BlockedWait {
  public:
   // A wait for a condition: not published, no lock order.
@@ -38,19 +56,20 @@ class BlockedWait {
         want_stack_(agent::BlockProfilingEnabled() && !agent::InRecorder()) {
     if (want_stack_) agent::CaptureStack(entry_frame, &stack_);
   }
-  // A wait for `lock`, described by `tags`. `check_order`: false for a
-  // lock outside the lock-order graph (an interposed pthread lock on the
-  // heap, whose memory may be reused without a destructor that would tell
-  // the graph). `start`: when the wait began (MonotonicNanos()), if that
-  // was before now; -1 for now.
+  // A wait for `lock`, described by `tags`, checked as `order` says.
+  // `start`: when the wait began (MonotonicNanos()), if that was before now;
+  // -1 for now.
   BlockedWait(const void* entry_frame, const void* lock, const agent::EventTags& tags,
-              bool check_order = true, int64_t start = -1)
+              OrderCheck order = OrderCheck::kEdgesAndSelf, int64_t start = -1)
       : start_(start >= 0 ? start : agent::MonotonicNanos()),
         want_stack_(agent::BlockProfilingEnabled() && !agent::InRecorder()),
         lock_(lock),
         tags_(tags) {
     if (want_stack_ || agent::LockTrackingOn()) agent::CaptureStack(entry_frame, &stack_);
-    if (check_order) agent::CheckOrderBeforeWait(lock, tags, entry_frame, &stack_);
+    if (order != OrderCheck::kNone) {
+      agent::CheckOrderBeforeWait(lock, tags, entry_frame, &stack_,
+                                  order == OrderCheck::kEdgesAndSelf);
+    }
     published_ = agent::NoteWaitBegin(lock, tags, start_, stack_);
   }
   ~BlockedWait() { EndWait(); }

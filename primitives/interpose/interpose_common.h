@@ -140,7 +140,10 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   // Published for /debug/lockprof/held while it waits, its lock-order edges
   // checked first if the lock is in the graph (TrackHold says which are).
   internal::BlockedWait blocked(frame, lock, tags,
-                                agent::LockOrderCheckingOn() && InLoadedObject(lock), start);
+                                agent::LockOrderCheckingOn() && InLoadedObject(lock)
+                                    ? internal::OrderCheck::kEdges
+                                    : internal::OrderCheck::kNone,
+                                start);
   const int c = WaiterClass(mode);
   int64_t counted_from = -1;
   const bool registered =

@@ -3,11 +3,19 @@
 //              bank.a on another: a lock-order inversion that never hangs
 //   deadlock   two threads each take one of the two locks, then the other:
 //              hangs for good (the test kills it)
+//   self       a thread locks a mutex it holds; self-read: a thread takes
+//              a read lock it holds while a writer waits for it. Both hang
+//              that thread for good: once lock-order checking has reported
+//              it (it would abort first in abort mode), the main thread
+//              prints the report and exits.
 #include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <thread>
 
 #include "lockprof/lockprof.h"
@@ -41,12 +49,51 @@ __attribute__((noinline)) void TransferBThenA(bool meet) {
   asm volatile("");
 }
 
+lockprof::Mutex g_self("cache.self");
+lockprof::SharedMutex g_table("cache.table");
+
+__attribute__((noinline)) void RelockOwnMutex() {
+  lockprof::MutexLock outer(&g_self);
+  lockprof::MutexLock inner(&g_self);  // Never returns.
+  asm volatile("");
+}
+
+// Holds a read lock, lets a writer queue for it, and reads again.
+__attribute__((noinline)) void RereadWithWriterWaiting() {
+  g_table.lock_shared();
+  std::thread([] {
+    g_table.lock();  // Waits for our read lock for good.
+  }).detach();
+  // Until the writer sleeps (it spins first, about 2 us): then a new read
+  // lock queues behind it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  g_table.lock_shared();  // Never returns.
+  asm volatile("");
+}
+
+// Runs `hang` on a thread and waits for lock-order checking to report it.
+int ReportSelfDeadlock(void (*hang)()) {
+  std::thread(hang).detach();
+  for (int i = 0; i < 1000 && lockprof::LockOrderInversions() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const std::string report = lockprof::LockOrderReport();
+  std::fwrite(report.data(), 1, report.size(), stdout);
+  std::printf("inversions %llu\n",
+              static_cast<unsigned long long>(lockprof::LockOrderInversions()));
+  std::fflush(stdout);
+  _exit(0);  // The hung thread with it.
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool deadlock = argc > 1 && std::strcmp(argv[1], "deadlock") == 0;
+  const std::string mode = argc > 1 ? argv[1] : "";
+  const bool deadlock = mode == "deadlock";
   std::printf("ready\n");
   std::fflush(stdout);
+  if (mode == "self") return ReportSelfDeadlock(RelockOwnMutex);
+  if (mode == "self-read") return ReportSelfDeadlock(RereadWithWriterWaiting);
   if (deadlock) {
     std::thread ab(TransferAThenB, true);
     std::thread ba(TransferBThenA, true);
