@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "lockprof/agent/labels.h"
+#include "lockprof/primitives/mutex.h"
 #include "test_util.h"
 
 namespace lockprof::agent {
@@ -73,8 +77,9 @@ TEST(EnvTest, DefaultRatesAreServed) {
 TEST(EnvTest, MalformedEnvironmentIsReportedOnceAndIgnored) {
   int status;
   std::string out = lockprof::testing::RunCommand(
-      std::string("LOCKPROF_MUTEX_FRACTION=lots LOCKPROF_BLOCK_RATE=-3 ") + LOCKPROF_DEMO_PATH +
-          " --addr=127.0.0.1:0 --duration=1 --readers=1 --writers=1 2>&1",
+      std::string("LOCKPROF_MUTEX_FRACTION=lots LOCKPROF_BLOCK_RATE=-3 LOCKPROF_MAX_STACKS=abc "
+                  "LOCKPROF_MAX_LABEL_SETS=8 ") +
+          LOCKPROF_DEMO_PATH + " --addr=127.0.0.1:0 --duration=1 --readers=1 --writers=1 2>&1",
       &status);
   EXPECT_EQ(status, 0) << out;
   auto count = [&](const std::string& needle) {
@@ -84,9 +89,33 @@ TEST(EnvTest, MalformedEnvironmentIsReportedOnceAndIgnored) {
   };
   EXPECT_EQ(count("lockprof: ignoring LOCKPROF_MUTEX_FRACTION=\"lots\""), 1u) << out;
   EXPECT_EQ(count("lockprof: ignoring LOCKPROF_BLOCK_RATE=\"-3\""), 1u) << out;
+  // Read at start, not by each table's or registry's first event.
+  EXPECT_EQ(count("lockprof: ignoring LOCKPROF_MAX_STACKS=\"abc\""), 1u) << out;
+  EXPECT_EQ(count("lockprof: ignoring LOCKPROF_MAX_LABEL_SETS=\"8\""), 1u) << out;
   // Ignored: the defaults stay in force.
   EXPECT_EQ(ServedRates({"LOCKPROF_MUTEX_FRACTION=lots", "LOCKPROF_BLOCK_RATE=-3"}),
             (std::vector<double>{10, 10e-6, 1000}));
+}
+
+// The environment is read during static initialisation, never later: a
+// table's or the label registry's first event comes on any thread at any
+// time, and getenv can crash while another thread calls setenv.
+TEST(EnvTest, NothingReadsTheEnvironmentOnceTheProgramRuns) {
+  setenv("LOCKPROF_MAX_STACKS", "abc", 1);
+  setenv("LOCKPROF_MAX_LABEL_SETS", "abc", 1);
+  ::testing::internal::CaptureStderr();
+  {
+    lockprof::ScopedLabels labels({{"endpoint", "/env"}});
+    lockprof::Mutex mu("env.mu");
+    lockprof::testing::ContendOnce(mu, std::chrono::milliseconds(20), [&] {
+      mu.lock();
+      mu.unlock();
+    });
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  unsetenv("LOCKPROF_MAX_STACKS");
+  unsetenv("LOCKPROF_MAX_LABEL_SETS");
+  EXPECT_EQ(err.find("LOCKPROF_MAX"), std::string::npos) << err;
 }
 
 }  // namespace

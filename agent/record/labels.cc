@@ -61,12 +61,25 @@ struct Registry {
   LabelSet* overflow = nullptr;
 };
 
+// LOCKPROF_MAX_LABEL_SETS, read during static initialisation as the
+// sampling rates are (sampling.cc), not at the first ScopedLabels: that
+// comes on any thread at any time, and getenv can crash while another
+// thread of the program calls setenv. 0 until read, or if unset or
+// malformed.
+std::atomic<int64_t> g_env_capacity{0};
+[[maybe_unused]] const bool g_env_read = [] {
+  int64_t v;
+  if (ParseEnvInt("LOCKPROF_MAX_LABEL_SETS", 16, int64_t{1} << 20, &v)) {
+    g_env_capacity.store(v, std::memory_order_relaxed);
+  }
+  return true;
+}();
+
 Registry& TheRegistry() {
   static Registry* const r = [] {
     auto* registry = new Registry;  // Never destroyed: samples may outlive main.
-    int64_t cap = int64_t{kDefaultMaxLabelSets};
-    ParseEnvInt("LOCKPROF_MAX_LABEL_SETS", 16, int64_t{1} << 20, &cap);
-    registry->capacity = size_t(cap);
+    const int64_t env = g_env_capacity.load(std::memory_order_relaxed);
+    registry->capacity = size_t(env != 0 ? env : int64_t{kDefaultMaxLabelSets});
     registry->max_bytes = kMinLabelBytes + registry->capacity * kLabelBytesPerSet;
     size_t slots = 1;
     while (slots < 2 * registry->capacity) slots <<= 1;

@@ -74,11 +74,23 @@ bool SameKey(const SampleKey& k, const StackTrace& stack, const EventTags& tags,
          (tags.lock == nullptr || SameKeptName(k.lock_name, tags.lock, kMaxLockName));
 }
 
+// LOCKPROF_MAX_STACKS, read during static initialisation as the sampling
+// rates are (sampling.cc), not at a table's first event: that comes on any
+// thread at any time, and getenv can crash while another thread of the
+// program calls setenv. 0 until read, or if unset or malformed.
+std::atomic<size_t> g_env_capacity{0};
+[[maybe_unused]] const bool g_env_read = [] {
+  int64_t v;
+  if (ParseEnvInt("LOCKPROF_MAX_STACKS", 16, StackTable::kMaxCapacity, &v)) {
+    g_env_capacity.store(size_t(v), std::memory_order_relaxed);
+  }
+  return true;
+}();
+
 size_t ConfiguredCapacity(size_t requested) {
   if (requested != 0) return requested;
-  int64_t v;
-  if (ParseEnvInt("LOCKPROF_MAX_STACKS", 16, StackTable::kMaxCapacity, &v)) return size_t(v);
-  return StackTable::kDefaultCapacity;
+  const size_t env = g_env_capacity.load(std::memory_order_relaxed);
+  return env != 0 ? env : StackTable::kDefaultCapacity;
 }
 
 }  // namespace
