@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <clocale>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -203,6 +205,37 @@ TEST_F(MetricsTest, LabelValuesAreEscapedAndPromtoolAcceptsThem) {
   EXPECT_NE(m.find("lock=\"metrics.\\\"odd\\\\name\\nline\xEF\xBF\xBD\""), std::string::npos);
   int status;
   std::string out = RunCommand("promtool check metrics < " + WriteTempFile(m) + " 2>&1", &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "");
+}
+
+// A host program that calls setlocale(LC_ALL, "") under a LANG whose decimal
+// point is a comma (de_DE, fr_FR, ru_RU) still gets numbers Prometheus
+// reads: "1.6e-05", not "1,6e-05". The locale is compiled here, from the
+// Debian package `locales` (tools/deps.sh).
+TEST_F(MetricsTest, NumbersIgnoreTheProgramsLocale) {
+  const std::string dir = ::testing::TempDir() + "lockprof-locale";
+  int status;
+  const std::string made = RunCommand(
+      "mkdir -p " + dir + " && localedef -i de_DE -f UTF-8 " + dir + "/de_DE.UTF-8 2>&1", &status);
+  ASSERT_EQ(status, 0) << made;
+  setenv("LOCPATH", dir.c_str(), 1);
+  ASSERT_NE(setlocale(LC_ALL, "de_DE.UTF-8"), nullptr);
+  char comma[16];
+  std::snprintf(comma, sizeof comma, "%.1f", 1.5);
+  EXPECT_STREQ(comma, "1,5");  // The locale is in force.
+  Block(EventTags{"metrics.locale"}, 16000);
+  const std::string m = ScrapeMetrics();
+  setlocale(LC_ALL, "C");
+  unsetenv("LOCPATH");
+  EXPECT_NE(m.find("lockprof_lock_wait_seconds_bucket{lock=\"metrics.locale\",le=\"1.6e-05\"} 1"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("lockprof_lock_wait_seconds_sum{lock=\"metrics.locale\"} 1.6e-05\n"),
+            std::string::npos)
+      << m;
+  const std::string out =
+      RunCommand("promtool check metrics < " + WriteTempFile(m) + " 2>&1", &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_EQ(out, "");
 }

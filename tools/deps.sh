@@ -7,7 +7,7 @@ build=(cmake ninja-build g++ pkg-config libabsl-dev libprotobuf-dev protobuf-com
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${build[@]}" clang libclang-rt-14-dev golang-go prometheus curl iproute2 ccache openssl
-    libsqlite3-dev libunwind8 xz-utils python3 chromium) ;;
+    libsqlite3-dev libunwind8 xz-utils python3 chromium locales) ;;
   bench) want=("${build[@]}" golang-go curl python3) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

@@ -71,9 +71,12 @@ void AppendStackJson(const uintptr_t* pcs, int depth, std::string* out) {
   out->append("]");
 }
 
+// In whole milliseconds, with a '.' whatever the program's locale (printf's
+// "%f" would follow it).
 std::string Seconds(int64_t ns) {
+  const long long ms = std::max<int64_t>(ns, 0) / 1000000;
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f s", double(std::max<int64_t>(ns, 0)) / 1e9);
+  std::snprintf(buf, sizeof buf, "%lld.%03lld s", ms / 1000, ms % 1000);
   return buf;
 }
 

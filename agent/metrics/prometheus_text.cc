@@ -1,8 +1,7 @@
 #include "lockprof/agent/metrics/prometheus_text.h"
 
+#include <charconv>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 
 #include "lockprof/agent/base/utf8.h"
 
@@ -27,12 +26,13 @@ std::string EscapeLabelValue(std::string_view value) {
 std::string FormatDouble(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  // The shortest form that reads back as v, with a '.' whatever the
+  // program's locale: printf's would write "1,6e-05" once the host called
+  // setlocale(LC_ALL, "") under a German or French LANG, and Prometheus
+  // rejects the whole scrape for it.
   char buf[32];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
+  const std::to_chars_result r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
 }
 
 void PromText::Family(std::string_view name, std::string_view type, std::string_view help) {
