@@ -56,7 +56,7 @@ if(LOCKPROF_SHARED)
   set(LOCKPROF_PC_LIBS "-llockprof -pthread")
 else()
   set(LOCKPROF_PC_REQUIRES
-      "${LOCKPROF_PC_PUBLIC_REQUIRES} absl_statusor absl_synchronization protobuf zlib libdw cpp-httplib openssl")
+      "${LOCKPROF_PC_PUBLIC_REQUIRES} absl_statusor absl_synchronization absl_demangle_internal protobuf zlib libdw cpp-httplib openssl")
   list(TRANSFORM CMAKE_DL_LIBS PREPEND "-l" OUTPUT_VARIABLE lockprof_dl_flags)
   string(JOIN " " LOCKPROF_PC_LIBS -Wl,-u,lockprof_autostart -Wl,-u,lockprof_uploader_autostart
     -llockprof_server -llockprof_primitives -llockprof_agent -llockprof_proto ${lockprof_dl_flags}

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 
 namespace lockprof::agent {
@@ -50,6 +51,45 @@ TEST(PrettyFunctionNameTest, StripsSignatures) {
   EXPECT_EQ(PrettyFunctionName("helper.cold"), "helper");
   EXPECT_EQ(PrettyFunctionName("_GLOBAL__sub_I_foo.cc"), "_GLOBAL__sub_I_foo.cc");
   EXPECT_EQ(PrettyFunctionName("_Zbogus"), "_Zbogus");
+  // Returning a pointer or reference to a function or an array: the name is
+  // inside the declarator ("void (*ns::get<int>())(int)").
+  EXPECT_EQ(PrettyFunctionName("_ZN2ns3getIiEEPFviEv"), "ns::get<int>");
+  EXPECT_EQ(PrettyFunctionName("_ZN2ns3rowIiEERA3_iv"), "ns::row<int>");
+  EXPECT_EQ(PrettyFunctionName("_ZN2ns5memfnIiEEMNS_1AEFviEv"), "ns::memfn<int>");
+}
+
+// f<P<P<...>, ...>, ...>: each level refers back to the one below twice, so
+// __cxa_demangle's output doubles with each (a 200-character symbol of
+// 25 levels demangles to 142 MB in 2.4 s). Any library in the process may
+// bring one, and /debug/pprof/symbol names any address a client sends.
+std::string Exponential(int levels) {
+  auto seq = [](int i) {
+    std::string digits;
+    do {
+      digits.insert(digits.begin(), "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[i % 36]);
+      i /= 36;
+    } while (i != 0);
+    return "S" + digits + "_";
+  };
+  std::string t = "i";
+  for (int n = 1; n <= levels; ++n) {
+    t = std::string(n == levels ? "1P" : "S0_") + "I" + t + (n >= 2 ? seq(n - 1) : "i") + "E";
+  }
+  return "_Z1fI" + t + "EvT_";
+}
+
+TEST(PrettyFunctionNameTest, NamesThatWouldDemangleToGigabytesStayBounded) {
+  // Small enough to demangle in full.
+  EXPECT_EQ(PrettyFunctionName(Exponential(2)), "f<P<P<int, int>, P<int, int> > >");
+  // (Not more levels: were the bound to break, this test must fail, not
+  // take the machine's memory.)
+  for (int levels : {22, 25}) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string name = PrettyFunctionName(Exponential(levels));
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(name, "f<>") << levels;  // Abseil's bounded demangler's form.
+    EXPECT_LT(took, std::chrono::milliseconds(100)) << levels;
+  }
 }
 
 }  // namespace

@@ -3,8 +3,10 @@
 #include <cxxabi.h>
 
 #include <cctype>
+#include <cstdint>
 #include <cstdlib>
 
+#include "absl/debugging/internal/demangle.h"
 #include "lockprof/agent/base/strings.h"
 
 namespace lockprof::agent {
@@ -39,6 +41,39 @@ bool OnlyQualifiers(std::string_view tail) {
   return true;
 }
 
+// The '(' that the ')' at s[close] closes, or npos.
+size_t MatchingOpen(std::string_view s, size_t close) {
+  int depth = 0;
+  for (size_t i = close + 1; i-- > 0;) {
+    if (s[i] == ')') {
+      ++depth;
+    } else if (s[i] == '(' && --depth == 0) {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// The first '*' or '&' of `s` outside <>, (), [] and {}, before any
+// bracket opens at the top level but '<' (a member pointer's class may be a
+// template: "ns::B<int*>::*"); npos if none.
+size_t PointerOutsideBrackets(std::string_view s) {
+  int depth = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '<') {
+      ++depth;
+    } else if (c == '>') {
+      --depth;
+    } else if (depth == 0 && (c == '(' || c == '[' || c == '{')) {
+      return std::string_view::npos;
+    } else if (depth == 0 && (c == '*' || c == '&')) {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
 // "void ns::F<int>(int) const [clone .cold]" -> "ns::F<int>".
 std::string StripSignature(std::string_view s) {
   while (EndsWith(s, "]")) {  // GCC clones: " [clone .isra.0] [clone .cold]"
@@ -51,13 +86,29 @@ std::string StripSignature(std::string_view s) {
   // "{lambda()#1}" intact.
   const size_t close = s.rfind(')');
   if (close != std::string_view::npos && OnlyQualifiers(s.substr(close + 1))) {
-    int depth = 0;
-    for (size_t i = close + 1; i-- > 0;) {
-      if (s[i] == ')') {
-        ++depth;
-      } else if (s[i] == '(' && --depth == 0) {
-        if (i > 0) s = s.substr(0, i);
-        break;
+    const size_t open = MatchingOpen(s, close);
+    if (open != std::string_view::npos && open > 0) s = s.substr(0, open);
+  }
+  // A function returning a pointer or reference to a function or an array
+  // is written around its name: "void (*ns::get<int>())(int)", now
+  // "void (*ns::get<int>())"; "int (&ns::row())[3]". The name is inside.
+  while (EndsWith(s, "]") && s.rfind('[') != std::string_view::npos) {
+    s = s.substr(0, s.rfind('['));
+    while (EndsWith(s, " ")) s.remove_suffix(1);
+  }
+  if (EndsWith(s, ")")) {
+    const size_t open = MatchingOpen(s, s.size() - 1);
+    if (open != std::string_view::npos && open > 0 && s[open - 1] == ' ') {
+      std::string_view inner = s.substr(open + 1, s.size() - open - 2);
+      // "*", "&", "&&", or "Class::*" (a member pointer) before the name.
+      const size_t declarator = PointerOutsideBrackets(inner);
+      if (declarator != std::string_view::npos) {
+        inner.remove_prefix(declarator);
+        while (!inner.empty() &&
+               (inner.front() == '*' || inner.front() == '&' || inner.front() == ' ')) {
+          inner.remove_prefix(1);
+        }
+        if (!inner.empty()) return StripSignature(inner);
       }
     }
   }
@@ -78,6 +129,49 @@ std::string StripSignature(std::string_view s) {
     }
   }
   return std::string(s.substr(name_start));
+}
+
+// A demangled name longer than this is not kept (profiles and the
+// symbolizer's cache hold every name they meet).
+constexpr size_t kMaxFunctionName = 4096;
+
+// __cxa_demangle runs only where its output is known to stay under this.
+// It has no bound of its own: with back-references, a 200-character name
+// demangles to hundreds of megabytes (each level of nesting doubles it),
+// and any library in the process can bring such a symbol.
+constexpr size_t kMaxFullDemangling = size_t{1} << 24;
+
+// An upper bound on the length of __cxa_demangle's output for `mangled`,
+// without running it: each character prints at most 40 (the longest
+// abbreviation, "Ss", prints "std::basic_string<char, std::char_traits<char>,
+// std::allocator<char> >"), and each back-reference (S<seq>_ to a
+// substitution, T<n>_ to a template argument) at most all that was printed
+// before it, which contains the text it refers to. An identifier that only
+// looks like a back-reference makes the bound looser, never wrong.
+// Saturates at SIZE_MAX.
+size_t DemangledLengthBound(std::string_view mangled) {
+  size_t bound = 0;
+  auto add = [&](size_t n) { bound = bound > SIZE_MAX - n ? SIZE_MAX : bound + n; };
+  for (size_t i = 0; i < mangled.size();) {
+    const char c = mangled[i];
+    size_t end = i + 1;
+    if (c == 'S') {
+      while (end < mangled.size() && (isdigit(static_cast<unsigned char>(mangled[end])) ||
+                                      isupper(static_cast<unsigned char>(mangled[end])))) {
+        ++end;
+      }
+    } else if (c == 'T') {
+      while (end < mangled.size() && isdigit(static_cast<unsigned char>(mangled[end]))) ++end;
+    }
+    if ((c == 'S' || c == 'T') && end < mangled.size() && mangled[end] == '_') {
+      add(bound);  // A back-reference: at most all printed so far.
+      i = end + 1;
+      continue;
+    }
+    add(40);
+    ++i;
+  }
+  return bound;
 }
 
 }  // namespace
@@ -133,11 +227,21 @@ size_t DemangleDataName(std::string_view s, char* out, size_t cap) {
 std::string PrettyFunctionName(std::string_view symbol) {
   if (symbol.substr(0, 2) != "_Z") return StripCloneSuffix(symbol);
   const std::string mangled(symbol);
-  int status = 0;
-  char* demangled = abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);
-  std::string out = status == 0 && demangled != nullptr ? StripSignature(demangled) : mangled;
-  free(demangled);
-  return out;
+  if (DemangledLengthBound(mangled) <= kMaxFullDemangling) {
+    int status = 0;
+    char* demangled = abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);
+    std::string out = status == 0 && demangled != nullptr ? StripSignature(demangled) : "";
+    free(demangled);
+    if (!out.empty() && out.size() <= kMaxFunctionName) return out;
+    if (status != 0 && status != -1) return mangled;  // Not a mangled name.
+  }
+  // Abseil's demangler writes into a fixed buffer and bounds its own work;
+  // its names omit template arguments ("std::vector<>::push_back").
+  char buf[kMaxFunctionName + 1];
+  if (absl::debugging_internal::Demangle(mangled.c_str(), buf, sizeof buf)) {
+    return StripSignature(buf);
+  }
+  return mangled;
 }
 
 }  // namespace lockprof::agent
