@@ -15,7 +15,11 @@ namespace lockprof::agent {
 //   "_Z3fooIiEvT_.cold"             -> "foo<int>"
 //   "memcpy", "helper.constprop.0"  -> "memcpy", "helper"
 // Symbols that do not demangle are returned as they are (minus a clone
-// suffix). Pure; thread-safe.
+// suffix). Bounded: a symbol whose full demangling could be large (each
+// back-reference may double it: a 200-character symbol can demangle to
+// gigabytes), or whose name would exceed 4 KiB, gets Abseil's demangler's
+// name instead, which omits template arguments ("std::vector<>::push_back").
+// Pure; thread-safe.
 std::string PrettyFunctionName(std::string_view symbol);
 
 // The name of a namespace-scope or class-static variable, demangled into
