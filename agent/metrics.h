@@ -5,9 +5,14 @@
 // with its own HTTP server (or its own Prometheus client library) can append
 // WriteMetrics()'s text to what it serves.
 //
-// Per lock (label lock="<name>"; lock="(unnamed)" for locks without a name,
-// lock="(other)" for locks beyond the per-lock table's 256 entries; label
-// mode="read"/"write" on reader/writer locks only):
+// Per lock (label lock="<name>"; lock="(unnamed)" for locks without a name
+// or with an empty one, lock="(other)" for locks the per-lock table has no
+// room for: 256 entries, one per name and mode, found by probing at most 32
+// of them, so "(other)" may begin from about 200; label mode="read"/"write"
+// on reader/writer locks only). Every counter, bucket and sum is written as
+// the most any scrape has read: a read that gave up waiting for a recording
+// thread preempted in the middle of moving its values may miss them until
+// the next, and Prometheus would take a drop for a reset.
 //   lockprof_lock_wait_seconds        histogram of each contended
 //       acquisition's wait, buckets 1 us * 2^k up to 8.39 s. Every wait is
 //       counted (no sampling), on the block profiler's path: it needs the

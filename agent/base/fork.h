@@ -47,7 +47,8 @@ enum class ForkRank {
   kDeltas = 5,           // The delta endpoints' positions (pprof/deltas.cc).
   kLockOrderReport = 6,  // Serializes new lock-order edges (record/lock_tracking.cc).
   kLockGraph = 7,        // Lock-order checking's graph (deadlock/lock_graph.cc).
-  kCount = 8,
+  kMetrics = 8,          // What /metrics last wrote (metrics/metrics.cc).
+  kCount = 9,
 };
 
 // Makes fork() take *mu (which must never be destroyed) before forking and

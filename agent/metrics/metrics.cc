@@ -2,9 +2,12 @@
 
 #include <dirent.h>
 
+#include <algorithm>
 #include <map>
+#include <mutex>
 #include <tuple>
 
+#include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/deadlock/lock_graph.h"
 #include "lockprof/agent/lock_order.h"
@@ -49,9 +52,10 @@ void Add(HistogramSnapshot* into, const HistogramSnapshot& h) {
 std::map<LockKey, LockTotals> MergedLocks() {
   std::map<LockKey, LockTotals> locks;
   agent::ForEachLockStats([&](const agent::LockStatsSnapshot& s) {
-    LockKey key{agent::ValidUtf8(s.overflow          ? "(other)"
-                                 : s.name != nullptr ? s.name
-                                                     : "(unnamed)"),
+    // An empty label value is no label at all to Prometheus.
+    LockKey key{agent::ValidUtf8(s.overflow                               ? "(other)"
+                                 : s.name != nullptr && s.name[0] != '\0' ? s.name
+                                                                          : "(unnamed)"),
                 s.mode};
     LockTotals& t = locks[key];
     Add(&t.wait, s.wait);
@@ -60,6 +64,62 @@ std::map<LockKey, LockTotals> MergedLocks() {
     t.waits += s.waits;
   });
   return locks;
+}
+
+// Counters never go backwards. A read of the per-thread cells that gave up
+// waiting for a cell being moved (thread_cells.h: a recording thread
+// descheduled in the middle of its move, for more than the reader's
+// patience) misses that cell's values until the move ends, and Prometheus
+// reads any drop as a reset: rate() would spike by the whole counter. So
+// each value is written as the most any scrape has read; the next scrape
+// reads past it. Bounded: one entry per series, and the series are bounded
+// (lock_metrics.h).
+struct HighWater {
+  std::mutex mu;
+  std::map<LockKey, LockTotals> locks;
+  uint64_t samples_recorded[agent::kProfileCount] = {};
+};
+
+HighWater& TheHighWater() {
+  static HighWater* const h = [] {
+    auto* high = new HighWater;  // Never destroyed: scrapes may outlive main.
+    // A child must not inherit it held by a scrape that does not exist there.
+    agent::HoldAcrossFork(&high->mu, agent::ForkRank::kMetrics);
+    return high;
+  }();
+  return *h;
+}
+
+void KeepHighest(uint64_t* now, uint64_t* highest) {
+  *highest = std::max(*highest, *now);
+  *now = *highest;
+}
+
+void KeepHighest(HistogramSnapshot* now, HistogramSnapshot* highest) {
+  for (int k = 0; k < agent::kBuckets; ++k) KeepHighest(&now->buckets[k], &highest->buckets[k]);
+  KeepHighest(&now->sum_nanos, &highest->sum_nanos);
+}
+
+std::map<LockKey, LockTotals> MonotonicLocks() {
+  std::map<LockKey, LockTotals> locks = MergedLocks();
+  HighWater& high = TheHighWater();
+  std::lock_guard<std::mutex> guard(high.mu);
+  for (auto& [key, t] : locks) {
+    LockTotals& h = high.locks[key];
+    KeepHighest(&t.wait, &h.wait);
+    KeepHighest(&t.hold, &h.hold);
+    KeepHighest(&t.contentions, &h.contentions);
+    KeepHighest(&t.waits, &h.waits);
+  }
+  return locks;
+}
+
+uint64_t MonotonicSamplesRecorded(agent::ProfileId id) {
+  uint64_t now = agent::SamplesRecorded(id);
+  HighWater& high = TheHighWater();
+  std::lock_guard<std::mutex> guard(high.mu);
+  KeepHighest(&now, &high.samples_recorded[int(id)]);
+  return now;
 }
 
 PromLabels LockLabels(const LockKey& key) {
@@ -91,7 +151,7 @@ void WriteHistograms(PromText& text, const std::map<LockKey, LockTotals>& locks,
 }
 
 void WriteLockMetrics(PromText& text) {
-  const std::map<LockKey, LockTotals> locks = MergedLocks();
+  const std::map<LockKey, LockTotals> locks = MonotonicLocks();
   WriteHistograms(
       text, locks, "lockprof_lock_wait_seconds",
       "Time threads waited to acquire each lockprof lock: every contended acquisition, "
@@ -160,7 +220,7 @@ void WriteSamplingMetrics(PromText& text) {
 void WriteProfileMetrics(PromText& text) {
   PerProfile(text, "lockprof_profile_samples_recorded_total", "counter",
              "Sampled events recorded into each profile.",
-             [](agent::ProfileId id) { return agent::SamplesRecorded(id); });
+             [](agent::ProfileId id) { return MonotonicSamplesRecorded(id); });
   PerProfile(text, "lockprof_profile_stacks", "gauge",
              "Distinct stacks (with their labels) stored in each profile.",
              [](agent::ProfileId id) { return agent::ProfileTable(id).size(); });

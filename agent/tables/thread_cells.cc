@@ -91,6 +91,8 @@ void AddDirect(void* target, CellMoveFn move, int i, int64_t di, int j, int64_t 
   move(target, values);
 }
 
+std::atomic<void (*)()> g_move_hook{nullptr};
+
 // Moves the least-used cell's values into its target and binds it to
 // `target`, as a seqlock writer: readers that overlap retry.
 void Rebind(Block* b, void* target, CellMoveFn move) {
@@ -110,6 +112,7 @@ void Rebind(Block* b, void* target, CellMoveFn move) {
   // for this move (ReadWithCells) and sees the target's new values also
   // sees the zeros, so it misses these values, never counts them twice.
   std::atomic_thread_fence(std::memory_order_release);
+  if (void (*hook)() = g_move_hook.load(std::memory_order_relaxed)) hook();
   victim->move(victim->target.load(std::memory_order_relaxed), values);
   victim->move = move;
   victim->target.store(target, std::memory_order_relaxed);
@@ -206,5 +209,7 @@ size_t CellBlocks() {
   }
   return n;
 }
+
+void SetCellMoveHookForTesting(void (*hook)()) { g_move_hook.store(hook); }
 
 }  // namespace lockprof::agent

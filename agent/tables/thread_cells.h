@@ -75,6 +75,11 @@ void ReadWithCells(const void* lo, const void* hi, const std::function<void()>& 
 // Blocks allocated so far (each thread that recorded at once has one).
 size_t CellBlocks();
 
+// For tests: `hook` (nullptr for none) runs on the moving thread in the
+// middle of every move, its values out of the cell and not yet in the
+// target, as a thread preempted there would be.
+void SetCellMoveHookForTesting(void (*hook)());
+
 }  // namespace lockprof::agent
 
 #endif  // LOCKPROF_AGENT_TABLES_THREAD_CELLS_H_
