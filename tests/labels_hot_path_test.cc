@@ -156,4 +156,23 @@ TEST(LabelsHotPathTest, HugeLabelValuesCostBoundedMemory) {
   EXPECT_GE(folded, 64 - 17) << after;
 }
 
+// One value larger than the whole byte cap (a request body put in a label)
+// is folded, and costs later scopes nothing: they keep their labels.
+TEST(LabelsHotPathTest, OneOversizedValueLeavesOtherScopesTheirLabels) {
+  const int previous_rate = lockprof::SetHoldProfileRate(1);
+  lockprof::Mutex mu{"labels.oversized"};
+  std::thread worker([&] {  // A fresh thread: it samples at the new rate.
+    {
+      lockprof::ScopedLabels huge({{"body", std::string(18 << 20, 'x')}});
+      HoldOnce(mu);
+    }
+    lockprof::ScopedLabels after({{"endpoint", "/after-the-body"}});
+    for (int i = 0; i < 3; ++i) HoldOnce(mu);
+  });
+  worker.join();
+  lockprof::SetHoldProfileRate(previous_rate);
+  EXPECT_EQ(HoldsLabelled("lockprof", "LabelSetTableFull"), 1);
+  EXPECT_EQ(HoldsLabelled("endpoint", "/after-the-body"), 3);
+}
+
 }  // namespace

@@ -147,6 +147,16 @@ const LabelSet* Fold(Registry& r) {
   return r.overflow;
 }
 
+// A scope whose labels would take the interned bytes past the cap: folded,
+// and the table marked full only if no ordinary set fits any more (one
+// oversized value must not take the labels of every later scope).
+const LabelSet* FoldOversized(Registry& r) {
+  if (r.max_bytes - std::min(r.bytes, r.max_bytes) < kLabelBytesPerSet) {
+    r.full.store(true, std::memory_order_relaxed);
+  }
+  return Fold(r);
+}
+
 // First sight of a scope: interns its set and publishes the scope.
 const LabelSet* Add(Registry& r, uint64_t hash, const LabelSet* base, Extra extra) {
   std::lock_guard<std::mutex> lock(r.mu);
@@ -162,18 +172,12 @@ const LabelSet* Add(Registry& r, uint64_t hash, const LabelSet* base, Extra extr
   }
   size_t bytes = 0;
   for (const auto& [k, v] : extra) bytes += k.size() + v.size();
-  if (r.bytes + bytes > r.max_bytes) {  // Checked before Merge copies them.
-    r.full.store(true, std::memory_order_relaxed);
-    return Fold(r);
-  }
+  if (r.bytes + bytes > r.max_bytes) return FoldOversized(r);  // Before Merge copies them.
   std::vector<LabelSet::Label> merged = Merge(base, extra);
   auto found = r.sets.find(merged);
   if (found == r.sets.end()) {
     bytes += 2 * BytesOf(merged);  // The map's key and the set's own copy.
-    if (r.bytes + bytes > r.max_bytes) {
-      r.full.store(true, std::memory_order_relaxed);
-      return Fold(r);
-    }
+    if (r.bytes + bytes > r.max_bytes) return FoldOversized(r);
     found = r.sets.emplace(std::move(merged), nullptr).first;
     found->second.reset(LabelSet::New(found->first));
   }
