@@ -310,8 +310,8 @@ absl::StatusOr<std::string> HeldLocksPprof() {
       ResolvedSample& sample = resolver.Add(w.pcs, w.depth, 1, std::max<int64_t>(now - w.since, 0));
       sample.str_labels.emplace_back("lock", LockDisplayName(s.name));
       if (const char* mode = LockModeName(w.mode)) sample.str_labels.emplace_back("mode", mode);
-      sample.num_labels.emplace_back("waiter_tid", tid);
-      if (!s.holders.empty()) sample.num_labels.emplace_back("holder_tid", s.holders[0].first);
+      sample.num_labels.push_back({"waiter_tid", tid});
+      if (!s.holders.empty()) sample.num_labels.push_back({"holder_tid", s.holders[0].first});
     }
   }
   std::sort(

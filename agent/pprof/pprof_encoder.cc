@@ -144,10 +144,11 @@ std::string EncodePprof(const ResolvedProfile& rp) {
       l->set_key(w.Str(k));
       l->set_str(w.Str(v));
     }
-    for (const auto& [k, v] : s.num_labels) {
+    for (const NumLabel& n : s.num_labels) {
       pb::Label* l = ps->add_label();
-      l->set_key(w.Str(k));
-      l->set_num(v);
+      l->set_key(w.Str(n.key));
+      l->set_num(n.num);
+      if (n.unit != nullptr) l->set_num_unit(w.Str(n.unit));
     }
   }
   return p.SerializeAsString();

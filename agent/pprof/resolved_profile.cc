@@ -189,7 +189,7 @@ ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& 
     resolver.AppendStack(key->pcs, key->depth, &sample);
     if (key->lock != nullptr) sample.str_labels.emplace_back("lock", key->lock);
     if (const char* mode = LockModeName(key->mode)) sample.str_labels.emplace_back("mode", mode);
-    if (key->shard >= 0) sample.num_labels.emplace_back("shard", key->shard);
+    if (key->shard >= 0) sample.num_labels.push_back({"shard", key->shard, "index"});
     if (key->labels != nullptr) {
       for (const auto& [k, val] : key->labels->labels()) {
         // A user label named as one of lockprof's own would make the

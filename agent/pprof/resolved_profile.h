@@ -36,11 +36,20 @@ struct ResolvedLocation {
   std::vector<SourceFrame> frames;  // Innermost first; empty if unknown.
 };
 
+// A numeric label. `unit` names what num counts (profile.proto's num_unit):
+// pprof's reader drops a numeric label whose num and unit are both empty,
+// so a label that can be 0 (a shard index) must have one.
+struct NumLabel {
+  std::string key;
+  int64_t num = 0;
+  const char* unit = nullptr;  // nullptr: none.
+};
+
 struct ResolvedSample {
   std::vector<int> locations;               // Indices into ResolvedProfile::locations, leaf first.
   std::vector<uintptr_t> return_addresses;  // The raw stack, for debug=1.
   std::vector<std::pair<std::string, std::string>> str_labels;
-  std::vector<std::pair<std::string, int64_t>> num_labels;
+  std::vector<NumLabel> num_labels;
   int64_t values[2];
 };
 

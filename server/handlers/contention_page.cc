@@ -139,12 +139,12 @@ std::string ProfileJson(const agent::ResolvedProfile& rp) {
       out.push_back(':');
       AppendJsonString(value, &out);
     }
-    for (const auto& [key, value] : s.num_labels) {
+    for (const agent::NumLabel& n : s.num_labels) {
       if (!first) out.push_back(',');
       first = false;
-      AppendJsonString(key, &out);
+      AppendJsonString(n.key, &out);
       out.push_back(':');
-      AppendJsonString(std::to_string(value), &out);
+      AppendJsonString(std::to_string(n.num), &out);
     }
     out += "}}";
   }
