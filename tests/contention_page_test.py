@@ -20,6 +20,7 @@ Standard library only.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -126,6 +127,7 @@ def check_rendered(dom, view, lock, want_window=False, want_base=False):
 
 
 def check_page_source(base):
+    """Returns the page's HTML."""
     status, headers, html = http_get(base + "/debug/lockprof/", timeout=30)
     text = html.decode()
     print(f"page: {len(html)} bytes", flush=True)
@@ -137,6 +139,7 @@ def check_page_source(base):
     external = re.findall(r"""(?:src|href|url)\s*[=(]\s*["']?(?:https?:)?//""", text)
     if external:
         fail(f"the page refers to other sites: {external}")
+    return text
 
 
 def check_metrics_parser(tmp):
@@ -163,6 +166,120 @@ def check_metrics_parser(tmp):
         fail(f"the page's /metrics parser lost a lock whose name holds '}}': {got!r}")
 
 
+GO_TAGFOCUS = r"""
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// As go tool pprof reads -tagfocus=key=value (internal/driver's
+// compileTagFilter): regular expressions split at commas, any one matching.
+func main() {
+	var in struct{ Names, Values []string }
+	if err := json.NewDecoder(os.Stdin).Decode(&in); err != nil {
+		panic(err)
+	}
+	for i, value := range in.Values {
+		var matched []string
+		for _, name := range in.Names {
+			for _, part := range strings.Split(value, ",") {
+				if regexp.MustCompile(part).MatchString(name) {
+					matched = append(matched, name)
+					break
+				}
+			}
+		}
+		fmt.Printf("%q selects %q\n", in.Names[i], matched)
+	}
+}
+"""
+
+
+def check_pprof_filter(tmp):
+    """The go tool pprof command the page prints selects what the page shows:
+    -tagfocus's values, made by the page and read as pprof reads them (Go's
+    regexp), select each lock name and no other."""
+    source = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server", "page",
+                               "contention.js")).read()
+    start = source.index("function pprofExactly")
+    end = source.index("\nfunction ", start)
+    names = ["db", "db.pool", "q,r", "r", "a+b", "5", "x(y)", "[z]", "back\\slash", "d$", "^c",
+             "<img src=x>", "\u00fcn\u00efcode"]
+    harness = os.path.join(tmp, "filter.html")
+    with open(harness, "w") as f:
+        f.write("<html><body><pre id=out></pre><script>\n" + source[start:end] +
+                "\nconst names = " + json.dumps(names) + ";\n"
+                "document.getElementById('out').textContent = "
+                "JSON.stringify({Names: names, Values: names.map(pprofExactly)});\n"
+                "</script></body></html>\n")
+    dom = chromium(tmp, "file://" + harness, "--dump-dom")
+    out = re.search(r'<pre id="out">(.*?)</pre>', dom, re.S)
+    if not out:
+        fail("the page's pprof filter did not run")
+        return
+    program = os.path.join(tmp, "tagfocus.go")
+    with open(program, "w") as f:
+        f.write(GO_TAGFOCUS)
+    r = subprocess.run(["go", "run", program], input=unescape(out.group(1)).encode(),
+                       capture_output=True, timeout=300)
+    got = r.stdout.decode()
+    print(f"pprof filters: {got}", flush=True)
+    if r.returncode != 0:
+        fail(f"go run failed: {r.stderr.decode()[-2000:]}")
+    for name in names:
+        if f"{go_quote(name)} selects [{go_quote(name)}]\n" not in got:
+            fail(f"pprof's -tagfocus from the page selects more or less than {name!r}: {got!r}")
+
+
+SUPERSEDING_USER = """<script>
+// The server, stubbed: a window's answer comes once the window has passed.
+function answer(dur, fn) {
+  return new Response(JSON.stringify({profile: 'mutex', duration_nanos: dur, funcs: [fn],
+    types: [['contentions', 'count'], ['delay', 'nanoseconds']],
+    samples: [{v: [1, 1000], s: [0], l: {lock: 'x'}}]}), {status: 200});
+}
+window.fetch = async (path) => {
+  if (path.includes('metrics')) return new Response('', {status: 200});
+  if (path.includes('seconds=')) {
+    await new Promise((r) => setTimeout(r, 3000));
+    return answer(5e9, 'FROM_THE_WINDOW');
+  }
+  return answer(0, 'CUMULATIVE');
+};
+// The user picks "last 5 s", then goes back to cumulative 200 ms later.
+const pick = (v) => { const w = document.getElementById('window'); w.value = v; w.onchange(); };
+setTimeout(() => pick('5'), 500);
+setTimeout(() => pick(''), 700);
+setTimeout(() => { document.body.dataset.checked = 'shown:' +
+  document.getElementById('flame').dataset.topSelf; }, 6000);
+</script>
+"""
+
+
+def check_superseded_answers(tmp, html):
+    """A view's answer that arrives after the user asked for another view is
+    dropped: the page keeps showing what its controls say."""
+    page = os.path.join(tmp, "superseded.html")
+    with open(page, "w") as f:
+        f.write(html.replace("<script>", SUPERSEDING_USER + "<script>", 1))
+    dom = chromium(tmp, "file://" + page, "--dump-dom")
+    checked = re.search(r'data-checked="([^"]*)"', dom)
+    print(f"superseded answer: {checked and checked.group(1)}", flush=True)
+    if not checked or checked.group(1) != "shown:CUMULATIVE":
+        fail(f"a late window answer replaced the cumulative view the user went back to: "
+             f"{checked and checked.group(1)}")
+
+
+def go_quote(s):
+    """Go's %q of a string of printable characters."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--demo", required=True)
@@ -173,12 +290,13 @@ def main():
     demo = None
     try:
         check_metrics_parser(tmp)
+        check_pprof_filter(tmp)
         demo, port = start_demo(args.demo, tmp)
         base = f"http://127.0.0.1:{port}"
         lock = wait_for("the demo's lock to wait", 60, lambda: top_lock(base), required=True)
         print(f"demo on port {port}, its lock: {lock!r}", flush=True)
         time.sleep(3)  # A few seconds of contention in the cumulative profile.
-        check_page_source(base)
+        check_superseded_answers(tmp, check_page_source(base))
         page = base + "/debug/lockprof/"
         check_rendered(chromium(tmp, page, "--dump-dom"), "cumulative", lock)
         check_rendered(chromium(tmp, page + "#window=2", "--dump-dom"), "2 s window", lock,

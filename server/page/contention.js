@@ -146,8 +146,15 @@ function renderLocks() {
   $('locks').dataset.locks = rows.map((e) => e.lock).join('\n');
 }
 
-async function loadLocks() {
-  lockStats = parseMetrics(await (await get('../../metrics')).text());
+// Each refresh supersedes those before it: an answer that comes after a
+// newer request was made (a 5 s window asked for, then cumulative) is
+// dropped, not drawn over the newer view.
+let refreshes = 0;
+
+async function loadLocks(seq) {
+  const stats = parseMetrics(await (await get('../../metrics')).text());
+  if (seq !== refreshes) return;
+  lockStats = stats;
   renderLocks();
 }
 
@@ -159,11 +166,13 @@ function selectLock(lock) {
   sel.value = lock;
 }
 
-async function loadProfile() {
+async function loadProfile(seq) {
   const name = $('profile').value, secs = $('window').value;
   setStatus('collecting the ' + name + ' profile' + (secs ? ' for ' + secs + ' s' : '') + '…');
   const q = 'name=' + encodeURIComponent(name) + (secs ? '&seconds=' + secs : '');
-  profile = await (await get('profile.json?' + q)).json();
+  const got = await (await get('profile.json?' + q)).json();
+  if (seq !== refreshes) return;
+  profile = got;
   zoom = null;
   const value = $('value'), keep = value.value;
   value.textContent = '';
@@ -191,7 +200,9 @@ function buildTree(p) {
   const lm = /^\s*([^=\s]+)\s*=\s*(.*?)\s*$/.exec($('label').value);
   const root = { name: 'all', value: 0, kids: new Map() };
   const self = new Map();
+  let all = 0;  // Before the filters: what pprof's percentages are of.
   for (const s of p.samples) {
+    all += s.v[vi] || 0;
     if ((lock && s.l.lock !== lock) || (lm && s.l[lm[1]] !== lm[2])) continue;
     const v = s.v[vi];
     if (!v) continue;
@@ -206,7 +217,7 @@ function buildTree(p) {
     }
     if (s.s.length) self.set(p.funcs[s.s[0]], (self.get(p.funcs[s.s[0]]) || 0) + v);
   }
-  return { root, self: [...self].sort((a, b) => b[1] - a[1]), unit: p.types[vi][1] };
+  return { root, all, self: [...self].sort((a, b) => b[1] - a[1]), unit: p.types[vi][1] };
 }
 
 // Red where the view grew since the base, blue where it shrank.
@@ -249,18 +260,39 @@ function shellQuote(s) {
   return "'" + s.replace(/'/g, "'\\''") + "'";
 }
 
+// A value for pprof's -tagfocus=key=value that selects exactly `s`, as the
+// page's filter does: pprof reads the value as regular expressions (RE2),
+// split at commas, each matching anywhere in a label ("db" would also take
+// "db.pool"), so the name is anchored, its metacharacters escaped, and its
+// commas written \x2c.
+function pprofExactly(s) {
+  return '^' + s.replace(/[\\.+*?()|[\]{}^$]/g, '\\$&').replace(/,/g, '\\x2c') + '$';
+}
+
 function renderLinks(tree) {
   const name = profile.profile, secs = $('window').value;
   const raw = new URL('../pprof/' + name + (secs ? '?seconds=' + secs : ''), location.href).href;
   const flags = ['-http=:'];
   if ($('value').value === '1') flags.push('-sample_index=' + profile.types[1][0]);
-  if ($('lock').value) flags.push('-tagfocus=lock=' + $('lock').value);
+  // pprof keeps only the last -tagfocus: with both filters, the lock's is
+  // applied first, into a file the second command reads.
+  const focus = [];
+  if ($('lock').value) focus.push('-tagfocus=lock=' + pprofExactly($('lock').value));
   const lm = /^\s*([^=\s]+)\s*=\s*(.*?)\s*$/.exec($('label').value);
-  if (lm) flags.push('-tagfocus=' + lm[1] + '=' + lm[2]);
+  if (lm) focus.push('-tagfocus=' + lm[1] + '=' + pprofExactly(lm[2]));
+  let source = token ? name + '.pb.gz' : shellQuote(raw);
+  let cmd = token
+    ? 'curl -H "Authorization: Bearer $LOCKPROF_ADMIN_TOKEN" -o ' + name + '.pb.gz ' + shellQuote(raw) + ' && '
+    : '';
+  const twoFilters = focus.length === 2;
+  if (twoFilters) {
+    cmd += 'go tool pprof -proto -output=' + name + '-lock.pb.gz ' + shellQuote(focus[0]) + ' ' + source + ' && ';
+    source = name + '-lock.pb.gz';
+    focus.shift();
+  }
+  flags.push(...focus);
   const pprof = 'go tool pprof ' + flags.map(shellQuote).join(' ');
-  const cmd = token
-    ? 'curl -H "Authorization: Bearer $LOCKPROF_ADMIN_TOKEN" -o ' + name + '.pb.gz ' + shellQuote(raw) + ' && ' + pprof + ' ' + name + '.pb.gz'
-    : pprof + ' ' + shellQuote(raw);
+  cmd += pprof + ' ' + source;
   const links = $('links');
   links.textContent = '';
   const line = (...parts) => {
@@ -274,7 +306,8 @@ function renderLinks(tree) {
   line('go tool pprof: ', code(cmd));
   if (base && base.profile === name) {
     line('the comparison in go tool pprof: save each window from the raw link, then ',
-      code('go tool pprof ' + flags.map(shellQuote).join(' ') + ' -base ' + name + '-base.pb.gz ' + name + '.pb.gz'));
+      code('go tool pprof ' + flags.map(shellQuote).join(' ') + ' -base ' + name + '-base.pb.gz ' + name + '.pb.gz'),
+      twoFilters ? ' (each file filtered by its lock first, as above)' : '');
   }
 }
 
@@ -306,7 +339,7 @@ function render() {
   for (const [f, v] of tree.self.slice(0, 10)) {
     const then = baseSelf.get(f) || 0;
     list.appendChild(document.createElement('li')).textContent =
-      f + ' — ' + fmtValue(v, tree.unit) + ' (' + (100 * v / (tree.root.value || 1)).toFixed(1) + '%)' +
+      f + ' — ' + fmtValue(v, tree.unit) + ' (' + (100 * v / (tree.all || 1)).toFixed(1) + '%)' +
       (baseTree ? ', base ' + fmtValue(then, tree.unit) + ', change ' + (v >= then ? '+' : '-') + fmtValue(Math.abs(v - then), tree.unit) : '');
   }
   // For tests and scripts: what the view shows, readable from the DOM.
@@ -319,12 +352,15 @@ function render() {
 }
 
 async function refresh(what) {
+  const seq = ++refreshes;
   try {
-    if (what !== 'profile') await loadLocks();
-    if (what !== 'locks') await loadProfile();
+    if (what !== 'profile') await loadLocks(seq);
+    if (what !== 'locks') await loadProfile(seq);
+    if (seq !== refreshes) return;
     render();
     document.body.dataset.state = 'rendered';
   } catch (e) {
+    if (seq !== refreshes) return;
     setStatus(String(e.message || e), true);
     document.body.dataset.state = 'error';
   }
