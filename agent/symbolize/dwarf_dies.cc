@@ -4,7 +4,9 @@
 
 #include <dwarf.h>
 
+#include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -184,6 +186,29 @@ void FindScopes(Dwarf_Die* parent, Dwarf_Addr addr, std::vector<Dwarf_Die>* path
       return FindScopes(&path->back(), addr, path);
     }
   } while (dwarf_siblingof(&child, &child) == 0);
+}
+
+std::vector<UnitRange> UnitRanges(Dwfl_Module* mod) {
+  std::vector<UnitRange> out;
+  Dwarf_Addr bias = 0;
+  for (Dwarf_Die* cu = nullptr; (cu = dwfl_module_nextcu(mod, cu, &bias)) != nullptr;) {
+    Dwarf_Addr base = 0, low = 0, high = 0;
+    for (ptrdiff_t at = 0; (at = dwarf_ranges(cu, at, &base, &low, &high)) > 0;) {
+      if (low < high) out.push_back({low, high, cu});
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const UnitRange& a, const UnitRange& b) { return a.low < b.low; });
+  return out;
+}
+
+Dwarf_Die* UnitAt(const std::vector<UnitRange>& ranges, Dwarf_Addr addr) {
+  // Units' ranges do not overlap (but for code the linker discarded, which
+  // it leaves at address 0): the nearest range that starts at or below addr.
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), addr,
+                             [](Dwarf_Addr a, const UnitRange& r) { return a < r.low; });
+  if (it == ranges.begin() || addr >= std::prev(it)->high) return nullptr;
+  return std::prev(it)->unit;
 }
 
 }  // namespace lockprof::agent

@@ -6,6 +6,7 @@
 #define LOCKPROF_AGENT_SYMBOLIZE_DWARF_DIES_H_
 
 #include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
 
 #include <string>
 #include <vector>
@@ -19,6 +20,24 @@ struct FunctionRange {
   Dwarf_Addr low, high;
   Dwarf_Die die;
 };
+// One address range of a compilation unit's code (module-relative, as
+// dwfl_module_nextcu's bias makes them), and the unit.
+struct UnitRange {
+  Dwarf_Addr low, high;
+  Dwarf_Die* unit;  // dwfl's own: valid as long as the module.
+};
+
+// The code ranges of every compilation unit in `mod`, sorted by address,
+// from each unit's own DW_AT_ranges or low/high pc. (.debug_aranges, which
+// dwfl_module_addrdie reads, may cover only some units: clang does not emit
+// it by default, so in a program of clang and GCC objects its lookup answers
+// a GCC unit for clang code.)
+std::vector<UnitRange> UnitRanges(Dwfl_Module* mod);
+
+// The unit of `ranges` (UnitRanges') whose code holds module-relative
+// `addr`, or nullptr.
+Dwarf_Die* UnitAt(const std::vector<UnitRange>& ranges, Dwarf_Addr addr);
+
 // Fills function/system_name/start_line from a subprogram or inlined
 // subroutine DIE. `symbol` is the ELF symbol at the pc, for the real
 // function's DIE only: it names functions that have no DW_AT_linkage_name

@@ -204,19 +204,24 @@ const char* Symbolizer::SymbolAt(Dwfl_Module* mod, uintptr_t pc) {
   return section != nullptr && elf_ndxscn(section) == it->shndx ? it->name : nullptr;
 }
 
+Dwarf_Die* Symbolizer::UnitOf(Dwfl_Module* mod, uintptr_t pc, Dwarf_Addr* bias) {
+  Dwarf_Die* cudie = dwfl_module_addrdie(mod, pc, bias);
+  // That reads .debug_aranges, which may list only some units (clang emits
+  // none by default), and answers the unit before a gap for an address in
+  // it: checked against the unit's own ranges.
+  if (cudie != nullptr && dwarf_haspc(cudie, pc - *bias) == 1) return cudie;
+  if (dwfl_module_getdwarf(mod, bias) == nullptr) return nullptr;  // No DWARF at all.
+  auto [units, fresh] = unit_index_.try_emplace(mod);
+  if (fresh) units->second = UnitRanges(mod);
+  return UnitAt(units->second, pc - *bias);
+}
+
 std::vector<SourceFrame> Symbolizer::FramesFromDwarf(Dwfl_Module* mod, uintptr_t pc,
                                                      const char* symbol) {
   std::vector<SourceFrame> frames;
   Dwarf_Addr bias = 0;
-  Dwarf_Die* cudie = dwfl_module_addrdie(mod, pc, &bias);
-  if (cudie == nullptr) {
-    // That looks in .debug_aranges, which clang does not emit by default
-    // (and elfutils < 0.191 has no fallback): try each unit's own ranges.
-    while ((cudie = dwfl_module_nextcu(mod, cudie, &bias)) != nullptr &&
-           dwarf_haspc(cudie, pc - bias) != 1) {
-    }
-    if (cudie == nullptr) return frames;
-  }
+  Dwarf_Die* cudie = UnitOf(mod, pc, &bias);
+  if (cudie == nullptr) return frames;
   const Dwarf_Addr addr = pc - bias;
 
   std::unique_ptr<FunctionIndex>& index = function_index_[cudie->addr];
@@ -302,6 +307,7 @@ bool Symbolizer::Report() {
   // The indexes point into modules that may go away now.
   function_index_.clear();
   symbol_index_.clear();
+  unit_index_.clear();
   // dwfl_report_begin keeps modules that are reported again (with their
   // opened files and DWARF) and drops the ones that went away.
   dwfl_report_begin(dwfl_);
@@ -323,6 +329,12 @@ size_t Symbolizer::cache_size() {
 
 std::vector<SourceFrame> Symbolizer::Lookup(uintptr_t pc, bool cache) {
   std::lock_guard<std::mutex> lock(mu_);
+  // An object unloaded since the last read: another may be mapped at its
+  // addresses now, which the cache and dwfl's modules still give its names.
+  if (dwfl_ != nullptr && DlCounters().second != dl_subs_) {
+    cache_.clear();
+    Report();
+  }
   if (auto it = cache_.find(pc); it != cache_.end()) return it->second;
   std::vector<SourceFrame> frames = SymbolizeUncached(pc);
   // Unknown pcs are not cached: a later dlopen may map code there.

@@ -37,6 +37,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "lockprof/agent/symbolize/dwarf_dies.h"
 #include "lockprof/agent/symbolize/source_frame.h"
 
 // elfutils/libdwfl.h, kept out of this header.
@@ -63,12 +64,14 @@ class Symbolizer {
   // Empty vector if nothing is known about pc (no loaded object, or no
   // symbol covers it).
   //
-  // Results are cached per pc for the life of the Symbolizer: the cache grows
-  // with the number of distinct pcs asked about, which for profiles is
-  // bounded by their tables (capacity x stack depth). A pc outside every known
-  // object makes the Symbolizer re-read the process's mappings, but only if
-  // the dynamic loader loaded or unloaded something since the last read
-  // (dlopen), so unknown pcs stay cheap.
+  // Results are cached per pc: the cache grows with the number of distinct
+  // pcs asked about, which for profiles is bounded by their tables (capacity
+  // x stack depth). A pc outside every known object makes the Symbolizer
+  // re-read the process's mappings, but only if the dynamic loader loaded or
+  // unloaded something since the last read (dlopen), so unknown pcs stay
+  // cheap. Once the loader has unloaded an object (dlclose), the cache is
+  // emptied and the mappings re-read before the next answer: another object
+  // may now be mapped where it was.
   //
   // Cost: the first pc in an object opens its ELF file (and debug file) and
   // sorts its symbols: a few milliseconds for a typical binary, ~50-150 ms
@@ -104,6 +107,9 @@ class Symbolizer {
   std::vector<SourceFrame> SymbolizeUncached(uintptr_t pc);
   // Name of the ELF symbol (function) that holds pc in `mod`, or null.
   const char* SymbolAt(Dwfl_Module* mod, uintptr_t pc);
+  // The compilation unit whose code holds pc in `mod`, its bias in *bias;
+  // null if none.
+  Dwarf_Die* UnitOf(Dwfl_Module* mod, uintptr_t pc, Dwarf_Addr* bias);
   // The inline chain at pc from DWARF, innermost first; empty without DWARF
   // for pc. `symbol` is the ELF symbol at pc, or null.
   std::vector<SourceFrame> FramesFromDwarf(Dwfl_Module* mod, uintptr_t pc, const char* symbol);
@@ -120,6 +126,10 @@ class Symbolizer {
   std::unordered_map<const void*, std::unique_ptr<FunctionIndex>> function_index_;
   // By module; cleared whenever modules are re-reported. Guarded by mu_.
   std::unordered_map<Dwfl_Module*, std::unique_ptr<SymbolIndex>> symbol_index_;
+  // Each module's units by address (dwarf_dies.h, UnitRanges), built the
+  // first time its .debug_aranges does not answer; cleared whenever modules
+  // are re-reported. Guarded by mu_.
+  std::unordered_map<Dwfl_Module*, std::vector<UnitRange>> unit_index_;
 };
 
 }  // namespace lockprof::agent
