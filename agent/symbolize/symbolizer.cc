@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <string_view>
 #include <tuple>
@@ -322,6 +323,28 @@ std::vector<SourceFrame> Symbolizer::SymbolizeWithoutCaching(uintptr_t pc) {
   return Lookup(pc, false);
 }
 
+uint64_t Symbolizer::ObjectKey(uintptr_t pc) {
+  Dwfl_Module* mod = dwfl_ != nullptr ? dwfl_addrmodule(dwfl_, pc) : nullptr;
+  if (mod == nullptr) return 0;
+  Dwarf_Addr low = 0, high = 0;
+  const char* name =
+      dwfl_module_info(mod, nullptr, &low, &high, nullptr, nullptr, nullptr, nullptr);
+  if (pc < low || pc >= high) return 0;
+  uint64_t h = 0xcbf29ce484222325ull ^ low;
+  for (const char* c = name != nullptr ? name : ""; *c != '\0'; ++c) {
+    h = (h ^ static_cast<unsigned char>(*c)) * 0x100000001b3ull;
+  }
+  return h | 1;  // Never 0.
+}
+
+void Symbolizer::ForgetRemapped() {
+  Report();
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    const uint64_t now = ObjectKey(it->first);
+    it = now != 0 && now != it->second.object ? cache_.erase(it) : std::next(it);
+  }
+}
+
 size_t Symbolizer::cache_size() {
   std::lock_guard<std::mutex> lock(mu_);
   return cache_.size();
@@ -330,15 +353,12 @@ size_t Symbolizer::cache_size() {
 std::vector<SourceFrame> Symbolizer::Lookup(uintptr_t pc, bool cache) {
   std::lock_guard<std::mutex> lock(mu_);
   // An object unloaded since the last read: another may be mapped at its
-  // addresses now, which the cache and dwfl's modules still give its names.
-  if (dwfl_ != nullptr && DlCounters().second != dl_subs_) {
-    cache_.clear();
-    Report();
-  }
-  if (auto it = cache_.find(pc); it != cache_.end()) return it->second;
+  // addresses now, which the cache and dwfl's modules would give its names.
+  if (dwfl_ != nullptr && DlCounters().second != dl_subs_) ForgetRemapped();
+  if (auto it = cache_.find(pc); it != cache_.end()) return it->second.frames;
   std::vector<SourceFrame> frames = SymbolizeUncached(pc);
   // Unknown pcs are not cached: a later dlopen may map code there.
-  if (cache && !frames.empty()) cache_.emplace(pc, frames);
+  if (cache && !frames.empty()) cache_.emplace(pc, Cached{frames, ObjectKey(pc)});
   return frames;
 }
 

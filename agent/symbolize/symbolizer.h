@@ -69,9 +69,10 @@ class Symbolizer {
   // x stack depth). A pc outside every known object makes the Symbolizer
   // re-read the process's mappings, but only if the dynamic loader loaded or
   // unloaded something since the last read (dlopen), so unknown pcs stay
-  // cheap. Once the loader has unloaded an object (dlclose), the cache is
-  // emptied and the mappings re-read before the next answer: another object
-  // may now be mapped where it was.
+  // cheap. Once the loader has unloaded an object (dlclose), the mappings are
+  // re-read before the next answer, and a cached pc where another object is
+  // mapped now is forgotten; one where nothing is keeps its names (a
+  // plugin's frames stay named in profiles after it is unloaded).
   //
   // Cost: the first pc in an object opens its ELF file (and debug file) and
   // sorts its symbols: a few milliseconds for a typical binary, ~50-150 ms
@@ -119,8 +120,19 @@ class Symbolizer {
   std::mutex mu_;
   Dwfl* dwfl_ = nullptr;  // Guarded by mu_. Created on first use.
   // dl_iterate_phdr's load/unload counters at the last Report().
-  unsigned long long dl_adds_ = 0, dl_subs_ = 0;                   // Guarded by mu_.
-  std::unordered_map<uintptr_t, std::vector<SourceFrame>> cache_;  // Guarded by mu_.
+  unsigned long long dl_adds_ = 0, dl_subs_ = 0;  // Guarded by mu_.
+  // A pc's frames, and the object they came from (ObjectKey).
+  struct Cached {
+    std::vector<SourceFrame> frames;
+    uint64_t object;
+  };
+  std::unordered_map<uintptr_t, Cached> cache_;  // Guarded by mu_.
+  // The object mapped at pc (a hash of its name and load address), 0 for
+  // none. Requires mu_.
+  uint64_t ObjectKey(uintptr_t pc);
+  // After an unload: forgets what was cached for pcs where another object
+  // is mapped now. Requires mu_.
+  void ForgetRemapped();
   // By compilation unit (its DIE's address in the mapped DWARF); cleared
   // whenever modules are re-reported. Guarded by mu_.
   std::unordered_map<const void*, std::unique_ptr<FunctionIndex>> function_index_;
