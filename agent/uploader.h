@@ -125,7 +125,10 @@ LOCKPROF_EXPORT absl::Status UploaderOptionsFromEnvironment(UploaderOptions* opt
 // Collects the last interval, sends it and anything queued within the
 // shutdown deadline, and stops the threads. No-op if none runs. If an
 // uploader still runs at exit (std::exit or return from main), lockprof
-// stops it the same way: StartUploader registers that exit flush after
+// stops it the same way, except that an empty last interval is not sent
+// and no request is retried (a short-lived program run many times must not
+// pay an unreachable server seconds at each exit): StartUploader registers
+// that exit flush after
 // warming up the HTTP client (see WarmUpHttpClient in ingest_client.h), so
 // it runs before the destructors of the statics a request uses. Calling it
 // yourself before leaving main is still the clearest.

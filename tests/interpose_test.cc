@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
@@ -214,6 +215,34 @@ TEST_F(InterposeTest, XzWithFourThreadsCompletesAndUploadsAProfile) {
   }
   std::printf("xz -T4: %.1f ms of waits in the uploaded block profiles\n", block_ns / 1e6);
   EXPECT_GT(block_ns, 0);
+}
+
+// A short-lived program run under LD_PRELOAD with Pyroscope unreachable (a
+// script's every command, since children inherit LD_PRELOAD): its exit pays
+// one failed attempt per profile, not the shutdown deadline's 5 s of retries
+// (a three-command script took 15 s); and a program that recorded nothing
+// sends nothing at exit.
+TEST_F(InterposeTest, AnExitDoesNotWaitOutAnUnreachableServer) {
+  int port;
+  {
+    lockprof::testing::Receiver gone;  // Its port, free again once it stopped.
+    port = gone.port();
+  }
+  const std::string env = std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH +
+                          " LOCKPROF_PYROSCOPE_URL=http://127.0.0.1:" + std::to_string(port) + " ";
+  const auto start = std::chrono::steady_clock::now();
+  int status = -1;
+  const std::string out = RunCommand(env + "sh -c '/bin/true; /bin/true; /bin/true' 2>&1", &status);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_LT(took, std::chrono::seconds(3)) << out;
+
+  lockprof::testing::Receiver receiver;
+  RunCommand(std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH +
+                 " LOCKPROF_PYROSCOPE_URL=" + receiver.url() + " /bin/true",
+             &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(receiver.Requests().size(), 0u);
 }
 
 // Every profile at rate 1, so that every release of the statistics mutex

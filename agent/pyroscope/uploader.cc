@@ -63,6 +63,19 @@ class Uploader {
   // deadline, then abandons the rest.
   void Stop() { Stop(c_.options.shutdown_timeout); }
 
+  // As Stop, for a process that is exiting, which may be a short-lived one
+  // run many times (a script's commands, under LD_PRELOAD): an empty last
+  // interval is not sent, and no request is retried, so that an unreachable
+  // server costs an exit a failed attempt per profile, not the shutdown
+  // deadline's seconds of backoff.
+  void StopAtExit() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      at_exit_ = true;
+    }
+    Stop();
+  }
+
   // Once stopped: where its uploads ended, for the next uploader.
   Positions TakePositions() {
     return Positions{std::move(trackers_), std::move(spare_), last_until_ns_};
@@ -125,9 +138,9 @@ class Uploader {
       next += c_.options.interval;
       if (next <= now) next = now + c_.options.interval;
     }
-    const bool last = !handing_over_;
+    const bool last = !handing_over_, at_exit = at_exit_;
     l.unlock();
-    if (last) Collect();  // The last interval (a successor collects it otherwise).
+    if (last) Collect(at_exit);  // The last interval (a successor collects it otherwise).
     l.lock();
     collector_done_ = true;
     cv_.notify_all();
@@ -141,7 +154,8 @@ class Uploader {
     l.lock();
   }
 
-  void Collect() {
+  // `skip_empty`: send no empty profile.
+  void Collect(bool skip_empty = false) {
     const int64_t from = last_until_ns_;
     const int64_t until = WallNanos();
     last_until_ns_ = until;
@@ -150,7 +164,9 @@ class Uploader {
       const ProfileInfo& info = ProfileInfoFor(tracker.id());
       // Sent while its sampler is on, or when not empty; the CAS profile only
       // when not empty (few programs use lockprof::Atomic).
-      if (delta.empty() && (info.id == ProfileId::kCas || !info.SamplerEnabled())) continue;
+      if (delta.empty() && (skip_empty || info.id == ProfileId::kCas || !info.SamplerEnabled())) {
+        continue;
+      }
       BuildOptions options;
       options.delta = &delta;
       options.time_nanos = from;
@@ -227,7 +243,7 @@ class Uploader {
         logged_.clear();
         return CountUpload(job.id, UploadResult::kSuccess);
       }
-      if (!r.retryable() || attempt >= c_.options.max_attempts) {
+      if (!r.retryable() || attempt >= c_.options.max_attempts || at_exit_) {
         Report(r, name, attempt);
         return CountUpload(job.id, UploadResult::kFailure);
       }
@@ -300,6 +316,7 @@ class Uploader {
   bool collector_done_ = false;  // The last interval is queued.
   bool abort_ = false;           // Past the shutdown deadline.
   bool handing_over_ = false;    // To a successor: keep the queue.
+  bool at_exit_ = false;         // StopAtExit's.
   bool sender_done_ = false;
   Clock::time_point shutdown_deadline_ = Clock::time_point::max();
   Clock::time_point inflight_deadline_ = Clock::time_point::max();
@@ -327,6 +344,30 @@ void ForgetInChild(Uploader*) {
 
 ServiceSlot<Uploader> g_slot(ForkRank::kUploader, &ForgetInChild);
 
+void StopUploader(bool at_exit) {
+  // Its locks (OpenSSL's, httplib's, its own) are lockprof's, not the program's.
+  RecorderScope own;
+  Uploader* u;
+  {
+    std::lock_guard<std::mutex> l(g_slot.mutex());
+    u = g_slot.instance;
+    g_slot.instance = nullptr;
+  }
+  if (u == nullptr) return;
+  if (at_exit) {
+    u->StopAtExit();
+  } else {
+    u->Stop();
+  }
+  {
+    std::lock_guard<std::mutex> l(g_slot.mutex());
+    TheUploadPositions().Give(u->TakePositions());
+  }
+  delete u;
+}
+
+void StopUploaderAtExit() { StopUploader(/*at_exit=*/true); }
+
 }  // namespace
 }  // namespace agent
 
@@ -341,7 +382,7 @@ absl::Status StartUploader(const UploaderOptions& options) {
   // use, not after. (The agent's own first-use statics, on the
   // profile-building path, are never destroyed.)
   agent::WarmUpHttpClient();
-  agent::g_slot.StopAtExit(StopUploader);
+  agent::g_slot.StopAtExit(agent::StopUploaderAtExit);
   std::unique_lock<std::mutex> l(agent::g_slot.mutex());
   // An uploader stopping (or starting) on another thread has the positions.
   agent::TheUploadPositions().WaitForStop(l, [] { return agent::g_slot.instance != nullptr; });
@@ -364,23 +405,7 @@ absl::Status StartUploader(const UploaderOptions& options) {
   return absl::OkStatus();
 }
 
-void StopUploader() {
-  // Its locks (OpenSSL's, httplib's, its own) are lockprof's, not the program's.
-  agent::RecorderScope own;
-  agent::Uploader* u;
-  {
-    std::lock_guard<std::mutex> l(agent::g_slot.mutex());
-    u = agent::g_slot.instance;
-    agent::g_slot.instance = nullptr;
-  }
-  if (u == nullptr) return;
-  u->Stop();
-  {
-    std::lock_guard<std::mutex> l(agent::g_slot.mutex());
-    agent::TheUploadPositions().Give(u->TakePositions());
-  }
-  delete u;
-}
+void StopUploader() { agent::StopUploader(/*at_exit=*/false); }
 
 bool UploaderRunning() {
   std::lock_guard<std::mutex> l(agent::g_slot.mutex());
