@@ -262,6 +262,17 @@ void Shutdown(Running* s) {
 
 // A server with `opts`, listening and warmed up.
 absl::StatusOr<std::unique_ptr<Running>> Listen(const AdminServerOptions& opts) {
+  // cpp-httplib would bind port 70000 as 4464 (and say 70000), and "" as
+  // every loopback address.
+  if (opts.port < 0 || opts.port > 65535) {
+    return absl::InvalidArgumentError("admin server port " + std::to_string(opts.port) +
+                                      " is not in 0-65535");
+  }
+  if (opts.address.empty()) {
+    return absl::InvalidArgumentError(
+        "admin server address is empty: give a host, such as "
+        "127.0.0.1");
+  }
   auto s = std::make_unique<Running>();
   if (absl::Status st = MakeServer(opts, s.get()); !st.ok()) return st;
   s->pprof.max_profile_seconds = opts.max_profile_seconds;
@@ -328,6 +339,12 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
                                         "\": " + error);
     }
     s = Listen(opts);
+    // Port 0 from the environment: a program that knows nothing of lockprof
+    // cannot ask AdminServerAddress() where it is.
+    if (s.ok() && opts.port == 0) {
+      std::fprintf(stderr, "lockprof: admin server: serving %s (port 0 in LOCKPROF_ADMIN_ADDR)\n",
+                   HostPort(opts.address, (*s)->port).c_str());
+    }
   } else {
     s = ListenFromCode(options, env);
   }

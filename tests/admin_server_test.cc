@@ -51,6 +51,24 @@ class AdminServerTest : public ::testing::Test {
 int AdminServerTest::port_ = 0;
 lockprof::testing::ScopedRates* AdminServerTest::rates_ = nullptr;
 
+// cpp-httplib bound port 70000 as 4464 and said 70000, and "" as every
+// loopback address: refused with what to fix.
+TEST(AdminServerOptionsTest, PortsOutOfRangeAndEmptyAddressesAreRefused) {
+  for (const int port : {70000, 65536, -1}) {
+    const absl::Status s = lockprof::StartAdminServer({"127.0.0.1", port});
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << port << ": " << s;
+    EXPECT_NE(s.message().find("not in 0-65535"), std::string::npos) << s;
+  }
+  const absl::Status s = lockprof::StartAdminServer({"", 6293});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("address is empty"), std::string::npos) << s;
+  EXPECT_EQ(lockprof::AdminServerPort(), 0);
+  // And a valid start after them works.
+  ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
+  EXPECT_GT(lockprof::AdminServerPort(), 0);
+  lockprof::StopAdminServer();
+}
+
 TEST_F(AdminServerTest, BindsLoopbackAndRefusesSecondStart) {
   EXPECT_GT(port_, 0);
   EXPECT_FALSE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());

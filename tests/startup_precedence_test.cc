@@ -124,6 +124,18 @@ TEST(StartupPrecedenceTest, EnvironmentAloneServesItsAddress) {
   EXPECT_EQ(child.Stderr(), "");
 }
 
+// Port 0: the system chooses one, which a program that knows nothing of
+// lockprof cannot ask for; lockprof says where it serves.
+TEST(StartupPrecedenceTest, EnvironmentPortZeroSaysWhereItServes) {
+  PrecedenceChild child("fromenv", {}, {"LOCKPROF_ADMIN_ADDR=127.0.0.1:0"});
+  const std::string served = child.Said("admin address");
+  ASSERT_EQ(served.rfind("127.0.0.1:", 0), 0u) << served;
+  EXPECT_NE(served, "127.0.0.1:0");
+  EXPECT_EQ(child.Stop(), 0);
+  EXPECT_EQ(child.Stderr(),
+            "lockprof: admin server: serving " + served + " (port 0 in LOCKPROF_ADMIN_ADDR)\n");
+}
+
 // A child that inherited the variable while its parent serves the port:
 // one message, and the child runs on without a server.
 TEST(StartupPrecedenceTest, EnvironmentAloneOnATakenPortSaysSoOnceAndRunsOn) {
