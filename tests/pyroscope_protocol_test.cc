@@ -259,6 +259,16 @@ TEST(UploaderConfig, RejectsBadConfigurationWithWhatToFix) {
             std::string::npos);
   EXPECT_NE(error([](O& x) { x.interval = std::chrono::milliseconds(0); }).find("interval"),
             std::string::npos);
+  // A ':' in a host is an IPv6 address's, in brackets: not host "a:b".
+  for (const char* url : {"http://a:b:80", "http://[a:b]:80"}) {
+    EXPECT_NE(error([url](O& x) { x.url = url; }).find("not an IPv6 address in brackets"),
+              std::string::npos)
+        << url;
+  }
+  EXPECT_NE(error([](O& x) {
+              x.headers = {{"X-A", "1"}, {"x-a", "3"}};
+            }).find("given twice"),
+            std::string::npos);
 }
 
 TEST(UploaderConfig, ReadsTheEnvironment) {
@@ -285,6 +295,15 @@ TEST(UploaderConfig, ReadsTheEnvironment) {
   setenv("LOCKPROF_PYROSCOPE_INTERVAL", "15s", 1);
   EXPECT_NE(Error(lockprof::UploaderOptionsFromEnvironment(&o)).find("whole seconds"),
             std::string::npos);
+  // The default application name is the program's, in the characters an
+  // application name may have.
+  char* const name = program_invocation_short_name;
+  char odd[] = "my+tool v2";
+  program_invocation_short_name = odd;
+  setenv("LOCKPROF_PYROSCOPE_INTERVAL", "30", 1);
+  ASSERT_TRUE(lockprof::UploaderOptionsFromEnvironment(&o).ok());
+  program_invocation_short_name = name;
+  EXPECT_EQ(o.app_name, "my_tool_v2");
   for (const char* v : {"URL", "LABELS", "HEADERS", "TENANT_ID", "INTERVAL", "PROFILES"}) {
     unsetenv((std::string("LOCKPROF_PYROSCOPE_") + v).c_str());
   }

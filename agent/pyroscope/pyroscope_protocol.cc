@@ -1,5 +1,7 @@
 #include "lockprof/agent/pyroscope/pyroscope_protocol.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <set>
@@ -141,6 +143,14 @@ absl::Status ParseEndpoint(std::string_view url, Endpoint* out) {
                  : std::string(authority);
   }
   if (e.host.empty()) return Invalid("URL " + Quote(url) + " has no host" + hint);
+  // A ':' in a host is an IPv6 address's, which a URL writes in brackets
+  // ("http://a:b:80" is not host "a:b").
+  in6_addr v6;
+  if (e.host.find(':') != std::string::npos &&
+      (authority.front() != '[' || inet_pton(AF_INET6, e.host.c_str(), &v6) != 1)) {
+    return Invalid("URL " + Quote(url) + ": host \"" + e.host +
+                   "\" is not an IPv6 address in brackets" + hint);
+  }
   for (char c : e.host) {
     if (!IsAlnum(c) && c != '.' && c != '-' && c != ':' && c != '_') {
       return Invalid("URL " + Quote(url) + ": host has " + CharMessage(c) + hint);

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/parse.h"
@@ -68,16 +69,17 @@ absl::Status MakeUploaderConfig(const UploaderOptions& o, UploaderConfig* config
     c.headers.emplace_back("Authorization", "Bearer " + o.bearer_token);
   }
   if (!o.tenant_id.empty()) c.headers.emplace_back("X-Scope-OrgID", o.tenant_id);
+  const size_t own = c.headers.size();
   for (const auto& [name, value] : o.headers) {
     if (absl::Status s = pyroscope::ValidateHeader(name, value); !s.ok()) return s;
     // Sent twice, a header's two values reach the server in an order it
     // does not promise to read: one setting each.
-    for (const auto& [set, unused] : c.headers) {
-      if (absl::EqualsIgnoreCase(set, name)) {
-        return Invalid("header \"" + name +
-                       "\" is set by the uploader's own settings (basic auth, bearer token, "
-                       "tenant id): use those, or this header, not both");
-      }
+    for (size_t i = 0; i < c.headers.size(); ++i) {
+      if (!absl::EqualsIgnoreCase(c.headers[i].first, name)) continue;
+      return Invalid(i < own ? "header \"" + name +
+                                   "\" is set by the uploader's own settings (basic auth, bearer "
+                                   "token, tenant id): use those, or this header, not both"
+                             : "header \"" + name + "\" is given twice: give it once");
     }
     c.headers.emplace_back(name, value);
   }
@@ -149,7 +151,17 @@ absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options) {
   o.url = agent::EnvString("LOCKPROF_PYROSCOPE_URL");
   if (o.url.empty()) return absl::NotFoundError("LOCKPROF_PYROSCOPE_URL is not set");
   o.app_name = agent::EnvString("LOCKPROF_PYROSCOPE_APP");
-  if (o.app_name.empty()) o.app_name = program_invocation_short_name;
+  if (o.app_name.empty()) {
+    // The program's name, in the characters an application name may have
+    // ("my+tool" would stop the uploader; the name is only a default).
+    o.app_name = program_invocation_short_name;
+    for (char& c : o.app_name) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-' &&
+          c != '/') {
+        c = '_';
+      }
+    }
+  }
   if (absl::Status s = ParsePairs("LOCKPROF_PYROSCOPE_LABELS",
                                   agent::EnvString("LOCKPROF_PYROSCOPE_LABELS"), &o.labels);
       !s.ok()) {

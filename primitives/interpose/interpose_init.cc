@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "lockprof/agent/base/env.h"
 #include "lockprof/agent/record/cfi_unwind.h"
 #include "lockprof/primitives/absl_mutex_profile.h"
 #include "lockprof/primitives/interpose/interpose_common.h"
@@ -102,8 +103,8 @@ __attribute__((constructor(101))) void InitInterposer() {
   g_unwinder.SetToObjectOf(reinterpret_cast<void*>(&_Unwind_Backtrace));
   agent::SetUnwindMode(UnwindModeFromEnv());
   // absl::Mutex does not lock through pthread: its own hook, on request.
-  const char* absl = std::getenv("LOCKPROF_ABSL_MUTEXES");
-  if (absl != nullptr && std::strcmp(absl, "1") == 0) ProfileAbslMutexes();
+  int64_t absl = 0;
+  if (agent::ParseEnvInt("LOCKPROF_ABSL_MUTEXES", 0, 1, &absl) && absl == 1) ProfileAbslMutexes();
 }
 
 }  // namespace
