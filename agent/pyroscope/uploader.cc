@@ -15,11 +15,11 @@
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/pprof/profile_builder.h"
 #include "lockprof/agent/pyroscope/ingest_client.h"
+#include "lockprof/agent/pyroscope/upload_failure.h"
 #include "lockprof/agent/pyroscope/upload_positions.h"
 #include "lockprof/agent/pyroscope/uploader_config.h"
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/own_thread.h"
-#include "lockprof/agent/record/sampler.h"
 #include "lockprof/agent/tables/delta.h"
 
 namespace lockprof {
@@ -248,47 +248,17 @@ class Uploader {
         return CountUpload(job.id, UploadResult::kFailure);
       }
       CountUploadRetry();
-      cv_.wait_until(l, Clock::now() + Backoff(attempt), [&] { return abort_; });
+      cv_.wait_until(l, Clock::now() + RetryBackoff(c_.options, attempt), [&] { return abort_; });
     }
-  }
-
-  // Before retry `attempt`: a random time in [d/2, d], d = base * 2^(n-1)
-  // capped, so that many processes hit by one outage do not retry in step.
-  std::chrono::milliseconds Backoff(int attempt) const {
-    const auto& o = c_.options;
-    int64_t d = o.backoff_base.count();
-    for (int i = 1; i < attempt && d < o.backoff_max.count(); ++i) d *= 2;
-    d = std::min<int64_t>(d, o.backoff_max.count());
-    const int64_t half = d / 2;
-    return std::chrono::milliseconds(half + int64_t(NextRandom() % uint64_t(d - half + 1)));
   }
 
   // Logs a failed upload once per kind of failure until uploads succeed.
   void Report(const PostOutcome& r, const char* profile, int attempts) {
     const std::string what = std::string("the ") + profile + " profile upload to " +
                              c_.endpoint.Origin() + c_.endpoint.IngestPath();
-    if (r.status == 0 && r.maybe_received) {
-      return LogOnceLocked("no answer", what + " got no answer once sent: " + r.error +
-                                            " (not retried: the server may have stored it, and "
-                                            "would count a copy twice)");
-    }
-    if (r.status == 0) {
-      return LogOnceLocked("transport", what + " failed after " + std::to_string(attempts) +
-                                            " attempt(s): " + r.error +
-                                            " (is Pyroscope reachable at this URL?)");
-    }
-    std::string msg = what + " got HTTP " + std::to_string(r.status) + ": \"" + r.body + "\"";
-    if (r.status == 401 || r.status == 403) {
-      msg += "; check the credentials (basic auth user/password, bearer token) and tenant id";
-    } else if (r.status == 404) {
-      msg += "; check the URL's path prefix";
-    } else if (r.status >= 300 && r.status < 400) {
-      msg += "; redirect to \"" + r.location + "\" not followed: use the final address";
-    } else if (r.retryable()) {
-      msg += "; gave up after " + std::to_string(attempts) + " attempts";
-    }
-    if (!r.retryable()) msg += " (not retried)";
-    LogOnceLocked("status " + std::to_string(r.status), msg);
+    std::string kind;
+    const std::string message = FailedUploadMessage(r, what, attempts, &kind);
+    LogOnceLocked(kind, message);
   }
 
   void LogOnceLocked(const std::string& key, const std::string& message) {
