@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "lockprof/lockprof.h"
 
 namespace {
@@ -52,16 +53,17 @@ __attribute__((noinline)) void TransferBThenA(bool meet) {
 lockprof::Mutex g_self("cache.self");
 lockprof::SharedMutex g_table("cache.table");
 
-__attribute__((noinline)) void RelockOwnMutex() {
+// Wrong on purpose: what clang's thread-safety analysis rejects.
+__attribute__((noinline)) void RelockOwnMutex() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   lockprof::MutexLock outer(&g_self);
   lockprof::MutexLock inner(&g_self);  // Never returns.
   asm volatile("");
 }
 
 // Holds a read lock, lets a writer queue for it, and reads again.
-__attribute__((noinline)) void RereadWithWriterWaiting() {
+__attribute__((noinline)) void RereadWithWriterWaiting() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   g_table.lock_shared();
-  std::thread([] {
+  std::thread([]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     g_table.lock();  // Waits for our read lock for good.
   }).detach();
   // Until the writer sleeps (it spins first, about 2 us): then a new read
