@@ -32,4 +32,10 @@ bool ParseEnvInt(const char* name, int64_t min, int64_t max, int64_t* out) {
   return true;
 }
 
+bool ReadEnvIntAtStart(const char* name, int64_t min, int64_t max, std::atomic<int64_t>* out) {
+  int64_t v;
+  if (ParseEnvInt(name, min, max, &v)) out->store(v, std::memory_order_relaxed);
+  return true;
+}
+
 }  // namespace lockprof::agent

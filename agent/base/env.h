@@ -3,6 +3,7 @@
 #ifndef LOCKPROF_AGENT_BASE_ENV_H_
 #define LOCKPROF_AGENT_BASE_ENV_H_
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,6 +24,14 @@ std::string OptionOrEnv(const std::string& value, const char* env);
 // false if it is unset. A malformed value is reported once on stderr
 // ("lockprof: ignoring NAME=...: ...") and false is returned.
 bool ParseEnvInt(const char* name, int64_t min, int64_t max, int64_t* out);
+
+// ParseEnvInt into *out (left as it is if unset or malformed), for a
+// setting read once during static initialisation, not by a lock's first
+// event: that comes on any thread at any time, and getenv can crash while
+// another thread of the program calls setenv. Returns true, so that
+//   [[maybe_unused]] const bool g_read = ReadEnvIntAtStart(...);
+// runs it at start.
+bool ReadEnvIntAtStart(const char* name, int64_t min, int64_t max, std::atomic<int64_t>* out);
 
 }  // namespace lockprof::agent
 

@@ -162,6 +162,8 @@ absl::Status ParseEndpoint(std::string_view url, Endpoint* out) {
   return absl::OkStatus();
 }
 
+bool IsAppNameChar(char c) { return IsAlnum(c) || c == '_' || c == '.' || c == '-' || c == '/'; }
+
 absl::Status ValidateAppName(std::string_view app) {
   if (app.empty()) {
     return Invalid(
@@ -169,7 +171,7 @@ absl::Status ValidateAppName(std::string_view app) {
         "\"_.-/\"), e.g. \"checkout-service\"");
   }
   for (char c : app) {
-    if (IsAlnum(c) || c == '_' || c == '.' || c == '-' || c == '/') continue;
+    if (IsAppNameChar(c)) continue;
     return Invalid("application name " + Quote(app) + ": " + CharMessage(c) +
                    " is not allowed (use letters, digits and \"_.-/\"; put other "
                    "attributes in labels)");

@@ -58,8 +58,9 @@ struct Endpoint {
 absl::Status ParseEndpoint(std::string_view url, Endpoint* out);
 
 // The application name (Pyroscope's service_name): non-empty, of letters,
-// digits and "_.-/".
+// digits and "_.-/" (IsAppNameChar).
 absl::Status ValidateAppName(std::string_view app);
+bool IsAppNameChar(char c);
 
 // Static labels sent with every profile: Prometheus label names not
 // starting with "__" nor set by the server, non-empty UTF-8 values without

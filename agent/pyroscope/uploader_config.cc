@@ -7,7 +7,6 @@
 #include <optional>
 #include <string_view>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/parse.h"
@@ -156,10 +155,7 @@ absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options) {
     // ("my+tool" would stop the uploader; the name is only a default).
     o.app_name = program_invocation_short_name;
     for (char& c : o.app_name) {
-      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-' &&
-          c != '/') {
-        c = '_';
-      }
+      if (!agent::pyroscope::IsAppNameChar(c)) c = '_';
     }
   }
   if (absl::Status s = ParsePairs("LOCKPROF_PYROSCOPE_LABELS",

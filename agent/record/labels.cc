@@ -61,19 +61,11 @@ struct Registry {
   LabelSet* overflow = nullptr;
 };
 
-// LOCKPROF_MAX_LABEL_SETS, read during static initialisation as the
-// sampling rates are (sampling.cc), not at the first ScopedLabels: that
-// comes on any thread at any time, and getenv can crash while another
-// thread of the program calls setenv. 0 until read, or if unset or
-// malformed.
+// LOCKPROF_MAX_LABEL_SETS, read at start (env.h), not at the first
+// ScopedLabels: 0 until then, or if unset or malformed.
 std::atomic<int64_t> g_env_capacity{0};
-[[maybe_unused]] const bool g_env_read = [] {
-  int64_t v;
-  if (ParseEnvInt("LOCKPROF_MAX_LABEL_SETS", 16, int64_t{1} << 20, &v)) {
-    g_env_capacity.store(v, std::memory_order_relaxed);
-  }
-  return true;
-}();
+[[maybe_unused]] const bool g_env_read =
+    ReadEnvIntAtStart("LOCKPROF_MAX_LABEL_SETS", 16, int64_t{1} << 20, &g_env_capacity);
 
 Registry& TheRegistry() {
   static Registry* const r = [] {

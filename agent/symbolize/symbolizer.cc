@@ -323,13 +323,24 @@ std::vector<SourceFrame> Symbolizer::SymbolizeWithoutCaching(uintptr_t pc) {
   return Lookup(pc, false);
 }
 
-uint64_t Symbolizer::ObjectKey(uintptr_t pc) {
+Dwfl_Module* Symbolizer::ModuleAt(uintptr_t pc, Dwarf_Addr* low, const char** name) {
   Dwfl_Module* mod = dwfl_ != nullptr ? dwfl_addrmodule(dwfl_, pc) : nullptr;
-  if (mod == nullptr) return 0;
-  Dwarf_Addr low = 0, high = 0;
-  const char* name =
-      dwfl_module_info(mod, nullptr, &low, &high, nullptr, nullptr, nullptr, nullptr);
-  if (pc < low || pc >= high) return 0;
+  if (mod == nullptr) return nullptr;
+  // dwfl_addrmodule may answer with the last module for an address above
+  // all of them: check the range.
+  Dwarf_Addr start = 0, end = 0;
+  const char* module_name =
+      dwfl_module_info(mod, nullptr, &start, &end, nullptr, nullptr, nullptr, nullptr);
+  if (pc < start || pc >= end) return nullptr;
+  if (low != nullptr) *low = start;
+  if (name != nullptr) *name = module_name;
+  return mod;
+}
+
+uint64_t Symbolizer::ObjectKey(uintptr_t pc) {
+  Dwarf_Addr low = 0;
+  const char* name = nullptr;
+  if (ModuleAt(pc, &low, &name) == nullptr) return 0;
   uint64_t h = 0xcbf29ce484222325ull ^ low;
   for (const char* c = name != nullptr ? name : ""; *c != '\0'; ++c) {
     h = (h ^ static_cast<unsigned char>(*c)) * 0x100000001b3ull;
@@ -364,19 +375,10 @@ std::vector<SourceFrame> Symbolizer::Lookup(uintptr_t pc, bool cache) {
 
 std::vector<SourceFrame> Symbolizer::SymbolizeUncached(uintptr_t pc) {
   if (dwfl_ == nullptr) Report();
-  // dwfl_addrmodule may answer with the last module for an address above
-  // all of them: check the range.
-  auto module_at = [this](uintptr_t pc) -> Dwfl_Module* {
-    Dwfl_Module* mod = dwfl_ != nullptr ? dwfl_addrmodule(dwfl_, pc) : nullptr;
-    Dwarf_Addr low = 0, high = 0;
-    if (mod != nullptr)
-      dwfl_module_info(mod, nullptr, &low, &high, nullptr, nullptr, nullptr, nullptr);
-    return pc >= low && pc < high ? mod : nullptr;
-  };
-  Dwfl_Module* mod = module_at(pc);
+  Dwfl_Module* mod = ModuleAt(pc);
   if (mod == nullptr && dwfl_ != nullptr && DlCounters() != std::make_pair(dl_adds_, dl_subs_)) {
     Report();
-    mod = module_at(pc);
+    mod = ModuleAt(pc);
   }
 
   std::vector<SourceFrame> frames;

@@ -127,6 +127,9 @@ class Symbolizer {
     uint64_t object;
   };
   std::unordered_map<uintptr_t, Cached> cache_;  // Guarded by mu_.
+  // The module that holds pc, or null; its load address and name in *low
+  // and *name if they are not null. Requires mu_.
+  Dwfl_Module* ModuleAt(uintptr_t pc, Dwarf_Addr* low = nullptr, const char** name = nullptr);
   // The object mapped at pc (a hash of its name and load address), 0 for
   // none. Requires mu_.
   uint64_t ObjectKey(uintptr_t pc);

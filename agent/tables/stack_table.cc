@@ -74,23 +74,16 @@ bool SameKey(const SampleKey& k, const StackTrace& stack, const EventTags& tags,
          (tags.lock == nullptr || SameKeptName(k.lock_name, tags.lock, kMaxLockName));
 }
 
-// LOCKPROF_MAX_STACKS, read during static initialisation as the sampling
-// rates are (sampling.cc), not at a table's first event: that comes on any
-// thread at any time, and getenv can crash while another thread of the
-// program calls setenv. 0 until read, or if unset or malformed.
-std::atomic<size_t> g_env_capacity{0};
-[[maybe_unused]] const bool g_env_read = [] {
-  int64_t v;
-  if (ParseEnvInt("LOCKPROF_MAX_STACKS", 16, StackTable::kMaxCapacity, &v)) {
-    g_env_capacity.store(size_t(v), std::memory_order_relaxed);
-  }
-  return true;
-}();
+// LOCKPROF_MAX_STACKS, read at start (env.h): 0 until then, or if unset or
+// malformed.
+std::atomic<int64_t> g_env_capacity{0};
+[[maybe_unused]] const bool g_env_read =
+    ReadEnvIntAtStart("LOCKPROF_MAX_STACKS", 16, StackTable::kMaxCapacity, &g_env_capacity);
 
 size_t ConfiguredCapacity(size_t requested) {
   if (requested != 0) return requested;
-  const size_t env = g_env_capacity.load(std::memory_order_relaxed);
-  return env != 0 ? env : StackTable::kDefaultCapacity;
+  const int64_t env = g_env_capacity.load(std::memory_order_relaxed);
+  return env != 0 ? size_t(env) : StackTable::kDefaultCapacity;
 }
 
 }  // namespace
