@@ -3,12 +3,15 @@
 
 BENCHMARKS.md's target statuses come from report.py: a target may read
 "met" only when a confidence interval of at least 95% for the median
-ratio of the interleaved rounds is on the right side of it (the whole
-range of the rounds up to 5 rounds). This writes a bench.json whose rounds
-are known and checks the verdicts, the interval at 12 rounds (the two
-lowest and two highest ratios left out), the pairing by round (not by
-sorted value), and that repetitions without hand-offs are left out of the
-pairs.
+ratio of the rounds is on the right side of it (the whole range of the
+rounds up to 5 rounds). This writes rounds (bench.round-N.json, as
+run_benchmarks.sh does) whose ratios are known and checks the verdicts, the
+interval at 12 rounds (the two lowest and two highest ratios left out), the
+pairing by round (not by sorted value), that repetitions without hand-offs
+are left out of the pairs (also when no repetition of a row had any), that
+a single bench.json of Google Benchmark's repetitions (which do not run in
+rounds) is not paired at all, and that the uncontended and Go targets are
+judged on intervals too.
 
 Usage: bench_report_test.py --source-dir DIR. Standard library only.
 """
@@ -50,6 +53,15 @@ def line_for(report, target, threads):
         if len(cells) > 3 and cells[2] == target and cells[3] == str(threads):
             return line
     raise AssertionError("no target row %r at %d threads in:\n%s" % (target, threads, report))
+
+
+def check_line(report, where, want):
+    """1 (a failure, printed) unless the line containing `where` has `want`."""
+    lines = [l for l in report.splitlines() if where in l]
+    if len(lines) == 1 and want in lines[0]:
+        return 0
+    print("FAIL: %r not in the line of %r: %s" % (want, where, lines))
+    return 1
 
 
 def main():
@@ -95,10 +107,46 @@ def main():
     # Empty, 2 threads: two rounds only: no verdict.
     benchmarks += rows("empty", "std::mutex", [50, 50])
     benchmarks += rows("empty", "lockprof:default", [40, 40])
+    # Think, 2 threads: no repetition of lockprof:off contended: no pairs,
+    # rather than pairs of repetitions that measured no contention.
+    benchmarks += rows("cache", "std::mutex", [100] * 4, threads=8)
+    benchmarks += rows("cache", "lockprof:default", [90] * 4, threads=8,
+                       handoffs=[0.0] * 4)
+    # Uncontended (CPU time per pair, one thread): default / std::mutex is
+    # 1.00-1.15 by round: not resolved; lock_order - off is +4.3..+10.5 ns by
+    # round: not resolved either (its median, +6.7, is above +5).
+    for i, (m, d, off, lo) in enumerate(zip([10.0] * 6, [10.0, 10.4, 11.5, 10.9, 11.2, 10.1],
+                                            [10.0] * 6, [18.77, 16.80, 14.34, 15.78, 20.5,
+                                                         16.63])):
+        for lock, t in (("std::mutex", m), ("lockprof:default", d), ("lockprof:off", off),
+                        ("lockprof:lock_order", lo)):
+            benchmarks.append(rep("uncontended/" + lock, i, t, threads=1))
+    go_lines = [
+        "go/cache/off/threads:2 ns_per_op=100 ops_per_s=1e7 handoffs=0.05 "
+        "rounds_ns=100,100,100,100,100",
+        # Go's all_1 costs 0.95-1.00 of off by round; lockprof's costs 0.5
+        # in every round (cache/lockprof:all_1 above).
+        "go/cache/all_1/threads:2 ns_per_op=103 ops_per_s=9.7e6 handoffs=0.05 "
+        "rounds_ns=100,105,103,102,101",
+    ]
+    with tempfile.TemporaryDirectory() as d:
+        by_round = {}
+        for b in benchmarks:
+            by_round.setdefault(b["repetition_index"], []).append(b)
+        for rnd, bs in by_round.items():
+            with open(os.path.join(d, "bench.round-%d.json" % (rnd + 1)), "w") as f:
+                json.dump({"context": {}, "benchmarks": bs}, f)
+        with open(os.path.join(d, "go.txt"), "w") as f:
+            f.write("\n".join(go_lines) + "\n")
+        report = subprocess.run(
+            [sys.executable, os.path.join(args.source_dir, "tools/bench/report.py"), d],
+            check=True, capture_output=True, text=True).stdout
+    # The same repetitions as one file: Google Benchmark's repetition i of
+    # two rows need not have run together, so nothing is paired.
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, "bench.json"), "w") as f:
             json.dump({"context": {}, "benchmarks": benchmarks}, f)
-        report = subprocess.run(
+        unpaired = subprocess.run(
             [sys.executable, os.path.join(args.source_dir, "tools/bench/report.py"), d],
             check=True, capture_output=True, text=True).stdout
     checks = [
@@ -124,6 +172,15 @@ def main():
             if want not in line:
                 print("FAIL: %r not in %s" % (want, line))
                 failures += 1
+    failures += check_line(report, "cache | lockprof:default throughput ≥ 1.00× std::mutex | 8 |",
+                           "not resolved (0 rounds)")
+    failures += check_line(report, "| lock | lockprof:default |", "not resolved at this noise")
+    failures += check_line(report, "| lock | lockprof:default |", "1.065 (1.000–1.150, 97%)")
+    failures += check_line(report, "| lock | lockprof:lock_order |",
+                           "+6.7 (+4.3–+10.5, 97%) ns, not resolved at this noise")
+    failures += check_line(report, "| 2 | Go all_1 / lockprof all_1 |", "**not met**")
+    failures += check_line(unpaired, "lockprof:default throughput ≥ 1.00× std::mutex | 4 |",
+                           "not resolved (0 rounds)")
     targets = report[report.index("## Targets"):]
     empty = [l for l in targets.splitlines()
              if l.startswith("| empty |") and "lockprof:default throughput" in l

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
 #include "lockprof/agent/record/thread_state.h"
 
 namespace bench {
@@ -40,6 +41,14 @@ const bool g_idle_thread_started = [] {
   }).detach();
   return true;
 }();
+
+// absl::Mutex as its users run it in production. A release build of Abseil
+// (NDEBUG) has deadlock detection off; Debian's libabsl is built without
+// NDEBUG, where it is on by default, and every Lock() then updates a
+// process-wide lock graph under a global lock: 4-6 times the uncontended
+// pair's cost, and a second lock behind every contended row.
+const bool g_absl_deadlock_detection_off =
+    (absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore), true);
 }  // namespace
 
 WriterPreferringRwlock::WriterPreferringRwlock() {

@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
 """Prints the ratio tables of BENCHMARKS.md from run_benchmarks.sh's results.
 
-Usage: report.py RESULTS_DIR   (bench.json, go.txt, scrape.txt, memory.txt,
-machine.txt, as run_benchmarks.sh writes them; a directory with only some of
+Usage: report.py RESULTS_DIR   (bench.round-N.json, go.txt, scrape.txt,
+memory.txt, machine.txt, as run_benchmarks.sh writes them; a directory with only some of
 them, such as tools/bench/device/run_scaling.sh's contended rows, gets "not
 measured in this run" for the other sections). Figures are medians over the
 repetitions (for contended rows, over the repetitions that did contend: see
-load_bench). The targets (targets.py) are judged on the paired ratios of
-the interleaved rounds, with their range.
+load_bench). The targets (targets.py) are judged on the ratios of the rows
+of each round, with a confidence interval for their median.
 """
 import json
 import os
 import re
 import sys
 
-from targets import print_targets
+from targets import MIN_ROUNDS, median, median_interval, paired_values, print_targets, summary
 
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 # Row order in the tables.
@@ -41,35 +41,56 @@ def own_off(lock):
 MIN_HANDOFFS = 1e-3
 
 
-def median(values):
-    v = sorted(values)
-    n = len(v)
-    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+def round_files(d):
+    """run_benchmarks.sh's rounds, bench.round-N.json, as (N, path) in order of N."""
+    found = []
+    for f in os.listdir(d):
+        m = re.match(r"^bench\.round-(\d+)\.json$", f)
+        if m:
+            found.append((int(m.group(1)), os.path.join(d, f)))
+    return sorted(found)
 
 
-def load_bench(path):
+def load_runs(d):
+    """Google Benchmark's runs from d as (round, benchmark) pairs, and the
+    first file's context. Rounds come from bench.round-N.json (N); a single
+    bench.json (an older run, or --benchmark_repetitions) has none (None):
+    its repetition i of two rows need not have run at the same time."""
+    files = round_files(d) or [(None, os.path.join(d, "bench.json"))]
+    runs, context = [], None
+    for rnd, path in files:
+        with open(path) as f:
+            data = json.load(f)
+        if context is None:
+            context = data.get("context", {})
+        runs.extend((rnd, b) for b in data["benchmarks"])
+    return runs, context or {}
+
+
+def load_bench(runs):
     """run_name -> one row of medians over its repetitions (times in ns).
 
     On a machine shared with other work, a multi-threaded repetition may run
     while another process holds one of the cores: its threads then take turns
     on the other core and measure no contention. Such repetitions show almost
     no hand-offs; where a row has repetitions with hand-offs, only those count
-    (row["reps_used"] says how many of row["reps"]).
+    (row["reps_used"] says how many of row["reps"]), and only those are
+    paired by round (row["by_round"]: round -> repetition, for targets.py).
     """
-    with open(path) as f:
-        data = json.load(f)
     reps = {}
-    for b in data["benchmarks"]:
+    for rnd, b in runs:
         if b.get("run_type") == "aggregate":
             continue
         scale = UNIT_NS[b["time_unit"]]
         row = dict(b)
         row["real_ns"] = b["real_time"] * scale
         row["cpu_ns"] = b["cpu_time"] * scale
+        row["round"] = rnd
         reps.setdefault(b.get("run_name", b["name"]), []).append(row)
     rows = {}
     for name, rs in reps.items():
         used = rs
+        contended = rs
         if rs[0].get("threads", 1) > 1:
             contended = [r for r in rs if r.get("handoffs", 0) >= MIN_HANDOFFS]
             used = contended or rs
@@ -79,8 +100,7 @@ def load_bench(path):
                 row[k] = median([r[k] for r in used])
         row["reps"] = len(rs)
         row["reps_used"] = len(used)
-        # Interleaved rounds: repetition i of every row ran in round i.
-        row["by_round"] = {r.get("repetition_index", i): r for i, r in enumerate(used)}
+        row["by_round"] = {r["round"]: r for r in contended if r["round"] is not None}
         rows[name] = row
     return dict(sorted(rows.items(), key=lambda kv: lock_rank(kv[0])))
 
@@ -162,15 +182,22 @@ def uncontended(rows):
             rm = r["cpu_ns"] / base_m["cpu_ns"] if base_m else float("nan")
             rs = r["cpu_ns"] / base_s["cpu_ns"] if base_s else float("nan")
             target = ""
-            if lock == "lockprof:default":
-                target = "≤ 1.10× std::mutex: " + verdict(rm <= 1.10)
-            elif lock == "lockprof_shared:default":
-                target = "≤ 1.10× std::shared_mutex: " + verdict(rs <= 1.10)
+            # Judged per round (the CPU time of the two rows of each
+            # round), as the contended targets: met only when the interval
+            # for the median is on the right side.
+            ratio = lambda x, y: x / y
+            if lock == "lockprof:default" and base_m:
+                text, status = summary(paired_values(r, base_m, "cpu_ns", ratio), 1.10, False)
+                target = "≤ 1.10× std::mutex: %s, %s" % (text, status)
+            elif lock == "lockprof_shared:default" and base_s:
+                text, status = summary(paired_values(r, base_s, "cpu_ns", ratio), 1.10, False)
+                target = "≤ 1.10× std::shared_mutex: %s, %s" % (text, status)
             elif lock == "lockprof:lock_order":
                 off = rows.get("%s/lockprof:off" % workload)
                 if off:
-                    extra = r["cpu_ns"] - off["cpu_ns"]
-                    target = "≤ +5 ns over lockprof:off (+%.1f): %s" % (extra, verdict(extra <= 5))
+                    extra = paired_values(r, off, "cpu_ns", lambda x, y: x - y)
+                    text, status = summary(extra, 5.0, False, "%+.1f")
+                    target = "≤ +5 ns over lockprof:off: %s ns, %s" % (text, status)
             print("| %s | %s | %.2f | %.2f× | %.2f× | %s |" % (
                 {"uncontended": "lock", "uncontended_nested": "lock, holding another",
                  "uncontended_shared": "lock_shared"}[workload], lock, r["cpu_ns"], rm,
@@ -223,6 +250,29 @@ def contended(rows, workload, context):
                   (MIN_HANDOFFS, ", ".join(warn)))
 
 
+def go_round_ratios(off, setting):
+    """Go's throughput with `setting` over off's, per round of cache_bench.go
+    (its rounds_ns), sorted; [] for an older go.txt without them."""
+    a, b = str(off.get("rounds_ns", "")), str(setting.get("rounds_ns", ""))
+    if not a or not b:
+        return []
+    pairs = zip([float(x) for x in a.split(",")], [float(x) for x in b.split(",")])
+    return sorted(o / s for o, s in pairs if o > 0 and s > 0)
+
+
+def overhead_verdict(lp_rounds, go_rounds):
+    """lockprof's ratio to off no worse than Go's, on both intervals."""
+    if len(lp_rounds) < MIN_ROUNDS or len(go_rounds) < MIN_ROUNDS:
+        return "not resolved (%d and %d rounds)" % (len(lp_rounds), len(go_rounds))
+    lp_lo, lp_hi, _ = median_interval(lp_rounds)
+    go_lo, go_hi, _ = median_interval(go_rounds)
+    if lp_lo >= min(go_hi, 1.0):
+        return "met"
+    if lp_hi < min(go_lo, 1.0):
+        return "**not met**"
+    return "not resolved at this noise"
+
+
 def go_comparison(rows, go_lines):
     if not go_lines:
         return
@@ -248,18 +298,29 @@ def go_comparison(rows, go_lines):
             lp = rows.get("cache/lockprof:%s/real_time/threads:%d" % (lp_setting, threads))
             if not (goff and lp and lp_off):
                 continue
-            go_ratio = goff["ns_per_op"] / g["ns_per_op"]
-            lp_ratio = lp_off["real_ns"] / lp["real_ns"]
+            go_rounds = go_round_ratios(goff, g)
+            lp_rounds = paired_values(lp, lp_off, "real_ns", lambda x, y: y / x)
+            go_ratio = median(go_rounds) if go_rounds else goff["ns_per_op"] / g["ns_per_op"]
+            lp_ratio = median(lp_rounds) if lp_rounds else lp_off["real_ns"] / lp["real_ns"]
             print("| %d | Go %s / lockprof %s | %.1f | %.3f | %.1f | %.3f | %s |" % (
-                threads, setting, lp_setting, g["ops_per_s"] / 1e6, go_ratio, 1e3 / lp["real_ns"], lp_ratio,
-                verdict(lp_ratio >= min(go_ratio, 1.0))))
+                threads, setting, lp_setting, g["ops_per_s"] / 1e6, go_ratio,
+                1e3 / lp["real_ns"], lp_ratio, overhead_verdict(lp_rounds, go_rounds)))
     print("\nA profiler cannot make a program faster: a ratio above 1 is run-to-run noise, so "
-          "the target compares lockprof's ratio with min(Go's ratio, 1).\n")
+          "the target compares lockprof's ratio with min(Go's ratio, 1). Each ratio is taken "
+          "per round (Go's settings run one after another in each of its rounds; lockprof's "
+          "rows once per round of the C++ run); the target is met when the confidence "
+          "interval for lockprof's median is above min(the upper end of Go's, 1), not met "
+          "when it is below min(the lower end of Go's, 1), and otherwise not resolved.\n")
     offs = [g for (s, _), g in go.items() if s == "off"]
     for g in offs:
         if g.get("handoffs", 1) < MIN_HANDOFFS:
             print("Warning: Go %s handoffs/op %.3g: goroutines did not contend.\n" %
                   (g["name"], g["handoffs"]))
+
+
+def per_round(row, key):
+    """A row's `key` in each of its rounds, sorted."""
+    return sorted(r[key] for r in row["by_round"].values() if r.get(key))
 
 
 def costs(rows):
@@ -273,7 +334,8 @@ def costs(rows):
         if name.startswith("event/"):
             target = ""
             if name == "event/record_contention":
-                target = "sampled event ≤ 2 µs: " + verdict(r["cpu_ns"] <= 2000)
+                text, status = summary(per_round(r, "cpu_ns"), 2000, False, "%.0f")
+                target = "sampled event ≤ 2 µs: %s ns, %s" % (text, status)
             extra = " (depth %d)" % r["depth"] if "depth" in r else ""
             print("| %s%s | %s | %s |" % (name, extra, fmt_ns(r["cpu_ns"]), target))
     stages = {"4": "all stages", "0": "snapshot", "1": "resolve (merge, symbolize, trim)",
@@ -283,7 +345,9 @@ def costs(rows):
         if m:
             target = ""
             if m.group(1) == "4":
-                target = "build < 100 ms: " + verdict(r["real_ns"] < 100e6)
+                text, status = summary([v / 1e6 for v in per_round(r, "real_ns")], 100, False,
+                                       "%.1f")
+                target = "build < 100 ms: %s ms, %s" % (text, status)
             print("| build 10 000-stack mutex profile: %s | %s wall (%s CPU) | %s |" % (
                 stages[m.group(1)], fmt_ns(r["real_ns"]), fmt_ns(r["cpu_ns"]), target))
     print()
@@ -357,17 +421,16 @@ def memory(lines):
 
 def main():
     d = sys.argv[1]
-    rows = load_bench(os.path.join(d, "bench.json"))
+    runs, context = load_runs(d)
+    rows = load_bench(runs)
     if os.path.exists(os.path.join(d, "machine.txt")):
         print("Machine: " + "; ".join(l.strip() for l in open(os.path.join(d, "machine.txt"))))
         print()
-    with open(os.path.join(d, "bench.json")) as f:
-        context = json.load(f).get("context", {})
     sizes(context)
     uncontended(rows)
     for w in ("cache", "empty", "think"):
         contended(rows, w, context)
-    print_targets(rows, median)
+    print_targets(rows)
     go_comparison(rows, load_kv_lines(os.path.join(d, "go.txt"), "go/"))
     costs(rows)
     scrape(load_kv_lines(os.path.join(d, "scrape.txt"), "scrape_pause"))

@@ -8,8 +8,8 @@
 #   tools/bench/run_benchmarks.sh            # full run (~6 minutes on 2 cores)
 #   tools/bench/run_benchmarks.sh --quick    # short runs, for trying it out
 #
-# Environment: REPS (repetitions, default 5), MIN_TIME (seconds per
-# benchmark repetition, default 0.5), BUILD_DIR (default build-bench),
+# Environment: REPS (rounds: repetitions of each row, default 5), MIN_TIME
+# (seconds per benchmark repetition, default 0.5), BUILD_DIR (default build-bench),
 # OUT_DIR (default $BUILD_DIR/results). Installs its Debian packages if
 # missing (tools/deps.sh bench).
 set -euo pipefail
@@ -55,14 +55,23 @@ threads+=("$(( $(nproc) < 2 ? 2 : $(nproc) ))")
 thread_list=$(IFS=,; echo "${threads[*]}")
 
 # --- C++ benchmarks --------------------------------------------------------
-# The rows of the ratio tables, repeated (interleaved, so that drift in the
-# machine's load hits every lock alike); then every other benchmark in the
-# binary once, for the record.
+# The rows of the ratio tables, in REPS rounds: each round runs every row
+# once, in a random order (so that no row always follows the same one), and
+# the targets pair the rows of a round, which ran minutes apart at most, not
+# a run's length (report.py). Not --benchmark_repetitions: Google Benchmark
+# shuffles all the repetitions of all the rows together, so its repetition i
+# of two rows may have run at opposite ends of the run. Then every other
+# benchmark in the binary once, for the record.
 RATIO_ROWS='^(uncontended|uncontended_nested|uncontended_shared|empty|cache|think|event|profile)/'
-echo "Running lockprof_bench (repetitions=$REPS, min_time=$MIN_TIME)..."
-"$BENCH/lockprof_bench" --benchmark_filter="$RATIO_ROWS" --benchmark_repetitions="$REPS" \
-  --benchmark_min_time="$MIN_TIME" --benchmark_enable_random_interleaving=true \
-  --benchmark_out="$OUT_DIR/bench.json" --benchmark_out_format=json >"$OUT_DIR/bench.txt" 2>&1
+echo "Running lockprof_bench ($REPS rounds, min_time=$MIN_TIME)..."
+rm -f "$OUT_DIR"/bench.json "$OUT_DIR"/bench.round-*.json
+: >"$OUT_DIR/bench.txt"
+for ((round = 1; round <= REPS; round++)); do
+  "$BENCH/lockprof_bench" --benchmark_filter="$RATIO_ROWS" --benchmark_min_time="$MIN_TIME" \
+    --benchmark_enable_random_interleaving=true \
+    --benchmark_out="$OUT_DIR/bench.round-$round.json" --benchmark_out_format=json \
+    >>"$OUT_DIR/bench.txt" 2>&1
+done
 "$BENCH/lockprof_bench" --benchmark_filter="-$RATIO_ROWS" --benchmark_min_time="$MIN_TIME" \
   --benchmark_out="$OUT_DIR/bench_other.json" --benchmark_out_format=json \
   >"$OUT_DIR/bench_other.txt" 2>&1

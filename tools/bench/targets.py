@@ -2,11 +2,14 @@
 
 Each target compares two rows of the same run at one thread count: a
 throughput ratio that must be at least a bound, or a p99 acquire latency
-ratio that must be at most one. The rows are interleaved
-(--benchmark_enable_random_interleaving): repetition i of every row ran in
-the same round, under the same machine conditions. So the ratio is taken
-per round, over the rounds in which both rows contended, and reported as
-the median of those paired ratios.
+ratio that must be at most one. run_benchmarks.sh runs every row once per
+round (bench.round-N.json, rows in a random order), so the two rows of a
+round ran minutes apart at most, under about the same machine conditions.
+So the ratio is taken per round, over the rounds in which both rows
+contended, and reported as the median of those paired ratios. (Google
+Benchmark's own --benchmark_repetitions shuffles every repetition of every
+row together: its repetition i of two rows may have run at opposite ends
+of the run, so a single bench.json is not paired at all.)
 
 The verdict rests on a confidence interval for that median, free of any
 assumption about the ratios' distribution: the order statistics
@@ -43,18 +46,31 @@ TARGETS = [
 MIN_ROUNDS = 3
 
 
-def paired_ratios(a, b, measure):
-    """a's over b's measure in each round in which both rows contended,
-    sorted. Rows carry their repetitions by round in row["by_round"]."""
-    key = "real_ns" if measure == "throughput" else "p99_ns"
-    ratios = []
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def paired_values(a, b, key, combine):
+    """combine(a's, b's) `key` in each round that both rows have (for
+    contended rows, rounds in which they contended), sorted. Rows carry
+    their repetitions by round in row["by_round"]."""
+    out = []
     for rnd, ra in a["by_round"].items():
         rb = b["by_round"].get(rnd)
         if rb is None or not ra.get(key) or not rb.get(key):
             continue
+        out.append(combine(ra[key], rb[key]))
+    return sorted(out)
+
+
+def paired_ratios(a, b, measure):
+    """a's over b's measure in each round, sorted."""
+    if measure == "throughput":
         # Throughput is inverse time: a's over b's is b's time over a's.
-        ratios.append(rb[key] / ra[key] if measure == "throughput" else ra[key] / rb[key])
-    return sorted(ratios)
+        return paired_values(a, b, "real_ns", lambda x, y: y / x)
+    return paired_values(a, b, "p99_ns", lambda x, y: x / y)
 
 
 COVERAGE = 0.95
@@ -87,19 +103,29 @@ def judge(rounds, lo, hi, bound, at_least):
     return "not resolved at this noise"
 
 
+def summary(values, bound, at_least, fmt="%.3f"):
+    """(median and interval as text, verdict) of sorted paired `values`
+    against `bound`."""
+    if not values:
+        return "–", "not resolved (0 rounds)"
+    lo, hi, cover = median_interval(values)
+    text = (fmt + " (" + fmt + "–" + fmt + ", %.0f%%)") % (median(values), lo, hi, 100 * cover)
+    return text, judge(len(values), lo, hi, bound, at_least)
+
+
 def row_name(workload, lock, threads, measure):
     lat = "/lat" if measure == "p99" else ""
     return "%s/%s%s/real_time/threads:%d" % (workload, lock, lat, threads)
 
 
-def print_targets(rows, median):
+def print_targets(rows):
     """The targets' section of the report, from load_bench's rows."""
     threads = sorted({int(n.rsplit(":", 1)[1]) for n in rows
                       if n.startswith(("cache/", "empty/")) and "/threads:" in n})
     if not threads:
         return
     print("## Targets (contended workloads)\n")
-    print("Ratio per interleaved round, over the rounds in which both rows contended: the "
+    print("Ratio per round, over the rounds in which both rows contended: the "
           "median, a confidence interval for it of at least 95% (order statistics; the whole "
           "range up to 5 rounds, 94% at 5), and the range. Met: the interval on the right "
           "side of the target; not met: the interval on the wrong side; otherwise not "
@@ -117,13 +143,8 @@ def print_targets(rows, median):
             if not a or not b:
                 continue
             r = paired_ratios(a, b, measure)
-            figure = spread = "–"
-            status = "not resolved (0 rounds)"
-            if r:
-                lo, hi, cover = median_interval(r)
-                figure = "%.3f (%.3f–%.3f, %.0f%%)" % (median(r), lo, hi, 100 * cover)
-                spread = "%.3f–%.3f" % (r[0], r[-1])
-                status = judge(len(r), lo, hi, bound, at_least)
+            figure, status = summary(r, bound, at_least)
+            spread = "%.3f–%.3f" % (r[0], r[-1]) if r else "–"
             print("| %s | %s | %d | %s | %s | %d | %s |" % (workload, what, t, figure, spread,
                                                            len(r), status))
     print()

@@ -8,7 +8,7 @@
 #   OUT=/some/dir bash tools/bench/device/run_scaling.sh
 #
 # Writes into $OUT (default build-bench/device-results) what run_benchmarks.sh
-# writes for these rows - machine.txt, bench.json, bench.txt, go.txt - so
+# writes for these rows - machine.txt, bench.round-*.json, bench.txt, go.txt - so
 # that tools/bench/report.py reads the directory afterwards, elsewhere.
 # Environment: REPS (default 3), MIN_TIME (seconds per repetition, default
 # 0.3), GO_DURATION (default 1s): sized so that 16 cores finish in about 5
@@ -97,12 +97,23 @@ rows=$("${bench[@]}" --benchmark_list_tests --benchmark_filter="$ROWS") ||
 thread_list=$(grep -o 'threads:[0-9]*' <<<"$rows" | cut -d: -f2 | sort -nu | paste -sd,)
 echo "bench_threads=${thread_list:-none}" >>"$OUT/machine.txt"
 phase "lockprof_bench: $(grep -c . <<<"$rows") rows (threads ${thread_list:-none}) x $REPS reps x ${MIN_TIME}s"
-# Random interleaving, as run_benchmarks.sh: drift in the machine's state
-# hits every lock alike.
-limit "$BENCH_TIMEOUT" "${bench[@]}" --benchmark_filter="$ROWS" --benchmark_repetitions="$REPS" \
-  --benchmark_min_time="$MIN_TIME" --benchmark_enable_random_interleaving=true \
-  --benchmark_out="$OUT/bench.json" --benchmark_out_format=json >"$OUT/bench.txt" 2>&1 ||
-  failed "lockprof_bench exited $? (124: over ${BENCH_TIMEOUT}s); see bench.txt"
+# In REPS rounds of every row in a random order, as run_benchmarks.sh (which
+# says why rounds, not --benchmark_repetitions); the timeout is the phase's.
+bench_deadline=$((SECONDS + BENCH_TIMEOUT))
+rm -f "$OUT"/bench.json "$OUT"/bench.round-*.json
+: >"$OUT/bench.txt"
+for ((round = 1; round <= REPS; round++)); do
+  left=$((bench_deadline - SECONDS))
+  if ((left <= 0)); then
+    failed "lockprof_bench: no time left for round $round of $REPS (over ${BENCH_TIMEOUT}s)"
+    break
+  fi
+  limit "$left" "${bench[@]}" --benchmark_filter="$ROWS" --benchmark_min_time="$MIN_TIME" \
+    --benchmark_enable_random_interleaving=true \
+    --benchmark_out="$OUT/bench.round-$round.json" --benchmark_out_format=json \
+    >>"$OUT/bench.txt" 2>&1 ||
+    failed "lockprof_bench round $round exited $? (124: over ${BENCH_TIMEOUT}s); see bench.txt"
+done
 phase "lockprof_bench done"
 
 # --- Go: the cache workload with sync.Mutex ------------------------------

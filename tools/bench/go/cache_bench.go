@@ -127,10 +127,25 @@ func run(keyNames []string, threads int, d time.Duration) (float64, float64) {
 	return float64(elapsed.Nanoseconds()) / float64(ops), float64(handoffs) / float64(ops)
 }
 
+// The middle value, or the mean of the two middle ones (as report.py's).
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
-	return s[len(s)/2]
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// The values in run order, comma-separated: repetition r of every setting
+// ran in round r, one after another, so report.py pairs them by round.
+func joined(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.FormatFloat(x, 'f', 2, 64)
+	}
+	return strings.Join(parts, ",")
 }
 
 func main() {
@@ -164,8 +179,8 @@ func main() {
 		runtime.SetBlockProfileRate(0)
 		for i, s := range settings {
 			ns := median(nsPerOp[i])
-			fmt.Printf("go/cache/%s/threads:%d ns_per_op=%.2f ops_per_s=%.0f handoffs=%.4g\n",
-				s.name, threads, ns, 1e9/ns, median(handoffs[i]))
+			fmt.Printf("go/cache/%s/threads:%d ns_per_op=%.2f ops_per_s=%.0f handoffs=%.4g rounds_ns=%s\n",
+				s.name, threads, ns, 1e9/ns, median(handoffs[i]), joined(nsPerOp[i]))
 		}
 	}
 }
