@@ -1,19 +1,31 @@
-// The frame-pointer walk reads memory only inside the calling thread's
+// The frame-pointer walk reads memory only inside the calling thread's own
 // stack, even where the mapping its stack lies in is wider: thread stacks
 // created without a guard page merge into one mapping, and part of it may
-// be unmapped later (a thread joined). In code built without frame
-// pointers the frame pointer is any value, here one that points into such
-// a freed stack: the walk must stop, not fault.
+// be unmapped later (a thread joined); a capture may run on a coroutine's
+// stack, whose mapping goes later; the bounds may be unreadable at the
+// first capture. In code built without frame pointers the frame pointer is
+// any value, here one that points into memory unmapped since: the walk
+// must stop, not fault. And such a value must not pass for the root.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <ucontext.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <thread>
+#include <vector>
 
+#include "lockprof/agent/record/cfi_unwind.h"
 #include "lockprof/agent/record/stack_trace.h"
+#include "lockprof/agent/record/thread_state.h"
+#include "unwind/frames.h"
 
 #if defined(__x86_64__)
 // garbage_call(rbp, fn): calls fn with rbp set to `rbp`, as code built
@@ -24,11 +36,16 @@ asm(R"(
   .globl garbage_call
   .type garbage_call,@function
 garbage_call:
+  .cfi_startproc
   push %rbp
+  .cfi_def_cfa_offset 16
+  .cfi_offset rbp, -16
   mov %rdi, %rbp
   call *%rsi
   pop %rbp
+  .cfi_def_cfa_offset 8
   ret
+  .cfi_endproc
   .size garbage_call, .-garbage_call
 )");
 
@@ -101,6 +118,153 @@ TEST(StackBoundsTest, AFramePointerIntoAFreedNeighbourStackEndsTheWalk) {
   pthread_attr_destroy(&attr);
   EXPECT_TRUE(g_merged) << "the two stacks were not one mapping: nothing was tested";
   EXPECT_GE(g_depth, 1);  // Capture's caller; the walk stopped at the bad frame.
+}
+
+// A coroutine whose stack is the start of a mapping of its own (as
+// coroutine libraries map them; from the heap it is the same). Its first
+// capture is the thread's first: the thread's bounds must not become that
+// mapping, whose tail is unmapped before a frame pointer points there.
+constexpr size_t kRegion = 1 << 20;
+constexpr size_t kCoroutineStack = 256 << 10;
+char* g_region = nullptr;
+ucontext_t g_thread_ctx, g_coroutine_ctx;
+int g_coroutine_depths[2] = {-1, -1};
+
+void Coroutine() {
+  Capture();
+  g_coroutine_depths[0] = g_depth;
+  swapcontext(&g_coroutine_ctx, &g_thread_ctx);
+  garbage_call(reinterpret_cast<uintptr_t>(g_region) + kRegion / 2, Capture);
+  g_coroutine_depths[1] = g_depth;
+  swapcontext(&g_coroutine_ctx, &g_thread_ctx);
+}
+
+TEST(StackBoundsTest, ACoroutineStackThatGoesAwayIsNeverReadAfterwards) {
+  g_region = static_cast<char*>(
+      mmap(nullptr, kRegion, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(g_region, MAP_FAILED);
+  int own_depth = -1;
+  std::thread t([&] {
+    getcontext(&g_coroutine_ctx);
+    g_coroutine_ctx.uc_stack.ss_sp = g_region;
+    g_coroutine_ctx.uc_stack.ss_size = kCoroutineStack;
+    makecontext(&g_coroutine_ctx, Coroutine, 0);
+    swapcontext(&g_thread_ctx, &g_coroutine_ctx);  // The thread's first capture.
+    munmap(g_region + kCoroutineStack, kRegion - kCoroutineStack);
+    swapcontext(&g_thread_ctx, &g_coroutine_ctx);  // Into the unmapped part: no read.
+    Capture();
+    own_depth = g_depth;
+  });
+  t.join();
+  munmap(g_region, kCoroutineStack);
+  // Captures on another stack walk no frame (RELIABILITY.md); the thread's
+  // own stack keeps its frames.
+  EXPECT_EQ(g_coroutine_depths[0], 0);
+  EXPECT_EQ(g_coroutine_depths[1], 0);
+  EXPECT_GE(own_depth, 2);
+}
+
+// The top of [stack]: the end of the main thread's stack.
+uintptr_t MainStackTop() {
+  uintptr_t lo = 0, hi = 0;
+  int here = 0;
+  return MappingHolding(reinterpret_cast<uintptr_t>(&here), &lo, &hi) ? hi : 0;
+}
+
+// The first capture of the main thread with no file descriptor left (and so
+// no /proc/self/maps) caches no guess: a guess of [frame, frame + 1 MiB)
+// ran past the top of [stack] into unmapped memory.
+TEST(StackBoundsTest, BoundsThatCannotBeReadAreNotGuessed) {
+  const uintptr_t top = MainStackTop();
+  ASSERT_NE(top, 0u);
+  using lockprof::agent::tls_state;
+  tls_state.stack_lo = tls_state.stack_hi = 0;  // As before this thread's first capture.
+  rlimit old;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  const int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(probe, 0);
+  close(probe);
+  rlimit few = old;
+  few.rlim_cur = rlim_t(probe) + 16;  // Few enough to use up.
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &few), 0);
+  std::vector<int> fds;
+  for (int fd; (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) fds.push_back(fd);
+  Capture();
+  const int starved_depth = g_depth;
+  for (int fd : fds) close(fd);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+  EXPECT_GT(fds.size(), 0u);
+  EXPECT_EQ(starved_depth, 0);
+  garbage_call(top + 4096, Capture);  // Above [stack]: never read.
+  EXPECT_GE(g_depth, 1);
+  Capture();
+  EXPECT_GE(g_depth, 2);
+}
+
+char* g_deepest = nullptr;
+__attribute__((noinline)) int CaptureBelow(size_t bytes) {
+  char* p = static_cast<char*>(__builtin_alloca(bytes));
+  std::memset(p, 1, bytes);  // The kernel grows [stack] down to here.
+  asm volatile("" : : "r"(p) : "memory");
+  g_deepest = p;
+  Capture();
+  return g_depth;
+}
+
+// The main thread's stack grows down after its bounds are read: frames
+// below what [stack] was then are still its own (down to RLIMIT_STACK; with
+// no limit, only what [stack] was).
+TEST(StackBoundsTest, TheMainStackKeepsItsFramesAsItGrows) {
+  using lockprof::agent::tls_state;
+  tls_state.stack_lo = tls_state.stack_hi = 0;
+  uintptr_t lo_then = 0, hi = 0;
+  int here = 0;
+  ASSERT_TRUE(MappingHolding(reinterpret_cast<uintptr_t>(&here), &lo_then, &hi));
+  Capture();
+  ASSERT_GE(g_depth, 2);
+  rlimit limit;
+  ASSERT_EQ(getrlimit(RLIMIT_STACK, &limit), 0);
+  const int deep = CaptureBelow(2 << 20);
+  // Otherwise nothing was tested: [stack] reached that deep already.
+  ASSERT_LT(reinterpret_cast<uintptr_t>(g_deepest), lo_then);
+  if (limit.rlim_cur == RLIM_INFINITY) {
+    EXPECT_EQ(deep, 0);
+  } else {
+    ASSERT_GE(limit.rlim_cur, rlim_t{4} << 20) << "too small a stack for this test";
+    EXPECT_GE(deep, 2);
+  }
+}
+
+// An object with a zero second word, where a frame pointer of code built
+// without them may point: in the fallback mode (the interposer's), the walk
+// that ends there must not pass for a whole stack, and the CFI unwinder
+// must run.
+uintptr_t g_object = 0;
+int g_fallback_depth = -1, g_libgcc_depth = -1;
+__attribute__((noinline)) void CaptureBoth() {
+  lockprof::agent::StackTrace st, lg;
+  lockprof::agent::CaptureStack(__builtin_frame_address(0), &st);
+  lockprof::agent::CaptureStackLibgcc(__builtin_frame_address(0), &lg);
+  g_fallback_depth = st.depth;
+  g_libgcc_depth = lg.depth;
+  asm volatile("");
+}
+void PointAtObject() { garbage_call(g_object, CaptureBoth); }
+
+TEST(StackBoundsTest, AZeroWordUnderAStrayFramePointerIsNotTheRoot) {
+  using lockprof::agent::UnwindMode;
+  const UnwindMode was = lockprof::agent::CurrentUnwindMode();
+  lockprof::agent::SetUnwindMode(UnwindMode::kFallback);
+  struct {
+    void* data;
+    uintptr_t size;
+  } empty_string = {&g_object, 0};
+  g_object = reinterpret_cast<uintptr_t>(&empty_string);
+  asm volatile("" : : "r"(&empty_string) : "memory");
+  lockprof::testing::NestSmallFrames(10, PointAtObject);
+  lockprof::agent::SetUnwindMode(was);
+  EXPECT_GE(g_libgcc_depth, 12);
+  EXPECT_EQ(g_fallback_depth, g_libgcc_depth);
 }
 
 }  // namespace

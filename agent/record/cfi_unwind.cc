@@ -6,6 +6,7 @@
 
 #include "lockprof/agent/record/frame_rules.h"
 #include "lockprof/agent/record/record.h"
+#include "lockprof/agent/record/stack_trace.h"
 #include "lockprof/agent/record/thread_state.h"
 
 namespace lockprof::agent {
@@ -46,7 +47,8 @@ bool LoadStackWord(uintptr_t addr, uintptr_t lo, uintptr_t hi, uintptr_t* v) {
 __attribute__((no_sanitize("address"))) bool CaptureStackCfiCached(const void* entry_frame,
                                                                    StackTrace* out) {
   RecorderScope scope;  // _Unwind_Find_FDE: as below.
-  const uintptr_t hi = tls_state.stack_hi;
+  // On another stack (a coroutine's) the bounds are unknown: libgcc's.
+  const uintptr_t hi = OwnStackEnd(entry_frame);
   if (hi == 0) return false;
   // The caller of the entry function (a frame-pointer frame: {saved rbp,
   // return address}) at its return address: rsp just above that record.

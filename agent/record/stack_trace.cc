@@ -1,9 +1,13 @@
 #include "lockprof/agent/record/stack_trace.h"
 
+#include <dlfcn.h>  // _dl_find_object (glibc 2.35)
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +16,9 @@
 
 #include "lockprof/agent/record/cfi_unwind.h"
 #include "lockprof/agent/record/thread_state.h"
+
+// ld.so's: the stack pointer the program started with, in [stack].
+extern "C" void* __libc_stack_end;
 
 namespace lockprof::agent {
 
@@ -66,41 +73,78 @@ bool MappingOf(uintptr_t address, uintptr_t* lo, uintptr_t* hi) {
   return found;
 }
 
-// Reads and caches this thread's stack bounds: the mapping its stack is in
-// (for the main thread, [stack], which may grow down later: the frames
-// walked lie above the current one). Once per thread.
-//
-// The mapping may be wider than the stack: the kernel merges adjacent
-// anonymous mappings (thread stacks created without a guard page, as the
-// JVM creates them, or stacks a program maps itself), and a stack may be
-// memory from the heap. Parts of that range may be unmapped later, and in
-// code built without frame pointers a frame pointer is any value: a walk
-// that trusted the whole range read an unmapped page and crashed the
-// program. glibc keeps a thread's descriptor (pthread_self()) at the top of
-// its stack, whether glibc or the program allocated it, above every frame:
-// the bound ends there. (The main thread's lies elsewhere, and [stack] is
-// its own mapping.)
-void LoadStackBounds() {
-  const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-  uintptr_t lo = 0, hi = 0;
-  if (!MappingOf(here, &lo, &hi)) {
-    // Unknown bounds: allow a window above the current frame only.
-    lo = here;
-    hi = lo + (1 << 20);
+// The main thread's pthread_self(), recorded by a static initialiser when
+// it runs on that thread (0 when it does not: a library dlopen()ed from
+// another one). Not getpid() == gettid() alone: in the child of a fork()
+// from another thread, the forking thread is the child's main thread, with
+// its own stack and descriptor.
+uintptr_t g_main_thread_self = 0;
+[[maybe_unused]] const bool g_main_thread_self_recorded = [] {
+  if (getpid() == pid_t(syscall(SYS_gettid))) {
+    g_main_thread_self = static_cast<uintptr_t>(pthread_self());
   }
+  return true;
+}();
+
+bool OnMainThread(uintptr_t self) {
+  return g_main_thread_self != 0 ? self == g_main_thread_self
+                                 : getpid() == pid_t(syscall(SYS_gettid));
+}
+
+// How far below the top of [stack] the main thread's frames may lie: the
+// stack grows down to RLIMIT_STACK, but no further than 128 MiB, the least
+// gap the kernel leaves between the stack's top and the first mmap(), so
+// that nothing but the main stack lies in that range whatever the limit was
+// at exec. 0 with no limit (the legacy layout: then [stack] as it is).
+uintptr_t MainStackWindow() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_STACK, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 0;
+  return std::min<uintptr_t>(limit.rlim_cur, uintptr_t{128} << 20);
+}
+
+// Reads and caches this thread's own stack: [lo, hi) such that, from any
+// live frame of this thread inside it, every byte up to hi is mapped for as
+// long as that frame lives. False, with nothing cached, if the bounds
+// cannot be read (no /proc, or no file descriptor left): the next capture
+// tries again.
+//
+// Not the mapping around the current frame: the capture may run on another
+// stack (a coroutine's, from the heap or a mapping of its own; a signal
+// stack), whose mapping can later shrink or go while the cached bounds
+// stayed. And the mapping may be wider than the stack: the kernel merges
+// adjacent anonymous mappings (thread stacks created without a guard page,
+// as the JVM creates them, or stacks a program maps itself), and parts of
+// it may be unmapped later. So the bounds come from the thread's own
+// anchors: glibc keeps a thread's descriptor (pthread_self()) at the top of
+// its stack, whether glibc or the program allocated it, above every frame;
+// the main thread's stack is [stack], which holds __libc_stack_end (the
+// stack pointer at start) and grows down below it.
+bool LoadStackBounds() {
   const auto self = static_cast<uintptr_t>(pthread_self());
-  if (self > here && self < hi) hi = self;
+  const bool main_thread = OnMainThread(self);
+  const auto anchor = main_thread ? reinterpret_cast<uintptr_t>(__libc_stack_end) : self;
+  uintptr_t lo = 0, hi = 0;
+  if (!MappingOf(anchor, &lo, &hi)) return false;
+  if (main_thread) {
+    const uintptr_t window = MainStackWindow();
+    if (window != 0 && hi - window < lo) lo = hi - window;
+  } else {
+    hi = self;
+  }
   tls_state.stack_lo = lo;
   tls_state.stack_hi = hi;
+  return true;
 }
 
 // The frame-pointer walk. Returns true if it ended at the root (a zero
 // frame pointer or return address), false if the chain broke or the depth
 // ran out.
 bool WalkFramePointers(const void* entry_frame, StackTrace* out) {
-  if (tls_state.stack_hi == 0) LoadStackBounds();
-  const uintptr_t lo = tls_state.stack_lo;
-  const uintptr_t hi = tls_state.stack_hi;
+  // Only frames above the entry frame, on this thread's own stack: from
+  // there up to the stack's end every word is mapped. A capture on another
+  // stack walks no frame.
+  const uintptr_t hi = OwnStackEnd(entry_frame);
+  const auto lo = reinterpret_cast<uintptr_t>(entry_frame);
   // A frame record is {saved frame pointer, return address}.
   auto fp = reinterpret_cast<uintptr_t>(entry_frame);
   int depth = 0;
@@ -128,14 +172,44 @@ bool WalkFramePointers(const void* entry_frame, StackTrace* out) {
   return at_root;
 }
 
+// Whether `pc` is in the C library, whose thread and program start
+// (start_thread, __libc_start_call_main) call the outermost frame of every
+// stack glibc starts.
+bool InLibc(uintptr_t pc) {
+  static const dl_find_object libc = [] {
+    dl_find_object found{};
+    if (_dl_find_object(reinterpret_cast<void*>(&pthread_create), &found) != 0) found = {};
+    return found;
+  }();
+  const auto p = reinterpret_cast<void*>(pc - 1);
+  return p >= libc.dlfo_map_start && p < libc.dlfo_map_end;
+}
+
+// Whether a walk that ended at a zero word reached the root. In code built
+// without frame pointers, the frame pointer may point at any object, and
+// one whose first or second word is zero (a null pointer, an empty
+// string's length) looks like the outermost frame record: the walk stops
+// there with a frame or two. The real root is the frame that glibc's
+// thread or program start called: its return address is in libc.
+bool ReachedRoot(const StackTrace& walked) {
+  return walked.depth > 0 && InLibc(walked.pcs[walked.depth - 1]);
+}
+
 }  // namespace
+
+uintptr_t OwnStackEnd(const void* frame) {
+  if (tls_state.stack_hi == 0 && !LoadStackBounds()) return 0;
+  const auto f = reinterpret_cast<uintptr_t>(frame);
+  return f >= tls_state.stack_lo && f < tls_state.stack_hi ? tls_state.stack_hi : 0;
+}
 
 void CaptureStack(const void* entry_frame, StackTrace* out) {
   const bool at_root = WalkFramePointers(entry_frame, out);
   // Code without frame pointers breaks the chain: cfi_unwind.h.
   const UnwindMode mode = CurrentUnwindMode();
   if (__builtin_expect(mode != UnwindMode::kFramePointers, 0) &&
-      (mode == UnwindMode::kCfi || (!at_root && out->depth < kMaxStackDepth))) {
+      (mode == UnwindMode::kCfi ||
+       (out->depth < kMaxStackDepth && !(at_root && ReachedRoot(*out))))) {
     CaptureStackCfi(entry_frame, out);
   }
 }

@@ -3,9 +3,9 @@
 // A frame-pointer walk: lockprof and the code that uses it are built with
 // -fno-omit-frame-pointer. It costs a few nanoseconds per frame, takes no
 // lock, allocates nothing and is async-signal-safe. Every frame address is
-// checked against the current thread's stack bounds before it is read, so a
-// frame without a frame pointer (glibc's thread start, say) ends the walk
-// instead of faulting.
+// checked against the current thread's own stack (OwnStackEnd) before it is
+// read, so a frame without a frame pointer (glibc's thread start, say) ends
+// the walk instead of faulting.
 #ifndef LOCKPROF_AGENT_RECORD_STACK_TRACE_H_
 #define LOCKPROF_AGENT_RECORD_STACK_TRACE_H_
 
@@ -35,6 +35,14 @@ void CaptureStack(const void* entry_frame, StackTrace* out);
 // slow the program down by orders of magnitude. In code built without frame
 // pointers it may keep only the first frame (the lock's caller).
 void CaptureStackWithoutFallback(const void* entry_frame, StackTrace* out);
+
+// The end (exclusive) of this thread's own stack, if `frame` lies on it:
+// every word from `frame` up to there is mapped while the frame lives.
+// 0 when `frame` is on another stack (a coroutine's, a signal stack), or
+// when the bounds could not be read (no /proc, no file descriptor left):
+// those captures walk no frame. The bounds are read once per thread
+// (/proc/self/maps), then cached.
+uintptr_t OwnStackEnd(const void* frame);
 
 }  // namespace lockprof::agent
 
