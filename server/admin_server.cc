@@ -37,6 +37,7 @@ struct Running {
   std::thread thread;
   std::string address;
   int port = 0;
+  sockaddr_storage listener{};  // The bound address: the fork handler's key.
   server::PprofOptions pprof;
   // Set when stopping: waiting requests give up instead of delaying stop.
   std::atomic<bool> stopping{false};
@@ -47,7 +48,7 @@ struct Running {
 // stop() is not called: it would shut down the listening socket, which the
 // parent still listens on.
 void CloseServerSocketsInChild(Running* forgotten) {
-  if (forgotten != nullptr) server::CloseSocketsOnPort(forgotten->port);
+  if (forgotten != nullptr) server::CloseSocketsOfListener(forgotten->listener);
 }
 
 agent::ServiceSlot<Running> g_slot(agent::ForkRank::kAdminServer, &CloseServerSocketsInChild);
@@ -283,7 +284,7 @@ absl::StatusOr<std::unique_ptr<Running>> Listen(const AdminServerOptions& opts) 
   } else {
     s->port = s->http->bind_to_port(opts.address.c_str(), opts.port) ? opts.port : -1;
   }
-  if (s->port <= 0) {
+  if (s->port <= 0 || !server::ListeningAddress(server::ListeningSocket(*s->http), &s->listener)) {
     return absl::UnavailableError("cannot listen on " + HostPort(opts.address, opts.port));
   }
   Running* raw = s.get();

@@ -2,8 +2,10 @@
 // parent's admin server or uploader threads, so it must forget them, close
 // its copies of the server's sockets (leaving the parent's alone), start
 // its own, and exit without waiting for the parent's.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -94,6 +96,42 @@ TEST(ForkServicesTest, ChildStartsItsOwnAdminServer) {
   int status = 0;
   HttpGet(parent_port, "/debug/pprof/cmdline", &status);
   EXPECT_EQ(status, 200);
+  lockprof::StopAdminServer();
+}
+
+// Sockets of the program's own that share the server's port number (a UDP
+// socket, a TCP listener on another address) stay open in a forked child;
+// only the server's are closed. Before, every socket with that local port
+// was closed, and the program went on using descriptor numbers that the
+// next open() reused.
+TEST(ForkServicesTest, TheProgramsOwnSocketsOnTheServersPortStayOpenInAChild) {
+  ASSERT_TRUE(lockprof::StartAdminServer({"127.0.0.1", 0}).ok());
+  const int port = lockprof::AdminServerPort();
+  const int listening = lockprof::admin_test::ListeningSocket(port);
+  ASSERT_GE(listening, 0);
+  auto bound = [port](int type, const char* ip) {
+    const int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port));
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+    if (type == SOCK_STREAM && listen(fd, 4) != 0) return -1;
+    return fd;
+  };
+  const int udp = bound(SOCK_DGRAM, "127.0.0.1");
+  const int tcp = bound(SOCK_STREAM, "127.0.0.2");
+  ASSERT_GE(udp, 0);
+  ASSERT_GE(tcp, 0);
+  auto child = RunInForkedChild([&](int) -> int {
+    if (fcntl(listening, F_GETFD) != -1) std::exit(kInheritedSocketOpen);
+    return fcntl(udp, F_GETFD) != -1 && fcntl(tcp, F_GETFD) != -1 ? 0 : kWriteFailed;
+  });
+  ASSERT_FALSE(child.timed_out);
+  EXPECT_NE(child.exit_code, kInheritedSocketOpen) << "the server's socket stayed open";
+  EXPECT_EQ(child.exit_code, 0) << "the program's own sockets on the port were closed";
+  close(udp);
+  close(tcp);
   lockprof::StopAdminServer();
 }
 

@@ -51,6 +51,22 @@ garbage_call:
 
 namespace {
 
+using lockprof::agent::UnwindMode;
+
+// The frame-pointer walk alone (the default mode), whatever mode the test
+// program runs in (sanitizer builds link the interposer, which sets the
+// fallback mode: libgcc then unwinds what the walk leaves, by the rules).
+class FramePointersOnly {
+ public:
+  FramePointersOnly() : was_(lockprof::agent::CurrentUnwindMode()) {
+    lockprof::agent::SetUnwindMode(UnwindMode::kFramePointers);
+  }
+  ~FramePointersOnly() { lockprof::agent::SetUnwindMode(was_); }
+
+ private:
+  UnwindMode was_;
+};
+
 std::atomic<int> g_step{0};
 uintptr_t g_a_frame = 0;
 int g_depth = -1;
@@ -140,6 +156,7 @@ void Coroutine() {
 }
 
 TEST(StackBoundsTest, ACoroutineStackThatGoesAwayIsNeverReadAfterwards) {
+  FramePointersOnly fp;
   g_region = static_cast<char*>(
       mmap(nullptr, kRegion, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(g_region, MAP_FAILED);
@@ -175,6 +192,7 @@ uintptr_t MainStackTop() {
 // no /proc/self/maps) caches no guess: a guess of [frame, frame + 1 MiB)
 // ran past the top of [stack] into unmapped memory.
 TEST(StackBoundsTest, BoundsThatCannotBeReadAreNotGuessed) {
+  FramePointersOnly fp;
   const uintptr_t top = MainStackTop();
   ASSERT_NE(top, 0u);
   using lockprof::agent::tls_state;
@@ -215,6 +233,7 @@ __attribute__((noinline)) int CaptureBelow(size_t bytes) {
 // below what [stack] was then are still its own (down to RLIMIT_STACK; with
 // no limit, only what [stack] was).
 TEST(StackBoundsTest, TheMainStackKeepsItsFramesAsItGrows) {
+  FramePointersOnly fp;
   using lockprof::agent::tls_state;
   tls_state.stack_lo = tls_state.stack_hi = 0;
   uintptr_t lo_then = 0, hi = 0;
@@ -252,7 +271,6 @@ __attribute__((noinline)) void CaptureBoth() {
 void PointAtObject() { garbage_call(g_object, CaptureBoth); }
 
 TEST(StackBoundsTest, AZeroWordUnderAStrayFramePointerIsNotTheRoot) {
-  using lockprof::agent::UnwindMode;
   const UnwindMode was = lockprof::agent::CurrentUnwindMode();
   lockprof::agent::SetUnwindMode(UnwindMode::kFallback);
   struct {

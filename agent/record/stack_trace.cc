@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>  // _dl_find_object (glibc 2.35)
 #include <fcntl.h>
+#include <gnu/libc-version.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -178,7 +179,9 @@ bool WalkFramePointers(const void* entry_frame, StackTrace* out) {
 bool InLibc(uintptr_t pc) {
   static const dl_find_object libc = [] {
     dl_find_object found{};
-    if (_dl_find_object(reinterpret_cast<void*>(&pthread_create), &found) != 0) found = {};
+    // A function only libc defines: a sanitizer's runtime, or the
+    // interposer, defines pthread functions of its own in the program.
+    if (_dl_find_object(reinterpret_cast<void*>(&gnu_get_libc_version), &found) != 0) found = {};
     return found;
   }();
   const auto p = reinterpret_cast<void*>(pc - 1);

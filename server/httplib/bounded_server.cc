@@ -146,6 +146,18 @@ bool BoundedSslServer::process_and_close_socket(socket_t sock) {
   });
 }
 
+namespace {
+// httplib::Server's protected listening socket, reached through a member
+// pointer named in a derived class.
+struct ListeningSocketOf : httplib::Server {
+  static socket_t Of(const httplib::Server& server) {
+    return (server.*(&ListeningSocketOf::svr_sock_)).load();
+  }
+};
+}  // namespace
+
+socket_t ListeningSocket(const httplib::Server& server) { return ListeningSocketOf::Of(server); }
+
 RequestCut CurrentRequestCut() {
   return t_request != nullptr ? t_request->cut() : RequestCut::kNone;
 }

@@ -54,6 +54,9 @@ class BoundedSslServer final : public httplib::SSLServer {
   const size_t head_limit_;
 };
 
+// The socket `server` listens on, once bound (httplib keeps it to itself).
+socket_t ListeningSocket(const httplib::Server& server);
+
 // On the thread serving a connection of either server, while it answers a
 // request (in httplib's handlers, error handler and logger): which limit cut
 // that request. httplib answers a cut request with 400 (or 414 for an

@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace lockprof::server {
 
@@ -39,9 +40,45 @@ int ConnectedPort(int fd) {
   return LocalPort(fd);
 }
 
+bool ListeningAddress(int fd, sockaddr_storage* out) {
+  socklen_t len = sizeof *out;
+  return getsockname(fd, reinterpret_cast<sockaddr*>(out), &len) == 0 &&
+         (out->ss_family == AF_INET || out->ss_family == AF_INET6);
+}
+
+namespace {
+
+// Whether socket `fd` is a TCP socket whose local address is `listener`'s:
+// the listening socket itself, or a connection it accepted (which has the
+// address the client reached; any of the family's when the listener is
+// bound to a wildcard). A program's other sockets on the same port number
+// are neither: UDP ones, or TCP ones bound to another address.
+bool SharesListener(int fd, const sockaddr_storage& listener) {
+  int type = 0;
+  socklen_t type_len = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_STREAM) {
+    return false;
+  }
+  sockaddr_storage local{};
+  if (!ListeningAddress(fd, &local) || local.ss_family != listener.ss_family) return false;
+  if (listener.ss_family == AF_INET) {
+    const auto& l = reinterpret_cast<const sockaddr_in&>(listener);
+    const auto& a = reinterpret_cast<const sockaddr_in&>(local);
+    return a.sin_port == l.sin_port &&
+           (l.sin_addr.s_addr == htonl(INADDR_ANY) || a.sin_addr.s_addr == l.sin_addr.s_addr);
+  }
+  const auto& l = reinterpret_cast<const sockaddr_in6&>(listener);
+  const auto& a = reinterpret_cast<const sockaddr_in6&>(local);
+  return a.sin6_port == l.sin6_port &&
+         (IN6_IS_ADDR_UNSPECIFIED(&l.sin6_addr) ||
+          std::memcmp(&a.sin6_addr, &l.sin6_addr, sizeof a.sin6_addr) == 0);
+}
+
+}  // namespace
+
 // getdents64 on /proc/self/fd with a buffer on the stack, rather than
 // opendir, which allocates.
-void CloseSocketsOnPort(int port) {
+void CloseSocketsOfListener(const sockaddr_storage& listener) {
   const int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) return;
   alignas(8) char buf[4096];
@@ -55,7 +92,7 @@ void CloseSocketsOnPort(int port) {
       const long fd = std::strtol(e->d_name, &end, 10);
       if (*end != '\0' || end == e->d_name || fd == dir) continue;
       struct stat st;
-      if (fstat(int(fd), &st) == 0 && S_ISSOCK(st.st_mode) && LocalPort(int(fd)) == port) {
+      if (fstat(int(fd), &st) == 0 && S_ISSOCK(st.st_mode) && SharesListener(int(fd), listener)) {
         close(int(fd));
       }
     }

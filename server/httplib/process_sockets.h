@@ -4,6 +4,7 @@
 #ifndef LOCKPROF_SERVER_HTTPLIB_PROCESS_SOCKETS_H_
 #define LOCKPROF_SERVER_HTTPLIB_PROCESS_SOCKETS_H_
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 namespace lockprof::server {
@@ -18,12 +19,17 @@ int LocalPort(int fd);
 // listening: that has no peer), else -1.
 int ConnectedPort(int fd);
 
-// In a forked child: closes this process's descriptors of every socket whose
-// local port is `port` (a server's listening socket and its connections,
-// inherited from the parent). close(), never shutdown(): the parent's
-// descriptors of the same sockets keep working. Allocates nothing (for
+// The local address of socket `fd` if it is an IPv4 or IPv6 socket.
+bool ListeningAddress(int fd, sockaddr_storage* out);
+
+// In a forked child: closes this process's descriptors of a server's
+// sockets, inherited from the parent: the TCP listening socket bound to
+// `listener` (ListeningAddress of it) and the connections it accepted. The
+// program's other sockets on the same port number (UDP, or TCP on another
+// address) stay open. close(), never shutdown(): the parent's descriptors
+// of the same sockets keep working. Allocates nothing (for
 // agent::OnForkChild handlers).
-void CloseSocketsOnPort(int port);
+void CloseSocketsOfListener(const sockaddr_storage& listener);
 
 }  // namespace lockprof::server
 
