@@ -29,7 +29,7 @@ size_t ShardCountFor(size_t requested) {
     requested = std::max<size_t>(8, 4 * size_t(std::max(1u, std::thread::hardware_concurrency())));
   }
   size_t n = 1;
-  while (n < requested) n <<= 1;
+  while (n < requested && n < ShardedCounter::kMaxShards) n <<= 1;
   return n;
 }
 

@@ -21,9 +21,11 @@
 // plain std::atomic<int64_t> is smaller and as fast.
 //
 // Threads get shard slots round-robin, on their first Add to any
-// ShardedCounter: with no more running threads than shards, no two share a
-// shard. Threads that do share one still count exactly (each shard is updated
-// by compare-and-swap), and their collisions are profiled: the CAS retries
+// ShardedCounter (one sequence for all counters, and a slot is not reused
+// when its thread exits): with no more threads started than shards, no two
+// share a shard; as threads come and go, running threads may. Threads that
+// do share one still count exactly (each shard is updated by
+// compare-and-swap), and their collisions are profiled: the CAS retries
 // appear in /debug/pprof/cas with lock="<name>" at the function that called
 // Add, the sign that the counter wants more shards.
 //
@@ -68,9 +70,14 @@ LOCKPROF_EXPORT uint32_t AssignShardSlot();
 
 class LOCKPROF_EXPORT ShardedCounter {
  public:
-  // `shards` is rounded up to a power of two; 0 picks 4 x the number of
-  // CPUs (at least 8). `name` (a string literal or const array: see
-  // lock_name.h) labels the counter's samples lock="<name>". Not copied.
+  // More shards than this only make Load slower: larger requests are
+  // clamped to it.
+  static constexpr size_t kMaxShards = size_t{1} << 16;
+
+  // `shards` is rounded up to a power of two, at most kMaxShards; 0 picks
+  // 4 x the number of CPUs (at least 8). `name` (a string literal or const
+  // array: see lock_name.h) labels the counter's samples lock="<name>". Not
+  // copied.
   explicit ShardedCounter(LockName name = nullptr, size_t shards = 0);
   ShardedCounter(const ShardedCounter&) = delete;
   ShardedCounter& operator=(const ShardedCounter&) = delete;

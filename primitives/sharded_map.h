@@ -65,12 +65,18 @@ template <typename K, typename V, typename Hash = absl::Hash<K>, typename Eq = s
 class ShardedMap {
  public:
   static constexpr size_t kDefaultShards = 16;
+  // Beyond this a map is only slower to walk (ForEach, size()): larger
+  // requests are clamped to it.
+  static constexpr size_t kMaxShards = size_t{1} << 16;
 
-  // `shards` is rounded up to a power of two (at least 1). `name` (a
+  // `shards` is rounded up to a power of two (at least 1, at most
+  // kMaxShards). `name` (a
   // string literal or const array: see lock_name.h) labels every shard's
   // lock. Not copied.
   explicit ShardedMap(LockName name = nullptr, size_t shards = kDefaultShards)
-      : name_(name), mask_(RoundUpToPowerOfTwo(shards) - 1) {
+      : name_(name),
+        mask_(RoundUpToPowerOfTwo(shards) - 1),
+        shift_(mask_ == 0 ? 0 : 64 - __builtin_popcountll(mask_)) {
     shards_ = static_cast<Shard*>(
         ::operator new (sizeof(Shard) * shard_count(), std::align_val_t{alignof(Shard)}));
     for (size_t i = 0; i < shard_count(); ++i) new (&shards_[i]) Shard(name, int32_t(i));
@@ -134,11 +140,15 @@ class ShardedMap {
 
   // The shard `key` lives in: its locks' samples carry shard=<this>.
   size_t ShardOf(const K& key) const {
-    // Fibonacci hashing: the shard comes from all bits of the hash, and is
-    // independent of the bits the shard's own flat_hash_map uses to place
-    // the key (its low bits), so shards' tables stay evenly probed.
+    // Fibonacci hashing: the top bits of the product, which depend on
+    // every bit of the hash (a user's Hash may leave the low bits alike:
+    // std::hash<uint64_t> of keys that differ only above bit 32 went to
+    // one shard), and are independent of the bits the shard's own
+    // flat_hash_map uses to place the key, so shards' tables stay evenly
+    // probed. One shard: no shift of 64 bits.
+    if (mask_ == 0) return 0;
     const uint64_t h = uint64_t(Hash{}(key));
-    return size_t((h * 0x9E3779B97F4A7C15ull) >> 32) & mask_;
+    return size_t((h * 0x9E3779B97F4A7C15ull) >> shift_);
   }
 
   size_t shard_count() const { return mask_ + 1; }
@@ -155,7 +165,7 @@ class ShardedMap {
 
   static size_t RoundUpToPowerOfTwo(size_t n) {
     size_t p = 1;
-    while (p < n) p <<= 1;
+    while (p < n && p < kMaxShards) p <<= 1;
     return p;
   }
   Shard& ShardFor(const K& key) { return shards_[ShardOf(key)]; }
@@ -163,6 +173,7 @@ class ShardedMap {
 
   const LockName name_;
   const size_t mask_;
+  const int shift_;  // 64 - log2(shard_count()), for ShardOf.
   Shard* shards_;
 };
 

@@ -48,6 +48,9 @@ void RunAdders(lockprof::ShardedCounter& counter, int threads, int n) {
 TEST(ShardedCounterTest, ShardCountIsAPowerOfTwo) {
   EXPECT_EQ(lockprof::ShardedCounter(nullptr, 5).shard_count(), 8u);
   EXPECT_EQ(lockprof::ShardedCounter(nullptr, 1).shard_count(), 1u);
+  // A count from a flag that defaulted to -1: clamped, not a hang.
+  EXPECT_EQ(lockprof::ShardedCounter(nullptr, size_t(-1)).shard_count(),
+            lockprof::ShardedCounter::kMaxShards);
   lockprof::ShardedCounter by_default{"test.default"};
   EXPECT_GE(by_default.shard_count(), 8u);
   EXPECT_EQ(by_default.shard_count() & (by_default.shard_count() - 1), 0u);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -42,6 +43,10 @@ TEST(ShardedMapTest, ShardCounts) {
   one.Set(1, 2);
   EXPECT_EQ(one.Get(1), 2);
   EXPECT_EQ(one.ShardOf(12345), 0u);
+  // A count from a flag that defaulted to -1: clamped, not a hang (the
+  // rounding overflowed to 0 and looped for ever).
+  EXPECT_EQ((lockprof::ShardedMap<int, int>(nullptr, size_t(-1)).shard_count()),
+            (lockprof::ShardedMap<int, int>::kMaxShards));
 }
 
 TEST(ShardedMapTest, MatchesAReferenceMap) {
@@ -121,6 +126,21 @@ TEST(ShardedMapTest, KeysSpreadEvenlyOverShards) {
   for (size_t s = 0; s < per_shard.size(); ++s) {
     EXPECT_GT(per_shard[s], 800) << "shard " << s;
     EXPECT_LT(per_shard[s], 1200) << "shard " << s;
+  }
+}
+
+// A hash that leaves the low bits alike (std::hash<uint64_t> is the
+// identity): keys that differ only in their high bits still spread. Before,
+// the shard came from bits 32-35 of the product only, and every key here
+// went to one shard.
+TEST(ShardedMapTest, KeysThatDifferOnlyInHighBitsSpread) {
+  for (const int shift : {36, 40, 56}) {
+    lockprof::ShardedMap<uint64_t, int, std::hash<uint64_t>> map;
+    std::vector<int> per_shard(map.shard_count(), 0);
+    for (uint64_t k = 0; k < 256; ++k) ++per_shard[map.ShardOf(k << shift)];
+    const int used = int(std::count_if(per_shard.begin(), per_shard.end(),
+                                       [](int n) { return n > 0; }));
+    EXPECT_EQ(used, int(map.shard_count())) << "keys i << " << shift;
   }
 }
 
