@@ -1,9 +1,12 @@
 #include "lockprof/primitives/absl_mutex_profile.h"
 
+#include <dlfcn.h>
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -16,8 +19,28 @@
 #include "lockprof/primitives/internal/cycle_scale.h"
 #include "lockprof/primitives/interpose/lock_names.h"
 
+// 1 once this copy of lockprof registered Abseil's tracer. Exported (by
+// liblockprof_preload.so too): a process may hold two copies of lockprof
+// (the preload library and a program that links lockprof), Abseil keeps
+// one tracer, and a debug build of Abseil (Debian's) aborts on the second
+// registration of another function.
+extern "C" {
+LOCKPROF_EXPORT int lockprof_absl_tracer_registered = 0;
+}
+
 namespace lockprof {
 namespace {
+
+// Whether another copy of lockprof in this process registered the tracer:
+// the first definition of the flag the dynamic linker finds, if it is not
+// this copy's. (liblockprof_preload.so comes first, and registers at
+// start, before any code of the program's can.)
+bool AnotherCopyRegistered() {
+  const auto* first =
+      static_cast<const int*>(dlsym(RTLD_DEFAULT, "lockprof_absl_tracer_registered"));
+  return first != nullptr && first != &lockprof_absl_tracer_registered &&
+         __atomic_load_n(first, __ATOMIC_ACQUIRE) != 0;
+}
 
 std::atomic<double> g_ns_per_cycle{0};
 // The private mutex of the calibration (CalibrateNanosPerCycle), and the
@@ -73,21 +96,27 @@ double TimeOneWait() {
 // it, and its waits come out twice what the header's frequency says in a
 // program built with -DNDEBUG). So contended waits of known length, on a
 // private mutex, are traced and timed at registration, and pick the power of
-// two between the two (internal/cycle_scale.h): the shortest timing of up to
-// three, the first that lies within 10% of a power of two ending the search
-// (one wait, about 10 ms, unless the machine delayed its waiter).
+// two between the two (internal/cycle_scale.h). One timing is not enough: a
+// waiter delayed by about half the wait between its timestamp and its
+// Lock() makes a timing twice too large, and still within 10% of a power of
+// two (the wrong one, which doubled every charge after). So the search ends
+// when two timings, each within 10% of a power of two, pick the same one
+// (two waits, 20 ms, on a quiet machine); after five without that, the
+// shortest timing's (delays only lengthen timings) decides.
 double CalibrateNanosPerCycle() {
   const double header = 1e9 / absl::base_internal::CycleClock::Frequency();
   double best = 0;
-  double scale = header;  // SnapCycleScale's answer when no wait was traced.
-  for (int i = 0; i < 3; ++i) {
+  double agreed_on = 0;  // The scale of a good timing, waiting for a second.
+  for (int i = 0; i < 5; ++i) {
     const double t = TimeOneWait();
-    if (!(t > 0 && (best == 0 || t < best))) continue;
-    best = t;
-    scale = internal::SnapCycleScale(best, header);
-    if (std::fabs(std::log2(best / scale)) < 0.14) break;  // Within ~10%.
+    if (!(t > 0)) continue;
+    if (best == 0 || t < best) best = t;
+    const double scale = internal::SnapCycleScale(t, header);
+    if (std::fabs(std::log2(t / scale)) >= 0.14) continue;  // Not within ~10%.
+    if (scale == agreed_on) return scale;
+    agreed_on = scale;
   }
-  return scale;
+  return internal::SnapCycleScale(best, header);  // The header's if none was traced.
 }
 
 }  // namespace
@@ -95,6 +124,13 @@ double CalibrateNanosPerCycle() {
 void ProfileAbslMutexes() {
   static std::atomic<bool> registered{false};
   if (registered.exchange(true)) return;
+  if (AnotherCopyRegistered()) {
+    std::fprintf(stderr,
+                 "lockprof: absl::Mutex is profiled by another copy of lockprof in this "
+                 "process (liblockprof_preload.so?): this one leaves it to that one\n");
+    return;
+  }
+  __atomic_store_n(&lockprof_absl_tracer_registered, 1, __ATOMIC_RELEASE);
   if (agent::CurrentUnwindMode() == agent::UnwindMode::kFramePointers) {
     agent::SetUnwindMode(agent::UnwindMode::kFallback);
   }

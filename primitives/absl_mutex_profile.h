@@ -17,14 +17,19 @@
 //    locks are; waiters a release does not wake are charged to a later one.
 //    No mode=read/write label either.
 //  * Times come in Abseil's cycle-clock units, whose scale depends on how
-//    Abseil was built: registration calibrates them once, with a traced
-//    10 ms wait on a private mutex (a thread; up to three waits, 30 ms, when
-//    a loaded machine delays the first).
-//  * One tracer per process, never unregistered: a program that registers
-//    its own replaces lockprof's, or is replaced by it. It reaches the
-//    Abseil the program links: with a static Abseil inside the program,
-//    liblockprof_preload.so (LOCKPROF_ABSL_MUTEXES=1) registers with its own
-//    copy, which the program does not use.
+//    Abseil was built: registration calibrates them once, with traced 10 ms
+//    waits on a private mutex (a thread; two waits, 20 ms, or up to five,
+//    50 ms, when a loaded machine delays them).
+//  * One tracer per process, never unregistered: Abseil keeps the first
+//    registration; a later one of another function is ignored by a release
+//    build of Abseil and aborts a debug build (Debian's libabsl is one). So
+//    a program that registers its own tracer cannot use this. Two copies of
+//    lockprof in one process (liblockprof_preload.so with
+//    LOCKPROF_ABSL_MUTEXES=1, and a program that links lockprof and calls
+//    this) register once: the later says so on stderr and leaves
+//    absl::Mutex to the first. It reaches the Abseil the program links: with
+//    a static Abseil inside the program, liblockprof_preload.so registers
+//    with its own copy, which the program does not use.
 // Abseil's libraries are built without frame pointers, so this switches the
 // stack capture to the CFI fallback (agent/cfi_unwind.h) if it was off.
 //

@@ -5,39 +5,15 @@
 #include "lockprof/primitives/absl_mutex_profile.h"
 
 #include <gtest/gtest.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <chrono>
-#include <thread>
+#include <cstdio>
 
-#include "absl/synchronization/mutex.h"
+#include "absl_truth.h"
 #include "lockprof/lockprof.h"
 #include "lockprof/primitives/internal/cycle_scale.h"
 #include "test_util.h"
 
-absl::Mutex g_absl_truth_mu;
-
 namespace {
-
-using lockprof::testing::NowNanos;
-
-// Called holding g_absl_truth_mu: waits until the waiter sleeps in
-// absl::Mutex (after its spin), holds 30 ms more and unlocks. Returns the
-// waiter's true wait up to the unlock.
-__attribute__((noinline)) int64_t AbslHolderSection(const std::atomic<pid_t>& waiter,
-                                                    const std::atomic<int64_t>& waiter_start)
-    ABSL_UNLOCK_FUNCTION(g_absl_truth_mu) {
-  while (waiter.load() == 0 || !lockprof::testing::IsAsleep(waiter.load())) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  const int64_t unlock_at = NowNanos();
-  g_absl_truth_mu.Unlock();
-  asm volatile("");  // Not a tail call: this frame is the one charged.
-  return unlock_at - waiter_start.load();
-}
 
 TEST(AbslMutexProfileTest, ContentionChargedToTheHolderWithinTenPercent) {
   lockprof::ProfileAbslMutexes();
@@ -45,20 +21,7 @@ TEST(AbslMutexProfileTest, ContentionChargedToTheHolderWithinTenPercent) {
   lockprof::testing::ProfileDelta holder("mutex", 1, "AbslHolderSection",
                                          {{"lock", "g_absl_truth_mu"}});
   lockprof::testing::ProfileDelta all("mutex", 1, "", {});
-  int64_t truth = 0;
-  for (int round = 0; round < 8; ++round) {
-    std::atomic<pid_t> tid{0};
-    std::atomic<int64_t> start{0};
-    g_absl_truth_mu.Lock();
-    std::thread waiter([&] {
-      start = NowNanos();
-      tid = pid_t(syscall(SYS_gettid));
-      g_absl_truth_mu.Lock();
-      g_absl_truth_mu.Unlock();
-    });
-    truth += AbslHolderSection(tid, start);
-    waiter.join();
-  }
+  const int64_t truth = lockprof::testing::AbslTruthRounds(8);
   const int64_t got = holder.Get();
   std::printf("absl: holder charged %.1f ms (all stacks %.1f ms), truth %.1f ms\n", got / 1e6,
               all.Get() / 1e6, truth / 1e6);

@@ -138,8 +138,8 @@ TEST(ShardedMapTest, KeysThatDifferOnlyInHighBitsSpread) {
     lockprof::ShardedMap<uint64_t, int, std::hash<uint64_t>> map;
     std::vector<int> per_shard(map.shard_count(), 0);
     for (uint64_t k = 0; k < 256; ++k) ++per_shard[map.ShardOf(k << shift)];
-    const int used = int(std::count_if(per_shard.begin(), per_shard.end(),
-                                       [](int n) { return n > 0; }));
+    const int used =
+        int(std::count_if(per_shard.begin(), per_shard.end(), [](int n) { return n > 0; }));
     EXPECT_EQ(used, int(map.shard_count())) << "keys i << " << shift;
   }
 }
