@@ -62,7 +62,8 @@ void Store(uintptr_t ra, uintptr_t object, const FrameRule& rule) {
 
 FrameRule FindFrameRule(uintptr_t return_address) {
   // The object's unwind table, in each entry: an object dlclose()d and
-  // another loaded at its address must not inherit its rules.
+  // another loaded at its address do not share rules (unless their tables
+  // lie at the same address: frame_rules.h).
   dl_find_object found;
   if (_dl_find_object(reinterpret_cast<void*>(return_address - 1), &found) != 0) {
     return FrameRule{};  // Not in a loaded object (JIT code?): libgcc may know it.

@@ -39,9 +39,12 @@ struct FrameRule {
 
 // The rule for the frame whose return address (a call's next instruction)
 // is `return_address`: as libgcc's, the state just before it. Cached in a
-// fixed table shared by all threads, each entry with the unwind table of its
-// object (found by _dl_find_object on every call, so that a library
-// dlclose()d and another loaded at its address never share rules); a miss
+// fixed table shared by all threads, each entry with the address of its
+// object's unwind table (found by _dl_find_object on every call, so that a
+// library dlclose()d and another loaded at its address do not share rules,
+// unless their unwind tables lie at the same address too: a rebuilt library
+// of the same layout, reloaded at the same base, may get wrong stacks, whose
+// every read stays inside the stack); a miss
 // costs libgcc's FDE lookup and the decoding. Never allocates; takes no
 // lock but libgcc's own, and that only for objects registered by hand.
 FrameRule FindFrameRule(uintptr_t return_address);
