@@ -12,12 +12,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/base/attributes.h"
 #include "admin_test_client.h"
 #include "lifecycle_util.h"
+#include "lockprof/agent/pyroscope/upload_positions.h"
 #include "lockprof/agent/uploader.h"
 #include "pyroscope_receiver.h"
 
@@ -133,6 +135,55 @@ TEST(ForkServicesTest, TheProgramsOwnSocketsOnTheServersPortStayOpenInAChild) {
   close(udp);
   close(tcp);
   lockprof::StopAdminServer();
+}
+
+// A parent thread waiting for an uploader's stop (WaitForStop) at the fork:
+// in the child, after one notify_all of the positions' condition variable,
+// the next with a waiter of the child's hung, glibc's condition variable
+// waiting for the parent's thread, which the child does not have.
+TEST(ForkServicesTest, AStartWaitingInTheParentDoesNotHangTheChildsStartsAndStops) {
+  lockprof::agent::UploadPositions positions;
+  std::mutex mu;
+  bool running = false;
+  std::thread parent_waiter([&] {
+    std::unique_lock<std::mutex> l(mu);
+    positions.Take(0);
+    positions.WaitForStop(l, [&] { return running; });
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // Waiting now.
+  auto child = RunInForkedChild(
+      [&](int) -> int {
+        positions.ForgetInChild();  // What fork()'s child handler does.
+        positions.Started();
+        for (int round = 0; round < 3; ++round) {
+          bool given = false;
+          {
+            std::lock_guard<std::mutex> l(mu);
+            positions.Take(0);  // Out with an uploader: a start waits.
+          }
+          std::thread waiter([&] {
+            std::unique_lock<std::mutex> l(mu);
+            positions.WaitForStop(l, [&] { return given; });
+          });
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          {
+            std::lock_guard<std::mutex> l(mu);
+            given = true;
+            positions.Give({});
+          }
+          waiter.join();
+        }
+        return 0;
+      },
+      10);
+  EXPECT_FALSE(child.timed_out) << "the child hung in a notify_all";
+  EXPECT_EQ(child.exit_code, 0);
+  {
+    std::lock_guard<std::mutex> l(mu);
+    running = true;
+  }
+  positions.Started();
+  parent_waiter.join();
 }
 
 // The child of a process whose uploader runs starts its own uploader, which

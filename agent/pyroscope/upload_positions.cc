@@ -1,6 +1,7 @@
 #include "lockprof/agent/pyroscope/upload_positions.h"
 
 #include <algorithm>
+#include <new>
 #include <utility>
 
 namespace lockprof::agent {
@@ -51,6 +52,12 @@ void UploadPositions::Give(Positions positions) {
 void UploadPositions::ForgetInChild() {
   out_ = false;
   in_child_ = true;
+  // A parent thread waiting in WaitForStop at the fork is counted in the
+  // condition variable's state, and glibc's would then wait for it in the
+  // child: after one notify_all, the next with a waiter of the child's
+  // never returned. Nothing waits on it in the child yet: made anew, not
+  // destroyed (pthread_cond_destroy waits for those waiters too).
+  new (&returned_) std::condition_variable;
 }
 
 }  // namespace lockprof::agent
