@@ -19,7 +19,7 @@
 #include "lockprof/primitives/internal/cycle_scale.h"
 #include "lockprof/primitives/interpose/lock_names.h"
 
-// 1 once this copy of lockprof registered Abseil's tracer. Exported (by
+// 1 once a copy of lockprof registered Abseil's tracer. Exported (by
 // liblockprof_preload.so too): a process may hold two copies of lockprof
 // (the preload library and a program that links lockprof), Abseil keeps
 // one tracer, and a debug build of Abseil (Debian's) aborts on the second
@@ -31,15 +31,14 @@ LOCKPROF_EXPORT int lockprof_absl_tracer_registered = 0;
 namespace lockprof {
 namespace {
 
-// Whether another copy of lockprof in this process registered the tracer:
-// the first definition of the flag the dynamic linker finds, if it is not
-// this copy's. (liblockprof_preload.so comes first, and registers at
-// start, before any code of the program's can.)
-bool AnotherCopyRegistered() {
-  const auto* first =
-      static_cast<const int*>(dlsym(RTLD_DEFAULT, "lockprof_absl_tracer_registered"));
-  return first != nullptr && first != &lockprof_absl_tracer_registered &&
-         __atomic_load_n(first, __ATOMIC_ACQUIRE) != 0;
+// Claims the registration for this copy of lockprof; false if another copy
+// in this process claimed it. Every copy claims the same flag: the first
+// definition the dynamic linker finds (liblockprof_preload.so's, or the
+// program's own with -rdynamic), else this copy's.
+bool ClaimRegistration() {
+  auto* flag = static_cast<int*>(dlsym(RTLD_DEFAULT, "lockprof_absl_tracer_registered"));
+  if (flag == nullptr) flag = &lockprof_absl_tracer_registered;
+  return __atomic_exchange_n(flag, 1, __ATOMIC_ACQ_REL) == 0;
 }
 
 std::atomic<double> g_ns_per_cycle{0};
@@ -124,13 +123,12 @@ double CalibrateNanosPerCycle() {
 void ProfileAbslMutexes() {
   static std::atomic<bool> registered{false};
   if (registered.exchange(true)) return;
-  if (AnotherCopyRegistered()) {
+  if (!ClaimRegistration()) {
     std::fprintf(stderr,
                  "lockprof: absl::Mutex is profiled by another copy of lockprof in this "
                  "process (liblockprof_preload.so?): this one leaves it to that one\n");
     return;
   }
-  __atomic_store_n(&lockprof_absl_tracer_registered, 1, __ATOMIC_RELEASE);
   if (agent::CurrentUnwindMode() == agent::UnwindMode::kFramePointers) {
     agent::SetUnwindMode(agent::UnwindMode::kFallback);
   }

@@ -10,8 +10,9 @@ interval at 12 rounds (the two lowest and two highest ratios left out), the
 pairing by round (not by sorted value), that repetitions without hand-offs
 are left out of the pairs (also when no repetition of a row had any), that
 a single bench.json of Google Benchmark's repetitions (which do not run in
-rounds) is not paired at all, and that the uncontended and Go targets are
-judged on intervals too.
+rounds) is not paired at all, that a round cut short mid-write is left out
+with a warning, and that the uncontended and Go targets are judged on
+intervals too.
 
 Usage: bench_report_test.py --source-dir DIR. Standard library only.
 """
@@ -136,6 +137,9 @@ def main():
         for rnd, bs in by_round.items():
             with open(os.path.join(d, "bench.round-%d.json" % (rnd + 1)), "w") as f:
                 json.dump({"context": {}, "benchmarks": bs}, f)
+        # A round a timeout cut short, mid-write: left out, with a warning.
+        with open(os.path.join(d, "bench.round-99.json"), "w") as f:
+            f.write('{"context": {}, "benchmarks": [{"name": "cache/std::mutex/re')
         with open(os.path.join(d, "go.txt"), "w") as f:
             f.write("\n".join(go_lines) + "\n")
         report = subprocess.run(
@@ -181,6 +185,9 @@ def main():
     failures += check_line(report, "| 2 | Go all_1 / lockprof all_1 |", "**not met**")
     failures += check_line(unpaired, "lockprof:default throughput ≥ 1.00× std::mutex | 4 |",
                            "not resolved (0 rounds)")
+    if "bench.round-99.json is not complete JSON" not in report:
+        print("FAIL: no warning for the truncated round")
+        failures += 1
     targets = report[report.index("## Targets"):]
     empty = [l for l in targets.splitlines()
              if l.startswith("| empty |") and "lockprof:default throughput" in l

@@ -273,19 +273,23 @@ TEST_F(InterposeTest, ProgramWithItsOwnAllocatorRunsToTheEnd) {
 // tracer, and Debian's (a debug build) aborted the program at the second
 // registration; the later copy now says so and leaves it to the first.
 TEST_F(InterposeTest, TwoCopiesOfLockprofRegisterAbseilsTracerOnce) {
-  int status = -1;
-  const std::string out =
-      RunCommand(std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH + " LOCKPROF_ABSL_MUTEXES=1 " +
-                     LOCKPROF_ABSL_TWO_COPIES_PATH + " 2>&1",
-                 &status);
-  EXPECT_EQ(status, 0) << out;
-  EXPECT_NE(out.find("ok 20000"), std::string::npos) << out;
-  EXPECT_EQ(lockprof::testing::CountOf(out, "absl::Mutex is profiled by another copy"), 1u) << out;
-  // Alone, the program registers as it always did, and says nothing.
-  const std::string alone =
-      RunCommand(std::string(LOCKPROF_ABSL_TWO_COPIES_PATH) + " 2>&1", &status);
-  EXPECT_EQ(status, 0) << alone;
-  EXPECT_EQ(alone, "ok 20000\n");
+  // The program's symbols exported too (-rdynamic): the preload library's
+  // references to its flag then bind to the program's.
+  for (const char* program :
+       {LOCKPROF_ABSL_TWO_COPIES_PATH, LOCKPROF_ABSL_TWO_COPIES_EXPORTED_PATH}) {
+    int status = -1;
+    const std::string out = RunCommand(std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH +
+                                           " LOCKPROF_ABSL_MUTEXES=1 " + program + " 2>&1",
+                                       &status);
+    EXPECT_EQ(status, 0) << program << ": " << out;
+    EXPECT_NE(out.find("ok 20000"), std::string::npos) << out;
+    EXPECT_EQ(lockprof::testing::CountOf(out, "absl::Mutex is profiled by another copy"), 1u)
+        << out;
+    // Alone, the program registers as it always did, and says nothing.
+    const std::string alone = RunCommand(std::string(program) + " 2>&1", &status);
+    EXPECT_EQ(status, 0) << alone;
+    EXPECT_EQ(alone, "ok 20000\n");
+  }
 }
 
 }  // namespace

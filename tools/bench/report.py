@@ -60,7 +60,14 @@ def load_runs(d):
     runs, context = [], None
     for rnd, path in files:
         with open(path) as f:
-            data = json.load(f)
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                # A round cut short (a timeout kills the benchmark mid-write):
+                # the other rounds still count.
+                print("Warning: %s is not complete JSON (%s): left out.\n" %
+                      (os.path.basename(path), e))
+                continue
         if context is None:
             context = data.get("context", {})
         runs.extend((rnd, b) for b in data["benchmarks"])

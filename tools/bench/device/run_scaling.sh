@@ -111,8 +111,10 @@ for ((round = 1; round <= REPS; round++)); do
   limit "$left" "${bench[@]}" --benchmark_filter="$ROWS" --benchmark_min_time="$MIN_TIME" \
     --benchmark_enable_random_interleaving=true \
     --benchmark_out="$OUT/bench.round-$round.json" --benchmark_out_format=json \
-    >>"$OUT/bench.txt" 2>&1 ||
+    >>"$OUT/bench.txt" 2>&1 || {
     failed "lockprof_bench round $round exited $? (124: over ${BENCH_TIMEOUT}s); see bench.txt"
+    rm -f "$OUT/bench.round-$round.json" # cut short: not a round
+  }
 done
 phase "lockprof_bench done"
 
