@@ -286,7 +286,8 @@ TEST_F(InterposeTest, TwoCopiesOfLockprofRegisterAbseilsTracerOnce) {
     EXPECT_EQ(lockprof::testing::CountOf(out, "absl::Mutex is profiled by another copy"), 1u)
         << out;
     // Alone, the program registers as it always did, and says nothing.
-    const std::string alone = RunCommand(std::string(program) + " 2>&1", &status);
+    const std::string alone =
+        RunCommand(std::string("env -u LD_PRELOAD ") + program + " 2>&1", &status);
     EXPECT_EQ(status, 0) << alone;
     EXPECT_EQ(alone, "ok 20000\n");
   }
