@@ -72,7 +72,13 @@ TEST(TextProfileTest, GoToolPprofReadsTheSameTotalsAsTheProto) {
 TEST(TextProfileTest, ValuesRecordedAtAnotherRateKeepTheirTotals) {
   lockprof::testing::ScopedRates rates(/*mutex_fraction=*/1, /*block_rate_ns=*/1, /*hold=*/1);
   lockprof::Mutex mu{"text.rate.change"};
-  ContendInSections(mu, 2, 3);
+  // Until the two threads contended: on a loaded machine the second may
+  // start after the first's three sections ended (an empty mutex profile).
+  const int64_t before = SumValues(FetchProfile("mutex"), 0, "TextProfileSection");
+  for (int i = 0; i < 1000 && SumValues(FetchProfile("mutex"), 0, "TextProfileSection") == before;
+       ++i) {
+    ContendInSections(mu, 2, 3);
+  }
   lockprof::testing::ScopedRates later(/*mutex_fraction=*/1000, /*block_rate_ns=*/1,
                                        /*hold=*/100000);
   ExpectTextReadsAsTheProto("mutex");
