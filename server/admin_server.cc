@@ -284,7 +284,7 @@ absl::StatusOr<std::unique_ptr<Running>> Listen(const AdminServerOptions& opts) 
   } else {
     s->port = s->http->bind_to_port(opts.address.c_str(), opts.port) ? opts.port : -1;
   }
-  if (s->port <= 0 || !server::ListeningAddress(server::ListeningSocket(*s->http), &s->listener)) {
+  if (s->port <= 0 || !server::LocalAddress(server::ListeningSocket(*s->http), &s->listener)) {
     return absl::UnavailableError("cannot listen on " + HostPort(opts.address, opts.port));
   }
   Running* raw = s.get();

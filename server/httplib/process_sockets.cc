@@ -24,13 +24,17 @@ ino_t SocketInode(int fd) {
   return std::sscanf(link, "socket:[%llu]", &inode) == 1 ? ino_t(inode) : 0;
 }
 
+bool LocalAddress(int fd, sockaddr_storage* out) {
+  socklen_t len = sizeof *out;
+  return getsockname(fd, reinterpret_cast<sockaddr*>(out), &len) == 0 &&
+         (out->ss_family == AF_INET || out->ss_family == AF_INET6);
+}
+
 int LocalPort(int fd) {
   sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
-  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  return -1;
+  if (!LocalAddress(fd, &ss)) return -1;
+  return ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                       : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
 }
 
 int ConnectedPort(int fd) {
@@ -38,12 +42,6 @@ int ConnectedPort(int fd) {
   socklen_t len = sizeof ss;
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
   return LocalPort(fd);
-}
-
-bool ListeningAddress(int fd, sockaddr_storage* out) {
-  socklen_t len = sizeof *out;
-  return getsockname(fd, reinterpret_cast<sockaddr*>(out), &len) == 0 &&
-         (out->ss_family == AF_INET || out->ss_family == AF_INET6);
 }
 
 namespace {
@@ -60,7 +58,7 @@ bool SharesListener(int fd, const sockaddr_storage& listener) {
     return false;
   }
   sockaddr_storage local{};
-  if (!ListeningAddress(fd, &local) || local.ss_family != listener.ss_family) return false;
+  if (!LocalAddress(fd, &local) || local.ss_family != listener.ss_family) return false;
   if (listener.ss_family == AF_INET) {
     const auto& l = reinterpret_cast<const sockaddr_in&>(listener);
     const auto& a = reinterpret_cast<const sockaddr_in&>(local);

@@ -12,6 +12,8 @@ namespace lockprof::server {
 // The inode of the socket open as `fd` ("socket:[N]" in /proc), or 0.
 ino_t SocketInode(int fd);
 
+// The local address of socket `fd`, if it is an IPv4 or IPv6 socket.
+bool LocalAddress(int fd, sockaddr_storage* out);
 // The local port of socket `fd` if it is an IPv4 or IPv6 socket, else -1.
 int LocalPort(int fd);
 
@@ -19,12 +21,9 @@ int LocalPort(int fd);
 // listening: that has no peer), else -1.
 int ConnectedPort(int fd);
 
-// The local address of socket `fd` if it is an IPv4 or IPv6 socket.
-bool ListeningAddress(int fd, sockaddr_storage* out);
-
 // In a forked child: closes this process's descriptors of a server's
 // sockets, inherited from the parent: the TCP listening socket bound to
-// `listener` (ListeningAddress of it) and the connections it accepted. The
+// `listener` (LocalAddress of it) and the connections it accepted. The
 // program's other sockets on the same port number (UDP, or TCP on another
 // address) stay open. close(), never shutdown(): the parent's descriptors
 // of the same sockets keep working. Allocates nothing (for
