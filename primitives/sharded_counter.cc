@@ -28,9 +28,7 @@ size_t ShardCountFor(size_t requested) {
     // threads than cores before two running threads are likely to share.
     requested = std::max<size_t>(8, 4 * size_t(std::max(1u, std::thread::hardware_concurrency())));
   }
-  size_t n = 1;
-  while (n < requested && n < ShardedCounter::kMaxShards) n <<= 1;
-  return n;
+  return internal::ShardCount(requested);
 }
 
 }  // namespace

@@ -53,6 +53,7 @@
 #include "absl/base/attributes.h"
 #include "lockprof/agent/base/export.h"
 #include "lockprof/primitives/internal/cas_loop.h"
+#include "lockprof/primitives/internal/shard_count.h"
 #include "lockprof/primitives/lock_name.h"
 
 namespace lockprof {
@@ -72,7 +73,7 @@ class LOCKPROF_EXPORT ShardedCounter {
  public:
   // More shards than this only make Load slower: larger requests are
   // clamped to it.
-  static constexpr size_t kMaxShards = size_t{1} << 16;
+  static constexpr size_t kMaxShards = internal::kMaxShards;
 
   // `shards` is rounded up to a power of two, at most kMaxShards; 0 picks
   // 4 x the number of CPUs (at least 8). `name` (a string literal or const

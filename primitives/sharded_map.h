@@ -57,6 +57,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "lockprof/primitives/internal/scoped_lock.h"
+#include "lockprof/primitives/internal/shard_count.h"
 #include "lockprof/primitives/shared_mutex.h"
 
 namespace lockprof {
@@ -67,7 +68,7 @@ class ShardedMap {
   static constexpr size_t kDefaultShards = 16;
   // Beyond this a map is only slower to walk (ForEach, size()): larger
   // requests are clamped to it.
-  static constexpr size_t kMaxShards = size_t{1} << 16;
+  static constexpr size_t kMaxShards = internal::kMaxShards;
 
   // `shards` is rounded up to a power of two (at least 1, at most
   // kMaxShards). `name` (a
@@ -75,7 +76,7 @@ class ShardedMap {
   // lock. Not copied.
   explicit ShardedMap(LockName name = nullptr, size_t shards = kDefaultShards)
       : name_(name),
-        mask_(RoundUpToPowerOfTwo(shards) - 1),
+        mask_(internal::ShardCount(shards) - 1),
         shift_(mask_ == 0 ? 0 : 64 - __builtin_popcountll(mask_)) {
     shards_ = static_cast<Shard*>(
         ::operator new (sizeof(Shard) * shard_count(), std::align_val_t{alignof(Shard)}));
@@ -163,11 +164,6 @@ class ShardedMap {
     absl::flat_hash_map<K, V, Hash, Eq> map ABSL_GUARDED_BY(mu);
   };
 
-  static size_t RoundUpToPowerOfTwo(size_t n) {
-    size_t p = 1;
-    while (p < n && p < kMaxShards) p <<= 1;
-    return p;
-  }
   Shard& ShardFor(const K& key) { return shards_[ShardOf(key)]; }
   const Shard& ShardFor(const K& key) const { return shards_[ShardOf(key)]; }
 
