@@ -71,9 +71,8 @@ class ShardedMap {
   static constexpr size_t kMaxShards = internal::kMaxShards;
 
   // `shards` is rounded up to a power of two (at least 1, at most
-  // kMaxShards). `name` (a
-  // string literal or const array: see lock_name.h) labels every shard's
-  // lock. Not copied.
+  // kMaxShards). `name` (a string literal or const array: see lock_name.h)
+  // labels every shard's lock. Not copied.
   explicit ShardedMap(LockName name = nullptr, size_t shards = kDefaultShards)
       : name_(name),
         mask_(internal::ShardCount(shards) - 1),
