@@ -15,7 +15,8 @@ import sys
 
 from bench_results import (MIN_HANDOFFS, load_bench, load_kv_lines, load_runs, lock_rank,
                            own_off)
-from targets import MIN_ROUNDS, median, median_interval, paired_values, print_targets, summary
+from targets import (MIN_ROUNDS, median, median_interval, paired_ratios, paired_values,
+                     print_targets, summary)
 
 def verdict(ok):
     return "met" if ok else "**not met**"
@@ -73,13 +74,13 @@ def uncontended(rows):
             # Judged per round (the CPU time of the two rows of each
             # round), as the contended targets: met only when the interval
             # for the median is on the right side.
-            ratio = lambda x, y: x / y
-            if lock == "lockprof:default" and base_m:
-                text, status = summary(paired_values(r, base_m, "cpu_ns", ratio), 1.10, False)
-                target = "≤ 1.10× std::mutex: %s, %s" % (text, status)
-            elif lock == "lockprof_shared:default" and base_s:
-                text, status = summary(paired_values(r, base_s, "cpu_ns", ratio), 1.10, False)
-                target = "≤ 1.10× std::shared_mutex: %s, %s" % (text, status)
+            replaces = {"lockprof:default": ("std::mutex", base_m),
+                        "lockprof_shared:default": ("std::shared_mutex", base_s)}
+            if lock in replaces and replaces[lock][1]:
+                std_name, base = replaces[lock]
+                ratios = paired_values(r, base, "cpu_ns", lambda x, y: x / y)
+                text, status = summary(ratios, 1.10, False)
+                target = "≤ 1.10× %s: %s, %s" % (std_name, text, status)
             elif lock == "lockprof:lock_order":
                 off = rows.get("%s/lockprof:off" % workload)
                 if off:
@@ -187,7 +188,7 @@ def go_comparison(rows, go_lines):
             if not (goff and lp and lp_off):
                 continue
             go_rounds = go_round_ratios(goff, g)
-            lp_rounds = paired_values(lp, lp_off, "real_ns", lambda x, y: y / x)
+            lp_rounds = paired_ratios(lp, lp_off, "throughput")
             go_ratio = median(go_rounds) if go_rounds else goff["ns_per_op"] / g["ns_per_op"]
             lp_ratio = median(lp_rounds) if lp_rounds else lp_off["real_ns"] / lp["real_ns"]
             print("| %d | Go %s / lockprof %s | %.1f | %.3f | %.1f | %.3f | %s |" % (
