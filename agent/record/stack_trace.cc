@@ -144,14 +144,14 @@ bool WalkFramePointers(const void* entry_frame, StackTrace* out) {
   // Only frames above the entry frame, on this thread's own stack: from
   // there up to the stack's end every word is mapped. A capture on another
   // stack walks no frame.
+  // (The frame pointer only rises from there: no lower bound to check.)
   const uintptr_t hi = OwnStackEnd(entry_frame);
-  const auto lo = reinterpret_cast<uintptr_t>(entry_frame);
   // A frame record is {saved frame pointer, return address}.
   auto fp = reinterpret_cast<uintptr_t>(entry_frame);
   int depth = 0;
   bool at_root = false;  // The walk ended at a zero frame pointer or return address.
   while (depth < kMaxStackDepth) {
-    if (fp < lo || fp + 2 * sizeof(uintptr_t) > hi || fp % sizeof(uintptr_t) != 0) break;
+    if (fp + 2 * sizeof(uintptr_t) > hi || fp % sizeof(uintptr_t) != 0) break;
     const uintptr_t* frame = reinterpret_cast<const uintptr_t*>(fp);
     uintptr_t ret = frame[1];
     if (ret == 0) {
