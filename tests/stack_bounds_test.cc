@@ -136,6 +136,19 @@ TEST(StackBoundsTest, AFramePointerIntoAFreedNeighbourStackEndsTheWalk) {
   EXPECT_GE(g_depth, 1);  // Capture's caller; the walk stopped at the bad frame.
 }
 
+// A frame pointer holding a small negative number (in code built without
+// frame pointers rbp is a general register): above every frame, so the walk
+// takes it, and its record's end wraps around to a small address that
+// passed the bound check.
+TEST(StackBoundsTest, AFramePointerNearTheTopOfTheAddressSpaceEndsTheWalk) {
+  FramePointersOnly fp;
+  for (const intptr_t value : {-8, -16, -24}) {
+    g_depth = -1;
+    garbage_call(uintptr_t(value), Capture);
+    EXPECT_GE(g_depth, 1) << value;
+  }
+}
+
 // A coroutine whose stack is the start of a mapping of its own (as
 // coroutine libraries map them; from the heap it is the same). Its first
 // capture is the thread's first: the thread's bounds must not become that

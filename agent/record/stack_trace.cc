@@ -151,7 +151,12 @@ bool WalkFramePointers(const void* entry_frame, StackTrace* out) {
   int depth = 0;
   bool at_root = false;  // The walk ended at a zero frame pointer or return address.
   while (depth < kMaxStackDepth) {
-    if (fp + 2 * sizeof(uintptr_t) > hi || fp % sizeof(uintptr_t) != 0) break;
+    // Not fp + 16 > hi: a frame pointer of -8 (code without frame pointers
+    // leaves any value) would wrap around to 8 and pass.
+    if (hi < 2 * sizeof(uintptr_t) || fp > hi - 2 * sizeof(uintptr_t) ||
+        fp % sizeof(uintptr_t) != 0) {
+      break;
+    }
     const uintptr_t* frame = reinterpret_cast<const uintptr_t*>(fp);
     uintptr_t ret = frame[1];
     if (ret == 0) {
