@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <mutex>
 
 #include "lockprof/agent/base/fork.h"
@@ -311,6 +312,23 @@ const Cycle& FoundCycle(int i) { return g_graph.found[i]; }
 
 void ForgetLock(const void* lock) { ForgetLockOrderNode(lock); }
 
+namespace {
+
+// Takes node i, and its edges, out of the graph.
+void RemoveNode(Graph& g, int i) {
+  while (g.nodes[i].out != kNone) RemoveEdge(g, g.nodes[i].out);
+  while (g.nodes[i].in != kNone) RemoveEdge(g, g.nodes[i].in);
+  int* link = &Bucket(g, g.nodes[i].lock);
+  while (*link != i) link = &g.nodes[*link].next;
+  *link = g.nodes[i].next;
+  g.nodes[i].lock = nullptr;
+  g.nodes[i].next = g.free_nodes;
+  g.free_nodes = i;
+  --g.live_nodes;
+}
+
+}  // namespace
+
 void ForgetLockOrderNode(const void* lock) {
   if (!MaybeNode(lock)) return;
   RecorderScope recorder;
@@ -318,16 +336,26 @@ void ForgetLockOrderNode(const void* lock) {
   Graph& g = Ready();
   const int i = FindNode(g, lock);
   if (i == kNone) return;
-  while (g.nodes[i].out != kNone) RemoveEdge(g, g.nodes[i].out);
-  while (g.nodes[i].in != kNone) RemoveEdge(g, g.nodes[i].in);
-  int* link = &Bucket(g, lock);
-  while (*link != i) link = &g.nodes[*link].next;
-  *link = g.nodes[i].next;
-  g.nodes[i].lock = nullptr;
-  g.nodes[i].next = g.free_nodes;
-  g.free_nodes = i;
-  --g.live_nodes;
+  RemoveNode(g, i);
   g_lock_order_epoch.fetch_add(1, std::memory_order_release);
+}
+
+void ForgetLockOrderNodesIn(const void* begin, const void* end) {
+  if (!g_lock_graph_used.load(std::memory_order_relaxed)) return;
+  RecorderScope recorder;
+  std::lock_guard<std::mutex> guard(g_graph_mu);
+  Graph& g = Ready();
+  bool removed = false;
+  for (int i = 0; i < g.nodes_used; ++i) {
+    const void* lock = g.nodes[i].lock;
+    if (lock == nullptr || std::less<const void*>()(lock, begin) ||
+        !std::less<const void*>()(lock, end)) {
+      continue;
+    }
+    RemoveNode(g, i);
+    removed = true;
+  }
+  if (removed) g_lock_order_epoch.fetch_add(1, std::memory_order_release);
 }
 
 uint64_t LockOrderDropped() { return g_dropped.load(std::memory_order_relaxed); }

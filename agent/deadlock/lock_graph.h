@@ -82,6 +82,11 @@ const Cycle& FoundCycle(int i);
 // Removes `lock` and its edges, if it is in the graph.
 void ForgetLockOrderNode(const void* lock);
 
+// Removes every lock in [begin, end) and their edges: the data of an
+// object that was unloaded, whose addresses the next object loaded there
+// reuses for locks of its own.
+void ForgetLockOrderNodesIn(const void* begin, const void* end);
+
 // Bumped whenever a node leaves the graph.
 extern std::atomic<uint64_t> g_lock_order_epoch;
 inline uint64_t LockOrderEpoch() { return g_lock_order_epoch.load(std::memory_order_acquire); }

@@ -4,14 +4,14 @@
 // loaded object's data, where the object's symbol table names it: a
 // `static std::mutex g_registry_mu;` is labelled lock=g_registry_mu (a member
 // of a static object gets the object's name). Anything else (heap, stack,
-// data no symbol covers, an object whose file can no longer be read) is
-// "(unnamed)".
+// data no symbol covers, an object whose file can no longer be read or is
+// no longer the one loaded: loaded_file.h) is "(unnamed)".
 //
 // Cost: a lookup in a lock-free table of names already found (tens of
 // nanoseconds). A lock in an object's data seen for the first time costs a
 // scan of the object's symbol tables from its file (microseconds to a
-// millisecond; once per lock, up to kMaxNamedLocks locks, then "(unnamed)"
-// for new ones). A lock outside every object (heap, stack) costs a
+// millisecond; once per lock, up to about kMaxNamedLocks locks, then
+// "(unnamed)" for new ones, without a scan). A lock outside every object (heap, stack) costs a
 // lock-free _dl_find_object() each time. Never call it inside a critical
 // section: the interposer calls it before a waiter sleeps and after a
 // release.
@@ -26,10 +26,13 @@
 //
 // Thread-safety: thread-safe; must be called inside an agent::RecorderScope
 // (a demangling may allocate, and an allocator's own locks must not be
-// profiled). A name found for a library's lock stays in the table after the
-// library is dlclose()d.
+// profiled). The names found in a library are forgotten when it is
+// unloaded (ForgetLockNamesIn), so that another object loaded at its
+// addresses gets its own.
 #ifndef LOCKPROF_PRIMITIVES_INTERPOSE_LOCK_NAMES_H_
 #define LOCKPROF_PRIMITIVES_INTERPOSE_LOCK_NAMES_H_
+
+#include <cstdint>
 
 namespace lockprof::interpose {
 
@@ -45,6 +48,13 @@ const char* LockName(const void* lock);
 // interposer sees (std::mutex's destructor makes none). A lock-free
 // _dl_find_object(); no RecorderScope needed.
 bool InLoadedObject(const void* lock);
+
+// The object at [begin, end) was unloaded: the names found there are looked
+// up again when next asked for.
+void ForgetLockNamesIn(const void* begin, const void* end);
+
+// Object files read so far to name locks (the costly part of a lookup).
+uint64_t LockNameFileScans();
 
 }  // namespace lockprof::interpose
 
