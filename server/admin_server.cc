@@ -295,14 +295,18 @@ absl::StatusOr<std::unique_ptr<Running>> Listen(const AdminServerOptions& opts) 
 
 // A start from code under the precedence rule (service.h): the
 // environment's address if it names one that can be listened on, else the
-// code's own, saying once why.
+// code's own, saying once why. `chosen`: the port the environment's server,
+// taken over, had been given for its port 0 (0 if none), which stays the
+// one served: it is the one lockprof announced.
 absl::StatusOr<std::unique_ptr<Running>> ListenFromCode(const AdminServerOptions& options,
-                                                        const std::optional<std::string>& env) {
+                                                        const std::optional<std::string>& env,
+                                                        int chosen) {
   const std::string coded = HostPort(options.address, options.port);
   if (!env) return Listen(options);
   AdminServerOptions opts = options;
   std::string error;
   if (agent::ParseHostPort(*env, &opts.address, &opts.port, &error)) {
+    if (opts.port == 0) opts.port = chosen;
     absl::StatusOr<std::unique_ptr<Running>> s = Listen(opts);
     if (s.ok()) {
       const std::string served = HostPort(opts.address, (*s)->port);
@@ -330,7 +334,11 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
   absl::StatusOr<Running*> taken = g_slot.Claim("admin server already running");
   if (!taken.ok()) return taken.status();
   // The environment's server, taken over: its port is served again below.
-  if (std::unique_ptr<Running> old(*taken); old) Shutdown(old.get());
+  int chosen = 0;
+  if (std::unique_ptr<Running> old(*taken); old) {
+    chosen = old->port;
+    Shutdown(old.get());
+  }
   absl::StatusOr<std::unique_ptr<Running>> s;
   if (agent::StartingFromEnvironment()) {
     AdminServerOptions opts = options;
@@ -347,7 +355,7 @@ absl::Status StartAdminServer(const AdminServerOptions& options) {
                    HostPort(opts.address, (*s)->port).c_str());
     }
   } else {
-    s = ListenFromCode(options, env);
+    s = ListenFromCode(options, env, chosen);
   }
   if (!s.ok()) return s.status();
   g_slot.Install(s->release());

@@ -136,6 +136,25 @@ TEST(StartupPrecedenceTest, EnvironmentPortZeroSaysWhereItServes) {
             "lockprof: admin server: serving " + served + " (port 0 in LOCKPROF_ADMIN_ADDR)\n");
 }
 
+// Port 0 from the environment, then a start from code: the port lockprof
+// announced is the one it goes on serving.
+TEST(StartupPrecedenceTest, EnvironmentPortZeroKeepsTheAnnouncedPortWhenCodeTakesOver) {
+  const int code = FreeLoopbackPort();
+  PrecedenceChild child("zero", {"--admin=" + Addr(code)}, {"LOCKPROF_ADMIN_ADDR=127.0.0.1:0"});
+  EXPECT_EQ(child.Said("admin start"), "OK");
+  const std::string served = child.Said("admin address");
+  ASSERT_EQ(served.rfind("127.0.0.1:", 0), 0u) << served;
+  const int port = std::stoi(served.substr(std::string("127.0.0.1:").size()));
+  EXPECT_NE(CmdlineOn(port).find("zero"), std::string::npos);
+  EXPECT_EQ(child.Stop(), 0);
+  const std::string err = child.Stderr();
+  EXPECT_EQ(
+      err.rfind("lockprof: admin server: serving " + served + " (port 0 in LOCKPROF_ADMIN_ADDR)\n",
+                0),
+      0u)
+      << err;
+}
+
 // A child that inherited the variable while its parent serves the port:
 // one message, and the child runs on without a server.
 TEST(StartupPrecedenceTest, EnvironmentAloneOnATakenPortSaysSoOnceAndRunsOn) {
