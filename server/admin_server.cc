@@ -277,6 +277,9 @@ absl::StatusOr<std::unique_ptr<Running>> Listen(const AdminServerOptions& opts) 
   auto s = std::make_unique<Running>();
   if (absl::Status st = MakeServer(opts, s.get()); !st.ok()) return st;
   s->pprof.max_profile_seconds = opts.max_profile_seconds;
+  // Half the threads at most wait out windows: the rest answer everything
+  // else, a scrape of /metrics above all, however many windows are asked for.
+  s->pprof.max_open_windows = std::max(1, opts.max_threads / 2);
   s->address = opts.address;
   Route(s.get());
   if (opts.port == 0) {

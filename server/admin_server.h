@@ -15,9 +15,10 @@
 // variable), the start from the environment says so once and the program
 // runs on without it; a call in code then serves the code's own address.
 // Requests are served by the server's own threads; building a profile
-// never makes an application thread wait. Any number of ?seconds=N windows
-// may be open at once; a client that disconnects ends its window within
-// 100 ms. No client can hold the server's resources beyond the limits
+// never makes an application thread wait. Up to max_threads / 2 ?seconds=N
+// windows may be open at once (more are answered 503 with Retry-After, so
+// that other requests always find a thread); a client that disconnects
+// ends its window within 100 ms. No client can hold the server's resources beyond the limits
 // below, and a token and TLS can restrict who is answered.
 #ifndef LOCKPROF_SERVER_ADMIN_SERVER_H_
 #define LOCKPROF_SERVER_ADMIN_SERVER_H_

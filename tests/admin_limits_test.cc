@@ -21,6 +21,7 @@
 
 #include "admin_test_client.h"
 #include "lockprof/lockprof.h"
+#include "lockprof/server/handlers/delta_handlers.h"
 #include "lockprof/server/httplib/connection_guard.h"
 #include "test_util.h"
 
@@ -151,6 +152,44 @@ TEST(AdminLimitsTest, ClosesAConnectionOverTheCapAtOnce) {
   EXPECT_EQ(lockprof::server::ConnectionsRefused(), refused + 1);
   if (extra >= 0) close(extra);
   close(silent);
+}
+
+// Windows (?seconds=N) hold a thread each for their length: past half the
+// threads, a window is refused at once with 503, and /metrics is answered
+// however many windows are asked for.
+TEST(AdminLimitsTest, WindowsLeaveThreadsForOtherRequests) {
+  Server s(Options([](auto& o) { o.max_threads = 4; }));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  ASSERT_EQ(WarmUp(s.url("/debug/pprof/")), 200);
+  std::vector<int> windows;
+  for (int i = 0; i < 2; ++i) {
+    const int fd = Connect(s.port());
+    ASSERT_GE(fd, 0);
+    const std::string request = "GET /debug/pprof/mutex?seconds=60 HTTP/1.1\r\nHost: x\r\n\r\n";
+    ASSERT_EQ(write(fd, request.data(), request.size()), ssize_t(request.size()));
+    windows.push_back(fd);
+  }
+  const int64_t start = NowNanos();
+  while (lockprof::server::ActiveDeltaWaits() < 2 && SecondsSince(start) < 10) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(lockprof::server::ActiveDeltaWaits(), 2);
+  std::string body, headers;
+  const int64_t refused_at = NowNanos();
+  EXPECT_EQ(Curl("'" + s.url("/debug/pprof/mutex?seconds=60") + "'", &body, nullptr, &headers),
+            503);
+  EXPECT_LT(SecondsSince(refused_at), 5.0);  // Refused, not waited for.
+  EXPECT_NE(headers.find("Retry-After: 10"), std::string::npos) << headers;
+  EXPECT_NE(body.find("too many profile windows open at once (at most 2)"), std::string::npos)
+      << body;
+  EXPECT_EQ(Curl("'" + s.url("/debug/lockprof/profile.json?name=mutex&seconds=60") + "'"), 503);
+  EXPECT_EQ(Curl("'" + s.url("/metrics") + "'"), 200);
+  for (const int fd : windows) close(fd);
+  const int64_t closed_at = NowNanos();
+  while (lockprof::server::ActiveDeltaWaits() > 0 && SecondsSince(closed_at) < 10) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(lockprof::server::ActiveDeltaWaits(), 0);
 }
 
 // Far more connections than the cap, all silent: the server's side holds at

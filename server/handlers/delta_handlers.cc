@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <thread>
 
 #include "lockprof/agent/pprof/deltas.h"
@@ -21,28 +22,49 @@ constexpr auto kCancelPoll = std::chrono::milliseconds(100);
 
 std::atomic<int> g_active_waits{0};
 
+// A window counted in g_active_waits for its lifetime, if there was room.
 class ActiveWait {
  public:
-  ActiveWait() { g_active_waits.fetch_add(1, std::memory_order_relaxed); }
-  ~ActiveWait() { g_active_waits.fetch_sub(1, std::memory_order_relaxed); }
+  explicit ActiveWait(int max_open)
+      : counted_(g_active_waits.fetch_add(1, std::memory_order_relaxed) < max_open ||
+                 max_open <= 0) {
+    if (!counted_) g_active_waits.fetch_sub(1, std::memory_order_relaxed);
+  }
+  ~ActiveWait() {
+    if (counted_) g_active_waits.fetch_sub(1, std::memory_order_relaxed);
+  }
   ActiveWait(const ActiveWait&) = delete;
   ActiveWait& operator=(const ActiveWait&) = delete;
+  bool counted() const { return counted_; }
+
+ private:
+  const bool counted_;
 };
 
 }  // namespace
 
-bool WaitOutWindow(int64_t seconds, const Request& req) {
-  ActiveWait active;
+WindowEnd WaitOutWindow(int64_t seconds, const Request& req, int max_open) {
+  ActiveWait active(max_open);
+  if (!active.counted()) return WindowEnd::kTooMany;
   using Clock = std::chrono::steady_clock;
   // Saturate: a window of 2^62 s is "forever", not an overflow.
   const int64_t capped = std::min<int64_t>(seconds, int64_t{1} << 32);
   const Clock::time_point deadline = Clock::now() + std::chrono::seconds(capped);
   for (;;) {
-    if (req.cancelled && req.cancelled()) return false;
+    if (req.cancelled && req.cancelled()) return WindowEnd::kCancelled;
     const Clock::time_point now = Clock::now();
-    if (now >= deadline) return true;
+    if (now >= deadline) return WindowEnd::kElapsed;
     std::this_thread::sleep_for(std::min<Clock::duration>(deadline - now, kCancelPoll));
   }
+}
+
+std::optional<Response> WindowNotServed(WindowEnd end, int max_open) {
+  if (end == WindowEnd::kCancelled) return ErrorResponse(500, "context canceled");
+  if (end != WindowEnd::kTooMany) return std::nullopt;
+  Response r = ErrorResponse(503, "too many profile windows open at once (at most " +
+                                      std::to_string(max_open) + "): try again when one ends");
+  r.headers.emplace_back("Retry-After", "10");
+  return r;
 }
 
 namespace {
@@ -79,7 +101,8 @@ Response HandleDeltaWindow(const agent::ProfileInfo& profile, const std::string&
     return ErrorResponse(400, "seconds and debug params are incompatible");
   }
   const agent::ProfileWindow window(profile);
-  if (!WaitOutWindow(*sec, req)) return ErrorResponse(500, "context canceled");
+  const WindowEnd end = WaitOutWindow(*sec, req, options.max_open_windows);
+  if (std::optional<Response> r = WindowNotServed(end, options.max_open_windows)) return *r;
   absl::StatusOr<std::string> body = window.Build();
   if (!body.ok()) return ErrorResponse(500, "failed to compute delta");
   return AttachmentResponse(*std::move(body), std::string(profile.name) + "-delta");

@@ -5,6 +5,7 @@
 #define LOCKPROF_SERVER_HANDLERS_DELTA_HANDLERS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "lockprof/agent/tables/profile_tables.h"
@@ -23,7 +24,8 @@ namespace lockprof::server {
 //
 // Blocks the calling thread for the window, waking every 100 ms to ask
 // request.cancelled(); a cancelled request returns at once (500 "context
-// canceled", as Go). Any number may run at once.
+// canceled", as Go). At most options.max_open_windows at once (503 past
+// them).
 Response HandleDeltaWindow(const agent::ProfileInfo& profile, const std::string& seconds,
                            const Request& request, const PprofOptions& options);
 
@@ -33,10 +35,25 @@ Response HandleDeltaWindow(const agent::ProfileInfo& profile, const std::string&
 // profile for the life of the process; concurrent requests are serialised.
 Response HandleDeltaScrape(const agent::ProfileInfo& profile);
 
-// Sleeps `seconds`, waking every 100 ms to ask request.cancelled(): false
-// if the request was cancelled first. Counted in ActiveDeltaWaits(). Shared
-// with the other handlers that serve windows (the contention page's JSON).
-bool WaitOutWindow(int64_t seconds, const Request& request);
+// How a window's wait ended.
+enum class WindowEnd {
+  kElapsed,
+  kCancelled,  // request.cancelled() said so first.
+  kTooMany,    // max_open windows were open already: not waited.
+};
+
+// Sleeps `seconds`, waking every 100 ms to ask request.cancelled(), unless
+// `max_open` windows (if above 0) are open in the process already: each
+// holds one of the server's threads until it ends, and the rest are kept
+// for every other request (a scrape of /metrics). Counted in
+// ActiveDeltaWaits(). Shared with the other handlers that serve windows
+// (the contention page's JSON).
+WindowEnd WaitOutWindow(int64_t seconds, const Request& request, int max_open);
+
+// The answer to a window that did not elapse: 500 "context canceled" (as
+// Go) when cancelled, 503 with Retry-After when there were too many; none
+// when it elapsed.
+std::optional<Response> WindowNotServed(WindowEnd end, int max_open);
 
 // Requests now waiting out a ?seconds= window.
 int ActiveDeltaWaits();
