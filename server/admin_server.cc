@@ -26,6 +26,7 @@
 #include "lockprof/server/httplib/connection_guard.h"
 #include "lockprof/server/httplib/peer_watch.h"
 #include "lockprof/server/httplib/process_sockets.h"
+#include "lockprof/server/httplib/tls_context.h"
 
 namespace lockprof {
 
@@ -191,11 +192,10 @@ absl::Status MakeServer(const AdminServerOptions& opts, Running* s) {
   if (cert.empty()) {
     s->http = std::make_unique<server::BoundedServer>(head_limit);
   } else {
-    s->http = std::make_unique<server::BoundedSslServer>(cert.c_str(), key.c_str(), head_limit);
-    if (!s->http->is_valid()) {
-      return absl::InvalidArgumentError("admin server TLS: cannot load certificate \"" + cert +
-                                        "\" and key \"" + key + "\"");
-    }
+    std::string error = "cannot create a TLS context";
+    s->http = std::make_unique<server::BoundedSslServer>(
+        [&](SSL_CTX& ctx) { return server::SetUpTlsContext(ctx, cert, key, &error); }, head_limit);
+    if (!s->http->is_valid()) return absl::InvalidArgumentError("admin server TLS: " + error);
   }
   server::ConnectionLimits limits;
   limits.max_threads = size_t(opts.max_threads < 1 ? 1 : opts.max_threads);

@@ -51,6 +51,8 @@ struct AdminServerOptions {
   // constant time. Empty: LOCKPROF_ADMIN_TOKEN if set, else no token.
   std::string token{};
   // PEM certificate (chain) and private key: serve HTTPS instead of HTTP.
+  // The key must be unencrypted and the certificate's (else the start fails
+  // with the reason: no passphrase is ever asked for).
   // Empty: LOCKPROF_ADMIN_TLS_CERT / LOCKPROF_ADMIN_TLS_KEY if set, else
   // plain HTTP. Give both or neither.
   std::string tls_cert_file{};

@@ -1,6 +1,7 @@
 // Who the admin endpoint answers: the bearer token (every path, compared
 // in constant time) and TLS, checked with curl as a client would.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -139,4 +140,56 @@ TEST(AdminSecurityTest, ServesTlsVerifiedByCurl) {
                    .status()
                    .ok());
 }
+
+// An encrypted key is refused at once, with a clear error: OpenSSL's default
+// passphrase prompt read the program's standard input (and blocked a program
+// started with LOCKPROF_ADMIN_ADDR before main()). A key of another type
+// than the certificate's is refused too: OpenSSL kept it in another slot,
+// and every handshake failed.
+TEST(AdminSecurityTest, KeysThatCannotServeAreRefusedWithoutAPrompt) {
+  const ScopedCert tls;
+  ASSERT_TRUE(tls.ok());
+  const std::string encrypted = WriteTempFile(""), ec = WriteTempFile("");
+  int rc = 0;
+  RunCommand("openssl pkey -in " + tls.key() + " -aes256 -passout pass:secret -out " + encrypted +
+                 " 2>/dev/null",
+             &rc);
+  ASSERT_EQ(rc, 0);
+  RunCommand(
+      "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " + ec + " 2>/dev/null",
+      &rc);
+  ASSERT_EQ(rc, 0);
+  // Standard input: a pipe holding a line of the program's, which must stay
+  // unread.
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const int saved_stdin = dup(0);
+  ASSERT_EQ(dup2(fds[0], 0), 0);
+  const char line[] = "program input\n";
+  ASSERT_EQ(write(fds[1], line, sizeof line - 1), ssize_t(sizeof line - 1));
+  close(fds[1]);
+  const int64_t start = NowNanos();
+  const absl::Status status = Server(Options([&](auto& o) {
+                                o.tls_cert_file = tls.cert();
+                                o.tls_key_file = encrypted;
+                              })).status();
+  EXPECT_LT(SecondsSince(start), 5.0);
+  dup2(saved_stdin, 0);
+  close(saved_stdin);
+  char buf[64] = {};
+  EXPECT_EQ(read(fds[0], buf, sizeof buf), ssize_t(sizeof line - 1)) << "standard input was read";
+  close(fds[0]);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_NE(status.message().find("an encrypted key is not supported"), std::string::npos)
+      << status;
+  const absl::Status mixed = Server(Options([&](auto& o) {
+                               o.tls_cert_file = tls.cert();
+                               o.tls_key_file = ec;
+                             })).status();
+  EXPECT_EQ(mixed.code(), absl::StatusCode::kInvalidArgument) << mixed;
+  EXPECT_NE(mixed.message().find("is not the key of certificate"), std::string::npos) << mixed;
+  std::remove(encrypted.c_str());
+  std::remove(ec.c_str());
+}
+
 }  // namespace

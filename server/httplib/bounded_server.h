@@ -28,6 +28,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 
 #include "lockprof/server/httplib/request_limit_stream.h"
 
@@ -46,8 +47,10 @@ class BoundedServer final : public httplib::Server {
 
 class BoundedSslServer final : public httplib::SSLServer {
  public:
-  BoundedSslServer(const char* cert_path, const char* private_key_path, size_t head_limit)
-      : httplib::SSLServer(cert_path, private_key_path), head_limit_(head_limit) {}
+  // `setup` sets up the TLS context (tls_context.h); is_valid() is false if
+  // it failed.
+  BoundedSslServer(const std::function<bool(SSL_CTX&)>& setup, size_t head_limit)
+      : httplib::SSLServer(setup), head_limit_(head_limit) {}
 
  private:
   bool process_and_close_socket(socket_t sock) override;
