@@ -217,7 +217,7 @@ absl::Status MakeServer(const AdminServerOptions& opts, Running* s) {
   });
   // Called by listen_after_bind(), once the port is known.
   http.new_task_queue = [s, limits]() mutable {
-    limits.port = s->port;
+    limits.listener = s->listener;
     return server::NewGuardedTaskQueue(limits);
   };
   return absl::OkStatus();

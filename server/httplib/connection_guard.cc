@@ -128,7 +128,11 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       const long fd = std::strtol(e->d_name, &end, 10);
       if (*end != '\0' || end == e->d_name || fd == dirfd(dir)) continue;
       const ino_t inode = SocketInode(int(fd));
-      if (inode == 0 || inodes_.count(inode) != 0 || ConnectedPort(int(fd)) != limits_.port) {
+      // Connected (not the listener) on the server's address: the program's
+      // own connections on the same port number of another address are not
+      // the server's.
+      if (inode == 0 || inodes_.count(inode) != 0 || ConnectedPort(int(fd)) < 0 ||
+          !SharesListener(int(fd), limits_.listener)) {
         continue;
       }
       // Hold the socket, then check the descriptor still named it. (dup, not

@@ -8,8 +8,8 @@
 // neither sees the socket (it is captured in the std::function) nor may
 // drop the task (that would leak the socket). So this queue finds the
 // socket itself: httplib calls enqueue() on its accept thread right after
-// accept(), and the new connection is the one socket of this process, bound
-// to the server's port and not listening, that is not already being
+// accept(), and the new connection is the one socket of this process
+// connected on the server's listening address, that is not already being
 // tracked (compared by inode, which stays unique while the socket is open;
 // other threads' descriptors are only read through /proc and getsockname).
 // The queue keeps a duplicate of that descriptor, so the socket cannot be
@@ -24,6 +24,8 @@
 #ifndef LOCKPROF_SERVER_HTTPLIB_CONNECTION_GUARD_H_
 #define LOCKPROF_SERVER_HTTPLIB_CONNECTION_GUARD_H_
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -35,8 +37,9 @@ class TaskQueue;
 namespace lockprof::server {
 
 struct ConnectionLimits {
-  // The server's listening port: how its connections are recognised.
-  int port = 0;
+  // The server's listening address (LocalAddress of its socket): how its
+  // connections are recognised, by their local address (process_sockets.h).
+  sockaddr_storage listener{};
   // Threads serving connections at once (see task_pool.h); more queue.
   size_t max_threads = 64;
   // Connections queued and served together; more are closed at once.

@@ -44,13 +44,6 @@ int ConnectedPort(int fd) {
   return LocalPort(fd);
 }
 
-namespace {
-
-// Whether socket `fd` is a TCP socket whose local address is `listener`'s:
-// the listening socket itself, or a connection it accepted (which has the
-// address the client reached; any of the family's when the listener is
-// bound to a wildcard). A program's other sockets on the same port number
-// are neither: UDP ones, or TCP ones bound to another address.
 bool SharesListener(int fd, const sockaddr_storage& listener) {
   int type = 0;
   socklen_t type_len = sizeof type;
@@ -71,8 +64,6 @@ bool SharesListener(int fd, const sockaddr_storage& listener) {
          (IN6_IS_ADDR_UNSPECIFIED(&l.sin6_addr) ||
           std::memcmp(&a.sin6_addr, &l.sin6_addr, sizeof a.sin6_addr) == 0);
 }
-
-}  // namespace
 
 // getdents64 on /proc/self/fd with a buffer on the stack, rather than
 // opendir, which allocates.

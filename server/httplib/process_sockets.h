@@ -21,6 +21,13 @@ int LocalPort(int fd);
 // listening: that has no peer), else -1.
 int ConnectedPort(int fd);
 
+// Whether socket `fd` is a TCP socket whose local address is `listener`'s:
+// the listening socket itself, or a connection it accepted (which has the
+// address the client reached; any of the family's when the listener is
+// bound to a wildcard). A program's other sockets on the same port number
+// are neither: UDP ones, or TCP ones bound to another address.
+bool SharesListener(int fd, const sockaddr_storage& listener);
+
 // In a forked child: closes this process's descriptors of a server's
 // sockets, inherited from the parent: the TCP listening socket bound to
 // `listener` (LocalAddress of it) and the connections it accepted. The

@@ -1,0 +1,100 @@
+// The admin server's connection guard (server/httplib/connection_guard.h)
+// recognises its connections by the listening address, not by the port
+// number alone: a program serving the same port number on another address
+// keeps its connections, and the server's own stay guarded.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "admin_test_client.h"
+#include "lockprof/lockprof.h"
+#include "test_util.h"
+
+namespace {
+
+using lockprof::admin_test::ClosedByServer;
+using lockprof::admin_test::Connect;
+using lockprof::admin_test::Options;
+using lockprof::admin_test::SecondsSince;
+using lockprof::admin_test::Server;
+using lockprof::testing::NowNanos;
+
+// A TCP socket bound to 127.0.0.2:port, listening; -1 if that fails.
+int ListenOnSecondLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port));
+  a.sin_addr.s_addr = htonl(0x7f000002);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 4) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int ConnectTo(uint32_t host, int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port));
+  a.sin_addr.s_addr = htonl(host);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// The program's own connection, accepted on 127.0.0.2 at the admin
+// server's port number before the admin connection (so at a lower
+// descriptor, where a search by port number finds it first), is left
+// alone; the admin server's trickling client is cut at its deadline.
+TEST(AdminGuardTest, TheProgramsConnectionsOnTheSamePortNumberAreNotTheServers) {
+  Server s(Options([](auto& o) { o.read_timeout_ms = 1000; }));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  const int listener = ListenOnSecondLoopback(s.port());
+  ASSERT_GE(listener, 0) << "cannot listen on 127.0.0.2:" << s.port();
+  const int app_client = ConnectTo(0x7f000002, s.port());
+  ASSERT_GE(app_client, 0);
+  const int app_conn = accept(listener, nullptr, nullptr);
+  ASSERT_GE(app_conn, 0);
+
+  // The program's connection as descriptor 0, below every other: a search
+  // by port number alone met it first.
+  const int saved_stdin = dup(0);
+  ASSERT_EQ(dup2(app_conn, 0), 0);
+  close(app_conn);
+  const int app = 0;
+  const int admin = Connect(s.port());
+  ASSERT_GE(admin, 0);
+  const std::string request = "GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+  const int64_t start = NowNanos();
+  bool cut = false;
+  for (size_t i = 0; !cut && SecondsSince(start) < 15; ++i) {
+    const char c = i < request.size() ? request[i] : 'a';
+    cut = send(admin, &c, 1, MSG_NOSIGNAL) != 1 || ClosedByServer(admin, 200);
+  }
+  EXPECT_TRUE(cut) << "the admin client was not cut at its deadline";
+  EXPECT_LT(SecondsSince(start), 10.0);
+  // The program's connection still carries data both ways.
+  EXPECT_FALSE(ClosedByServer(app_client, 0));
+  EXPECT_EQ(send(app_client, "x", 1, MSG_NOSIGNAL), 1);
+  char c = 0;
+  EXPECT_EQ(recv(app, &c, 1, 0), 1);
+  EXPECT_EQ(send(app, "y", 1, MSG_NOSIGNAL), 1);
+  EXPECT_EQ(recv(app_client, &c, 1, 0), 1);
+  EXPECT_EQ(c, 'y');
+  close(admin);
+  dup2(saved_stdin, 0);
+  close(saved_stdin);
+  close(app_client);
+  close(listener);
+}
+
+}  // namespace
