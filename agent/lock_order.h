@@ -60,9 +60,9 @@
 // release through its slow unlock. An acquisition that adds no new edge is
 // an inline push of three stores into this thread's record, the release of
 // its newest lock a pop; an edge already seen costs a thread-local lookup;
-// only a new edge takes the graph's internal lock. About +5 ns per
-// uncontended lock+unlock (4.5 to 6.8 ns across runs; more while holding
-// another lock) on the machine of BENCHMARKS.md, and a contended lock
+// only a new edge takes the graph's internal lock. About +4 to +11 ns per
+// uncontended lock+unlock (more while holding another lock) on the machine
+// of BENCHMARKS.md, and a contended lock
 // passes between threads more often (its sections are longer): 0.82x of
 // off on the benchmarks' 2-thread cache workload. Recording since when and
 // where each lock was taken (held-lock tracking, the stall watchdog) adds a
