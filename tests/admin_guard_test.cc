@@ -22,6 +22,7 @@ using lockprof::admin_test::Connect;
 using lockprof::admin_test::Options;
 using lockprof::admin_test::SecondsSince;
 using lockprof::admin_test::Server;
+using lockprof::admin_test::TrickleUntilCut;
 using lockprof::testing::NowNanos;
 
 // A TCP socket bound to 127.0.0.2:port, listening; -1 if that fails.
@@ -75,11 +76,7 @@ TEST(AdminGuardTest, TheProgramsConnectionsOnTheSamePortNumberAreNotTheServers) 
   ASSERT_GE(admin, 0);
   const std::string request = "GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\nX-Slow: ";
   const int64_t start = NowNanos();
-  bool cut = false;
-  for (size_t i = 0; !cut && SecondsSince(start) < 15; ++i) {
-    const char c = i < request.size() ? request[i] : 'a';
-    cut = send(admin, &c, 1, MSG_NOSIGNAL) != 1 || ClosedByServer(admin, 200);
-  }
+  const bool cut = TrickleUntilCut(admin, request, 200, 15);
   EXPECT_TRUE(cut) << "the admin client was not cut at its deadline";
   EXPECT_LT(SecondsSince(start), 10.0);
   // The program's connection still carries data both ways.

@@ -36,6 +36,7 @@ using lockprof::admin_test::SecondsSince;
 using lockprof::admin_test::Server;
 using lockprof::admin_test::ServerSideConnections;
 using lockprof::admin_test::ThreadCount;
+using lockprof::admin_test::TrickleUntilCut;
 using lockprof::admin_test::WarmUp;
 using lockprof::testing::NowNanos;
 using lockprof::testing::ParseProfile;
@@ -57,15 +58,7 @@ TEST(AdminLimitsTest, DropsSlowlorisClient) {
   ASSERT_GE(fd, 0);
   const std::string request = "GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\nX-Slow: ";
   const int64_t start = NowNanos();
-  bool closed = false;
-  for (size_t i = 0; !closed && SecondsSince(start) < 15; ++i) {
-    const char c = i < request.size() ? request[i] : 'a';
-    if (send(fd, &c, 1, MSG_NOSIGNAL) != 1) {  // Already reset.
-      closed = true;
-      break;
-    }
-    closed = ClosedByServer(fd, 300);
-  }
+  const bool closed = TrickleUntilCut(fd, request, 300, 15);
   const double elapsed = SecondsSince(start);
   close(fd);
   EXPECT_TRUE(closed) << "still connected after " << elapsed << " s";

@@ -181,6 +181,18 @@ class ScopedCert {
 
 inline double SecondsSince(int64_t start_ns) { return double(NowNanos() - start_ns) / 1e9; }
 
+// Sends `request` one byte at a time (then 'a's, never ending it), waiting up
+// to `poll_ms` for the server to close the connection after each, for at
+// most `limit_s` seconds. Returns whether the server cut the connection.
+inline bool TrickleUntilCut(int fd, const std::string& request, int poll_ms, double limit_s) {
+  const int64_t start = NowNanos();
+  for (size_t i = 0; SecondsSince(start) < limit_s; ++i) {
+    const char c = i < request.size() ? request[i] : 'a';
+    if (send(fd, &c, 1, MSG_NOSIGNAL) != 1 || ClosedByServer(fd, poll_ms)) return true;
+  }
+  return false;
+}
+
 // Calls fn(fd, link, connected) for every descriptor of this process that
 // is an IPv4 socket whose local port is `port` ("link": its /proc name,
 // "socket:[inode]"; "connected": it has a peer, so it is not listening).
