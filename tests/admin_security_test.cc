@@ -1,6 +1,7 @@
 // Who the admin endpoint answers: the bearer token (every path, compared
 // in constant time) and TLS, checked with curl as a client would.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -190,6 +191,67 @@ TEST(AdminSecurityTest, KeysThatCannotServeAreRefusedWithoutAPrompt) {
   EXPECT_NE(mixed.message().find("is not the key of certificate"), std::string::npos) << mixed;
   std::remove(encrypted.c_str());
   std::remove(ec.c_str());
+}
+
+void OnSigpipe(int) {}
+
+// httplib's server sets SIGPIPE to ignored for the whole process; starting
+// lockprof's leaves the program's disposition as it was, the default
+// included (a client that goes away mid-response still cannot kill the
+// program: ServesTlsVerifiedByCurl runs with the default).
+TEST(AdminSecurityTest, StartingTheServerLeavesTheProgramsSigpipeAlone) {
+  struct sigaction old {};
+  for (void (*disposition)(int) : {&OnSigpipe, SIG_DFL}) {
+    struct sigaction set {};
+    set.sa_handler = disposition;
+    ASSERT_EQ(sigaction(SIGPIPE, &set, &old), 0);
+    for (const bool tls : {false, true}) {
+      const ScopedCert cert;
+      ASSERT_TRUE(cert.ok());
+      Server s(tls ? cert.TlsWithToken(kToken) : AdminServerOptions{});
+      ASSERT_TRUE(s.status().ok()) << s.status();
+      struct sigaction now {};
+      ASSERT_EQ(sigaction(SIGPIPE, nullptr, &now), 0);
+      EXPECT_EQ(now.sa_handler, disposition) << (tls ? "TLS" : "plain");
+    }
+    sigaction(SIGPIPE, &old, nullptr);
+  }
+}
+
+// A TLS client that resets its connection while its window waits: the
+// server's writes to it (the answer, then TLS's closing alert, which
+// OpenSSL writes with write(2)) fail with EPIPE, and SIGPIPE, at its default
+// disposition here, must not kill the program.
+TEST(AdminSecurityTest, ATlsClientThatResetsCannotKillTheProgram) {
+  struct sigaction dfl {
+  }, old{};
+  dfl.sa_handler = SIG_DFL;
+  ASSERT_EQ(sigaction(SIGPIPE, &dfl, &old), 0);
+  const ScopedCert tls;
+  ASSERT_TRUE(tls.ok());
+  Server s(tls.TlsWithToken(kToken));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  for (int i = 0; i < 5; ++i) {
+    int rc = 0;
+    RunCommand(
+        "python3 -c \"import socket, ssl, struct\n"
+        "t = ssl._create_unverified_context().wrap_socket("
+        "socket.create_connection(('127.0.0.1', " +
+            std::to_string(s.port()) +
+            ")))\n"
+            "t.sendall(b'GET /debug/pprof/mutex?seconds=1 HTTP/1.1\\r\\nHost: x\\r\\n"
+            "Authorization: Bearer " +
+            kToken +
+            "\\r\\n\\r\\n')\n"
+            "t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
+            "t.close()\"",
+        &rc);
+    EXPECT_EQ(rc, 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const std::string auth = "-H 'Authorization: Bearer " + std::string(kToken) + "' ";
+  EXPECT_EQ(Curl(auth + "--cacert " + tls.cert() + " " + s.url("/metrics", "https")), 200);
+  sigaction(SIGPIPE, &old, nullptr);
 }
 
 }  // namespace

@@ -10,9 +10,19 @@
 // program's pthread_create is never interposed: no unwind at each thread
 // start, nothing between the program and its threads.
 //
+// They also run with SIGPIPE blocked: a write to a connection whose peer
+// is gone (OpenSSL writes TLS records with write(2), without
+// MSG_NOSIGNAL) fails with EPIPE on that thread instead of raising SIGPIPE,
+// whose disposition is the program's (the admin server restores it after
+// httplib sets it to ignored). Blocked, the signal stays pending on the
+// thread that wrote, never delivered.
+//
 // Thread-safety: as std::thread's constructor.
 #ifndef LOCKPROF_AGENT_RECORD_OWN_THREAD_H_
 #define LOCKPROF_AGENT_RECORD_OWN_THREAD_H_
+
+#include <pthread.h>
+#include <signal.h>
 
 #include <thread>
 #include <utility>
@@ -26,6 +36,10 @@ template <typename F>
 std::thread StartOwnThread(F&& f) {
   return std::thread([f = std::forward<F>(f)]() mutable {
     RecorderScope scope;
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     f();
   });
 }

@@ -25,6 +25,7 @@
 #define LOCKPROF_SERVER_HTTPLIB_BOUNDED_SERVER_H_
 
 #include <httplib.h>
+#include <signal.h>
 
 #include <chrono>
 #include <cstddef>
@@ -36,21 +37,37 @@ namespace lockprof::server {
 
 inline constexpr std::chrono::milliseconds kLingerAfterCut{500};
 
-class BoundedServer final : public httplib::Server {
+// httplib::Server's constructor sets SIGPIPE to ignored for the whole
+// process. The servers below put the program's disposition back once it
+// has run (this base is constructed first, and saves it); lockprof's own
+// threads block SIGPIPE instead (agent/record/own_thread.h), so that a
+// write to a client that is gone fails with EPIPE either way.
+class SavedSigpipe {
+ protected:
+  SavedSigpipe() { sigaction(SIGPIPE, nullptr, &saved_); }
+  void RestoreSigpipe() const { sigaction(SIGPIPE, &saved_, nullptr); }
+
+ private:
+  struct sigaction saved_ {};
+};
+
+class BoundedServer final : private SavedSigpipe, public httplib::Server {
  public:
-  explicit BoundedServer(size_t head_limit) : head_limit_(head_limit) {}
+  explicit BoundedServer(size_t head_limit) : head_limit_(head_limit) { RestoreSigpipe(); }
 
  private:
   bool process_and_close_socket(socket_t sock) override;
   const size_t head_limit_;
 };
 
-class BoundedSslServer final : public httplib::SSLServer {
+class BoundedSslServer final : private SavedSigpipe, public httplib::SSLServer {
  public:
   // `setup` sets up the TLS context (tls_context.h); is_valid() is false if
   // it failed.
   BoundedSslServer(const std::function<bool(SSL_CTX&)>& setup, size_t head_limit)
-      : httplib::SSLServer(setup), head_limit_(head_limit) {}
+      : httplib::SSLServer(setup), head_limit_(head_limit) {
+    RestoreSigpipe();
+  }
 
  private:
   bool process_and_close_socket(socket_t sock) override;
