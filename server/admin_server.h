@@ -81,8 +81,11 @@ struct AdminServerOptions {
   // trailers), on top of max_request_bytes: more answers 413.
   size_t max_request_head_bytes = 64 << 10;
   // Most connections open at once, queued and served together (raised to
-  // max_threads if lower); more are closed as soon as accepted, without
-  // reading, so a flood of connections holds bounded memory and threads.
+  // max_threads if lower). One more evicts the oldest connection that
+  // awaits a request (connected and silent, or idle between requests), so
+  // that idle connections cannot keep every client out; if every one is
+  // busy, it is closed as soon as accepted, without reading. A flood of
+  // connections holds bounded memory and threads.
   int max_connections = 128;
 };
 

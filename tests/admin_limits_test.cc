@@ -119,10 +119,12 @@ TEST(AdminLimitsTest, RefusesOversizedRequests) {
   ParseProfile(body);
 }
 
-// A connection beyond max_connections is closed as soon as it is accepted,
-// without waiting for the read deadline (20 s here) of the one that holds
-// the only slot.
-TEST(AdminLimitsTest, ClosesAConnectionOverTheCapAtOnce) {
+// At the cap (one connection here), a new connection evicts the oldest that
+// awaits a request (it connected and says nothing) at once, without waiting
+// for its read deadline (20 s here), and is served: idle connections cannot
+// keep every client out. While the only connection is busy (its request is
+// being handled: a window), a new one is closed at once instead.
+TEST(AdminLimitsTest, AtTheCapAnIdleConnectionMakesRoomAndABusyOneDoesNot) {
   Server s(Options([](auto& o) {
     o.max_threads = 1;
     o.max_connections = 1;
@@ -130,21 +132,42 @@ TEST(AdminLimitsTest, ClosesAConnectionOverTheCapAtOnce) {
   }));
   ASSERT_TRUE(s.status().ok()) << s.status();
   ASSERT_EQ(WarmUp(s.url("/debug/pprof/")), 200);
-  ASSERT_EQ(lockprof::server::ConnectionsOpen(), 0u);
+  const auto open_becomes = [](uint64_t n) {
+    const int64_t start = NowNanos();
+    while (lockprof::server::ConnectionsOpen() != n && SecondsSince(start) < 10) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return lockprof::server::ConnectionsOpen() == n;
+  };
+  ASSERT_TRUE(open_becomes(0));
   const uint64_t refused = lockprof::server::ConnectionsRefused();
   const int silent = Connect(s.port());  // Takes the only slot, says nothing.
   ASSERT_GE(silent, 0);
+  ASSERT_TRUE(open_becomes(1));
   const int64_t start = NowNanos();
+  EXPECT_EQ(Curl(s.url("/debug/pprof/")), 200);
+  EXPECT_LT(SecondsSince(start), 5.0);  // A liveness bound: the deadline would take 20 s.
+  EXPECT_TRUE(ClosedByServer(silent, 5000)) << "the idle connection was not evicted";
+  EXPECT_EQ(lockprof::server::ConnectionsRefused(), refused + 1);
+  close(silent);
+
+  ASSERT_TRUE(open_becomes(0));
+  const int window = Connect(s.port());
+  ASSERT_GE(window, 0);
+  const std::string request = "GET /debug/pprof/mutex?seconds=5 HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(send(window, request.data(), request.size(), MSG_NOSIGNAL), ssize_t(request.size()));
+  const int64_t waiting = NowNanos();
+  while (lockprof::server::ActiveDeltaWaits() < 1 && SecondsSince(waiting) < 10) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(lockprof::server::ActiveDeltaWaits(), 1);
   const int extra = Connect(s.port());
   // (A connect may already fail when the server's reset overtakes it.)
-  const bool closed = extra < 0 || ClosedByServer(extra, 5000);
-  const double took = SecondsSince(start);
-  EXPECT_TRUE(closed) << "still open after " << took << " s";
-  EXPECT_LT(took, 5.0);  // A liveness bound: the deadline would take 20 s.
-  EXPECT_FALSE(ClosedByServer(silent, 0)) << "the slot's holder was dropped instead";
-  EXPECT_EQ(lockprof::server::ConnectionsRefused(), refused + 1);
+  EXPECT_TRUE(extra < 0 || ClosedByServer(extra, 5000)) << "a connection over the cap was served";
+  EXPECT_FALSE(ClosedByServer(window, 0)) << "the busy connection was dropped instead";
+  EXPECT_EQ(lockprof::server::ConnectionsRefused(), refused + 2);
   if (extra >= 0) close(extra);
-  close(silent);
+  close(window);
 }
 
 // Windows (?seconds=N) hold a thread each for their length: past half the
@@ -159,7 +182,7 @@ TEST(AdminLimitsTest, WindowsLeaveThreadsForOtherRequests) {
     const int fd = Connect(s.port());
     ASSERT_GE(fd, 0);
     const std::string request = "GET /debug/pprof/mutex?seconds=60 HTTP/1.1\r\nHost: x\r\n\r\n";
-    ASSERT_EQ(write(fd, request.data(), request.size()), ssize_t(request.size()));
+    ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL), ssize_t(request.size()));
     windows.push_back(fd);
   }
   const int64_t start = NowNanos();
@@ -186,8 +209,10 @@ TEST(AdminLimitsTest, WindowsLeaveThreadsForOtherRequests) {
 }
 
 // Far more connections than the cap, all silent: the server's side holds at
-// most max_connections sockets and max_threads threads, refuses the rest at
-// once or drops them at the deadline, and keeps answering a real client.
+// most twice max_connections sockets (a connection evicted for a newer one
+// is shut at once, and closed when a thread takes it up) and max_threads
+// threads, refuses or evicts the rest at once or drops them at the
+// deadline, and keeps answering a real client.
 // (The flood takes a few seconds to connect: the listen backlog is 5 and a
 // dropped SYN is retried after 1 s.)
 TEST(AdminLimitsTest, BoundsConnectionFlood) {
@@ -232,7 +257,7 @@ TEST(AdminLimitsTest, BoundsConnectionFlood) {
   EXPECT_LT(failed, kFlood - kConnections);
   EXPECT_GT(lockprof::server::ConnectionsRefused(), refused);
   // (+1: a connection just accepted, before it is refused.)
-  EXPECT_LE(most_server_side, kConnections + 1);
+  EXPECT_LE(most_server_side, 2 * kConnections + 1);
   // The threads that were idle before may serve the flood too.
   EXPECT_LE(most_threads, threads_before + kThreads);
   // A real client is answered within a bound: the flood's admitted

@@ -47,9 +47,10 @@ class DemoTest : public ::testing::Test {
 };
 
 TEST_F(DemoTest, MutexProfileNamesCacheSetWithBinaryDeleted) {
-  // Few readers and a long update: on 2 busy cores, readers preempted inside
-  // Get must not rival the writers' deliberate 20 ms holds.
-  Start({"--readers=4", "--writers=2", "--slow-ms=20"});
+  // Few readers and a long update: on 2 busy cores (under TSan, with other
+  // work), readers preempted inside Get must not rival the writers'
+  // deliberate 40 ms holds.
+  Start({"--readers=4", "--writers=2", "--slow-ms=40"});
   std::this_thread::sleep_for(std::chrono::seconds(3));
   int status;
   std::string top = GoPprof("-top -sample_index=delay " + Url("/debug/pprof/mutex"), &status);

@@ -312,6 +312,8 @@ const Cycle& FoundCycle(int i) { return g_graph.found[i]; }
 
 void ForgetLock(const void* lock) { ForgetLockOrderNode(lock); }
 
+void ForgetLocksIn(const void* begin, const void* end) { ForgetLockOrderNodesIn(begin, end); }
+
 namespace {
 
 // Takes node i, and its edges, out of the graph.

@@ -18,6 +18,11 @@ LOCKPROF_EXPORT extern std::atomic<bool> g_lock_graph_used;
 // Removes `lock` and its edges from the graph, if it is there.
 LOCKPROF_EXPORT void ForgetLock(const void* lock);
 
+// Removes every lock in [begin, end) and their edges: an object's data,
+// unloaded, whose addresses the next object loaded there reuses for locks
+// of its own.
+LOCKPROF_EXPORT void ForgetLocksIn(const void* begin, const void* end);
+
 inline void OnLockDestroyed(const void* lock) {
   if (__builtin_expect(g_lock_graph_used.load(std::memory_order_relaxed), 0)) ForgetLock(lock);
 }

@@ -16,7 +16,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "lockprof/agent/deadlock/lock_graph.h"
+#include "lockprof/agent/record/lock_lifetime.h"
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/interpose/interpose_common.h"
 #include "lockprof/primitives/interpose/lock_names.h"
@@ -67,6 +67,11 @@ DlcloseFn RealDlclose() {
 }  // namespace
 }  // namespace lockprof::interpose
 
+// Named by the link-time form's -u (primitives/interpose/CMakeLists.txt), so
+// that this object is linked even where a sanitizer's runtime defines a
+// weak dlclose of its own, which -u dlclose alone would settle for.
+extern "C" __attribute__((visibility("default"))) const int lockprof_interpose_dlclose = 1;
+
 LOCKPROF_INTERPOSE_ENTRY int dlclose(void* handle) {
   using namespace lockprof::interpose;
   const DlcloseFn real = RealDlclose();
@@ -81,7 +86,7 @@ LOCKPROF_INTERPOSE_ENTRY int dlclose(void* handle) {
     const auto* begin = reinterpret_cast<const void*>(e.begin);
     const auto* end = reinterpret_cast<const void*>(e.end);
     ForgetLockNamesIn(begin, end);
-    lockprof::agent::ForgetLockOrderNodesIn(begin, end);
+    lockprof::agent::ForgetLocksIn(begin, end);
   }
   return r;
 }

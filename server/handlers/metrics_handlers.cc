@@ -18,12 +18,12 @@ void WriteAdminMetrics(std::string* out) {
               "whole request within read_timeout_ms, or the response within write_timeout_ms.");
   text.Sample("lockprof_admin_connections_timed_out_total", {}, ConnectionsTimedOut());
   text.Family("lockprof_admin_connections_refused_total", "counter",
-              "Admin endpoint connections closed as soon as accepted: max_connections were "
-              "open.");
+              "Admin endpoint connections closed for the cap of max_connections: a new one "
+              "closed as soon as accepted, or an idle one evicted for a new one.");
   text.Sample("lockprof_admin_connections_refused_total", {}, ConnectionsRefused());
   text.Family("lockprof_admin_connections_open", "gauge",
               "Admin endpoint connections queued or being served now (this scrape's "
-              "included), of at most max_connections.");
+              "included), of at most max_connections (and those evicted, until closed).");
   text.Sample("lockprof_admin_connections_open", {}, ConnectionsOpen());
   text.Family("lockprof_admin_requests_cut_total", "counter",
               "Admin endpoint requests cut by a size limit: limit=\"head\" (request line and "

@@ -23,7 +23,9 @@ ServingConnection::ServingConnection(ConnectionDeadlines* deadlines) {
 ServingConnection::~ServingConnection() { t_serving = nullptr; }
 
 void RequestReceived() {
-  if (t_serving != nullptr) t_serving->deadline.store(0, std::memory_order_relaxed);
+  if (t_serving == nullptr) return;
+  t_serving->awaiting.store(false, std::memory_order_relaxed);
+  t_serving->deadline.store(0, std::memory_order_relaxed);
 }
 
 void ResponseReady() {
@@ -31,7 +33,9 @@ void ResponseReady() {
 }
 
 void ResponseSent() {
-  if (t_serving != nullptr) t_serving->ArmIn(t_serving->idle_ns);
+  if (t_serving == nullptr) return;
+  t_serving->ArmIn(t_serving->idle_ns);
+  t_serving->awaiting.store(true, std::memory_order_relaxed);
 }
 
 }  // namespace lockprof::server

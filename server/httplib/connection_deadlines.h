@@ -22,6 +22,11 @@ struct ConnectionDeadlines {
   int64_t request_ns = 0, response_ns = 0, idle_ns = 0;
   // MonotonicNanos() after which the watchdog shuts the socket down; 0: none.
   std::atomic<int64_t> deadline{0};
+  // True while no request of the connection is being handled or answered:
+  // queued, in its TLS handshake, reading a request, or kept alive between
+  // requests. Such a connection may be evicted for a new one at the
+  // connection cap (connection_guard.h).
+  std::atomic<bool> awaiting{true};
 
   // Sets the deadline `ns` from now.
   void ArmIn(int64_t ns);

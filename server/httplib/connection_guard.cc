@@ -38,6 +38,7 @@ int64_t Nanos(std::chrono::nanoseconds d) { return int64_t(d.count()); }
 struct Conn {
   int fd = -1;  // Our duplicate of httplib's socket; closed by the queue only.
   ino_t inode = 0;
+  bool evicted = false;  // Shut down for a newer connection. Guarded by mu_.
   ConnectionDeadlines deadlines;
 };
 
@@ -55,7 +56,7 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
     {
       std::lock_guard<std::mutex> lock(mu_);
       conn = FindNewConnection();
-      if (conn != nullptr && live_.size() >= limits_.max_connections) {
+      if (conn != nullptr && !MakeRoom()) {
         // Over the cap: end the connection before httplib reads from it.
         g_refused.fetch_add(1, std::memory_order_relaxed);
         shutdown_socket(conn->fd);
@@ -107,6 +108,32 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
     const linger abort{1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
     ::shutdown(fd, SHUT_RDWR);
+  }
+
+  // Whether a new connection may join live_: under the cap, or once the
+  // oldest connection that awaits a request (a client that connected and
+  // sends nothing, or an idle keep-alive) has been shut down for it, so that
+  // idle connections cannot keep every new client out. Evicted connections
+  // leave live_ when their task has run (at once: their socket is shut),
+  // and are counted apart; at most max_connections of them wait for that.
+  // Requires mu_.
+  bool MakeRoom() {
+    size_t evicted = 0;
+    std::shared_ptr<Conn> oldest_awaiting;
+    for (const auto& c : live_) {
+      if (c->evicted) {
+        ++evicted;
+      } else if (oldest_awaiting == nullptr &&
+                 c->deadlines.awaiting.load(std::memory_order_relaxed)) {
+        oldest_awaiting = c;
+      }
+    }
+    if (live_.size() - evicted < limits_.max_connections) return true;
+    if (oldest_awaiting == nullptr || evicted >= limits_.max_connections) return false;
+    oldest_awaiting->evicted = true;
+    g_refused.fetch_add(1, std::memory_order_relaxed);
+    shutdown_socket(oldest_awaiting->fd);
+    return true;
   }
 
   // Closes our descriptor and stops tracking the socket. Requires mu_.

@@ -42,7 +42,9 @@ struct ConnectionLimits {
   sockaddr_storage listener{};
   // Threads serving connections at once (see task_pool.h); more queue.
   size_t max_threads = 64;
-  // Connections queued and served together; more are closed at once.
+  // Connections queued and served together. A connection over the cap
+  // evicts the oldest that awaits a request (see connection_deadlines.h);
+  // without one, it is closed at once.
   size_t max_connections = 128;
   std::chrono::milliseconds request_timeout{5000};
   std::chrono::milliseconds response_timeout{10000};
@@ -55,9 +57,9 @@ struct ConnectionLimits {
 // runs what is queued, waits for every thread, then stops the watchdog.
 httplib::TaskQueue* NewGuardedTaskQueue(const ConnectionLimits& limits);
 
-// Connections closed for exceeding a deadline, and connections refused for
-// exceeding max_connections, by every guarded queue since the process
-// started.
+// Connections closed for exceeding a deadline, and connections closed for
+// exceeding max_connections (refused, or evicted awaiting a request), by
+// every guarded queue since the process started.
 uint64_t ConnectionsTimedOut();
 uint64_t ConnectionsRefused();
 // Connections queued or being served now (counted against max_connections),
