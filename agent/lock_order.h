@@ -62,9 +62,9 @@
 // its newest lock a pop; an edge already seen costs a thread-local lookup;
 // only a new edge takes the graph's internal lock. About +4 to +11 ns per
 // uncontended lock+unlock (more while holding another lock) on the machine
-// of BENCHMARKS.md, and a contended lock
-// passes between threads more often (its sections are longer): 0.82x of
-// off on the benchmarks' 2-thread cache workload. Recording since when and
+// of BENCHMARKS.md, and a contended lock passes between threads more often
+// (its sections are longer): 0.82x of off on the benchmarks' 2-thread
+// cache workload. Recording since when and
 // where each lock was taken (held-lock tracking, the stall watchdog) adds a
 // clock read and a frame-pointer walk, about +20 ns more. Off (the default), nothing: the
 // primitives' fast paths are unchanged.

@@ -18,8 +18,9 @@
 // never makes an application thread wait. Up to max_threads / 2 ?seconds=N
 // windows may be open at once (more are answered 503 with Retry-After, so
 // that other requests always find a thread); a client that disconnects
-// ends its window within 100 ms. No client can hold the server's resources beyond the limits
-// below, and a token and TLS can restrict who is answered.
+// ends its window within 100 ms. No client can hold the server's resources
+// beyond the limits below, and a token and TLS can restrict who is
+// answered.
 #ifndef LOCKPROF_SERVER_ADMIN_SERVER_H_
 #define LOCKPROF_SERVER_ADMIN_SERVER_H_
 

@@ -41,6 +41,7 @@ using lockprof::admin_test::WarmUp;
 using lockprof::testing::NowNanos;
 using lockprof::testing::ParseProfile;
 using lockprof::testing::RunCommand;
+using lockprof::testing::WaitFor;
 using lockprof::testing::WriteTempFile;
 
 ABSL_ATTRIBUTE_NOINLINE void SecurityTestSection(lockprof::Mutex& mu) {
@@ -133,11 +134,7 @@ TEST(AdminLimitsTest, AtTheCapAnIdleConnectionMakesRoomAndABusyOneDoesNot) {
   ASSERT_TRUE(s.status().ok()) << s.status();
   ASSERT_EQ(WarmUp(s.url("/debug/pprof/")), 200);
   const auto open_becomes = [](uint64_t n) {
-    const int64_t start = NowNanos();
-    while (lockprof::server::ConnectionsOpen() != n && SecondsSince(start) < 10) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return lockprof::server::ConnectionsOpen() == n;
+    return WaitFor([n] { return lockprof::server::ConnectionsOpen() == n; }, 10000);
   };
   ASSERT_TRUE(open_becomes(0));
   const uint64_t refused = lockprof::server::ConnectionsRefused();
@@ -156,11 +153,7 @@ TEST(AdminLimitsTest, AtTheCapAnIdleConnectionMakesRoomAndABusyOneDoesNot) {
   ASSERT_GE(window, 0);
   const std::string request = "GET /debug/pprof/mutex?seconds=5 HTTP/1.1\r\nHost: x\r\n\r\n";
   ASSERT_EQ(send(window, request.data(), request.size(), MSG_NOSIGNAL), ssize_t(request.size()));
-  const int64_t waiting = NowNanos();
-  while (lockprof::server::ActiveDeltaWaits() < 1 && SecondsSince(waiting) < 10) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_EQ(lockprof::server::ActiveDeltaWaits(), 1);
+  ASSERT_TRUE(WaitFor([] { return lockprof::server::ActiveDeltaWaits() == 1; }, 10000));
   const int extra = Connect(s.port());
   // (A connect may already fail when the server's reset overtakes it.)
   EXPECT_TRUE(extra < 0 || ClosedByServer(extra, 5000)) << "a connection over the cap was served";
@@ -185,11 +178,7 @@ TEST(AdminLimitsTest, WindowsLeaveThreadsForOtherRequests) {
     ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL), ssize_t(request.size()));
     windows.push_back(fd);
   }
-  const int64_t start = NowNanos();
-  while (lockprof::server::ActiveDeltaWaits() < 2 && SecondsSince(start) < 10) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_EQ(lockprof::server::ActiveDeltaWaits(), 2);
+  ASSERT_TRUE(WaitFor([] { return lockprof::server::ActiveDeltaWaits() == 2; }, 10000));
   std::string body, headers;
   const int64_t refused_at = NowNanos();
   EXPECT_EQ(Curl("'" + s.url("/debug/pprof/mutex?seconds=60") + "'", &body, nullptr, &headers),
@@ -201,11 +190,7 @@ TEST(AdminLimitsTest, WindowsLeaveThreadsForOtherRequests) {
   EXPECT_EQ(Curl("'" + s.url("/debug/lockprof/profile.json?name=mutex&seconds=60") + "'"), 503);
   EXPECT_EQ(Curl("'" + s.url("/metrics") + "'"), 200);
   for (const int fd : windows) close(fd);
-  const int64_t closed_at = NowNanos();
-  while (lockprof::server::ActiveDeltaWaits() > 0 && SecondsSince(closed_at) < 10) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(lockprof::server::ActiveDeltaWaits(), 0);
+  EXPECT_TRUE(WaitFor([] { return lockprof::server::ActiveDeltaWaits() == 0; }, 10000));
 }
 
 // Far more connections than the cap, all silent: the server's side holds at

@@ -27,6 +27,7 @@ using lockprof::testing::ParseProfile;
 using lockprof::testing::RunCommand;
 using lockprof::testing::SumValues;
 using lockprof::testing::SumValuesWithLabel;
+using lockprof::testing::WaitFor;
 using Profile = perftools::profiles::Profile;
 
 // Holds `mu` for hold_ns once all `waiters` are about to wait for it.
@@ -67,14 +68,6 @@ int64_t ContendRounds(lockprof::Mutex& mu, int rounds, int waiters, int64_t hold
     for (int64_t w : waited) total_wait += w;
   }
   return total_wait;
-}
-
-bool WaitFor(const std::function<bool()>& done, int timeout_ms = 30000) {
-  for (int waited = 0; waited < timeout_ms; waited += 10) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
 }
 
 class DeltaProfilesTest : public ::testing::Test {

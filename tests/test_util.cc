@@ -119,6 +119,14 @@ int64_t Percentile(std::vector<int64_t> values, double q) {
   return values[i];
 }
 
+bool WaitFor(const std::function<bool()>& done, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 10) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
 bool WaitUntilAsleep(pid_t tid, std::chrono::milliseconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!IsAsleep(tid)) {

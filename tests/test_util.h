@@ -65,6 +65,9 @@ int64_t ThreadVoluntarySwitches();
 // The q-quantile (0 <= q < 1) of `values`; 0 if there are none.
 int64_t Percentile(std::vector<int64_t> values, double q);
 
+// Polls `done` every 10 ms for at most `timeout_ms`; returns its last answer.
+bool WaitFor(const std::function<bool()>& done, int timeout_ms = 30000);
+
 // Waits, at most `limit`, until thread `tid` sleeps in the kernel: a thread
 // that has just said it is about to lock sleeps only once the lock made it
 // wait. Returns whether it did.

@@ -80,11 +80,9 @@ LOCKPROF_INTERPOSE_ENTRY int dlclose(void* handle) {
   const int r = real(handle);
   if (r != 0) return r;
   for (int i = 0; i < before.count; ++i) {
-    const Extent& e = before.extents[i];
-    dl_find_object found;
-    if (_dl_find_object(reinterpret_cast<void*>(e.begin), &found) == 0) continue;
-    const auto* begin = reinterpret_cast<const void*>(e.begin);
-    const auto* end = reinterpret_cast<const void*>(e.end);
+    const auto* begin = reinterpret_cast<const void*>(before.extents[i].begin);
+    const auto* end = reinterpret_cast<const void*>(before.extents[i].end);
+    if (InLoadedObject(begin)) continue;
     ForgetLockNamesIn(begin, end);
     lockprof::agent::ForgetLocksIn(begin, end);
   }

@@ -56,12 +56,13 @@ const char* CopyToArena(const char* name, size_t n) {
   return g_arena + at;
 }
 
+// Object files opened by NameFromFile (LockNameFileScans).
+ABSL_CONST_INIT std::atomic<uint64_t> g_file_scans{0};
+
 // The symbol of the ELF file at `path` that covers file-relative address
 // `offset`, from .symtab (every symbol, where not stripped) or else .dynsym
 // (exported ones), copied to the arena and made readable; nullptr if none,
 // or if the file is not the object loaded at `found` (loaded_file.h).
-ABSL_CONST_INIT std::atomic<uint64_t> g_file_scans{0};
-
 const char* NameFromFile(const char* path, uintptr_t offset, const dl_find_object& found) {
   g_file_scans.fetch_add(1, std::memory_order_relaxed);
   const int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -171,8 +172,8 @@ const char* LockName(const void* lock) {
       // Claimed before the scan, so that a lock is scanned once (bar scans
       // racing with the claimer's), and a lock with no room near its home
       // never.
-      s.lock.compare_exchange_strong(k, key, std::memory_order_acq_rel);
-      k = s.lock.load(std::memory_order_acquire);  // Ours, or another thread's.
+      // Failing, the exchange leaves another thread's key in k.
+      if (s.lock.compare_exchange_strong(k, key, std::memory_order_acq_rel)) k = key;
     }
     if (k != key) continue;
     seen = s.name.load(std::memory_order_acquire);

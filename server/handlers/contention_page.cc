@@ -72,8 +72,9 @@ Response ServeProfileJson(const Request& req, const PprofOptions& options) {
     std::vector<agent::SlotValues> start;
     agent::ProfileTable(info->id).Snapshot(&start);
     const int64_t start_mono = agent::MonotonicNanos();
-    const WindowEnd end = WaitOutWindow(*sec, req, options.max_open_windows);
-    if (std::optional<Response> r = WindowNotServed(end, options.max_open_windows)) return *r;
+    if (std::optional<Response> r = WaitOutWindow(*sec, req, options.max_open_windows)) {
+      return *r;
+    }
     agent::ProfileTable(info->id).Snapshot(&slots);
     slots = agent::Subtract(slots, start);
     duration_nanos = agent::MonotonicNanos() - start_mono;

@@ -43,28 +43,24 @@ class ActiveWait {
 
 }  // namespace
 
-WindowEnd WaitOutWindow(int64_t seconds, const Request& req, int max_open) {
+std::optional<Response> WaitOutWindow(int64_t seconds, const Request& req, int max_open) {
   ActiveWait active(max_open);
-  if (!active.counted()) return WindowEnd::kTooMany;
+  if (!active.counted()) {
+    Response r = ErrorResponse(503, "too many profile windows open at once (at most " +
+                                        std::to_string(max_open) + "): try again when one ends");
+    r.headers.emplace_back("Retry-After", "10");
+    return r;
+  }
   using Clock = std::chrono::steady_clock;
   // Saturate: a window of 2^62 s is "forever", not an overflow.
   const int64_t capped = std::min<int64_t>(seconds, int64_t{1} << 32);
   const Clock::time_point deadline = Clock::now() + std::chrono::seconds(capped);
   for (;;) {
-    if (req.cancelled && req.cancelled()) return WindowEnd::kCancelled;
+    if (req.cancelled && req.cancelled()) return ErrorResponse(500, "context canceled");
     const Clock::time_point now = Clock::now();
-    if (now >= deadline) return WindowEnd::kElapsed;
+    if (now >= deadline) return std::nullopt;
     std::this_thread::sleep_for(std::min<Clock::duration>(deadline - now, kCancelPoll));
   }
-}
-
-std::optional<Response> WindowNotServed(WindowEnd end, int max_open) {
-  if (end == WindowEnd::kCancelled) return ErrorResponse(500, "context canceled");
-  if (end != WindowEnd::kTooMany) return std::nullopt;
-  Response r = ErrorResponse(503, "too many profile windows open at once (at most " +
-                                      std::to_string(max_open) + "): try again when one ends");
-  r.headers.emplace_back("Retry-After", "10");
-  return r;
 }
 
 namespace {
@@ -101,8 +97,7 @@ Response HandleDeltaWindow(const agent::ProfileInfo& profile, const std::string&
     return ErrorResponse(400, "seconds and debug params are incompatible");
   }
   const agent::ProfileWindow window(profile);
-  const WindowEnd end = WaitOutWindow(*sec, req, options.max_open_windows);
-  if (std::optional<Response> r = WindowNotServed(end, options.max_open_windows)) return *r;
+  if (std::optional<Response> r = WaitOutWindow(*sec, req, options.max_open_windows)) return *r;
   absl::StatusOr<std::string> body = window.Build();
   if (!body.ok()) return ErrorResponse(500, "failed to compute delta");
   return AttachmentResponse(*std::move(body), std::string(profile.name) + "-delta");

@@ -35,25 +35,15 @@ Response HandleDeltaWindow(const agent::ProfileInfo& profile, const std::string&
 // profile for the life of the process; concurrent requests are serialised.
 Response HandleDeltaScrape(const agent::ProfileInfo& profile);
 
-// How a window's wait ended.
-enum class WindowEnd {
-  kElapsed,
-  kCancelled,  // request.cancelled() said so first.
-  kTooMany,    // max_open windows were open already: not waited.
-};
-
 // Sleeps `seconds`, waking every 100 ms to ask request.cancelled(), unless
 // `max_open` windows (if above 0) are open in the process already: each
 // holds one of the server's threads until it ends, and the rest are kept
 // for every other request (a scrape of /metrics). Counted in
-// ActiveDeltaWaits(). Shared with the other handlers that serve windows
-// (the contention page's JSON).
-WindowEnd WaitOutWindow(int64_t seconds, const Request& request, int max_open);
-
-// The answer to a window that did not elapse: 500 "context canceled" (as
-// Go) when cancelled, 503 with Retry-After when there were too many; none
-// when it elapsed.
-std::optional<Response> WindowNotServed(WindowEnd end, int max_open);
+// ActiveDeltaWaits(). Returns nothing once the window has elapsed; else the
+// answer: 500 "context canceled" (as Go) when cancelled first, 503 with
+// Retry-After when there were too many windows. Shared with the other
+// handlers that serve windows (the contention page's JSON).
+std::optional<Response> WaitOutWindow(int64_t seconds, const Request& request, int max_open);
 
 // Requests now waiting out a ?seconds= window.
 int ActiveDeltaWaits();

@@ -5,8 +5,9 @@
 namespace lockprof::server {
 namespace {
 
-// OpenSSL's reason for the last failure, emptying its error queue (this
-// thread's: a later call must not report ours).
+// OpenSSL's reason for the failure: the first error it queued (the cause;
+// later ones are consequences). Empties this thread's queue, so that a
+// later call does not report ours.
 std::string LastError() {
   std::string reason;
   unsigned long e;
