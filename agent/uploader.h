@@ -44,8 +44,10 @@
 // bound. Profiles are built and sent by two background threads; a bounded
 // queue (queue_capacity profiles) sits between them and drops its oldest
 // profile when full, counting it in /metrics (lockprof_uploads_total
-// {result="dropped"}). Connecting, each write and each read of a request
-// time out after request_timeout, the whole request after twice that.
+// {result="dropped"}). Looking up the host's name, connecting, each write
+// and each read of a request time out after request_timeout, the whole
+// request after twice that; a stop or the exit aborts each of them,
+// the lookup included (a resolver that never answers does not hold them).
 // Connection errors and 5xx, 408 and 429 answers are retried (max_attempts
 // in all) after exponential backoff with jitter; other 4xx answers are not
 // retried, and are logged once with the server's message. Nor is a request

@@ -7,9 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <mutex>
 #include <thread>
 
+#include "lockprof/agent/pyroscope/host_lookup.h"
 #include "lockprof/agent/record/own_thread.h"
 
 namespace lockprof::agent {
@@ -103,8 +105,14 @@ struct IngestClient::Impl {
   // cpp-httplib closes its own.
   std::mutex socket_mu;
   int socket = -1;  // Guarded by socket_mu.
+  const std::string host;
+  std::chrono::milliseconds timeout{0};
+  // Bumped by every Abort(): a request that sees it change gives up (its
+  // name lookup, and the addresses it has not tried yet).
+  std::atomic<uint64_t> aborts{0};
 
-  explicit Impl(const pyroscope::Endpoint& endpoint) : client(MakeClient(endpoint)) {}
+  explicit Impl(const pyroscope::Endpoint& endpoint)
+      : client(MakeClient(endpoint)), host(endpoint.host) {}
 
   void KeepSocket(int fd) {
     std::lock_guard<std::mutex> l(socket_mu);
@@ -127,6 +135,7 @@ IngestClient::IngestClient(const pyroscope::Endpoint& endpoint,
                            std::chrono::milliseconds timeout)
     : impl_(std::make_unique<Impl>(endpoint)) {
   if (impl_->client == nullptr) return;
+  impl_->timeout = timeout;
   impl_->client->set_connection_timeout(timeout);
   impl_->client->set_read_timeout(timeout);
   impl_->client->set_write_timeout(timeout);
@@ -148,8 +157,25 @@ PostOutcome IngestClient::Post(const std::string& path_and_query,
     Impl* impl;
     ~Forget() { impl->ForgetSocket(); }
   } forget{impl_.get()};
-  httplib::Result res = impl_->client->Post(path_and_query.c_str(), impl_->headers, body.body,
-                                            body.content_type.c_str());
+  // The name is looked up here, with the connect's deadline (host_lookup.h),
+  // and cpp-httplib is given one address at a time, which it connects to
+  // without a lookup of its own; the next address is tried if that fails,
+  // as cpp-httplib's own connect would.
+  const uint64_t aborts = impl_->aborts.load();
+  auto aborted = [&] { return impl_->aborts.load() != aborts; };
+  const HostAddresses found =
+      FindHostAddresses(impl_->host, std::chrono::steady_clock::now() + impl_->timeout, aborted);
+  if (!found.error.empty()) {
+    out.error = found.error;
+    return out;
+  }
+  httplib::Result res{nullptr, httplib::Error::Connection};
+  for (const std::string& address : found.numeric) {
+    impl_->client->set_hostname_addr_map({{impl_->host, address}});
+    res = impl_->client->Post(path_and_query.c_str(), impl_->headers, body.body,
+                              body.content_type.c_str());
+    if (res || res.error() != httplib::Error::Connection || aborted()) break;
+  }
   if (!res) {
     out.error = httplib::to_string(res.error());
     out.maybe_received =
@@ -169,6 +195,7 @@ IngestClient::~IngestClient() { impl_->ForgetSocket(); }
 
 void IngestClient::Abort() {
   if (impl_->client == nullptr) return;
+  impl_->aborts.fetch_add(1);
   impl_->ShutDownSocket();
   impl_->client->stop();
 }
