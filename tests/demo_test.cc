@@ -207,4 +207,18 @@ TEST_F(DemoTest, EnvironmentAddressWinsOverAddrAndTheDemoServesThere) {
   EXPECT_EQ(demo_->Stop(), 0);
 }
 
+// `--help` (README: "lists its flags") is an answer, not an error: the usage
+// on stdout, status 0; a bad flag gets it on stderr, status 2.
+TEST(DemoFlagsTest, HelpListsTheFlagsOnStdoutAndSucceeds) {
+  int status = -1;
+  const std::string help =
+      RunCommand(std::string(LOCKPROF_DEMO_PATH) + " --help 2>/dev/null", &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_NE(help.find("--fixed"), std::string::npos) << help;
+  const std::string bad =
+      RunCommand(std::string(LOCKPROF_DEMO_PATH) + " --bogus 2>&1 >/dev/null", &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(bad.find("unknown flag --bogus"), std::string::npos) << bad;
+}
+
 }  // namespace

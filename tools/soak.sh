@@ -35,11 +35,10 @@ done
 rss_slack_kb=${LOCKPROF_SOAK_RSS_SLACK_KB:-4096}
 rss_slack_pct=${LOCKPROF_SOAK_RSS_SLACK_PCT:-5}
 
-tools/deps.sh bench  # go, curl
-if [ ! -x "$build/tools/demo/lockprof-demo" ]; then
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  ninja -C "$build" lockprof-demo >/dev/null
-fi
+tools/deps.sh bench  # go, curl, promtool
+# Always: a no-op when the demo is up to date, and a soak of a stale binary otherwise.
+[ -f "$build/build.ninja" ] || cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C "$build" lockprof-demo >/dev/null
 dir=${LOCKPROF_SOAK_DIR:-$(mktemp -d /tmp/lockprof-soak.XXXXXX)}
 mkdir -p "$dir"
 export GOCACHE=${GOCACHE:-/tmp/lockprof-gocache} HOME=${HOME:-/tmp} GOFLAGS=-mod=mod GOPROXY=off
@@ -120,7 +119,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
   parses=$((parses + 1))
   curl -s -o "$dir/mutex.pb.gz" "$base/debug/pprof/mutex" &&
     go tool pprof -raw "$dir/mutex.pb.gz" >"$dir/pprof.out" 2>&1 || parse_failures=$((parse_failures + 1))
-  if command -v promtool >/dev/null && [[ " ${endpoints[*]} " == *" /metrics "* ]]; then
+  if [[ " ${endpoints[*]} " == *" /metrics "* ]]; then
     parses=$((parses + 1))
     curl -s "$base/metrics" | promtool check metrics >"$dir/promtool.out" 2>&1 ||
       parse_failures=$((parse_failures + 1))

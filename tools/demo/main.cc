@@ -39,12 +39,14 @@ struct Flags {
   int64_t slow_ms = 10;
 };
 
-[[noreturn]] void Usage(const char* error) {
-  std::fprintf(stderr,
+// Exits: with status 2 and the usage on stderr after a bad flag, or with 0
+// and the usage on stdout for --help (`error` is then the description).
+[[noreturn]] void Usage(const char* error, bool help = false) {
+  std::fprintf(help ? stdout : stderr,
                "lockprof-demo: %s\nusage: lockprof-demo [--addr=HOST:PORT] [--duration=SECONDS] "
                "[--fixed] [--readers=N] [--writers=N] [--slow-ms=MS] [--lock-order-bug]\n",
                error);
-  std::exit(2);
+  std::exit(help ? 0 : 2);
 }
 
 bool IntFlag(const char* arg, const char* name, int64_t min, int64_t max, int64_t* out) {
@@ -61,7 +63,7 @@ Flags ParseFlags(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
     if (std::strcmp(a, "--help") == 0 || std::strcmp(a, "-h") == 0) {
-      Usage("a cache under contention, profiled by lockprof");
+      Usage("a cache under contention, profiled by lockprof", /*help=*/true);
     } else if (std::strncmp(a, "--addr=", 7) == 0) {
       f.addr = a + 7;
     } else if (std::strcmp(a, "--fixed") == 0) {
