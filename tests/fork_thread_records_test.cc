@@ -2,7 +2,9 @@
 // (agent/record/thread_records.h): in a child, the forking thread keeps its
 // own record, and a thread the child starts gets a record of its own, never
 // the forking thread's, even when it records first.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -145,6 +147,73 @@ TEST(ForkThreadRecordsTest, ChildThreadsAddToCellsOfTheirOwn) {
                          " once the child's thread added\n");
     return 1;
   });
+  EXPECT_FALSE(child.timed_out);
+  EXPECT_EQ(child.exit_code, 0) << child.output;
+}
+
+// Set on a thread of the test to make its next pthread_setspecific (the
+// last step of claiming a record: thread_records.h) wait, as a thread
+// preempted there would.
+thread_local bool t_slow_claim = false;
+
+}  // namespace
+
+extern "C" int pthread_setspecific(pthread_key_t key, const void* value) {
+  static const auto real = reinterpret_cast<int (*)(pthread_key_t, const void*)>(
+      dlsym(RTLD_NEXT, "pthread_setspecific"));
+  if (value != nullptr && t_slow_claim) {
+    t_slow_claim = false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return real(key, value);
+}
+
+namespace {
+
+// A parent's thread that still runs at the fork leaves a block that no
+// thread of the child owns. Two threads of the child that claim blocks at
+// once must not both take it: the first, held up after its claim, had not
+// yet marked it the child's, and the second took it too (two owners of
+// owner-only cells: adds lost, and both threads' cells moved into each
+// other's targets).
+TEST(ForkThreadRecordsTest, TwoChildThreadsNeverClaimOneStaleBlock) {
+  Add();
+  std::atomic<bool> parent_done{false};
+  std::thread parent_thread([&] {
+    Add();  // Its block is in use at the fork.
+    while (!parent_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  while (lockprof::agent::CellBlocks() < 2)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const size_t blocks_at_fork = lockprof::agent::CellBlocks();
+  const auto child = RunInForkedChild([&](int out_fd) {
+    constexpr int kAdds = 1'000'000;
+    const int64_t before = ReadTarget();
+    std::atomic<int> stage{0};
+    auto adder = [&](bool slow) {
+      t_slow_claim = slow;
+      Add();
+      stage.fetch_add(1);
+      WaitForStage(stage, 3);
+      for (int i = 1; i < kAdds; ++i) Add();
+    };
+    std::thread a(adder, true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a waits in its claim.
+    std::thread b(adder, false);
+    WaitForStage(stage, 2);
+    const size_t blocks = lockprof::agent::CellBlocks();
+    stage = 3;
+    a.join();
+    b.join();
+    const int64_t added = ReadTarget() - before;
+    if (added == 2 * kAdds) return 0;
+    WriteAll(out_fd, "read " + std::to_string(added) + " of " + std::to_string(2 * kAdds) +
+                         " values added; blocks " + std::to_string(blocks_at_fork) +
+                         " at the fork, " + std::to_string(blocks) + " once both threads added\n");
+    return 1;
+  });
+  parent_done = true;
+  parent_thread.join();
   EXPECT_FALSE(child.timed_out);
   EXPECT_EQ(child.exit_code, 0) << child.output;
 }

@@ -4,12 +4,13 @@
 // key (thread_exit_key.h), for the next thread to claim.
 //
 // A record type T has `std::atomic<T*> next`, `std::atomic<bool> in_use`
-// (true when constructed) and `bool Stale() const`: true in a fork()ed child
-// for the records of the parent's other threads, which no thread of the
-// child owns. The forking thread's own record must not read stale there:
-// each record type renews it in an OnForkChild handler (fork.h), or a new
-// thread of the child would claim it while the forking thread still uses
-// it.
+// (true when constructed) and `std::atomic<uint32_t> generation`, the
+// ForkGeneration() of its owner's process (fork.h): in a fork()ed child the
+// records of the parent's other threads have an older one, and no thread of
+// the child owns them, whatever in_use says. The forking thread's own record
+// must not look so there: each record type renews it in an OnForkChild
+// handler, or a new thread of the child would claim it while the forking
+// thread still uses it.
 #ifndef LOCKPROF_AGENT_RECORD_THREAD_RECORDS_H_
 #define LOCKPROF_AGENT_RECORD_THREAD_RECORDS_H_
 
@@ -17,9 +18,11 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <cstdint>
 #include <new>
 #include <optional>
 
+#include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/record/thread_exit_key.h"
 
 namespace lockprof::agent {
@@ -29,15 +32,32 @@ namespace lockprof::agent {
 // thread must not own one: it is exiting (`exited`: its record went back
 // already, and one claimed now would never be), the process has no key left,
 // or memory ran out. The caller sets up what a new owner needs.
+// A parent's thread's record while one thread of a child claims it.
+inline constexpr uint32_t kClaimingGeneration = ~uint32_t{0};
+
 template <typename T, void (*Release)(void*)>
 T* ClaimThreadRecord(std::atomic<T*>* all, bool exited) {
   const std::optional<pthread_key_t> key = ThreadExitKey<Release>();
   if (exited || !key) return nullptr;
+  const uint32_t now = ForkGeneration();
   T* r = nullptr;
   for (T* p = all->load(std::memory_order_acquire); p != nullptr;
        p = p->next.load(std::memory_order_acquire)) {
-    if (p->Stale() && p->in_use.load(std::memory_order_acquire)) {
-      p->in_use.store(false, std::memory_order_relaxed);
+    uint32_t generation = p->generation.load(std::memory_order_acquire);
+    if (generation == kClaimingGeneration) continue;  // Another thread's, from now on.
+    if (generation != now) {
+      // A parent's thread's record. Claimed in one step, the generation's,
+      // which one thread wins: resetting in_use first let two threads of
+      // the child both claim it (owner-only cells with two owners).
+      if (!p->generation.compare_exchange_strong(generation, kClaimingGeneration,
+                                                 std::memory_order_acquire)) {
+        continue;
+      }
+      p->in_use.store(true, std::memory_order_relaxed);
+      // Now a record of this process, in use: the in_use claim below fails.
+      p->generation.store(now, std::memory_order_release);
+      r = p;
+      break;
     }
     bool free = false;
     if (p->in_use.compare_exchange_strong(free, true, std::memory_order_acquire)) {
@@ -56,6 +76,8 @@ T* ClaimThreadRecord(std::atomic<T*>* all, bool exited) {
         mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (memory == MAP_FAILED) return nullptr;
     r = new (memory) T;
+    // Before it is listed: a record of an older generation is claimable.
+    r->generation.store(now, std::memory_order_relaxed);
     T* head = all->load(std::memory_order_relaxed);
     do {
       r->next.store(head, std::memory_order_relaxed);
