@@ -2,7 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "lockprof/agent/record/record.h"
 #include "lockprof/agent/tables/stack_table.h"
+#include "lockprof/agent/tables/thread_cells.h"
 
 namespace lockprof::agent {
 namespace {
@@ -41,6 +47,70 @@ TEST(DeltaTest, TrackerReportsEachIncrementOnce) {
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].values[0], 1);
   EXPECT_EQ(second[0].values[1], 50);
+}
+
+TEST(DeltaTest, NeverNegativeWhenASnapshotMissesValuesInAMove) {
+  EXPECT_TRUE(Subtract({At(0, 3, 30)}, {At(0, 5, 50)}).empty());
+  StackTable& table = ProfileTable(ProfileId::kCas);
+  auto stack = [](uintptr_t pc) {
+    StackTrace s;
+    s.depth = 1;
+    s.pcs[0] = pc;
+    return s;
+  };
+  // A thread leaves its values in its cells and exits; the next thread
+  // takes its block over, and when it rebinds the cell (64 events with no
+  // cell) moves them into their slot, stopped halfway for 300 ms, as a
+  // preempted thread would be. Readers wait 10 ms for a move, then read
+  // without its values.
+  std::thread([&] {
+    RecorderScope scope;
+    table.Add(stack(0xde17a000), EventTags{"delta.victim"}, nullptr, 1000, 1'000'000'000);
+    for (uintptr_t k = 1; k < 8; ++k) {
+      for (int n = 0; n < 10; ++n) {
+        table.Add(stack(0xde17a000 + 16 * k), EventTags{"delta.other"}, nullptr, 1, 1);
+      }
+    }
+  }).join();
+  DeltaTracker tracker(ProfileId::kCas);
+  int64_t reported_delay = 0;
+  auto next = [&] {
+    for (const SlotValues& s : tracker.Next()) {
+      EXPECT_GE(s.values[0], 0) << "slot " << s.slot;
+      EXPECT_GE(s.values[1], 0) << "slot " << s.slot;
+      reported_delay += s.values[1];
+    }
+  };
+  next();
+  std::vector<SlotValues> start;
+  table.Snapshot(&start);
+  static std::atomic<bool> in_move{false};
+  in_move = false;
+  SetCellMoveHookForTesting(+[] {
+    if (!in_move.exchange(true)) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  });
+  std::thread mover([&] {
+    RecorderScope scope;
+    for (int n = 0; n < 64; ++n)
+      table.Add(stack(0xde17b000), EventTags{"delta.new"}, nullptr, 1, 1);
+  });
+  while (!in_move) std::this_thread::yield();
+  next();  // Misses the victim's values.
+  std::vector<SlotValues> during;
+  table.Snapshot(&during);
+  for (const SlotValues& s : Subtract(during, start)) {
+    EXPECT_GE(s.values[0], 0) << "slot " << s.slot;
+    EXPECT_GE(s.values[1], 0) << "slot " << s.slot;
+  }
+  mover.join();
+  SetCellMoveHookForTesting(nullptr);
+  next();
+  // Every value once: the deltas add up to the cumulative total.
+  std::vector<SlotValues> end;
+  table.Snapshot(&end);
+  int64_t total_delay = 0;
+  for (const SlotValues& s : end) total_delay += s.values[1];
+  EXPECT_EQ(reported_delay, total_delay);
 }
 
 }  // namespace

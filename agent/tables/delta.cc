@@ -1,5 +1,7 @@
 #include "lockprof/agent/tables/delta.h"
 
+#include <algorithm>
+
 namespace lockprof::agent {
 
 std::vector<SlotValues> Subtract(const std::vector<SlotValues>& later,
@@ -12,8 +14,11 @@ std::vector<SlotValues> Subtract(const std::vector<SlotValues>& later,
   std::vector<SlotValues> out;
   for (SlotValues s : later) {
     if (s.slot < base.size()) {
-      s.values[0] -= base[s.slot][0];
-      s.values[1] -= base[s.slot][1];
+      // Never below zero: `later` may miss values a preempted thread was
+      // moving (ReadWithCells gives up waiting for it), and a window shows
+      // less, not a negative.
+      s.values[0] = std::max<int64_t>(0, s.values[0] - base[s.slot][0]);
+      s.values[1] = std::max<int64_t>(0, s.values[1] - base[s.slot][1]);
     }
     if (s.values[0] != 0 || s.values[1] != 0) out.push_back(s);
   }
@@ -26,11 +31,17 @@ std::vector<SlotValues> DeltaTracker::Next() {
   std::vector<SlotValues> out;
   for (SlotValues s : now) {
     if (s.slot >= reported_.size()) reported_.resize(s.slot + 1, {0, 0});
-    std::array<int64_t, 2>& prev = reported_[s.slot];
-    const std::array<int64_t, 2> current{s.values[0], s.values[1]};
-    s.values[0] -= prev[0];
-    s.values[1] -= prev[1];
-    prev = current;
+    // Reports only what is above the highest value reported so far: a
+    // snapshot that misses values a preempted thread was moving
+    // (ReadWithCells gives up waiting for it) reports nothing for them now,
+    // and they come in a later delta, once, instead of a negative now and
+    // the same values again later.
+    std::array<int64_t, 2>& reported = reported_[s.slot];
+    for (int i = 0; i < 2; ++i) {
+      const int64_t current = s.values[i];
+      s.values[i] = std::max<int64_t>(0, current - reported[i]);
+      reported[i] = std::max(reported[i], current);
+    }
     if (s.values[0] != 0 || s.values[1] != 0) out.push_back(s);
   }
   return out;

@@ -15,14 +15,18 @@
 
 namespace lockprof::agent {
 
-// later - earlier, slot by slot; slots absent from `earlier` count from 0.
-// Slots whose difference is zero in both values are dropped.
+// later - earlier, slot by slot, never below zero; slots absent from
+// `earlier` count from 0. Slots whose difference is zero in both values are
+// dropped. (A snapshot may miss values a thread is moving between a cell and
+// its slot: thread_cells.h. Cumulative values never fall, so a negative
+// difference is such a miss, and is shown as nothing rather than negative.)
 std::vector<SlotValues> Subtract(const std::vector<SlotValues>& later,
                                  const std::vector<SlotValues>& earlier);
 
 // Remembers what it last reported for one profile, godeltaprof-style: each
 // Next() returns what accumulated since the previous Next() (the first call:
-// since the process started). Memory: two int64 per table slot, allocated as
+// since the process started), never a negative value: what a snapshot
+// missed comes in a later delta, once. Memory: two int64 per table slot, allocated as
 // slots appear. Not thread-safe: each consumer owns its tracker.
 class DeltaTracker {
  public:
