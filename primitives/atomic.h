@@ -31,7 +31,9 @@
 // compare_exchange_weak, the same as a hand-written loop. Only a failed
 // attempt leaves the inline path; it then reads the clock twice (when the CAS
 // profile is on) and, for a sampled loop, captures the stack after the loop
-// succeeded. Every other operation is exactly std::atomic<T>'s.
+// succeeded. Every other operation is exactly std::atomic<T>'s. Not there:
+// the volatile-qualified overloads, and C++20's additions (wait, notify_one,
+// notify_all, fetch_add on floating-point types).
 //
 // Thread-safety: every operation is atomic, as for std::atomic<T>. Not
 // copyable or movable.
@@ -73,6 +75,8 @@ class Atomic {
 
  public:
   using value_type = T;
+  // As std::atomic's for integers and pointers (the type fetch_add takes).
+  using difference_type = Difference<T>;
   static constexpr bool is_always_lock_free = std::atomic<T>::is_always_lock_free;
 
   // Value-initialised (0 for numbers, nullptr for pointers).

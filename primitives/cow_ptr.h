@@ -45,6 +45,12 @@
 // whichever thread drops the last reference to it (a writer, outside the
 // lock, when no reader still holds it).
 //
+// fork(): in the child, a value that a thread of the parent held when the
+// process forked (a snapshot it had loaded, or was loading) is never
+// destroyed: that thread's reference lives on in the child's memory with no
+// thread to drop it, as with any std::shared_ptr. One value per such thread
+// and fork; everything else works as before (fork_primitives_test).
+//
 // Thread-safety: Load, Update and Store may be called concurrently from any
 // threads. fn must not call Update or Store on the same CowPtr (the writer
 // lock is not recursive). Not copyable or movable.

@@ -115,6 +115,12 @@ int64_t RunContended(lockprof::Atomic<int64_t>& value, int threads, int iteratio
   return failed;
 }
 
+// Generic code written against std::atomic names these.
+static_assert(
+    std::is_same_v<lockprof::Atomic<int>::difference_type, std::atomic<int>::difference_type>);
+static_assert(
+    std::is_same_v<lockprof::Atomic<char*>::difference_type, std::atomic<char*>::difference_type>);
+
 TEST(AtomicTest, StdAtomicOperations) {
   lockprof::Atomic<int> i{"test.int"};
   EXPECT_EQ(i.load(), 0);
