@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,6 +67,30 @@ TEST(AdminLimitsTest, DropsSlowlorisClient) {
   EXPECT_LT(elapsed, 10.0);  // Deadline 1.5 s; generous margin for a loaded machine.
   EXPECT_GT(lockprof::server::ConnectionsTimedOut(), timed_out);
   EXPECT_EQ(Curl(s.url("/debug/pprof/")), 200);
+}
+
+// Stopping the server does not wait for clients that have not delivered
+// their request (one silent, one trickling its headers): they are cut at
+// once. Before, the stop waited for their request deadline (8 s here).
+TEST(AdminLimitsTest, StopDoesNotWaitForRequestsNotYetDelivered) {
+  auto s = std::make_unique<Server>(Options([](auto& o) { o.read_timeout_ms = 8000; }));
+  ASSERT_TRUE(s->status().ok()) << s->status();
+  const uint64_t open_before = lockprof::server::ConnectionsOpen();
+  const int silent = Connect(s->port());
+  const int trickling = Connect(s->port());
+  ASSERT_GE(silent, 0);
+  ASSERT_GE(trickling, 0);
+  const std::string part = "GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\n";
+  ASSERT_EQ(send(trickling, part.data(), part.size(), MSG_NOSIGNAL), ssize_t(part.size()));
+  ASSERT_TRUE(WaitFor([&] { return lockprof::server::ConnectionsOpen() == open_before + 2; }));
+  const int64_t start = NowNanos();
+  s.reset();
+  const double stop_s = SecondsSince(start);
+  EXPECT_LT(stop_s, 2.0);
+  EXPECT_TRUE(ClosedByServer(silent, 1000));
+  EXPECT_TRUE(ClosedByServer(trickling, 1000));
+  close(silent);
+  close(trickling);
 }
 
 // A client that connects and never sends anything is dropped too (this one

@@ -90,6 +90,17 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
 
   void shutdown() override {
     if (inner_ == nullptr) return;
+    {
+      // The server stops (it no longer accepts): connections that have not
+      // delivered a request (queued, in their TLS handshake, reading one, or
+      // idle between two) end now instead of holding the stop, and with it
+      // the program, until their deadline. Requests being handled or
+      // answered finish.
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& c : live_) {
+        if (c->deadlines.awaiting.load(std::memory_order_relaxed)) shutdown_socket(c->fd);
+      }
+    }
     inner_->shutdown();
     inner_.reset();
     {
