@@ -18,7 +18,11 @@
 // after Lock() has, without that pattern's price: nobody waits for the lock
 // while the hook runs. It may take any lock, the one it reports included;
 // lockprof locks it takes are not recorded (the recorder is marked busy on
-// this thread), so a hook cannot recurse into itself.
+// this thread), so a hook cannot recurse into itself. The exception: a
+// thread that holds more than four locks it had to wait for (read holds
+// included) has no room left to put off a fifth one's report until its
+// release, and that acquisition is not reported (it is recorded in the
+// profiles and metrics as any other).
 //
 // What reaches it: every contended acquisition of a lockprof lock that
 // waited at least `threshold`, while the block profile is on (the default;

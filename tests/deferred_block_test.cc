@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -219,6 +220,71 @@ TEST(DeferredBlockTest, SlowAcquireHookRunsAfterTheRelease) {
   lockprof::SetSlowAcquireHook(std::chrono::nanoseconds(0), nullptr);
   EXPECT_EQ(g_hook_calls.load(), 1);
   EXPECT_TRUE(g_hook_found_lock_free.load());
+}
+
+// Beyond the parking slots, a waited acquisition is recorded inside its
+// critical section: the hook, which may take the lock it reports
+// (slow_acquire.h), must not run there. Before, a hook that locked it
+// deadlocked the thread on itself at the fifth nested lock.
+constexpr int kNested = lockprof::internal::kMaxDeferredBlocks + 1;
+static_assert(kNested == 5 && lockprof::agent::kMaxSharedHoldSamples + 1 == kNested,
+              "one lock beyond the slots of either kind");
+lockprof::Mutex g_nested[kNested] = {
+    lockprof::Mutex{"deferred.nested.0"}, lockprof::Mutex{"deferred.nested.1"},
+    lockprof::Mutex{"deferred.nested.2"}, lockprof::Mutex{"deferred.nested.3"},
+    lockprof::Mutex{"deferred.nested.4"}};
+lockprof::SharedMutex g_nested_rw[kNested] = {
+    lockprof::SharedMutex{"deferred.nested_rw.0"}, lockprof::SharedMutex{"deferred.nested_rw.1"},
+    lockprof::SharedMutex{"deferred.nested_rw.2"}, lockprof::SharedMutex{"deferred.nested_rw.3"},
+    lockprof::SharedMutex{"deferred.nested_rw.4"}};
+std::atomic<int> g_nested_calls{0};
+std::atomic<int> g_nested_found_held{0};
+
+void TryTheReportedLock(const lockprof::SlowAcquire& s) {
+  if (s.lock == nullptr) return;
+  const std::string name = s.lock;
+  for (int i = 0; i < kNested; ++i) {
+    const bool rw = name == "deferred.nested_rw." + std::to_string(i);
+    if (!rw && name != "deferred.nested." + std::to_string(i)) continue;
+    ++g_nested_calls;
+    const bool free = rw ? g_nested_rw[i].try_lock() : g_nested[i].try_lock();
+    if (!free) ++g_nested_found_held;
+    if (free && rw) g_nested_rw[i].unlock();
+    if (free && !rw) g_nested[i].unlock();
+  }
+}
+
+TEST(DeferredBlockTest, TheHookNeverRunsInsideTheSectionOfTheLockItReports) {
+  AllRatesAtOne rates;
+  lockprof::SetSlowAcquireHook(std::chrono::milliseconds(5), TryTheReportedLock);
+  Worker w;
+  for (int i = 0; i < kNested; ++i) {
+    lockprof::Mutex& mu = g_nested[i];
+    WaitedAcquisition(
+        &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
+        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); },
+        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocks(&mu); });
+  }
+  w.Run([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (int i = kNested - 1; i >= 0; --i) g_nested[i].unlock();
+  });
+  w.Finish();
+  // Read holds: the fifth finds no room in the thread's read-hold slots.
+  for (int i = 0; i < kNested; ++i) {
+    lockprof::SharedMutex& mu = g_nested_rw[i];
+    WaitedAcquisition(
+        &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
+        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); },
+        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocksRead(&mu); });
+  }
+  w.Run([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (int i = kNested - 1; i >= 0; --i) g_nested_rw[i].unlock_shared();
+  });
+  w.Finish();
+  lockprof::SetSlowAcquireHook(std::chrono::nanoseconds(0), nullptr);
+  EXPECT_EQ(g_nested_found_held.load(), 0) << "the hook ran while its lock was held";
+  // Each kind: every acquisition but the one beyond the slots.
+  EXPECT_EQ(g_nested_calls.load(), 2 * (kNested - 1));
 }
 
 }  // namespace

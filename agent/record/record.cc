@@ -62,14 +62,15 @@ void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry
   AddSample(ProfileId::kMutex, stack, tags, rate, Scaled(delay_ns, rate));
 }
 
-void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack) {
+void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack,
+                 bool may_call_hook) {
   if (wait_ns <= 0 || InRecorder()) return;
   RecorderScope scope;
   // Metrics count every lock wait, before the profile's sampling: exact
   // counts for the price of a few atomic adds on a path that just slept.
   if (tags.wait == WaitKind::kAcquire) {
     ObserveLockWait(tags, wait_ns);
-    MaybeReportSlowAcquire(wait_ns, tags, stack);
+    if (may_call_hook) MaybeReportSlowAcquire(wait_ns, tags, stack);
   }
   const int64_t rate = SamplingRate(ProfileId::kBlock);
   if (rate <= 0) return;

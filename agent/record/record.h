@@ -36,9 +36,12 @@ uint64_t UnchargedWaits();
 // Block profile: a thread waited `wait_ns` for a lock or a condition. `stack`
 // is the waiter's, captured before it blocked (see CaptureWaiterStack).
 // Every lock acquisition (tags.wait == kAcquire) also feeds the per-lock
-// wait metrics (unsampled) and the slow acquire hook (see metrics.h,
-// slow_acquire.h); condition waits do not.
-void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack);
+// wait metrics (unsampled) and, if `may_call_hook`, the slow acquire hook
+// (see metrics.h, slow_acquire.h); condition waits do not. Not
+// `may_call_hook` while the thread holds the lock it waited for: the hook
+// may take that lock.
+void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack,
+                 bool may_call_hook = true);
 
 // True when the block profile is on: only then do waiters capture stacks.
 inline bool BlockProfilingEnabled() { return SamplingRate(ProfileId::kBlock) > 0; }

@@ -122,7 +122,8 @@ class BlockedWait {
   // until the release, outside the critical section just entered.
   // `slow_unlock()` makes this thread's unlock of `lock` take the slow path,
   // which calls RecordDeferredBlocks; if it returns false (no room) the
-  // event is recorded now.
+  // event is recorded now, without the slow-acquire hook (which may take
+  // `lock`, held here).
   template <typename SlowUnlock>
   void RecordAtRelease(const agent::EventTags& tags, const void* lock, SlowUnlock slow_unlock) {
     const int64_t wait_ns = Count(tags);
@@ -130,7 +131,7 @@ class BlockedWait {
     if (slow_unlock()) {
       DeferBlock(lock, wait_ns, tags, stack_);
     } else {
-      agent::RecordBlock(wait_ns, tags, stack_);
+      agent::RecordBlock(wait_ns, tags, stack_, /*may_call_hook=*/false);
     }
   }
 

@@ -30,7 +30,9 @@ void DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
                 const agent::StackTrace& stack) {
   DeferredBlocks& d = t_deferred;
   if (d.count == kMaxDeferredBlocks) {
-    agent::RecordBlock(wait_ns, tags, stack);
+    // Recorded inside the critical section: not reported to the slow-acquire
+    // hook, which may take this very lock (slow_acquire.h).
+    agent::RecordBlock(wait_ns, tags, stack, /*may_call_hook=*/false);
     return;
   }
   DeferredBlock& e = d.events[d.count++];

@@ -11,7 +11,8 @@
 // path, and the unlock records the event once the lock word is released.
 //
 // Per thread: at most kMaxDeferredBlocks events parked at once (one per lock
-// held after a wait: nested locks); a further one is recorded at once. An
+// held after a wait: nested locks); a further one is recorded at once,
+// without the slow-acquire hook (which may take the lock held here). An
 // unlock from a thread other than the one that locked (undefined behaviour
 // for std::mutex, and for lockprof's locks) leaves the event parked until
 // the locking thread next releases that lock.
