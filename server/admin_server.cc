@@ -26,6 +26,7 @@
 #include "lockprof/server/httplib/connection_guard.h"
 #include "lockprof/server/httplib/peer_watch.h"
 #include "lockprof/server/httplib/process_sockets.h"
+#include "lockprof/server/httplib/replies.h"
 #include "lockprof/server/httplib/tls_context.h"
 
 namespace lockprof {
@@ -70,91 +71,34 @@ server::Request ToRequest(const httplib::Request& in, const Running* s) {
   return out;
 }
 
-void Reply(const server::Response& in, httplib::Response& out) {
-  out.status = in.status;
-  for (const auto& [k, v] : in.headers) out.set_header(k, v);
-  out.set_content(in.body, in.content_type.c_str());
-  server::ResponseReady();
-}
-
-// Whether where `req` ends is ambiguous (RFC 9112, 6.3): Transfer-Encoding
-// with Content-Length, or Content-Lengths that differ. A proxy in front may
-// take another end than httplib, and serve what follows as a request of its
-// own (request smuggling).
-bool AmbiguousLength(const httplib::Request& req) {
-  const size_t lengths = req.get_header_value_count("Content-Length");
-  if (lengths > 0 && req.has_header("Transfer-Encoding")) return true;
-  for (size_t i = 1; i < lengths; ++i) {
-    if (req.get_header_value("Content-Length", i) != req.get_header_value("Content-Length", 0)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// Closes the connection after `res`, and says so.
-void RefuseWith(int status, const char* text, httplib::Response& res) {
-  server::RefuseCurrentRequest();
-  res.status = status;
-  res.set_header("Connection", "close");
-  res.set_content(text, "text/plain; charset=utf-8");
-  server::ResponseReady();
-}
-
-// Runs before routing, for every request that was read completely.
+// Runs before routing, for every request whose head was read completely.
 httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Request& req,
                                           httplib::Response& res) {
   server::RequestReceived();
   server::MarkCurrentRequestParsed();
-  if (AmbiguousLength(req)) {
-    RefuseWith(400,
-               "Bad Request: ambiguous length (Transfer-Encoding with Content-Length, "
-               "or Content-Lengths that differ)\n",
-               res);
+  if (server::AmbiguousLength(req)) {
+    server::RefuseWith(400,
+                       "Bad Request: ambiguous length (Transfer-Encoding with Content-Length, "
+                       "or Content-Lengths that differ)\n",
+                       res);
     return httplib::Server::HandlerResponse::Handled;
   }
   if (!server::RequestAuthorised(req.path, req.get_header_value("Authorization"), s->token)) {
-    Reply(server::UnauthorisedResponse(), res);
+    server::AnswerBeforeBody(req, server::UnauthorisedResponse(), res);
     return httplib::Server::HandlerResponse::Handled;
   }
   const bool framed = req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
   if (req.method == "POST" && !framed) {
     // httplib would read the body until the connection closed (the read
     // deadline, then an empty 400); HTTP says it has none.
-    Reply(server::PlainResponse(411, "Length Required: a POST needs Content-Length\n"), res);
+    server::Reply(server::PlainResponse(411, "Length Required: a POST needs Content-Length\n"),
+                  res);
     return httplib::Server::HandlerResponse::Handled;
   }
   if (req.method != "GET" && req.method != "HEAD" && req.method != "POST") {
     // PUT, DELETE, OPTIONS...: the router's handlers answer 405 with Allow;
     // routed here, before httplib reads a body none of them takes.
-    Reply(server::RouteAdminRequest(ToRequest(req, s), s->pprof), res);
-    return httplib::Server::HandlerResponse::Handled;
-  }
-  return httplib::Server::HandlerResponse::Unhandled;
-}
-
-// Called for every response with a status of 400 or more. httplib answers a
-// request cut by a size limit with 400: say which limit it was, as Go's
-// server does (431 for the head), and that the connection will be closed.
-// A request httplib refused itself (it never reached PreRoute: a malformed
-// request line or header, a line over its 8 KiB limit, an unknown method)
-// gets its 400 or 414 explained, and closes the connection too: where that
-// request ends is unknown, and what follows must not be served.
-httplib::Server::HandlerResponse ExplainRefusedRequest(const httplib::Request&,
-                                                       httplib::Response& res) {
-  const server::RequestCut cut = server::CurrentRequestCut();
-  if ((cut == server::RequestCut::kHead || cut == server::RequestCut::kBody) && res.status == 400) {
-    const bool head = cut == server::RequestCut::kHead;
-    RefuseWith(head ? 431 : 413, head ? "Request Header Fields Too Large\n" : "Payload Too Large\n",
-               res);
-    return httplib::Server::HandlerResponse::Handled;
-  }
-  if (cut == server::RequestCut::kNone && !server::CurrentRequestParsed()) {
-    RefuseWith(res.status,
-               res.status == 414 ? "URI Too Long\n"
-                                 : "Bad Request: malformed request line or header, a line over "
-                                   "8 KiB, or an unknown method\n",
-               res);
+    server::AnswerBeforeBody(req, server::RouteAdminRequest(ToRequest(req, s), s->pprof), res);
     return httplib::Server::HandlerResponse::Handled;
   }
   return httplib::Server::HandlerResponse::Unhandled;
@@ -163,14 +107,14 @@ httplib::Server::HandlerResponse ExplainRefusedRequest(const httplib::Request&,
 void Route(Running* s) {
   // Every path goes to the one router that HandleAdminRequest uses too.
   auto route = [s](const httplib::Request& req, httplib::Response& res) {
-    Reply(server::RouteAdminRequest(ToRequest(req, s), s->pprof), res);
+    server::Reply(server::RouteAdminRequest(ToRequest(req, s), s->pprof), res);
   };
   httplib::Server& http = *s->http;
   http.set_pre_routing_handler(
       [s](const httplib::Request& req, httplib::Response& res) { return PreRoute(s, req, res); });
   http.Get(".*", route);
   http.Post(".*", route);
-  http.set_error_handler(httplib::Server::HandlerWithResponse(ExplainRefusedRequest));
+  http.set_error_handler(httplib::Server::HandlerWithResponse(server::ExplainRefusedRequest));
   // Called once per answered request, whatever its path or status, after
   // the response was written.
   http.set_logger([](const httplib::Request&, const httplib::Response&) {

@@ -1,0 +1,64 @@
+#include "lockprof/server/httplib/replies.h"
+
+#include "lockprof/server/httplib/bounded_server.h"
+#include "lockprof/server/httplib/connection_deadlines.h"
+
+namespace lockprof::server {
+
+void Reply(const Response& in, httplib::Response& out) {
+  out.status = in.status;
+  for (const auto& [k, v] : in.headers) out.set_header(k, v);
+  out.set_content(in.body, in.content_type.c_str());
+  ResponseReady();
+}
+
+bool AmbiguousLength(const httplib::Request& req) {
+  const size_t lengths = req.get_header_value_count("Content-Length");
+  if (lengths > 0 && req.has_header("Transfer-Encoding")) return true;
+  for (size_t i = 1; i < lengths; ++i) {
+    if (req.get_header_value("Content-Length", i) != req.get_header_value("Content-Length", 0)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void RefuseWith(int status, const char* text, httplib::Response& res) {
+  RefuseCurrentRequest();
+  res.status = status;
+  res.set_header("Connection", "close");
+  res.set_content(text, "text/plain; charset=utf-8");
+  ResponseReady();
+}
+
+void AnswerBeforeBody(const httplib::Request& req, const Response& answer, httplib::Response& res) {
+  if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+    RefuseCurrentRequest();
+    res.set_header("Connection", "close");
+  }
+  Reply(answer, res);
+}
+
+httplib::Server::HandlerResponse ExplainRefusedRequest(const httplib::Request&,
+                                                       httplib::Response& res) {
+  // httplib answers a request cut by a size limit with 400, and one it
+  // refused itself (it never reached the pre-routing handler) with 400 or 414.
+  const RequestCut cut = CurrentRequestCut();
+  if ((cut == RequestCut::kHead || cut == RequestCut::kBody) && res.status == 400) {
+    const bool head = cut == RequestCut::kHead;
+    RefuseWith(head ? 431 : 413, head ? "Request Header Fields Too Large\n" : "Payload Too Large\n",
+               res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  if (cut == RequestCut::kNone && !CurrentRequestParsed()) {
+    RefuseWith(res.status,
+               res.status == 414 ? "URI Too Long\n"
+                                 : "Bad Request: malformed request line or header, a line over "
+                                   "8 KiB, or an unknown method\n",
+               res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
+}
+
+}  // namespace lockprof::server
