@@ -100,8 +100,9 @@ LOCKPROF_EXPORT absl::Status StartAdminServer(const AdminServerOptions& options 
 
 // Stops the admin server (if running) and waits for its threads: for the
 // requests being handled or answered (an open ?seconds= window ends at
-// once), not for clients that have not sent theirs, which are cut. It may
-// be started again (on LOCKPROF_ADMIN_ADDR's address if set).
+// once) for up to a second, not for clients that have not sent theirs,
+// which are cut at once. It may be started again (on LOCKPROF_ADMIN_ADDR's
+// address if set).
 LOCKPROF_EXPORT void StopAdminServer();
 
 // The port the running admin server listens on, or 0 if none is running.

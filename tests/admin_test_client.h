@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
@@ -216,6 +217,41 @@ void ForEachSocketOnPort(int port, F fn) {
     }
   }
   closedir(dir);
+}
+
+// A body of addresses that /debug/pprof/symbol answers with over 2 MiB.
+inline std::string ManyAddresses() {
+  char addr[32];
+  std::snprintf(addr, sizeof addr, "0x%jx+",
+                uintmax_t(reinterpret_cast<uintptr_t>(&ManyAddresses)));
+  std::string addresses;
+  while (addresses.size() < (1u << 20)) addresses += addr;
+  return addresses;
+}
+
+// Connects with a small receive window and sends a request for the answer
+// to `addresses`: the server's writes then wait on the client. Returns the
+// socket (unconnected if the connection failed).
+inline int AskForMoreThanItReads(int port, const std::string& addresses) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int rcvbuf = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(uint16_t(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return fd;
+  const std::string request =
+      "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+      "Content-Type: application/octet-stream\r\n"
+      "Content-Length: " +
+      std::to_string(addresses.size()) + "\r\n\r\n" + addresses;
+  for (size_t sent = 0; sent < request.size();) {
+    const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += size_t(n);
+  }
+  return fd;
 }
 
 // Distinct open sockets of this process whose local port is `port` and that

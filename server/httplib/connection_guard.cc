@@ -34,11 +34,18 @@ std::atomic<uint64_t> g_open{0};
 
 int64_t Nanos(std::chrono::nanoseconds d) { return int64_t(d.count()); }
 
+// Once the server stops, how long a request being handled or answered may
+// still take: enough for a profile to reach a client that reads it, not the
+// write deadline that a client that does not read would hold the stop (and
+// the program's exit) for.
+constexpr std::chrono::seconds kStopGrace{1};
+
 // One accepted connection while its task is queued or running.
 struct Conn {
   int fd = -1;  // Our duplicate of httplib's socket; closed by the queue only.
   ino_t inode = 0;
-  bool evicted = false;  // Shut down for a newer connection. Guarded by mu_.
+  bool evicted = false;      // Shut down for a newer connection. Guarded by mu_.
+  bool cut_at_stop = false;  // Shut down as the server stopped. Guarded by mu_.
   ConnectionDeadlines deadlines;
 };
 
@@ -100,6 +107,8 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       for (const auto& c : live_) {
         if (c->deadlines.awaiting.load(std::memory_order_relaxed)) shutdown_socket(c->fd);
       }
+      // The watchdog ends the others kStopGrace from now.
+      stop_by_ = agent::MonotonicNanos() + Nanos(kStopGrace);
     }
     inner_->shutdown();
     inner_.reset();
@@ -206,6 +215,11 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       wake_.wait_for(lock, std::chrono::milliseconds(50));
       const int64_t now = agent::MonotonicNanos();
       for (const auto& conn : live_) {
+        if (stop_by_ != 0 && now > stop_by_ && !conn->cut_at_stop) {
+          conn->cut_at_stop = true;
+          shutdown_socket(conn->fd);
+          continue;
+        }
         std::atomic<int64_t>& deadline = conn->deadlines.deadline;
         const int64_t d = deadline.load(std::memory_order_relaxed);
         if (d != 0 && now > d) {
@@ -225,7 +239,8 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
   std::list<std::shared_ptr<Conn>> live_;  // Guarded by mu_.
   std::unordered_set<ino_t> inodes_;       // Guarded by mu_.
   bool stop_ = false;                      // Guarded by mu_.
-  std::thread watchdog_;                   // Last: starts after the rest exists.
+  int64_t stop_by_ = 0;   // When the server stops: every connection ends by then. Guarded by mu_.
+  std::thread watchdog_;  // Last: starts after the rest exists.
 };
 
 }  // namespace

@@ -55,8 +55,8 @@ struct ConnectionLimits {
 
 // For httplib::Server::new_task_queue, which takes ownership. shutdown()
 // (httplib calls it once the server stopped accepting) ends the
-// connections that await a request, runs what is queued, waits for every
-// thread, then stops the watchdog.
+// connections that await a request at once and the others within a second,
+// runs what is queued, waits for every thread, then stops the watchdog.
 httplib::TaskQueue* NewGuardedTaskQueue(const ConnectionLimits& limits);
 
 // Connections closed for exceeding a deadline, and connections closed for
