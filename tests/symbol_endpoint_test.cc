@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <sstream>
@@ -13,6 +14,7 @@
 
 #include "lockprof/agent/symbolize/symbolizer.h"
 #include "lockprof/lockprof.h"
+#include "lockprof/server/handlers/in_flight.h"
 #include "test_util.h"
 
 namespace {
@@ -157,6 +159,53 @@ TEST_F(SymbolEndpointTest, ClientAddressesLeaveTheSymbolCacheAsItWas) {
               named, cached, symbolizer.cache_size());
   EXPECT_GT(named, kAddresses / 10);
   EXPECT_EQ(symbolizer.cache_size(), cached);
+}
+
+// A function whose name (over 300 characters) makes each line of an answer
+// long.
+ABSL_ATTRIBUTE_NOINLINE int
+SymbolTestAFunctionWhoseNameIsLongEnoughToMakeEveryLineOfTheSymbolAnswerLongAFunctionWhoseNameIsLongEnoughToMakeEveryLineOfTheSymbolAnswerLongAFunctionWhoseNameIsLongEnoughToMakeEveryLineOfTheSymbolAnswerLongAFunctionWhoseNameIsLongEnoughToMakeEveryLineOfTheSymbolAnswerLongAFunctionWhoseNameIsLong(
+    int x) {
+  asm volatile("");
+  return x + 1;
+}
+
+// A body that repeats one address of a long-named function (1 MiB: about
+// 70,000 lines of 330 bytes) would be answered with 23 MB: refused with
+// 413 instead, and a request for that address once is still answered.
+TEST_F(SymbolEndpointTest, AnAnswerOverItsCapIsRefused) {
+  const std::string address = Hex(reinterpret_cast<uintptr_t>(
+      &SymbolTestAFunctionWhoseNameIsLongEnoughToMakeEveryLineOfTheSymbolAnswerLongAFunctionWhoseNameIsLongEnoughToMakeEveryLineOfTheSymbolAnswerLongAFunctionWhoseNameIsLongEnoughToMakeEveryLineOfTheSymbolAnswerLongAFunctionWhoseNameIsLongEnoughToMakeEveryLineOfTheSymbolAnswerLongAFunctionWhoseNameIsLong));
+  std::string body;
+  while (body.size() + address.size() + 1 < (1u << 20)) body += address + "+";
+  const std::string file = lockprof::testing::WriteTempFile(body);
+  const std::string answer = RunCommand(
+      "curl -s -w '\\n%{http_code}' -H 'Content-Type: application/octet-stream' --data-binary @" +
+      file + " '" + Url("/debug/pprof/symbol") + "'");
+  std::remove(file.c_str());
+  EXPECT_EQ(answer.substr(answer.size() - 3), "413") << answer.substr(0, 300);
+  EXPECT_LT(answer.size(), size_t{4096});
+  int status = 0;
+  const std::string one = HttpGet(port_, "/debug/pprof/symbol?" + address, &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(one.find("SymbolTestAFunctionWhoseNameIsLong"), std::string::npos) << one;
+}
+
+// At most kMaxSymbolAnswers requests are answered at once; the one over
+// the limit is told to come back, and the count goes down as each ends.
+TEST(SymbolInFlightTest, AdmitsUpToTheLimitAndReleasesOnEnd) {
+  std::atomic<int> count{0};
+  {
+    const lockprof::server::InFlight a(count, 2), b(count, 2);
+    EXPECT_TRUE(a.admitted());
+    EXPECT_TRUE(b.admitted());
+    const lockprof::server::InFlight c(count, 2);
+    EXPECT_FALSE(c.admitted());
+    EXPECT_EQ(count.load(), 2);
+  }
+  EXPECT_EQ(count.load(), 0);
+  const lockprof::server::InFlight unlimited(count, 0);
+  EXPECT_TRUE(unlimited.admitted());
 }
 
 TEST_F(SymbolEndpointTest, CmdlineIsTheArgumentsNulSeparated) {

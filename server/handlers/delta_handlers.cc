@@ -1,4 +1,5 @@
 #include "lockprof/server/handlers/delta_handlers.h"
+#include "lockprof/server/handlers/in_flight.h"
 
 #include <algorithm>
 #include <array>
@@ -22,30 +23,11 @@ constexpr auto kCancelPoll = std::chrono::milliseconds(100);
 
 std::atomic<int> g_active_waits{0};
 
-// A window counted in g_active_waits for its lifetime, if there was room.
-class ActiveWait {
- public:
-  explicit ActiveWait(int max_open)
-      : counted_(g_active_waits.fetch_add(1, std::memory_order_relaxed) < max_open ||
-                 max_open <= 0) {
-    if (!counted_) g_active_waits.fetch_sub(1, std::memory_order_relaxed);
-  }
-  ~ActiveWait() {
-    if (counted_) g_active_waits.fetch_sub(1, std::memory_order_relaxed);
-  }
-  ActiveWait(const ActiveWait&) = delete;
-  ActiveWait& operator=(const ActiveWait&) = delete;
-  bool counted() const { return counted_; }
-
- private:
-  const bool counted_;
-};
-
 }  // namespace
 
 std::optional<Response> WaitOutWindow(int64_t seconds, const Request& req, int max_open) {
-  ActiveWait active(max_open);
-  if (!active.counted()) {
+  const InFlight window(g_active_waits, max_open);
+  if (!window.admitted()) {
     Response r = ErrorResponse(503, "too many profile windows open at once (at most " +
                                         std::to_string(max_open) + "): try again when one ends");
     r.headers.emplace_back("Retry-After", "10");

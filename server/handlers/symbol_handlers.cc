@@ -1,7 +1,9 @@
 #include "lockprof/server/handlers/symbol_handlers.h"
 
+#include <atomic>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -10,6 +12,7 @@
 
 #include "lockprof/agent/pprof/resolved_profile.h"
 #include "lockprof/agent/symbolize/symbolizer.h"
+#include "lockprof/server/handlers/in_flight.h"
 
 namespace lockprof::server {
 
@@ -68,6 +71,14 @@ std::string FunctionAt(uint64_t pc) {
 }  // namespace
 
 Response HandleSymbol(const Request& req) {
+  static std::atomic<int> answering{0};
+  const InFlight answer(answering, kMaxSymbolAnswers);
+  if (!answer.admitted()) {
+    Response r = ErrorResponse(503, "too many symbol requests at once (at most " +
+                                        std::to_string(kMaxSymbolAnswers) + "): try again");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
   Response r;
   r.body = "num_symbols: 1\n";
   const std::string_view input = req.method == "POST" ? req.body : req.query;
@@ -97,6 +108,11 @@ Response HandleSymbol(const Request& req) {
       if (!name.empty()) {
         char addr[32];
         std::snprintf(addr, sizeof addr, "%#" PRIx64, pc);
+        if (r.body.size() + std::strlen(addr) + name.size() + 2 > kMaxSymbolAnswer) {
+          return ErrorResponse(413, "the answer would exceed " +
+                                        std::to_string(kMaxSymbolAnswer >> 20) +
+                                        " MiB: ask for fewer addresses at a time");
+        }
         r.body.append(addr).append(" ").append(name).append("\n");
       }
     }

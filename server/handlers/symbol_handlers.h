@@ -8,6 +8,8 @@
 #ifndef LOCKPROF_SERVER_HANDLERS_SYMBOL_HANDLERS_H_
 #define LOCKPROF_SERVER_HANDLERS_SYMBOL_HANDLERS_H_
 
+#include <cstddef>
+
 #include "lockprof/server/handlers/http_types.h"
 
 namespace lockprof::server {
@@ -20,6 +22,15 @@ namespace lockprof::server {
 // is the innermost function at that address that is not lockprof's own
 // (as the profiles show it), demangled, without parameters. Symbolization is
 // cached for the life of the process.
+//
+// Memory: an answer holds at most kMaxSymbolAnswer bytes (a request whose
+// answer would be longer gets 413: a 1 MiB body repeating one address of a
+// long-named function was answered with 31 MB), and at most
+// kMaxSymbolAnswers are built at once (more get 503 with Retry-After): 40
+// such requests at once took a server to 1.27 GB. pprof sends one request
+// per profile, its addresses each once: tens of KiB of answer.
+inline constexpr size_t kMaxSymbolAnswer = size_t{8} << 20;
+inline constexpr int kMaxSymbolAnswers = 2;
 Response HandleSymbol(const Request& request);
 
 // As Go's pprof.Cmdline: the program's arguments, NUL-separated.
