@@ -84,6 +84,8 @@ LOCKPROF_EXPORT AdminResponse HandleAdminRequest(const AdminRequest& request,
 // than 64 asynchronous requests are in progress), otherwise on a thread of
 // lockprof's own. At exit, open windows end early and their answers are
 // delivered before lockprof's exit handler returns (it waits at most 2 s).
+// `done` must not throw: on lockprof's thread an exception ends the process
+// (std::terminate), as on any thread it would escape.
 LOCKPROF_EXPORT void HandleAdminRequestAsync(AdminRequest request,
                                              std::function<void(AdminResponse)> done,
                                              const AdminHandlerOptions& options = {});

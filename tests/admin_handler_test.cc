@@ -193,4 +193,35 @@ TEST(AdminHandlerTest, AsyncWindowEndsWhenTheClientGoes) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
 }
 
+// A host's own windows take no room from the built-in server's: with room
+// for two windows there (max_threads 4) and two host windows open, the
+// built-in server still serves one. Before, every window counted against
+// one process-wide limit, and it answered 503.
+TEST(AdminHandlerTest, HostWindowsLeaveTheBuiltInServerItsOwn) {
+  lockprof::AdminServerOptions o;
+  o.address = "127.0.0.1";
+  o.port = 0;
+  o.max_threads = 4;
+  ASSERT_TRUE(lockprof::StartAdminServer(o).ok());
+  const int windows_before = lockprof::server::ActiveDeltaWaits();
+  std::atomic<bool> gone{false};
+  std::promise<void> first, second;
+  std::promise<void>* answered[] = {&first, &second};
+  for (std::promise<void>* p : answered) {
+    AdminRequest req;
+    req.path = "/debug/pprof/mutex";
+    req.query = "seconds=60";
+    req.cancelled = [&gone] { return gone.load(); };
+    lockprof::HandleAdminRequestAsync(req, [p](AdminResponse) { p->set_value(); });
+  }
+  while (lockprof::server::ActiveDeltaWaits() < windows_before + 2) std::this_thread::yield();
+  int status = 0;
+  HttpGet(lockprof::AdminServerPort(), "/debug/pprof/mutex?seconds=1", &status);
+  EXPECT_EQ(status, 200);
+  gone = true;
+  first.get_future().wait();
+  second.get_future().wait();
+  lockprof::StopAdminServer();
+}
+
 }  // namespace

@@ -204,8 +204,11 @@ TEST(SymbolInFlightTest, AdmitsUpToTheLimitAndReleasesOnEnd) {
     EXPECT_EQ(count.load(), 2);
   }
   EXPECT_EQ(count.load(), 0);
+  // Without a limit (a host's own server): admitted and not counted, so it
+  // takes no room from a limited one.
   const lockprof::server::InFlight unlimited(count, 0);
   EXPECT_TRUE(unlimited.admitted());
+  EXPECT_EQ(count.load(), 0);
 }
 
 TEST_F(SymbolEndpointTest, CmdlineIsTheArgumentsNulSeparated) {

@@ -1,16 +1,17 @@
 #include "lockprof/server/handlers/delta_handlers.h"
-#include "lockprof/server/handlers/in_flight.h"
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <thread>
 
 #include "lockprof/agent/pprof/deltas.h"
+#include "lockprof/server/handlers/in_flight.h"
 #include "lockprof/server/handlers/query_params.h"
 
 namespace lockprof::server {
@@ -21,12 +22,16 @@ namespace {
 // longest a disconnected client keeps its handler thread.
 constexpr auto kCancelPoll = std::chrono::milliseconds(100);
 
+// Windows open now, and those of them served with a limit (the built-in
+// server's).
 std::atomic<int> g_active_waits{0};
+std::atomic<int> g_limited_waits{0};
 
 }  // namespace
 
 std::optional<Response> WaitOutWindow(int64_t seconds, const Request& req, int max_open) {
-  const InFlight window(g_active_waits, max_open);
+  const InFlight window(g_limited_waits, max_open);
+  const InFlight counted(g_active_waits, std::numeric_limits<int>::max());
   if (!window.admitted()) {
     Response r = ErrorResponse(503, "too many profile windows open at once (at most " +
                                         std::to_string(max_open) + "): try again when one ends");

@@ -36,10 +36,10 @@ Response HandleDeltaWindow(const agent::ProfileInfo& profile, const std::string&
 Response HandleDeltaScrape(const agent::ProfileInfo& profile);
 
 // Sleeps `seconds`, waking every 100 ms to ask request.cancelled(), unless
-// `max_open` windows (if above 0) are open in the process already: each
-// holds one of the server's threads until it ends, and the rest are kept
-// for every other request (a scrape of /metrics). Counted in
-// ActiveDeltaWaits(). Returns nothing once the window has elapsed; else the
+// `max_open` windows (if above 0) with a limit are open already: each holds
+// one of the built-in server's threads until it ends, and the rest are kept
+// for every other request (a scrape of /metrics); a host's own server's
+// windows (no limit) are not among them. Counted in ActiveDeltaWaits(). Returns nothing once the window has elapsed; else the
 // answer: 500 "context canceled" (as Go) when cancelled first, 503 with
 // Retry-After when there were too many windows. Shared with the other
 // handlers that serve windows (the contention page's JSON).

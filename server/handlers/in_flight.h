@@ -11,14 +11,17 @@ namespace lockprof::server {
 
 class InFlight {
  public:
-  // Counts this request in `count` if fewer than `max` were (max <= 0: no
-  // limit).
+  // Counts this request in `count` if fewer than `max` were. max <= 0: no
+  // limit, and not counted (a host's own server, whose windows must not
+  // take room from the built-in server's).
   InFlight(std::atomic<int>& count, int max)
-      : count_(count), admitted_(count.fetch_add(1, std::memory_order_relaxed) < max || max <= 0) {
+      : count_(count),
+        counted_(max > 0),
+        admitted_(!counted_ || count.fetch_add(1, std::memory_order_relaxed) < max) {
     if (!admitted_) count_.fetch_sub(1, std::memory_order_relaxed);
   }
   ~InFlight() {
-    if (admitted_) count_.fetch_sub(1, std::memory_order_relaxed);
+    if (counted_ && admitted_) count_.fetch_sub(1, std::memory_order_relaxed);
   }
   InFlight(const InFlight&) = delete;
   InFlight& operator=(const InFlight&) = delete;
@@ -27,6 +30,7 @@ class InFlight {
 
  private:
   std::atomic<int>& count_;
+  const bool counted_;
   const bool admitted_;
 };
 

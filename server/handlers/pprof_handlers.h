@@ -14,9 +14,10 @@ struct PprofOptions {
   // window that would outlast the server's WriteTimeout (400 "profile
   // duration exceeds server's WriteTimeout"). 0: no limit.
   int64_t max_profile_seconds = 300;
-  // Most ?seconds=N windows waiting at once in the process (each holds a
-  // server thread for its duration); more are answered 503 with
-  // Retry-After. 0: no limit.
+  // Most ?seconds=N windows waiting at once among the requests served with
+  // a limit (the built-in server's: each holds one of its threads for its
+  // duration); more are answered 503 with Retry-After. 0: no limit, and the
+  // window takes no room from those with one (a host's own server).
   int max_open_windows = 0;
 };
 
