@@ -240,7 +240,7 @@ lockprof::SharedMutex g_nested_rw[kNested] = {
 std::atomic<int> g_nested_calls{0};
 std::atomic<int> g_nested_found_held{0};
 
-void TryTheReportedLock(const lockprof::SlowAcquire& s) {
+void TryTheReportedLock(const lockprof::SlowAcquire& s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (s.lock == nullptr) return;
   const std::string name = s.lock;
   for (int i = 0; i < kNested; ++i) {
