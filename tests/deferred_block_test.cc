@@ -258,29 +258,26 @@ TEST(DeferredBlockTest, TheHookNeverRunsInsideTheSectionOfTheLockItReports) {
   AllRatesAtOne rates;
   lockprof::SetSlowAcquireHook(std::chrono::milliseconds(5), TryTheReportedLock);
   Worker w;
-  for (int i = 0; i < kNested; ++i) {
-    lockprof::Mutex& mu = g_nested[i];
-    WaitedAcquisition(
-        &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
-        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); },
-        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocks(&mu); });
-  }
-  w.Run([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    for (int i = kNested - 1; i >= 0; --i) g_nested[i].unlock();
-  });
-  w.Finish();
+  // The worker takes all of `locks` (acquire(i)), each after a wait, then
+  // releases them (release(i)).
+  auto nest = [&](auto* locks, auto acquire, auto release) {
+    for (int i = 0; i < kNested; ++i) {
+      WaitedAcquisition(
+          &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { locks[i].lock(); },
+          [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { locks[i].unlock(); }, [&] { acquire(i); });
+    }
+    w.Run([&] {
+      for (int i = kNested - 1; i >= 0; --i) release(i);
+    });
+    w.Finish();
+  };
+  nest(
+      g_nested, [](int i) { DeferredWaiterLocks(&g_nested[i]); },
+      [](int i) ABSL_NO_THREAD_SAFETY_ANALYSIS { g_nested[i].unlock(); });
   // Read holds: the fifth finds no room in the thread's read-hold slots.
-  for (int i = 0; i < kNested; ++i) {
-    lockprof::SharedMutex& mu = g_nested_rw[i];
-    WaitedAcquisition(
-        &w, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.lock(); },
-        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.unlock(); },
-        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { DeferredWaiterLocksRead(&mu); });
-  }
-  w.Run([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    for (int i = kNested - 1; i >= 0; --i) g_nested_rw[i].unlock_shared();
-  });
-  w.Finish();
+  nest(
+      g_nested_rw, [](int i) { DeferredWaiterLocksRead(&g_nested_rw[i]); },
+      [](int i) ABSL_NO_THREAD_SAFETY_ANALYSIS { g_nested_rw[i].unlock_shared(); });
   lockprof::SetSlowAcquireHook(std::chrono::nanoseconds(0), nullptr);
   EXPECT_EQ(g_nested_found_held.load(), 0) << "the hook ran while its lock was held";
   // Each kind: every acquisition but the one beyond the slots.
