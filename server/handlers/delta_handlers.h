@@ -39,9 +39,10 @@ Response HandleDeltaScrape(const agent::ProfileInfo& profile);
 // `max_open` windows (if above 0) with a limit are open already: each holds
 // one of the built-in server's threads until it ends, and the rest are kept
 // for every other request (a scrape of /metrics); a host's own server's
-// windows (no limit) are not among them. Counted in ActiveDeltaWaits(). Returns nothing once the
-// window has elapsed; else the answer: 500 "context canceled" (as Go) when cancelled first, 503
-// with Retry-After when there were too many windows. Shared with the other handlers that serve
+// windows (no limit) are not among them. Counted in ActiveDeltaWaits().
+// Returns nothing once the window has elapsed; else the answer: 500
+// "context canceled" (as Go) when cancelled first, 503 with Retry-After when
+// there were too many windows. Shared with the other handlers that serve
 // windows (the contention page's JSON).
 std::optional<Response> WaitOutWindow(int64_t seconds, const Request& request, int max_open);
 
