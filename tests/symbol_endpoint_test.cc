@@ -138,7 +138,7 @@ std::vector<uintptr_t> CodeAddresses(size_t n) {
 // leaves the symbolizer's cache as it was: without that, each named one
 // would stay cached for the life of the process.
 TEST_F(SymbolEndpointTest, ClientAddressesLeaveTheSymbolCacheAsItWas) {
-  constexpr size_t kAddresses = 1000000, kChunk = 62500;  // 16 POSTs under 1 MiB.
+  constexpr size_t kAddresses = 1000000, kChunk = 31250;  // 32 POSTs of 0.5 MiB.
   const std::vector<uintptr_t> addresses = CodeAddresses(kAddresses);
   ASSERT_EQ(addresses.size(), kAddresses);
   auto& symbolizer = lockprof::agent::Symbolizer::Global();

@@ -29,7 +29,7 @@ namespace lockprof::server {
 // kMaxSymbolAnswers are built at once (more get 503 with Retry-After): 40
 // such requests at once took a server to 1.27 GB. pprof sends one request
 // per profile, its addresses each once: tens of KiB of answer.
-inline constexpr size_t kMaxSymbolAnswer = size_t{8} << 20;
+inline constexpr size_t kMaxSymbolAnswer = size_t{16} << 20;
 inline constexpr int kMaxSymbolAnswers = 2;
 Response HandleSymbol(const Request& request);
 
