@@ -136,6 +136,22 @@ TEST(InterposeDeadlockTest, StallsInsideGlibcAreReportedWithTheirHolders) {
   EXPECT_GE(NumberAfter(out, "rdlock 0 after "), 400) << out;
 }
 
+// A stall reported while a dlopen() holds the dynamic loader's lock (its
+// library's constructor waits for a lock the program holds), then a fork():
+// the stall's report symbolized the holder's stack with dladdr(), which
+// waited for the loader's lock while holding the symbolizer's mutex, which
+// fork() waits for; the program that would have let the constructor go
+// was the one forking: a hang no request needed.
+TEST(InterposeDeadlockTest, AStallDuringADlopenDoesNotHangAFork) {
+  int status = 0;
+  const std::string out =
+      Preloaded("LOCKPROF_STALL_REPORT_MS=500 LOCKPROF_UNWIND=cfi timeout 30",
+                std::string("dlopen-fork ") + LOCKPROF_CONSTRUCTOR_PLUGIN_PATH, &status);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << out;
+  EXPECT_NE(out.find("done"), out.npos) << out;
+  EXPECT_GE(CountOf(out, "lockprof: stall: thread "), 1u) << out;
+}
+
 // A program that brings libunwind (gperftools' and perf's users do) unwinds
 // with it: libunwind locks pthread mutexes inside _Unwind_Backtrace, nested,
 // with every signal blocked. Those locks must pass straight through: were

@@ -26,6 +26,9 @@ struct Frame {
 // The frames of a stack, inlined ones included, without lockprof's own
 // frames at the leaf end.
 std::vector<Frame> Symbolized(const uintptr_t* pcs, int depth) {
+  // These reports must come while the program is stuck, a dlopen() perhaps
+  // among what is stuck (holding the loader's lock).
+  const Symbolizer::LoaderLockFree loader_lock_free;
   std::vector<Frame> out;
   for (int i = 0; i < depth; ++i) {
     std::vector<SourceFrame> frames = Symbolizer::Global().Symbolize(pcs[i] - 1);
@@ -299,6 +302,7 @@ absl::StatusOr<std::string> HeldLocksPprof() {
                                         {{"waiters", "count"}, {"delay", "nanoseconds"}},
                                         "--- held:",
                                         false};
+  const Symbolizer::LoaderLockFree loader_lock_free;  // As Symbolized's.
   const int64_t now = MonotonicNanos();
   ResolvedProfile profile;
   profile.info = &kHeldInfo;

@@ -72,7 +72,7 @@ int FindElf(Dwfl_Module* mod, void** userdata, const char* module_name, Dwarf_Ad
     if (fd >= 0) close(fd);
   }
   // Others by path. A shared library deleted since it was loaded is not
-  // found (Symbolize falls back to dladdr for it).
+  // found (Lookup falls back to dladdr for it).
   const int fd = dwfl_linux_proc_find_elf(mod, userdata, module_name, base, file_name, elfp);
   if (fd >= 0 && !matches(fd)) {
     close(fd);
@@ -361,15 +361,31 @@ size_t Symbolizer::cache_size() {
   return cache_.size();
 }
 
+thread_local bool Symbolizer::LoaderLockFree::active_ = false;
+
 std::vector<SourceFrame> Symbolizer::Lookup(uintptr_t pc, bool cache) {
-  std::lock_guard<std::mutex> lock(mu_);
-  // An object unloaded since the last read: another may be mapped at its
-  // addresses now, which the cache and dwfl's modules would give its names.
-  if (dwfl_ != nullptr && DlCounters().second != dl_subs_) ForgetRemapped();
-  if (auto it = cache_.find(pc); it != cache_.end()) return it->second.frames;
-  std::vector<SourceFrame> frames = SymbolizeUncached(pc);
-  // Unknown pcs are not cached: a later dlopen may map code there.
-  if (cache && !frames.empty()) cache_.emplace(pc, Cached{frames, ObjectKey(pc)});
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // An object unloaded since the last read: another may be mapped at its
+    // addresses now, which the cache and dwfl's modules would give its names.
+    if (dwfl_ != nullptr && DlCounters().second != dl_subs_) ForgetRemapped();
+    if (auto it = cache_.find(pc); it != cache_.end()) return it->second.frames;
+    std::vector<SourceFrame> frames = SymbolizeUncached(pc);
+    // Unknown pcs are not cached: a later dlopen may map code there.
+    if (cache && !frames.empty()) cache_.emplace(pc, Cached{frames, ObjectKey(pc)});
+    if (!frames.empty() || LoaderLockFree::active()) return frames;
+  }
+  // The loader's exported symbols, outside mu_ (see the header). Not cached:
+  // rare, and a cached name would outlive an unload unnoticed.
+  std::vector<SourceFrame> frames;
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(pc), &info) != 0 && info.dli_sname != nullptr &&
+      info.dli_sname[0] != '\0') {
+    SourceFrame frame;
+    frame.function = PrettyFunctionName(info.dli_sname);
+    frame.system_name = StripCloneSuffix(info.dli_sname);
+    frames.push_back(std::move(frame));
+  }
   return frames;
 }
 
@@ -386,10 +402,6 @@ std::vector<SourceFrame> Symbolizer::SymbolizeUncached(uintptr_t pc) {
   if (mod != nullptr) {
     symbol = SymbolAt(mod, pc);
     frames = FramesFromDwarf(mod, pc, symbol);
-  }
-  Dl_info info;
-  if (symbol == nullptr && dladdr(reinterpret_cast<void*>(pc), &info) != 0) {
-    symbol = info.dli_sname;  // Exported symbols of objects dwfl cannot open.
   }
   if (symbol != nullptr && symbol[0] == '\0') symbol = nullptr;
   const std::string system_name = symbol != nullptr ? StripCloneSuffix(symbol) : "";

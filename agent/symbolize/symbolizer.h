@@ -15,7 +15,11 @@
 //      set.
 //   2. The ELF symbol table (.symtab, else .dynsym): function name only.
 //   3. dladdr(): exported symbols of objects whose file cannot be opened
-//      (e.g. a shared library deleted after it was loaded).
+//      (e.g. a shared library deleted after it was loaded). dladdr() waits
+//      for the dynamic loader's lock, which a dlopen() holds while the
+//      library's constructors run (and one of those may wait for a lock
+//      the program holds): it is called without the Symbolizer's mutex
+//      (which fork() takes), and not at all inside a LoaderLockFree scope.
 //
 // Files are checked against what is mapped (by GNU build-id): one that
 // changed on disk since it was loaded is ignored rather than trusted. The
@@ -93,6 +97,22 @@ class Symbolizer {
 
   // Entries in the per-pc cache. Thread-safe.
   size_t cache_size();
+
+  // While one lives, this thread's lookups never wait for the dynamic
+  // loader's lock (no dladdr() fallback): for what must answer while the
+  // program is stuck (the held-locks page, stall and lock-order reports).
+  class LoaderLockFree {
+   public:
+    LoaderLockFree() : was_(active_) { active_ = true; }
+    ~LoaderLockFree() { active_ = was_; }
+    LoaderLockFree(const LoaderLockFree&) = delete;
+    LoaderLockFree& operator=(const LoaderLockFree&) = delete;
+    static bool active() { return active_; }
+
+   private:
+    static thread_local bool active_;
+    const bool was_;
+  };
 
   // Shared instance, created on first use and never destroyed (so that no
   // static destructor can race with a late profile build). Thread-safe.

@@ -10,14 +10,23 @@
 //   stall           a thread holds g_bank_a for 1 s, then g_table (an
 //                   rwlock) for 0.6 s, while another waits for them: in a
 //                   100 ms and a 400 ms timedlock, a lock, and a rdlock
+//   dlopen-fork LIB  main holds g_bank_b; a thread dlopen()s LIB, whose
+//                   constructor (constructor_plugin.cc) takes g_bank_a,
+//                   then waits for g_bank_b, holding the loader's lock;
+//                   another thread waits for g_bank_a (a stall); after 1.5 s
+//                   main fork()s, then lets go of g_bank_b
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -118,6 +127,33 @@ __attribute__((noinline)) void WaitForBoth() {
   table_holder.join();
 }
 
+// dlopen-fork: see the top. The fork() must not wait for anything the
+// loader's lock holds up (a symbolization in progress, which fork() waits
+// for, must not wait for the loader's lock).
+int DlopenThenFork(const char* library) {
+  char addresses[64];
+  std::snprintf(addresses, sizeof addresses, "%p,%p", static_cast<void*>(g_bank_a.native_handle()),
+                static_cast<void*>(g_bank_b.native_handle()));
+  setenv("LOCKPROF_TEST_CONSTRUCTOR_MUTEX", addresses, 1);
+  g_bank_b.lock();
+  std::thread loader([library] {
+    if (dlopen(library, RTLD_NOW) == nullptr) std::printf("dlopen: %s\n", dlerror());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::thread waiter([] { std::lock_guard<std::mutex> l(g_bank_a); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  std::printf("forking\n");
+  std::fflush(stdout);
+  const pid_t pid = fork();
+  if (pid == 0) _exit(0);
+  waitpid(pid, nullptr, 0);
+  g_bank_b.unlock();
+  loader.join();
+  waiter.join();
+  std::printf("done\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -131,6 +167,7 @@ int main(int argc, char** argv) {
     ba.join();
     return 1;
   }
+  if (std::strcmp(mode, "dlopen-fork") == 0 && argc > 2) return DlopenThenFork(argv[2]);
   if (std::strcmp(mode, "stall") == 0) {
     std::thread(WaitForBoth).join();
     std::printf("done\n");
