@@ -246,7 +246,8 @@ std::string HeldLocksText() {
     out += "\nlock " + QuotedName(LockDisplayName(s.name)) + " (" + address + ")\n";
     if (s.holders.empty())
       out += "  holder: " +
-             std::string(LockTrackingOn() ? "not recorded (taken before tracking began)"
+             std::string(LockTrackingOn() ? "not recorded (taken before tracking began, or by a "
+                                            "thread that held 16 locks already)"
                                           : "not tracked") +
              "\n";
     AppendThreadsText("held by", s.holders, now, &out);
