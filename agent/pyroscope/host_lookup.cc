@@ -5,8 +5,15 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <system_error>
+#include <thread>
+
+#include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/record/own_thread.h"
 
 namespace lockprof::agent {
 
@@ -17,57 +24,44 @@ using Clock = std::chrono::steady_clock;
 // How often a wait looks at `cancelled`.
 constexpr auto kPoll = std::chrono::milliseconds(20);
 
-// One getaddrinfo_a() request: glibc's thread writes into `cb` until the
-// request is done, so all of it must outlive the request.
-struct Request {
-  std::string name;
-  addrinfo hints{};
-  gaicb cb{};
+// One lookup, shared by the thread that runs it and the caller, which may
+// give up on it first.
+struct Lookup {
+  std::mutex mu;
+  std::condition_variable answered;
+  bool done = false;  // Guarded by mu, as are the results.
+  HostAddresses found;
 };
 
-std::mutex unanswered_mu;
-// Requests given up on and not yet answered.
-std::vector<Request*>* const unanswered = new std::vector<Request*>;  // Guarded by unanswered_mu.
+// Lookups whose thread still runs: the caller's, and those given up on.
+std::atomic<int> running{0};
 
-void Free(Request* r) {
-  if (r->cb.ar_result != nullptr) freeaddrinfo(r->cb.ar_result);
-  delete r;
-}
-
-// Frees the requests given up on that have been answered since; returns how
-// many still wait for an answer.
-size_t ReapUnanswered() {
-  std::lock_guard<std::mutex> l(unanswered_mu);
-  auto answered = [](Request* r) {
-    if (gai_error(&r->cb) == EAI_INPROGRESS) return false;
-    Free(r);
-    return true;
-  };
-  unanswered->erase(std::remove_if(unanswered->begin(), unanswered->end(), answered),
-                    unanswered->end());
-  return unanswered->size();
-}
-
-void LeaveUnanswered(Request* r) {
-  std::lock_guard<std::mutex> l(unanswered_mu);
-  unanswered->push_back(r);
-}
+// A fork()ed child has none of the parent's lookup threads.
+[[maybe_unused]] const bool g_fork_handler = (OnForkChild([] { running.store(0); }), true);
 
 bool IsNumeric(const std::string& host) {
   unsigned char buf[sizeof(in6_addr)];
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
-std::vector<std::string> NumericAddresses(const addrinfo* list) {
-  std::vector<std::string> out;
-  for (const addrinfo* a = list; a != nullptr; a = a->ai_next) {
+// getaddrinfo(), as cpp-httplib asks it (any family, TCP), on this thread.
+HostAddresses Resolve(const std::string& host, const std::string& what) {
+  HostAddresses out;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* list = nullptr;
+  const int e = getaddrinfo(host.c_str(), nullptr, &hints, &list);
+  for (const addrinfo* a = e == 0 ? list : nullptr; a != nullptr; a = a->ai_next) {
     char text[NI_MAXHOST];
     if (getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST) ==
             0 &&
-        std::find(out.begin(), out.end(), text) == out.end()) {
-      out.emplace_back(text);
+        std::find(out.numeric.begin(), out.numeric.end(), text) == out.numeric.end()) {
+      out.numeric.emplace_back(text);
     }
   }
+  if (list != nullptr) freeaddrinfo(list);
+  if (out.numeric.empty()) out.error = what + (e == 0 ? "no address" : gai_strerror(e));
   return out;
 }
 
@@ -81,42 +75,42 @@ HostAddresses FindHostAddresses(const std::string& host, Clock::time_point deadl
     return out;
   }
   const std::string what = "looking up " + host + ": ";
-  if (ReapUnanswered() >= size_t{kMaxUnanswered}) {
+  if (running.fetch_add(1) >= kMaxUnanswered) {
+    running.fetch_sub(1);
     out.error = what + "earlier lookups still have no answer";
     return out;
   }
-  auto r = std::make_unique<Request>();
-  r->name = host;
-  // As cpp-httplib asks (any family, TCP).
-  r->hints.ai_family = AF_UNSPEC;
-  r->hints.ai_socktype = SOCK_STREAM;
-  r->cb.ar_name = r->name.c_str();
-  r->cb.ar_request = &r->hints;
-  gaicb* list[] = {&r->cb};
-  if (const int e = getaddrinfo_a(GAI_NOWAIT, list, 1, nullptr); e != 0) {
-    out.error = what + gai_strerror(e);
+  auto lookup = std::make_shared<Lookup>();
+  try {
+    // A thread of lockprof's own (not glibc's getaddrinfo_a(), whose thread
+    // the sanitizers do not see start), left to finish if the caller gives
+    // up: getaddrinfo() cannot be interrupted.
+    StartOwnThread([lookup, host, what] {
+      HostAddresses found = Resolve(host, what);
+      {
+        std::lock_guard<std::mutex> l(lookup->mu);
+        lookup->found = std::move(found);
+        lookup->done = true;
+      }
+      lookup->answered.notify_all();
+      running.fetch_sub(1);
+    }).detach();
+  } catch (const std::system_error& e) {
+    running.fetch_sub(1);
+    out.error = what + e.what();
     return out;
   }
-  int e;
-  while ((e = gai_error(&r->cb)) == EAI_INPROGRESS) {
+  std::unique_lock<std::mutex> l(lookup->mu);
+  while (!lookup->done) {
     const auto now = Clock::now();
     const bool stop = cancelled();
     if (stop || now >= deadline) {
-      const int c = gai_cancel(&r->cb);
-      if (c == EAI_ALLDONE) continue;  // Answered meanwhile.
-      if (c != EAI_CANCELED) LeaveUnanswered(r.release());
       out.error = what + (stop ? "aborted" : "no answer in time");
       return out;
     }
-    const auto slice = std::min<Clock::duration>(deadline - now, kPoll);
-    const timespec ts{0, long(std::chrono::duration_cast<std::chrono::nanoseconds>(slice).count())};
-    const gaicb* wait[] = {&r->cb};
-    gai_suspend(wait, 1, &ts);
+    lookup->answered.wait_for(l, std::min<Clock::duration>(deadline - now, kPoll));
   }
-  if (e == 0) out.numeric = NumericAddresses(r->cb.ar_result);
-  if (out.numeric.empty()) out.error = what + (e == 0 ? "no address" : gai_strerror(e));
-  Free(r.release());
-  return out;
+  return lookup->found;
 }
 
 }  // namespace lockprof::agent

@@ -4,12 +4,12 @@
 // which neither its timeouts nor its abort reach: a resolver that never
 // answers held a request, and with it StopUploader() and the program's exit,
 // for the resolver's own timeouts (5 s per server and attempt by default,
-// up to minutes with several servers). Here the lookup runs on glibc's
-// getaddrinfo_a() thread, and the caller waits for it only until its
-// deadline or until cancelled. A lookup that has not answered by then is
-// left to finish there; at most kMaxUnanswered are ever left at once (past
-// that, lookups fail at once), so a resolver that never answers costs a
-// bounded number of threads and bytes.
+// up to minutes with several servers). Here the lookup runs on a thread of
+// its own, and the caller waits for it only until its deadline or until
+// cancelled. A lookup that has not answered by then is left to finish on
+// its thread; at most kMaxUnanswered lookups run at once (past that,
+// lookups fail at once), so a resolver that never answers costs a bounded
+// number of threads and bytes.
 #ifndef LOCKPROF_AGENT_PYROSCOPE_HOST_LOOKUP_H_
 #define LOCKPROF_AGENT_PYROSCOPE_HOST_LOOKUP_H_
 
