@@ -55,7 +55,10 @@ class UploaderLookupTest : public ::testing::Test {
   // Runs `lockprof-lifecycle-child contend 100` (which returns from main and
   // leaves the exit flush to the uploader) uploading to `url`, with the
   // namespace's /etc/hosts holding `hosts`. Returns its output; *seconds:
-  // how long it ran.
+  // how long it ran. Without the preload library of the suite's preload
+  // passes: the child links lockprof, and a second copy would start an
+  // uploader of its own from the environment, whose exit flush would wait
+  // its own deadline after the first.
   std::string RunChild(const std::string& url, const std::string& hosts, double* seconds) {
     std::ofstream(dir_ + "/hosts") << hosts;
     const auto start = std::chrono::steady_clock::now();
@@ -63,7 +66,7 @@ class UploaderLookupTest : public ::testing::Test {
     const std::string out = RunCommand(
         "unshare --mount sh -c 'mount --make-rprivate / && mount --bind " + dir_ +
             "/resolv.conf /etc/resolv.conf && mount --bind " + dir_ +
-            "/hosts /etc/hosts && exec env LOCKPROF_PYROSCOPE_URL=" + url +
+            "/hosts /etc/hosts && exec env -u LD_PRELOAD LOCKPROF_PYROSCOPE_URL=" + url +
             " LOCKPROF_PYROSCOPE_INTERVAL=3600 " LOCKPROF_LIFECYCLE_CHILD_PATH " contend 100' 2>&1",
         &status);
     *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
