@@ -29,6 +29,14 @@
 namespace lockprof::agent {
 namespace {
 
+// The frame of a function known only by its symbol (no DWARF for it).
+SourceFrame SymbolFrame(const char* symbol) {
+  SourceFrame frame;
+  frame.function = PrettyFunctionName(symbol);
+  frame.system_name = StripCloneSuffix(symbol);
+  return frame;
+}
+
 // ---------------------------------------------------------------------------
 // dwfl callbacks.
 
@@ -381,10 +389,7 @@ std::vector<SourceFrame> Symbolizer::Lookup(uintptr_t pc, bool cache) {
   Dl_info info;
   if (dladdr(reinterpret_cast<void*>(pc), &info) != 0 && info.dli_sname != nullptr &&
       info.dli_sname[0] != '\0') {
-    SourceFrame frame;
-    frame.function = PrettyFunctionName(info.dli_sname);
-    frame.system_name = StripCloneSuffix(info.dli_sname);
-    frames.push_back(std::move(frame));
+    frames.push_back(SymbolFrame(info.dli_sname));
   }
   return frames;
 }
@@ -403,21 +408,14 @@ std::vector<SourceFrame> Symbolizer::SymbolizeUncached(uintptr_t pc) {
     symbol = SymbolAt(mod, pc);
     frames = FramesFromDwarf(mod, pc, symbol);
   }
-  if (symbol != nullptr && symbol[0] == '\0') symbol = nullptr;
-  const std::string system_name = symbol != nullptr ? StripCloneSuffix(symbol) : "";
-
-  if (frames.empty()) {
-    if (symbol == nullptr) return frames;
-    SourceFrame frame;
-    frame.function = PrettyFunctionName(symbol);
-    frame.system_name = system_name;
-    frames.push_back(std::move(frame));
-  }
+  if (symbol == nullptr || symbol[0] == '\0') return frames;
+  if (frames.empty()) frames.push_back(SymbolFrame(symbol));
   // A DIE without any name (rare: artificial functions) borrows the symbol.
   for (SourceFrame& frame : frames) {
-    if (frame.function.empty() && symbol != nullptr) {
-      frame.function = PrettyFunctionName(symbol);
-      frame.system_name = system_name;
+    if (frame.function.empty()) {
+      SourceFrame named = SymbolFrame(symbol);
+      frame.function = std::move(named.function);
+      frame.system_name = std::move(named.system_name);
     }
   }
   return frames;
