@@ -87,8 +87,7 @@ httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Reque
     server::AnswerBeforeBody(req, server::UnauthorisedResponse(), res);
     return httplib::Server::HandlerResponse::Handled;
   }
-  const bool framed = req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
-  if (req.method == "POST" && !framed) {
+  if (req.method == "POST" && !server::HasBody(req)) {
     // httplib would read the body until the connection closed (the read
     // deadline, then an empty 400); HTTP says it has none.
     server::Reply(server::PlainResponse(411, "Length Required: a POST needs Content-Length\n"),

@@ -23,6 +23,10 @@ bool AmbiguousLength(const httplib::Request& req) {
   return false;
 }
 
+bool HasBody(const httplib::Request& req) {
+  return req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
+}
+
 void RefuseWith(int status, const char* text, httplib::Response& res) {
   RefuseCurrentRequest();
   res.status = status;
@@ -32,7 +36,7 @@ void RefuseWith(int status, const char* text, httplib::Response& res) {
 }
 
 void AnswerBeforeBody(const httplib::Request& req, const Response& answer, httplib::Response& res) {
-  if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+  if (HasBody(req)) {
     RefuseCurrentRequest();
     res.set_header("Connection", "close");
   }

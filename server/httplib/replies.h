@@ -20,6 +20,9 @@ void Reply(const Response& in, httplib::Response& out);
 // own (request smuggling).
 bool AmbiguousLength(const httplib::Request& req);
 
+// Whether `req` says it has a body (Content-Length or Transfer-Encoding).
+bool HasBody(const httplib::Request& req);
+
 // Answers `status` with `text` and closes the connection after it, saying so.
 void RefuseWith(int status, const char* text, httplib::Response& res);
 
