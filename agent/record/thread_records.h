@@ -31,8 +31,11 @@ namespace lockprof::agent {
 // it; `Release` gets it back when this thread exits. nullptr when this
 // thread must not own one: it is exiting (`exited`: its record went back
 // already, and one claimed now would never be), the process has no key left,
-// or memory ran out. The caller sets up what a new owner needs.
-// A parent's thread's record while one thread of a child claims it.
+// or memory ran out. The caller sets up what a new owner needs, then stores
+// ForkGeneration() in its generation: until then a parent's record claimed
+// here reads as stale (kClaimingGeneration), so that readers skip what the
+// parent's thread left in it.
+// A parent's thread's record from its claim until its new owner set it up.
 inline constexpr uint32_t kClaimingGeneration = ~uint32_t{0};
 
 template <typename T, void (*Release)(void*)>
@@ -53,9 +56,9 @@ T* ClaimThreadRecord(std::atomic<T*>* all, bool exited) {
                                                  std::memory_order_acquire)) {
         continue;
       }
+      // In use, and claimed by nobody else: kClaimingGeneration stays until
+      // the caller has set it up.
       p->in_use.store(true, std::memory_order_relaxed);
-      // Now a record of this process, in use: the in_use claim below fails.
-      p->generation.store(now, std::memory_order_release);
       r = p;
       break;
     }
@@ -85,6 +88,7 @@ T* ClaimThreadRecord(std::atomic<T*>* all, bool exited) {
         !all->compare_exchange_weak(head, r, std::memory_order_release, std::memory_order_relaxed));
   }
   if (pthread_setspecific(*key, r) != 0) {
+    r->generation.store(now, std::memory_order_relaxed);  // Free for the next claim.
     r->in_use.store(false, std::memory_order_release);
     return nullptr;
   }
