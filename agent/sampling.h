@@ -67,8 +67,10 @@ LOCKPROF_EXPORT int64_t BlockProfileRate();
 
 // Sets the hold profile's sampling rate: about 1 in `rate` acquisitions is
 // timed. 0 turns it off; a negative value only reads. Returns the previous
-// rate. A running thread picks up a new rate when its current sampling
-// stride ends (at most ~65536 acquisitions after hold sampling was off).
+// rate. The calling thread's next acquisition is drawn at the new rate;
+// every other running thread picks it up when its current sampling stride
+// ends (on average the old rate's number of its acquisitions; at most
+// ~65536 after hold sampling was off).
 LOCKPROF_EXPORT int SetHoldProfileRate(int rate);
 
 }  // namespace lockprof

@@ -264,10 +264,10 @@ TEST(HoldProfileTest, TrackedHoldsAreStillSampledOneInRate) {
 
 // A hold stands for as many holds as the rate of the stride that picked it,
 // not the rate in force when it ends. At rate 1 every stride is one
-// acquisition; after a change to 1000 the next acquisition still ends a
-// stride drawn at 1, so four holds count four, whether or not holders are
-// tracked (each way draws from its own countdown). Weighted by the new rate
-// they counted 1003.
+// acquisition; after another thread changes the rate to 1000 this thread's
+// next acquisition still ends a stride drawn at 1, so four holds count
+// four, whether or not holders are tracked (each way draws from its own
+// countdown). Weighted by the new rate they counted 1003.
 TEST(HoldProfileTest, AHoldCountsAsTheRateThatPickedIt) {
   lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kOff);
   lockprof::SetStallReportThreshold(std::chrono::nanoseconds(0));
@@ -276,16 +276,50 @@ TEST(HoldProfileTest, AHoldCountsAsTheRateThatPickedIt) {
     ScopedRates rate(kKeep, kKeep, 1);
     static lockprof::Mutex mu("hold.rate.change");
     const lockprof::testing::ProfileDelta holds("hold", 0, "", {{"lock", "hold.rate.change"}});
-    std::thread([] {
+    std::atomic<int> step{0};
+    std::thread worker([&] {
       for (int i = 0; i < 3; ++i) {
         mu.lock();
         mu.unlock();
       }
-      lockprof::SetHoldProfileRate(1000);
+      step.store(1);
+      while (step.load() != 2) std::this_thread::yield();
       mu.lock();
       mu.unlock();
-    }).join();
+    });
+    while (step.load() != 1) std::this_thread::yield();
+    lockprof::SetHoldProfileRate(1000);
+    step.store(2);
+    worker.join();
     EXPECT_EQ(holds.Get(), 4) << (tracked ? "tracked" : "untracked");
+  }
+  lockprof::SetHeldLockTracking(false);
+}
+
+// The thread that sets a rate gets it at once: after a stride drawn at
+// 2^30 (an acquisition at that rate), five holds at rate 1 count five. They
+// counted none while the old stride, about a billion acquisitions, ran out.
+TEST(HoldProfileTest, TheThreadThatSetsARateSamplesAtItAtOnce) {
+  lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kOff);
+  lockprof::SetStallReportThreshold(std::chrono::nanoseconds(0));
+  for (bool tracked : {false, true}) {
+    lockprof::SetHeldLockTracking(tracked);
+    ScopedRates rate;  // Restores the rate the thread below changes.
+    static lockprof::Mutex mu("hold.rate.caller");
+    const lockprof::testing::ProfileDelta holds("hold", 0, "", {{"lock", "hold.rate.caller"}});
+    std::thread([] {
+      lockprof::SetHoldProfileRate(1 << 30);
+      // Draws the stride (sampled with probability 2^-30: then counted
+      // 2^30, and the check below would say so).
+      mu.lock();
+      mu.unlock();
+      lockprof::SetHoldProfileRate(1);
+      for (int i = 0; i < 5; ++i) {
+        mu.lock();
+        mu.unlock();
+      }
+    }).join();
+    EXPECT_EQ(holds.Get(), 5) << (tracked ? "tracked" : "untracked");
   }
   lockprof::SetHeldLockTracking(false);
 }

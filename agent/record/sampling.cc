@@ -169,6 +169,17 @@ int64_t BlockProfileRate() { return agent::g_rates.block_rate_ns.load(); }
 
 int SetHoldProfileRate(int rate) {
   if (rate < 0) return agent::g_rates.hold_rate.load();
+  // The calling thread draws its next stride at the new rate at once: a
+  // program that sets rate 1 and then runs the section it wants to see
+  // would otherwise miss it while a stride drawn at the old rate (about
+  // that many acquisitions) runs out. Dropping a stride part-way is as
+  // unbiased as finishing it (the draw is memoryless); other threads'
+  // countdowns are theirs alone to touch.
+  agent::ThreadState& ts = agent::tls_state;
+  ts.hold_countdown = 0;
+  ts.hold_started = false;
+  ts.tracked_hold_countdown = 0;
+  ts.tracked_hold_started = false;
   return agent::g_rates.hold_rate.exchange(rate);
 }
 
