@@ -19,9 +19,12 @@
 //
 // Memory is capped: at most LOCKPROF_MAX_LABEL_SETS (default 4096) distinct
 // scopes are interned, for the life of the process, holding at most 16 MiB
-// plus 256 bytes per set of the cap (17 MiB by default) of label keys and
-// values, copies included. Past either cap, a scope not
-// seen before gets one shared set instead, {lockprof="LabelSetTableFull"},
+// plus 256 bytes per set of the cap (17 MiB by default): label keys and
+// values, their copies, and their bookkeeping (each copy of a label counts
+// its characters plus 64 bytes; each scope about 200 more). Past either
+// cap, a scope not seen before gets one shared set instead (without the
+// lock: a scope too large for what is left is never interned, however
+// often it comes back), {lockprof="LabelSetTableFull"},
 // its own labels (and its enclosing set's) dropped, and is counted in
 // /metrics (lockprof_label_scopes_folded_total, next to
 // lockprof_label_scopes). Scopes seen before the cap keep their sets. So

@@ -6,9 +6,11 @@
 
 #include <cmath>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "lifecycle_util.h"  // LOCKPROF_TEST_TSAN
 #include "lockprof/lockprof.h"
@@ -173,6 +175,38 @@ TEST(LabelsHotPathTest, OneOversizedValueLeavesOtherScopesTheirLabels) {
   lockprof::SetHoldProfileRate(previous_rate);
   EXPECT_EQ(HoldsLabelled("lockprof", "LabelSetTableFull"), 1);
   EXPECT_EQ(HoldsLabelled("endpoint", "/after-the-body"), 3);
+}
+
+#ifndef LOCKPROF_TEST_TSAN  // Counts pthread_mutex_lock: see above.
+// A scope too large for the bytes left is never interned: each time it
+// comes back (a request body as a label, on every request) it is folded
+// again. It took the registry's mutex every time (10 locks here).
+TEST(LabelsHotPathTest, AScopeTooLargeForTheCapTakesNoLockWhenItComesBack) {
+  const std::string body(18 << 20, 'x');
+  { lockprof::ScopedLabels first({{"body", body}}); }
+  t_mutex_locks = 0;
+  t_counting = true;
+  for (int i = 0; i < 10; ++i) lockprof::ScopedLabels again({{"body", body}});
+  t_counting = false;
+  EXPECT_EQ(t_mutex_locks, 0);
+}
+#endif
+
+// The byte cap counts what each label costs, not only its characters:
+// 1500 nested scopes, each adding a distinct short key, kept about 200 MiB
+// (each level's set copies all the labels above it, twice, at 64 bytes of
+// std::string each) while the cap counted 4 bytes a label.
+TEST(LabelsHotPathTest, ManyShortLabelsCostBoundedMemory) {
+  std::vector<std::unique_ptr<lockprof::ScopedLabels>> nested;
+  const int64_t rss_before = RssKiB();
+  for (int i = 0; i < 1500; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    nested.emplace_back(new lockprof::ScopedLabels({{key, ""}}));
+  }
+  const int64_t grown_kib = RssKiB() - rss_before;
+  while (!nested.empty()) nested.pop_back();  // Innermost first.
+  // The 17 MiB cap and the sanitizers' shadow of it (as above).
+  EXPECT_LT(grown_kib, 96 * 1024) << "KiB for 1500 nested scopes";
 }
 
 }  // namespace

@@ -22,15 +22,27 @@ using Extra = std::initializer_list<std::pair<std::string_view, std::string_view
 // Probe sequences of the lookup table stop after this many slots.
 constexpr size_t kMaxProbes = 64;
 
-// The bytes of label keys and values interned, at most: the cap on sets
-// alone leaves each set's size to the caller (a request body as a value,
-// thousands of labels in one scope).
+// The bytes interned, at most: the cap on sets alone leaves each set's size
+// to the caller (a request body as a value, thousands of labels in one
+// scope).
 constexpr size_t kMinLabelBytes = size_t{16} << 20;
 constexpr size_t kLabelBytesPerSet = 256;
 
+// What each copy of a label costs besides its characters: its two
+// std::string objects. Counting the characters alone let scopes of short
+// labels (a distinct two-letter key per nesting level) take 35 times the
+// cap: 584 MiB for 3000 levels.
+constexpr size_t kLabelOverhead = 2 * sizeof(std::string);
+
 size_t BytesOf(const std::vector<LabelSet::Label>& labels) {
   size_t n = 0;
-  for (const auto& [k, v] : labels) n += k.size() + v.size();
+  for (const auto& [k, v] : labels) n += k.size() + v.size() + kLabelOverhead;
+  return n;
+}
+
+size_t BytesOf(Extra extra) {
+  size_t n = 0;
+  for (const auto& [k, v] : extra) n += k.size() + v.size() + kLabelOverhead;
   return n;
 }
 
@@ -43,6 +55,10 @@ struct Scope {
   const LabelSet* set;
 };
 
+// A new scope's own cost besides its labels: the Scope, and a new set's
+// object and map node, with their allocations' headers.
+constexpr size_t kScopeOverhead = sizeof(Scope) + sizeof(LabelSet) + 96;
+
 struct Registry {
   // Taken only to add a scope (the first time a label set is seen).
   std::mutex mu;
@@ -54,7 +70,7 @@ struct Registry {
   size_t mask = 0;
   size_t capacity = 0;              // Scopes at most (LOCKPROF_MAX_LABEL_SETS).
   size_t max_bytes = 0;             // Label bytes interned at most.
-  size_t bytes = 0;                 // Label bytes interned (under mu).
+  std::atomic<size_t> bytes{0};     // Bytes interned (written under mu; only grows).
   std::atomic<size_t> scopes{0};    // Written under mu.
   std::atomic<bool> full{false};    // No scope will be added any more.
   std::atomic<uint64_t> folded{0};  // Scopes given the overflow set.
@@ -143,7 +159,8 @@ const LabelSet* Fold(Registry& r) {
 // and the table marked full only if no ordinary set fits any more (one
 // oversized value must not take the labels of every later scope).
 const LabelSet* FoldOversized(Registry& r) {
-  if (r.max_bytes - std::min(r.bytes, r.max_bytes) < kLabelBytesPerSet) {
+  const size_t bytes = r.bytes.load(std::memory_order_relaxed);
+  if (r.max_bytes - std::min(bytes, r.max_bytes) < kLabelBytesPerSet) {
     r.full.store(true, std::memory_order_relaxed);
   }
   return Fold(r);
@@ -162,18 +179,18 @@ const LabelSet* Add(Registry& r, uint64_t hash, const LabelSet* base, Extra extr
        ++probe, i = (i + 1) & r.mask) {
     if (probe + 1 >= kMaxProbes) return Fold(r);  // A crowded run: rare at half load.
   }
-  size_t bytes = 0;
-  for (const auto& [k, v] : extra) bytes += k.size() + v.size();
-  if (r.bytes + bytes > r.max_bytes) return FoldOversized(r);  // Before Merge copies them.
+  const size_t interned = r.bytes.load(std::memory_order_relaxed);
+  size_t bytes = BytesOf(extra) + kScopeOverhead;
+  if (interned + bytes > r.max_bytes) return FoldOversized(r);  // Before Merge copies them.
   std::vector<LabelSet::Label> merged = Merge(base, extra);
   auto found = r.sets.find(merged);
   if (found == r.sets.end()) {
     bytes += 2 * BytesOf(merged);  // The map's key and the set's own copy.
-    if (r.bytes + bytes > r.max_bytes) return FoldOversized(r);
+    if (interned + bytes > r.max_bytes) return FoldOversized(r);
     found = r.sets.emplace(std::move(merged), nullptr).first;
     found->second.reset(LabelSet::New(found->first));
   }
-  r.bytes += bytes;
+  r.bytes.store(interned + bytes, std::memory_order_relaxed);
   std::unique_ptr<LabelSet>& set = found->second;
   auto* scope = new Scope{hash, base, {}, set.get()};
   for (const auto& [k, v] : extra) scope->extra.emplace_back(std::string(k), std::string(v));
@@ -195,6 +212,13 @@ const LabelSet* LabelSet::Intern(const LabelSet* base, Extra extra) {
   const uint64_t hash = HashScope(base, extra);
   if (const LabelSet* set = Find(r, hash, base, extra)) return set;
   if (r.full.load(std::memory_order_relaxed)) return Fold(r);
+  // A scope too large for the bytes left is folded without the registry's
+  // mutex: it is never interned, so every construction of it gets here
+  // (a request body as a label on every request), and the bytes interned
+  // only grow, so it will never fit.
+  if (r.bytes.load(std::memory_order_relaxed) + BytesOf(extra) + kScopeOverhead > r.max_bytes) {
+    return FoldOversized(r);
+  }
   return Add(r, hash, base, extra);
 }
 
