@@ -5,6 +5,7 @@
 // fixed buffer is cut between characters.
 #include <pthread.h>
 
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -145,14 +146,17 @@ TEST(HostileNamesTest, NamesAreCutBetweenCharacters) {
       << metrics;
 }
 
-// A user label named as lockprof's own is renamed, so that the sample's
-// `lock` label stays the lock's (the contention page showed the user's).
+// A user label named as one of lockprof's own is renamed, so that the
+// sample's `lock` label stays the lock's (the contention page showed the
+// user's), and as Prometheus does, "exported_" is prepended until the key is
+// free: a user's own `exported_lock` keeps its name and value (one key with
+// two values would be ambiguous in its turn).
 TEST(HostileNamesTest, AUserLabelNamedLockIsExported) {
   ScopedRates rates(1, 1, 1);
   Mutex mu("labelled.lock");
   mu.lock();
   std::vector<std::thread> waiter = testing::StartBlocked(1, [&] {
-    ScopedLabels labels({{"lock", "dup"}, {"mode", "m"}});
+    ScopedLabels labels({{"lock", "dup"}, {"mode", "m"}, {"exported_lock", "mine"}});
     mu.lock();
     mu.unlock();
   });
@@ -163,14 +167,23 @@ TEST(HostileNamesTest, AUserLabelNamedLockIsExported) {
       testing::SamplesForLock(p, "labelled.lock");
   ASSERT_FALSE(samples.empty());
   for (const perftools::profiles::Sample* s : samples) {
-    int locks = 0;
-    for (const auto& l : s->label()) locks += p.string_table(l.key()) == "lock";
-    EXPECT_EQ(locks, 1);
-    EXPECT_EQ(testing::LabelValue(p, *s, "exported_lock"), "dup");
+    std::map<std::string, int> keys;
+    for (const auto& l : s->label()) ++keys[p.string_table(l.key())];
+    for (const auto& [key, n] : keys) EXPECT_EQ(n, 1) << key;
+    EXPECT_EQ(testing::LabelValue(p, *s, "exported_lock"), "mine");
+    EXPECT_EQ(testing::LabelValue(p, *s, "exported_exported_lock"), "dup");
     EXPECT_EQ(testing::LabelValue(p, *s, "exported_mode"), "m");
   }
-  EXPECT_EQ(Get("/debug/lockprof/profile.json", "name=block").find("\"lock\":\"dup\""),
-            std::string::npos);
+  // profile.json: each key once in the sample's "l".
+  const std::string json = Get("/debug/lockprof/profile.json", "name=block");
+  EXPECT_EQ(json.find("\"lock\":\"dup\""), std::string::npos);
+  const size_t at = json.find("\"lock\":\"labelled.lock\"");
+  ASSERT_NE(at, std::string::npos) << json;
+  const size_t from = json.rfind("\"l\":{", at);
+  const std::string l = json.substr(from, json.find('}', at) + 1 - from);
+  EXPECT_NE(l.find("\"exported_lock\":\"mine\""), std::string::npos) << l;
+  EXPECT_NE(l.find("\"exported_exported_lock\":\"dup\""), std::string::npos) << l;
+  EXPECT_EQ(l.find("\"exported_lock\":\"dup\""), std::string::npos) << l;
 }
 
 // A name cannot forge lines of the stderr report or of the text pages.

@@ -44,6 +44,34 @@ MergedSlots Merge(const std::vector<SlotValues>& slots, std::array<int64_t, 2>* 
   return merged;
 }
 
+bool IsOwnLabel(std::string_view key) { return key == "lock" || key == "mode" || key == "shard"; }
+
+// Appends a sample's user labels (sorted by key, each key once). One named
+// as lockprof's own would make the sample's lock ambiguous to every reader
+// (pprof's -tagfocus, the contention page): it is renamed as Prometheus
+// renames a scraped label that collides with a target's, "exported_"
+// prepended until the key is free, so that a user's own "exported_lock"
+// keeps its name and "lock" becomes "exported_exported_lock" (one key with
+// two values would be ambiguous in its turn).
+void AppendUserLabels(const std::vector<LabelSet::Label>& labels,
+                      std::vector<std::pair<std::string, std::string>>* out) {
+  for (const auto& [k, val] : labels) {
+    if (!IsOwnLabel(k)) out->emplace_back(k, val);
+  }
+  // Every key taken is in *out by now (lockprof's own, the user's others),
+  // and so is each renamed one once added.
+  auto taken = [&](const std::string& key) {
+    return IsOwnLabel(key) || std::any_of(out->begin(), out->end(),
+                                          [&](const auto& label) { return label.first == key; });
+  };
+  for (const auto& [k, val] : labels) {
+    if (!IsOwnLabel(k)) continue;
+    std::string key = "exported_" + k;
+    while (taken(key)) key = "exported_" + key;
+    out->emplace_back(std::move(key), val);
+  }
+}
+
 }  // namespace
 
 class Resolver {
@@ -190,16 +218,7 @@ ResolvedProfile Resolve(const ProfileInfo& info, const std::vector<SlotValues>& 
     if (key->lock != nullptr) sample.str_labels.emplace_back("lock", key->lock);
     if (const char* mode = LockModeName(key->mode)) sample.str_labels.emplace_back("mode", mode);
     if (key->shard >= 0) sample.num_labels.push_back({"shard", key->shard, "index"});
-    if (key->labels != nullptr) {
-      for (const auto& [k, val] : key->labels->labels()) {
-        // A user label named as one of lockprof's own would make the
-        // sample's lock ambiguous to every reader (pprof's -tagfocus, the
-        // contention page): renamed as Prometheus renames a scraped label
-        // that collides with a target's.
-        const bool ours = k == "lock" || k == "mode" || k == "shard";
-        sample.str_labels.emplace_back(ours ? "exported_" + k : k, val);
-      }
-    }
+    if (key->labels != nullptr) AppendUserLabels(key->labels->labels(), &sample.str_labels);
     out.samples.push_back(std::move(sample));
   }
   if (overflow[0] != 0 || overflow[1] != 0) {
