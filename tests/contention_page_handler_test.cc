@@ -144,6 +144,20 @@ TEST(ContentionPageTest, JsonEscapesNames) {
 
 constexpr char kToken[] = "page-token-41c7";
 
+// HEAD answers GET's Content-Length (RFC 9110), as the other endpoints do;
+// it answered 0.
+TEST(ContentionPageTest, HeadHasTheLengthOfGet) {
+  Server s(Options([](auto&) {}));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  std::string get, headers;
+  ASSERT_EQ(Curl("'" + s.url("/debug/lockprof/") + "'", &get), 200);
+  ASSERT_EQ(Curl("-I '" + s.url("/debug/lockprof/") + "'", nullptr, nullptr, &headers), 200);
+  EXPECT_NE(headers.find("Content-Length: " + std::to_string(get.size()) + "\r\n"),
+            std::string::npos)
+      << "GET sent " << get.size() << " bytes; HEAD:\n"
+      << headers;
+}
+
 TEST(ContentionPageTest, TokenGuardsTheDataButNotThePage) {
   Server s(Options([](auto& o) { o.token = kToken; }));
   ASSERT_TRUE(s.status().ok()) << s.status();

@@ -85,7 +85,7 @@ Response ServeProfileJson(const Request& req, const PprofOptions& options) {
       ProfileJson(agent::Resolve(*info, slots, agent::WallNanos(), duration_nanos)));
 }
 
-Response ServePage(const Request& req) {
+Response ServePage() {
   Response r;
   r.content_type = "text/html; charset=utf-8";
   // The browser enforces what the page promises: nothing loaded from
@@ -94,7 +94,9 @@ Response ServePage(const Request& req) {
                          "default-src 'none'; script-src 'unsafe-inline'; style-src "
                          "'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'");
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
-  if (req.method != "HEAD") r.body = std::string(ContentionPageHtml());
+  // For HEAD too: the server sends the length of this body and leaves the
+  // body out, and a HEAD's Content-Length must be its GET's (RFC 9110).
+  r.body = std::string(ContentionPageHtml());
   return r;
 }
 
@@ -162,7 +164,7 @@ Response HandleContentionPage(const Request& req, const PprofOptions& options) {
     r.headers.emplace_back("Allow", "GET, HEAD");
     return r;
   }
-  if (req.path == kContentionPagePath) return ServePage(req);
+  if (req.path == kContentionPagePath) return ServePage();
   if (req.path == kProfileJsonPath) return ServeProfileJson(req, options);
   return ErrorResponse(404, "Not found");
 }
