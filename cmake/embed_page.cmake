@@ -1,14 +1,16 @@
 # Writes OUTPUT, a C++ source defining lockprof::server::ContentionPageHtml()
 # with the contention page as one file: DIR/contention.html with
-# DIR/contention.css and DIR/contention.js put in place of the lines that
-# name them, so the browser needs one request and the page needs no file at
-# run time. Run by the build (server/CMakeLists.txt) when any of them changes:
+# DIR/contention.css, DIR/pprof_command.js and DIR/contention.js put in
+# place of the lines that name them, so the browser needs one request and
+# the page needs no file at run time. Run by the build (server/CMakeLists.txt) when any of them changes:
 #   cmake -DDIR=server/page -DOUTPUT=page.cc -P embed_page.cmake
 file(READ "${DIR}/contention.html" html)
 file(READ "${DIR}/contention.css" css)
 file(READ "${DIR}/contention.js" js)
+file(READ "${DIR}/pprof_command.js" pprof_js)
 foreach(part
     "<link rel=\"stylesheet\" href=\"contention.css\">\n|<style>\n${css}</style>\n"
+    "<script src=\"pprof_command.js\"></script>\n|<script>\n${pprof_js}</script>\n"
     "<script src=\"contention.js\"></script>\n|<script>\n${js}</script>\n")
   string(FIND "${part}" "|" bar)
   string(SUBSTRING "${part}" 0 ${bar} line)

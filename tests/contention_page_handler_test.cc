@@ -120,7 +120,9 @@ TEST(ContentionPageTest, BadRequestsGetPprofReplies) {
   EXPECT_EQ(r.body, "profile duration exceeds server's WriteTimeout\n");
 }
 
-TEST(ContentionPageTest, JsonEscapesNames) {
+// Numeric labels (shard) are JSON numbers: the page must tell them from
+// string labels, which pprof filters differently.
+TEST(ContentionPageTest, JsonEscapesNamesAndWritesNumbersAsNumbers) {
   lockprof::agent::ResolvedProfile rp;
   rp.info = &lockprof::agent::ProfileInfoFor(lockprof::agent::ProfileId::kMutex);
   rp.locations.push_back({0x1234, -1, {}});
@@ -138,7 +140,7 @@ TEST(ContentionPageTest, JsonEscapesNames) {
   EXPECT_EQ(lockprof::server::ProfileJson(rp),
             R"({"profile":"mutex","types":[["contentions","count"],["delay","nanoseconds"]],)"
             R"("duration_nanos":0,"samples":[{"v":[1,2],"s":[0,1],)"
-            R"("l":{"lock":"a\"b\u0001","n":"7"}}],"funcs":["0x1234","f\"\\\u000a"]})"
+            R"("l":{"lock":"a\"b\u0001","n":7}}],"funcs":["0x1234","f\"\\\u000a"]})"
             "\n");
 }
 

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from lockprof_testlib import die_with_parent, fail, failures, http_get, wait_for
+from lockprof_testlib import attributes, chromium, fail, failures, http_get, unescape, wait_for
 import lockprof_testlib
 
 
@@ -53,37 +53,6 @@ def top_lock(base):
         if float(m.group(2)) > 0 and (best is None or float(m.group(2)) > best[1]):
             best = (m.group(1), float(m.group(2)))
     return best and best[0]
-
-
-def chromium(tmp, url, *args, size="1280,800"):
-    """Runs headless Chromium on `url`; returns its stdout. Virtual time does
-    not advance while fetches are pending, so the budget is what the page's
-    script gets once its data arrived; the timeout is for a loaded machine."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        raise SystemExit("chromium is not installed (tools/deps.sh test installs it)")
-    profile_dir = tempfile.mkdtemp(dir=tmp)
-    cmd = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-           "--disable-dev-shm-usage", "--user-data-dir=" + profile_dir,
-           "--virtual-time-budget=15000", "--window-size=" + size, *args, url]
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=180,
-                       preexec_fn=die_with_parent)
-    if r.returncode != 0:
-        fail(f"chromium exited {r.returncode}: {r.stderr.decode()[-2000:]}")
-    return r.stdout.decode(errors="replace")
-
-
-def attributes(dom, element_id):
-    """The attributes of the element with id `element_id` in dumped HTML."""
-    m = re.search(r'<[a-z]+ [^>]*\bid="' + element_id + r'"[^>]*>', dom)
-    if not m:
-        return {}
-    return {k: v for k, v in re.findall(r'([\w-]+)="([^"]*)"', m.group(0))}
-
-
-def unescape(s):
-    return s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"') \
-        .replace("&#10;", "\n").replace("&amp;", "&")
 
 
 def check_rendered(dom, view, lock, want_window=False, want_base=False):
@@ -205,11 +174,11 @@ def check_pprof_filter(tmp):
     -tagfocus's values, made by the page and read as pprof reads them (Go's
     regexp), select each lock name and no other."""
     source = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server", "page",
-                               "contention.js")).read()
+                               "pprof_command.js")).read()
     start = source.index("function pprofExactly")
     end = source.index("\nfunction ", start)
     names = ["db", "db.pool", "q,r", "r", "a+b", "5", "x(y)", "[z]", "back\\slash", "d$", "^c",
-             "<img src=x>", "\u00fcn\u00efcode"]
+             "<img src=x>", "\u00fcn\u00efcode", "12345678901234567890", "a" + "0123456789" * 5]
     harness = os.path.join(tmp, "filter.html")
     with open(harness, "w") as f:
         f.write("<html><body><pre id=out></pre><script>\n" + source[start:end] +

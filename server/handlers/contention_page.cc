@@ -148,7 +148,7 @@ std::string ProfileJson(const agent::ResolvedProfile& rp) {
       first = false;
       AppendJsonString(n.key, &out);
       out.push_back(':');
-      AppendJsonString(std::to_string(n.num), &out);
+      out += std::to_string(n.num);
     }
     out += "}}";
   }

@@ -33,10 +33,14 @@ Response HandleContentionPage(const Request& request, const PprofOptions& option
 // A resolved profile as the page reads it:
 //   {"profile":"mutex","types":[["contentions","count"],["delay","nanoseconds"]],
 //    "duration_nanos":0,
-//    "samples":[{"v":[1,2],"s":[leaf,...,root],"l":{"lock":"cache.main"}},...],
+//    "samples":[{"v":[1,2],"s":[leaf,...,root],"l":{"lock":"cache.main","shard":3}},...],
 //    "funcs":["f",...]}
 // "s" indexes "funcs", innermost frame first, inlined frames expanded;
-// an address without a name is written as 0x<hex>.
+// an address without a name is written as 0x<hex>. "l" holds the string
+// labels as strings and the numeric ones (shard) as numbers, which pprof
+// filters differently (-tagfocus=shard=3, not a regular expression). A lock
+// without a name has no "lock"; one named "" has "lock":"" (pprof's reader
+// drops an empty label: to it, neither has one).
 std::string ProfileJson(const agent::ResolvedProfile& profile);
 
 // The page's bytes (generated from server/page/ at build time).

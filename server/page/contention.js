@@ -35,6 +35,11 @@ function fmtValue(v, unit) {
 
 // ---- Top locks, from the lockprof_lock_* series of /metrics.
 
+// The names /metrics gives what no one name stands for (agent/metrics/
+// metrics.cc): UNNAMED, locks without a name or with an empty one; OTHER,
+// the locks its per-lock table had no room for.
+const UNNAMED = '(unnamed)', OTHER = '(other)';
+
 function unescapeLabel(v) {
   return v.replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
 }
@@ -139,7 +144,19 @@ function renderLocks() {
       fmtQuantile(e.wait, 0.99), String(Math.round(e.hold.count)),
       fmtSeconds(e.hold.sum), fmtQuantile(e.hold, 0.99)];
     for (const c of cells) tr.insertCell().textContent = c;
-    tr.onclick = () => { histLock = e; drawHistograms(e); selectLock(e.lock); render(); };
+    // OTHER is many locks, named in the profiles by their own names: no one
+    // filter selects them, so its row shows its histograms only.
+    const focus = e.lock !== OTHER;
+    if (!focus) {
+      tr.className = 'nofocus';
+      tr.title = 'locks the per-lock table had no room for: the profiles name each of them';
+    }
+    tr.onclick = () => {
+      histLock = e;
+      drawHistograms(e);
+      if (focus) selectLock(e.lock);
+      render();
+    };
   }
   const shown = histLock && rows.find((e) => e.lock === histLock.lock && e.mode === histLock.mode);
   drawHistograms(shown || rows[0]);
@@ -159,6 +176,21 @@ async function loadLocks(seq) {
 }
 
 // ---- Flame graph (an icicle: callers on top), from profile.json.
+
+// A sample's lock as /metrics names it: profile.json has no lock label for a
+// lock without a name and "" for an empty one (pprof's reader drops an empty
+// label, so to pprof both have none), and /metrics calls both UNNAMED.
+function lockOf(s) {
+  return s.l.lock || UNNAMED;
+}
+
+// Whether label `key` of sample `s` is `value` as the user typed it. A
+// numeric label (a JSON number, e.g. shard) equals the integer written.
+function labelIs(s, key, value) {
+  if (!Object.prototype.hasOwnProperty.call(s.l, key)) return false;
+  const v = s.l[key];
+  return typeof v === 'number' ? /^[+-]?[0-9]+$/.test(value) && v === Number(value) : v === value;
+}
 
 function selectLock(lock) {
   const sel = $('lock');
@@ -181,7 +213,7 @@ async function loadProfile(seq) {
   value.value = keep === '0' ? '0' : '1';
   const lock = $('lock'), wanted = lock.value;
   lock.length = 1;
-  const names = new Set(profile.samples.map((s) => s.l.lock).filter((l) => l !== undefined));
+  const names = new Set(profile.samples.map(lockOf));
   for (const l of [...names].sort()) lock.add(new Option(l, l));
   if (wanted) selectLock(wanted);
   setStatus('');
@@ -203,7 +235,7 @@ function buildTree(p) {
   let all = 0;  // Before the filters: what pprof's percentages are of.
   for (const s of p.samples) {
     all += s.v[vi] || 0;
-    if ((lock && s.l.lock !== lock) || (lm && s.l[lm[1]] !== lm[2])) continue;
+    if ((lock && lockOf(s) !== lock) || (lm && !labelIs(s, lm[1], lm[2]))) continue;
     const v = s.v[vi];
     if (!v) continue;
     root.value += v;
@@ -256,43 +288,15 @@ function drawFlame(top, baseTop, unit) {
   flame.style.height = depth * 18 + 'px';
 }
 
-function shellQuote(s) {
-  return "'" + s.replace(/'/g, "'\\''") + "'";
-}
-
-// A value for pprof's -tagfocus=key=value that selects exactly `s`, as the
-// page's filter does: pprof reads the value as regular expressions (RE2),
-// split at commas, each matching anywhere in a label ("db" would also take
-// "db.pool"), so the name is anchored, its metacharacters escaped, and its
-// commas written \x2c.
-function pprofExactly(s) {
-  return '^' + s.replace(/[\\.+*?()|[\]{}^$]/g, '\\$&').replace(/,/g, '\\x2c') + '$';
-}
-
 function renderLinks(tree) {
   const name = profile.profile, secs = $('window').value;
   const raw = new URL('../pprof/' + name + (secs ? '?seconds=' + secs : ''), location.href).href;
-  const flags = ['-http=:'];
-  if ($('value').value === '1') flags.push('-sample_index=' + profile.types[1][0]);
-  // pprof keeps only the last -tagfocus: with both filters, the lock's is
-  // applied first, into a file the second command reads.
-  const focus = [];
-  if ($('lock').value) focus.push('-tagfocus=lock=' + pprofExactly($('lock').value));
+  const filters = [];
+  if ($('lock').value) filters.push(pprofLockFilter($('lock').value));
   const lm = /^\s*([^=\s]+)\s*=\s*(.*?)\s*$/.exec($('label').value);
-  if (lm) focus.push('-tagfocus=' + lm[1] + '=' + pprofExactly(lm[2]));
-  let source = token ? name + '.pb.gz' : shellQuote(raw);
-  let cmd = token
-    ? 'curl -H "Authorization: Bearer $LOCKPROF_ADMIN_TOKEN" -o ' + name + '.pb.gz ' + shellQuote(raw) + ' && '
-    : '';
-  const twoFilters = focus.length === 2;
-  if (twoFilters) {
-    cmd += 'go tool pprof -proto -output=' + name + '-lock.pb.gz ' + shellQuote(focus[0]) + ' ' + source + ' && ';
-    source = name + '-lock.pb.gz';
-    focus.shift();
-  }
-  flags.push(...focus);
-  const pprof = 'go tool pprof ' + flags.map(shellQuote).join(' ');
-  cmd += pprof + ' ' + source;
+  if (lm) filters.push(pprofLabelFilter(profile, lm[1], lm[2]));
+  const sampleIndex = $('value').value === '1' ? profile.types[1][0] : '';
+  const { cmd, flags, twoFilters } = pprofCommand(name, raw, token, sampleIndex, filters);
   const links = $('links');
   links.textContent = '';
   const line = (...parts) => {
@@ -347,6 +351,7 @@ function render() {
   flame.dataset.profile = profile.profile;
   flame.dataset.topSelf = tree.self.length ? tree.self[0][0] : '';
   flame.dataset.frames = String(flame.childElementCount);
+  flame.dataset.total = String(tree.root.value);
   flame.dataset.durationNanos = String(profile.duration_nanos);
   flame.dataset.baseTotal = baseTree ? String(baseTree.root.value) : '';
 }
