@@ -133,10 +133,10 @@ StackTable::~StackTable() {
   }
 }
 
-void StackTable::Add(const StackTrace& stack, const EventTags& tags, const LabelSet* labels,
-                     int64_t v0, int64_t v1) {
+StackTable::EntryRef StackTable::Lookup(const StackTrace& stack, const EventTags& tags,
+                                        const LabelSet* labels) {
   Entry* slots = Slots();
-  if (slots == nullptr) return;
+  if (slots == nullptr) return {};
   size_t capacity;
   // The winner of the allocation race publishes capacity just after slots_.
   while ((capacity = capacity_.load(std::memory_order_acquire)) == 0) {
@@ -180,13 +180,18 @@ void StackTable::Add(const StackTrace& stack, const EventTags& tags, const Label
     target = &e;
     break;
   }
-  if (target == &slots[capacity]) dropped_.fetch_add(1, std::memory_order_relaxed);
+  return {target, target == &slots[capacity]};
+}
+
+void StackTable::AddTo(EntryRef ref, int64_t v0, int64_t v1) {
+  if (ref.entry == nullptr) return;
+  if (ref.overflow) dropped_.fetch_add(1, std::memory_order_relaxed);
   if (values_ == Values::kPerThreadCells) {
-    AddToCell(target->values, MoveToEntry, 0, v0, 1, v1);
+    AddToCell(ref.entry->values, MoveToEntry, 0, v0, 1, v1);
     return;
   }
-  target->values[0].fetch_add(v0, std::memory_order_relaxed);
-  target->values[1].fetch_add(v1, std::memory_order_relaxed);
+  ref.entry->values[0].fetch_add(v0, std::memory_order_relaxed);
+  ref.entry->values[1].fetch_add(v1, std::memory_order_relaxed);
 }
 
 void StackTable::Snapshot(std::vector<SlotValues>* out) const {

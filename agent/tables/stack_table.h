@@ -92,7 +92,23 @@ class StackTable {
   // allocates after the first call (of the table, and of the thread when
   // values go through cells).
   void Add(const StackTrace& stack, const EventTags& tags, const LabelSet* labels, int64_t v0,
-           int64_t v1);
+           int64_t v1) {
+    AddTo(Lookup(stack, tags, labels), v0, v1);
+  }
+
+  // Add in two halves, for a caller that adds to one key again and again
+  // and remembers its entry (record.cc, the hold profile's per-thread
+  // memo): entries never move, so a reference stays valid for the life of
+  // the table, and of the process for the agent's own tables. Lookup finds
+  // (or claims) the key's entry, the overflow entry when the table is full,
+  // or none before the slots could be mapped (AddTo then adds nothing).
+  struct Entry;
+  struct EntryRef {
+    Entry* entry = nullptr;
+    bool overflow = false;  // Each add to it counts as dropped.
+  };
+  EntryRef Lookup(const StackTrace& stack, const EventTags& tags, const LabelSet* labels);
+  void AddTo(EntryRef ref, int64_t v0, int64_t v1);
 
   // Appends every non-empty slot's current values to *out.
   void Snapshot(std::vector<SlotValues>* out) const;
@@ -109,7 +125,6 @@ class StackTable {
   size_t memory_bytes() const;
 
  private:
-  struct Entry;
   static size_t BytesFor(size_t capacity);
   // The mapping's tail after the slots: the index + 1 of each slot in use,
   // in the order they were claimed (0: being written).
