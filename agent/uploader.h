@@ -54,6 +54,9 @@
 // that got no answer once sent (a read timeout, a reset): the server may
 // have stored it, and would add a copy to it (pyroscope-go never retries).
 // A server that is down or hangs for an hour costs one queue of profiles.
+// An answer's body is read as sent, never inflated, and no further than
+// 64 KiB: a longer one (a body that never ends, a gzip bomb) fails the
+// upload, which is not retried (the server has the request).
 //
 // Not async-signal-safe; Start and Stop are thread-safe.
 #ifndef LOCKPROF_AGENT_UPLOADER_H_

@@ -31,26 +31,10 @@ using lockprof::admin_test::Options;
 using lockprof::admin_test::ReadUntilClosed;
 using lockprof::admin_test::Server;
 using lockprof::admin_test::StatusOf;
+using lockprof::testing::ResetPeakMemory;
 using lockprof::testing::RunCommand;
+using lockprof::testing::StatusKiB;
 using lockprof::testing::WriteTempFile;
-
-// A line of /proc/self/status ("VmHWM", "VmRSS") in KiB.
-long StatusKiB(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::atol(line.c_str() + field.size() + 1);
-  }
-  return -1;
-}
-
-// Resets this process's peak resident set (VmHWM) to its current size.
-bool ResetPeakMemory() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
-  out.flush();
-  return bool(out);
-}
 
 // Sends `head` (a request line), then `count` headers "X-Flood-NNNNNN: 1"
 // and the blank line, from another thread, while this one reads the answer.

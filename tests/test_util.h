@@ -104,6 +104,12 @@ inline bool RunAtIdlePriority() {
 // a test of waiters needs before it acts. Fails the test if one never does.
 std::vector<std::thread> StartBlocked(int n, const std::function<void()>& body);
 
+// A line of /proc/self/status ("VmHWM", "VmRSS") in KiB; -1 if absent.
+long StatusKiB(const std::string& field);
+
+// Resets this process's peak resident set (VmHWM) to its current size.
+bool ResetPeakMemory();
+
 // A TCP port of 127.0.0.1 that was free a moment ago (bound to port 0,
 // then released), for a server that must be given its port.
 int FreeLoopbackPort();

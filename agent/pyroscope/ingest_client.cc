@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -18,7 +19,13 @@ namespace lockprof::agent {
 
 namespace {
 
+// What the log quotes of an answer's body.
 constexpr size_t kMaxBodyKept = 512;
+// What is read of an answer's body before the request is given up: Pyroscope
+// answers with a line of JSON; a server that sends more (a body that never
+// ends, a gzip bomb, which is not inflated) would otherwise cost the
+// application that much memory.
+constexpr size_t kMaxBodyRead = 64 * 1024;
 constexpr char kUserAgent[] = "lockprof-uploader/0.1";
 
 // Answers one request on `listener` with 204, then returns. Never blocks for
@@ -141,6 +148,9 @@ IngestClient::IngestClient(const pyroscope::Endpoint& endpoint,
   impl_->client->set_write_timeout(timeout);
   impl_->client->set_follow_location(false);
   impl_->client->set_keep_alive(false);
+  // An answer is read as sent: never inflated (a few KB of gzip inflate
+  // to gigabytes), and cut short past kMaxBodyRead (Post).
+  impl_->client->set_decompress(false);
   impl_->client->set_socket_options([impl = impl_.get()](int fd) { impl->KeepSocket(fd); });
   impl_->headers.emplace("User-Agent", kUserAgent);
   for (auto& [k, v] : headers) impl_->headers.emplace(std::move(k), std::move(v));
@@ -169,25 +179,53 @@ PostOutcome IngestClient::Post(const std::string& path_and_query,
     out.error = found.error;
     return out;
   }
-  httplib::Result res{nullptr, httplib::Error::Connection};
+  // The body goes through a receiver that keeps what the log quotes and
+  // stops the request past kMaxBodyRead, instead of into a string of any
+  // size. (The status line and headers have no such bound in cpp-httplib:
+  // only the request's deadline bounds them; RELIABILITY.md.)
+  size_t body_read = 0;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path_and_query;
+  req.headers = impl_->headers;
+  req.headers.emplace("Content-Type", body.content_type);
+  req.body = body.body;
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    body_read += n;
+    if (out.body.size() < kMaxBodyKept) {
+      out.body.append(data, std::min(n, kMaxBodyKept - out.body.size()));
+    }
+    return body_read <= kMaxBodyRead;
+  };
+  httplib::Response res;
+  httplib::Error error = httplib::Error::Connection;
+  bool answered = false;
   for (const std::string& address : found.numeric) {
     impl_->client->set_hostname_addr_map({{impl_->host, address}});
-    res = impl_->client->Post(path_and_query.c_str(), impl_->headers, body.body,
-                              body.content_type.c_str());
-    if (res || res.error() != httplib::Error::Connection || aborted()) break;
+    res = httplib::Response();
+    out.body.clear();
+    body_read = 0;
+    answered = impl_->client->send(req, res, error);
+    if (answered || error != httplib::Error::Connection || aborted()) break;
   }
-  if (!res) {
-    out.error = httplib::to_string(res.error());
-    out.maybe_received =
-        res.error() == httplib::Error::Read || res.error() == httplib::Error::Canceled;
+  if (!answered) {
+    out.body.clear();
+    if (body_read > kMaxBodyRead) {
+      // The server has the request: not retried, as any answer cut short.
+      out.error = "HTTP " + std::to_string(res.status) + " with an answer of more than " +
+                  std::to_string(kMaxBodyRead) + " bytes: stopped reading it";
+      out.maybe_received = true;
+      return out;
+    }
+    out.error = httplib::to_string(error);
+    out.maybe_received = error == httplib::Error::Read || error == httplib::Error::Canceled;
     return out;
   }
-  out.status = res->status;
-  out.body = res->body.substr(0, kMaxBodyKept);
+  out.status = res.status;
   while (!out.body.empty() && (out.body.back() == '\n' || out.body.back() == '\r')) {
     out.body.pop_back();
   }
-  out.location = res->get_header_value("Location");
+  out.location = res.get_header_value("Location");
   return out;
 }
 

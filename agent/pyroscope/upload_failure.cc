@@ -19,7 +19,7 @@ std::string FailedUploadMessage(const PostOutcome& r, const std::string& what, i
                                 std::string* kind) {
   if (r.status == 0 && r.maybe_received) {
     *kind = "no answer";
-    return what + " got no answer once sent: " + r.error +
+    return what + " got no complete answer once sent: " + r.error +
            " (not retried: the server may have stored it, and would count a copy twice)";
   }
   if (r.status == 0) {
