@@ -74,7 +74,8 @@
 namespace lockprof {
 
 struct UploaderOptions {
-  // Pyroscope's address: http[s]://host[:port][/path prefix].
+  // Pyroscope's address: http[s]://host[:port][/path prefix], the prefix
+  // as it goes on the wire (percent-encoded: a space is refused).
   std::string url;
   // The service's name (Pyroscope's service_name): letters, digits, "_.-/".
   std::string app_name;

@@ -42,6 +42,11 @@ TEST(PyroscopeProtocol, ParsesEndpoints) {
   EXPECT_NE(Error(py::ParseEndpoint("http://x:http", &e)).find("port"), std::string::npos);
   EXPECT_FALSE(py::ParseEndpoint("http://x:0", &e).ok());
   EXPECT_FALSE(py::ParseEndpoint("http://x y:80", &e).ok());
+  // The path is sent as written: what a URL path may not hold is refused.
+  EXPECT_NE(Error(py::ParseEndpoint("http://x/a b", &e)).find("percent-encoded"),
+            std::string::npos);
+  ASSERT_TRUE(py::ParseEndpoint("http://x/a%20b/c+d", &e).ok());
+  EXPECT_EQ(e.IngestPath(), "/a%20b/c+d/ingest");
 }
 
 TEST(PyroscopeProtocol, RejectsNamesAndLabelsPyroscopeRejects) {

@@ -1,6 +1,7 @@
 // The uploader against a server that answers what no Pyroscope would: an
 // answer body that never ends, a gzip bomb. The application's memory stays
-// bounded, and the upload counts as failed.
+// bounded, and the upload counts as failed. And the request itself arrives
+// exactly as encoded (labels with spaces and '+').
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -10,6 +11,7 @@
 
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/lockprof.h"
+#include "pyroscope_receiver.h"
 #include "raw_http_server.h"
 #include "test_util.h"
 
@@ -34,7 +36,8 @@ std::vector<std::string> Logged() {
 
 // One upload of the mutex profile (the last interval, sent by
 // StopUploader), one attempt; returns the failures it counted.
-uint64_t UploadOnce(const std::string& url) {
+uint64_t UploadOnce(const std::string& url,
+                    std::vector<std::pair<std::string, std::string>> labels = {}) {
   {
     std::lock_guard<std::mutex> l(g_log_mu);
     g_log.clear();
@@ -42,6 +45,7 @@ uint64_t UploadOnce(const std::string& url) {
   lockprof::UploaderOptions o;
   o.url = url;
   o.app_name = "hostile-test";
+  o.labels = std::move(labels);
   o.profiles = {"mutex"};
   o.interval = std::chrono::hours(1);
   o.request_timeout = std::chrono::seconds(5);
@@ -118,6 +122,20 @@ TEST(UploaderHostileTest, AnEndlessAnswerBodyIsCutShort) {
   EXPECT_LT(growth, 32) << "MiB: the answer was kept";
   EXPECT_EQ(failures, 1u);
   EXPECT_LT(sent, 256 * kMiB) << "the client read the whole body";
+}
+
+// A label value arrives exactly as given, with what the query encoding
+// leaves as it is, a space (sent as '+') and a '+' (sent as %2B): the path
+// is encoded once, not once more on the way out (which made "eu west"
+// arrive as "eu+west").
+TEST(UploaderHostileTest, LabelValuesArriveExactlyAsGiven) {
+  lockprof::testing::Receiver receiver;
+  const std::string value = "eu west+1 AZaz09-_.~ %41/:@!*()";
+  EXPECT_EQ(UploadOnce(receiver.url(), {{"region", value}}), 0u)
+      << ::testing::PrintToString(Logged());
+  const auto uploads = receiver.Uploads("mutex");
+  ASSERT_EQ(uploads.size(), 1u);
+  EXPECT_EQ(uploads[0].meta.at("labels"), "region=" + value);
 }
 
 }  // namespace

@@ -151,6 +151,10 @@ IngestClient::IngestClient(const pyroscope::Endpoint& endpoint,
   // An answer is read as sent: never inflated (a few KB of gzip inflate
   // to gigabytes), and cut short past kMaxBodyRead (Post).
   impl_->client->set_decompress(false);
+  // The path and query are sent as given: IngestQuery has encoded them, and
+  // cpp-httplib's own encoding on top turned the '+' of a space into %2B
+  // (a label "eu west" arrived as "eu+west").
+  impl_->client->set_url_encode(false);
   impl_->client->set_socket_options([impl = impl_.get()](int fd) { impl->KeepSocket(fd); });
   impl_->headers.emplace("User-Agent", kUserAgent);
   for (auto& [k, v] : headers) impl_->headers.emplace(std::move(k), std::move(v));

@@ -156,6 +156,14 @@ absl::Status ParseEndpoint(std::string_view url, Endpoint* out) {
       return Invalid("URL " + Quote(url) + ": host has " + CharMessage(c) + hint);
     }
   }
+  // The path goes into the request line as written (IngestClient does not
+  // encode it again): only what a URL path may hold, '%' escapes included.
+  for (char c : path) {
+    if (!IsAlnum(c) && std::string_view("-._~!$&'()*+,;=:@/%").find(c) == std::string_view::npos) {
+      return Invalid("URL " + Quote(url) + ": path has " + CharMessage(c) +
+                     " (write it percent-encoded)" + hint);
+    }
+  }
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
   e.base_path = std::string(path);
   *out = e;
