@@ -16,7 +16,9 @@
 //   LOCKPROF_PYROSCOPE_TENANT_ID (X-Scope-OrgID),
 //   LOCKPROF_PYROSCOPE_HEADERS=Name=value,Name2=value2,
 //   LOCKPROF_PYROSCOPE_INTERVAL=15 (seconds), LOCKPROF_PYROSCOPE_PROFILES=mutex,block
-// A bad value is reported once on stderr and the uploader does not start.
+// A bad value is reported once on stderr and the uploader does not start;
+// the report never quotes a URL's user info or query, nor a header's value
+// (they may hold a password or a token).
 //
 // Both: the environment wins the URL; the call in code succeeds and takes
 // over. StartUploader(o) with LOCKPROF_PYROSCOPE_URL set uploads to that URL

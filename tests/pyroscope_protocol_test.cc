@@ -49,6 +49,29 @@ TEST(PyroscopeProtocol, ParsesEndpoints) {
   EXPECT_EQ(e.IngestPath(), "/a%20b/c+d/ingest");
 }
 
+// A startup error goes to the program's log: it never quotes a password or
+// a token, wherever the user put one.
+TEST(PyroscopeProtocol, ErrorsNeverQuoteSecrets) {
+  py::Endpoint e;
+  for (const char* url :
+       {"https://alice:s3cr3t@host", "http://alice:s3cr3t@host:4040/p", "http://x/?api_key=s3cr3t",
+        "http://x/p#s3cr3t", "ftp://alice:s3cr3t@x", "s3cr3t@x"}) {
+    const std::string error = Error(py::ParseEndpoint(url, &e));
+    EXPECT_FALSE(error.empty()) << url;
+    EXPECT_EQ(error.find("s3cr3t"), std::string::npos) << error;
+  }
+  EXPECT_EQ(py::RedactUrl("https://alice:s3cr3t@host/p?k=v"), "https://***@host/p?***");
+  EXPECT_EQ(py::RedactUrl("http://host/a@b"), "http://host/a@b");
+  lockprof::UploaderOptions o;
+  setenv("LOCKPROF_PYROSCOPE_URL", "http://p:4040", 1);
+  setenv("LOCKPROF_PYROSCOPE_HEADERS", "Authorization: Bearer s3cr3t", 1);
+  const std::string error = Error(lockprof::UploaderOptionsFromEnvironment(&o));
+  EXPECT_NE(error.find("\"Authorization\""), std::string::npos) << error;
+  EXPECT_EQ(error.find("s3cr3t"), std::string::npos) << error;
+  unsetenv("LOCKPROF_PYROSCOPE_HEADERS");
+  unsetenv("LOCKPROF_PYROSCOPE_URL");
+}
+
 TEST(PyroscopeProtocol, RejectsNamesAndLabelsPyroscopeRejects) {
   EXPECT_TRUE(py::ValidateAppName("checkout/api-v2.1_x").ok());
   EXPECT_NE(Error(py::ValidateAppName("")).find("empty"), std::string::npos);

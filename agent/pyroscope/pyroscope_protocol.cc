@@ -106,25 +106,39 @@ std::string Endpoint::Origin() const {
   return scheme + "://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+std::string RedactUrl(std::string_view url) {
+  const size_t query = url.find_first_of("?#");
+  std::string_view shown = url.substr(0, query);
+  const size_t sep = shown.find("://");
+  const size_t start = sep == std::string_view::npos ? 0 : sep + 3;
+  const size_t at = shown.substr(0, shown.find('/', start)).rfind('@');
+  std::string out(shown);
+  if (at != std::string_view::npos && at >= start) out.replace(start, at - start, "***");
+  if (query != std::string_view::npos) out += url[query] == '?' ? "?***" : "#***";
+  return out;
+}
+
 absl::Status ParseEndpoint(std::string_view url, Endpoint* out) {
   const std::string hint = " (expected http://host[:port][/path], e.g. http://pyroscope:4040)";
+  // Quoted with its user info and query hidden: they may hold a password or
+  // an API key, and this message goes to the program's log.
+  const std::string shown = Quote(RedactUrl(url));
   const size_t sep = url.find("://");
-  if (sep == std::string_view::npos) return Invalid("URL " + Quote(url) + " has no scheme" + hint);
+  if (sep == std::string_view::npos) return Invalid("URL " + shown + " has no scheme" + hint);
   Endpoint e;
   e.scheme = std::string(url.substr(0, sep));
   if (e.scheme != "http" && e.scheme != "https") {
-    return Invalid("URL " + Quote(url) + ": scheme must be http or https" + hint);
+    return Invalid("URL " + shown + ": scheme must be http or https" + hint);
   }
   std::string_view rest = url.substr(sep + 3);
   if (rest.find_first_of("?#") != std::string_view::npos) {
-    return Invalid("URL " + Quote(url) + " must not have a query or a fragment" + hint);
+    return Invalid("URL " + shown + " must not have a query or a fragment" + hint);
   }
   const size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash);
   if (authority.find('@') != std::string_view::npos) {
-    return Invalid("URL " + Quote(url) +
-                   ": put credentials in the basic auth options, not in the URL");
+    return Invalid("URL " + shown + ": put credentials in the basic auth options, not in the URL");
   }
   e.port = e.scheme == "https" ? 443 : 80;
   std::string host_port(authority);
@@ -134,33 +148,32 @@ absl::Status ParseEndpoint(std::string_view url, Endpoint* out) {
     std::string error;
     if (!ParseHostPort(authority, &e.host, &e.port, &error) || e.port == 0 ||
         authority.front() == ':') {
-      return Invalid("URL " + Quote(url) + ": " + (error.empty() ? "bad host or port" : error) +
-                     hint);
+      return Invalid("URL " + shown + ": " + (error.empty() ? "bad host or port" : error) + hint);
     }
   } else {
     e.host = authority.size() > 1 && authority.front() == '['
                  ? std::string(authority.substr(1, authority.size() - 2))
                  : std::string(authority);
   }
-  if (e.host.empty()) return Invalid("URL " + Quote(url) + " has no host" + hint);
+  if (e.host.empty()) return Invalid("URL " + shown + " has no host" + hint);
   // A ':' in a host is an IPv6 address's, which a URL writes in brackets
   // ("http://a:b:80" is not host "a:b").
   in6_addr v6;
   if (e.host.find(':') != std::string::npos &&
       (authority.front() != '[' || inet_pton(AF_INET6, e.host.c_str(), &v6) != 1)) {
-    return Invalid("URL " + Quote(url) + ": host \"" + e.host +
-                   "\" is not an IPv6 address in brackets" + hint);
+    return Invalid("URL " + shown + ": host \"" + e.host + "\" is not an IPv6 address in brackets" +
+                   hint);
   }
   for (char c : e.host) {
     if (!IsAlnum(c) && c != '.' && c != '-' && c != ':' && c != '_') {
-      return Invalid("URL " + Quote(url) + ": host has " + CharMessage(c) + hint);
+      return Invalid("URL " + shown + ": host has " + CharMessage(c) + hint);
     }
   }
   // The path goes into the request line as written (IngestClient does not
   // encode it again): only what a URL path may hold, '%' escapes included.
   for (char c : path) {
     if (!IsAlnum(c) && std::string_view("-._~!$&'()*+,;=:@/%").find(c) == std::string_view::npos) {
-      return Invalid("URL " + Quote(url) + ": path has " + CharMessage(c) +
+      return Invalid("URL " + shown + ": path has " + CharMessage(c) +
                      " (write it percent-encoded)" + hint);
     }
   }

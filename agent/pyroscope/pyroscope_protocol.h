@@ -53,6 +53,10 @@ struct Endpoint {
   std::string IngestPath() const { return base_path + "/ingest"; }
 };
 
+// `url` as messages may show it: user info replaced by "***", and the query
+// or fragment too ("https://***@host/p?***"): either may hold a secret.
+std::string RedactUrl(std::string_view url);
+
 // Parses "http[s]://host[:port][/path]". Rejects other schemes, user
 // info, queries and fragments, with a message saying what to change.
 absl::Status ParseEndpoint(std::string_view url, Endpoint* out);

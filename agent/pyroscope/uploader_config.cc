@@ -27,7 +27,10 @@ absl::Status ParsePairs(const char* var, std::string_view text, Labels* out) {
     std::string_view item = text.substr(0, comma);
     const size_t eq = item.find('=');
     if (eq == std::string_view::npos || eq == 0) {
-      return Invalid(std::string(var) + ": \"" + std::string(item) +
+      // Quoted up to the first character that may start a value (a header
+      // written "Authorization: Bearer tok" must not print the token).
+      const std::string_view name = item.substr(0, item.find_first_of(": \t"));
+      return Invalid(std::string(var) + ": the item starting \"" + std::string(name) +
                      "\" is not NAME=VALUE (write NAME=VALUE,NAME2=VALUE2)");
     }
     out->emplace_back(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
@@ -130,11 +133,12 @@ void ApplyEnvironmentUrl(const UploaderOptions& options, UploaderConfig* config)
   std::string message;
   if (absl::Status s = MakeUploaderConfig(o, &from_env); s.ok()) {
     *config = std::move(from_env);
-    message = "uploading to " + *env + " from LOCKPROF_PYROSCOPE_URL, not " + options.url +
-              " given in code: the environment wins the URL";
+    message = "uploading to " + pyroscope::RedactUrl(*env) + " from LOCKPROF_PYROSCOPE_URL, not " +
+              pyroscope::RedactUrl(options.url) + " given in code: the environment wins the URL";
   } else {
-    message = "LOCKPROF_PYROSCOPE_URL=\"" + *env + "\": " + std::string(s.message()) +
-              "; uploading to " + options.url + " given in code instead";
+    message = "LOCKPROF_PYROSCOPE_URL=\"" + pyroscope::RedactUrl(*env) +
+              "\": " + std::string(s.message()) + "; uploading to " +
+              pyroscope::RedactUrl(options.url) + " given in code instead";
   }
   if (options.log != nullptr) {
     options.log(message);
