@@ -58,7 +58,9 @@
 // A server that is down or hangs for an hour costs one queue of profiles.
 // An answer's body is read as sent, never inflated, and no further than
 // 64 KiB: a longer one (a body that never ends, a gzip bomb) fails the
-// upload, which is not retried (the server has the request).
+// upload, which is not retried (the server has the request). The server's
+// words quoted in the log (its answer, a redirect's Location) have control
+// characters and invalid UTF-8 escaped as \xNN: each message is one line.
 //
 // Not async-signal-safe; Start and Stop are thread-safe.
 #ifndef LOCKPROF_AGENT_UPLOADER_H_

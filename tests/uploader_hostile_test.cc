@@ -1,7 +1,8 @@
 // The uploader against a server that answers what no Pyroscope would: an
-// answer body that never ends, a gzip bomb. The application's memory stays
-// bounded, and the upload counts as failed. And the request itself arrives
-// exactly as encoded (labels with spaces and '+').
+// answer body that never ends, a gzip bomb, control characters meant for the
+// log. The application's memory stays bounded, the upload counts as failed,
+// and each log line stays one line. And the request itself arrives exactly
+// as encoded (labels with spaces and '+').
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -122,6 +123,29 @@ TEST(UploaderHostileTest, AnEndlessAnswerBodyIsCutShort) {
   EXPECT_LT(growth, 32) << "MiB: the answer was kept";
   EXPECT_EQ(failures, 1u);
   EXPECT_LT(sent, 256 * kMiB) << "the client read the whole body";
+}
+
+// The server's words (its answer's body, a redirect's Location) are quoted
+// escaped: a newline would forge a log line, ESC and CSI would drive the
+// terminal of whoever reads the log.
+TEST(UploaderHostileTest, TheServersWordsStayOnOneLogLine) {
+  const std::string body = "bad\nlockprof: forged\x1b[2J\xc2\x9b\xff end";
+  RawHttpServer server([&](RawHttpServer&, int fd) {
+    RawHttpServer::Send(fd,
+                        "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://x/\x1b[31mred\r\n"
+                        "Content-Length: " +
+                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  });
+  EXPECT_EQ(UploadOnce(server.url()), 1u);
+  const auto log = Logged();
+  ASSERT_EQ(log.size(), 1u);
+  for (char c : log[0]) {
+    EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20) << "control byte in: " << log[0];
+  }
+  EXPECT_EQ(log[0].find("\xc2\x9b"), std::string::npos) << log[0];
+  EXPECT_NE(log[0].find(R"("bad\x0alockprof: forged\x1b[2J\xc2\x9b\xff end")"), std::string::npos)
+      << log[0];
+  EXPECT_NE(log[0].find(R"(redirect to "http://x/\x1b[31mred")"), std::string::npos) << log[0];
 }
 
 // A label value arrives exactly as given, with what the query encoding

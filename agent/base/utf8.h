@@ -70,6 +70,35 @@ inline std::string ValidUtf8(std::string_view s) {
   return out;
 }
 
+// `s` made safe for one line of a log: control characters (C0, DEL, and C1
+// such as U+009B, which terminals read as the start of an escape sequence)
+// and bytes that start no valid sequence become \xNN, one per byte; the
+// rest is kept. For text from elsewhere (a server's answer), whose newlines
+// would forge log lines and whose ESC sequences would drive the terminal.
+inline std::string EscapedForLog(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    size_t n = Utf8SequenceLength(s, i);
+    const bool c1 = n == 2 && b == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0;
+    if (n == 0 || b < 0x20 || b == 0x7F || c1) {
+      if (n == 0) n = 1;
+      for (size_t j = i; j < i + n; ++j) {
+        const auto e = static_cast<unsigned char>(s[j]);
+        out += "\\x";
+        out += kHex[e >> 4];
+        out += kHex[e & 15];
+      }
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
+
 // How many bytes of the NUL-terminated `name` a buffer of `size` bytes
 // keeps, its terminator included: all of them if they fit, else the
 // longest prefix that does not end inside a multi-byte character. For the

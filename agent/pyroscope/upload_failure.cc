@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/record/sampler.h"
 
 namespace lockprof::agent {
@@ -28,13 +29,17 @@ std::string FailedUploadMessage(const PostOutcome& r, const std::string& what, i
            " (is Pyroscope reachable at this URL?)";
   }
   *kind = "status " + std::to_string(r.status);
-  std::string msg = what + " got HTTP " + std::to_string(r.status) + ": \"" + r.body + "\"";
+  // The body and Location are the server's words: escaped, so that they
+  // neither forge log lines nor send the terminal escape sequences.
+  std::string msg =
+      what + " got HTTP " + std::to_string(r.status) + ": \"" + EscapedForLog(r.body) + "\"";
   if (r.status == 401 || r.status == 403) {
     msg += "; check the credentials (basic auth user/password, bearer token) and tenant id";
   } else if (r.status == 404) {
     msg += "; check the URL's path prefix";
   } else if (r.status >= 300 && r.status < 400) {
-    msg += "; redirect to \"" + r.location + "\" not followed: use the final address";
+    msg +=
+        "; redirect to \"" + EscapedForLog(r.location) + "\" not followed: use the final address";
   } else if (r.retryable()) {
     msg += "; gave up after " + std::to_string(attempts) + " attempts";
   }
