@@ -56,6 +56,11 @@
 // that got no answer once sent (a read timeout, a reset): the server may
 // have stored it, and would add a copy to it (pyroscope-go never retries).
 // A server that is down or hangs for an hour costs one queue of profiles.
+// Pyroscope refuses a whole upload if one sample's label breaks its rules:
+// the sample labels sent (lock names, ScopedLabels) are fitted to them
+// (pyroscope/pyroscope_labels.h: names made Prometheus names, values cut to
+// 2048 bytes, labels past 30 names per series dropped), counted in /metrics
+// (lockprof_upload_labels_changed_total{change}).
 // An answer's body is read as sent, never inflated, and no further than
 // 64 KiB: a longer one (a body that never ends, a gzip bomb) fails the
 // upload, which is not retried (the server has the request). The server's

@@ -266,6 +266,15 @@ void WriteUploadMetrics(PromText& text) {
               "Upload attempts retried after a timeout, a connection error or a 5xx, 408 or 429 "
               "answer.");
   text.Sample("lockprof_upload_retries_total", {}, agent::UploadRetries());
+  text.Family("lockprof_upload_labels_changed_total", "counter",
+              "Sample labels changed to fit Pyroscope's label rules before an upload, by change: "
+              "renamed (a name that is not a Prometheus name), truncated (a value over 2048 "
+              "bytes), dropped (an empty or repeated name, or one past 30 names per series).");
+  for (int c = 0; c < agent::kLabelChanges; ++c) {
+    const auto change = agent::LabelChange(c);
+    text.Sample("lockprof_upload_labels_changed_total",
+                {{"change", agent::LabelChangeName(change)}}, agent::UploadLabelChanges(change));
+  }
   text.Family("lockprof_upload_queue_length", "gauge", "Profiles waiting to be uploaded.");
   text.Sample("lockprof_upload_queue_length", {}, uint64_t(agent::UploadQueueLength()));
 }

@@ -20,6 +20,7 @@ std::atomic<uint64_t> g_admin_requests{0};
 std::atomic<uint64_t> g_uploads[kProfileCount][kUploadResults];
 std::atomic<uint64_t> g_upload_retries{0};
 std::atomic<int64_t> g_upload_queue{0};
+std::atomic<uint64_t> g_upload_label_changes[kLabelChanges] = {};
 
 // Every recorded event bumps one: through the recording thread's cell
 // (tables/thread_cells.h), whose value 0 is the count.
@@ -68,6 +69,25 @@ uint64_t Uploads(ProfileId id, UploadResult result) {
 
 void CountUploadRetry() { g_upload_retries.fetch_add(1, std::memory_order_relaxed); }
 uint64_t UploadRetries() { return g_upload_retries.load(std::memory_order_relaxed); }
+
+const char* LabelChangeName(LabelChange c) {
+  switch (c) {
+    case LabelChange::kRenamed:
+      return "renamed";
+    case LabelChange::kTruncated:
+      return "truncated";
+    case LabelChange::kDropped:
+      return "dropped";
+  }
+  return "unknown";
+}
+
+void CountUploadLabelChanges(LabelChange c, uint64_t n) {
+  g_upload_label_changes[int(c)].fetch_add(n, std::memory_order_relaxed);
+}
+uint64_t UploadLabelChanges(LabelChange c) {
+  return g_upload_label_changes[int(c)].load(std::memory_order_relaxed);
+}
 
 void SetUploadQueueLength(int64_t n) { g_upload_queue.store(n, std::memory_order_relaxed); }
 int64_t UploadQueueLength() { return g_upload_queue.load(std::memory_order_relaxed); }

@@ -34,6 +34,14 @@ uint64_t Uploads(ProfileId id, UploadResult result);
 void CountUploadRetry();
 uint64_t UploadRetries();
 
+// Sample labels the uploader changed to fit Pyroscope's rules
+// (pyroscope/pyroscope_labels.h), by change.
+enum class LabelChange { kRenamed = 0, kTruncated = 1, kDropped = 2 };
+inline constexpr int kLabelChanges = 3;
+const char* LabelChangeName(LabelChange c);
+void CountUploadLabelChanges(LabelChange c, uint64_t n);
+uint64_t UploadLabelChanges(LabelChange c);
+
 // Profiles waiting in the upload queue (set by the uploader).
 void SetUploadQueueLength(int64_t n);
 int64_t UploadQueueLength();

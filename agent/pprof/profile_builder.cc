@@ -23,7 +23,10 @@ absl::StatusOr<std::string> BuildProfile(const ProfileInfo& info, const BuildOpt
   }
   const std::vector<SlotValues>& values = options.delta != nullptr ? *options.delta : slots;
   const int64_t time_nanos = options.time_nanos != 0 ? options.time_nanos : WallNanos();
-  const ResolvedProfile rp = Resolve(info, values, time_nanos, options.duration_nanos);
+  ResolvedProfile rp = Resolve(info, values, time_nanos, options.duration_nanos);
+  if (options.fit_labels) {
+    for (ResolvedSample& s : rp.samples) options.fit_labels(&s.str_labels);
+  }
   if (options.debug > 0) {
     std::ostringstream text;
     WriteTextProfile(rp, text);

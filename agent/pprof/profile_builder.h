@@ -15,7 +15,9 @@
 #define LOCKPROF_AGENT_PPROF_PROFILE_BUILDER_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,6 +40,9 @@ struct BuildOptions {
   // The profile's duration_nanos; 0: none (cumulative profiles, and
   // godeltaprof-style increments, which Go writes without one).
   int64_t duration_nanos = 0;
+  // If set, called on each sample's string labels before they are encoded:
+  // the uploader fits them to Pyroscope's rules (pyroscope_labels.h).
+  std::function<void(std::vector<std::pair<std::string, std::string>>*)> fit_labels;
 };
 
 // Builds profile `info` as `options` say. Errors: InvalidArgument for a

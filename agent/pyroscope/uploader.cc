@@ -15,6 +15,7 @@
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/pprof/profile_builder.h"
 #include "lockprof/agent/pyroscope/ingest_client.h"
+#include "lockprof/agent/pyroscope/pyroscope_labels.h"
 #include "lockprof/agent/pyroscope/upload_failure.h"
 #include "lockprof/agent/pyroscope/upload_positions.h"
 #include "lockprof/agent/pyroscope/uploader_config.h"
@@ -171,6 +172,7 @@ class Uploader {
       options.delta = &delta;
       options.time_nanos = from;
       options.duration_nanos = until - from;
+      options.fit_labels = pyroscope::LabelFitter(c_.options.labels.size());
       absl::StatusOr<std::string> profile = BuildProfile(info, options);
       if (!profile.ok()) {
         CountUpload(info.id, UploadResult::kFailure);

@@ -5,11 +5,12 @@
 // it and as the server validates it: method, path, the exact set of query
 // parameters and their formats (name=app{k=v,...}, from/until in Unix
 // nanoseconds), multipart field and file names, the sample_type_config JSON,
-// and authentication headers. Anything else gets a 4xx with a message, as the
-// real server answers. Each accepted profile is decoded with
-// `go tool pprof -raw` (a profile it cannot read is a 400) and stored in
-// -dir as NNNNNN.pb.gz (the bytes received), NNNNNN.raw (pprof's dump) and
-// NNNNNN.meta (key=value lines), the .meta written last. Every request is
+// each sample's string labels (labels.go), and authentication headers.
+// Anything else gets a 4xx with a message, as the real server answers. Each
+// accepted profile is decoded with `go tool pprof -raw` (a profile it cannot
+// read is a 400) and stored in -dir as NNNNNN.pb.gz (the bytes received),
+// NNNNNN.raw (pprof's dump) and NNNNNN.meta (key=value lines), the .meta
+// written last. Every request is
 // logged to -dir/requests.log as "<unix ms> <status> <message>".
 //
 // Faults for tests: -mode ok|500|hang|reset|401|400|408|429 (switchable at run
@@ -18,7 +19,7 @@
 //
 // -tls-cert and -tls-key (PEM files) serve HTTPS instead of HTTP.
 //
-// Standard library only: go build -o receiver main.go validate.go
+// Standard library only: go build -o receiver *.go
 package main
 
 import (
@@ -210,6 +211,12 @@ func (s *receiver) store(m *meta, profile []byte, config map[string]sampleType, 
 	}
 	if samples > maxSamples {
 		return fail(400, "the profile exceeds the samples count limit (%d)", maxSamples)
+	}
+	// The name's labels and the 4 the server adds (__name__, service_name,
+	// pyroscope_spy and __delta__), as parseName counts.
+	if e := validateSampleLabels(raw, len(m.labels)+4); e != nil {
+		os.Remove(base + ".pb.gz")
+		return e
 	}
 	var names, display, units []string
 	for _, t := range types {
