@@ -145,8 +145,10 @@ LOCKPROF_EXPORT absl::Status UploaderOptionsFromEnvironment(UploaderOptions* opt
 // pay an unreachable server seconds at each exit): StartUploader registers
 // that exit flush after
 // warming up the HTTP client (see WarmUpHttpClient in ingest_client.h), so
-// it runs before the destructors of the statics a request uses. Calling it
-// yourself before leaving main is still the clearest.
+// it runs before the destructors of the statics a request uses. An exit
+// while StopUploader() runs on another thread waits for that stop, until
+// its shutdown deadline and a second at most. Calling it yourself before
+// leaving main is still the clearest.
 LOCKPROF_EXPORT void StopUploader();
 
 // True while an uploader runs.

@@ -179,6 +179,24 @@ TEST(LifecycleTest, UploaderFlushesAtExitBeforeItsFirstUpload) {
   EXPECT_NE(top.find("LifecycleContendedSection"), std::string::npos) << top;
 }
 
+// exit() while StopUploader() runs on another thread, sending the last
+// interval to a server that fails it twice first (retried after 0.5 to 1 s,
+// then 1 to 2 s of backoff): the exit waits for that stop, which sends it.
+// Before, the exit found no uploader to flush and ended the process under
+// the stop, whose interval was lost.
+TEST(LifecycleTest, ExitWaitsForAStopInProgressOnAnotherThread) {
+  lockprof::testing::Receiver receiver({"-fail-first=2"});
+  int status = -1;
+  const std::string log =
+      RunCommand("LOCKPROF_PYROSCOPE_URL=" + receiver.url() +
+                     " LOCKPROF_PYROSCOPE_INTERVAL=3600 LOCKPROF_PYROSCOPE_PROFILES=mutex " +
+                     LOCKPROF_LIFECYCLE_CHILD_PATH + " stop-and-exit 300 2>&1",
+                 &status);
+  ASSERT_EQ(status, 0) << log;
+  EXPECT_EQ(receiver.Requests().size(), 3u) << log;
+  EXPECT_EQ(receiver.Uploads("mutex").size(), 1u) << "the exit did not wait for the stop. " << log;
+}
+
 // Distinct bodies, or -fipa-icf folds them into one function.
 int g_exiting_work = 0;
 int g_tls_work = 0;

@@ -18,6 +18,7 @@
 #ifndef LOCKPROF_AGENT_PYROSCOPE_UPLOAD_POSITIONS_H_
 #define LOCKPROF_AGENT_PYROSCOPE_UPLOAD_POSITIONS_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -50,6 +51,16 @@ class UploadPositions {
     returned_.wait(lock, [&] { return !out_ || running(); });
   }
 
+  // The exit flush's wait: the same, until the deadline of the stop in
+  // progress (Stopping) at most.
+  template <typename Running>
+  void WaitForStopUntilItsDeadline(std::unique_lock<std::mutex>& lock, Running running) {
+    returned_.wait_until(lock, stop_deadline_, [&] { return !out_ || running(); });
+  }
+
+  // An uploader is stopping, until `deadline` at most.
+  void Stopping(std::chrono::steady_clock::time_point deadline) { stop_deadline_ = deadline; }
+
   // An uploader was installed: a start waiting above can see it.
   void Started() { returned_.notify_all(); }
 
@@ -69,6 +80,7 @@ class UploadPositions {
   Positions stored_;
   bool out_ = false;       // With a running or stopping uploader.
   bool in_child_ = false;  // Forked since: the stored positions are the parent's.
+  std::chrono::steady_clock::time_point stop_deadline_;
   std::condition_variable returned_;
 };
 

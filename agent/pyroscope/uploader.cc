@@ -77,6 +77,8 @@ class Uploader {
     Stop();
   }
 
+  std::chrono::milliseconds shutdown_timeout() const { return c_.options.shutdown_timeout; }
+
   // Once stopped: where its uploads ended, for the next uploader.
   Positions TakePositions() {
     return Positions{std::move(trackers_), std::move(spare_), last_until_ns_};
@@ -321,9 +323,20 @@ void StopUploader(bool at_exit) {
   RecorderScope own;
   Uploader* u;
   {
-    std::lock_guard<std::mutex> l(g_slot.mutex());
+    std::unique_lock<std::mutex> l(g_slot.mutex());
+    // The exit waits for a stop in progress on another thread, until that
+    // stop's deadline: it would otherwise end the process before the last
+    // interval is sent, and destroy the statics the request uses under it.
+    if (at_exit) {
+      TheUploadPositions().WaitForStopUntilItsDeadline(l,
+                                                       [] { return g_slot.instance != nullptr; });
+    }
     u = g_slot.instance;
     g_slot.instance = nullptr;
+    // A second past its shutdown deadline, to abort its request and end.
+    if (u != nullptr) {
+      TheUploadPositions().Stopping(Clock::now() + u->shutdown_timeout() + std::chrono::seconds(1));
+    }
   }
   if (u == nullptr) return;
   if (at_exit) {
@@ -331,11 +344,10 @@ void StopUploader(bool at_exit) {
   } else {
     u->Stop();
   }
-  {
-    std::lock_guard<std::mutex> l(g_slot.mutex());
-    TheUploadPositions().Give(u->TakePositions());
-  }
-  delete u;
+  Positions positions = u->TakePositions();
+  delete u;  // Before the positions go back: an exit waiting for them may end the process.
+  std::lock_guard<std::mutex> l(g_slot.mutex());
+  TheUploadPositions().Give(std::move(positions));
 }
 
 void StopUploaderAtExit() { StopUploader(/*at_exit=*/true); }

@@ -20,10 +20,15 @@
 //                                       returns from main, stopping
 //                                       nothing itself (an uploader started
 //                                       from the environment must flush)
+//   lockprof-lifecycle-child stop-and-exit MS  calls StopUploader() on a
+//                                       thread of its own, and exit(0)
+//                                       MS ms later, while that stop may
+//                                       still be sending the last interval
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -120,6 +125,12 @@ int main(int argc, char** argv) {
   }
   if (argc >= 3 && std::strcmp(argv[1], "serve") == 0) return Serve(std::atoi(argv[2]));
   if (argc >= 3 && std::strcmp(argv[1], "contend") == 0) return Contend(std::atoi(argv[2]));
-  std::fprintf(stderr, "usage: %s static|idle|names N|serve MS|contend MS\n", argv[0]);
+  if (argc >= 3 && std::strcmp(argv[1], "stop-and-exit") == 0) {
+    std::thread([] { lockprof::StopUploader(); }).detach();
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(argv[2])));
+    std::exit(0);
+  }
+  std::fprintf(stderr, "usage: %s static|idle|names N|serve MS|contend MS|stop-and-exit MS\n",
+               argv[0]);
   return 2;
 }
