@@ -3,6 +3,7 @@
 // pointers (unwind/frames.cc): both must give the same stack, frame for
 // frame.
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <thread>
 
@@ -93,6 +94,43 @@ TEST(CfiUnwindTest, SmallFramesHaveRspBasedRules) {
   EXPECT_FALSE(rule.cfa_from_rbp);
   EXPECT_EQ(rule.ra_offset, -8);
   EXPECT_GT(rule.cfa_offset, 8);
+}
+
+// In the fallback mode (the interposer's) a function without a frame
+// pointer that takes a lock leaves rbp to its caller's frame, so the
+// frame-pointer walk went from its return address to its caller's caller,
+// skipping the caller (the application's call site), and still ended at
+// the thread's root, where the fallback did not look further. The rule at
+// the leaf's return address now sends such a capture to the CFI walk.
+StackTrace g_fallback;
+__attribute__((noinline)) void CaptureInFallbackMode() {
+  const void* frame = __builtin_frame_address(0);
+  g_captured = Captured{};
+  CaptureStack(frame, &g_fallback);
+  CaptureStackLibgcc(frame, &g_captured.libgcc);
+  asm volatile("");
+}
+
+// A thread started by pthread_create itself (not std::thread, whose start
+// runs through libstdc++, built without frame pointers: a walk through it
+// never ends cleanly, and the fallback runs anyway).
+__attribute__((noinline)) void* CallsAFunctionWithoutAFramePointer(void*) {
+  lockprof::testing::NestSmallFrames(0, CaptureInFallbackMode);
+  asm volatile("");
+  return nullptr;
+}
+
+TEST(CfiUnwindTest, TheFallbackKeepsTheCallerOfAFunctionWithoutAFramePointer) {
+  const UnwindMode was = CurrentUnwindMode();
+  SetUnwindMode(UnwindMode::kFallback);
+  pthread_t t;
+  ASSERT_EQ(pthread_create(&t, nullptr, CallsAFunctionWithoutAFramePointer, nullptr), 0);
+  pthread_join(t, nullptr);
+  SetUnwindMode(was);
+  const StackTrace& lg = g_captured.libgcc;
+  ASSERT_GT(lg.depth, 2);
+  ASSERT_EQ(g_fallback.depth, lg.depth);
+  for (int i = 0; i < lg.depth; ++i) EXPECT_EQ(g_fallback.pcs[i], lg.pcs[i]) << "frame " << i;
 }
 
 }  // namespace

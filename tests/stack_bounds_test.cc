@@ -49,22 +49,47 @@ garbage_call:
   .size garbage_call, .-garbage_call
 )");
 
+// bad_cfa_call(fn): calls fn; its CFI puts the CFA 1 GiB above rsp, as a
+// wrong .cfi_def_cfa_offset in hand-written assembly would (nothing notices
+// until something unwinds through it).
+extern "C" void bad_cfa_call(void (*fn)());
+asm(R"(
+  .text
+  .globl bad_cfa_call
+  .type bad_cfa_call,@function
+bad_cfa_call:
+  .cfi_startproc
+  push %rbx
+  .cfi_def_cfa_offset 0x40000000
+  call *%rdi
+  pop %rbx
+  .cfi_def_cfa_offset 8
+  ret
+  .cfi_endproc
+  .size bad_cfa_call, .-bad_cfa_call
+)");
+
 namespace {
 
 using lockprof::agent::UnwindMode;
 
-// The frame-pointer walk alone (the default mode), whatever mode the test
-// program runs in (sanitizer builds link the interposer, which sets the
-// fallback mode: libgcc then unwinds what the walk leaves, by the rules).
-class FramePointersOnly {
+// One unwind mode while it lives, whatever mode the test program runs in
+// (sanitizer builds link the interposer, which sets the fallback mode).
+class ScopedUnwindMode {
  public:
-  FramePointersOnly() : was_(lockprof::agent::CurrentUnwindMode()) {
-    lockprof::agent::SetUnwindMode(UnwindMode::kFramePointers);
+  explicit ScopedUnwindMode(UnwindMode mode) : was_(lockprof::agent::CurrentUnwindMode()) {
+    lockprof::agent::SetUnwindMode(mode);
   }
-  ~FramePointersOnly() { lockprof::agent::SetUnwindMode(was_); }
+  ~ScopedUnwindMode() { lockprof::agent::SetUnwindMode(was_); }
 
  private:
   UnwindMode was_;
+};
+
+// The frame-pointer walk alone (the default mode).
+class FramePointersOnly : public ScopedUnwindMode {
+ public:
+  FramePointersOnly() : ScopedUnwindMode(UnwindMode::kFramePointers) {}
 };
 
 std::atomic<int> g_step{0};
@@ -168,8 +193,12 @@ void Coroutine() {
   swapcontext(&g_coroutine_ctx, &g_thread_ctx);
 }
 
-TEST(StackBoundsTest, ACoroutineStackThatGoesAwayIsNeverReadAfterwards) {
-  FramePointersOnly fp;
+// Captures on another stack walk no frame (RELIABILITY.md), in every mode:
+// the CFI walk handed them to libgcc, which read wherever the coroutine's
+// rules led (above an mmap()ed stack, for a trampoline entered by a jump).
+void CoroutineCaptures(UnwindMode mode) {
+  ScopedUnwindMode scoped(mode);
+  g_coroutine_depths[0] = g_coroutine_depths[1] = -1;
   g_region = static_cast<char*>(
       mmap(nullptr, kRegion, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(g_region, MAP_FAILED);
@@ -187,11 +216,25 @@ TEST(StackBoundsTest, ACoroutineStackThatGoesAwayIsNeverReadAfterwards) {
   });
   t.join();
   munmap(g_region, kCoroutineStack);
-  // Captures on another stack walk no frame (RELIABILITY.md); the thread's
-  // own stack keeps its frames.
+  // The thread's own stack keeps its frames.
   EXPECT_EQ(g_coroutine_depths[0], 0);
   EXPECT_EQ(g_coroutine_depths[1], 0);
   EXPECT_GE(own_depth, 2);
+}
+
+TEST(StackBoundsTest, ACoroutineStackThatGoesAwayIsNeverReadAfterwards) {
+  CoroutineCaptures(UnwindMode::kFramePointers);
+}
+
+TEST(StackBoundsTest, TheCfiWalkReadsNoCoroutineStack) { CoroutineCaptures(UnwindMode::kCfi); }
+
+// A rule that leads outside the thread's stack ends the CFI walk at that
+// frame: libgcc, which the walk handed such a stack to, loaded from 1 GiB
+// above the stack and the capture faulted (in a lock of the host program).
+TEST(StackBoundsTest, ACfaOutsideTheStackEndsTheCfiWalkThere) {
+  ScopedUnwindMode cfi(UnwindMode::kCfi);
+  bad_cfa_call(Capture);
+  EXPECT_EQ(g_depth, 1);  // The return address into bad_cfa_call, then nothing.
 }
 
 // The top of [stack]: the end of the main thread's stack.

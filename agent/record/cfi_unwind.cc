@@ -47,9 +47,15 @@ bool LoadStackWord(uintptr_t addr, uintptr_t lo, uintptr_t hi, uintptr_t* v) {
 __attribute__((no_sanitize("address"))) bool CaptureStackCfiCached(const void* entry_frame,
                                                                    StackTrace* out) {
   RecorderScope scope;  // _Unwind_Find_FDE: as below.
-  // On another stack (a coroutine's) the bounds are unknown: libgcc's.
+  // On another stack (a coroutine's) the bounds are unknown: no frame, as
+  // the frame-pointer walk. libgcc would read wherever the rules said: a
+  // coroutine's entry, jumped to with ordinary CFI, put its return address
+  // above an mmap()ed stack, and the capture faulted in the host's lock.
   const uintptr_t hi = OwnStackEnd(entry_frame);
-  if (hi == 0) return false;
+  if (hi == 0) {
+    out->depth = 0;
+    return true;
+  }
   // The caller of the entry function (a frame-pointer frame: {saved rbp,
   // return address}) at its return address: rsp just above that record.
   const auto* record = static_cast<const uintptr_t*>(entry_frame);
@@ -65,13 +71,15 @@ __attribute__((no_sanitize("address"))) bool CaptureStackCfiCached(const void* e
     if (rule.kind == FrameRule::kEnd || rule.kind == FrameRule::kNoTable) break;
     if (rule.kind != FrameRule::kUnwind) return false;
     const uintptr_t cfa = (rule.cfa_from_rbp ? rbp : rsp) + int64_t(rule.cfa_offset);
-    // Each frame's CFA is above the last, within the stack; anything else is
-    // left to libgcc.
-    if (cfa <= rsp || cfa > hi) return false;
+    // Each frame's CFA is above the last, within the stack. A rule that
+    // leads elsewhere (wrong CFI in hand-written assembly, a frame pointer
+    // that code without them left) ends the stack here: libgcc would load
+    // from where it leads (a CFA 1 GiB above the stack faulted there).
+    if (cfa <= rsp || cfa > hi) break;
     uintptr_t ra;
-    if (!LoadStackWord(cfa + int64_t(rule.ra_offset), rsp, hi, &ra)) return false;
+    if (!LoadStackWord(cfa + int64_t(rule.ra_offset), rsp, hi, &ra)) break;
     if (rule.rbp_saved && !LoadStackWord(cfa + int64_t(rule.rbp_offset), rsp, hi, &rbp)) {
-      return false;
+      break;
     }
     rsp = cfa;
     pc = ra;

@@ -5,17 +5,25 @@
 // default at -O2) break the chain after the first frame. Where such code is
 // expected - the pthread interposer, which profiles unmodified programs,
 // turns it on - CaptureStack falls back to this unwinder when its walk did
-// not end cleanly at the root (a zero frame pointer). It reads the
-// call-frame information every object carries for exceptions, two ways:
+// not end cleanly at the root (a zero frame pointer), or when the function
+// its first return address is in keeps no frame pointer (the walk then
+// skips that function's caller). It reads the call-frame information every
+// object carries for exceptions, two ways:
 //
 // - The cached rules of frame_rules.h: per return address, where the CFA,
 //   the return address and rbp are, decoded once from .eh_frame and kept in
 //   a table shared by all threads. A warm frame costs a _dl_find_object and
 //   two loads (about 10 ns).
 // - libgcc's _Unwind_Backtrace, for a stack with a frame those rules cannot
-//   describe (a CFA expression, a signal frame, a frame outside the
-//   thread's stack bounds): it finds, decodes and runs every frame's
-//   programs each time, a microsecond or more per stack.
+//   describe (a CFA expression, a signal frame): it finds, decodes and runs
+//   every frame's programs each time, a microsecond or more per stack, and
+//   trusts them as it does when it unwinds an exception.
+//
+// Every load of the cached walk is inside the thread's stack: a frame whose
+// rule leads elsewhere (wrong CFI in hand-written assembly) ends the stack
+// there, and a capture on another stack (a coroutine's, whose bounds are
+// unknown) has no frames, as in the frame-pointer walk. Neither is handed
+// to libgcc, which would load from there and fault in the host's lock.
 //
 // Why libgcc and not libunwind: it is already loaded into every C++ process
 // (no new dependency), and with glibc >= 2.35 it finds a pc's unwind table

@@ -16,6 +16,7 @@
 #include "lockprof/agent/base/quiet_calls.h"
 
 #include "lockprof/agent/record/cfi_unwind.h"
+#include "lockprof/agent/record/frame_rules.h"
 #include "lockprof/agent/record/thread_state.h"
 
 // ld.so's: the stack pointer the program started with, in [stack].
@@ -211,13 +212,28 @@ uintptr_t OwnStackEnd(const void* frame) {
   return f >= tls_state.stack_lo && f < tls_state.stack_hi ? tls_state.stack_hi : 0;
 }
 
+// Whether the function that `return_address` returns into keeps no frame
+// pointer: its CFA is found from rsp. Such a function leaves rbp to its
+// caller's frame, so a frame-pointer walk through it goes from its own
+// return address straight to its caller's caller, skipping the caller (the
+// application's function that called a library built without frame
+// pointers, which called the lock), and may still end cleanly at the root.
+namespace {
+bool KeepsNoFramePointer(uintptr_t return_address) {
+  const FrameRule rule = FindFrameRule(return_address);
+  return rule.kind == FrameRule::kUnwind && !rule.cfa_from_rbp;
+}
+}  // namespace
+
 void CaptureStack(const void* entry_frame, StackTrace* out) {
   const bool at_root = WalkFramePointers(entry_frame, out);
-  // Code without frame pointers breaks the chain: cfi_unwind.h.
+  // Code without frame pointers breaks the chain (cfi_unwind.h), or skips
+  // a frame where the function that took the lock has none.
   const UnwindMode mode = CurrentUnwindMode();
   if (__builtin_expect(mode != UnwindMode::kFramePointers, 0) &&
       (mode == UnwindMode::kCfi ||
-       (out->depth < kMaxStackDepth && !(at_root && ReachedRoot(*out))))) {
+       (out->depth < kMaxStackDepth && !(at_root && ReachedRoot(*out))) ||
+       (out->depth > 0 && KeepsNoFramePointer(out->pcs[0])))) {
     CaptureStackCfi(entry_frame, out);
   }
 }
