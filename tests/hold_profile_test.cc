@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -322,6 +323,45 @@ TEST(HoldProfileTest, TheThreadThatSetsARateSamplesAtItAtOnce) {
     EXPECT_EQ(holds.Get(), 5) << (tracked ? "tracked" : "untracked");
   }
   lockprof::SetHeldLockTracking(false);
+}
+
+// A lock name at an address that held another name before (a library
+// dlclose()d and another loaded in its place, its code and names at the
+// same addresses): the holds go under the name the lock has now. A
+// thread's memo of its latest hold sample matched the name by address and
+// put all ten under the old one.
+ABSL_ATTRIBUTE_NOINLINE void HoldNamed(const char (&name)[16]) {
+  lockprof::Mutex mu(name);
+  mu.lock();
+  mu.unlock();
+}
+
+TEST(HoldProfileTest, ANameAtTheAddressOfAnotherIsNotTakenForIt) {
+  static char storage[16] = "memo.name.old";
+  const char(&name)[16] = *reinterpret_cast<const char(*)[16]>(&storage);
+  const lockprof::testing::ProfileDelta old_name("hold", 0, "", {{"lock", "memo.name.old"}});
+  const lockprof::testing::ProfileDelta new_name("hold", 0, "", {{"lock", "memo.name.new"}});
+  // One call site, one stack: the holder renames nothing itself (a branch
+  // for it in its loop gave the compiler a second call site); this thread
+  // renames between its fifth and sixth holds.
+  std::atomic<int> held{0}, go{0};
+  std::thread holder([&] {
+    const int rate = lockprof::SetHoldProfileRate(1);
+    for (int i = 0; i < 10; ++i) {
+      HoldNamed(name);
+      held.store(i + 1);
+      while (go.load() <= i) std::this_thread::yield();
+    }
+    lockprof::SetHoldProfileRate(rate);
+  });
+  for (int i = 0; i < 10; ++i) {
+    while (held.load() <= i) std::this_thread::yield();
+    if (i == 4) std::memcpy(storage, "memo.name.new", sizeof "memo.name.new");
+    go.store(i + 1);
+  }
+  holder.join();
+  EXPECT_EQ(old_name.Get(), 5);
+  EXPECT_EQ(new_name.Get(), 5);
 }
 
 }  // namespace

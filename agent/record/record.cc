@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/metrics/lock_metrics.h"
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/record/sampler.h"
@@ -37,12 +38,15 @@ void AddSample(ProfileId id, const StackTrace& stack, const EventTags& tags, int
 // finds the entry by comparing the stack with its last one instead of
 // hashing the stack and probing the table (a fifth of the sample's cost,
 // and time after the release in which the next waiter takes the lock). The
-// entry never moves (stack_table.h), also in a fork()ed child. A plain
-// thread_local, touched only by sampled holds: no room taken from the
-// initial-exec TLS of tls_state.
+// entry never moves (stack_table.h), also in a fork()ed child. The lock's
+// name is compared by content too, as the table does: after a dlclose()
+// another library may put another name, and the same code, at the same
+// addresses. A plain thread_local, touched only by sampled holds: no room
+// taken from the initial-exec TLS of tls_state.
 struct HoldKeyMemo {
   StackTrace stack;
   EventTags tags;
+  char name[kMaxLockName];  // What the table keeps of tags.lock.
   const LabelSet* labels = nullptr;
   StackTable::EntryRef entry;
 
@@ -56,7 +60,7 @@ struct HoldKeyMemo {
     for (int i = 0; i < s.depth; ++i) {
       if (s.pcs[i] != stack.pcs[i]) return false;
     }
-    return true;
+    return t.lock == nullptr || SameKeptName(name, t.lock, kMaxLockName);
   }
 };
 thread_local HoldKeyMemo t_hold_memo;
@@ -69,6 +73,7 @@ void AddHoldSample(const StackTrace& stack, const EventTags& tags, int64_t v0, i
     memo.entry = table.Lookup(stack, tags, labels);
     memo.stack = stack;
     memo.tags = tags;
+    if (tags.lock != nullptr) KeepName(tags.lock, memo.name, kMaxLockName);
     memo.labels = labels;
   }
   table.AddTo(memo.entry, v0, v1);
