@@ -47,6 +47,10 @@ TEST(PyroscopeProtocol, ParsesEndpoints) {
             std::string::npos);
   ASSERT_TRUE(py::ParseEndpoint("http://x/a%20b/c+d", &e).ok());
   EXPECT_EQ(e.IngestPath(), "/a%20b/c+d/ingest");
+  // A '%' that starts no escape would have every upload refused (400).
+  for (const char* url : {"http://x/a%zz", "http://x/a%", "http://x/a%4", "http://x/%g0/b"}) {
+    EXPECT_NE(Error(py::ParseEndpoint(url, &e)).find("hex digits"), std::string::npos) << url;
+  }
 }
 
 // A startup error goes to the program's log: it never quotes a password or
@@ -55,13 +59,19 @@ TEST(PyroscopeProtocol, ErrorsNeverQuoteSecrets) {
   py::Endpoint e;
   for (const char* url :
        {"https://alice:s3cr3t@host", "http://alice:s3cr3t@host:4040/p", "http://x/?api_key=s3cr3t",
-        "http://x/p#s3cr3t", "ftp://alice:s3cr3t@x", "s3cr3t@x"}) {
+        "http://x/p#s3cr3t", "ftp://alice:s3cr3t@x", "s3cr3t@x",
+        // A password holding what ends a URL's parts, or one slash short.
+        "http://alice:s3cr3t#x@host:4040", "http://alice:s3cr3t?x@host",
+        "http://alice:s3cr3t/x@host", "http://alice:pa/s3cr3t@host", "https:/alice:s3cr3t@host",
+        "http://x/?k=s3cr3t@y"}) {
     const std::string error = Error(py::ParseEndpoint(url, &e));
     EXPECT_FALSE(error.empty()) << url;
     EXPECT_EQ(error.find("s3cr3t"), std::string::npos) << error;
   }
   EXPECT_EQ(py::RedactUrl("https://alice:s3cr3t@host/p?k=v"), "https://***@host/p?***");
-  EXPECT_EQ(py::RedactUrl("http://host/a@b"), "http://host/a@b");
+  EXPECT_EQ(py::RedactUrl("http://alice:pa/ss@host:4040/p"), "http://***@host:4040/p");
+  EXPECT_EQ(py::RedactUrl("http://alice:pa#ss@host:4040/p"), "http://***");
+  EXPECT_EQ(py::RedactUrl("https:/alice:s3cr3t@host"), "***@host");
   lockprof::UploaderOptions o;
   setenv("LOCKPROF_PYROSCOPE_URL", "http://p:4040", 1);
   setenv("LOCKPROF_PYROSCOPE_HEADERS", "Authorization: Bearer s3cr3t", 1);
@@ -335,6 +345,27 @@ TEST(UploaderConfig, ReadsTheEnvironment) {
   for (const char* v : {"URL", "LABELS", "HEADERS", "TENANT_ID", "INTERVAL", "PROFILES"}) {
     unsetenv((std::string("LOCKPROF_PYROSCOPE_") + v).c_str());
   }
+}
+
+// A misspelt LOCKPROF_PYROSCOPE_ variable is said on stderr (it was ignored
+// without a word: a misspelt token's uploads went out unauthenticated).
+TEST(UploaderConfig, SaysWhichVariablesItIgnores) {
+  setenv("LOCKPROF_PYROSCOPE_URL", "http://p:4040", 1);
+  setenv("LOCKPROF_PYROSCOPE_APP_NAME", "checkout", 1);
+  setenv("LOCKPROF_PYROSCOPE_AUTH_TOKEN", "tok", 1);
+  setenv("LOCKPROF_PYROSCOPE_TENANT_ID", "acme", 1);
+  lockprof::UploaderOptions o;
+  ::testing::internal::CaptureStderr();
+  const absl::Status status = lockprof::UploaderOptionsFromEnvironment(&o);
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  for (const char* v : {"URL", "APP_NAME", "AUTH_TOKEN", "TENANT_ID"}) {
+    unsetenv((std::string("LOCKPROF_PYROSCOPE_") + v).c_str());
+  }
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_NE(said.find("ignoring LOCKPROF_PYROSCOPE_APP_NAME"), std::string::npos) << said;
+  EXPECT_NE(said.find("ignoring LOCKPROF_PYROSCOPE_AUTH_TOKEN"), std::string::npos) << said;
+  EXPECT_EQ(said.find("TENANT_ID"), std::string::npos) << said;
+  EXPECT_EQ(said.find("tok"), std::string::npos) << said;  // Names only, never values.
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <set>
 
@@ -107,14 +108,24 @@ std::string Endpoint::Origin() const {
 }
 
 std::string RedactUrl(std::string_view url) {
-  const size_t query = url.find_first_of("?#");
-  std::string_view shown = url.substr(0, query);
-  const size_t sep = shown.find("://");
+  const size_t sep = url.find("://");
   const size_t start = sep == std::string_view::npos ? 0 : sep + 3;
-  const size_t at = shown.substr(0, shown.find('/', start)).rfind('@');
-  std::string out(shown);
-  if (at != std::string_view::npos && at >= start) out.replace(start, at - start, "***");
-  if (query != std::string_view::npos) out += url[query] == '?' ? "?***" : "#***";
+  std::string out(url.substr(0, start));
+  std::string_view rest = url.substr(start);
+  // User info ends at the last '@': a password may hold '/', '?', '#' or
+  // another '@' (cutting at the first of those first quoted "alice:pa" of
+  // "http://alice:pa#ss@host").
+  const size_t at = url.rfind('@');
+  if (at != std::string_view::npos && at >= start) {
+    // A query or fragment before it: the '@' may be the query's, or the
+    // password's; nothing after the scheme can be told safe to show.
+    if (url.find_first_of("?#", start) < at) return out + "***";
+    out += "***";
+    rest = url.substr(at);
+  }
+  const size_t query = rest.find_first_of("?#");
+  out += rest.substr(0, query);
+  if (query != std::string_view::npos) out += rest[query] == '?' ? "?***" : "#***";
   return out;
 }
 
@@ -137,7 +148,10 @@ absl::Status ParseEndpoint(std::string_view url, Endpoint* out) {
   const size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash);
-  if (authority.find('@') != std::string_view::npos) {
+  // Anywhere after the scheme, not only in the authority as cut at its
+  // first '/': a password may hold a '/', and the host and port parsed from
+  // "alice:pa/ss@host" would quote its start in the error.
+  if (rest.find('@') != std::string_view::npos) {
     return Invalid("URL " + shown + ": put credentials in the basic auth options, not in the URL");
   }
   e.port = e.scheme == "https" ? 443 : 80;
@@ -171,10 +185,18 @@ absl::Status ParseEndpoint(std::string_view url, Endpoint* out) {
   }
   // The path goes into the request line as written (IngestClient does not
   // encode it again): only what a URL path may hold, '%' escapes included.
-  for (char c : path) {
-    if (!IsAlnum(c) && std::string_view("-._~!$&'()*+,;=:@/%").find(c) == std::string_view::npos) {
+  for (size_t i = 0; i < path.size(); ++i) {
+    const char c = path[i];
+    if (!IsAlnum(c) && std::string_view("-._~!$&'()*+,;=:/%").find(c) == std::string_view::npos) {
       return Invalid("URL " + shown + ": path has " + CharMessage(c) +
                      " (write it percent-encoded)" + hint);
+    }
+    // A '%' that starts no escape: every request line would be refused
+    // (400) at each upload instead of the URL once, here.
+    if (c == '%' &&
+        (i + 2 >= path.size() || !std::isxdigit(static_cast<unsigned char>(path[i + 1])) ||
+         !std::isxdigit(static_cast<unsigned char>(path[i + 2])))) {
+      return Invalid("URL " + shown + ": path has a '%' not followed by two hex digits" + hint);
     }
   }
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
