@@ -18,7 +18,8 @@
 //   LOCKPROF_PYROSCOPE_INTERVAL=15 (seconds), LOCKPROF_PYROSCOPE_PROFILES=mutex,block
 // A bad value is reported once on stderr and the uploader does not start;
 // the report never quotes a URL's user info or query, nor a header's value
-// (they may hold a password or a token).
+// (they may hold a password or a token). Any other LOCKPROF_PYROSCOPE_
+// variable (a misspelt one) is named on stderr as ignored.
 //
 // Both: the environment wins the URL; the call in code succeeds and takes
 // over. StartUploader(o) with LOCKPROF_PYROSCOPE_URL set uploads to that URL

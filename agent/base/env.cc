@@ -1,5 +1,8 @@
 #include "lockprof/agent/base/env.h"
 
+#include <unistd.h>  // environ
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -30,6 +33,18 @@ bool ParseEnvInt(const char* name, int64_t min, int64_t max, int64_t* out) {
   }
   *out = *v;
   return true;
+}
+
+std::vector<std::string> UnknownEnvNames(std::string_view prefix,
+                                         std::initializer_list<std::string_view> known) {
+  std::vector<std::string> unknown;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const std::string_view name = entry.substr(0, entry.find('='));
+    if (name.substr(0, prefix.size()) != prefix) continue;
+    if (std::find(known.begin(), known.end(), name) == known.end()) unknown.emplace_back(name);
+  }
+  return unknown;
 }
 
 bool ReadEnvIntAtStart(const char* name, int64_t min, int64_t max, std::atomic<int64_t>* out) {

@@ -5,8 +5,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace lockprof::agent {
 
@@ -24,6 +27,12 @@ std::string OptionOrEnv(const std::string& value, const char* env);
 // false if it is unset. A malformed value is reported once on stderr
 // ("lockprof: ignoring NAME=...: ...") and false is returned.
 bool ParseEnvInt(const char* name, int64_t min, int64_t max, int64_t* out);
+
+// The names of the environment variables that start with `prefix` and are
+// not in `known`: a misspelt setting (LOCKPROF_PYROSCOPE_APP_NAME for
+// LOCKPROF_PYROSCOPE_APP) would otherwise be ignored without a word.
+std::vector<std::string> UnknownEnvNames(std::string_view prefix,
+                                         std::initializer_list<std::string_view> known);
 
 // ParseEnvInt into *out (left as it is if unset or malformed), for a
 // setting read once during static initialisation, not by a lock's first

@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string_view>
@@ -153,6 +154,19 @@ absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options) {
   UploaderOptions o;
   o.url = agent::EnvString("LOCKPROF_PYROSCOPE_URL");
   if (o.url.empty()) return absl::NotFoundError("LOCKPROF_PYROSCOPE_URL is not set");
+  for (const std::string& name : agent::UnknownEnvNames(
+           "LOCKPROF_PYROSCOPE_",
+           {"LOCKPROF_PYROSCOPE_URL", "LOCKPROF_PYROSCOPE_APP", "LOCKPROF_PYROSCOPE_LABELS",
+            "LOCKPROF_PYROSCOPE_HEADERS", "LOCKPROF_PYROSCOPE_BASIC_AUTH_USER",
+            "LOCKPROF_PYROSCOPE_BASIC_AUTH_PASSWORD", "LOCKPROF_PYROSCOPE_BEARER_TOKEN",
+            "LOCKPROF_PYROSCOPE_TENANT_ID", "LOCKPROF_PYROSCOPE_INTERVAL",
+            "LOCKPROF_PYROSCOPE_PROFILES"})) {
+    // Not fatal (the uploader still starts), but said: a misspelt token's
+    // uploads go out unauthenticated, a misspelt name's under another.
+    std::fprintf(stderr,
+                 "lockprof: uploader: ignoring %s: not a setting (agent/uploader.h lists them)\n",
+                 name.c_str());
+  }
   o.app_name = agent::EnvString("LOCKPROF_PYROSCOPE_APP");
   if (o.app_name.empty()) {
     // The program's name, in the characters an application name may have
