@@ -30,7 +30,7 @@ import tempfile
 import time
 import urllib.parse
 
-from lockprof_testlib import attributes, chromium, fail, failures, http_get, start_server, wait_for
+from lockprof_testlib import attributes, chromium, fail, http_get, start_server, stop, verdict, wait_for
 
 DIGITS = "12345678901234567890"
 
@@ -143,15 +143,9 @@ def main():
             fail(f"(unnamed) does not take the lock named \"\": {totals}")
         check_other_row(http_get(page, timeout=30)[2].decode(), tmp)
     finally:
-        if program is not None and program.poll() is None:
-            program.kill()
-            program.wait()
+        stop(program)
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print(f"\n{len(failures)} failure(s)")
-        return 1
-    print("\nOK")
-    return 0
+    return verdict()
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from lockprof_testlib import attributes, chromium, fail, failures, http_get, unescape, wait_for
+from lockprof_testlib import attributes, chromium, fail, http_get, stop, unescape, verdict, wait_for
 import lockprof_testlib
 
 
@@ -298,15 +298,9 @@ def main():
         if "Cache::Set" in dom:
             fail("with a token and none entered, the page shows profile data")
     finally:
-        if demo is not None and demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        stop(demo)
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print(f"\n{len(failures)} failure(s)")
-        return 1
-    print("\nOK")
-    return 0
+    return verdict()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,22 @@ def fail(message):
     print("FAIL: " + message, flush=True)
 
 
+def stop(process):
+    """Kills a process the test started, if it still runs."""
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def verdict():
+    """The test's exit status, after printing how it went."""
+    if failures:
+        print(f"\n{len(failures)} failure(s)")
+        return 1
+    print("\nOK")
+    return 0
+
+
 def die_with_parent():
     # Should the test be killed (a ctest timeout), the kernel kills this
     # child too (PR_SET_PDEATHSIG).

@@ -20,6 +20,7 @@
 #include "lockprof/lockprof.h"
 #include "pyroscope_receiver.h"
 #include "test_util.h"
+#include "uploader_log.h"
 
 namespace {
 
@@ -28,18 +29,8 @@ using lockprof::agent::UploadResult;
 using lockprof::testing::Receiver;
 using Clock = std::chrono::steady_clock;
 
-std::mutex g_log_mu;
-std::vector<std::string> g_log;
-
-void CaptureLog(const std::string& message) {
-  std::lock_guard<std::mutex> l(g_log_mu);
-  g_log.push_back(message);
-}
-
-std::vector<std::string> Logged() {
-  std::lock_guard<std::mutex> l(g_log_mu);
-  return g_log;
-}
+using lockprof::testing::CaptureLog;
+using lockprof::testing::Logged;
 
 // Counter values now, to compare with later.
 struct Counts {
@@ -61,10 +52,7 @@ lockprof::UploaderOptions Options(const Receiver& r) {
   o.profiles = {"mutex"};
   o.interval = std::chrono::hours(1);
   o.log = CaptureLog;
-  {
-    std::lock_guard<std::mutex> l(g_log_mu);
-    g_log.clear();
-  }
+  { lockprof::testing::UploaderLog::Clear(); }
   return o;
 }
 

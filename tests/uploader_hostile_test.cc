@@ -15,6 +15,7 @@
 #include "pyroscope_receiver.h"
 #include "raw_http_server.h"
 #include "test_util.h"
+#include "uploader_log.h"
 
 namespace {
 
@@ -22,27 +23,14 @@ using lockprof::agent::ProfileId;
 using lockprof::agent::UploadResult;
 using lockprof::testing::RawHttpServer;
 
-std::mutex g_log_mu;
-std::vector<std::string> g_log;
-
-void CaptureLog(const std::string& message) {
-  std::lock_guard<std::mutex> l(g_log_mu);
-  g_log.push_back(message);
-}
-
-std::vector<std::string> Logged() {
-  std::lock_guard<std::mutex> l(g_log_mu);
-  return g_log;
-}
+using lockprof::testing::CaptureLog;
+using lockprof::testing::Logged;
 
 // One upload of the mutex profile (the last interval, sent by
 // StopUploader), one attempt; returns the failures it counted.
 uint64_t UploadOnce(const std::string& url,
                     std::vector<std::pair<std::string, std::string>> labels = {}) {
-  {
-    std::lock_guard<std::mutex> l(g_log_mu);
-    g_log.clear();
-  }
+  { lockprof::testing::UploaderLog::Clear(); }
   lockprof::UploaderOptions o;
   o.url = url;
   o.app_name = "hostile-test";
