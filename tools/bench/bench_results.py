@@ -78,7 +78,9 @@ def load_bench(runs):
     """
     reps = {}
     for rnd, b in runs:
-        if b.get("run_type") == "aggregate":
+        # Aggregates are recomputed here; a repetition that failed
+        # (error_occurred: its times are 0) measured nothing.
+        if b.get("run_type") == "aggregate" or b.get("error_occurred") or not b.get("real_time"):
             continue
         scale = UNIT_NS[b["time_unit"]]
         row = dict(b)

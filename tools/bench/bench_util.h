@@ -36,7 +36,7 @@ namespace bench {
 // lockprof's profiling settings, as benchmark arguments.
 enum Profiling : int64_t {
   kOff = 0,        // Every profile off.
-  kDefault = 1,    // The compiled-in defaults (mutex 10, block 10000 ns, hold 10000).
+  kDefault = 1,    // The compiled-in defaults (mutex 10, block 10000 ns, hold 1000).
   kAll = 2,        // Every rate at 1: every contention, wait and hold recorded.
   kGoAll = 3,      // What Go calls "everything on": mutex fraction 1 and block
                    // rate 1, with the hold profile (which Go lacks) at its default.

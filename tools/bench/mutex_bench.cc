@@ -11,7 +11,8 @@
 // "uncontended_nested/<lock>" (the lock taken while holding another),
 // "empty/<lock>[/lat]/real_time/threads:<n>",
 // "think/<lock>[/lat]/real_time/threads:<n>". The "/lat" rows also time
-// every acquisition (p50/p99/p99.9 counters) and so run a little slower;
+// acquisitions (p50/p99/p99.9 counters: every one, or every k-th, evenly,
+// where a thread makes more than 2^20) and so run a little slower;
 // throughput ratios come from the rows without it.
 #include <benchmark/benchmark.h>
 

@@ -263,8 +263,13 @@ def scrape(lines):
     sc = [d for d in lines if d.get("phase") == "scraping"]
     if sc:
         d = sc[0]
-        print("\n- 10 000-stack profile serves (HTTP, median) in %.1f ms — target < 100 ms: %s"
-              % (d["median_scrape_ms"], verdict(d["median_scrape_ms"] < 100)))
+        # Judged on the slowest scrape, not the median: met only if every
+        # scrape was under the target; a median under it is not resolved.
+        status = ("met" if d["max_scrape_ms"] < 100 else
+                  "not resolved at this noise (the median is under it)"
+                  if d["median_scrape_ms"] < 100 else "**not met**")
+        print("\n- 10 000-stack profile serves (HTTP, median %.1f ms, slowest %.1f ms) — target "
+              "< 100 ms: %s" % (d["median_scrape_ms"], d["max_scrape_ms"], status))
         phase = {b["phase"]: b for b in lines if "phase" in b}
         per_mops = {k: 1e6 * v["over_100us_unswitched"] / max(v["ops"], 1) for k, v in phase.items()}
         control = max(per_mops.get("baseline", 0), per_mops.get("busy", 0))
