@@ -50,16 +50,16 @@ run_suite() {  # name, build dir, cmake args...
 # link lockprof themselves and start its endpoint or uploader from the
 # environment, or count its start-up messages (two lockprof copies race for
 # the port and both report a malformed variable: README, "Profile an
-# existing program"). Nor the contention page's browser test: LD_PRELOAD
-# would load the interposer into Chromium's processes, which is not what it
-# tests (the page's server side runs under the preload in
-# ContentionPageTest.*).
+# existing program"). Nor the contention page's browser tests: LD_PRELOAD
+# would load the interposer into Chromium's processes, which is not what
+# they test (the page's server side runs under the preload in
+# ContentionPageTest.*), and the pprof one's program links lockprof itself.
 run_preload_suite() {  # name
   echo "=== lockprof tests ($1): release suite under LD_PRELOAD=liblockprof_preload.so"
   ninja -C build lockprof_preload
   LD_PRELOAD="$PWD/build/primitives/interpose/liblockprof_preload.so" \
     ctest_and_count "$1" build "build/ctest-$1.log" \
-    -E '^(soak_short|install_consumer|shared_consumer|contention_page|LifecycleTest\..*|UploaderTest\..*|PyroscopeProtocol\..*|StartupPrecedenceTest\..*|DeadlockTest\.HeldLocksShowARealDeadlockWhileItHangs|DemoTest\.EnvironmentAddressWinsOverAddrAndTheDemoServesThere|EnvTest\.MalformedEnvironmentIsReportedOnceAndIgnored)$'
+    -E '^(soak_short|install_consumer|shared_consumer|contention_page|contention_page_pprof|LifecycleTest\..*|UploaderTest\..*|PyroscopeProtocol\..*|StartupPrecedenceTest\..*|DeadlockTest\.HeldLocksShowARealDeadlockWhileItHangs|DemoTest\.EnvironmentAddressWinsOverAddrAndTheDemoServesThere|EnvTest\.MalformedEnvironmentIsReportedOnceAndIgnored)$'
 }
 
 for b in $builds; do
