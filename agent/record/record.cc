@@ -3,7 +3,6 @@
 #include <atomic>
 
 #include "lockprof/agent/base/fork.h"
-#include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/metrics/lock_metrics.h"
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/record/sampler.h"
@@ -32,51 +31,23 @@ void AddSample(ProfileId id, const StackTrace& stack, const EventTags& tags, int
   CountSampleRecorded(id);
 }
 
-// The key of this thread's latest hold sample and its entry in the hold
-// profile's table. At hold rate 1 every section is a sample, and a thread
-// mostly takes the same lock at the same call site again and again: it then
-// finds the entry by comparing the stack with its last one instead of
-// hashing the stack and probing the table (a fifth of the sample's cost,
-// and time after the release in which the next waiter takes the lock). The
-// entry never moves (stack_table.h), also in a fork()ed child. The lock's
-// name is compared by content too, as the table does: after a dlclose()
-// another library may put another name, and the same code, at the same
-// addresses. A plain thread_local, touched only by sampled holds: no room
-// taken from the initial-exec TLS of tls_state.
-struct HoldKeyMemo {
-  StackTrace stack;
-  EventTags tags;
-  char name[kMaxLockName];  // What the table keeps of tags.lock.
-  const LabelSet* labels = nullptr;
-  StackTable::EntryRef entry;
-
-  bool Matches(const StackTrace& s, const EventTags& t, const LabelSet* l) const {
-    if (entry.entry == nullptr || l != labels || t.lock != tags.lock || t.mode != tags.mode ||
-        t.shard != tags.shard || t.wait != tags.wait || s.depth != stack.depth) {
-      return false;
-    }
-    // A loop, not std::equal: that calls memcmp, whose call cost as much as
-    // the compare of a dozen frames.
-    for (int i = 0; i < s.depth; ++i) {
-      if (s.pcs[i] != stack.pcs[i]) return false;
-    }
-    return t.lock == nullptr || SameKeptName(name, t.lock, kMaxLockName);
-  }
-};
-thread_local HoldKeyMemo t_hold_memo;
+// This thread's latest hold sample's entry in the hold profile's table. At
+// hold rate 1 every section is a sample, and a thread mostly takes the same
+// lock at the same call site again and again: it then finds the entry by
+// comparing its key with the one the entry holds, instead of hashing the
+// stack and probing the table (a fifth of the sample's cost, and time after
+// the release in which the next waiter takes the lock). The entry never
+// moves (stack_table.h), also in a fork()ed child. A plain thread_local,
+// touched only by sampled holds: no room taken from the initial-exec TLS
+// of tls_state.
+thread_local StackTable::EntryRef t_last_hold_entry;
 
 void AddHoldSample(const StackTrace& stack, const EventTags& tags, int64_t v0, int64_t v1) {
-  HoldKeyMemo& memo = t_hold_memo;
   const LabelSet* labels = tls_state.labels;
   StackTable& table = ProfileTable(ProfileId::kHold);
-  if (!memo.Matches(stack, tags, labels)) {
-    memo.entry = table.Lookup(stack, tags, labels);
-    memo.stack = stack;
-    memo.tags = tags;
-    if (tags.lock != nullptr) KeepName(tags.lock, memo.name, kMaxLockName);
-    memo.labels = labels;
-  }
-  table.AddTo(memo.entry, v0, v1);
+  StackTable::EntryRef& entry = t_last_hold_entry;
+  if (!StackTable::IsEntryOf(entry, stack, tags, labels)) entry = table.Lookup(stack, tags, labels);
+  table.AddTo(entry, v0, v1);
   CountSampleRecorded(ProfileId::kHold);
 }
 

@@ -102,12 +102,17 @@ class StackTable {
   // the table, and of the process for the agent's own tables. Lookup finds
   // (or claims) the key's entry, the overflow entry when the table is full,
   // or none before the slots could be mapped (AddTo then adds nothing).
+  // IsEntryOf says whether a remembered reference is the entry of a key, by
+  // the key the entry holds (never for the overflow entry, which holds
+  // none): what Lookup would compare, without the hash and the probe.
   struct Entry;
   struct EntryRef {
     Entry* entry = nullptr;
     bool overflow = false;  // Each add to it counts as dropped.
   };
   EntryRef Lookup(const StackTrace& stack, const EventTags& tags, const LabelSet* labels);
+  static bool IsEntryOf(EntryRef ref, const StackTrace& stack, const EventTags& tags,
+                        const LabelSet* labels);
   void AddTo(EntryRef ref, int64_t v0, int64_t v1);
 
   // Appends every non-empty slot's current values to *out.
