@@ -34,15 +34,12 @@ constexpr size_t kLabelBytesPerSet = 256;
 // cap: 584 MiB for 3000 levels.
 constexpr size_t kLabelOverhead = 2 * sizeof(std::string);
 
-size_t BytesOf(const std::vector<LabelSet::Label>& labels) {
+// Of a set's labels (std::string pairs) or a scope's as given (string_view
+// pairs).
+template <typename Labels>
+size_t BytesOf(const Labels& labels) {
   size_t n = 0;
   for (const auto& [k, v] : labels) n += k.size() + v.size() + kLabelOverhead;
-  return n;
-}
-
-size_t BytesOf(Extra extra) {
-  size_t n = 0;
-  for (const auto& [k, v] : extra) n += k.size() + v.size() + kLabelOverhead;
   return n;
 }
 
