@@ -99,20 +99,26 @@ inline std::string EscapedForLog(std::string_view s) {
   return out;
 }
 
-// How many bytes of the NUL-terminated `name` a buffer of `size` bytes
-// keeps, its terminator included: all of them if they fit, else the
-// longest prefix that does not end inside a multi-byte character. For the
-// fixed name buffers of the recording path: no allocation.
-inline size_t KeptNameBytes(const char* name, size_t size) {
-  size_t n = strnlen(name, size);
-  if (n < size) return n;
-  n = size - 1;
-  // name[n] is the first byte left out: if it continues a sequence, so must
+// The length of `s` cut to at most `limit` bytes: all of it if it fits,
+// else the longest prefix that does not end inside a multi-byte character.
+inline size_t Utf8PrefixBytes(std::string_view s, size_t limit) {
+  if (s.size() <= limit) return s.size();
+  size_t n = limit;
+  // s[n] is the first byte left out: if it continues a sequence, so must
   // the bytes back to that sequence's first, which goes too.
-  for (int k = 0; k < 3 && n > 0 && (static_cast<unsigned char>(name[n]) & 0xC0) == 0x80; ++k) {
+  for (int k = 0; k < 3 && n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80; ++k) {
     --n;
   }
   return n;
+}
+
+// How many bytes of the NUL-terminated `name` a buffer of `size` bytes
+// keeps, its terminator included: all of them if they fit, else what
+// Utf8PrefixBytes keeps. For the fixed name buffers of the recording path:
+// no allocation.
+inline size_t KeptNameBytes(const char* name, size_t size) {
+  const size_t n = strnlen(name, size);
+  return n < size ? n : Utf8PrefixBytes(std::string_view(name, size), size - 1);
 }
 
 // Copies what KeptNameBytes keeps of `name` to out[0, size), terminated.

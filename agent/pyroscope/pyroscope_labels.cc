@@ -4,6 +4,7 @@
 #include <set>
 #include <string_view>
 
+#include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/metrics/self_metrics.h"
 
 namespace lockprof::agent::pyroscope {
@@ -15,12 +16,11 @@ bool IsNameChar(char c, bool first) {
          (!first && c >= '0' && c <= '9');
 }
 
-// `s` cut to at most `limit` bytes, not inside a UTF-8 character (a
-// continuation byte is 10xxxxxx). True if it was cut.
+// `s` cut to at most `limit` bytes, not inside a UTF-8 character. True if
+// it was cut.
 bool CutAtCharacter(std::string* s, size_t limit) {
-  if (s->size() <= limit) return false;
-  size_t end = limit;
-  while (end > 0 && (static_cast<unsigned char>((*s)[end]) & 0xC0) == 0x80) --end;
+  const size_t end = Utf8PrefixBytes(*s, limit);
+  if (end == s->size()) return false;
   s->resize(end);
   return true;
 }
