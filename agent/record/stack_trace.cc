@@ -204,6 +204,17 @@ bool ReachedRoot(const StackTrace& walked) {
   return walked.depth > 0 && InLibc(walked.pcs[walked.depth - 1]);
 }
 
+// Whether the function that `return_address` returns into keeps no frame
+// pointer: its CFA is found from rsp. Such a function leaves rbp to its
+// caller's frame, so a frame-pointer walk through it goes from its own
+// return address straight to its caller's caller, skipping the caller (the
+// application's function that called a library built without frame
+// pointers, which called the lock), and may still end cleanly at the root.
+bool KeepsNoFramePointer(uintptr_t return_address) {
+  const FrameRule rule = FindFrameRule(return_address);
+  return rule.kind == FrameRule::kUnwind && !rule.cfa_from_rbp;
+}
+
 }  // namespace
 
 uintptr_t OwnStackEnd(const void* frame) {
@@ -211,19 +222,6 @@ uintptr_t OwnStackEnd(const void* frame) {
   const auto f = reinterpret_cast<uintptr_t>(frame);
   return f >= tls_state.stack_lo && f < tls_state.stack_hi ? tls_state.stack_hi : 0;
 }
-
-// Whether the function that `return_address` returns into keeps no frame
-// pointer: its CFA is found from rsp. Such a function leaves rbp to its
-// caller's frame, so a frame-pointer walk through it goes from its own
-// return address straight to its caller's caller, skipping the caller (the
-// application's function that called a library built without frame
-// pointers, which called the lock), and may still end cleanly at the root.
-namespace {
-bool KeepsNoFramePointer(uintptr_t return_address) {
-  const FrameRule rule = FindFrameRule(return_address);
-  return rule.kind == FrameRule::kUnwind && !rule.cfa_from_rbp;
-}
-}  // namespace
 
 void CaptureStack(const void* entry_frame, StackTrace* out) {
   const bool at_root = WalkFramePointers(entry_frame, out);
