@@ -100,14 +100,17 @@ TEST(UploaderHostileTest, AGzipBombAnswerIsNotInflated) {
 // bad_alloc): read no further than an answer may be.
 TEST(UploaderHostileTest, AnEndlessAnswerBodyIsCutShort) {
   size_t sent = 0;
-  RawHttpServer server([&](RawHttpServer&, int fd) {
-    RawHttpServer::Send(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-    const std::string chunk = "100000\r\n" + std::string(kMiB, 'x') + "\r\n";
-    for (int i = 0; i < 256 && RawHttpServer::Send(fd, chunk); ++i) sent += kMiB;
-    RawHttpServer::Send(fd, "0\r\n\r\n");
-  });
   uint64_t failures = 0;
-  const long growth = PeakGrowthMiB([&] { failures = UploadOnce(server.url()); });
+  long growth = 0;
+  {
+    RawHttpServer server([&](RawHttpServer&, int fd) {
+      RawHttpServer::Send(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+      const std::string chunk = "100000\r\n" + std::string(kMiB, 'x') + "\r\n";
+      for (int i = 0; i < 256 && RawHttpServer::Send(fd, chunk); ++i) sent += kMiB;
+      RawHttpServer::Send(fd, "0\r\n\r\n");
+    });
+    growth = PeakGrowthMiB([&] { failures = UploadOnce(server.url()); });
+  }  // Joins the server's thread: its answer has ended and `sent` is final.
   EXPECT_LT(growth, 32) << "MiB: the answer was kept";
   EXPECT_EQ(failures, 1u);
   EXPECT_LT(sent, 256 * kMiB) << "the client read the whole body";
