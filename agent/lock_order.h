@@ -59,8 +59,12 @@
 // primitive's hook (the hold sampler's countdown is kept expired) and every
 // release through its slow unlock. An acquisition that adds no new edge is
 // an inline push of three stores into this thread's record, the release of
-// its newest lock a pop; an edge already seen costs a thread-local lookup;
-// only a new edge takes the graph's internal lock. About +4 to +11 ns per
+// its newest lock a pop; an edge this thread took lately costs a
+// thread-local lookup, one the graph has already (another thread's, or
+// one of more than the 256 a thread keeps: a registry lock with thousands
+// of entry locks under it) a lock-free lookup in the graph's index of its
+// edges; only a new edge captures a stack and takes the graph's internal
+// lock. About +4 to +11 ns per
 // uncontended lock+unlock (more while holding another lock) on the machine
 // of BENCHMARKS.md, and a contended lock passes between threads more often
 // (its sections are longer): 0.82x of off on the benchmarks' 2-thread

@@ -8,6 +8,7 @@
 
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/base/utf8.h"
+#include "lockprof/agent/deadlock/edge_index.h"
 #include "lockprof/agent/record/lock_lifetime.h"
 #include "lockprof/agent/record/record.h"
 
@@ -74,6 +75,7 @@ struct Graph {
   int free_nodes;
   int live_nodes;
   Edge edges[kMaxLockOrderEdges];
+  EdgeIndex<kMaxLockOrderEdges> index;  // The edges by their locks.
   int edges_used;
   int free_edges;
   int live_edges;
@@ -200,11 +202,25 @@ void Describe(const Graph& g, const Edge& e, CycleEdge* out) {
   std::copy_n(e.pcs, e.depth, out->pcs);
 }
 
+// Empties g.index of the tombstones its removed edges left.
+void Reindex(Graph& g) {
+  g.index.Clear();
+  for (int e = 0; e < g.edges_used; ++e) {
+    const Edge& edge = g.edges[e];
+    if (edge.from != kNone) g.index.Insert(g.nodes[edge.from].lock, g.nodes[edge.to].lock, e);
+  }
+}
+
 // Adds from -> to (both nodes exist); writes the cycle it closes, if any.
 bool AddEdge(Graph& g, int from, int to, int64_t tid, const StackTrace& stack, Cycle* cycle) {
-  for (int e = g.nodes[from].out; e != kNone; e = g.edges[e].next_out) {
-    if (g.edges[e].to == to) return false;  // Another thread added it first.
+  const void* from_lock = g.nodes[from].lock;
+  const void* to_lock = g.nodes[to].lock;
+  if (g.index.Find(from_lock, to_lock, [&](int e) {
+        return g.edges[e].from == from && g.edges[e].to == to;
+      }) != kNone) {
+    return false;  // Another thread added it first.
   }
+  if (g.index.Crowded()) Reindex(g);
   const int index = Claim(g.edges, &Edge::next_out, &g.free_edges, &g.edges_used);
   if (index == kNone) return false;
   // Searched before the edge is in: a path to -> ... -> from plus the new
@@ -230,6 +246,7 @@ bool AddEdge(Graph& g, int from, int to, int64_t tid, const StackTrace& stack, C
   edge.tid = tid;
   edge.depth = std::min(stack.depth, kMaxStackDepth);
   std::copy_n(stack.pcs, edge.depth, edge.pcs);
+  g.index.Insert(from_lock, to_lock, index);
   ++g.live_edges;
   if (back == 0) return false;
   cycle->total_edges = 1 + back;
@@ -246,6 +263,7 @@ void RemoveEdge(Graph& g, int e) {
   Edge& edge = g.edges[e];
   Node& source = g.nodes[edge.from];
   Node& target = g.nodes[edge.to];
+  g.index.Erase(source.lock, target.lock, e);
   (edge.prev_out != kNone ? g.edges[edge.prev_out].next_out : source.out) = edge.next_out;
   (edge.next_out != kNone ? g.edges[edge.next_out].prev_out : source.out_last) = edge.prev_out;
   (edge.prev_in != kNone ? g.edges[edge.prev_in].next_in : target.in) = edge.next_in;
@@ -308,6 +326,10 @@ void AddSelfWait(const char* name, const StackTrace& stack, int64_t tid, Cycle* 
   Found(g, *out, kept);
 }
 
+bool LockOrderEdgeKnown(const void* from, const void* to) {
+  return g_graph.index.Contains(from, to);
+}
+
 const Cycle& FoundCycle(int i) { return g_graph.found[i]; }
 
 void ForgetLock(const void* lock) { ForgetLockOrderNode(lock); }
@@ -362,24 +384,7 @@ void ForgetLockOrderNodesIn(const void* begin, const void* end) {
 
 uint64_t LockOrderDropped() { return g_dropped.load(std::memory_order_relaxed); }
 
-Inversion ToInversion(const Cycle& cycle) {
-  Inversion inv;
-  inv.total_edges = cycle.total_edges;
-  for (int i = 0; i < cycle.num_edges; ++i) {
-    const CycleEdge& e = cycle.edges[i];
-    inv.edges.push_back({e.from, e.to, e.tid, std::vector<uintptr_t>(e.pcs, e.pcs + e.depth)});
-  }
-  return inv;
-}
-
-std::vector<Inversion> LockOrderInversionsFound() {
-  // Without the graph's mutex: this allocates, and a thread adding an edge
-  // inside the application's allocator may be waiting for that mutex.
-  std::vector<Inversion> out;
-  const int n = g_graph.found_count.load(std::memory_order_acquire);
-  for (int i = 0; i < n; ++i) out.push_back(ToInversion(g_graph.found[i]));
-  return out;
-}
+int FoundCycles() { return g_graph.found_count.load(std::memory_order_acquire); }
 
 uint64_t LockOrderInversionCount() { return g_inversions.load(std::memory_order_relaxed); }
 

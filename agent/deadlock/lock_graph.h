@@ -69,13 +69,19 @@ struct HeldLock {
 int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* to_name,
                       const StackTrace& stack, int64_t tid, Cycle* out, int* first_kept, int* kept);
 
+// Whether the graph has the edge from -> to, which a thread then need not
+// add (nor capture a stack for). Lock-free: an edge added or removed
+// meanwhile may be seen either way; one that is in the graph throughout
+// is seen.
+bool LockOrderEdgeKnown(const void* from, const void* to);
+
 // A thread (`tid`, at `stack`) is about to sleep for a lock named `name`
 // that it holds: a cycle of one lock, written to *out, counted and kept
 // like AddLockOrderEdges' (*kept is 0 or 1). The graph is not changed.
 void AddSelfWait(const char* name, const StackTrace& stack, int64_t tid, Cycle* out,
                  int* first_kept, int* kept);
 
-// The i-th cycle found, for i below the number kept: immutable once kept,
+// The i-th cycle found, for i below FoundCycles(): immutable once kept,
 // read without the graph's lock.
 const Cycle& FoundCycle(int i);
 
@@ -94,22 +100,8 @@ inline uint64_t LockOrderEpoch() { return g_lock_order_epoch.load(std::memory_or
 // Edges that were not added for lack of room.
 uint64_t LockOrderDropped();
 
-// A cycle as the reports read it (on a reader's thread, which may
-// allocate).
-struct InversionEdge {
-  std::string from;
-  std::string to;
-  int64_t tid = 0;
-  std::vector<uintptr_t> stack;
-};
-struct Inversion {
-  std::vector<InversionEdge> edges;  // The first kMaxCycleEdges.
-  int total_edges = 0;
-};
-Inversion ToInversion(const Cycle& cycle);
-
-// Cycles found so far (the first kMaxLockOrderReports) and how many in all.
-std::vector<Inversion> LockOrderInversionsFound();
+// How many cycles are kept (FoundCycle's range), and how many were found.
+int FoundCycles();
 uint64_t LockOrderInversionCount();
 
 // The name shown for a lock without one.

@@ -179,6 +179,25 @@ std::string FirstUserFrame(const uintptr_t* pcs, int depth) {
   return frames.empty() ? "?" : Location(frames[0].source);
 }
 
+Inversion ToInversion(const Cycle& cycle) {
+  Inversion inv;
+  inv.total_edges = cycle.total_edges;
+  for (int i = 0; i < cycle.num_edges; ++i) {
+    const CycleEdge& e = cycle.edges[i];
+    inv.edges.push_back({e.from, e.to, e.tid, std::vector<uintptr_t>(e.pcs, e.pcs + e.depth)});
+  }
+  return inv;
+}
+
+std::vector<Inversion> LockOrderInversionsFound() {
+  // Without the graph's mutex: this allocates, and a thread adding an edge
+  // inside the application's allocator may be waiting for that mutex.
+  std::vector<Inversion> out;
+  const int n = FoundCycles();
+  for (int i = 0; i < n; ++i) out.push_back(ToInversion(FoundCycle(i)));
+  return out;
+}
+
 std::string InversionText(const Inversion& inversion) {
   if (inversion.total_edges == 1 && !inversion.edges.empty()) {  // AddSelfWait's.
     const InversionEdge& e = inversion.edges[0];

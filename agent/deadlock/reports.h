@@ -14,6 +14,23 @@
 
 namespace lockprof::agent {
 
+// A cycle as the reports read it (on a reader's thread, which may
+// allocate).
+struct InversionEdge {
+  std::string from;
+  std::string to;
+  int64_t tid = 0;
+  std::vector<uintptr_t> stack;
+};
+struct Inversion {
+  std::vector<InversionEdge> edges;  // The first kMaxCycleEdges.
+  int total_edges = 0;
+};
+Inversion ToInversion(const Cycle& cycle);
+
+// Cycles found so far (the first kMaxLockOrderReports).
+std::vector<Inversion> LockOrderInversionsFound();
+
 // One inversion as text: the cycle, then each edge with its stack.
 std::string InversionText(const Inversion& inversion);
 

@@ -161,6 +161,8 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
     auto& slot = r->cache[ThreadLocks::CacheSlot(from, lock)];
     if (slot.from == from && slot.to == lock) continue;
     slot = {from, lock};
+    // Taken before by another thread, or by this one and since evicted.
+    if (LockOrderEdgeKnown(from, lock)) continue;
     fresh[n++] = {from, r->entries[i].name.load(std::memory_order_relaxed)};
   }
   if (n == 0) return;

@@ -76,6 +76,25 @@ void BM_UncontendedNested(benchmark::State& state, Profiling p) {
   bench::Unlock(outer);
 }
 
+// A registry lock, then one of `entries` entry locks under it, in turn: a
+// lock with that many edges out of it, more than a thread's cache of the
+// edges it took keeps (256) once `entries` passes a few hundred.
+void BM_RegistryEntry(benchmark::State& state, Profiling p) {
+  bench::ApplyProfiling(p);
+  static lockprof::Mutex registry;
+  static lockprof::Mutex entries[3000];
+  const int n = int(state.range(0));
+  int i = 0;
+  for (auto _ : state) {
+    registry.lock();
+    entries[i].lock();
+    benchmark::ClobberMemory();
+    entries[i].unlock();
+    registry.unlock();
+    i = i + 1 == n ? 0 : i + 1;
+  }
+}
+
 // Iterations of a loop the compiler keeps and that touches no memory
 // (about 0.25 ns each on the AMD EPYC the benchmarks ran on).
 inline void Work(int iterations) {
@@ -142,6 +161,15 @@ const bool registered = [] {
     benchmark::RegisterBenchmark(
         (std::string("uncontended_nested/lockprof:") + bench::ProfilingName(p)).c_str(),
         BM_UncontendedNested<lockprof::Mutex>, p);
+  }
+  for (Profiling p : {kOff, bench::kLockOrder}) {
+    benchmark::RegisterBenchmark(
+        (std::string("registry_entry/lockprof:") + bench::ProfilingName(p)).c_str(),
+        BM_RegistryEntry, p)
+        ->Arg(2)
+        ->Arg(100)
+        ->Arg(1000)
+        ->Arg(3000);
   }
   // Shared locking: the types that have it.
   bench::ForEachLock(true, {kOff, kDefault, kAll},
