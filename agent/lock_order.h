@@ -34,6 +34,12 @@
 //  * Read acquisitions of a SharedMutex count like write acquisitions: it
 //    prefers writers (a reader queues behind a waiting writer), so a
 //    read-read inversion deadlocks as soon as a writer waits on each lock.
+//    glibc's rwlocks of the default kind (std::shared_mutex among them,
+//    under the interposer) let a reader in past a waiting writer: a read
+//    of one waited for while another thread holds it for reading is no
+//    link of a cycle, so two threads reading two of them in opposite
+//    orders are not reported; a write on either side is
+//    (agent/deadlock/lock_graph.h).
 //  * Re-acquiring a lock the thread already holds (a read lock taken twice)
 //    creates no edge into it, from any lock the thread holds.
 //  * A thread about to sleep for one of lockprof's own locks that it holds

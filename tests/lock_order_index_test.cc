@@ -30,23 +30,44 @@ TEST(EdgeIndexTest, FindsWhatWasInsertedUntilErased) {
   EdgeIndex<8>& index = g_small;
   index.Clear();
   const auto any = [](int) { return true; };
-  for (int e = 0; e < 8; ++e) index.Insert(At(0x1000), At(0x2000 + 64 * e), e);
+  for (int e = 0; e < 8; ++e) index.Insert(At(0x1000), At(0x2000 + 64 * e), e, 1u << 0);
   for (int e = 0; e < 8; ++e) {
-    EXPECT_TRUE(index.Contains(At(0x1000), At(0x2000 + 64 * e))) << e;
+    EXPECT_TRUE(index.Contains(At(0x1000), At(0x2000 + 64 * e), 0)) << e;
     EXPECT_EQ(index.Find(At(0x1000), At(0x2000 + 64 * e), any), e);
   }
   // Direction matters, and so does each address.
-  EXPECT_FALSE(index.Contains(At(0x2000), At(0x1000)));
-  EXPECT_FALSE(index.Contains(At(0x1000), At(0x1000)));
+  EXPECT_FALSE(index.Contains(At(0x2000), At(0x1000), 0));
+  EXPECT_FALSE(index.Contains(At(0x1000), At(0x1000), 0));
   EXPECT_EQ(index.Find(At(0x2000), At(0x1000), any), -1);
   // Find() checks the edge the slot names.
   EXPECT_EQ(index.Find(At(0x1000), At(0x2000), [](int e) { return e != 0; }), -1);
 
   index.Erase(At(0x1000), At(0x2000 + 64 * 3), 3);
-  EXPECT_FALSE(index.Contains(At(0x1000), At(0x2000 + 64 * 3)));
+  EXPECT_FALSE(index.Contains(At(0x1000), At(0x2000 + 64 * 3), 0));
   // The others, probed past the tombstone, are still there.
   for (int e = 0; e < 8; ++e) {
-    EXPECT_EQ(index.Contains(At(0x1000), At(0x2000 + 64 * e)), e != 3) << e;
+    EXPECT_EQ(index.Contains(At(0x1000), At(0x2000 + 64 * e), 0), e != 3) << e;
+  }
+}
+
+// An edge's kinds (held shared, waited for shared) are looked up apart: a
+// thread that takes an edge in a kind the graph has not seen hands it on.
+TEST(EdgeIndexTest, KnowsTheKindsEachEdgeWasTakenIn) {
+  EdgeIndex<8>& index = g_small;
+  index.Clear();
+  const auto any = [](int) { return true; };
+  index.Insert(At(0x1000), At(0x2000), 5, 1u << 3);
+  for (int kind = 0; kind < 4; ++kind) {
+    EXPECT_EQ(index.Contains(At(0x1000), At(0x2000), kind), kind == 3) << kind;
+  }
+  index.AddKind(At(0x1000), At(0x2000), any, 0);
+  for (int kind = 0; kind < 4; ++kind) {
+    EXPECT_EQ(index.Contains(At(0x1000), At(0x2000), kind), kind == 0 || kind == 3) << kind;
+  }
+  EXPECT_EQ(index.Find(At(0x1000), At(0x2000), any), 5);
+  index.Erase(At(0x1000), At(0x2000), 5);
+  for (int kind = 0; kind < 4; ++kind) {
+    EXPECT_FALSE(index.Contains(At(0x1000), At(0x2000), kind)) << kind;
   }
 }
 
@@ -56,28 +77,28 @@ TEST(EdgeIndexTest, TombstonesCrowdItUntilARebuild) {
   // Two edges that stay, then edges in and out again: a new key takes the
   // first tombstone on its probe, but where its probe starts at an empty
   // slot it uses that, and tombstones pile up.
-  index.Insert(At(0x1000), At(0x2000), 0);
-  index.Insert(At(0x2000), At(0x1000), 1);
+  index.Insert(At(0x1000), At(0x2000), 0, 1);
+  index.Insert(At(0x2000), At(0x1000), 1, 1);
   int churned = 0;
   while (!index.Crowded() && churned < 10000) {
     const void* to = At(0x9000 + 64 * churned++);
-    index.Insert(At(0x1000), to, 2);
-    ASSERT_TRUE(index.Contains(At(0x1000), to));
+    index.Insert(At(0x1000), to, 2, 1);
+    ASSERT_TRUE(index.Contains(At(0x1000), to, 0));
     index.Erase(At(0x1000), to, 2);
-    ASSERT_FALSE(index.Contains(At(0x1000), to));
+    ASSERT_FALSE(index.Contains(At(0x1000), to, 0));
   }
   ASSERT_TRUE(index.Crowded()) << churned;
   // Probed past the tombstones, the two are still there.
-  EXPECT_TRUE(index.Contains(At(0x1000), At(0x2000)));
-  EXPECT_TRUE(index.Contains(At(0x2000), At(0x1000)));
+  EXPECT_TRUE(index.Contains(At(0x1000), At(0x2000), 0));
+  EXPECT_TRUE(index.Contains(At(0x2000), At(0x1000), 0));
   // The rebuild the graph does: clear, then insert the live edges.
   index.Clear();
-  index.Insert(At(0x1000), At(0x2000), 0);
-  index.Insert(At(0x2000), At(0x1000), 1);
+  index.Insert(At(0x1000), At(0x2000), 0, 1);
+  index.Insert(At(0x2000), At(0x1000), 1, 1);
   EXPECT_FALSE(index.Crowded());
-  EXPECT_TRUE(index.Contains(At(0x1000), At(0x2000)));
-  EXPECT_TRUE(index.Contains(At(0x2000), At(0x1000)));
-  EXPECT_FALSE(index.Contains(At(0x1000), At(0x9000)));
+  EXPECT_TRUE(index.Contains(At(0x1000), At(0x2000), 0));
+  EXPECT_TRUE(index.Contains(At(0x2000), At(0x1000), 0));
+  EXPECT_FALSE(index.Contains(At(0x1000), At(0x9000), 0));
 }
 
 using LockOrderIndexTest = testing::LockOrderFixture;
@@ -98,8 +119,8 @@ TEST_F(LockOrderIndexTest, EveryEdgeOfAWideLockIsKnownToEveryThread) {
     }
   };
   std::thread(take_all).join();
-  for (const Mutex& e : entries) ASSERT_TRUE(LockOrderEdgeKnown(&registry, &e));
-  EXPECT_FALSE(LockOrderEdgeKnown(&entries[0], &registry));
+  for (const Mutex& e : entries) ASSERT_TRUE(LockOrderEdgeKnown(&registry, &e, 0));
+  EXPECT_FALSE(LockOrderEdgeKnown(&entries[0], &registry, 0));
   std::thread(take_all).join();
   EXPECT_EQ(LockOrderInversions(), before);
   std::thread([] {
@@ -133,10 +154,10 @@ TEST_F(LockOrderIndexTest, LocksThatComeAndGoLeaveNoEdgesBehind) {
         MutexLock la(a);
         MutexLock lb(b);
       }
-      ASSERT_TRUE(LockOrderEdgeKnown(a, b)) << round;
+      ASSERT_TRUE(LockOrderEdgeKnown(a, b, 0)) << round;
       b->~Mutex();
       a->~Mutex();
-      ASSERT_FALSE(LockOrderEdgeKnown(a, b)) << round;
+      ASSERT_FALSE(LockOrderEdgeKnown(a, b, 0)) << round;
     }
   }).join();
   EXPECT_EQ(LockOrderInversions(), before);
@@ -156,6 +177,80 @@ TEST_F(LockOrderIndexTest, LocksThatComeAndGoLeaveNoEdgesBehind) {
   EXPECT_EQ(LockOrderInversions(), before + 1);
   b->~Mutex();
   a->~Mutex();
+}
+
+// The graph's search with read holds (lock_graph.h), edge by edge: locks
+// A and B stand for two readers-first rwlocks; kind bit 0 says the source
+// was held shared, bit 1 that the target was waited for shared.
+class LockOrderKindsTest : public ::testing::Test {
+ protected:
+  // Adds a -> b taken in `kind`; returns the cycles it closed.
+  int Take(const void* a, const void* b, int kind) {
+    const agent::HeldLock held{a, "a", (kind & 1) != 0};
+    agent::StackTrace stack;
+    stack.pcs[0] = 0x1234;
+    stack.depth = 1;
+    agent::Cycle out[1];
+    int first_kept = 0, kept = 0;
+    return agent::AddLockOrderEdges(&held, 1, b, "b", (kind & 2) != 0, stack, 1, out, &first_kept,
+                                    &kept);
+  }
+  void TearDown() override {
+    for (const char& lock : locks_) agent::ForgetLockOrderNode(&lock);
+  }
+  const char* A() const { return &locks_[0]; }
+  const char* B() const { return &locks_[4]; }
+
+ private:
+  alignas(8) char locks_[8] = {};
+};
+
+constexpr int kExclusive = 0, kHeldShared = 1, kWaitedShared = 2, kShared = 3;
+
+TEST_F(LockOrderKindsTest, ReadersOnBothSidesMakeNoCycle) {
+  EXPECT_EQ(Take(A(), B(), kShared), 0);
+  EXPECT_EQ(Take(B(), A(), kShared), 0);
+}
+
+TEST_F(LockOrderKindsTest, ReadHoldsWithWritesWaitedForMakeACycle) {
+  EXPECT_EQ(Take(A(), B(), kHeldShared), 0);
+  EXPECT_EQ(Take(B(), A(), kHeldShared), 1);
+}
+
+TEST_F(LockOrderKindsTest, WriteHoldsWithReadsWaitedForMakeACycle) {
+  EXPECT_EQ(Take(A(), B(), kWaitedShared), 0);
+  EXPECT_EQ(Take(B(), A(), kWaitedShared), 1);
+}
+
+// A waits to read B, which the other thread holds for reading: no wait.
+TEST_F(LockOrderKindsTest, AReadWaitedForOnAReadHoldBreaksTheCycle) {
+  EXPECT_EQ(Take(A(), B(), kShared), 0);
+  EXPECT_EQ(Take(B(), A(), kHeldShared), 0);
+}
+
+// The edge B -> A gains a kind that holds B and waits for A exclusively:
+// the cycle becomes possible then, and is found once.
+TEST_F(LockOrderKindsTest, AKindThatMakesTheCyclePossibleIsReportedOnce) {
+  EXPECT_EQ(Take(A(), B(), kShared), 0);
+  EXPECT_EQ(Take(B(), A(), kShared), 0);
+  EXPECT_EQ(Take(B(), A(), kExclusive), 1);
+  EXPECT_EQ(Take(B(), A(), kExclusive), 0);
+  EXPECT_EQ(Take(B(), A(), kWaitedShared), 0);
+}
+
+// A cycle possible with an edge's first kind was reported then; another
+// kind of that edge reports nothing more.
+TEST_F(LockOrderKindsTest, AKindAddedToACycleAlreadyFoundReportsNothing) {
+  EXPECT_EQ(Take(A(), B(), kHeldShared), 0);
+  EXPECT_EQ(Take(B(), A(), kHeldShared), 1);
+  EXPECT_EQ(Take(B(), A(), kExclusive), 0);
+}
+
+// A thread that writes B and waits to read A, which the other thread
+// reads: it gets in.
+TEST_F(LockOrderKindsTest, AReadWaitedForOnTheOtherThreadsReadHoldBreaksTheCycle) {
+  EXPECT_EQ(Take(A(), B(), kHeldShared), 0);
+  EXPECT_EQ(Take(B(), A(), kWaitedShared), 0);
 }
 
 }  // namespace

@@ -5,18 +5,23 @@
 // new. Each thread's cache (ThreadLocks) holds the last 256 edges it took;
 // this holds every edge of the graph, for all threads.
 //
-// Open addressing, linear probing, over 64-bit keys that hash an edge's
-// two addresses. Written under the graph's mutex only; Contains() reads it
-// without any lock, Find() under the mutex. A key never moves while it is
-// in: Erase() leaves a tombstone, and when tombstones and keys fill three
-// quarters of the slots the writer clears the table and inserts the live
-// edges again; a reader during that rebuild may find an edge missing, and
-// then takes the mutex as for a new edge (never the other way round: a
-// key is in the table only while its edge is in the graph, or was just
-// erased).
+// An edge is taken in up to four kinds (ThreadLocks::EdgeKind: whether its
+// source was held shared, whether its target was waited for shared), which
+// matter to the search for cycles: a thread that meets a kind the graph
+// has not seen hands it to the graph.
+//
+// Open addressing, linear probing, over 64-bit words: a hash of an edge's
+// two addresses (the key), its low four bits replaced by the kinds seen.
+// Written under the graph's mutex only; Contains() reads it without any
+// lock, Find() under the mutex. A key never moves while it is in: Erase()
+// leaves a tombstone, and when tombstones and keys fill three quarters of
+// the slots the writer clears the table and inserts the live edges again;
+// a reader during that rebuild may find an edge missing, and then takes
+// the mutex as for a new edge (never the other way round: a key is in the
+// table only while its edge is in the graph, or was just erased).
 //
 // Contains() compares keys alone: two edges whose keys are equal (a chance
-// of about 2^-64 per pair of edges) look alike to it, and the second would
+// of about 2^-60 per pair of edges) look alike to it, and the second would
 // be taken for the first and not added, a missed edge, never a false
 // report. Find() also checks the edge the slot names.
 #ifndef LOCKPROF_AGENT_DEADLOCK_EDGE_INDEX_H_
@@ -33,14 +38,15 @@ namespace lockprof::agent {
 template <int kMaxEdges>
 class EdgeIndex {
  public:
-  // Whether the edge from -> to is in the graph. Lock-free; may say no
-  // for an edge added or erased meanwhile, or during a rebuild.
-  bool Contains(const void* from, const void* to) const {
+  // Whether the edge from -> to is in the graph, taken in `kind`.
+  // Lock-free; may say no for an edge added or erased meanwhile, or during
+  // a rebuild.
+  bool Contains(const void* from, const void* to, int kind) const {
     const uint64_t key = Key(from, to);
     for (size_t i = Home(key), n = 0; n < kSlots; i = (i + 1) % kSlots, ++n) {
-      const uint64_t k = keys_[i].load(std::memory_order_relaxed);
-      if (k == key) return true;
-      if (k == kEmpty) return false;
+      const uint64_t w = words_[i].load(std::memory_order_relaxed);
+      if ((w & ~kKinds) == key) return (w >> kind & 1) != 0;
+      if (w == kEmpty) return false;
     }
     return false;
   }
@@ -49,36 +55,37 @@ class EdgeIndex {
   // for which is_edge(edge) holds. Under the graph's mutex.
   template <typename IsEdge>
   int Find(const void* from, const void* to, IsEdge is_edge) const {
-    const uint64_t key = Key(from, to);
-    for (size_t i = Home(key), n = 0; n < kSlots; i = (i + 1) % kSlots, ++n) {
-      const uint64_t k = keys_[i].load(std::memory_order_relaxed);
-      if (k == kEmpty) return -1;
-      if (k == key && is_edge(edge_[i])) return edge_[i];
-    }
-    return -1;
+    const int i = SlotOf(from, to, is_edge);
+    return i < 0 ? -1 : edge_[i];
   }
 
-  // Adds `edge`, from -> to, which Find() did not find, to a table not
-  // Crowded(). Under the mutex.
-  void Insert(const void* from, const void* to, int edge) {
+  // Adds `edge`, from -> to, taken in the kinds of mask `kinds` (bit k:
+  // kind k), which Find() did not find, to a table not Crowded(). Under
+  // the mutex.
+  void Insert(const void* from, const void* to, int edge, unsigned kinds) {
     const uint64_t key = Key(from, to);
     size_t i = Home(key);
-    for (uint64_t k; (k = keys_[i].load(std::memory_order_relaxed)) != kEmpty && k != kErased;) {
+    for (uint64_t w; (w = words_[i].load(std::memory_order_relaxed)) != kEmpty && w != kErased;) {
       i = (i + 1) % kSlots;
     }
-    if (keys_[i].load(std::memory_order_relaxed) == kEmpty) ++used_;
+    if (words_[i].load(std::memory_order_relaxed) == kEmpty) ++used_;
     edge_[i] = edge;
-    keys_[i].store(key, std::memory_order_relaxed);
+    words_[i].store(key | (kinds & kKinds), std::memory_order_relaxed);
+  }
+
+  // Marks `edge`, from -> to (found by Find() with `is_edge`), taken in
+  // `kind` too. Under the mutex.
+  template <typename IsEdge>
+  void AddKind(const void* from, const void* to, IsEdge is_edge, int kind) {
+    if (const int i = SlotOf(from, to, is_edge); i >= 0) {
+      words_[i].fetch_or(uint64_t{1} << kind, std::memory_order_relaxed);
+    }
   }
 
   // Takes `edge`, from -> to, out. Under the mutex.
   void Erase(const void* from, const void* to, int edge) {
-    const uint64_t key = Key(from, to);
-    for (size_t i = Home(key), n = 0; n < kSlots; i = (i + 1) % kSlots, ++n) {
-      const uint64_t k = keys_[i].load(std::memory_order_relaxed);
-      if (k == kEmpty) return;
-      if (k == key && edge_[i] == edge) return keys_[i].store(kErased, std::memory_order_relaxed);
-    }
+    const int i = SlotOf(from, to, [edge](int e) { return e == edge; });
+    if (i >= 0) words_[i].store(kErased, std::memory_order_relaxed);
   }
 
   // Whether the next Insert() must wait for a rebuild (Clear(), then an
@@ -88,7 +95,7 @@ class EdgeIndex {
 
   // Empties the table. Under the mutex.
   void Clear() {
-    for (std::atomic<uint64_t>& k : keys_) k.store(kEmpty, std::memory_order_relaxed);
+    for (std::atomic<uint64_t>& w : words_) w.store(kEmpty, std::memory_order_relaxed);
     used_ = 0;
   }
 
@@ -98,17 +105,33 @@ class EdgeIndex {
   static constexpr size_t kSlots = 2 * size_t(kMaxEdges);
   static constexpr uint64_t kEmpty = 0;
   static constexpr uint64_t kErased = 1;
+  // A word's kind bits; the rest, the key, is never 0, so a word in use is
+  // neither kEmpty nor kErased.
+  static constexpr uint64_t kKinds = 0xf;
 
   static uint64_t Key(const void* from, const void* to) {
     uint64_t h = uint64_t(reinterpret_cast<uintptr_t>(from)) * 0x9E3779B97F4A7C15ull;
     h ^= (h >> 29) ^ uint64_t(reinterpret_cast<uintptr_t>(to)) * 0xC2B2AE3D27D4EB4Full;
     h = (h ^ (h >> 32)) * 0xD6E8FEB86659FD93ull;
     h ^= h >> 32;
-    return h > kErased ? h : h + 2;
+    h &= ~kKinds;
+    return h != 0 ? h : kKinds + 1;
   }
   static size_t Home(uint64_t key) { return size_t(key >> 20) % kSlots; }
 
-  std::atomic<uint64_t> keys_[kSlots];
+  // The slot of the edge from -> to for which is_edge(edge) holds, or -1.
+  template <typename IsEdge>
+  int SlotOf(const void* from, const void* to, IsEdge is_edge) const {
+    const uint64_t key = Key(from, to);
+    for (size_t i = Home(key), n = 0; n < kSlots; i = (i + 1) % kSlots, ++n) {
+      const uint64_t w = words_[i].load(std::memory_order_relaxed);
+      if (w == kEmpty) return -1;
+      if ((w & ~kKinds) == key && w != kErased && is_edge(edge_[i])) return int(i);
+    }
+    return -1;
+  }
+
+  std::atomic<uint64_t> words_[kSlots];
   int edge_[kSlots];  // The edge of each key's slot.
   size_t used_;       // Slots not empty: keys and tombstones.
 };

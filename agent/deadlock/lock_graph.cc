@@ -8,7 +8,7 @@
 
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/base/utf8.h"
-#include "lockprof/agent/deadlock/edge_index.h"
+#include "lockprof/agent/deadlock/graph_store.h"
 #include "lockprof/agent/record/lock_lifetime.h"
 #include "lockprof/agent/record/record.h"
 
@@ -18,6 +18,8 @@ std::atomic<bool> g_lock_graph_used{false};
 std::atomic<uint64_t> g_lock_order_epoch{0};
 
 namespace {
+
+using namespace graph;  // NOLINT: this file's own data.
 
 // A Bloom filter (one hash) of the addresses ever in the graph, so that
 // destroying a lock that never was costs no mutex.
@@ -33,58 +35,6 @@ bool MaybeNode(const void* lock) {
   const size_t bit = FilterBit(lock);
   return (g_maybe_node[bit / 64].load(std::memory_order_relaxed) >> (bit % 64)) & 1;
 }
-
-constexpr int kNone = -1;
-constexpr int kBucketBits = 13;
-constexpr int kBuckets = 1 << kBucketBits;
-static_assert(kBuckets >= 2 * kMaxLockOrderNodes, "chains stay short");
-
-// Nodes and edges refer to each other by index. Each node keeps two lists
-// of its edges, doubly linked through the edges (out: in insertion order,
-// which the search follows; in: any order), so a lock's removal unlinks
-// each of its edges in constant time.
-struct Node {
-  const void* lock;  // nullptr: free.
-  const char* name;
-  int out, out_last, in;
-  int next;          // In its bucket's chain, or in the free list.
-  uint64_t visited;  // The search that last reached this node.
-};
-
-struct Edge {
-  int from, to;  // kNone: free.
-  int next_out, prev_out, next_in, prev_in;
-  int64_t tid;
-  int depth;
-  uintptr_t pcs[kMaxStackDepth];
-};
-
-// A step of the depth-first search: a node and the next of its out-edges
-// to follow.
-struct Step {
-  int node;
-  int next;
-  int via;  // The edge that reached it.
-};
-
-struct Graph {
-  bool ready;
-  int buckets[kBuckets];
-  Node nodes[kMaxLockOrderNodes];
-  int nodes_used;  // Never used past this index.
-  int free_nodes;
-  int live_nodes;
-  Edge edges[kMaxLockOrderEdges];
-  EdgeIndex<kMaxLockOrderEdges> index;  // The edges by their locks.
-  int edges_used;
-  int free_edges;
-  int live_edges;
-  uint64_t search;
-  Step path[kMaxLockOrderNodes];  // The search's stack.
-  int route[kMaxLockOrderNodes];  // The path it found, as edges.
-  Cycle found[kMaxLockOrderReports];
-  std::atomic<int> found_count;  // found[i] is immutable once i < this.
-};
 
 // Static storage, zeroed: its pages cost memory only once touched, which
 // only lock-order checking does. Guarded by g_graph_mu.
@@ -142,44 +92,13 @@ int EnsureNode(Graph& g, const void* lock, const char* name) {
   const int i = Claim(g.nodes, &Node::next, &g.free_nodes, &g.nodes_used);
   if (i == kNone) return kNone;
   int& head = Bucket(g, lock);
-  g.nodes[i] = Node{lock, LockDisplayName(name), kNone, kNone, kNone, head, 0};
+  g.nodes[i] = Node{lock, LockDisplayName(name), kNone, kNone, kNone, head, {0, 0}};
   head = i;
   ++g.live_nodes;
   const size_t bit = FilterBit(lock);
   g_maybe_node[bit / 64].fetch_or(uint64_t{1} << (bit % 64), std::memory_order_relaxed);
   g_lock_graph_used.store(true, std::memory_order_relaxed);
   return i;
-}
-
-// A path from node `from` to node `target` over the graph's edges, written
-// to g.route; returns its length (0: none). Depth-first and iterative: the
-// thread's stack may be small. Each node is pushed once per search, so
-// g.path has room.
-int FindPath(Graph& g, int from, int target) {
-  const uint64_t search = ++g.search;
-  int top = 0;
-  g.path[0] = {from, g.nodes[from].out, kNone};
-  g.nodes[from].visited = search;
-  while (top >= 0) {
-    Step& step = g.path[top];
-    if (step.next == kNone) {
-      --top;
-      continue;
-    }
-    const int e = step.next;
-    step.next = g.edges[e].next_out;
-    const int to = g.edges[e].to;
-    if (to == target) {
-      int n = 0;
-      for (int i = 1; i <= top; ++i) g.route[n++] = g.path[i].via;
-      g.route[n++] = e;
-      return n;
-    }
-    if (g.nodes[to].visited == search) continue;
-    g.nodes[to].visited = search;
-    g.path[++top] = {to, g.nodes[to].out, e};
-  }
-  return 0;
 }
 
 // Copies `name` into `out`, cut at a UTF-8 character boundary and marked
@@ -207,30 +126,67 @@ void Reindex(Graph& g) {
   g.index.Clear();
   for (int e = 0; e < g.edges_used; ++e) {
     const Edge& edge = g.edges[e];
-    if (edge.from != kNone) g.index.Insert(g.nodes[edge.from].lock, g.nodes[edge.to].lock, e);
+    if (edge.from == kNone) continue;
+    g.index.Insert(g.nodes[edge.from].lock, g.nodes[edge.to].lock, e, edge.kinds);
   }
 }
 
-// Adds from -> to (both nodes exist); writes the cycle it closes, if any.
-bool AddEdge(Graph& g, int from, int to, int64_t tid, const StackTrace& stack, Cycle* cycle) {
+void SetAcquisition(Edge& edge, int64_t tid, const StackTrace& stack) {
+  edge.tid = tid;
+  edge.depth = std::min(stack.depth, kMaxStackDepth);
+  std::copy_n(stack.pcs, edge.depth, edge.pcs);
+}
+
+// Writes the cycle of edge `e` and the `back` edges of g.route.
+void WriteCycle(const Graph& g, int e, int back, Cycle* cycle) {
+  cycle->total_edges = 1 + back;
+  cycle->num_edges = std::min(cycle->total_edges, kMaxCycleEdges);
+  Describe(g, g.edges[e], &cycle->edges[0]);
+  for (int i = 1; i < cycle->num_edges; ++i) {
+    Describe(g, g.edges[g.route[i - 1]], &cycle->edges[i]);
+  }
+}
+
+// Edge `e` is taken in `kind` too. A cycle through it that this makes
+// possible, where none was, is reported; one possible before was reported
+// when it became so.
+bool AddKind(Graph& g, int e, int kind, int64_t tid, const StackTrace& stack, Cycle* cycle) {
+  Edge& edge = g.edges[e];
+  const unsigned before = edge.kinds;
+  edge.kinds |= 1u << kind;
+  if (Exclusive(edge.kinds) == Exclusive(before)) return false;
+  SetAcquisition(edge, tid, stack);
+  if (CycleBack(g, edge.from, edge.to, before) != 0) return false;
+  const int back = CycleBack(g, edge.from, edge.to, edge.kinds);
+  if (back == 0) return false;
+  WriteCycle(g, e, back, cycle);
+  return true;
+}
+
+// Adds from -> to (both nodes exist), taken in `kind`; writes the cycle it
+// closes, if any.
+bool AddEdge(Graph& g, int from, int to, int kind, int64_t tid, const StackTrace& stack,
+             Cycle* cycle) {
   const void* from_lock = g.nodes[from].lock;
   const void* to_lock = g.nodes[to].lock;
-  if (g.index.Find(from_lock, to_lock, [&](int e) {
-        return g.edges[e].from == from && g.edges[e].to == to;
-      }) != kNone) {
-    return false;  // Another thread added it first.
+  auto is_edge = [&](int e) { return g.edges[e].from == from && g.edges[e].to == to; };
+  if (const int e = g.index.Find(from_lock, to_lock, is_edge); e != kNone) {
+    g.index.AddKind(from_lock, to_lock, is_edge, kind);
+    return AddKind(g, e, kind, tid, stack, cycle);
   }
   if (g.index.Crowded()) Reindex(g);
   const int index = Claim(g.edges, &Edge::next_out, &g.free_edges, &g.edges_used);
   if (index == kNone) return false;
   // Searched before the edge is in: a path to -> ... -> from plus the new
   // edge is the cycle.
-  const int back = FindPath(g, to, from);
+  const unsigned kinds = 1u << kind;
+  const int back = CycleBack(g, from, to, kinds);
   Edge& edge = g.edges[index];
   Node& source = g.nodes[from];
   Node& target = g.nodes[to];
   edge.from = from;
   edge.to = to;
+  edge.kinds = kinds;
   edge.next_out = kNone;
   edge.prev_out = source.out_last;
   if (source.out_last != kNone) {
@@ -243,18 +199,11 @@ bool AddEdge(Graph& g, int from, int to, int64_t tid, const StackTrace& stack, C
   edge.next_in = target.in;
   if (target.in != kNone) g.edges[target.in].prev_in = index;
   target.in = index;
-  edge.tid = tid;
-  edge.depth = std::min(stack.depth, kMaxStackDepth);
-  std::copy_n(stack.pcs, edge.depth, edge.pcs);
-  g.index.Insert(from_lock, to_lock, index);
+  SetAcquisition(edge, tid, stack);
+  g.index.Insert(from_lock, to_lock, index, kinds);
   ++g.live_edges;
   if (back == 0) return false;
-  cycle->total_edges = 1 + back;
-  cycle->num_edges = std::min(cycle->total_edges, kMaxCycleEdges);
-  Describe(g, edge, &cycle->edges[0]);
-  for (int i = 1; i < cycle->num_edges; ++i) {
-    Describe(g, g.edges[g.route[i - 1]], &cycle->edges[i]);
-  }
+  WriteCycle(g, index, back, cycle);
   return true;
 }
 
@@ -289,8 +238,8 @@ void Found(Graph& g, const Cycle& cycle, int* kept) {
 }  // namespace
 
 int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* to_name,
-                      const StackTrace& stack, int64_t tid, Cycle* out, int* first_kept,
-                      int* kept) {
+                      bool shared_wait, const StackTrace& stack, int64_t tid, Cycle* out,
+                      int* first_kept, int* kept) {
   // The graph's mutex is lockprof's own.
   RecorderScope recorder;
   std::lock_guard<std::mutex> lock(g_graph_mu);
@@ -302,7 +251,8 @@ int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* t
   int cycles = 0;
   for (int i = 0; i < n; ++i) {
     const int source = EnsureNode(g, held[i].lock, held[i].name);
-    if (source == kNone || !AddEdge(g, source, target, tid, stack, &out[cycles])) continue;
+    const int kind = (held[i].shared_hold ? 1 : 0) | (shared_wait ? 2 : 0);
+    if (source == kNone || !AddEdge(g, source, target, kind, tid, stack, &out[cycles])) continue;
     Found(g, out[cycles], kept);
     ++cycles;
   }
@@ -326,8 +276,8 @@ void AddSelfWait(const char* name, const StackTrace& stack, int64_t tid, Cycle* 
   Found(g, *out, kept);
 }
 
-bool LockOrderEdgeKnown(const void* from, const void* to) {
-  return g_graph.index.Contains(from, to);
+bool LockOrderEdgeKnown(const void* from, const void* to, int kind) {
+  return g_graph.index.Contains(from, to, kind);
 }
 
 const Cycle& FoundCycle(int i) { return g_graph.found[i]; }

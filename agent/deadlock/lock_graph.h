@@ -8,6 +8,19 @@
 // the edges it has seen: lock_tracking.cc), under one internal mutex that no
 // application code can hold.
 //
+// Read holds: a cycle is a potential deadlock only if each of its threads
+// can wait for the next, and on a readers-first lock (EventTags) a reader
+// waits for a writer only. A path A -> B -> C where B was waited for
+// shared (A -> B) and held shared (B -> C) on such a lock is no chain: two
+// threads taking two of glibc's default rwlocks for reading in opposite
+// orders cannot deadlock. Edges remember the kinds they were taken in
+// (shared or not, at either end); the search treats each kind apart from
+// the others at each end (an edge taken once shared-shared and once
+// exclusive-exclusive also chains as shared-exclusive), which may report
+// a cycle that needs both, never misses one. On every other lock
+// (lockprof::SharedMutex, the writer-preferring rwlock kind, mutexes) a
+// waiting writer makes readers wait too: every hold and wait counts.
+//
 // Allocation-free: edges are added inside the application's lock calls,
 // which may be its allocator's (a malloc that takes pthread mutexes, under
 // the interposer), where a call to malloc would wait for a mutex the
@@ -60,20 +73,23 @@ struct Cycle {
 struct HeldLock {
   const void* lock;
   const char* name;
+  bool shared_hold;  // Held shared, on a readers-first lock.
 };
 
-// Adds the edges held[i] -> `to`, taken by thread `tid` at `stack`, and
+// Adds the edges held[i] -> `to`, `to` waited for shared on a readers-first
+// lock or not (`shared_wait`), taken by thread `tid` at `stack`, and
 // writes the cycles they close to out[0], out[1], ... (at most n). Returns
 // how many. The first *kept of them are also kept with the cycles found so
 // far (the first kMaxLockOrderReports), from FoundCycle(*first_kept) on.
 int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* to_name,
-                      const StackTrace& stack, int64_t tid, Cycle* out, int* first_kept, int* kept);
+                      bool shared_wait, const StackTrace& stack, int64_t tid, Cycle* out,
+                      int* first_kept, int* kept);
 
-// Whether the graph has the edge from -> to, which a thread then need not
-// add (nor capture a stack for). Lock-free: an edge added or removed
-// meanwhile may be seen either way; one that is in the graph throughout
-// is seen.
-bool LockOrderEdgeKnown(const void* from, const void* to);
+// Whether the graph has the edge from -> to taken in `kind`
+// (ThreadLocks::EdgeKind), which a thread then need not add (nor capture a
+// stack for). Lock-free: an edge added or removed meanwhile may be seen
+// either way; one that is in the graph throughout is seen.
+bool LockOrderEdgeKnown(const void* from, const void* to, int kind);
 
 // A thread (`tid`, at `stack`) is about to sleep for a lock named `name`
 // that it holds: a cycle of one lock, written to *out, counted and kept

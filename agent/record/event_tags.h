@@ -30,6 +30,12 @@ struct EventTags {
   // Shard index of a lockprof::ShardedMap (numeric label "shard"); -1 = none.
   int32_t shard = -1;
   WaitKind wait = WaitKind::kAcquire;
+  // A reader/writer lock that lets a reader in while other readers hold it,
+  // even with a writer waiting (glibc's rwlocks but the writer-preferring
+  // kind, std::shared_mutex among them): a read acquisition of it waits for
+  // a writer only. Lock-order checking then sees no cycle through two read
+  // holds of it (agent/deadlock/lock_graph.h).
+  bool readers_first = false;
 };
 
 }  // namespace lockprof::agent

@@ -154,21 +154,26 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
   for (int i = 0; i < held; ++i) {
     if (r->entries[i].lock.load(std::memory_order_relaxed) == lock) return;
   }
+  const bool shared_wait = HeldEntry::SharedWait(tags);
   for (int i = 0; i < held; ++i) {
     const void* from = r->entries[i].lock.load(std::memory_order_relaxed);
+    const uint32_t meta = r->entries[i].meta.load(std::memory_order_relaxed);
     // Outside the graph: no edge.
-    if (!r->entries[i].Ordered()) continue;
-    auto& slot = r->cache[ThreadLocks::CacheSlot(from, lock)];
-    if (slot.from == from && slot.to == lock) continue;
-    slot = {from, lock};
+    if ((meta & HeldEntry::kUnordered) != 0) continue;
+    const int kind = ThreadLocks::EdgeKind(meta, shared_wait);
+    const void* to = ThreadLocks::KindedTo(lock, kind);
+    auto& slot = r->cache[ThreadLocks::CacheSlot(from, to)];
+    if (slot.from == from && slot.to == to) continue;
+    slot = {from, to};
     // Taken before by another thread, or by this one and since evicted.
-    if (LockOrderEdgeKnown(from, lock)) continue;
-    fresh[n++] = {from, r->entries[i].name.load(std::memory_order_relaxed)};
+    if (LockOrderEdgeKnown(from, lock, kind)) continue;
+    fresh[n++] = {from, r->entries[i].name.load(std::memory_order_relaxed),
+                  (meta & HeldEntry::kSharedHold) != 0};
   }
   if (n == 0) return;
   if (stack->depth == 0) CaptureStack(entry_frame, stack);
   ReportNewCycles([&](Cycle* out, int* first_kept, int* kept) {
-    return AddLockOrderEdges(fresh, n, lock, tags.lock, *stack,
+    return AddLockOrderEdges(fresh, n, lock, tags.lock, shared_wait, *stack,
                              r->tid.load(std::memory_order_relaxed), out, first_kept, kept);
   });
 }
@@ -184,7 +189,8 @@ bool NoteAcquisition(const void* lock, const EventTags& tags, bool tried, bool o
   StackTrace stack;
   stack.depth = 0;
   // Edges start from the locks held already: none for the first.
-  if (held > 0 && !tried && ordered && LockOrderCheckingOn() && !r->EdgesCached(held, lock)) {
+  if (held > 0 && !tried && ordered && LockOrderCheckingOn() &&
+      !r->EdgesCached(held, lock, HeldEntry::SharedWait(tags))) {
     CheckOrder(r, lock, tags, entry_frame, &stack);
   }
   if (!record || held == kMaxHeldLocks) return false;  // Not recorded.

@@ -32,10 +32,13 @@ struct HeldEntry {
   // kDetailed if `since` and the stack were recorded (else they are stale
   // and read as absent); kUnordered if the lock is outside the lock-order
   // graph (no edges start from it or end at it); the stack's depth in bits
-  // 16-23.
+  // 16-23; kSharedHold for a read hold of a readers-first lock (which
+  // another reader does not wait for: EventTags::readers_first).
   static constexpr uint32_t kTried = 1u << 8;
   static constexpr uint32_t kDetailed = 1u << 9;
   static constexpr uint32_t kUnordered = 1u << 10;
+  static constexpr int kSharedHoldBit = 11;
+  static constexpr uint32_t kSharedHold = 1u << kSharedHoldBit;
 
   std::atomic<const void*> lock{nullptr};
   std::atomic<const char*> name{nullptr};
@@ -44,7 +47,12 @@ struct HeldEntry {
   std::atomic<uintptr_t> pcs[kHeldStackDepth] = {};
 
   static uint32_t Meta(const EventTags& tags, bool tried, bool ordered) {
-    return uint32_t(tags.mode) | (tried ? kTried : 0) | (ordered ? 0 : kUnordered);
+    return uint32_t(tags.mode) | (tried ? kTried : 0) | (ordered ? 0 : kUnordered) |
+           (SharedWait(tags) ? kSharedHold : 0);
+  }
+  // Whether an acquisition with `tags` waits for writers only.
+  static bool SharedWait(const EventTags& tags) {
+    return tags.readers_first && tags.mode == LockMode::kRead;
   }
   // Whether edges may start from this entry's lock.
   bool Ordered() const { return (meta.load(std::memory_order_relaxed) & kUnordered) == 0; }
@@ -85,10 +93,23 @@ struct ThreadLocks {
   HeldEntry wait;
   // Owner-only from here on.
   uint64_t cache_epoch = 0;
+  // `to` carries the edge's kind in its two low bits (EdgeKind).
   struct CachedEdge {
     const void* from;
     const void* to;
   } cache[kEdgeCacheSize] = {};
+
+  // An edge's kind: bit 0, `from` held shared (HeldEntry::kSharedHold);
+  // bit 1, `to` waited for shared (HeldEntry::SharedWait). Both 0 for every
+  // lock but a readers-first one, so that an edge of two mutexes is cached
+  // by its addresses alone. Locks are aligned to 4 bytes at least: the two
+  // low bits of `to` are free to carry it.
+  static int EdgeKind(uint32_t from_meta, bool shared_wait) {
+    return int(from_meta >> HeldEntry::kSharedHoldBit & 1) | (shared_wait ? 2 : 0);
+  }
+  static const void* KindedTo(const void* to, int kind) {
+    return reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(to) | uintptr_t(kind));
+  }
 
   // A write: `const uint32_t w = BeginWrite(); ...; EndWrite(w);`. The
   // owner alone writes `seq`, so the value it read at the start is still
@@ -119,16 +140,19 @@ struct ThreadLocks {
     h = (h ^ (h >> 31)) * 0x94D049BB133111EBull;
     return size_t(h >> 32) % kEdgeCacheSize;
   }
-  // The edges from the `held` locks to `lock` were all handed to the graph
-  // before (they are in the cache): there is nothing to add.
-  bool EdgesCached(int held, const void* lock) const {
+  // The edges from the `held` locks to `lock`, waited for shared or not,
+  // were all handed to the graph before (they are in the cache): there is
+  // nothing to add.
+  bool EdgesCached(int held, const void* lock, bool shared_wait) const {
     if (cache_epoch != LockOrderEpoch()) return false;
     for (int i = 0; i < held; ++i) {
       const void* from = entries[i].lock.load(std::memory_order_relaxed);
+      const uint32_t meta = entries[i].meta.load(std::memory_order_relaxed);
       // Held already (a read lock taken twice), or outside the graph: no edge.
-      if (from == lock || !entries[i].Ordered()) continue;
-      const CachedEdge& slot = cache[CacheSlot(from, lock)];
-      if (slot.from != from || slot.to != lock) return false;
+      if (from == lock || (meta & HeldEntry::kUnordered) != 0) continue;
+      const void* to = KindedTo(lock, EdgeKind(meta, shared_wait));
+      const CachedEdge& slot = cache[CacheSlot(from, to)];
+      if (slot.from != from || slot.to != to) return false;
     }
     return true;
   }
@@ -156,8 +180,8 @@ inline bool PushHeldFast(const void* lock, const EventTags& tags, bool tried, bo
   ThreadLocks* r = TheRecord();
   if (r == nullptr || tls_state.in_recorder || details) return false;
   const int held = r->held.load(std::memory_order_relaxed);
-  if (held >= kMaxHeldLocks ||
-      (held > 0 && add_edges && !tried && ordered && !r->EdgesCached(held, lock))) {
+  if (held >= kMaxHeldLocks || (held > 0 && add_edges && !tried && ordered &&
+                                !r->EdgesCached(held, lock, HeldEntry::SharedWait(tags)))) {
     return false;
   }
   const uint32_t w = r->BeginWrite();

@@ -4,6 +4,7 @@
 #include "lockprof/agent/record/lock_tracking.h"
 #include "lockprof/agent/record/sampler.h"
 #include "lockprof/primitives/internal/deferred_block.h"
+#include "lockprof/primitives/interpose/rwlock_word.h"
 
 namespace lockprof::interpose {
 
@@ -27,7 +28,7 @@ bool TrackHold(const void* lock, agent::LockMode mode, bool tried, const void* f
     agent::RecorderScope scope;
     name = LockName(lock);
   }
-  return agent::TrackAcquired(lock, agent::EventTags{name, mode}, tried, frame, ordered);
+  return agent::TrackAcquired(lock, LockTags(lock, name, mode), tried, frame, ordered);
 }
 
 }  // namespace

@@ -35,6 +35,7 @@
 #include "lockprof/primitives/internal/waiter_table.h"
 #include "lockprof/primitives/interpose/held_locks.h"
 #include "lockprof/primitives/interpose/lock_names.h"
+#include "lockprof/primitives/interpose/rwlock_word.h"
 #include "lockprof/primitives/interpose/watched_block.h"
 
 // The pthread functions the interposer defines: exported (the preload
@@ -133,7 +134,7 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
     agent::RecorderScope scope;
     name = LockName(lock);
   }
-  const agent::EventTags tags{name, mode};
+  const agent::EventTags tags = LockTags(lock, name, mode);
   // Only waits that sleep are counted here: a spinning waiter has no name
   // for the lock (its lookup is this slow path's).
   agent::CountLockWait(tags);

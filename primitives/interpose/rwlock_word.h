@@ -1,5 +1,6 @@
 // What the interposer reads in glibc's pthread_rwlock_t: whether a release
-// may have waiters to settle.
+// may have waiters to settle, and whether readers wait for a waiting
+// writer.
 //
 // glibc's rwlock (nptl/pthread_rwlock_common.c, since glibc 2.25) keeps its
 // state in __data.__readers: bit 0 the write phase, bit 1 a writer holds or
@@ -14,6 +15,8 @@
 #define LOCKPROF_PRIMITIVES_INTERPOSE_RWLOCK_WORD_H_
 
 #include <pthread.h>
+
+#include "lockprof/agent/record/event_tags.h"
 
 namespace lockprof::interpose {
 
@@ -49,6 +52,27 @@ inline bool RwlockMayHaveWaiters(const pthread_rwlock_t* rw) {
             kRwWriterFutexWaiters) != 0;
   }
   return (r & (kRwWriteLocked | kRwReadersWaiting)) != 0;
+}
+
+// Whether `rw` lets a reader in while other readers hold it even with a
+// writer waiting (EventTags::readers_first). __flags keeps the kind the
+// lock was made with: glibc's default, PTHREAD_RWLOCK_PREFER_READER_NP,
+// and PTHREAD_RWLOCK_PREFER_WRITER_NP, which glibc treats alike, let the
+// reader in; PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP makes it wait
+// for the writer. False where the word is not known: every read hold then
+// counts, as on lockprof::SharedMutex.
+inline bool RwlockReadersFirst(const pthread_rwlock_t* rw) {
+  return RwlockWordKnown() && __atomic_load_n(&rw->__data.__flags, __ATOMIC_RELAXED) !=
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP;
+}
+
+// The tags of an acquisition of `lock` named `name` in `mode`: kNone for a
+// mutex, kRead or kWrite for an rwlock.
+inline agent::EventTags LockTags(const void* lock, const char* name, agent::LockMode mode) {
+  agent::EventTags tags{name, mode};
+  tags.readers_first = mode != agent::LockMode::kNone &&
+                       RwlockReadersFirst(static_cast<const pthread_rwlock_t*>(lock));
+  return tags;
 }
 
 }  // namespace lockprof::interpose
