@@ -35,8 +35,6 @@ namespace {
 
 using LockOrderRwlockTest = testing::LockOrderFixture;
 
-void OnThread(const std::function<void()>& body) { std::thread(body).join(); }
-
 // Takes `first` then `second`, each for reading or writing.
 void TakeInOrder(pthread_rwlock_t* first, bool write_first, pthread_rwlock_t* second,
                  bool write_second) {

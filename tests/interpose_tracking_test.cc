@@ -62,8 +62,6 @@ std::vector<agent::LockView> HeldBy(pid_t tid) {
 }
 std::vector<agent::LockView> HeldByMe() { return HeldBy(testing::ThisThreadId()); }
 
-void OnThread(const std::function<void()>& body) { std::thread(body).join(); }
-
 TEST_F(InterposeTrackingTest, GlobalAndHeapLocksAreListedWithTheirNamesAndStacks) {
   auto heap = std::make_unique<std::mutex>();
   ASSERT_EQ(pthread_mutex_lock(&g_held_mu), 0);

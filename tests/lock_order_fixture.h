@@ -5,7 +5,9 @@
 #define LOCKPROF_TESTS_LOCK_ORDER_FIXTURE_H_
 
 #include <atomic>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -15,6 +17,10 @@ namespace lockprof::testing {
 
 class LockOrderFixture : public ::testing::Test {
  protected:
+  // Runs `body` on a new thread (which starts tracking from its first
+  // acquisition) and waits for it.
+  static void OnThread(const std::function<void()>& body) { std::thread(body).join(); }
+
   // What the hook saw: how many inversions, and each edge as "from->to".
   static inline std::atomic<int> hook_calls{0};
   static inline std::vector<std::string> hook_edges;

@@ -25,10 +25,6 @@ namespace {
 
 using LockOrderTest = testing::LockOrderFixture;
 
-// Runs `body` on a new thread (which starts tracking from its first
-// acquisition) and waits for it.
-void OnThread(const std::function<void()>& body) { std::thread(body).join(); }
-
 Mutex g_bank_a("bank.a");
 Mutex g_bank_b("bank.b");
 
