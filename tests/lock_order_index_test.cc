@@ -198,11 +198,12 @@ class LockOrderKindsTest : public ::testing::Test {
   void TearDown() override {
     for (const char& lock : locks_) agent::ForgetLockOrderNode(&lock);
   }
-  const char* A() const { return &locks_[0]; }
-  const char* B() const { return &locks_[4]; }
+  const char* A() const { return Lock(0); }
+  const char* B() const { return Lock(1); }
+  const char* Lock(int i) const { return &locks_[4 * i]; }
 
  private:
-  alignas(8) char locks_[8] = {};
+  alignas(8) char locks_[32] = {};
 };
 
 constexpr int kExclusive = 0, kHeldShared = 1, kWaitedShared = 2, kShared = 3;
@@ -244,6 +245,49 @@ TEST_F(LockOrderKindsTest, AKindAddedToACycleAlreadyFoundReportsNothing) {
   EXPECT_EQ(Take(A(), B(), kHeldShared), 0);
   EXPECT_EQ(Take(B(), A(), kHeldShared), 1);
   EXPECT_EQ(Take(B(), A(), kExclusive), 0);
+}
+
+// An edge that gains an exclusive wait closes a cycle of its own, though
+// another cycle went through it before: A, Y and Z are mutexes, B a
+// readers-first rwlock. A -> B (reading B) -> Y -> A is a cycle (B -> Y
+// writes B) and reported; A -> B -> Z -> A is not while Z's thread only
+// reads B; then a thread holding A writes B: that one is.
+TEST_F(LockOrderKindsTest, ANewExclusiveWaitIsSearchedForItsOwnCycles) {
+  const char *a = Lock(0), *b = Lock(1), *y = Lock(2), *z = Lock(3);
+  EXPECT_EQ(Take(a, b, kWaitedShared), 0);
+  EXPECT_EQ(Take(b, y, kExclusive), 0);
+  EXPECT_EQ(Take(y, a, kExclusive), 1);
+  EXPECT_EQ(Take(b, z, kHeldShared), 0);
+  EXPECT_EQ(Take(z, a, kExclusive), 0);
+  EXPECT_EQ(Take(a, b, kExclusive), 1);
+}
+
+// The same for an exclusive hold: P is a readers-first rwlock, Q, R and S
+// mutexes. P -> Q (P read) -> R -> P is a cycle (R's thread waits to write
+// P) and reported; P -> Q -> S -> P is not while S's thread only waits to
+// read P; then a thread writing P takes Q: that cycle is.
+TEST_F(LockOrderKindsTest, ANewExclusiveHoldIsSearchedForItsOwnCycles) {
+  const char *p = Lock(0), *q = Lock(1), *r = Lock(2), *s = Lock(3);
+  EXPECT_EQ(Take(p, q, kHeldShared), 0);
+  EXPECT_EQ(Take(q, r, kExclusive), 0);
+  EXPECT_EQ(Take(r, p, kExclusive), 1);
+  EXPECT_EQ(Take(q, s, kExclusive), 0);
+  EXPECT_EQ(Take(s, p, kWaitedShared), 0);
+  EXPECT_EQ(Take(p, q, kExclusive), 1);
+}
+
+// A walk that passes a lock twice, held exclusively on one pass and shared
+// on the other, is no cycle: T -> X reads X, X -> Y -> X is a cycle of its
+// own (reported), X -> F holds X shared; F -> T closes only the walk
+// F -> T -> X -> Y -> X -> F, whose one cycle (F -> T -> X -> F) does not
+// chain at X.
+TEST_F(LockOrderKindsTest, AWalkThatPassesALockTwiceIsNoCycle) {
+  const char *t = Lock(0), *x = Lock(1), *y = Lock(2), *f = Lock(3);
+  EXPECT_EQ(Take(t, x, kWaitedShared), 0);
+  EXPECT_EQ(Take(x, y, kExclusive), 0);
+  EXPECT_EQ(Take(y, x, kExclusive), 1);
+  EXPECT_EQ(Take(x, f, kHeldShared), 0);
+  EXPECT_EQ(Take(f, t, kExclusive), 0);
 }
 
 // A thread that writes B and waits to read A, which the other thread

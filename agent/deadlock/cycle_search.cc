@@ -11,26 +11,40 @@ namespace {
 // cycle each thread waits for the lock the next one holds, which blocks
 // unless both are shared on a readers-first lock: two consecutive edges
 // chain only if the first may wait exclusively or the second hold so.
-// Depth-first and iterative: the thread's stack may be small.
-int FindPath(Graph& g, int from, int target, bool wait_exclusive, bool hold_exclusive) {
+// `ends` narrows the path's first and last edges (CycleEnds). Depth-first
+// and iterative: the thread's stack may be small.
+//
+// A node is searched from at most twice, once per way of reaching it (by
+// an edge that may wait for it exclusively, or not), never while it is on
+// the path already: a walk that passed a lock twice would have two threads
+// hold it at once, exclusively for one of them at least unless both hold
+// it shared, and is not taken for a cycle (the same search then misses
+// such a cycle through read holds only, which needs five threads or more).
+int FindPath(Graph& g, int from, int target, bool wait_exclusive, bool hold_exclusive,
+             CycleEnds ends) {
   const uint64_t search = ++g.search;
   int top = 0;
   g.path[0] = {from, g.nodes[from].out, kNone, wait_exclusive};
   g.nodes[from].visited[wait_exclusive] = search;
+  g.nodes[from].on_path = search;
   while (top >= 0) {
     Step& step = g.path[top];
     if (step.next == kNone) {
+      g.nodes[step.node].on_path = 0;
       --top;
       continue;
     }
     const int e = step.next;
     const Edge& edge = g.edges[e];
     step.next = edge.next_out;
-    if (!step.exclusive_wait && (edge.kinds & kExclusiveHolds) == 0) continue;
+    const bool holds_exclusive = (edge.kinds & kExclusiveHolds) != 0;
+    if (!step.exclusive_wait && !holds_exclusive) continue;
+    if (top == 0 && ends == CycleEnds::kFirstHoldsShared && holds_exclusive) continue;
     const bool exclusive = (edge.kinds & kExclusiveWaits) != 0;
     const int to = edge.to;
     if (to == target) {
       if (!exclusive && !hold_exclusive) continue;
+      if (ends == CycleEnds::kLastWaitsShared && exclusive) continue;
       int n = 0;
       for (int i = 1; i <= top; ++i) g.route[n++] = g.path[i].via;
       g.route[n++] = e;
@@ -39,8 +53,11 @@ int FindPath(Graph& g, int from, int target, bool wait_exclusive, bool hold_excl
     // Reached by an exclusive wait before, it was searched from with every
     // edge allowed.
     Node& node = g.nodes[to];
-    if (node.visited[1] == search || node.visited[exclusive] == search) continue;
+    if (node.on_path == search || node.visited[1] == search || node.visited[exclusive] == search) {
+      continue;
+    }
     node.visited[exclusive] = search;
+    node.on_path = search;
     g.path[++top] = {to, node.out, e, exclusive};
   }
   return 0;
@@ -48,8 +65,9 @@ int FindPath(Graph& g, int from, int target, bool wait_exclusive, bool hold_excl
 
 }  // namespace
 
-int CycleBack(Graph& g, int from, int to, unsigned kinds) {
-  return FindPath(g, to, from, (kinds & kExclusiveWaits) != 0, (kinds & kExclusiveHolds) != 0);
+int CycleBack(Graph& g, int from, int to, unsigned kinds, CycleEnds ends) {
+  return FindPath(g, to, from, (kinds & kExclusiveWaits) != 0, (kinds & kExclusiveHolds) != 0,
+                  ends);
 }
 
 }  // namespace lockprof::agent::graph

@@ -34,6 +34,7 @@ struct Node {
   // shared ([0]: the holder's next edge must hold its source exclusively)
   // and by one that may not have ([1]: any next edge).
   uint64_t visited[2];
+  uint64_t on_path;  // The search whose path holds it now.
 };
 
 // The kinds an edge was taken in (ThreadLocks::EdgeKind), as a mask: bit k
@@ -48,8 +49,8 @@ struct Edge {
   int from, to;  // kNone: free.
   int next_out, prev_out, next_in, prev_in;
   unsigned kinds;
-  // The acquisition that added it, or the last that made it wait or hold
-  // exclusively where it had not.
+  // The acquisition that added it, or the one whose new kind made the
+  // cycle reported with it possible.
   int64_t tid;
   int depth;
   uintptr_t pcs[kMaxStackDepth];
@@ -85,15 +86,24 @@ struct Graph {
   std::atomic<int> found_count;  // found[i] is immutable once i < this.
 };
 
+// Which cycles a search takes: any, or (for an edge that now waits or
+// holds exclusively where it did not) only those whose first edge holds
+// shared only (what the edge's new exclusive wait chains with) or whose
+// last edge waits shared only (what its new exclusive hold chains with).
+enum class CycleEnds { kAny, kFirstHoldsShared, kLastWaitsShared };
+
 // A path to -> ... -> from over g's edges, written to g.route, that closes
 // a cycle with an edge from -> to (nodes) taken in `kinds`; returns its
 // length (0: none). Under the graph's mutex.
-int CycleBack(Graph& g, int from, int to, unsigned kinds);
+int CycleBack(Graph& g, int from, int to, unsigned kinds, CycleEnds ends = CycleEnds::kAny);
 
 // What the search reads of an edge's kinds: whether one waits exclusively
-// (bit 0), whether one holds so (bit 1).
+// (kExclusiveWait), whether one holds so (kExclusiveHold).
+constexpr unsigned kExclusiveWait = 1;
+constexpr unsigned kExclusiveHold = 2;
 inline unsigned Exclusive(unsigned kinds) {
-  return ((kinds & kExclusiveWaits) != 0 ? 1 : 0) | ((kinds & kExclusiveHolds) != 0 ? 2 : 0);
+  return ((kinds & kExclusiveWaits) != 0 ? kExclusiveWait : 0) |
+         ((kinds & kExclusiveHolds) != 0 ? kExclusiveHold : 0);
 }
 
 }  // namespace lockprof::agent::graph

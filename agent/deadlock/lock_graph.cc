@@ -92,7 +92,7 @@ int EnsureNode(Graph& g, const void* lock, const char* name) {
   const int i = Claim(g.nodes, &Node::next, &g.free_nodes, &g.nodes_used);
   if (i == kNone) return kNone;
   int& head = Bucket(g, lock);
-  g.nodes[i] = Node{lock, LockDisplayName(name), kNone, kNone, kNone, head, {0, 0}};
+  g.nodes[i] = Node{lock, LockDisplayName(name), kNone, kNone, kNone, head, {0, 0}, 0};
   head = i;
   ++g.live_nodes;
   const size_t bit = FilterBit(lock);
@@ -147,18 +147,26 @@ void WriteCycle(const Graph& g, int e, int back, Cycle* cycle) {
   }
 }
 
-// Edge `e` is taken in `kind` too. A cycle through it that this makes
-// possible, where none was, is reported; one possible before was reported
-// when it became so.
+// Edge `e` is taken in `kind` too. Reports a cycle through it that this
+// makes possible, where it was not: one whose first edge holds shared only,
+// if the edge now may wait for its target exclusively; one whose last edge
+// waits shared only, if it now may hold its source exclusively (any other
+// was possible before, and reported when it became so).
 bool AddKind(Graph& g, int e, int kind, int64_t tid, const StackTrace& stack, Cycle* cycle) {
   Edge& edge = g.edges[e];
-  const unsigned before = edge.kinds;
+  const unsigned was = Exclusive(edge.kinds);
   edge.kinds |= 1u << kind;
-  if (Exclusive(edge.kinds) == Exclusive(before)) return false;
-  SetAcquisition(edge, tid, stack);
-  if (CycleBack(g, edge.from, edge.to, before) != 0) return false;
-  const int back = CycleBack(g, edge.from, edge.to, edge.kinds);
+  const unsigned is = Exclusive(edge.kinds);
+  int back = 0;
+  if ((is & ~was & kExclusiveWait) != 0) {
+    back = CycleBack(g, edge.from, edge.to, edge.kinds, CycleEnds::kFirstHoldsShared);
+  }
+  if (back == 0 && (is & ~was & kExclusiveHold) != 0) {
+    back = CycleBack(g, edge.from, edge.to, edge.kinds, CycleEnds::kLastWaitsShared);
+  }
   if (back == 0) return false;
+  // The acquisition whose kind made the cycle possible.
+  SetAcquisition(edge, tid, stack);
   WriteCycle(g, e, back, cycle);
   return true;
 }

@@ -17,9 +17,13 @@
 // (shared or not, at either end); the search treats each kind apart from
 // the others at each end (an edge taken once shared-shared and once
 // exclusive-exclusive also chains as shared-exclusive), which may report
-// a cycle that needs both, never misses one. On every other lock
+// a cycle that needs both. It takes no walk that passes a lock twice, so
+// a cycle of five threads or more that passes one readers-first lock twice,
+// read held both times, goes unreported. An edge taken in a new kind is
+// searched for the cycles that kind makes possible. On every other lock
 // (lockprof::SharedMutex, the writer-preferring rwlock kind, mutexes) a
-// waiting writer makes readers wait too: every hold and wait counts.
+// waiting writer makes readers wait too: every hold and wait counts, and
+// the search is the plain one.
 //
 // Allocation-free: edges are added inside the application's lock calls,
 // which may be its allocator's (a malloc that takes pthread mutexes, under
