@@ -18,8 +18,8 @@ namespace {
 // an edge that may wait for it exclusively, or not), never while it is on
 // the path already: a walk that passed a lock twice would have two threads
 // hold it at once, exclusively for one of them at least unless both hold
-// it shared, and is not taken for a cycle (the same search then misses
-// such a cycle through read holds only, which needs five threads or more).
+// it shared, and is not taken for a cycle (the search then misses such a
+// cycle through read holds of that lock only, four threads at least).
 int FindPath(Graph& g, int from, int target, bool wait_exclusive, bool hold_exclusive,
              CycleEnds ends) {
   const uint64_t search = ++g.search;

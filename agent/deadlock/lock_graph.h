@@ -18,8 +18,8 @@
 // the others at each end (an edge taken once shared-shared and once
 // exclusive-exclusive also chains as shared-exclusive), which may report
 // a cycle that needs both. It takes no walk that passes a lock twice, so
-// a cycle of five threads or more that passes one readers-first lock twice,
-// read held both times, goes unreported. An edge taken in a new kind is
+// a cycle that passes one readers-first lock twice, read held both times
+// (four threads at least), goes unreported. An edge taken in a new kind is
 // searched for the cycles that kind makes possible. On every other lock
 // (lockprof::SharedMutex, the writer-preferring rwlock kind, mutexes) a
 // waiting writer makes readers wait too: every hold and wait counts, and
