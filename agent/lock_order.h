@@ -47,9 +47,11 @@
 //    a read lock taken again while a writer waits: the writer waits for
 //    the first read hold, the second for the writer) never wakes: that
 //    self-deadlock is reported as a cycle of one lock, through the same
-//    channels and counter, before it sleeps. Interposed pthread locks are
-//    not checked for it: glibc lets another thread unlock a normal mutex,
-//    which this thread's record would not see.
+//    channels and counter, before it sleeps. Under the interposer, so is
+//    a wait for a normal or adaptive pthread mutex whose glibc owner is
+//    the waiting thread (whatever its record says: glibc lets another
+//    thread unlock such a mutex, undefined in POSIX, and a program that
+//    does so is reported too).
 //  * A lock that is destroyed leaves the graph with its edges, so memory
 //    reused for another lock starts with none.
 // Bounded memory: at most kMaxLockOrderNodes locks and kMaxLockOrderEdges

@@ -52,6 +52,18 @@ TEST(InterposeDeadlockTest, ReportModeReportsOnceAndGoesOn) {
   EXPECT_NE(out.find("done"), out.npos) << out;
 }
 
+// A std::mutex taken again by its holder (a helper that locks what its
+// caller holds): glibc's mutex hangs for good; with lock-order checking the
+// program aborts with the self-deadlock, the lock and the helper's stack.
+TEST(InterposeDeadlockTest, ARelockedStdMutexAbortsWithTheReport) {
+  int status = 0;
+  const std::string out = Preloaded("LOCKPROF_LOCK_ORDER=abort", "relock", &status);
+  EXPECT_TRUE(lockprof::testing::DiedOfAbort(status)) << status << "\n" << out;
+  EXPECT_NE(out.find("self-deadlock: thread"), out.npos) << out;
+  EXPECT_NE(out.find("(auditor) waits for \"g_bank_a\", which it holds"), out.npos) << out;
+  EXPECT_NE(out.find("AuditAccount"), out.npos) << out;
+}
+
 // Heap mutexes die without a call the interposer sees (std::mutex's
 // destructor makes none) and their memory becomes other locks': they make
 // no edges, so the same inversion on the heap is not reported.

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,7 @@ pthread_mutex_t g_inv_b = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t g_try_a = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t g_try_b = PTHREAD_MUTEX_INITIALIZER;
 pthread_rwlock_t g_table_rw = PTHREAD_RWLOCK_INITIALIZER;
+pthread_mutex_t g_relocked = PTHREAD_MUTEX_INITIALIZER;
 
 namespace lockprof {
 namespace {
@@ -40,6 +42,28 @@ class InterposeTrackingTest : public testing::LockOrderFixture {
   void TearDown() override {
     SetHeldLockTracking(false);
     LockOrderFixture::TearDown();
+  }
+
+  // A second lock() of a normal mutex by its holder waits for good (glibc
+  // lets another thread unlock it, which POSIX leaves undefined): reported as
+  // a self-deadlock before the thread sleeps, for a heap mutex too, whatever
+  // the thread's lock record says. Here the test's own thread then unlocks
+  // it, so that the waiter goes on.
+  static void RelockThenWaitForRescue(pthread_mutex_t* m) {
+    const int reported = hook_calls.load();
+    std::atomic<bool> relocked{false};
+    std::thread holder([&] {
+      ASSERT_EQ(pthread_mutex_lock(m), 0);
+      relocked = true;
+      ASSERT_EQ(pthread_mutex_lock(m), 0);  // Sleeps until the rescue.
+      pthread_mutex_unlock(m);
+    });
+    while (!relocked.load()) std::this_thread::yield();
+    for (int ms = 0; ms < 10000 && hook_calls.load() == reported; ++ms) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_EQ(pthread_mutex_unlock(m), 0);  // The rescue.
+    holder.join();
   }
 };
 
@@ -186,6 +210,50 @@ TEST_F(InterposeTrackingTest, HeapLocksMakeNoEdges) {
   EXPECT_EQ(hook_calls.load(), 0);
   pthread_mutex_destroy(a.get());
   pthread_mutex_destroy(b.get());
+}
+
+TEST_F(InterposeTrackingTest, ASecondLockOfAHeldNormalMutexIsASelfDeadlock) {
+  SetHeldLockTracking(false);  // Lock-order checking alone finds it.
+  RelockThenWaitForRescue(&g_relocked);
+  ASSERT_EQ(hook_calls.load(), 1);
+  EXPECT_EQ(hook_edges, (std::vector<std::string>{"g_relocked->g_relocked"}));
+  EXPECT_NE(LockOrderReport().find("g_relocked"), std::string::npos);
+
+  pthread_mutex_t heap;
+  InitMutex(&heap, PTHREAD_MUTEX_ADAPTIVE_NP);
+  RelockThenWaitForRescue(&heap);
+  EXPECT_EQ(hook_calls.load(), 2);
+  pthread_mutex_destroy(&heap);
+}
+
+// Kinds whose second lock does not wait for good: recursive (granted),
+// error-checking (EDEADLK), and a timed lock (ETIMEDOUT).
+TEST_F(InterposeTrackingTest, ASecondLockThatEndsIsNoSelfDeadlock) {
+  pthread_mutex_t recursive, checked;
+  InitMutex(&recursive, PTHREAD_MUTEX_RECURSIVE);
+  InitMutex(&checked, PTHREAD_MUTEX_ERRORCHECK);
+  OnThread([&] {
+    ASSERT_EQ(pthread_mutex_lock(&recursive), 0);
+    EXPECT_EQ(pthread_mutex_lock(&recursive), 0);
+    pthread_mutex_unlock(&recursive);
+    pthread_mutex_unlock(&recursive);
+    ASSERT_EQ(pthread_mutex_lock(&checked), 0);
+    EXPECT_EQ(pthread_mutex_lock(&checked), EDEADLK);
+    pthread_mutex_unlock(&checked);
+    ASSERT_EQ(pthread_mutex_lock(&g_relocked), 0);
+    timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 50000000;
+    if (until.tv_nsec >= 1000000000) {
+      until.tv_sec += 1;
+      until.tv_nsec -= 1000000000;
+    }
+    EXPECT_EQ(pthread_mutex_timedlock(&g_relocked, &until), ETIMEDOUT);
+    pthread_mutex_unlock(&g_relocked);
+  });
+  EXPECT_EQ(hook_calls.load(), 0);
+  pthread_mutex_destroy(&recursive);
+  pthread_mutex_destroy(&checked);
 }
 
 }  // namespace

@@ -241,6 +241,32 @@ void CheckOrderUnrecorded(const void* lock, const EventTags& tags, bool tried,
   NoteAcquisition(lock, tags, tried, /*ordered=*/true, entry_frame, /*record=*/false);
 }
 
+namespace {
+
+// A wait of thread `tid` for a lock it holds, which never ends: reported as
+// a cycle of one lock. `stack` is the wait's, captured here if empty.
+void ReportSelfWait(const EventTags& tags, const void* entry_frame, StackTrace& stack,
+                    int64_t tid) {
+  if (stack.depth == 0) CaptureStack(entry_frame, &stack);
+  ReportNewCycles([&](Cycle* out, int* first_kept, int* kept) {
+    AddSelfWait(tags.lock, stack, tid, out, first_kept, kept);
+    return 1;
+  });
+}
+
+}  // namespace
+
+void ReportWaitForOwnLock(const EventTags& tags, const void* entry_frame, const StackTrace* stack) {
+  if (!LockOrderCheckingOn() || InRecorder()) return;
+  StackTrace copy;
+  copy.depth = stack->depth;
+  std::copy_n(stack->pcs, stack->depth, copy.pcs);
+  const ThreadLocks* r = Self();
+  ReportSelfWait(
+      tags, entry_frame, copy,
+      r != nullptr ? r->tid.load(std::memory_order_relaxed) : int64_t(syscall(SYS_gettid)));
+}
+
 void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* entry_frame,
                           const StackTrace* stack, bool self_wait_hangs) {
   if (!LockOrderCheckingOn() || InRecorder()) return;
@@ -254,11 +280,7 @@ void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* e
   if (self_wait_hangs && std::any_of(r->entries, r->entries + held, [lock](const HeldEntry& e) {
         return e.lock.load(std::memory_order_relaxed) == lock;
       })) {
-    if (copy.depth == 0) CaptureStack(entry_frame, &copy);
-    ReportNewCycles([&](Cycle* out, int* first_kept, int* kept) {
-      AddSelfWait(tags.lock, copy, r->tid.load(std::memory_order_relaxed), out, first_kept, kept);
-      return 1;
-    });
+    ReportSelfWait(tags, entry_frame, copy, r->tid.load(std::memory_order_relaxed));
     return;
   }
   CheckOrder(r, lock, tags, entry_frame, &copy);

@@ -46,6 +46,11 @@ enum class OrderCheck {
   // The edges, and a wait for a lock this thread holds, which lockprof's own
   // locks never grant: a self-deadlock, reported before it hangs.
   kEdgesAndSelf,
+  // A wait the lock itself says this thread holds and can never get again
+  // (an interposed normal mutex whose glibc owner is this thread): the
+  // self-deadlock, reported before it hangs, and no edges (the thread
+  // hangs whatever they would say).
+  kOwnLock,
 };
 
 class BlockedWait {
@@ -66,7 +71,9 @@ class BlockedWait {
         lock_(lock),
         tags_(tags) {
     if (want_stack_ || agent::LockTrackingOn()) agent::CaptureStack(entry_frame, &stack_);
-    if (order != OrderCheck::kNone) {
+    if (order == OrderCheck::kOwnLock) {
+      agent::ReportWaitForOwnLock(tags, entry_frame, &stack_);
+    } else if (order != OrderCheck::kNone) {
       agent::CheckOrderBeforeWait(lock, tags, entry_frame, &stack_,
                                   order == OrderCheck::kEdgesAndSelf);
     }

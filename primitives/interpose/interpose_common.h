@@ -20,6 +20,7 @@
 #define LOCKPROF_PRIMITIVES_INTERPOSE_INTERPOSE_COMMON_H_
 
 #include <errno.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -35,6 +36,7 @@
 #include "lockprof/primitives/internal/waiter_table.h"
 #include "lockprof/primitives/interpose/held_locks.h"
 #include "lockprof/primitives/interpose/lock_names.h"
+#include "lockprof/primitives/interpose/mutex_word.h"
 #include "lockprof/primitives/interpose/rwlock_word.h"
 #include "lockprof/primitives/interpose/watched_block.h"
 
@@ -103,6 +105,21 @@ inline bool PassesThrough(const void* caller) {
 // The waiter's class in the waiter table.
 inline int WaiterClass(agent::LockMode mode) { return mode == agent::LockMode::kWrite ? 1 : 0; }
 
+// What a wait for `lock` (a mutex if `mode` is kNone, else an rwlock)
+// checks before it sleeps: a self-deadlock, for a mutex that glibc says
+// this thread holds and that never lets its holder in again (whatever this
+// thread's lock record says: glibc's owner is the truth); else its edges,
+// for a lock in the lock-order graph (TrackHold says which are).
+inline internal::OrderCheck OrderCheckBeforeWait(const void* lock, agent::LockMode mode,
+                                                 const Deadline& deadline) {
+  if (!agent::LockOrderCheckingOn()) return internal::OrderCheck::kNone;
+  if (mode == agent::LockMode::kNone && !deadline.timed &&
+      WaitNeverEndsFor(static_cast<const pthread_mutex_t*>(lock), gettid())) {
+    return internal::OrderCheck::kOwnLock;
+  }
+  return InLoadedObject(lock) ? internal::OrderCheck::kEdges : internal::OrderCheck::kNone;
+}
+
 // A lock acquisition whose first try failed with EBUSY. `try_once()` tries
 // again (0, EBUSY or an error) at each poll of `spin`; `block()` is the real
 // blocking call, whose deadline is `deadline`; `block_until(realtime)` the
@@ -140,10 +157,7 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   agent::CountLockWait(tags);
   // Published for /debug/lockprof/held while it waits, its lock-order edges
   // checked first if the lock is in the graph (TrackHold says which are).
-  internal::BlockedWait blocked(frame, lock, tags,
-                                agent::LockOrderCheckingOn() && InLoadedObject(lock)
-                                    ? internal::OrderCheck::kEdges
-                                    : internal::OrderCheck::kNone,
+  internal::BlockedWait blocked(frame, lock, tags, OrderCheckBeforeWait(lock, mode, deadline),
                                 start);
   const int c = WaiterClass(mode);
   int64_t counted_from = -1;

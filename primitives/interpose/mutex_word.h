@@ -33,6 +33,21 @@ inline bool InnerRecursiveHold(const pthread_mutex_t* m) {
   return (m->__data.__kind & 3) == PTHREAD_MUTEX_RECURSIVE_NP && m->__data.__count > 1;
 }
 
+// True if `m` is held by thread `tid` and its kind makes a second lock()
+// by that thread wait for good: a normal (the default) or adaptive mutex,
+// neither robust, priority-inheriting nor priority-protected, whose
+// __owner (which glibc records for these kinds too) is `tid`. glibc lets
+// another thread unlock such a mutex, but that is undefined behaviour in
+// POSIX: a program within it never gets the lock back.
+inline bool WaitNeverEndsFor(const pthread_mutex_t* m, int tid) {
+  const int kind = __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
+  const int type = kind & 3;
+  constexpr int kRobustOrProtocol = 0x70;  // PTHREAD_MUTEX_ROBUST_NORMAL_NP, _PRIO_*.
+  return (kind & kRobustOrProtocol) == 0 &&
+         (type == PTHREAD_MUTEX_TIMED_NP || type == PTHREAD_MUTEX_ADAPTIVE_NP) &&
+         __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) == tid;
+}
+
 }  // namespace lockprof::interpose
 
 #endif  // LOCKPROF_PRIMITIVES_INTERPOSE_MUTEX_WORD_H_

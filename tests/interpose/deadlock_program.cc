@@ -7,6 +7,8 @@
 //   heap-inversion  the same with two mutexes on the heap
 //   deadlock        two threads each take one lock, then the other: hangs
 //                   for good (the test kills it)
+//   relock          a thread holding g_bank_a calls a function that takes
+//                   it again: hangs for good
 //   stall           a thread holds g_bank_a for 1 s, then g_table (an
 //                   rwlock) for 0.6 s, while another waits for them: in a
 //                   100 ms and a 400 ms timedlock, a lock, and a rdlock
@@ -127,6 +129,19 @@ __attribute__((noinline)) void WaitForBoth() {
   table_holder.join();
 }
 
+// relock: the helper takes the lock its caller holds already.
+__attribute__((noinline)) void AuditAccount() {
+  std::lock_guard<std::mutex> l(g_bank_a);
+  asm volatile("");
+}
+
+__attribute__((noinline)) void TransferThenAudit() {
+  pthread_setname_np(pthread_self(), "auditor");
+  std::lock_guard<std::mutex> l(g_bank_a);
+  AuditAccount();
+  asm volatile("");
+}
+
 // dlopen-fork: see the top. The fork() must not wait for anything the
 // loader's lock holds up (a symbolization in progress, which fork() waits
 // for, must not wait for the loader's lock).
@@ -165,6 +180,10 @@ int main(int argc, char** argv) {
     std::thread ba(TransferBThenA, &g_bank_a, &g_bank_b, true);
     ab.join();  // Never returns.
     ba.join();
+    return 1;
+  }
+  if (std::strcmp(mode, "relock") == 0) {
+    std::thread(TransferThenAudit).join();  // Never returns.
     return 1;
   }
   if (std::strcmp(mode, "dlopen-fork") == 0 && argc > 2) return DlopenThenFork(argv[2]);
