@@ -162,7 +162,7 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
     if ((meta & HeldEntry::kUnordered) != 0) continue;
     const int kind = ThreadLocks::EdgeKind(meta, shared_wait);
     const void* to = ThreadLocks::KindedTo(lock, kind);
-    auto& slot = r->cache[ThreadLocks::CacheSlot(from, to)];
+    auto& slot = r->cache[ThreadLocks::CacheSlot(from, lock)];
     if (slot.from == from && slot.to == to) continue;
     slot = {from, to};
     // Taken before by another thread, or by this one and since evicted.

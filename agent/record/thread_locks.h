@@ -93,7 +93,8 @@ struct ThreadLocks {
   HeldEntry wait;
   // Owner-only from here on.
   uint64_t cache_epoch = 0;
-  // `to` carries the edge's kind in its two low bits (EdgeKind).
+  // `to` carries the edge's kind in its two low bits (EdgeKind); the slot
+  // is the addresses' (CacheSlot(from, lock)), whatever the kind.
   struct CachedEdge {
     const void* from;
     const void* to;
@@ -140,19 +141,25 @@ struct ThreadLocks {
     h = (h ^ (h >> 31)) * 0x94D049BB133111EBull;
     return size_t(h >> 32) % kEdgeCacheSize;
   }
-  // The edges from the `held` locks to `lock`, waited for shared or not,
-  // were all handed to the graph before (they are in the cache): there is
-  // nothing to add.
+  // The edges from the `held` locks to `lock` were all handed to the graph
+  // before (they are in the cache): there is nothing to add. Inline on every
+  // tracked acquisition, for edges of kind 0 only (every edge between
+  // mutexes and lockprof's locks); one with a read hold or wait of a
+  // readers-first lock says no, and is looked up by kind out of line
+  // (lock_tracking.cc), so that the common case reads no kind.
   bool EdgesCached(int held, const void* lock, bool shared_wait) const {
-    if (cache_epoch != LockOrderEpoch()) return false;
+    if (shared_wait || cache_epoch != LockOrderEpoch()) return false;
     for (int i = 0; i < held; ++i) {
       const void* from = entries[i].lock.load(std::memory_order_relaxed);
       const uint32_t meta = entries[i].meta.load(std::memory_order_relaxed);
-      // Held already (a read lock taken twice), or outside the graph: no edge.
-      if (from == lock || (meta & HeldEntry::kUnordered) != 0) continue;
-      const void* to = KindedTo(lock, EdgeKind(meta, shared_wait));
-      const CachedEdge& slot = cache[CacheSlot(from, to)];
-      if (slot.from != from || slot.to != to) return false;
+      // Held already (a read lock taken twice): no edge.
+      if (from == lock) continue;
+      if ((meta & (HeldEntry::kUnordered | HeldEntry::kSharedHold)) != 0) {
+        if ((meta & HeldEntry::kUnordered) != 0) continue;  // Outside the graph.
+        return false;
+      }
+      const CachedEdge& slot = cache[CacheSlot(from, lock)];
+      if (slot.from != from || slot.to != lock) return false;
     }
     return true;
   }
