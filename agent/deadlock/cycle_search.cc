@@ -15,22 +15,23 @@ namespace {
 // and iterative: the thread's stack may be small.
 //
 // A node is searched from at most twice, once per way of reaching it (by
-// an edge that may wait for it exclusively, or not), never while it is on
-// the path already: a walk that passed a lock twice would have two threads
-// hold it at once, exclusively for one of them at least unless both hold
-// it shared, and is not taken for a cycle (the search then misses such a
-// cycle through read holds of that lock only, four threads at least).
+// an edge that may wait for it exclusively, or not): the search finds a
+// walk whenever a cycle exists, never misses one. A walk it returns may
+// pass a lock twice (reached first by a shared wait, then again by an
+// exclusive one), and is then no cycle of its own when two of its
+// threads would hold that lock at once, one exclusively; but its loop
+// back to that lock chains there, so the lock is on a cycle found before
+// (reported then, or the process aborted). Telling the two apart would
+// take a search for simple paths, exponential at worst.
 int FindPath(Graph& g, int from, int target, bool wait_exclusive, bool hold_exclusive,
              CycleEnds ends) {
   const uint64_t search = ++g.search;
   int top = 0;
   g.path[0] = {from, g.nodes[from].out, kNone, wait_exclusive};
   g.nodes[from].visited[wait_exclusive] = search;
-  g.nodes[from].on_path = search;
   while (top >= 0) {
     Step& step = g.path[top];
     if (step.next == kNone) {
-      g.nodes[step.node].on_path = 0;
       --top;
       continue;
     }
@@ -53,11 +54,8 @@ int FindPath(Graph& g, int from, int target, bool wait_exclusive, bool hold_excl
     // Reached by an exclusive wait before, it was searched from with every
     // edge allowed.
     Node& node = g.nodes[to];
-    if (node.on_path == search || node.visited[1] == search || node.visited[exclusive] == search) {
-      continue;
-    }
+    if (node.visited[1] == search || node.visited[exclusive] == search) continue;
     node.visited[exclusive] = search;
-    node.on_path = search;
     g.path[++top] = {to, node.out, e, exclusive};
   }
   return 0;

@@ -17,6 +17,7 @@
 namespace lockprof::agent::graph {
 
 constexpr int kNone = -1;
+constexpr int kMaxSelfWaitLocks = 64;
 constexpr int kBucketBits = 13;
 constexpr int kBuckets = 1 << kBucketBits;
 static_assert(kBuckets >= 2 * kMaxLockOrderNodes, "chains stay short");
@@ -34,7 +35,6 @@ struct Node {
   // shared ([0]: the holder's next edge must hold its source exclusively)
   // and by one that may not have ([1]: any next edge).
   uint64_t visited[2];
-  uint64_t on_path;  // The search whose path holds it now.
 };
 
 // The kinds an edge was taken in (ThreadLocks::EdgeKind), as a mask: bit k
@@ -82,6 +82,10 @@ struct Graph {
   // at most twice per search (visited[]).
   Step path[2 * kMaxLockOrderNodes];
   int route[2 * kMaxLockOrderNodes];
+  // The locks whose self-deadlock was reported (AddSelfWait), the first
+  // kMaxSelfWaitLocks.
+  const void* self_waits[kMaxSelfWaitLocks];
+  int self_wait_count;
   Cycle found[kMaxLockOrderReports];
   std::atomic<int> found_count;  // found[i] is immutable once i < this.
 };

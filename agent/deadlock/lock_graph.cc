@@ -92,7 +92,7 @@ int EnsureNode(Graph& g, const void* lock, const char* name) {
   const int i = Claim(g.nodes, &Node::next, &g.free_nodes, &g.nodes_used);
   if (i == kNone) return kNone;
   int& head = Bucket(g, lock);
-  g.nodes[i] = Node{lock, LockDisplayName(name), kNone, kNone, kNone, head, {0, 0}, 0};
+  g.nodes[i] = Node{lock, LockDisplayName(name), kNone, kNone, kNone, head, {0, 0}};
   head = i;
   ++g.live_nodes;
   const size_t bit = FilterBit(lock);
@@ -267,8 +267,8 @@ int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* t
   return cycles;
 }
 
-void AddSelfWait(const char* name, const StackTrace& stack, int64_t tid, Cycle* out,
-                 int* first_kept, int* kept) {
+int AddSelfWait(const void* lock, const char* name, const StackTrace& stack, int64_t tid,
+                Cycle* out, int* first_kept, int* kept) {
   RecorderScope recorder;
   CycleEdge& edge = out->edges[0];
   CopyName(LockDisplayName(name), edge.from);
@@ -277,11 +277,15 @@ void AddSelfWait(const char* name, const StackTrace& stack, int64_t tid, Cycle* 
   edge.depth = std::min(stack.depth, kMaxStackDepth);
   std::copy_n(stack.pcs, edge.depth, edge.pcs);
   out->num_edges = out->total_edges = 1;
-  std::lock_guard<std::mutex> lock(g_graph_mu);
+  std::lock_guard<std::mutex> guard(g_graph_mu);
   Graph& g = Ready();
   *first_kept = g.found_count.load(std::memory_order_relaxed);
   *kept = 0;
+  const auto end = g.self_waits + g.self_wait_count;
+  if (std::find(g.self_waits, end, lock) != end) return 0;
+  if (g.self_wait_count < kMaxSelfWaitLocks) g.self_waits[g.self_wait_count++] = lock;
   Found(g, *out, kept);
+  return 1;
 }
 
 bool LockOrderEdgeKnown(const void* from, const void* to, int kind) {

@@ -17,10 +17,11 @@
 // (shared or not, at either end); the search treats each kind apart from
 // the others at each end (an edge taken once shared-shared and once
 // exclusive-exclusive also chains as shared-exclusive), which may report
-// a cycle that needs both. It takes no walk that passes a lock twice, so
-// a cycle that passes one readers-first lock twice, read held both times
-// (four threads at least), goes unreported. An edge taken in a new kind is
-// searched for the cycles that kind makes possible. On every other lock
+// a cycle that needs both, and a walk that passes a lock twice (held
+// exclusively on one pass, which no cycle can), though only through a lock
+// already on a cycle found before (cycle_search.cc); it never misses one.
+// An edge taken in a new kind is searched for the cycles that kind makes
+// possible. On every other lock
 // (lockprof::SharedMutex, the writer-preferring rwlock kind, mutexes) a
 // waiting writer makes readers wait too: every hold and wait counts, and
 // the search is the plain one.
@@ -95,11 +96,13 @@ int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* t
 // either way; one that is in the graph throughout is seen.
 bool LockOrderEdgeKnown(const void* from, const void* to, int kind);
 
-// A thread (`tid`, at `stack`) is about to sleep for a lock named `name`
-// that it holds: a cycle of one lock, written to *out, counted and kept
-// like AddLockOrderEdges' (*kept is 0 or 1). The graph is not changed.
-void AddSelfWait(const char* name, const StackTrace& stack, int64_t tid, Cycle* out,
-                 int* first_kept, int* kept);
+// A thread (`tid`, at `stack`) is about to sleep for `lock`, named `name`,
+// which it holds: a cycle of one lock, written to *out, counted and kept
+// like AddLockOrderEdges' (*kept is 0 or 1); returns 1, or 0 for a lock
+// whose self-deadlock was reported before (one that ended: a pthread mutex
+// another thread unlocked, as glibc allows). The graph is not changed.
+int AddSelfWait(const void* lock, const char* name, const StackTrace& stack, int64_t tid,
+                Cycle* out, int* first_kept, int* kept);
 
 // The i-th cycle found, for i below FoundCycles(): immutable once kept,
 // read without the graph's lock.

@@ -245,25 +245,25 @@ namespace {
 
 // A wait of thread `tid` for a lock it holds, which never ends: reported as
 // a cycle of one lock. `stack` is the wait's, captured here if empty.
-void ReportSelfWait(const EventTags& tags, const void* entry_frame, StackTrace& stack,
-                    int64_t tid) {
+void ReportSelfWait(const void* lock, const EventTags& tags, const void* entry_frame,
+                    StackTrace& stack, int64_t tid) {
   if (stack.depth == 0) CaptureStack(entry_frame, &stack);
   ReportNewCycles([&](Cycle* out, int* first_kept, int* kept) {
-    AddSelfWait(tags.lock, stack, tid, out, first_kept, kept);
-    return 1;
+    return AddSelfWait(lock, tags.lock, stack, tid, out, first_kept, kept);
   });
 }
 
 }  // namespace
 
-void ReportWaitForOwnLock(const EventTags& tags, const void* entry_frame, const StackTrace* stack) {
+void ReportWaitForOwnLock(const void* lock, const EventTags& tags, const void* entry_frame,
+                          const StackTrace* stack) {
   if (!LockOrderCheckingOn() || InRecorder()) return;
   StackTrace copy;
   copy.depth = stack->depth;
   std::copy_n(stack->pcs, stack->depth, copy.pcs);
   const ThreadLocks* r = Self();
   ReportSelfWait(
-      tags, entry_frame, copy,
+      lock, tags, entry_frame, copy,
       r != nullptr ? r->tid.load(std::memory_order_relaxed) : int64_t(syscall(SYS_gettid)));
 }
 
@@ -280,7 +280,7 @@ void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* e
   if (self_wait_hangs && std::any_of(r->entries, r->entries + held, [lock](const HeldEntry& e) {
         return e.lock.load(std::memory_order_relaxed) == lock;
       })) {
-    ReportSelfWait(tags, entry_frame, copy, r->tid.load(std::memory_order_relaxed));
+    ReportSelfWait(lock, tags, entry_frame, copy, r->tid.load(std::memory_order_relaxed));
     return;
   }
   CheckOrder(r, lock, tags, entry_frame, &copy);

@@ -91,13 +91,14 @@ void CheckOrderUnrecorded(const void* lock, const EventTags& tags, bool tried,
 void CheckOrderBeforeWait(const void* lock, const EventTags& tags, const void* entry_frame,
                           const StackTrace* stack, bool self_wait_hangs);
 
-// This thread is about to sleep for a lock (described by `tags`) that it
+// This thread is about to sleep for `lock` (described by `tags`), which it
 // holds and whose kind never lets its holder in again, as the lock itself
 // says (an interposed normal mutex whose glibc owner is this thread): while
 // lock-order checking is on, reports that self-deadlock as a cycle of one
 // lock, whatever this thread's record lists. `stack`: the wait's, if
 // already captured (depth 0 if not).
-void ReportWaitForOwnLock(const EventTags& tags, const void* entry_frame, const StackTrace* stack);
+void ReportWaitForOwnLock(const void* lock, const EventTags& tags, const void* entry_frame,
+                          const StackTrace* stack);
 
 // This thread sleeps for `lock` from `start` (MonotonicNanos), with `stack`
 // (depth 0 if not captured). Returns whether it published the wait (not

@@ -72,7 +72,7 @@ class BlockedWait {
         tags_(tags) {
     if (want_stack_ || agent::LockTrackingOn()) agent::CaptureStack(entry_frame, &stack_);
     if (order == OrderCheck::kOwnLock) {
-      agent::ReportWaitForOwnLock(tags, entry_frame, &stack_);
+      agent::ReportWaitForOwnLock(lock, tags, entry_frame, &stack_);
     } else if (order != OrderCheck::kNone) {
       agent::CheckOrderBeforeWait(lock, tags, entry_frame, &stack_,
                                   order == OrderCheck::kEdgesAndSelf);

@@ -20,6 +20,7 @@
 #define LOCKPROF_PRIMITIVES_INTERPOSE_INTERPOSE_COMMON_H_
 
 #include <errno.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -114,7 +115,7 @@ inline internal::OrderCheck OrderCheckBeforeWait(const void* lock, agent::LockMo
                                                  const Deadline& deadline) {
   if (!agent::LockOrderCheckingOn()) return internal::OrderCheck::kNone;
   if (mode == agent::LockMode::kNone && !deadline.timed &&
-      WaitNeverEndsFor(static_cast<const pthread_mutex_t*>(lock), gettid())) {
+      WaitNeverEndsFor(static_cast<const pthread_mutex_t*>(lock), int(syscall(SYS_gettid)))) {
     return internal::OrderCheck::kOwnLock;
   }
   return InLoadedObject(lock) ? internal::OrderCheck::kEdges : internal::OrderCheck::kNone;

@@ -35,15 +35,19 @@ inline bool InnerRecursiveHold(const pthread_mutex_t* m) {
 
 // True if `m` is held by thread `tid` and its kind makes a second lock()
 // by that thread wait for good: a normal (the default) or adaptive mutex,
-// neither robust, priority-inheriting nor priority-protected, whose
-// __owner (which glibc records for these kinds too) is `tid`. glibc lets
+// neither robust, priority-inheriting, priority-protected nor shared
+// between processes (whose __owner may be another process's thread of the
+// same id, in another PID namespace), whose __owner (which glibc records
+// for these kinds too) is `tid`. glibc lets
 // another thread unlock such a mutex, but that is undefined behaviour in
 // POSIX: a program within it never gets the lock back.
 inline bool WaitNeverEndsFor(const pthread_mutex_t* m, int tid) {
   const int kind = __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
   const int type = kind & 3;
-  constexpr int kRobustOrProtocol = 0x70;  // PTHREAD_MUTEX_ROBUST_NORMAL_NP, _PRIO_*.
-  return (kind & kRobustOrProtocol) == 0 &&
+  // glibc's PTHREAD_MUTEX_ROBUST_NORMAL_NP, _PRIO_INHERIT_NP, _PRIO_PROTECT_NP
+  // and _PSHARED_BIT (pthreadP.h).
+  constexpr int kRobustProtocolOrShared = 0xf0;
+  return (kind & kRobustProtocolOrShared) == 0 &&
          (type == PTHREAD_MUTEX_TIMED_NP || type == PTHREAD_MUTEX_ADAPTIVE_NP) &&
          __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) == tid;
 }
