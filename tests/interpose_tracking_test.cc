@@ -47,25 +47,19 @@ class InterposeTrackingTest : public testing::LockOrderFixture {
   // A second lock() of a normal mutex by its holder waits for good (glibc
   // lets another thread unlock it, which POSIX leaves undefined): reported as
   // a self-deadlock before the thread sleeps, for a heap mutex too, whatever
-  // the thread's lock record says. Here the test's own thread then unlocks
-  // it, so that the waiter goes on.
-  // `reported_expected`: whether a report is due; if not, the rescue comes after
-  // 100 ms (the holder asleep by then, or not: nothing is reported either
-  // way).
-  static void RelockThenWaitForRescue(pthread_mutex_t* m, bool reported_expected = true) {
-    const int reported = hook_calls.load();
-    std::atomic<bool> relocked{false};
+  // the thread's lock record says. Here the test's own thread unlocks it
+  // once the holder sleeps in its second lock() (past the check), so that
+  // the holder goes on.
+  static void RelockThenWaitForRescue(pthread_mutex_t* m) {
+    std::atomic<pid_t> tid{0};
     std::thread holder([&] {
       ASSERT_EQ(pthread_mutex_lock(m), 0);
-      relocked = true;
+      tid = testing::ThisThreadId();
       ASSERT_EQ(pthread_mutex_lock(m), 0);  // Sleeps until the rescue.
       pthread_mutex_unlock(m);
     });
-    while (!relocked.load()) std::this_thread::yield();
-    for (int ms = 0; ms < (reported_expected ? 10000 : 100) && hook_calls.load() == reported;
-         ++ms) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    EXPECT_TRUE(
+        testing::WaitFor([&] { return tid.load() != 0 && testing::IsAsleep(tid.load()); }, 10000));
     ASSERT_EQ(pthread_mutex_unlock(m), 0);  // The rescue.
     holder.join();
   }
@@ -231,7 +225,7 @@ TEST_F(InterposeTrackingTest, ASecondLockOfAHeldNormalMutexIsASelfDeadlock) {
 
   // Once per lock: a program that relocks and has another thread unlock (a
   // mutex used as a semaphore) is not reported at every wait.
-  RelockThenWaitForRescue(&g_relocked, /*reported_expected=*/false);
+  RelockThenWaitForRescue(&g_relocked);
   EXPECT_EQ(hook_calls.load(), 2);
 }
 
@@ -245,7 +239,7 @@ TEST_F(InterposeTrackingTest, ASharedMutexIsNotJudgedByItsOwnersId) {
   pthread_mutex_t shared;
   pthread_mutex_init(&shared, &a);
   pthread_mutexattr_destroy(&a);
-  RelockThenWaitForRescue(&shared, /*reported_expected=*/false);
+  RelockThenWaitForRescue(&shared);
   EXPECT_EQ(hook_calls.load(), 0);
   pthread_mutex_destroy(&shared);
 }

@@ -276,13 +276,15 @@ TEST_F(LockOrderKindsTest, ANewExclusiveHoldIsSearchedForItsOwnCycles) {
   EXPECT_EQ(Take(p, q, kExclusive), 1);
 }
 
-// A cycle behind a loop through a readers-first lock is found: T -> X reads
-// X, X -> Y -> X is a cycle of its own (reported), X -> F holds X shared,
-// T -> Y; then F -> T closes F -> T -> Y -> X -> F (T's thread waits for
-// Y, whose holder waits to write X, whose reader waits for F). The search
-// meets X first by T's shared wait, from which X -> F does not chain, and
-// must still reach X by way of Y.
-TEST_F(LockOrderKindsTest, ACycleBehindALoopThroughAReadLockIsFound) {
+// A cycle behind a loop through a readers-first lock is reported: T -> X
+// reads X, X -> Y -> X is a cycle of its own (reported), X -> F holds X
+// shared, T -> Y; then F -> T closes F -> T -> Y -> X -> F (T's thread
+// waits for Y, whose holder waits to write X, whose reader waits for F).
+// The search meets X first by T's shared wait, from which X -> F does not
+// chain, then by way of Y; what it reports is the walk F -> T -> X -> Y ->
+// X -> F (lock_graph.h), which a search that refused to pass X twice
+// missed, and the cycle with it.
+TEST_F(LockOrderKindsTest, ACycleBehindALoopThroughAReadLockIsReported) {
   const char *t = Lock(0), *x = Lock(1), *y = Lock(2), *f = Lock(3);
   EXPECT_EQ(Take(t, x, kWaitedShared), 0);
   EXPECT_EQ(Take(x, y, kExclusive), 0);

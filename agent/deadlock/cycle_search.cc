@@ -20,9 +20,10 @@ namespace {
 // pass a lock twice (reached first by a shared wait, then again by an
 // exclusive one), and is then no cycle of its own when two of its
 // threads would hold that lock at once, one exclusively; but its loop
-// back to that lock chains there, so the lock is on a cycle found before
-// (reported then, or the process aborted). Telling the two apart would
-// take a search for simple paths, exponential at worst.
+// back to that lock chains at each of its locks, so the edge of that loop
+// added last was reported, with a cycle through it, when it was added (or
+// the process aborted). Telling the two apart would take a search for
+// simple paths, exponential at worst.
 int FindPath(Graph& g, int from, int target, bool wait_exclusive, bool hold_exclusive,
              CycleEnds ends) {
   const uint64_t search = ++g.search;

@@ -17,7 +17,7 @@
 namespace lockprof::agent::graph {
 
 constexpr int kNone = -1;
-constexpr int kMaxSelfWaitLocks = 64;
+constexpr int kMaxSelfWaits = 64;
 constexpr int kBucketBits = 13;
 constexpr int kBuckets = 1 << kBucketBits;
 static_assert(kBuckets >= 2 * kMaxLockOrderNodes, "chains stay short");
@@ -82,9 +82,9 @@ struct Graph {
   // at most twice per search (visited[]).
   Step path[2 * kMaxLockOrderNodes];
   int route[2 * kMaxLockOrderNodes];
-  // The locks whose self-deadlock was reported (AddSelfWait), the first
-  // kMaxSelfWaitLocks.
-  const void* self_waits[kMaxSelfWaitLocks];
+  // The self-deadlocks reported (AddSelfWait), the first kMaxSelfWaits, by
+  // a hash of the lock's address and the waiting stack.
+  uint64_t self_waits[kMaxSelfWaits];
   int self_wait_count;
   Cycle found[kMaxLockOrderReports];
   std::atomic<int> found_count;  // found[i] is immutable once i < this.

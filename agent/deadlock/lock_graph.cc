@@ -281,9 +281,14 @@ int AddSelfWait(const void* lock, const char* name, const StackTrace& stack, int
   Graph& g = Ready();
   *first_kept = g.found_count.load(std::memory_order_relaxed);
   *kept = 0;
+  // Once per lock and stack: a lock used as a semaphore waits there again
+  // and again; another lock at its address later (memory reused), or the
+  // same lock elsewhere, is reported.
+  uint64_t key = reinterpret_cast<uintptr_t>(lock) * 0x9E3779B97F4A7C15ull;
+  for (int i = 0; i < edge.depth; ++i) key = (key ^ edge.pcs[i]) * 0xC2B2AE3D27D4EB4Full;
   const auto end = g.self_waits + g.self_wait_count;
-  if (std::find(g.self_waits, end, lock) != end) return 0;
-  if (g.self_wait_count < kMaxSelfWaitLocks) g.self_waits[g.self_wait_count++] = lock;
+  if (std::find(g.self_waits, end, key) != end) return 0;
+  if (g.self_wait_count < kMaxSelfWaits) g.self_waits[g.self_wait_count++] = key;
   Found(g, *out, kept);
   return 1;
 }

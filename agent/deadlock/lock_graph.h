@@ -18,8 +18,8 @@
 // the others at each end (an edge taken once shared-shared and once
 // exclusive-exclusive also chains as shared-exclusive), which may report
 // a cycle that needs both, and a walk that passes a lock twice (held
-// exclusively on one pass, which no cycle can), though only through a lock
-// already on a cycle found before (cycle_search.cc); it never misses one.
+// exclusively on one pass, which no cycle can) once a loop through that
+// lock was found (cycle_search.cc); it never misses one.
 // An edge taken in a new kind is searched for the cycles that kind makes
 // possible. On every other lock
 // (lockprof::SharedMutex, the writer-preferring rwlock kind, mutexes) a
@@ -98,9 +98,10 @@ bool LockOrderEdgeKnown(const void* from, const void* to, int kind);
 
 // A thread (`tid`, at `stack`) is about to sleep for `lock`, named `name`,
 // which it holds: a cycle of one lock, written to *out, counted and kept
-// like AddLockOrderEdges' (*kept is 0 or 1); returns 1, or 0 for a lock
-// whose self-deadlock was reported before (one that ended: a pthread mutex
-// another thread unlocked, as glibc allows). The graph is not changed.
+// like AddLockOrderEdges' (*kept is 0 or 1); returns 1, or 0 for a wait
+// for that lock at that stack reported before (one that ended: a pthread
+// mutex another thread unlocked, as glibc allows). The graph is not
+// changed.
 int AddSelfWait(const void* lock, const char* name, const StackTrace& stack, int64_t tid,
                 Cycle* out, int* first_kept, int* kept);
 
