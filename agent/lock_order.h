@@ -51,8 +51,8 @@
 //    a wait for a normal or adaptive pthread mutex whose glibc owner is
 //    the waiting thread (whatever its record says: glibc lets another
 //    thread unlock such a mutex, undefined in POSIX, and a program that
-//    does so is reported too, once per mutex), unless it is shared between
-//    processes.
+//    does so is reported too, once per mutex and stack), unless it is
+//    shared between processes.
 //  * A lock that is destroyed leaves the graph with its edges, so memory
 //    reused for another lock starts with none.
 // Bounded memory: at most kMaxLockOrderNodes locks and kMaxLockOrderEdges
