@@ -186,14 +186,13 @@ class LockOrderKindsTest : public ::testing::Test {
  protected:
   // Adds a -> b taken in `kind`; returns the cycles it closed.
   int Take(const void* a, const void* b, int kind) {
-    const agent::HeldLock held{a, "a", (kind & 1) != 0};
+    const agent::HeldLock held{a, "a", kind};
     agent::StackTrace stack;
     stack.pcs[0] = 0x1234;
     stack.depth = 1;
     agent::Cycle out[1];
     int first_kept = 0, kept = 0;
-    return agent::AddLockOrderEdges(&held, 1, b, "b", (kind & 2) != 0, stack, 1, out, &first_kept,
-                                    &kept);
+    return agent::AddLockOrderEdges(&held, 1, b, "b", stack, 1, out, &first_kept, &kept);
   }
   void TearDown() override {
     for (const char& lock : locks_) agent::ForgetLockOrderNode(&lock);

@@ -246,8 +246,8 @@ void Found(Graph& g, const Cycle& cycle, int* kept) {
 }  // namespace
 
 int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* to_name,
-                      bool shared_wait, const StackTrace& stack, int64_t tid, Cycle* out,
-                      int* first_kept, int* kept) {
+                      const StackTrace& stack, int64_t tid, Cycle* out, int* first_kept,
+                      int* kept) {
   // The graph's mutex is lockprof's own.
   RecorderScope recorder;
   std::lock_guard<std::mutex> lock(g_graph_mu);
@@ -259,8 +259,9 @@ int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* t
   int cycles = 0;
   for (int i = 0; i < n; ++i) {
     const int source = EnsureNode(g, held[i].lock, held[i].name);
-    const int kind = (held[i].shared_hold ? 1 : 0) | (shared_wait ? 2 : 0);
-    if (source == kNone || !AddEdge(g, source, target, kind, tid, stack, &out[cycles])) continue;
+    if (source == kNone || !AddEdge(g, source, target, held[i].kind, tid, stack, &out[cycles])) {
+      continue;
+    }
     Found(g, out[cycles], kept);
     ++cycles;
   }

@@ -78,17 +78,16 @@ struct Cycle {
 struct HeldLock {
   const void* lock;
   const char* name;
-  bool shared_hold;  // Held shared, on a readers-first lock.
+  int kind;  // Of the edge from it to the lock taken (ThreadLocks::EdgeKind).
 };
 
-// Adds the edges held[i] -> `to`, `to` waited for shared on a readers-first
-// lock or not (`shared_wait`), taken by thread `tid` at `stack`, and
+// Adds the edges held[i] -> `to`, each of held[i].kind, taken by thread
+// `tid` at `stack`, and
 // writes the cycles they close to out[0], out[1], ... (at most n). Returns
 // how many. The first *kept of them are also kept with the cycles found so
 // far (the first kMaxLockOrderReports), from FoundCycle(*first_kept) on.
 int AddLockOrderEdges(const HeldLock* held, int n, const void* to, const char* to_name,
-                      bool shared_wait, const StackTrace& stack, int64_t tid, Cycle* out,
-                      int* first_kept, int* kept);
+                      const StackTrace& stack, int64_t tid, Cycle* out, int* first_kept, int* kept);
 
 // Whether the graph has the edge from -> to taken in `kind`
 // (ThreadLocks::EdgeKind), which a thread then need not add (nor capture a

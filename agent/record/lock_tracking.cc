@@ -167,13 +167,12 @@ void CheckOrder(ThreadLocks* r, const void* lock, const EventTags& tags, const v
     slot = {from, to};
     // Taken before by another thread, or by this one and since evicted.
     if (LockOrderEdgeKnown(from, lock, kind)) continue;
-    fresh[n++] = {from, r->entries[i].name.load(std::memory_order_relaxed),
-                  (meta & HeldEntry::kSharedHold) != 0};
+    fresh[n++] = {from, r->entries[i].name.load(std::memory_order_relaxed), kind};
   }
   if (n == 0) return;
   if (stack->depth == 0) CaptureStack(entry_frame, stack);
   ReportNewCycles([&](Cycle* out, int* first_kept, int* kept) {
-    return AddLockOrderEdges(fresh, n, lock, tags.lock, shared_wait, *stack,
+    return AddLockOrderEdges(fresh, n, lock, tags.lock, *stack,
                              r->tid.load(std::memory_order_relaxed), out, first_kept, kept);
   });
 }

@@ -54,8 +54,6 @@ struct HeldEntry {
   static bool SharedWait(const EventTags& tags) {
     return tags.readers_first && tags.mode == LockMode::kRead;
   }
-  // Whether edges may start from this entry's lock.
-  bool Ordered() const { return (meta.load(std::memory_order_relaxed) & kUnordered) == 0; }
   // The recorded stack's depth: 0 unless kDetailed.
   static int StackDepth(uint32_t meta) {
     return (meta & kDetailed) != 0 ? std::min(int(meta >> 16 & 0xff), kHeldStackDepth) : 0;

@@ -38,9 +38,9 @@ inline bool InnerRecursiveHold(const pthread_mutex_t* m) {
 // neither robust, priority-inheriting, priority-protected nor shared
 // between processes (whose __owner may be another process's thread of the
 // same id, in another PID namespace), whose __owner (which glibc records
-// for these kinds too) is `tid`. glibc lets
-// another thread unlock such a mutex, but that is undefined behaviour in
-// POSIX: a program within it never gets the lock back.
+// for these kinds too) is `tid`. glibc lets another thread unlock such a
+// mutex, but that is undefined behaviour in POSIX: a program within it
+// never gets the lock back.
 inline bool WaitNeverEndsFor(const pthread_mutex_t* m, int tid) {
   const int kind = __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
   const int type = kind & 3;
