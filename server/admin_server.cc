@@ -158,11 +158,8 @@ absl::Status MakeServer(const AdminServerOptions& opts, Running* s) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
-  // Called by listen_after_bind(), once the port is known.
-  http.new_task_queue = [s, limits]() mutable {
-    limits.listener = s->listener;
-    return server::NewGuardedTaskQueue(limits);
-  };
+  // Called by listen_after_bind().
+  http.new_task_queue = [limits] { return server::NewGuardedTaskQueue(limits); };
   return absl::OkStatus();
 }
 

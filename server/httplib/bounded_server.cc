@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 
+#include "lockprof/server/httplib/connection_guard.h"
 #include "lockprof/server/httplib/connection_stream.h"
 #include "lockprof/server/httplib/tls_connection.h"
 
@@ -111,12 +112,13 @@ bool Serve(ConnectionStream& conn, const LoopConfig& config, const ProcessReques
 
 // httplib accepts connections without SOCK_CLOEXEC: a program that forks
 // and execs while one is open would pass it on (the connection guard marks
-// it as soon as it finds it, right after accept; this covers the rest).
+// it right after accept; this covers a server without it).
 void CloseOnExec(socket_t sock) { fcntl(sock, F_SETFD, FD_CLOEXEC); }
 
 }  // namespace
 
 bool BoundedServer::process_and_close_socket(socket_t sock) {
+  if (AnswerSocketPeek(sock)) return true;
   CloseOnExec(sock);
   SocketConnection conn(sock, Timeouts(read_timeout_sec_, read_timeout_usec_, write_timeout_sec_,
                                        write_timeout_usec_));
@@ -129,6 +131,7 @@ bool BoundedServer::process_and_close_socket(socket_t sock) {
 }
 
 bool BoundedSslServer::process_and_close_socket(socket_t sock) {
+  if (AnswerSocketPeek(sock)) return true;
   CloseOnExec(sock);
   const StreamTimeouts timeouts =
       Timeouts(read_timeout_sec_, read_timeout_usec_, write_timeout_sec_, write_timeout_usec_);

@@ -1,27 +1,21 @@
 #include "lockprof/server/httplib/connection_guard.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <httplib.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
-#include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <unordered_set>
 
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/own_thread.h"
 #include "lockprof/server/httplib/connection_deadlines.h"
-#include "lockprof/server/httplib/process_sockets.h"
 #include "lockprof/server/httplib/task_pool.h"
 
 namespace lockprof::server {
@@ -31,6 +25,20 @@ namespace {
 std::atomic<uint64_t> g_timed_out{0};
 std::atomic<uint64_t> g_refused{0};
 std::atomic<uint64_t> g_open{0};
+
+// While this thread's guarded queue peeks at a task: where the task's
+// socket goes (see the header).
+thread_local int* t_peeked_socket = nullptr;
+
+// The socket that `task`, a bounded server's, serves; -1 if it did not say
+// (see the header). Runs on the accept thread.
+int PeekSocket(const std::function<void()>& task) {
+  int sock = -1;
+  t_peeked_socket = &sock;
+  task();
+  t_peeked_socket = nullptr;
+  return sock;
+}
 
 int64_t Nanos(std::chrono::nanoseconds d) { return int64_t(d.count()); }
 
@@ -42,8 +50,7 @@ constexpr std::chrono::seconds kStopGrace{1};
 
 // One accepted connection while its task is queued or running.
 struct Conn {
-  int fd = -1;  // Our duplicate of httplib's socket; closed by the queue only.
-  ino_t inode = 0;
+  int fd = -1;               // Our duplicate of httplib's socket; closed by the queue only.
   bool evicted = false;      // Shut down for a newer connection. Guarded by mu_.
   bool cut_at_stop = false;  // Shut down as the server stopped. Guarded by mu_.
   ConnectionDeadlines deadlines;
@@ -58,11 +65,11 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
   ~GuardedTaskQueue() override { shutdown(); }
 
   void enqueue(std::function<void()> fn) override {
-    std::shared_ptr<Conn> conn;
+    const int sock = PeekSocket(fn);
+    std::shared_ptr<Conn> conn = sock >= 0 ? Track(sock) : nullptr;
     bool refused = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      conn = FindNewConnection();
       if (conn != nullptr && !MakeRoom()) {
         // Over the cap: end the connection before httplib reads from it.
         g_refused.fetch_add(1, std::memory_order_relaxed);
@@ -79,7 +86,7 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       fn();
       return;
     }
-    if (conn == nullptr) {  // No /proc, or no descriptor left to dup: serve it unguarded.
+    if (conn == nullptr) {  // No descriptor left to dup: serve it unguarded.
       inner_->enqueue(std::move(fn));
       return;
     }
@@ -156,56 +163,25 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
     return true;
   }
 
-  // Closes our descriptor and stops tracking the socket. Requires mu_.
-  void Forget(const std::shared_ptr<Conn>& conn) {
-    close(conn->fd);
-    inodes_.erase(conn->inode);
-  }
+  // Closes our descriptor. Requires mu_ (the watchdog may be shutting it down).
+  void Forget(const std::shared_ptr<Conn>& conn) { close(conn->fd); }
 
-  // The connection httplib has just accepted: see the header. Requires mu_.
-  // Descriptors of other threads are only looked at through /proc and
-  // getsockname/getpeername, never fstat'ed or dup'ed: only the new socket,
-  // which this thread accepted, is touched.
-  std::shared_ptr<Conn> FindNewConnection() {
-    DIR* dir = opendir("/proc/self/fd");
-    if (dir == nullptr) return nullptr;
-    std::shared_ptr<Conn> found;
-    while (dirent* e = readdir(dir)) {
-      char* end;
-      const long fd = std::strtol(e->d_name, &end, 10);
-      if (*end != '\0' || end == e->d_name || fd == dirfd(dir)) continue;
-      const ino_t inode = SocketInode(int(fd));
-      // Connected (not the listener) on the server's address: the program's
-      // own connections on the same port number of another address are not
-      // the server's.
-      if (inode == 0 || inodes_.count(inode) != 0 || ConnectedPort(int(fd)) < 0 ||
-          !SharesListener(int(fd), limits_.listener)) {
-        continue;
-      }
-      // Hold the socket, then check the descriptor still named it. (dup, not
-      // F_DUPFD_CLOEXEC: sanitizers follow dup; the flag follows at once.)
-      const int held = dup(int(fd));
-      if (held < 0) continue;
-      fcntl(held, F_SETFD, FD_CLOEXEC);
-      struct stat st;
-      if (fstat(held, &st) != 0 || st.st_ino != inode) {
-        close(held);
-        continue;
-      }
-      // httplib accepts without SOCK_CLOEXEC; this thread accepted it.
-      fcntl(int(fd), F_SETFD, FD_CLOEXEC);
-      found = std::make_shared<Conn>();
-      found->fd = held;
-      found->inode = inode;
-      ConnectionDeadlines& d = found->deadlines;
-      d.request_ns = Nanos(limits_.request_timeout);
-      d.response_ns = Nanos(limits_.response_timeout);
-      d.idle_ns = Nanos(limits_.keep_alive_timeout) + d.request_ns;
-      inodes_.insert(inode);
-      break;
-    }
-    closedir(dir);
-    return found;
+  // A connection for `sock`, which httplib has just accepted on this
+  // thread, holding a duplicate of it; nullptr if it cannot be duplicated.
+  std::shared_ptr<Conn> Track(int sock) const {
+    // dup, not F_DUPFD_CLOEXEC: sanitizers follow dup; the flag follows at once.
+    const int held = dup(sock);
+    if (held < 0) return nullptr;
+    fcntl(held, F_SETFD, FD_CLOEXEC);
+    // httplib accepts without SOCK_CLOEXEC.
+    fcntl(sock, F_SETFD, FD_CLOEXEC);
+    auto conn = std::make_shared<Conn>();
+    conn->fd = held;
+    ConnectionDeadlines& d = conn->deadlines;
+    d.request_ns = Nanos(limits_.request_timeout);
+    d.response_ns = Nanos(limits_.response_timeout);
+    d.idle_ns = Nanos(limits_.keep_alive_timeout) + d.request_ns;
+    return conn;
   }
 
   // Shuts down the connections past their deadline, every 50 ms.
@@ -237,7 +213,6 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
   std::mutex mu_;
   std::condition_variable wake_;
   std::list<std::shared_ptr<Conn>> live_;  // Guarded by mu_.
-  std::unordered_set<ino_t> inodes_;       // Guarded by mu_.
   bool stop_ = false;                      // Guarded by mu_.
   int64_t stop_by_ = 0;   // When the server stops: every connection ends by then. Guarded by mu_.
   std::thread watchdog_;  // Last: starts after the rest exists.
@@ -252,5 +227,11 @@ httplib::TaskQueue* NewGuardedTaskQueue(const ConnectionLimits& limits) {
 uint64_t ConnectionsTimedOut() { return g_timed_out.load(std::memory_order_relaxed); }
 uint64_t ConnectionsRefused() { return g_refused.load(std::memory_order_relaxed); }
 uint64_t ConnectionsOpen() { return g_open.load(std::memory_order_relaxed); }
+
+bool AnswerSocketPeek(int sock) {
+  if (t_peeked_socket == nullptr) return false;
+  *t_peeked_socket = sock;
+  return true;
+}
 
 }  // namespace lockprof::server

@@ -4,27 +4,26 @@
 //
 // httplib 0.11 bounds each read and write of a socket (set_read_timeout),
 // not a whole request: a client sending one byte a second keeps a thread
-// forever. And it hands every accepted connection to its task queue, which
-// neither sees the socket (it is captured in the std::function) nor may
-// drop the task (that would leak the socket). So this queue finds the
-// socket itself: httplib calls enqueue() on its accept thread right after
-// accept(), and the new connection is the one socket of this process
-// connected on the server's listening address, that is not already being
-// tracked (compared by inode, which stays unique while the socket is open;
-// other threads' descriptors are only read through /proc and getsockname).
-// The queue keeps a duplicate of that descriptor, so the socket cannot be
-// closed and its number reused while the queue may still act on it, and a
-// watchdog thread shuts down (shutdown(2), which wakes httplib's poll) every
-// connection whose deadline has passed. The price is one scan of
-// /proc/self/fd per connection, on the accept thread.
+// forever. And it hands every accepted connection to its task queue as a
+// closure, which neither shows the socket nor may be dropped (that would
+// leak the socket). The closure is httplib's `[=] {
+// process_and_close_socket(sock); }`, nothing else (listen_internal in
+// 0.11.4), and the servers of bounded_server.h override that virtual. So
+// this queue asks the closure itself: on the accept thread, right after
+// accept(), it calls it once with a peek armed (ArmSocketPeek), and the
+// servers' process_and_close_socket, seeing the peek, only names its socket
+// (AnswerSocketPeek) and returns; the queue runs the closure for real on a
+// worker thread. Finding the socket costs nothing however many descriptors
+// the process has open. The queue keeps a duplicate of that descriptor, so
+// the socket cannot be closed and its number reused while the queue may
+// still act on it, and a watchdog thread shuts down (shutdown(2), which
+// wakes httplib's poll) every connection whose deadline has passed.
 //
 // Deadlines follow the connection (see connection_deadlines.h).
 // Connections beyond max_connections (queued and served together) are shut
 // down at once, on the accept thread, without reading anything.
 #ifndef LOCKPROF_SERVER_HTTPLIB_CONNECTION_GUARD_H_
 #define LOCKPROF_SERVER_HTTPLIB_CONNECTION_GUARD_H_
-
-#include <sys/socket.h>
 
 #include <chrono>
 #include <cstddef>
@@ -37,9 +36,6 @@ class TaskQueue;
 namespace lockprof::server {
 
 struct ConnectionLimits {
-  // The server's listening address (LocalAddress of its socket): how its
-  // connections are recognised, by their local address (process_sockets.h).
-  sockaddr_storage listener{};
   // Threads serving connections at once (see task_pool.h); more queue.
   size_t max_threads = 64;
   // Connections queued and served together. A connection over the cap
@@ -53,7 +49,10 @@ struct ConnectionLimits {
   std::chrono::seconds keep_alive_timeout{5};
 };
 
-// For httplib::Server::new_task_queue, which takes ownership. shutdown()
+// For the new_task_queue of a server of bounded_server.h, which takes
+// ownership; only for those, whose tasks answer the peek (another server's
+// task would serve its connection on the accept thread, when the queue
+// peeks at it). shutdown()
 // (httplib calls it once the server stopped accepting) ends the
 // connections that await a request at once and the others within a second,
 // runs what is queued, waits for every thread, then stops the watchdog.
@@ -68,6 +67,12 @@ uint64_t ConnectionsRefused();
 // by every guarded queue. A connection counts until its task has closed it,
 // which may be a moment after the client read its response.
 uint64_t ConnectionsOpen();
+
+// For the servers of bounded_server.h: their process_and_close_socket(sock)
+// begins with `if (AnswerSocketPeek(sock)) return true;`. True (and sock
+// noted) if this thread's guarded queue is peeking at the task: the
+// connection must then not be touched. False otherwise.
+bool AnswerSocketPeek(int sock);
 
 }  // namespace lockprof::server
 
