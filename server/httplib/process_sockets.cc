@@ -8,40 +8,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 namespace lockprof::server {
 
-ino_t SocketInode(int fd) {
-  char path[64], link[64];
-  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  const ssize_t n = readlink(path, link, sizeof link - 1);
-  if (n <= 0) return 0;
-  link[n] = '\0';
-  unsigned long long inode = 0;
-  return std::sscanf(link, "socket:[%llu]", &inode) == 1 ? ino_t(inode) : 0;
-}
-
 bool LocalAddress(int fd, sockaddr_storage* out) {
   socklen_t len = sizeof *out;
   return getsockname(fd, reinterpret_cast<sockaddr*>(out), &len) == 0 &&
          (out->ss_family == AF_INET || out->ss_family == AF_INET6);
-}
-
-int LocalPort(int fd) {
-  sockaddr_storage ss{};
-  if (!LocalAddress(fd, &ss)) return -1;
-  return ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
-                                       : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-}
-
-int ConnectedPort(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
-  return LocalPort(fd);
 }
 
 bool SharesListener(int fd, const sockaddr_storage& listener) {

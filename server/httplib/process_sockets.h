@@ -1,6 +1,6 @@
-// This process's sockets, found through /proc/self/fd: what the guarded
-// task queue (connection_guard.h) and the admin server's fork handler use
-// to recognise the server's connections, which httplib does not expose.
+// This process's sockets, found through /proc/self/fd: what the admin
+// server's fork handler uses to recognise the server's sockets in a child,
+// which httplib does not expose.
 #ifndef LOCKPROF_SERVER_HTTPLIB_PROCESS_SOCKETS_H_
 #define LOCKPROF_SERVER_HTTPLIB_PROCESS_SOCKETS_H_
 
@@ -9,18 +9,8 @@
 
 namespace lockprof::server {
 
-// The inode of the socket open as `fd` ("socket:[N]" in /proc), or 0.
-ino_t SocketInode(int fd);
-
 // The local address of socket `fd`, if it is an IPv4 or IPv6 socket.
 bool LocalAddress(int fd, sockaddr_storage* out);
-// The local port of socket `fd` if it is an IPv4 or IPv6 socket, else -1.
-int LocalPort(int fd);
-
-// The local port of socket `fd` if it is a connected TCP socket (not
-// listening: that has no peer), else -1.
-int ConnectedPort(int fd);
-
 // Whether socket `fd` is a TCP socket whose local address is `listener`'s:
 // the listening socket itself, or a connection it accepted (which has the
 // address the client reached; any of the family's when the listener is
