@@ -21,6 +21,20 @@ using agent::pyroscope::Labels;
 
 absl::Status Invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
 
+// The uploader's settings (agent/uploader.h), each named once: read below,
+// and every other LOCKPROF_PYROSCOPE_ name warned of.
+constexpr char kPrefix[] = "LOCKPROF_PYROSCOPE_";
+constexpr char kUrl[] = "LOCKPROF_PYROSCOPE_URL";
+constexpr char kApp[] = "LOCKPROF_PYROSCOPE_APP";
+constexpr char kLabels[] = "LOCKPROF_PYROSCOPE_LABELS";
+constexpr char kHeaders[] = "LOCKPROF_PYROSCOPE_HEADERS";
+constexpr char kUser[] = "LOCKPROF_PYROSCOPE_BASIC_AUTH_USER";
+constexpr char kPassword[] = "LOCKPROF_PYROSCOPE_BASIC_AUTH_PASSWORD";
+constexpr char kBearer[] = "LOCKPROF_PYROSCOPE_BEARER_TOKEN";
+constexpr char kTenant[] = "LOCKPROF_PYROSCOPE_TENANT_ID";
+constexpr char kInterval[] = "LOCKPROF_PYROSCOPE_INTERVAL";
+constexpr char kProfiles[] = "LOCKPROF_PYROSCOPE_PROFILES";
+
 // "a=b,c=d" -> pairs. An empty string is no pairs.
 absl::Status ParsePairs(const char* var, std::string_view text, Labels* out) {
   while (!text.empty()) {
@@ -126,7 +140,7 @@ absl::Status MakeUploaderConfig(const UploaderOptions& o, UploaderConfig* config
 }
 
 void ApplyEnvironmentUrl(const UploaderOptions& options, UploaderConfig* config) {
-  const std::optional<std::string> env = EnvValue("LOCKPROF_PYROSCOPE_URL");
+  const std::optional<std::string> env = EnvValue(kUrl);
   if (!env || *env == options.url) return;
   UploaderOptions o = options;
   o.url = *env;
@@ -134,10 +148,10 @@ void ApplyEnvironmentUrl(const UploaderOptions& options, UploaderConfig* config)
   std::string message;
   if (absl::Status s = MakeUploaderConfig(o, &from_env); s.ok()) {
     *config = std::move(from_env);
-    message = "uploading to " + pyroscope::RedactUrl(*env) + " from LOCKPROF_PYROSCOPE_URL, not " +
+    message = "uploading to " + pyroscope::RedactUrl(*env) + " from " + kUrl + ", not " +
               pyroscope::RedactUrl(options.url) + " given in code: the environment wins the URL";
   } else {
-    message = "LOCKPROF_PYROSCOPE_URL=\"" + pyroscope::RedactUrl(*env) +
+    message = std::string(kUrl) + "=\"" + pyroscope::RedactUrl(*env) +
               "\": " + std::string(s.message()) + "; uploading to " +
               pyroscope::RedactUrl(options.url) + " given in code instead";
   }
@@ -152,22 +166,18 @@ void ApplyEnvironmentUrl(const UploaderOptions& options, UploaderConfig* config)
 
 absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options) {
   UploaderOptions o;
-  o.url = agent::EnvString("LOCKPROF_PYROSCOPE_URL");
-  if (o.url.empty()) return absl::NotFoundError("LOCKPROF_PYROSCOPE_URL is not set");
-  for (const std::string& name : agent::UnknownEnvNames(
-           "LOCKPROF_PYROSCOPE_",
-           {"LOCKPROF_PYROSCOPE_URL", "LOCKPROF_PYROSCOPE_APP", "LOCKPROF_PYROSCOPE_LABELS",
-            "LOCKPROF_PYROSCOPE_HEADERS", "LOCKPROF_PYROSCOPE_BASIC_AUTH_USER",
-            "LOCKPROF_PYROSCOPE_BASIC_AUTH_PASSWORD", "LOCKPROF_PYROSCOPE_BEARER_TOKEN",
-            "LOCKPROF_PYROSCOPE_TENANT_ID", "LOCKPROF_PYROSCOPE_INTERVAL",
-            "LOCKPROF_PYROSCOPE_PROFILES"})) {
+  o.url = agent::EnvString(kUrl);
+  if (o.url.empty()) return absl::NotFoundError(std::string(kUrl) + " is not set");
+  for (const std::string& name :
+       agent::UnknownEnvNames(kPrefix, {kUrl, kApp, kLabels, kHeaders, kUser, kPassword, kBearer,
+                                        kTenant, kInterval, kProfiles})) {
     // Not fatal (the uploader still starts), but said: a misspelt token's
     // uploads go out unauthenticated, a misspelt name's under another.
     std::fprintf(stderr,
                  "lockprof: uploader: ignoring %s: not a setting (agent/uploader.h lists them)\n",
                  name.c_str());
   }
-  o.app_name = agent::EnvString("LOCKPROF_PYROSCOPE_APP");
+  o.app_name = agent::EnvString(kApp);
   if (o.app_name.empty()) {
     // The program's name, in the characters an application name may have
     // ("my+tool" would stop the uploader; the name is only a default).
@@ -176,30 +186,26 @@ absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options) {
       if (!agent::pyroscope::IsAppNameChar(c)) c = '_';
     }
   }
-  if (absl::Status s = ParsePairs("LOCKPROF_PYROSCOPE_LABELS",
-                                  agent::EnvString("LOCKPROF_PYROSCOPE_LABELS"), &o.labels);
-      !s.ok()) {
+  if (absl::Status s = ParsePairs(kLabels, agent::EnvString(kLabels), &o.labels); !s.ok()) {
     return s;
   }
-  if (absl::Status s = ParsePairs("LOCKPROF_PYROSCOPE_HEADERS",
-                                  agent::EnvString("LOCKPROF_PYROSCOPE_HEADERS"), &o.headers);
-      !s.ok()) {
+  if (absl::Status s = ParsePairs(kHeaders, agent::EnvString(kHeaders), &o.headers); !s.ok()) {
     return s;
   }
-  o.basic_auth_user = agent::EnvString("LOCKPROF_PYROSCOPE_BASIC_AUTH_USER");
-  o.basic_auth_password = agent::EnvString("LOCKPROF_PYROSCOPE_BASIC_AUTH_PASSWORD");
-  o.bearer_token = agent::EnvString("LOCKPROF_PYROSCOPE_BEARER_TOKEN");
-  o.tenant_id = agent::EnvString("LOCKPROF_PYROSCOPE_TENANT_ID");
-  const std::string interval = agent::EnvString("LOCKPROF_PYROSCOPE_INTERVAL");
+  o.basic_auth_user = agent::EnvString(kUser);
+  o.basic_auth_password = agent::EnvString(kPassword);
+  o.bearer_token = agent::EnvString(kBearer);
+  o.tenant_id = agent::EnvString(kTenant);
+  const std::string interval = agent::EnvString(kInterval);
   if (!interval.empty()) {
     std::optional<int64_t> s = agent::ParseInt(interval, 1, 86400);
     if (!s) {
-      return Invalid("LOCKPROF_PYROSCOPE_INTERVAL=\"" + interval +
+      return Invalid(std::string(kInterval) + "=\"" + interval +
                      "\": want whole seconds in [1, 86400]");
     }
     o.interval = std::chrono::seconds(*s);
   }
-  const std::string profiles = agent::EnvString("LOCKPROF_PYROSCOPE_PROFILES");
+  const std::string profiles = agent::EnvString(kProfiles);
   std::string_view list = profiles;
   while (!list.empty()) {
     const size_t comma = list.find(',');
