@@ -150,6 +150,7 @@ using LockOrderHook = void (*)(const LockOrderInversion& inversion);
 // lockprof's held: it may take other locks (a logger's), but not the locks
 // of the cycle. Called for the cycles the report keeps (the first
 // kMaxLockOrderReports); later ones get their stderr line and the counter.
+// Runs with cancellation disabled (a lock call is no cancellation point).
 // nullptr removes it.
 LOCKPROF_EXPORT void SetLockOrderHook(LockOrderHook hook);
 
@@ -180,7 +181,8 @@ struct LockStall {
 using LockStallHook = void (*)(const LockStall& stall);
 
 LOCKPROF_EXPORT void SetStallReportThreshold(std::chrono::nanoseconds threshold);
-// Called on the waiting thread, once per stalled wait. nullptr removes it.
+// Called on the waiting thread, once per stalled wait, with cancellation
+// disabled (a lock call is no cancellation point). nullptr removes it.
 LOCKPROF_EXPORT void SetLockStallHook(LockStallHook hook);
 LOCKPROF_EXPORT uint64_t LockStalls();
 

@@ -18,7 +18,9 @@
 // after Lock() has, without that pattern's price: nobody waits for the lock
 // while the hook runs. It may take any lock, the one it reports included;
 // lockprof locks it takes are not recorded (the recorder is marked busy on
-// this thread), so a hook cannot recurse into itself. The exception: a
+// this thread), so a hook cannot recurse into itself. It runs with
+// cancellation disabled: a lock or unlock call is no cancellation point, so
+// a pthread_cancel() meanwhile acts at the thread's next one. The exception: a
 // thread that holds more than four locks it had to wait for (read holds
 // included) has no room left to put off a fifth one's report until its
 // release, and that acquisition is not reported (it is recorded in the

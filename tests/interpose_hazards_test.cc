@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -31,6 +32,8 @@ pthread_mutex_t g_hazards_errno_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t g_hazards_cond_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t g_hazards_cond = PTHREAD_COND_INITIALIZER;
 pthread_mutex_t g_hazards_cancel_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_hazards_cancel_stall_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_hazards_cancel_hook_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t g_hazards_dlopen_mu = PTHREAD_MUTEX_INITIALIZER;
 
 namespace {
@@ -98,17 +101,18 @@ TEST(InterposeHazardsTest, LockCallsLeaveErrnoAlone) {
   lockprof::SetStallReportThreshold(std::chrono::nanoseconds(0));
 }
 
-// A thread with a cancellation request pending (deferred) locks a contended
-// static mutex for the first time: the call must return, with the lock, and
-// the thread be cancelled at its next cancellation point. Naming the lock
-// opens the program's file: open() is a cancellation point.
-TEST(InterposeHazardsTest, LockIsNoCancellationPoint) {
-  ScopedRates rates(1, 1, 1);
-  ASSERT_EQ(pthread_mutex_lock(&g_hazards_cancel_mu), 0);
+// A thread with a cancellation request pending (deferred) locks `mu`, held
+// here for `hold_ms` after it sleeps: the lock call must return, with the
+// lock, the unlock call too, and the thread be cancelled at its next
+// cancellation point.
+void ExpectLockCallsAreNoCancellationPoints(pthread_mutex_t* mu, int hold_ms) {
+  ASSERT_EQ(pthread_mutex_lock(mu), 0);
   struct Seen {
+    pthread_mutex_t* mu;
     std::atomic<pid_t> tid{0};
     std::atomic<bool> locked{false}, unlocked{false};
   } seen;
+  seen.mu = mu;
   pthread_t thread;
   ASSERT_EQ(pthread_create(
                 &thread, nullptr,
@@ -116,9 +120,9 @@ TEST(InterposeHazardsTest, LockIsNoCancellationPoint) {
                   auto* s = static_cast<Seen*>(arg);
                   s->tid = ThisThreadId();
                   pthread_cancel(pthread_self());  // Pending until a cancellation point.
-                  pthread_mutex_lock(&g_hazards_cancel_mu);
+                  pthread_mutex_lock(s->mu);
                   s->locked = true;
-                  pthread_mutex_unlock(&g_hazards_cancel_mu);
+                  pthread_mutex_unlock(s->mu);
                   s->unlocked = true;
                   pthread_testcancel();
                   return nullptr;
@@ -127,15 +131,47 @@ TEST(InterposeHazardsTest, LockIsNoCancellationPoint) {
             0);
   while (seen.tid.load() == 0) std::this_thread::yield();
   ASSERT_TRUE(WaitUntilAsleep(seen.tid.load()));
-  EXPECT_EQ(pthread_mutex_unlock(&g_hazards_cancel_mu), 0);
+  SleepMs(hold_ms);
+  EXPECT_EQ(pthread_mutex_unlock(mu), 0);
   void* result = nullptr;
   ASSERT_EQ(pthread_join(thread, &result), 0);
   EXPECT_EQ(result, PTHREAD_CANCELED);
   EXPECT_TRUE(seen.locked) << "cancelled inside pthread_mutex_lock";
   EXPECT_TRUE(seen.unlocked) << "cancelled inside pthread_mutex_unlock";
   // Not left locked by a cancelled call.
-  EXPECT_EQ(pthread_mutex_trylock(&g_hazards_cancel_mu), 0);
-  EXPECT_EQ(pthread_mutex_unlock(&g_hazards_cancel_mu), 0);
+  EXPECT_EQ(pthread_mutex_trylock(mu), 0);
+  EXPECT_EQ(pthread_mutex_unlock(mu), 0);
+}
+
+// The first contended lock of a static mutex names it: that opens the
+// program's file, and open() is a cancellation point.
+TEST(InterposeHazardsTest, LockIsNoCancellationPoint) {
+  ScopedRates rates(1, 1, 1);
+  ExpectLockCallsAreNoCancellationPoints(&g_hazards_cancel_mu, 0);
+}
+
+// A wait past the stall threshold is reported from inside the lock call: a
+// line on stderr and the holder's thread name from /proc.
+TEST(InterposeHazardsTest, AStallReportIsNoCancellationPoint) {
+  ScopedRates rates(1, 1, 1);
+  lockprof::SetStallReportThreshold(std::chrono::milliseconds(20));
+  ExpectLockCallsAreNoCancellationPoints(&g_hazards_cancel_stall_mu, 100);
+  lockprof::SetStallReportThreshold(std::chrono::nanoseconds(0));
+}
+
+// The slow-acquire hook runs inside the waiter's unlock call; a hook that
+// logs (here: sleeps, a cancellation point as write() is) must not make it
+// one.
+TEST(InterposeHazardsTest, TheSlowAcquireHookIsNoCancellationPoint) {
+  ScopedRates rates(1, 1, 1);
+  static std::atomic<int> calls{0};
+  lockprof::SetSlowAcquireHook(std::chrono::milliseconds(1), [](const lockprof::SlowAcquire&) {
+    calls.fetch_add(1);
+    usleep(1);
+  });
+  ExpectLockCallsAreNoCancellationPoints(&g_hazards_cancel_hook_mu, 20);
+  lockprof::SetSlowAcquireHook(std::chrono::nanoseconds(0), nullptr);
+  EXPECT_GE(calls.load(), 1) << "the hook was never called: the test tests nothing";
 }
 
 // Thread A holds a heap mutex L; thread B dlopen()s a library whose

@@ -10,6 +10,7 @@
 
 #include "absl/base/attributes.h"
 #include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/base/quiet_calls.h"
 #include "lockprof/agent/deadlock/events.h"
 #include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/record.h"
@@ -333,6 +334,9 @@ std::vector<ThreadLocksView> SnapshotThreadLocks() {
 
 void ReportStall(const void* lock, const EventTags& tags, int64_t start) {
   RecorderScope recorder;
+  // The report (a thread's name read from /proc, a line on stderr) and the
+  // hook run inside a lock call, which is no cancellation point.
+  NoCancelNoErrno quiet;
   const int64_t now = MonotonicNanos();
   ThreadLocks* self = TheRecord();
   LockStall stall{

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <limits>
 
+#include "lockprof/agent/base/quiet_calls.h"
 #include "lockprof/agent/record/sampler.h"
 
 namespace lockprof {
@@ -29,6 +30,9 @@ void CallSlowAcquireHook(int64_t wait_ns, const EventTags& tags, const StackTrac
   event.waited = std::chrono::nanoseconds(wait_ns);
   event.stack = stack.pcs;
   event.stack_depth = stack.depth;
+  // Called from lock and unlock calls, which are no cancellation points: a
+  // hook that writes a log line must not be where the thread is cancelled.
+  NoCancelNoErrno quiet;
   hook(event);
 }
 
