@@ -131,6 +131,36 @@ TEST(WaiterTableTest, EachWaiterIsToldTheSpanItWasChargedFor) {
   EXPECT_EQ(table->Leave(&lock, 0, 400, false), -1);
 }
 
+// Clocks read on two CPUs may disagree: a waiter's start, read on one, may
+// be later than the next settle's time, read on another; two settles may
+// read theirs out of order. No release is charged less than nothing (its
+// caller would drop the charge, and the next release get it), and what the
+// releases are charged is what the waiters are told they waited.
+TEST(WaiterTableTest, ClocksThatDisagreeNeverChargeLessThanNothing) {
+  auto table = std::make_unique<WaiterTable>();
+  int lock;
+  int64_t from_a = -1, from_b = -1;
+  ASSERT_TRUE(table->Enter(&lock, 0, 1000, nullptr, &from_a));
+  int64_t behind[2] = {0, 0}, after[2] = {0, 0};
+  table->SettleAt(&lock, 900, behind);  // This CPU's clock is behind the waiter's.
+  EXPECT_EQ(behind[0], 0);
+  table->SettleAt(&lock, 5000, after);
+  EXPECT_EQ(after[0], 4000);
+  const int64_t until_a = table->Leave(&lock, 0, 1000, true);
+  EXPECT_EQ(behind[0] + after[0], until_a - from_a);
+
+  ASSERT_TRUE(table->Enter(&lock, 0, 6000, nullptr, &from_b));
+  int64_t first[2] = {0, 0}, earlier[2] = {0, 0}, last[2] = {0, 0};
+  table->SettleAt(&lock, 7000, first);
+  table->SettleAt(&lock, 6500, earlier);  // Read before the one above, on another CPU.
+  table->SettleAt(&lock, 8000, last);
+  EXPECT_EQ(first[0], 1000);
+  EXPECT_EQ(earlier[0], 0);
+  EXPECT_EQ(last[0], 1000);
+  const int64_t until_b = table->Leave(&lock, 0, 6000, true);
+  EXPECT_EQ(first[0] + earlier[0] + last[0], until_b - from_b);
+}
+
 // A waiter that finds its bucket full is not registered and counted as
 // dropped. Until it leaves, no registered waiter of that bucket is told it
 // was the last: a lock that cleared its "sleepers" mark then would never

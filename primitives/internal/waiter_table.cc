@@ -35,6 +35,7 @@ bool WaiterTable::Enter(const void* lock, int c, int64_t start, std::atomic<uint
   ++e->waiters[c];
   const int64_t from = std::max(start, e->last_settle);
   e->sum[c] += uint64_t(from);
+  b.latest_from = std::max(b.latest_from, from);
   if (counted_from != nullptr) *counted_from = from;
   b.lock.Unlock();
   return true;
@@ -66,12 +67,19 @@ void WaiterTable::SettleAt(const void* lock, int64_t now, int64_t (&charged)[kCl
   Entry* e = Find(b, lock);
   if (e != nullptr) {
     if (now < 0) now = agent::MonotonicNanos();
+    // Never before a waiter's charged-from time: the CPUs' clocks may
+    // disagree (a waiter's start read on one, ahead, this time on another),
+    // and so may two settles'. A settle before a charged-from time would
+    // charge that waiter less than nothing, and its Leave would not take
+    // back what the sum holds for it: the difference would go to a later
+    // release. Later by at most the skew.
+    now = std::max({now, e->last_settle, b.latest_from});
     for (int k = 0; k < kClasses; ++k) {
       const uint64_t all_now = uint64_t(e->waiters[k]) * uint64_t(now);
       charged[k] += int64_t(all_now - e->sum[k]);
       e->sum[k] = all_now;
     }
-    e->last_settle = std::max(e->last_settle, now);
+    e->last_settle = now;
   }
   b.lock.Unlock();
 }
@@ -87,6 +95,7 @@ void WaiterTable::ForgetInChild() {
       e = Entry{};
     }
     b.unregistered = 0;
+    b.latest_from = 0;
   }
 }
 

@@ -24,7 +24,7 @@
 // An entry exists only while its lock has registered waiters (a lock cannot
 // be destroyed while threads wait for it), so the table holds no state for
 // the locks of a program, only for its current waits. Bounded: kBuckets
-// buckets of kPerBucket entries (128 KiB, static, zero pages until used).
+// buckets of kPerBucket entries (160 KiB, static, zero pages until used).
 // A waiter whose bucket is full is not registered (Enter returns false,
 // Dropped() counts it): its wait is missing from the mutex profile, and,
 // until it leaves, no waiter of any lock of that bucket is told it was the
@@ -41,10 +41,14 @@
 // thread that took the lock ahead of it (barging in) and released it
 // without settling (its lock word said nobody slept).
 //
-// A waiter reads its start time just before it enters, so a settle may
-// fall between the two: Enter() then counts the waiter from the settle,
-// exactly as Leave() will, and the entry stays balanced; it tells the
-// waiter so, and the block event starts there too.
+// A waiter reads its start time before it enters (and before it captures
+// its stack), so a settle may fall between the two: Enter() then counts the
+// waiter from the settle, exactly as Leave() will, and the entry stays
+// balanced; it tells the waiter so, and the block event starts there too.
+// A release in that gap that does not settle (nobody was registered yet, so
+// the lock's word said nobody slept), followed by a thread that barges in:
+// the waiting before that release is charged to the barger's section, not
+// to the one it fell in. Both profiles' totals stay the same.
 //
 // fork(): the child forgets every waiter (they are threads of the parent)
 // in a child handler, before it runs anything else. A lock that also counts
@@ -119,8 +123,10 @@ class WaiterTable {
   // preempted, say), and settling at it would charge that waiter less
   // than nothing and corrupt the entry's sums for the others.
   void Settle(const void* lock, int64_t (&charged)[kClasses]) { SettleAt(lock, -1, charged); }
-  // Settle() at `now` instead of the clock's time (tests); `now` must not
-  // precede the start of any waiter registered before the call.
+  // Settle() at `now` instead of the clock's time (tests). A `now` before
+  // the latest time a waiter of the bucket was counted from, or before the
+  // lock's last settle, is taken as that time: clocks read on different
+  // CPUs may disagree by a little.
   void SettleAt(const void* lock, int64_t now, int64_t (&charged)[kClasses]);
 
   // Waiters that found their bucket full, since the start.
@@ -146,13 +152,17 @@ class WaiterTable {
     uint64_t sum[kClasses];
     int64_t last_settle;
   };
-  // 256 bytes: four cache lines, one bucket's lock and entries.
+  // 320 bytes: five cache lines, one bucket's lock and entries.
   struct alignas(64) Bucket {
     SpinLock lock;
     // Waiters of this bucket's locks that are not registered (see above).
     int32_t unregistered;
     Entry entries[kPerBucket];
+    // The latest charged-from time Enter() counted here, for any of the
+    // bucket's locks: no settle is earlier (SettleAt).
+    int64_t latest_from;
   };
+  static_assert(sizeof(Bucket) == 320, "a bucket is five cache lines");
 
   Bucket& BucketOf(const void* lock) { return buckets_[BucketIndex(lock)]; }
   static Entry* Find(Bucket& b, const void* lock);
