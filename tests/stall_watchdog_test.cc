@@ -93,5 +93,19 @@ TEST_F(StallWatchdogEdgeTest, AHolderRecordedWithoutDetailsHasNoHoldTime) {
   EXPECT_EQ(g_held_ms.load(), 0);
 }
 
+// A threshold of nanoseconds::max() ("never") is taken as a century: a
+// wait's start plus the threshold overflowed (undefined behaviour, which the
+// UBSan build stops at), and no wait is reported.
+TEST_F(StallWatchdogEdgeTest, TheLongestThresholdNeverOverflows) {
+  Mutex mu("stall.never");
+  const uint64_t stalls = LockStalls();
+  SetStallReportThreshold(std::chrono::nanoseconds::max());
+  std::thread holder = HoldFor(&mu, 100ms);
+  std::thread waiter([&] { MutexLock l(&mu); });
+  holder.join();
+  waiter.join();
+  EXPECT_EQ(LockStalls(), stalls);
+}
+
 }  // namespace
 }  // namespace lockprof

@@ -148,6 +148,9 @@ void WriteInversionLines(const Cycle* cycles, int n) {
 void NotifyInversion(const Cycle& cycle) {
   // Locks the hook and the report take are not the program's.
   RecorderScope recorder;
+  // Inside a lock call, which is no cancellation point (nor may the hook's
+  // I/O be one).
+  NoCancelNoErrno quiet;
   if (LockOrderHook hook = g_order_hook.load()) {
     LockOrderEdge edges[kMaxCycleEdges];
     for (int i = 0; i < cycle.num_edges; ++i) {
@@ -157,7 +160,6 @@ void NotifyInversion(const Cycle& cycle) {
     hook(LockOrderInversion{edges, cycle.num_edges});
   }
   if (g_lock_order_mode.load() == int(LockOrderMode::kAbort)) {
-    NoCancelNoErrno quiet;
     // Symbolizing allocates: a test suite's abort, where that is fine.
     const std::string text =
         "lockprof: lock-order inversion, aborting (LOCKPROF_LOCK_ORDER=abort): " +
@@ -215,7 +217,10 @@ void SetHeldLockTracking(bool on) {
 }
 
 void SetStallReportThreshold(std::chrono::nanoseconds threshold) {
-  agent::g_stall_threshold_ns.store(std::max<int64_t>(threshold.count(), 0));
+  // At most about a century, so that a wait's start plus the threshold
+  // cannot overflow (nanoseconds::max() means "never", and is that).
+  constexpr int64_t kCentury = int64_t{100} * 365 * 24 * 3600 * 1'000'000'000;
+  agent::g_stall_threshold_ns.store(std::clamp<int64_t>(threshold.count(), 0, kCentury));
   agent::UpdateLockTracking();
 }
 

@@ -123,8 +123,9 @@ inline internal::OrderCheck OrderCheckBeforeWait(const void* lock, agent::LockMo
 
 // A lock acquisition whose first try failed with EBUSY. `try_once()` tries
 // again (0, EBUSY or an error) at each poll of `spin`; `block()` is the real
-// blocking call, whose deadline is `deadline`; `block_until(realtime)` the
-// lock's real timed acquisition, for the stall watchdog (watched_block.h).
+// blocking call, whose deadline is `deadline`; `block_until(clock, until)`
+// the lock's real timed acquisition, for the stall watchdog
+// (watched_block.h).
 // Spins a little, then registers the wait and blocks. `rw_waiters`, if set,
 // counts the threads blocked here (the rwlock release's quick test, and
 // RwlockSpin's). Returns exactly what the real functions returned.

@@ -53,7 +53,7 @@ int MutexSpinTry(pthread_mutex_t* m) {
 }
 
 // After the first try returned `first` (nonzero): `block()` is the real
-// blocking call, `block_until(realtime)` the real timed one, `deadline` the
+// blocking call, `block_until(clock, until)` the real timed one, `deadline` the
 // call's (watched_block.h). Inlined into each of the noinline contended
 // entries below, whose frame it charges.
 template <typename Block>
@@ -65,7 +65,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline int MutexLockSlow(pthread_mutex_t* m, int fi
     r = ContendedAcquire(
         m, agent::LockMode::kNone, frame, caller, nullptr, deadline, MutexSpin(),
         [m] { return MutexSpinTry(m); }, block,
-        [m](const timespec* until) { return Real().mutex_timedlock(m, until); });
+        [m](clockid_t clock, const timespec* until) {
+          return clock == CLOCK_REALTIME ? Real().mutex_timedlock(m, until)
+                                         : Real().mutex_clocklock(m, clock, until);
+        });
   }
   if ((r == 0 || r == EOWNERDEAD) && agent::ShouldSampleHold()) SampleMutexHold(m, frame, caller);
   return r;

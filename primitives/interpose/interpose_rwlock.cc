@@ -31,8 +31,12 @@ int TryRw(pthread_rwlock_t* rw, LockMode mode) {
                                  : CallGlibc(&HotFunctions::rwlock_trywrlock, rw);
 }
 
-// The real timed acquisition in `mode`, until `until` (CLOCK_REALTIME).
-int TimedRw(pthread_rwlock_t* rw, LockMode mode, const timespec* until) {
+// The real timed acquisition in `mode`, until `until` on `clock`.
+int TimedRw(pthread_rwlock_t* rw, LockMode mode, clockid_t clock, const timespec* until) {
+  if (clock != CLOCK_REALTIME) {
+    return mode == LockMode::kRead ? Real().rwlock_clockrdlock(rw, clock, until)
+                                   : Real().rwlock_clockwrlock(rw, clock, until);
+  }
   return mode == LockMode::kRead ? Real().rwlock_timedrdlock(rw, until)
                                  : Real().rwlock_timedwrlock(rw, until);
 }
@@ -60,7 +64,9 @@ ABSL_ATTRIBUTE_NOINLINE int RwLockSlow(pthread_rwlock_t* rw, LockMode mode, int 
     r = ContendedAcquire(
         rw, mode, frame, caller, &g_rw_waiters, deadline, RwlockSpin(),
         [rw, mode] { return TryRw(rw, mode); }, block,
-        [rw, mode](const timespec* until) { return TimedRw(rw, mode, until); });
+        [rw, mode](clockid_t clock, const timespec* until) {
+          return TimedRw(rw, mode, clock, until);
+        });
   }
   if (r == 0 && agent::ShouldSampleHold()) SampleHold(rw, mode, frame, caller);
   return r;

@@ -8,10 +8,13 @@
 // stall is reported once and the caller's own call is made. The caller sees
 // what that call returns, as without the watchdog.
 //
-// The first sleep's deadline is on CLOCK_REALTIME, the one clock every
-// mutex kind's timed lock takes (a priority-inheritance mutex refuses
-// CLOCK_MONOTONIC on kernels without FUTEX_LOCK_PI2): a jump of the
-// system clock moves the report earlier or later, nothing else.
+// The first sleep's deadline is on the caller's deadline's clock, so that a
+// jump of the system clock cannot hold a call with a CLOCK_MONOTONIC
+// deadline past it (glibc refuses that clock for the caller's own call
+// where it would refuse it here: a priority-inheritance mutex on a kernel
+// without FUTEX_LOCK_PI2). Without a deadline, on CLOCK_REALTIME, the one
+// clock every kind's timed lock takes: a jump of the system clock then
+// moves the report earlier or later, nothing else.
 #ifndef LOCKPROF_PRIMITIVES_INTERPOSE_WATCHED_BLOCK_H_
 #define LOCKPROF_PRIMITIVES_INTERPOSE_WATCHED_BLOCK_H_
 
@@ -57,8 +60,8 @@ struct Deadline {
 // Sleeps for `lock` (described by `tags`, waited for since `start`) in
 // `block()`, the caller's own call. While the stall watchdog is on and
 // `deadline` is later than its threshold, sleeps first in
-// `block_until(realtime_deadline)` until the threshold, and reports the
-// stall if that times out.
+// `block_until(clock, until)`, the lock's timed acquisition, until the
+// threshold, and reports the stall if that times out.
 template <typename Block, typename BlockUntil>
 int WatchedBlock(const void* lock, const agent::EventTags& tags, int64_t start,
                  const Deadline& deadline, Block block, BlockUntil block_until) {
@@ -67,8 +70,9 @@ int WatchedBlock(const void* lock, const agent::EventTags& tags, int64_t start,
   const int64_t left = start + threshold - agent::MonotonicNanos();
   if (left > 0) {
     if (deadline.NanosLeft() <= left) return block();  // It ends first.
-    const timespec until = internal::ClockTimeAfter(CLOCK_REALTIME, left);
-    const int r = block_until(&until);
+    const clockid_t clock = deadline.timed ? deadline.clock : CLOCK_REALTIME;
+    const timespec until = internal::ClockTimeAfter(clock, left);
+    const int r = block_until(clock, &until);
     if (r != ETIMEDOUT) return r;
   }
   agent::ReportStall(lock, tags, start);
