@@ -35,9 +35,12 @@ pthread_mutex_t g_hazards_cancel_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t g_hazards_cancel_stall_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t g_hazards_cancel_hook_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t g_hazards_dlopen_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_hazards_hook_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_hazards_hook_cond = PTHREAD_COND_INITIALIZER;
 
 namespace {
 
+using lockprof::testing::In;
 using lockprof::testing::RunInForkedChild;
 using lockprof::testing::ScopedRates;
 using lockprof::testing::SleepMs;
@@ -45,15 +48,6 @@ using lockprof::testing::ThisThreadId;
 using lockprof::testing::WaitUntilAsleep;
 
 constexpr int kMark = 7777;  // No errno value.
-
-timespec MonotonicIn(int ms) {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  t.tv_nsec += long(ms) * 1'000'000;
-  t.tv_sec += t.tv_nsec / 1'000'000'000;
-  t.tv_nsec %= 1'000'000'000;
-  return t;
-}
 
 // Every profile at rate 1, holders tracked and stalls reported past 10 ms:
 // every slow path of the interposer runs. errno must come back as it went in,
@@ -82,7 +76,7 @@ TEST(InterposeHazardsTest, LockCallsLeaveErrnoAlone) {
 
   ASSERT_EQ(pthread_mutex_lock(&g_hazards_errno_mu), 0);
   std::thread([] {
-    const timespec deadline = MonotonicIn(40);
+    const timespec deadline = In(CLOCK_MONOTONIC, 40);
     errno = kMark;
     EXPECT_EQ(pthread_mutex_clocklock(&g_hazards_errno_mu, CLOCK_MONOTONIC, &deadline), ETIMEDOUT);
     EXPECT_EQ(errno, kMark) << "after a timed lock that timed out, reported as a stall";
@@ -90,7 +84,7 @@ TEST(InterposeHazardsTest, LockCallsLeaveErrnoAlone) {
   EXPECT_EQ(pthread_mutex_unlock(&g_hazards_errno_mu), 0);
 
   ASSERT_EQ(pthread_mutex_lock(&g_hazards_cond_mu), 0);
-  const timespec deadline = MonotonicIn(20);
+  const timespec deadline = In(CLOCK_MONOTONIC, 20);
   errno = kMark;
   EXPECT_EQ(pthread_cond_clockwait(&g_hazards_cond, &g_hazards_cond_mu, CLOCK_MONOTONIC, &deadline),
             ETIMEDOUT);
@@ -141,6 +135,43 @@ void ExpectLockCallsAreNoCancellationPoints(pthread_mutex_t* mu, int hold_ms) {
   // Not left locked by a cancelled call.
   EXPECT_EQ(pthread_mutex_trylock(mu), 0);
   EXPECT_EQ(pthread_mutex_unlock(mu), 0);
+}
+
+// A slow-acquire hook may take the very lock it reports (slow_acquire.h).
+// A thread that waited for a mutex and then waits on a condition with it
+// holds it until glibc lets go inside the wait: the hook of the first wait
+// must not run there (it did: a self-deadlock in the hook), but at the
+// release after the condition wait. In a child, killed if it hangs.
+TEST(InterposeHazardsTest, ASlowAcquireHookNeverRunsWhileAConditionWaitHoldsTheMutex) {
+  ScopedRates rates(1, 1, 1);
+  const auto child = RunInForkedChild(
+      [](int) {
+        static std::atomic<int> calls{0};
+        lockprof::SetSlowAcquireHook(std::chrono::milliseconds(1),
+                                     [](const lockprof::SlowAcquire&) {
+                                       pthread_mutex_lock(&g_hazards_hook_mu);
+                                       pthread_mutex_unlock(&g_hazards_hook_mu);
+                                       calls.fetch_add(1);
+                                     });
+        pthread_mutex_lock(&g_hazards_hook_mu);
+        std::atomic<pid_t> tid{0};
+        std::thread waiter([&] {
+          tid = ThisThreadId();
+          pthread_mutex_lock(&g_hazards_hook_mu);  // Waits: a slow acquisition.
+          const timespec soon = In(CLOCK_MONOTONIC, 10);
+          pthread_cond_clockwait(&g_hazards_hook_cond, &g_hazards_hook_mu, CLOCK_MONOTONIC, &soon);
+          pthread_mutex_unlock(&g_hazards_hook_mu);
+        });
+        while (tid.load() == 0) std::this_thread::yield();
+        if (!WaitUntilAsleep(tid.load())) return 2;
+        SleepMs(20);
+        pthread_mutex_unlock(&g_hazards_hook_mu);
+        waiter.join();
+        return calls.load() >= 1 ? 0 : 3;
+      },
+      30);
+  EXPECT_FALSE(child.timed_out) << "the hook ran inside the condition wait, with the mutex held";
+  EXPECT_EQ(child.exit_code, 0) << "2: the waiter never slept; 3: the hook never ran";
 }
 
 // The first contended lock of a static mutex names it: that opens the

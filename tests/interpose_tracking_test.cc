@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "interpose_waiter.h"
 #include "lock_order_fixture.h"
 #include "lockprof/agent/record/lock_tracking.h"
 #include "test_util.h"
@@ -148,6 +149,39 @@ TEST_F(InterposeTrackingTest, AConditionWaitLetsGoOfItsMutexAndTakesItBack) {
   pthread_mutex_unlock(&g_cond_mu);
   waiter.join();
   EXPECT_EQ(held_after, 1u);
+  pthread_cond_destroy(&cond);
+}
+
+// A condition wait that never lets go of its mutex leaves it held: glibc
+// refuses a bad deadline (EINVAL) before it touches the mutex, and a
+// recursive mutex held twice stays held through the wait (glibc takes one
+// level off). The tracking forgot it, and with it the lock-order edges out of it.
+TEST_F(InterposeTrackingTest, AConditionWaitThatKeepsItsMutexKeepsItHeld) {
+  pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+  ASSERT_EQ(pthread_mutex_lock(&g_cond_mu), 0);
+  const timespec bad_nsec{0, 1'000'000'000};
+  EXPECT_EQ(pthread_cond_timedwait(&cond, &g_cond_mu, &bad_nsec), EINVAL);
+  EXPECT_EQ(HeldByMe().size(), 1u) << "after a refused timedwait";
+  const timespec soon = testing::In(CLOCK_MONOTONIC, 1);
+  EXPECT_EQ(pthread_cond_clockwait(&cond, &g_cond_mu, CLOCK_PROCESS_CPUTIME_ID, &soon), EINVAL);
+  EXPECT_EQ(pthread_cond_clockwait(&cond, &g_cond_mu, CLOCK_MONOTONIC, &bad_nsec), EINVAL);
+  EXPECT_EQ(HeldByMe().size(), 1u) << "after a refused clockwait";
+  EXPECT_EQ(pthread_mutex_unlock(&g_cond_mu), 0);
+  EXPECT_TRUE(HeldByMe().empty());
+
+  pthread_mutex_t m;
+  InitMutex(&m, PTHREAD_MUTEX_RECURSIVE);
+  ASSERT_EQ(pthread_mutex_lock(&m), 0);
+  ASSERT_EQ(pthread_mutex_lock(&m), 0);
+  ASSERT_EQ(HeldByMe().size(), 1u);  // One hold: the inner one is not a section of its own.
+  const timespec later = testing::In(CLOCK_MONOTONIC, 5);
+  EXPECT_EQ(pthread_cond_clockwait(&cond, &m, CLOCK_MONOTONIC, &later), ETIMEDOUT);
+  EXPECT_EQ(HeldByMe().size(), 1u) << "a recursive mutex held twice, after a wait";
+  EXPECT_EQ(pthread_mutex_unlock(&m), 0);
+  EXPECT_EQ(HeldByMe().size(), 1u);
+  EXPECT_EQ(pthread_mutex_unlock(&m), 0);
+  EXPECT_TRUE(HeldByMe().empty());
+  pthread_mutex_destroy(&m);
   pthread_cond_destroy(&cond);
 }
 

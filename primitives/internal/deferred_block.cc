@@ -45,7 +45,7 @@ void DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
   std::copy_n(stack.pcs, stack.depth, e.stack.pcs);
 }
 
-void RecordParkedBlocks(const void* lock) {
+void RecordParkedBlocks(const void* lock, bool may_call_hook) {
   DeferredBlocks& d = t_deferred;
   for (int i = 0; i < d.count;) {
     if (d.events[i].lock != lock) {
@@ -57,8 +57,16 @@ void RecordParkedBlocks(const void* lock) {
     const DeferredBlock e = d.events[i];
     d.events[i] = d.events[--d.count];
     agent::tls_state.deferred_blocks = d.count;
-    agent::RecordBlock(e.wait_ns, e.tags, e.stack);
+    agent::RecordBlock(e.wait_ns, e.tags, e.stack, may_call_hook);
   }
+}
+
+bool HasParkedBlocks(const void* lock) {
+  const DeferredBlocks& d = t_deferred;
+  for (int i = 0; i < d.count; ++i) {
+    if (d.events[i].lock == lock) return true;
+  }
+  return false;
 }
 
 }  // namespace lockprof::internal

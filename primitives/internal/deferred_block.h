@@ -37,8 +37,12 @@ inline constexpr int kMaxDeferredBlocks = 4;
 void DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
                 const agent::StackTrace& stack);
 
-// RecordDeferredBlocks' case where this thread has events parked.
-void RecordParkedBlocks(const void* lock);
+// RecordDeferredBlocks' case where this thread has events parked. Without
+// the slow-acquire hook unless `may_call_hook` (false: `lock` is still held).
+void RecordParkedBlocks(const void* lock, bool may_call_hook = true);
+
+// Whether this thread has events parked for `lock`.
+bool HasParkedBlocks(const void* lock);
 
 // Records the events this thread parked for `lock`. Called by the lock's
 // slow unlock path after the release; one thread-local test when none are

@@ -53,6 +53,18 @@ inline bool MarkSlowRelease(const void* lock, agent::LockMode mode) {
   return true;
 }
 
+// Marks this thread's release of `lock` slow, unless an entry for it does
+// already (a recursive mutex held through a condition wait, or a hold whose
+// mark a condition wait kept): a second entry would end the hold's release
+// and be left behind for a later one. False if there is no room.
+inline bool MarkSlowReleaseOnce(const void* lock, agent::LockMode mode) {
+  const HeldLocks& h = t_held;
+  for (int i = 0; i < h.count; ++i) {
+    if (h.entries[i].lock == lock) return true;
+  }
+  return MarkSlowRelease(lock, mode);
+}
+
 // The entry for this acquisition of `lock`, for the hold sampler's clock
 // and holder tracking's mark: the mark a block event of it just left, or a
 // new one (nullptr if there is no room). `*added`: new.

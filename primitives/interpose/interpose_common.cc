@@ -60,13 +60,12 @@ void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge) 
   if (maybe_waiters) internal::Waiters().Settle(lock, charge->charged);
 }
 
-void AfterRelease(const void* lock, const ReleaseCharge& charge,
-                  const agent::LockMode class_modes[internal::WaiterTable::kClasses],
-                  const void* frame, const void* caller) {
-  agent::KeepErrno keep_errno;
-  // Parked block events are this thread's own waits: recorded whoever's code
-  // released the lock (none are parked for lockprof's own locks).
-  internal::RecordDeferredBlocks(lock);
+namespace {
+
+// AfterRelease, but for the parked block events.
+void RecordRelease(const void* lock, const ReleaseCharge& charge,
+                   const agent::LockMode class_modes[internal::WaiterTable::kClasses],
+                   const void* frame, const void* caller) {
   if (PassesThrough(caller)) return;
   bool any = charge.hold_ns >= 0;
   for (int64_t c : charge.charged) any |= c > 0;
@@ -85,6 +84,36 @@ void AfterRelease(const void* lock, const ReleaseCharge& charge,
     agent::RecordHold(charge.hold_ns, agent::HoldSampleWeight(),
                       agent::EventTags{name, charge.held_mode}, frame);
   }
+}
+
+constexpr agent::LockMode kMutexModes[internal::WaiterTable::kClasses] = {agent::LockMode::kNone,
+                                                                          agent::LockMode::kNone};
+
+}  // namespace
+
+void AfterRelease(const void* lock, const ReleaseCharge& charge,
+                  const agent::LockMode class_modes[internal::WaiterTable::kClasses],
+                  const void* frame, const void* caller) {
+  agent::KeepErrno keep_errno;
+  // Parked block events are this thread's own waits: recorded whoever's code
+  // released the lock (none are parked for lockprof's own locks).
+  internal::RecordDeferredBlocks(lock);
+  RecordRelease(lock, charge, class_modes, frame, caller);
+}
+
+void ReleaseForConditionWait(pthread_mutex_t* m, const void* frame, const void* caller) {
+  if (t_held.count == 0 && !MutexMayHaveWaiters(m)) return;
+  agent::KeepErrno keep_errno;
+  ReleaseCharge charge;
+  BeforeRelease(m, MutexMayHaveWaiters(m), &charge);
+  RecordRelease(m, charge, kMutexModes, frame, caller);
+}
+
+void KeepParkedBlocksForRelease(pthread_mutex_t* m) {
+  if (agent::tls_state.deferred_blocks == 0 || !internal::HasParkedBlocks(m)) return;
+  // No room to make it slow: recorded now, inside the critical section,
+  // without the hook.
+  if (!MarkSlowReleaseOnce(m, agent::LockMode::kNone)) internal::RecordParkedBlocks(m, false);
 }
 
 }  // namespace lockprof::interpose

@@ -201,12 +201,22 @@ struct ReleaseCharge {
 void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge);
 
 // After the real release: records what `charge` holds, at the stack of the
-// caller of the entry point whose frame is `frame`. `class_modes` labels
-// each waiter class's charge (kNone, kNone for a mutex; kRead, kWrite for a
-// rwlock).
+// caller of the entry point whose frame is `frame`, then the block events
+// this thread parked for `lock`. `class_modes` labels each waiter class's
+// charge (kNone, kNone for a mutex; kRead, kWrite for a rwlock).
 void AfterRelease(const void* lock, const ReleaseCharge& charge,
                   const agent::LockMode class_modes[internal::WaiterTable::kClasses],
                   const void* frame, const void* caller);
+
+// A condition wait's release, recorded before glibc releases `m` inside the
+// wait: as BeforeRelease and AfterRelease, except that the block events
+// parked for `m` stay parked (their slow-acquire hook may take `m`, held
+// here) for the release after the wait (KeepParkedBlocksForRelease).
+void ReleaseForConditionWait(pthread_mutex_t* m, const void* frame, const void* caller);
+
+// After a condition wait that took `m` back: the release of `m` that ends
+// this hold records the block events still parked for it.
+void KeepParkedBlocksForRelease(pthread_mutex_t* m);
 
 }  // namespace lockprof::interpose
 

@@ -12,6 +12,12 @@
 //    recorded when the mutex is next released. The part spent re-acquiring
 //    the mutex cannot be told apart from outside glibc: it is not charged to
 //    the mutex's holder in the mutex profile.
+//  * Block events this thread parked for the mutex (its own waits for it)
+//    stay parked until the release after the wait: they may call the
+//    slow-acquire hook, which may take the mutex, held here.
+//  * A call glibc refuses before it lets go of the mutex (a bad deadline),
+//    and a recursive mutex held more than once (the wait takes one level off
+//    and the mutex stays held), release nothing.
 // The condition variable itself is untouched (any pthread_cond_t, shared or
 // not, any clock).
 #include <pthread.h>
@@ -25,20 +31,17 @@
 namespace lockprof::interpose {
 namespace {
 
-constexpr agent::LockMode kMutexModes[internal::WaiterTable::kClasses] = {agent::LockMode::kNone,
-                                                                          agent::LockMode::kNone};
-
+// `deadline_ok`: glibc will not refuse the call's deadline (EINVAL before
+// it touches the mutex).
 template <typename Wait>
 ABSL_ATTRIBUTE_NOINLINE int CondWait(pthread_mutex_t* m, const void* frame, const void* caller,
-                                     Wait wait) {
+                                     bool deadline_ok, Wait wait) {
+  if (!deadline_ok) return wait();
   // glibc's wait leaves errno alone (quiet_calls.h); the wait stays a
   // cancellation point.
   agent::KeepErrno keep_errno;
-  if (t_held.count != 0 || MutexMayHaveWaiters(m)) {
-    ReleaseCharge charge;
-    BeforeRelease(m, MutexMayHaveWaiters(m), &charge);
-    AfterRelease(m, charge, kMutexModes, frame, caller);
-  }
+  const bool releases = !InnerRecursiveHold(m);
+  if (releases) ReleaseForConditionWait(m, frame, caller);
   int r;
   if (PassesThrough(caller) || !agent::BlockProfilingEnabled()) {
     r = wait();
@@ -52,12 +55,13 @@ ABSL_ATTRIBUTE_NOINLINE int CondWait(pthread_mutex_t* m, const void* frame, cons
     r = wait();
     if (r == 0 || r == ETIMEDOUT || r == EOWNERDEAD) {
       const agent::EventTags tags{name, agent::LockMode::kNone, -1, agent::WaitKind::kCondition};
-      blocked.RecordAtRelease(tags, m, [m] { return MarkSlowRelease(m, agent::LockMode::kNone); });
+      blocked.RecordAtRelease(tags, m,
+                              [m] { return MarkSlowReleaseOnce(m, agent::LockMode::kNone); });
     }
   }
-  if ((r == 0 || r == ETIMEDOUT || r == EOWNERDEAD) && agent::ShouldSampleHold() &&
-      !InnerRecursiveHold(m)) {
-    SampleHold(m, agent::LockMode::kNone, frame, caller);
+  if (releases && (r == 0 || r == ETIMEDOUT || r == EOWNERDEAD)) {
+    KeepParkedBlocksForRelease(m);
+    if (agent::ShouldSampleHold()) SampleHold(m, agent::LockMode::kNone, frame, caller);
   }
   return r;
 }
@@ -69,7 +73,7 @@ using lockprof::interpose::CondWait;
 using lockprof::interpose::Real;
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
-  const int r = CondWait(m, __builtin_frame_address(0), __builtin_return_address(0),
+  const int r = CondWait(m, __builtin_frame_address(0), __builtin_return_address(0), true,
                          [c, m] { return Real().cond_wait(c, m); });
   asm volatile("");
   return r;
@@ -78,6 +82,7 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_
 LOCKPROF_INTERPOSE_ENTRY int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m,
                                                     const timespec* t) {
   const int r = CondWait(m, __builtin_frame_address(0), __builtin_return_address(0),
+                         lockprof::interpose::ValidDeadline(CLOCK_REALTIME, t),
                          [c, m, t] { return Real().cond_timedwait(c, m, t); });
   asm volatile("");
   return r;
@@ -86,6 +91,7 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_cond_timedwait(pthread_cond_t* c, pthread_m
 LOCKPROF_INTERPOSE_ENTRY int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m,
                                                     clockid_t clock, const timespec* t) {
   const int r = CondWait(m, __builtin_frame_address(0), __builtin_return_address(0),
+                         lockprof::interpose::ValidDeadline(clock, t),
                          [c, m, clock, t] { return Real().cond_clockwait(c, m, clock, t); });
   asm volatile("");
   return r;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "absl/base/attributes.h"
+#include "lockprof/agent/base/fork.h"
 #include "lockprof/primitives/interpose/interpose_common.h"
 #include "lockprof/primitives/interpose/real_pthread.h"
 #include "lockprof/primitives/interpose/rwlock_word.h"
@@ -25,6 +26,12 @@ constexpr LockMode kRwModes[internal::WaiterTable::kClasses] = {LockMode::kRead,
 
 // Threads blocked in an rwlock acquisition now.
 std::atomic<int64_t> g_rw_waiters{0};
+
+// A fork()ed child has one thread: the parent's blocked ones are not its
+// own, and would keep every release of the child on the slow path, and its
+// waiters from spinning, for good.
+void ForgetRwWaitersInChild() { g_rw_waiters.store(0, std::memory_order_relaxed); }
+[[maybe_unused]] const bool g_rw_fork_handler = (agent::OnForkChild(&ForgetRwWaitersInChild), true);
 
 int TryRw(pthread_rwlock_t* rw, LockMode mode) {
   return mode == LockMode::kRead ? CallGlibc(&HotFunctions::rwlock_tryrdlock, rw)
