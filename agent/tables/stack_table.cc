@@ -119,14 +119,20 @@ StackTable::Entry* StackTable::Slots() {
   // not allocated: the first event may be inside the application's own
   // malloc (an allocator whose pthread mutexes the interposer records),
   // where calling malloc would wait for a mutex this thread holds. Racing
-  // first events each map; one wins and the others unmap theirs.
+  // first events each map; one wins and the others unmap theirs. The
+  // capacity is fixed first, so that whoever sees the slots sees it too
+  // (published after them, a fork() between the two left a child whose
+  // every lookup waited for a capacity no thread of its would store).
   size_t capacity = ConfiguredCapacity(requested_capacity_);
+  size_t fixed = 0;
+  if (!capacity_.compare_exchange_strong(fixed, capacity, std::memory_order_acq_rel)) {
+    capacity = fixed;
+  }
   const size_t bytes = BytesFor(capacity);
   void* fresh = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (fresh == MAP_FAILED) return nullptr;
   if (slots_.compare_exchange_strong(slots, static_cast<Entry*>(fresh),
                                      std::memory_order_acq_rel)) {
-    capacity_.store(capacity, std::memory_order_release);
     return static_cast<Entry*>(fresh);
   }
   munmap(fresh, bytes);
@@ -143,10 +149,8 @@ StackTable::EntryRef StackTable::Lookup(const StackTrace& stack, const EventTags
                                         const LabelSet* labels) {
   Entry* slots = Slots();
   if (slots == nullptr) return {};
-  size_t capacity;
-  // The winner of the allocation race publishes capacity just after slots_.
-  while ((capacity = capacity_.load(std::memory_order_acquire)) == 0) {
-  }
+  // Fixed before slots_ was published (Slots()).
+  const size_t capacity = capacity_.load(std::memory_order_acquire);
   const uint64_t hash = HashKey(stack, tags, labels);
   Entry* target = &slots[capacity];  // The overflow entry, unless we find better.
   size_t i = SlotOf(hash, capacity);
@@ -265,13 +269,13 @@ void StackTable::Snapshot(std::vector<SlotValues>* out) const {
 }
 
 size_t StackTable::slot_count() const {
-  size_t capacity = capacity_.load(std::memory_order_acquire);
-  return capacity == 0 ? 0 : capacity + 1;
+  if (LoadSlots() == nullptr) return 0;
+  return capacity_.load(std::memory_order_acquire) + 1;
 }
 
 size_t StackTable::memory_bytes() const {
-  const size_t capacity = capacity_.load(std::memory_order_acquire);
-  return capacity == 0 ? 0 : BytesFor(capacity);
+  if (LoadSlots() == nullptr) return 0;
+  return BytesFor(capacity_.load(std::memory_order_acquire));
 }
 
 size_t StackTable::BytesFor(size_t capacity) {

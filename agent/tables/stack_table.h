@@ -140,6 +140,7 @@ class StackTable {
   size_t requested_capacity_ = 0;  // 0: LOCKPROF_MAX_STACKS or the default.
   Values values_ = Values::kShared;
   std::atomic<Entry*> slots_{nullptr};
+  // Fixed by the first event, before it publishes slots_ (Slots()).
   std::atomic<size_t> capacity_{0};
   std::atomic<size_t> used_{0};
   std::atomic<uint64_t> dropped_{0};
