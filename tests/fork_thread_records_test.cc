@@ -94,6 +94,49 @@ ABSL_NO_THREAD_SAFETY_ANALYSIS {
   EXPECT_EQ(child.exit_code, 0) << child.output;
 }
 
+// A parent thread is writing its lock record when the process forks (it
+// does at every wait): the record's count stays odd in the child. A child
+// thread that claims that record must be listed all the same; it was
+// skipped for good, as if forever in the middle of a write.
+TEST(ForkThreadRecordsTest, ARecordForkedMidWriteListsItsNextOwner) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  lockprof::SetHeldLockTracking(true);
+  lockprof::Mutex parent_mu{"records.parent"}, child_mu{"records.claimed"};
+  std::atomic<int> stage{0};
+  std::thread writer([&] {
+    parent_mu.lock();  // Gives this thread a record.
+    parent_mu.unlock();
+    lockprof::agent::ThreadLocks* r = lockprof::agent::TheRecord();
+    const uint32_t w = r->BeginWrite();
+    stage = 1;
+    WaitForStage(stage, 2);
+    r->EndWrite(w);
+  });
+  WaitForStage(stage, 1);
+  const auto child = RunInForkedChild([&](int out_fd) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    std::atomic<int64_t> tid{0};
+    std::atomic<bool> listed_checked{false};
+    std::thread t([&] {
+      child_mu.lock();
+      tid = Tid();
+      while (!listed_checked.load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
+      child_mu.unlock();
+    });
+    while (tid.load() == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    const std::map<int64_t, std::set<std::string>> held = HeldByThread();
+    listed_checked = true;
+    t.join();
+    const auto it = held.find(tid.load());
+    if (it != held.end() && it->second == std::set<std::string>{"records.claimed"}) return 0;
+    WriteAll(out_fd, "the child thread's lock is not listed");
+    return 1;
+  });
+  stage = 2;
+  writer.join();
+  lockprof::SetHeldLockTracking(false);
+  EXPECT_FALSE(child.timed_out);
+  EXPECT_EQ(child.exit_code, 0) << child.output;
+}
+
 // Per-thread value cells (agent/tables/thread_cells.h): the forking thread
 // has a block of cells; in the child a new thread adds first, then both add
 // to one target at once. Every value must be read, once. A shared block

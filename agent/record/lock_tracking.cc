@@ -94,6 +94,11 @@ ABSL_ATTRIBUTE_NOINLINE ThreadLocks* SelfSlow() {
   ThreadLocks* r = ClaimThreadRecord<ThreadLocks, ReleaseRecord>(&g_records, t_exited);
   if (r == nullptr) return nullptr;  // Exiting, or out of keys or memory: untracked.
   TheRecord() = r;
+  // A parent's thread may have been writing it when the process forked: its
+  // count stays odd in the child, where readers would then skip this
+  // thread for good (and take its writes for stable).
+  const uint32_t seq = r->seq.load(std::memory_order_relaxed);
+  if (seq & 1) r->seq.store(seq + 1, std::memory_order_release);
   r->Clear();
   r->cache_epoch = ~uint64_t{0};
   r->tid.store(int64_t(syscall(SYS_gettid)), std::memory_order_relaxed);
