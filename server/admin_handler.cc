@@ -5,8 +5,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/record/own_thread.h"
@@ -90,14 +92,24 @@ void HandleAdminRequestAsync(AdminRequest request, std::function<void(AdminRespo
                  {{"Content-Type", "text/plain; charset=utf-8"}, {"Retry-After", "1"}},
                  "too many lockprof requests in progress\n"});
   }
-  agent::StartOwnThread([request = std::move(request), done = std::move(done), options]() mutable {
-    std::function<bool()> client_gone = std::move(request.cancelled);
-    request.cancelled = [client_gone = std::move(client_gone)] {
+  // Kept here too: if no thread can be started, the caller is still answered.
+  auto job = std::make_shared<std::pair<AdminRequest, std::function<void(AdminResponse)>>>(
+      std::move(request), std::move(done));
+  std::thread worker = agent::TryStartOwnThread([job, options] {
+    AdminRequest& r = job->first;
+    std::function<bool()> client_gone = std::move(r.cancelled);
+    r.cancelled = [client_gone = std::move(client_gone)] {
       return g_exiting.load(std::memory_order_relaxed) || (client_gone && client_gone());
     };
-    done(Route(request, options));
+    job->second(Route(r, options));
     g_in_flight.fetch_sub(1);
-  }).detach();
+  });
+  if (worker.joinable()) return worker.detach();
+  g_in_flight.fetch_sub(1);
+  job->second({503,
+               {{"Content-Type", "text/plain; charset=utf-8"}, {"Retry-After", "1"}},
+               "lockprof: cannot start a thread for this request (the process is at its "
+               "thread limit)\n"});
 }
 
 }  // namespace lockprof

@@ -231,7 +231,12 @@ absl::StatusOr<std::unique_ptr<Running>> Listen(const AdminServerOptions& opts) 
     return absl::UnavailableError("cannot listen on " + HostPort(opts.address, opts.port));
   }
   Running* raw = s.get();
-  s->thread = agent::StartOwnThread([raw] { raw->http->listen_after_bind(); });
+  s->thread = agent::TryStartOwnThread([raw] { raw->http->listen_after_bind(); });
+  if (!s->thread.joinable()) {
+    return absl::UnavailableError("cannot start the admin server's thread on " +
+                                  HostPort(opts.address, s->port) +
+                                  " (the process is at its thread limit)");
+  }
   WarmUpAndStopAtExit(*s);
   return s;
 }

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "admin_test_client.h"
+#include "lifecycle_util.h"
 #include "lockprof/lockprof.h"
 #include "test_util.h"
 
@@ -161,6 +163,50 @@ TEST(AdminGuardTest, ManyOpenDescriptorsDoNotSlowNewConnections) {
   // 1,000 descriptors, 10 s with 12,000.
   EXPECT_GE(crowd.size(), 1000u) << "the test needs a higher RLIMIT_NOFILE";
   EXPECT_LT(many, 2 * few + 0.3) << crowd.size() << " descriptors open";
+}
+
+// At its thread limit (a container's pids.max, RLIMIT_NPROC), the process
+// keeps running and its admin server keeps answering: no worker can be
+// started for more connections at once, and the workers there are serve
+// them in turn. (std::thread threw std::system_error on the accept thread:
+// std::terminate ended the program at its first concurrent scrapes.) In a
+// child that drops to an unprivileged user (root is exempt from
+// RLIMIT_NPROC) with a limit of one.
+TEST(AdminGuardTest, AtTheThreadLimitTheServerAnswersAndTheProcessLives) {
+  const auto child = lockprof::testing::RunInForkedChild(
+      [](int out_fd) {
+        Server s(Options([](auto&) {}));
+        if (!s.status().ok()) return 2;
+        int ok = 0;
+        SecondsForRequests(s.port(), 1, &ok);  // Its threads start now.
+        if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 3;
+        prctl(PR_SET_DUMPABLE, 1);  // /proc/self stays readable.
+        const rlimit one{1, 1};
+        if (setrlimit(RLIMIT_NPROC, &one) != 0) return 4;
+        pthread_t t;  // No thread may start any more.
+        if (pthread_create(
+                &t, nullptr, [](void*) -> void* { return nullptr; }, nullptr) == 0) {
+          pthread_join(t, nullptr);
+          return 5;
+        }
+        // Eight at once: more than the idle workers, so the pool tries to start more.
+        const std::string request =
+            "GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        std::vector<int> fds;
+        for (int i = 0; i < 8; ++i) fds.push_back(Connect(s.port()));
+        for (const int fd : fds) send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+        ok = 0;
+        for (const int fd : fds) {
+          ok += StatusOf(ReadUntilClosed(fd)) == 200;
+          close(fd);
+        }
+        lockprof::testing::WriteAll(out_fd, std::to_string(ok) + " of 8 answered\n");
+        return ok == 8 ? 0 : 1;
+      },
+      60);
+  EXPECT_FALSE(child.timed_out);
+  EXPECT_EQ(child.exit_code, 0) << child.output
+                                << " (2: no server, 3: no setuid, 4: no rlimit, 5: threads start)";
 }
 
 }  // namespace

@@ -61,7 +61,11 @@ void ExchangeOverLoopback() {
     close(listener);
     return;
   }
-  std::thread responder = StartOwnThread([listener] { AnswerOnce(listener); });
+  std::thread responder = TryStartOwnThread([listener] { AnswerOnce(listener); });
+  if (!responder.joinable()) {  // No thread to spare: the first upload warms up instead.
+    close(listener);
+    return;
+  }
   {
     httplib::Client client("127.0.0.1", ntohs(addr.sin_port));
     client.set_connection_timeout(std::chrono::seconds(2));

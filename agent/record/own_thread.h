@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -42,6 +43,20 @@ std::thread StartOwnThread(F&& f) {
     pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     f();
   });
+}
+
+// StartOwnThread, or a thread that is not joinable if none can be started
+// (pthread_create's EAGAIN: a container's pids.max, RLIMIT_NPROC): never
+// the std::system_error that, thrown on a thread of lockprof's or into the
+// program's code, would end the program. `f` is destroyed then, unrun:
+// callers that must answer anyway keep what they need outside it.
+template <typename F>
+std::thread TryStartOwnThread(F&& f) {
+  try {
+    return StartOwnThread(std::forward<F>(f));
+  } catch (const std::system_error&) {
+    return std::thread();
+  }
 }
 
 }  // namespace lockprof::agent

@@ -61,10 +61,13 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
   explicit GuardedTaskQueue(const ConnectionLimits& limits)
       : limits_(limits),
         inner_(NewElasticTaskQueue(limits.max_threads)),
-        watchdog_(agent::StartOwnThread([this] { Watch(); })) {}
+        watchdog_(agent::TryStartOwnThread([this] { Watch(); })) {}
   ~GuardedTaskQueue() override { shutdown(); }
 
   void enqueue(std::function<void()> fn) override {
+    // None could be started before (the process at its thread limit):
+    // deadlines are enforced once one is.
+    if (!watchdog_.joinable()) watchdog_ = agent::TryStartOwnThread([this] { Watch(); });
     const int sock = PeekSocket(fn);
     std::shared_ptr<Conn> conn = sock >= 0 ? Track(sock) : nullptr;
     bool refused = false;
@@ -124,7 +127,7 @@ class GuardedTaskQueue final : public httplib::TaskQueue {
       stop_ = true;
     }
     wake_.notify_all();
-    watchdog_.join();
+    if (watchdog_.joinable()) watchdog_.join();
   }
 
  private:

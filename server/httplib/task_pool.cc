@@ -61,14 +61,29 @@ class ElasticTaskQueue final : public httplib::TaskQueue {
   ~ElasticTaskQueue() override { shutdown(); }
 
   void enqueue(std::function<void()> fn) override {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    std::unique_lock<std::mutex> lock(state_->mu);
     state_->jobs.push_back(std::move(fn));
     if (state_->idle < state_->jobs.size() && state_->threads < state_->max_threads) {
-      ++state_->threads;
-      agent::StartOwnThread([s = state_] { Worker(s); }).detach();
-    } else {
-      state_->work.notify_one();
+      std::thread worker = agent::TryStartOwnThread([s = state_] { Worker(s); });
+      if (worker.joinable()) {
+        ++state_->threads;
+        worker.detach();
+        return;
+      }
+      // No thread can be started (the process is at its limit). The
+      // workers there are take the job in turn; with none, it runs here,
+      // on the accept thread, bounded by the connection's deadlines: a job
+      // left queued would hold its connection's socket until a thread could
+      // be started, and one dropped would leak it.
+      if (state_->threads == 0) {
+        std::function<void()> job = std::move(state_->jobs.back());
+        state_->jobs.pop_back();
+        lock.unlock();
+        job();
+        return;
+      }
     }
+    state_->work.notify_one();
   }
 
   void shutdown() override {
