@@ -71,11 +71,22 @@ server::Request ToRequest(const httplib::Request& in, const Running* s) {
   return out;
 }
 
-// Runs before routing, for every request whose head was read completely.
+// Whether a body follows the head: a Transfer-Encoding, or a Content-Length
+// other than 0.
+bool BodyFollows(const httplib::Request& req) {
+  return req.has_header("Transfer-Encoding") ||
+         (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0");
+}
+
+// Runs before routing, for every request whose head was read completely,
+// and before httplib reads its body.
 httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Request& req,
                                           httplib::Response& res) {
-  server::RequestReceived();
   server::MarkCurrentRequestParsed();
+  // A body still to come is read under the request's deadline: the handler
+  // says it was received (a body trickled a byte at a time held a thread
+  // for as long as each byte came within the read timeout).
+  if (!server::HasBody(req)) server::RequestReceived();
   if (server::AmbiguousLength(req)) {
     server::RefuseWith(400,
                        "Bad Request: ambiguous length (Transfer-Encoding with Content-Length, "
@@ -94,6 +105,14 @@ httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Reque
                   res);
     return httplib::Server::HandlerResponse::Handled;
   }
+  if ((req.method == "GET" || req.method == "HEAD") && BodyFollows(req)) {
+    // httplib reads no body for these: it would be parsed as the next
+    // request (one request, two answers). Answered, and the connection
+    // closed, before it is read.
+    server::RequestReceived();
+    server::AnswerBeforeBody(req, server::RouteAdminRequest(ToRequest(req, s), s->pprof), res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
   if (req.method != "GET" && req.method != "HEAD" && req.method != "POST") {
     // PUT, DELETE, OPTIONS...: the router's handlers answer 405 with Allow;
     // routed here, before httplib reads a body none of them takes.
@@ -106,6 +125,7 @@ httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Reque
 void Route(Running* s) {
   // Every path goes to the one router that HandleAdminRequest uses too.
   auto route = [s](const httplib::Request& req, httplib::Response& res) {
+    server::RequestReceived();  // Its body too, if any.
     server::Reply(server::RouteAdminRequest(ToRequest(req, s), s->pprof), res);
   };
   httplib::Server& http = *s->http;
