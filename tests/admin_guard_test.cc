@@ -6,7 +6,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -179,16 +178,7 @@ TEST(AdminGuardTest, AtTheThreadLimitTheServerAnswersAndTheProcessLives) {
         if (!s.status().ok()) return 2;
         int ok = 0;
         SecondsForRequests(s.port(), 1, &ok);  // Its threads start now.
-        if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 3;
-        prctl(PR_SET_DUMPABLE, 1);  // /proc/self stays readable.
-        const rlimit one{1, 1};
-        if (setrlimit(RLIMIT_NPROC, &one) != 0) return 4;
-        pthread_t t;  // No thread may start any more.
-        if (pthread_create(
-                &t, nullptr, [](void*) -> void* { return nullptr; }, nullptr) == 0) {
-          pthread_join(t, nullptr);
-          return 5;
-        }
+        if (const int failed = lockprof::testing::AtThreadLimit(); failed != 0) return failed;
         // Eight at once: more than the idle workers, so the pool tries to start more.
         const std::string request =
             "GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -205,8 +195,7 @@ TEST(AdminGuardTest, AtTheThreadLimitTheServerAnswersAndTheProcessLives) {
       },
       60);
   EXPECT_FALSE(child.timed_out);
-  EXPECT_EQ(child.exit_code, 0) << child.output
-                                << " (2: no server, 3: no setuid, 4: no rlimit, 5: threads start)";
+  EXPECT_EQ(child.exit_code, 0) << child.output << " (2: no server; 3-5: AtThreadLimit)";
 }
 
 }  // namespace

@@ -6,7 +6,10 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -205,6 +208,24 @@ inline ForkResult RunInForkedChild(const std::function<int(int out_fd)>& body, i
   waitpid(pid, &status, 0);
   if (!r.timed_out && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   return r;
+}
+
+// In a forked child: puts the process at its thread limit (a container's
+// pids.max, RLIMIT_NPROC), as an unprivileged user if it runs as root (root
+// is exempt from the limit), so that no thread can start any more. 0 if so;
+// else which step failed (3: setuid, 4: setrlimit, 5: a thread still starts).
+inline int AtThreadLimit() {
+  if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 3;
+  prctl(PR_SET_DUMPABLE, 1);  // /proc/self stays readable.
+  const rlimit one{1, 1};
+  if (setrlimit(RLIMIT_NPROC, &one) != 0) return 4;
+  pthread_t t;
+  if (pthread_create(
+          &t, nullptr, [](void*) -> void* { return nullptr; }, nullptr) == 0) {
+    pthread_join(t, nullptr);
+    return 5;
+  }
+  return 0;
 }
 
 // Writes all of `data` to fd; false on error.

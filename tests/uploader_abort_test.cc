@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "lifecycle_util.h"
 #include "lockprof/lockprof.h"
 #include "test_util.h"
 
@@ -74,6 +75,26 @@ TEST(UploaderAbortTest, StopKeepsItsDeadlineWhileAConnectHangs) {
   // generous margin for a loaded machine.
   EXPECT_LT(took, std::chrono::seconds(4))
       << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+}
+
+// At the process's thread limit the uploader does not start, and says
+// why: its threads' std::system_error escaped into the caller (std::terminate
+// for LOCKPROF_PYROSCOPE_URL, which starts it before main).
+TEST(UploaderAbortTest, AtTheThreadLimitTheUploaderDoesNotStartAndSaysWhy) {
+  const auto child = lockprof::testing::RunInForkedChild(
+      [](int out_fd) {
+        if (const int failed = lockprof::testing::AtThreadLimit(); failed != 0) return failed;
+        lockprof::UploaderOptions o;
+        o.url = "http://127.0.0.1:9";
+        o.app_name = "thread-limit";
+        const absl::Status s = lockprof::StartUploader(o);
+        lockprof::testing::WriteAll(out_fd, s.ToString());
+        if (s.code() != absl::StatusCode::kUnavailable || lockprof::UploaderRunning()) return 1;
+        return 0;
+      },
+      60);
+  EXPECT_FALSE(child.timed_out);
+  EXPECT_EQ(child.exit_code, 0) << child.output << " (3-5: AtThreadLimit)";
 }
 
 }  // namespace
