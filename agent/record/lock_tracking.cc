@@ -79,6 +79,9 @@ void ReleaseRecord(void* p) {
   t_exited = true;
 }
 
+// Made when the library loads (thread_exit_key.h says why).
+[[maybe_unused]] const bool g_record_key_made = ThreadExitKey<ReleaseRecord>().has_value();
+
 ThreadLocks* SelfSlow();
 
 // This thread's record, allocated (or reused) on first use; nullptr once

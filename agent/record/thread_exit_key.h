@@ -6,6 +6,15 @@
 // one, and may lock there), after glibc ran the thread_local destructors,
 // and a thread_local destructor registered then never runs. A key set while
 // keys are destroyed is destroyed in glibc's next round.
+//
+// Each key is made when its library loads (a static initialiser in the file
+// that uses it), not at its first use: glibc keeps a thread's first 32 keys
+// in its descriptor and calloc()s a block for the others at the thread's
+// first pthread_setspecific() of one, and that first set comes with the
+// thread's first recorded event, which may be inside the program's own
+// malloc, whose mutex the thread holds. (A program that made 32 keys before
+// lockprof's library loaded still gets keys past them; the preload library
+// loads before the program's constructors run.)
 #ifndef LOCKPROF_AGENT_RECORD_THREAD_EXIT_KEY_H_
 #define LOCKPROF_AGENT_RECORD_THREAD_EXIT_KEY_H_
 

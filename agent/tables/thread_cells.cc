@@ -54,6 +54,9 @@ void ReleaseBlock(void* p) {
   t_exited = true;
 }
 
+// Made when the library loads (thread_exit_key.h says why).
+[[maybe_unused]] const bool g_block_key_made = ThreadExitKey<ReleaseBlock>().has_value();
+
 // In a fork()ed child, before any of its code runs: the forking thread's
 // block becomes the child's, with its values. Renewed here, not at the
 // thread's next event: until then it would look like one of the parent's

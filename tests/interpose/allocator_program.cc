@@ -71,6 +71,18 @@ int posix_memalign(void** out, size_t align, size_t n) {
 size_t malloc_usable_size(void* p) { return SizeOf(p); }
 }
 
+// The program's own pthread keys, made before main: 40, more than the 32
+// that glibc keeps in each thread's descriptor. A thread's first
+// pthread_setspecific() of a key past those calloc()s its second block:
+// inside this malloc's mutex, a thread's first record in lockprof must not
+// set one (its keys are made when its library loads, before these).
+__attribute__((constructor(101))) void MakeManyKeys() {
+  for (int i = 0; i < 40; ++i) {
+    pthread_key_t k;
+    pthread_key_create(&k, nullptr);
+  }
+}
+
 int main() {
   alarm(30);  // A deadlock ends the program with SIGALRM.
   // The allocator's order is g_alloc_mu, then g_stats_mu. Taking them the
@@ -101,6 +113,20 @@ int main() {
     p[0] = 1;
   }
   pthread_join(reader, nullptr);
+  // A thread started after the keys: its first records are made inside this
+  // malloc's mutex.
+  pthread_t worker;
+  pthread_create(
+      &worker, nullptr,
+      [](void*) -> void* {
+        for (int i = 0; i < 200000; ++i) {
+          volatile char* p = static_cast<char*>(malloc(32));
+          p[0] = 1;
+        }
+        return nullptr;
+      },
+      nullptr);
+  pthread_join(worker, nullptr);
   std::printf("done: %ld allocations\n", g_allocations);
   return 0;
 }
