@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <thread>
 
 #include "lockprof/agent/record/record.h"
@@ -47,6 +48,32 @@ TEST(DeltaTest, TrackerReportsEachIncrementOnce) {
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].values[0], 1);
   EXPECT_EQ(second[0].values[1], 50);
+}
+
+// A key's cumulative value passes 2^63 (a thousand threads waiting at one
+// site for good get there in about 107 days): it wraps instead of
+// overflowing (undefined behaviour, which the UBSan build stops at), and
+// deltas across the wrap stay exact; before, the tracker reported nothing
+// for that key ever again.
+TEST(DeltaTest, DeltasStayExactAcrossAWrapOfTheCumulativeValue) {
+  DeltaTracker tracker(ProfileId::kCas);
+  tracker.Next();  // Whatever other tests recorded.
+  StackTrace stack;
+  stack.depth = 1;
+  stack.pcs[0] = 0x7777;
+  StackTable& table = ProfileTable(ProfileId::kCas);
+  const int64_t kMax = std::numeric_limits<int64_t>::max();
+  table.Add(stack, EventTags{"delta.wrap"}, nullptr, 1, kMax - 10);
+  auto first = tracker.Next();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].values[1], kMax - 10);
+  for (int i = 0; i < 3; ++i) {
+    table.Add(stack, EventTags{"delta.wrap"}, nullptr, 1, 100);
+    auto next = tracker.Next();
+    ASSERT_EQ(next.size(), 1u) << "after " << i << " adds past the top";
+    EXPECT_EQ(next[0].values[0], 1);
+    EXPECT_EQ(next[0].values[1], 100);
+  }
 }
 
 TEST(DeltaTest, NeverNegativeWhenASnapshotMissesValuesInAMove) {

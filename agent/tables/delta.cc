@@ -17,8 +17,8 @@ std::vector<SlotValues> Subtract(const std::vector<SlotValues>& later,
       // Never below zero: `later` may miss values a preempted thread was
       // moving (ReadWithCells gives up waiting for it), and a window shows
       // less, not a negative.
-      s.values[0] = std::max<int64_t>(0, s.values[0] - base[s.slot][0]);
-      s.values[1] = std::max<int64_t>(0, s.values[1] - base[s.slot][1]);
+      s.values[0] = std::max<int64_t>(0, Ahead(s.values[0], base[s.slot][0]));
+      s.values[1] = std::max<int64_t>(0, Ahead(s.values[1], base[s.slot][1]));
     }
     if (s.values[0] != 0 || s.values[1] != 0) out.push_back(s);
   }
@@ -39,8 +39,9 @@ std::vector<SlotValues> DeltaTracker::Next() {
     std::array<int64_t, 2>& reported = reported_[s.slot];
     for (int i = 0; i < 2; ++i) {
       const int64_t current = s.values[i];
-      s.values[i] = std::max<int64_t>(0, current - reported[i]);
-      reported[i] = std::max(reported[i], current);
+      const int64_t gained = Ahead(current, reported[i]);
+      s.values[i] = std::max<int64_t>(0, gained);
+      if (gained > 0) reported[i] = current;  // The highest so far, modulo 2^64.
     }
     if (s.values[0] != 0 || s.values[1] != 0) out.push_back(s);
   }

@@ -20,6 +20,13 @@ namespace lockprof::agent {
 // dropped. (A snapshot may miss values a thread is moving between a cell and
 // its slot: thread_cells.h. Cumulative values never fall, so a negative
 // difference is such a miss, and is shown as nothing rather than negative.)
+//
+// Cumulative values wrap around at 2^64 (stack_table.h), and differences
+// are taken modulo 2^64 (Ahead): exact across a wrap, as long as one window
+// gains less than 2^63 (292 years of waiting).
+inline int64_t Ahead(int64_t later, int64_t earlier) {
+  return int64_t(uint64_t(later) - uint64_t(earlier));
+}
 std::vector<SlotValues> Subtract(const std::vector<SlotValues>& later,
                                  const std::vector<SlotValues>& earlier);
 

@@ -257,8 +257,8 @@ void StackTable::Snapshot(std::vector<SlotValues>* out) const {
       // A cell can be bound to an entry that this read saw unpublished: its
       // values join the entry's in the next read.
       if (it == out->end() || it->slot != slot) continue;
-      it->values[0] += c.values[0];
-      it->values[1] += c.values[1];
+      it->values[0] = WrappingAdd(it->values[0], c.values[0]);
+      it->values[1] = WrappingAdd(it->values[1], c.values[1]);
     }
   }
   // The overflow entry shows only once something went there.

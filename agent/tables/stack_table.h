@@ -25,6 +25,10 @@
 // values in per-thread cells (thread_cells.h): a recording thread then adds
 // to a cell of its own instead of the entry's shared counters, and
 // Snapshot adds the cells in.
+//
+// A key's values wrap around at 2^64 rather than overflow (WrappingAdd,
+// thread_cells.h): deltas stay exact across a wrap; a cumulative profile
+// read then shows the wrapped value.
 #ifndef LOCKPROF_AGENT_TABLES_STACK_TABLE_H_
 #define LOCKPROF_AGENT_TABLES_STACK_TABLE_H_
 

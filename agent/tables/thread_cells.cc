@@ -84,7 +84,8 @@ Block* ClaimBlock() {
 }
 
 inline void Bump(Cell& c, int i, int64_t d) {
-  c.values[i].store(c.values[i].load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  c.values[i].store(WrappingAdd(c.values[i].load(std::memory_order_relaxed), d),
+                    std::memory_order_relaxed);
 }
 
 void AddDirect(void* target, CellMoveFn move, int i, int64_t di, int j, int64_t dj) {

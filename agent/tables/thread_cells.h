@@ -38,6 +38,12 @@
 
 namespace lockprof::agent {
 
+// a + b modulo 2^64. Cumulative values wrap instead of overflowing (signed
+// overflow is undefined): a key that a thousand threads wait at for good
+// gains 2^63 ns in about 107 days. Differences of them are taken modulo
+// 2^64 too (delta.h), and stay exact across a wrap.
+inline int64_t WrappingAdd(int64_t a, int64_t b) { return int64_t(uint64_t(a) + uint64_t(b)); }
+
 // Values per cell: the most any target needs, a lock's histogram (its 25
 // buckets and its sum; lock_metrics.cc asserts that it fits).
 inline constexpr int kCellValues = 26;
