@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 
 #include "admin_test_client.h"
 
@@ -115,23 +116,17 @@ TEST(AdminFramingTest, ABodyLeftUnreadIsNeverServedAsARequest) {
     }));
     ASSERT_TRUE(s.status().ok()) << s.status();
     const std::string body = kSmuggled;
-    for (const std::string method : {"PUT", "DELETE", "POST"}) {
+    // httplib reads no body for GET and HEAD either: answered, and the
+    // connection closed, before it is read (it was served as a second request).
+    const std::pair<std::string, int> cases[] = {
+        {"PUT", 405}, {"DELETE", 405}, {"POST", 405}, {"GET", 200}, {"HEAD", 200}};
+    for (const auto& [method, answer] : cases) {
       if (method == "POST" && !token) continue;  // Read and routed: no early answer.
-      const std::string r =
-          Exchange(s.port(), method + " /debug/pprof/mutex HTTP/1.1\r\n" +
-                                 "Host: x\r\nContent-Length: " + std::to_string(body.size()) +
-                                 "\r\n\r\n" + body);
-      EXPECT_EQ(StatusOf(r), token ? 401 : 405) << method << " " << r.substr(0, 300);
-      EXPECT_EQ(Responses(r), 1) << method << " " << r.substr(0, 600);
-    }
-    // httplib reads no body for GET and HEAD: answered, and the connection
-    // closed, before it is read (it was served as a second request).
-    for (const std::string method : {"GET", "HEAD"}) {
       const std::string r =
           Exchange(s.port(), method + " /debug/pprof/ HTTP/1.1\r\n" +
                                  "Host: x\r\nContent-Length: " + std::to_string(body.size()) +
                                  "\r\n\r\n" + body);
-      EXPECT_EQ(StatusOf(r), token ? 401 : 200) << method << " " << r.substr(0, 300);
+      EXPECT_EQ(StatusOf(r), token ? 401 : answer) << method << " " << r.substr(0, 300);
       EXPECT_EQ(Responses(r), 1) << method << " " << r.substr(0, 600);
     }
     // Without a body, the connection stays open for the next request.

@@ -14,6 +14,13 @@
 namespace lockprof::agent {
 namespace {
 
+StackTrace StackOf(uintptr_t pc) {
+  StackTrace s;
+  s.depth = 1;
+  s.pcs[0] = pc;
+  return s;
+}
+
 SlotValues At(size_t slot, int64_t a, int64_t b) {
   return SlotValues{slot, nullptr, false, {a, b}};
 }
@@ -56,12 +63,10 @@ TEST(DeltaTest, TrackerReportsEachIncrementOnce) {
 // deltas across the wrap stay exact; before, the tracker reported nothing
 // for that key ever again.
 TEST(DeltaTest, DeltasStayExactAcrossAWrapOfTheCumulativeValue) {
+  const StackTrace stack = StackOf(0x7777);
+  StackTable& table = ProfileTable(ProfileId::kCas);
   DeltaTracker tracker(ProfileId::kCas);
   tracker.Next();  // Whatever other tests recorded.
-  StackTrace stack;
-  stack.depth = 1;
-  stack.pcs[0] = 0x7777;
-  StackTable& table = ProfileTable(ProfileId::kCas);
   const int64_t kMax = std::numeric_limits<int64_t>::max();
   table.Add(stack, EventTags{"delta.wrap"}, nullptr, 1, kMax - 10);
   auto first = tracker.Next();
@@ -79,12 +84,7 @@ TEST(DeltaTest, DeltasStayExactAcrossAWrapOfTheCumulativeValue) {
 TEST(DeltaTest, NeverNegativeWhenASnapshotMissesValuesInAMove) {
   EXPECT_TRUE(Subtract({At(0, 3, 30)}, {At(0, 5, 50)}).empty());
   StackTable& table = ProfileTable(ProfileId::kCas);
-  auto stack = [](uintptr_t pc) {
-    StackTrace s;
-    s.depth = 1;
-    s.pcs[0] = pc;
-    return s;
-  };
+  auto stack = StackOf;
   // A thread leaves its values in its cells and exits; the next thread
   // takes its block over, and when it rebinds the cell (64 events with no
   // cell) moves them into their slot, stopped halfway for 300 ms, as a
