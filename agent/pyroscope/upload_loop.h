@@ -28,6 +28,10 @@
 #include "lockprof/agent/tables/delta.h"
 
 namespace lockprof::agent {
+// Included by uploader.cc alone: internal linkage, so that nothing of it
+// (its threads' std::thread instantiations included) is exported from
+// liblockprof.so.
+namespace {  // NOLINT(build/namespaces)
 
 using Clock = std::chrono::steady_clock;
 
@@ -320,6 +324,7 @@ class Uploader {
   std::thread sender_;
 };
 
+}  // namespace
 }  // namespace lockprof::agent
 
 #endif  // LOCKPROF_AGENT_PYROSCOPE_UPLOAD_LOOP_H_
