@@ -62,7 +62,7 @@ void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge) 
 
 namespace {
 
-// AfterRelease, but for the parked block events.
+// AfterRelease without the parked block events: the charge and the sampled hold.
 void RecordRelease(const void* lock, const ReleaseCharge& charge,
                    const agent::LockMode class_modes[internal::WaiterTable::kClasses],
                    const void* frame, const void* caller) {

@@ -31,6 +31,9 @@
 namespace lockprof::interpose {
 namespace {
 
+// Whether a condition wait that returned `r` holds its mutex again.
+bool TookMutexBack(int r) { return r == 0 || r == ETIMEDOUT || r == EOWNERDEAD; }
+
 // `deadline_ok`: glibc will not refuse the call's deadline (EINVAL before
 // it touches the mutex).
 template <typename Wait>
@@ -53,13 +56,13 @@ ABSL_ATTRIBUTE_NOINLINE int CondWait(pthread_mutex_t* m, const void* frame, cons
     }
     internal::BlockedWait blocked(frame);
     r = wait();
-    if (r == 0 || r == ETIMEDOUT || r == EOWNERDEAD) {
+    if (TookMutexBack(r)) {
       const agent::EventTags tags{name, agent::LockMode::kNone, -1, agent::WaitKind::kCondition};
       blocked.RecordAtRelease(tags, m,
                               [m] { return MarkSlowReleaseOnce(m, agent::LockMode::kNone); });
     }
   }
-  if (releases && (r == 0 || r == ETIMEDOUT || r == EOWNERDEAD)) {
+  if (releases && TookMutexBack(r)) {
     KeepParkedBlocksForRelease(m);
     if (agent::ShouldSampleHold()) SampleHold(m, agent::LockMode::kNone, frame, caller);
   }
