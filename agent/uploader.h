@@ -26,9 +26,10 @@
 // with o's other settings (app name, labels, credentials, interval...),
 // says once which URL it uses, and returns OK. If the environment started
 // an uploader, the new one continues where it was (the same delta positions
-// and interval start, and its queue), so no interval is uploaded twice or
-// lost; only a request in flight at that moment is aborted, and counted
-// dropped. A LOCKPROF_PYROSCOPE_URL that is not valid leaves o.url in use.
+// and interval start, and its queue, each queued interval still sent under
+// the name and labels it was collected with), so no interval is uploaded
+// twice or lost; only a request in flight at that moment is aborted, and
+// counted dropped. A LOCKPROF_PYROSCOPE_URL that is not valid leaves o.url in use.
 //
 // What is sent: every `interval` (default 15 s, as pyroscope-go), the delta
 // of each profile for that interval (what accumulated since the previous

@@ -292,4 +292,29 @@ TEST(StartupPrecedenceTest, UploaderFromCodeTakesOverTheEnvironmentsAtItsUrl) {
       << err;
 }
 
+// The environment's uploader has intervals queued behind a request its
+// server never answers when code takes over: the new uploader sends them,
+// once each, under the name they were collected with, and continues where
+// the last of them ended. The request in flight is dropped (whether the
+// server kept it cannot be known); it was collected before any hold.
+TEST(StartupPrecedenceTest, UploaderFromCodeSendsTheEnvironmentsQueue) {
+  Receiver env({"-mode=hang"});
+  Receiver code;
+  PrecedenceChild child("queue", {"--upload=" + code.url(), "--holds=100", "--queue"},
+                        UploaderEnv(env));
+  EXPECT_EQ(child.Said("uploader start"), "OK");
+  EXPECT_EQ(child.Said("queued"), "3");
+  EXPECT_EQ(child.Stop(), 0);
+  const std::vector<Upload> uploads = env.Uploads("hold_duration");
+  ASSERT_GE(uploads.size(), 4u) << "three queued, then the last interval";
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(uploads[i].meta.at("service_name"), "fromenv") << i;
+  }
+  EXPECT_EQ(uploads.back().meta.at("service_name"), "coded");
+  for (size_t i = 1; i < uploads.size(); ++i) {
+    EXPECT_EQ(uploads[i].from(), uploads[i - 1].until()) << "gap or overlap at " << i;
+  }
+  EXPECT_EQ(UploadedHolds(uploads), 2 * kHolds);
+}
+
 }  // namespace

@@ -41,6 +41,9 @@ struct Job {
   int64_t from_ns;
   int64_t until_ns;
   std::string profile;  // Gzipped profile.proto.
+  // The series (application name and labels) of the uploader that collected
+  // it: a successor that sends it under another name keeps its own.
+  std::string series;
 };
 
 // Two threads: the collector builds each interval's deltas and enqueues
@@ -208,7 +211,7 @@ class Uploader {
                                    std::string(profile.status().message()));
         continue;
       }
-      Enqueue(Job{info.id, from, until, *std::move(profile)});
+      Enqueue(Job{info.id, from, until, *std::move(profile), c_.series_name});
     }
   }
 
@@ -247,8 +250,8 @@ class Uploader {
   }
 
   void Send(const Job& job) {
-    const std::string path = c_.endpoint.IngestPath() +
-                             pyroscope::IngestQuery(c_.series_name, job.from_ns, job.until_ns);
+    const std::string path =
+        c_.endpoint.IngestPath() + pyroscope::IngestQuery(job.series, job.from_ns, job.until_ns);
     const pyroscope::MultipartBody body = pyroscope::BuildMultipart(
         job.profile, pyroscope::SampleTypeConfig(job.id), pyroscope::RandomBoundary());
     const char* name = ProfileInfoFor(job.id).name;

@@ -3,7 +3,7 @@
 // startup_precedence_test.
 //
 //   lockprof-precedence-child NAME [--admin=HOST:PORT] [--token=T] [--restart]
-//                             [--upload=URL] [--holds=N]
+//                             [--upload=URL] [--holds=N] [--queue]
 //
 // Holds "precedence.lock" N times (LOCKPROF_HOLD_RATE=1 makes the hold
 // profile count each), waits until an uploader the environment started has
@@ -11,11 +11,17 @@
 // returned, holds the lock N times more, prints "ready" and runs until
 // SIGTERM, when it stops both services and exits 0. NAME only marks the
 // command line (/debug/pprof/cmdline tells which process answered).
+//
+// --queue: the environment's Pyroscope (a test receiver) hangs at first, so
+// that the environment's uploader queues intervals behind its request in
+// flight; the first N holds go into queued intervals, and the receiver is
+// told to answer before the calls.
 #include <unistd.h>
 
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -43,6 +49,14 @@ void WaitForFirstHoldUpload() {
   using lockprof::agent::UploadResult;
   for (int i = 0; i < 3000 && lockprof::UploaderRunning(); ++i) {
     if (lockprof::agent::Uploads(ProfileId::kHold, UploadResult::kSuccess) > 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// The environment's uploader, whose server hangs, has a request in flight
+// and `n` intervals queued behind it.
+void WaitForQueue(int n) {
+  for (int i = 0; i < 3000 && lockprof::agent::UploadQueueLength() < n; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
@@ -78,8 +92,19 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, OnTerm);
   static lockprof::Mutex mu{"precedence.lock"};
   const int holds = std::atoi(Flag(argc, argv, "--holds").c_str());
-  Hold(mu, holds);
-  WaitForFirstHoldUpload();
+  if (Flag(argc, argv, "--queue").empty()) {
+    Hold(mu, holds);
+    WaitForFirstHoldUpload();
+  } else {
+    WaitForQueue(1);  // The request in flight was collected before the holds.
+    Hold(mu, holds);
+    WaitForQueue(3);  // Two intervals since, with every hold in them.
+    const std::string receiver = std::getenv("LOCKPROF_PYROSCOPE_URL");
+    if (std::system(("curl -s -X POST '" + receiver + "/-/mode?set=ok' >/dev/null").c_str()) != 0) {
+      std::printf("cannot switch the receiver\n");
+    }
+    std::printf("queued: %d\n", int(lockprof::agent::UploadQueueLength()));
+  }
   if (const std::string addr = Flag(argc, argv, "--admin"); !addr.empty()) {
     StartAdmin(addr, Flag(argc, argv, "--token"), !Flag(argc, argv, "--restart").empty());
   }
