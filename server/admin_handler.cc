@@ -62,7 +62,10 @@ bool Authorised(const AdminRequest& request, const AdminHandlerOptions& options)
 
 AdminResponse Unauthorised() { return FromResponse(server::UnauthorisedResponse()); }
 
-AdminResponse Route(const AdminRequest& request, const AdminHandlerOptions& options) {
+// `stopping`: true once the answer is to end early because the process
+// exits (unset for a synchronous request, which the exit does not wait for).
+AdminResponse Route(const AdminRequest& request, const AdminHandlerOptions& options,
+                    std::function<bool()> stopping = nullptr) {
   server::Request req;
   req.method = request.method;
   req.path = request.path;
@@ -70,6 +73,7 @@ AdminResponse Route(const AdminRequest& request, const AdminHandlerOptions& opti
   req.params = server::DecodeQuery(request.query);
   req.body = request.body;
   req.cancelled = request.cancelled;
+  req.stopping = std::move(stopping);
   server::PprofOptions pprof;
   pprof.max_profile_seconds = options.max_profile_seconds;
   return FromResponse(server::RouteAdminRequest(req, pprof));
@@ -96,12 +100,8 @@ void HandleAdminRequestAsync(AdminRequest request, std::function<void(AdminRespo
   auto job = std::make_shared<std::pair<AdminRequest, std::function<void(AdminResponse)>>>(
       std::move(request), std::move(done));
   std::thread worker = agent::TryStartOwnThread([job, options] {
-    AdminRequest& r = job->first;
-    std::function<bool()> client_gone = std::move(r.cancelled);
-    r.cancelled = [client_gone = std::move(client_gone)] {
-      return g_exiting.load(std::memory_order_relaxed) || (client_gone && client_gone());
-    };
-    job->second(Route(r, options));
+    job->second(
+        Route(job->first, options, [] { return g_exiting.load(std::memory_order_relaxed); }));
     g_in_flight.fetch_sub(1);
   });
   if (worker.joinable()) return worker.detach();

@@ -64,10 +64,9 @@ server::Request ToRequest(const httplib::Request& in, const Running* s) {
   // the last '=' of "seconds=3;x=1": a window of 1 s, not an error).
   out.params = server::DecodeQuery(out.query);
   out.body = in.body;
-  out.cancelled = [s, peer_gone = server::PeerGoneCheck(in.local_addr, in.local_port,
-                                                        in.remote_addr, in.remote_port)] {
-    return s->stopping.load(std::memory_order_relaxed) || peer_gone();
-  };
+  out.cancelled =
+      server::PeerGoneCheck(in.local_addr, in.local_port, in.remote_addr, in.remote_port);
+  out.stopping = [s] { return s->stopping.load(std::memory_order_relaxed); };
   return out;
 }
 

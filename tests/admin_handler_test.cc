@@ -2,21 +2,27 @@
 // Server, as a host would use it, on its own port): go tool pprof and curl
 // read it as they read the built-in server, which answers the same paths
 // with the same bytes; the token is checked; a ?seconds=N window answered
-// asynchronously holds no host thread.
+// asynchronously holds no host thread, and ends with the process (answered)
+// or is not inherited by a forked child.
 #include "lockprof/server/admin_handler.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <string>
 #include <thread>
 
+#include "lifecycle_util.h"
 #include "lockprof/lockprof.h"
 #include "lockprof/server/handlers/delta_handlers.h"
 #include "test_util.h"
+
+// A forked child below starts a window's thread.
+LOCKPROF_ALLOW_THREADS_AFTER_FORK()
 
 namespace {
 
@@ -222,6 +228,59 @@ TEST(AdminHandlerTest, HostWindowsLeaveTheBuiltInServerItsOwn) {
   first.get_future().wait();
   second.get_future().wait();
   lockprof::StopAdminServer();
+}
+
+AdminRequest Window(int seconds, std::function<bool()> cancelled = nullptr) {
+  AdminRequest req;
+  req.path = "/debug/pprof/mutex";
+  req.query = "seconds=" + std::to_string(seconds);
+  req.cancelled = std::move(cancelled);
+  return req;
+}
+
+// A window open when the process exits is answered within the exit's grace,
+// saying why (503), so that the host's client is told rather than dropped,
+// and the exit does not wait out the window.
+TEST(AdminHandlerTest, AWindowOpenAtExitIsAnsweredAndTheExitIsPrompt) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto child = lockprof::testing::RunInForkedChild([](int out) {
+    lockprof::HandleAdminRequestAsync(Window(60), [out](AdminResponse r) {
+      const std::string line = "answered " + std::to_string(r.status) + "\n";
+      (void)!write(out, line.data(), line.size());
+    });
+    while (lockprof::server::ActiveDeltaWaits() == 0) std::this_thread::yield();
+    std::exit(7);
+    return 0;
+  });
+  EXPECT_EQ(child.exit_code, 7) << child.output;
+  EXPECT_EQ(child.output, "answered 503\n");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+// A forked child inherits none of its parent's windows (their threads are
+// not in it): a parent at the limit of windows leaves its child room.
+TEST(AdminHandlerTest, AForkedChildHasRoomForWindowsWhenItsParentHasNone) {
+  std::atomic<bool> gone{false};
+  std::atomic<int> ended{0}, refused{0};
+  int opened = 0;
+  // Windows until the limit answers 503 (at once, on this thread).
+  for (; opened < 1000 && refused.load() == 0; ++opened) {
+    lockprof::HandleAdminRequestAsync(
+        Window(60, [&gone] { return gone.load(); }),
+        [&](AdminResponse r) { (r.status == 503 ? refused : ended).fetch_add(1); });
+  }
+  ASSERT_EQ(refused.load(), 1) << "no limit on windows";
+  const auto child = lockprof::testing::RunInForkedChild([](int out) {
+    std::promise<int> status;
+    lockprof::HandleAdminRequestAsync(Window(1),
+                                      [&status](AdminResponse r) { status.set_value(r.status); });
+    const std::string line = std::to_string(status.get_future().get());
+    (void)!write(out, line.data(), line.size());
+    return 0;
+  });
+  gone = true;
+  EXPECT_EQ(child.output, "200");
+  while (ended.load() < opened - 1) std::this_thread::yield();
 }
 
 }  // namespace

@@ -43,6 +43,9 @@ std::optional<Response> WaitOutWindow(int64_t seconds, const Request& req, int m
   const int64_t capped = std::min<int64_t>(seconds, int64_t{1} << 32);
   const Clock::time_point deadline = Clock::now() + std::chrono::seconds(capped);
   for (;;) {
+    if (req.stopping && req.stopping()) {
+      return ErrorResponse(503, "the server is stopping: the window ended early, no profile");
+    }
     if (req.cancelled && req.cancelled()) return ErrorResponse(500, "context canceled");
     const Clock::time_point now = Clock::now();
     if (now >= deadline) return std::nullopt;

@@ -19,11 +19,14 @@ struct Request {
   // The query as sent, undecoded, without the '?' (Go's URL.RawQuery).
   std::string query;
   std::string body;
-  // Set by the transport: true once the client has gone away or the server
-  // is stopping, so that a handler that waits (?seconds=N) can give up
-  // early. Cheap enough to call every few tens of milliseconds. Unset: the
-  // request is never cancelled.
+  // Set by the transport: true once the client has gone away, so that a
+  // handler that waits (?seconds=N) can give up early (answering 500
+  // "context canceled", as Go does, to nobody). Cheap enough to call every
+  // few tens of milliseconds. Unset: the request is never cancelled.
   std::function<bool()> cancelled;
+  // The same, true once the server (or the process) is stopping: the client
+  // is still there, and is told so (503).
+  std::function<bool()> stopping;
 
   // First value of `key`, or nullptr.
   const std::string* Param(const std::string& key) const {
