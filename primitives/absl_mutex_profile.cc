@@ -17,6 +17,7 @@
 #include "lockprof/agent/record/own_thread.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/primitives/internal/cycle_scale.h"
+#include "lockprof/primitives/internal/spin_lock.h"
 #include "lockprof/primitives/interpose/lock_names.h"
 
 // 1 once a copy of lockprof registered Abseil's tracer. Exported (by
@@ -41,11 +42,58 @@ bool ClaimRegistration() {
   return __atomic_exchange_n(flag, 1, __ATOMIC_ACQ_REL) == 0;
 }
 
+// 0 until the calibration at registration (below) has measured it.
 std::atomic<double> g_ns_per_cycle{0};
+
+// Waits traced while the calibration runs (tens of milliseconds, often just
+// as a busy program starts or an incident is being looked at): their stacks
+// are taken at once and their charge waits for the scale, rather than being
+// dropped or charged at a scale that may be twice wrong. Bounded: past
+// kMaxParked they count as waits charged to no release.
+constexpr int kMaxParked = 64;
+struct ParkedWait {
+  int64_t cycles;
+  agent::EventTags tags;
+  agent::PendingContention pending;
+};
+internal::SpinLock g_parked_mu;
+ParkedWait g_parked[kMaxParked];
+int g_parked_count = 0;  // Guarded by g_parked_mu.
 // The private mutex of the calibration (CalibrateNanosPerCycle), and the
 // cycles its one traced wait took.
 absl::Mutex g_calibration_mu(absl::kConstInit);
 std::atomic<int64_t> g_calibration_cycles{0};
+
+// A traced wait while the scale is unknown: sampled and parked, or, if the
+// calibration ended meanwhile, recorded at once.
+__attribute__((noinline)) void ParkWhileCalibrating(int64_t wait_cycles,
+                                                    const agent::EventTags& tags,
+                                                    const void* entry_frame) {
+  agent::PendingContention pending;
+  if (!agent::SampleContention(entry_frame, &pending)) return;
+  g_parked_mu.Lock();
+  const double scale = g_ns_per_cycle.load(std::memory_order_relaxed);
+  const bool parked = scale == 0 && g_parked_count < kMaxParked;
+  if (parked) g_parked[g_parked_count++] = {wait_cycles, tags, pending};
+  g_parked_mu.Unlock();
+  if (scale > 0) {
+    agent::ChargeContention(int64_t(double(wait_cycles) * scale), tags, pending);
+  } else if (!parked) {
+    agent::CountUnchargedWait();
+  }
+}
+
+// Sets the calibrated scale and charges the waits parked meanwhile.
+void SetScale(double ns_per_cycle) {
+  g_parked_mu.Lock();
+  g_ns_per_cycle.store(ns_per_cycle, std::memory_order_release);
+  for (int i = 0; i < g_parked_count; ++i) {
+    const ParkedWait& w = g_parked[i];
+    agent::ChargeContention(int64_t(double(w.cycles) * ns_per_cycle), w.tags, w.pending);
+  }
+  g_parked_count = 0;
+  g_parked_mu.Unlock();
+}
 
 // Abseil's tracer: `wait_cycles` waited by the threads this release wakes.
 __attribute__((noinline)) void TraceAbslMutex(const char* msg, const void* obj,
@@ -55,14 +103,18 @@ __attribute__((noinline)) void TraceAbslMutex(const char* msg, const void* obj,
     g_calibration_cycles.store(wait_cycles);
     return;
   }
-  const auto ns = int64_t(double(wait_cycles) * g_ns_per_cycle.load(std::memory_order_relaxed));
   const char* name;
   {
     agent::RecorderScope scope;
     name = interpose::LockName(obj);
   }
   if (std::strcmp(name, interpose::kUnnamedLock) == 0) name = "(absl)";
-  agent::RecordContention(ns, agent::EventTags{name}, __builtin_frame_address(0));
+  const agent::EventTags tags{name};
+  if (const double scale = g_ns_per_cycle.load(std::memory_order_acquire); scale > 0) {
+    agent::RecordContention(int64_t(double(wait_cycles) * scale), tags, __builtin_frame_address(0));
+  } else {
+    ParkWhileCalibrating(wait_cycles, tags, __builtin_frame_address(0));
+  }
   asm volatile("");  // This frame is the capture's entry: no tail call.
 }
 
@@ -133,7 +185,7 @@ void ProfileAbslMutexes() {
     agent::SetUnwindMode(agent::UnwindMode::kFallback);
   }
   absl::RegisterMutexTracer(&TraceAbslMutex);
-  g_ns_per_cycle.store(CalibrateNanosPerCycle(), std::memory_order_relaxed);
+  SetScale(CalibrateNanosPerCycle());
 }
 
 }  // namespace lockprof

@@ -6,14 +6,76 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
+#include <thread>
 
 #include "absl_truth.h"
 #include "lockprof/lockprof.h"
 #include "lockprof/primitives/internal/cycle_scale.h"
 #include "test_util.h"
 
+// Set by the copy of lockprof that registered Abseil's tracer
+// (absl_mutex_profile.cc), before it calibrates.
+extern "C" int lockprof_absl_tracer_registered;
+
+// Called holding g_absl_truth_mu, with a waiter asleep on it, while another
+// thread registers the tracer: unlocks as soon as the tracer is registered,
+// while the calibration (two traced 10 ms waits at least) still runs.
+// Returns the waiter's true wait; *calibrating: whether it still ran.
+ABSL_ATTRIBUTE_NOINLINE int64_t CalibrationHolderSection(const std::atomic<int64_t>& waiter_start,
+                                                         const std::atomic<bool>& registration_done,
+                                                         bool* calibrating)
+    ABSL_UNLOCK_FUNCTION(g_absl_truth_mu) {
+  while (__atomic_load_n(&lockprof_absl_tracer_registered, __ATOMIC_ACQUIRE) == 0) {
+    std::this_thread::yield();
+  }
+  const int64_t unlock_at = lockprof::testing::NowNanos();
+  g_absl_truth_mu.Unlock();
+  *calibrating = !registration_done.load();
+  return unlock_at - waiter_start.load();
+}
+
 namespace {
+
+// A wait released while the registration still calibrates the clock's scale
+// is charged once the scale is known, to the releaser's stack: it used to be
+// charged nothing (its cycles times a scale of 0).
+TEST(AbslMutexProfileTest, AWaitReleasedDuringTheCalibrationIsCharged) {
+  lockprof::testing::ScopedRates rates(1, 1, 0);
+  lockprof::testing::ProfileDelta holder("mutex", 1, "CalibrationHolderSection",
+                                         {{"lock", "g_absl_truth_mu"}});
+  std::atomic<pid_t> tid{0};
+  std::atomic<int64_t> start{0};
+  g_absl_truth_mu.Lock();
+  std::thread waiter([&] {
+    start = lockprof::testing::NowNanos();
+    tid = pid_t(syscall(SYS_gettid));
+    g_absl_truth_mu.Lock();
+    g_absl_truth_mu.Unlock();
+  });
+  while (tid.load() == 0 || !lockprof::testing::IsAsleep(tid.load())) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // A wait long against the waiter's start before its Lock().
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::atomic<bool> done{false};
+  std::thread registration([&] {
+    lockprof::ProfileAbslMutexes();
+    done = true;
+  });
+  bool calibrating = false;
+  const int64_t truth = CalibrationHolderSection(start, done, &calibrating);
+  waiter.join();
+  registration.join();
+  ASSERT_TRUE(calibrating) << "released after the calibration: nothing was tested";
+  std::printf("absl, released while calibrating: charged %.2f ms, truth %.2f ms\n",
+              holder.Get() / 1e6, truth / 1e6);
+  EXPECT_NEAR(double(holder.Get()), double(truth), 0.1 * double(truth));
+}
 
 TEST(AbslMutexProfileTest, ContentionChargedToTheHolderWithinTenPercent) {
   lockprof::ProfileAbslMutexes();

@@ -72,14 +72,29 @@ void CountUnchargedWait() { g_uncharged_waits.fetch_add(1, std::memory_order_rel
 uint64_t UnchargedWaits() { return g_uncharged_waits.load(std::memory_order_relaxed); }
 
 void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry_frame) {
-  if (delay_ns <= 0 || InRecorder()) return;
+  if (delay_ns <= 0) return;
+  PendingContention pending;
+  if (SampleContention(entry_frame, &pending)) ChargeContention(delay_ns, tags, pending);
+}
+
+bool SampleContention(const void* entry_frame, PendingContention* out) {
+  if (InRecorder()) return false;
   const int64_t rate = SamplingRate(ProfileId::kMutex);
-  if (rate <= 0 || !OneIn(rate)) return;
+  if (rate <= 0 || !OneIn(rate)) return false;
   RecorderScope scope;
-  StackTrace stack;
-  CaptureStack(entry_frame, &stack);
+  CaptureStack(entry_frame, &out->stack);
+  out->labels = tls_state.labels;
+  out->rate = rate;
+  return true;
+}
+
+void ChargeContention(int64_t delay_ns, const EventTags& tags, const PendingContention& pending) {
+  if (delay_ns <= 0) return;
+  RecorderScope scope;
   // Scaled at record time, as Go >= 1.20 does: readers never rescale.
-  AddSample(ProfileId::kMutex, stack, tags, rate, Scaled(delay_ns, rate));
+  ProfileTable(ProfileId::kMutex)
+      .Add(pending.stack, tags, pending.labels, pending.rate, Scaled(delay_ns, pending.rate));
+  CountSampleRecorded(ProfileId::kMutex);
 }
 
 void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack,

@@ -26,6 +26,18 @@ namespace lockprof::agent {
 // the caller of the function whose frame is `entry_frame`.
 void RecordContention(int64_t delay_ns, const EventTags& tags, const void* entry_frame);
 
+// RecordContention in two steps, for a delay known only later (absl::Mutex's
+// waits, in cycles of a clock whose scale is still being measured): the
+// sampling decision, the stack and the labels now, the charge later (on any
+// thread). SampleContention returns false if the event is not sampled.
+struct PendingContention {
+  StackTrace stack;
+  const LabelSet* labels = nullptr;
+  int64_t rate = 0;
+};
+bool SampleContention(const void* entry_frame, PendingContention* out);
+void ChargeContention(int64_t delay_ns, const EventTags& tags, const PendingContention& pending);
+
 // A thread sleeps for a lock that the waiter table could not register (its
 // bucket was full: primitives/internal/waiter_table.h): its waiting will be
 // in the block profile, but charged to no release in the mutex profile.
