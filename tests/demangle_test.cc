@@ -92,5 +92,30 @@ TEST(PrettyFunctionNameTest, NamesThatWouldDemangleToGigabytesStayBounded) {
   }
 }
 
+// A pack of `n` types, and `levels` nested pack expansions, each one's
+// pattern naming the one before (a back-reference) and the pack: each level
+// multiplies the demangled text by n (4 levels of 16: 18 MB; 6: 4.6 GB).
+std::string NestedPackExpansions(int n, int levels) {
+  std::string s = "_Z1fIJ" + std::string(size_t(n), 'i') + "EEvDpPFvT_E";
+  int seq = 3;  // The substitution of the first expansion's type: S3_.
+  for (int level = 0; level < levels; ++level, seq += 4) {
+    s += "DpPFvS" + std::string(1, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[seq]) + "_T_E";
+  }
+  return s;
+}
+
+TEST(PrettyFunctionNameTest, NestedPackExpansionsStayBounded) {
+  EXPECT_EQ(PrettyFunctionName(NestedPackExpansions(2, 0)), "f<int, int>");
+  // The common case, an expansion in the parameters, keeps the whole name.
+  EXPECT_EQ(PrettyFunctionName("_ZNSt6vectorIiSaIiEE17_M_realloc_insertIJRKiEEEvN9__gnu_"
+                               "cxx17__normal_iteratorIPiS1_EEDpOT_"),
+            "std::vector<int, std::allocator<int> >::_M_realloc_insert<int const&>");
+  // (4 levels, not 6: were the bound to break, this must fail, not take the
+  // machine's memory.)
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(PrettyFunctionName(NestedPackExpansions(16, 4)), "f<>");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(100));
+}
+
 }  // namespace
 }  // namespace lockprof::agent

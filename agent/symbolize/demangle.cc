@@ -146,14 +146,44 @@ constexpr size_t kMaxFullDemangling = size_t{1} << 24;
 // abbreviation, "Ss", prints "std::basic_string<char, std::char_traits<char>,
 // std::allocator<char> >"), and each back-reference (S<seq>_ to a
 // substitution, T<n>_ to a template argument) at most all that was printed
-// before it, which contains the text it refers to. An identifier that only
-// looks like a back-reference makes the bound looser, never wrong.
-// Saturates at SIZE_MAX.
+// before it, which contains the text it refers to. A pack expansion (Dp of
+// a type, sp of an expression) prints its pattern once per element of the
+// pack: from there on, everything counts that many times over (each nested
+// expansion multiplies again; the bound does not know where a pattern
+// ends). A pack's elements are listed, a character at least each, in an
+// argument pack (J...E) of the name, so there are fewer than the characters
+// that follow the first non-empty one, and none without one. Without that,
+// 100 characters of nested expansions (each level's pattern naming the
+// level before) demangled to gigabytes under a bound of 11 MB; with it,
+// about 1 in 400 names of a C++ program (std::_Rb_tree's emplace and the
+// like) gets Abseil's shorter form. Text that only looks like a
+// back-reference, a pack or an expansion (inside an identifier) makes the
+// bound looser, never wrong. Saturates at SIZE_MAX.
 size_t DemangledLengthBound(std::string_view mangled) {
+  size_t pack = 1;  // The most elements a pack may have.
+  for (size_t i = 0; i + 1 < mangled.size(); ++i) {
+    if (mangled[i] == 'J' && mangled[i + 1] != 'E') {
+      pack = mangled.size() - i - 1;
+      break;
+    }
+  }
   size_t bound = 0;
-  auto add = [&](size_t n) { bound = bound > SIZE_MAX - n ? SIZE_MAX : bound + n; };
+  size_t times = 1;  // How often what comes next may be printed.
+  auto sat_mul = [](size_t a, size_t b) {
+    size_t out;
+    return __builtin_mul_overflow(a, b, &out) ? SIZE_MAX : out;
+  };
+  auto add = [&](size_t n) {
+    n = sat_mul(n, times);
+    bound = bound > SIZE_MAX - n ? SIZE_MAX : bound + n;
+  };
   for (size_t i = 0; i < mangled.size();) {
     const char c = mangled[i];
+    if ((c == 'D' || c == 's') && i + 1 < mangled.size() && mangled[i + 1] == 'p') {
+      times = sat_mul(times, pack);
+      i += 2;
+      continue;
+    }
     size_t end = i + 1;
     if (c == 'S') {
       while (end < mangled.size() && (isdigit(static_cast<unsigned char>(mangled[end])) ||
