@@ -79,9 +79,10 @@ TEST(HostileNamesTest, EveryJsonAnswerAndProfileStaysValid) {
   HostileWaiter waiter(&mu);
   EXPECT_TRUE(StrictJson(Get("/debug/lockprof/held", "format=json")));
   // In text the thread's name is escaped as lock names are: its control
-  // byte cannot rewrite the line on a terminal.
+  // byte cannot rewrite the line on a terminal, nor its byte that is not
+  // UTF-8 start a C1 control with the text after it.
   const std::string text = Get("/debug/lockprof/held");
-  EXPECT_NE(text.find("(w\xff\\x01\\\"x)"), std::string::npos) << text;
+  EXPECT_NE(text.find("(w\\xff\\x01\\\"x)"), std::string::npos) << text;
   EXPECT_EQ(text.find('\x01'), std::string::npos) << text;
   mu.unlock();
   waiter.Join();
@@ -205,6 +206,40 @@ TEST(HostileNamesTest, ANameWithALineBreakStaysOnItsLine) {
   EXPECT_EQ(testing::CountOf(err, "\n"), 1u) << err;
   EXPECT_NE(err.find("\"x\\\"\\x0alockprof: forged\""), std::string::npos) << err;
   EXPECT_EQ(LockOrderReport().find("\nlockprof: forged"), std::string::npos);
+}
+
+// Nor drive the terminal of whoever reads them: a C1 control (U+009B
+// starts an escape sequence, as ESC [ does) and a byte that is not UTF-8
+// are escaped like the C0 controls, in the stderr report and the text
+// pages, lock names and thread names alike.
+TEST(HostileNamesTest, ATerminalControlInANameIsEscaped) {
+  static constexpr char kCsi[] =
+      "csi\xc2\x9b"
+      "2J\xff";
+  Mutex csi(kCsi), plain("plain");
+  SetLockOrderChecking(LockOrderMode::kReport);
+  std::thread([&] {
+    MutexLock a(&csi);
+    MutexLock b(&plain);
+  }).join();
+  ::testing::internal::CaptureStderr();
+  std::string held;
+  std::thread([&] {
+    pthread_setname_np(pthread_self(),
+                       "w\xc2\x9b"
+                       "31m");
+    MutexLock b(&plain);
+    MutexLock a(&csi);
+    held = Get("/debug/lockprof/held");
+  }).join();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  SetLockOrderChecking(LockOrderMode::kOff);
+  for (const std::string& text : {err, held, LockOrderReport()}) {
+    EXPECT_EQ(text.find("\xc2\x9b"), std::string::npos) << text;
+    EXPECT_EQ(text.find("\xff"), std::string::npos) << text;
+  }
+  EXPECT_NE(err.find("\"csi\\xc2\\x9b2J\\xff\""), std::string::npos) << err;
+  EXPECT_NE(held.find("w\\xc2\\x9b31m"), std::string::npos) << held;
 }
 
 }  // namespace

@@ -66,27 +66,32 @@ inline void AppendJsonString(std::string_view s, std::string* out) {
 }
 
 // Emits `name` in double quotes for a line of text, one byte at a time
-// through emit(char): a quote or backslash is escaped, and control bytes
-// become \xNN, so that a name can neither end the quotes nor the line (a
-// name with a newline would otherwise forge lines of a report or a log).
-// Allocation-free with an emit that is.
+// through emit(char): a quote or backslash is escaped, and control
+// characters (C0, DEL, C1) and bytes that are not UTF-8 become \xNN, so
+// that a name can neither end the quotes nor the line (a name with a
+// newline would otherwise forge lines of a report or a log) nor drive the
+// terminal of whoever reads it. Allocation-free with an emit that is.
 template <typename Emit>
 void EmitQuotedName(std::string_view name, Emit emit) {
   static constexpr char kDigits[] = "0123456789abcdef";
   emit('"');
-  for (char c : name) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      emit('\\');
-      emit(c);
-    } else if (u < 0x20 || u == 0x7f) {
-      emit('\\');
-      emit('x');
-      emit(kDigits[u >> 4]);
-      emit(kDigits[u & 0xf]);
-    } else {
-      emit(c);
+  for (size_t i = 0; i < name.size();) {
+    bool control;
+    const size_t n = Utf8Character(name, i, &control);
+    for (size_t j = i; j < i + n; ++j) {
+      const char c = name[j];
+      const auto u = static_cast<unsigned char>(c);
+      if (control) {
+        emit('\\');
+        emit('x');
+        emit(kDigits[u >> 4]);
+        emit(kDigits[u & 0xf]);
+      } else {
+        if (c == '"' || c == '\\') emit('\\');
+        emit(c);
+      }
     }
+    i += n;
   }
   emit('"');
 }

@@ -75,16 +75,26 @@ inline std::string ValidUtf8(std::string_view s) {
 // and bytes that start no valid sequence become \xNN, one per byte; the
 // rest is kept. For text from elsewhere (a server's answer), whose newlines
 // would forge log lines and whose ESC sequences would drive the terminal.
+// The bytes of the character at s[i] (1 for a byte that starts no valid
+// UTF-8 sequence), and in *control whether they are to be escaped: such a
+// byte, a C0 control, DEL or a C1 control (U+0080-U+009F, which terminals
+// also obey: U+009B starts an escape sequence).
+inline size_t Utf8Character(std::string_view s, size_t i, bool* control) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  const size_t n = Utf8SequenceLength(s, i);
+  const bool c1 = n == 2 && b == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0;
+  *control = n == 0 || b < 0x20 || b == 0x7F || c1;
+  return n == 0 ? 1 : n;
+}
+
 inline std::string EscapedForLog(std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    size_t n = Utf8SequenceLength(s, i);
-    const bool c1 = n == 2 && b == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0;
-    if (n == 0 || b < 0x20 || b == 0x7F || c1) {
-      if (n == 0) n = 1;
+    bool control;
+    const size_t n = Utf8Character(s, i, &control);
+    if (control) {
       for (size_t j = i; j < i + n; ++j) {
         const auto e = static_cast<unsigned char>(s[j]);
         out += "\\x";
