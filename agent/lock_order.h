@@ -149,7 +149,8 @@ using LockOrderHook = void (*)(const LockOrderInversion& inversion);
 // blocks (everything is valid only during the call), with no lock of
 // lockprof's held: it may take other locks (a logger's), but not the locks
 // of the cycle. Called for the cycles the report keeps (the first
-// kMaxLockOrderReports); later ones get their stderr line and the counter.
+// kMaxLockOrderReports); later ones get their stderr line and the counter
+// (and kAbort's abort).
 // Runs with cancellation disabled (a lock call is no cancellation point).
 // nullptr removes it.
 LOCKPROF_EXPORT void SetLockOrderHook(LockOrderHook hook);

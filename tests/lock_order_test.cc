@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "lifecycle_util.h"
 #include "lock_order_fixture.h"
 #include "lockprof/agent/lock_order.h"
 #include "lockprof/agent/record/thread_locks.h"
@@ -335,6 +336,31 @@ TEST_F(LockOrderTest, HookMayTakeALockWhoseHolderAddsAnEdge) {
 // every lock within a MiB of another shared its slot: each of those edges
 // missed the cache and took the graph's mutexes (218 ns against 25 ns per
 // pair with a hundred entry locks).
+// Abort mode aborts on every new inversion, also once the kept reports are
+// full (their hook no longer runs): a program that ran in report mode and
+// then switches to abort (a test suite's later phase) is not let through.
+TEST_F(LockOrderTest, AbortModeAbortsPastTheKeptReports) {
+  std::vector<std::unique_ptr<Mutex>> locks;
+  for (int i = 0; i < kMaxLockOrderReports; ++i) {
+    locks.push_back(std::make_unique<Mutex>("pair.a"));
+    locks.push_back(std::make_unique<Mutex>("pair.b"));
+    Mutex* a = locks[locks.size() - 2].get();
+    Mutex* b = locks.back().get();
+    OnThread([&] { MutexLock la(a), lb(b); });
+    OnThread([&] { MutexLock lb(b), la(a); });
+  }
+  ASSERT_EQ(LockOrderInversions(), uint64_t(kMaxLockOrderReports));
+  const auto child = testing::RunInForkedChild([](int) {
+    SetLockOrderChecking(LockOrderMode::kAbort);
+    Mutex c("late.c"), d("late.d");
+    { MutexLock lc(&c), ld(&d); }
+    { MutexLock ld(&d), lc(&c); }
+    return 0;  // Not aborted.
+  });
+  EXPECT_FALSE(child.timed_out);
+  EXPECT_EQ(child.exit_code, -1) << "the child did not abort";
+}
+
 TEST(LockOrderCacheTest, NeighbouringLocksLandInDifferentSlots) {
   static lockprof::Mutex registry;
   static lockprof::Mutex entries[100];

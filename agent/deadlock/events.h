@@ -35,6 +35,11 @@ void WriteInversionLines(const Cycle* cycles, int n);
 // stacks: it allocates) and does not return.
 void NotifyInversion(const Cycle& cycle);
 
+// kAbort's report of a cycle and the abort (nothing while the mode is not
+// kAbort): NotifyInversion's end, and alone for a cycle found past the
+// kept reports' limit, which runs no hook but must still abort.
+void AbortIfAsked(const Cycle& cycle);
+
 // Reports one stalled wait, on the waiting thread.
 void ReportStalledWait(const LockStall& stall);
 

@@ -159,14 +159,19 @@ void NotifyInversion(const Cycle& cycle) {
     }
     hook(LockOrderInversion{edges, cycle.num_edges});
   }
-  if (g_lock_order_mode.load() == int(LockOrderMode::kAbort)) {
-    // Symbolizing allocates: a test suite's abort, where that is fine.
-    const std::string text =
-        "lockprof: lock-order inversion, aborting (LOCKPROF_LOCK_ORDER=abort): " +
-        InversionText(ToInversion(cycle));
-    WriteLine(text.data(), text.size());
-    std::abort();
-  }
+  AbortIfAsked(cycle);
+}
+
+void AbortIfAsked(const Cycle& cycle) {
+  if (g_lock_order_mode.load() != int(LockOrderMode::kAbort)) return;
+  RecorderScope recorder;
+  NoCancelNoErrno quiet;
+  // Symbolizing allocates: a test suite's abort, where that is fine.
+  const std::string text =
+      "lockprof: lock-order inversion, aborting (LOCKPROF_LOCK_ORDER=abort): " +
+      InversionText(ToInversion(cycle));
+  WriteLine(text.data(), text.size());
+  std::abort();
 }
 
 void ReportStalledWait(const LockStall& stall) {
