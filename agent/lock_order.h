@@ -177,6 +177,9 @@ struct LockStall {
   std::chrono::nanoseconds held;
   const uintptr_t* holder_stack;
   int holder_stack_depth;
+  // The holder has exited, holding the lock (an abandoned lock); the figures
+  // above are of its hold as it was then.
+  bool holder_exited;
 };
 
 using LockStallHook = void (*)(const LockStall& stall);

@@ -2,6 +2,8 @@
 // waits for a lock, and a holder recorded before since when and where were.
 // (deadlock_test checks the common case: reported once, while still
 // waiting, with the holder.)
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -105,6 +107,43 @@ TEST_F(StallWatchdogEdgeTest, TheLongestThresholdNeverOverflows) {
   holder.join();
   waiter.join();
   EXPECT_EQ(LockStalls(), stalls);
+}
+
+Mutex g_abandoned("stall.abandoned");
+std::atomic<int64_t> g_stall_holder{-1};
+std::atomic<bool> g_stall_holder_exited{false};
+
+// A thread that exits holding a lock (the abandoned lock, a classic hang)
+// is still named as its holder, with the name it had and the stack where it
+// took the lock, on the held page and in the stall report: before, its
+// record went with it, and both said the holder was not recorded.
+TEST_F(StallWatchdogEdgeTest, AHolderThatExitedIsStillNamed) {
+  SetHeldLockTracking(true);
+  SetStallReportThreshold(100ms);
+  SetLockStallHook([](const LockStall& s) {
+    g_stall_holder_exited = s.holder_exited;
+    g_stall_holder = s.holder_thread_id;
+  });
+  int64_t holder_tid = 0;
+  std::thread([&] {
+    pthread_setname_np(pthread_self(), "abandoner");
+    g_abandoned.lock();
+    holder_tid = testing::ThisThreadId();
+  }).join();  // Exits holding it.
+  std::thread waiter([] { MutexLock l(&g_abandoned); });
+  ASSERT_TRUE(testing::WaitFor([] { return g_stall_holder.load() != -1; }, 10000));
+  const std::string text = testing::RouteGet("/debug/lockprof/held");
+  const std::string json = testing::RouteGet("/debug/lockprof/held", "format=json");
+  g_abandoned.unlock();  // The rescue, as a debugger would.
+  waiter.join();
+  SetHeldLockTracking(false);
+  EXPECT_EQ(g_stall_holder.load(), holder_tid);
+  EXPECT_TRUE(g_stall_holder_exited.load());
+  EXPECT_NE(text.find("held by thread " + std::to_string(holder_tid) + " (abandoner, exited)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("AHolderThatExitedIsStillNamed"), std::string::npos) << text;
+  EXPECT_NE(json.find("\"thread\":\"abandoner\",\"exited\":true"), std::string::npos) << json;
 }
 
 }  // namespace

@@ -48,7 +48,8 @@ enum class ForkRank {
   kLockOrderReport = 6,  // Serializes new lock-order edges (record/lock_tracking.cc).
   kLockGraph = 7,        // Lock-order checking's graph (deadlock/lock_graph.cc).
   kMetrics = 8,          // What /metrics last wrote (metrics/metrics.cc).
-  kCount = 9,
+  kExitedHolds = 9,      // Holds of exited threads (record/exited_holds.cc).
+  kCount = 10,
 };
 
 // Makes fork() take *mu (which must never be destroyed) before forking and

@@ -40,8 +40,9 @@ void NotifyInversion(const Cycle& cycle);
 // kept reports' limit, which runs no hook but must still abort.
 void AbortIfAsked(const Cycle& cycle);
 
-// Reports one stalled wait, on the waiting thread.
-void ReportStalledWait(const LockStall& stall);
+// Reports one stalled wait, on the waiting thread. `exited_name`: the
+// holder's name, if it has exited (its /proc entry is gone).
+void ReportStalledWait(const LockStall& stall, const char* exited_name);
 
 }  // namespace lockprof::agent
 

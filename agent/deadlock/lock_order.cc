@@ -174,12 +174,13 @@ void AbortIfAsked(const Cycle& cycle) {
   std::abort();
 }
 
-void ReportStalledWait(const LockStall& stall) {
+void ReportStalledWait(const LockStall& stall, const char* exited_name) {
   g_stalls.fetch_add(1, std::memory_order_relaxed);
   std::string holder = "holder not tracked";
   if (stall.holder_thread_id != 0) {
-    holder = "held by thread " + std::to_string(stall.holder_thread_id) + " (" +
-             PrintableThreadName(stall.holder_thread_id) + ")";
+    const std::string name = stall.holder_exited ? PrintableName(exited_name) + ", exited"
+                                                 : PrintableThreadName(stall.holder_thread_id);
+    holder = "held by thread " + std::to_string(stall.holder_thread_id) + " (" + name + ")";
     // A holder recorded before since when and where were (lock-order
     // checking alone, or before the watchdog was switched on) has neither.
     holder += stall.holder_stack_depth == 0 && stall.held.count() == 0

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 
@@ -88,6 +89,17 @@ std::string ThreadLabel(int64_t tid) {
   return "thread " + std::to_string(tid) + (name.empty() ? "" : " (" + name + ")");
 }
 
+std::string ExitedName(const LockView& v) {
+  return std::string(v.exited_name, strnlen(v.exited_name, sizeof v.exited_name));
+}
+
+// ThreadLabel, or for the hold of a thread that has exited, with the name it
+// had then: "thread T (name, exited)".
+std::string HolderLabel(int64_t tid, const LockView& v) {
+  if (!v.exited) return ThreadLabel(tid);
+  return "thread " + std::to_string(tid) + " (" + PrintableName(ExitedName(v)) + ", exited)";
+}
+
 // Every lock held or awaited now, with its holders and waiters.
 struct LockState {
   const char* name = nullptr;
@@ -142,7 +154,7 @@ void AppendThreadsText(const char* verb, const std::vector<std::pair<int64_t, Lo
         continue;
       }
       done[j] = true;
-      who += (who.empty() ? "" : ", ") + ThreadLabel(threads[j].first);
+      who += (who.empty() ? "" : ", ") + HolderLabel(threads[j].first, v);
       if (v.since != 0) who += " for " + Seconds(now - v.since);
     }
     out->append("  ").append(verb).append(" ").append(who);
@@ -166,13 +178,15 @@ std::string ThreadName(int64_t tid) {
   return name;
 }
 
-std::string PrintableThreadName(int64_t tid) {
+std::string PrintableName(std::string_view name) {
   // As lock names are written in text: escaped (a carriage return or an
   // escape sequence in a thread's name would rewrite the line on a
   // terminal), here without the quotes.
-  const std::string quoted = QuotedName(ThreadName(tid));
+  const std::string quoted = QuotedName(name);
   return quoted.substr(1, quoted.size() - 2);
 }
+
+std::string PrintableThreadName(int64_t tid) { return PrintableName(ThreadName(tid)); }
 
 std::string FirstUserFrame(const uintptr_t* pcs, int depth) {
   const std::vector<Frame> frames = Symbolized(pcs, depth);
@@ -297,7 +311,8 @@ std::string HeldLocksJson() {
         const auto& [tid, v] = list[i];
         out += i == 0 ? "{\"tid\":" : ",{\"tid\":";
         out += std::to_string(tid) + ",\"thread\":";
-        AppendJsonString(ThreadName(tid), &out);
+        AppendJsonString(v.exited ? ExitedName(v) : ThreadName(tid), &out);
+        if (v.exited) out += ",\"exited\":true";
         out += ",\"mode\":";
         AppendJsonString(ModeWord(v), &out);
         out += holders ? ",\"held_ns\":" : ",\"waited_ns\":";

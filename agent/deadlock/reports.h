@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -55,6 +56,8 @@ std::string ThreadName(int64_t tid);
 // The same, for a line of text: control bytes, quotes and backslashes
 // escaped as in QuotedName (base/strings.h).
 std::string PrintableThreadName(int64_t tid);
+// `name`, escaped as PrintableThreadName escapes a thread's.
+std::string PrintableName(std::string_view name);
 
 }  // namespace lockprof::agent
 

@@ -13,6 +13,7 @@
 #include "lockprof/agent/base/quiet_calls.h"
 #include "lockprof/agent/deadlock/events.h"
 #include "lockprof/agent/record/clock.h"
+#include "lockprof/agent/record/exited_holds.h"
 #include "lockprof/agent/record/record.h"
 #include "lockprof/agent/record/thread_records.h"
 
@@ -70,9 +71,35 @@ void Move(const HeldEntry& from, HeldEntry* to) {
 // that locks is not tracked (a new record would never be freed).
 thread_local bool t_exited = false;
 
-// Frees this thread's record when it exits (thread_exit_key.h).
+// A consistent copy of `p`: the owner never waits for us, so we retry a few
+// times and, if it keeps writing, take the next try as it is.
+ThreadLocksView CopyOf(const ThreadLocks& p) {
+  ThreadLocksView v;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const uint32_t before = p.seq.load(std::memory_order_acquire);
+    if (before % 2 != 0) continue;
+    v.tid = p.tid.load(std::memory_order_relaxed);
+    v.held.clear();
+    const int held = std::clamp(p.held.load(std::memory_order_relaxed), 0, kMaxHeldLocks);
+    for (int i = 0; i < held; ++i) v.held.push_back(Load(p.entries[i]));
+    v.waiting = p.waiting.load(std::memory_order_relaxed);
+    if (v.waiting) v.wait = Load(p.wait);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (p.seq.load(std::memory_order_relaxed) == before) break;
+  }
+  return v;
+}
+
+// Frees this thread's record when it exits (thread_exit_key.h); the locks
+// it still holds are kept apart (exited_holds.h).
 void ReleaseRecord(void* p) {
   auto* record = static_cast<ThreadLocks*>(p);
+  if (record->held.load(std::memory_order_relaxed) > 0) {
+    RecorderScope recorder;  // Its allocations and mutex are lockprof's own.
+    ThreadLocksView view = CopyOf(*record);
+    view.waiting = false;
+    RememberExitedHolds(std::move(view));
+  }
   record->Clear();
   record->in_use.store(false, std::memory_order_release);
   TheRecord() = nullptr;
@@ -329,23 +356,10 @@ std::vector<ThreadLocksView> SnapshotThreadLocks() {
   for (ThreadLocks* p = g_records.load(std::memory_order_acquire); p != nullptr;
        p = p->next.load(std::memory_order_acquire)) {
     if (!p->in_use.load(std::memory_order_acquire) || p->Stale()) continue;
-    // A consistent copy: the owner never waits for us, so we retry a few
-    // times and, if it keeps writing, take the next try as it is.
-    ThreadLocksView v;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      const uint32_t before = p->seq.load(std::memory_order_acquire);
-      if (before % 2 != 0) continue;
-      v.tid = p->tid.load(std::memory_order_relaxed);
-      v.held.clear();
-      const int held = std::clamp(p->held.load(std::memory_order_relaxed), 0, kMaxHeldLocks);
-      for (int i = 0; i < held; ++i) v.held.push_back(Load(p->entries[i]));
-      v.waiting = p->waiting.load(std::memory_order_relaxed);
-      if (v.waiting) v.wait = Load(p->wait);
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (p->seq.load(std::memory_order_relaxed) == before) break;
-    }
+    ThreadLocksView v = CopyOf(*p);
     if (!v.held.empty() || v.waiting) out.push_back(std::move(v));
   }
+  AppendExitedHolds(&out);
   return out;
 }
 
@@ -363,7 +377,8 @@ void ReportStall(const void* lock, const EventTags& tags, int64_t start) {
       0,
       std::chrono::nanoseconds(0),
       nullptr,
-      0};
+      0,
+      false};
   // The holder: the thread whose record holds `lock` (the first, for a lock
   // held shared by several).
   LockView holder;
@@ -376,9 +391,10 @@ void ReportStall(const void* lock, const EventTags& tags, int64_t start) {
       stall.held = std::chrono::nanoseconds(h.since != 0 ? now - h.since : 0);
       stall.holder_stack = holder.pcs;
       stall.holder_stack_depth = holder.depth;
+      stall.holder_exited = holder.exited;
     }
   }
-  ReportStalledWait(stall);
+  ReportStalledWait(stall, holder.exited_name);
 }
 
 }  // namespace lockprof::agent

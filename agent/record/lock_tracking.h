@@ -128,6 +128,10 @@ struct LockView {
   int64_t since = 0;
   int depth = 0;
   uintptr_t pcs[kHeldStackDepth] = {};
+  // A hold of a thread that has exited holding the lock (exited_holds.h),
+  // and that thread's name then.
+  bool exited = false;
+  char exited_name[16] = {};
 };
 
 struct ThreadLocksView {
@@ -137,7 +141,9 @@ struct ThreadLocksView {
   LockView wait;
 };
 
-// Every live thread's record that holds or waits for something.
+// Every live thread's record that holds or waits for something, then the
+// holds of threads that exited holding locks no live thread holds
+// (exited_holds.h).
 std::vector<ThreadLocksView> SnapshotThreadLocks();
 
 }  // namespace lockprof::agent
