@@ -8,7 +8,11 @@
 // internal/deferred_block.h), or holder tracking recorded it in the
 // thread's lock record (`tracked`: the release must forget it there; see
 // agent/record/lock_tracking.h). Read holds of one rwlock may have several
-// entries; the latest one ends first.
+// entries; the latest one ends first. A tracked mutex's entry also keeps
+// glibc's owner of the mutex as this thread took it (`owner`): another
+// thread may unlock a normal mutex, and the owner it then no longer is
+// tells this thread that the hold ended (interpose_common.h,
+// ForgetHandedOffMutexes).
 //
 // The unlock fast path tests only `count`: zero for a thread that holds no
 // such lock, which is nearly always while holders are not tracked.
@@ -38,6 +42,7 @@ struct HeldLocks {
     int64_t start;
     agent::LockMode mode;
     bool tracked;
+    int32_t owner;  // glibc's __owner when taken: a tracked mutex's only.
   } entries[kMaxHeld];
 };
 
@@ -49,7 +54,7 @@ extern thread_local HeldLocks t_held __attribute__((tls_model("initial-exec")));
 inline bool MarkSlowRelease(const void* lock, agent::LockMode mode) {
   HeldLocks& h = t_held;
   if (h.count == kMaxHeld) return false;
-  h.entries[h.count++] = {lock, internal::kSlowUnlockOnly, mode, false};
+  h.entries[h.count++] = {lock, internal::kSlowUnlockOnly, mode, false, 0};
   return true;
 }
 
@@ -78,7 +83,7 @@ inline HeldLocks::Entry* EntryForAcquisition(const void* lock, agent::LockMode m
   }
   if (n == kMaxHeld) return nullptr;
   *added = true;
-  h.entries[h.count++] = {lock, internal::kSlowUnlockOnly, mode, false};
+  h.entries[h.count++] = {lock, internal::kSlowUnlockOnly, mode, false, 0};
   return &h.entries[n];
 }
 

@@ -33,6 +33,21 @@ bool TrackHold(const void* lock, agent::LockMode mode, bool tried, const void* f
 
 }  // namespace
 
+void ForgetHandedOffMutexesSlow() {
+  HeldLocks& h = t_held;
+  for (int i = h.count - 1; i >= 0; --i) {
+    const HeldLocks::Entry& e = h.entries[i];
+    if (!e.tracked || e.mode != agent::LockMode::kNone ||
+        MutexOwner(static_cast<const pthread_mutex_t*>(e.lock)) == e.owner) {
+      continue;
+    }
+    const void* lock = e.lock;
+    for (int j = i; j + 1 < h.count; ++j) h.entries[j] = h.entries[j + 1];
+    --h.count;
+    agent::TrackReleased(lock);
+  }
+}
+
 void SampleHold(const void* lock, agent::LockMode mode, const void* frame, const void* caller,
                 bool tried) {
   if (PassesThrough(caller)) return;
@@ -41,10 +56,17 @@ void SampleHold(const void* lock, agent::LockMode mode, const void* frame, const
   // Tracking keeps every countdown expired (lock_tracking.h): the hold
   // sampler draws here instead.
   const bool timed = !tracking || agent::TrackedHoldSampleDue();
+  if (tracking) ForgetHandedOffMutexes();  // Before any edge from them.
   bool added;
   HeldLocks::Entry* e = EntryForAcquisition(lock, mode, &added);
   if (e == nullptr) return;  // No room to remember the release.
-  if (tracking) e->tracked = TrackHold(lock, mode, tried, frame);
+  if (tracking) {
+    e->tracked = TrackHold(lock, mode, tried, frame);
+    // Just taken: its line is this thread's.
+    if (e->tracked && mode == agent::LockMode::kNone) {
+      e->owner = MutexOwner(static_cast<const pthread_mutex_t*>(lock));
+    }
+  }
   if (timed) {
     e->start = agent::MonotonicNanos();
   } else if (added && !e->tracked) {

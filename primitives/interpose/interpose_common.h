@@ -106,6 +106,22 @@ inline bool PassesThrough(const void* caller) {
 // The waiter's class in the waiter table.
 inline int WaiterClass(agent::LockMode mode) { return mode == agent::LockMode::kWrite ? 1 : 0; }
 
+// Forgets this thread's tracked holds of mutexes that another thread has
+// unlocked since (HeldLocks keeps glibc's owner as this thread took each
+// one, and an unlock clears it): glibc lets any thread unlock a normal or
+// adaptive mutex, and a program may hand one off so (a mutex used as a
+// semaphore). Its release never reached this thread's HeldLocks nor its
+// lock record, which would list the mutex as held for good: the held-locks
+// page and the stall watchdog's holder, lock-order edges from it into every
+// lock this thread takes later (false inversions), and a slot of each
+// taken until the record is full. Called while holders are tracked,
+// before an acquisition is recorded and before a wait's edges are checked;
+// one test when this thread holds nothing.
+void ForgetHandedOffMutexesSlow();
+inline void ForgetHandedOffMutexes() {
+  if (t_held.count > 0) ForgetHandedOffMutexesSlow();
+}
+
 // What a wait for `lock` (a mutex if `mode` is kNone, else an rwlock)
 // checks before it sleeps: a self-deadlock, for a mutex that glibc says
 // this thread holds and that never lets its holder in again (whatever this
@@ -159,6 +175,7 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   agent::CountLockWait(tags);
   // Published for /debug/lockprof/held while it waits, its lock-order edges
   // checked first if the lock is in the graph (TrackHold says which are).
+  if (agent::LockTrackingOn()) ForgetHandedOffMutexes();
   internal::BlockedWait blocked(frame, lock, tags, OrderCheckBeforeWait(lock, mode, deadline),
                                 start);
   const int c = WaiterClass(mode);
