@@ -51,8 +51,10 @@
 //    a wait for a normal or adaptive pthread mutex whose glibc owner is
 //    the waiting thread (whatever its record says: glibc lets another
 //    thread unlock such a mutex, undefined in POSIX, and a program that
-//    does so is reported too, once per mutex and stack), unless it is
-//    shared between processes.
+//    does so is reported too, once per mutex and stack: another mutex at
+//    its address is reported again once the first was destroyed, or the
+//    new one initialised, with pthread_mutex_destroy or _init), unless it
+//    is shared between processes.
 //  * A lock that is destroyed leaves the graph with its edges, so memory
 //    reused for another lock starts with none.
 // Bounded memory: at most kMaxLockOrderNodes locks and kMaxLockOrderEdges

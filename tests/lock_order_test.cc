@@ -372,4 +372,25 @@ TEST(LockOrderCacheTest, NeighbouringLocksLandInDifferentSlots) {
   EXPECT_GE(slots.size(), 70u);
 }
 
+// A self-deadlock is reported once per lock and stack (a mutex used as a
+// semaphore, relocked and unlocked by another thread, waits at the same
+// place again and again), for the latest 64 of them: past the first 64,
+// every wait of a new one was reported.
+TEST(LockOrderSelfWaitTest, EachOfTheLatestSelfWaitsIsReportedOnce) {
+  static char locks[100];  // 100 addresses, no lock's.
+  agent::StackTrace stack;
+  stack.depth = 1;
+  stack.pcs[0] = 0x1234;
+  auto cycle = std::make_unique<agent::Cycle>();
+  int first_kept = 0, kept = 0;
+  const auto report = [&](int i) {
+    return agent::AddSelfWait(&locks[i], "self", stack, 1, cycle.get(), &first_kept, &kept);
+  };
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(report(i), 1) << i;
+  for (int i = 36; i < 100; ++i) EXPECT_EQ(report(i), 0) << i;
+  // Forgotten with its lock: another lock at its address is reported.
+  agent::ForgetLockOrderNode(&locks[99]);
+  EXPECT_EQ(report(99), 1);
+}
+
 }  // namespace lockprof

@@ -82,9 +82,13 @@ struct Graph {
   // at most twice per search (visited[]).
   Step path[2 * kMaxLockOrderNodes];
   int route[2 * kMaxLockOrderNodes];
-  // The self-deadlocks reported (AddSelfWait), the first kMaxSelfWaits, by
-  // a hash of the lock's address and the waiting stack.
-  uint64_t self_waits[kMaxSelfWaits];
+  // The self-deadlocks reported (AddSelfWait), the latest kMaxSelfWaits,
+  // oldest first: the lock, and a hash of its address and the waiting stack.
+  // A lock that is forgotten (destroyed) takes its own with it.
+  struct SelfWait {
+    const void* lock;
+    uint64_t key;
+  } self_waits[kMaxSelfWaits];
   int self_wait_count;
   Cycle found[kMaxLockOrderReports];
   std::atomic<int> found_count;  // found[i] is immutable once i < this.

@@ -31,6 +31,14 @@ size_t FilterBit(const void* lock) {
          (kFilterWords * 64);
 }
 
+// Marks `lock` as one ForgetLockOrderNode must look for (a node, or a
+// self-wait reported), and the graph as used (lock_lifetime.h).
+void MarkMaybeNode(const void* lock) {
+  const size_t bit = FilterBit(lock);
+  g_maybe_node[bit / 64].fetch_or(uint64_t{1} << (bit % 64), std::memory_order_relaxed);
+  g_lock_graph_used.store(true, std::memory_order_relaxed);
+}
+
 bool MaybeNode(const void* lock) {
   const size_t bit = FilterBit(lock);
   return (g_maybe_node[bit / 64].load(std::memory_order_relaxed) >> (bit % 64)) & 1;
@@ -95,9 +103,7 @@ int EnsureNode(Graph& g, const void* lock, const char* name) {
   g.nodes[i] = Node{lock, LockDisplayName(name), kNone, kNone, kNone, head, {0, 0}};
   head = i;
   ++g.live_nodes;
-  const size_t bit = FilterBit(lock);
-  g_maybe_node[bit / 64].fetch_or(uint64_t{1} << (bit % 64), std::memory_order_relaxed);
-  g_lock_graph_used.store(true, std::memory_order_relaxed);
+  MarkMaybeNode(lock);
   return i;
 }
 
@@ -283,13 +289,23 @@ int AddSelfWait(const void* lock, const char* name, const StackTrace& stack, int
   *first_kept = g.found_count.load(std::memory_order_relaxed);
   *kept = 0;
   // Once per lock and stack: a lock used as a semaphore waits there again
-  // and again; another lock at its address later (memory reused), or the
-  // same lock elsewhere, is reported.
+  // and again; the same lock elsewhere is reported, and so is another lock
+  // at its address once the first was destroyed (ForgetLockOrderNode
+  // forgets its self-waits). The latest kMaxSelfWaits are kept: beyond,
+  // the oldest is forgotten (and reported again if it recurs), so that
+  // each of the kept is still reported once.
   uint64_t key = reinterpret_cast<uintptr_t>(lock) * 0x9E3779B97F4A7C15ull;
   for (int i = 0; i < edge.depth; ++i) key = (key ^ edge.pcs[i]) * 0xC2B2AE3D27D4EB4Full;
   const auto end = g.self_waits + g.self_wait_count;
-  if (std::find(g.self_waits, end, key) != end) return 0;
-  if (g.self_wait_count < kMaxSelfWaits) g.self_waits[g.self_wait_count++] = key;
+  if (std::any_of(g.self_waits, end, [key](const Graph::SelfWait& w) { return w.key == key; })) {
+    return 0;
+  }
+  if (g.self_wait_count == kMaxSelfWaits) {
+    std::move(g.self_waits + 1, end, g.self_waits);
+    --g.self_wait_count;
+  }
+  g.self_waits[g.self_wait_count++] = {lock, key};
+  MarkMaybeNode(lock);  // Its destruction must forget it.
   Found(g, *out, kept);
   return 1;
 }
@@ -305,6 +321,16 @@ void ForgetLock(const void* lock) { ForgetLockOrderNode(lock); }
 void ForgetLocksIn(const void* begin, const void* end) { ForgetLockOrderNodesIn(begin, end); }
 
 namespace {
+
+// Forgets the self-waits reported for the locks that `gone` says are
+// destroyed.
+template <typename Gone>
+void ForgetSelfWaits(Graph& g, Gone gone) {
+  const auto end = g.self_waits + g.self_wait_count;
+  g.self_wait_count = int(
+      std::remove_if(g.self_waits, end, [&](const Graph::SelfWait& w) { return gone(w.lock); }) -
+      g.self_waits);
+}
 
 // Takes node i, and its edges, out of the graph.
 void RemoveNode(Graph& g, int i) {
@@ -326,6 +352,7 @@ void ForgetLockOrderNode(const void* lock) {
   RecorderScope recorder;
   std::lock_guard<std::mutex> guard(g_graph_mu);
   Graph& g = Ready();
+  ForgetSelfWaits(g, [lock](const void* l) { return l == lock; });
   const int i = FindNode(g, lock);
   if (i == kNone) return;
   RemoveNode(g, i);
@@ -337,6 +364,9 @@ void ForgetLockOrderNodesIn(const void* begin, const void* end) {
   RecorderScope recorder;
   std::lock_guard<std::mutex> guard(g_graph_mu);
   Graph& g = Ready();
+  ForgetSelfWaits(g, [begin, end](const void* l) {
+    return !std::less<const void*>()(l, begin) && std::less<const void*>()(l, end);
+  });
   bool removed = false;
   for (int i = 0; i < g.nodes_used; ++i) {
     const void* lock = g.nodes[i].lock;

@@ -99,8 +99,9 @@ bool LockOrderEdgeKnown(const void* from, const void* to, int kind);
 // which it holds: a cycle of one lock, written to *out, counted and kept
 // like AddLockOrderEdges' (*kept is 0 or 1); returns 1, or 0 for a wait
 // for that lock at that stack reported before (one that ended: a pthread
-// mutex another thread unlocked, as glibc allows). The graph is not
-// changed.
+// mutex another thread unlocked, as glibc allows) and not forgotten since
+// (ForgetLockOrderNode; beyond the latest 64 reported, the oldest). The
+// graph's edges are not changed.
 int AddSelfWait(const void* lock, const char* name, const StackTrace& stack, int64_t tid,
                 Cycle* out, int* first_kept, int* kept);
 
@@ -108,7 +109,9 @@ int AddSelfWait(const void* lock, const char* name, const StackTrace& stack, int
 // read without the graph's lock.
 const Cycle& FoundCycle(int i);
 
-// Removes `lock` and its edges, if it is in the graph.
+// Removes `lock` and its edges, if it is in the graph, and forgets the
+// self-deadlocks reported for it (AddSelfWait): a lock destroyed, whose
+// address another lock may take.
 void ForgetLockOrderNode(const void* lock);
 
 // Removes every lock in [begin, end) and their edges: the data of an

@@ -1,4 +1,5 @@
-// pthread_mutex_lock, _trylock, _timedlock, _clocklock and _unlock, profiled.
+// pthread_mutex_lock, _trylock, _timedlock, _clocklock and _unlock, profiled;
+// pthread_mutex_init and _destroy, watched.
 //
 // Fast paths: lock = the real trylock plus the hold sampler's countdown, in
 // an entry point without a frame of its own; unlock = glibc's lock word
@@ -8,6 +9,7 @@
 #include <time.h>
 
 #include "absl/base/attributes.h"
+#include "lockprof/agent/record/lock_lifetime.h"
 #include "lockprof/primitives/interpose/interpose_common.h"
 #include "lockprof/primitives/interpose/mutex_word.h"
 #include "lockprof/primitives/interpose/real_pthread.h"
@@ -165,4 +167,21 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_unlock(pthread_mutex_t* m) {
     return lockprof::interpose::MutexUnlockSlow(m);
   }
   return lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::mutex_unlock, m);
+}
+
+// A mutex destroyed, or made anew where another may have been (a program
+// may free a mutex without destroying it): whatever lock-order checking
+// kept for its address leaves with it, as for lockprof's own locks
+// (lock_lifetime.h): a self-deadlock reported for the old one must not
+// hide the new one's. One relaxed load while the lock-order graph was never
+// used. (std::mutex's constructor and destructor call neither.)
+LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_init(pthread_mutex_t* m,
+                                                const pthread_mutexattr_t* attr) {
+  lockprof::agent::OnLockDestroyed(m);
+  return lockprof::interpose::RealMutexInit(m, attr);
+}
+
+LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_destroy(pthread_mutex_t* m) {
+  lockprof::agent::OnLockDestroyed(m);
+  return lockprof::interpose::RealMutexDestroy(m);
 }

@@ -30,6 +30,8 @@ int __pthread_rwlock_wrlock(pthread_rwlock_t* rw);
 int __pthread_rwlock_tryrdlock(pthread_rwlock_t* rw);
 int __pthread_rwlock_trywrlock(pthread_rwlock_t* rw);
 int __pthread_rwlock_unlock(pthread_rwlock_t* rw);
+int __pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexattr_t* attr);
+int __pthread_mutex_destroy(pthread_mutex_t* m);
 }
 LOCKPROF_GLIBC_ALIAS(__pthread_mutex_lock);
 LOCKPROF_GLIBC_ALIAS(__pthread_mutex_trylock);
@@ -39,6 +41,8 @@ LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_wrlock);
 LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_tryrdlock);
 LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_trywrlock);
 LOCKPROF_GLIBC_ALIAS(__pthread_rwlock_unlock);
+LOCKPROF_GLIBC_ALIAS(__pthread_mutex_init);
+LOCKPROF_GLIBC_ALIAS(__pthread_mutex_destroy);
 
 namespace lockprof::interpose {
 namespace {
@@ -154,6 +158,12 @@ void ResolveRealFunctions() {
   t_resolving = false;
   g_state.store(2, std::memory_order_release);
 }
+
+int RealMutexInit(pthread_mutex_t* m, const pthread_mutexattr_t* attr) {
+  return __pthread_mutex_init(m, attr);
+}
+
+int RealMutexDestroy(pthread_mutex_t* m) { return __pthread_mutex_destroy(m); }
 
 const RealFunctions& Real() {
   if (__builtin_expect(g_state.load(std::memory_order_acquire) != 2, 0)) ResolveRealFunctions();

@@ -66,6 +66,12 @@ struct RealFunctions {
   int (*cond_clockwait)(pthread_cond_t*, pthread_mutex_t*, clockid_t, const timespec*);
 };
 
+// glibc's pthread_mutex_init and _destroy, through its exported aliases
+// (no sanitizer runtime defines these): usable from the first instruction
+// of the process, as the hot functions are.
+int RealMutexInit(pthread_mutex_t* m, const pthread_mutexattr_t* attr);
+int RealMutexDestroy(pthread_mutex_t* m);
+
 // The looked-up functions; resolves them on first use. Never null members
 // (a function glibc lacks aborts the process with a message on lookup).
 const RealFunctions& Real();
