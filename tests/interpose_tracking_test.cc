@@ -1,8 +1,9 @@
 // Holder tracking and lock-order checking for pthread locks, through the
 // interposer linked into this test (lockprof::interpose): which locks each
 // thread holds (recursive holds, condition waits, another thread's failed
-// unlock, a mutex another thread unlocked), and which acquisitions make lock-order edges (global
-// locks do; try functions and heap locks do not).
+// unlock), and which acquisitions make lock-order edges (global locks do;
+// try functions and heap locks do not). Mutexes unlocked by another thread:
+// interpose_handoff_test.
 #include <errno.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
@@ -29,8 +30,6 @@ pthread_mutex_t g_try_a = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t g_try_b = PTHREAD_MUTEX_INITIALIZER;
 pthread_rwlock_t g_table_rw = PTHREAD_RWLOCK_INITIALIZER;
 pthread_mutex_t g_relocked = PTHREAD_MUTEX_INITIALIZER;
-pthread_mutex_t g_handed_off = PTHREAD_MUTEX_INITIALIZER;
-pthread_mutex_t g_after_hand_off = PTHREAD_MUTEX_INITIALIZER;
 
 namespace lockprof {
 namespace {
@@ -308,68 +307,6 @@ TEST_F(InterposeTrackingTest, ASecondLockThatEndsIsNoSelfDeadlock) {
   EXPECT_EQ(hook_calls.load(), 0);
   pthread_mutex_destroy(&recursive);
   pthread_mutex_destroy(&checked);
-}
-
-// glibc lets another thread unlock a normal mutex (a mutex used as a
-// semaphore): the hold ends there, though its release never reaches the
-// thread that locked it. That thread's record kept the mutex as held for
-// good, and each lock it took later got an edge from it: here a false
-// inversion against a thread that takes the two locks in the only order
-// anyone ever held them.
-TEST_F(InterposeTrackingTest, AMutexUnlockedByAnotherThreadLeavesNoStaleHold) {
-  std::atomic<int> step{0};
-  std::atomic<pid_t> tid{0};
-  std::thread locker([&] {
-    tid = testing::ThisThreadId();
-    ASSERT_EQ(pthread_mutex_lock(&g_handed_off), 0);
-    step = 1;
-    while (step != 2) std::this_thread::yield();  // The test's thread unlocks it.
-    ASSERT_EQ(pthread_mutex_lock(&g_after_hand_off), 0);
-    pthread_mutex_unlock(&g_after_hand_off);
-    step = 3;
-    while (step != 4) std::this_thread::yield();  // Stays alive to be read.
-  });
-  while (step != 1) std::this_thread::yield();
-  ASSERT_EQ(pthread_mutex_unlock(&g_handed_off), 0);  // The hand-off.
-  step = 2;
-  while (step != 3) std::this_thread::yield();
-  EXPECT_TRUE(HeldBy(tid.load()).empty());
-  OnThread([] { TakeInOrder(&g_after_hand_off, &g_handed_off); });
-  EXPECT_EQ(hook_edges, std::vector<std::string>{});
-  step = 4;
-  locker.join();
-}
-
-// A mutex handed off again and again (locked by one thread, unlocked by
-// another): each stale hold took one of the record's kMaxHeldLocks slots,
-// and once they were all taken the thread's later locks were neither
-// listed nor checked.
-TEST_F(InterposeTrackingTest, HandOffsDoNotFillTheRecord) {
-  std::atomic<int> step{0};
-  std::atomic<pid_t> tid{0};
-  std::thread locker([&] {
-    tid = testing::ThisThreadId();
-    for (int i = 0; i < kMaxHeldLocks; ++i) {
-      ASSERT_EQ(pthread_mutex_lock(&g_handed_off), 0);
-      step = 2 * i + 1;
-      while (step != 2 * i + 2) std::this_thread::yield();
-    }
-    ASSERT_EQ(pthread_mutex_lock(&g_after_hand_off), 0);
-    step = -1;
-    while (step != -2) std::this_thread::yield();
-    pthread_mutex_unlock(&g_after_hand_off);
-  });
-  for (int i = 0; i < kMaxHeldLocks; ++i) {
-    while (step != 2 * i + 1) std::this_thread::yield();
-    ASSERT_EQ(pthread_mutex_unlock(&g_handed_off), 0);
-    step = 2 * i + 2;
-  }
-  while (step != -1) std::this_thread::yield();
-  const std::vector<agent::LockView> held = HeldBy(tid.load());
-  EXPECT_EQ(held.size(), 1u);
-  EXPECT_TRUE(!held.empty() && held.back().lock == &g_after_hand_off);
-  step = -2;
-  locker.join();
 }
 
 // A heap mutex destroyed and freed, and another made at its address and

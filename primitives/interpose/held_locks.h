@@ -9,10 +9,10 @@
 // thread's lock record (`tracked`: the release must forget it there; see
 // agent/record/lock_tracking.h). Read holds of one rwlock may have several
 // entries; the latest one ends first. A tracked mutex's entry also keeps
-// glibc's owner of the mutex as this thread took it (`owner`): another
-// thread may unlock a normal mutex, and the owner it then no longer is
-// tells this thread that the hold ended (interpose_common.h,
-// ForgetHandedOffMutexes).
+// the count of hand-offs as this thread took it (`hand_offs`): another
+// thread may unlock a normal mutex, and its hand-off, published with a
+// later number, tells this thread that the hold ended (hand_offs.h;
+// `hand_offs_seen`: the count when this thread last looked).
 //
 // The unlock fast path tests only `count`: zero for a thread that holds no
 // such lock, which is nearly always while holders are not tracked.
@@ -42,8 +42,9 @@ struct HeldLocks {
     int64_t start;
     agent::LockMode mode;
     bool tracked;
-    int32_t owner;  // glibc's __owner when taken: a tracked mutex's only.
+    uint64_t hand_offs;  // HandOffCount() just after it was taken: a tracked mutex's only.
   } entries[kMaxHeld];
+  uint64_t hand_offs_seen;
 };
 
 // Initial-exec: the unlock fast path reads `count` with one %fs-relative load.

@@ -33,12 +33,13 @@ bool TrackHold(const void* lock, agent::LockMode mode, bool tried, const void* f
 
 }  // namespace
 
-void ForgetHandedOffMutexesSlow() {
+void ForgetHandedOffMutexesSlow(uint64_t hand_offs) {
+  agent::KeepErrno keep_errno;
   HeldLocks& h = t_held;
+  h.hand_offs_seen = hand_offs;
   for (int i = h.count - 1; i >= 0; --i) {
     const HeldLocks::Entry& e = h.entries[i];
-    if (!e.tracked || e.mode != agent::LockMode::kNone ||
-        MutexOwner(static_cast<const pthread_mutex_t*>(e.lock)) == e.owner) {
+    if (!e.tracked || e.mode != agent::LockMode::kNone || !HandedOffSince(e.lock, e.hand_offs)) {
       continue;
     }
     const void* lock = e.lock;
@@ -46,6 +47,12 @@ void ForgetHandedOffMutexesSlow() {
     --h.count;
     agent::TrackReleased(lock);
   }
+}
+
+void NoteMutexHandOff(const pthread_mutex_t* m, const void* caller) {
+  if (!OthersMayUnlock(m) || PassesThrough(caller)) return;
+  agent::KeepErrno keep_errno;
+  PublishHandOff(m);
 }
 
 void SampleHold(const void* lock, agent::LockMode mode, const void* frame, const void* caller,
@@ -56,16 +63,18 @@ void SampleHold(const void* lock, agent::LockMode mode, const void* frame, const
   // Tracking keeps every countdown expired (lock_tracking.h): the hold
   // sampler draws here instead.
   const bool timed = !tracking || agent::TrackedHoldSampleDue();
-  if (tracking) ForgetHandedOffMutexes();  // Before any edge from them.
+  // Read after the acquisition: hand-offs counted in it ended earlier holds.
+  const uint64_t hand_offs = tracking ? HandOffCount() : 0;
+  if (tracking) {
+    ForgetHandedOffMutexes(hand_offs);  // Before any edge from them.
+    if (t_held.count == 0) t_held.hand_offs_seen = hand_offs;
+  }
   bool added;
   HeldLocks::Entry* e = EntryForAcquisition(lock, mode, &added);
   if (e == nullptr) return;  // No room to remember the release.
   if (tracking) {
     e->tracked = TrackHold(lock, mode, tried, frame);
-    // Just taken: its line is this thread's.
-    if (e->tracked && mode == agent::LockMode::kNone) {
-      e->owner = MutexOwner(static_cast<const pthread_mutex_t*>(lock));
-    }
+    e->hand_offs = hand_offs;
   }
   if (timed) {
     e->start = agent::MonotonicNanos();
@@ -74,12 +83,14 @@ void SampleHold(const void* lock, agent::LockMode mode, const void* frame, const
   }
 }
 
-void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge) {
+bool BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge) {
   agent::KeepErrno keep_errno;
   bool tracked = false;
-  if (t_held.count > 0) TakeHeld(lock, &charge->hold_ns, &charge->held_mode, &tracked);
+  const bool held =
+      t_held.count > 0 && TakeHeld(lock, &charge->hold_ns, &charge->held_mode, &tracked);
   if (tracked) agent::TrackReleased(lock);
   if (maybe_waiters) internal::Waiters().Settle(lock, charge->charged);
+  return held;
 }
 
 namespace {

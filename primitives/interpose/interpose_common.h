@@ -35,6 +35,7 @@
 #include "lockprof/primitives/internal/futex.h"
 #include "lockprof/primitives/internal/spin_backoff.h"
 #include "lockprof/primitives/internal/waiter_table.h"
+#include "lockprof/primitives/interpose/hand_offs.h"
 #include "lockprof/primitives/interpose/held_locks.h"
 #include "lockprof/primitives/interpose/lock_names.h"
 #include "lockprof/primitives/interpose/mutex_word.h"
@@ -107,20 +108,26 @@ inline bool PassesThrough(const void* caller) {
 inline int WaiterClass(agent::LockMode mode) { return mode == agent::LockMode::kWrite ? 1 : 0; }
 
 // Forgets this thread's tracked holds of mutexes that another thread has
-// unlocked since (HeldLocks keeps glibc's owner as this thread took each
-// one, and an unlock clears it): glibc lets any thread unlock a normal or
-// adaptive mutex, and a program may hand one off so (a mutex used as a
-// semaphore). Its release never reached this thread's HeldLocks nor its
-// lock record, which would list the mutex as held for good: the held-locks
-// page and the stall watchdog's holder, lock-order edges from it into every
-// lock this thread takes later (false inversions), and a slot of each
-// taken until the record is full. Called while holders are tracked,
-// before an acquisition is recorded and before a wait's edges are checked;
-// one test when this thread holds nothing.
-void ForgetHandedOffMutexesSlow();
-inline void ForgetHandedOffMutexes() {
-  if (t_held.count > 0) ForgetHandedOffMutexesSlow();
+// unlocked since (glibc lets any thread unlock a normal or adaptive mutex;
+// hand_offs.h says what that left behind), in HeldLocks and in this
+// thread's own lock record. Called while holders are tracked, before an
+// acquisition is recorded and before a wait's edges are checked: one test
+// when this thread holds nothing, one load of the hand-off count
+// otherwise, and one slot read per held mutex when the count moved.
+// `hand_offs`: HandOffCount(), just loaded.
+void ForgetHandedOffMutexesSlow(uint64_t hand_offs);
+inline void ForgetHandedOffMutexes(uint64_t hand_offs) {
+  if (t_held.count > 0 && hand_offs != t_held.hand_offs_seen) {
+    ForgetHandedOffMutexesSlow(hand_offs);
+  }
 }
+
+// At an unlock of mutex `m` while holders are tracked, by a thread that
+// found no entry for it (`caller`: the unlock's return address): publishes
+// the hand-off, for a kind of mutex that glibc lets another thread unlock,
+// unless lockprof's own code or the recorder released it (such a lock is
+// never tracked).
+void NoteMutexHandOff(const pthread_mutex_t* m, const void* caller);
 
 // What a wait for `lock` (a mutex if `mode` is kNone, else an rwlock)
 // checks before it sleeps: a self-deadlock, for a mutex that glibc says
@@ -175,7 +182,7 @@ int ContendedAcquire(const void* lock, agent::LockMode mode, const void* frame, 
   agent::CountLockWait(tags);
   // Published for /debug/lockprof/held while it waits, its lock-order edges
   // checked first if the lock is in the graph (TrackHold says which are).
-  if (agent::LockTrackingOn()) ForgetHandedOffMutexes();
+  if (agent::LockTrackingOn()) ForgetHandedOffMutexes(HandOffCount());
   internal::BlockedWait blocked(frame, lock, tags, OrderCheckBeforeWait(lock, mode, deadline),
                                 start);
   const int c = WaiterClass(mode);
@@ -214,8 +221,8 @@ struct ReleaseCharge {
 
 // Before the real release of `lock`: ends this thread's hold entry for it
 // (and its lock record's, if tracked), and settles its waiters if
-// `maybe_waiters`.
-void BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge);
+// `maybe_waiters`. False if this thread had no entry for it.
+bool BeforeRelease(const void* lock, bool maybe_waiters, ReleaseCharge* charge);
 
 // After the real release: records what `charge` holds, at the stack of the
 // caller of the entry point whose frame is `frame`, then the block events

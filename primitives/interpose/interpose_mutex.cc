@@ -98,8 +98,16 @@ ABSL_ATTRIBUTE_NOINLINE int MutexTimedLockContended(pthread_mutex_t* m, int firs
 ABSL_ATTRIBUTE_NOINLINE int MutexUnlockSlow(pthread_mutex_t* m) {
   // Not the end of the critical section: a recursive mutex locked again.
   if (InnerRecursiveHold(m)) return CallGlibc(&HotFunctions::mutex_unlock, m);
+  const bool tracking = agent::LockTrackingOn();
+  // This thread's own hold of `m` may have been handed off since: its entry
+  // must not pass for this unlock's, which would hide this hand-off.
+  if (tracking) ForgetHandedOffMutexes(HandOffCount());
   ReleaseCharge charge;
-  BeforeRelease(m, MutexMayHaveWaiters(m), &charge);
+  if (!BeforeRelease(m, MutexMayHaveWaiters(m), &charge) && tracking) {
+    // Another thread's hold, or none; published before the real unlock
+    // (hand_offs.h says why).
+    NoteMutexHandOff(m, __builtin_return_address(0));
+  }
   const int r = CallGlibc(&HotFunctions::mutex_unlock, m);
   if (r == 0) {
     AfterRelease(m, charge, kMutexModes, __builtin_frame_address(0), __builtin_return_address(0));
@@ -159,8 +167,14 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_unlock(pthread_mutex_t* m) {
   using lockprof::interpose::t_held;
   // The common case first: a mutex held once, nobody waiting, and no held
   // entry of this thread's to end. Robust and PI mutexes (whose word holds
-  // their owner's id) take the second test.
+  // their owner's id) take the second test. While holders are tracked, a
+  // thread with no entries may be unlocking another thread's hold (a
+  // hand-off, hand_offs.h): one more load here, of a flag that changes
+  // only with the settings.
   if (__builtin_expect(lockprof::interpose::MutexWord(m) == 1 && t_held.count == 0, 1)) {
+    if (__builtin_expect(lockprof::agent::LockTrackingOn(), 0)) {
+      return lockprof::interpose::MutexUnlockSlow(m);
+    }
     return lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::mutex_unlock, m);
   }
   if (t_held.count != 0 || lockprof::interpose::MutexMayHaveWaiters(m)) {

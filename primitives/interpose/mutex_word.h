@@ -33,17 +33,28 @@ inline bool InnerRecursiveHold(const pthread_mutex_t* m) {
   return (m->__data.__kind & 3) == PTHREAD_MUTEX_RECURSIVE_NP && m->__data.__count > 1;
 }
 
-// glibc's owner of `m`: the thread id its holder wrote when it took it, 0
-// once released (every kind records it; a robust or priority-inheriting
-// mutex's word holds it too). ForgetHandedOffMutexes reads it from
-// mutexes another thread may have unlocked and then freed: what it reads
-// in freed memory differs from the owner it kept (or, by chance, not: the
-// entry then stays, as before), so that read is kept out of
-// AddressSanitizer's sight. Memory unmapped since would fault: a mutex
-// handed off, freed and its pages returned before its old holder's next
-// tracked acquisition.
-__attribute__((no_sanitize("address"))) inline int MutexOwner(const pthread_mutex_t* m) {
-  return __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
+// glibc's PTHREAD_MUTEX_ROBUST_NORMAL_NP, _PRIO_INHERIT_NP and
+// _PRIO_PROTECT_NP bits of a mutex's __kind (pthreadP.h), and
+// _PSHARED_BIT.
+inline constexpr int kMutexRobustOrProtocol = 0x70;
+inline constexpr int kMutexShared = 0x80;
+
+// True if `kind` (a mutex's __kind) is normal (the default) or adaptive,
+// neither robust, priority-inheriting nor priority-protected: glibc lets
+// any thread unlock such a mutex, checking no owner (a robust or
+// priority-inheriting one answers another thread EPERM).
+inline bool PlainMutexKind(int kind) {
+  const int type = kind & 3;
+  return (kind & kMutexRobustOrProtocol) == 0 &&
+         (type == PTHREAD_MUTEX_TIMED_NP || type == PTHREAD_MUTEX_ADAPTIVE_NP);
+}
+
+// True if another thread than its holder may unlock `m` (PlainMutexKind),
+// which the caller is unlocking. A priority-protected mutex is left out:
+// its word holds its ceiling, and the unlock's fast path would never see
+// it as handed off.
+inline bool OthersMayUnlock(const pthread_mutex_t* m) {
+  return PlainMutexKind(__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED));
 }
 
 // True if `m` is held by thread `tid` and its kind makes a second lock()
@@ -56,12 +67,7 @@ __attribute__((no_sanitize("address"))) inline int MutexOwner(const pthread_mute
 // never gets the lock back.
 inline bool WaitNeverEndsFor(const pthread_mutex_t* m, int tid) {
   const int kind = __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
-  const int type = kind & 3;
-  // glibc's PTHREAD_MUTEX_ROBUST_NORMAL_NP, _PRIO_INHERIT_NP, _PRIO_PROTECT_NP
-  // and _PSHARED_BIT (pthreadP.h).
-  constexpr int kRobustProtocolOrShared = 0xf0;
-  return (kind & kRobustProtocolOrShared) == 0 &&
-         (type == PTHREAD_MUTEX_TIMED_NP || type == PTHREAD_MUTEX_ADAPTIVE_NP) &&
+  return (kind & kMutexShared) == 0 && PlainMutexKind(kind) &&
          __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) == tid;
 }
 
