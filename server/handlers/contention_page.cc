@@ -70,9 +70,11 @@ Response ServeProfileJson(const Request& req, const PprofOptions& options) {
       return ErrorResponse(400, "profile duration exceeds server's WriteTimeout");
     }
     std::vector<agent::SlotValues> start;
-    agent::ProfileTable(info->id).Snapshot(&start);
-    const int64_t start_mono = agent::MonotonicNanos();
-    if (std::optional<Response> r = WaitOutWindow(*sec, req, options.max_open_windows)) {
+    int64_t start_mono = 0;
+    if (std::optional<Response> r = WaitOutWindow(*sec, req, options.max_open_windows, [&] {
+          agent::ProfileTable(info->id).Snapshot(&start);
+          start_mono = agent::MonotonicNanos();
+        })) {
       return *r;
     }
     agent::ProfileTable(info->id).Snapshot(&slots);

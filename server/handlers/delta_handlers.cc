@@ -29,7 +29,8 @@ std::atomic<int> g_limited_waits{0};
 
 }  // namespace
 
-std::optional<Response> WaitOutWindow(int64_t seconds, const Request& req, int max_open) {
+std::optional<Response> WaitOutWindow(int64_t seconds, const Request& req, int max_open,
+                                      const std::function<void()>& start) {
   const InFlight window(g_limited_waits, max_open);
   const InFlight counted(g_active_waits, std::numeric_limits<int>::max());
   if (!window.admitted()) {
@@ -38,6 +39,7 @@ std::optional<Response> WaitOutWindow(int64_t seconds, const Request& req, int m
     r.headers.emplace_back("Retry-After", "10");
     return r;
   }
+  start();
   using Clock = std::chrono::steady_clock;
   // Saturate: a window of 2^62 s is "forever", not an overflow.
   const int64_t capped = std::min<int64_t>(seconds, int64_t{1} << 32);
@@ -86,9 +88,12 @@ Response HandleDeltaWindow(const agent::ProfileInfo& profile, const std::string&
   if (const std::string* debug = req.Param("debug"); debug != nullptr && AtoiOrZero(*debug) != 0) {
     return ErrorResponse(400, "seconds and debug params are incompatible");
   }
-  const agent::ProfileWindow window(profile);
-  if (std::optional<Response> r = WaitOutWindow(*sec, req, options.max_open_windows)) return *r;
-  absl::StatusOr<std::string> body = window.Build();
+  std::optional<agent::ProfileWindow> window;
+  if (std::optional<Response> r =
+          WaitOutWindow(*sec, req, options.max_open_windows, [&] { window.emplace(profile); })) {
+    return *r;
+  }
+  absl::StatusOr<std::string> body = window->Build();
   if (!body.ok()) return ErrorResponse(500, "failed to compute delta");
   return AttachmentResponse(*std::move(body), std::string(profile.name) + "-delta");
 }

@@ -5,6 +5,7 @@
 #define LOCKPROF_SERVER_HANDLERS_DELTA_HANDLERS_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -42,9 +43,12 @@ Response HandleDeltaScrape(const agent::ProfileInfo& profile);
 // windows (no limit) are not among them. Counted in ActiveDeltaWaits().
 // Returns nothing once the window has elapsed; else the answer: 500
 // "context canceled" (as Go) when cancelled first, 503 with Retry-After when
-// there were too many windows. Shared with the other handlers that serve
-// windows (the contention page's JSON).
-std::optional<Response> WaitOutWindow(int64_t seconds, const Request& request, int max_open);
+// there were too many windows. `start` (the window's first snapshot) runs
+// once the window is let in, before the wait: a refused request copies
+// nothing. Shared with the other handlers that serve windows (the
+// contention page's JSON).
+std::optional<Response> WaitOutWindow(int64_t seconds, const Request& request, int max_open,
+                                      const std::function<void()>& start);
 
 // Requests now waiting out a ?seconds= window.
 int ActiveDeltaWaits();
