@@ -26,17 +26,7 @@ namespace lockprof {
 namespace {
 
 // Holders tracked, lock order checked in kReport, for the test only.
-class InterposeHandOffTest : public testing::LockOrderFixture {
- protected:
-  void SetUp() override {
-    LockOrderFixture::SetUp();
-    SetHeldLockTracking(true);
-  }
-  void TearDown() override {
-    SetHeldLockTracking(false);
-    LockOrderFixture::TearDown();
-  }
-};
+using InterposeHandOffTest = testing::HeldTrackingFixture;
 
 // The locks thread `tid` holds now, oldest first, as /debug/lockprof/held
 // reads them.

@@ -35,17 +35,8 @@ namespace lockprof {
 namespace {
 
 // Holders tracked, lock order checked in kReport, for the test only.
-class InterposeTrackingTest : public testing::LockOrderFixture {
+class InterposeTrackingTest : public testing::HeldTrackingFixture {
  protected:
-  void SetUp() override {
-    LockOrderFixture::SetUp();
-    SetHeldLockTracking(true);
-  }
-  void TearDown() override {
-    SetHeldLockTracking(false);
-    LockOrderFixture::TearDown();
-  }
-
   // A second lock() of a normal mutex by its holder waits for good (glibc
   // lets another thread unlock it, which POSIX leaves undefined): reported as
   // a self-deadlock before the thread sleeps, for a heap mutex too, whatever

@@ -47,6 +47,19 @@ class LockOrderFixture : public ::testing::Test {
   }
 };
 
+// LockOrderFixture with holders tracked (since when and where) as well.
+class HeldTrackingFixture : public LockOrderFixture {
+ protected:
+  void SetUp() override {
+    LockOrderFixture::SetUp();
+    SetHeldLockTracking(true);
+  }
+  void TearDown() override {
+    SetHeldLockTracking(false);
+    LockOrderFixture::TearDown();
+  }
+};
+
 }  // namespace lockprof::testing
 
 #endif  // LOCKPROF_TESTS_LOCK_ORDER_FIXTURE_H_
