@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "lockprof/lockprof.h"
+#include "lockprof/primitives/internal/snapshot_slot.h"
 #include "test_util.h"
 
 namespace {
@@ -54,6 +55,25 @@ std::atomic<int> Tracked::live{0};
 
 // Writers keep updating until the readers have read plenty, so reads and
 // writes surely interleave.
+// A heap that tags the top byte of its pointers (AArch64 with memory
+// tagging, HWASan) gets each Node back through the pointer `new` returned,
+// tag included (the hardware checks it), not through an untagged one; and
+// the reader count above bit 48 leaves it alone. Before, such a heap made
+// the first store abort ("does not fit in 48 bits").
+TEST(CowPtrTest, TaggedHeapPointersSurviveTheSlotsWord) {
+  using Slot = lockprof::internal::SnapshotSlot<int>;
+  for (const uintptr_t address : {uintptr_t{0x00007f12345678'00}, uintptr_t{0x0b007f12345678'00},
+                                  uintptr_t{0xff00aaaaaaaaaa'00}, uintptr_t{0x0000000000001'000}}) {
+    const uint64_t word = Slot::PackAddress(reinterpret_cast<void*>(address));
+    EXPECT_EQ(word >> 48, 0u) << std::hex << address;    // Room for the readers.
+    const uint64_t pinned = word + (uint64_t{3} << 48);  // Three readers.
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(Slot::UnpackAddress(pinned)), address)
+        << std::hex << address;
+  }
+  EXPECT_DEATH(Slot::PackAddress(reinterpret_cast<void*>(uintptr_t{0x0001000000000000})),
+               "does not fit in 48 bits");
+}
+
 TEST(CowPtrTest, ReadersNeverSeeATornValue) {
   lockprof::CowPtr<Quad> cow{"test.quad"};
   constexpr int kWriters = 2, kReaders = 3, kMinUpdates = 5000, kMinReads = 20000;

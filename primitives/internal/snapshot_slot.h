@@ -23,6 +23,10 @@
 // `pending` route. Limits: Node addresses must fit in 48 bits (true for
 // user-space heap addresses on x86-64 and AArch64 Linux), and at most 65535
 // readers may be between their two steps at once; either violation aborts.
+// A heap that tags the top byte of its pointers (AArch64 with memory
+// tagging, HWASan, x86 LAM) is fine: Nodes are 256-byte aligned, and the
+// word keeps the tag in the address's low byte (PackAddress), so that a
+// Node is reached through the very pointer `new` returned.
 #ifndef LOCKPROF_PRIMITIVES_INTERNAL_SNAPSHOT_SLOT_H_
 #define LOCKPROF_PRIMITIVES_INTERNAL_SNAPSHOT_SLOT_H_
 
@@ -66,9 +70,7 @@ class SnapshotSlot {
   // caller serialises writers); Loads may.
   void Store(std::shared_ptr<const T> value) {
     Node* fresh = new Node{std::move(value), {0}};
-    const auto address = reinterpret_cast<uintptr_t>(fresh);
-    if ((address & ~kAddressMask) != 0) Fatal("CowPtr: heap address does not fit in 48 bits");
-    const uint64_t old = word_.exchange(address, std::memory_order_acq_rel);
+    const uint64_t old = word_.exchange(PackAddress(fresh), std::memory_order_acq_rel);
     Node* retired = NodeOf(old);
     if (retired == nullptr) return;
     const int64_t pins = int64_t(old >> kAddressBits);
@@ -76,7 +78,7 @@ class SnapshotSlot {
   }
 
  private:
-  struct Node {
+  struct alignas(256) Node {
     std::shared_ptr<const T> value;
     // Pins outstanding after the node was retired; see the file comment.
     std::atomic<int64_t> pending;
@@ -84,12 +86,30 @@ class SnapshotSlot {
 
   static constexpr int kAddressBits = 48;
   static constexpr uint64_t kAddressMask = (uint64_t{1} << kAddressBits) - 1;
+  static constexpr uint64_t kTopByte = uint64_t{0xff} << 56;
   static constexpr uint64_t kOneReader = uint64_t{1} << kAddressBits;
   // A fetch_add that finds the count this high would overflow the word.
   static constexpr uint64_t kLastReader = ~kAddressMask;
 
-  static Node* NodeOf(uint64_t word) { return reinterpret_cast<Node*>(word & kAddressMask); }
+  static Node* NodeOf(uint64_t word) { return static_cast<Node*>(UnpackAddress(word)); }
 
+ public:
+  // A 256-byte aligned pointer as the word's low 48 bits: bits 8-47 of the
+  // address, and its top byte (a heap's tag; 0 without one) in the low
+  // byte. Aborts if bits 48-55 are not 0. Public for the tests.
+  static uint64_t PackAddress(const void* p) {
+    const auto address = reinterpret_cast<uintptr_t>(p);
+    if ((address & ~kAddressMask & ~kTopByte) != 0 || (address & 0xff) != 0) {
+      Fatal("CowPtr: heap address does not fit in 48 bits");
+    }
+    return (address & kAddressMask) | address >> 56;
+  }
+  static void* UnpackAddress(uint64_t word) {
+    const uint64_t low = word & kAddressMask;
+    return reinterpret_cast<void*>((low & ~uint64_t{0xff}) | (low & 0xff) << 56);
+  }
+
+ private:
   mutable std::atomic<uint64_t> word_{0};
 };
 
