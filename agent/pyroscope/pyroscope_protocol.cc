@@ -240,8 +240,14 @@ absl::Status ValidateLabels(const Labels& labels) {
 }
 
 absl::Status ValidateHeader(std::string_view name, std::string_view value) {
-  if (name.empty() || !std::all_of(name.begin(), name.end(), IsTokenChar)) {
-    return Invalid("HTTP header name " + Quote(name) + " is not a valid token");
+  const size_t bad = size_t(std::find_if_not(name.begin(), name.end(), IsTokenChar) - name.begin());
+  if (name.empty() || bad < name.size()) {
+    // Quoted up to the character that is not allowed: what follows may be a
+    // secret ("Authorization: Bearer tok==" splits at its padding's '=').
+    return Invalid("HTTP header name " + Quote(name.substr(0, bad)) +
+                   (bad < name.size() ? " is followed by a character a header name cannot have"
+                                      : " is empty") +
+                   " (write NAME=VALUE)");
   }
   if (value.find_first_of("\r\n") != std::string_view::npos) {
     return Invalid("HTTP header " + Quote(name) + ": the value contains a line break");
