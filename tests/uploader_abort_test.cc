@@ -1,7 +1,8 @@
 // The uploader's deadlines hold while a connect hangs: a server behind a
 // firewall that drops packets (here a listener whose accept queue is full,
 // so that the kernel drops further SYNs). cpp-httplib's own abort waits for
-// the connect; the uploader shuts the socket down instead.
+// the connect; the uploader shuts the socket down instead. Nor does an exit
+// wait out a retry's backoff.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -14,7 +15,9 @@
 #include <vector>
 
 #include "lifecycle_util.h"
+#include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/lockprof.h"
+#include "pyroscope_receiver.h"
 #include "test_util.h"
 
 namespace {
@@ -75,6 +78,40 @@ TEST(UploaderAbortTest, StopKeepsItsDeadlineWhileAConnectHangs) {
   // generous margin for a loaded machine.
   EXPECT_LT(took, std::chrono::seconds(4))
       << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+}
+
+// A process that exits while its uploader waits out a retry's backoff (the
+// usual state while Pyroscope fails) retries nothing, as an exit promises,
+// and does not wait for the backoff. Before, the exit waited the whole
+// shutdown deadline (5 s here), or sent the retry when the backoff was
+// shorter than that.
+TEST(UploaderAbortTest, AnExitDuringARetrysBackoffRetriesNothing) {
+  lockprof::testing::Receiver receiver({"-mode=500"});
+  const auto start = Clock::now();
+  const auto child = lockprof::testing::RunInForkedChild(
+      [&receiver](int) {
+        lockprof::UploaderOptions o;
+        o.url = receiver.url();
+        o.app_name = "exit-in-backoff";
+        o.interval = std::chrono::milliseconds(100);
+        o.backoff_base = std::chrono::seconds(10);
+        o.profiles = {"mutex"};
+        if (!lockprof::StartUploader(o).ok()) return 2;
+        for (int i = 0; i < 3000 && lockprof::agent::UploadRetries() == 0; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        if (lockprof::agent::UploadRetries() == 0) return 3;  // Never in a backoff.
+        std::exit(0);
+        return 0;
+      },
+      60);
+  const auto took = Clock::now() - start;
+  EXPECT_EQ(child.exit_code, 0) << child.output;
+  EXPECT_LT(took, std::chrono::seconds(4))
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  // The first interval's one attempt (the last interval, empty, is not sent
+  // at exit).
+  EXPECT_EQ(receiver.Requests().size(), 1u);
 }
 
 // At the process's thread limit the uploader does not start, and says

@@ -10,6 +10,7 @@
 
 #include "absl/base/attributes.h"
 #include "lifecycle_util.h"
+#include "lockprof/agent/pyroscope/upload_positions.h"
 #include "lockprof/lockprof.h"
 #include "pyroscope_receiver.h"
 #include "test_util.h"
@@ -90,6 +91,18 @@ TEST(UploaderPositionsTest, AForkedChildSendsOnlyItsOwn) {
   // The parent's 30 go with its next upload.
   UploadAround(receiver, mu, 0);
   EXPECT_EQ(HoldsUploaded(receiver), 140);
+}
+
+// A wall clock stepped back (NTP, a virtual machine resumed) between two
+// uploads: the interval still ends after it starts, by the time that
+// passed, so that the next starts where it ended and Pyroscope takes it
+// (it refuses from > until: that interval's data was lost).
+TEST(UploaderPositionsTest, AWallClockSteppedBackStillEndsTheIntervalAfterItStarts) {
+  using lockprof::agent::IntervalEnd;
+  const int64_t from = 1'800'000'000'000'000'000;
+  EXPECT_EQ(IntervalEnd(from, from + 15'000'000'000, 15'000'000'000), from + 15'000'000'000);
+  EXPECT_EQ(IntervalEnd(from, from - 60'000'000'000, 15'000'000'000), from + 15'000'000'000);
+  EXPECT_EQ(IntervalEnd(from, from, 0), from + 1);
 }
 
 // An IPv6 address with letters in it (here 127.0.0.1, IPv4-mapped, so that

@@ -188,8 +188,10 @@ class Uploader {
   // `skip_empty`: send no empty profile.
   void Collect(bool skip_empty = false) {
     const int64_t from = last_until_ns_;
-    const int64_t until = WallNanos();
+    const int64_t now = MonotonicNanos();
+    const int64_t until = IntervalEnd(from, WallNanos(), now - last_collect_mono_ns_);
     last_until_ns_ = until;
+    last_collect_mono_ns_ = now;
     for (DeltaTracker& tracker : trackers_) {
       const std::vector<SlotValues> delta = tracker.Next();
       const ProfileInfo& info = ProfileInfoFor(tracker.id());
@@ -280,7 +282,14 @@ class Uploader {
         return CountUpload(job.id, UploadResult::kFailure);
       }
       CountUploadRetry();
-      cv_.wait_until(l, Clock::now() + RetryBackoff(c_.options, attempt), [&] { return abort_; });
+      // An exit during the backoff ends it, without the retry: at exit no
+      // request is retried (StopAtExit).
+      cv_.wait_until(l, Clock::now() + RetryBackoff(c_.options, attempt),
+                     [&] { return abort_ || at_exit_; });
+      if (at_exit_ && !abort_) {
+        Report(r, name, attempt);
+        return CountUpload(job.id, UploadResult::kFailure);
+      }
     }
   }
 
@@ -307,9 +316,10 @@ class Uploader {
 
   const UploaderConfig c_;
   IngestClient client_;
-  std::vector<DeltaTracker> trackers_;  // Collector thread only.
-  std::vector<DeltaTracker> spare_;     // Of profiles not uploaded now.
-  int64_t last_until_ns_;               // Collector thread only.
+  std::vector<DeltaTracker> trackers_;               // Collector thread only.
+  std::vector<DeltaTracker> spare_;                  // Of profiles not uploaded now.
+  int64_t last_until_ns_;                            // Collector thread only.
+  int64_t last_collect_mono_ns_ = MonotonicNanos();  // Collector thread only.
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -35,6 +35,18 @@ struct Positions {
   int64_t last_until_ns = 0;           // Wall clock; 0 before the first upload.
 };
 
+// The end of an upload interval that starts at `from_ns` (wall clock), when
+// the wall clock reads `wall_now_ns` and `elapsed_ns` (a monotonic clock's)
+// passed since the interval before ended: the wall clock, unless it was
+// stepped back to `from_ns` or before it (NTP, a virtual machine resumed),
+// where the interval still ends after it starts, by the time that passed:
+// intervals stay contiguous, and Pyroscope, which refuses one whose `from`
+// is after its `until` (losing its data), takes it.
+inline int64_t IntervalEnd(int64_t from_ns, int64_t wall_now_ns, int64_t elapsed_ns) {
+  if (wall_now_ns > from_ns) return wall_now_ns;
+  return from_ns + (elapsed_ns > 0 ? elapsed_ns : 1);
+}
+
 // The same positions, for an uploader of `profiles`: their trackers in that
 // order (a new one, from the start, for a profile never uploaded), the
 // others spare.
