@@ -38,6 +38,18 @@ pthread_mutex_t g_hazards_dlopen_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t g_hazards_hook_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t g_hazards_hook_cond = PTHREAD_COND_INITIALIZER;
 
+// An atfork handler registered before lockprof's (a constructor that runs
+// before the library's static initialisation, as an allocator's does) runs
+// in the child while lockprof's fork handlers still hold its mutexes, and
+// re-initialises its own mutex there, as jemalloc's does.
+pthread_mutex_t g_hazards_reinit_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_hazards_fork_a = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_hazards_busy_a = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_hazards_busy_b = PTHREAD_MUTEX_INITIALIZER;
+__attribute__((constructor(101))) void RegisterReinitInChild() {
+  pthread_atfork(nullptr, nullptr, [] { pthread_mutex_init(&g_hazards_reinit_mu, nullptr); });
+}
+
 namespace {
 
 using lockprof::testing::In;
@@ -251,6 +263,43 @@ TEST(InterposeHazardsTest, NamingALockDoesNotWaitForTheDynamicLoader) {
       /*timeout_s=*/20);
   EXPECT_FALSE(child.timed_out) << "deadlock: naming the lock waited for the dynamic loader";
   EXPECT_EQ(child.exit_code, 0);
+}
+
+// Takes `first`, then `second`, on a thread of its own.
+void TakeInOrder(pthread_mutex_t* first, pthread_mutex_t* second) {
+  std::thread([=] {
+    pthread_mutex_lock(first);
+    pthread_mutex_lock(second);
+    pthread_mutex_unlock(second);
+    pthread_mutex_unlock(first);
+  }).join();
+}
+
+// The handler above re-initialises a mutex that is in the lock-order graph,
+// in the child, while lockprof's prepare handler still holds the graph's
+// mutex there: the init must not wait for it (the child hung inside fork()).
+TEST(InterposeHazardsTest, AForkHandlerThatReinitialisesAMutexDoesNotHangTheChild) {
+  lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kReport);
+  TakeInOrder(&g_hazards_fork_a, &g_hazards_reinit_mu);  // Both in the graph now.
+  const auto child = RunInForkedChild([](int) { return 0; }, /*timeout_s=*/10);
+  lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kOff);
+  EXPECT_FALSE(child.timed_out) << "the child hung in fork()";
+  EXPECT_EQ(child.exit_code, 0);
+}
+
+// A destroy that glibc refuses (EBUSY: the mutex is locked) leaves the mutex
+// in use, and in the lock-order graph: the inversion taken after it is
+// still reported.
+TEST(InterposeHazardsTest, ARefusedDestroyKeepsTheMutexsEdges) {
+  lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kReport);
+  const uint64_t before = lockprof::LockOrderInversions();
+  TakeInOrder(&g_hazards_busy_a, &g_hazards_busy_b);
+  pthread_mutex_lock(&g_hazards_busy_a);
+  EXPECT_EQ(pthread_mutex_destroy(&g_hazards_busy_a), EBUSY);
+  pthread_mutex_unlock(&g_hazards_busy_a);
+  TakeInOrder(&g_hazards_busy_b, &g_hazards_busy_a);
+  lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kOff);
+  EXPECT_EQ(lockprof::LockOrderInversions(), before + 1);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 namespace lockprof::agent {
 
 std::atomic<uint32_t> g_fork_generation{0};
+std::atomic<bool> g_forking{false};
 
 namespace {
 
@@ -24,6 +25,7 @@ void Scope(bool enter) {
 }
 
 void Prepare() {
+  g_forking.store(true, std::memory_order_release);
   Scope(true);
   for (int r = 0; r < kRanks; ++r) {
     g_taken[r] = g_held[r].load(std::memory_order_acquire);
@@ -41,6 +43,7 @@ void Release() {
 void ReleaseInParent() {
   Release();
   Scope(false);
+  g_forking.store(false, std::memory_order_release);
 }
 
 void ReleaseInChild() {
@@ -50,6 +53,7 @@ void ReleaseInChild() {
     if (void (*fn)() = handler.load(std::memory_order_acquire)) fn();
   }
   Scope(false);
+  g_forking.store(false, std::memory_order_release);
 }
 
 // This object is linked whenever a primitive reads g_fork_generation or an

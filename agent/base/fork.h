@@ -73,6 +73,13 @@ void OnForkChild(void (*fn)());
 // lock-order edge, whose recording takes two of them.
 void SetForkHandlerScope(void (*scope)(bool enter));
 
+// True from fork()'s prepare handler until its parent's or child's: the
+// mutexes above are held, and a call into lockprof from another atfork
+// handler (one registered before lockprof's runs inside that window) must
+// not wait for them.
+extern std::atomic<bool> g_forking;
+inline bool ForkInProgress() { return g_forking.load(std::memory_order_acquire); }
+
 // A new mutex, never destroyed (fork() may take it at exit), held across
 // fork() at `rank`; with `in_child`, that handler is registered with
 // OnForkChild too, to run after the mutex is released in the child.

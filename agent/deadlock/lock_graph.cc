@@ -8,6 +8,7 @@
 
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/base/utf8.h"
+#include "lockprof/agent/deadlock/deferred_forgets.h"
 #include "lockprof/agent/deadlock/graph_store.h"
 #include "lockprof/agent/record/lock_lifetime.h"
 #include "lockprof/agent/record/record.h"
@@ -57,6 +58,10 @@ std::mutex g_graph_mu;
 std::atomic<uint64_t> g_dropped{0};
 std::atomic<uint64_t> g_inversions{0};
 
+void ForgetLocked(Graph& g, const void* lock);
+
+// The graph, under g_graph_mu: initialised on first use, the locks whose
+// forgetting was deferred forgotten (deferred_forgets.h).
 Graph& Ready() {
   Graph& g = g_graph;
   if (!g.ready) {
@@ -65,6 +70,7 @@ Graph& Ready() {
     g.free_edges = kNone;
     g.ready = true;
   }
+  TakeDeferredForgets([&g](const void* lock) { ForgetLocked(g, lock); });
   return g;
 }
 
@@ -345,18 +351,28 @@ void RemoveNode(Graph& g, int i) {
   --g.live_nodes;
 }
 
-}  // namespace
-
-void ForgetLockOrderNode(const void* lock) {
-  if (!MaybeNode(lock)) return;
-  RecorderScope recorder;
-  std::lock_guard<std::mutex> guard(g_graph_mu);
-  Graph& g = Ready();
+// Takes `lock`, its edges and its self-waits out of the graph.
+void ForgetLocked(Graph& g, const void* lock) {
   ForgetSelfWaits(g, [lock](const void* l) { return l == lock; });
   const int i = FindNode(g, lock);
   if (i == kNone) return;
   RemoveNode(g, i);
   g_lock_order_epoch.fetch_add(1, std::memory_order_release);
+}
+
+}  // namespace
+
+void ForgetLockOrderNode(const void* lock) {
+  if (!MaybeNode(lock)) return;
+  // Not waited for where this thread may hold it, or a fork() does
+  // (deferred_forgets.h).
+  if (InRecorder() || ForkInProgress()) {
+    DeferForget(lock);
+    return;
+  }
+  RecorderScope recorder;
+  std::lock_guard<std::mutex> guard(g_graph_mu);
+  ForgetLocked(Ready(), lock);
 }
 
 void ForgetLockOrderNodesIn(const void* begin, const void* end) {

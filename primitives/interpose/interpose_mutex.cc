@@ -196,6 +196,9 @@ LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_init(pthread_mutex_t* m,
 }
 
 LOCKPROF_INTERPOSE_ENTRY int pthread_mutex_destroy(pthread_mutex_t* m) {
-  lockprof::agent::OnLockDestroyed(m);
-  return lockprof::interpose::RealMutexDestroy(m);
+  // Only a destroy that happens: one refused (EBUSY, the mutex locked) leaves
+  // the mutex in use, with its edges.
+  const int r = lockprof::interpose::RealMutexDestroy(m);
+  if (r == 0) lockprof::agent::OnLockDestroyed(m);
+  return r;
 }
