@@ -159,24 +159,18 @@ void ReportNewCycles(Find find) {
   // The report mutex and the graph's are lockprof's own.
   RecorderScope recorder;
   int first_kept = 0, kept = 0;
-  // A cycle found past the kept reports' limit runs no hook, but abort mode
-  // aborts on it all the same: a copy, taken while it cannot change.
-  Cycle unkept;  // About 6 KB of stack, written only then.
-  bool abort_unkept = false;
   {
     std::lock_guard<std::mutex> serialized(g_report_mu);
     const int cycles = find(g_new_cycles, &first_kept, &kept);
     if (cycles > 0) WriteInversionLines(g_new_cycles, cycles);
-    if (cycles > kept && g_lock_order_mode.load() == int(LockOrderMode::kAbort)) {
-      unkept = g_new_cycles[0];
-      abort_unkept = true;
-    }
+    // A cycle found past the kept reports' limit runs no hook, but abort
+    // mode aborts on it all the same, here, where it cannot change.
+    if (cycles > kept) AbortIfAsked(g_new_cycles[0]);
   }
   // The hook runs with no lock of lockprof's held (it may take the
   // application's, whose holders may be adding edges meanwhile), on the
   // cycles kept: those no other acquisition overwrites.
   for (int i = 0; i < kept; ++i) NotifyInversion(FoundCycle(first_kept + i));
-  if (abort_unkept) AbortIfAsked(unkept);
 }
 
 // Adds the edges from this thread's held locks to `lock` that it has not
