@@ -43,12 +43,16 @@ void StopUploader(bool at_exit) {
   Uploader* u;
   {
     std::unique_lock<std::mutex> l(g_slot.mutex());
-    // The exit waits for a stop in progress on another thread, until that
-    // stop's deadline: it would otherwise end the process before the last
-    // interval is sent, and destroy the statics the request uses under it.
+    // A stop or start in progress on another thread has the positions, and
+    // the slot is empty meanwhile: wait for it, and stop what it installs.
+    // The exit waits until that one's deadline: it would otherwise end the
+    // process before the last interval is sent, and destroy the statics the
+    // request uses under it.
     if (at_exit) {
       TheUploadPositions().WaitForStopUntilItsDeadline(l,
                                                        [] { return g_slot.instance != nullptr; });
+    } else {
+      TheUploadPositions().WaitForStop(l, [] { return g_slot.instance != nullptr; });
     }
     u = g_slot.instance;
     g_slot.instance = nullptr;
@@ -96,6 +100,14 @@ absl::Status StartUploader(const UploaderOptions& options) {
   const std::unique_ptr<agent::Uploader> previous(*taken);
   agent::Positions positions;
   if (previous == nullptr) positions = agent::TheUploadPositions().Take(agent::WallNanos());
+  // Until it is installed, a stop or the exit flush on another thread waits
+  // for this start (the slot is empty meanwhile): an uploader installed
+  // after them would run on past its stop, or into the statics' destruction.
+  // The previous one's hand-over is its stop without a grace.
+  agent::TheUploadPositions().Stopping(
+      agent::Clock::now() +
+      (previous != nullptr ? previous->shutdown_timeout() : std::chrono::milliseconds(0)) +
+      std::chrono::seconds(1));
   // Not under the slot's mutex, which every fork() takes: stopping the
   // previous uploader aborts its request in flight, and cpp-httplib's abort
   // waits for a connect in progress (up to a request timeout). Meanwhile
