@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -18,9 +19,18 @@
 #include "lockprof/primitives/internal/cycle_scale.h"
 #include "test_util.h"
 
-// Set by the copy of lockprof that registered Abseil's tracer
-// (absl_mutex_profile.cc), before it calibrates.
+// Set by the copy of lockprof that registered Abseil's tracer, before it
+// calibrates: the first definition the dynamic linker finds, as
+// absl_mutex_profile.cc claims it (liblockprof_preload.so's under
+// LD_PRELOAD), else this program's.
 extern "C" int lockprof_absl_tracer_registered;
+bool TracerRegistered() {
+  static int* const flag = [] {
+    auto* found = static_cast<int*>(dlsym(RTLD_DEFAULT, "lockprof_absl_tracer_registered"));
+    return found != nullptr ? found : &lockprof_absl_tracer_registered;
+  }();
+  return __atomic_load_n(flag, __ATOMIC_ACQUIRE) != 0;
+}
 
 // Called holding g_absl_truth_mu, with a waiter asleep on it, while another
 // thread registers the tracer: unlocks as soon as the tracer is registered,
@@ -30,9 +40,7 @@ ABSL_ATTRIBUTE_NOINLINE int64_t CalibrationHolderSection(const std::atomic<int64
                                                          const std::atomic<bool>& registration_done,
                                                          bool* calibrating)
     ABSL_UNLOCK_FUNCTION(g_absl_truth_mu) {
-  while (__atomic_load_n(&lockprof_absl_tracer_registered, __ATOMIC_ACQUIRE) == 0) {
-    std::this_thread::yield();
-  }
+  while (!TracerRegistered()) std::this_thread::yield();
   const int64_t unlock_at = lockprof::testing::NowNanos();
   g_absl_truth_mu.Unlock();
   *calibrating = !registration_done.load();
