@@ -45,6 +45,11 @@ bool ClaimRegistration() {
 // 0 until the calibration at registration (below) has measured it.
 std::atomic<double> g_ns_per_cycle{0};
 
+// `cycles` of Abseil's clock in nanoseconds, at `ns_per_cycle`.
+int64_t Nanos(int64_t cycles, double ns_per_cycle) {
+  return int64_t(double(cycles) * ns_per_cycle);
+}
+
 // Waits traced while the calibration runs (tens of milliseconds, often just
 // as a busy program starts or an incident is being looked at): their stacks
 // are taken at once and their charge waits for the scale, rather than being
@@ -77,7 +82,7 @@ __attribute__((noinline)) void ParkWhileCalibrating(int64_t wait_cycles,
   if (parked) g_parked[g_parked_count++] = {wait_cycles, tags, pending};
   g_parked_mu.Unlock();
   if (scale > 0) {
-    agent::ChargeContention(int64_t(double(wait_cycles) * scale), tags, pending);
+    agent::ChargeContention(Nanos(wait_cycles, scale), tags, pending);
   } else if (!parked) {
     agent::CountUnchargedWait();
   }
@@ -89,7 +94,7 @@ void SetScale(double ns_per_cycle) {
   g_ns_per_cycle.store(ns_per_cycle, std::memory_order_release);
   for (int i = 0; i < g_parked_count; ++i) {
     const ParkedWait& w = g_parked[i];
-    agent::ChargeContention(int64_t(double(w.cycles) * ns_per_cycle), w.tags, w.pending);
+    agent::ChargeContention(Nanos(w.cycles, ns_per_cycle), w.tags, w.pending);
   }
   g_parked_count = 0;
   g_parked_mu.Unlock();
@@ -111,7 +116,7 @@ __attribute__((noinline)) void TraceAbslMutex(const char* msg, const void* obj,
   if (std::strcmp(name, interpose::kUnnamedLock) == 0) name = "(absl)";
   const agent::EventTags tags{name};
   if (const double scale = g_ns_per_cycle.load(std::memory_order_acquire); scale > 0) {
-    agent::RecordContention(int64_t(double(wait_cycles) * scale), tags, __builtin_frame_address(0));
+    agent::RecordContention(Nanos(wait_cycles, scale), tags, __builtin_frame_address(0));
   } else {
     ParkWhileCalibrating(wait_cycles, tags, __builtin_frame_address(0));
   }

@@ -5,6 +5,7 @@
 // fixed buffer is cut between characters.
 #include <pthread.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -187,22 +188,32 @@ TEST(HostileNamesTest, AUserLabelNamedLockIsExported) {
   EXPECT_EQ(l.find("\"exported_lock\":\"dup\""), std::string::npos) << l;
 }
 
+// Takes `named`, then `plain`, on one thread, and the other order on
+// another (a lock-order inversion), running `while_held` there with both
+// held; returns what that second thread wrote to stderr.
+std::string InvertOrderWith(
+    Mutex* named, Mutex* plain, const std::function<void()>& while_held = [] {}) {
+  SetLockOrderChecking(LockOrderMode::kReport);
+  std::thread([&] {
+    MutexLock a(named);
+    MutexLock b(plain);
+  }).join();
+  ::testing::internal::CaptureStderr();
+  std::thread([&] {
+    MutexLock b(plain);
+    MutexLock a(named);
+    while_held();
+  }).join();
+  std::string err = ::testing::internal::GetCapturedStderr();
+  SetLockOrderChecking(LockOrderMode::kOff);
+  return err;
+}
+
 // A name cannot forge lines of the stderr report or of the text pages.
 TEST(HostileNamesTest, ANameWithALineBreakStaysOnItsLine) {
   static constexpr char kForger[] = "x\"\nlockprof: forged";
   Mutex forger(kForger), plain("plain");
-  SetLockOrderChecking(LockOrderMode::kReport);
-  std::thread([&] {
-    MutexLock a(&forger);
-    MutexLock b(&plain);
-  }).join();
-  ::testing::internal::CaptureStderr();
-  std::thread([&] {
-    MutexLock b(&plain);
-    MutexLock a(&forger);
-  }).join();
-  const std::string err = ::testing::internal::GetCapturedStderr();
-  SetLockOrderChecking(LockOrderMode::kOff);
+  const std::string err = InvertOrderWith(&forger, &plain);
   EXPECT_EQ(testing::CountOf(err, "\n"), 1u) << err;
   EXPECT_NE(err.find("\"x\\\"\\x0alockprof: forged\""), std::string::npos) << err;
   EXPECT_EQ(LockOrderReport().find("\nlockprof: forged"), std::string::npos);
@@ -217,23 +228,13 @@ TEST(HostileNamesTest, ATerminalControlInANameIsEscaped) {
       "csi\xc2\x9b"
       "2J\xff";
   Mutex csi(kCsi), plain("plain");
-  SetLockOrderChecking(LockOrderMode::kReport);
-  std::thread([&] {
-    MutexLock a(&csi);
-    MutexLock b(&plain);
-  }).join();
-  ::testing::internal::CaptureStderr();
   std::string held;
-  std::thread([&] {
+  const std::string err = InvertOrderWith(&csi, &plain, [&] {
     pthread_setname_np(pthread_self(),
                        "w\xc2\x9b"
                        "31m");
-    MutexLock b(&plain);
-    MutexLock a(&csi);
     held = Get("/debug/lockprof/held");
-  }).join();
-  const std::string err = ::testing::internal::GetCapturedStderr();
-  SetLockOrderChecking(LockOrderMode::kOff);
+  });
   for (const std::string& text : {err, held, LockOrderReport()}) {
     EXPECT_EQ(text.find("\xc2\x9b"), std::string::npos) << text;
     EXPECT_EQ(text.find("\xff"), std::string::npos) << text;

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "interpose_waiter.h"
 #include "lock_order_fixture.h"
 #include "lockprof/agent/record/lock_tracking.h"
 #include "test_util.h"
@@ -27,6 +28,7 @@ namespace {
 
 // Holders tracked, lock order checked in kReport, for the test only.
 using InterposeHandOffTest = testing::HeldTrackingFixture;
+using testing::TakeInOrder;
 
 // The locks thread `tid` holds now, oldest first, as /debug/lockprof/held
 // reads them.
@@ -35,13 +37,6 @@ std::vector<agent::LockView> HeldBy(pid_t tid) {
     if (t.tid == tid) return t.held;
   }
   return {};
-}
-
-void TakeInOrder(pthread_mutex_t* first, pthread_mutex_t* second) {
-  pthread_mutex_lock(first);
-  pthread_mutex_lock(second);
-  pthread_mutex_unlock(second);
-  pthread_mutex_unlock(first);
 }
 
 // glibc lets another thread unlock a normal mutex (a mutex used as a

@@ -266,13 +266,8 @@ TEST(InterposeHazardsTest, NamingALockDoesNotWaitForTheDynamicLoader) {
 }
 
 // Takes `first`, then `second`, on a thread of its own.
-void TakeInOrder(pthread_mutex_t* first, pthread_mutex_t* second) {
-  std::thread([=] {
-    pthread_mutex_lock(first);
-    pthread_mutex_lock(second);
-    pthread_mutex_unlock(second);
-    pthread_mutex_unlock(first);
-  }).join();
+void TakeInOrderOnAThread(pthread_mutex_t* first, pthread_mutex_t* second) {
+  std::thread([=] { lockprof::testing::TakeInOrder(first, second); }).join();
 }
 
 // The handler above re-initialises a mutex that is in the lock-order graph,
@@ -280,7 +275,7 @@ void TakeInOrder(pthread_mutex_t* first, pthread_mutex_t* second) {
 // mutex there: the init must not wait for it (the child hung inside fork()).
 TEST(InterposeHazardsTest, AForkHandlerThatReinitialisesAMutexDoesNotHangTheChild) {
   lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kReport);
-  TakeInOrder(&g_hazards_fork_a, &g_hazards_reinit_mu);  // Both in the graph now.
+  TakeInOrderOnAThread(&g_hazards_fork_a, &g_hazards_reinit_mu);  // Both in the graph now.
   const auto child = RunInForkedChild([](int) { return 0; }, /*timeout_s=*/10);
   lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kOff);
   EXPECT_FALSE(child.timed_out) << "the child hung in fork()";
@@ -293,11 +288,11 @@ TEST(InterposeHazardsTest, AForkHandlerThatReinitialisesAMutexDoesNotHangTheChil
 TEST(InterposeHazardsTest, ARefusedDestroyKeepsTheMutexsEdges) {
   lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kReport);
   const uint64_t before = lockprof::LockOrderInversions();
-  TakeInOrder(&g_hazards_busy_a, &g_hazards_busy_b);
+  TakeInOrderOnAThread(&g_hazards_busy_a, &g_hazards_busy_b);
   pthread_mutex_lock(&g_hazards_busy_a);
   EXPECT_EQ(pthread_mutex_destroy(&g_hazards_busy_a), EBUSY);
   pthread_mutex_unlock(&g_hazards_busy_a);
-  TakeInOrder(&g_hazards_busy_b, &g_hazards_busy_a);
+  TakeInOrderOnAThread(&g_hazards_busy_b, &g_hazards_busy_a);
   lockprof::SetLockOrderChecking(lockprof::LockOrderMode::kOff);
   EXPECT_EQ(lockprof::LockOrderInversions(), before + 1);
 }

@@ -1,8 +1,10 @@
 // Helpers of the interposer's in-process tests (interpose_*_test.cc): a
-// thread that blocks on a lock the test holds, and deadlines.
+// thread that blocks on a lock the test holds, deadlines, and two locks
+// taken in order.
 #ifndef LOCKPROF_TESTS_INTERPOSE_WAITER_H_
 #define LOCKPROF_TESTS_INTERPOSE_WAITER_H_
 
+#include <pthread.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -56,6 +58,15 @@ class Waiter {
   int64_t done_ = 0;
   int result_ = -1;
 };
+
+// Locks `first`, then `second`, and unlocks both, on the calling thread:
+// the edge first -> second, while lock order is checked.
+inline void TakeInOrder(pthread_mutex_t* first, pthread_mutex_t* second) {
+  pthread_mutex_lock(first);
+  pthread_mutex_lock(second);
+  pthread_mutex_unlock(second);
+  pthread_mutex_unlock(first);
+}
 
 }  // namespace lockprof::testing
 

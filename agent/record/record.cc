@@ -25,9 +25,11 @@ inline int64_t Scaled(int64_t v, int64_t rate) {
 // One in `rate` events, by a per-thread random draw.
 inline bool OneIn(int64_t rate) { return rate <= 1 || NextRandom() % uint64_t(rate) == 0; }
 
-void AddSample(ProfileId id, const StackTrace& stack, const EventTags& tags, int64_t v0,
-               int64_t v1) {
-  ProfileTable(id).Add(stack, tags, tls_state.labels, v0, v1);
+// `labels`: this thread's, unless the event was sampled earlier
+// (ChargeContention).
+void AddSample(ProfileId id, const StackTrace& stack, const EventTags& tags, int64_t v0, int64_t v1,
+               const LabelSet* labels = tls_state.labels) {
+  ProfileTable(id).Add(stack, tags, labels, v0, v1);
   CountSampleRecorded(id);
 }
 
@@ -92,9 +94,8 @@ void ChargeContention(int64_t delay_ns, const EventTags& tags, const PendingCont
   if (delay_ns <= 0) return;
   RecorderScope scope;
   // Scaled at record time, as Go >= 1.20 does: readers never rescale.
-  ProfileTable(ProfileId::kMutex)
-      .Add(pending.stack, tags, pending.labels, pending.rate, Scaled(delay_ns, pending.rate));
-  CountSampleRecorded(ProfileId::kMutex);
+  AddSample(ProfileId::kMutex, pending.stack, tags, pending.rate, Scaled(delay_ns, pending.rate),
+            pending.labels);
 }
 
 void RecordBlock(int64_t wait_ns, const EventTags& tags, const StackTrace& stack,
