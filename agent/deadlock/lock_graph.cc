@@ -10,6 +10,7 @@
 #include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/deadlock/deferred_forgets.h"
 #include "lockprof/agent/deadlock/graph_store.h"
+#include "lockprof/agent/deadlock/node_filter.h"
 #include "lockprof/agent/record/lock_lifetime.h"
 #include "lockprof/agent/record/record.h"
 
@@ -21,29 +22,6 @@ std::atomic<uint64_t> g_lock_order_epoch{0};
 namespace {
 
 using namespace graph;  // NOLINT: this file's own data.
-
-// A Bloom filter (one hash) of the addresses ever in the graph, so that
-// destroying a lock that never was costs no mutex.
-constexpr size_t kFilterWords = 1024;
-std::atomic<uint64_t> g_maybe_node[kFilterWords];
-
-size_t FilterBit(const void* lock) {
-  return size_t((reinterpret_cast<uintptr_t>(lock) * 0x9E3779B97F4A7C15ull) >> 48) %
-         (kFilterWords * 64);
-}
-
-// Marks `lock` as one ForgetLockOrderNode must look for (a node, or a
-// self-wait reported), and the graph as used (lock_lifetime.h).
-void MarkMaybeNode(const void* lock) {
-  const size_t bit = FilterBit(lock);
-  g_maybe_node[bit / 64].fetch_or(uint64_t{1} << (bit % 64), std::memory_order_relaxed);
-  g_lock_graph_used.store(true, std::memory_order_relaxed);
-}
-
-bool MaybeNode(const void* lock) {
-  const size_t bit = FilterBit(lock);
-  return (g_maybe_node[bit / 64].load(std::memory_order_relaxed) >> (bit % 64)) & 1;
-}
 
 // Static storage, zeroed: its pages cost memory only once touched, which
 // only lock-order checking does. Guarded by g_graph_mu.

@@ -178,9 +178,8 @@ void ReportStalledWait(const LockStall& stall, const char* exited_name) {
   g_stalls.fetch_add(1, std::memory_order_relaxed);
   std::string holder = "holder not tracked";
   if (stall.holder_thread_id != 0) {
-    const std::string name = stall.holder_exited ? PrintableName(exited_name) + ", exited"
-                                                 : PrintableThreadName(stall.holder_thread_id);
-    holder = "held by thread " + std::to_string(stall.holder_thread_id) + " (" + name + ")";
+    holder = "held by " +
+             ThreadLabel(stall.holder_thread_id, stall.holder_exited ? exited_name : nullptr);
     // A holder recorded before since when and where were (lock-order
     // checking alone, or before the watchdog was switched on) has neither.
     holder += stall.holder_stack_depth == 0 && stall.held.count() == 0

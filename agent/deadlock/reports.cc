@@ -84,20 +84,12 @@ std::string Seconds(int64_t ns) {
   return buf;
 }
 
-std::string ThreadLabel(int64_t tid) {
-  const std::string name = PrintableThreadName(tid);
-  return "thread " + std::to_string(tid) + (name.empty() ? "" : " (" + name + ")");
-}
-
 std::string ExitedName(const LockView& v) {
   return std::string(v.exited_name, strnlen(v.exited_name, sizeof v.exited_name));
 }
 
-// ThreadLabel, or for the hold of a thread that has exited, with the name it
-// had then: "thread T (name, exited)".
 std::string HolderLabel(int64_t tid, const LockView& v) {
-  if (!v.exited) return ThreadLabel(tid);
-  return "thread " + std::to_string(tid) + " (" + PrintableName(ExitedName(v)) + ", exited)";
+  return v.exited ? ThreadLabel(tid, ExitedName(v).c_str()) : ThreadLabel(tid);
 }
 
 // Every lock held or awaited now, with its holders and waiters.
@@ -191,6 +183,14 @@ std::string PrintableThreadName(int64_t tid) { return PrintableName(ThreadName(t
 std::string FirstUserFrame(const uintptr_t* pcs, int depth) {
   const std::vector<Frame> frames = Symbolized(pcs, depth);
   return frames.empty() ? "?" : Location(frames[0].source);
+}
+
+std::string ThreadLabel(int64_t tid, const char* exited_name) {
+  if (exited_name != nullptr) {
+    return "thread " + std::to_string(tid) + " (" + PrintableName(exited_name) + ", exited)";
+  }
+  const std::string name = PrintableThreadName(tid);
+  return "thread " + std::to_string(tid) + (name.empty() ? "" : " (" + name + ")");
 }
 
 Inversion ToInversion(const Cycle& cycle) {

@@ -58,6 +58,10 @@ std::string ThreadName(int64_t tid);
 std::string PrintableThreadName(int64_t tid);
 // `name`, escaped as PrintableThreadName escapes a thread's.
 std::string PrintableName(std::string_view name);
+// "thread T (name)", or "thread T" if it has no name; for a thread that has
+// exited, with the name it had then (`exited_name`): "thread T (name,
+// exited)".
+std::string ThreadLabel(int64_t tid, const char* exited_name = nullptr);
 
 }  // namespace lockprof::agent
 
