@@ -5,6 +5,7 @@
 // admin endpoint's profile keeps them as recorded.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <thread>
@@ -38,7 +39,7 @@ TEST(UploaderLabelsTest, FitsNamesValuesAndCount) {
   Labels labels = {{"http.route", "/cart"}, {"9lives", "a"},     {"", "no name"},
                    {"http_route", "again"}, {"big", kLongValue}, {"lock", "mu"}};
   py::LabelFixes fixes;
-  py::FitSampleLabels(0, &labels, &fixes);
+  py::FitSampleLabels({}, &labels, &fixes);
   const Labels want = {{"lock", "mu"},
                        {"http_route", "/cart"},
                        {"_9lives", "a"},
@@ -52,10 +53,29 @@ TEST(UploaderLabelsTest, FitsNamesValuesAndCount) {
   for (int i = 0; i < 40; ++i) labels.emplace_back("l" + std::to_string(i), "v");
   labels.emplace_back("lock", "mu");
   fixes = {};
-  py::FitSampleLabels(3, &labels, &fixes);
+  py::FitSampleLabels({"env", "region", "l5"}, &labels, &fixes);
   ASSERT_EQ(labels.size(), 23u);
   EXPECT_EQ(labels[0].first, "lock");
-  EXPECT_EQ(fixes.dropped, 18u);
+  EXPECT_EQ(fixes.dropped, 18u);  // l5, the app's own, and 17 past the limit.
+  EXPECT_EQ(
+      std::count_if(labels.begin(), labels.end(), [](const auto& l) { return l.first == "l5"; }),
+      0);
+}
+
+// Pyroscope keeps a series label's value over a sample label of the same
+// name and says nothing: such a label is dropped here, and counted.
+TEST(UploaderLabelsTest, ASampleLabelTheSeriesHasIsDropped) {
+  Labels labels = {{"service_name", "other"},
+                   {"env", "dev"},
+                   {"__name__", "x"},
+                   {"lock", "mu"},
+                   {"route", "/a"}};
+  py::LabelFixes fixes;
+  py::FitSampleLabels({"env"}, &labels, &fixes);
+  const Labels want = {{"lock", "mu"}, {"route", "/a"}};
+  EXPECT_EQ(labels, want);
+  EXPECT_EQ(fixes.dropped, 3u);
+  EXPECT_EQ(fixes.renamed, 0u);
 }
 
 std::vector<std::string> g_many_names;

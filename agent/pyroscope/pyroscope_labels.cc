@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 #include <string_view>
+#include <utility>
 
 #include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/metrics/self_metrics.h"
@@ -27,14 +28,14 @@ bool CutAtCharacter(std::string* s, size_t limit) {
 
 }  // namespace
 
-void FitSampleLabels(size_t series_names, std::vector<std::pair<std::string, std::string>>* labels,
-                     LabelFixes* fixes) {
+void FitSampleLabels(const std::vector<std::string>& series_names,
+                     std::vector<std::pair<std::string, std::string>>* labels, LabelFixes* fixes) {
   // "lock" first, so that it is the one kept when names are too many.
   std::stable_partition(labels->begin(), labels->end(),
                         [](const auto& l) { return l.first == "lock"; });
-  const size_t room =
-      kMaxLabelNamesPerSeries - std::min(kMaxLabelNamesPerSeries, kServerLabelNames + series_names);
-  std::set<std::string> seen;
+  std::set<std::string> seen(series_names.begin(), series_names.end());
+  seen.insert(std::begin(kServerLabelNames), std::end(kServerLabelNames));
+  const size_t room = kMaxLabelNamesPerSeries - std::min(kMaxLabelNamesPerSeries, seen.size());
   std::vector<std::pair<std::string, std::string>> kept;
   for (auto& [name, value] : *labels) {
     if (name.empty() || kept.size() == room) {
@@ -59,8 +60,9 @@ void FitSampleLabels(size_t series_names, std::vector<std::pair<std::string, std
 }
 
 std::function<void(std::vector<std::pair<std::string, std::string>>*)> LabelFitter(
-    size_t series_names) {
-  return [series_names](std::vector<std::pair<std::string, std::string>>* labels) {
+    std::vector<std::string> series_names) {
+  return [series_names =
+              std::move(series_names)](std::vector<std::pair<std::string, std::string>>* labels) {
     LabelFixes fixes;
     FitSampleLabels(series_names, labels, &fixes);
     if (fixes.renamed != 0) CountUploadLabelChanges(LabelChange::kRenamed, fixes.renamed);

@@ -204,7 +204,9 @@ class Uploader {
       options.delta = &delta;
       options.time_nanos = from;
       options.duration_nanos = until - from;
-      options.fit_labels = pyroscope::LabelFitter(c_.options.labels.size());
+      std::vector<std::string> series_names;
+      for (const auto& [name, value] : c_.options.labels) series_names.push_back(name);
+      options.fit_labels = pyroscope::LabelFitter(std::move(series_names));
       absl::StatusOr<std::string> profile = BuildProfile(info, options);
       if (!profile.ok()) {
         CountUpload(info.id, UploadResult::kFailure);
