@@ -44,7 +44,10 @@
 namespace lockprof {
 
 struct SlowAcquire {
-  const char* lock;  // The lock's name, or nullptr for an unnamed lock.
+  // The lock's name, or nullptr for an unnamed lock; one longer than 47
+  // bytes may be cut there (between characters), as profiles keep it.
+  // Valid only during the call.
+  const char* lock;
   const char* mode;  // "read" or "write" for a reader/writer lock, else nullptr.
   std::chrono::nanoseconds waited;
   // The waiter's stack: return addresses, the caller of lock() first. Valid

@@ -27,7 +27,9 @@
 // What the type cannot rule out: a const array with automatic storage that
 // dies before the lock (`const char local[] = "x";` in a function whose
 // lock outlives it). Literals and namespace-scope arrays are the intended
-// use. A name in a library that is dlclose()d is fine: lockprof copies what
+// use. A const array member of the object that holds the lock, dying with
+// it, is fine: an unlock that records after its release (when the next
+// holder may already have destroyed both) reads a copy it took before. A name in a library that is dlclose()d is fine: lockprof copies what
 // it keeps (profile and metrics tables) while the lock is in use, and never
 // reads the name after the library is gone (see RELIABILITY.md, dlopen).
 //

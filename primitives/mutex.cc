@@ -6,6 +6,7 @@
 #include "lockprof/primitives/internal/deferred_block.h"
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/internal/hold_sample.h"
+#include "lockprof/primitives/internal/name_copy.h"
 #include "lockprof/primitives/internal/spin_backoff.h"
 #include "lockprof/primitives/internal/waiter_table.h"
 
@@ -118,10 +119,12 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::ReleaseAndRecord(const void* frame, bool for
   int64_t charged[internal::WaiterTable::kClasses] = {0, 0};
   if ((seen & kHeld) == kContended) internal::Waiters().Settle(this, charged);
   // Copied before the release: a thread that takes the lock right after it
-  // may destroy the Mutex (as POSIX allows), so nothing below reads *this.
+  // may destroy the Mutex (as POSIX allows), and with it a name that is a
+  // member of the same object, so nothing below reads *this or the name.
   // The wake-up only passes the address to the kernel; `this` is only a key
   // for parked block events.
-  const agent::EventTags tags{name_};
+  const internal::NameCopy name(name_);
+  const agent::EventTags tags{name.get()};
   // The release keeps kWanted: the long waiter that set it takes the lock next.
   if ((state_.fetch_and(kWanted, std::memory_order_release) & kHeld) == kContended) {
     internal::FutexWake(&state_, 1);

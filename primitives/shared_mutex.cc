@@ -9,6 +9,7 @@
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/internal/futex.h"
 #include "lockprof/primitives/internal/hold_sample.h"
+#include "lockprof/primitives/internal/name_copy.h"
 #include "lockprof/primitives/internal/spin_backoff.h"
 #include "lockprof/primitives/internal/waiter_table.h"
 
@@ -187,8 +188,9 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSlow() {
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::ReleaseAndRecord(const void* frame, bool forgotten) {
   const int64_t hold_ns = internal::EndHoldSample(&hold_start_);
   if (!forgotten) agent::TrackReleased(this);  // Before the release: as Mutex.
-  const agent::EventTags read{name_, LockMode::kRead, shard_};
-  const agent::EventTags write{name_, LockMode::kWrite, shard_};
+  const internal::NameCopy name(name_);        // As Mutex's, for the same reason.
+  const agent::EventTags read{name.get(), LockMode::kRead, shard_};
+  const agent::EventTags write{name.get(), LockMode::kWrite, shard_};
   uint64_t s = state_.load(std::memory_order_relaxed);
   if ((s & kWriter) == 0) internal::Fatal("unlock of unlocked SharedMutex");
   // Readers queued behind us, or writers asleep: charge their waiting to
@@ -269,8 +271,9 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
 // copies. Called after the decrement by unlock_shared() only when kWriter
 // was set (or on misuse, which is fatal).
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
-  const agent::EventTags read{name_, LockMode::kRead, shard_};
-  const agent::EventTags write{name_, LockMode::kWrite, shard_};
+  const internal::NameCopy name(name_);  // As Mutex's.
+  const agent::EventTags read{name.get(), LockMode::kRead, shard_};
+  const agent::EventTags write{name.get(), LockMode::kWrite, shard_};
   int64_t hold_ns = -1;
   if (old == kNotReleased) {
     hold_ns = internal::EndSharedHoldSample(this);

@@ -41,6 +41,12 @@ template <typename Lock>
 void UnlockFresh(Lock* mu) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   mu->unlock();
 }
+template <typename Lock>
+struct Named;
+template <typename Lock>
+void UnlockFresh(Named<Lock>* n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  n->mu.unlock();
+}
 
 struct Outcome {
   int modified = 0;  // Rounds whose fresh lock's bytes changed.
@@ -160,6 +166,37 @@ struct MutexReleases {
   }
 };
 
+// A lock named by a character array in the same object, which dies with it
+// (LockName takes a const array; this one is written by the constructor,
+// as a member of a struct built from a string would be). The reusing
+// thread's fresh lock writes another name into those bytes: a release
+// that read its name after releasing would charge the fresh name.
+template <typename Lock>
+struct Named {
+  explicit Named(const char* n) : mu(AsConst(name)) { std::strncpy(name, n, sizeof name - 1); }
+  static const char (&AsConst(char (&a)[40]))[40] { return a; }
+  char name[40] = {};
+  Lock mu;
+};
+
+// `Base`'s operations on the lock of a Named; the old and the fresh lock
+// have names of their own.
+template <typename Lock, typename Base>
+struct InNamed {
+  static constexpr const char* kOld = "unlock_lifetime.member.old";
+  static constexpr const char* kFresh = "unlock_lifetime.member.fresh";
+  static Named<Lock>* Old(void* p) { return new (p) Named<Lock>(kOld); }
+  static void Hold(Named<Lock>* n) { Base::Hold(&n->mu); }
+  static void Release(Named<Lock>* n) { Base::Release(&n->mu); }
+  static void Wait(Named<Lock>* n) { Base::Wait(&n->mu); }
+  static void Drop(Named<Lock>* n) { Base::Drop(&n->mu); }
+  static Named<Lock>* Fresh(void* p) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto* n = new (p) Named<Lock>(kFresh);
+    n->mu.lock();
+    return n;
+  }
+};
+
 // Contention (mutex profile, delay) charged under lock=`name`.
 ProfileDelta Charged(const char* name) { return ProfileDelta("mutex", 1, "", {{"lock", name}}); }
 
@@ -195,6 +232,33 @@ TEST(UnlockLifetimeTest, MutexUnlockLeavesAReusedLockAlone) {
   EXPECT_EQ(out.modified, 0) << "of " << kRounds << " reused locks";
   EXPECT_GT(old_charged.Get(), 0);
   EXPECT_EQ(fresh_charged.Get(), 0);
+}
+
+// The same three releases, with the lock's name in the object that dies
+// with it: the release reads its copy, never the name, once released.
+template <typename Lock, typename Ops>
+void ExpectTheOldNameCharged() {
+  ScopedRates rates(1, 1, ScopedRates::kKeep);
+  using Member = InNamed<Lock, Ops>;
+  ProfileDelta old_charged = Charged(Member::kOld);
+  ProfileDelta fresh_charged = Charged(Member::kFresh);
+  const Outcome out = Rounds<Named<Lock>, Member>();
+  EXPECT_EQ(out.rounds, kRounds) << "threads could not be pinned, or the waiter never slept";
+  EXPECT_EQ(out.modified, 0) << "of " << kRounds << " reused locks";
+  EXPECT_GT(old_charged.Get(), 0);
+  EXPECT_EQ(fresh_charged.Get(), 0) << "the old section was charged under the name written since";
+}
+
+TEST(UnlockLifetimeTest, MutexUnlockReadsNoNameInTheObjectItFreed) {
+  ExpectTheOldNameCharged<lockprof::Mutex, MutexReleases>();
+}
+
+TEST(UnlockLifetimeTest, WriterUnlockReadsNoNameInTheObjectItFreed) {
+  ExpectTheOldNameCharged<lockprof::SharedMutex, WriterReleases>();
+}
+
+TEST(UnlockLifetimeTest, LastReaderUnlockReadsNoNameInTheObjectItFreed) {
+  ExpectTheOldNameCharged<lockprof::SharedMutex, ReaderReleases>();
 }
 
 }  // namespace

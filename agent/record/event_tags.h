@@ -3,6 +3,7 @@
 #ifndef LOCKPROF_AGENT_RECORD_EVENT_TAGS_H_
 #define LOCKPROF_AGENT_RECORD_EVENT_TAGS_H_
 
+#include <cstddef>
 #include <cstdint>
 
 namespace lockprof::agent {
@@ -22,6 +23,10 @@ constexpr const char* LockModeName(LockMode mode) {
 // (CondVar::wait). Only lock acquisitions feed the per-lock wait metrics and
 // the slow-acquire hook; both show in the block profile, as in Go's.
 enum class WaitKind : uint8_t { kAcquire = 0, kCondition = 1 };
+
+// The bytes a lock's name is kept in by the profiles' and metrics' tables,
+// its terminator included: longer names are cut (between characters).
+inline constexpr size_t kMaxLockName = 48;
 
 struct EventTags {
   // The lock's name (label "lock"); a string with static storage, or nullptr.

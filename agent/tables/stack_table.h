@@ -42,9 +42,6 @@
 
 namespace lockprof::agent {
 
-// Lock names longer than this are truncated in profiles.
-inline constexpr size_t kMaxLockName = 48;
-
 struct SampleKey {
   uintptr_t pcs[kMaxStackDepth];
   int32_t depth;
