@@ -29,8 +29,9 @@
 // lock outlives it). Literals and namespace-scope arrays are the intended
 // use. A const array member of the object that holds the lock, dying with
 // it, is fine: an unlock that records after its release (when the next
-// holder may already have destroyed both) reads a copy it took before. A name in a library that is dlclose()d is fine: lockprof copies what
-// it keeps (profile and metrics tables) while the lock is in use, and never
+// holder may already have destroyed both) reads a copy it took before. A
+// name in a library that is dlclose()d is fine: lockprof copies what it
+// keeps (profile and metrics tables) while the lock is in use, and never
 // reads the name after the library is gone (see RELIABILITY.md, dlopen).
 //
 // Cost: none at run time; a LockName is a pointer.
