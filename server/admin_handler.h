@@ -54,7 +54,8 @@ struct AdminRequest {
   std::string authorization;
   std::string body;
   // Optional: returns true once the client has gone away, so that a
-  // ?seconds=N window ends early (polled about every 100 ms).
+  // ?seconds=N window ends early (polled about every 100 ms), and so does a
+  // long /debug/pprof/symbol lookup (polled every 64 addresses).
   std::function<bool()> cancelled;
 };
 

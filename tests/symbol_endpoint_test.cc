@@ -191,6 +191,30 @@ TEST_F(SymbolEndpointTest, AnAnswerOverItsCapIsRefused) {
   EXPECT_NE(one.find("SymbolTestAFunctionWhoseNameIsLong"), std::string::npos) << one;
 }
 
+// A lookup of many addresses (50-100 us each uncached) gives up once its
+// client has gone, as a ?seconds= window does: it kept the server's stop,
+// the exit and a symbol slot waiting for seconds.
+TEST(SymbolCancelTest, ALongLookupEndsWhenTheClientGoes) {
+  lockprof::AdminRequest req;
+  req.method = "POST";
+  req.path = "/debug/pprof/symbol";
+  const uintptr_t base = reinterpret_cast<uintptr_t>(&SymbolTestSlowSection);
+  for (uintptr_t i = 0; i < 20000; ++i) req.body += Hex(base + 4 * i) + "+";
+  std::atomic<int> polls{0};
+  req.cancelled = [&polls] {
+    ++polls;
+    return true;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  const lockprof::AdminResponse r = lockprof::HandleAdminRequest(req);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.status, 500) << r.body.substr(0, 200);
+  EXPECT_EQ(r.body.substr(0, 200), "context canceled\n");
+  EXPECT_EQ(polls.load(), 1);
+  EXPECT_LT(seconds, 0.5);
+}
+
 // At most kMaxSymbolAnswers requests are answered at once; the one over
 // the limit is told to come back, and the count goes down as each ends.
 TEST(SymbolInFlightTest, AdmitsUpToTheLimitAndReleasesOnEnd) {

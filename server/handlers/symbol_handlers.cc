@@ -89,6 +89,7 @@ Response HandleSymbol(const Request& req) {
   constexpr size_t kMemoEntries = 4096, kMemoBytes = 256 << 10;
   std::unordered_map<uint64_t, std::string> memo;
   size_t memo_bytes = 0;
+  size_t lookups = 0;
   size_t begin = 0;
   while (begin <= input.size()) {
     size_t end = input.find('+', begin);
@@ -99,6 +100,18 @@ Response HandleSymbol(const Request& req) {
       if (const auto it = memo.find(pc); it != memo.end()) {
         name = it->second;
       } else {
+        // An uncached address takes 50-100 us, and a 1 MiB body holds
+        // about 50,000: such a request runs for seconds. Every 64 lookups
+        // (a few milliseconds) it gives up if its client has gone or the
+        // server is stopping, as a ?seconds= window does, so that it keeps
+        // neither a stop nor the process's exit waiting, nor one of the
+        // kMaxSymbolAnswers slots from the next client.
+        if (++lookups % 64 == 0) {
+          if (req.stopping && req.stopping()) {
+            return ErrorResponse(503, "the server is stopping: no symbols");
+          }
+          if (req.cancelled && req.cancelled()) return ErrorResponse(500, "context canceled");
+        }
         name = FunctionAt(pc);
         if (memo.size() < kMemoEntries && memo_bytes + name.size() <= kMemoBytes) {
           memo_bytes += name.size();
