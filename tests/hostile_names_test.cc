@@ -243,5 +243,20 @@ TEST(HostileNamesTest, ATerminalControlInANameIsEscaped) {
   EXPECT_NE(held.find("w\\xc2\\x9b31m"), std::string::npos) << held;
 }
 
+// A thread's name may hold a newline (pthread_setname_np takes any byte):
+// the held page shows all of it, escaped, so that two threads whose names
+// differ after it are told apart.
+TEST(HostileNamesTest, AThreadNameWithALineBreakIsShownWhole) {
+  Mutex a("a"), b("b");
+  std::string held, json;
+  InvertOrderWith(&a, &b, [&] {
+    pthread_setname_np(pthread_self(), "t\n42");
+    held = Get("/debug/lockprof/held");
+    json = Get("/debug/lockprof/held", "format=json");
+  });
+  EXPECT_NE(held.find("(t\\x0a42)"), std::string::npos) << held;
+  EXPECT_NE(json.find("\"t\\u000a42\""), std::string::npos) << json;
+}
+
 }  // namespace
 }  // namespace lockprof

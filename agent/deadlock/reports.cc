@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <map>
 
 #include "lockprof/agent/base/strings.h"
@@ -165,8 +166,10 @@ void AppendThreadsText(const char* verb, const std::vector<std::pair<int64_t, Lo
 
 std::string ThreadName(int64_t tid) {
   std::ifstream comm("/proc/self/task/" + std::to_string(tid) + "/comm");
-  std::string name;
-  std::getline(comm, name);
+  // The whole name: one may hold a newline (pthread_setname_np takes any
+  // byte); the kernel ends it with one more.
+  std::string name((std::istreambuf_iterator<char>(comm)), std::istreambuf_iterator<char>());
+  if (!name.empty() && name.back() == '\n') name.pop_back();
   return name;
 }
 
