@@ -119,6 +119,19 @@ TEST_F(AdminServerTest, ErrorsAreGos) {
   EXPECT_EQ(status, 404);
 }
 
+// Go's ServeMux sends /debug/pprof to /debug/pprof/, keeping the query.
+TEST_F(AdminServerTest, TheRootRedirectKeepsTheQuery) {
+  int status;
+  std::string headers;
+  std::string body = HttpGet(port_, "/debug/pprof?x=1&y=%3C", &status, &headers);
+  EXPECT_EQ(status, 301);
+  // (HttpGet lowercases the headers.)
+  EXPECT_NE(headers.find("location: /debug/pprof/?x=1&y=%3c\r\n"), std::string::npos) << headers;
+  EXPECT_EQ(body, "<a href=\"/debug/pprof/?x=1&amp;y=%3C\">Moved Permanently</a>.\n\n");
+  HttpGet(port_, "/debug/pprof", &status, &headers);
+  EXPECT_NE(headers.find("location: /debug/pprof/\r\n"), std::string::npos) << headers;
+}
+
 TEST_F(AdminServerTest, IndexListsProfilesWithCounts) {
   int status;
   std::string body = HttpGet(port_, "/debug/pprof/", &status);

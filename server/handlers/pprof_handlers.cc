@@ -13,6 +13,7 @@
 #include "lockprof/agent/pprof/profile_builder.h"
 #include "lockprof/agent/tables/profile_tables.h"
 #include "lockprof/server/handlers/delta_handlers.h"
+#include "lockprof/server/handlers/html_escape.h"
 #include "lockprof/server/handlers/query_params.h"
 #include "lockprof/server/handlers/symbol_handlers.h"
 
@@ -23,32 +24,6 @@ namespace {
 constexpr std::string_view kPrefix = "/debug/pprof/";
 // godeltaprof's endpoints: /debug/pprof/delta_<profile>.
 constexpr std::string_view kDeltaPrefix = "delta_";
-
-std::string HtmlEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&#34;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 // The endpoints that are not profiles, as Go lists them (count 0).
 struct Extra {
