@@ -36,6 +36,7 @@ namespace {
 struct Running {
   std::unique_ptr<httplib::Server> http;  // An httplib::SSLServer with TLS.
   std::string token;                      // Empty: none required.
+  size_t max_body = 0;                    // Options::max_request_bytes.
   std::thread thread;
   std::string address;
   int port = 0;
@@ -91,6 +92,9 @@ httplib::Server::HandlerResponse PreRoute(const Running* s, const httplib::Reque
                        "Bad Request: ambiguous length (Transfer-Encoding with Content-Length, "
                        "or Content-Lengths that differ)\n",
                        res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  if (server::RefusedForItsLength(req, s->max_body, res)) {
     return httplib::Server::HandlerResponse::Handled;
   }
   if (!server::RequestAuthorised(req.path, req.get_header_value("Authorization"), s->token)) {
@@ -236,6 +240,7 @@ absl::StatusOr<std::unique_ptr<Running>> Listen(const AdminServerOptions& opts) 
   auto s = std::make_unique<Running>();
   if (absl::Status st = MakeServer(opts, s.get()); !st.ok()) return st;
   s->pprof.max_profile_seconds = opts.max_profile_seconds;
+  s->max_body = opts.max_request_bytes;
   // Half the threads at most wait out windows: the rest answer everything
   // else, a scrape of /metrics above all, however many windows are asked for.
   s->pprof.max_open_windows = std::max(1, opts.max_threads / 2);

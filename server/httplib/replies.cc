@@ -5,6 +5,21 @@
 
 namespace lockprof::server {
 
+namespace {
+
+// Whether a Content-Length value (empty: none, a chunked body) reads as a
+// size: decimal digits, at most 19 of them (below 2^64).
+bool ReadableLength(const std::string& value) {
+  if (value.empty()) return true;
+  if (value.size() > 19) return false;
+  for (char c : value) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void Reply(const Response& in, httplib::Response& out) {
   out.status = in.status;
   for (const auto& [k, v] : in.headers) out.set_header(k, v);
@@ -35,6 +50,19 @@ void RefuseWith(int status, const char* text, httplib::Response& res) {
   ResponseReady();
 }
 
+bool RefusedForItsLength(const httplib::Request& req, size_t max_body, httplib::Response& res) {
+  const std::string length = req.get_header_value("Content-Length");
+  if (!ReadableLength(length)) {
+    RefuseWith(400, "Bad Request: invalid Content-Length\n", res);
+    return true;
+  }
+  if (!length.empty() && std::stoull(length) > max_body) {
+    RefuseWith(413, "Payload Too Large\n", res);
+    return true;
+  }
+  return false;
+}
+
 void AnswerBeforeBody(const httplib::Request& req, const Response& answer, httplib::Response& res) {
   if (HasBody(req)) {
     RefuseCurrentRequest();
@@ -52,6 +80,12 @@ httplib::Server::HandlerResponse ExplainRefusedRequest(const httplib::Request&,
     const bool head = cut == RequestCut::kHead;
     RefuseWith(head ? 431 : 413, head ? "Request Header Fields Too Large\n" : "Payload Too Large\n",
                res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  // A chunked body over the limit (a Content-Length over it was refused
+  // before routing): httplib says 413 without a word.
+  if (res.status == 413 && res.body.empty()) {
+    RefuseWith(413, "Payload Too Large\n", res);
     return httplib::Server::HandlerResponse::Handled;
   }
   if (cut == RequestCut::kNone && !CurrentRequestParsed()) {

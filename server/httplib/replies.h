@@ -26,6 +26,13 @@ bool HasBody(const httplib::Request& req);
 // Answers `status` with `text` and closes the connection after it, saying so.
 void RefuseWith(int status, const char* text, httplib::Response& res);
 
+// Refuses `req`, from the pre-routing handler, if its Content-Length reads
+// as no size (negative, not a number, past 2^64: 400, as Go's server says)
+// or is over `max_body` (413), and says so. httplib answered both 413
+// without a word, and only after reading (skipping) the body it announced:
+// a length of -1 held the connection until the read timeout.
+bool RefusedForItsLength(const httplib::Request& req, size_t max_body, httplib::Response& res);
+
 // Answers `req` before httplib read its body (if any), from the pre-routing
 // handler. A body left unread would be read as the next request of the
 // connection and answered too (one request, two answers: behind a proxy that
