@@ -65,8 +65,7 @@ server::Request ToRequest(const httplib::Request& in, const Running* s) {
   // the last '=' of "seconds=3;x=1": a window of 1 s, not an error).
   out.params = server::DecodeQuery(out.query);
   out.body = in.body;
-  out.cancelled =
-      server::PeerGoneCheck(in.local_addr, in.local_port, in.remote_addr, in.remote_port);
+  out.cancelled = server::PeerGoneCheck(server::CurrentRequestSocket());
   out.stopping = [s] { return s->stopping.load(std::memory_order_relaxed); };
   return out;
 }

@@ -165,6 +165,10 @@ RequestCut CurrentRequestCut() {
   return t_request != nullptr ? t_request->cut() : RequestCut::kNone;
 }
 
+socket_t CurrentRequestSocket() {
+  return t_request != nullptr ? t_request->socket() : INVALID_SOCKET;
+}
+
 void MarkCurrentRequestParsed() {
   if (t_request != nullptr) t_request->MarkParsed();
 }

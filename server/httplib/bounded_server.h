@@ -85,6 +85,11 @@ socket_t ListeningSocket(const httplib::Server& server);
 // kNone on any other thread.
 RequestCut CurrentRequestCut();
 
+// On that thread: the socket of the connection being served (the raw socket
+// under TLS), for noticing that its client has gone (peer_watch.h);
+// INVALID_SOCKET on any other thread.
+socket_t CurrentRequestSocket();
+
 // On that thread, from the pre-routing handler: the request was parsed.
 // Whether it was: false in the error handler for a request that httplib
 // refused itself (a malformed request line or header, a line over its
