@@ -44,9 +44,9 @@
 namespace lockprof {
 
 struct SlowAcquire {
-  // The lock's name, or nullptr for an unnamed lock; one longer than 47
-  // bytes may be cut there (between characters), as profiles keep it.
-  // Valid only during the call.
+  // The lock's name, or nullptr for an unnamed lock; one longer than 127
+  // bytes may be cut there (between characters). Valid only during the
+  // call: the lock, and its name with it, may be gone after it.
   const char* lock;
   const char* mode;  // "read" or "write" for a reader/writer lock, else nullptr.
   std::chrono::nanoseconds waited;

@@ -7,6 +7,7 @@
 #include "lockprof/primitives/internal/blocked_wait.h"
 #include "lockprof/primitives/internal/fatal.h"
 #include "lockprof/primitives/internal/futex.h"
+#include "lockprof/primitives/internal/name_copy.h"
 
 namespace lockprof {
 
@@ -94,7 +95,9 @@ ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, in
   LockList();
   Enqueue(&self);
   list_lock_.Unlock();
-  const char* name = name_ != nullptr ? name_ : lock.mutex()->name();
+  // Copied now: once notified, this CondVar may be destroyed (condvar.h),
+  // and a name in the object that holds it with it (name_copy.h).
+  const internal::NameCopy name(name_ != nullptr ? name_ : lock.mutex()->name());
   lock.unlock();
   // The wait starts now; its stack is captured outside any critical section.
   internal::BlockedWait blocked(__builtin_frame_address(0));
@@ -127,7 +130,9 @@ ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, in
   }
   if (!notified) LeaveQueue(&self);
   // Recorded before re-locking: not inside the next critical section.
-  blocked.Record({name, agent::LockMode::kNone, -1, agent::WaitKind::kCondition});
+  agent::EventTags tags = name.Tags();
+  tags.wait = agent::WaitKind::kCondition;
+  blocked.Record(tags);
   lock.lock();
   return notified;
 }

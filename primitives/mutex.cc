@@ -124,7 +124,7 @@ ABSL_ATTRIBUTE_NOINLINE void Mutex::ReleaseAndRecord(const void* frame, bool for
   // The wake-up only passes the address to the kernel; `this` is only a key
   // for parked block events.
   const internal::NameCopy name(name_);
-  const agent::EventTags tags{name.get()};
+  const agent::EventTags tags = name.Tags();
   // The release keeps kWanted: the long waiter that set it takes the lock next.
   if ((state_.fetch_and(kWanted, std::memory_order_release) & kHeld) == kContended) {
     internal::FutexWake(&state_, 1);

@@ -189,8 +189,8 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::ReleaseAndRecord(const void* frame, bo
   const int64_t hold_ns = internal::EndHoldSample(&hold_start_);
   if (!forgotten) agent::TrackReleased(this);  // Before the release: as Mutex.
   const internal::NameCopy name(name_);        // As Mutex's, for the same reason.
-  const agent::EventTags read{name.get(), LockMode::kRead, shard_};
-  const agent::EventTags write{name.get(), LockMode::kWrite, shard_};
+  const agent::EventTags read = name.Tags(LockMode::kRead, shard_);
+  const agent::EventTags write = name.Tags(LockMode::kWrite, shard_);
   uint64_t s = state_.load(std::memory_order_relaxed);
   if ((s & kWriter) == 0) internal::Fatal("unlock of unlocked SharedMutex");
   // Readers queued behind us, or writers asleep: charge their waiting to
@@ -272,8 +272,8 @@ ABSL_ATTRIBUTE_NOINLINE void SharedMutex::LockSharedSlow(uint64_t old) {
 // was set (or on misuse, which is fatal).
 ABSL_ATTRIBUTE_NOINLINE void SharedMutex::UnlockSharedSlow(uint64_t old) {
   const internal::NameCopy name(name_);  // As Mutex's.
-  const agent::EventTags read{name.get(), LockMode::kRead, shard_};
-  const agent::EventTags write{name.get(), LockMode::kWrite, shard_};
+  const agent::EventTags read = name.Tags(LockMode::kRead, shard_);
+  const agent::EventTags write = name.Tags(LockMode::kWrite, shard_);
   int64_t hold_ns = -1;
   if (old == kNotReleased) {
     hold_ns = internal::EndSharedHoldSample(this);

@@ -21,8 +21,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "lockprof/lockprof.h"
@@ -259,6 +261,83 @@ TEST(UnlockLifetimeTest, WriterUnlockReadsNoNameInTheObjectItFreed) {
 
 TEST(UnlockLifetimeTest, LastReaderUnlockReadsNoNameInTheObjectItFreed) {
   ExpectTheOldNameCharged<lockprof::SharedMutex, ReaderReleases>();
+}
+
+// A CondVar may be destroyed once its waiters are notified (condvar.h); a
+// notified waiter records its wait after that, under a name it copied
+// before: not the bytes a fresh CondVar in the same object wrote since.
+// The notifying thread runs on the waiter's CPU at a higher priority, so it
+// destroys and rebuilds before the waiter records.
+TEST(UnlockLifetimeTest, ANotifiedWaiterReadsNoNameInTheCondVarFreed) {
+  ScopedRates rates(ScopedRates::kKeep, 1, ScopedRates::kKeep);
+  using NamedCondVar = Named<lockprof::CondVar>;
+  ProfileDelta old_waits("block", 1, "", {{"lock", "unlock_lifetime.cv.old"}});
+  ProfileDelta fresh_waits("block", 1, "", {{"lock", "unlock_lifetime.cv.fresh"}});
+  int pinned_rounds = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    alignas(NamedCondVar) unsigned char storage[sizeof(NamedCondVar)];
+    NamedCondVar* old = new (storage) NamedCondVar("unlock_lifetime.cv.old");
+    lockprof::Mutex mu;
+    bool ready = false;
+    std::atomic<pid_t> waiter_tid{0};
+    std::atomic<bool> pinned{true};
+    std::thread waiter([&] {
+      if (lockprof::testing::PinToFirstCpu() < 0 || !lockprof::testing::RunAtIdlePriority()) {
+        pinned = false;
+      }
+      std::unique_lock<lockprof::Mutex> l(mu);
+      waiter_tid = lockprof::testing::ThisThreadId();
+      old->mu.wait(l, [&] { return ready; });
+    });
+    std::thread notifier([&] {
+      if (lockprof::testing::PinToFirstCpu() < 0) pinned = false;
+      while (waiter_tid.load() == 0) std::this_thread::yield();
+      if (!lockprof::testing::WaitUntilAsleep(waiter_tid.load())) pinned = false;
+      {
+        std::lock_guard<lockprof::Mutex> l(mu);
+        ready = true;
+      }
+      old->mu.notify_all();
+      old->~NamedCondVar();
+      new (storage) NamedCondVar("unlock_lifetime.cv.fresh");
+    });
+    notifier.join();
+    waiter.join();
+    std::launder(reinterpret_cast<NamedCondVar*>(storage))->~NamedCondVar();
+    pinned_rounds += pinned.load();
+  }
+  EXPECT_EQ(pinned_rounds, kRounds) << "threads could not be pinned, or the waiter never slept";
+  EXPECT_GT(old_waits.Get(), 0);
+  EXPECT_EQ(fresh_waits.Get(), 0) << "a wait was recorded under the name written since";
+}
+
+// The copy keys the profile tables by the name's own address: threads that
+// release the same lock at the same stack share one sample. Keyed by the
+// copy's (a different stack address on every thread), each thread had a
+// sample of its own, and a busy program filled the tables so much sooner.
+ABSL_ATTRIBUTE_NOINLINE void HoldFromManyThreads(lockprof::Mutex& mu) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&mu] {
+      for (int i = 0; i < 10; ++i) {
+        std::lock_guard<lockprof::Mutex> l(mu);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+}
+
+TEST(UnlockLifetimeTest, ThreadsShareTheSampleOfACopiedName) {
+  ScopedRates rates(ScopedRates::kKeep, ScopedRates::kKeep, 1);
+  static lockprof::Mutex mu("unlock_lifetime.shared_sample");
+  HoldFromManyThreads(mu);
+  const auto profile = lockprof::testing::FetchProfile("hold");
+  const auto samples = lockprof::testing::SamplesForLock(profile, "unlock_lifetime.shared_sample");
+  ASSERT_FALSE(samples.empty());
+  EXPECT_EQ(samples.size(), 1u);
+  EXPECT_EQ(lockprof::testing::SumValuesWithLabel(profile, 0, "lock",
+                                                  "unlock_lifetime.shared_sample"),
+            80);
 }
 
 }  // namespace

@@ -29,7 +29,8 @@ enum class WaitKind : uint8_t { kAcquire = 0, kCondition = 1 };
 inline constexpr size_t kMaxLockName = 48;
 
 struct EventTags {
-  // The lock's name (label "lock"); a string with static storage, or nullptr.
+  // The lock's name (label "lock"), or nullptr: the lock's own, or a copy
+  // of it that an unlock took before its release (see lock_id).
   const char* lock = nullptr;
   LockMode mode = LockMode::kNone;
   // Shard index of a lockprof::ShardedMap (numeric label "shard"); -1 = none.
@@ -41,7 +42,17 @@ struct EventTags {
   // a writer only. Lock-order checking then sees no cycle through two read
   // holds of it (agent/deadlock/lock_graph.h).
   bool readers_first = false;
+  // What the profile tables tell names apart by, with their bytes: the
+  // address of the lock's own name, compared, never read. nullptr: `lock`
+  // itself. Set where `lock` is a copy (primitives/internal/name_copy.h),
+  // whose address differs from thread to thread.
+  const char* lock_id = nullptr;
 };
+
+// The address the profile tables key `tags`' name by.
+inline const void* LockNameId(const EventTags& tags) {
+  return tags.lock_id != nullptr ? tags.lock_id : tags.lock;
+}
 
 }  // namespace lockprof::agent
 

@@ -52,7 +52,7 @@ uint64_t HashKey(const StackTrace& stack, const EventTags& tags, const LabelSet*
     b = (b ^ stack.pcs[i + 1]) * kOddB;
   }
   if (i < stack.depth) a = (a ^ stack.pcs[i]) * kOddA;
-  b = (b ^ reinterpret_cast<uintptr_t>(tags.lock)) * kOddB;
+  b = (b ^ reinterpret_cast<uintptr_t>(LockNameId(tags))) * kOddB;
   a = (a ^ ((uint64_t(tags.mode) << 32) ^ uint32_t(tags.shard))) * kOddA;
   b = (b ^ reinterpret_cast<uintptr_t>(labels)) * kOddB;
   return Finalize(a ^ (b << 31 | b >> 33)) | kPublishedBit;
@@ -68,7 +68,7 @@ inline size_t SlotOf(uint64_t hash, size_t capacity) {
 // may put another name (and code) at the same addresses.
 bool SameKey(const SampleKey& k, const StackTrace& stack, const EventTags& tags,
              const LabelSet* labels) {
-  if (k.depth != stack.depth || k.lock_id != tags.lock || k.mode != tags.mode ||
+  if (k.depth != stack.depth || k.lock_id != LockNameId(tags) || k.mode != tags.mode ||
       k.shard != tags.shard || k.labels != labels) {
     return false;
   }
@@ -177,7 +177,7 @@ StackTable::EntryRef StackTable::Lookup(const StackTrace& stack, const EventTags
     e.key.depth = stack.depth;
     e.key.mode = tags.mode;
     e.key.shard = tags.shard;
-    e.key.lock_id = tags.lock;
+    e.key.lock_id = LockNameId(tags);
     e.key.lock = nullptr;
     if (tags.lock != nullptr) {
       // Copied now, while the recording thread's code (and so its name) is

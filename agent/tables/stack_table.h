@@ -51,8 +51,8 @@ struct SampleKey {
   // lock_name, the table's own copy, so that a name in a dlclose()d library
   // or a freed string never dangles. nullptr when the lock has none.
   const char* lock;
-  // The pointer the recorder passed: part of the key's identity, compared,
-  // never dereferenced.
+  // The address of the lock's own name (LockNameId, event_tags.h): part of
+  // the key's identity, compared, never dereferenced.
   const void* lock_id;
   const LabelSet* labels;
   char lock_name[kMaxLockName];

@@ -45,7 +45,7 @@ void DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
   std::copy_n(stack.pcs, stack.depth, e.stack.pcs);
 }
 
-void RecordParkedBlocks(const void* lock, bool may_call_hook, const char* const* name) {
+void RecordParkedBlocks(const void* lock, bool may_call_hook, const agent::EventTags* released) {
   DeferredBlocks& d = t_deferred;
   for (int i = 0; i < d.count;) {
     if (d.events[i].lock != lock) {
@@ -55,7 +55,10 @@ void RecordParkedBlocks(const void* lock, bool may_call_hook, const char* const*
     // Moved out first: RecordBlock may call the slow-acquire hook, which may
     // lock and unlock lockprof locks on this thread (and so get here).
     DeferredBlock e = d.events[i];
-    if (name != nullptr) e.tags.lock = *name;
+    if (released != nullptr) {
+      e.tags.lock = released->lock;
+      e.tags.lock_id = released->lock_id;
+    }
     d.events[i] = d.events[--d.count];
     agent::tls_state.deferred_blocks = d.count;
     agent::RecordBlock(e.wait_ns, e.tags, e.stack, may_call_hook);

@@ -39,11 +39,11 @@ void DeferBlock(const void* lock, int64_t wait_ns, const agent::EventTags& tags,
 
 // RecordDeferredBlocks' case where this thread has events parked. Without
 // the slow-acquire hook unless `may_call_hook` (false: `lock` is still held).
-// `name`, if given, replaces the lock name the events were parked with: a
-// copy taken before the release (name_copy.h), since the lock's own may be
-// gone with it.
+// `released`, if given, are the tags of the release that records them: its
+// name (a copy taken before the release, name_copy.h) replaces the one the
+// events were parked with, which may be gone with the lock.
 void RecordParkedBlocks(const void* lock, bool may_call_hook = true,
-                        const char* const* name = nullptr);
+                        const agent::EventTags* released = nullptr);
 
 // Whether this thread has events parked for `lock`.
 bool HasParkedBlocks(const void* lock);
@@ -51,22 +51,22 @@ bool HasParkedBlocks(const void* lock);
 // Records the events this thread parked for `lock`. Called by the lock's
 // slow unlock path after the release; one thread-local test when none are
 // parked.
-inline void RecordDeferredBlocks(const void* lock, const char* const* name = nullptr) {
+inline void RecordDeferredBlocks(const void* lock, const agent::EventTags* released = nullptr) {
   if (__builtin_expect(agent::tls_state.deferred_blocks != 0, 0)) {
-    RecordParkedBlocks(lock, true, name);
+    RecordParkedBlocks(lock, true, released);
   }
 }
 
 // The tail of every slow unlock, once `lock` is released: the contention its
 // section caused (`charged_ns`, 0 for none), its sampled hold (`hold_ns`, < 0
 // when not sampled), both at the stack above `frame` (the unlock's own
-// frame), then the block events this thread parked for `lock`. `tags.lock`
-// is a copy of the lock's name taken before the release (name_copy.h).
+// frame), then the block events this thread parked for `lock`. `tags` name
+// the lock by a copy taken before the release (name_copy.h).
 inline void RecordAfterRelease(const void* lock, const agent::EventTags& tags, int64_t charged_ns,
                                int64_t hold_ns, const void* frame) {
   if (charged_ns > 0) agent::RecordContention(charged_ns, tags, frame);
   if (hold_ns >= 0) agent::RecordHold(hold_ns, agent::HoldSampleWeight(), tags, frame);
-  RecordDeferredBlocks(lock, &tags.lock);
+  RecordDeferredBlocks(lock, &tags);
 }
 
 }  // namespace lockprof::internal
