@@ -3,9 +3,12 @@
 // (deadlock_test checks the common case: reported once, while still
 // waiting, with the holder.)
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <thread>
 
@@ -149,6 +152,76 @@ TEST_F(StallWatchdogEdgeTest, AHolderThatExitedIsStillNamed) {
       << text;
   EXPECT_NE(text.find("stall_watchdog_test.cc:"), std::string::npos) << text;  // Its stack.
   EXPECT_NE(json.find("\"thread\":\"abandoner\",\"exited\":true"), std::string::npos) << json;
+}
+
+// A thread made with the smallest stack POSIX allows (PTHREAD_STACK_MIN,
+// 16 KiB, its TLS included) that stalls: the report is written without
+// stdio's 8 KiB buffer, and names the holder's frame by its address rather
+// than symbolize it (about 10 KiB); both overflowed that stack. The
+// sanitizers' frames are larger: there the thread gets four times as much.
+void* WaitOnASmallStack(void* mu) {
+  MutexLock l(static_cast<Mutex*>(mu));
+  return nullptr;
+}
+
+TEST_F(StallWatchdogEdgeTest, AWaiterOnAMinimalStackIsReported) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  const size_t kStack = 4 * PTHREAD_STACK_MIN;
+#else
+  const size_t kStack = PTHREAD_STACK_MIN;
+#endif
+  static Mutex mu("stall.small_stack");
+  SetStallReportThreshold(20ms);
+  std::thread holder = HoldFor(&mu, 200ms);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, kStack), 0);
+  ::testing::internal::CaptureStderr();
+  pthread_t waiter;
+  ASSERT_EQ(pthread_create(&waiter, &attr, WaitOnASmallStack, &mu), 0);
+  pthread_attr_destroy(&attr);
+  pthread_join(waiter, nullptr);
+  holder.join();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("lockprof: stall: thread "), std::string::npos) << err;
+  EXPECT_NE(err.find("for lock \"stall.small_stack\", held by thread "), std::string::npos) << err;
+}
+
+// The report is written inside the stalled thread's lock call, while that
+// thread holds other locks: with stdio it took stderr's lock, and a logger
+// that holds stderr (one message written in parts) while it waits for one
+// of those locks deadlocked with it. Run in a child, which a deadlock
+// leaves to its alarm.
+TEST_F(StallWatchdogEdgeTest, AReportNeverWaitsForStderrsLock) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(10);
+    static Mutex held("stall.stdio.held"), logged("stall.stdio.logged");
+    SetStallReportThreshold(50ms);
+    std::thread holder = HoldFor(&held, 300ms);
+    std::thread stalled([] {
+      MutexLock l(&logged);
+      MutexLock h(&held);  // Reported while `logged` is held.
+    });
+    std::this_thread::sleep_for(10ms);
+    std::thread logger([] {
+      flockfile(stderr);
+      std::fputs("logger: state=", stderr);
+      logged.lock();
+      std::fputs("ok\n", stderr);
+      logged.unlock();
+      funlockfile(stderr);
+    });
+    holder.join();
+    stalled.join();
+    logger.join();
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "the child " << (WIFSIGNALED(status) ? "hung (alarm)" : "failed");
 }
 
 }  // namespace

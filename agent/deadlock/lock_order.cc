@@ -3,9 +3,12 @@
 // the stderr line, the user's hook, the counter, and kAbort's abort.
 #include "lockprof/agent/lock_order.h"
 
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -174,6 +177,40 @@ void AbortIfAsked(const Cycle& cycle) {
   std::abort();
 }
 
+namespace {
+
+// Bytes of stack below this frame, for the thread's own stack; SIZE_MAX
+// for the main thread (its stack grows on demand) or if unknown.
+size_t StackLeft() {
+  if (syscall(SYS_gettid) == getpid()) return SIZE_MAX;
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return SIZE_MAX;
+  void* low = nullptr;
+  size_t size = 0;
+  const bool known = pthread_attr_getstack(&attr, &low, &size) == 0;
+  pthread_attr_destroy(&attr);
+  const auto sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  if (!known || sp < reinterpret_cast<uintptr_t>(low)) return SIZE_MAX;
+  return sp - reinterpret_cast<uintptr_t>(low);
+}
+
+// Symbolizing a frame takes about 10 KiB of stack; a waiting thread with
+// less than this left (one made with PTHREAD_STACK_MIN, 16 KiB, less its
+// TLS) gets the holder's frame as an address instead.
+constexpr size_t kStackToSymbolize = 64 << 10;
+
+std::string HolderFrame(const LockStall& stall) {
+  if (StackLeft() >= kStackToSymbolize) {
+    return FirstUserFrame(stall.holder_stack, stall.holder_stack_depth);
+  }
+  char address[48];
+  std::snprintf(address, sizeof address, "%#" PRIxPTR " (little stack left to name it)",
+                stall.holder_stack_depth > 0 ? stall.holder_stack[0] : uintptr_t{0});
+  return address;
+}
+
+}  // namespace
+
 void ReportStalledWait(const LockStall& stall, const char* exited_name) {
   g_stalls.fetch_add(1, std::memory_order_relaxed);
   std::string holder = "holder not tracked";
@@ -185,17 +222,20 @@ void ReportStalledWait(const LockStall& stall, const char* exited_name) {
     holder += stall.holder_stack_depth == 0 && stall.held.count() == 0
                   ? ", since when and where not recorded"
                   : " for " + std::to_string(stall.held.count() / 1000000) + " ms, acquired at " +
-                        FirstUserFrame(stall.holder_stack, stall.holder_stack_depth);
+                        HolderFrame(stall);
   } else if (LockTrackingOn()) {
     holder = "holder not found";
   }
-  std::fprintf(stderr,
-               "lockprof: stall: thread %lld (%s) has waited %lld ms for lock %s, %s; "
-               "see /debug/lockprof/held\n",
-               static_cast<long long>(stall.waiter_thread_id),
-               PrintableThreadName(stall.waiter_thread_id).c_str(),
-               static_cast<long long>(stall.waited.count() / 1000000),
-               QuotedName(stall.lock).c_str(), holder.c_str());
+  // Written with write(2), as the inversion lines are: this runs inside
+  // the waiting thread's lock call, which may hold other locks, and stdio
+  // would take stderr's lock (a thread holding it that waits for one of
+  // them would never get it back) and put an 8 KiB buffer on a stack that
+  // may be PTHREAD_STACK_MIN.
+  const std::string line = "lockprof: stall: " + ThreadLabel(stall.waiter_thread_id) +
+                           " has waited " + std::to_string(stall.waited.count() / 1000000) +
+                           " ms for lock " + QuotedName(stall.lock) + ", " + holder +
+                           "; see /debug/lockprof/held\n";
+  WriteLine(line.data(), line.size());
   if (LockStallHook hook = g_stall_hook.load()) hook(stall);
 }
 
