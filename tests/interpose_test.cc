@@ -293,4 +293,18 @@ TEST_F(InterposeTest, TwoCopiesOfLockprofRegisterAbseilsTracerOnce) {
   }
 }
 
+// A plugin unloaded right after a thread released a mutex in its data:
+// that thread names the lock after its release, reading the plugin's image
+// and the loader's record of it, which the unload frees. The unload now
+// waits for a naming under way. Before: SIGSEGV within a few seconds.
+TEST_F(InterposeTest, APluginUnloadedRightAfterAReleaseIsNeverRead) {
+  int status = -1;
+  const std::string out = RunCommand(std::string("LD_PRELOAD=") + LOCKPROF_PRELOAD_PATH + " " +
+                                         LOCKPROF_DLCLOSE_RACE_PATH + " " +
+                                         LOCKPROF_LOCKING_PLUGIN_PATH + " 50000 2>&1",
+                                     &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "50000 rounds\n");
+}
+
 }  // namespace

@@ -77,7 +77,9 @@ LOCKPROF_INTERPOSE_ENTRY int dlclose(void* handle) {
   const DlcloseFn real = RealDlclose();
   Loaded before;
   dl_iterate_phdr(ListObject, &before);
+  BeginUnload();  // No lock naming reads the image while it goes.
   const int r = real(handle);
+  EndUnload();
   if (r != 0) return r;
   for (int i = 0; i < before.count; ++i) {
     const auto* begin = reinterpret_cast<const void*>(before.extents[i].begin);

@@ -1,9 +1,12 @@
 #include "lockprof/primitives/interpose/lock_names.h"
 
+#include <sched.h>
+
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -153,6 +156,23 @@ bool InLoadedObject(const void* lock) {
   return _dl_find_object(const_cast<void*>(lock), &found) == 0;
 }
 
+namespace {
+
+// Lookups under way, and unloads (BeginUnload): each side announces itself
+// before it looks at the other's count (both sequentially consistent), so
+// at least one of them sees the other.
+std::atomic<int> g_lookups{0};
+std::atomic<int> g_unloads{0};
+
+}  // namespace
+
+void BeginUnload() {
+  g_unloads.fetch_add(1, std::memory_order_seq_cst);
+  while (g_lookups.load(std::memory_order_seq_cst) != 0) sched_yield();
+}
+
+void EndUnload() { g_unloads.fetch_sub(1, std::memory_order_release); }
+
 const char* LockName(const void* lock) {
   const uintptr_t key = reinterpret_cast<uintptr_t>(lock);
   if (key == 0) return kUnnamedLock;
@@ -184,7 +204,14 @@ const char* LockName(const void* lock) {
   if (slot == nullptr) return kUnnamedLock;
   // A stale slot's address may be the heap's by now.
   if (!in_object && _dl_find_object(const_cast<void*>(lock), &found) != 0) return kUnnamedLock;
+  // Lookup reads the object's image: not while it may be unloaded.
+  g_lookups.fetch_add(1, std::memory_order_seq_cst);
+  if (g_unloads.load(std::memory_order_seq_cst) != 0) {
+    g_lookups.fetch_sub(1, std::memory_order_release);
+    return kUnnamedLock;  // Not kept: named when next asked for.
+  }
   const char* name = Lookup(lock, found);
+  g_lookups.fetch_sub(1, std::memory_order_release);
   // Another thread may have named it first (its copy is kept; the arena
   // space of ours is lost, once).
   if (!slot->name.compare_exchange_strong(seen, name, std::memory_order_acq_rel) &&

@@ -53,6 +53,16 @@ bool InLoadedObject(const void* lock);
 // up again when next asked for.
 void ForgetLockNamesIn(const void* begin, const void* end);
 
+// Around a dlclose() (interpose_dlclose.cc): a lookup reads the loaded
+// image and the loader's record of it, so the unload waits for the lookups
+// under way (a millisecond at most), and lookups that start meanwhile give
+// up (the lock is "(unnamed)" this once; it is named at its next use). A
+// thread may name a lock after releasing it, and the releasing thread's
+// unlock is all another thread needs to take that lock and unload its
+// object.
+void BeginUnload();
+void EndUnload();
+
 // Object files read so far to name locks (the costly part of a lookup).
 uint64_t LockNameFileScans();
 
