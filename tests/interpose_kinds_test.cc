@@ -159,6 +159,27 @@ TEST_F(InterposeKindsTest, RobustMutexOwnerDeathReturnsEownerdead) {
   pthread_mutex_destroy(&m);
 }
 
+// A robust mutex unlocked without pthread_mutex_consistent after its
+// owner died is unrecoverable: every lock answers ENOTRECOVERABLE, at once.
+// The interposer's lock tries first, and glibc's trylock left the lock
+// word holding the caller's id: the next locker waited for good.
+TEST_F(InterposeKindsTest, AnUnrecoverableRobustMutexStaysUnlocked) {
+  pthread_mutex_t m;
+  InitMutex(&m, PTHREAD_MUTEX_DEFAULT, PTHREAD_MUTEX_ROBUST);
+  std::thread([&] { EXPECT_EQ(pthread_mutex_lock(&m), 0); }).join();
+  ASSERT_EQ(pthread_mutex_lock(&m), EOWNERDEAD);
+  ASSERT_EQ(pthread_mutex_unlock(&m), 0);  // Not made consistent.
+  EXPECT_EQ(pthread_mutex_lock(&m), ENOTRECOVERABLE);
+  std::thread([&] {
+    timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 2;
+    EXPECT_EQ(pthread_mutex_timedlock(&m, &until), ENOTRECOVERABLE);
+    EXPECT_EQ(pthread_mutex_lock(&m), ENOTRECOVERABLE);
+  }).join();
+  EXPECT_EQ(pthread_mutex_destroy(&m), 0);
+}
+
 TEST_F(InterposeKindsTest, PriorityInheritanceMutexIsProfiled) {
   pthread_mutex_t m;
   InitMutex(&m, PTHREAD_MUTEX_DEFAULT, PTHREAD_MUTEX_STALLED, PTHREAD_PRIO_INHERIT);

@@ -51,7 +51,10 @@ ABSL_ATTRIBUTE_NOINLINE int SampledAcquisition(pthread_mutex_t* m, int r, bool t
 // A priority-protected mutex's word holds its ceiling even when unlocked: it
 // never looks free, and its waiter goes straight to glibc's lock.
 int MutexSpinTry(pthread_mutex_t* m) {
-  return MutexWord(m) != 0 ? EBUSY : CallGlibc(&HotFunctions::mutex_trylock, m);
+  if (MutexWord(m) != 0) return EBUSY;
+  const int r = CallGlibc(&HotFunctions::mutex_trylock, m);
+  if (r == ENOTRECOVERABLE) ReleaseUnrecoverableTry(m);
+  return r;
 }
 
 // After the first try returned `first` (nonzero): `block()` is the real
@@ -63,6 +66,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline int MutexLockSlow(pthread_mutex_t* m, int fi
                                                       const void* frame, const void* caller,
                                                       const Deadline& deadline, Block block) {
   int r = first;
+  if (r == ENOTRECOVERABLE) ReleaseUnrecoverableTry(m);  // The first try's.
   if (r == EBUSY) {
     r = ContendedAcquire(
         m, agent::LockMode::kNone, frame, caller, nullptr, deadline, MutexSpin(),

@@ -3,7 +3,10 @@
 #ifndef LOCKPROF_PRIMITIVES_INTERPOSE_MUTEX_WORD_H_
 #define LOCKPROF_PRIMITIVES_INTERPOSE_MUTEX_WORD_H_
 
+#include <linux/futex.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace lockprof::interpose {
 
@@ -69,6 +72,26 @@ inline bool WaitNeverEndsFor(const pthread_mutex_t* m, int tid) {
   const int kind = __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
   return (kind & kMutexShared) == 0 && PlainMutexKind(kind) &&
          __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) == tid;
+}
+
+// After glibc's pthread_mutex_trylock returned ENOTRECOVERABLE to the
+// calling thread: glibc (2.36 at least) then leaves the robust mutex's lock
+// word holding the caller's id (it compares the word's old value, 0, with
+// the id before releasing), where its pthread_mutex_lock releases it. The
+// interposer's lock calls try first, so they release it as glibc's lock
+// would: the word cleared, a waiter woken (a robust mutex's futex is
+// shared). Nothing if the word is not the caller's (a glibc without that
+// slip).
+inline void ReleaseUnrecoverableTry(pthread_mutex_t* m) {
+  auto* word = reinterpret_cast<unsigned*>(&m->__data.__lock);
+  const auto tid = unsigned(syscall(SYS_gettid));
+  unsigned w = __atomic_load_n(word, __ATOMIC_RELAXED);
+  while ((w & FUTEX_TID_MASK) == tid) {
+    if (__atomic_compare_exchange_n(word, &w, 0u, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+      if ((w & FUTEX_WAITERS) != 0) syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+      return;
+    }
+  }
 }
 
 }  // namespace lockprof::interpose
