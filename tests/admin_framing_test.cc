@@ -102,6 +102,10 @@ TEST(AdminFramingTest, AnUnreadableLengthIs400AndAnOversizedOne413WithAReason) {
     EXPECT_EQ(Responses(r), 1) << r.substr(0, 600);
     EXPECT_NE(r.find("invalid Content-Length"), std::string::npos) << r.substr(0, 300);
   }
+  // Leading zeros are still a length.
+  const std::string zeros =
+      Exchange(s.port(), head + "00000000000000000003\r\nConnection: close\r\n\r\n0x1" + kSmuggled);
+  EXPECT_EQ(StatusOf(zeros), 200) << zeros.substr(0, 300);
   const std::string r = Exchange(s.port(), head + "999999999999\r\n\r\n0x1" + kSmuggled);
   EXPECT_EQ(StatusOf(r), 413) << r.substr(0, 300);
   EXPECT_EQ(Responses(r), 1) << r.substr(0, 600);

@@ -1,5 +1,8 @@
 #include "lockprof/server/httplib/replies.h"
 
+#include <algorithm>
+#include <string>
+
 #include "lockprof/server/httplib/bounded_server.h"
 #include "lockprof/server/httplib/connection_deadlines.h"
 
@@ -8,14 +11,13 @@ namespace lockprof::server {
 namespace {
 
 // Whether a Content-Length value (empty: none, a chunked body) reads as a
-// size: decimal digits, at most 19 of them (below 2^64).
+// size: decimal digits, at most 19 of them past leading zeros (below 2^64).
 bool ReadableLength(const std::string& value) {
   if (value.empty()) return true;
-  if (value.size() > 19) return false;
   for (char c : value) {
     if (c < '0' || c > '9') return false;
   }
-  return true;
+  return value.size() - std::min(value.find_first_not_of('0'), value.size()) <= 19;
 }
 
 }  // namespace
@@ -56,7 +58,9 @@ bool RefusedForItsLength(const httplib::Request& req, size_t max_body, httplib::
     RefuseWith(400, "Bad Request: invalid Content-Length\n", res);
     return true;
   }
-  if (!length.empty() && std::stoull(length) > max_body) {
+  // Only a body httplib reads (a POST's) is held to the limit: the others
+  // are answered before their body, and the connection closed.
+  if (req.method == "POST" && !length.empty() && std::stoull(length) > max_body) {
     RefuseWith(413, "Payload Too Large\n", res);
     return true;
   }

@@ -28,7 +28,7 @@ void RefuseWith(int status, const char* text, httplib::Response& res);
 
 // Refuses `req`, from the pre-routing handler, if its Content-Length reads
 // as no size (negative, not a number, past 2^64: 400, as Go's server says)
-// or is over `max_body` (413), and says so. httplib answered both 413
+// or, for a POST, is over `max_body` (413), and says so. httplib answered both 413
 // without a word, and only after reading (skipping) the body it announced:
 // a length of -1 held the connection until the read timeout.
 bool RefusedForItsLength(const httplib::Request& req, size_t max_body, httplib::Response& res);
