@@ -180,6 +180,44 @@ TEST_F(InterposeKindsTest, AnUnrecoverableRobustMutexStaysUnlocked) {
   EXPECT_EQ(pthread_mutex_destroy(&m), 0);
 }
 
+// An unlock glibc refuses (EPERM: an error-checking mutex unlocked by a
+// thread that does not hold it) settles nothing: the holder's release is
+// charged all the waiting, and the mutex and block totals still agree.
+// Before, the waiting up to the refused unlock was settled, and lost.
+ABSL_ATTRIBUTE_NOINLINE void RefusedUnlockHolder(pthread_mutex_t* m, std::atomic<int>* step) {
+  ASSERT_EQ(pthread_mutex_lock(m), 0);
+  *step = 1;
+  while (*step < 2) SleepMs(1);
+  SleepMs(100);
+  ASSERT_EQ(pthread_mutex_unlock(m), 0);
+}
+
+ABSL_ATTRIBUTE_NOINLINE void RefusedUnlockWaiter(pthread_mutex_t* m) {
+  ASSERT_EQ(pthread_mutex_lock(m), 0);
+  ASSERT_EQ(pthread_mutex_unlock(m), 0);
+}
+
+TEST_F(InterposeKindsTest, ARefusedUnlockSettlesNothing) {
+  ScopedRates rates(1, 1, ScopedRates::kKeep);
+  pthread_mutex_t m;
+  InitMutex(&m, PTHREAD_MUTEX_ERRORCHECK, PTHREAD_MUTEX_STALLED);
+  ProfileDelta charged("mutex", 1, "RefusedUnlockHolder", {});
+  ProfileDelta blocked("block", 1, "RefusedUnlockWaiter", {});
+  std::atomic<int> step{0};
+  std::thread holder([&] { RefusedUnlockHolder(&m, &step); });
+  while (step < 1) SleepMs(1);
+  std::thread waiter([&] { RefusedUnlockWaiter(&m); });
+  SleepMs(100);  // The waiter sleeps in the lock.
+  EXPECT_EQ(pthread_mutex_unlock(&m), EPERM);
+  step = 2;
+  holder.join();
+  waiter.join();
+  const int64_t waited = blocked.Get();
+  EXPECT_GT(waited, 150'000'000);
+  EXPECT_NEAR(double(charged.Get()), double(waited), 0.05 * double(waited));
+  pthread_mutex_destroy(&m);
+}
+
 TEST_F(InterposeKindsTest, PriorityInheritanceMutexIsProfiled) {
   pthread_mutex_t m;
   InitMutex(&m, PTHREAD_MUTEX_DEFAULT, PTHREAD_MUTEX_STALLED, PTHREAD_PRIO_INHERIT);

@@ -138,7 +138,7 @@ void ReleaseForConditionWait(pthread_mutex_t* m, const void* frame, const void* 
   if (t_held.count == 0 && !MutexMayHaveWaiters(m)) return;
   agent::KeepErrno keep_errno;
   ReleaseCharge charge;
-  BeforeRelease(m, MutexMayHaveWaiters(m), &charge);
+  BeforeRelease(m, SettlesWaiters(m), &charge);
   RecordRelease(m, charge, kMutexModes, frame, caller);
 }
 

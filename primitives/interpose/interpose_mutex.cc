@@ -107,7 +107,7 @@ ABSL_ATTRIBUTE_NOINLINE int MutexUnlockSlow(pthread_mutex_t* m) {
   // must not pass for this unlock's, which would hide this hand-off.
   if (tracking) ForgetHandedOffMutexes(HandOffCount());
   ReleaseCharge charge;
-  if (!BeforeRelease(m, MutexMayHaveWaiters(m), &charge) && tracking) {
+  if (!BeforeRelease(m, SettlesWaiters(m), &charge) && tracking) {
     // Another thread's hold, or none; published before the real unlock
     // (hand_offs.h says why).
     NoteMutexHandOff(m, __builtin_return_address(0));

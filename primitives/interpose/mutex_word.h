@@ -74,6 +74,20 @@ inline bool WaitNeverEndsFor(const pthread_mutex_t* m, int tid) {
          __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) == tid;
 }
 
+// True if glibc will refuse the calling thread's unlock of `m` (EPERM): a
+// kind that checks its owner (error-checking, recursive, robust, priority)
+// held by another thread. Its waiters' waiting is then not settled: the
+// holder's release is charged it.
+inline bool UnlockRefusedToCaller(const pthread_mutex_t* m) {
+  if (PlainMutexKind(__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED))) return false;
+  return __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) != int(syscall(SYS_gettid));
+}
+
+// True if an unlock of `m` by the calling thread must settle its waiters.
+inline bool SettlesWaiters(const pthread_mutex_t* m) {
+  return MutexMayHaveWaiters(m) && !UnlockRefusedToCaller(m);
+}
+
 // After glibc's pthread_mutex_trylock returned ENOTRECOVERABLE to the
 // calling thread: glibc (2.36 at least) then leaves the robust mutex's lock
 // word holding the caller's id (it compares the word's old value, 0, with
