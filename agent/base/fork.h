@@ -63,7 +63,7 @@ void HoldAcrossFork(std::mutex* mu, ForkRank rank);
 // anything, and should stick to async-signal-safe calls (close, not
 // malloc). At most kMaxForkChildHandlers; registering a handler twice runs it
 // once. Thread-safe.
-inline constexpr int kMaxForkChildHandlers = 8;
+inline constexpr int kMaxForkChildHandlers = 16;
 void OnForkChild(void (*fn)());
 
 // Called with true before the prepare handler takes the mutexes above, and

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "absl/base/attributes.h"
+#include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/base/quiet_calls.h"
 #include "lockprof/agent/symbolize/demangle.h"
 #include "lockprof/primitives/interpose/loaded_file.h"
@@ -163,6 +164,16 @@ namespace {
 // at least one of them sees the other.
 std::atomic<int> g_lookups{0};
 std::atomic<int> g_unloads{0};
+
+// A fork()ed child has one thread: a lookup or an unload of another parent
+// thread under way at the fork never ends there, and the child's next
+// dlclose() would wait for it for good.
+void ForgetUnloadFenceInChild() {
+  g_lookups.store(0, std::memory_order_relaxed);
+  g_unloads.store(0, std::memory_order_relaxed);
+}
+[[maybe_unused]] const bool g_fence_fork_handler =
+    (agent::OnForkChild(&ForgetUnloadFenceInChild), true);
 
 }  // namespace
 
