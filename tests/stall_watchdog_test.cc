@@ -158,7 +158,8 @@ TEST_F(StallWatchdogEdgeTest, AHolderThatExitedIsStillNamed) {
 // 16 KiB, its TLS included) that stalls: the report is written without
 // stdio's 8 KiB buffer, and names the holder's frame by its address rather
 // than symbolize it (about 10 KiB); both overflowed that stack. The
-// sanitizers' frames are larger: there the thread gets four times as much.
+// sanitizers' frames are larger (AddressSanitizer's malloc alone overflowed
+// 64 KiB): there the thread gets 16 times as much.
 void* WaitOnASmallStack(void* mu) {
   MutexLock l(static_cast<Mutex*>(mu));
   return nullptr;
@@ -166,7 +167,7 @@ void* WaitOnASmallStack(void* mu) {
 
 TEST_F(StallWatchdogEdgeTest, AWaiterOnAMinimalStackIsReported) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  const size_t kStack = 4 * PTHREAD_STACK_MIN;
+  const size_t kStack = 16 * PTHREAD_STACK_MIN;
 #else
   const size_t kStack = PTHREAD_STACK_MIN;
 #endif
