@@ -1,7 +1,5 @@
 #include "lockprof/primitives/interpose/lock_names.h"
 
-#include <sched.h>
-
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
