@@ -124,18 +124,23 @@ __attribute__((noinline)) void TraceAbslMutex(const char* msg, const void* obj,
 }
 
 // One traced wait of about 10 ms on the private mutex: nanoseconds per cycle
-// of Abseil's library clock, as timed (0 if the tracer saw none). A waiter
+// of Abseil's library clock, as timed (0 if the tracer saw none, or if no
+// thread could be started: the process at its thread limit). A waiter
 // thread delayed between its timestamp and its Lock() makes it too large;
 // nothing makes it much too small.
 double TimeOneWait() {
   g_calibration_cycles.store(0);
   g_calibration_mu.Lock();
   std::atomic<int64_t> start{0};
-  std::thread waiter = agent::StartOwnThread([&] {
+  std::thread waiter = agent::TryStartOwnThread([&] {
     start = agent::MonotonicNanos();
     g_calibration_mu.Lock();
     g_calibration_mu.Unlock();
   });
+  if (!waiter.joinable()) {
+    g_calibration_mu.Unlock();
+    return 0;
+  }
   while (start.load() == 0) std::this_thread::yield();
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const int64_t released = agent::MonotonicNanos();
