@@ -1,12 +1,16 @@
 #include "lockprof/agent/tables/stack_table.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "lifecycle_util.h"
 
 namespace lockprof::agent {
 namespace {
@@ -48,6 +52,15 @@ long ResidentKiB() {
   std::ifstream status("/proc/self/status");
   for (std::string line; std::getline(status, line);) {
     if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+// This process's address space in KiB (/proc/self/status VmSize).
+long VirtualKiB() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmSize:", 0) == 0) return std::atol(line.c_str() + 7);
   }
   return -1;
 }
@@ -94,6 +107,36 @@ TEST(StackTableTest, FullTableFoldsNewKeysIntoOverflowAndKeepsOldOnes) {
   EXPECT_TRUE(found_overflow);
   EXPECT_EQ(Total(t, 0), 100 + 1000);  // Nothing recorded is lost.
   EXPECT_EQ(t.memory_bytes(), bytes);  // Memory stays bounded.
+}
+
+// A table whose slots cannot be mapped (the process at its RLIMIT_AS, or
+// overcommit refused) counts each event it loses as dropped, so that
+// lockprof_profile_samples_dropped_total shows it (it lost them without a
+// trace), and maps its slots once it can again.
+TEST(StackTableTest, EventsLostForWantOfMemoryAreCountedDropped) {
+  const auto child = testing::RunInForkedChild(
+      [](int out_fd) {
+        StackTable t(StackTable::kMaxCapacity);  // About 400 MiB of address space.
+        // Room for this process's own allocations, not for the table's.
+        rlimit as{};
+        if (getrlimit(RLIMIT_AS, &as) != 0) return 2;
+        const rlimit tight{size_t(VirtualKiB()) * 1024 + (size_t{64} << 20), as.rlim_max};
+        if (setrlimit(RLIMIT_AS, &tight) != 0) return 3;
+        for (uintptr_t i = 0; i < 1000; ++i) t.Add(Stack(i + 1, 9), EventTags{}, nullptr, 1, 1);
+        const std::string lost =
+            std::to_string(t.dropped()) + " dropped, " + std::to_string(t.size()) + " stored";
+        if (setrlimit(RLIMIT_AS, &as) != 0) return 4;
+        t.Add(Stack(1, 9), EventTags{}, nullptr, 1, 1);  // Within a second: no new try.
+        std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+        t.Add(Stack(1, 9), EventTags{}, nullptr, 1, 1);
+        const std::string after =
+            std::to_string(t.dropped()) + " dropped, " + std::to_string(t.size()) + " stored";
+        testing::WriteAll(out_fd, lost + "; then " + after);
+        return lost == "1000 dropped, 0 stored" && after == "1001 dropped, 1 stored" ? 0 : 1;
+      },
+      60);
+  EXPECT_FALSE(child.timed_out);
+  EXPECT_EQ(child.exit_code, 0) << child.output << " (2-4: the limit could not be set)";
 }
 
 TEST(StackTableTest, ConcurrentAddsLoseNothing) {

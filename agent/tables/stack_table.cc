@@ -1,6 +1,7 @@
 #include "lockprof/agent/tables/stack_table.h"
 
 #include <sys/mman.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -102,6 +103,10 @@ struct StackTable::Entry {
 
 namespace {
 
+// How long recording goes without a table whose slots could not be mapped
+// before it tries again.
+constexpr int64_t kMapRetryNanos = 1000000000;
+
 // A cell's values 0 and 1 are the entry's.
 void MoveToEntry(void* target, const int64_t* values) {
   auto* values_of_entry = static_cast<std::atomic<int64_t>*>(target);
@@ -123,6 +128,10 @@ StackTable::Entry* StackTable::Slots() {
   // capacity is fixed first, so that whoever sees the slots sees it too
   // (published after them, a fork() between the two left a child whose
   // every lookup waited for a capacity no thread of its would store).
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  const int64_t now_ns = int64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
+  if (now_ns < map_retry_ns_.load(std::memory_order_relaxed)) return nullptr;
   size_t capacity = ConfiguredCapacity(requested_capacity_);
   size_t fixed = 0;
   if (!capacity_.compare_exchange_strong(fixed, capacity, std::memory_order_acq_rel)) {
@@ -130,7 +139,10 @@ StackTable::Entry* StackTable::Slots() {
   }
   const size_t bytes = BytesFor(capacity);
   void* fresh = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (fresh == MAP_FAILED) return nullptr;
+  if (fresh == MAP_FAILED) {
+    map_retry_ns_.store(now_ns + kMapRetryNanos, std::memory_order_relaxed);
+    return nullptr;
+  }
   if (slots_.compare_exchange_strong(slots, static_cast<Entry*>(fresh),
                                      std::memory_order_acq_rel)) {
     return static_cast<Entry*>(fresh);
@@ -148,7 +160,7 @@ StackTable::~StackTable() {
 StackTable::EntryRef StackTable::Lookup(const StackTrace& stack, const EventTags& tags,
                                         const LabelSet* labels) {
   Entry* slots = Slots();
-  if (slots == nullptr) return {};
+  if (slots == nullptr) return {nullptr, true};  // Lost, and counted so by AddTo.
   // Fixed before slots_ was published (Slots()).
   const size_t capacity = capacity_.load(std::memory_order_acquire);
   const uint64_t hash = HashKey(stack, tags, labels);
@@ -199,8 +211,8 @@ bool StackTable::IsEntryOf(EntryRef ref, const StackTrace& stack, const EventTag
 }
 
 void StackTable::AddTo(EntryRef ref, int64_t v0, int64_t v1) {
-  if (ref.entry == nullptr) return;
   if (ref.overflow) dropped_.fetch_add(1, std::memory_order_relaxed);
+  if (ref.entry == nullptr) return;
   if (values_ == Values::kPerThreadCells) {
     AddToCell(ref.entry->values, MoveToEntry, 0, v0, 1, v1);
     return;

@@ -102,7 +102,8 @@ class StackTable {
   // memo): entries never move, so a reference stays valid for the life of
   // the table, and of the process for the agent's own tables. Lookup finds
   // (or claims) the key's entry, the overflow entry when the table is full,
-  // or none before the slots could be mapped (AddTo then adds nothing).
+  // or none when the slots could not be mapped (AddTo then adds nothing, and
+  // counts the event dropped).
   // IsEntryOf says whether a remembered reference is the entry of a key, by
   // the key the entry holds (never for the overflow entry, which holds
   // none): what Lookup would compare, without the hash and the probe.
@@ -122,7 +123,8 @@ class StackTable {
   // Slots (including the overflow slot): indices in SlotValues are < this.
   size_t slot_count() const;
   // Events (Add calls) whose key was not in the table when it was full, and
-  // went to the overflow entry: a key seen again counts again, so this is a
+  // went to the overflow entry, or that found no slots (they could not be
+  // mapped: the event is lost): a key seen again counts again, so this is a
   // count of samples whose stack was lost, not of distinct keys.
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   // Keys stored (not counting the overflow entry).
@@ -145,6 +147,11 @@ class StackTable {
   std::atomic<size_t> capacity_{0};
   std::atomic<size_t> used_{0};
   std::atomic<uint64_t> dropped_{0};
+  // After the slots could not be mapped (RLIMIT_AS, overcommit refused): no
+  // new attempt before this time (CLOCK_MONOTONIC_COARSE, ns), so that the
+  // recording threads that find no slots do not each pay a failing mmap of
+  // the whole table.
+  std::atomic<int64_t> map_retry_ns_{0};
 };
 
 }  // namespace lockprof::agent
