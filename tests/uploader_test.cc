@@ -159,17 +159,22 @@ TEST(UploaderTest, ShutdownFlushesTheLastInterval) {
   o.app_name = "flush-test";
   o.interval = std::chrono::hours(1);  // Only the shutdown flush uploads.
   o.profiles = {"mutex"};
-  const int64_t before = lockprof::agent::WallNanos();
   ASSERT_TRUE(lockprof::StartUploader(o).ok());
+  // The interval covers the workload. It starts where this process's
+  // previous uploader stopped (an earlier test's), if any: no interval is
+  // lost or sent twice across uploaders.
+  const int64_t work_start = lockprof::agent::WallNanos();
   {
     Workload work(3);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
+  const int64_t work_end = lockprof::agent::WallNanos();
   lockprof::StopUploader();
   const int64_t after = lockprof::agent::WallNanos();
   std::vector<Upload> uploads = receiver.Uploads("mutex");
   ASSERT_EQ(uploads.size(), 1u);
-  EXPECT_GE(uploads[0].from(), before);
+  EXPECT_LE(uploads[0].from(), work_start);
+  EXPECT_GE(uploads[0].until(), work_end);
   EXPECT_LE(uploads[0].until(), after);
   int status;
   std::string top = GoPprof("-top -sample_index=delay " + uploads[0].profile_path, &status);
