@@ -5,9 +5,11 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -97,6 +99,60 @@ TEST_F(UploaderLookupTest, AResolverThatNeverAnswersDoesNotHoldTheExit) {
 // resolver puts IPv6's loopback first), the next one is tried.
 TEST_F(UploaderLookupTest, AHostByNameIsUploadedToAndItsNextAddressTried) {
   lockprof::testing::Receiver receiver;
+  double seconds = 0;
+  const std::string out =
+      RunChild("http://pyroscope.lockprof-test:" + std::to_string(receiver.port()),
+               "::1 pyroscope.lockprof-test\n127.0.0.1 pyroscope.lockprof-test\n", &seconds);
+  EXPECT_EQ(receiver.Uploads("mutex").size(), 1u) << out;
+  EXPECT_LT(seconds, 9.0) << out;
+}
+
+// An address that takes no connection and never refuses one: a listening
+// socket on [::1]:port whose accept queue is full, so that the kernel drops
+// every further SYN.
+class Blackhole {
+ public:
+  explicit Blackhole(int port) {
+    listener_ = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    setsockopt(listener_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(uint16_t(port));
+    a.sin6_addr = in6addr_loopback;
+    if (bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        listen(listener_, 0) != 0) {
+      return;
+    }
+    // One connection fills a queue of backlog 0; a second one, left
+    // connecting, shows that the next SYN is dropped.
+    filler_ = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(filler_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
+    probe_ = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    connect(probe_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    pollfd p{probe_, POLLOUT, 0};
+    ok_ = errno == EINPROGRESS && poll(&p, 1, 500) == 0;
+  }
+  ~Blackhole() {
+    for (int fd : {probe_, filler_, listener_}) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  int listener_ = -1, filler_ = -1, probe_ = -1;
+  bool ok_ = false;
+};
+
+// A first address that never answers (a firewalled IPv6 address, a dead
+// replica) does not keep the upload from the next one. Before, a connect
+// that timed out (unlike one refused) ended the attempt: every upload
+// failed, after its whole timeout, while the second address worked.
+TEST_F(UploaderLookupTest, AFirstAddressThatNeverAnswersIsPassedOver) {
+  lockprof::testing::Receiver receiver;
+  Blackhole blackhole(receiver.port());
+  ASSERT_TRUE(blackhole.ok()) << "[::1]:" << receiver.port() << " still takes connections";
   double seconds = 0;
   const std::string out =
       RunChild("http://pyroscope.lockprof-test:" + std::to_string(receiver.port()),

@@ -27,6 +27,10 @@ constexpr size_t kMaxBodyKept = 512;
 // application that much memory.
 constexpr size_t kMaxBodyRead = 64 * 1024;
 constexpr char kUserAgent[] = "lockprof-uploader/0.1";
+// The longest connect to an address of the server's name when another
+// remains to be tried: connects take milliseconds, up to a few hundred
+// across regions.
+constexpr std::chrono::milliseconds kNextAddressAfter{2000};
 
 // Answers one request on `listener` with 204, then returns. Never blocks for
 // long: receives time out, and closing the listener ends accept().
@@ -208,13 +212,25 @@ PostOutcome IngestClient::Post(const std::string& path_and_query,
   httplib::Response res;
   httplib::Error error = httplib::Error::Connection;
   bool answered = false;
-  for (const std::string& address : found.numeric) {
-    impl_->client->set_hostname_addr_map({{impl_->host, address}});
+  for (size_t i = 0; i < found.numeric.size(); ++i) {
+    impl_->client->set_hostname_addr_map({{impl_->host, found.numeric[i]}});
+    // An address that never answers (firewalled, a dead replica's) is given
+    // up on after kNextAddressAfter when another remains: its connect would
+    // otherwise take the whole timeout, and the request's deadline (twice
+    // that) or the exit's would end before the next address was tried.
+    const bool last = i + 1 == found.numeric.size();
+    impl_->client->set_connection_timeout(last ? impl_->timeout
+                                               : std::min(impl_->timeout, kNextAddressAfter));
     res = httplib::Response();
     out.body.clear();
     body_read = 0;
     answered = impl_->client->send(req, res, error);
-    if (answered || error != httplib::Error::Connection || aborted()) break;
+    // Refused, unreachable, or no answer to the connect: the next address.
+    // (cpp-httplib reports a connect that timed out apart from one that
+    // failed; its own connect tries the next address after either.)
+    const bool not_connected =
+        error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout;
+    if (answered || !not_connected || aborted()) break;
   }
   if (!answered) {
     out.body.clear();
