@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "lockprof/agent/base/utf8.h"
 #include "lockprof/agent/metrics/self_metrics.h"
 #include "lockprof/agent/pyroscope/pyroscope_labels.h"
 #include "lockprof/lockprof.h"
@@ -60,6 +61,24 @@ TEST(UploaderLabelsTest, FitsNamesValuesAndCount) {
   EXPECT_EQ(
       std::count_if(labels.begin(), labels.end(), [](const auto& l) { return l.first == "l5"; }),
       0);
+}
+
+// A value that is not UTF-8 (a Latin-1 name) is made valid before it is
+// cut: the encoder writes each bad byte as U+FFFD, three bytes, so a value
+// fitted in raw bytes went out up to three times Pyroscope's limit, and the
+// whole upload was refused.
+TEST(UploaderLabelsTest, AValueThatIsNotUtf8FitsOnceMadeValid) {
+  Labels labels = {{"latin1", std::string(700, '\xe9')}, {"long", std::string(5000, '\xe9')}};
+  py::LabelFixes fixes;
+  py::FitSampleLabels({}, &labels, &fixes);
+  ASSERT_EQ(labels.size(), 2u);
+  for (const auto& [name, value] : labels) {
+    EXPECT_TRUE(lockprof::agent::IsValidUtf8(value)) << name;
+    EXPECT_LE(value.size(), py::kMaxLabelValueBytes) << name;
+  }
+  // 700 bad bytes are 2100 valid ones: 682 characters kept.
+  EXPECT_EQ(labels[0].second, lockprof::agent::ValidUtf8(std::string(682, '\xe9')));
+  EXPECT_EQ(fixes.truncated, 2u);
 }
 
 // Pyroscope keeps a series label's value over a sample label of the same

@@ -53,6 +53,9 @@ void FitSampleLabels(const std::vector<std::string>& series_names,
       ++fixes->dropped;
       continue;
     }
+    // Made valid first, as the encoder would (each bad byte becomes U+FFFD,
+    // three bytes), so that the limit holds for what is sent.
+    if (!IsValidUtf8(value)) value = ValidUtf8(value);
     if (CutAtCharacter(&value, kMaxLabelValueBytes)) ++fixes->truncated;
     kept.emplace_back(std::move(fitted), std::move(value));
   }
