@@ -31,6 +31,9 @@
 // What counts as an edge:
 //  * try_lock() that succeeds makes its lock "held" (edges start from it),
 //    but creates no edge into it: a try cannot wait, so it cannot deadlock.
+//    Nor can a wait with a deadline: the interposer records a timed
+//    acquisition (pthread_mutex_timedlock, _clocklock, the rwlocks' timed
+//    calls) as a try, as ThreadSanitizer does.
 //  * Read acquisitions of a SharedMutex count like write acquisitions: it
 //    prefers writers (a reader queues behind a waiting writer), so a
 //    read-read inversion deadlocks as soon as a writer waits on each lock.

@@ -134,10 +134,18 @@ void NoteMutexHandOff(const pthread_mutex_t* m, const void* caller);
 // this thread holds and that never lets its holder in again (whatever this
 // thread's lock record says: glibc's owner is the truth); else its edges,
 // for a lock in the lock-order graph (TrackHold says which are).
+//
+// Nothing for a wait with a deadline (pthread_mutex_timedlock, _clocklock,
+// the rwlock's timed calls, std::timed_mutex): it cannot hang, as a try
+// cannot, and a program that backs off when it times out (lets go of what
+// it holds, and tries again) uses it to avoid the deadlock an order would
+// cause. Its acquisition is recorded as a try too (it makes no edge to the
+// lock; later acquisitions make edges from it), as ThreadSanitizer records
+// it.
 inline internal::OrderCheck OrderCheckBeforeWait(const void* lock, agent::LockMode mode,
                                                  const Deadline& deadline) {
-  if (!agent::LockOrderCheckingOn()) return internal::OrderCheck::kNone;
-  if (mode == agent::LockMode::kNone && !deadline.timed &&
+  if (!agent::LockOrderCheckingOn() || deadline.timed) return internal::OrderCheck::kNone;
+  if (mode == agent::LockMode::kNone &&
       WaitNeverEndsFor(static_cast<const pthread_mutex_t*>(lock), int(syscall(SYS_gettid)))) {
     return internal::OrderCheck::kOwnLock;
   }

@@ -76,7 +76,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline int MutexLockSlow(pthread_mutex_t* m, int fi
                                          : Real().mutex_clocklock(m, clock, until);
         });
   }
-  if ((r == 0 || r == EOWNERDEAD) && agent::ShouldSampleHold()) SampleMutexHold(m, frame, caller);
+  // A timed acquisition is recorded as a try: it cannot hang (OrderCheckBeforeWait).
+  if ((r == 0 || r == EOWNERDEAD) && agent::ShouldSampleHold()) {
+    SampleMutexHold(m, frame, caller, /*tried=*/deadline.timed);
+  }
   return r;
 }
 
@@ -124,26 +127,29 @@ ABSL_ATTRIBUTE_NOINLINE int MutexUnlockSlow(pthread_mutex_t* m) {
 }  // namespace lockprof::interpose
 
 // The acquisition of every lock entry point: the real trylock first, the
-// slow half (`contended`, tail-called) only when it fails.
-#define LOCKPROF_MUTEX_ACQUIRE(m, contended)                                                  \
+// slow half (`contended`, tail-called) only when it fails. `timed`: the
+// entry point has a deadline, and its acquisitions are recorded as tries
+// (OrderCheckBeforeWait, interpose_common.h).
+#define LOCKPROF_MUTEX_ACQUIRE(m, timed, contended)                                           \
   do {                                                                                        \
     const int r =                                                                             \
         lockprof::interpose::CallGlibc(&lockprof::interpose::HotFunctions::mutex_trylock, m); \
     if (__builtin_expect(r != 0, 0)) return contended;                                        \
     if (__builtin_expect(lockprof::agent::HoldCountdownExpired(), 0)) {                       \
-      return lockprof::interpose::SampledAcquisition(m, 0, /*tried=*/false);                  \
+      return lockprof::interpose::SampledAcquisition(m, 0, /*tried=*/timed);                  \
     }                                                                                         \
     return r;                                                                                 \
   } while (0)
 
 LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_lock(pthread_mutex_t* m) {
-  LOCKPROF_MUTEX_ACQUIRE(m, lockprof::interpose::MutexLockContended(m, r));
+  LOCKPROF_MUTEX_ACQUIRE(m, false, lockprof::interpose::MutexLockContended(m, r));
 }
 
 LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_timedlock(
     pthread_mutex_t* m, const timespec* abstime) {
-  LOCKPROF_MUTEX_ACQUIRE(m, lockprof::interpose::MutexTimedLockContended(
-                                m, r, CLOCK_REALTIME, abstime, /*clocklock=*/false));
+  LOCKPROF_MUTEX_ACQUIRE(m, true,
+                         lockprof::interpose::MutexTimedLockContended(m, r, CLOCK_REALTIME, abstime,
+                                                                      /*clocklock=*/false));
 }
 
 LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_clocklock(
@@ -152,8 +158,9 @@ LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_clockloc
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) {
     return lockprof::interpose::Real().mutex_clocklock(m, clock, abstime);
   }
-  LOCKPROF_MUTEX_ACQUIRE(m, lockprof::interpose::MutexTimedLockContended(m, r, clock, abstime,
-                                                                         /*clocklock=*/true));
+  LOCKPROF_MUTEX_ACQUIRE(m, true,
+                         lockprof::interpose::MutexTimedLockContended(m, r, clock, abstime,
+                                                                      /*clocklock=*/true));
 }
 
 LOCKPROF_INTERPOSE_ENTRY LOCKPROF_INTERPOSE_FRAMELESS int pthread_mutex_trylock(

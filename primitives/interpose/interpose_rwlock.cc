@@ -75,7 +75,8 @@ ABSL_ATTRIBUTE_NOINLINE int RwLockSlow(pthread_rwlock_t* rw, LockMode mode, int 
           return TimedRw(rw, mode, clock, until);
         });
   }
-  if (r == 0 && agent::ShouldSampleHold()) SampleHold(rw, mode, frame, caller);
+  // A timed acquisition is recorded as a try (OrderCheckBeforeWait).
+  if (r == 0 && agent::ShouldSampleHold()) SampleHold(rw, mode, frame, caller, deadline.timed);
   return r;
 }
 
@@ -138,7 +139,7 @@ using lockprof::interpose::RwLockSlow;
     }                                                                                      \
     if (__builtin_expect(lockprof::agent::ShouldSampleHold(), 0)) {                        \
       lockprof::interpose::SampleHold(rw, mode, __builtin_frame_address(0),                \
-                                      __builtin_return_address(0));                        \
+                                      __builtin_return_address(0), (deadline).timed);      \
     }                                                                                      \
     return 0;                                                                              \
   } while (0)

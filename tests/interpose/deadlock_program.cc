@@ -12,6 +12,11 @@
 //   stall           a thread holds g_bank_a for 1 s, then g_table (an
 //                   rwlock) for 0.6 s, while another waits for them: in a
 //                   100 ms and a 400 ms timedlock, a lock, and a rdlock
+//   backoff         one thread holding g_bank_a takes g_bank_b and g_table
+//                   in timed calls (a program that backs off when they time
+//                   out): once while another thread holds g_bank_b, so that
+//                   it waits, once not; later another thread takes them
+//                   without a deadline, then g_bank_a: cannot hang
 //   dlopen-fork LIB  main holds g_bank_b; a thread dlopen()s LIB, whose
 //                   constructor (constructor_plugin.cc) takes g_bank_a,
 //                   then waits for g_bank_b, holding the loader's lock;
@@ -169,6 +174,56 @@ int DlopenThenFork(const char* library) {
   return 0;
 }
 
+// `now` plus `ms` milliseconds on `clock`.
+timespec After(clockid_t clock, int ms) {
+  timespec t;
+  clock_gettime(clock, &t);
+  t.tv_sec += ms / 1000;
+  t.tv_nsec += (ms % 1000) * 1000000L;
+  if (t.tv_nsec >= 1000000000L) {
+    t.tv_sec += 1;
+    t.tv_nsec -= 1000000000L;
+  }
+  return t;
+}
+
+// Holding g_bank_a, takes g_bank_b and g_table with deadlines (and would
+// let go of g_bank_a and try again if they passed).
+__attribute__((noinline)) void TakeWithDeadlines() {
+  std::lock_guard<std::mutex> l(g_bank_a);
+  timespec until = After(CLOCK_REALTIME, 5000);
+  if (pthread_mutex_timedlock(g_bank_b.native_handle(), &until) == 0) g_bank_b.unlock();
+  until = After(CLOCK_MONOTONIC, 5000);
+  if (pthread_mutex_clocklock(g_bank_b.native_handle(), CLOCK_MONOTONIC, &until) == 0) {
+    g_bank_b.unlock();
+  }
+  until = After(CLOCK_REALTIME, 5000);
+  if (pthread_rwlock_timedwrlock(&g_table, &until) == 0) pthread_rwlock_unlock(&g_table);
+  asm volatile("");
+}
+
+int Backoff() {
+  std::thread holder([] {
+    std::lock_guard<std::mutex> l(g_bank_b);
+    g_held = 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  });
+  while (g_held.load() == 0) std::this_thread::yield();
+  std::thread(TakeWithDeadlines).join();  // Waits for g_bank_b at first.
+  holder.join();
+  std::thread([] {
+    std::lock_guard<std::mutex> l(g_bank_b);
+    std::lock_guard<std::mutex> l2(g_bank_a);
+  }).join();
+  std::thread([] {
+    pthread_rwlock_wrlock(&g_table);
+    { std::lock_guard<std::mutex> l(g_bank_a); }
+    pthread_rwlock_unlock(&g_table);
+  }).join();
+  std::printf("done\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -186,6 +241,7 @@ int main(int argc, char** argv) {
     std::thread(TransferThenAudit).join();  // Never returns.
     return 1;
   }
+  if (std::strcmp(mode, "backoff") == 0) return Backoff();
   if (std::strcmp(mode, "dlopen-fork") == 0 && argc > 2) return DlopenThenFork(argv[2]);
   if (std::strcmp(mode, "stall") == 0) {
     std::thread(WaitForBoth).join();
