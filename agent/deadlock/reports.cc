@@ -95,7 +95,7 @@ std::string HolderLabel(int64_t tid, const LockView& v) {
 
 // Every lock held or awaited now, with its holders and waiters.
 struct LockState {
-  const char* name = nullptr;
+  std::string name;                                   // Empty: unnamed.
   std::vector<std::pair<int64_t, LockView>> holders;  // (tid, entry)
   std::vector<std::pair<int64_t, LockView>> waiters;
   int64_t longest_wait = 0;
@@ -106,12 +106,12 @@ std::vector<std::pair<const void*, LockState>> CurrentLocks(int64_t now) {
   for (const ThreadLocksView& t : SnapshotThreadLocks()) {
     for (const LockView& h : t.held) {
       LockState& s = locks[h.lock];
-      if (s.name == nullptr) s.name = h.name;
+      if (s.name.empty()) s.name = h.name;
       s.holders.emplace_back(t.tid, h);
     }
     if (t.waiting) {
       LockState& s = locks[t.wait.lock];
-      if (s.name == nullptr) s.name = t.wait.name;
+      if (s.name.empty()) s.name = t.wait.name;
       s.waiters.emplace_back(t.tid, t.wait);
       s.longest_wait = std::max(s.longest_wait, now - t.wait.since);
     }
@@ -279,7 +279,8 @@ std::string HeldLocksText() {
   for (const auto& [lock, s] : CurrentLocks(now)) {
     char address[32];
     std::snprintf(address, sizeof address, "%p", lock);
-    out += "\nlock " + QuotedName(LockDisplayName(s.name)) + " (" + address + ")\n";
+    out += "\nlock " + QuotedName(LockDisplayName(s.name.empty() ? nullptr : s.name.c_str())) +
+           " (" + address + ")\n";
     if (s.holders.empty())
       out += "  holder: " +
              std::string(LockTrackingOn() ? "not recorded (taken before tracking began, or by a "
@@ -303,7 +304,7 @@ std::string HeldLocksJson() {
     std::snprintf(address, sizeof address, "%p", lock);
     out += first_lock ? "{\"lock\":" : ",{\"lock\":";
     first_lock = false;
-    AppendJsonString(LockDisplayName(s.name), &out);
+    AppendJsonString(LockDisplayName(s.name.empty() ? nullptr : s.name.c_str()), &out);
     out += ",\"address\":";
     AppendJsonString(address, &out);
     for (const char* side : {"holders", "waiters"}) {
@@ -350,7 +351,8 @@ absl::StatusOr<std::string> HeldLocksPprof() {
   for (const auto& [lock, s] : CurrentLocks(now)) {
     for (const auto& [tid, w] : s.waiters) {
       ResolvedSample& sample = resolver.Add(w.pcs, w.depth, 1, std::max<int64_t>(now - w.since, 0));
-      sample.str_labels.emplace_back("lock", LockDisplayName(s.name));
+      sample.str_labels.emplace_back("lock",
+                                     LockDisplayName(s.name.empty() ? nullptr : s.name.c_str()));
       if (const char* mode = LockModeName(w.mode)) sample.str_labels.emplace_back("mode", mode);
       sample.num_labels.push_back({"waiter_tid", tid});
       if (!s.holders.empty()) sample.num_labels.push_back({"holder_tid", s.holders[0].first});

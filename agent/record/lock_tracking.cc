@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "absl/base/attributes.h"
+#include "lockprof/agent/base/fault_free_copy.h"
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/base/quiet_calls.h"
 #include "lockprof/agent/deadlock/events.h"
@@ -38,11 +39,14 @@ Cycle g_new_cycles[kMaxHeldLocks];
 [[maybe_unused]] const bool g_report_mu_held_across_fork =
     (HoldAcrossFork(&g_report_mu, ForkRank::kLockOrderReport), true);
 
-// A reader's copy of one entry.
+// A reader's copy of one entry (inside CopyOf's read of the record: the
+// lock is held, or awaited, as the copy starts).
 LockView Load(const HeldEntry& e) {
   LockView v;
   v.lock = e.lock.load(std::memory_order_relaxed);
-  v.name = e.name.load(std::memory_order_relaxed);
+  if (const char* name = e.name.load(std::memory_order_relaxed); name != nullptr) {
+    CopyNameFaultFree(name, v.name, sizeof v.name);
+  }
   const uint32_t meta = e.meta.load(std::memory_order_relaxed);
   v.mode = LockMode(meta & 0xff);
   v.tried = (meta & HeldEntry::kTried) != 0;

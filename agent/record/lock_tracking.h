@@ -120,7 +120,14 @@ void ReportStall(const void* lock, const EventTags& tags, int64_t start);
 // A copy of one thread's record, for the readers.
 struct LockView {
   const void* lock = nullptr;
-  const char* name = nullptr;
+  // The lock's name as it read when the record was copied (what the tables
+  // keep: kMaxLockName - 1 bytes at most), not a pointer to it: the name may
+  // die with the lock (lock_name.h) or with the plugin that named it, while
+  // a reader still formats the copy. Empty for an unnamed lock, or one whose
+  // name could no longer be read.
+  char name[kMaxLockName] = {};
+  // nullptr if the lock has no name.
+  const char* name_or_null() const { return name[0] != '\0' ? name : nullptr; }
   LockMode mode = LockMode::kNone;
   bool tried = false;
   // MonotonicNanos when acquired (0: not recorded, see HeldDetailsOn), or
