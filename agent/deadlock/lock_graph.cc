@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -37,6 +38,7 @@ std::atomic<uint64_t> g_dropped{0};
 std::atomic<uint64_t> g_inversions{0};
 
 void ForgetLocked(Graph& g, const void* lock);
+void ForgetAllLocked(Graph& g);
 
 // The graph, under g_graph_mu: initialised on first use, the locks whose
 // forgetting was deferred forgotten (deferred_forgets.h).
@@ -48,7 +50,8 @@ Graph& Ready() {
     g.free_edges = kNone;
     g.ready = true;
   }
-  TakeDeferredForgets([&g](const void* lock) { ForgetLocked(g, lock); });
+  TakeDeferredForgets([&g](const void* lock) { ForgetLocked(g, lock); },
+                      [&g] { ForgetAllLocked(g); });
   return g;
 }
 
@@ -338,6 +341,28 @@ void ForgetLocked(Graph& g, const void* lock) {
   g_lock_order_epoch.fetch_add(1, std::memory_order_release);
 }
 
+// Takes the locks in [begin, end), their edges and self-waits out.
+void ForgetInLocked(Graph& g, const void* begin, const void* end) {
+  ForgetSelfWaits(g, [begin, end](const void* l) {
+    return !std::less<const void*>()(l, begin) && std::less<const void*>()(l, end);
+  });
+  bool removed = false;
+  for (int i = 0; i < g.nodes_used; ++i) {
+    const void* lock = g.nodes[i].lock;
+    if (lock == nullptr || std::less<const void*>()(lock, begin) ||
+        !std::less<const void*>()(lock, end)) {
+      continue;
+    }
+    RemoveNode(g, i);
+    removed = true;
+  }
+  if (removed) g_lock_order_epoch.fetch_add(1, std::memory_order_release);
+}
+
+void ForgetAllLocked(Graph& g) {
+  ForgetInLocked(g, nullptr, reinterpret_cast<const void*>(UINTPTR_MAX));
+}
+
 }  // namespace
 
 void ForgetLockOrderNode(const void* lock) {
@@ -357,21 +382,7 @@ void ForgetLockOrderNodesIn(const void* begin, const void* end) {
   if (!g_lock_graph_used.load(std::memory_order_relaxed)) return;
   RecorderScope recorder;
   std::lock_guard<std::mutex> guard(g_graph_mu);
-  Graph& g = Ready();
-  ForgetSelfWaits(g, [begin, end](const void* l) {
-    return !std::less<const void*>()(l, begin) && std::less<const void*>()(l, end);
-  });
-  bool removed = false;
-  for (int i = 0; i < g.nodes_used; ++i) {
-    const void* lock = g.nodes[i].lock;
-    if (lock == nullptr || std::less<const void*>()(lock, begin) ||
-        !std::less<const void*>()(lock, end)) {
-      continue;
-    }
-    RemoveNode(g, i);
-    removed = true;
-  }
-  if (removed) g_lock_order_epoch.fetch_add(1, std::memory_order_release);
+  ForgetInLocked(Ready(), begin, end);
 }
 
 uint64_t LockOrderDropped() { return g_dropped.load(std::memory_order_relaxed); }
