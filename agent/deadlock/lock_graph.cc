@@ -91,6 +91,14 @@ int EnsureNode(Graph& g, const void* lock, const char* name) {
   head = i;
   ++g.live_nodes;
   MarkMaybeNode(lock);
+  if (FilterCrowded()) {
+    RebuildFilter([&g](auto mark) {
+      for (int n = 0; n < g.nodes_used; ++n) {
+        if (g.nodes[n].lock != nullptr) mark(g.nodes[n].lock);
+      }
+      for (int w = 0; w < g.self_wait_count; ++w) mark(g.self_waits[w].lock);
+    });
+  }
   return i;
 }
 
