@@ -86,6 +86,15 @@ TEST(PyroscopeProtocol, ErrorsNeverQuoteSecrets) {
     EXPECT_NE(error.find("\"Authorization\""), std::string::npos) << error;
     EXPECT_EQ(error.find("s3cr3t"), std::string::npos) << error;
   }
+  // A value with a comma: what follows the comma reads as an item of its
+  // own, and is the secret's end, not a header's name.
+  for (const char* headers : {"X-Api-Key=abc,s3cr3t", "X-Org=1,X-Api-Key=abc,s3cr3t:x"}) {
+    lockprof::UploaderOptions o;
+    setenv("LOCKPROF_PYROSCOPE_HEADERS", headers, 1);
+    const std::string error = Error(lockprof::UploaderOptionsFromEnvironment(&o));
+    EXPECT_NE(error.find("LOCKPROF_PYROSCOPE_HEADERS"), std::string::npos) << error;
+    EXPECT_EQ(error.find("s3cr3t"), std::string::npos) << error;
+  }
   unsetenv("LOCKPROF_PYROSCOPE_HEADERS");
   unsetenv("LOCKPROF_PYROSCOPE_URL");
 }

@@ -36,17 +36,25 @@ constexpr char kInterval[] = "LOCKPROF_PYROSCOPE_INTERVAL";
 constexpr char kProfiles[] = "LOCKPROF_PYROSCOPE_PROFILES";
 
 // "a=b,c=d" -> pairs. An empty string is no pairs.
-absl::Status ParsePairs(const char* var, std::string_view text, Labels* out) {
-  while (!text.empty()) {
+// `secret_values`: the values may be secrets (headers), and an item after
+// the first, which may be the end of the previous one's value (a value with
+// a comma), is not quoted in an error.
+absl::Status ParsePairs(const char* var, std::string_view text, Labels* out, bool secret_values) {
+  for (int n = 1; !text.empty(); ++n) {
     const size_t comma = text.find(',');
     std::string_view item = text.substr(0, comma);
     const size_t eq = item.find('=');
     if (eq == std::string_view::npos || eq == 0) {
+      const std::string fix = " is not NAME=VALUE (write NAME=VALUE,NAME2=VALUE2";
+      if (secret_values && n > 1) {
+        return Invalid(std::string(var) + ": item " + std::to_string(n) + fix +
+                       "; a value cannot contain ',')");
+      }
       // Quoted up to the first character that may start a value (a header
       // written "Authorization: Bearer tok" must not print the token).
       const std::string_view name = item.substr(0, item.find_first_of(": \t"));
-      return Invalid(std::string(var) + ": the item starting \"" + std::string(name) +
-                     "\" is not NAME=VALUE (write NAME=VALUE,NAME2=VALUE2)");
+      return Invalid(std::string(var) + ": the item starting \"" + std::string(name) + "\"" + fix +
+                     ")");
     }
     out->emplace_back(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
     text = comma == std::string_view::npos ? "" : text.substr(comma + 1);
@@ -186,10 +194,11 @@ absl::Status UploaderOptionsFromEnvironment(UploaderOptions* options) {
       if (!agent::pyroscope::IsAppNameChar(c)) c = '_';
     }
   }
-  if (absl::Status s = ParsePairs(kLabels, agent::EnvString(kLabels), &o.labels); !s.ok()) {
+  if (absl::Status s = ParsePairs(kLabels, agent::EnvString(kLabels), &o.labels, false); !s.ok()) {
     return s;
   }
-  if (absl::Status s = ParsePairs(kHeaders, agent::EnvString(kHeaders), &o.headers); !s.ok()) {
+  if (absl::Status s = ParsePairs(kHeaders, agent::EnvString(kHeaders), &o.headers, true);
+      !s.ok()) {
     return s;
   }
   o.basic_auth_user = agent::EnvString(kUser);
