@@ -25,11 +25,17 @@ class LockOrderFixture : public ::testing::Test {
   static inline std::atomic<int> hook_calls{0};
   static inline std::vector<std::string> hook_edges;
 
+  // Inversions reported since the test began (LockOrderInversions() counts
+  // those of the whole process: of the binary's earlier tests too, when it
+  // runs as one process).
+  uint64_t NewInversions() const { return LockOrderInversions() - inversions_before_; }
+
   void SetUp() override {
     SetLockOrderChecking(LockOrderMode::kReport);
     SetLockOrderHook(RecordingHook);
     hook_calls = 0;
     hook_edges.clear();
+    inversions_before_ = LockOrderInversions();
   }
   void TearDown() override {
     SetLockOrderHook(nullptr);
@@ -37,6 +43,8 @@ class LockOrderFixture : public ::testing::Test {
   }
 
  private:
+  uint64_t inversions_before_ = 0;
+
   static void RecordingHook(const LockOrderInversion& inv) {
     hook_calls.fetch_add(1);
     for (int i = 0; i < inv.num_edges; ++i) {
