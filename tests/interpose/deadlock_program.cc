@@ -97,16 +97,22 @@ int64_t MillisSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+// `now` plus `ms` milliseconds on `clock`.
+timespec After(clockid_t clock, int ms) {
+  timespec t;
+  clock_gettime(clock, &t);
+  t.tv_sec += ms / 1000;
+  t.tv_nsec += (ms % 1000) * 1000000L;
+  if (t.tv_nsec >= 1000000000L) {
+    t.tv_sec += 1;
+    t.tv_nsec -= 1000000000L;
+  }
+  return t;
+}
+
 // Waits for g_bank_a `ms` milliseconds in pthread_mutex_timedlock.
 void TimedWait(int ms) {
-  timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec += 1;
-    until.tv_nsec -= 1000000000L;
-  }
+  const timespec until = After(CLOCK_REALTIME, ms);
   const auto start = std::chrono::steady_clock::now();
   const int r = pthread_mutex_timedlock(g_bank_a.native_handle(), &until);
   std::printf("timedlock %d ms: %s after %lld ms\n", ms, r == ETIMEDOUT ? "ETIMEDOUT" : "other",
@@ -172,19 +178,6 @@ int DlopenThenFork(const char* library) {
   waiter.join();
   std::printf("done\n");
   return 0;
-}
-
-// `now` plus `ms` milliseconds on `clock`.
-timespec After(clockid_t clock, int ms) {
-  timespec t;
-  clock_gettime(clock, &t);
-  t.tv_sec += ms / 1000;
-  t.tv_nsec += (ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec += 1;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
 }
 
 // Holding g_bank_a, takes g_bank_b and g_table with deadlines (and would
