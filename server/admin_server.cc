@@ -199,12 +199,19 @@ void WarmUpAndStopAtExit(const Running& s) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const std::string host = s.address == "0.0.0.0" || s.address == "::" ? "127.0.0.1" : s.address;
+  // A Range header and a multipart body too: httplib parses them with
+  // regexes that are function-local statics of their own, built at first use.
+  auto warm_up = [](httplib::ClientImpl& client) {
+    client.Get("/debug/pprof/cmdline", httplib::Headers{{"Range", "bytes=0-0"}});
+    client.Post("/debug/pprof/symbol", httplib::MultipartFormDataItems{{"x", "0x1", "", ""}});
+  };
   if (dynamic_cast<httplib::SSLServer*>(s.http.get()) == nullptr) {
-    httplib::Client(host, s.port).Get("/debug/pprof/cmdline");
+    httplib::ClientImpl client(host, s.port);
+    warm_up(client);
   } else {
     httplib::SSLClient client(host, s.port);
     client.enable_server_certificate_verification(false);
-    client.Get("/debug/pprof/cmdline");
+    warm_up(client);
   }
   g_slot.StopAtExit(StopAdminServer);
 }

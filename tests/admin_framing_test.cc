@@ -165,6 +165,19 @@ TEST(AdminFramingTest, ABodyLeftUnreadIsNeverServedAsARequest) {
   }
 }
 
+// A chunked body httplib gives up on (a chunk size that is no number) is
+// answered 400, and the connection closed: what followed was served as a
+// request of its own.
+TEST(AdminFramingTest, ABrokenChunkedBodyEndsTheConnection) {
+  Server s(Options([](auto&) {}));
+  ASSERT_TRUE(s.status().ok()) << s.status();
+  const std::string r =
+      Exchange(s.port(), std::string("POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\n") +
+                             "Transfer-Encoding: chunked\r\n\r\nzz\r\n" + kSmuggled);
+  EXPECT_EQ(StatusOf(r), 400) << r.substr(0, 300);
+  EXPECT_EQ(Responses(r), 1) << r.substr(0, 600);
+}
+
 // Queries are read as HandleAdminRequest and Go's net/http/pprof read them
 // (url.ParseQuery, then strconv.Atoi with its error ignored): a pair with a
 // ';' is left out, so "seconds=3;x=1" is no window at all (httplib alone

@@ -75,7 +75,7 @@ void AnswerBeforeBody(const httplib::Request& req, const Response& answer, httpl
   Reply(answer, res);
 }
 
-httplib::Server::HandlerResponse ExplainRefusedRequest(const httplib::Request&,
+httplib::Server::HandlerResponse ExplainRefusedRequest(const httplib::Request& req,
                                                        httplib::Response& res) {
   // httplib answers a request cut by a size limit with 400, and one it
   // refused itself (it never reached the pre-routing handler) with 400 or 414.
@@ -90,6 +90,13 @@ httplib::Server::HandlerResponse ExplainRefusedRequest(const httplib::Request&,
   // before routing): httplib says 413 without a word.
   if (res.status == 413 && res.body.empty()) {
     RefuseWith(413, "Payload Too Large\n", res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  // A body httplib could not read (a chunk size that is no number): 400
+  // with nothing said, and no handler ran (their 400s say why). Where that
+  // body ends is unknown: what follows must not be read as a request.
+  if (res.status == 400 && res.body.empty() && CurrentRequestParsed() && HasBody(req)) {
+    RefuseWith(400, "Bad Request: a body whose framing cannot be read\n", res);
     return httplib::Server::HandlerResponse::Handled;
   }
   if (cut == RequestCut::kNone && !CurrentRequestParsed()) {
