@@ -14,10 +14,14 @@
 
 namespace lockprof::agent {
 
+// The most CopyNameFaultFree reads through the kernel.
+inline constexpr size_t kMaxFaultFreeCopy = 8192;
+
 // Copies the NUL-terminated name at `name` into `out` (`size` bytes, NUL
-// included), cut as KeepName cuts it (utf8.h). A name that cannot be read
-// at all leaves `out` empty. Where the kernel refuses the call (a seccomp
-// filter), a plain copy.
+// included; at most kMaxFaultFreeCopy are read), cut between UTF-8
+// characters where it does not fit. A name that cannot be read at all
+// leaves `out` empty; one whose end cannot, what could be read. Where the
+// kernel refuses the call (a seccomp filter), a plain copy.
 void CopyNameFaultFree(const char* name, char* out, size_t size);
 
 }  // namespace lockprof::agent

@@ -20,6 +20,7 @@
 #include <tuple>
 #include <utility>
 
+#include "lockprof/agent/base/fault_free_copy.h"
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/base/strings.h"
 #include "lockprof/agent/symbolize/demangle.h"
@@ -387,9 +388,15 @@ std::vector<SourceFrame> Symbolizer::Lookup(uintptr_t pc, bool cache) {
   // rare, and a cached name would outlive an unload unnoticed.
   std::vector<SourceFrame> frames;
   Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(pc), &info) != 0 && info.dli_sname != nullptr &&
-      info.dli_sname[0] != '\0') {
-    frames.push_back(SymbolFrame(info.dli_sname));
+  if (dladdr(reinterpret_cast<void*>(pc), &info) != 0 && info.dli_sname != nullptr) {
+    // The name lies in the object's string table, which a dlclose() on
+    // another thread may unmap as soon as dladdr has let go of the loader's
+    // lock (this path serves objects whose file could not be opened: one
+    // replaced on disk, as a plugin reloaded is): copied without faulting.
+    std::string name(kMaxFaultFreeCopy, '\0');
+    CopyNameFaultFree(info.dli_sname, name.data(), name.size());
+    name.resize(std::strlen(name.c_str()));
+    if (!name.empty()) frames.push_back(SymbolFrame(name.c_str()));
   }
   return frames;
 }
