@@ -95,7 +95,8 @@ std::string HolderLabel(int64_t tid, const LockView& v) {
 
 // Every lock held or awaited now, with its holders and waiters.
 struct LockState {
-  std::string name;                                   // Empty: unnamed.
+  std::string name;  // Empty: unnamed.
+  const char* DisplayName() const { return LockDisplayName(name.empty() ? nullptr : name.c_str()); }
   std::vector<std::pair<int64_t, LockView>> holders;  // (tid, entry)
   std::vector<std::pair<int64_t, LockView>> waiters;
   int64_t longest_wait = 0;
@@ -279,8 +280,7 @@ std::string HeldLocksText() {
   for (const auto& [lock, s] : CurrentLocks(now)) {
     char address[32];
     std::snprintf(address, sizeof address, "%p", lock);
-    out += "\nlock " + QuotedName(LockDisplayName(s.name.empty() ? nullptr : s.name.c_str())) +
-           " (" + address + ")\n";
+    out += "\nlock " + QuotedName(s.DisplayName()) + " (" + address + ")\n";
     if (s.holders.empty())
       out += "  holder: " +
              std::string(LockTrackingOn() ? "not recorded (taken before tracking began, or by a "
@@ -304,7 +304,7 @@ std::string HeldLocksJson() {
     std::snprintf(address, sizeof address, "%p", lock);
     out += first_lock ? "{\"lock\":" : ",{\"lock\":";
     first_lock = false;
-    AppendJsonString(LockDisplayName(s.name.empty() ? nullptr : s.name.c_str()), &out);
+    AppendJsonString(s.DisplayName(), &out);
     out += ",\"address\":";
     AppendJsonString(address, &out);
     for (const char* side : {"holders", "waiters"}) {
@@ -351,8 +351,7 @@ absl::StatusOr<std::string> HeldLocksPprof() {
   for (const auto& [lock, s] : CurrentLocks(now)) {
     for (const auto& [tid, w] : s.waiters) {
       ResolvedSample& sample = resolver.Add(w.pcs, w.depth, 1, std::max<int64_t>(now - w.since, 0));
-      sample.str_labels.emplace_back("lock",
-                                     LockDisplayName(s.name.empty() ? nullptr : s.name.c_str()));
+      sample.str_labels.emplace_back("lock", s.DisplayName());
       if (const char* mode = LockModeName(w.mode)) sample.str_labels.emplace_back("mode", mode);
       sample.num_labels.push_back({"waiter_tid", tid});
       if (!s.holders.empty()) sample.num_labels.push_back({"holder_tid", s.holders[0].first});

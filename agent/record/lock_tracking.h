@@ -126,8 +126,6 @@ struct LockView {
   // a reader still formats the copy. Empty for an unnamed lock, or one whose
   // name could no longer be read.
   char name[kMaxLockName] = {};
-  // nullptr if the lock has no name.
-  const char* name_or_null() const { return name[0] != '\0' ? name : nullptr; }
   LockMode mode = LockMode::kNone;
   bool tried = false;
   // MonotonicNanos when acquired (0: not recorded, see HeldDetailsOn), or

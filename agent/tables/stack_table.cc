@@ -1,7 +1,6 @@
 #include "lockprof/agent/tables/stack_table.h"
 
 #include <sys/mman.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -11,6 +10,7 @@
 
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/utf8.h"
+#include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/tables/thread_cells.h"
 
 namespace lockprof::agent {
@@ -128,9 +128,7 @@ StackTable::Entry* StackTable::Slots() {
   // capacity is fixed first, so that whoever sees the slots sees it too
   // (published after them, a fork() between the two left a child whose
   // every lookup waited for a capacity no thread of its would store).
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-  const int64_t now_ns = int64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
+  const int64_t now_ns = MonotonicNanos();
   if (now_ns < map_retry_ns_.load(std::memory_order_relaxed)) return nullptr;
   size_t capacity = ConfiguredCapacity(requested_capacity_);
   size_t fixed = 0;

@@ -148,7 +148,7 @@ class StackTable {
   std::atomic<size_t> used_{0};
   std::atomic<uint64_t> dropped_{0};
   // After the slots could not be mapped (RLIMIT_AS, overcommit refused): no
-  // new attempt before this time (CLOCK_MONOTONIC_COARSE, ns), so that the
+  // new attempt before this time (MonotonicNanos), so that the
   // recording threads that find no slots do not each pay a failing mmap of
   // the whole table.
   std::atomic<int64_t> map_retry_ns_{0};
