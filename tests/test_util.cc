@@ -16,9 +16,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -45,6 +47,27 @@ std::string RunCommand(const std::string& command, int* status) {
   int rc = pclose(f);
   if (status) *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   return out;
+}
+
+bool InFreshProcess() {
+  static constexpr char kMark[] = "LOCKPROF_TEST_IN_FRESH_PROCESS";
+  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string name = std::string(test->test_suite_name()) + "." + test->name();
+  // Already alone: the new process, or a run of this test only (as ctest's).
+  if (std::getenv(kMark) != nullptr || GTEST_FLAG_GET(filter) == name) return true;
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    ADD_FAILURE() << "readlink(/proc/self/exe): " << std::strerror(errno);
+    return false;
+  }
+  self[n] = '\0';
+  int status = -1;
+  const std::string out = RunCommand(
+      std::string(kMark) + "=1 '" + self + "' --gtest_filter='" + name + "' 2>&1", &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("[  PASSED  ] 1 test."), std::string::npos) << out;
+  return false;
 }
 
 static std::string Gunzip(const std::string& data) {

@@ -37,6 +37,14 @@ std::string RunCommand(const std::string& command, int* status = nullptr);
 // Decodes a gzipped (or raw) profile.proto. Fails the test on error.
 perftools::profiles::Profile ParseProfile(const std::string& data);
 
+// For a test of process-wide state that earlier tests of a whole run of the
+// binary change (ctest runs each test in a process of its own; a developer
+// may run the binary whole): `if (!InFreshProcess()) return;` at its top
+// runs the test again in a new process of this binary that runs only this
+// test, and fails it if that one fails (with its output); the new process
+// goes on with the test.
+bool InFreshProcess();
+
 // How many times `needle` occurs in `s` (overlapping occurrences count).
 size_t CountOf(const std::string& s, const std::string& needle);
 
