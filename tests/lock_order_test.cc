@@ -359,7 +359,12 @@ TEST_F(LockOrderTest, HookMayTakeALockWhoseHolderAddsAnEdge) {
 // then switches to abort (a test suite's later phase) is not let through.
 // In a forked child: the kept reports are the process's, and filling them
 // here would leave the binary's later tests without their hooks.
+// The profile read first creates the symbolizer, whose mutex fork() then
+// takes as well: the report symbolizes its stacks under the report mutex,
+// so fork() must take that one first (ThreadSanitizer reported the
+// inversion, and a fork() during the report could hang it).
 TEST_F(LockOrderTest, AbortModeAbortsPastTheKeptReports) {
+  EXPECT_FALSE(Get("/debug/pprof/mutex", "debug=1").empty());
   const auto child = testing::RunInForkedChild([](int) {
     const uint64_t before = LockOrderInversions();
     std::vector<std::unique_ptr<Mutex>> locks;

@@ -39,16 +39,19 @@ inline uint32_t ForkGeneration() { return g_fork_generation.load(std::memory_ord
 // The agent mutexes held across fork(), in the order fork() takes them:
 // a mutex held while another is taken must come first.
 enum class ForkRank {
-  kAdminServer = 0,      // Starts and stops the admin server (server/admin_server.cc).
-  kUploader = 1,         // Starts and stops the uploader.
-  kSymbolizer = 2,       // Symbolizer::mu_; takes kLoader (build-ids).
-  kLabels = 3,           // The label registry.
-  kLoader = 4,           // Around dl_iterate_phdr (mappings.cc).
-  kDeltas = 5,           // The delta endpoints' positions (pprof/deltas.cc).
-  kLockOrderReport = 6,  // Serializes new lock-order edges (record/lock_tracking.cc).
-  kLockGraph = 7,        // Lock-order checking's graph (deadlock/lock_graph.cc).
-  kMetrics = 8,          // What /metrics last wrote (metrics/metrics.cc).
-  kExitedHolds = 9,      // Holds of exited threads (record/exited_holds.cc).
+  kAdminServer = 0,  // Starts and stops the admin server (server/admin_server.cc).
+  kUploader = 1,     // Starts and stops the uploader.
+  kLabels = 2,       // The label registry.
+  // Serializes new lock-order edges (record/lock_tracking.cc); takes
+  // kLockGraph, and kSymbolizer when abort mode reports a cycle past the
+  // kept reports.
+  kLockOrderReport = 3,
+  kSymbolizer = 4,   // Symbolizer::mu_; takes kLoader (build-ids).
+  kLoader = 5,       // Around dl_iterate_phdr (mappings.cc).
+  kDeltas = 6,       // The delta endpoints' positions (pprof/deltas.cc).
+  kLockGraph = 7,    // Lock-order checking's graph (deadlock/lock_graph.cc).
+  kMetrics = 8,      // What /metrics last wrote (metrics/metrics.cc).
+  kExitedHolds = 9,  // Holds of exited threads (record/exited_holds.cc).
   kCount = 10,
 };
 
