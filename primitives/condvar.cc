@@ -31,6 +31,10 @@ struct CondVar::Waiter {
   Waiter* next = nullptr;
   Waiter* wake_next = nullptr;
   bool queued = false;
+  // agent::SteadyNanos() at which the wait times out; 0: never. The
+  // destructor reads it (under list_lock_) to tell a waiter past it, which
+  // is leaving, from a blocked one.
+  int64_t deadline = 0;
   std::atomic<uint32_t> state{kWaiting};
 };
 
@@ -71,14 +75,19 @@ void CondVar::LeaveQueue(Waiter* w) {
 
 // Waiters still counted are queued ones — blocked, which destruction
 // should not see (the standard forbids it; we do not hang on it) or
-// leaving after a timeout, which it waits for — and leaving ones already
-// out of the queue.
+// leaving after a timeout, which it waits for, whether they have claimed
+// it yet or only their deadline has passed (they will claim it once they
+// run: nobody notifies a CondVar being destroyed) — and leaving ones
+// already out of the queue.
 void CondVar::AwaitLeavingWaiters() {
   for (;;) {
     LockList();
+    const int64_t now = agent::SteadyNanos();
     uint32_t blocked = 0;
     for (Waiter* w = head_; w != nullptr; w = w->next) {
-      if (w->state.load(std::memory_order_acquire) != kTimedOut) ++blocked;
+      const bool leaving = w->state.load(std::memory_order_acquire) == kTimedOut ||
+                           (w->deadline != 0 && w->deadline <= now);
+      if (!leaving) ++blocked;
     }
     const uint32_t seen = waiters_.fetch_or(kDestroying, std::memory_order_acq_rel) | kDestroying;
     list_lock_.Unlock();
@@ -90,6 +99,8 @@ void CondVar::AwaitLeavingWaiters() {
 ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, int64_t timeout_ns) {
   if (!lock.owns_lock()) internal::Fatal("CondVar::wait: the unique_lock does not own its mutex");
   Waiter self;
+  // On steady_clock's timeline, not the profiles' (condvar.h, Timeouts).
+  if (timeout_ns != kForever) self.deadline = agent::SteadyNanos() + timeout_ns;
   // Queued while the mutex is still held: a notifier that changes the
   // state under the mutex afterwards finds this thread in the queue.
   LockList();
@@ -101,7 +112,6 @@ ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, in
   lock.unlock();
   // The wait starts now; its stack is captured outside any critical section.
   internal::BlockedWait blocked(__builtin_frame_address(0));
-  const int64_t deadline = timeout_ns == kForever ? 0 : blocked.start() + timeout_ns;
   bool notified = true;
   for (;;) {
     uint32_t state = self.state.load(std::memory_order_acquire);
@@ -114,8 +124,8 @@ ABSL_ATTRIBUTE_NOINLINE bool CondVar::WaitImpl(std::unique_lock<Mutex>& lock, in
     }
     timespec left_ts;
     const timespec* timeout = nullptr;
-    if (deadline != 0) {
-      const int64_t left = deadline - agent::MonotonicNanos();
+    if (self.deadline != 0) {
+      const int64_t left = self.deadline - agent::SteadyNanos();
       if (left <= 0) {
         if (self.state.compare_exchange_strong(state, kTimedOut, std::memory_order_acq_rel)) {
           notified = false;

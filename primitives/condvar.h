@@ -28,7 +28,15 @@
 // whose deadline passes as it is notified either takes the notification
 // (and never touches the CondVar again) or claims its timeout first (the
 // notification then goes to the next waiter) and leaves the queue; the
-// destructor waits for such a waiter to finish leaving.
+// destructor waits for such a waiter to finish leaving. So it does for a
+// waiter whose deadline has passed, notified or not: that thread is no
+// longer blocked (as glibc's pthread_cond_destroy, which waits for it),
+// even if it has not run since to claim its timeout.
+//
+// Timeouts: wait_for's is measured on std::chrono::steady_clock's clock
+// (CLOCK_MONOTONIC), never on the profiles' clock (which scales the TSC and
+// may drift from it), so a wait_for that reports a timeout, or a predicate
+// still false, has waited its whole time as steady_clock counts it.
 //
 // Profiles (Go's sync.Cond.Wait). The time from releasing the mutex to
 // being woken goes to the block profile at the waiter's stack, captured
@@ -86,9 +94,9 @@ class LOCKPROF_EXPORT CondVar {
   template <typename Rep, typename Period, typename Predicate>
   bool wait_for(std::unique_lock<Mutex>& lock, const std::chrono::duration<Rep, Period>& timeout,
                 Predicate stop_waiting) {
-    const int64_t deadline = agent::MonotonicNanos() + TimeoutNanos(timeout);
+    const int64_t deadline = agent::SteadyNanos() + TimeoutNanos(timeout);
     while (!stop_waiting()) {
-      const int64_t left = deadline - agent::MonotonicNanos();
+      const int64_t left = deadline - agent::SteadyNanos();
       if (left <= 0) return stop_waiting();
       WaitImpl(lock, left);
     }

@@ -1,8 +1,13 @@
 // lockprof::CondVar at the edges of a wait: a waiter whose deadline passes as
 // it is notified must neither lose the notification nor touch a CondVar
 // that the notifier destroyed right after notify_all (which the standard
-// allows: every waiter has been notified).
+// allows: every waiter has been notified), nor one destroyed once a
+// waiter's deadline has passed.
 #include <gtest/gtest.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -15,6 +20,7 @@
 
 #include "lockprof/primitives/condvar.h"
 #include "lockprof/primitives/mutex.h"
+#include "test_util.h"
 
 namespace {
 
@@ -106,5 +112,73 @@ TEST(CondVarLifetimeTest, TimedOutWaiterDoesNotTouchACondVarDestroyedAfterNotify
   }
   EXPECT_EQ(corrupted_rounds, 0) << "of " << kRounds << " rounds";
 }
+
+#ifndef LOCKPROF_TEST_TSAN  // ThreadSanitizer runs a signal's handler only
+                            // at its own later points, not in the wait.
+// Holds the thread it interrupts until the test lets it go.
+sem_t g_paused;
+sem_t g_resume;
+void HoldInHandler(int) {
+  sem_post(&g_paused);
+  while (sem_wait(&g_resume) != 0) {
+  }
+}
+
+// A waiter whose deadline has passed is no longer blocked, so another
+// thread may destroy the CondVar without notifying it (glibc's
+// pthread_cond_destroy waits for such a waiter). This one is held in a
+// signal handler from before its deadline to well after it, so it has not
+// yet claimed its timeout when the destructor runs: the destructor must
+// wait for it to leave the queue. The CondVar has a page of its own,
+// unmapped as soon as its destructor returns: a waiter that touched it
+// after would fault.
+TEST(CondVarLifetimeTest, DestroyedPastAWaitersDeadlineWaitsForItWithoutANotify) {
+  ASSERT_EQ(sem_init(&g_paused, 0, 0), 0);
+  ASSERT_EQ(sem_init(&g_resume, 0, 0), 0);
+  struct sigaction hold {
+  }, old{};
+  hold.sa_handler = HoldInHandler;
+  sigemptyset(&hold.sa_mask);
+  ASSERT_EQ(sigaction(SIGUSR1, &hold, &old), 0);
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  void* memory = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(memory, MAP_FAILED);
+  auto* cv = new (memory) lockprof::CondVar;
+  lockprof::Mutex mu;
+  std::atomic<pid_t> tid{0};
+  bool waiting = false;
+  std::cv_status status = std::cv_status::no_timeout;
+  std::thread waiter([&] {
+    tid = lockprof::testing::ThisThreadId();
+    Lock l(mu);
+    waiting = true;
+    status = cv->wait_for(l, std::chrono::milliseconds(200));
+  });
+  for (bool w = false; !w; std::this_thread::yield()) {
+    Lock l(mu);
+    w = waiting;
+  }
+  ASSERT_TRUE(lockprof::testing::WaitUntilAsleep(tid));  // In the futex.
+  pthread_kill(waiter.native_handle(), SIGUSR1);
+  while (sem_wait(&g_paused) != 0) {
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // Past the deadline.
+  std::atomic<bool> destroyed{false};
+  std::thread destroyer([&] {
+    cv->~CondVar();
+    munmap(memory, page);
+    destroyed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(destroyed) << "the destructor returned with a timed-out waiter still queued";
+  sem_post(&g_resume);
+  waiter.join();
+  destroyer.join();
+  EXPECT_EQ(status, std::cv_status::timeout);
+  sigaction(SIGUSR1, &old, nullptr);
+  sem_destroy(&g_paused);
+  sem_destroy(&g_resume);
+}
+#endif  // LOCKPROF_TEST_TSAN
 
 }  // namespace

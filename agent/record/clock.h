@@ -74,6 +74,12 @@ inline int64_t MonotonicNanos() {
 #endif
 }
 
+// CLOCK_MONOTONIC, which std::chrono::steady_clock reads: the clock of the
+// timeouts the primitives promise (CondVar::wait_for). MonotonicNanos() may
+// drift from it (see above; and NTP slews CLOCK_MONOTONIC, not the TSC),
+// which is harmless in a duration but would end a caller's timeout early.
+inline int64_t SteadyNanos() { return clock_internal::KernelMonotonicNanos(); }
+
 // Whether MonotonicNanos() reads the TSC now (for tests and diagnostics).
 inline bool MonotonicNanosUsesTsc() {
   return clock_internal::g_tsc_mult.load(std::memory_order_acquire) != 0;
