@@ -157,7 +157,8 @@ using LockOrderHook = void (*)(const LockOrderInversion& inversion);
 // kMaxLockOrderReports); later ones get their stderr line and the counter
 // (and kAbort's abort).
 // Runs with cancellation disabled (a lock call is no cancellation point).
-// nullptr removes it.
+// An exception it throws is dropped: it cannot leave the lock call (which
+// would leave the lock held with no guard to release it). nullptr removes it.
 LOCKPROF_EXPORT void SetLockOrderHook(LockOrderHook hook);
 
 // Every inversion found so far (the first kMaxLockOrderReports), as text
@@ -191,7 +192,8 @@ using LockStallHook = void (*)(const LockStall& stall);
 
 LOCKPROF_EXPORT void SetStallReportThreshold(std::chrono::nanoseconds threshold);
 // Called on the waiting thread, once per stalled wait, with cancellation
-// disabled (a lock call is no cancellation point). nullptr removes it.
+// disabled (a lock call is no cancellation point). An exception it throws
+// is dropped and the wait goes on. nullptr removes it.
 LOCKPROF_EXPORT void SetLockStallHook(LockStallHook hook);
 LOCKPROF_EXPORT uint64_t LockStalls();
 

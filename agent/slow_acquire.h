@@ -61,7 +61,8 @@ using SlowAcquireHook = void (*)(const SlowAcquire& acquire);
 // Installs `hook` (replacing any previous one), called for about 1 in
 // `one_in` (>= 1) acquisitions that waited at least `threshold`. A nullptr
 // hook removes it. Thread-safe; a hook being removed may still be running
-// (or be called once more) on other threads as this returns.
+// (or be called once more) on other threads as this returns. An exception
+// the hook throws is dropped: it cannot leave the lock or unlock call.
 LOCKPROF_EXPORT void SetSlowAcquireHook(std::chrono::nanoseconds threshold, SlowAcquireHook hook,
                                         int one_in = 1);
 

@@ -43,6 +43,18 @@ class NoCancelNoErrno {
   int state_ = PTHREAD_CANCEL_ENABLE;
 };
 
+// Runs `work` (a hook of the application's, or the report around it) inside
+// a lock call, dropping any exception it throws: unwinding out of the lock
+// call would leave the lock taken with nobody to release it, or its waiter
+// registered for good.
+template <typename F>
+void RunDroppingExceptions(F&& work) noexcept {
+  try {
+    work();
+  } catch (...) {
+  }
+}
+
 }  // namespace lockprof::agent
 
 #endif  // LOCKPROF_AGENT_BASE_QUIET_CALLS_H_

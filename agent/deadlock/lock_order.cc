@@ -160,7 +160,7 @@ void NotifyInversion(const Cycle& cycle) {
       const CycleEdge& e = cycle.edges[i];
       edges[i] = {e.from, e.to, e.tid, e.pcs, e.depth};
     }
-    hook(LockOrderInversion{edges, cycle.num_edges});
+    RunDroppingExceptions([&] { hook(LockOrderInversion{edges, cycle.num_edges}); });
   }
   AbortIfAsked(cycle);
 }

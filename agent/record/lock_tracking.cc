@@ -361,11 +361,9 @@ std::vector<ThreadLocksView> SnapshotThreadLocks() {
   return out;
 }
 
-void ReportStall(const void* lock, const EventTags& tags, int64_t start) {
-  RecorderScope recorder;
-  // The report (a thread's name read from /proc, a line on stderr) and the
-  // hook run inside a lock call, which is no cancellation point.
-  NoCancelNoErrno quiet;
+namespace {
+
+void ReportStallNow(const void* lock, const EventTags& tags, int64_t start) {
   const int64_t now = MonotonicNanos();
   ThreadLocks* self = TheRecord();
   LockStall stall{
@@ -393,6 +391,18 @@ void ReportStall(const void* lock, const EventTags& tags, int64_t start) {
     }
   }
   ReportStalledWait(stall, holder.exited_name);
+}
+
+}  // namespace
+
+void ReportStall(const void* lock, const EventTags& tags, int64_t start) {
+  RecorderScope recorder;
+  // The report (a thread's name read from /proc, a line on stderr) and the
+  // hook run inside a lock call, which is no cancellation point.
+  NoCancelNoErrno quiet;
+  // Nor may the report's allocations or the hook throw out of it: the
+  // waiter is registered with the lock until its wait ends.
+  RunDroppingExceptions([&] { ReportStallNow(lock, tags, start); });
 }
 
 }  // namespace lockprof::agent

@@ -33,7 +33,7 @@ void CallSlowAcquireHook(int64_t wait_ns, const EventTags& tags, const StackTrac
   // Called from lock and unlock calls, which are no cancellation points: a
   // hook that writes a log line must not be where the thread is cancelled.
   NoCancelNoErrno quiet;
-  hook(event);
+  RunDroppingExceptions([&] { hook(event); });
 }
 
 }  // namespace agent
