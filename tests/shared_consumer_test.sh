@@ -6,7 +6,8 @@
 #     that a rerun rebuilds only what changed (Release: no debug info to
 #     build, and ccache can share objects across directories).
 #  2. That build installed into a temporary prefix: liblockprof.so alone,
-#     exporting lockprof's API and none of its internals (nm -D).
+#     exporting lockprof's API and none of its internals (nm -D), and
+#     marked never to be unloaded (readelf -d).
 #  3. tests/consumer built with find_package against the installed library,
 #     and run with LOCKPROF_ADMIN_ADDR: the object that starts the admin
 #     server is in the library (no -u needed); curl gets the mutex profile.
@@ -57,6 +58,12 @@ if [ -n "$(find "$tmp/prefix" -name 'liblockprof_*.a')" ]; then
   echo "FAIL: a shared install carries the static archives"
   exit 1
 fi
+# Marked never to be unloaded: a dlclose() of the last plugin that linked it
+# would leave its pthread keys' destructors pointing into unmapped code.
+readelf -d "$lib" | grep -q 'Flags:.*NODELETE' || {
+  echo "FAIL: liblockprof.so can be unloaded (no DF_1_NODELETE)"
+  exit 1
+}
 nm -D --defined-only -C "$lib" | cut -d' ' -f3- | sort >"$tmp/exports"
 exported=$(grep -c 'lockprof::' "$tmp/exports" || true)
 # Internals that must stay inside: the server, the HTTP and DWARF libraries,
