@@ -12,6 +12,7 @@
 
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/record/own_thread.h"
+#include "lockprof/agent/record/record.h"
 #include "lockprof/server/handlers/admin_router.h"
 #include "lockprof/server/handlers/admin_security.h"
 #include "lockprof/server/handlers/query_params.h"
@@ -66,6 +67,10 @@ AdminResponse Unauthorised() { return FromResponse(server::UnauthorisedResponse(
 // exits (unset for a synchronous request, which the exit does not wait for).
 AdminResponse Route(const AdminRequest& request, const AdminHandlerOptions& options,
                     std::function<bool()> stopping = nullptr) {
+  // On the host's own thread (HandleAdminRequest), the locks lockprof takes
+  // from here on (the symbolizer's, the loader's) are its own: never
+  // profiled or tracked as the program's, as on lockprof's own threads.
+  agent::RecorderScope own;
   server::Request req;
   req.method = request.method;
   req.path = request.path;

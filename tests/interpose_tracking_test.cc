@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -21,6 +22,8 @@
 #include "interpose_waiter.h"
 #include "lock_order_fixture.h"
 #include "lockprof/agent/record/lock_tracking.h"
+#include "lockprof/agent/sampling.h"
+#include "lockprof/server/admin_handler.h"
 #include "test_util.h"
 
 pthread_mutex_t g_held_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -317,6 +320,35 @@ TEST_F(InterposeTrackingTest, AnotherMutexAtTheSameAddressIsReported) {
     pthread_mutex_destroy(m);
   }
   EXPECT_EQ(hook_calls.load(), 2);
+}
+
+// The embedded handler answers on the host's own thread: the locks lockprof
+// takes there (the symbolizer's and the loader's, std::mutex: interposed
+// pthread locks here) are lockprof's own, and no profile shows them (nor
+// does lock tracking see them: lock-order checking would have made edges
+// of them). Every hold is sampled at hold rate 1, so before, each of those
+// locks was in the hold profile, at the handler's stack.
+TEST(InterposeOwnLocksTest, TheEmbeddedHandlerOnAHostThreadRecordsNoLockOfLockprofs) {
+  const int previous = SetHoldProfileRate(1);
+  std::thread host([] {  // A fresh thread: it samples at the new rate.
+    AdminRequest req;    // Symbolized outside the profile builder.
+    req.path = "/debug/pprof/symbol";
+    char address[32];
+    snprintf(address, sizeof address, "%p", reinterpret_cast<void*>(&SetHoldProfileRate));
+    req.query = address;
+    const AdminResponse r = HandleAdminRequest(req);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_NE(r.body.find("SetHoldProfileRate"), std::string::npos) << r.body;
+  });
+  host.join();
+  SetHoldProfileRate(previous);
+  const auto hold = testing::FetchProfile("hold");
+  for (const auto& sample : hold.sample()) {
+    for (const std::string& f : testing::StackFunctions(hold, sample)) {
+      EXPECT_EQ(f.find("lockprof::agent::Symbolizer"), std::string::npos)
+          << "a hold of lockprof's own lock, taken on the host's thread";
+    }
+  }
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/base/strings.h"
+#include "lockprof/agent/record/record.h"
 
 namespace lockprof::agent {
 namespace {
@@ -88,6 +89,7 @@ std::mutex& LoaderMutex() {
 
 std::vector<LoadedObject> LoadedObjects() {
   std::vector<LoadedObject> objects;
+  RecorderScope own;  // The loader's lock and this one are lockprof's own.
   std::lock_guard<std::mutex> lock(LoaderMutex());
   dl_iterate_phdr(CollectObject, &objects);
   return objects;

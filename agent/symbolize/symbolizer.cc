@@ -23,6 +23,7 @@
 #include "lockprof/agent/base/fault_free_copy.h"
 #include "lockprof/agent/base/fork.h"
 #include "lockprof/agent/base/strings.h"
+#include "lockprof/agent/record/record.h"
 #include "lockprof/agent/symbolize/demangle.h"
 #include "lockprof/agent/symbolize/dwarf_dies.h"
 #include "lockprof/agent/symbolize/mappings.h"
@@ -366,6 +367,7 @@ void Symbolizer::ForgetRemapped() {
 }
 
 size_t Symbolizer::cache_size() {
+  RecorderScope own;
   std::lock_guard<std::mutex> lock(mu_);
   return cache_.size();
 }
@@ -373,6 +375,10 @@ size_t Symbolizer::cache_size() {
 thread_local bool Symbolizer::LoaderLockFree::active_ = false;
 
 std::vector<SourceFrame> Symbolizer::Lookup(uintptr_t pc, bool cache) {
+  // Whoever asks (a handler on the host's thread, the public report calls),
+  // the symbolizer's locks, libdw's and the loader's are lockprof's own:
+  // never profiled or tracked as the program's.
+  RecorderScope own;
   {
     std::lock_guard<std::mutex> lock(mu_);
     // An object unloaded since the last read: another may be mapped at its
