@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -22,11 +23,16 @@ namespace lockprof {
 namespace {
 
 constexpr int kMaxAsync = 64;
+// Of which ?seconds= windows, which last up to max_profile_seconds: half at
+// most, so that the rest answer everything else (a scrape of /metrics above
+// all), as the built-in server keeps half its threads from windows.
+constexpr int kMaxAsyncWindows = kMaxAsync / 2;
 
-// Asynchronous requests in progress, and whether the process is exiting
-// (their windows then end early). A forked child has none of the parent's
-// threads: it starts again from zero.
+// Asynchronous requests in progress, the windows among them, and whether
+// the process is exiting (their windows then end early). A forked child has
+// none of the parent's threads: it starts again from zero.
 std::atomic<int> g_in_flight{0};
+std::atomic<int> g_windows{0};
 std::atomic<bool> g_exiting{false};
 
 void EndWindowsAtExit() {
@@ -41,7 +47,10 @@ void RegisterAtExitOnce() {
   static std::once_flag once;
   std::call_once(once, [] {
     std::atexit(EndWindowsAtExit);
-    pthread_atfork(nullptr, nullptr, [] { g_in_flight.store(0); });
+    pthread_atfork(nullptr, nullptr, [] {
+      g_in_flight.store(0);
+      g_windows.store(0);
+    });
   });
 }
 
@@ -62,6 +71,20 @@ bool Authorised(const AdminRequest& request, const AdminHandlerOptions& options)
 }
 
 AdminResponse Unauthorised() { return FromResponse(server::UnauthorisedResponse()); }
+
+AdminResponse Busy(std::string why) {
+  return {
+      503, {{"Content-Type", "text/plain; charset=utf-8"}, {"Retry-After", "1"}}, std::move(why)};
+}
+
+// Whether `request` asks for a ?seconds= window (on any path: one that has
+// none answers at once, whatever it counted as).
+bool AsksForAWindow(const AdminRequest& request) {
+  for (const auto& [key, value] : server::DecodeQuery(request.query)) {
+    if (key == "seconds" && server::ParseSecondsParam(value)) return true;
+  }
+  return false;
+}
 
 // `stopping`: true once the answer is to end early because the process
 // exits (unset for a synchronous request, which the exit does not wait for).
@@ -97,24 +120,29 @@ void HandleAdminRequestAsync(AdminRequest request, std::function<void(AdminRespo
   RegisterAtExitOnce();
   if (g_in_flight.fetch_add(1) >= kMaxAsync || g_exiting.load()) {
     g_in_flight.fetch_sub(1);
-    return done({503,
-                 {{"Content-Type", "text/plain; charset=utf-8"}, {"Retry-After", "1"}},
-                 "too many lockprof requests in progress\n"});
+    return done(Busy("too many lockprof requests in progress\n"));
+  }
+  const int window = AsksForAWindow(request) ? 1 : 0;
+  if (window != 0 && g_windows.fetch_add(1) >= kMaxAsyncWindows) {
+    g_windows.fetch_sub(1);
+    g_in_flight.fetch_sub(1);
+    return done(Busy("too many profile windows open at once (at most " +
+                     std::to_string(kMaxAsyncWindows) + "): try again when one ends\n"));
   }
   // Kept here too: if no thread can be started, the caller is still answered.
   auto job = std::make_shared<std::pair<AdminRequest, std::function<void(AdminResponse)>>>(
       std::move(request), std::move(done));
-  std::thread worker = agent::TryStartOwnThread([job, options] {
+  std::thread worker = agent::TryStartOwnThread([job, options, window] {
     job->second(
         Route(job->first, options, [] { return g_exiting.load(std::memory_order_relaxed); }));
+    g_windows.fetch_sub(window);
     g_in_flight.fetch_sub(1);
   });
   if (worker.joinable()) return worker.detach();
+  g_windows.fetch_sub(window);
   g_in_flight.fetch_sub(1);
-  job->second({503,
-               {{"Content-Type", "text/plain; charset=utf-8"}, {"Retry-After", "1"}},
-               "lockprof: cannot start a thread for this request (the process is at its "
-               "thread limit)\n"});
+  job->second(Busy(
+      "lockprof: cannot start a thread for this request (the process is at its thread limit)\n"));
 }
 
 }  // namespace lockprof

@@ -82,7 +82,8 @@ LOCKPROF_EXPORT AdminResponse HandleAdminRequest(const AdminRequest& request,
 
 // Answers `request` by calling `done` exactly once: on the calling thread,
 // before returning, when the answer is immediate (a 401, or 503 when more
-// than 64 asynchronous requests are in progress), otherwise on a thread of
+// than 64 asynchronous requests are in progress, or a window when 32
+// windows are: the rest are kept for everything else), otherwise on a thread of
 // lockprof's own. At exit, open windows end early and their answers are
 // delivered before lockprof's exit handler returns (it waits at most 2 s).
 // `done` must not throw: on lockprof's thread an exception ends the process
