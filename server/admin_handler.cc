@@ -64,10 +64,18 @@ AdminResponse FromResponse(server::Response in) {
   return out;
 }
 
+// LOCKPROF_ADMIN_TOKEN, read once: a getenv() on every request, on the
+// host's request threads, could read the environment while another thread's
+// setenv() moved it (glibc frees the array getenv walks).
+const std::string& EnvToken() {
+  static const std::string token = agent::EnvString("LOCKPROF_ADMIN_TOKEN");
+  return token;
+}
+
 // Whether `request` may be answered: the built-in server's check.
 bool Authorised(const AdminRequest& request, const AdminHandlerOptions& options) {
   return server::RequestAuthorised(request.path, request.authorization,
-                                   agent::OptionOrEnv(options.token, "LOCKPROF_ADMIN_TOKEN"));
+                                   options.token.empty() ? EnvToken() : options.token);
 }
 
 AdminResponse Unauthorised() { return FromResponse(server::UnauthorisedResponse()); }

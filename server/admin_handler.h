@@ -69,8 +69,8 @@ struct AdminResponse {
 
 struct AdminHandlerOptions {
   // Secret every request must carry as "Authorization: Bearer <token>";
-  // without it, every path answers 401. Empty: LOCKPROF_ADMIN_TOKEN if set,
-  // else no token.
+  // without it, every path answers 401. Empty: LOCKPROF_ADMIN_TOKEN if set
+  // (read once, at the first request), else no token.
   std::string token{};
   // Longest ?seconds=N window served (longer: Go's 400). 0: no limit.
   int max_profile_seconds = 300;

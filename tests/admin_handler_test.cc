@@ -306,4 +306,20 @@ TEST(AdminHandlerTest, AsyncWindowsLeaveRoomForEverythingElse) {
   while (ended.load() + refused.load() < kWindows) std::this_thread::yield();
 }
 
+// LOCKPROF_ADMIN_TOKEN is read once, at the first request, not on each: a
+// getenv() on the host's request threads could walk the environment while
+// another thread's setenv() freed it. So a token set when the first request
+// came stays required after the variable goes.
+TEST(AdminHandlerTest, TheEnvironmentsTokenIsReadOnceAtTheFirstRequest) {
+  if (!lockprof::testing::InFreshProcess()) return;  // Needs the first request.
+  setenv("LOCKPROF_ADMIN_TOKEN", "env-token", 1);
+  AdminRequest req;
+  req.path = "/metrics";
+  EXPECT_EQ(lockprof::HandleAdminRequest(req).status, 401);
+  unsetenv("LOCKPROF_ADMIN_TOKEN");
+  EXPECT_EQ(lockprof::HandleAdminRequest(req).status, 401);
+  req.authorization = "Bearer env-token";
+  EXPECT_EQ(lockprof::HandleAdminRequest(req).status, 200);
+}
+
 }  // namespace
