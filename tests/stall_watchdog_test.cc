@@ -120,6 +120,27 @@ TEST_F(StallWatchdogEdgeTest, TheLongestThresholdNeverOverflows) {
   EXPECT_EQ(LockStalls(), stalls);
 }
 
+// A process found stuck, then the watchdog switched on: a thread already
+// asleep for a lock is reported within about a second (the longest a
+// reportable wait sleeps at a time). It read the threshold only as it went
+// to sleep, and slept on unreported for good.
+TEST_F(StallWatchdogEdgeTest, AWatchdogSwitchedOnFindsAWaiterAlreadyAsleep) {
+  Mutex mu("stall.late.watchdog");
+  const uint64_t stalls = LockStalls();
+  std::thread holder = HoldFor(&mu, 4000ms);
+  std::atomic<pid_t> tid{0};
+  std::thread waiter([&] {
+    tid = testing::ThisThreadId();
+    MutexLock l(&mu);
+  });
+  while (tid == 0) std::this_thread::yield();
+  ASSERT_TRUE(testing::WaitUntilAsleep(tid));
+  SetStallReportThreshold(50ms);
+  EXPECT_TRUE(testing::WaitFor([&] { return LockStalls() - stalls == 1; }, 3000));
+  holder.join();
+  waiter.join();
+}
+
 std::atomic<int64_t> g_stall_holder{-1};
 std::atomic<bool> g_stall_holder_exited{false};
 

@@ -86,21 +86,31 @@ class BlockedWait {
   // Sleeps on `word` while it holds `expected` (futex bitset `bits`), until
   // woken, spuriously, or when the stall threshold passes (then it reports
   // the stall once): callers re-check their condition and call again.
+  //
+  // A wait that could still be reported sleeps kRecheckNs at most at a
+  // time, so that a watchdog switched on or lowered while it sleeps (the
+  // process found stuck, then SetStallReportThreshold) finds it within a
+  // second: with the threshold read only as the sleep began, a deadlocked
+  // waiter was never reported.
+  static constexpr int64_t kRecheckNs = 1000000000;
   void Sleep(std::atomic<uint32_t>* word, uint32_t expected,
              uint32_t bits = FUTEX_BITSET_MATCH_ANY) {
-    const int64_t threshold = agent::StallThresholdNanos();
     // Only published waits are reported: not a stall hook's own.
-    if (__builtin_expect(threshold <= 0 || stall_reported_ || !published_, 1)) {
+    if (stall_reported_ || !published_) {
       FutexWaitBitset(word, expected, bits);
       return;
     }
-    const int64_t left = start_ + threshold - agent::MonotonicNanos();
-    if (left <= 0) {
-      stall_reported_ = true;
-      agent::ReportStall(lock_, tags_, start_);
-      return;
+    int64_t timeout = kRecheckNs;
+    if (const int64_t threshold = agent::StallThresholdNanos(); threshold > 0) {
+      const int64_t left = start_ + threshold - agent::MonotonicNanos();
+      if (left <= 0) {
+        stall_reported_ = true;
+        agent::ReportStall(lock_, tags_, start_);
+        return;
+      }
+      timeout = left < kRecheckNs ? left : kRecheckNs;
     }
-    FutexWaitBitset(word, expected, bits, left);
+    FutexWaitBitset(word, expected, bits, timeout);
   }
 
   // When the wait started (monotonic nanoseconds), for the waiter table.
