@@ -56,16 +56,22 @@ class FastProfileClock {
   const uint64_t base_tsc_;
 };
 
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+// A CondVar, with the profiles' clock 25% fast.
+class CondVarClockTest : public ::testing::Test {
+ protected:
+  lockprof::Mutex mu;
+  lockprof::CondVar cv;
+  FastProfileClock fast{1.25};
+};
+
 // The predicate is still false when the waiter is notified at 85% of its
 // time by steady_clock, which the profiles' clock (25% fast) counts as past
 // the deadline: the waiter must sleep the rest of its time and return
 // false only then (it returned false at once).
-TEST(CondVarClockTest, WaitForWithAPredicateWaitsItsWholeTimeOnSteadyClock) {
-  using std::chrono::milliseconds;
-  using std::chrono::steady_clock;
-  lockprof::Mutex mu;
-  lockprof::CondVar cv;
-  FastProfileClock fast(1.25);
+TEST_F(CondVarClockTest, WaitForWithAPredicateWaitsItsWholeTimeOnSteadyClock) {
   std::atomic<bool> waiting{false};
   steady_clock::duration waited{};
   bool result = true;
@@ -87,12 +93,7 @@ TEST(CondVarClockTest, WaitForWithAPredicateWaitsItsWholeTimeOnSteadyClock) {
 // Without a predicate: a timeout is reported only once steady_clock says
 // the time has passed, however fast the profiles' clock runs (the futex's
 // own timeout is steady_clock's, so this one held before too).
-TEST(CondVarClockTest, WaitForTimesOutOnSteadyClock) {
-  using std::chrono::milliseconds;
-  using std::chrono::steady_clock;
-  lockprof::Mutex mu;
-  lockprof::CondVar cv;
-  FastProfileClock fast(1.25);
+TEST_F(CondVarClockTest, WaitForTimesOutOnSteadyClock) {
   std::unique_lock<lockprof::Mutex> l(mu);
   const auto start = steady_clock::now();
   EXPECT_EQ(cv.wait_for(l, milliseconds(200)), std::cv_status::timeout);
