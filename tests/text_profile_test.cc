@@ -3,9 +3,12 @@
 // "sampling period" line).
 #include <gtest/gtest.h>
 
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "lockprof/agent/pprof/text_profile.h"
 #include "lockprof/lockprof.h"
 #include "test_util.h"
 
@@ -83,6 +86,33 @@ TEST(TextProfileTest, ValuesRecordedAtAnotherRateKeepTheirTotals) {
                                        /*hold=*/100000);
   ExpectTextReadsAsTheProto("mutex");
   ExpectTextReadsAsTheProto("hold");
+}
+
+// A function or file name with a newline (a plugin's symbol, a DWARF file
+// name: bytes the program brings) cannot forge a line of the text: its
+// control bytes are escaped, and the text holds the one sample it has.
+TEST(TextProfileTest, ANameWithANewlineForgesNoSample) {
+  using namespace lockprof::agent;
+  ResolvedProfile rp;
+  rp.info = &kProfiles[size_t(ProfileId::kMutex)];
+  rp.locations.push_back({0x1000, -1, {}});
+  SourceFrame f;
+  f.function = "f\n7 7 @ 0x2\n";
+  f.file = "a.cc\n8 8 @ 0x3";
+  rp.locations[0].frames.push_back(f);
+  ResolvedSample s;
+  s.locations = {0};
+  s.return_addresses = {0x1001};
+  s.values[0] = 1;
+  s.values[1] = 1;
+  rp.samples.push_back(s);
+  std::ostringstream out;
+  WriteTextProfile(rp, out);
+  const std::string text = out.str();
+  EXPECT_EQ(lockprof::testing::CountOf(text, "\n1 1 @ 0x1001\n"), 1u) << text;
+  EXPECT_EQ(text.find("\n7 7 @"), std::string::npos) << text;
+  EXPECT_EQ(text.find("\n8 8 @"), std::string::npos) << text;
+  EXPECT_NE(text.find("f\\x0a7 7 @ 0x2\\x0a"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <numeric>
 
+#include "lockprof/agent/base/utf8.h"
+
 namespace lockprof::agent {
 
 void WriteTextProfile(const ResolvedProfile& rp, std::ostream& out) {
@@ -39,8 +41,13 @@ void WriteTextProfile(const ResolvedProfile& rp, std::ostream& out) {
       const ResolvedLocation& loc = rp.locations[size_t(li)];
       std::snprintf(buf, sizeof buf, "#\t%#" PRIxPTR, loc.address);
       if (loc.frames.empty()) out << buf << "\n";
+      // Names with their control bytes escaped: one with a newline (a
+      // plugin's symbol, a DWARF file name) would otherwise start a line of
+      // its own, which the legacy parser reads as a sample. (Go writes its
+      // own names raw: they cannot hold one.)
       for (const SourceFrame& f : loc.frames) {
-        out << buf << "\t" << f.function << "\t" << f.file << ":" << f.line << "\n";
+        out << buf << "\t" << EscapedForLog(f.function) << "\t" << EscapedForLog(f.file) << ":"
+            << f.line << "\n";
       }
     }
     out << "\n";
