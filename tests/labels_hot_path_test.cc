@@ -180,6 +180,32 @@ TEST(LabelsHotPathTest, OneOversizedValueLeavesOtherScopesTheirLabels) {
 }
 
 #ifndef LOCKPROF_TEST_TSAN  // Counts pthread_mutex_lock: see above.
+// A small scope inside one whose labels nearly fill the byte cap: its own
+// labels fit, the set they make with the outer ones does not, so it is
+// folded, and kept as folded: constructed again, it takes no lock. It took
+// the registry's mutex, and copied the outer scope's 3 MB, every time.
+TEST(LabelsHotPathTest, AScopeFoldedForItsMergedSetTakesNoLockWhenItComesBack) {
+  if (!lockprof::testing::InFreshProcess()) return;  // Needs the label table empty.
+  { lockprof::ScopedLabels filler({{"filler", std::string(2000000, 'y')}}); }
+  lockprof::ScopedLabels outer({{"body", std::string(3000000, 'x')}});
+  std::string before;
+  lockprof::WriteMetrics(&before);
+  { lockprof::ScopedLabels first({{"phase", "parse"}}); }  // Folded.
+  t_mutex_locks = 0;
+  t_counting = true;
+  for (int i = 0; i < 100; ++i) lockprof::ScopedLabels again({{"phase", "parse"}});
+  t_counting = false;
+  EXPECT_EQ(t_mutex_locks, 0) << "mutex acquisitions in 100 constructions of a folded scope";
+  std::string after;
+  lockprof::WriteMetrics(&after);
+  // Each construction still counts as folded.
+  EXPECT_EQ(MetricValue(after, "lockprof_label_scopes_folded_total") -
+                MetricValue(before, "lockprof_label_scopes_folded_total"),
+            101);
+}
+#endif  // LOCKPROF_TEST_TSAN
+
+#ifndef LOCKPROF_TEST_TSAN  // Counts pthread_mutex_lock: see above.
 // A scope too large for the bytes left is never interned: each time it
 // comes back (a request body as a label, on every request) it is folded
 // again. It took the registry's mutex every time (10 locks here).

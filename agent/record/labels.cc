@@ -1,5 +1,7 @@
 #include "lockprof/agent/labels.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -9,6 +11,7 @@
 
 #include "lockprof/agent/base/env.h"
 #include "lockprof/agent/base/fork.h"
+#include "lockprof/agent/record/clock.h"
 #include "lockprof/agent/record/label_sets.h"
 #include "lockprof/agent/record/thread_state.h"
 
@@ -72,6 +75,9 @@ struct Registry {
   std::atomic<bool> full{false};    // No scope will be added any more.
   std::atomic<uint64_t> folded{0};  // Scopes given the overflow set.
   LabelSet* overflow = nullptr;
+  // Random, so that label values (request paths, say) cannot be chosen to
+  // crowd one run of slots, where scopes past kMaxProbes are folded.
+  uint64_t seed = 0;
 };
 
 // LOCKPROF_MAX_LABEL_SETS, read at start (env.h), not at the first
@@ -91,6 +97,9 @@ Registry& TheRegistry() {
     registry->mask = slots - 1;
     registry->slots = new std::atomic<const Scope*>[slots]();
     registry->overflow = LabelSet::New({{kLabelSetsFullKey, kLabelSetsFullValue}});
+    if (getrandom(&registry->seed, sizeof registry->seed, GRND_NONBLOCK) != sizeof registry->seed) {
+      registry->seed = reinterpret_cast<uintptr_t>(registry) ^ uint64_t(MonotonicNanos());
+    }
     // A child must not inherit the mutex held by a thread that does not
     // exist there: fork() waits until no thread is adding a scope.
     HoldAcrossFork(&registry->mu, ForkRank::kLabels);
@@ -104,10 +113,13 @@ inline uint64_t Mix(uint64_t h, std::string_view s) {
   return (h ^ s.size()) * 0x100000001B3ull;  // Separates "ab","c" from "a","bc".
 }
 
-uint64_t HashScope(const LabelSet* base, Extra extra) {
-  uint64_t h = 0xCBF29CE484222325ull ^ reinterpret_cast<uintptr_t>(base);
+uint64_t HashScope(const Registry& r, const LabelSet* base, Extra extra) {
+  uint64_t h = 0xCBF29CE484222325ull ^ r.seed ^ reinterpret_cast<uintptr_t>(base);
   for (const auto& [k, v] : extra) h = Mix(Mix(h, k), v);
-  return h ^ (h >> 29);
+  // MurmurHash3's finaliser: every bit of h reaches the slot's low bits.
+  h = (h ^ (h >> 33)) * 0xFF51AFD7ED558CCDull;
+  h = (h ^ (h >> 33)) * 0xC4CEB9FE1A85EC53ull;
+  return h ^ (h >> 33);
 }
 
 bool SameScope(const Scope& s, uint64_t hash, const LabelSet* base, Extra extra) {
@@ -166,7 +178,8 @@ const LabelSet* FoldOversized(Registry& r) {
 // First sight of a scope: interns its set and publishes the scope.
 const LabelSet* Add(Registry& r, uint64_t hash, const LabelSet* base, Extra extra) {
   std::lock_guard<std::mutex> lock(r.mu);
-  if (const LabelSet* set = Find(r, hash, base, extra)) return set;  // Raced: added meanwhile.
+  // Raced: added meanwhile (and counted if kept folded, as in Intern).
+  if (const LabelSet* set = Find(r, hash, base, extra)) return set == r.overflow ? Fold(r) : set;
   if (r.scopes.load(std::memory_order_relaxed) >= r.capacity) {
     r.full.store(true, std::memory_order_relaxed);
     return Fold(r);
@@ -181,15 +194,24 @@ const LabelSet* Add(Registry& r, uint64_t hash, const LabelSet* base, Extra extr
   if (interned + bytes > r.max_bytes) return FoldOversized(r);  // Before Merge copies them.
   std::vector<LabelSet::Label> merged = Merge(base, extra);
   auto found = r.sets.find(merged);
-  if (found == r.sets.end()) {
-    bytes += 2 * BytesOf(merged);  // The map's key and the set's own copy.
-    if (interned + bytes > r.max_bytes) return FoldOversized(r);
+  const LabelSet* set;
+  if (found != r.sets.end()) {
+    set = found->second.get();
+  } else if (const size_t set_bytes = 2 * BytesOf(merged);  // The map's key, the set's copy.
+             interned + bytes + set_bytes > r.max_bytes) {
+    // The scope's own labels fit, the set they make with the outer ones
+    // does not: the scope is kept, folded, so that its next construction
+    // finds it without this mutex (and without copying the outer labels,
+    // megabytes of them perhaps, again).
+    set = FoldOversized(r);
+  } else {
+    bytes += set_bytes;
     found = r.sets.emplace(std::move(merged), nullptr).first;
     found->second.reset(LabelSet::New(found->first));
+    set = found->second.get();
   }
   r.bytes.store(interned + bytes, std::memory_order_relaxed);
-  std::unique_ptr<LabelSet>& set = found->second;
-  auto* scope = new Scope{hash, base, {}, set.get()};
+  auto* scope = new Scope{hash, base, {}, set};
   for (const auto& [k, v] : extra) scope->extra.emplace_back(std::string(k), std::string(v));
   r.scopes.store(r.scopes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   r.slots[i].store(scope, std::memory_order_release);
@@ -206,8 +228,9 @@ LabelSet* LabelSet::New(std::vector<Label> labels) {
 
 const LabelSet* LabelSet::Intern(const LabelSet* base, Extra extra) {
   Registry& r = TheRegistry();
-  const uint64_t hash = HashScope(base, extra);
-  if (const LabelSet* set = Find(r, hash, base, extra)) return set;
+  const uint64_t hash = HashScope(r, base, extra);
+  // A scope kept folded is counted at each construction, as the others.
+  if (const LabelSet* set = Find(r, hash, base, extra)) return set == r.overflow ? Fold(r) : set;
   if (r.full.load(std::memory_order_relaxed)) return Fold(r);
   // A scope too large for the bytes left is folded without the registry's
   // mutex: it is never interned, so every construction of it gets here
