@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "lockprof/agent/base/quiet_calls.h"
+
 namespace lockprof::internal {
 
 // Sleeps while *word == expected, until woken, until `timeout` (relative,
@@ -18,25 +20,22 @@ namespace lockprof::internal {
 //
 // Every wrapper here leaves errno as it found it: the system call sets it
 // (EAGAIN when the word changed first, EINTR when a signal came, ETIMEDOUT),
-// and a lock call must not (glibc's never do; agent/base/quiet_calls.h).
+// and a lock call must not (glibc's never do): agent::KeepErrno.
 inline bool FutexWait(std::atomic<uint32_t>* word, uint32_t expected,
                       const timespec* timeout = nullptr) {
-  const int saved = errno;
+  const agent::KeepErrno keep;
   const long r = syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
                          timeout, nullptr, 0);
-  const bool timed_out = r == -1 && errno == ETIMEDOUT;
-  errno = saved;
-  return !timed_out;
+  return !(r == -1 && errno == ETIMEDOUT);
 }
 
 // Wakes up to `count` threads sleeping on `word`. Reads no memory at
 // `word`: a private futex is keyed by its address alone, so an unlock may
 // wake after its releasing store, when the lock may already be freed.
 inline void FutexWake(std::atomic<uint32_t>* word, int count) {
-  const int saved = errno;
+  const agent::KeepErrno keep;
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr,
           0);
-  errno = saved;
 }
 
 // The time on `clock` `ns` (>= 0) nanoseconds from now: an absolute deadline.
@@ -62,20 +61,18 @@ inline void FutexWaitBitset(std::atomic<uint32_t>* word, uint32_t expected, uint
     deadline = ClockTimeAfter(CLOCK_MONOTONIC, timeout_ns);
     until = &deadline;
   }
-  const int saved = errno;
+  const agent::KeepErrno keep;
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_BITSET_PRIVATE, expected, until,
           nullptr, bits);
-  errno = saved;
 }
 
 // Wakes up to `count` threads sleeping on `word` with a bit of `bits`.
 // Like FutexWake, it reads no memory at `word` (a private futex is keyed by
 // its address), so it may follow the release of the object `word` is in.
 inline void FutexWakeBitset(std::atomic<uint32_t>* word, int count, uint32_t bits) {
-  const int saved = errno;
+  const agent::KeepErrno keep;
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_BITSET_PRIVATE, count, nullptr,
           nullptr, bits);
-  errno = saved;
 }
 
 // A CPU hint for spin loops.
